@@ -1,0 +1,157 @@
+"""The Python API, mirrored by the CLI: `recipe.load(...)` then `.check()`, `.plan()`, `.run()`.
+
+    >>> r = recipe.load("examples/quickstart.recipe")
+    >>> result = r.run(params={"k": "10"}, out="out/quick")
+    >>> result.table("picked").to_pandas()
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from .check import CANONICAL_COLUMNS, Checked, check
+from .diagnostics import RecipeError, UserError, raise_if_errors
+from .frontend import parse_any
+from .ir import Lit, ParamRef, Recipe
+from .link import link, load_file, read_text
+
+
+@dataclass
+class Loaded:
+    recipe: Recipe          # as written
+    text: str
+    file: str
+
+    @property
+    def linked(self) -> Recipe:
+        return link(self.recipe)
+
+    def source_paths(self, sources: dict[str, str] | None = None, params: dict | None = None) -> dict[str, str]:
+        """Where each source reads from: `--source NAME=PATH` first (relative to the working
+        directory), else the recipe's path (relative to the recipe file)."""
+        r = self.linked
+        sources = dict(sources or {})
+        base = Path(self.file).parent if self.file != "<string>" else Path.cwd()
+        names = {s.name for s in r.sources}
+        for n in sources:
+            if n not in names:
+                from .diagnostics import did_you_mean
+                hint = did_you_mean(n, names)
+                raise UserError(f"--source {n}: the recipe has no source `{n}`" + (f"; {hint[0]}" if hint else ""))
+        out = {}
+        for s in r.sources:
+            if s.name in sources:
+                out[s.name] = sources[s.name]
+                continue
+            v = s.path.value if isinstance(s.path, Lit) else (params or {}).get(s.path.name)
+            p = Path(str(v))
+            out[s.name] = str(p if p.is_absolute() else base / p)
+        return out
+
+    def check(self, params: dict[str, str] | None = None, sources: dict[str, str] | None = None,
+              sniff: bool = True) -> Checked:
+        """All checks; returns the diagnostics (raises only for parse/link errors)."""
+        r = self.linked
+        cols = {}
+        if sniff:
+            from .io.readers import sniff_columns
+            fmt = {s.name: next((a.value.value for a in s.options if a.name == "format" and isinstance(a.value, Lit)), None)
+                   for s in r.sources}
+            for name, path in self.source_paths(sources).items():
+                found = sniff_columns(path, fmt.get(name))
+                cols[name] = (found | set(CANONICAL_COLUMNS)) if found else None
+        return check(r, {k: str(v) for k, v in (params or {}).items()}, cols)
+
+    def plan(self, params=None, sources=None):
+        from .plan import build_plan
+        from .runtime.resolve import identity
+        c = self.check(params, sources)
+        raise_if_errors(c.diagnostics)
+        return build_plan(c, self.source_paths(sources, c.params), identity)
+
+    def run(self, params=None, sources=None, out="out", cache_dir=".recipe", quiet=True, runtime=None):
+        from .engine.run import Reporter, check_out_dir, execute
+        from .engine.store import Store
+        out_dir = Path(out)
+        check_out_dir(out_dir)
+        reporter = Reporter(quiet)
+        c = self.check(params, sources)
+        for d in c.diagnostics:
+            if not d.is_error:
+                from .diagnostics import render
+                reporter.log(render(d, {self.file: self.text}))
+        raise_if_errors(c.diagnostics)
+        from .plan import build_plan
+        from .runtime.resolve import identity
+        plan = build_plan(c, self.source_paths(sources, c.params), identity)
+        store = Store(cache_dir)
+        holder = {"rt": runtime}
+
+        def runtime_factory():
+            if holder["rt"] is None:
+                from .runtime import ModelRuntime
+                holder["rt"] = ModelRuntime(cache_dir=Path(cache_dir) / "models", log=reporter.log)
+            return holder["rt"]
+        try:
+            extra = {"recipe": self.recipe.name, "recipe_hash": self.hash(c.params),
+                     "params": c.params,
+                     "inputs": {s.name: {"path": s.args["path"], "sha256": s.parts["data"]}
+                                for s in plan.steps if s.op == "read"},
+                     "models": {k: {"kind": v["kind"], "source": v["source"], "identity": v["identity"]}
+                                for k, v in plan.models.items()},
+                     "versions": versions()}
+            reporter.log(f"running {self.recipe.name} ({len(plan.steps)} steps) into {out_dir}")
+            res = execute(plan, store, out_dir, reporter, runtime_factory, extra)
+            if holder["rt"] is not None:
+                res.manifest["model_runtime"] = holder["rt"].stats()
+                from .engine.run import atomic_write
+                atomic_write(out_dir / "manifest.json",
+                             (json.dumps(res.manifest, indent=2, ensure_ascii=False) + "\n").encode())
+            res.store_dir = Path(cache_dir)
+            return Result(res, plan, Path(cache_dir))
+        finally:
+            store.close()
+
+    def hash(self, params: dict) -> str:
+        return hashlib.sha256((self.linked.dumps() + json.dumps(params, sort_keys=True)).encode()).hexdigest()
+
+
+class Result:
+    """A finished run: the manifest, and each node's rows as DuckDB/Arrow/pandas."""
+
+    def __init__(self, res, plan, cache_dir: Path):
+        self.out_dir, self.manifest, self.steps = res.out_dir, res.manifest, res.steps
+        self.plan, self.cache_dir = plan, cache_dir
+
+    def table(self, node: str):
+        """The rows of a node as an Arrow table."""
+        import duckdb
+        from .engine.store import Store
+        step = self.plan.step(self.plan.node_step[node])
+        con = duckdb.connect(str(self.cache_dir / "cache.duckdb"), read_only=True)
+        try:
+            return con.execute(f'SELECT * FROM "{Store.table(step.fingerprint)}" ORDER BY rowid').fetch_arrow_table()
+        finally:
+            con.close()
+
+
+def versions() -> dict:
+    out = {}
+    for pkg in ("recipe", "duckdb", "pyarrow", "lark", "numpy", "torch", "transformers",
+                "sentence-transformers", "faiss-cpu"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def load(path_or_text: str) -> Loaded:
+    """Load a recipe from a file, `stdlib:NAME`, or recipe text (anything with a newline)."""
+    if "\n" in path_or_text or path_or_text.lstrip().startswith("recipe "):
+        return Loaded(parse_any(path_or_text, "<string>"), path_or_text, "<string>")
+    recipe, text = load_file(path_or_text)
+    return Loaded(recipe, text, recipe.file)

@@ -1,0 +1,238 @@
+"""The `recipe` command line. Every user mistake ends in a rendered diagnostic or a one-line
+error and a non-zero exit, never a traceback."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .diagnostics import RecipeError, UserError, render, render_all
+
+
+def _kv(items: list[str] | None, flag: str) -> dict[str, str]:
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise UserError(f"{flag} {it}: write {flag} NAME=VALUE")
+        k, v = it.split("=", 1)
+        out[k.strip()] = v
+    return out
+
+
+def _load(target: str):
+    from .api import load
+    return load(target)
+
+
+def cmd_check(a) -> int:
+    status = 0
+    all_json = []
+    for f in a.files:
+        try:
+            r = _load(f)
+            c = r.check(_kv(a.set, "--set"), _kv(a.source, "--source"))
+            diags = c.diagnostics
+        except RecipeError as e:
+            diags, r = e.diagnostics, None
+        sources = {r.file: r.text} if r else None
+        if a.format == "json":
+            all_json += [{"file": f, **d.to_json()} for d in diags]
+        elif diags:
+            print(render_all(diags, sources), file=sys.stderr)
+        if any(d.is_error for d in diags):
+            status = 1
+        elif a.format != "json":
+            print(f"{f}: ok" + (f" ({len(diags)} warning(s))" if diags else ""))
+    if a.format == "json":
+        print(json.dumps(all_json, indent=2))
+    return status
+
+
+def cmd_fmt(a) -> int:
+    from .frontend import parse_any
+    from .frontend.printer import to_text, to_yaml
+    status = 0
+    for f in a.files:
+        from .link import read_text, resolve_path
+        path = resolve_path(f)
+        text = read_text(path)
+        r = parse_any(text, str(path))
+        if a.to:
+            sys.stdout.write(to_yaml(r) if a.to == "yaml" else to_text(r))
+            continue
+        new = to_yaml(r) if path.suffix in (".yaml", ".yml") else to_text(r)
+        if new != text:
+            if a.check:
+                print(f"{f}: would reformat", file=sys.stderr)
+                status = 1
+            else:
+                path.write_text(new, encoding="utf-8")
+                print(f"{f}: formatted")
+    return status
+
+
+def cmd_compile(a) -> int:
+    r = _load(a.file)
+    if a.emit == "ir":
+        sys.stdout.write(r.recipe.dumps())
+        return 0
+    plan = r.plan(_kv(a.set, "--set"), _kv(a.source, "--source"))
+    sys.stdout.write(plan_text(plan, None))
+    return 0
+
+
+def plan_text(plan, store) -> str:
+    lines = []
+    for s in plan.steps:
+        status = ""
+        if store is not None:
+            from .plan import why_rerun
+            status = "cached" if store.done(s.fingerprint) else why_rerun(store.last_parts(s.name), s.parts)
+            status = f"  [{status}]"
+        ins = ", ".join(s.inputs) or s.args.get("path", "")
+        models = f"  models: {', '.join(s.models)}" if s.models else ""
+        lines.append(f"{s.name:<24} {s.op:<10} <- {ins}{models}{status}")
+        lines.append(f"{'':<24} fingerprint {s.fingerprint[:16]}")
+    for s in plan.sinks:
+        lines.append(f"write {s['name']} -> {s['path']} ({s['format'] or 'jsonl'})")
+    if plan.models:
+        lines.append("models (each loaded once, shared by every step that names it):")
+        for name, m in plan.models.items():
+            users = [s.name for s in plan.steps if name in s.models]
+            lines.append(f"  {name}: {m['kind']} {m['source']} -> {', '.join(users) or 'unused'}")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_plan(a) -> int:
+    r = _load(a.file)
+    plan = r.plan(_kv(a.set, "--set"), _kv(a.source, "--source"))
+    store = None
+    if (Path(a.cache_dir) / "cache.duckdb").exists():
+        from .engine.store import Store
+        store = Store(a.cache_dir)
+    try:
+        sys.stdout.write(plan_text(plan, store))
+    finally:
+        if store:
+            store.close()
+    return 0
+
+
+def cmd_run(a) -> int:
+    r = _load(a.file)
+    res = r.run(_kv(a.set, "--set"), _kv(a.source, "--source"), a.out, a.cache_dir, quiet=a.quiet)
+    main = res.manifest["sinks"][0] if res.manifest["sinks"] else None
+    if main:
+        print(f"done: {main['rows']} rows in {main['path']}; manifest.json and set_aside.jsonl in {a.out}")
+    return 0
+
+
+def cmd_ops(a) -> int:
+    from . import ops
+    for name in ops.names():
+        spec = ops.get(name)
+        print(f"{name} (v{spec.version}): {spec.doc}")
+        for p in spec.params:
+            extra = []
+            if p.choices:
+                extra.append("one of " + "|".join(map(str, p.choices)))
+            if p.default is not None:
+                extra.append(f"default {p.default!r}")
+            if p.required:
+                extra.append("required")
+            print(f"    {p.name}: {p.type}" + (f" ({', '.join(extra)})" if extra else "") + (f"  {p.doc}" if p.doc else ""))
+        if spec.variadic:
+            print(f"    NAME=...: {spec.variadic}")
+    return 0
+
+
+def cmd_explain(a) -> int:
+    out = Path(a.out)
+    man = json.loads((out / "manifest.json").read_text())
+    aside = out / "set_aside.jsonl"
+    hits = []
+    if aside.exists():
+        with open(aside, encoding="utf-8") as fh:
+            for line in fh:
+                rec = json.loads(line)
+                if rec.get("_id") == a.row:
+                    hits.append(rec)
+    if hits:
+        for h in hits:
+            print(f"{a.row}: set aside at `{h['node']}`: {h['reason']}")
+        return 0
+    for s in man.get("sinks", []):
+        p = Path(s["path"])
+        if p.exists() and p.suffix == ".jsonl":
+            with open(p, encoding="utf-8") as fh:
+                for line in fh:
+                    if a.row in line and json.loads(line).get("_id") == a.row:
+                        print(f"{a.row}: kept; written to {p} (through {' -> '.join(n['name'] for n in man['nodes'])})")
+                        return 0
+    print(f"{a.row}: not found in {out} (not in any sink or in set_aside.jsonl)", file=sys.stderr)
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="recipe", description="Declarative data recipes for instruction-tuning data.")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    def common(p, sources=True):
+        p.add_argument("--set", action="append", metavar="NAME=VALUE", help="override a param")
+        if sources:
+            p.add_argument("--source", action="append", metavar="NAME=PATH", help="read a source from PATH")
+
+    p = sub.add_parser("check", help="check recipes without running anything")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    common(p)
+    p.set_defaults(fn=cmd_check)
+    p = sub.add_parser("fmt", help="format recipes canonically (or convert with --to)")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--check", action="store_true", help="exit 1 if a file would change")
+    p.add_argument("--to", choices=("yaml", "text"), help="print the other form")
+    p.set_defaults(fn=cmd_fmt)
+    p = sub.add_parser("compile", help="print a compiler stage: the IR or the plan")
+    p.add_argument("file")
+    p.add_argument("--emit", choices=("ir", "plan"), default="ir")
+    common(p)
+    p.set_defaults(fn=cmd_compile)
+    p = sub.add_parser("plan", help="show the steps, their cache status and the models")
+    p.add_argument("file")
+    p.add_argument("--cache-dir", default=".recipe")
+    common(p)
+    p.set_defaults(fn=cmd_plan)
+    p = sub.add_parser("run", help="run a recipe")
+    p.add_argument("file")
+    p.add_argument("--out", default="out")
+    p.add_argument("--cache-dir", default=".recipe")
+    p.add_argument("--quiet", action="store_true")
+    common(p)
+    p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("ops", help="list operators and their parameters")
+    p.set_defaults(fn=cmd_ops)
+    p = sub.add_parser("explain", help="say where a row went and why")
+    p.add_argument("--out", required=True)
+    p.add_argument("--row", required=True)
+    p.set_defaults(fn=cmd_explain)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    try:
+        return a.fn(a)
+    except RecipeError as e:
+        print(render_all(e.diagnostics), file=sys.stderr)
+        return 1
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted; finished steps are cached and the next run resumes from them", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Execution on DuckDB: a cache database of materialised nodes, run and resumed step by step."""

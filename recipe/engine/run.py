@@ -1,0 +1,207 @@
+"""Execute a plan: each step in its own transaction, cached by fingerprint; then the sinks,
+`set_aside.jsonl` and `manifest.json`, each written atomically."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .. import ops as registry
+from ..diagnostics import UserError
+from ..plan import Plan, why_rerun
+from . import tables
+from .context import OpContext
+from .store import Store
+from .writers import safe_sink_path, write_sink
+
+
+class Reporter:
+    """Progress and summary output; quiet in tests, rich on a terminal."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self._console = None
+        if not quiet:
+            from rich.console import Console
+            self._console = Console(stderr=True)
+
+    def log(self, msg: str) -> None:
+        if not self.quiet:
+            self._console.print(msg, highlight=False, markup=False)
+
+    def progress(self, step: str):
+        if self.quiet or not self._console.is_terminal:
+            return _NullProgress()
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        return _RichProgress(Progress(TextColumn(f"[bold]{step}"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                                      console=self._console, transient=True))
+
+    def summary(self, rows: list[dict]) -> None:
+        if self.quiet:
+            return
+        from rich.table import Table
+        t = Table(title="run summary")
+        for c in ("step", "op", "in", "created", "out", "set aside", "seconds", "cached"):
+            t.add_column(c, justify="right" if c not in ("step", "op") else "left")
+        for r in rows:
+            t.add_row(r["name"], r["op"], str(r["rows_in"]), str(r["rows_created"]), str(r["rows_out"]),
+                      str(r["rows_set_aside"]), f"{r['seconds']:.2f}", "yes" if r["cached"] else "")
+        self._console.print(t)
+
+
+class _NullProgress:
+    def __enter__(self):
+        return lambda done, total: None
+
+    def __exit__(self, *a):
+        return False
+
+
+class _RichProgress:
+    def __init__(self, p):
+        self.p, self.task, self.t0 = p, None, time.time()
+
+    def __enter__(self):
+        self.p.__enter__()
+        self.task = self.p.add_task("", total=None, rate="")
+
+        def update(done, total):
+            rate = done / max(1e-9, time.time() - self.t0)
+            self.p.update(self.task, completed=done, total=total, rate=f"{rate:,.1f} rows/s")
+        return update
+
+    def __exit__(self, *a):
+        return self.p.__exit__(*a)
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    manifest: dict
+    steps: list[dict] = field(default_factory=list)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise UserError(f"cannot write {path}: {e.strerror}")
+
+
+def check_out_dir(out: Path) -> None:
+    """Fail before any work when --out cannot be written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".recipe-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise UserError(f"cannot write to output directory {out}: {e.strerror}")
+
+
+def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime_factory,
+            manifest_extra: dict) -> RunResult:
+    con = store.con
+    rows: list[dict] = []
+    step_table: dict[str, str] = {}
+    for step in plan.steps:
+        t0 = time.time()
+        done = store.done(step.fingerprint)
+        table = Store.table(step.fingerprint)
+        if done is not None:
+            step_table[step.name] = table
+            rows.append({"name": step.name, "op": step.op, **{k: done[k] for k in
+                         ("rows_in", "rows_created", "rows_out", "rows_set_aside")},
+                         "seconds": 0.0, "cached": True, "info": done["info"], "why": "cached"})
+            reporter.log(f"  {step.name}: cached ({done['rows_out']} rows)")
+            continue
+        why = why_rerun(store.last_parts(step.name), step.parts)
+        reporter.log(f"  {step.name}: running {step.op} ({why})")
+        aside = Store.aside(step.fingerprint)
+        ctx = OpContext(con, table, aside, step.name, plan.params,
+                        {m: plan.models[m] for m in step.models}, runtime_factory)
+        inputs = [step_table[i] for i in step.inputs]
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+            con.execute(f"DROP TABLE IF EXISTS {aside}")
+            con.execute(f"CREATE TABLE {aside} {tables.ASIDE_DDL}")
+            with reporter.progress(step.name) as prog:
+                ctx.progress = prog
+                if step.op == "read":
+                    from .read import read_source
+                    read_source(ctx, step.node, step.args, reporter.log)
+                else:
+                    registry.get(step.op).run(ctx, step.args, inputs)
+            n_in = sum(tables.count(con, t) for t in inputs[:_main_inputs(step)])
+            n_out = tables.count(con, table)
+            n_aside = tables.count(con, aside)
+            created = n_out + n_aside - n_in
+            spec = registry.get(step.op)
+            if created < 0 or (created > 0 and not (step.op == "read" or (spec and spec.creates_rows))):
+                raise RuntimeError(f"accounting broken in step {step.name}: in={n_in} out={n_out} set aside={n_aside}")
+            secs = time.time() - t0
+            con.execute("INSERT OR REPLACE INTO _steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [step.fingerprint, step.name, step.op, n_in, created, n_out, n_aside, secs,
+                         json.dumps(ctx.info, sort_keys=True)])
+            con.execute("INSERT OR REPLACE INTO _last VALUES (?, ?, ?)",
+                        [step.name, step.fingerprint, json.dumps(step.parts, sort_keys=True, default=str)])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        step_table[step.name] = table
+        rows.append({"name": step.name, "op": step.op, "rows_in": n_in, "rows_created": created,
+                     "rows_out": n_out, "rows_set_aside": n_aside, "seconds": round(secs, 3),
+                     "cached": False, "info": ctx.info, "why": why})
+    # outputs
+    sinks = []
+    aside_lines = []
+    for s in plan.sinks:
+        path = safe_sink_path(out_dir, s["path"])
+        n, rejected = write_sink(con, step_table[s["step"]], path, s["format"], s["options"], atomic_write)
+        sinks.append({"name": s["name"], "path": str(path), "format": s["format"] or "jsonl", "rows": n,
+                      "rows_not_written": len(rejected)})
+        aside_lines += [json.dumps({"_id": rid, "node": f"write {s['path']}", "reason": why}, ensure_ascii=False)
+                        for rid, why in rejected]
+        reporter.log(f"  wrote {n} rows to {path}")
+    step_lines = []
+    for step in plan.steps:
+        for rid, reason, raw in con.execute(
+                f"SELECT _id, reason, raw FROM {Store.aside(step.fingerprint)} ORDER BY rowid").fetchall():
+            rec = {"_id": rid, "node": step.name, "reason": reason}
+            if raw is not None:
+                rec["raw"] = raw
+            step_lines.append(json.dumps(rec, ensure_ascii=False))
+    aside_lines = step_lines + aside_lines
+    atomic_write(out_dir / "set_aside.jsonl", ("\n".join(aside_lines) + ("\n" if aside_lines else "")).encode())
+    manifest = {**manifest_extra,
+                "nodes": [{k: r[k] for k in ("name", "op", "rows_in", "rows_created", "rows_out",
+                                             "rows_set_aside", "seconds", "cached")} | ({"stats": r["info"]} if r["info"] else {})
+                          for r in rows],
+                "sinks": sinks}
+    atomic_write(out_dir / "manifest.json", (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
+    reporter.summary(rows)
+    return RunResult(out_dir, manifest, rows)
+
+
+def _main_inputs(step) -> int:
+    """How many of a step's inputs count as rows in (dedupe's `against` is a reference only)."""
+    spec = registry.get(step.op)
+    if spec is None:
+        return 0
+    return len(step.inputs) - len(spec.extra_inputs(step.args))
+
+

@@ -1,0 +1,75 @@
+"""The cache directory: one DuckDB database of step tables, guarded by a lock file.
+
+Each finished step is committed in one transaction together with its row in `_steps`, so
+a run killed at any moment leaves either the whole step or nothing, and the next run
+resumes from the committed steps.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+
+import duckdb
+
+from ..diagnostics import UserError
+
+
+class Store:
+    def __init__(self, cache_dir: str | Path):
+        self.dir = Path(cache_dir)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create cache directory {self.dir}: {e.strerror}")
+        self._lock_fh = open(self.dir / "lock", "a+")
+        try:
+            fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock_fh.seek(0)
+            who = self._lock_fh.read().strip() or "another process"
+            self._lock_fh.close()
+            raise UserError(f"the cache directory {self.dir} is in use by a running `recipe run` ({who}); "
+                            f"wait for it or pass another --cache-dir")
+        self._lock_fh.seek(0)
+        self._lock_fh.truncate()
+        self._lock_fh.write(f"pid {os.getpid()}")
+        self._lock_fh.flush()
+        self.con = duckdb.connect(str(self.dir / "cache.duckdb"))
+        self.con.execute("SET preserve_insertion_order = true")
+        self.con.execute("CREATE TABLE IF NOT EXISTS _steps (fp VARCHAR PRIMARY KEY, name VARCHAR, op VARCHAR, "
+                         "rows_in BIGINT, rows_created BIGINT, rows_out BIGINT, rows_set_aside BIGINT, "
+                         "seconds DOUBLE, info VARCHAR)")
+        self.con.execute("CREATE TABLE IF NOT EXISTS _last (name VARCHAR PRIMARY KEY, fp VARCHAR, parts VARCHAR)")
+
+    @staticmethod
+    def table(fp: str) -> str:
+        return f"t_{fp[:24]}"
+
+    @staticmethod
+    def aside(fp: str) -> str:
+        return f"a_{fp[:24]}"
+
+    def done(self, fp: str) -> dict | None:
+        rows = self.con.execute("SELECT rows_in, rows_created, rows_out, rows_set_aside, seconds, info "
+                                "FROM _steps WHERE fp = ?", [fp]).fetchall()
+        if not rows:
+            return None
+        r = rows[0]
+        return {"rows_in": r[0], "rows_created": r[1], "rows_out": r[2], "rows_set_aside": r[3],
+                "seconds": r[4], "info": json.loads(r[5] or "{}")}
+
+    def last_parts(self, name: str) -> dict | None:
+        rows = self.con.execute("SELECT parts FROM _last WHERE name = ?", [name]).fetchall()
+        return json.loads(rows[0][0]) if rows else None
+
+    def close(self) -> None:
+        try:
+            self.con.close()
+        finally:
+            try:
+                fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
+                self._lock_fh.close()
+            except (OSError, ValueError):
+                pass

@@ -1,0 +1,62 @@
+"""Sinks: a step table -> a file under --out, in a row format, written atomically."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from ..diagnostics import UserError
+from ..expr import quote_ident as q
+from ..io.formats import FORMATS, BadRow, from_row
+
+WRITE_FORMATS = ("jsonl",) + FORMATS[:-1]  # `ni` is read-only
+
+
+def safe_sink_path(out_dir: Path, rel: str) -> Path:
+    """Sinks write only under --out: no absolute paths, no `..`."""
+    p = Path(rel)
+    if p.is_absolute() or ".." in p.parts or not rel.strip():
+        raise UserError(f"sink path `{rel}` must be a relative path inside --out")
+    return out_dir / p
+
+
+def _records(con, table: str, batch: int = 10000):
+    cur = con.execute(f"SELECT * FROM {q(table)} ORDER BY rowid")
+    reader = cur.fetch_record_batch(batch)
+    for b in reader:
+        yield from b.to_pylist()
+
+
+def write_sink(con, table: str, path: Path, fmt: str | None, options: dict, atomic_write) -> tuple[int, list]:
+    """Returns (rows written, [(_id, reason)] for rows the format cannot hold)."""
+    fmt = fmt or "jsonl"
+    if fmt not in WRITE_FORMATS:
+        raise UserError(f"cannot write format `{fmt}`; formats: {', '.join(WRITE_FORMATS)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keep = list(options.get("columns") or [])
+    suffix = path.suffix.lower()
+    rejected: list[tuple[str, str]] = []
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+        tbl = con.execute(f"SELECT * FROM {q(table)} ORDER BY rowid").fetch_arrow_table()
+        buf = io.BytesIO()
+        pq.write_table(tbl, buf)
+        atomic_write(path, buf.getvalue())
+        return tbl.num_rows, rejected
+    out: list[str] = []
+    for row in _records(con, table):
+        if fmt == "jsonl":
+            rec = row
+        else:
+            try:
+                rec = from_row(fmt, row, keep)
+            except BadRow as e:
+                rejected.append((row.get("_id"), f"cannot write as {fmt}: {e}"))
+                continue
+        out.append(json.dumps(rec, ensure_ascii=False, default=str))
+    if suffix == ".json":
+        data = "[\n" + ",\n".join(out) + "\n]\n" if out else "[]\n"
+    else:
+        data = "".join(line + "\n" for line in out)
+    atomic_write(path, data.encode("utf-8"))
+    return len(out), rejected

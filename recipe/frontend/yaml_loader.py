@@ -1,0 +1,220 @@
+"""YAML front end: the IR written out. Keeps line/column marks so errors point into the file."""
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from importlib import resources
+
+import jsonschema
+import yaml
+
+from ..diagnostics import Diagnostic, RecipeError, Span
+from ..ir import Arg, ListV, Lit, Model, NameRef, Node, OpCall, Param, ParamRef, Recipe, Sink, Source, Use
+from .. import ops as registry
+from .lower import resolve_expr
+from .text import MAX_BYTES, collect_comments, parse_expr
+
+PARAM_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+@lru_cache(maxsize=None)
+def recipe_schema() -> dict:
+    return json.loads(resources.files("recipe.schema").joinpath("recipe.schema.json").read_text())
+
+
+@lru_cache(maxsize=None)
+def _structural_schema() -> dict:
+    """The shipped schema with each op entry relaxed to `{name: args}`: operator names and
+    arguments are checked by the checker, which can say `did you mean`."""
+    import copy
+    s = copy.deepcopy(recipe_schema())
+    s["properties"]["steps"]["additionalProperties"]["properties"]["ops"]["items"] = {
+        "type": "object", "minProperties": 1, "maxProperties": 1}
+    return s
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without implicit timestamps etc.; we only need plain data and marks."""
+
+
+def _span(file: str, node) -> Span:
+    s, e = node.start_mark, node.end_mark
+    return Span(file, s.line + 1, s.column + 1, e.line + 1, e.column + 1)
+
+
+MAX_NODES = 200_000  # aliases can make a small file expand enormously ("billion laughs")
+
+
+def _scalar(node):
+    return yaml.SafeLoader("").construct_object(node)
+
+
+def _plain(node, budget=None):
+    """Composed node -> plain Python (for schema validation), refusing alias bombs."""
+    budget = budget if budget is not None else [MAX_NODES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise TypeError(f"the document expands to more than {MAX_NODES} YAML nodes")
+    if isinstance(node, yaml.MappingNode):
+        return {_plain(k, budget): _plain(v, budget) for k, v in node.value}
+    if isinstance(node, yaml.SequenceNode):
+        return [_plain(v, budget) for v in node.value]
+    return _scalar(node)
+
+
+def _locate(root, path) -> yaml.Node:
+    node = root
+    for key in path:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if k.value == key), None)
+            if nxt is None:
+                nxt = next((k for k, v in node.value if k.value == key), node)
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+    return node
+
+
+def parse(text: str, file: str = "<string>") -> Recipe:
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
+        raise RecipeError([Diagnostic("E0108", f"recipe file is larger than {MAX_BYTES} bytes",
+                                      Span(file, 1, 1, 1, 2))])
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as e:
+        m = e.problem_mark
+        line, col = (m.line + 1, m.column + 1) if m else (1, 1)
+        raise RecipeError([Diagnostic("E0001", f"YAML syntax error: {e.problem}",
+                                      Span(file, line, col, line, col + 1), ("check indentation and quoting",))])
+    except yaml.YAMLError as e:
+        raise RecipeError([Diagnostic("E0001", f"YAML syntax error: {e}", Span(file, 1, 1, 1, 2))])
+    if root is None or not isinstance(root, yaml.MappingNode):
+        raise RecipeError([Diagnostic("E0102", "a YAML recipe is a mapping with `recipe:`, `steps:`, ...",
+                                      Span(file, 1, 1, 1, 2))])
+    try:
+        doc = _plain(root)
+    except (yaml.YAMLError, RecursionError, TypeError) as e:
+        raise RecipeError([Diagnostic("E0102", f"unsupported YAML: {e}", _span(file, root))])
+    # structural validation against the shipped JSON Schema, every error at its place
+    validator = jsonschema.Draft202012Validator(_structural_schema())
+    diags = []
+    for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
+        node = _locate(root, list(err.absolute_path))
+        where = "/".join(map(str, err.absolute_path)) or "<top>"
+        diags.append(Diagnostic("E0103", f"{where}: {_short(err)}", _span(file, node),
+                                ("see recipe/schema/recipe.schema.json",)))
+    if diags:
+        raise RecipeError(diags)
+    return _Builder(file, text).build(root)
+
+
+def _short(err) -> str:
+    msg = err.message
+    if err.validator in ("anyOf", "oneOf"):
+        msg = "not a valid entry here"
+    return msg if len(msg) < 160 else msg[:157] + "..."
+
+
+class _Builder:
+    def __init__(self, file: str, text: str):
+        self.file, self.text, self.diags = file, text, []
+        self.params: set[str] = set()
+
+    def sp(self, node) -> Span:
+        return _span(self.file, node)
+
+    def items(self, node):
+        return [] if node is None or not isinstance(node, yaml.MappingNode) else node.value
+
+    def value(self, node, ptype: str = "any"):
+        """A YAML value -> IR value; `${name}` is a param reference."""
+        if isinstance(node, yaml.SequenceNode):
+            return ListV(tuple(self.value(v, ptype) for v in node.value), self.sp(node))
+        if isinstance(node, yaml.MappingNode):
+            self.diags.append(Diagnostic("E0104", "expected a value, found a mapping", self.sp(node)))
+            return Lit(None, self.sp(node))
+        py = _scalar(node)
+        if isinstance(py, str):
+            m = PARAM_REF.match(py)
+            if m:
+                return ParamRef(m.group(1), self.sp(node))
+            if ptype == "expr":
+                return self.expr(node)
+        return Lit(py, self.sp(node))
+
+    def expr(self, node):
+        s = self.sp(node)
+        quoted = 1 if node.style in ("'", '"') else 0
+        try:
+            e = parse_expr(str(node.value), self.file, s.line, s.col + quoted)
+        except RecipeError as err:
+            self.diags.extend(err.diagnostics)
+            return Lit(None, s)
+        return resolve_expr(e, self.params)
+
+    def kv(self, node, skip=()) -> tuple[Arg, ...]:
+        return tuple(Arg(k.value, self.value(v), self.sp(k)) for k, v in self.items(node) if k.value not in skip)
+
+    def get(self, node, key):
+        return next((v for k, v in self.items(node) if k.value == key), None)
+
+    def build(self, root) -> Recipe:
+        top = {k.value: (k, v) for k, v in root.value}
+        for k, _ in self.items(top.get("params", (None, None))[1]):
+            self.params.add(k.value)
+        name_node = top.get("recipe", (None, None))[1]
+        name = name_node.value if name_node is not None else "recipe"
+        uses = tuple(Use(k.value, str(self.get(v, "recipe").value), self.kv(self.get(v, "with")), self.sp(k))
+                     for k, v in self.items(top.get("uses", (None, None))[1]))
+        params = []
+        for k, v in self.items(top.get("params", (None, None))[1]):
+            d = self.get(v, "default")
+            params.append(Param(k.value, str(self.get(v, "type").value),
+                                None if d is None else self.value(d), self.sp(k)))
+        models = []
+        for k, v in self.items(top.get("models", (None, None))[1]):
+            kind = self.get(v, "kind")
+            models.append(Model(k.value, str(kind.value), self.value(self.get(v, "source")),
+                                self.kv(v, skip=("kind", "source")), self.sp(k), self.sp(kind)))
+        sources = tuple(Source(k.value, self.value(self.get(v, "read")), self.kv(v, skip=("read",)), self.sp(k))
+                        for k, v in self.items(top.get("sources", (None, None))[1]))
+        nodes = tuple(self.node(k, v) for k, v in self.items(top.get("steps", (None, None))[1]))
+        sinks = []
+        sn = top.get("sinks", (None, None))[1]
+        for v in (sn.value if isinstance(sn, yaml.SequenceNode) else []):
+            inp = self.get(v, "input")
+            sinks.append(Sink(NameRef(str(inp.value), self.sp(inp)), self.value(self.get(v, "write")),
+                              self.kv(v, skip=("input", "write")), self.sp(v)))
+        if self.diags:
+            raise RecipeError(self.diags)
+        span = self.sp(top["recipe"][0]) if "recipe" in top else Span(self.file, 1, 1, 1, 1)
+        return Recipe(str(name), uses, tuple(params), tuple(models), sources, nodes, tuple(sinks),
+                      self.file, span, comments=collect_comments(self.text))
+
+    def node(self, key, v) -> Node:
+        one, many = self.get(v, "input"), self.get(v, "inputs")
+        if one is not None:
+            inputs = (NameRef(str(one.value), self.sp(one)),)
+        else:
+            inputs = tuple(NameRef(str(i.value), self.sp(i)) for i in (many.value if many is not None else []))
+        ops = []
+        opsn = self.get(v, "ops")
+        for item in (opsn.value if opsn is not None else []):
+            (kn, vn), = item.value
+            spec = registry.get(kn.value)
+            if isinstance(vn, yaml.MappingNode):
+                args = []
+                for ak, av in vn.value:
+                    p = spec.param(ak.value) if spec else None
+                    ptype = p.type if p else (spec.variadic if spec and spec.variadic else "any")
+                    args.append(Arg(ak.value, self.value(av, ptype), self.sp(ak)))
+            elif isinstance(vn, yaml.ScalarNode) and vn.value not in ("", "~", "null") and spec and spec.positional:
+                pname = spec.positional[0]
+                args = [Arg(pname, self.value(vn, spec.param(pname).type), self.sp(vn))]
+            else:
+                args = []
+            ops.append(OpCall(kn.value, tuple(args), self.sp(item), self.sp(kn)))
+        return Node(key.value, inputs, tuple(ops), self.sp(key))

@@ -1,0 +1,1 @@
+"""Readers and writers for the canonical row shape (DESIGN section 2)."""

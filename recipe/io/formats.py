@@ -1,0 +1,154 @@
+"""Row formats: detect them and convert a raw record to the canonical row and back.
+
+Canonical row: `messages` (list of {role, content}), `instruction` (first user turn),
+`response` (first assistant turn, "" when the row has none yet), and every column the
+format does not consume, kept as-is. A record that cannot be converted raises `BadRow`
+with the reason that goes to `set_aside.jsonl`.
+"""
+from __future__ import annotations
+
+ROLE_MAP = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+            "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "model": "assistant",
+            "system": "system"}
+FORMATS = ("alpaca", "sharegpt", "openai", "dolly", "prompt_completion", "ni")
+
+
+class BadRow(Exception):
+    """A record that cannot become a canonical row; the message is the reason."""
+
+
+def detect(rec: dict) -> tuple[str | None, str]:
+    """(format, why) from one record's keys."""
+    keys = set(rec)
+    if "conversations" in keys:
+        return "sharegpt", "key `conversations`"
+    if "messages" in keys:
+        return "openai", "key `messages`"
+    if "Definition" in keys and "Instances" in keys:
+        return "ni", "keys `Definition`, `Instances`"
+    if "instruction" in keys and "output" in keys:
+        return "alpaca", "keys `instruction`, `output`"
+    if "instruction" in keys and "response" in keys:
+        return "dolly", "keys `instruction`, `response`"
+    if "prompt" in keys and "completion" in keys:
+        return "prompt_completion", "keys `prompt`, `completion`"
+    return None, "keys " + ", ".join(f"`{k}`" for k in sorted(keys)[:8])
+
+
+def _text(rec: dict, key: str, required: bool = True, allow_empty: bool = True) -> str:
+    if key not in rec or rec[key] is None:
+        if required:
+            raise BadRow(f"missing field `{key}`")
+        return ""
+    v = rec[key]
+    if not isinstance(v, str):
+        raise BadRow(f"field `{key}` is {type(v).__name__}, expected text")
+    if not allow_empty and not v.strip():
+        raise BadRow(f"empty `{key}`")
+    return v
+
+
+def _join(a: str, b: str) -> str:
+    return f"{a}\n\n{b}" if b and b.strip() else a
+
+
+def to_messages(fmt: str, rec: dict) -> tuple[list[dict], set[str]]:
+    """Raw record -> (messages, keys consumed)."""
+    if fmt == "alpaca":
+        inst = _text(rec, "instruction", allow_empty=False)
+        inp = _text(rec, "input", required=False)
+        out = _text(rec, "output")
+        msgs = []
+        sys = rec.get("system")
+        if isinstance(sys, str) and sys.strip():
+            msgs.append({"role": "system", "content": sys})
+        hist = rec.get("history") or []
+        if not isinstance(hist, list):
+            raise BadRow("field `history` is not a list of [instruction, response] pairs")
+        for pair in hist:
+            if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+                raise BadRow("field `history` is not a list of [instruction, response] pairs")
+            msgs += [{"role": "user", "content": pair[0]}, {"role": "assistant", "content": pair[1]}]
+        msgs += [{"role": "user", "content": _join(inst, inp)}, {"role": "assistant", "content": out}]
+        # `input` stays as a column so the alpaca writer can split the turn back losslessly
+        return msgs, {"instruction", "output", "history", "system"}
+    if fmt == "dolly":
+        inst = _text(rec, "instruction", allow_empty=False)
+        ctx = _text(rec, "context", required=False)
+        return ([{"role": "user", "content": _join(inst, ctx)},
+                 {"role": "assistant", "content": _text(rec, "response")}], {"instruction", "response"})
+    if fmt == "prompt_completion":
+        return ([{"role": "user", "content": _text(rec, "prompt", allow_empty=False)},
+                 {"role": "assistant", "content": _text(rec, "completion")}], {"prompt", "completion"})
+    if fmt in ("sharegpt", "openai"):
+        key, rk, ck = ("conversations", "from", "value") if fmt == "sharegpt" else ("messages", "role", "content")
+        turns = rec.get(key)
+        if not isinstance(turns, list):
+            raise BadRow(f"field `{key}` is missing or not a list")
+        msgs = []
+        for i, t in enumerate(turns):
+            if not isinstance(t, dict) or not isinstance(t.get(rk), str) or not isinstance(t.get(ck), str):
+                raise BadRow(f"turn {i} of `{key}` lacks text `{rk}`/`{ck}`")
+            role = ROLE_MAP.get(t[rk].lower())
+            if role is None:
+                raise BadRow(f"turn {i} has unknown role `{t[rk]}`")
+            msgs.append({"role": role, "content": t[ck]})
+        return msgs, {key}
+    raise BadRow(f"unknown format `{fmt}`")
+
+
+def canonical(fmt: str, rec: dict) -> dict:
+    """Raw record -> canonical row (without `_id`)."""
+    if not isinstance(rec, dict):
+        raise BadRow(f"not a JSON object ({type(rec).__name__})")
+    msgs, used = to_messages(fmt, rec)
+    users = [m["content"] for m in msgs if m["role"] == "user"]
+    if not users or not users[0].strip():
+        raise BadRow("empty instruction")
+    answers = [m["content"] for m in msgs if m["role"] == "assistant"]
+    row = {"messages": msgs, "instruction": users[0], "response": answers[0] if answers else ""}
+    for k, v in rec.items():
+        if k not in used and k not in row and not k.startswith("_"):
+            row[k] = v
+    return row
+
+
+# ---- canonical -> format (writers) -----------------------------------------------------
+
+def from_row(fmt: str, row: dict, keep: list[str] = ()) -> dict:
+    """Canonical row -> a record of `fmt`; raises BadRow where the format cannot hold it."""
+    msgs = [m for m in row.get("messages") or []]
+    system = [m["content"] for m in msgs if m["role"] == "system"]
+    turns = [m for m in msgs if m["role"] != "system"]
+    extra = {k: row[k] for k in keep if k in row}
+    if fmt in ("openai", "jsonl"):
+        return {"messages": msgs, **extra}
+    if fmt == "sharegpt":
+        back = {"user": "human", "assistant": "gpt", "system": "system"}
+        return {"conversations": [{"from": back[m["role"]], "value": m["content"]} for m in msgs], **extra}
+    pairs, i = [], 0
+    while i < len(turns):
+        if turns[i]["role"] != "user":
+            raise BadRow(f"turn {i} is not a user turn; {fmt} needs user/assistant pairs")
+        ans = turns[i + 1]["content"] if i + 1 < len(turns) and turns[i + 1]["role"] == "assistant" else ""
+        pairs.append((turns[i]["content"], ans))
+        i += 2
+    if not pairs:
+        raise BadRow(f"no user turn to write as {fmt}")
+    last_q, last_a = pairs[-1]
+    if fmt == "alpaca":
+        inp = row.get("input") or ""
+        inst = last_q[: -len(inp) - 2] if inp and last_q.endswith("\n\n" + inp) else last_q
+        rec = {"instruction": inst, "input": inp if inst != last_q else "", "output": last_a}
+        if len(pairs) > 1:
+            rec["history"] = [list(p) for p in pairs[:-1]]
+        if system:
+            rec["system"] = system[0]
+        return {**rec, **extra}
+    if len(pairs) > 1:
+        raise BadRow(f"{len(pairs)} turns cannot be written as single-turn {fmt}")
+    if fmt == "dolly":
+        return {"instruction": last_q, "context": "", "response": last_a, **extra}
+    if fmt == "prompt_completion":
+        return {"prompt": last_q, "completion": last_a, **extra}
+    raise BadRow(f"cannot write format `{fmt}`")

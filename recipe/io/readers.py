@@ -1,0 +1,265 @@
+"""Streaming readers: files -> canonical rows in chunks, bad records set aside with reasons.
+
+Supported: jsonl/ndjson, json (an array, or one Super-NaturalInstructions task object),
+parquet, csv/tsv; a directory or a glob of them. Every record gets a stable `_id`
+(`<source>:<index>`, or the value of the `id=` column when given and unique).
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from ..diagnostics import UserError
+from .formats import FORMATS, BadRow, canonical, detect
+
+EXTS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
+        ".csv": "csv", ".tsv": "tsv"}
+MAX_RECORD_BYTES = 16 * 1024 * 1024  # larger records are set aside, not parsed
+RAW_KEEP = 500  # characters of an unreadable line kept in set_aside.jsonl
+
+
+@dataclass
+class Item:
+    """One record of an input file, or why it could not be read."""
+    index: int
+    where: str              # file:line for messages
+    record: object = None
+    error: str | None = None
+    raw: str | None = None
+
+
+def list_files(path: str) -> list[Path]:
+    """The files a source path names, or a clear error before anything runs."""
+    p = Path(path)
+    if any(ch in path for ch in "*?["):
+        files = sorted(Path(f) for f in glob.glob(path, recursive=True) if Path(f).is_file())
+        if not files:
+            raise UserError(f"no file matches {path}")
+        return files
+    if not p.exists():
+        raise UserError(f"input not found: {path}")
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in EXTS)
+        if not files:
+            raise UserError(f"{path} is a directory with no readable files ({', '.join(sorted(EXTS))})")
+        return files
+    if p.suffix.lower() not in EXTS:
+        raise UserError(f"{path}: unknown file type `{p.suffix}`; use one of {', '.join(sorted(EXTS))}")
+    if p.stat().st_size == 0:
+        raise UserError(f"input is empty: {path}")
+    return [p]
+
+
+def _no_nan(name):
+    raise ValueError(f"non-standard JSON constant {name}")
+
+
+def _loads(text: str):
+    return json.loads(text, parse_constant=_no_nan)
+
+
+def _iter_jsonl(path: Path) -> Iterator[Item]:
+    with open(path, "rb") as fh:
+        idx = 0
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            where = f"{path.name}:{lineno}"
+            if len(raw) > MAX_RECORD_BYTES:
+                yield Item(idx, where, error=f"{where}: record larger than {MAX_RECORD_BYTES} bytes",
+                           raw=raw[:RAW_KEEP].decode("utf-8", "replace"))
+            else:
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    yield Item(idx, where, error=f"{where}: invalid UTF-8 at byte {e.start}",
+                               raw=raw[:RAW_KEEP].decode("utf-8", "replace"))
+                else:
+                    try:
+                        yield Item(idx, where, record=_loads(text))
+                    except ValueError as e:
+                        yield Item(idx, where, error=f"{where}: malformed JSON ({_short(e)})",
+                                   raw=text.rstrip("\n")[:RAW_KEEP])
+            idx += 1
+
+
+def _short(e: Exception) -> str:
+    s = str(e)
+    return s.split(":")[0] if isinstance(e, json.JSONDecodeError) else s
+
+
+def _iter_json(path: Path) -> Iterator[Item]:
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path}: invalid UTF-8 at byte {e.start}")
+    try:
+        doc = _loads(text)
+    except ValueError:
+        yield from _iter_json_recover(path, text)
+        return
+    if isinstance(doc, dict) and "Instances" in doc:  # a Super-NaturalInstructions task file
+        yield from _ni_items(path, doc)
+        return
+    if isinstance(doc, dict):
+        doc = [doc]
+    if not isinstance(doc, list):
+        raise UserError(f"{path}: expected a JSON array of records, found {type(doc).__name__}")
+    for i, rec in enumerate(doc):
+        yield Item(i, f"{path.name}[{i}]", record=rec)
+
+
+def _iter_json_recover(path: Path, text: str) -> Iterator[Item]:
+    """A JSON array with broken elements: decode element by element, skip past damage."""
+    dec = json.JSONDecoder(parse_constant=_no_nan)
+    pos = text.find("[")
+    if pos < 0:
+        raise UserError(f"{path}: not a JSON array and not valid JSON")
+    pos += 1
+    idx = 0
+    n = len(text)
+    while pos < n:
+        while pos < n and text[pos] in " \t\r\n,":
+            pos += 1
+        if pos >= n or text[pos] == "]":
+            break
+        line = text.count("\n", 0, pos) + 1
+        try:
+            rec, end = dec.raw_decode(text, pos)
+            yield Item(idx, f"{path.name}:{line}", record=rec)
+            pos = end
+        except ValueError as e:
+            # resynchronise at the next line that starts a new object
+            nxt = text.find("\n", pos)
+            while nxt >= 0 and not text[nxt + 1:nxt + 200].lstrip(" \t").startswith("{"):
+                nxt = text.find("\n", nxt + 1)
+            stop = nxt if nxt >= 0 else n
+            yield Item(idx, f"{path.name}:{line}", error=f"{path.name}:{line}: malformed JSON ({_short(e)})",
+                       raw=text[pos:stop].strip()[:RAW_KEEP])
+            pos = stop
+        idx += 1
+
+
+def _ni_items(path: Path, doc: dict) -> Iterator[Item]:
+    definition = doc.get("Definition")
+    definition = " ".join(definition) if isinstance(definition, list) else str(definition or "")
+    for i, inst in enumerate(doc.get("Instances") or []):
+        if not isinstance(inst, dict):
+            yield Item(i, f"{path.name}[{i}]", error="instance is not an object")
+            continue
+        outs = inst.get("output")
+        out = outs[0] if isinstance(outs, list) and outs else outs
+        rec = {"instruction": definition, "input": inst.get("input"), "output": out,
+               "task": path.stem, "definition": definition}
+        if "id" in inst:
+            rec["instance_id"] = inst["id"]
+        yield Item(i, f"{path.name}[{i}]", record=rec)
+
+
+def _iter_csv(path: Path, delim: str) -> Iterator[Item]:
+    with open(path, newline="", encoding="utf-8", errors="strict") as fh:
+        try:
+            reader = csv.DictReader(fh, delimiter=delim)
+            for i, rec in enumerate(reader):
+                where = f"{path.name}:{reader.line_num}"
+                if None in rec:
+                    yield Item(i, where, error=f"{where}: more fields than the header",
+                               raw=delim.join(str(v) for v in rec.values() if not isinstance(v, list))[:RAW_KEEP])
+                else:
+                    yield Item(i, where, record=dict(rec))
+        except UnicodeDecodeError as e:
+            raise UserError(f"{path}: invalid UTF-8 at byte {e.start}")
+        except csv.Error as e:
+            raise UserError(f"{path}: {e}")
+
+
+def _iter_parquet(path: Path) -> Iterator[Item]:
+    import pyarrow.parquet as pq
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        raise UserError(f"{path}: not a readable parquet file ({e})")
+    i = 0
+    for batch in pf.iter_batches(batch_size=8192):
+        for rec in batch.to_pylist():
+            yield Item(i, f"{path.name}[{i}]", record=rec)
+            i += 1
+
+
+def iter_items(path: Path) -> Iterator[Item]:
+    kind = EXTS[path.suffix.lower()]
+    if kind == "jsonl":
+        return _iter_jsonl(path)
+    if kind == "json":
+        return _iter_json(path)
+    if kind in ("csv", "tsv"):
+        return _iter_csv(path, "," if kind == "csv" else "\t")
+    return _iter_parquet(path)
+
+
+def _bad_floats(rec: dict) -> str | None:
+    for k, v in rec.items():
+        if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+            return f"field `{k}` is {v}"
+    return None
+
+
+def iter_rows(source: str, files: list[Path], fmt: str | None, id_col: str | None = None,
+              log=print) -> Iterator[tuple[str, dict | None, str | None, str | None]]:
+    """Yield (`_id`, canonical row or None, reason, raw) for every record of every file."""
+    multi = len(files) > 1
+    detected = fmt
+    if fmt is not None and fmt not in FORMATS:
+        raise UserError(f"unknown format `{fmt}`; formats: {', '.join(FORMATS)}")
+    for f in files:
+        prefix = f"{source}:{f.name}:" if multi else f"{source}:"
+        for it in iter_items(f):
+            rid = prefix + str(it.index)
+            if it.error:
+                yield rid, None, it.error, it.raw
+                continue
+            rec = it.record
+            if not isinstance(rec, dict):
+                yield rid, None, f"{it.where}: not a JSON object", json.dumps(rec, ensure_ascii=False)[:RAW_KEEP]
+                continue
+            if detected is None:
+                detected, why = detect(rec)
+                if detected is None:
+                    raise UserError(f"{f}: cannot tell the format from {why}; pass format=... "
+                                    f"(one of {', '.join(FORMATS)})")
+                log(f"{source}: detected format `{detected}` (from {why})")
+            bad = _bad_floats(rec)
+            if bad:
+                yield rid, None, f"{it.where}: {bad}", None
+                continue
+            try:
+                row = canonical(detected if detected != "ni" else "alpaca", rec)
+            except BadRow as e:
+                yield rid, None, f"{it.where}: {e}", None
+                continue
+            if id_col:
+                v = rec.get(id_col)
+                if v is None or isinstance(v, (dict, list)):
+                    yield rid, None, f"{it.where}: id column `{id_col}` missing or not a scalar", None
+                    continue
+                rid = str(v)
+            yield rid, row, None, None
+
+
+def sniff_columns(path: str, fmt: str | None) -> set[str] | None:
+    """Columns of the first readable row (for compile-time column checks), or None."""
+    try:
+        files = list_files(path)
+        for _, row, _, _ in iter_rows("sniff", files[:1], fmt, log=lambda *_: None):
+            if row is not None:
+                return {"_id", *row}
+    except (UserError, OSError):
+        return None
+    return None

