@@ -79,7 +79,7 @@ class Loaded:
         check_out_dir(out_dir)
         reporter = Reporter(quiet)
         c = self.check(params, sources)
-        for d in c.diagnostics:
+        for d in c.diagnostics if c.ok else []:
             if not d.is_error:
                 from .diagnostics import render
                 reporter.log(render(d, {self.file: self.text}))

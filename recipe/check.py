@@ -112,7 +112,7 @@ def check_params(c: Checked, overrides: dict[str, str]) -> None:
         try:
             c.params[name] = coerce_param(p.type, raw)
         except ValueError:
-            c.diagnostics.append(Diagnostic("E0702", f"--set {name}={raw}: expected a {p.type}", p.span,
+            c.diagnostics.append(Diagnostic("E0702", f"--set {name}={raw}: expected {p.type}", p.span,
                                             (f"`{name}` is declared as {p.type} here",)))
     for p in r.params:
         if p.name not in c.params and p.type in PARAM_TYPES and not any(d.code == "E0702" and p.name in d.message for d in c.diagnostics):
@@ -152,6 +152,11 @@ def _check_arg(c: Checked, op: OpCall, spec, a: Arg, names: dict) -> object:
         return None  # already reported (unknown param or missing value)
     if ptype == "float" and isinstance(v, int) and not isinstance(v, bool):
         v = float(v)
+    if not type_ok(ptype, v) and isinstance(v, str) and ptype in ("int", "float", "bool", "floats") \
+            and isinstance(a.value, Lit) and v.isidentifier():
+        c.diagnostics.append(Diagnostic("E0303", f"unknown param `{v}`", a.value.span,
+                                        did_you_mean(v, c.params) or ("declare it: `param NAME: int = 1`",)))
+        return None
     if not type_ok(ptype, v):
         hint = f"expected {ptype}, got {type(v).__name__} {v!r}"
         if isinstance(v, str) and v in c.params:

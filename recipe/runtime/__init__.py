@@ -1,1 +1,223 @@
-"""Shared model runtime."""
+"""The shared model runtime: every model loaded once, every request batched and cached.
+
+Operators never load models; they call one `ModelRuntime` per run with the model's
+declaration (`{kind, source, options, identity}`):
+
+    rt = ModelRuntime(cache_dir=".recipe/models")
+    vecs = rt.embed(decl, texts)                  # float32, L2-normalised
+    ll = rt.loglik(decl, prompts, continuations)  # [{"logprob": ..., "tokens": n}]
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..diagnostics import UserError
+from .batching import run_batched, unique_order
+from .cache import ResultCache, key
+from .resolve import resolve
+
+
+@dataclass
+class ModelStats:
+    loads: int = 0
+    requests: int = 0
+    cache_hits: int = 0
+    computed: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    load_seconds: float = 0.0
+
+
+def as_decl(model) -> dict:
+    """Accept a declaration dict or a bare source string."""
+    if isinstance(model, str):
+        from .resolve import identity
+        kind = "embedding" if "minilm" in model else "causal_lm"
+        return {"kind": kind, "source": model, "options": {}, "identity": identity(kind, model, {})}
+    return model
+
+
+class ModelRuntime:
+    def __init__(self, cache_dir: str | Path = ".recipe/models", device: str = "auto", log=lambda *_: None):
+        from .hf import pick_device
+        self.cache_dir = Path(cache_dir)
+        self.device = pick_device(device) if device == "auto" else device
+        self.log = log
+        self.cache = ResultCache(self.cache_dir)
+        self._models: dict[str, object] = {}
+        self._stats: dict[str, ModelStats] = {}
+
+    # ---- loading -----------------------------------------------------------------------
+    def _stat(self, decl) -> ModelStats:
+        return self._stats.setdefault(decl["identity"], ModelStats())
+
+    def model(self, decl):
+        """The loaded model for a declaration: loaded on first use, then shared."""
+        ident = decl["identity"]
+        if ident in self._models:
+            return self._models[ident]
+        res = resolve(decl["source"])
+        opts = decl.get("options") or {}
+        st = self._stat(decl)
+        t0 = time.time()
+        self.log(f"loading {decl['kind']} {decl['source']} on {self.device}")
+        if res.kind == "openai":
+            from .openai_client import Endpoint
+            m = Endpoint(res.url, res.model, opts.get("concurrency", 4), opts.get("retries", 3))
+        elif decl["kind"] == "embedding":
+            from .hf import Embedder
+            m = Embedder(res, self.device)
+        elif decl["kind"] == "causal_lm":
+            from .hf import CausalLM
+            # weights load lazily (a fully cached run only needs the tokenizer); count that load
+            m = CausalLM(res, self.cache_dir, self.device, opts.get("dtype"), self.log,
+                         on_load=lambda secs: (setattr(st, "loads", st.loads + 1),
+                                               setattr(st, "load_seconds", st.load_seconds + secs)))
+            self._models[ident] = m
+            return m
+        elif decl["kind"] in ("classifier", "reward"):
+            from .hf import Classifier
+            m = Classifier(res, self.device, opts.get("dtype"))
+        else:
+            raise UserError(f"unknown model kind {decl['kind']}")
+        st.loads += 1
+        st.load_seconds += time.time() - t0
+        self._models[ident] = m
+        return m
+
+    # ---- the cached, batched call pattern ---------------------------------------------
+    def _cached(self, decl, call: str, args: dict, items: list, keyof, compute, progress=None) -> list:
+        st = self._stat(decl)
+        st.requests += len(items)
+        keys = [key(decl["identity"], call, args, keyof(it)) for it in items]
+        uniq, back = unique_order(keys)
+        ukeys = [keys[i] for i in uniq]
+        hit = self.cache.get_many(ukeys)
+        todo = [j for j, k in enumerate(ukeys) if k not in hit]
+        st.cache_hits += len(ukeys) - len(todo)
+        if todo:
+            t0 = time.time()
+            res = compute([items[uniq[j]] for j in todo], progress)
+            st.seconds += time.time() - t0
+            st.computed += len(todo)
+            new = {ukeys[j]: r for j, r in zip(todo, res)}
+            self.cache.put_many(new)
+            hit.update(new)
+        return [hit[keys[i]] for i in range(len(items))]
+
+    # ---- calls -------------------------------------------------------------------------
+    def embed(self, model, texts: list[str], progress=None) -> np.ndarray:
+        decl = as_decl(model)
+        st = self._stat(decl)
+        st.requests += len(texts)
+        keys = [key(decl["identity"], "embed", t) for t in texts]
+        uniq, back = unique_order(keys)
+        ukeys = [keys[i] for i in uniq]
+        found = self.cache.get_embeddings(ukeys)
+        todo = [j for j, k in enumerate(ukeys) if k not in found]
+        st.cache_hits += len(ukeys) - len(todo)
+        if todo:
+            m = self.model(decl)
+            t0 = time.time()
+            todo_texts = [texts[uniq[j]] for j in todo]
+            if hasattr(m, "embed") and not hasattr(m, "url"):
+                st.tokens += m.n_tokens(todo_texts) if len(todo_texts) <= 200_000 else 0
+                # one encode call: sentence-transformers sorts by length itself
+                vecs = m.embed(todo_texts)
+            else:
+                vecs = np.asarray(m.embed(todo_texts), dtype=np.float32)
+                vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+            st.seconds += time.time() - t0
+            st.computed += len(todo)
+            self.cache.put_embeddings([ukeys[j] for j in todo], vecs)
+            for j, v in zip(todo, vecs):
+                found[ukeys[j]] = v
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        out = np.stack([found[ukeys[back[i]]] for i in range(len(texts))]).astype(np.float32)
+        # float16 storage: re-normalise so cached and fresh vectors agree
+        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return out
+
+    def loglik(self, model, prompts: list[str], continuations: list[str], progress=None) -> list[dict]:
+        """Summed log-probability of each continuation given its prompt; the two are tokenized
+        separately with no special tokens added."""
+        decl = as_decl(model)
+        budget = int((decl.get("options") or {}).get("batch_tokens", 8192))
+
+        def compute(pairs, prog):
+            m = self.model(decl)
+            if hasattr(m, "url"):
+                return m.loglik(pairs)
+            toks = [(m.encode(p), m.encode(c)) for p, c in pairs]
+            self._stat(decl).tokens += sum(len(a) + len(b) for a, b in toks)
+            return run_batched(toks, [len(a) + len(b) for a, b in toks], budget, m.loglik_batch, prog)
+        return self._cached(decl, "loglik", {}, list(zip(prompts, continuations)), lambda x: list(x), compute, progress)
+
+    def choice_probs(self, model, prompts: list[str], choices: list[str], progress=None) -> np.ndarray:
+        """Next-token probability of each choice (its first token) after each prompt."""
+        decl = as_decl(model)
+        budget = int((decl.get("options") or {}).get("batch_tokens", 8192))
+
+        def compute(items, prog):
+            m = self.model(decl)
+            if hasattr(m, "url"):
+                raise UserError("choice_probs needs a local model (endpoints do not return next-token distributions)")
+            ids = [m.encode(c)[0] for c in choices]
+            toks = [m.encode(p) for p in items]
+            self._stat(decl).tokens += sum(map(len, toks))
+            return run_batched(toks, [len(t) for t in toks], budget,
+                               lambda b: m.next_token_probs(b, ids), prog)
+        res = self._cached(decl, "choice_probs", {"choices": choices}, list(prompts), lambda x: x, compute, progress)
+        return np.asarray(res, dtype=np.float64).reshape(len(prompts), len(choices))
+
+    def generate(self, model, prompts: list[str], n: int = 1, max_new_tokens: int = 128,
+                 temperature: float = 0.0, seed: int = 0, progress=None) -> list[list[str]]:
+        """`n` completions per prompt. Greedy when temperature is 0; with sampling, each prompt
+        is generated on its own with a seed derived from (seed, prompt), so results do not
+        depend on what else is in the batch or in the cache."""
+        decl = as_decl(model)
+        args = {"n": n, "max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed}
+
+        def compute(items, prog):
+            m = self.model(decl)
+            if hasattr(m, "url"):
+                return m.generate(items, max_new_tokens, temperature, seed, n)
+            if temperature > 0:
+                out = []
+                for i, p in enumerate(items):
+                    s = int(key(seed, p)[:8], 16)
+                    out += m.generate_batch([p], max_new_tokens, temperature, s, n)
+                    if prog:
+                        prog(i + 1, len(items))
+                return out
+            lens = [len(m.encode(p)) for p in items]
+            budget = int((decl.get("options") or {}).get("batch_tokens", 8192))
+            return run_batched(items, [x + max_new_tokens for x in lens], budget,
+                               lambda b: m.generate_batch(b, max_new_tokens, 0.0, seed, n), prog)
+        return self._cached(decl, "generate", args, list(prompts), lambda x: x, compute, progress)
+
+    def classify(self, model, texts: list[str], pairs: list[str] | None = None, progress=None) -> np.ndarray:
+        """Logits of a sequence-classification (or reward) head for each text (or text pair)."""
+        decl = as_decl(model)
+        items = list(zip(texts, pairs if pairs is not None else [None] * len(texts)))
+
+        def compute(its, prog):
+            m = self.model(decl)
+            lens = [len(a) // 4 + (len(b) // 4 if b else 0) + 2 for a, b in its]
+            return run_batched(its, [min(x, 512) for x in lens], 8192, m.classify_batch, prog)
+        res = self._cached(decl, "classify", {}, items, lambda x: [x[0], x[1]], compute, progress)
+        return np.asarray(res, dtype=np.float64)
+
+    def chat_prompt(self, model, user: str, system: str | None = None) -> str:
+        """The model's chat template around one user turn (operators that want one use this)."""
+        m = self.model(as_decl(model))
+        return m.chat(user, system) if hasattr(m, "chat") else user
+
+    def stats(self) -> dict:
+        return {k: vars(v) | {"seconds": round(v.seconds, 3), "load_seconds": round(v.load_seconds, 3)}
+                for k, v in self._stats.items()}

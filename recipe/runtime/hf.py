@@ -1,0 +1,226 @@
+"""Local Hugging Face models: loading (once, on the best device) and the batched calls.
+
+Never `trust_remote_code`, never a hub download (`local_files_only=True`, HF_HUB_OFFLINE).
+A GGUF checkpoint is dequantised by transformers on first load (slow), so the dequantised
+weights are saved once as safetensors under the cache directory and loaded from there.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..diagnostics import UserError
+from .resolve import Resolved
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+
+def _quiet_transformers() -> None:
+    """Library progress bars and advice would drown our own progress display."""
+    try:
+        import transformers
+        transformers.utils.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+    except Exception:  # older/newer transformers without these helpers: only cosmetic
+        pass
+
+
+def pick_device(device: str = "auto") -> str:
+    import torch
+    _quiet_transformers()
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    return "cpu"
+
+
+def cpu_has_amx() -> bool:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            return "amx_bf16" in fh.read(200_000)
+    except OSError:
+        return False
+
+
+def pick_dtype(device: str, requested: str | None):
+    """bf16 where it is faster (GPUs with bf16, CPUs with AMX), else fp16 on GPU, fp32 on CPU."""
+    import torch
+    table = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
+             "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
+    if requested and requested != "auto":
+        if requested not in table:
+            raise UserError(f"unknown dtype `{requested}`; use auto, fp32, bf16 or fp16")
+        return table[requested]
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_has_amx() else torch.float32
+
+
+class CausalLM:
+    """A causal LM with its tokenizer; log-likelihoods, choice probabilities, generation."""
+
+    def __init__(self, res: Resolved, cache_root: Path, device: str, dtype: str | None, log=print,
+                 on_load=lambda secs: None):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        self.device = device
+        self.dtype = pick_dtype(device, dtype)
+        src = res.path
+        kw = dict(local_files_only=True, trust_remote_code=False)
+        if res.gguf_file:
+            saved = cache_root / "dequantised" / hashlib.sha256(res.identity.encode()).hexdigest()[:16]
+            if not (saved / "config.json").exists():
+                log(f"dequantising {res.gguf_file} once (later runs load {saved})")
+                t0 = time.time()
+                tok = AutoTokenizer.from_pretrained(str(src), gguf_file=res.gguf_file, **kw)
+                model = AutoModelForCausalLM.from_pretrained(str(src), gguf_file=res.gguf_file,
+                                                             dtype=torch.float32, **kw)
+                model.hf_quantizer = None
+                if hasattr(model.config, "quantization_config"):
+                    del model.config.quantization_config
+                tmp = saved.with_name(saved.name + f".tmp{os.getpid()}")
+                model.save_pretrained(str(tmp), safe_serialization=True)
+                tok.save_pretrained(str(tmp))
+                os.replace(tmp, saved) if not saved.exists() else None
+                log(f"dequantised in {time.time() - t0:.1f}s")
+            src = saved
+        if not (Path(src) / "config.json").exists():
+            raise UserError(f"no model at {src} (a local model directory needs config.json)")
+        self.tok = AutoTokenizer.from_pretrained(str(src), **kw)
+        if self.tok.pad_token_id is None:
+            self.tok.pad_token = self.tok.eos_token
+        self._src, self._kw, self._on_load, self._model = src, kw, on_load, None
+        from transformers import AutoConfig
+        cfg = AutoConfig.from_pretrained(str(src), **kw)
+        self.max_len = int(min(getattr(cfg, "max_position_embeddings", 2048) or 2048, 2048))
+
+    @property
+    def model(self):
+        if self._model is None:
+            from transformers import AutoModelForCausalLM
+            t0 = time.time()
+            self._model = AutoModelForCausalLM.from_pretrained(str(self._src), dtype=self.dtype,
+                                                               use_safetensors=True, **self._kw)
+            self._model.to(self.device).eval()
+            self._on_load(time.time() - t0)
+        return self._model
+
+    def encode(self, text: str) -> list[int]:
+        return self.tok(text, add_special_tokens=False)["input_ids"]
+
+    def chat(self, user: str, system: str | None = None) -> str:
+        """The prompt text for one user turn under the model's chat template (generation prompt added)."""
+        msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user}]
+        if getattr(self.tok, "chat_template", None):
+            return self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        return (f"{system}\n\n" if system else "") + f"{user}\n"
+
+    def loglik_batch(self, pairs: list[tuple[list[int], list[int]]]) -> list[dict]:
+        """Summed log-probability of each continuation given its prompt (token ids)."""
+        import torch
+        seqs, spans = [], []
+        for p, c in pairs:
+            c = c[: self.max_len - 1] if len(c) >= self.max_len else c
+            p = p[-(self.max_len - len(c)):] if len(p) + len(c) > self.max_len else p
+            seqs.append(p + c)
+            # with no prompt the first continuation token has no context and is not scored
+            start = max(len(p), 1)
+            spans.append((start, len(p) + len(c)))
+        L = max(len(s) for s in seqs)
+        pad = self.tok.pad_token_id
+        ids = torch.full((len(seqs), L), pad, dtype=torch.long)
+        mask = torch.zeros((len(seqs), L), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            ids[i, : len(s)] = torch.tensor(s)
+            mask[i, : len(s)] = 1
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            logp = torch.log_softmax(logits.float(), dim=-1)
+        out = []
+        for i, (a, b) in enumerate(spans):
+            if b <= a:
+                out.append({"logprob": 0.0, "tokens": 0})
+                continue
+            tgt = ids[i, a:b].to(self.device)
+            lp = logp[i, a - 1:b - 1].gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
+            out.append({"logprob": float(lp.sum()), "tokens": int(b - a)})
+        return out
+
+    def next_token_probs(self, prompts: list[list[int]], choice_ids: list[int]) -> list[list[float]]:
+        import torch
+        L = max(len(p) for p in prompts)
+        pad = self.tok.pad_token_id
+        ids = torch.full((len(prompts), L), pad, dtype=torch.long)
+        mask = torch.zeros((len(prompts), L), dtype=torch.long)
+        for i, p in enumerate(prompts):  # left padding: the last position is the next token
+            ids[i, L - len(p):] = torch.tensor(p)
+            mask[i, L - len(p):] = 1
+        with torch.inference_mode():
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits[:, -1, :]
+            probs = torch.softmax(logits.float(), dim=-1)[:, choice_ids]
+        return probs.cpu().tolist()
+
+    def generate_batch(self, prompts: list[str], max_new_tokens: int, temperature: float,
+                       seed: int, n: int) -> list[list[str]]:
+        import torch
+        self.tok.padding_side = "left"
+        enc = self.tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False,
+                       truncation=True, max_length=self.max_len - max_new_tokens)
+        enc = {k: v.to(self.device) for k, v in enc.items()}
+        kw = dict(max_new_tokens=max_new_tokens, pad_token_id=self.tok.pad_token_id, num_return_sequences=n)
+        if temperature > 0:
+            torch.manual_seed(seed)
+            kw.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
+        else:
+            kw.update(do_sample=False)
+        with torch.inference_mode():
+            out = self.model.generate(**enc, **kw)
+        texts = self.tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+
+class Embedder:
+    def __init__(self, res: Resolved, device: str):
+        from sentence_transformers import SentenceTransformer
+        if not (res.path / "modules.json").exists() and not (res.path / "config.json").exists():
+            raise UserError(f"no sentence-transformers model at {res.path}")
+        self.model = SentenceTransformer(str(res.path), device=device, local_files_only=True,
+                                         trust_remote_code=False)
+
+    def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        return self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                                 convert_to_numpy=True, show_progress_bar=False).astype(np.float32)
+
+    def n_tokens(self, texts: list[str]) -> int:
+        tok = self.model.tokenizer
+        return int(sum(len(x) for x in tok(texts, add_special_tokens=True, truncation=True)["input_ids"]))
+
+
+class Classifier:
+    def __init__(self, res: Resolved, device: str, dtype: str | None):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        if not (res.path / "config.json").exists():
+            raise UserError(f"no classifier model at {res.path} (needs config.json)")
+        kw = dict(local_files_only=True, trust_remote_code=False)
+        self.device = device
+        self.tok = AutoTokenizer.from_pretrained(str(res.path), **kw)
+        self.model = AutoModelForSequenceClassification.from_pretrained(
+            str(res.path), dtype=pick_dtype(device, dtype or "fp32"), use_safetensors=True, **kw).to(device).eval()
+
+    def classify_batch(self, items: list[tuple[str, str | None]]) -> list[list[float]]:
+        import torch
+        firsts = [a for a, _ in items]
+        seconds = [b for _, b in items]
+        enc = self.tok(firsts, seconds if any(s is not None for s in seconds) else None, padding=True,
+                       truncation=True, max_length=512, return_tensors="pt")
+        with torch.inference_mode():
+            logits = self.model(**{k: v.to(self.device) for k, v in enc.items()}).logits.float()
+        return logits.cpu().tolist()

@@ -1,0 +1,74 @@
+"""An OpenAI-compatible endpoint (vLLM, llama.cpp server, ...): embeddings, completions with
+log-probabilities, and chat generation; concurrency-limited and retried. Standard library only."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+from ..diagnostics import UserError
+
+
+class Endpoint:
+    def __init__(self, url: str, model: str, concurrency: int = 4, retries: int = 3, timeout: float = 120.0,
+                 api_key: str | None = None):
+        self.url, self.model = url.rstrip("/"), model
+        self.concurrency, self.retries, self.timeout = max(1, int(concurrency)), int(retries), timeout
+        self.api_key = api_key
+
+    def _post(self, path: str, body: dict) -> dict:
+        data = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        last = None
+        for attempt in range(self.retries + 1):
+            try:
+                req = urllib.request.Request(self.url + path, data=data, headers=headers, method="POST")
+                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                    return json.loads(resp.read().decode())
+            except urllib.error.HTTPError as e:
+                last = f"HTTP {e.code}"
+                if e.code < 500 and e.code != 429:
+                    break
+            except (urllib.error.URLError, TimeoutError, ConnectionError, json.JSONDecodeError) as e:
+                last = str(getattr(e, "reason", e))
+            time.sleep(min(8.0, 0.25 * 2 ** attempt))
+        raise UserError(f"endpoint {self.url}{path} failed after {self.retries + 1} tries: {last}")
+
+    def _map(self, fn, items):
+        with ThreadPoolExecutor(self.concurrency) as ex:
+            return list(ex.map(fn, items))
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        chunks = [texts[i:i + 64] for i in range(0, len(texts), 64)]
+        res = self._map(lambda c: self._post("/embeddings", {"model": self.model, "input": c}), chunks)
+        out = []
+        for r in res:
+            out += [d["embedding"] for d in sorted(r["data"], key=lambda d: d["index"])]
+        return out
+
+    def loglik(self, pairs: list[tuple[str, str]]) -> list[dict]:
+        """Uses `echo` + `logprobs` on /completions (supported by vLLM) and the returned text offsets."""
+        def one(pc):
+            p, c = pc
+            r = self._post("/completions", {"model": self.model, "prompt": p + c, "max_tokens": 0,
+                                            "echo": True, "logprobs": 0})
+            lp = r["choices"][0]["logprobs"]
+            total, n = 0.0, 0
+            for off, val in zip(lp["text_offset"], lp["token_logprobs"]):
+                if off >= len(p) and val is not None:
+                    total += val
+                    n += 1
+            return {"logprob": total, "tokens": n}
+        return self._map(one, pairs)
+
+    def generate(self, prompts: list[str], max_new_tokens: int, temperature: float, seed: int, n: int) -> list[list[str]]:
+        def one(p):
+            r = self._post("/chat/completions", {"model": self.model, "messages": [{"role": "user", "content": p}],
+                                                 "max_tokens": max_new_tokens, "temperature": temperature,
+                                                 "seed": seed, "n": n})
+            return [ch["message"]["content"] or "" for ch in r["choices"]]
+        return self._map(one, prompts)
