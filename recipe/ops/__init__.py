@@ -8,7 +8,8 @@ from .base import Op, P
 # op name -> module (imported on first use; heavy libraries load only inside `run`)
 _MODULES = {
     "filter": "filter", "derive": "derive", "union": "union", "mix": "mix",
-    "sample": "sample", "limit": "limit",
+    "sample": "sample", "limit": "limit", "dedupe": "dedupe", "select": "select",
+    "score": "score",
 }
 _CACHE: dict[str, Op] = {}
 

@@ -1,0 +1,123 @@
+"""dedupe: exact, MinHash or semantic near-duplicates, within a node or against another one.
+
+Memory: `exact` runs in DuckDB (hashes only); `minhash` holds the texts of one column and
+a uint32 signature matrix (N x num_perm); `semantic` holds N x d float32 embeddings.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..expr import quote_ident as q
+from .base import Op, P
+from ._common import embeddings, row_texts
+
+
+class Dedupe(Op):
+    name = "dedupe"
+    version = 1
+    doc = "Remove duplicate rows (exact, MinHash near-duplicates, or semantic), keeping one per cluster."
+    params = (
+        P("method", "str", default="exact", choices=("exact", "minhash", "semantic")),
+        P("on", "column", default="instruction", doc="instruction, response, conversation, or a text column"),
+        P("threshold", "float", min=0.0, max=1.0, doc="Jaccard (minhash, default 0.8) or cosine (semantic, default 0.9)"),
+        P("keep", "str", default="first", doc="first | longest | max:<column> | min:<column>"),
+        P("against", "node", doc="a reference node: remove rows near-duplicate to it (decontamination)"),
+        P("ngram", "int", default=5, min=1, doc="minhash shingle size"),
+        P("unit", "str", default="char", choices=("char", "word"), doc="minhash shingle unit"),
+        P("num_perm", "int", default=256, min=16, max=2048, doc="minhash permutations"),
+        P("seed", "int", default=0),
+        P("embedding", "model", doc="embedding model for semantic dedupe"),
+        P("embedding_column", "column", doc="precomputed embeddings instead of a model"),
+    )
+
+    def reads(self, args):
+        out = [] if args.get("on") == "conversation" else [args.get("on", "instruction")]
+        k = args.get("keep", "first")
+        if ":" in k:
+            out.append(k.split(":", 1)[1])
+        if args.get("embedding_column"):
+            out.append(args["embedding_column"])
+        return out
+
+    def check(self, args):
+        errs = []
+        k = args.get("keep", "first")
+        if not (k in ("first", "longest") or k.startswith(("max:", "min:"))):
+            errs.append(("keep", "keep must be first, longest, max:<column> or min:<column>"))
+        if args.get("method") == "semantic" and not (args.get("embedding") or args.get("embedding_column")):
+            errs.append(("method", "semantic dedupe needs `embedding=<model>` or `embedding_column`"))
+        return errs
+
+    def run(self, ctx, args, inputs):
+        src = inputs[0]
+        method, on = args.get("method", "exact"), args.get("on", "instruction")
+        texts = row_texts(ctx, src, on)
+        n = len(texts)
+        ids = [r[0] for r in ctx.con.execute(f"SELECT _id FROM {q(src)} ORDER BY rowid").fetchall()]
+        if args.get("against"):
+            ref = inputs[1]
+            ref_ids = [r[0] for r in ctx.con.execute(f"SELECT _id FROM {q(ref)} ORDER BY rowid").fetchall()]
+            match = self._against(ctx, args, src, ref, texts, method, on)
+            keep = [i for i in range(n) if match[i] < 0]
+            reasons = {i: f"near-duplicate of reference row {ref_ids[match[i]]} ({method})" for i in range(n) if match[i] >= 0}
+            ctx.info["removed_against"] = len(reasons)
+            ctx.keep(src, keep, reasons)
+            return
+        if method == "exact":
+            from ..algorithms.minhash import normalise
+            keys = [normalise(t) for t in texts]
+            first: dict[str, int] = {}
+            labels = np.asarray([first.setdefault(k, i) for i, k in enumerate(keys)])
+        elif method == "minhash":
+            from ..algorithms import minhash_clusters
+            labels = minhash_clusters(texts, args.get("threshold") or 0.8, args.get("ngram", 5),
+                                      args.get("unit", "char"), args.get("num_perm", 256), args.get("seed", 0))
+        else:
+            from ..algorithms import semantic_clusters
+            labels = semantic_clusters(embeddings(ctx, src, args, on), args.get("threshold") or 0.9)
+        winner = self._winners(ctx, src, labels, texts, args.get("keep", "first"))
+        keep = [i for i in range(n) if winner[labels[i]] == i]
+        reasons = {i: f"duplicate of {ids[winner[labels[i]]]} ({method} on {on})" for i in range(n) if winner[labels[i]] != i}
+        ctx.info["clusters"] = int(len(set(labels.tolist())))
+        ctx.keep(src, keep, reasons)
+
+    def _winners(self, ctx, src, labels, texts, keep: str) -> dict:
+        n = len(labels)
+        if keep == "first":
+            score = np.zeros(n)
+        elif keep == "longest":
+            score = np.asarray([len(t) for t in texts], dtype=np.float64)
+        else:
+            how, col = keep.split(":", 1)
+            vals = [r[0] for r in ctx.con.execute(f"SELECT TRY_CAST({q(col)} AS DOUBLE) FROM {q(src)} ORDER BY rowid").fetchall()]
+            score = np.asarray([(-np.inf if v is None else v) for v in vals], dtype=np.float64)
+            if how == "min":
+                score = np.where(np.isfinite(score), -score, -np.inf)
+        winner: dict[int, int] = {}
+        # highest score wins; ties go to the earliest row
+        for i in np.lexsort((np.arange(n), -score)):
+            winner.setdefault(int(labels[i]), int(i))
+        return winner
+
+    def _against(self, ctx, args, src, ref, texts, method, on) -> np.ndarray:
+        ref_texts = row_texts(ctx, ref, on)
+        n = len(texts)
+        if method == "exact":
+            from ..algorithms.minhash import normalise
+            idx = {}
+            for j, t in enumerate(ref_texts):
+                idx.setdefault(normalise(t), j)
+            return np.asarray([idx.get(normalise(t), -1) for t in texts], dtype=np.int64)
+        if method == "minhash":
+            from ..algorithms import minhash_clusters
+            labels = minhash_clusters(list(ref_texts) + list(texts), args.get("threshold") or 0.8, args.get("ngram", 5),
+                                      args.get("unit", "char"), args.get("num_perm", 256), args.get("seed", 0))
+            m = len(ref_texts)
+            # labels are the smallest index in a cluster: a label < m names a reference row
+            return np.asarray([labels[m + i] if labels[m + i] < m else -1 for i in range(n)], dtype=np.int64)
+        from ..algorithms import semantic_clusters
+        return semantic_clusters(embeddings(ctx, src, args, on), args.get("threshold") or 0.9,
+                                 reference=embeddings(ctx, ref, args, on))
+
+
+OP = Dedupe()

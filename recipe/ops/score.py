@@ -1,0 +1,122 @@
+"""score: add a named score column: IFD, perplexity, LM judge, reward model, text statistics,
+tag complexity, or an expression over other columns.
+
+Model-backed metrics go through the shared runtime (batched, cached per text), so
+changing a threshold downstream recomputes nothing. Memory: the scored texts of one node.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+
+from ..expr import quote_ident as q, to_sql
+from .base import Op, P
+from ._common import approx_tokens, row_texts
+
+JUDGE_PROMPT = ("Rate how good the response is as an answer to the instruction, from 1 (useless) to 5 "
+                "(excellent, accurate and helpful). Reply with one digit.\n\n"
+                "Instruction:\n{instruction}\n\nResponse:\n{response}\n\nRating:")
+# LIFT (Xu et al. 2023) rates instructions with GPT-4 on these four aspects
+RUBRIC_PROMPT = ("Score the following instruction and its answer from 1 to 5, considering together: "
+                 "clarity of the instruction, difficulty, how well the answer explains, and its accuracy. "
+                 "Reply with one digit.\n\nInstruction:\n{instruction}\n\nAnswer:\n{response}\n\nScore:")
+MODEL_METRICS = ("ifd", "perplexity", "judge", "rubric", "reward")
+
+
+class Score(Op):
+    name = "score"
+    version = 1
+    doc = "Add a score column: ifd, perplexity, judge, rubric, reward, length, words, tokens, complexity, expr."
+    params = (
+        P("metric", "str", required=True, choices=MODEL_METRICS + ("length", "words", "tokens", "complexity", "expr")),
+        P("column", "str", doc="name of the new column (default: the metric name)"),
+        P("model", "model", doc="the model for ifd, perplexity, judge, rubric, reward"),
+        P("on", "column", default="response", doc="text column for length/words/tokens"),
+        P("tags", "column", default="tags", doc="list column for complexity"),
+        P("expr", "expr", doc="expression for metric=expr, e.g. `0.9 * judge + 0.1 * length_score`"),
+        P("prompt", "str", doc="judge/rubric prompt with {instruction} and {response}"),
+        P("chat_template", "bool", default=True, doc="wrap prompts in the model's chat template"),
+    )
+
+    def out_name(self, args) -> str:
+        return args.get("column") or args["metric"]
+
+    def adds(self, args):
+        return [self.out_name(args)]
+
+    def reads(self, args):
+        m = args.get("metric")
+        if m in MODEL_METRICS:
+            return ["instruction", "response"]
+        if m in ("length", "words", "tokens") and args.get("on", "response") != "conversation":
+            return [args.get("on", "response")]
+        if m == "complexity":
+            return [args.get("tags", "tags")]
+        return []
+
+    def check(self, args):
+        m = args.get("metric")
+        if m in MODEL_METRICS and not args.get("model"):
+            return [("metric", f"score(metric={m}) needs `model=<model>`")]
+        if m == "expr" and args.get("expr") is None:
+            return [("metric", "score(metric=expr) needs `expr=...`")]
+        return []
+
+    def run(self, ctx, args, inputs):
+        src = inputs[0]
+        m, name = args["metric"], self.out_name(args)
+        if m == "expr":
+            sql, binds = to_sql(args["expr"], ctx.params)
+            excl = f" EXCLUDE ({q(name)})" if name in ctx.columns(src) else ""
+            ctx.con.execute(f"CREATE TABLE {q(ctx.out)} AS SELECT *{excl}, CAST({sql} AS DOUBLE) AS {q(name)} "
+                            f"FROM {q(src)} ORDER BY rowid", binds)
+            return
+        if m == "complexity":
+            rows = ctx.con.execute(f"SELECT len({q(args.get('tags', 'tags'))}) FROM {q(src)} ORDER BY rowid").fetchall()
+            values = [float(r[0] or 0) for r in rows]
+        elif m in ("length", "words", "tokens"):
+            texts = row_texts(ctx, src, args.get("on", "response"))
+            values = ([float(len(t)) for t in texts] if m == "length" else
+                      [float(len(t.split())) for t in texts] if m == "words" else approx_tokens(texts).tolist())
+        else:
+            values = self.model_scores(ctx, src, args, m)
+        arr = np.asarray(values, dtype=np.float64)
+        finite = arr[np.isfinite(arr)]
+        if len(finite):
+            ctx.info[name] = {"mean": round(float(finite.mean()), 6), "min": round(float(finite.min()), 6),
+                              "max": round(float(finite.max()), 6)}
+        ctx.add_columns(src, pa.table({name: pa.array([None if not math.isfinite(v) else v for v in values],
+                                                      pa.float64())}))
+
+    def model_scores(self, ctx, src, args, m) -> list[float]:
+        rt, model = ctx.runtime, ctx.models[args["model"]]
+        inst = row_texts(ctx, src, "instruction")
+        resp = row_texts(ctx, src, "response")
+        chat = args.get("chat_template", True)
+        wrap = (lambda u: rt.chat_prompt(model, u)) if chat else (lambda u: u + "\n")
+        if m in ("ifd", "perplexity"):
+            cond = rt.loglik(model, [wrap(i) for i in inst], resp, progress=ctx.progress)
+            ppl_c = [_ppl(r) for r in cond]
+            if m == "perplexity":
+                return ppl_c
+            # IFD (Li et al. 2023, Cherry LLM): PPL(response | instruction) / PPL(response)
+            alone = rt.loglik(model, [""] * len(resp), resp, progress=ctx.progress)
+            return [c / a if a and math.isfinite(a) and a > 0 else float("nan") for c, a in zip(ppl_c, (_ppl(r) for r in alone))]
+        if m in ("judge", "rubric"):
+            tmpl = args.get("prompt") or (JUDGE_PROMPT if m == "judge" else RUBRIC_PROMPT)
+            prompts = [wrap(tmpl.format(instruction=i, response=r)) for i, r in zip(inst, resp)]
+            probs = rt.choice_probs(model, prompts, ["1", "2", "3", "4", "5"], progress=ctx.progress)
+            # expected rating under the renormalised distribution over the five digits (SelectIT-style)
+            p = probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)
+            return (p @ np.arange(1, 6)).tolist()
+        logits = rt.classify(model, inst, resp, progress=ctx.progress)
+        return (logits[:, 0] if logits.shape[1] == 1 else logits[:, -1]).tolist()
+
+
+def _ppl(r: dict) -> float:
+    return math.exp(-r["logprob"] / r["tokens"]) if r["tokens"] else float("nan")
+
+
+OP = Score()
