@@ -153,7 +153,7 @@ def _check_arg(c: Checked, op: OpCall, spec, a: Arg, names: dict) -> object:
     if ptype == "float" and isinstance(v, int) and not isinstance(v, bool):
         v = float(v)
     if not type_ok(ptype, v) and isinstance(v, str) and ptype in ("int", "float", "bool", "floats") \
-            and isinstance(a.value, Lit) and v.isidentifier():
+            and isinstance(a.value, Lit) and v.isidentifier() and _bare(a.value):
         c.diagnostics.append(Diagnostic("E0303", f"unknown param `{v}`", a.value.span,
                                         did_you_mean(v, c.params) or ("declare it: `param NAME: int = 1`",)))
         return None
@@ -183,6 +183,12 @@ def _check_arg(c: Checked, op: OpCall, spec, a: Arg, names: dict) -> object:
                                                 did_you_mean(n, [k for k, t in names.items() if t in ("node", "source")])))
                 return None
     return v
+
+
+def _bare(lit: Lit) -> bool:
+    """Written without quotes (a name), judged by the width of its span."""
+    s = lit.span
+    return s.line == s.end_line and s.end_col - s.col == len(str(lit.value))
 
 
 def _check_functions(c: Checked, e) -> None:
@@ -233,7 +239,7 @@ def check_ops(c: Checked) -> None:
             for p in spec.params:
                 if p.required and p.name not in given:
                     c.diagnostics.append(Diagnostic("E0203", f"`{op.op}` needs `{p.name}`", op.span,
-                                                    (p.doc or f"add `{p.name}=...`",)))
+                                                    (f"add `{p.name}=...`" + (f" ({p.doc})" if p.doc else ""),)))
                 elif p.name not in given and p.default is not None:
                     args[p.name] = p.default
             if all(d.span is None or not (op.span.line <= (d.span.line or 0) <= op.span.end_line) or not d.is_error

@@ -82,7 +82,13 @@ def cmd_compile(a) -> int:
     return 0
 
 
-def plan_text(plan, store) -> str:
+def _shown_path(p: str) -> str:
+    import os
+    rel = os.path.relpath(p)
+    return p if rel.startswith("..") else rel
+
+
+def plan_text(plan, store, fingerprints: bool = True) -> str:
     lines = []
     for s in plan.steps:
         status = ""
@@ -90,10 +96,11 @@ def plan_text(plan, store) -> str:
             from .plan import why_rerun
             status = "cached" if store.done(s.fingerprint) else why_rerun(store.last_parts(s.name), s.parts)
             status = f"  [{status}]"
-        ins = ", ".join(s.inputs) or s.args.get("path", "")
+        ins = ", ".join(s.inputs) or _shown_path(s.args.get("path", ""))
         models = f"  models: {', '.join(s.models)}" if s.models else ""
         lines.append(f"{s.name:<24} {s.op:<10} <- {ins}{models}{status}")
-        lines.append(f"{'':<24} fingerprint {s.fingerprint[:16]}")
+        if fingerprints:
+            lines.append(f"{'':<24} fingerprint {s.fingerprint[:16]}")
     for s in plan.sinks:
         lines.append(f"write {s['name']} -> {s['path']} ({s['format'] or 'jsonl'})")
     if plan.models:

@@ -50,7 +50,9 @@ def lower_op_args(op: str, raw: list[tuple[str | None, object, Span]], params: s
     pos_names = list(spec.positional) if spec else []
     for i, (name, value, span) in enumerate(raw):
         if name is None:
-            if spec is not None and spec.multi_input:
+            if spec is None:  # unknown operator: the checker reports it; keep the value
+                name = f"_{i}"
+            elif spec.multi_input:
                 name = f"_input{i}"
             elif pos_names:
                 name = pos_names.pop(0)
@@ -59,7 +61,7 @@ def lower_op_args(op: str, raw: list[tuple[str | None, object, Span]], params: s
                                         ("name the argument: `param=value`",)))
                 continue
         ptype = _ptype(spec, name)
-        if ptype == "expr":
+        if ptype == "expr" or spec is None:
             v = resolve_expr(value, params)
         else:
             v = to_value(value, params, diags)

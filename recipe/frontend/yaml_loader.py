@@ -9,7 +9,7 @@ from importlib import resources
 import jsonschema
 import yaml
 
-from ..diagnostics import Diagnostic, RecipeError, Span
+from ..diagnostics import Diagnostic, RecipeError, Span, did_you_mean
 from ..ir import Arg, ListV, Lit, Model, NameRef, Node, OpCall, Param, ParamRef, Recipe, Sink, Source, Use
 from .. import ops as registry
 from .lower import resolve_expr
@@ -64,13 +64,14 @@ def _plain(node, budget=None):
 
 
 def _locate(root, path) -> yaml.Node:
+    """The node at a JSON path; for the last mapping key, the key itself (where a typo is)."""
     node = root
     for key in path:
         if isinstance(node, yaml.MappingNode):
-            nxt = next((v for k, v in node.value if k.value == key), None)
+            nxt = next((k for k, v in node.value if k.value == key), None)
             if nxt is None:
-                nxt = next((k for k, v in node.value if k.value == key), node)
-            node = nxt
+                break
+            node = nxt if key == path[-1] else next(v for k, v in node.value if k.value == key)
         elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
             node = node.value[key]
         else:
@@ -102,10 +103,16 @@ def parse(text: str, file: str = "<string>") -> Recipe:
     validator = jsonschema.Draft202012Validator(_structural_schema())
     diags = []
     for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
-        node = _locate(root, list(err.absolute_path))
+        path = list(err.absolute_path)
+        hints = ("see recipe/schema/recipe.schema.json",)
+        if err.validator == "additionalProperties":
+            m = re.search(r"'([^']+)' w(?:as|ere) unexpected", err.message)
+            if m:
+                path.append(m.group(1))
+                hints = did_you_mean(m.group(1), (err.schema.get("properties") or {}).keys()) or hints
+        node = _locate(root, path)
         where = "/".join(map(str, err.absolute_path)) or "<top>"
-        diags.append(Diagnostic("E0103", f"{where}: {_short(err)}", _span(file, node),
-                                ("see recipe/schema/recipe.schema.json",)))
+        diags.append(Diagnostic("E0103", f"{where}: {_short(err)}", _span(file, node), hints))
     if diags:
         raise RecipeError(diags)
     return _Builder(file, text).build(root)

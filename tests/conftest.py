@@ -1,0 +1,41 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", help="rewrite golden files from the current output")
+
+
+@pytest.fixture
+def update_golden(request):
+    return request.config.getoption("--update-golden")
+
+
+def write_jsonl(path: Path, rows) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def alpaca_rows(n: int, dup_every: int = 0):
+    rows = []
+    for i in range(n):
+        rows.append({"instruction": f"Task number {i}: describe item {i * 7 % 13} in detail.",
+                     "input": "" if i % 3 else f"context {i}",
+                     "output": f"Item {i * 7 % 13} is described here with {i} words of detail " + "x " * (i % 5)})
+        if dup_every and i % dup_every == dup_every - 1:
+            rows.append(dict(rows[-1]))
+    return rows
+
+
+@pytest.fixture
+def data_file(tmp_path):
+    return write_jsonl(tmp_path / "data.jsonl", alpaca_rows(30, dup_every=10))
+
+
+def read_jsonl(path: Path):
+    return [json.loads(l) for l in Path(path).read_text(encoding="utf-8").splitlines() if l.strip()]

@@ -1,0 +1,93 @@
+"""Front ends: text and YAML produce the same IR; fmt is canonical, idempotent, keeps comments."""
+from pathlib import Path
+
+import pytest
+
+from recipe.frontend import parse_text, parse_yaml
+from recipe.frontend.printer import to_text, to_yaml
+from recipe.ir import Binary, Column, Lit, ParamRef
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPES = sorted(list((ROOT / "examples").glob("*.recipe")) + list((ROOT / "stdlib_recipes").glob("*.recipe")))
+
+SAMPLE = '''# header comment
+recipe demo
+
+param k: int = 10
+param cut: float = 0.5
+
+model emb = embedding("builtin:minilm")
+
+source raw = read("data.jsonl", format="alpaca")
+
+# a pipeline
+clean = raw
+  | filter(length(response) > 3 and not (score < cut))  # keep real answers
+  | dedupe(method="minhash", on=instruction, threshold=0.8)
+
+both = union(clean, raw) | limit(n=k)
+
+write both to "out.jsonl" (format="alpaca")
+'''
+
+
+def test_text_parse_builds_typed_ir():
+    r = parse_text(SAMPLE, "demo.recipe")
+    assert r.name == "demo"
+    assert [p.name for p in r.params] == ["k", "cut"]
+    clean = r.nodes[0]
+    assert [o.op for o in clean.ops] == ["filter", "dedupe"]
+    where = clean.ops[0].args[0].value
+    assert isinstance(where, Binary) and where.op == "and"
+    # a param inside an expression is a ParamRef, a column is a Column
+    inner = where.right.operand
+    assert isinstance(inner.left, Column) and isinstance(inner.right, ParamRef)
+    # bare names outside expressions are plain values; `k` is a declared param
+    assert clean.ops[1].arg("on").value == Lit("instruction")
+    assert r.nodes[1].ops[1].arg("n").value == ParamRef("k")
+    assert [i.name for i in r.nodes[1].inputs] == ["clean", "raw"]
+    # spans point into the file
+    assert clean.ops[1].name_span.line == 14 and clean.ops[1].name_span.col == 5
+
+
+def test_yaml_and_text_give_identical_ir():
+    r = parse_text(SAMPLE, "demo.recipe")
+    y = to_yaml(r)
+    r2 = parse_yaml(y, "demo.yaml")
+    assert r2.dumps() == r.dumps()
+    assert to_text(r2) == to_text(r)
+
+
+def test_fmt_keeps_comments_and_is_idempotent():
+    out = to_text(parse_text(SAMPLE, "x.recipe"))
+    assert "# header comment" in out and "# a pipeline" in out and "# keep real answers" in out
+    assert to_text(parse_text(out, "x.recipe")) == out
+    y = to_yaml(parse_text(SAMPLE, "x.recipe"))
+    assert "# keep real answers" in y
+    assert to_yaml(parse_yaml(y, "x.yaml")) == y
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_committed_recipes_are_formatted_and_round_trip(path):
+    text = path.read_text()
+    r = parse_text(text, str(path))
+    assert to_text(r) == text, f"{path} is not canonically formatted: run `recipe fmt {path}`"
+    yaml_twin = path.with_suffix(".yaml")
+    y = to_yaml(r)
+    assert parse_yaml(y, "x.yaml").dumps() == r.dumps()
+    if yaml_twin.exists():
+        assert yaml_twin.read_text() == y, f"{yaml_twin} is out of date: `recipe fmt --to yaml {path}`"
+
+
+def test_yaml_expression_spans_point_into_the_scalar():
+    y = 'recipe: t\nsources:\n  raw: {read: "d.jsonl"}\nsteps:\n  a:\n    input: raw\n    ops:\n      - filter: "length(respons) > 2"\nsinks:\n  - {input: a, write: "o.jsonl"}\n'
+    r = parse_yaml(y, "t.yaml")
+    col = r.nodes[0].ops[0].args[0].value.left.args[0]
+    assert isinstance(col, Column) and col.name == "respons"
+    assert (col.span.line, col.span.col) == (8, 25)
+
+
+def test_schema_file_matches_operator_declarations():
+    import json
+    from recipe.schema import SCHEMA_FILE, build_schema
+    assert json.loads(SCHEMA_FILE.read_text()) == build_schema(), "regenerate with recipe.schema.write_schema()"
