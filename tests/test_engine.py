@@ -1,0 +1,184 @@
+"""The DuckDB engine: accounting, caching by fingerprint, determinism, basic operators, CLI."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recipe.api import load
+from recipe.cli import main
+from recipe.diagnostics import RecipeError, UserError
+
+from conftest import alpaca_rows, read_jsonl, write_jsonl
+
+BASE = '''recipe t
+
+param n: int = 8
+
+source raw = read("{data}")
+
+clean = raw
+  | filter(length(response) > 45)
+  | derive(words=words(response), ratio=length(response) / length(instruction))
+
+top = clean | sample(n=n, seed=3)
+
+write top to "top.jsonl"
+'''
+
+
+def run(text, tmp_path, out="out", **kw):
+    return load(text).run(out=tmp_path / out, cache_dir=tmp_path / "cache", **kw)
+
+
+def test_accounting_holds_for_every_node(tmp_path, data_file):
+    res = run(BASE.format(data=data_file), tmp_path)
+    for n in res.manifest["nodes"]:
+        assert n["rows_in"] + n["rows_created"] == n["rows_out"] + n["rows_set_aside"], n
+    names = [n["name"] for n in res.manifest["nodes"]]
+    assert names == ["raw", "clean/filter", "clean/derive", "top"]
+    assert res.manifest["sinks"][0]["rows"] == 8
+    aside = read_jsonl(tmp_path / "out" / "set_aside.jsonl")
+    assert len(aside) == sum(n["rows_set_aside"] for n in res.manifest["nodes"])
+    rows = read_jsonl(tmp_path / "out" / "top.jsonl")
+    assert all(len(r["response"]) > 45 and r["words"] == len(r["response"].split()) for r in rows)
+
+
+def test_editing_the_last_step_reruns_only_that_step(tmp_path, data_file):
+    text = BASE.format(data=data_file)
+    first = run(text, tmp_path)
+    assert not any(n["cached"] for n in first.manifest["nodes"])
+    again = run(text, tmp_path, out="out2")
+    assert all(n["cached"] for n in again.manifest["nodes"])
+    edited = run(text.replace("seed=3", "seed=4"), tmp_path, out="out3")
+    assert [n["cached"] for n in edited.manifest["nodes"]] == [True, True, True, False]
+    # a --set override is a param change too, and the plan says why
+    r = load(text)
+    from recipe.engine.store import Store
+    from recipe.plan import why_rerun
+    plan = r.plan(params={"n": "5"})
+    store = Store(tmp_path / "cache")
+    try:
+        step = plan.step("top")
+        assert store.done(step.fingerprint) is None
+        assert why_rerun(store.last_parts("top"), step.parts) == "params changed: n, seed"
+    finally:
+        store.close()
+
+
+def test_same_inputs_give_byte_identical_outputs(tmp_path, data_file):
+    text = BASE.format(data=data_file)
+    run(text, tmp_path, out="a")
+    load(text).run(out=tmp_path / "b", cache_dir=tmp_path / "other-cache")
+    for f in ("top.jsonl", "set_aside.jsonl"):
+        assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
+
+
+def test_union_mix_limit_and_sinks_in_formats(tmp_path):
+    a = write_jsonl(tmp_path / "a.jsonl", alpaca_rows(10))
+    b = write_jsonl(tmp_path / "b.jsonl", [{"conversations": [{"from": "human", "value": f"q{i}"},
+                                                              {"from": "gpt", "value": f"a{i}"}]} for i in range(6)])
+    text = f'''recipe t
+source a = read("{a}")
+source b = read("{b}")
+both = union(a, b, a)
+mixed = mix(a, b, weights=[0.5, 0.5], seed=1)
+first = both | limit(n=12)
+write first to "first.jsonl" (format="sharegpt")
+write mixed to "mixed.json" (format="alpaca")
+'''
+    res = run(text, tmp_path)
+    nodes = {n["name"]: n for n in res.manifest["nodes"]}
+    assert nodes["both"]["rows_in"] == 26 and nodes["both"]["rows_out"] == 16 and nodes["both"]["rows_set_aside"] == 10
+    assert nodes["mixed"]["rows_out"] == 12  # 6 from each: b has only 6
+    first = read_jsonl(tmp_path / "out" / "first.jsonl")
+    assert len(first) == 12 and first[-1]["conversations"][0] == {"from": "human", "value": "q1"}
+    mixed = json.loads((tmp_path / "out" / "mixed.json").read_text())
+    assert sum(1 for m in mixed if m["instruction"].startswith("q")) == 6
+
+
+def test_mix_counts_follow_weights():
+    from recipe.ops.mix import mix_counts
+    assert mix_counts([100, 100], [0.7, 0.3], 10) == [7, 3]
+    assert mix_counts([100, 10], [0.5, 0.5], None) == [10, 10]
+    assert mix_counts([5, 100], [0.5, 0.5], 40) == [5, 20]
+
+
+def test_set_with_wrong_type_and_unknown_param(tmp_path, data_file):
+    r = load(BASE.format(data=data_file))
+    with pytest.raises(RecipeError) as e:
+        r.run(params={"n": "many"}, out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert e.value.diagnostics[0].code == "E0702"
+    c = r.check(params={"nn": "3"})
+    assert c.diagnostics[0].code == "E0701" and "did you mean `n`" in c.diagnostics[0].hints[0]
+
+
+def test_unwritable_out_and_escaping_sink(tmp_path, data_file):
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(UserError, match="cannot write to output directory"):
+        run(BASE.format(data=data_file), tmp_path, out="file/x")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    os.chmod(ro, 0o500)
+    try:
+        if not os.access(ro, os.W_OK):  # root ignores permissions
+            with pytest.raises(UserError, match="cannot write to output directory"):
+                run(BASE.format(data=data_file), tmp_path, out="ro/x")
+    finally:
+        os.chmod(ro, 0o700)
+    with pytest.raises(UserError, match="inside --out"):
+        run(BASE.format(data=data_file).replace('"top.jsonl"', '"../escape.jsonl"'), tmp_path)
+
+
+def test_cache_dir_lock(tmp_path):
+    from recipe.engine.store import Store
+    s = Store(tmp_path / "c")
+    try:
+        with pytest.raises(UserError, match="in use by a running"):
+            Store(tmp_path / "c")
+    finally:
+        s.close()
+    Store(tmp_path / "c").close()
+
+
+def test_cli_commands(tmp_path, data_file, capsys):
+    f = tmp_path / "t.recipe"
+    f.write_text(BASE.format(data=data_file))
+    assert main(["check", str(f)]) == 0
+    assert main(["fmt", "--check", str(f)]) == 0
+    capsys.readouterr()
+    assert main(["compile", str(f), "--emit", "ir"]) == 0
+    ir = json.loads(capsys.readouterr().out)
+    assert ir["recipe"] == "t"
+    out = tmp_path / "o"
+    assert main(["run", str(f), "--out", str(out), "--cache-dir", str(tmp_path / "c"), "--quiet", "--set", "n=4"]) == 0
+    capsys.readouterr()
+    assert main(["plan", str(f), "--cache-dir", str(tmp_path / "c"), "--set", "n=4"]) == 0
+    assert "[cached]" in capsys.readouterr().out
+    aside = read_jsonl(out / "set_aside.jsonl")
+    assert main(["explain", "--out", str(out), "--row", aside[0]["_id"]]) == 0
+    assert f"set aside at `{aside[0]['node']}`" in capsys.readouterr().out
+    kept = read_jsonl(out / "top.jsonl")[0]["_id"]
+    assert main(["explain", "--out", str(out), "--row", kept]) == 0
+    assert "kept" in capsys.readouterr().out
+    capsys.readouterr()
+    assert main(["check", "--format", "json", str(_errors_case("unknown_operator.recipe"))]) == 1
+    diag = json.loads(capsys.readouterr().out)[0]
+    assert diag["code"] == "E0201" and diag["span"]["line"] == 4
+    assert main(["ops"]) == 0
+    assert "dedupe" in capsys.readouterr().out
+
+
+def _errors_case(name):
+    return Path(__file__).parent / "errors" / name
+
+
+def test_cli_never_prints_a_traceback(tmp_path):
+    bad = tmp_path / "bad.recipe"
+    bad.write_text('recipe x\nsource raw = read("nowhere.jsonl")\nwrite raw to "o.jsonl"\n')
+    for args in (["run", str(bad), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")],
+                 ["check", str(tmp_path / "missing.recipe")], ["run", "stdlib:nope"]):
+        p = subprocess.run([sys.executable, "-m", "recipe", *args], capture_output=True, text=True)
+        assert p.returncode == 1 and "Traceback" not in p.stderr and "error" in p.stderr, p.stderr
