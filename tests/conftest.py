@@ -39,3 +39,19 @@ def data_file(tmp_path):
 
 def read_jsonl(path: Path):
     return [json.loads(l) for l in Path(path).read_text(encoding="utf-8").splitlines() if l.strip()]
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory):
+    """One model cache for the session, so the GGUF is dequantised once."""
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def runtime(model_cache):
+    from recipe.runtime import ModelRuntime
+    return ModelRuntime(model_cache)
+
+
+LM = {"kind": "causal_lm", "source": "builtin:smollm2", "options": {}, "identity": "causal_lm:builtin:smollm2"}
+EMB = {"kind": "embedding", "source": "builtin:minilm", "options": {}, "identity": "embedding:builtin:minilm"}

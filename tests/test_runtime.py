@@ -1,0 +1,147 @@
+"""The shared model runtime on the real offline models (slow) and on tiny models built here."""
+import json
+
+import numpy as np
+import pytest
+
+from recipe.diagnostics import UserError
+from recipe.runtime import ModelRuntime
+from recipe.runtime.batching import token_batches, unique_order
+
+from conftest import EMB, LM
+
+TEXTS = ["How do I sort a list in Python?", "Explain photosynthesis.", "How do I sort a list in Python?",
+         "Write a haiku about the sea.", "What is 2 + 2?"]
+
+
+def test_token_batches_respect_budget_and_order():
+    lens = [5, 50, 7, 300, 20, 20]
+    batches = token_batches(lens, budget=100)
+    assert sorted(i for b in batches for i in b) == list(range(6))
+    for b in batches:
+        assert len(b) == 1 or max(lens[i] for i in b) * len(b) <= 100
+    assert batches[0] == [3]  # longest first, alone because it exceeds the budget
+    uniq, back = unique_order(["a", "b", "a", "c"])
+    assert uniq == [0, 1, 3] and back == [0, 1, 0, 2]
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    rt = ModelRuntime(tmp_path)
+    with pytest.raises(UserError, match="model not found at `/no/such/model`"):
+        rt.embed({"kind": "embedding", "source": "/no/such/model", "options": {}, "identity": "x"}, ["a"])
+    with pytest.raises(UserError, match="openai:BASE_URL#MODEL"):
+        rt.embed({"kind": "embedding", "source": "openai:http://localhost:1", "options": {}, "identity": "y"}, ["a"])
+
+
+def _tiny_lm(path):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    vocab = {f"w{i}": i for i in range(60)} | {"[UNK]": 60, "[PAD]": 61}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]")
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=62, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128)
+    model = LlamaForCausalLM(cfg)
+    model.save_pretrained(path)
+    fast.save_pretrained(path)
+    return model, fast
+
+
+def test_tiny_model_loglik_matches_direct_forward(tmp_path):
+    import torch
+    model, tok = _tiny_lm(tmp_path / "lm")
+    decl = {"kind": "causal_lm", "source": str(tmp_path / "lm"), "options": {"dtype": "fp32"}, "identity": "tiny"}
+    rt = ModelRuntime(tmp_path / "cache")
+    prompts = ["w1 w2 w3", "w4", "w5 w6 w7 w8 w9", "w1 w2 w3"]
+    conts = ["w10 w11", "w12 w13 w14", "w15", "w10 w11"]
+    got = rt.loglik(decl, prompts, conts)
+    for p, c, g in zip(prompts, conts, got):
+        pi, ci = tok(p, add_special_tokens=False)["input_ids"], tok(c, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([pi + ci])).logits[0].float(), -1)
+        want = sum(float(logp[len(pi) - 1 + j, t]) for j, t in enumerate(ci))
+        assert g["tokens"] == len(ci) and abs(g["logprob"] - want) < 1e-4
+    st = rt.stats()["tiny"]
+    assert st["loads"] == 1 and st["requests"] == 4 and st["computed"] == 3  # one duplicate computed once
+    rt.loglik(decl, prompts, conts)
+    assert rt.stats()["tiny"]["cache_hits"] == 3 and rt.stats()["tiny"]["computed"] == 3
+
+
+@pytest.mark.slow
+def test_embed_equals_sentence_transformers(runtime):
+    from sentence_transformers import SentenceTransformer
+    from recipe.runtime.resolve import resolve
+    direct = SentenceTransformer(str(resolve("builtin:minilm").path), device="cpu").encode(
+        TEXTS, normalize_embeddings=True)
+    got = runtime.embed(EMB, TEXTS)
+    assert got.dtype == np.float32 and got.shape == direct.shape
+    cos = (got * direct).sum(1) / np.linalg.norm(got, axis=1) / np.linalg.norm(direct, axis=1)
+    assert cos.min() > 0.999
+    before = runtime.stats()[EMB["identity"]]["cache_hits"]
+    again = runtime.embed(EMB, TEXTS)
+    assert runtime.stats()[EMB["identity"]]["cache_hits"] == before + 4
+    assert np.allclose(again, got, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_loglik_equals_direct_fp32_forward(runtime, model_cache):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    prompts = ["The capital of France is", "Q: What is 2 + 2?\nA:"]
+    conts = [" Paris, a city on the Seine.", " 4"]
+    got = runtime.loglik(LM, prompts, conts)
+    saved = next((model_cache / "dequantised").iterdir())
+    tok = AutoTokenizer.from_pretrained(saved)
+    model = AutoModelForCausalLM.from_pretrained(saved, dtype=torch.float32).eval()
+    for p, c, g in zip(prompts, conts, got):
+        pi, ci = tok(p, add_special_tokens=False)["input_ids"], tok(c, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([pi + ci])).logits[0].float(), -1)
+        want = sum(float(logp[len(pi) - 1 + j, t]) for j, t in enumerate(ci))
+        assert abs(g["logprob"] - want) <= 0.02 * abs(want), (g, want)
+    assert runtime.stats()[LM["identity"]]["loads"] == 1
+
+
+@pytest.mark.slow
+def test_generation_is_reproducible_and_cached(runtime, tmp_path):
+    p = runtime.chat_prompt(LM, "Name three colours.")
+    a = runtime.generate(LM, [p], n=2, max_new_tokens=12, temperature=0.8, seed=7)
+    fresh = ModelRuntime(tmp_path)  # no shared cache: recomputed from the seed
+    b = fresh.generate(LM, [p], n=2, max_new_tokens=12, temperature=0.8, seed=7)
+    assert a == b and len(a[0]) == 2
+    g1 = runtime.generate(LM, [p], max_new_tokens=8)
+    assert runtime.generate(LM, [p], max_new_tokens=8) == g1
+    probs = runtime.choice_probs(LM, [p], ["1", "2"])
+    assert probs.shape == (1, 2) and (probs >= 0).all() and probs.sum() <= 1.0
+
+
+@pytest.mark.slow
+def test_one_load_per_model_across_operators(tmp_path, model_cache):
+    from recipe.api import load
+    from conftest import alpaca_rows, write_jsonl
+    data = write_jsonl(tmp_path / "d.jsonl", alpaca_rows(6))
+    text = f'''recipe t
+model lm = causal_lm("builtin:smollm2")
+model emb = embedding("builtin:minilm")
+source raw = read("{data}")
+a = raw
+  | score(metric="ifd", model=lm)
+  | score(metric="perplexity", model=lm)
+  | score(metric="judge", model=lm)
+  | dedupe(method="semantic", embedding=emb, threshold=0.99)
+  | select(method="kcenter", k=3, embedding=emb)
+write a to "a.jsonl"
+'''
+    rt = ModelRuntime(model_cache)
+    res = load(text).run(out=tmp_path / "o", cache_dir=tmp_path / "c", runtime=rt)
+    stats = res.manifest["model_runtime"]
+    lm = next(v for k, v in stats.items() if "smollm2" in k)
+    emb = next(v for k, v in stats.items() if "minilm" in k)
+    assert lm["loads"] <= 1 and emb["loads"] <= 1
+    # semantic dedupe and kcenter embed the same instructions: the second is all cache hits
+    assert emb["cache_hits"] >= 3
+    rows = [json.loads(l) for l in (tmp_path / "o" / "a.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and all(r["ifd"] > 0 and 1 <= r["judge"] <= 5 for r in rows)
