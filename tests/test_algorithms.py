@@ -1,0 +1,185 @@
+"""Selection and dedupe algorithms against independent references and hand-checked cases."""
+import itertools
+
+import numpy as np
+import pytest
+
+from recipe.algorithms import (deita_filter, facility_location, facility_objective, instag_cfds,
+                               kcenter_greedy, lift_variety, minhash_clusters, semantic_clusters)
+from recipe.algorithms.clusters import connected_labels
+from recipe.algorithms.minhash import normalise
+
+
+def clustered(n=300, d=24, centres=12, seed=0):
+    rng = np.random.default_rng(seed)
+    c = rng.normal(size=(centres, d))
+    x = c[rng.integers(0, centres, n)] + 0.35 * rng.normal(size=(n, d))
+    return x.astype(np.float32)
+
+
+# ---- facility location -------------------------------------------------------------------
+
+def test_facility_location_equals_apricot():
+    apricot = pytest.importorskip("apricot")
+    x = clustered()
+    e = x / np.linalg.norm(x, axis=1, keepdims=True)
+    sim = np.maximum(e @ e.T, 0).astype(np.float64)
+    ref = apricot.FacilityLocationSelection(25, metric="precomputed", optimizer="naive").fit(sim).ranking
+    assert facility_location(x, 25) == [int(i) for i in ref]
+
+
+def naive_qdit(x, k, q, alpha):
+    e = x / np.linalg.norm(x, axis=1, keepdims=True)
+    s = np.maximum(e @ e.T, 0)
+    n = len(x)
+    qn = (q - q.min()) / (q.max() - q.min())
+    cur = np.zeros(n)
+    out = []
+    for _ in range(k):
+        gains = np.maximum(s - cur[None, :], 0).sum(1)
+        score = (1 - alpha) * gains / n + alpha * qn
+        score[out] = -np.inf
+        a = int(np.argmax(score))
+        out.append(a)
+        cur = np.maximum(cur, s[a])
+    return out
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 0.7])
+def test_qdit_equals_naive_greedy(alpha):
+    x = clustered(200, seed=1)
+    q = np.random.default_rng(2).random(200)
+    assert facility_location(x, 30, quality=q, alpha=alpha) == naive_qdit(x, 30, q, alpha)
+
+
+def test_alpha_one_is_stable_topk():
+    q = np.array([0.5, 0.9, 0.9, 0.1, 0.7])
+    assert facility_location(np.eye(5), 3, quality=q, alpha=1.0) == [1, 2, 4]
+
+
+def test_knn_mode_is_close_to_exact():
+    x = clustered(2000, d=32, centres=40, seed=3)
+    exact = facility_location(x, 60)
+    approx = facility_location(x, 60, mode="knn", knn=64)
+    fe, fa = facility_objective(x, exact), facility_objective(x, approx)
+    assert fa >= 0.98 * fe
+
+
+def test_budget_skips_rows_that_do_not_fit():
+    x = clustered(50, seed=4)
+    costs = np.full(50, 10.0)
+    costs[facility_location(x, 1)[0]] = 1000.0
+    sel = facility_location(x, 50, costs=costs, budget=55)
+    assert len(sel) == 5 and costs[sel].sum() <= 55
+
+
+# ---- k-center -----------------------------------------------------------------------------
+
+def naive_kcenter(x, k, first=0, already=None):
+    centres = list(already) if already else [first]
+    out = [] if already else [first]
+    while len(out) < k:
+        d = np.array([min(np.sum((x[i] - x[c]) ** 2) for c in centres) for i in range(len(x))])
+        d[centres] = -1
+        a = int(np.argmax(d))
+        centres.append(a)
+        out.append(a)
+    return out
+
+
+def test_kcenter_equals_naive_farthest_first():
+    x = clustered(120, seed=5).astype(np.float64)
+    assert kcenter_greedy(x, 15) == naive_kcenter(x, 15)
+    assert kcenter_greedy(x, 10, first=7) == naive_kcenter(x, 10, first=7)
+    got = kcenter_greedy(x, 8, already_selected=[3, 50])
+    assert got == naive_kcenter(x, 8, already=[3, 50]) and not {3, 50} & set(got)
+
+
+# ---- InsTag, DEITA, LIFT ------------------------------------------------------------------
+
+def test_instag_complexity_first_diverse_sampling():
+    tags = [["a"], ["a", "b", "c"], ["b", "c"], ["d"], ["a", "b", "c"], [], ["c", "d"]]
+    # sorted by tag count (stable): 1, 4, 2, 6, 0, 3, 5
+    # sweep 1: 1 (a b c), 4 adds nothing, 2 nothing, 6 (d) -> [1, 6]
+    # sweep 2 over 4, 2, 0, 3, 5: 4 (a b c), 2 nothing new, 0 nothing, 3 (d) -> [1, 6, 4, 3]
+    # sweep 3 over 2, 0, 5: 2 (b c), 0 (a) ...
+    assert instag_cfds(tags, 4) == [1, 6, 4, 3]
+    assert instag_cfds(tags, 6) == [1, 6, 4, 3, 2, 0]
+    assert instag_cfds(tags, 7) == [1, 6, 4, 3, 2, 0, 5]  # the untagged row comes last, by fallback
+
+
+def test_deita_keeps_rows_below_tau_in_score_order():
+    e = np.array([[1, 0], [0.99, 0.141], [0, 1], [0.6, 0.8], [0.7071, 0.7071]], dtype=np.float32)
+    s = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
+    # row 1 is ~0.99 cosine to row 0 -> dropped; row 3 is 0.8 to row 2 -> kept at tau 0.9;
+    # row 4 is ~0.99 to row 3 -> dropped
+    assert deita_filter(e, s, 10, tau=0.9) == [0, 2, 3]
+    assert deita_filter(e, s, 2, tau=0.9) == [0, 2]
+
+
+def test_lift_variety_keeps_the_most_spread_rows():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(40, 5)) * 0.1
+    base[:4] *= 30  # four rows far from the mean in every direction
+    got = lift_variety(base, keep=0.1)
+    assert sorted(got) == [0, 1, 2, 3]
+    x = np.asarray(base)
+    z = (x - x.mean(0)) / x.std(0)
+    u, s, vt = np.linalg.svd(z, full_matrices=False)
+    m = int(np.searchsorted(np.cumsum(s**2) / (s**2).sum(), 0.95) + 1)
+    score = (z @ vt[:m].T).var(1)
+    assert got == list(np.argsort(-score, kind="stable")[:4])
+
+
+# ---- MinHash and semantic clusters ----------------------------------------------------------
+
+def shingles(t, n=5):
+    t = normalise(t)
+    return {t[i:i + n] for i in range(max(1, len(t) - n + 1))} if t else set()
+
+
+def near_duplicate_corpus(seed=0, n_base=150):
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(400)]
+    texts = []
+    for i in range(n_base):
+        base = list(rng.choice(words, 40))
+        texts.append(" ".join(base))
+        for _ in range(rng.integers(0, 3)):  # edited copies: a few words changed
+            b = list(base)
+            for j in rng.choice(40, rng.integers(1, 4), replace=False):
+                b[j] = str(rng.choice(words))
+            texts.append(" ".join(b))
+    return texts
+
+
+def test_minhash_recovers_exact_jaccard_pairs_and_clusters():
+    texts = near_duplicate_corpus()
+    t = 0.7
+    sh = [shingles(x) for x in texts]
+    pairs = []
+    for i, j in itertools.combinations(range(len(texts)), 2):
+        jac = len(sh[i] & sh[j]) / len(sh[i] | sh[j])
+        if jac >= t:
+            pairs.append((i, j, jac))
+    labels = minhash_clusters(texts, t)
+    clear = [(i, j) for i, j, jac in pairs if jac >= t + 0.1]
+    assert clear, "the corpus must contain clear near-duplicates"
+    recall = np.mean([labels[i] == labels[j] for i, j in clear])
+    assert recall >= 0.98
+    exact = connected_labels(len(texts), [p[0] for p in pairs], [p[1] for p in pairs])
+    n_exact, n_got = len(set(exact.tolist())), len(set(labels.tolist()))
+    assert abs(n_got - n_exact) <= 0.05 * n_exact
+
+
+def test_minhash_word_unit_and_edge_cases():
+    texts = ["The cat sat on the mat today", "the  cat sat on the mat TODAY", "", "a", "completely different words here"]
+    labels = minhash_clusters(texts, 0.8, ngram=2, unit="word")
+    assert labels[0] == labels[1] == 0
+    assert len(set(labels.tolist())) == 4
+
+
+def test_semantic_clusters_and_reference():
+    e = np.array([[1, 0, 0], [0.99, 0.1, 0], [0, 1, 0], [0, 0, 1], [0, 0.05, 1]], dtype=np.float32)
+    assert semantic_clusters(e, 0.95).tolist() == [0, 0, 2, 3, 3]
+    assert semantic_clusters(e, 0.95, reference=e[[2, 3]]).tolist() == [-1, -1, 0, 1, 1]
