@@ -236,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `recipe ops | head`
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("interrupted; finished steps are cached and the next run resumes from them", file=sys.stderr)
         return 130

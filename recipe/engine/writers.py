@@ -9,7 +9,7 @@ from ..diagnostics import UserError
 from ..expr import quote_ident as q
 from ..io.formats import FORMATS, BadRow, from_row
 
-WRITE_FORMATS = ("jsonl",) + FORMATS[:-1]  # `ni` is read-only
+WRITE_FORMATS = ("jsonl",) + tuple(f for f in FORMATS if f not in ("ni", "raw"))  # read-only formats
 
 
 def safe_sink_path(out_dir: Path, rel: str) -> Path:

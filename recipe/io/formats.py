@@ -10,7 +10,7 @@ from __future__ import annotations
 ROLE_MAP = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
             "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "model": "assistant",
             "system": "system"}
-FORMATS = ("alpaca", "sharegpt", "openai", "dolly", "prompt_completion", "ni")
+FORMATS = ("alpaca", "sharegpt", "openai", "dolly", "prompt_completion", "ni", "raw")
 
 
 class BadRow(Exception):
@@ -101,6 +101,9 @@ def canonical(fmt: str, rec: dict) -> dict:
     """Raw record -> canonical row (without `_id`)."""
     if not isinstance(rec, dict):
         raise BadRow(f"not a JSON object ({type(rec).__name__})")
+    if fmt == "raw":  # task data for templates: every field a column, no conversation yet
+        return {"messages": [], "instruction": "", "response": "",
+                **{k: v for k, v in rec.items() if k not in ("messages", "instruction", "response") and not k.startswith("_")}}
     msgs, used = to_messages(fmt, rec)
     users = [m["content"] for m in msgs if m["role"] == "user"]
     if not users or not users[0].strip():

@@ -9,7 +9,8 @@ from .base import Op, P
 _MODULES = {
     "filter": "filter", "derive": "derive", "union": "union", "mix": "mix",
     "sample": "sample", "limit": "limit", "dedupe": "dedupe", "select": "select",
-    "score": "score",
+    "score": "score", "tag": "tag", "fuse": "fuse", "necessity": "necessity",
+    "format_transfer": "format_transfer",
 }
 _CACHE: dict[str, Op] = {}
 

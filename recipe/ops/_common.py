@@ -28,3 +28,34 @@ def approx_tokens(texts: list[str]) -> np.ndarray:
     import re
     pat = re.compile(r"\w+|[^\w\s]")
     return np.asarray([len(pat.findall(t)) for t in texts], dtype=np.float64)
+
+
+def fetch_rows(ctx, table: str) -> tuple[list[dict], "object"]:
+    """All rows of a table as dicts (in order) and its Arrow schema."""
+    from ..expr import quote_ident as q
+    t = ctx.con.execute(f"SELECT * FROM {q(table)} ORDER BY rowid").fetch_arrow_table()
+    return t.to_pylist(), t.schema
+
+
+def write_rows(ctx, rows: list[dict], schema, extra_fields=()) -> None:
+    """Create ctx.out from row dicts with the given schema (plus extra fields)."""
+    import pyarrow as pa
+    from ..expr import quote_ident as q
+    for f in extra_fields:
+        if f.name not in schema.names:
+            schema = schema.append(f)
+    tbl = pa.Table.from_pylist(rows, schema=schema)
+    ctx.con.register("__rows", tbl)
+    ctx.con.execute(f"CREATE TABLE {q(ctx.out)} AS SELECT * FROM __rows")
+    ctx.con.unregister("__rows")
+
+
+def set_aside(ctx, items: list[tuple[str, str]]) -> None:
+    if items:
+        ctx.con.executemany(f'INSERT INTO "{ctx.aside}" VALUES (?, ?, NULL)', items)
+
+
+def with_turn(row: dict, instruction: str, response: str) -> dict:
+    """A row whose conversation is one user turn and one assistant turn."""
+    return {**row, "messages": [{"role": "user", "content": instruction}, {"role": "assistant", "content": response}],
+            "instruction": instruction, "response": response}

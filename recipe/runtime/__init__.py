@@ -218,6 +218,11 @@ class ModelRuntime:
         m = self.model(as_decl(model))
         return m.chat(user, system) if hasattr(m, "chat") else user
 
+    def count_tokens(self, model, text: str) -> int:
+        """Tokens of a text under the model's tokenizer (words for an endpoint)."""
+        m = self.model(as_decl(model))
+        return len(m.encode(text)) if hasattr(m, "encode") else len(text.split())
+
     def stats(self) -> dict:
         return {k: vars(v) | {"seconds": round(v.seconds, 3), "load_seconds": round(v.load_seconds, 3)}
                 for k, v in self._stats.items()}

@@ -1,0 +1,184 @@
+"""tag: InsTag open-set tagging with an LM, or nearest tags from a vocabulary by embedding
+similarity; then InsTag's normalisation. Adds a list column (default `tags`).
+
+Normalisation (Lu et al. 2023, section 2), in order, each optional:
+  1. lower-case and stem every word: "Creative Writing", "creative writings" -> "creative write"
+  2. frequency filter: tags seen in fewer than `min_count` rows are dropped
+  3. semantic merge: tags whose embeddings are within cosine `merge_similarity` are merged
+     into the most frequent of them ("math problem", "mathematics problem" -> one tag)
+  4. association merge: when `conf(A -> B) = rows(A and B) / rows(A) >= association` and B
+     is at least as frequent, A is replaced by B ("python", always with "coding" -> "coding")
+Memory: the generated text and tags of one node.
+"""
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+
+from .base import Op, P
+from ._common import row_texts
+
+INSTAG_PROMPT = ('Please identify tags of user intentions in the following user query and provide an '
+                 'explanation for each tag. Please respond in the JSON format {{"tag": str, "explanation": str}}.\n'
+                 'User query: {query}')
+_TAG_RE = re.compile(r'"tag"\s*:\s*"((?:[^"\\]|\\.)*)"', re.I)
+_LINE_RE = re.compile(r"^\s*(?:[-*\d.)]+\s*)?(?:tag\s*:\s*)?([A-Za-z][\w \-/&]{1,40}?)\s*(?::|-|$)", re.I)
+
+
+def parse_tags(text: str) -> list[str]:
+    """Tags from an LM answer, tolerant of the malformed JSON small models write:
+    JSON objects or lists, `"tag": "..."` fragments anywhere, else `- tag: explanation` lines."""
+    out: list[str] = []
+    try:
+        doc = json.loads(text)
+        items = doc if isinstance(doc, list) else [doc]
+        out = [str(d["tag"]) for d in items if isinstance(d, dict) and isinstance(d.get("tag"), str)]
+    except (ValueError, TypeError):
+        pass
+    if not out:
+        out = [m.group(1) for m in _TAG_RE.finditer(text)]
+    if not out and "{" not in text:
+        for line in text.splitlines():
+            m = _LINE_RE.match(line)
+            if m and ":" in line:
+                out.append(m.group(1))
+    seen, clean = set(), []
+    for t in out:
+        t = " ".join(t.strip().split())
+        if t and t.lower() not in seen and len(t) <= 60:
+            seen.add(t.lower())
+            clean.append(t)
+    return clean
+
+
+def stem_tag(tag: str) -> str:
+    import snowballstemmer
+    st = snowballstemmer.stemmer("english")
+    return " ".join(st.stemWord(w) for w in re.findall(r"[a-z0-9]+", tag.lower()))
+
+
+def normalise_tags(rows: list[list[str]], min_count: int = 1, stem: bool = True,
+                   merge_embed=None, merge_similarity: float | None = None,
+                   association: float | None = None) -> tuple[list[list[str]], dict]:
+    """Apply the InsTag normalisation steps; returns (tags per row, statistics)."""
+    rows = [[stem_tag(t) if stem else t.lower().strip() for t in r] for r in rows]
+    rows = [list(dict.fromkeys(t for t in r if t)) for r in rows]
+    freq = Counter(t for r in rows for t in r)
+    rows = [[t for t in r if freq[t] >= min_count] for r in rows]
+    stats = {"raw_tags": len(freq)}
+    if merge_embed is not None and merge_similarity is not None:
+        from ..algorithms import semantic_clusters
+        freq = Counter(t for r in rows for t in r)
+        vocab = sorted(freq, key=lambda t: (-freq[t], t))
+        if vocab:
+            labels = semantic_clusters(merge_embed(vocab), merge_similarity)
+            # labels are the smallest index in a cluster = the most frequent tag in it
+            mapping = {t: vocab[labels[i]] for i, t in enumerate(vocab)}
+            rows = [list(dict.fromkeys(mapping[t] for t in r)) for r in rows]
+            stats["semantic_merged"] = sum(1 for t, m in mapping.items() if t != m)
+    if association is not None:
+        freq = Counter(t for r in rows for t in r)
+        pair = Counter((a, b) for r in rows for a in r for b in r if a != b)
+        mapping = {}
+        for (a, b), n in sorted(pair.items()):
+            if n / freq[a] >= association and (freq[b], b) > (freq[a], a) and a not in mapping:
+                mapping[a] = b
+        def root(t):
+            seen = set()
+            while t in mapping and t not in seen:
+                seen.add(t)
+                t = mapping[t]
+            return t
+        rows = [list(dict.fromkeys(root(t) for t in r)) for r in rows]
+        stats["association_merged"] = len(mapping)
+    final = Counter(t for r in rows for t in r)
+    stats.update({"distinct_tags": len(final), "mean_tags_per_row": round(float(np.mean([len(r) for r in rows])) if rows else 0.0, 4),
+                  "top_tags": [[t, n] for t, n in final.most_common(20)]})
+    return rows, stats
+
+
+class Tag(Op):
+    name = "tag"
+    version = 1
+    doc = "InsTag tagging: open-set with an LM (method=lm) or from a vocabulary (method=vocab), then normalised."
+    params = (
+        P("method", "str", default="lm", choices=("lm", "vocab")),
+        P("model", "model", required=True, doc="causal_lm for method=lm, embedding for method=vocab"),
+        P("column", "str", default="tags", doc="the new list column"),
+        P("on", "column", default="instruction", doc="the text to tag"),
+        P("vocab", "strs", doc="tag vocabulary (method=vocab)"),
+        P("threshold", "float", default=0.35, min=-1.0, max=1.0, doc="vocab: minimum cosine"),
+        P("top", "int", default=5, min=1, doc="vocab: at most this many tags per row"),
+        P("max_new_tokens", "int", default=96, min=8, max=1024),
+        P("on_unparsed", "str", default="empty", choices=("empty", "set_aside"),
+          doc="rows whose LM answer has no parseable tag: tag empty, or set aside"),
+        P("stem", "bool", default=True),
+        P("min_count", "int", default=1, min=1, doc="drop tags seen in fewer rows"),
+        P("merge_model", "model", doc="embedding model for the semantic merge"),
+        P("merge_similarity", "float", min=0.0, max=1.0, doc="semantic merge at this cosine (paper: ~0.95)"),
+        P("association", "float", min=0.0, max=1.0, doc="association merge at this confidence"),
+    )
+
+    def adds(self, args):
+        return [args.get("column", "tags")]
+
+    def reads(self, args):
+        return [] if args.get("on", "instruction") == "conversation" else [args.get("on", "instruction")]
+
+    def models(self, args):
+        return [m for m in (args.get("model"), args.get("merge_model")) if m]
+
+    def check(self, args):
+        if args.get("method") == "vocab" and not args.get("vocab"):
+            return [("method", "tag(method=vocab) needs `vocab=[...]`")]
+        if args.get("merge_similarity") is not None and not args.get("merge_model"):
+            return [("merge_similarity", "the semantic merge needs `merge_model=<embedding model>`")]
+        return []
+
+    def run(self, ctx, args, inputs):
+        src = inputs[0]
+        texts = row_texts(ctx, src, args.get("on", "instruction"))
+        rt, model = ctx.runtime, ctx.models[args["model"]]
+        unparsed: set[int] = set()
+        if args.get("method", "lm") == "vocab":
+            vocab = list(args["vocab"])
+            ev = rt.embed(model, vocab)
+            et = rt.embed(model, texts, progress=ctx.progress)
+            sims = et @ ev.T
+            top = args.get("top", 5)
+            raw = []
+            for s in sims:
+                order = np.lexsort((np.arange(len(vocab)), -s))[:top]
+                raw.append([vocab[j] for j in order if s[j] >= args.get("threshold", 0.35)])
+        else:
+            prompts = [rt.chat_prompt(model, INSTAG_PROMPT.format(query=t)) for t in texts]
+            answers = rt.generate(model, prompts, max_new_tokens=args.get("max_new_tokens", 96), progress=ctx.progress)
+            raw = [parse_tags(a[0]) for a in answers]
+            unparsed = {i for i, r in enumerate(raw) if not r}
+        merge = None
+        if args.get("merge_model"):
+            mm = ctx.models[args["merge_model"]]
+            merge = lambda tags: rt.embed(mm, tags)
+        tags, stats = normalise_tags(raw, args.get("min_count", 1), args.get("stem", True), merge,
+                                     args.get("merge_similarity"), args.get("association"))
+        stats["unparsed_rows"] = len(unparsed)
+        ctx.info.update(stats)
+        col = args.get("column", "tags")
+        if args.get("on_unparsed") == "set_aside" and unparsed:
+            ctx.add_columns(src, pa.table({col: pa.array(tags, pa.list_(pa.string()))}))
+            tmp = ctx.out
+            ctx.con.execute(f'ALTER TABLE "{tmp}" RENAME TO "{tmp}_all"')
+            keep = [i for i in range(len(texts)) if i not in unparsed]
+            from ..engine import tables
+            tables.keep_rows(ctx.con, f"{tmp}_all", tmp, ctx.aside, keep,
+                             {i: "tag: the model's answer had no parseable tag" for i in unparsed})
+            ctx.con.execute(f'DROP TABLE "{tmp}_all"')
+            return
+        ctx.add_columns(src, pa.table({col: pa.array(tags, pa.list_(pa.string()))}))
+
+
+OP = Tag()

@@ -1,0 +1,194 @@
+"""Model-backed operators: exact mechanics on real offline models (slow) and units without models."""
+import json
+import math
+
+import numpy as np
+import pytest
+
+from recipe.api import load
+from recipe.ops.tag import normalise_tags, parse_tags
+from recipe.runtime import ModelRuntime
+from recipe.templates import Template, load_promptsource, render
+
+from conftest import LM, alpaca_rows, read_jsonl, write_jsonl
+
+
+def run(text, tmp_path, model_cache, out="o"):
+    return load(text).run(out=tmp_path / out, cache_dir=tmp_path / "c", runtime=ModelRuntime(model_cache))
+
+
+# ---- units ---------------------------------------------------------------------------------
+
+def test_parse_tags_tolerates_small_model_output():
+    assert parse_tags('[{"tag": "Math", "explanation": "x"}, {"tag": "arithmetic", "explanation": "y"}]') == ["Math", "arithmetic"]
+    assert parse_tags('Sure! {"tag": "coding", "explanation": "wants code"} and {"tag": "python", "explan') == ["coding", "python"]
+    assert parse_tags("- Creative writing: a poem\n- Poetry: rhyme") == ["Creative writing", "Poetry"]
+    assert parse_tags("I cannot help with that.") == []
+
+
+def test_tag_normalisation_merges_docstring_cases():
+    rows = [["Creative Writing", "python", "coding"], ["creative writings", "coding", "python"], ["coding", "python"],
+            ["math problem"], ["mathematics problem"], ["rare tag"], ["coding"]]
+    # 1. stemming: the two spellings of creative writing become one tag
+    out, st = normalise_tags(rows)
+    assert out[0][0] == out[1][0] == "creativ write"
+    # 2. frequency filter: tags in fewer than 2 rows go
+    out, _ = normalise_tags(rows, min_count=2)
+    assert all("rare tag" not in r for r in out) and all("math problem" not in r for r in out)
+    # 3. semantic merge: a fake embedding that puts the two math tags together
+    def emb(tags):
+        v = np.array([[1.0, 0.0] if "math" in t else [0.0, 1.0] if "cod" in t else [0.6, 0.8] if "python" in t
+                      else [np.cos(i), np.sin(i)] for i, t in enumerate(tags)], dtype=np.float32)
+        return v
+    out, st = normalise_tags(rows, merge_embed=emb, merge_similarity=0.99)
+    assert out[3] == out[4] and st["semantic_merged"] >= 1
+    # 4. association merge: python always appears with coding, and coding is more frequent
+    out, st = normalise_tags(rows, association=1.0)
+    assert all("python" not in r for r in out) and "code" in out[0]
+    assert st["distinct_tags"] == len({t for r in out for t in r})
+
+
+def test_promptsource_and_flan_rendering(tmp_path):
+    y = tmp_path / "templates.yaml"
+    y.write_text('dataset: toy\ntemplates:\n  a1: !Template\n    answer_choices: no ||| yes\n    id: a1\n'
+                 '    jinja: "Is {{premise}} true? ||| {{ answer_choices[label] }}"\n'
+                 '    metadata: !TemplateMetadata\n      original_task: true\n    name: is_true\n'
+                 '  b2: !Template\n    id: b2\n    jinja: "{{ cycler.__init__.__globals__ }} ||| x"\n    name: hostile\n')
+    ts = load_promptsource(y)
+    assert [t.name for t in ts] == ["hostile", "is_true"]
+    assert render(ts[1], {"premise": "the sky is blue", "label": 1}) == ("Is the sky is blue true?", "yes")
+    with pytest.raises(ValueError, match="hostile"):  # the sandbox refuses attribute games
+        render(ts[0], {})
+    flan = Template("rte#0", "flan", "{premise}\n\nQ: {hypothesis}?\n\n{options_}", "{answer}")
+    inp, tgt = render(flan, {"premise": "P", "hypothesis": "H", "options": ["yes", "no"], "answer": "yes"})
+    assert inp == "P\n\nQ: H?\n\nOPTIONS:\n- yes\n- no" and tgt == "yes"
+    with pytest.raises(ValueError, match="needs answer, hypothesis, options_"):
+        render(flan, {"premise": "P"})
+
+
+def test_template_op_and_convert_accounting(tmp_path):
+    y = tmp_path / "templates.yaml"
+    y.write_text('templates:\n  a: !Template\n    answer_choices: no ||| yes\n    jinja: "Is {{premise}} true? ||| {{ answer_choices[label] }}"\n    name: one\n'
+                 '  b: !Template\n    jinja: "Premise: {{premise}} ||| {{label}}"\n    name: two\n')
+    data = write_jsonl(tmp_path / "raw.jsonl", [{"premise": f"p{i}", "label": i % 2} for i in range(5)] + [{"premise": "p", "label": 7}])
+    conv = write_jsonl(tmp_path / "conv.jsonl", [{"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"},
+                                                                     {"from": "human", "value": "c"}, {"from": "gpt", "value": "d"}]},
+                                                  {"conversations": [{"from": "human", "value": "a"}, {"from": "gpt", "value": "b"}]}])
+    text = f'''recipe t
+source raw = read("{data}", format="raw")
+source conv = read("{conv}")
+one = raw | format_transfer(method="template", promptsource="{y}", seed=1)
+every = raw | format_transfer(method="template", promptsource="{y}", pick="all")
+single = conv | format_transfer(method="convert", to="prompt_completion")
+write one to "one.jsonl"
+write every to "every.jsonl"
+write single to "single.jsonl"
+'''
+    res = load(text).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    nodes = {n["name"]: n for n in res.manifest["nodes"]}
+    for n in nodes.values():
+        assert n["rows_in"] + n["rows_created"] == n["rows_out"] + n["rows_set_aside"]
+    # label 7 has no answer choice: `one` may set it aside, `every` still renders template two
+    assert nodes["every"]["rows_created"] == 11 and nodes["every"]["rows_out"] == 11
+    every = read_jsonl(tmp_path / "o" / "every.jsonl")
+    assert every[0]["_parents"] == ["raw:0"] and every[0]["messages"][0]["content"] == "Is p0 true?"
+    assert nodes["single"]["rows_out"] == 1
+    aside = [a for a in read_jsonl(tmp_path / "o" / "set_aside.jsonl") if a["node"] == "single"]
+    assert "2 turns" in aside[0]["reason"]
+
+
+# ---- real models ---------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_ifd_equals_direct_computation(tmp_path, model_cache):
+    data = write_jsonl(tmp_path / "d.jsonl", alpaca_rows(4))
+    res = run(f'''recipe t
+model lm = causal_lm("builtin:smollm2")
+source raw = read("{data}")
+s = raw | score(metric="ifd", model=lm)
+write s to "s.jsonl"
+''', tmp_path, model_cache)
+    rows = read_jsonl(tmp_path / "o" / "s.jsonl")
+    rt = ModelRuntime(model_cache)
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    saved = next((model_cache / "dequantised").iterdir())
+    tok = AutoTokenizer.from_pretrained(saved)
+    model = AutoModelForCausalLM.from_pretrained(saved, dtype=torch.float32).eval()
+
+    def mean_nll(prompt_ids, ids, skip_first):
+        with torch.no_grad():
+            logp = torch.log_softmax(model(torch.tensor([prompt_ids + ids])).logits[0].float(), -1)
+        pos = range(1 if skip_first else 0, len(ids))
+        return -sum(float(logp[len(prompt_ids) + j - 1, ids[j]]) for j in pos) / len(pos)
+
+    for r in rows:
+        chat = tok.apply_chat_template([{"role": "user", "content": r["instruction"]}], tokenize=False, add_generation_prompt=True)
+        p = tok(chat, add_special_tokens=False)["input_ids"]
+        a = tok(r["response"], add_special_tokens=False)["input_ids"]
+        want = math.exp(mean_nll(p, a, False)) / math.exp(mean_nll([], a, True))
+        assert abs(r["ifd"] - want) <= 0.03 * want, (r["ifd"], want)
+
+
+@pytest.mark.slow
+def test_unify_keeps_the_argmin_loss_candidate(tmp_path, model_cache):
+    rows = [{"instruction": "x", "input": f"{a} + {b}", "output": str(a + b), "task": "add"}
+            for a, b in [(2, 3), (10, 5), (7, 1), (4, 4), (20, 30), (6, 9)]]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    good = "Add the two numbers in the input and output their sum as a number."
+    noise = "zebra violin carpet moonlight quantum pickle orbit lantern."
+    res = run(f'''recipe t
+model lm = causal_lm("builtin:smollm2")
+source raw = read("{data}")
+u = raw | format_transfer(method="unify", model=lm, candidates=["{noise}", "{good}"], shots=1)
+write u to "u.jsonl"
+''', tmp_path, model_cache)
+    report = res.manifest["nodes"][1]["stats"]["unify"]["add"]
+    losses = [c["loss"] for c in report["candidates"]]
+    assert report["chosen"] == int(np.argmin(losses)) == 1 and losses[1] < losses[0]
+    out = read_jsonl(tmp_path / "o" / "u.jsonl")
+    assert all(r["definition"] == good and r["instruction"].startswith(good) for r in out)
+
+
+@pytest.mark.slow
+def test_necessity_ranks_garbage_above_correct(tmp_path, model_cache):
+    rows = [{"instruction": "What is the capital of France?", "input": "", "output": "The capital of France is Paris."},
+            {"instruction": "What is the capital of France?", "input": "", "output": "Banana helicopter seventeen purple."}]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    run(f'''recipe t
+model lm = causal_lm("builtin:smollm2")
+source raw = read("{data}")
+n = raw | necessity(method="loss", model=lm)
+write n to "n.jsonl"
+''', tmp_path, model_cache)
+    good, bad = read_jsonl(tmp_path / "o" / "n.jsonl")
+    assert bad["necessity"] > good["necessity"]
+
+
+@pytest.mark.slow
+def test_fuse_and_tag_account_for_every_row(tmp_path, model_cache):
+    data = write_jsonl(tmp_path / "d.jsonl", alpaca_rows(4))
+    res = run(f'''recipe t
+model lm = causal_lm("builtin:smollm2")
+model emb = embedding("builtin:minilm")
+source raw = read("{data}")
+grown = raw
+  | fuse(method="expand", model=lm, max_new_tokens=48, rounds=2, max_new=6)
+  | tag(method="vocab", model=emb, vocab=["math", "writing", "description", "coding"], threshold=0.1, top=2)
+tagged = raw | tag(model=lm, max_new_tokens=48, on_unparsed="set_aside")
+write grown to "g.jsonl"
+write tagged to "t.jsonl"
+''', tmp_path, model_cache)
+    nodes = {n["name"]: n for n in res.manifest["nodes"]}
+    fz = nodes["grown/fuse"]
+    assert fz["rows_in"] + fz["rows_created"] == fz["rows_out"] + fz["rows_set_aside"]
+    assert 0 < fz["rows_created"] <= 6 + 0  # capped
+    out = read_jsonl(tmp_path / "o" / "g.jsonl")
+    new = [r for r in out if r["_parents"]]
+    assert len(new) == fz["rows_created"] - fz["rows_set_aside"]
+    assert all(p.startswith("raw:") or "+expand" in p for r in new for p in r["_parents"])
+    aside = [a for a in read_jsonl(tmp_path / "o" / "set_aside.jsonl") if a["node"] == "grown/fuse"]
+    assert all(a["reason"].startswith("fuse: ") for a in aside)
+    assert all(1 <= len(r["tags"]) <= 2 for r in out)
+    tg = nodes["tagged"]
+    assert tg["rows_out"] + tg["rows_set_aside"] == 4 and tg["stats"]["unparsed_rows"] == tg["rows_set_aside"]
