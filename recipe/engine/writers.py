@@ -9,7 +9,7 @@ from ..diagnostics import UserError
 from ..expr import quote_ident as q
 from ..io.formats import FORMATS, BadRow, from_row
 
-WRITE_FORMATS = ("jsonl",) + tuple(f for f in FORMATS if f not in ("ni", "raw"))  # read-only formats
+WRITE_FORMATS = ("jsonl", "tag_counts") + tuple(f for f in FORMATS if f not in ("ni", "raw"))  # read-only formats
 
 
 def safe_sink_path(out_dir: Path, rel: str) -> Path:
@@ -43,6 +43,8 @@ def write_sink(con, table: str, path: Path, fmt: str | None, options: dict, atom
         pq.write_table(tbl, buf)
         atomic_write(path, buf.getvalue())
         return tbl.num_rows, rejected
+    if fmt == "tag_counts":
+        return _tag_counts(con, table, path, options.get("column", "tags"), atomic_write), rejected
     out: list[str] = []
     for row in _records(con, table):
         if fmt == "jsonl":
@@ -60,3 +62,14 @@ def write_sink(con, table: str, path: Path, fmt: str | None, options: dict, atom
         data = "".join(line + "\n" for line in out)
     atomic_write(path, data.encode("utf-8"))
     return len(out), rejected
+
+
+def _tag_counts(con, table: str, path: Path, col: str, atomic_write) -> int:
+    """A tag vocabulary report: rows, distinct tags, mean tags per row, and rows per tag."""
+    n, mean = con.execute(f"SELECT count(*), avg(len({q(col)})) FROM {q(table)}").fetchall()[0]
+    tags = con.execute(f"SELECT t, count(*) AS c FROM (SELECT unnest({q(col)}) AS t FROM {q(table)}) "
+                       f"GROUP BY t ORDER BY c DESC, t").fetchall()
+    doc = {"rows": n, "distinct_tags": len(tags), "mean_tags_per_row": round(mean or 0.0, 4),
+           "tags": [{"tag": t, "rows": c} for t, c in tags]}
+    atomic_write(path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    return len(tags)

@@ -6,8 +6,9 @@ Normalisation (Lu et al. 2023, section 2), in order, each optional:
   2. frequency filter: tags seen in fewer than `min_count` rows are dropped
   3. semantic merge: tags whose embeddings are within cosine `merge_similarity` are merged
      into the most frequent of them ("math problem", "mathematics problem" -> one tag)
-  4. association merge: when `conf(A -> B) = rows(A and B) / rows(A) >= association` and B
-     is at least as frequent, A is replaced by B ("python", always with "coding" -> "coding")
+  4. association merge: when `conf(A -> B) = rows(A and B) / rows(A) >= association`, A is
+     seen in at least 3 rows (a rule needs support) and B is at least as frequent, A is
+     replaced by B ("python", always with "coding" -> "coding")
 Memory: the generated text and tags of one node.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ from ._common import row_texts
 INSTAG_PROMPT = ('Please identify tags of user intentions in the following user query and provide an '
                  'explanation for each tag. Please respond in the JSON format {{"tag": str, "explanation": str}}.\n'
                  'User query: {query}')
+ASSOCIATION_SUPPORT = 3  # rows a tag must appear in before a co-occurrence rule may merge it
 _TAG_RE = re.compile(r'"tag"\s*:\s*"((?:[^"\\]|\\.)*)"', re.I)
 _LINE_RE = re.compile(r"^\s*(?:[-*\d.)]+\s*)?(?:tag\s*:\s*)?([A-Za-z][\w \-/&]{1,40}?)\s*(?::|-|$)", re.I)
 
@@ -85,7 +87,8 @@ def normalise_tags(rows: list[list[str]], min_count: int = 1, stem: bool = True,
         pair = Counter((a, b) for r in rows for a in r for b in r if a != b)
         mapping = {}
         for (a, b), n in sorted(pair.items()):
-            if n / freq[a] >= association and (freq[b], b) > (freq[a], a) and a not in mapping:
+            if freq[a] >= ASSOCIATION_SUPPORT and n / freq[a] >= association and (freq[b], b) > (freq[a], a) \
+                    and a not in mapping:
                 mapping[a] = b
         def root(t):
             seen = set()

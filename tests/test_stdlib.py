@@ -1,0 +1,79 @@
+"""The library recipes run end to end on a small generated input with exact accounting, and
+compose with `use`."""
+import json
+from pathlib import Path
+
+import pytest
+
+from recipe.api import load
+from recipe.link import stdlib_names
+from recipe.runtime import ModelRuntime
+
+from conftest import alpaca_rows, read_jsonl, write_jsonl
+
+EXPECTED = ["deita", "instag", "lift", "mods", "qdit", "superfiltering", "uit"]
+
+
+def small_input(tmp_path):
+    rows = alpaca_rows(12)
+    for i, r in enumerate(rows):
+        r["task"] = "describe" if i % 2 else "explain"
+    return write_jsonl(tmp_path / "in.jsonl", rows)
+
+
+def test_library_is_complete():
+    assert stdlib_names() == EXPECTED
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPECTED)
+def test_library_recipe_runs_with_exact_accounting(name, tmp_path, model_cache):
+    r = load(f"stdlib:{name}")
+    params = {"k": "4"} if any(p.name == "k" for p in r.recipe.params) else {}
+    if name == "uit":
+        params = {"n": "2", "eval_instances": "2"}
+    if name == "lift":
+        params["max_new"] = "4"
+    res = r.run(params=params, sources={"raw": str(small_input(tmp_path))}, out=tmp_path / "o",
+                cache_dir=tmp_path / "c", runtime=ModelRuntime(model_cache))
+    m = res.manifest
+    for n in m["nodes"]:
+        assert n["rows_in"] + n["rows_created"] == n["rows_out"] + n["rows_set_aside"], n
+    main = m["sinks"][0]
+    assert Path(main["path"]).name == f"{name}.jsonl"
+    rows = read_jsonl(main["path"])
+    assert len(rows) == main["rows"] and len({r["_id"] for r in rows}) == len(rows)
+    if "k" in params:
+        assert 0 < len(rows) <= 4
+    aside = read_jsonl(tmp_path / "o" / "set_aside.jsonl")
+    assert len(aside) == sum(n["rows_set_aside"] for n in m["nodes"])
+    if name == "uit":
+        chosen = m["nodes"][1]["stats"]["unify"]
+        assert set(chosen) == {"describe", "explain"}
+
+
+@pytest.mark.slow
+def test_use_composes_a_library_recipe_with_overrides(tmp_path, model_cache):
+    data = small_input(tmp_path)
+    f = tmp_path / "mine.recipe"
+    f.write_text(f'''recipe mine
+
+use stdlib:superfiltering as sf (top=0.5, k=2, raw=pool)
+
+source raw = read("{data}")
+
+pool = raw | filter(length(response) > 10)
+
+write sf.picked to "picked.jsonl"
+''')
+    r = load(str(f))
+    assert r.check().ok
+    linked = r.linked
+    assert {p.name: p.default.value for p in linked.params} == {"sf.top": 0.5, "sf.k": 2}
+    assert [i.name for i in next(n for n in linked.nodes if n.name == "sf.scored").inputs] == ["pool"]
+    res = r.run(out=tmp_path / "o", cache_dir=tmp_path / "c", runtime=ModelRuntime(model_cache))
+    names = [n["name"] for n in res.manifest["nodes"]]
+    assert names[:2] == ["raw", "pool"] and "sf.picked/select#2" in names
+    assert len(read_jsonl(tmp_path / "o" / "picked.jsonl")) <= 2
+    # overriding with --set works on the prefixed name
+    assert r.check(params={"sf.k": "1"}).params["sf.k"] == 1
