@@ -84,6 +84,14 @@ class RunResult:
     steps: list[dict] = field(default_factory=list)
 
 
+def fault(point: str) -> None:
+    """Fault injection for the crash tests: RECIPE_FAULT_INJECT=<point> kills the process
+    with SIGKILL when execution reaches that point (never set in normal use)."""
+    if os.environ.get("RECIPE_FAULT_INJECT") == point:
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -91,6 +99,7 @@ def atomic_write(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        fault(f"write:{path.name}")
         os.replace(tmp, path)
     except OSError as e:
         try:
@@ -101,9 +110,12 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 def check_out_dir(out: Path) -> None:
-    """Fail before any work when --out cannot be written."""
+    """Fail before any work when --out cannot be written; remove temporary files a killed
+    run left behind (they were never visible under their final names)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
+        for stale in out.rglob(".*.tmp-*"):
+            stale.unlink()
         probe = out / f".recipe-probe-{os.getpid()}"
         probe.write_bytes(b"")
         probe.unlink()
@@ -158,7 +170,9 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
                          json.dumps(ctx.info, sort_keys=True)])
             con.execute("INSERT OR REPLACE INTO _last VALUES (?, ?, ?)",
                         [step.name, step.fingerprint, json.dumps(step.parts, sort_keys=True, default=str)])
+            fault(f"step:{step.name}:before_commit")
             con.execute("COMMIT")
+            fault(f"step:{step.name}:after_commit")
         except BaseException:
             con.execute("ROLLBACK")
             raise

@@ -36,12 +36,18 @@ class Store:
         self._lock_fh.truncate()
         self._lock_fh.write(f"pid {os.getpid()}")
         self._lock_fh.flush()
-        self.con = duckdb.connect(str(self.dir / "cache.duckdb"))
+        # Rows reach DuckDB only as registered Arrow tables (our readers parse the files), so
+        # the database never needs the file system or network: a translation bug or a hostile
+        # expression cannot read /etc/passwd. lock_configuration keeps it that way.
+        self.con = duckdb.connect(str(self.dir / "cache.duckdb"),
+                                  config={"enable_external_access": False, "autoinstall_known_extensions": False,
+                                          "autoload_known_extensions": False})
         self.con.execute("SET preserve_insertion_order = true")
         self.con.execute("CREATE TABLE IF NOT EXISTS _steps (fp VARCHAR PRIMARY KEY, name VARCHAR, op VARCHAR, "
                          "rows_in BIGINT, rows_created BIGINT, rows_out BIGINT, rows_set_aside BIGINT, "
                          "seconds DOUBLE, info VARCHAR)")
         self.con.execute("CREATE TABLE IF NOT EXISTS _last (name VARCHAR PRIMARY KEY, fp VARCHAR, parts VARCHAR)")
+        self.con.execute("SET lock_configuration = true")
 
     @staticmethod
     def table(fp: str) -> str:

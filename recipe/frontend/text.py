@@ -187,13 +187,15 @@ def parse_expr(text: str, file: str, line: int = 1, col: int = 1):
                                       Span(file, line, col, line, col + 1))])
     try:
         tree = parser("expr").parse(text)
+        expr = _ToIR(file).transform(tree)
+    except RecursionError:
+        raise RecipeError([_too_deep(file)])
     except UnexpectedInput as e:
         d = _syntax_error(e, text, file)
         s = d.span
         shifted = Span(file, line + s.line - 1, (col + s.col - 1) if s.line == 1 else s.col,
                        line + s.end_line - 1, (col + s.end_col - 1) if s.end_line == 1 else s.end_col)
         raise RecipeError([Diagnostic(d.code, d.message, shifted, d.hints)])
-    expr = _ToIR(file).transform(tree)
     return _shift(expr, line, col) if (line, col) != (1, 1) else expr
 
 
@@ -245,8 +247,18 @@ def parse(text: str, file: str = "<string>") -> Recipe:
         tree = parser().parse(text)
     except UnexpectedInput as e:
         raise RecipeError([_syntax_error(e, text, file)])
-    stmts = _ToIR(file).transform(tree)
+    except RecursionError:
+        raise RecipeError([_too_deep(file)])
+    try:
+        stmts = _ToIR(file).transform(tree)
+    except RecursionError:
+        raise RecipeError([_too_deep(file)])
     return build(stmts, file, text)
+
+
+def _too_deep(file: str) -> Diagnostic:
+    return Diagnostic("E0107", "an expression is too long or too deeply nested", Span(file, 1, 1, 1, 2),
+                      ("split it into several `derive` steps",))
 
 
 def build(stmts, file: str, text: str) -> Recipe:
