@@ -132,6 +132,7 @@ def cmd_run(a) -> int:
     main = res.manifest["sinks"][0] if res.manifest["sinks"] else None
     if main:
         print(f"done: {main['rows']} rows in {main['path']}; manifest.json and set_aside.jsonl in {a.out}")
+        print(f"why a row left: recipe explain --out {a.out} --row ID (ids are in set_aside.jsonl)")
     return 0
 
 

@@ -9,7 +9,13 @@ declaration (`{kind, source, options, identity}`):
 """
 from __future__ import annotations
 
+import os
 import time
+
+# before any ML library is imported: offline, and no library progress bars over ours
+for _k, _v in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false"),
+               ("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TQDM_DISABLE", "1")):
+    os.environ.setdefault(_k, _v)
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,6 +117,12 @@ class ModelRuntime:
             hit.update(new)
         return [hit[keys[i]] for i in range(len(items))]
 
+    def _budget(self, decl) -> int:
+        """Tokens per batch: small on CPU (measured: 2k-token batches ran 1.6x faster than 8k
+        ones, cache-bound), large on a GPU; `batch_tokens=` on the model overrides."""
+        opt = (decl.get("options") or {}).get("batch_tokens")
+        return int(opt) if opt else (16384 if self.device.startswith("cuda") else 2048)
+
     # ---- calls -------------------------------------------------------------------------
     def embed(self, model, texts: list[str], progress=None) -> np.ndarray:
         decl = as_decl(model)
@@ -149,7 +161,7 @@ class ModelRuntime:
         """Summed log-probability of each continuation given its prompt; the two are tokenized
         separately with no special tokens added."""
         decl = as_decl(model)
-        budget = int((decl.get("options") or {}).get("batch_tokens", 8192))
+        budget = self._budget(decl)
 
         def compute(pairs, prog):
             m = self.model(decl)
@@ -163,7 +175,7 @@ class ModelRuntime:
     def choice_probs(self, model, prompts: list[str], choices: list[str], progress=None) -> np.ndarray:
         """Next-token probability of each choice (its first token) after each prompt."""
         decl = as_decl(model)
-        budget = int((decl.get("options") or {}).get("batch_tokens", 8192))
+        budget = self._budget(decl)
 
         def compute(items, prog):
             m = self.model(decl)
@@ -198,7 +210,7 @@ class ModelRuntime:
                         prog(i + 1, len(items))
                 return out
             lens = [len(m.encode(p)) for p in items]
-            budget = int((decl.get("options") or {}).get("batch_tokens", 8192))
+            budget = self._budget(decl)
             return run_batched(items, [x + max_new_tokens for x in lens], budget,
                                lambda b: m.generate_batch(b, max_new_tokens, 0.0, seed, n), prog)
         return self._cached(decl, "generate", args, list(prompts), lambda x: x, compute, progress)

@@ -143,17 +143,35 @@ class CausalLM:
             ids[i, : len(s)] = torch.tensor(s)
             mask[i, : len(s)] = 1
         with torch.inference_mode():
-            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
-            logp = torch.log_softmax(logits.float(), dim=-1)
-        out = []
-        for i, (a, b) in enumerate(spans):
-            if b <= a:
-                out.append({"logprob": 0.0, "tokens": 0})
-                continue
-            tgt = ids[i, a:b].to(self.device)
-            lp = logp[i, a - 1:b - 1].gather(-1, tgt.unsqueeze(-1)).squeeze(-1)
-            out.append({"logprob": float(lp.sum()), "tokens": int(b - a)})
+            # run the decoder, then the vocabulary projection only at the positions that
+            # predict continuation tokens: a full [batch, length, vocab] log-softmax would
+            # cost more memory traffic than the transformer itself on a CPU
+            hidden = self._hidden(ids.to(self.device), mask.to(self.device))
+            rows, cols, tgts, owner = [], [], [], []
+            for i, (a, b) in enumerate(spans):
+                if b > a:
+                    rows += [i] * (b - a)
+                    cols += list(range(a - 1, b - 1))
+                    tgts += ids[i, a:b].tolist()
+                    owner += [i] * (b - a)
+            out = [{"logprob": 0.0, "tokens": 0} for _ in spans]
+            if rows:
+                h = hidden[torch.tensor(rows), torch.tensor(cols)]
+                head = self.model.get_output_embeddings()
+                tg = torch.tensor(tgts, device=h.device)
+                lp = torch.cat([torch.log_softmax(head(h[j:j + 512]).float(), dim=-1)
+                                .gather(-1, tg[j:j + 512].unsqueeze(-1)).squeeze(-1) for j in range(0, len(tgts), 512)])
+                sums = torch.zeros(len(spans), dtype=torch.float64).index_add_(0, torch.tensor(owner), lp.double().cpu())
+                for i, (a, b) in enumerate(spans):
+                    out[i] = {"logprob": float(sums[i]), "tokens": int(max(0, b - a))}
         return out
+
+    def _hidden(self, ids, mask):
+        """Last hidden states of the decoder (without the LM head)."""
+        dec = self.model.get_decoder() if hasattr(self.model, "get_decoder") else None
+        if dec is not None:
+            return dec(input_ids=ids, attention_mask=mask).last_hidden_state
+        return self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
 
     def next_token_probs(self, prompts: list[list[int]], choice_ids: list[int]) -> list[list[float]]:
         import torch

@@ -1,0 +1,80 @@
+"""Benchmark the shared model runtime against direct library calls, in the same run.
+
+    .venv/bin/python bench/runtime.py [--texts 2000] [--pairs 64]
+
+Figures (final JSON line):
+  embed_ratio      runtime.embed throughput / direct SentenceTransformer.encode (goal >= 0.95)
+  loglik_speedup   runtime.loglik (sorted, token-budget batches) / naive one-pair-at-a-time loop (goal >= 4)
+  warm_speedup     cold runtime call / warm (cached) call of the same work (goal >= 50)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _data import alpaca_like  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--texts", type=int, default=2000)
+    ap.add_argument("--pairs", type=int, default=64)
+    a = ap.parse_args()
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from recipe.runtime import ModelRuntime
+    from recipe.runtime.resolve import resolve
+
+    rows = alpaca_like(max(a.texts, a.pairs))
+    texts = [r["instruction"] + " " + r.get("input", "") for r in rows[: a.texts]]
+    emb = {"kind": "embedding", "source": "builtin:minilm", "options": {}, "identity": "bench-emb"}
+    lm = {"kind": "causal_lm", "source": "builtin:smollm2", "options": {}, "identity": "bench-lm"}
+    tmp = Path(tempfile.mkdtemp())
+    res = {"machine": f"{torch.get_num_threads()} threads, cuda={torch.cuda.is_available()}"}
+
+    # embeddings: direct encode of the same texts vs the runtime (cold cache)
+    st = SentenceTransformer(str(resolve("builtin:minilm").path), device="cuda" if torch.cuda.is_available() else "cpu")
+    st.encode(texts[:64])
+    t = time.perf_counter(); st.encode(texts, batch_size=64, normalize_embeddings=True); direct = time.perf_counter() - t
+    rt = ModelRuntime(tmp / "m1")
+    rt.embed(emb, texts[:64])  # load outside the timing, as the direct model was
+    rt2 = ModelRuntime(tmp / "m2")
+    rt2._models = rt._models
+    rt2._stats.clear()
+    t = time.perf_counter(); rt2.embed(emb, texts); ours = time.perf_counter() - t
+    t = time.perf_counter(); rt2.embed(emb, texts); warm = time.perf_counter() - t
+    res.update(embed_direct_per_s=round(len(texts) / direct, 1), embed_runtime_per_s=round(len(texts) / ours, 1),
+               embed_ratio=round(direct / ours, 3), embed_warm_speedup=round(ours / warm, 1))
+
+    # LM scoring: naive loop (one pair per forward pass, fp32, in caller order) vs the runtime
+    prompts = [r["instruction"] for r in rows[: a.pairs]]
+    conts = [" " + r["output"] for r in rows[: a.pairs]]
+    rt3 = ModelRuntime(tmp / "m3")
+    m = rt3.model(lm)
+    _ = m.model  # load weights outside the timing
+    from transformers import AutoModelForCausalLM
+    naive_model = AutoModelForCausalLM.from_pretrained(str(m._src), dtype=torch.float32).eval()
+    t = time.perf_counter()
+    for p, c in zip(prompts, conts):
+        pi, ci = m.encode(p), m.encode(c)
+        with torch.no_grad():
+            logp = torch.log_softmax(naive_model(torch.tensor([pi + ci])).logits[0].float(), -1)
+        float(sum(logp[len(pi) - 1 + j, x] for j, x in enumerate(ci)))
+    naive = time.perf_counter() - t
+    t = time.perf_counter(); rt3.loglik(lm, prompts, conts); cold = time.perf_counter() - t
+    t = time.perf_counter(); rt3.loglik(lm, prompts, conts); warm_lm = time.perf_counter() - t
+    res.update(loglik_naive_pairs_per_s=round(a.pairs / naive, 2), loglik_runtime_pairs_per_s=round(a.pairs / cold, 2),
+               loglik_speedup=round(naive / cold, 2), loglik_dtype=str(m.dtype).replace("torch.", ""),
+               warm_speedup=round(cold / warm_lm, 1))
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
