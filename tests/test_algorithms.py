@@ -87,10 +87,26 @@ def naive_kcenter(x, k, first=0, already=None):
     return out
 
 
+def naive_kcenter_fast(x, k):
+    """The textbook O(k N d) loop (vectorised per step), for larger checks."""
+    mind = np.sum((x - x[0]) ** 2, axis=1)
+    out = [0]
+    while len(out) < k:
+        mind[out] = -1
+        a = int(np.argmax(mind))
+        out.append(a)
+        mind = np.minimum(mind, np.sum((x - x[a]) ** 2, axis=1))
+    return out
+
+
 def test_kcenter_equals_naive_farthest_first():
     x = clustered(120, seed=5).astype(np.float64)
     assert kcenter_greedy(x, 15) == naive_kcenter(x, 15)
     assert kcenter_greedy(x, 10, first=7) == naive_kcenter(x, 10, first=7)
+    dup = np.vstack([x[:40], x[:40], x[40:80]])  # exact duplicates: ties go to the lowest index
+    assert kcenter_greedy(dup, 30) == naive_kcenter(dup, 30)
+    big = clustered(3000, d=16, centres=50, seed=9).astype(np.float64)
+    assert kcenter_greedy(big, 120) == naive_kcenter_fast(big, 120)
     got = kcenter_greedy(x, 8, already_selected=[3, 50])
     assert got == naive_kcenter(x, 8, already=[3, 50]) and not {3, 50} & set(got)
 
