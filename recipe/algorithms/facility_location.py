@@ -23,6 +23,8 @@ BATCH = 32     # candidates re-evaluated together per lazy step
 def _normalise(emb: np.ndarray) -> np.ndarray:
     e = np.ascontiguousarray(emb, dtype=np.float32)
     n = np.linalg.norm(e, axis=1, keepdims=True)
+    if np.all(np.abs(n - 1.0) < 1e-5):  # already unit vectors: dividing again only adds rounding
+        return e
     return e / np.maximum(n, 1e-12)
 
 
@@ -66,42 +68,103 @@ def facility_location(emb, k: int, quality=None, alpha: float = 0.0, metric: str
         return _knn_greedy(e, k, qn, alpha, knn, costs, budget, progress)
     if mode != "exact":
         raise ValueError("mode must be exact or knn")
+    return _exact_greedy(e, k, qn, alpha, costs, budget, progress)
+
+
+SPARSE_PER_ROW = 512  # stored similarities per row on average (the top ones, above a global tau)
+
+
+def _exact_greedy(e, k, qn, alpha, costs, budget, progress) -> list[int]:
+    """Batched lazy greedy with an exact sparse/dense split of every gain.
+
+    Similarities >= tau (about the top SPARSE_PER_ROW per row) are stored once, sparsely.
+    A pair below tau can only contribute where cur[v] < tau, so a gain is the stored part
+    plus a dense part over the (shrinking) set of rows still covered below tau; pairs are
+    split by membership, never by value, so each counts exactly once. Both parts only
+    shrink as the selection grows, so a candidate is first re-checked cheaply (stored part
+    now + its last dense part) and pays for the dense product only if it still leads.
+    """
+    from scipy.sparse import csr_matrix
+    n = e.shape[0]
     w_g, w_q = (1.0 - alpha) / n, alpha
-    cur = np.zeros(n, dtype=np.float32)
-    ub = np.empty(n, dtype=np.float64)
+    rng = np.random.default_rng(0)
+    probe = e[rng.choice(n, size=min(n, 256), replace=False)] @ e.T
+    tau = float(np.quantile(probe, max(0.0, 1.0 - SPARSE_PER_ROW / n))) if n > SPARSE_PER_ROW else 0.0
+    tau = max(tau, 0.0)
+    dense_last = np.empty(n, dtype=np.float64)
+    ind, dat, ptr = [], [], [0]
     for i in range(0, n, BLOCK):
-        rows = np.arange(i, min(n, i + BLOCK))
-        ub[rows] = w_g * _gains(e, rows, cur) + w_q * qn[rows]
-    # max-heap on (score, then lowest index)
+        s = e[i:i + BLOCK] @ e.T
+        np.maximum(s, 0.0, out=s)
+        keep = (s >= tau) if tau > 0 else (s > 0)
+        r, c = np.nonzero(keep)
+        vals = s[r, c].astype(np.float64)
+        ind.append(c.astype(np.int32))
+        dat.append(vals)
+        counts = np.bincount(r, minlength=s.shape[0])
+        ptr.extend((ptr[-1] + np.cumsum(counts)).tolist())
+        total = s.sum(axis=1, dtype=np.float64)
+        dense_last[i:i + BLOCK] = total - np.bincount(r, weights=vals, minlength=s.shape[0])
+    stored = csr_matrix((np.concatenate(dat), np.concatenate(ind), np.asarray(ptr)), shape=(n, n))
+    sp_ptr, sp_idx, sp_dat = stored.indptr, stored.indices, stored.data
+    np.maximum(dense_last, 0.0, out=dense_last)
+    cur = np.zeros(n, dtype=np.float64)
+    low = np.arange(n)                   # a superset of {v : cur[v] < tau}
+    e_low = e
+    pos_low = np.arange(n)               # v -> column in e_low, or -1
+    ub = w_g * (np.asarray(stored.sum(axis=1)).ravel() + dense_last) + w_q * qn
     heap = [(-ub[a], a) for a in range(n)]
     heapq.heapify(heap)
-    fresh = np.zeros(n, dtype=bool)  # ub[a] is exact for the current selection
+    state = np.full(n, 2, dtype=np.int8)  # 2 exact, 1 stored part exact + stale dense, 0 stale
     selected: list[int] = []
     spent = 0.0
-    fresh[:] = True
+
+    def stored_part(rows):
+        lens = sp_ptr[rows + 1] - sp_ptr[rows]
+        at = np.repeat(sp_ptr[rows] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(lens.sum())
+        contrib = np.maximum(sp_dat[at] - cur[sp_idx[at]], 0.0)
+        return np.bincount(np.repeat(np.arange(len(rows)), lens), weights=contrib, minlength=len(rows)), at, lens
+
     while heap and len(selected) < k:
         neg, a = heap[0]
-        if fresh[a]:
+        if state[a] == 2:
             heapq.heappop(heap)
             if costs is not None and budget is not None and spent + costs[a] > budget:
                 continue
             selected.append(a)
             spent += costs[a] if costs is not None else 0.0
-            s = e[a] @ e.T
-            np.maximum(s, 0.0, out=s)
-            np.maximum(cur, s, out=cur)
-            fresh[:] = False
+            srow = (e @ e[a]).astype(np.float64)
+            np.maximum(srow, 0.0, out=srow)
+            np.maximum(cur, srow, out=cur)
+            state[:] = 0
+            still = np.flatnonzero(cur < tau)
+            if len(still) < 0.7 * len(low):  # shrink the dense part's columns
+                low, e_low = still, e[still]
+                pos_low = np.full(n, -1)
+                pos_low[low] = np.arange(len(low))
+                if not len(low):
+                    dense_last[:] = 0.0
             if progress:
                 progress(len(selected), k)
             continue
-        # re-evaluate the top stale candidates together
+        full = state[a] == 1 or not len(low)
         batch = []
-        while heap and len(batch) < BATCH:
-            _, b = heapq.heappop(heap)
+        while heap and len(batch) < (BATCH if full else 8 * BATCH):
+            b = heapq.heappop(heap)[1]
             batch.append(b)
         rows = np.asarray(batch)
-        ub[rows] = w_g * _gains(e, rows, cur) + w_q * qn[rows]
-        fresh[rows] = True
+        g, at, lens = stored_part(rows)
+        if full and len(low):
+            d = (e[rows] @ e_low.T).astype(np.float64)
+            np.maximum(d, 0.0, out=d)
+            d -= cur[low]
+            np.maximum(d, 0.0, out=d)
+            p = pos_low[sp_idx[at]]
+            owner = np.repeat(np.arange(len(rows)), lens)
+            d[owner[p >= 0], p[p >= 0]] = 0.0  # stored pairs were counted above
+            dense_last[rows] = d.sum(axis=1)
+        ub[rows] = w_g * (g + dense_last[rows]) + w_q * qn[rows]
+        state[rows] = 2 if full else 1
         for b in batch:
             heapq.heappush(heap, (-ub[b], b))
     return selected
