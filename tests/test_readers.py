@@ -169,3 +169,26 @@ def test_type_change_after_the_first_chunk_is_set_aside(tmp_path):
     w.close()
     assert con.execute("SELECT count(*) FROM t").fetchall()[0][0] == 3
     assert w.rejected == [("r3", "column `n`: str where earlier rows had int64")]
+
+
+def test_oasst_tree_self_instruct_and_prompt_only(tmp_path):
+    tree = {"message_tree_id": "t1", "prompt": {"text": "Hi?", "role": "prompter", "replies": [
+        {"text": "worse", "role": "assistant", "rank": 1, "replies": []},
+        {"text": "best", "role": "assistant", "rank": 0, "replies": [
+            {"text": "thanks", "role": "prompter", "replies": []}]}]}}
+    seed = {"id": "s1", "instruction": "Add.", "instances": [{"input": "1 2", "output": "3"}], "is_classification": False}
+    p = write_jsonl(tmp_path / "t.jsonl", [tree])
+    (good, bad) = read_all(p)
+    assert [m["content"] for m in good[0][1]["messages"]] == ["Hi?", "best", "thanks"]
+    (good, _) = read_all(write_jsonl(tmp_path / "s.jsonl", [seed]))
+    assert good[0][1]["instruction"] == "Add.\n\n1 2" and good[0][1]["response"] == "3"
+    (good, _) = read_all(write_jsonl(tmp_path / "q.jsonl", [{"question_id": 1, "turns": ["a?", "b?"]},
+                                                            {"question_id": 2, "turns": ["c?"]}]))
+    assert good[0][1]["instruction"] == "a?" and good[0][1]["response"] == "" and good[0][1]["turns"] == ["a?", "b?"]
+
+
+def test_json_object_with_nan_metadata(tmp_path):
+    t = tmp_path / "task9_x.json"
+    t.write_text('{"Definition": ["Say yes."], "URL": [NaN], "Instances": [{"id": "a", "input": "q", "output": ["yes"]}]}')
+    good, bad = read_all(t)
+    assert len(good) == 1 and not bad

@@ -10,7 +10,8 @@ from __future__ import annotations
 ROLE_MAP = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
             "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "model": "assistant",
             "system": "system"}
-FORMATS = ("alpaca", "sharegpt", "openai", "dolly", "prompt_completion", "ni", "raw")
+FORMATS = ("alpaca", "sharegpt", "openai", "dolly", "prompt_completion", "ni", "oasst", "self_instruct",
+           "instruction_only", "raw")
 
 
 class BadRow(Exception):
@@ -32,6 +33,13 @@ def detect(rec: dict) -> tuple[str | None, str]:
         return "dolly", "keys `instruction`, `response`"
     if "prompt" in keys and "completion" in keys:
         return "prompt_completion", "keys `prompt`, `completion`"
+    if "message_tree_id" in keys and "prompt" in keys:
+        return "oasst", "keys `message_tree_id`, `prompt` (an OASST message tree)"
+    if "instruction" in keys and "instances" in keys:
+        return "self_instruct", "keys `instruction`, `instances`"
+    for k in ("instruction", "Instruction", "question", "prompt", "turns"):
+        if k in keys:
+            return "instruction_only", f"key `{k}` and no response field"
     return None, "keys " + ", ".join(f"`{k}`" for k in sorted(keys)[:8])
 
 
@@ -80,6 +88,24 @@ def to_messages(fmt: str, rec: dict) -> tuple[list[dict], set[str]]:
     if fmt == "prompt_completion":
         return ([{"role": "user", "content": _text(rec, "prompt", allow_empty=False)},
                  {"role": "assistant", "content": _text(rec, "completion")}], {"prompt", "completion"})
+    if fmt == "oasst":
+        return _oasst_path(rec.get("prompt")), {"prompt", "message_tree_id", "tree_state"}
+    if fmt == "self_instruct":
+        inst = _text(rec, "instruction", allow_empty=False)
+        insts = rec.get("instances")
+        if not isinstance(insts, list) or not insts or not isinstance(insts[0], dict):
+            raise BadRow("field `instances` is not a list of {input, output}")
+        first = insts[0]
+        return ([{"role": "user", "content": _join(inst, _text(first, "input", required=False))},
+                 {"role": "assistant", "content": _text(first, "output")}], {"instruction", "instances"})
+    if fmt == "instruction_only":  # eval sets and prompt lists: no answer yet
+        key = next((k for k in ("instruction", "Instruction", "question", "prompt", "turns") if k in rec), None)
+        if key == "turns":
+            turns = rec["turns"]
+            if not isinstance(turns, list) or not turns or not all(isinstance(t, str) for t in turns):
+                raise BadRow("field `turns` is not a list of text")
+            return [{"role": "user", "content": turns[0]}], set()  # later turns stay in `turns`
+        return [{"role": "user", "content": _text(rec, key or "instruction", allow_empty=False)}], {key}
     if fmt in ("sharegpt", "openai"):
         key, rk, ck = ("conversations", "from", "value") if fmt == "sharegpt" else ("messages", "role", "content")
         turns = rec.get(key)
@@ -95,6 +121,25 @@ def to_messages(fmt: str, rec: dict) -> tuple[list[dict], set[str]]:
             msgs.append({"role": role, "content": t[ck]})
         return msgs, {key}
     raise BadRow(f"unknown format `{fmt}`")
+
+
+def _oasst_path(msg) -> list[dict]:
+    """The best path through an OASST message tree: at each step the reply ranked first
+    (rank 0, else the first not deleted)."""
+    msgs = []
+    depth = 0
+    while isinstance(msg, dict) and depth < 200:
+        text, role = msg.get("text"), msg.get("role")
+        if not isinstance(text, str) or role not in ("prompter", "assistant"):
+            raise BadRow("an OASST message lacks `text` or `role`")
+        msgs.append({"role": "user" if role == "prompter" else "assistant", "content": text})
+        replies = [r for r in (msg.get("replies") or []) if isinstance(r, dict) and not r.get("deleted")]
+        ranked = sorted(replies, key=lambda r: (r.get("rank") is None, r.get("rank") or 0))
+        msg = ranked[0] if ranked else None
+        depth += 1
+    if not msgs:
+        raise BadRow("an OASST tree without a prompt")
+    return msgs
 
 
 def canonical(fmt: str, rec: dict) -> dict:

@@ -102,9 +102,17 @@ def _iter_json(path: Path) -> Iterator[Item]:
         raise UserError(f"{path}: invalid UTF-8 at byte {e.start}")
     try:
         doc = _loads(text)
-    except ValueError:
-        yield from _iter_json_recover(path, text)
-        return
+    except ValueError as e:
+        if "non-standard JSON constant" not in str(e):
+            yield from _iter_json_recover(path, text)
+            return
+        # NaN/Infinity somewhere (often in metadata): parse anyway; rows that carry one in a
+        # field are set aside by the per-row checks
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            yield from _iter_json_recover(path, text)
+            return
     if isinstance(doc, dict) and "Instances" in doc:  # a Super-NaturalInstructions task file
         yield from _ni_items(path, doc)
         return
