@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def measure(module: str, func: str, **kwargs) -> dict:
-    """`module` is a file in bench/ (loaded by path: `select` would shadow the stdlib module)."""
+    """`module` is a file in bench/, loaded by path."""
     code = (f"import json, resource, sys, time, importlib.util; sys.path.insert(0, {str(ROOT)!r}); sys.path.append({str(ROOT / 'bench')!r})\n"
             f"spec = importlib.util.spec_from_file_location('bench_{module}', {str(ROOT / 'bench' / (module + '.py'))!r})\n"
             "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"

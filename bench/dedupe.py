@@ -9,16 +9,12 @@ Jaccard: recall = true pairs a method clusters together / all true pairs found b
 """
 from __future__ import annotations
 
-import os
-import sys
-
-# this file is named like the stdlib `select` module: keep its folder off the import path
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-sys.path.append(_HERE)
-
 import argparse
 import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _measure import measure  # noqa: E402
 

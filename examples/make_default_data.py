@@ -61,7 +61,17 @@ def build(n: int = 240, seed: int = 7) -> list[str]:
     return lines
 
 
+def build_eval() -> list[str]:
+    """A small 'benchmark' for the decontamination example: some of its questions also
+    occur in the default data (with other whitespace and case), the rest do not."""
+    qs = ["Explain photosynthesis to a ten-year-old.", "summarise  the water cycle in one sentence.",
+          "Write a Python function that reverses a string.", "What is the boiling point of water on Everest?",
+          "Name three prime numbers larger than 100.", "Compare volcanoes with black holes."]
+    return [json.dumps({"question_id": i, "turns": [q]}) for i, q in enumerate(qs)]
+
+
 if __name__ == "__main__":
-    out = Path(__file__).with_name("data") / "default.jsonl"
-    out.write_text("\n".join(build()) + "\n", encoding="utf-8")
-    print(f"wrote {out}")
+    data = Path(__file__).with_name("data")
+    (data / "default.jsonl").write_text("\n".join(build()) + "\n", encoding="utf-8")
+    (data / "eval.jsonl").write_text("\n".join(build_eval()) + "\n", encoding="utf-8")
+    print(f"wrote {data}/default.jsonl and {data}/eval.jsonl")

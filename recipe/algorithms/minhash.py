@@ -1,9 +1,13 @@
 """MinHash near-duplicate clusters, vectorised with numpy.
 
 Shingles are n-grams of the lower-cased, whitespace-collapsed text (characters or words),
-hashed for all documents at once with a polynomial rolling hash and a 64-bit finaliser;
-each of `num_perm` permutations is a multiply-shift hash, and signatures are per-document
-minima (`np.minimum.reduceat`), so no Python loop runs per shingle or per permutation.
+hashed for all documents at once with a polynomial rolling hash over contiguous slices and
+a 64-bit finaliser. Signatures use one-permutation hashing with optimal densification
+(Li, Owen & Zhang 2012; Shrivastava 2017): each shingle's hash picks one of `num_perm` bins
+and the signature keeps the minimum value per bin (`np.minimum.at`); an empty bin borrows
+the value of a bin chosen by a fixed hash sequence. Collision probability per bin is the
+Jaccard similarity, as with `num_perm` independent permutations, at the cost of one hash
+per shingle instead of `num_perm`; no Python loop runs per shingle or per permutation.
 LSH bands/rows are chosen from the threshold as datasketch does (minimising the weighted
 false-positive and false-negative areas); bucket mates are verified by estimated Jaccard
 >= threshold, and verified pairs are joined by union-find.
@@ -54,49 +58,81 @@ def _units(texts: list[str], unit: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def shingle_hashes(texts: list[str], ngram: int = 5, unit: str = "char") -> tuple[np.ndarray, np.ndarray]:
-    """(64-bit hash of every shingle, owning document of every shingle), documents in order.
+    """(64-bit hash of every shingle, owning document of every shingle), in no set order.
     A document shorter than `ngram` is one shingle (its whole text); an empty one has none."""
     flat, lens = _units(texts, unit)
-    starts = np.concatenate([[0], np.cumsum(lens)[:-1]]) if len(lens) else np.zeros(0, np.int64)
-    n_sh = np.where(lens >= ngram, lens - ngram + 1, np.where(lens > 0, 1, 0))
-    doc = np.repeat(np.arange(len(texts)), n_sh)
-    # position of each shingle's first unit, and how many units it spans
-    first = np.repeat(starts, n_sh) + (np.arange(n_sh.sum()) - np.repeat(np.cumsum(n_sh) - n_sh, n_sh))
-    span = np.minimum(np.repeat(lens, n_sh), ngram)
-    h = np.zeros(len(first), dtype=np.uint64)
+    ends = np.cumsum(lens)
+    starts = ends - lens
     P = np.uint64(1099511628211)
-    padded = np.concatenate([flat, np.zeros(ngram, np.uint64)])
+    L = len(flat)
+    # rolling polynomial hash of every window of `ngram` units, on contiguous slices
+    m = max(0, L - ngram + 1)
+    h = np.zeros(m, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        for j in range(ngram):  # loop over the n positions of an n-gram, not over shingles
-            c = np.where(j < span, padded[first + j], np.uint64(0))
-            h = h * P + c + np.uint64(1)
-    h = _fmix64(h ^ span.astype(np.uint64))
-    return h, doc
-
-
-def _perms(num_perm: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.Generator(np.random.PCG64(seed))
-    a = rng.integers(1, 2 ** 63, size=num_perm, dtype=np.uint64) | np.uint64(1)
-    b = rng.integers(0, 2 ** 63, size=num_perm, dtype=np.uint64)
-    return a, b
+        for j in range(ngram):
+            h = h * P + flat[j:j + m] + np.uint64(1)
+    # keep the windows that lie inside one document: a window starting at p crosses the
+    # end e of a document when e - ngram < p < e
+    ok = np.ones(m, dtype=bool)
+    for back in range(1, ngram):
+        at = ends - back
+        ok[at[(at >= 0) & (at < m)]] = False
+    per_doc = np.maximum(lens - ngram + 1, 0)
+    hs, docs = [h[ok]], [np.repeat(np.arange(len(texts)), per_doc)]
+    short = np.flatnonzero((lens > 0) & (lens < ngram))
+    if len(short):  # whole-text shingles for short documents
+        hh = np.zeros(len(short), dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            for j in range(ngram):
+                c = np.where(j < lens[short], flat[np.minimum(starts[short] + j, max(L - 1, 0))], np.uint64(0))
+                hh = hh * P + c + np.uint64(1)
+        hs.append(hh ^ np.uint64(0x9E3779B97F4A7C15) * lens[short].astype(np.uint64))
+        docs.append(short)
+    return _fmix64(np.concatenate(hs)), np.concatenate(docs)
 
 
 def minhash_signatures(texts: list[str], ngram: int = 5, unit: str = "char", num_perm: int = 256,
-                       seed: int = 0, chunk: int = 1 << 16) -> np.ndarray:
-    """uint32 signatures, one row per text (all-max for an empty text)."""
+                       seed: int = 0, chunk: int = 4096) -> np.ndarray:
+    """uint32 signatures, one row per text (all-max for an empty text). Texts are hashed
+    `chunk` at a time, so memory holds one chunk's shingles plus the signature matrix."""
+    parts = [_signatures(texts[i:i + chunk], ngram, unit, num_perm, seed) for i in range(0, len(texts), chunk)]
+    return np.concatenate(parts) if parts else np.zeros((0, num_perm), dtype=np.uint32)
+
+
+def _signatures(texts: list[str], ngram: int, unit: str, num_perm: int, seed: int) -> np.ndarray:
     h, doc = shingle_hashes(texts, ngram, unit)
-    a, b = _perms(num_perm, seed)
-    sig = np.full((len(texts), num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
-    for i in range(0, len(h), chunk):
-        hh, dd = h[i:i + chunk], doc[i:i + chunk]
-        with np.errstate(over="ignore"):
-            v = ((hh[:, None] * a[None, :] + b[None, :]) >> np.uint64(32)).astype(np.uint32)
-        cut = np.flatnonzero(np.diff(dd)) + 1
-        seg = np.concatenate([[0], cut])
-        mins = np.minimum.reduceat(v, seg, axis=0)
-        ids = dd[seg]
-        sig[ids] = np.minimum(sig[ids], mins)
+    K = int(num_perm)
+    with np.errstate(over="ignore"):
+        h = _fmix64(h ^ (np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x632BE59BD9B4E019)))
+        bins = (h % np.uint64(K)).astype(np.int64)
+        vals = _fmix64(h ^ np.uint64(0xD6E8FEB86659FD93)) >> np.uint64(33)  # 31 bits: below the empty marker
+    EMPTY = np.iinfo(np.uint32).max
+    sig = np.full(len(texts) * K, EMPTY, dtype=np.uint32)
+    np.minimum.at(sig, doc * K + bins, vals.astype(np.uint32))
+    sig = sig.reshape(len(texts), K)
+    _densify(sig, EMPTY)
     return sig
+
+
+def _densify(sig: np.ndarray, EMPTY: int, tries: int = 200) -> None:
+    """Fill empty bins from other bins of the same row, chosen by a hash of (bin, attempt)
+    that is the same for every row (so equal sets stay equal)."""
+    full = sig != EMPTY
+    has_any = full.any(axis=1)
+    d, j = np.nonzero(~full & has_any[:, None])
+    K = sig.shape[1]
+    src = sig.copy()
+    for t in range(tries):
+        if not len(d):
+            break
+        with np.errstate(over="ignore"):
+            c = (_fmix64(j.astype(np.uint64) * np.uint64(1000003) + np.uint64(t + 1)) % np.uint64(K)).astype(np.int64)
+        hit = full[d, c]
+        sig[d[hit], j[hit]] = src[d[hit], c[hit]]
+        d, j = d[~hit], j[~hit]
+    if len(d):  # practically unreachable: take the row's first filled bin
+        first = np.argmax(full[d], axis=1)
+        sig[d, j] = src[d, first]
 
 
 def lsh_params(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weight: float = 0.5) -> tuple[int, int]:

@@ -59,7 +59,7 @@ class Dedupe(Op):
             ref_ids = [r[0] for r in ctx.con.execute(f"SELECT _id FROM {q(ref)} ORDER BY rowid").fetchall()]
             match = self._against(ctx, args, src, ref, texts, method, on)
             keep = [i for i in range(n) if match[i] < 0]
-            reasons = {i: f"near-duplicate of reference row {ref_ids[match[i]]} ({method})" for i in range(n) if match[i] >= 0}
+            reasons = {i: f"{'duplicate' if method == 'exact' else 'near-duplicate'} of reference row {ref_ids[match[i]]} ({method})" for i in range(n) if match[i] >= 0}
             ctx.info["removed_against"] = len(reasons)
             ctx.keep(src, keep, reasons)
             return

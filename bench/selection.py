@@ -1,6 +1,6 @@
 """Benchmark selection algorithms against named baselines, each in its own process.
 
-    .venv/bin/python bench/select.py [--n 20000] [--k 1000] [--knn-n 200000] [--knn-k 2000]
+    .venv/bin/python bench/selection.py [--n 20000] [--k 1000] [--knn-n 200000] [--knn-k 2000]
                                      [--kc-n 200000] [--kc-k 2000]
 
 1. exact facility location (ours) vs apricot's FacilityLocationSelection (lazy greedy) on a
@@ -12,16 +12,12 @@ The issue's full sizes are --knn-n 1000000 --knn-k 10000 --kc-n 1000000 --kc-k 1
 """
 from __future__ import annotations
 
-import os
-import sys
-
-# this file is named like the stdlib `select` module: keep its folder off the import path
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-sys.path.append(_HERE)
-
 import argparse
 import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _measure import measure  # noqa: E402
 
@@ -72,10 +68,10 @@ def main():
     ap.add_argument("--skip-apricot", action="store_true")
     a = ap.parse_args()
     res = {}
-    ours = measure("select", "ours_exact", n=a.n, k=a.k)
+    ours = measure("selection", "ours_exact", n=a.n, k=a.k)
     res.update(fl_exact_n=a.n, fl_exact_k=a.k, fl_exact_s=round(ours["seconds"], 2), fl_exact_peak_mib=round(ours["peak_mib"]))
     if not a.skip_apricot:
-        ref = measure("select", "apricot_ref", n=a.n, k=a.k)
+        ref = measure("selection", "apricot_ref", n=a.n, k=a.k)
         res.update(apricot_s=round(ref["seconds"], 2), apricot_peak_mib=round(ref["peak_mib"]),
                    fl_speedup_vs_apricot=round(ref["seconds"] / ours["seconds"], 2),
                    fl_memory_ratio_vs_apricot=round(ref["peak_mib"] / ours["peak_mib"], 2),
@@ -84,12 +80,12 @@ def main():
                    fl_identical_prefix=next((i for i, (x, y) in enumerate(zip(ref["result"]["ranking"], ours["result"]["ranking"]))
                                              if x != y), a.k),
                    fl_set_overlap=round(len(set(ref["result"]["ranking"]) & set(ours["result"]["ranking"])) / a.k, 4))
-    small = measure("select", "ours_knn", n=min(a.n, 20000), k=a.k)
+    small = measure("selection", "ours_knn", n=min(a.n, 20000), k=a.k)
     res.update(fl_knn_vs_exact_objective=round(small["result"]["objective"] / ours["result"]["objective"], 4)
                if a.n <= 20000 else None)
-    big = measure("select", "ours_knn", n=a.knn_n, k=a.knn_k)
+    big = measure("selection", "ours_knn", n=a.knn_n, k=a.knn_k)
     res.update(fl_knn_n=a.knn_n, fl_knn_k=a.knn_k, fl_knn_s=round(big["seconds"], 1), fl_knn_peak_mib=round(big["peak_mib"]))
-    kc = measure("select", "ours_kcenter", n=a.kc_n, k=a.kc_k)
+    kc = measure("selection", "ours_kcenter", n=a.kc_n, k=a.kc_k)
     res.update(kcenter_n=a.kc_n, kcenter_k=a.kc_k, kcenter_s=round(kc["seconds"], 1), kcenter_peak_mib=round(kc["peak_mib"]))
     print(json.dumps(res))
 

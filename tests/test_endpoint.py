@@ -1,0 +1,83 @@
+"""The OpenAI-compatible endpoint backend, against a small server on loopback that speaks the
+protocol (embeddings, completions with echo+logprobs, chat completions) and fails once."""
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+
+from recipe.diagnostics import UserError
+from recipe.runtime import ModelRuntime
+
+
+class Handler(BaseHTTPRequestHandler):
+    calls = {"n": 0, "fail_next": True}
+
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        Handler.calls["n"] += 1
+        if Handler.calls["fail_next"]:  # the client must retry a 503
+            Handler.calls["fail_next"] = False
+            self.send_response(503)
+            self.end_headers()
+            return
+        if self.path.endswith("/embeddings"):
+            data = [{"index": i, "embedding": [float(len(t)), 1.0, float(t.count("a"))]} for i, t in enumerate(body["input"])]
+            out = {"data": data}
+        elif self.path.endswith("/completions") and "chat" not in self.path:
+            text = body["prompt"]
+            toks = text.split(" ")
+            offs, lps, pos = [], [], 0
+            for t in toks:
+                offs.append(pos)
+                lps.append(-0.5 * len(t))
+                pos += len(t) + 1
+            lps[0] = None
+            out = {"choices": [{"logprobs": {"text_offset": offs, "token_logprobs": lps}}]}
+        else:
+            msg = body["messages"][0]["content"]
+            out = {"choices": [{"message": {"content": f"echo {msg} #{i}"}} for i in range(body.get("n", 1))]}
+        raw = json.dumps(out).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+
+@pytest.fixture
+def server():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    th = threading.Thread(target=srv.serve_forever, daemon=True)
+    th.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    srv.shutdown()
+
+
+def decl(kind, url):
+    return {"kind": kind, "source": f"openai:{url}#toy", "options": {"retries": 2}, "identity": f"{kind}:{url}"}
+
+
+def test_endpoint_embed_loglik_generate_cached(server, tmp_path):
+    rt = ModelRuntime(tmp_path)
+    e = rt.embed(decl("embedding", server), ["aa", "b", "aa"])
+    assert e.shape == (3, 3) and np.allclose(np.linalg.norm(e, axis=1), 1) and np.allclose(e[0], e[2])
+    ll = rt.loglik(decl("causal_lm", server), ["say", "say"], [" hello world", " hi"])
+    # prompt "say" is skipped; continuation tokens "hello" (-2.5) and "world" (-2.5)
+    assert ll[0] == {"logprob": -5.0, "tokens": 2} and ll[1] == {"logprob": -1.0, "tokens": 1}
+    g = rt.generate(decl("causal_lm", server), ["p1"], n=2, max_new_tokens=5)
+    assert g == [["echo p1 #0", "echo p1 #1"]]
+    before = Handler.calls["n"]
+    assert rt.generate(decl("causal_lm", server), ["p1"], n=2, max_new_tokens=5) == g
+    assert Handler.calls["n"] == before  # served from the cache
+
+
+def test_unreachable_endpoint_is_a_clear_error(tmp_path):
+    rt = ModelRuntime(tmp_path)
+    d = {"kind": "embedding", "source": "openai:http://127.0.0.1:9/v1#x", "options": {"retries": 0}, "identity": "dead"}
+    with pytest.raises(UserError, match="failed after 1 tries"):
+        rt.embed(d, ["x"])
