@@ -38,6 +38,10 @@ class Handler(BaseHTTPRequestHandler):
                 pos += len(t) + 1
             lps[0] = None
             out = {"choices": [{"logprobs": {"text_offset": offs, "token_logprobs": lps}}]}
+        elif body.get("logprobs"):
+            out = {"choices": [{"message": {"content": "4"}, "logprobs": {"content": [{"token": "4", "logprob": -0.1,
+                   "top_logprobs": [{"token": "4", "logprob": -0.1}, {"token": " 5", "logprob": -2.5},
+                                    {"token": "x", "logprob": -3.0}]}]}}]}
         else:
             msg = body["messages"][0]["content"]
             out = {"choices": [{"message": {"content": f"echo {msg} #{i}"}} for i in range(body.get("n", 1))]}
@@ -71,6 +75,8 @@ def test_endpoint_embed_loglik_generate_cached(server, tmp_path):
     assert ll[0] == {"logprob": -5.0, "tokens": 2} and ll[1] == {"logprob": -1.0, "tokens": 1}
     g = rt.generate(decl("causal_lm", server), ["p1"], n=2, max_new_tokens=5)
     assert g == [["echo p1 #0", "echo p1 #1"]]
+    p = rt.choice_probs(decl("causal_lm", server), ["rate this"], ["1", "4", "5"])
+    assert np.allclose(p, [[0.0, np.exp(-0.1), np.exp(-2.5)]])
     before = Handler.calls["n"]
     assert rt.generate(decl("causal_lm", server), ["p1"], n=2, max_new_tokens=5) == g
     assert Handler.calls["n"] == before  # served from the cache

@@ -63,7 +63,7 @@ def facility_location(emb, k: int, quality=None, alpha: float = 0.0, metric: str
     costs = None if costs is None else np.asarray(costs, dtype=np.float64)
     if alpha == 1.0:  # pure quality: a stable top-k
         order = np.lexsort((np.arange(n), -qn))
-        return _take_budget(order.tolist(), k, costs, budget)
+        return take_budget(order.tolist(), k, costs, budget)
     if mode == "knn":
         return _knn_greedy(e, k, qn, alpha, knn, costs, budget, progress)
     if mode != "exact":
@@ -170,7 +170,8 @@ def _exact_greedy(e, k, qn, alpha, costs, budget, progress) -> list[int]:
     return selected
 
 
-def _take_budget(order: list[int], k: int, costs, budget) -> list[int]:
+def take_budget(order: list[int], k: int, costs, budget) -> list[int]:
+    """The first k of `order`, skipping rows whose cost no longer fits the budget."""
     if costs is None or budget is None:
         return order[:k]
     out, spent = [], 0.0

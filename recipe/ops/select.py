@@ -131,18 +131,8 @@ class Select(Op):
                 if seen[v] <= args["per"]:
                     order.append(i)
             k = len(order) if args.get("k") is None else min(k, len(order))
-        order = [int(i) for i in order]
-        if budget:
-            kept, spent = [], 0.0
-            for i in order:
-                if len(kept) >= k:
-                    break
-                if spent + costs[i] <= budget:
-                    kept.append(i)
-                    spent += costs[i]
-            order = kept
-        else:
-            order = order[:k]
+        from ..algorithms.facility_location import take_budget
+        order = take_budget([int(i) for i in order], k, costs, budget)
         ctx.info["selected"] = len(order)
         what = f"budget_tokens={budget}" if budget else f"k={k}"
         ctx.keep(src, order, f"not selected by {m} ({what})")

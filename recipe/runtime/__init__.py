@@ -179,8 +179,8 @@ class ModelRuntime:
 
         def compute(items, prog):
             m = self.model(decl)
-            if hasattr(m, "url"):
-                raise UserError("choice_probs needs a local model (endpoints do not return next-token distributions)")
+            if hasattr(m, "url"):  # the prompt is sent as the user turn of a chat request
+                return m.choice_probs(items, choices)
             ids = [m.encode(c)[0] for c in choices]
             toks = [m.encode(p) for p in items]
             self._stat(decl).tokens += sum(map(len, toks))

@@ -65,6 +65,19 @@ class Endpoint:
             return {"logprob": total, "tokens": n}
         return self._map(one, pairs)
 
+    def choice_probs(self, prompts: list[str], choices: list[str]) -> list[list[float]]:
+        """Probabilities of the choices as the first generated token, from the endpoint's
+        `top_logprobs` (choices outside the top 20 get 0)."""
+        import math
+
+        def one(p):
+            r = self._post("/chat/completions", {"model": self.model, "messages": [{"role": "user", "content": p}],
+                                                 "max_tokens": 1, "temperature": 0, "logprobs": True, "top_logprobs": 20})
+            content = (r["choices"][0].get("logprobs") or {}).get("content") or [{}]
+            top = {t["token"].strip(): math.exp(t["logprob"]) for t in content[0].get("top_logprobs", [])}
+            return [top.get(c, 0.0) for c in choices]
+        return self._map(one, prompts)
+
     def generate(self, prompts: list[str], max_new_tokens: int, temperature: float, seed: int, n: int) -> list[list[str]]:
         def one(p):
             r = self._post("/chat/completions", {"model": self.model, "messages": [{"role": "user", "content": p}],
