@@ -107,6 +107,7 @@ class Loaded:
             res = execute(plan, store, out_dir, reporter, runtime_factory, extra)
             if holder["rt"] is not None:
                 res.manifest["model_runtime"] = holder["rt"].stats()
+                reporter.models(res.manifest["model_runtime"])
                 from .engine.run import atomic_write
                 atomic_write(out_dir / "manifest.json",
                              (json.dumps(res.manifest, indent=2, ensure_ascii=False) + "\n").encode())

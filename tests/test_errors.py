@@ -1,4 +1,5 @@
-"""Every diagnostic class: a recipe next to its exact rendered message (tests/errors/)."""
+"""Every diagnostic class: a recipe next to its exact rendered message (tests/errors/).
+A first line `# --set name=value` gives the case command-line overrides."""
 import os
 from pathlib import Path
 
@@ -15,9 +16,11 @@ def diagnose(path: Path) -> str:
     cwd = os.getcwd()
     os.chdir(CASES)  # rendered paths are relative to the case folder
     try:
+        first = path.read_text().splitlines()[0]
+        overrides = dict(kv.split("=", 1) for kv in first.split("--set", 1)[1].split()) if "--set" in first else {}
         try:
             r = load(path.name)
-            diags = r.check().diagnostics
+            diags = r.check(params=overrides).diagnostics
         except RecipeError as e:
             diags = e.diagnostics
         return render_all(diags) + "\n"

@@ -39,6 +39,18 @@ class Reporter:
                                       TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
                                       console=self._console, transient=True))
 
+    def models(self, stats: dict) -> None:
+        if self.quiet or not stats:
+            return
+        from rich.table import Table
+        t = Table(title="models (shared by every step that uses them)")
+        for c in ("model", "loads", "requests", "cache hits", "computed", "tokens", "seconds"):
+            t.add_column(c, justify="left" if c == "model" else "right")
+        for name, v in stats.items():
+            t.add_row(name, str(v["loads"]), str(v["requests"]), str(v["cache_hits"]), str(v["computed"]),
+                      str(v["tokens"]), f"{v['seconds'] + v['load_seconds']:.1f}")
+        self._console.print(t)
+
     def summary(self, rows: list[dict]) -> None:
         if self.quiet:
             return
