@@ -104,7 +104,10 @@ class Loaded:
                                 for k, v in plan.models.items()},
                      "versions": versions()}
             reporter.log(f"running {self.recipe.name} ({len(plan.steps)} steps) into {out_dir}")
-            res = execute(plan, store, out_dir, reporter, runtime_factory, extra)
+            def release(name):
+                if holder["rt"] is not None:
+                    holder["rt"].release(plan.models[name])
+            res = execute(plan, store, out_dir, reporter, runtime_factory, extra, release)
             if holder["rt"] is not None:
                 res.manifest["model_runtime"] = holder["rt"].stats()
                 reporter.models(res.manifest["model_runtime"])

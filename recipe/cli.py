@@ -104,7 +104,7 @@ def plan_text(plan, store, fingerprints: bool = True) -> str:
     for s in plan.sinks:
         lines.append(f"write {s['name']} -> {s['path']} ({s['format'] or 'jsonl'})")
     if plan.models:
-        lines.append("models (each loaded once, shared by every step that names it):")
+        lines.append("models (each loaded once, shared by every step that names it, released after its last step):")
         for name, m in plan.models.items():
             users = [s.name for s in plan.steps if name in s.models]
             lines.append(f"  {name}: {m['kind']} {m['source']} -> {', '.join(users) or 'unused'}")

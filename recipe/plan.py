@@ -144,7 +144,39 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity) -> Plan
         path = s.path.value if isinstance(s.path, Lit) else c.params.get(s.path.name)
         sinks.append({"name": s.input.name, "step": node_step[s.input.name], "path": path,
                       "format": opts.pop("format", None), "options": opts, "span": s.span})
-    return Plan(steps, node_step, sinks, models, dict(c.params))
+    return Plan(group_by_model(steps), node_step, sinks, models, dict(c.params))
+
+
+def group_by_model(steps: list[Step]) -> list[Step]:
+    """Reorder steps (dependencies permitting) so that steps using the same model run back
+    to back: each model is then needed in one stretch and can be released after it, instead
+    of being reloaded or held while other models work. Ties keep the original order, so
+    the order is deterministic."""
+    pos = {s.name: i for i, s in enumerate(steps)}
+    deps = {s.name: {d for d in s.inputs if d in pos} for s in steps}
+    done: set[str] = set()
+    out: list[Step] = []
+    last: tuple = ()
+    while len(out) < len(steps):
+        ready = [s for s in steps if s.name not in done and deps[s.name] <= done]
+        same = [s for s in ready if last and set(s.models) & set(last)]
+        modelless = [s for s in ready if not s.models]
+        # stay with the current model; else run model-free steps; else start the next model
+        pick = (same or modelless or ready)[0]
+        out.append(pick)
+        done.add(pick.name)
+        if pick.models:
+            last = pick.models
+    return out
+
+
+def last_use(steps: list[Step]) -> dict[str, str]:
+    """model name -> the last step that uses it (after which the runtime may release it)."""
+    out: dict[str, str] = {}
+    for s in steps:
+        for m in s.models:
+            out[m] = s.name
+    return out
 
 
 def why_rerun(old: dict | None, new: dict) -> str:

@@ -182,3 +182,20 @@ def test_cli_never_prints_a_traceback(tmp_path):
                  ["check", str(tmp_path / "missing.recipe")], ["run", "stdlib:nope"]):
         p = subprocess.run([sys.executable, "-m", "recipe", *args], capture_output=True, text=True)
         assert p.returncode == 1 and "Traceback" not in p.stderr and "error" in p.stderr, p.stderr
+
+
+def test_plan_runs_steps_of_one_model_back_to_back(tmp_path, data_file):
+    r = load(f'''recipe t
+model lm = causal_lm("builtin:smollm2")
+model emb = embedding("builtin:minilm")
+source raw = read("{data_file}")
+a = raw | score(metric="perplexity", model=lm)
+b = raw | select(method="kcenter", k=2, embedding=emb)
+c = a | score(metric="judge", model=lm)
+d = union(a, b, c)
+write d to "d.jsonl"
+''')
+    plan = r.plan()
+    assert [s.name for s in plan.steps] == ["raw", "a", "c", "b", "d"]
+    from recipe.plan import last_use
+    assert last_use(plan.steps) == {"lm": "c", "emb": "b"}

@@ -136,7 +136,11 @@ def check_out_dir(out: Path) -> None:
 
 
 def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime_factory,
-            manifest_extra: dict) -> RunResult:
+            manifest_extra: dict, release=lambda model: None) -> RunResult:
+    from ..plan import last_use
+    finished_with = {}
+    for m, s in last_use(plan.steps).items():
+        finished_with.setdefault(s, []).append(m)
     con = store.con
     rows: list[dict] = []
     step_table: dict[str, str] = {}
@@ -150,6 +154,8 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
                          ("rows_in", "rows_created", "rows_out", "rows_set_aside")},
                          "seconds": 0.0, "cached": True, "info": done["info"], "why": "cached"})
             reporter.log(f"  {step.name}: cached ({done['rows_out']} rows)")
+            for m in finished_with.get(step.name, []):
+                release(m)
             continue
         why = why_rerun(store.last_parts(step.name), step.parts)
         reporter.log(f"  {step.name}: running {step.op} ({why})")
@@ -189,6 +195,8 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
             con.execute("ROLLBACK")
             raise
         step_table[step.name] = table
+        for m in finished_with.get(step.name, []):
+            release(m)
         rows.append({"name": step.name, "op": step.op, "rows_in": n_in, "rows_created": created,
                      "rows_out": n_out, "rows_set_aside": n_aside, "seconds": round(secs, 3),
                      "cached": False, "info": ctx.info, "why": why})

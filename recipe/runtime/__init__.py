@@ -95,6 +95,20 @@ class ModelRuntime:
         self._models[ident] = m
         return m
 
+    def release(self, model) -> None:
+        """Unload a model (its last step has run); a later call would load it again."""
+        decl = as_decl(model)
+        m = self._models.pop(decl["identity"], None)
+        if m is None:
+            return
+        del m
+        import gc
+        gc.collect()
+        if self.device.startswith("cuda"):
+            import torch
+            torch.cuda.empty_cache()
+        self.log(f"released {decl['kind']} {decl['source']}")
+
     # ---- the cached, batched call pattern ---------------------------------------------
     def _cached(self, decl, call: str, args: dict, items: list, keyof, compute, progress=None) -> list:
         st = self._stat(decl)
