@@ -138,8 +138,16 @@ def check_out_dir(out: Path) -> None:
 def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime_factory,
             manifest_extra: dict, release=lambda model: None) -> RunResult:
     from ..plan import last_use
-    finished_with = {}
+    # two declarations of the same model share one loaded copy: release after the last of both
+    ident = {m: d["identity"] for m, d in plan.models.items()}
+    last_by_ident: dict[str, tuple[int, str]] = {}
+    order = {s.name: i for i, s in enumerate(plan.steps)}
     for m, s in last_use(plan.steps).items():
+        cur = last_by_ident.get(ident[m])
+        if cur is None or order[s] > order[cur[1]]:
+            last_by_ident[ident[m]] = (m, s)
+    finished_with = {}
+    for m, s in last_by_ident.values():
         finished_with.setdefault(s, []).append(m)
     con = store.con
     rows: list[dict] = []
