@@ -37,7 +37,7 @@ def detect(rec: dict) -> tuple[str | None, str]:
         return "oasst", "keys `message_tree_id`, `prompt` (an OASST message tree)"
     if "instruction" in keys and "instances" in keys:
         return "self_instruct", "keys `instruction`, `instances`"
-    for k in ("instruction", "Instruction", "question", "prompt", "turns"):
+    for k in ("instruction", "Instruction", "question", "prompt", "turns", "text"):
         if k in keys:
             return "instruction_only", f"key `{k}` and no response field"
     return None, "keys " + ", ".join(f"`{k}`" for k in sorted(keys)[:8])
@@ -99,7 +99,7 @@ def to_messages(fmt: str, rec: dict) -> tuple[list[dict], set[str]]:
         return ([{"role": "user", "content": _join(inst, _text(first, "input", required=False))},
                  {"role": "assistant", "content": _text(first, "output")}], {"instruction", "instances"})
     if fmt == "instruction_only":  # eval sets and prompt lists: no answer yet
-        key = next((k for k in ("instruction", "Instruction", "question", "prompt", "turns") if k in rec), None)
+        key = next((k for k in ("instruction", "Instruction", "question", "prompt", "turns", "text") if k in rec), None)
         if key == "turns":
             turns = rec["turns"]
             if not isinstance(turns, list) or not turns or not all(isinstance(t, str) for t in turns):

@@ -223,10 +223,10 @@ def iter_rows(source: str, files: list[Path], fmt: str | None, id_col: str | Non
               log=print) -> Iterator[tuple[str, dict | None, str | None, str | None]]:
     """Yield (`_id`, canonical row or None, reason, raw) for every record of every file."""
     multi = len(files) > 1
-    detected = fmt
     if fmt is not None and fmt not in FORMATS:
         raise UserError(f"unknown format `{fmt}`; formats: {', '.join(FORMATS)}")
     for f in files:
+        detected = fmt  # detected per file: a folder may mix formats
         prefix = f"{source}:{f.name}:" if multi else f"{source}:"
         for it in iter_items(f):
             rid = prefix + str(it.index)
@@ -242,7 +242,7 @@ def iter_rows(source: str, files: list[Path], fmt: str | None, id_col: str | Non
                 if detected is None:
                     raise UserError(f"{f}: cannot tell the format from {why}; pass format=... "
                                     f"(one of {', '.join(FORMATS)})")
-                log(f"{source}: detected format `{detected}` (from {why})")
+                log(f"{source}: detected format `{detected}` (from {why})" + (f" in {f.name}" if multi else ""))
             bad = _bad_floats(rec)
             if bad:
                 yield rid, None, f"{it.where}: {bad}", None
