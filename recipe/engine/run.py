@@ -45,7 +45,7 @@ class Reporter:
         from rich.table import Table
         t = Table(title="models (shared by every step that uses them)")
         for c in ("model", "loads", "requests", "cache hits", "computed", "tokens", "seconds"):
-            t.add_column(c, justify="left" if c == "model" else "right")
+            t.add_column(c, justify="left" if c == "model" else "right", overflow="fold")
         for name, v in stats.items():
             t.add_row(name, str(v["loads"]), str(v["requests"]), str(v["cache_hits"]), str(v["computed"]),
                       str(v["tokens"]), f"{v['seconds'] + v['load_seconds']:.1f}")

@@ -83,6 +83,7 @@ class ModelRuntime:
             m = CausalLM(res, self.cache_dir, self.device, opts.get("dtype"), self.log,
                          on_load=lambda secs: (setattr(st, "loads", st.loads + 1),
                                                setattr(st, "load_seconds", st.load_seconds + secs)))
+            st.load_seconds += time.time() - t0  # tokenizer, and the one-time GGUF dequantisation
             self._models[ident] = m
             return m
         elif decl["kind"] in ("classifier", "reward"):
