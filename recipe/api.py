@@ -114,7 +114,6 @@ class Loaded:
                 from .engine.run import atomic_write
                 atomic_write(out_dir / "manifest.json",
                              (json.dumps(res.manifest, indent=2, ensure_ascii=False) + "\n").encode())
-            res.store_dir = Path(cache_dir)
             return Result(res, plan, Path(cache_dir))
         finally:
             store.close()

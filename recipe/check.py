@@ -231,6 +231,7 @@ def check_ops(c: Checked) -> None:
                 c.diagnostics.append(Diagnostic("E0113", f"`{node.name}` has {len(node.inputs)} inputs; start it with `union` or `mix`",
                                                 node.span))
             args = {}
+            errors_before = sum(d.is_error for d in c.diagnostics)
             for a in op.args:
                 v = _check_arg(c, op, spec, a, names)
                 if v is not None:
@@ -242,8 +243,7 @@ def check_ops(c: Checked) -> None:
                                                     (f"add `{p.name}=...`" + (f" ({p.doc})" if p.doc else ""),)))
                 elif p.name not in given and p.default is not None:
                     args[p.name] = p.default
-            if all(d.span is None or not (op.span.line <= (d.span.line or 0) <= op.span.end_line) or not d.is_error
-                   for d in c.diagnostics):
+            if sum(d.is_error for d in c.diagnostics) == errors_before:  # cross-checks need valid args
                 for pname, msg in spec.check(args):
                     a = op.arg(pname)
                     c.diagnostics.append(Diagnostic("E0207", msg, a.span if a else op.span))

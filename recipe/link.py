@@ -53,8 +53,7 @@ def load_file(target: str, base: Path | None = None) -> tuple[Recipe, str]:
     """Parse a recipe file or `stdlib:NAME`; returns the IR and the source text."""
     path = resolve_path(target, base)
     text = read_text(path)
-    display = target if target.startswith("stdlib:") else str(path)
-    return parse_any(text, str(path) if not target.startswith("stdlib:") else str(path)), text
+    return parse_any(text, str(path)), text
 
 
 def link(recipe: Recipe, depth: int = 0, seen: tuple[str, ...] = ()) -> Recipe:

@@ -22,10 +22,7 @@ def read_source(ctx, source: str, args: dict, log) -> None:
         else:
             seen.add(rid)
             writer.add(rid, row)
-    writer.close()
-    if writer.schema is None:  # every record was bad: still an (empty) canonical table
-        ctx.con.execute(f'CREATE TABLE "{ctx.out}" (_id VARCHAR, messages STRUCT(role VARCHAR, content VARCHAR)[], '
-                        f'instruction VARCHAR, response VARCHAR)')
+    writer.close()  # creates the (possibly empty) canonical table
     aside += [(rid, reason, None) for rid, reason in writer.rejected]
     if aside:
         ctx.con.executemany(f'INSERT INTO "{ctx.aside}" VALUES (?, ?, ?)', aside)

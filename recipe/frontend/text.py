@@ -42,8 +42,9 @@ def unquote(tok: str) -> str:
             n = body[i + 1]
             if n in simple:
                 out.append(simple[n]); i += 2; continue
-            if n == "u" and i + 5 < len(body) + 0 and all(ch in "0123456789abcdefABCDEF" for ch in body[i + 2:i + 6]) and len(body[i + 2:i + 6]) == 4:
-                out.append(chr(int(body[i + 2:i + 6], 16))); i += 6; continue
+            hexa = body[i + 2:i + 6]
+            if n == "u" and len(hexa) == 4 and all(ch in "0123456789abcdefABCDEF" for ch in hexa):
+                out.append(chr(int(hexa, 16))); i += 6; continue
         out.append(c)
         i += 1
     return "".join(out)
