@@ -161,3 +161,17 @@ def test_engine_database_cannot_reach_files(tmp_path):
     finally:
         s.close()
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_full_disk_gives_a_clear_error_and_no_partial_file(tmp_path, monkeypatch):
+    import errno
+    from recipe.diagnostics import UserError
+    from recipe.engine import run as engine_run
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(engine_run.os, "fsync", full)
+    data = write_jsonl(tmp_path / "d.jsonl", alpaca_rows(5))
+    with pytest.raises(UserError, match="No space left on device"):
+        load(f'recipe t\nsource raw = read("{data}")\nwrite raw to "o.jsonl"\n').run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert list((tmp_path / "o").iterdir()) == []  # neither the sink nor its temporary file

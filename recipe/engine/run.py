@@ -51,6 +51,18 @@ class Reporter:
                       str(v["tokens"]), f"{v['seconds'] + v['load_seconds']:.1f}")
         self._console.print(t)
 
+    def stats(self, rows: list[dict]) -> None:
+        """Statistics operators report (tag diversity and complexity, score ranges, ...)."""
+        if self.quiet:
+            return
+        for r in rows:
+            flat = {k: v for k, v in (r.get("info") or {}).items() if isinstance(v, (int, float, str))}
+            for k, v in (r.get("info") or {}).items():
+                if isinstance(v, dict) and all(isinstance(x, (int, float)) for x in v.values()):
+                    flat[k] = ", ".join(f"{a} {b:g}" for a, b in v.items())
+            if flat:
+                self.log(f"  {r['name']}: " + "; ".join(f"{k} {v}" for k, v in flat.items()))
+
     def summary(self, rows: list[dict]) -> None:
         if self.quiet:
             return
@@ -236,6 +248,7 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
                 "sinks": sinks}
     atomic_write(out_dir / "manifest.json", (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
     reporter.summary(rows)
+    reporter.stats(rows)
     return RunResult(out_dir, manifest, rows)
 
 
