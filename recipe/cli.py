@@ -136,6 +136,39 @@ def cmd_run(a) -> int:
     return 0
 
 
+def mermaid(checked) -> str:
+    """The recipe as a Mermaid flowchart (for a pull-request comment)."""
+    from .check import deps
+
+    def nid(name: str) -> str:
+        return "n_" + "".join(ch if ch.isalnum() else "_" for ch in name)
+    r = checked.recipe
+    lines = ["flowchart LR"]
+    for s in r.sources:
+        lines.append(f'  {nid(s.name)}[("{s.name}")]')
+    for n in r.nodes:
+        ops = " | ".join(o.op for o in n.ops) or "="
+        lines.append(f'  {nid(n.name)}["{n.name}<br/>{ops}"]')
+        direct = {i.name for i in n.inputs}
+        for d in dict.fromkeys(deps(checked, n)):
+            arrow = "-->" if d in direct else "-. reference .->"
+            lines.append(f"  {nid(d)} {arrow} {nid(n.name)}")
+    for i, s in enumerate(r.sinks):
+        path = s.path.value if hasattr(s.path, "value") else str(s.path)
+        lines.append(f'  sink{i}[/"{path}"/]')
+        lines.append(f"  {nid(s.input.name)} --> sink{i}")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_graph(a) -> int:
+    r = _load(a.file)
+    c = r.check(_kv(a.set, "--set"), sniff=False)
+    if not c.ok:
+        raise RecipeError(c.diagnostics)
+    sys.stdout.write(mermaid(c))
+    return 0
+
+
 def cmd_ops(a) -> int:
     from . import ops
     for name in ops.names():
@@ -218,6 +251,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     common(p)
     p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("graph", help="print the recipe as a Mermaid flowchart")
+    p.add_argument("file")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE")
+    p.set_defaults(fn=cmd_graph)
     p = sub.add_parser("ops", help="list operators and their parameters")
     p.set_defaults(fn=cmd_ops)
     p = sub.add_parser("explain", help="say where a row went and why")

@@ -199,3 +199,12 @@ write d to "d.jsonl"
     assert [s.name for s in plan.steps] == ["raw", "a", "c", "b", "d"]
     from recipe.plan import last_use
     assert last_use(plan.steps) == {"lm": "c", "emb": "b"}
+
+
+def test_graph_is_mermaid_with_every_edge_once(capsys):
+    root = Path(__file__).resolve().parents[1]
+    assert main(["graph", str(root / "examples" / "decontaminate.recipe")]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("flowchart LR\n")
+    assert out.count("n_bench -. reference .-> n_clean") == 1
+    assert "n_code --> n_mixed" in out and 'sink0[/"mixed.jsonl"/]' in out

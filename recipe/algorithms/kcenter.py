@@ -1,7 +1,8 @@
 """k-center greedy (farthest-first traversal), as in MoDS and active-learning coresets.
 
 Each step is one matrix-vector product over all rows plus a few in-place passes, all in
-float32: O(k * N * d) time, O(N * d) memory. (Triangle-inequality pruning was tried and
+float32: O(k * N * d) time, O(N * d) memory. On a machine with CUDA the same loop runs on
+the GPU through torch. (Triangle-inequality pruning was tried and
 dropped: in 384 dimensions, before k reaches the number of natural clusters, no cluster
 can be skipped, and the bookkeeping made each step slower.)
 """
@@ -25,6 +26,8 @@ def kcenter_greedy(emb, k: int, first: int = 0, already_selected=None, metric: s
     n = e.shape[0]
     if n == 0 or k <= 0:
         return []
+    if _cuda():
+        return _kcenter_torch(e, k, first, already_selected, progress)
     sq = np.einsum("ij,ij->i", e, e)
     mind = np.full(n, np.inf, dtype=np.float32)
     buf = np.empty(n, dtype=np.float32)
@@ -51,6 +54,47 @@ def kcenter_greedy(emb, k: int, first: int = 0, already_selected=None, metric: s
         a = int(np.argmax(mind))  # the first (lowest) index on ties
         if mind[a] < 0:
             break
+        out.append(a)
+        absorb(a)
+        if progress and len(out) % 100 == 0:
+            progress(len(out), want)
+    return out
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+def _kcenter_torch(e: np.ndarray, k: int, first: int, already_selected, progress) -> list[int]:
+    """The same traversal on the GPU (float32, same formula and tie rule)."""
+    import torch
+    x = torch.from_numpy(e).cuda()
+    sq = (x * x).sum(dim=1)
+    n = x.shape[0]
+    mind = torch.full((n,), float("inf"), device=x.device)
+
+    def absorb(c: int) -> None:
+        d = torch.clamp(sq - 2.0 * (x @ x[c]) + sq[c], min=0.0)
+        torch.minimum(mind, d, out=mind)
+        mind[c] = -1.0
+
+    out: list[int] = []
+    if already_selected is not None and len(already_selected):
+        for s in already_selected:
+            absorb(int(s))
+    else:
+        out.append(int(first))
+        absorb(int(first))
+    want = min(k, n - int((mind < 0).sum()) + len(out))
+    while len(out) < want:
+        top = mind.max()
+        if float(top) < 0:
+            break
+        a = int(torch.nonzero(mind == top)[0])  # lowest index on ties, as np.argmax
         out.append(a)
         absorb(a)
         if progress and len(out) % 100 == 0:
