@@ -169,6 +169,13 @@ def cmd_graph(a) -> int:
     return 0
 
 
+def cmd_diff(a) -> int:
+    from .diff import diff
+    lines = diff(_load(a.a).linked, _load(a.b).linked)
+    print("\n".join(lines) if lines else "no change in meaning")
+    return 1 if lines and a.exit_code else 0
+
+
 def cmd_ops(a) -> int:
     from . import ops
     for name in ops.names():
@@ -255,6 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--set", action="append", metavar="NAME=VALUE")
     p.set_defaults(fn=cmd_graph)
+    p = sub.add_parser("diff", help="what changed between two recipes, by meaning")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--exit-code", action="store_true", help="exit 1 when they differ")
+    p.set_defaults(fn=cmd_diff)
     p = sub.add_parser("ops", help="list operators and their parameters")
     p.set_defaults(fn=cmd_ops)
     p = sub.add_parser("explain", help="say where a row went and why")

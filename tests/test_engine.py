@@ -208,3 +208,16 @@ def test_graph_is_mermaid_with_every_edge_once(capsys):
     assert out.startswith("flowchart LR\n")
     assert out.count("n_bench -. reference .-> n_clean") == 1
     assert "n_code --> n_mixed" in out and 'sink0[/"mixed.jsonl"/]' in out
+
+
+def test_diff_reports_meaning_not_layout(tmp_path, capsys):
+    root = Path(__file__).resolve().parents[1]
+    a = root / "examples" / "decontaminate.recipe"
+    b = tmp_path / "b.recipe"
+    b.write_text(a.read_text().replace('threshold=0.9, keep="longest"', 'threshold=0.85, keep="longest"')
+                 .replace("weights=[1, 3]", "weights=[1, 2]") + "\n# a comment changes nothing\n")
+    assert main(["diff", str(a), str(b), "--exit-code"]) == 1
+    assert capsys.readouterr().out.splitlines() == ["~ node clean: dedupe#3 threshold: 0.9 -> 0.85",
+                                                    "~ node mixed: mix#1 weights: [1, 3] -> [1, 2]"]
+    assert main(["diff", str(a), str(a.with_suffix(".yaml")), "--exit-code"]) == 0
+    assert capsys.readouterr().out.strip() == "no change in meaning"

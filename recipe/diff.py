@@ -1,0 +1,57 @@
+"""`recipe diff A B`: what changed between two recipes, by meaning (linked IR, no spans),
+so reformatting or moving lines shows nothing and a changed threshold shows one line."""
+from __future__ import annotations
+
+from .ir import Recipe
+
+
+def _args(op) -> dict:
+    return {a.name: a.value.to_json() for a in op.args}
+
+
+def _short(v) -> str:
+    if isinstance(v, dict) and "lit" in v:
+        return repr(v["lit"])
+    if isinstance(v, dict) and "param" in v:
+        return v["param"]
+    if isinstance(v, dict) and "list" in v:
+        return "[" + ", ".join(_short(x) for x in v["list"]) + "]"
+    return "<expression>" if isinstance(v, dict) else repr(v)
+
+
+def diff(a: Recipe, b: Recipe) -> list[str]:
+    out: list[str] = []
+    for kind, xs, ys in (("param", a.params, b.params), ("model", a.models, b.models),
+                         ("source", a.sources, b.sources)):
+        da, db = {x.name: x.to_json() for x in xs}, {y.name: y.to_json() for y in ys}
+        out += [f"- {kind} {n}" for n in da if n not in db]
+        out += [f"+ {kind} {n}" for n in db if n not in da]
+        out += [f"~ {kind} {n}: {_describe(da[n], db[n])}" for n in da if n in db and da[n] != db[n]]
+    na, nb = {n.name: n for n in a.nodes}, {n.name: n for n in b.nodes}
+    out += [f"- node {n}" for n in na if n not in nb]
+    out += [f"+ node {n} = {' | '.join(o.op for o in nb[n].ops) or '(alias)'}" for n in nb if n not in na]
+    for n in (x for x in na if x in nb):
+        x, y = na[n], nb[n]
+        if [i.name for i in x.inputs] != [i.name for i in y.inputs]:
+            out.append(f"~ node {n}: inputs {[i.name for i in x.inputs]} -> {[i.name for i in y.inputs]}")
+        ox, oy = [o.op for o in x.ops], [o.op for o in y.ops]
+        if ox != oy:
+            out.append(f"~ node {n}: ops {' | '.join(ox)} -> {' | '.join(oy)}")
+            continue
+        for i, (p, q) in enumerate(zip(x.ops, y.ops)):
+            pa, qa = _args(p), _args(q)
+            for k in sorted(set(pa) | set(qa)):
+                if pa.get(k) != qa.get(k):
+                    before = _short(pa[k]) if k in pa else "(default)"
+                    after = _short(qa[k]) if k in qa else "(default)"
+                    out.append(f"~ node {n}: {p.op}#{i + 1} {k}: {before} -> {after}")
+    sa = [s.to_json() for s in a.sinks]
+    sb = [s.to_json() for s in b.sinks]
+    out += [f"- write {s['input']} to {_short(s['path'])}" for s in sa if s not in sb]
+    out += [f"+ write {s['input']} to {_short(s['path'])}" for s in sb if s not in sa]
+    return out
+
+
+def _describe(x: dict, y: dict) -> str:
+    keys = [k for k in set(x) | set(y) if x.get(k) != y.get(k)]
+    return ", ".join(f"{k}: {_short(x.get(k))} -> {_short(y.get(k))}" for k in sorted(keys))
