@@ -65,7 +65,17 @@ class Loaded:
                 cols[name] = (found | set(CANONICAL_COLUMNS)) if found else None
         return check(r, {k: str(v) for k, v in (params or {}).items()}, cols)
 
+    def _require_sources(self, sources) -> None:
+        """Library recipes have placeholder paths: their data must come from --source."""
+        from .link import STDLIB
+        if self.file != "<string>" and Path(self.file).resolve().parent == STDLIB.resolve():
+            missing = [s.name for s in self.recipe.sources if s.name not in (sources or {})]
+            if missing:
+                raise UserError(f"stdlib:{Path(self.file).stem} reads its data from --source: add "
+                                + " ".join(f"--source {m}=FILE" for m in missing))
+
     def plan(self, params=None, sources=None):
+        self._require_sources(sources)
         from .plan import build_plan
         from .runtime.resolve import identity
         c = self.check(params, sources)
@@ -75,6 +85,7 @@ class Loaded:
     def run(self, params=None, sources=None, out="out", cache_dir=".recipe", quiet=True, runtime=None):
         from .engine.run import Reporter, check_out_dir, execute
         from .engine.store import Store
+        self._require_sources(sources)
         out_dir = Path(out)
         check_out_dir(out_dir)
         reporter = Reporter(quiet)
