@@ -52,6 +52,15 @@ def test_qdit_equals_naive_greedy(alpha):
     assert facility_location(x, 30, quality=q, alpha=alpha) == naive_qdit(x, 30, q, alpha)
 
 
+def test_dense_device_greedy_equals_naive_greedy():
+    # the path GPUs take, run here on the CPU device
+    from recipe.algorithms.facility_location import _quality, dense_greedy_torch
+    x = clustered(200, seed=6)
+    e = x / np.linalg.norm(x, axis=1, keepdims=True)
+    q = np.random.default_rng(3).random(200)
+    assert dense_greedy_torch(e, 30, _quality(q, 200), 0.5, None, None, "cpu") == naive_qdit(x, 30, q, 0.5)
+
+
 def test_alpha_one_is_stable_topk():
     q = np.array([0.5, 0.9, 0.9, 0.1, 0.7])
     assert facility_location(np.eye(5), 3, quality=q, alpha=1.0) == [1, 2, 4]

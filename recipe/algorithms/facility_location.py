@@ -68,7 +68,50 @@ def facility_location(emb, k: int, quality=None, alpha: float = 0.0, metric: str
         return _knn_greedy(e, k, qn, alpha, knn, costs, budget, progress)
     if mode != "exact":
         raise ValueError("mode must be exact or knn")
+    dev = _gpu_fit(n)
+    if dev is not None:
+        return dense_greedy_torch(e, k, qn, alpha, costs, budget, dev)
     return _exact_greedy(e, k, qn, alpha, costs, budget, progress)
+
+
+def _gpu_fit(n: int):
+    """A CUDA device when one is present and the N x N float32 matrix fits in a quarter of it."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    free, _ = torch.cuda.mem_get_info()
+    return "cuda" if 4 * n * n * 4 < free else None
+
+
+def dense_greedy_torch(e, k, qn, alpha, costs, budget, device) -> list[int]:
+    """The plain greedy with the whole similarity matrix on one device (used on GPUs, where it
+    fits and every step is one pass over the matrix); same objective, same tie rule."""
+    import torch
+    n = e.shape[0]
+    x = torch.from_numpy(np.ascontiguousarray(e)).to(device)
+    sim = torch.clamp(x @ x.T, min=0.0)
+    q = torch.from_numpy(np.asarray(qn, dtype=np.float64)).to(device)
+    cur = torch.zeros(n, dtype=torch.float32, device=device)
+    taken = torch.zeros(n, dtype=torch.bool, device=device)
+    cost = None if costs is None or budget is None else torch.from_numpy(np.asarray(costs, dtype=np.float64)).to(device)
+    out: list[int] = []
+    spent = 0.0
+    while len(out) < k:
+        gain = torch.clamp(sim - cur, min=0.0).sum(dim=1, dtype=torch.float64)
+        score = (1.0 - alpha) * gain / n + alpha * q
+        blocked = taken if cost is None else taken | (cost + spent > budget)
+        score[blocked] = -float("inf")
+        a = int(torch.argmax(score))  # first index among equal maxima
+        if score[a] == -float("inf"):
+            break
+        out.append(a)
+        taken[a] = True
+        spent += float(cost[a]) if cost is not None else 0.0
+        cur = torch.maximum(cur, sim[a])
+    return out
 
 
 SPARSE_PER_ROW = 512  # stored similarities per row on average (the top ones, above a global tau)
