@@ -9,13 +9,7 @@ declaration (`{kind, source, options, identity}`):
 """
 from __future__ import annotations
 
-import os
 import time
-
-# before any ML library is imported: offline, and no library progress bars over ours
-for _k, _v in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("TOKENIZERS_PARALLELISM", "false"),
-               ("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TQDM_DISABLE", "1")):
-    os.environ.setdefault(_k, _v)
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -16,11 +16,6 @@ import numpy as np
 from ..diagnostics import UserError
 from .resolve import Resolved
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF converter draws its own bar
 
 
 def _quiet_transformers() -> None:
