@@ -244,7 +244,7 @@ def check_ops(c: Checked) -> None:
                 elif p.name not in given and p.default is not None:
                     args[p.name] = p.default
             if sum(d.is_error for d in c.diagnostics) == errors_before:  # cross-checks need valid args
-                for pname, msg in spec.check(args):
+                for pname, msg in spec.check(args) + (spec.check_inputs(args, len(node.inputs)) if i == 0 else []):
                     a = op.arg(pname)
                     c.diagnostics.append(Diagnostic("E0207", msg, a.span if a else op.span))
             c.args[(node.name, i)] = args

@@ -175,3 +175,18 @@ def test_full_disk_gives_a_clear_error_and_no_partial_file(tmp_path, monkeypatch
     with pytest.raises(UserError, match="No space left on device"):
         load(f'recipe t\nsource raw = read("{data}")\nwrite raw to "o.jsonl"\n').run(out=tmp_path / "o", cache_dir=tmp_path / "c")
     assert list((tmp_path / "o").iterdir()) == []  # neither the sink nor its temporary file
+
+
+def test_a_broken_local_model_is_a_clear_error_not_a_traceback(tmp_path):
+    bad = tmp_path / "model"
+    bad.mkdir()
+    (bad / "config.json").write_text('{"model_type": "nonsense"}')
+    data = write_jsonl(tmp_path / "d.jsonl", alpaca_rows(3))
+    f = tmp_path / "t.recipe"
+    f.write_text(f'recipe t\nmodel lm = causal_lm("{bad}")\nsource raw = read("{data}")\n'
+                 f'a = raw | score(metric="perplexity", model=lm)\nwrite a to "a.jsonl"\n')
+    env = {k: v for k, v in os.environ.items() if k != "RECIPE_DEBUG"}
+    p = subprocess.run([sys.executable, "-m", "recipe", "run", str(f), "--out", str(tmp_path / "o"),
+                        "--cache-dir", str(tmp_path / "c"), "--quiet"], capture_output=True, text=True, env=env)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+    assert "step `a` (score) failed" in p.stderr and "finished steps are cached" in p.stderr

@@ -211,9 +211,13 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
             fault(f"step:{step.name}:before_commit")
             con.execute("COMMIT")
             fault(f"step:{step.name}:after_commit")
-        except BaseException:
+        except BaseException as e:
             con.execute("ROLLBACK")
-            raise
+            if isinstance(e, (UserError, KeyboardInterrupt, SystemExit)) or os.environ.get("RECIPE_DEBUG"):
+                raise
+            # a failure inside an operator or a model library: say where, keep the cache intact
+            raise UserError(f"step `{step.name}` ({step.op}) failed: {type(e).__name__}: {e}\n"
+                            f"  finished steps are cached; set RECIPE_DEBUG=1 for the traceback") from e
         step_table[step.name] = table
         for m in finished_with.get(step.name, []):
             release(m)

@@ -95,6 +95,10 @@ class Op:
         """Cross-parameter checks: a list of (param name, message)."""
         return []
 
+    def check_inputs(self, args: dict, n_inputs: int) -> list[tuple[str, str]]:
+        """Checks that need the number of input nodes (multi-input operators)."""
+        return []
+
     # ---- execution -----------------------------------------------------------------
     def run(self, ctx, args: dict, inputs: list[str]) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -39,6 +39,10 @@ class Mix(Op):
             return [("weights", "weights must be non-negative and not all zero")]
         return []
 
+    def check_inputs(self, args, n_inputs):
+        w = args.get("weights") or []
+        return [] if len(w) == n_inputs else [("weights", f"{len(w)} weights for {n_inputs} inputs")]
+
     def run(self, ctx, args, inputs):
         if len(args["weights"]) != len(inputs):
             raise ValueError(f"mix: {len(inputs)} inputs but {len(args['weights'])} weights")
