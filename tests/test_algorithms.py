@@ -96,6 +96,18 @@ def naive_kcenter(x, k, first=0, already=None):
     return out
 
 
+def test_kcenter_torch_path_equals_numpy(monkeypatch):
+    # the loop GPUs run, forced onto the CPU device
+    import torch
+    import recipe.algorithms
+    kc = __import__("sys").modules["recipe.algorithms.kcenter"]
+    x = clustered(300, seed=8)
+    want = kcenter_greedy(x, 25)
+    monkeypatch.setattr(kc, "_cuda", lambda: True)
+    monkeypatch.setattr(torch.Tensor, "cuda", lambda self: self)
+    assert kcenter_greedy(x, 25) == want
+
+
 def naive_kcenter_fast(x, k):
     """The textbook O(k N d) loop (vectorised per step), for larger checks."""
     mind = np.sum((x - x[0]) ** 2, axis=1)

@@ -42,6 +42,16 @@ def kcenter_greedy(emb, k: int, first: int = 0, already_selected=None, metric: s
         np.minimum(mind, buf, out=mind)
         mind[c] = -1.0  # taken: never the farthest again (np.minimum keeps it there)
 
+    def farthest() -> int | None:
+        a = int(np.argmax(mind))  # the first (lowest) index on ties
+        return None if mind[a] < 0 else a
+
+    return _traverse(absorb, farthest, lambda: int((mind < 0).sum()), n, k, first, already_selected, progress)
+
+
+def _traverse(absorb, farthest, n_taken, n, k, first, already_selected, progress) -> list[int]:
+    """Farthest-first traversal over any array backend: `absorb(c)` adds a centre,
+    `farthest()` returns the row farthest from all centres (or None)."""
     out: list[int] = []
     if already_selected is not None and len(already_selected):
         for s in already_selected:
@@ -49,10 +59,10 @@ def kcenter_greedy(emb, k: int, first: int = 0, already_selected=None, metric: s
     else:
         out.append(int(first))
         absorb(int(first))
-    want = min(k, n - int((mind < 0).sum()) + len(out))
+    want = min(k, n - n_taken() + len(out))
     while len(out) < want:
-        a = int(np.argmax(mind))  # the first (lowest) index on ties
-        if mind[a] < 0:
+        a = farthest()
+        if a is None:
             break
         out.append(a)
         absorb(a)
@@ -82,21 +92,8 @@ def _kcenter_torch(e: np.ndarray, k: int, first: int, already_selected, progress
         torch.minimum(mind, d, out=mind)
         mind[c] = -1.0
 
-    out: list[int] = []
-    if already_selected is not None and len(already_selected):
-        for s in already_selected:
-            absorb(int(s))
-    else:
-        out.append(int(first))
-        absorb(int(first))
-    want = min(k, n - int((mind < 0).sum()) + len(out))
-    while len(out) < want:
+    def farthest() -> int | None:
         top = mind.max()
-        if float(top) < 0:
-            break
-        a = int(torch.nonzero(mind == top)[0])  # lowest index on ties, as np.argmax
-        out.append(a)
-        absorb(a)
-        if progress and len(out) % 100 == 0:
-            progress(len(out), want)
-    return out
+        return None if float(top) < 0 else int(torch.nonzero(mind == top)[0])  # lowest index on ties
+
+    return _traverse(absorb, farthest, lambda: int((mind < 0).sum()), n, k, first, already_selected, progress)
