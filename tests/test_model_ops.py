@@ -102,8 +102,9 @@ write single to "single.jsonl"
 @pytest.mark.slow
 def test_ifd_equals_direct_computation(tmp_path, model_cache):
     data = write_jsonl(tmp_path / "d.jsonl", alpaca_rows(4))
+    # fp32 here: this checks the IFD mechanics exactly (bf16 accuracy is tested in test_runtime)
     res = run(f'''recipe t
-model lm = causal_lm("builtin:smollm2")
+model lm = causal_lm("builtin:smollm2", dtype="fp32")
 source raw = read("{data}")
 s = raw | score(metric="ifd", model=lm)
 write s to "s.jsonl"
@@ -127,7 +128,7 @@ write s to "s.jsonl"
         p = tok(chat, add_special_tokens=False)["input_ids"]
         a = tok(r["response"], add_special_tokens=False)["input_ids"]
         want = math.exp(mean_nll(p, a, False)) / math.exp(mean_nll([], a, True))
-        assert abs(r["ifd"] - want) <= 0.03 * want, (r["ifd"], want)
+        assert abs(r["ifd"] - want) <= 0.005 * want, (r["ifd"], want)
 
 
 @pytest.mark.slow
