@@ -22,7 +22,7 @@ def safe_sink_path(out_dir: Path, rel: str) -> Path:
 
 def _records(con, table: str, batch: int = 10000):
     cur = con.execute(f"SELECT * FROM {q(table)} ORDER BY rowid")
-    reader = cur.fetch_record_batch(batch)
+    reader = cur.to_arrow_reader(batch) if hasattr(cur, "to_arrow_reader") else cur.fetch_record_batch(batch)
     for b in reader:
         yield from b.to_pylist()
 
