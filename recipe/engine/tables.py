@@ -124,7 +124,7 @@ def columns(con, table: str) -> list[str]:
 
 def fetch(con, table: str, cols: Iterable[str]) -> pa.Table:
     sel = ", ".join(q(c) for c in cols)
-    return con.execute(f"SELECT {sel} FROM {q(table)} ORDER BY rowid").fetch_arrow_table()
+    return con.execute(f"SELECT {sel} FROM {q(table)} ORDER BY rowid").to_arrow_table()
 
 
 def keep_rows(con, src: str, out: str, aside: str, keep: list[int], reasons: dict[int, str] | str,

@@ -38,7 +38,7 @@ def write_sink(con, table: str, path: Path, fmt: str | None, options: dict, atom
     rejected: list[tuple[str, str]] = []
     if suffix == ".parquet":
         import pyarrow.parquet as pq
-        tbl = con.execute(f"SELECT * FROM {q(table)} ORDER BY rowid").fetch_arrow_table()
+        tbl = con.execute(f"SELECT * FROM {q(table)} ORDER BY rowid").to_arrow_table()
         buf = io.BytesIO()
         pq.write_table(tbl, buf)
         atomic_write(path, buf.getvalue())

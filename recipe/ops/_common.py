@@ -33,7 +33,7 @@ def approx_tokens(texts: list[str]) -> np.ndarray:
 def fetch_rows(ctx, table: str) -> tuple[list[dict], "object"]:
     """All rows of a table as dicts (in order) and its Arrow schema."""
     from ..expr import quote_ident as q
-    t = ctx.con.execute(f"SELECT * FROM {q(table)} ORDER BY rowid").fetch_arrow_table()
+    t = ctx.con.execute(f"SELECT * FROM {q(table)} ORDER BY rowid").to_arrow_table()
     return t.to_pylist(), t.schema
 
 
