@@ -84,7 +84,6 @@ def main():
     ifd = np.array([ppl(c) / ppl(u) for c, u in zip(cond, alone)])
     tags = None
     if "instag" in report["recipes"]:
-        import duckdb
         tag_rows = recipe.load("stdlib:instag").run(params={"k": str(a.k)}, sources={"raw": str(data)},
                                                     out=tmp / "out-instag-tags", cache_dir=tmp / "cache-instag",
                                                     runtime=ModelRuntime(tmp / "m-instag")).table("tagged").to_pylist()

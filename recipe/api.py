@@ -13,10 +13,10 @@ from importlib import metadata
 from pathlib import Path
 
 from .check import CANONICAL_COLUMNS, Checked, check
-from .diagnostics import RecipeError, UserError, raise_if_errors
+from .diagnostics import UserError, raise_if_errors
 from .frontend import parse_any
-from .ir import Lit, ParamRef, Recipe
-from .link import link, load_file, read_text
+from .ir import Lit, Recipe
+from .link import link, load_file
 
 
 @dataclass

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from . import ops as registry
 from .diagnostics import Diagnostic, Span, did_you_mean
 from .expr import FUNCTIONS, expr_columns
-from .ir import Arg, Column, Expr, ListV, Lit, Node, OpCall, ParamRef, Recipe, walk
+from .ir import Arg, Column, ListV, Lit, Node, OpCall, ParamRef, Recipe, walk
 from .ops.base import P
 
 PARAM_TYPES = ("int", "float", "str", "bool")

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from .diagnostics import RecipeError, UserError, render, render_all
+from .diagnostics import RecipeError, UserError, render_all
 
 
 def _kv(items: list[str] | None, flag: str) -> dict[str, str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from . import ops as registry
 from .diagnostics import Diagnostic, RecipeError, UserError, did_you_mean
 from .frontend import parse_any
-from .ir import Arg, ListV, Lit, Model, NameRef, Node, OpCall, Param, ParamRef, Recipe, Source, Unary, Binary, Call
+from .ir import Arg, ListV, Lit, NameRef, Node, Param, ParamRef, Recipe, Unary, Binary, Call
 
 STDLIB = Path(__file__).resolve().parents[1] / "stdlib_recipes"
 MAX_USE_DEPTH = 8

@@ -99,7 +99,6 @@ def naive_kcenter(x, k, first=0, already=None):
 def test_kcenter_torch_path_equals_numpy(monkeypatch):
     # the loop GPUs run, forced onto the CPU device
     import torch
-    import recipe.algorithms
     kc = __import__("sys").modules["recipe.algorithms.kcenter"]
     x = clustered(300, seed=8)
     want = kcenter_greedy(x, 25)

@@ -1,5 +1,4 @@
 """Model-backed operators: exact mechanics on real offline models (slow) and units without models."""
-import json
 import math
 
 import numpy as np
@@ -10,7 +9,7 @@ from recipe.ops.tag import normalise_tags, parse_tags
 from recipe.runtime import ModelRuntime
 from recipe.templates import Template, load_promptsource, render
 
-from conftest import LM, alpaca_rows, read_jsonl, write_jsonl
+from conftest import alpaca_rows, read_jsonl, write_jsonl
 
 
 def run(text, tmp_path, model_cache, out="o"):
@@ -103,14 +102,13 @@ write single to "single.jsonl"
 def test_ifd_equals_direct_computation(tmp_path, model_cache):
     data = write_jsonl(tmp_path / "d.jsonl", alpaca_rows(4))
     # fp32 here: this checks the IFD mechanics exactly (bf16 accuracy is tested in test_runtime)
-    res = run(f'''recipe t
+    run(f'''recipe t
 model lm = causal_lm("builtin:smollm2", dtype="fp32")
 source raw = read("{data}")
 s = raw | score(metric="ifd", model=lm)
 write s to "s.jsonl"
 ''', tmp_path, model_cache)
     rows = read_jsonl(tmp_path / "o" / "s.jsonl")
-    rt = ModelRuntime(model_cache)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     saved = next((model_cache / "dequantised").iterdir())

@@ -100,7 +100,6 @@ def test_kill_at_a_random_moment(crash_setup, tmp_path):
 
 def test_concurrent_runs_on_one_cache_are_refused(crash_setup, tmp_path):
     root, f = crash_setup
-    slow = tmp_path / "slow.recipe"
     # the first run holds the lock while it works
     first = subprocess.Popen([sys.executable, "-m", "recipe", "run", str(f), "--out", str(tmp_path / "a"),
                               "--cache-dir", str(tmp_path / "c"), "--quiet"], stderr=subprocess.PIPE, text=True)

@@ -1,6 +1,5 @@
 """The library recipes run end to end on a small generated input with exact accounting, and
 compose with `use`."""
-import json
 from pathlib import Path
 
 import pytest

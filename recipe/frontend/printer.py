@@ -10,7 +10,7 @@ import json
 import re
 
 from .. import ops as registry
-from ..ir import Arg, ListV, Lit, ParamRef, Recipe
+from ..ir import ListV, Lit, ParamRef, Recipe
 from ..ops.base import NAME_TYPES
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")

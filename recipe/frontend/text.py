@@ -10,7 +10,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from ..diagnostics import Diagnostic, RecipeError, Span
 from ..ir import (Binary, Call, Column, ListV, Lit, Model, NameRef, Node, OpCall, Param, Recipe,
                   Sink, Source, Unary, Use)
-from .lower import lower_kv, lower_op_args, resolve_expr, to_value
+from .lower import lower_kv, lower_op_args, to_value
 
 GRAMMAR = Path(__file__).resolve().parents[2] / "grammars" / "recipe.lark"
 MAX_DEPTH = 64  # deeper expressions are refused: they only come from generated or hostile input

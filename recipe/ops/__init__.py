@@ -5,6 +5,8 @@ from importlib import import_module
 
 from .base import Op, P
 
+__all__ = ["Op", "P", "get", "names"]
+
 # op name -> module (imported on first use; heavy libraries load only inside `run`)
 _MODULES = {
     "filter": "filter", "derive": "derive", "union": "union", "mix": "mix",

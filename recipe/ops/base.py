@@ -5,8 +5,8 @@ so an operator is one file that subclasses `Op` and one line in `ops/__init__.py
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
 # parameter types: how a value is written and checked
 SCALAR_TYPES = {"int", "float", "str", "bool"}

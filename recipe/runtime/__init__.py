@@ -10,7 +10,7 @@ declaration (`{kind, source, options, identity}`):
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
