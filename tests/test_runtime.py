@@ -6,7 +6,7 @@ import pytest
 
 from recipe.diagnostics import UserError
 from recipe.runtime import ModelRuntime
-from recipe.runtime.batching import token_batches, unique_order
+from recipe.runtime.batching import pack_rows, token_batches, unique_order
 
 from conftest import EMB, LM
 
@@ -25,6 +25,16 @@ def test_token_batches_respect_budget_and_order():
     assert uniq == [0, 1, 3] and back == [0, 1, 0, 2]
 
 
+def test_pack_rows_fill_rows_without_splitting_items():
+    lens = [5, 50, 7, 300, 20, 20, 90, 3]
+    rows = pack_rows(lens, row_len=100)
+    assert sorted(i for r in rows for i in r) == list(range(len(lens)))
+    for r in rows:
+        assert len(r) == 1 or sum(lens[i] for i in r) <= 100
+    assert [3] in rows  # longer than a row: alone
+    assert len(rows) == 3  # 300 | 90+7 | 50+20+20+5+3: as few rows as the tokens allow
+
+
 def test_missing_model_is_a_clear_error(tmp_path):
     rt = ModelRuntime(tmp_path)
     with pytest.raises(UserError, match="model not found at `/no/such/model`"):
@@ -33,41 +43,48 @@ def test_missing_model_is_a_clear_error(tmp_path):
         rt.embed({"kind": "embedding", "source": "openai:http://localhost:1", "options": {}, "identity": "y"}, ["a"])
 
 
-def _tiny_lm(path):
+def _tiny_lm(path, arch="llama"):
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
     from tokenizers import Tokenizer, models, pre_tokenizers
     vocab = {f"w{i}": i for i in range(60)} | {"[UNK]": 60, "[PAD]": 61}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]")
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=62, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128)
-    model = LlamaForCausalLM(cfg)
+    if arch == "gpt2":  # absolute positions: packing must restart them per pair
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=62, n_embd=32, n_layer=2, n_head=4, n_positions=128))
+    else:  # rotary positions
+        model = LlamaForCausalLM(LlamaConfig(vocab_size=62, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                             num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128))
     model.save_pretrained(path)
     fast.save_pretrained(path)
     return model, fast
 
 
-def test_tiny_model_loglik_matches_direct_forward(tmp_path):
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_tiny_model_loglik_matches_direct_forward(tmp_path, arch):
     import torch
-    model, tok = _tiny_lm(tmp_path / "lm")
+    model, tok = _tiny_lm(tmp_path / "lm", arch)
+    model.eval()
     decl = {"kind": "causal_lm", "source": str(tmp_path / "lm"), "options": {"dtype": "fp32"}, "identity": "tiny"}
     rt = ModelRuntime(tmp_path / "cache")
-    prompts = ["w1 w2 w3", "w4", "w5 w6 w7 w8 w9", "w1 w2 w3"]
-    conts = ["w10 w11", "w12 w13 w14", "w15", "w10 w11"]
+    # several pairs share one packed sequence; the long one (over a 128-token row) goes alone
+    prompts = ["w1 w2 w3", "w4", "w5 w6 w7 w8 w9", "w1 w2 w3", " ".join(f"w{i % 50}" for i in range(150)), ""]
+    conts = ["w10 w11", "w12 w13 w14", "w15", "w10 w11", "w7 w8", "w3 w4 w5"]
     got = rt.loglik(decl, prompts, conts)
     for p, c, g in zip(prompts, conts, got):
         pi, ci = tok(p, add_special_tokens=False)["input_ids"], tok(c, add_special_tokens=False)["input_ids"]
+        pi = pi[-(128 - len(ci)):]  # the runtime keeps the end of a prompt that does not fit
         with torch.no_grad():
             logp = torch.log_softmax(model(torch.tensor([pi + ci])).logits[0].float(), -1)
-        want = sum(float(logp[len(pi) - 1 + j, t]) for j, t in enumerate(ci))
-        assert g["tokens"] == len(ci) and abs(g["logprob"] - want) < 1e-4
+        scored = range(1, len(ci)) if not pi else range(len(ci))  # no context, no score
+        want = sum(float(logp[len(pi) - 1 + j, ci[j]]) for j in scored)
+        assert g["tokens"] == len(scored) and abs(g["logprob"] - want) < 1e-4
     st = rt.stats()["tiny"]
-    assert st["loads"] == 1 and st["requests"] == 4 and st["computed"] == 3  # one duplicate computed once
+    assert st["loads"] == 1 and st["requests"] == 6 and st["computed"] == 5  # one duplicate computed once
     rt.loglik(decl, prompts, conts)
-    assert rt.stats()["tiny"]["cache_hits"] == 3 and rt.stats()["tiny"]["computed"] == 3
+    assert rt.stats()["tiny"]["cache_hits"] == 5 and rt.stats()["tiny"]["computed"] == 5
 
 
 @pytest.mark.slow

@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from ..diagnostics import UserError
-from .batching import run_batched, unique_order
+from .batching import run_batched, run_packed, unique_order
 from .cache import ResultCache, key
 from .resolve import resolve
+
+PACK_ROW = 256  # tokens per packed LM sequence (measured best on CPU): attention over a row stays cheap
 
 
 @dataclass
@@ -178,7 +180,9 @@ class ModelRuntime:
                 return m.loglik(pairs)
             toks = [(m.encode(p), m.encode(c)) for p, c in pairs]
             self._stat(decl).tokens += sum(len(a) + len(b) for a, b in toks)
-            return run_batched(toks, [len(a) + len(b) for a, b in toks], budget, m.loglik_batch, prog)
+            lens = [len(a) + len(b) for a, b in toks]
+            # pairs share sequences (no padding); a pair longer than a row gets its own
+            return run_packed(toks, lens, min(m.max_len, PACK_ROW), budget, m.loglik_rows, prog)
         return self._cached(decl, "loglik", {}, list(zip(prompts, continuations)), lambda x: list(x), compute, progress)
 
     def choice_probs(self, model, prompts: list[str], choices: list[str], progress=None) -> np.ndarray:

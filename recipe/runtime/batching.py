@@ -37,6 +37,47 @@ def token_batches(lengths: Sequence[int], budget: int, max_batch: int = 256) -> 
     return batches
 
 
+def pack_rows(lengths: Sequence[int], row_len: int) -> list[list[int]]:
+    """Item indices packed into rows of at most `row_len` tokens (worst-fit decreasing: each
+    item, longest first, goes into the emptiest open row, or a new one); an item longer than
+    `row_len` gets a row of its own."""
+    import heapq
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    rows: list[list[int]] = []
+    room: list[tuple[int, int]] = []  # (-free tokens, row number)
+    for i in order:
+        L = max(1, lengths[i])
+        if room and -room[0][0] >= L:
+            free, r = heapq.heappop(room)
+            rows[r].append(i)
+            heapq.heappush(room, (free + L, r))
+        else:
+            rows.append([i])
+            heapq.heappush(room, (-(row_len - L), len(rows) - 1))
+    return rows
+
+
+def run_packed(items: list, lengths: list[int], row_len: int, budget: int, fn: Callable[[list], list],
+               progress: Callable[[int, int], None] | None = None) -> list:
+    """Like `run_batched`, for callers that pack several items per sequence: `fn` gets a list
+    of rows (each a list of items) holding about `budget` tokens and returns one result per
+    item, row by row."""
+    rows = pack_rows(lengths, row_len)
+    fill = [sum(max(1, lengths[i]) for i in r) for r in rows]
+    out: list = [None] * len(items)
+    done = 0
+    for b in token_batches(fill, budget):  # an over-long item's row is not batched with short ones
+        group = [rows[j] for j in b]
+        res = fn([[items[i] for i in r] for r in group])
+        flat = [i for r in group for i in r]
+        for i, x in zip(flat, res):
+            out[i] = x
+        done += len(flat)
+        if progress:
+            progress(done, len(items))
+    return out
+
+
 def run_batched(items: list, lengths: list[int], budget: int, fn: Callable[[list], list],
                 progress: Callable[[int, int], None] | None = None) -> list:
     """Apply `fn` to token-budgeted batches of `items`; results come back in the caller's order."""

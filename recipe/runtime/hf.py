@@ -120,53 +120,77 @@ class CausalLM:
         return (f"{system}\n\n" if system else "") + f"{user}\n"
 
     def loglik_batch(self, pairs: list[tuple[list[int], list[int]]]) -> list[dict]:
-        """Summed log-probability of each continuation given its prompt (token ids)."""
+        """Summed log-probability of each continuation given its prompt (token ids), one
+        padded sequence per pair."""
+        return self.loglik_rows([[p] for p in pairs])
+
+    def loglik_rows(self, rows: list[list[tuple[list[int], list[int]]]]) -> list[dict]:
+        """Like `loglik_batch` with several pairs packed into each sequence (`rows`): a
+        block-diagonal causal mask and per-pair positions keep pairs apart, so the result
+        equals scoring each pair alone, without the padding. Results come row by row."""
         import torch
-        seqs, spans = [], []
-        for p, c in pairs:
-            c = c[: self.max_len - 1] if len(c) >= self.max_len else c
-            p = p[-(self.max_len - len(c)):] if len(p) + len(c) > self.max_len else p
-            seqs.append(p + c)
-            # with no prompt the first continuation token has no context and is not scored
-            start = max(len(p), 1)
-            spans.append((start, len(p) + len(c)))
+        seqs, spans = [], []  # per row: token ids; per pair: (row, start, end) of its continuation
+        for r, row in enumerate(rows):
+            toks: list[int] = []
+            for p, c in row:
+                c = c[: self.max_len - 1] if len(c) >= self.max_len else c
+                p = p[-(self.max_len - len(c)):] if len(p) + len(c) > self.max_len else p
+                # with no prompt the first continuation token has no context and is not scored
+                spans.append((r, len(toks) + max(len(p), 1), len(toks) + len(p) + len(c)))
+                toks += p + c
+            seqs.append(toks)
         L = max(len(s) for s in seqs)
-        pad = self.tok.pad_token_id
-        ids = torch.full((len(seqs), L), pad, dtype=torch.long)
-        mask = torch.zeros((len(seqs), L), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            ids[i, : len(s)] = torch.tensor(s)
-            mask[i, : len(s)] = 1
+        ids = torch.full((len(seqs), L), self.tok.pad_token_id, dtype=torch.long)
+        pos = torch.zeros((len(seqs), L), dtype=torch.long)
+        seg = torch.full((len(seqs), L), -1, dtype=torch.long)
+        for r, row in enumerate(rows):
+            ids[r, : len(seqs[r])] = torch.tensor(seqs[r])
+            at = 0
+            for j, (p, c) in enumerate(row):
+                n = min(len(p) + len(c), self.max_len)
+                pos[r, at:at + n] = torch.arange(n)
+                seg[r, at:at + n] = j
+                at += n
         with torch.inference_mode():
+            causal = torch.ones(L, L, dtype=torch.bool).tril()
+            allowed = (seg[:, :, None] == seg[:, None, :]) & causal & (seg[:, :, None] >= 0)
+            allowed |= torch.eye(L, dtype=torch.bool)  # padding attends to itself: no empty softmax rows
+            mask = allowed[:, None]
+            if self.model.config._attn_implementation != "sdpa":  # eager attention adds the mask
+                mask = torch.zeros(mask.shape, dtype=self.dtype).masked_fill(~mask, torch.finfo(self.dtype).min)
             # run the decoder, then the vocabulary projection only at the positions that
             # predict continuation tokens: a full [batch, length, vocab] log-softmax would
             # cost more memory traffic than the transformer itself on a CPU
-            hidden = self._hidden(ids.to(self.device), mask.to(self.device))
-            rows, cols, tgts, owner = [], [], [], []
-            for i, (a, b) in enumerate(spans):
+            hidden = self._hidden(ids.to(self.device), mask.to(self.device), pos.to(self.device))
+            rr, cols, tgts, owner = [], [], [], []
+            for i, (r, a, b) in enumerate(spans):
                 if b > a:
-                    rows += [i] * (b - a)
+                    rr += [r] * (b - a)
                     cols += list(range(a - 1, b - 1))
-                    tgts += ids[i, a:b].tolist()
+                    tgts += ids[r, a:b].tolist()
                     owner += [i] * (b - a)
             out = [{"logprob": 0.0, "tokens": 0} for _ in spans]
-            if rows:
-                h = hidden[torch.tensor(rows), torch.tensor(cols)]
+            if rr:
+                h = hidden[torch.tensor(rr), torch.tensor(cols)]
                 head = self.model.get_output_embeddings()
                 tg = torch.tensor(tgts, device=h.device)
-                lp = torch.cat([torch.log_softmax(head(h[j:j + 512]).float(), dim=-1)
-                                .gather(-1, tg[j:j + 512].unsqueeze(-1)).squeeze(-1) for j in range(0, len(tgts), 512)])
+                lp = []
+                for j in range(0, len(tgts), 256):  # log p = logit - logsumexp, no full log-softmax
+                    lg = head(h[j:j + 256])
+                    lp.append(lg.gather(-1, tg[j:j + 256, None]).squeeze(-1).float() - torch.logsumexp(lg.float(), -1))
+                lp = torch.cat(lp)
                 sums = torch.zeros(len(spans), dtype=torch.float64).index_add_(0, torch.tensor(owner), lp.double().cpu())
-                for i, (a, b) in enumerate(spans):
+                for i, (_, a, b) in enumerate(spans):
                     out[i] = {"logprob": float(sums[i]), "tokens": int(max(0, b - a))}
         return out
 
-    def _hidden(self, ids, mask):
+    def _hidden(self, ids, mask, pos=None):
         """Last hidden states of the decoder (without the LM head)."""
         dec = self.model.get_decoder() if hasattr(self.model, "get_decoder") else None
         if dec is not None:
-            return dec(input_ids=ids, attention_mask=mask).last_hidden_state
-        return self.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[-1]
+            return dec(input_ids=ids, attention_mask=mask, position_ids=pos).last_hidden_state
+        return self.model(input_ids=ids, attention_mask=mask, position_ids=pos,
+                          output_hidden_states=True).hidden_states[-1]
 
     def next_token_probs(self, prompts: list[list[int]], choice_ids: list[int]) -> list[list[float]]:
         import torch
