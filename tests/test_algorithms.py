@@ -52,6 +52,19 @@ def test_qdit_equals_naive_greedy(alpha):
     assert facility_location(x, 30, quality=q, alpha=alpha) == naive_qdit(x, 30, q, alpha)
 
 
+@pytest.mark.parametrize("eager_min", [0.0, 1 / 16, 1.0])
+def test_eager_and_lazy_phases_equal_naive_greedy(monkeypatch, eager_min):
+    # N above SPARSE_PER_ROW, so gains split into stored and dense parts; eager_min 0 keeps
+    # every gain exact to the end, 1.0 hands over to the lazy greedy after the first pick
+    import importlib
+    fl = importlib.import_module("recipe.algorithms.facility_location")  # the package exports a function of that name
+    monkeypatch.setattr(fl, "EAGER_MIN", eager_min)
+    monkeypatch.setattr(fl, "COLS", 64)  # several column blocks per eager update
+    x = clustered(1500, d=32, centres=30, seed=7)
+    q = np.random.default_rng(5).random(1500)
+    assert facility_location(x, 80, quality=q, alpha=0.2) == naive_qdit(x, 80, q, 0.2)
+
+
 def test_dense_device_greedy_equals_naive_greedy():
     # the path GPUs take, run here on the CPU device
     from recipe.algorithms.facility_location import _quality, dense_greedy_torch
