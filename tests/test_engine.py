@@ -221,3 +221,27 @@ def test_diff_reports_meaning_not_layout(tmp_path, capsys):
                                                     "~ node mixed: mix#1 weights: [1, 3] -> [1, 2]"]
     assert main(["diff", str(a), str(a.with_suffix(".yaml")), "--exit-code"]) == 0
     assert capsys.readouterr().out.strip() == "no change in meaning"
+
+
+def test_facility_location_mode_auto_switches_to_knn_above_the_row_limit(tmp_path, monkeypatch):
+    import numpy as np
+    from recipe.algorithms import facility_location
+    import recipe.ops.select as select_op
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(400, 8)).astype(np.float32)
+    rows = [{"instruction": f"q{i}", "response": f"a{i}", "e": [float(v) for v in emb[i]]} for i in range(400)]
+    write_jsonl(tmp_path / "d.jsonl", rows)
+    text = f'''recipe t
+source raw = read("{tmp_path / 'd.jsonl'}")
+top = raw | select(method="facility_location", k=30, embedding_column=e, mode="{{mode}}")
+write top to "top.jsonl"
+'''
+    picked = {}
+    for limit, mode in ((1000, "auto"), (300, "auto"), (1000, "knn")):
+        monkeypatch.setattr(select_op, "EXACT_MAX_ROWS", limit)
+        load(text.format(mode=mode)).run(out=tmp_path / f"o{limit}{mode}", cache_dir=tmp_path / f"c{limit}{mode}")
+        picked[limit, mode] = sorted(r["instruction"] for r in read_jsonl(tmp_path / f"o{limit}{mode}" / "top.jsonl"))
+    exact = sorted(f"q{i}" for i in facility_location(emb, 30))
+    knn = sorted(f"q{i}" for i in facility_location(emb, 30, mode="knn"))
+    assert exact != knn  # the two modes differ on this data, so the check below can tell them apart
+    assert picked[1000, "auto"] == exact and picked[300, "auto"] == knn == picked[1000, "knn"]

@@ -1,7 +1,11 @@
 """Helpers shared by operators: the text a row is judged by, embeddings, token counts."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
+
+from ..diagnostics import UserError
 
 TEXT_FIELDS = ("instruction", "response", "conversation")
 
@@ -18,7 +22,11 @@ def embeddings(ctx, table: str, args: dict, on: str | None = None) -> np.ndarray
     if col:
         from ..expr import quote_ident as q
         rows = ctx.con.execute(f"SELECT {q(col)} FROM {q(table)} ORDER BY rowid").fetchall()
-        return np.asarray([r[0] for r in rows], dtype=np.float32)
+        # readers keep nested values (a JSON list in a .jsonl row) as JSON text
+        try:
+            return np.asarray([json.loads(v) if isinstance(v, str) else v for (v,) in rows], dtype=np.float32)
+        except (TypeError, ValueError):
+            raise UserError(f"embedding_column `{col}` must hold a list of numbers of one length in every row")
     texts = row_texts(ctx, table, on or args.get("on", "instruction"))
     return ctx.runtime.embed(ctx.models[args["embedding"]], texts, progress=ctx.progress)
 
