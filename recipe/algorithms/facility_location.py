@@ -207,15 +207,22 @@ def _exact_greedy(e, k, qn, alpha, costs, budget, progress) -> list[int]:
     taken = np.zeros(n, dtype=bool)
     spent = 0.0
 
-    def pick(a):
+    def pick(a, low=None):
+        """Record the pick; its similarity row (max(0, s)), or with `low`, the row where it
+        can still raise cur: dense over `low`, elsewhere (cur >= tau) only stored pairs can."""
         nonlocal spent
         selected.append(a)
         taken[a] = True
         spent += costs[a] if costs is not None else 0.0
-        srow = (E @ E[a]).numpy().astype(np.float64)
-        np.maximum(srow, 0.0, out=srow)
         if progress:
             progress(len(selected), k)
+        if low is None:
+            return np.maximum((E @ E[a]).numpy().astype(np.float64), 0.0)
+        srow = np.zeros(n)
+        lo, hi = sp_ptr[a], sp_ptr[a + 1]
+        srow[sp_idx[lo:hi]] = sp_dat[lo:hi]
+        if len(low):
+            srow[low] = np.maximum((E_low @ E[a]).numpy(), 0.0)
         return srow
 
     # ---- eager phase: every gain exact after every pick
@@ -273,7 +280,7 @@ def _exact_greedy(e, k, qn, alpha, costs, budget, progress) -> list[int]:
             heapq.heappop(heap)
             if costs is not None and budget is not None and spent + costs[a] > budget:
                 continue
-            np.maximum(cur, pick(a), out=cur)
+            np.maximum(cur, pick(a, low), out=cur)
             state[:] = 0
             still = np.flatnonzero(cur < tau)
             if len(still) < 0.7 * len(low):  # shrink the dense part's columns
