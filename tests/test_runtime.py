@@ -81,10 +81,19 @@ def test_tiny_model_loglik_matches_direct_forward(tmp_path, arch):
         scored = range(1, len(ci)) if not pi else range(len(ci))  # no context, no score
         want = sum(float(logp[len(pi) - 1 + j, ci[j]]) for j in scored)
         assert g["tokens"] == len(scored) and abs(g["logprob"] - want) < 1e-4
+    # next-token probabilities of a few choices after each prompt, packed the same way
+    choices = ["w20", "w21", "w22"]
+    got = rt.choice_probs(decl, prompts[:5], choices)
+    ids = [tok(c, add_special_tokens=False)["input_ids"][0] for c in choices]
+    for p, g in zip(prompts[:5], got):
+        pi = tok(p, add_special_tokens=False)["input_ids"][-128:]
+        with torch.no_grad():
+            want = torch.softmax(model(torch.tensor([pi])).logits[0, -1].float(), -1)[ids]
+        assert np.allclose(g, want.numpy(), atol=1e-5)
     st = rt.stats()["tiny"]
-    assert st["loads"] == 1 and st["requests"] == 6 and st["computed"] == 5  # one duplicate computed once
+    assert st["loads"] == 1 and st["requests"] == 6 + 5 and st["computed"] == 5 + 4  # duplicates computed once
     rt.loglik(decl, prompts, conts)
-    assert rt.stats()["tiny"]["cache_hits"] == 5 and rt.stats()["tiny"]["computed"] == 5
+    assert rt.stats()["tiny"]["cache_hits"] == 5 and rt.stats()["tiny"]["computed"] == 9
 
 
 @pytest.mark.slow

@@ -191,7 +191,7 @@ class ModelRuntime:
     def choice_probs(self, model, prompts: list[str], choices: list[str], progress=None) -> np.ndarray:
         """Next-token probability of each choice (its first token) after each prompt."""
         decl = as_decl(model)
-        budget = self._budget(decl)
+        budget = self._budget(decl, packed=True)
 
         def compute(items, prog):
             m = self.model(decl)
@@ -200,8 +200,8 @@ class ModelRuntime:
             ids = [m.encode(c)[0] for c in choices]
             toks = [m.encode(p) for p in items]
             self._stat(decl).tokens += sum(map(len, toks))
-            return run_batched(toks, [len(t) for t in toks], budget,
-                               lambda b: m.next_token_probs(b, ids), prog)
+            return run_packed(toks, [len(t) for t in toks], min(m.max_len, PACK_ROW), budget,
+                              lambda rows: m.next_token_rows(rows, ids), prog)
         res = self._cached(decl, "choice_probs", {"choices": choices}, list(prompts), lambda x: x, compute, progress)
         return np.asarray(res, dtype=np.float64).reshape(len(prompts), len(choices))
 

@@ -125,43 +125,25 @@ class CausalLM:
         return self.loglik_rows([[p] for p in pairs])
 
     def loglik_rows(self, rows: list[list[tuple[list[int], list[int]]]]) -> list[dict]:
-        """Like `loglik_batch` with several pairs packed into each sequence (`rows`): a
-        block-diagonal causal mask and per-pair positions keep pairs apart, so the result
-        equals scoring each pair alone, without the padding. Results come row by row."""
+        """Like `loglik_batch` with several pairs packed into each sequence (`rows`); results
+        come row by row."""
         import torch
-        seqs, spans = [], []  # per row: token ids; per pair: (row, start, end) of its continuation
+        seqs, spans = [], []  # per row: token lists; per pair: (row, start, end) of its continuation
         for r, row in enumerate(rows):
-            toks: list[int] = []
+            seqs.append([])
+            at = 0
             for p, c in row:
                 c = c[: self.max_len - 1] if len(c) >= self.max_len else c
                 p = p[-(self.max_len - len(c)):] if len(p) + len(c) > self.max_len else p
                 # with no prompt the first continuation token has no context and is not scored
-                spans.append((r, len(toks) + max(len(p), 1), len(toks) + len(p) + len(c)))
-                toks += p + c
-            seqs.append(toks)
-        L = max(len(s) for s in seqs)
-        ids = torch.full((len(seqs), L), self.tok.pad_token_id, dtype=torch.long)
-        pos = torch.zeros((len(seqs), L), dtype=torch.long)
-        seg = torch.full((len(seqs), L), -1, dtype=torch.long)
-        for r, row in enumerate(rows):
-            ids[r, : len(seqs[r])] = torch.tensor(seqs[r])
-            at = 0
-            for j, (p, c) in enumerate(row):
-                n = min(len(p) + len(c), self.max_len)
-                pos[r, at:at + n] = torch.arange(n)
-                seg[r, at:at + n] = j
-                at += n
+                spans.append((r, at + max(len(p), 1), at + len(p) + len(c)))
+                seqs[-1].append(p + c)
+                at += len(p) + len(c)
         with torch.inference_mode():
-            causal = torch.ones(L, L, dtype=torch.bool).tril()
-            allowed = (seg[:, :, None] == seg[:, None, :]) & causal & (seg[:, :, None] >= 0)
-            allowed |= torch.eye(L, dtype=torch.bool)  # padding attends to itself: no empty softmax rows
-            mask = allowed[:, None]
-            if self.model.config._attn_implementation != "sdpa":  # eager attention adds the mask
-                mask = torch.zeros(mask.shape, dtype=self.dtype).masked_fill(~mask, torch.finfo(self.dtype).min)
-            # run the decoder, then the vocabulary projection only at the positions that
-            # predict continuation tokens: a full [batch, length, vocab] log-softmax would
-            # cost more memory traffic than the transformer itself on a CPU
-            hidden = self._hidden(ids.to(self.device), mask.to(self.device), pos.to(self.device))
+            ids, hidden = self._packed_hidden(seqs)
+            # the vocabulary projection only at the positions that predict continuation
+            # tokens: a full [batch, length, vocab] log-softmax would cost more memory
+            # traffic than the transformer itself on a CPU
             rr, cols, tgts, owner = [], [], [], []
             for i, (r, a, b) in enumerate(spans):
                 if b > a:
@@ -184,6 +166,31 @@ class CausalLM:
                     out[i] = {"logprob": float(sums[i]), "tokens": int(max(0, b - a))}
         return out
 
+    def _packed_hidden(self, rows: list[list[list[int]]]):
+        """(token ids, last decoder hidden states) for rows that each pack several token
+        sequences: a block-diagonal causal mask and per-sequence positions keep sequences
+        apart, so each gets the states it would get alone, without padding between them."""
+        import torch
+        lens = [sum(map(len, row)) for row in rows]
+        L = max(max(lens), 1)
+        ids = torch.full((len(rows), L), self.tok.pad_token_id, dtype=torch.long)
+        pos = torch.zeros((len(rows), L), dtype=torch.long)
+        seg = torch.full((len(rows), L), -1, dtype=torch.long)
+        for r, row in enumerate(rows):
+            at = 0
+            for j, t in enumerate(row):
+                ids[r, at:at + len(t)] = torch.tensor(t, dtype=torch.long)
+                pos[r, at:at + len(t)] = torch.arange(len(t))
+                seg[r, at:at + len(t)] = j
+                at += len(t)
+        causal = torch.ones(L, L, dtype=torch.bool).tril()
+        allowed = (seg[:, :, None] == seg[:, None, :]) & causal & (seg[:, :, None] >= 0)
+        allowed |= torch.eye(L, dtype=torch.bool)  # padding attends to itself: no empty softmax rows
+        mask = allowed[:, None]
+        if self.model.config._attn_implementation != "sdpa":  # eager attention adds the mask
+            mask = torch.zeros(mask.shape, dtype=self.dtype).masked_fill(~mask, torch.finfo(self.dtype).min)
+        return ids, self._hidden(ids.to(self.device), mask.to(self.device), pos.to(self.device))
+
     def _hidden(self, ids, mask, pos=None):
         """Last hidden states of the decoder (without the LM head)."""
         dec = self.model.get_decoder() if hasattr(self.model, "get_decoder") else None
@@ -193,16 +200,25 @@ class CausalLM:
                           output_hidden_states=True).hidden_states[-1]
 
     def next_token_probs(self, prompts: list[list[int]], choice_ids: list[int]) -> list[list[float]]:
+        """Probabilities of `choice_ids` as the token after each prompt, one padded sequence
+        per prompt."""
+        return self.next_token_rows([[p] for p in prompts], choice_ids)
+
+    def next_token_rows(self, rows: list[list[list[int]]], choice_ids: list[int]) -> list[list[float]]:
+        """Like `next_token_probs` with several prompts packed into each sequence; the
+        vocabulary projection runs only at each prompt's last position."""
         import torch
-        L = max(len(p) for p in prompts)
-        pad = self.tok.pad_token_id
-        ids = torch.full((len(prompts), L), pad, dtype=torch.long)
-        mask = torch.zeros((len(prompts), L), dtype=torch.long)
-        for i, p in enumerate(prompts):  # left padding: the last position is the next token
-            ids[i, L - len(p):] = torch.tensor(p)
-            mask[i, L - len(p):] = 1
+        rows = [[p[-self.max_len:] or [self.tok.pad_token_id] for p in row] for row in rows]
+        where = []
+        for r, row in enumerate(rows):
+            at = 0
+            for p in row:
+                at += len(p)
+                where.append((r, at - 1))
         with torch.inference_mode():
-            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits[:, -1, :]
+            _, hidden = self._packed_hidden(rows)
+            h = hidden[torch.tensor([r for r, _ in where]), torch.tensor([c for _, c in where])]
+            logits = self.model.get_output_embeddings()(h)
             probs = torch.softmax(logits.float(), dim=-1)[:, choice_ids]
         return probs.cpu().tolist()
 
