@@ -1,11 +1,12 @@
 """Benchmark the shared model runtime against direct library calls, in the same run.
 
-    .venv/bin/python bench/runtime.py [--texts 2000] [--pairs 96] [--reps 3]
+    .venv/bin/python bench/runtime.py [--texts 2000] [--pairs 96] [--reps 5]
 
 Figures (final JSON line):
   embed_ratio      runtime.embed throughput / direct SentenceTransformer.encode (goal >= 0.95)
   loglik_speedup   runtime.loglik (sorted, token-budget batches) / naive one-pair-at-a-time loop (goal >= 4)
   warm_speedup     cold runtime call / warm (cached) call of the same work (goal >= 50)
+  choice_speedup   runtime.choice_probs (judge prompts) / naive one-prompt-at-a-time loop
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--texts", type=int, default=2000)
     ap.add_argument("--pairs", type=int, default=96)
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5)
     a = ap.parse_args()
     import torch
     from sentence_transformers import SentenceTransformer
@@ -84,6 +85,24 @@ def main():
     res.update(loglik_naive_pairs_per_s=round(a.pairs / naive[med], 2), loglik_runtime_pairs_per_s=round(a.pairs / cold[med], 2),
                loglik_speedup=round(ratios[med], 2), loglik_speedup_all=[round(r, 2) for r in ratios],
                loglik_dtype=str(m.dtype).replace("torch.", ""), warm_speedup=round(cold[med] / warm_lm, 1))
+
+    # choice probabilities (judge ratings): naive one prompt per forward pass, fp32, full logits
+    judge = [m.chat(f"Rate the answer from 1 to 5.\nQuestion: {p}\nAnswer:{c}") for p, c in zip(prompts, conts)]
+    digits = [m.encode(d)[0] for d in "12345"]
+
+    def naive_choice():
+        for p in judge:
+            with torch.no_grad():
+                logits = naive_model(torch.tensor([m.encode(p)])).logits[0, -1].float()
+            torch.softmax(logits, -1)[digits].tolist()
+
+    cratios = []
+    for rep in range(a.reps):
+        t = time.perf_counter(); naive_choice(); nv = time.perf_counter() - t
+        rt5 = ModelRuntime(tmp / f"ch{rep}")
+        rt5._models = rt3._models
+        t = time.perf_counter(); rt5.choice_probs(lm, judge, list("12345")); cratios.append(nv / (time.perf_counter() - t))
+    res.update(choice_speedup=round(sorted(cratios)[a.reps // 2], 2), choice_speedup_all=[round(r, 2) for r in cratios])
     print(json.dumps(res))
 
 
