@@ -187,6 +187,28 @@ def test_oasst_tree_self_instruct_and_prompt_only(tmp_path):
     assert good[0][1]["instruction"] == "a?" and good[0][1]["response"] == "" and good[0][1]["turns"] == ["a?", "b?"]
 
 
+def test_oasst_message_exports_nested_and_flat(tmp_path):
+    def msg(i, parent, role, text, rank=None, replies=None):
+        m = {"message_id": i, "parent_id": parent, "role": role, "text": text, "rank": rank, "lang": "en"}
+        return m | ({"replies": replies} if replies is not None else {})
+    # one root message per line with its replies nested (OASST's message export)
+    nested = msg("r", None, "prompter", "Hi?", replies=[
+        msg("a1", "r", "assistant", "worse", rank=1, replies=[]),
+        msg("a2", "r", "assistant", "best", rank=0, replies=[msg("p2", "a2", "prompter", "thanks", replies=[])])])
+    (good, bad) = read_all(write_jsonl(tmp_path / "n.jsonl", [nested]))
+    assert not bad and [m["content"] for m in good[0][1]["messages"]] == ["Hi?", "best", "thanks"]
+    assert good[0][1]["lang"] == "en" and "replies" not in good[0][1]
+    # one message per line, linked by parent_id only, in any order; an orphan reply
+    flat = [msg("a2", "r", "assistant", "best", rank=0), msg("r", None, "prompter", "Hi?"),
+            msg("p2", "a2", "prompter", "thanks"), msg("a1", "r", "assistant", "worse", rank=1),
+            msg("x", "missing", "assistant", "lost"), msg("r2", None, "prompter", "Alone?")]
+    (good, bad) = read_all(write_jsonl(tmp_path / "f.jsonl", flat))
+    assert [[m["content"] for m in g[1]["messages"]] for g in good] == [["Hi?", "best", "thanks"], ["Alone?"]]
+    reasons = {rid.rsplit(":", 1)[1]: why for rid, why in bad}
+    assert set(reasons) == {"0", "2", "3", "4"}  # every line is a row or is set aside, with why
+    assert "conversation that starts at message r" in reasons["0"] and "not in this file" in reasons["4"]
+
+
 def test_json_object_with_nan_metadata(tmp_path):
     t = tmp_path / "task9_x.json"
     t.write_text('{"Definition": ["Say yes."], "URL": [NaN], "Instances": [{"id": "a", "input": "q", "output": ["yes"]}]}')

@@ -37,6 +37,8 @@ def detect(rec: dict) -> tuple[str | None, str]:
         return "oasst", "keys `message_tree_id`, `prompt` (an OASST message tree)"
     if "instruction" in keys and "instances" in keys:
         return "self_instruct", "keys `instruction`, `instances`"
+    if {"message_id", "role", "text"} <= keys:
+        return "oasst", "keys `message_id`, `role`, `text` (OASST messages)"
     for k in ("instruction", "Instruction", "question", "prompt", "turns", "text"):
         if k in keys:
             return "instruction_only", f"key `{k}` and no response field"
@@ -89,7 +91,11 @@ def to_messages(fmt: str, rec: dict) -> tuple[list[dict], set[str]]:
         return ([{"role": "user", "content": _text(rec, "prompt", allow_empty=False)},
                  {"role": "assistant", "content": _text(rec, "completion")}], {"prompt", "completion"})
     if fmt == "oasst":
-        return _oasst_path(rec.get("prompt")), {"prompt", "message_tree_id", "tree_state"}
+        if "prompt" in rec:  # the tree export: {message_tree_id, tree_state, prompt: root message}
+            return _oasst_path(rec.get("prompt")), {"prompt", "message_tree_id", "tree_state"}
+        if rec.get("parent_id") is not None:  # readers fold replies of a message export into their roots
+            raise BadRow("an OASST reply whose conversation start is not in this file")
+        return _oasst_path(rec), OASST_MESSAGE_KEYS  # a root message with its replies nested
     if fmt == "self_instruct":
         inst = _text(rec, "instruction", allow_empty=False)
         insts = rec.get("instances")
@@ -121,6 +127,41 @@ def to_messages(fmt: str, rec: dict) -> tuple[list[dict], set[str]]:
             msgs.append({"role": role, "content": t[ck]})
         return msgs, {key}
     raise BadRow(f"unknown format `{fmt}`")
+
+
+# what a message's conversation is built from; its other fields (lang, message_id, ...) stay columns
+OASST_MESSAGE_KEYS = {"text", "role", "replies", "parent_id"}
+
+
+def oasst_trees(messages: list[dict]) -> tuple[list[dict], dict[int, str]]:
+    """Flat OASST messages (one per line, linked by `parent_id`) -> (the root messages with
+    their replies nested, as the tree export has them; for each reply's position in
+    `messages`, the message_id of its root). Messages already nested are left as they are."""
+    by_id = {m.get("message_id"): m for m in messages}
+    children: dict = {}
+    for m in messages:
+        if m.get("parent_id") is not None:
+            children.setdefault(m["parent_id"], []).append(m)
+
+    def nest(m, depth=0):
+        kids = [nest(c, depth + 1) for c in children.get(m.get("message_id"), [])] if depth < 200 else []
+        return {**m, "replies": (m.get("replies") or []) + kids} if kids else m
+
+    def root_of(m):
+        seen = 0
+        while m.get("parent_id") is not None and m["parent_id"] in by_id and seen < 200:
+            m, seen = by_id[m["parent_id"]], seen + 1
+        return m if m.get("parent_id") is None else None
+
+    roots, owner = [], {}
+    for i, m in enumerate(messages):
+        if m.get("parent_id") is None:
+            roots.append(nest(m))
+        else:
+            r = root_of(m)
+            if r is not None:
+                owner[i] = str(r.get("message_id"))
+    return roots, owner
 
 
 def _oasst_path(msg) -> list[dict]:

@@ -7,7 +7,9 @@ parquet, csv/tsv; a directory or a glob of them. Every record gets a stable `_id
 from __future__ import annotations
 
 import csv
+import dataclasses
 import glob
+import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..diagnostics import UserError
-from .formats import FORMATS, BadRow, canonical, detect
+from .formats import FORMATS, BadRow, canonical, detect, oasst_trees
 
 EXTS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
         ".csv": "csv", ".tsv": "tsv"}
@@ -218,6 +220,21 @@ def _bad_floats(rec: dict) -> str | None:
     return None
 
 
+def _fold_oasst(items: list) -> tuple[list, dict[int, str]]:
+    """Items of an OASST message file with each root's replies nested into it (as in the
+    tree export), and which items were folded into which root."""
+    recs = [(i, it) for i, it in enumerate(items) if not it.error and isinstance(it.record, dict)]
+    roots, owner = oasst_trees([it.record for _, it in recs])
+    roots = iter(roots)
+    folded = {}
+    for j, (i, it) in enumerate(recs):
+        if it.record.get("parent_id") is None:
+            items[i] = dataclasses.replace(it, record=next(roots))
+        elif j in owner:
+            folded[it.index] = owner[j]
+    return items, folded
+
+
 def iter_rows(source: str, files: list[Path], fmt: str | None, id_col: str | None = None,
               log=print) -> Iterator[tuple[str, dict | None, str | None, str | None]]:
     """Yield (`_id`, canonical row or None, reason, raw) for every record of every file."""
@@ -227,7 +244,18 @@ def iter_rows(source: str, files: list[Path], fmt: str | None, id_col: str | Non
     for f in files:
         detected = fmt  # detected per file: a folder may mix formats
         prefix = f"{source}:{f.name}:" if multi else f"{source}:"
-        for it in iter_items(f):
+        items = iter_items(f)
+        folded: dict[int, str] = {}  # item index -> root message id, for OASST replies
+        for it in items:
+            rec = it.record
+            if detected in (None, "oasst") and isinstance(rec, dict) and "prompt" not in rec \
+                    and {"message_id", "role", "text"} <= set(rec):
+                # OASST messages, one per line: replies join their conversation's root first
+                items, folded = _fold_oasst([it, *items])
+                break
+            items = itertools.chain([it], items)  # streamed: only OASST message files are held
+            break
+        for it in items:
             rid = prefix + str(it.index)
             if it.error:
                 yield rid, None, it.error, it.raw
@@ -242,6 +270,9 @@ def iter_rows(source: str, files: list[Path], fmt: str | None, id_col: str | Non
                     raise UserError(f"{f}: cannot tell the format from {why}; pass format=... "
                                     f"(one of {', '.join(FORMATS)})")
                 log(f"{source}: detected format `{detected}` (from {why})" + (f" in {f.name}" if multi else ""))
+            if it.index in folded:
+                yield rid, None, f"{it.where}: an OASST reply, part of the conversation that starts at message {folded[it.index]}", None
+                continue
             bad = _bad_floats(rec)
             if bad:
                 yield rid, None, f"{it.where}: {bad}", None
