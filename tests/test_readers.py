@@ -27,7 +27,7 @@ BAD = {
     "alpaca": [({"instruction": "", "output": "x"}, "empty `instruction`"),
                ({"instruction": 5, "output": "x"}, "field `instruction` is int"),
                ({"instruction": "q"}, "missing field `output`")],
-    "sharegpt": [({"conversations": "nope"}, "not a list"),
+    "sharegpt": [({"conversations": 42}, "not a list"),
                  ({"conversations": [{"from": "robot", "value": "x"}]}, "unknown role"),
                  ({"conversations": [{"from": "gpt", "value": "only answer"}]}, "empty instruction")],
     "openai": [({"messages": [{"role": "user"}]}, "lacks text"),
@@ -207,6 +207,19 @@ def test_oasst_message_exports_nested_and_flat(tmp_path):
     reasons = {rid.rsplit(":", 1)[1]: why for rid, why in bad}
     assert set(reasons) == {"0", "2", "3", "4"}  # every line is a row or is set aside, with why
     assert "conversation that starts at message r" in reasons["0"] and "not in this file" in reasons["4"]
+
+
+def test_lima_conversations_of_plain_strings(tmp_path):
+    rows = [{"conversations": ["Q1?", "A1.", "Q2?", "A2."], "source": "stackexchange"},
+            {"conversations": "Only a prompt?", "source": "test"},
+            {"conversations": ["Q?", {"from": "gpt", "value": "mixed"}]}]
+    (good, bad) = read_all(write_jsonl(tmp_path / "lima.jsonl", rows))
+    assert [g[1]["messages"] for g in good] == [
+        [{"role": "user", "content": "Q1?"}, {"role": "assistant", "content": "A1."},
+         {"role": "user", "content": "Q2?"}, {"role": "assistant", "content": "A2."}],
+        [{"role": "user", "content": "Only a prompt?"}]]
+    assert good[0][1]["instruction"] == "Q1?" and good[0][1]["response"] == "A1." and good[1][1]["response"] == ""
+    assert len(bad) == 1 and "turn 0" in bad[0][1]
 
 
 def test_json_object_with_nan_metadata(tmp_path):

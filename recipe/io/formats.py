@@ -115,6 +115,11 @@ def to_messages(fmt: str, rec: dict) -> tuple[list[dict], set[str]]:
     if fmt in ("sharegpt", "openai"):
         key, rk, ck = ("conversations", "from", "value") if fmt == "sharegpt" else ("messages", "role", "content")
         turns = rec.get(key)
+        if fmt == "sharegpt" and (isinstance(turns, str) or (
+                isinstance(turns, list) and turns and all(isinstance(t, str) for t in turns))):
+            # LIMA's form: plain strings, user and assistant turns alternating (one string: a prompt)
+            turns = [turns] if isinstance(turns, str) else turns
+            return [{"role": ("user", "assistant")[i % 2], "content": t} for i, t in enumerate(turns)], {key}
         if not isinstance(turns, list):
             raise BadRow(f"field `{key}` is missing or not a list")
         msgs = []
