@@ -16,7 +16,7 @@ import heapq
 
 import numpy as np
 
-BLOCK = 1024   # rows per similarity block in the first full pass
+BLOCK = 1024   # rows per block when measuring the objective
 BATCH = 32     # candidates re-evaluated together per lazy step
 
 
