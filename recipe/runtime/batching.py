@@ -64,30 +64,28 @@ def run_packed(items: list, lengths: list[int], row_len: int, budget: int, fn: C
     item, row by row."""
     rows = pack_rows(lengths, row_len)
     fill = [sum(max(1, lengths[i]) for i in r) for r in rows]
-    out: list = [None] * len(items)
-    done = 0
-    for b in token_batches(fill, budget):  # an over-long item's row is not batched with short ones
-        group = [rows[j] for j in b]
-        res = fn([[items[i] for i in r] for r in group])
-        flat = [i for r in group for i in r]
-        for i, x in zip(flat, res):
-            out[i] = x
-        done += len(flat)
-        if progress:
-            progress(done, len(items))
-    return out
+    # an over-long item's row is not batched with short ones
+    groups = [[rows[j] for j in b] for b in token_batches(fill, budget)]
+    return _scatter(items, groups, lambda g: fn([[items[i] for i in r] for r in g]),
+                    lambda g: [i for r in g for i in r], progress)
 
 
 def run_batched(items: list, lengths: list[int], budget: int, fn: Callable[[list], list],
                 progress: Callable[[int, int], None] | None = None) -> list:
     """Apply `fn` to token-budgeted batches of `items`; results come back in the caller's order."""
+    return _scatter(items, token_batches(lengths, budget), lambda b: fn([items[i] for i in b]),
+                    lambda b: b, progress)
+
+
+def _scatter(items, groups, call, indices, progress) -> list:
+    """Results of `call(group)` for each group, put back at `indices(group)` (caller's order)."""
     out: list = [None] * len(items)
     done = 0
-    for b in token_batches(lengths, budget):
-        res = fn([items[i] for i in b])
-        for i, r in zip(b, res):
+    for g in groups:
+        at = indices(g)
+        for i, r in zip(at, call(g)):
             out[i] = r
-        done += len(b)
+        done += len(at)
         if progress:
             progress(done, len(items))
     return out
