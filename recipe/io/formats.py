@@ -37,7 +37,7 @@ def detect(rec: dict) -> tuple[str | None, str]:
         return "oasst", "keys `message_tree_id`, `prompt` (an OASST message tree)"
     if "instruction" in keys and "instances" in keys:
         return "self_instruct", "keys `instruction`, `instances`"
-    if {"message_id", "role", "text"} <= keys:
+    if is_oasst_message(rec):
         return "oasst", "keys `message_id`, `role`, `text` (OASST messages)"
     for k in ("instruction", "Instruction", "question", "prompt", "turns", "text"):
         if k in keys:
@@ -138,10 +138,15 @@ def to_messages(fmt: str, rec: dict) -> tuple[list[dict], set[str]]:
 OASST_MESSAGE_KEYS = {"text", "role", "replies", "parent_id"}
 
 
-def oasst_trees(messages: list[dict]) -> tuple[list[dict], dict[int, str]]:
-    """Flat OASST messages (one per line, linked by `parent_id`) -> (the root messages with
-    their replies nested, as the tree export has them; for each reply's position in
-    `messages`, the message_id of its root). Messages already nested are left as they are."""
+def is_oasst_message(rec) -> bool:
+    """One message of OASST's message export (not the tree export, which wraps it in `prompt`)."""
+    return isinstance(rec, dict) and "prompt" not in rec and {"message_id", "role", "text"} <= set(rec)
+
+
+def oasst_trees(messages: list[dict]) -> tuple[dict[int, dict], dict[int, str]]:
+    """Flat OASST messages (one per line, linked by `parent_id`) -> (for each root's position
+    in `messages`, the root with its replies nested as the tree export has them; for each
+    reply's position, the message_id of its root). Replies already nested stay as they are."""
     by_id = {m.get("message_id"): m for m in messages}
     children: dict = {}
     for m in messages:
@@ -158,14 +163,12 @@ def oasst_trees(messages: list[dict]) -> tuple[list[dict], dict[int, str]]:
             m, seen = by_id[m["parent_id"]], seen + 1
         return m if m.get("parent_id") is None else None
 
-    roots, owner = [], {}
+    roots, owner = {}, {}
     for i, m in enumerate(messages):
         if m.get("parent_id") is None:
-            roots.append(nest(m))
-        else:
-            r = root_of(m)
-            if r is not None:
-                owner[i] = str(r.get("message_id"))
+            roots[i] = nest(m)
+        elif (r := root_of(m)) is not None:
+            owner[i] = str(r.get("message_id"))
     return roots, owner
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..diagnostics import UserError
-from .formats import FORMATS, BadRow, canonical, detect, oasst_trees
+from .formats import FORMATS, BadRow, canonical, detect, is_oasst_message, oasst_trees
 
 EXTS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
         ".csv": "csv", ".tsv": "tsv"}
@@ -225,14 +225,10 @@ def _fold_oasst(items: list) -> tuple[list, dict[int, str]]:
     tree export), and which items were folded into which root."""
     recs = [(i, it) for i, it in enumerate(items) if not it.error and isinstance(it.record, dict)]
     roots, owner = oasst_trees([it.record for _, it in recs])
-    roots = iter(roots)
-    folded = {}
-    for j, (i, it) in enumerate(recs):
-        if it.record.get("parent_id") is None:
-            items[i] = dataclasses.replace(it, record=next(roots))
-        elif j in owner:
-            folded[it.index] = owner[j]
-    return items, folded
+    for j, tree in roots.items():
+        i, it = recs[j]
+        items[i] = dataclasses.replace(it, record=tree)
+    return items, {recs[j][1].index: root for j, root in owner.items()}
 
 
 def iter_rows(source: str, files: list[Path], fmt: str | None, id_col: str | None = None,
@@ -244,17 +240,14 @@ def iter_rows(source: str, files: list[Path], fmt: str | None, id_col: str | Non
     for f in files:
         detected = fmt  # detected per file: a folder may mix formats
         prefix = f"{source}:{f.name}:" if multi else f"{source}:"
-        items = iter_items(f)
+        items = iter(iter_items(f))
+        first = next(items, None)
         folded: dict[int, str] = {}  # item index -> root message id, for OASST replies
-        for it in items:
-            rec = it.record
-            if detected in (None, "oasst") and isinstance(rec, dict) and "prompt" not in rec \
-                    and {"message_id", "role", "text"} <= set(rec):
-                # OASST messages, one per line: replies join their conversation's root first
-                items, folded = _fold_oasst([it, *items])
-                break
-            items = itertools.chain([it], items)  # streamed: only OASST message files are held
-            break
+        if first is not None and detected in (None, "oasst") and is_oasst_message(first.record):
+            # OASST messages, one per line: replies join their conversation's root first
+            items, folded = _fold_oasst([first, *items])
+        elif first is not None:
+            items = itertools.chain([first], items)  # streamed: only OASST message files are held
         for it in items:
             rid = prefix + str(it.index)
             if it.error:
@@ -271,7 +264,8 @@ def iter_rows(source: str, files: list[Path], fmt: str | None, id_col: str | Non
                                     f"(one of {', '.join(FORMATS)})")
                 log(f"{source}: detected format `{detected}` (from {why})" + (f" in {f.name}" if multi else ""))
             if it.index in folded:
-                yield rid, None, f"{it.where}: an OASST reply, part of the conversation that starts at message {folded[it.index]}", None
+                yield rid, None, (f"{it.where}: an OASST reply, part of the conversation that starts "
+                                  f"at message {folded[it.index]}"), None
                 continue
             bad = _bad_floats(rec)
             if bad:
