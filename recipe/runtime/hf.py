@@ -119,14 +119,10 @@ class CausalLM:
             return self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         return (f"{system}\n\n" if system else "") + f"{user}\n"
 
-    def loglik_batch(self, pairs: list[tuple[list[int], list[int]]]) -> list[dict]:
-        """Summed log-probability of each continuation given its prompt (token ids), one
-        padded sequence per pair."""
-        return self.loglik_rows([[p] for p in pairs])
-
     def loglik_rows(self, rows: list[list[tuple[list[int], list[int]]]]) -> list[dict]:
-        """Like `loglik_batch` with several pairs packed into each sequence (`rows`); results
-        come row by row."""
+        """Summed log-probability of each continuation given its prompt (token ids), for rows
+        that each pack several (prompt, continuation) pairs into one sequence; results come
+        row by row."""
         import torch
         seqs, spans = [], []  # per row: token lists; per pair: (row, start, end) of its continuation
         for r, row in enumerate(rows):
@@ -199,14 +195,10 @@ class CausalLM:
         return self.model(input_ids=ids, attention_mask=mask, position_ids=pos,
                           output_hidden_states=True).hidden_states[-1]
 
-    def next_token_probs(self, prompts: list[list[int]], choice_ids: list[int]) -> list[list[float]]:
-        """Probabilities of `choice_ids` as the token after each prompt, one padded sequence
-        per prompt."""
-        return self.next_token_rows([[p] for p in prompts], choice_ids)
-
     def next_token_rows(self, rows: list[list[list[int]]], choice_ids: list[int]) -> list[list[float]]:
-        """Like `next_token_probs` with several prompts packed into each sequence; the
-        vocabulary projection runs only at each prompt's last position."""
+        """Probabilities of `choice_ids` as the token after each prompt, for rows that each
+        pack several prompts into one sequence; the vocabulary projection runs only at each
+        prompt's last position. Results come row by row."""
         import torch
         rows = [[p[-self.max_len:] or [self.tok.pad_token_id] for p in row] for row in rows]
         where = []
