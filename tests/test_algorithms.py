@@ -52,17 +52,41 @@ def test_qdit_equals_naive_greedy(alpha):
     assert facility_location(x, 30, quality=q, alpha=alpha) == naive_qdit(x, 30, q, alpha)
 
 
-@pytest.mark.parametrize("eager_min", [0.0, 1 / 16, 1.0])
-def test_eager_and_lazy_phases_equal_naive_greedy(monkeypatch, eager_min):
-    # N above SPARSE_PER_ROW, so gains split into stored and dense parts; eager_min 0 keeps
-    # every gain exact to the end, 1.0 hands over to the lazy greedy after the first pick
-    import importlib
-    fl = importlib.import_module("recipe.algorithms.facility_location")  # the package exports a function of that name
-    monkeypatch.setattr(fl, "EAGER_MIN", eager_min)
-    monkeypatch.setattr(fl, "COLS", 64)  # several column blocks per eager update
+@pytest.mark.parametrize("per_row,batch", [(64, 1), (256, 16), (2000, 4)])
+def test_bounded_greedy_equals_naive_greedy(monkeypatch, per_row, batch):
+    # N above SPARSE_PER_ROW, so columns move from the dense float16-bounded part to the
+    # exact stored part as coverage grows; per_row 2000 stores every pair (no dense part)
+    from recipe.algorithms import facility_exact
+    monkeypatch.setattr(facility_exact, "SPARSE_PER_ROW", per_row)
+    monkeypatch.setattr(facility_exact, "BATCH", batch)
+    monkeypatch.setattr(facility_exact, "COLS", 64)  # several column blocks per update
+    monkeypatch.setattr(facility_exact, "SYM_BLOCK", 256)  # several blocks in the first pass
     x = clustered(1500, d=32, centres=30, seed=7)
     q = np.random.default_rng(5).random(1500)
     assert facility_location(x, 80, quality=q, alpha=0.2) == naive_qdit(x, 80, q, 0.2)
+
+
+def test_float16_drop_bound_is_below_the_exact_drop_and_close_to_it():
+    import torch
+    from recipe.algorithms.facility_exact import _DropBound
+    rng = np.random.default_rng(8)
+    x = clustered(3000, d=64, centres=40, seed=8)
+    e = x / np.linalg.norm(x, axis=1, keepdims=True)
+    cols = rng.choice(3000, 300, replace=False)
+    old = rng.uniform(0, 0.5, 300)
+    new = old + rng.uniform(0, 0.4, 300)
+    s = np.maximum(e.astype(np.float64) @ e[cols].T.astype(np.float64), 0.0)
+    exact = (np.clip(s, old, new) - old).sum(axis=1)
+    bound = _DropBound(torch.from_numpy(e)).drops(cols, old, new)
+    assert np.all(bound <= exact)
+    assert np.all(exact - bound <= 0.01 * exact + 0.05)  # tight enough to settle most steps
+
+
+def test_float16_directed_rounding():
+    from recipe.algorithms.facility_exact import _f16
+    x = np.random.default_rng(1).uniform(-2, 2, 10000)
+    up, down = _f16(x, up=True).astype(np.float64), _f16(x, up=False).astype(np.float64)
+    assert np.all(up >= x) and np.all(down <= x) and np.all(up - down <= np.abs(x) * 2 ** -9 + 1e-7)
 
 
 def test_dense_device_greedy_equals_naive_greedy():

@@ -1,0 +1,277 @@
+"""Exact greedy facility location on a CPU, without an N x N matrix.
+
+Every row's gain is kept as an upper bound, lowered after each pick by a lower bound on its
+drop; only the rows whose bound still leads get an exact gain, and a row is picked only when
+its exact gain leads every bound. So the result is exactly the greedy selection over float32
+similarities, while almost all of the work runs in float16 (several times faster than
+float32 here: AMX / tensor cores) or on a sparse store:
+
+- the first pass computes every row's gain against an empty selection and stores, exactly,
+  the similarities >= tau (about SPARSE_PER_ROW per row; symmetric, so row v's list is also
+  column v);
+- a column v whose coverage cur[v] is >= tau can only be raised by a stored pair, so drops
+  and gains at such columns come from the store, exactly; columns below tau (`low`, which
+  shrinks as coverage grows) are computed densely: bounds in float16, exact gains in float32.
+Memory: O(N * d) for the embeddings, the store, and O(COLS * N) blocks.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+SPARSE_PER_ROW = 256  # stored similarities per row on average (the top ones, above a global tau)
+COLS = 256            # columns per float16 block when bounding drops
+SYM_BLOCK = 1024      # block side in the first (symmetric) pass
+BATCH = 16           # rows given an exact gain together when bounds do not settle a step
+
+
+def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, budget, progress) -> list[int]:
+    """argmax_a (1 - alpha) * gain(a) / N + alpha * qn(a) at each step, lowest index on ties."""
+    import torch
+    n = e.shape[0]
+    E = torch.from_numpy(e)
+    tau = _tau(E)
+    gain, store = _first_pass(E, tau)
+    # float32 block sums of SYM_BLOCK terms err by at most SYM_BLOCK * 2^-24 of the sum: the
+    # gains start as upper bounds (every pick needs an exact gain anyway)
+    gain = gain * (1 + 2 * SYM_BLOCK * 2.0 ** -24) + 1e-6
+    cur = np.zeros(n, dtype=np.float64)  # float32 values: the best similarity to the selection
+    low = _Low(E, cur, tau)
+    bound = _DropBound(E)
+    w_g, w_q = (1.0 - alpha) / n, alpha
+    exact_at = np.full(n, -1)  # the step at which gain[a] was computed afresh
+    # gain[a] equals a fresh sum up to rounding (it was fresh, then lowered by exact stored
+    # drops only); otherwise it is an upper bound
+    tight = np.zeros(n, dtype=bool)
+    tol = 1e-8 * float(gain.max(initial=0.0)) + 1e-12
+    taken = np.zeros(n, dtype=bool)
+    selected: list[int] = []
+    spent = 0.0
+    while len(selected) < k:
+        step = len(selected)
+        blocked = taken if costs is None or budget is None else taken | (spent + costs > budget)
+        score = w_g * gain + w_q * qn
+        score[blocked] = -np.inf
+        open_ = score.copy()  # the scores not yet computed afresh at this step
+        while True:
+            a = int(np.argmax(score))  # the first index among equal maxima
+            if score[a] == -np.inf or exact_at[a] == step:
+                break
+            if tight[a]:  # settled unless another bound comes within rounding of it
+                lead, score[a] = score[a], -np.inf
+                second = score.max()
+                score[a] = lead
+                if second < lead - w_g * tol:
+                    break
+            rows = np.argpartition(-open_, BATCH)[:BATCH] if n > BATCH else np.arange(n)
+            rows = rows[np.isfinite(open_[rows])]
+            gain[rows] = _exact_gains(E, rows, cur, store, low)
+            score[rows] = w_g * gain[rows] + w_q * qn[rows]
+            open_[rows] = -np.inf
+            exact_at[rows] = step
+            tight[rows] = True
+        if score[a] == -np.inf:
+            break
+        selected.append(a)
+        taken[a] = True
+        spent += costs[a] if costs is not None else 0.0
+        if progress:
+            progress(len(selected), k)
+        cols, new = _raised(E, a, cur, store, low)
+        old = cur[cols]
+        dense = low.pos[cols] >= 0
+        if dense.any():
+            gain -= bound.drops(cols[dense], old[dense], new[dense])
+            tight[:] = False
+        if not dense.all():
+            gain -= _stored_drops(n, store, cols[~dense], old[~dense], new[~dense])
+        cur[cols] = new
+        low.shrink(E, cur)
+    return selected
+
+
+def _tau(E) -> float:
+    """The similarity above which about SPARSE_PER_ROW pairs per row lie (from a sample)."""
+    import torch
+    n = E.shape[0]
+    if n <= SPARSE_PER_ROW:
+        return 0.0
+    rng = np.random.default_rng(0)
+    probe = (E[torch.from_numpy(rng.choice(n, size=min(n, 256), replace=False))] @ E.T).numpy()
+    return max(float(np.quantile(probe, 1.0 - SPARSE_PER_ROW / n)), 0.0)
+
+
+class _Low:
+    """The columns still computed densely (a superset of {v : cur[v] < tau}), their rows of E,
+    and pos: v -> its column among them, or -1."""
+
+    def __init__(self, E, cur, tau):
+        self.tau = tau
+        self._set(E, np.flatnonzero(cur < tau) if tau > 0 else np.zeros(0, dtype=np.int64))
+
+    def _set(self, E, idx):
+        import torch
+        self.idx = idx
+        self.E = E[torch.from_numpy(idx)]
+        self.pos = np.full(E.shape[0], -1)
+        self.pos[idx] = np.arange(len(idx))
+
+    def shrink(self, E, cur):
+        if not len(self.idx):
+            return
+        still = self.idx[cur[self.idx] < self.tau]
+        if len(still) < 0.7 * len(self.idx):  # re-gathering rows of E costs; do it in steps
+            self._set(E, still)
+
+
+def _first_pass(E, tau: float):
+    """Every row's gain against an empty selection (sum of max(0, s)) and, as CSR arrays
+    (indptr, indices, float32 data), every similarity >= tau (> 0 when tau is 0). S is
+    symmetric, so only blocks on or above the diagonal are computed; each serves its rows
+    and its columns, and the store holds one value per pair (row v's list is column v)."""
+    import torch
+    n = E.shape[0]
+    gain = np.zeros(n, dtype=np.float64)
+    counts = np.zeros(n, dtype=np.int64)
+    blocks = []  # (first row, first column, rows, columns, values, mirrored?) of the entries kept
+    buf = torch.empty(SYM_BLOCK * SYM_BLOCK, dtype=E.dtype)  # reused: no allocator churn
+    ones = torch.ones(SYM_BLOCK, dtype=E.dtype)
+    for i in range(0, n, SYM_BLOCK):
+        for j in range(i, n, SYM_BLOCK):
+            a, b = E[i:i + SYM_BLOCK], E[j:j + SYM_BLOCK]
+            s = torch.matmul(a, b.T, out=buf[:len(a) * len(b)].view(len(a), len(b)))
+            s.clamp_(min=0.0)
+            gain[i:i + SYM_BLOCK] += (s @ ones[:len(b)]).numpy()  # float32 sums: see exact_greedy
+            sn = s.numpy()
+            flat = np.flatnonzero(sn >= tau if tau > 0 else sn > 0.0)  # about 1%: cheaper than torch
+            r, c = (flat // sn.shape[1]).astype(np.int32), (flat % sn.shape[1]).astype(np.int32)
+            if j == i:
+                keep = r <= c  # one value per pair: the mirror copies it
+                r, c, flat = r[keep], c[keep], flat[keep]
+            mirror = (r + i) != (c + j)
+            counts[i:i + SYM_BLOCK] += np.bincount(r, minlength=sn.shape[0])
+            counts[j:j + SYM_BLOCK] += np.bincount(c[mirror], minlength=sn.shape[1])
+            if j != i:
+                gain[j:j + SYM_BLOCK] += (ones[:len(a)] @ s).numpy()
+            blocks.append((i, j, r, c, sn.ravel()[flat], mirror))
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=indptr[1:])
+    indices = np.empty(indptr[-1], dtype=np.int32)
+    data = np.empty(indptr[-1], dtype=np.float32)
+    fill = indptr[:-1].copy()
+
+    def place(rows, cols, vals):  # rows sorted: each entry goes to its row's next free slot
+        at = fill[rows] + np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
+        indices[at], data[at] = cols, vals
+        fill[:] += np.bincount(rows, minlength=n)
+
+    blocks.reverse()
+    while blocks:  # consumed one by one, so the blocks' memory goes as the CSR fills
+        i, j, r, c, v, mirror = blocks.pop()
+        place(r + i, c + j, v)  # nonzero lists entries row by row
+        r, c, v = r[mirror], c[mirror], v[mirror]
+        o = np.argsort(c, kind="stable")
+        place(c[o] + j, r[o] + i, v[o])
+    return gain, (indptr, indices, data)
+
+
+def _stored(store, rows):
+    """(owner position in rows, column, value) of every stored pair of `rows`."""
+    ptr, idx, dat = store
+    lens = ptr[rows + 1] - ptr[rows]
+    at = np.repeat(ptr[rows] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(lens.sum())
+    return np.repeat(np.arange(len(rows)), lens), idx[at], dat[at]
+
+
+def _exact_gains(E, rows: np.ndarray, cur: np.ndarray, store, low: _Low) -> np.ndarray:
+    """Exact gains of `rows`: stored pairs at columns outside `low` (the only ones that can
+    still count there), plus a float32 product over `low`, as sum_v max(s, cur[v]) - sum_v
+    cur[v] (= sum_v max(0, max(0, s) - cur[v]) as cur >= 0); sums in float64."""
+    import torch
+    owner, col, val = _stored(store, rows)
+    keep = low.pos[col] < 0
+    contrib = np.maximum(val[keep] - cur[col[keep]], 0.0)
+    g = np.bincount(owner[keep], weights=contrib, minlength=len(rows)).astype(np.float64)
+    if len(low.idx):
+        c32 = cur[low.idx].astype(np.float32)
+        d = torch.maximum(E[torch.from_numpy(rows)] @ low.E.T, torch.from_numpy(c32)).numpy()
+        g += d.sum(axis=1, dtype=np.float64) - c32.sum(dtype=np.float64)
+    return g
+
+
+def _raised(E, a: int, cur: np.ndarray, store, low: _Low):
+    """The columns whose coverage pick `a` raises, and their new values: dense over `low`,
+    elsewhere (cur >= tau) only stored pairs can."""
+    ptr, idx, dat = store
+    lo, hi = ptr[a], ptr[a + 1]
+    c, v = idx[lo:hi].astype(np.int64), dat[lo:hi].astype(np.float64)
+    keep = low.pos[c] < 0
+    c, v = c[keep], v[keep]
+    if len(low.idx):
+        c = np.concatenate([c, low.idx])
+        v = np.concatenate([v, np.maximum((low.E @ E[a]).numpy(), 0.0)])
+    up = v > cur[c]
+    return c[up], v[up]
+
+
+def _stored_drops(n: int, store, cols, old, new) -> np.ndarray:
+    """Exact gain drops from raising columns outside `low`: only stored pairs reach them."""
+    owner, rows, val = _stored(store, cols)
+    d = np.clip(val - old[owner], 0.0, (new - old)[owner])
+    return np.bincount(rows, weights=d, minlength=n) * (1 - 1e-9)  # never more than the exact sums
+
+
+class _DropBound:
+    """Lower bounds on every row's gain drop at raised dense columns, from float16 similarities
+    with a rigorous error bound.
+
+    With x~ the float16 rounding of x: |x.y - x~.y~| <= |x - x~||y~| + |x||y - y~|; the float32
+    accumulation of the products adds at most gamma_d |x~||y~|, rounding the result s~ to
+    float16 at most 2^-11 |s~| / (1 - 2^-11), and a subnormal result at most 2^-25. The drop
+    of row a at column v, clamp(s, old, new) - old, grows with s and saturates at s >= new, so
+    only s~ below B = (new + eps) / (1 - 2^-10) matter, where s >= s~ - e with
+    e = eps + 2^-10 B. Hence drop >= clamp(s~, A, B') - A for A >= old + e and B' <= new + e
+    (float16 values rounded outwards): exact float16 clamps, float32 row sums.
+    """
+
+    def __init__(self, E):
+        import torch
+        self.Eh = E.to(torch.float16)
+        lo = nh = nx = 0.0
+        for i in range(0, E.shape[0], 8192):  # in blocks: no N x d float32 temporaries
+            x, f = E[i:i + 8192], self.Eh[i:i + 8192].float()
+            lo = max(lo, torch.linalg.vector_norm(x - f, dim=1).max().item())
+            nh = max(nh, torch.linalg.vector_norm(f, dim=1).max().item())
+            nx = max(nx, torch.linalg.vector_norm(x, dim=1).max().item())
+        d = E.shape[1]
+        gamma = d * 2.0 ** -24 / (1 - d * 2.0 ** -24)
+        self.eps = (lo * nh + nx * lo + gamma * nh * nh) * 1.01 + 2.0 ** -24
+        self.out = None
+
+    def drops(self, cols: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarray:
+        import torch
+        Eh = self.Eh
+        n = Eh.shape[0]
+        if self.out is None:
+            self.out = torch.empty(n * COLS, dtype=torch.float16)
+        e = self.eps + 2.0 ** -10 * (np.maximum(new, 0.0) + self.eps) / (1 - 2.0 ** -10)
+        A = _f16(old + e, up=True)
+        B = np.maximum(_f16(new + e, up=False), A)  # B < A: drop 0, still a bound
+        At, Bt, c = torch.from_numpy(A), torch.from_numpy(B), torch.from_numpy(cols)
+        total = np.zeros(n, dtype=np.float64)
+        for j in range(0, len(cols), COLS):
+            cb = Eh[c[j:j + COLS]]
+            t = torch.matmul(Eh, cb.T, out=self.out[:n * len(cb)].view(n, len(cb)))
+            t.clamp_(min=At[j:j + COLS], max=Bt[j:j + COLS])
+            s = t.sum(dim=1, dtype=torch.float32).numpy().astype(np.float64)
+            # float32 sums of len(cb) nonnegative terms: relative error below len * 2^-24
+            s *= 1.0 - len(cb) * 2.0 ** -23
+            total += np.maximum(s - A[j:j + COLS].astype(np.float64).sum(), 0.0)
+        return total
+
+
+def _f16(x: np.ndarray, up: bool) -> np.ndarray:
+    """float64 -> float16, rounded up (or down) rather than to nearest."""
+    h = x.astype(np.float16)
+    off = h.astype(np.float64) < x if up else h.astype(np.float64) > x
+    h[off] = np.nextafter(h[off], np.float16(np.inf if up else -np.inf))
+    return h
