@@ -52,13 +52,16 @@ def test_qdit_equals_naive_greedy(alpha):
     assert facility_location(x, 30, quality=q, alpha=alpha) == naive_qdit(x, 30, q, alpha)
 
 
-@pytest.mark.parametrize("per_row,batch", [(64, 1), (256, 16), (2000, 4)])
-def test_bounded_greedy_equals_naive_greedy(monkeypatch, per_row, batch):
+@pytest.mark.parametrize("per_row,batch,refresh", [(64, 1, 8), (256, 16, 10 ** 9), (2000, 4, 8)])
+def test_bounded_greedy_equals_naive_greedy(monkeypatch, per_row, batch, refresh):
     # N above SPARSE_PER_ROW, so columns move from the dense float16-bounded part to the
-    # exact stored part as coverage grows; per_row 2000 stores every pair (no dense part)
+    # exact stored part as coverage grows; per_row 2000 stores every pair (no dense part);
+    # refresh 8 tightens bounds in float16 whenever exact gains leave a step unsettled
     from recipe.algorithms import facility_exact
     monkeypatch.setattr(facility_exact, "SPARSE_PER_ROW", per_row)
     monkeypatch.setattr(facility_exact, "BATCH", batch)
+    monkeypatch.setattr(facility_exact, "REFRESH_MIN", refresh)
+    monkeypatch.setattr(facility_exact, "REFRESH", 32)
     monkeypatch.setattr(facility_exact, "COLS", 64)  # several column blocks per update
     monkeypatch.setattr(facility_exact, "SYM_BLOCK", 256)  # several blocks in the first pass
     x = clustered(1500, d=32, centres=30, seed=7)
@@ -77,9 +80,28 @@ def test_float16_drop_bound_is_below_the_exact_drop_and_close_to_it():
     new = old + rng.uniform(0, 0.4, 300)
     s = np.maximum(e.astype(np.float64) @ e[cols].T.astype(np.float64), 0.0)
     exact = (np.clip(s, old, new) - old).sum(axis=1)
-    bound = _DropBound(torch.from_numpy(e)).drops(cols, old, new)
+    b = _DropBound(torch.from_numpy(e))
+    bound = b.drops(b.Eh, cols, old, new)
     assert np.all(bound <= exact)
     assert np.all(exact - bound <= 0.01 * exact + 0.05)  # tight enough to settle most steps
+
+
+def test_float16_gain_bounds_are_above_the_exact_gains():
+    import torch
+    from recipe.algorithms import facility_exact as fe
+    x = clustered(3000, d=64, centres=40, seed=9)
+    e = x / np.linalg.norm(x, axis=1, keepdims=True)
+    E = torch.from_numpy(e)
+    tau = fe._tau(E)
+    _, store = fe._first_pass(E, tau)
+    cur = np.maximum(e[:40] @ e.T, 0).max(axis=0).astype(np.float64)  # coverage by 40 rows
+    low = fe._Low(E, fe._DropBound(E).Eh, cur, tau)
+    rows = np.arange(0, 3000, 7)
+    exact = fe._exact_gains(E, rows, cur, store, low)
+    s = np.maximum(e[rows].astype(np.float64) @ e.T.astype(np.float64), 0.0)
+    assert np.allclose(exact, np.maximum(s - cur, 0.0).sum(axis=1), rtol=1e-5, atol=1e-4)
+    upper = fe._upper_gains(fe._DropBound(E), rows, cur, store, low)
+    assert np.all(upper >= exact) and np.all(upper - exact <= 0.01 * exact + 0.5)
 
 
 def test_float16_directed_rounding():

@@ -22,6 +22,8 @@ SPARSE_PER_ROW = 256  # stored similarities per row on average (the top ones, ab
 COLS = 256            # columns per float16 block when bounding drops
 SYM_BLOCK = 1024      # block side in the first (symmetric) pass
 BATCH = 16           # rows given an exact gain together when bounds do not settle a step
+REFRESH = 256        # rows whose bounds are tightened together (float16) before exact gains
+REFRESH_MIN = 512    # ... while at least this many columns are dense
 
 
 def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, budget, progress) -> list[int]:
@@ -35,10 +37,11 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
     # gains start as upper bounds (every pick needs an exact gain anyway)
     gain = gain * (1 + 2 * SYM_BLOCK * 2.0 ** -24) + 1e-6
     cur = np.zeros(n, dtype=np.float64)  # float32 values: the best similarity to the selection
-    low = _Low(E, cur, tau)
     bound = _DropBound(E)
+    low = _Low(E, bound.Eh, cur, tau)
     w_g, w_q = (1.0 - alpha) / n, alpha
-    exact_at = np.full(n, -1)  # the step at which gain[a] was computed afresh
+    exact_at = np.full(n, -1)  # the step at which gain[a] was computed exactly
+    fresh_at = np.full(n, -1)  # ... or bounded afresh (see _upper_gains)
     # gain[a] equals a fresh sum up to rounding (it was fresh, then lowered by exact stored
     # drops only); otherwise it is an upper bound
     tight = np.zeros(n, dtype=bool)
@@ -51,7 +54,9 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
         blocked = taken if costs is None or budget is None else taken | (spent + costs > budget)
         score = w_g * gain + w_q * qn
         score[blocked] = -np.inf
-        open_ = score.copy()  # the scores not yet computed afresh at this step
+        open_ = score.copy()  # the scores not yet computed exactly at this step
+        stale = score.copy()  # the scores not yet bounded afresh at this step
+        tries = 0
         while True:
             a = int(np.argmax(score))  # the first index among equal maxima
             if score[a] == -np.inf or exact_at[a] == step:
@@ -62,13 +67,21 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
                 score[a] = lead
                 if second < lead - w_g * tol:
                     break
-            rows = np.argpartition(-open_, BATCH)[:BATCH] if n > BATCH else np.arange(n)
-            rows = rows[np.isfinite(open_[rows])]
-            gain[rows] = _exact_gains(E, rows, cur, store, low)
+            if tries and len(low.idx) >= REFRESH_MIN and fresh_at[a] < step:
+                # exact gains did not settle it: many loose bounds lead, so tighten the
+                # bounds of the leaders cheaply before more exact gains
+                rows = _top(stale, REFRESH)
+                gain[rows] = np.minimum(gain[rows], _upper_gains(bound, rows, cur, store, low))
+                fresh_at[rows] = step
+                stale[rows] = -np.inf
+            else:
+                rows = _top(open_, BATCH)
+                gain[rows] = _exact_gains(E, rows, cur, store, low)
+                open_[rows] = stale[rows] = -np.inf
+                exact_at[rows] = fresh_at[rows] = step
+                tight[rows] = True
+                tries += 1
             score[rows] = w_g * gain[rows] + w_q * qn[rows]
-            open_[rows] = -np.inf
-            exact_at[rows] = step
-            tight[rows] = True
         if score[a] == -np.inf:
             break
         selected.append(a)
@@ -80,13 +93,19 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
         old = cur[cols]
         dense = low.pos[cols] >= 0
         if dense.any():
-            gain -= bound.drops(cols[dense], old[dense], new[dense])
+            gain -= bound.drops(bound.Eh, cols[dense], old[dense], new[dense])
             tight[:] = False
         if not dense.all():
             gain -= _stored_drops(n, store, cols[~dense], old[~dense], new[~dense])
         cur[cols] = new
-        low.shrink(E, cur)
+        low.shrink(E, bound.Eh, cur)
     return selected
+
+
+def _top(score: np.ndarray, m: int) -> np.ndarray:
+    """The (at most) m rows of highest finite score."""
+    rows = np.argpartition(-score, m)[:m] if len(score) > m else np.arange(len(score))
+    return rows[np.isfinite(score[rows])]
 
 
 def _tau(E) -> float:
@@ -101,26 +120,30 @@ def _tau(E) -> float:
 
 
 class _Low:
-    """The columns still computed densely (a superset of {v : cur[v] < tau}), their rows of E,
-    and pos: v -> its column among them, or -1."""
+    """The columns still computed densely (a superset of {v : cur[v] < tau}), their rows of E
+    in float32 and float16, and pos: v -> its column among them, or -1."""
 
-    def __init__(self, E, cur, tau):
+    def __init__(self, E, Eh, cur, tau):
         self.tau = tau
-        self._set(E, np.flatnonzero(cur < tau) if tau > 0 else np.zeros(0, dtype=np.int64))
+        self._set(E, Eh, np.flatnonzero(cur < tau) if tau > 0 else np.zeros(0, dtype=np.int64))
 
-    def _set(self, E, idx):
+    def _set(self, E, Eh, idx):
         import torch
         self.idx = idx
-        self.E = E[torch.from_numpy(idx)]
+        if len(idx) == E.shape[0]:  # every row: no copies
+            self.E, self.Eh = E, Eh
+        else:
+            t = torch.from_numpy(idx)
+            self.E, self.Eh = E[t], Eh[t]
         self.pos = np.full(E.shape[0], -1)
         self.pos[idx] = np.arange(len(idx))
 
-    def shrink(self, E, cur):
+    def shrink(self, E, Eh, cur):
         if not len(self.idx):
             return
         still = self.idx[cur[self.idx] < self.tau]
-        if len(still) < 0.7 * len(self.idx):  # re-gathering rows of E costs; do it in steps
-            self._set(E, still)
+        if len(still) < 0.7 * len(self.idx):  # re-gathering rows costs; do it in steps
+            self._set(E, Eh, still)
 
 
 def _first_pass(E, tau: float):
@@ -187,15 +210,20 @@ def _exact_gains(E, rows: np.ndarray, cur: np.ndarray, store, low: _Low) -> np.n
     still count there), plus a float32 product over `low`, as sum_v max(s, cur[v]) - sum_v
     cur[v] (= sum_v max(0, max(0, s) - cur[v]) as cur >= 0); sums in float64."""
     import torch
-    owner, col, val = _stored(store, rows)
-    keep = low.pos[col] < 0
-    contrib = np.maximum(val[keep] - cur[col[keep]], 0.0)
-    g = np.bincount(owner[keep], weights=contrib, minlength=len(rows)).astype(np.float64)
+    g = _stored_part(rows, cur, store, low)
     if len(low.idx):
         c32 = cur[low.idx].astype(np.float32)
         d = torch.maximum(E[torch.from_numpy(rows)] @ low.E.T, torch.from_numpy(c32)).numpy()
         g += d.sum(axis=1, dtype=np.float64) - c32.sum(dtype=np.float64)
     return g
+
+
+def _stored_part(rows: np.ndarray, cur: np.ndarray, store, low: _Low) -> np.ndarray:
+    """Exact gains of `rows` at the columns outside `low` (only stored pairs count there)."""
+    owner, col, val = _stored(store, rows)
+    keep = low.pos[col] < 0
+    contrib = np.maximum(val[keep] - cur[col[keep]], 0.0)
+    return np.bincount(owner[keep], weights=contrib, minlength=len(rows)).astype(np.float64)
 
 
 def _raised(E, a: int, cur: np.ndarray, store, low: _Low):
@@ -247,19 +275,19 @@ class _DropBound:
         self.eps = (lo * nh + nx * lo + gamma * nh * nh) * 1.01 + 2.0 ** -24
         self.out = None
 
-    def drops(self, cols: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    def drops(self, Eh, cols: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """Lower bounds on the drops of the rows whose float16 embeddings are `Eh`."""
         import torch
-        Eh = self.Eh
         n = Eh.shape[0]
         if self.out is None:
-            self.out = torch.empty(n * COLS, dtype=torch.float16)
+            self.out = torch.empty(self.Eh.shape[0] * COLS, dtype=torch.float16)
         e = self.eps + 2.0 ** -10 * (np.maximum(new, 0.0) + self.eps) / (1 - 2.0 ** -10)
         A = _f16(old + e, up=True)
         B = np.maximum(_f16(new + e, up=False), A)  # B < A: drop 0, still a bound
         At, Bt, c = torch.from_numpy(A), torch.from_numpy(B), torch.from_numpy(cols)
         total = np.zeros(n, dtype=np.float64)
         for j in range(0, len(cols), COLS):
-            cb = Eh[c[j:j + COLS]]
+            cb = self.Eh[c[j:j + COLS]]
             t = torch.matmul(Eh, cb.T, out=self.out[:n * len(cb)].view(n, len(cb)))
             t.clamp_(min=At[j:j + COLS], max=Bt[j:j + COLS])
             s = t.sum(dim=1, dtype=torch.float32).numpy().astype(np.float64)
@@ -267,6 +295,21 @@ class _DropBound:
             s *= 1.0 - len(cb) * 2.0 ** -23
             total += np.maximum(s - A[j:j + COLS].astype(np.float64).sum(), 0.0)
         return total
+
+
+def _upper_gains(bound: "_DropBound", rows: np.ndarray, cur: np.ndarray, store, low: _Low) -> np.ndarray:
+    """Upper bounds on the gains of `rows`, within a little of the exact ones: the stored
+    part exactly, the part over `low` from float16 similarities, s <= s~ (1 + 2^-10) + eps
+    (see _DropBound; s~ >= 0 where it matters as cur >= 0), summed in float32 as
+    nonnegative terms (relative error below |low| 2^-24)."""
+    import torch
+    g = _stored_part(rows, cur, store, low)
+    if len(low.idx):
+        t = (bound.Eh[torch.from_numpy(rows)] @ low.Eh.T).float()
+        t.mul_(1 + 2.0 ** -10).add_(bound.eps + 1e-6)  # + 1e-6: the float32 rounding here
+        t.sub_(torch.from_numpy(cur[low.idx].astype(np.float32))).clamp_(min=0.0)
+        g += t.sum(dim=1).numpy().astype(np.float64) * (1 + len(low.idx) * 2.0 ** -23) + 1e-6
+    return g
 
 
 def _f16(x: np.ndarray, up: bool) -> np.ndarray:
