@@ -62,7 +62,8 @@ def test_bounded_greedy_equals_naive_greedy(monkeypatch, per_row, batch, refresh
     monkeypatch.setattr(facility_exact, "BATCH", batch)
     monkeypatch.setattr(facility_exact, "REFRESH_MIN", refresh)
     monkeypatch.setattr(facility_exact, "REFRESH", 32)
-    monkeypatch.setattr(facility_exact, "COLS", 64)  # several column blocks per update
+    monkeypatch.setattr(facility_exact, "COLS", 64)  # several column blocks per update ...
+    monkeypatch.setattr(facility_exact, "TILE", 512)  # ... and row tiles per block
     monkeypatch.setattr(facility_exact, "SYM_BLOCK", 256)  # several blocks in the first pass
     x = clustered(1500, d=32, centres=30, seed=7)
     q = np.random.default_rng(5).random(1500)
@@ -80,8 +81,7 @@ def test_float16_drop_bound_is_below_the_exact_drop_and_close_to_it():
     new = old + rng.uniform(0, 0.4, 300)
     s = np.maximum(e.astype(np.float64) @ e[cols].T.astype(np.float64), 0.0)
     exact = (np.clip(s, old, new) - old).sum(axis=1)
-    b = _DropBound(torch.from_numpy(e))
-    bound = b.drops(b.Eh, cols, old, new)
+    bound = _DropBound(torch.from_numpy(e)).drops(cols, old, new)
     assert np.all(bound <= exact)
     assert np.all(exact - bound <= 0.01 * exact + 0.05)  # tight enough to settle most steps
 
@@ -104,11 +104,12 @@ def test_float16_gain_bounds_are_above_the_exact_gains():
     assert np.all(upper >= exact) and np.all(upper - exact <= 0.01 * exact + 0.5)
 
 
-def test_float16_directed_rounding():
-    from recipe.algorithms.facility_exact import _f16
+@pytest.mark.parametrize("dtype,rel", [(np.float16, 2 ** -9), (np.float32, 2 ** -22)])
+def test_directed_rounding(dtype, rel):
+    from recipe.algorithms.facility_exact import _rounded
     x = np.random.default_rng(1).uniform(-2, 2, 10000)
-    up, down = _f16(x, up=True).astype(np.float64), _f16(x, up=False).astype(np.float64)
-    assert np.all(up >= x) and np.all(down <= x) and np.all(up - down <= np.abs(x) * 2 ** -9 + 1e-7)
+    up, down = _rounded(x, dtype, up=True).astype(np.float64), _rounded(x, dtype, up=False).astype(np.float64)
+    assert np.all(up >= x) and np.all(down <= x) and np.all(up - down <= np.abs(x) * rel + 1e-7)
 
 
 def test_dense_device_greedy_equals_naive_greedy():

@@ -19,7 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 SPARSE_PER_ROW = 256  # stored similarities per row on average (the top ones, above a global tau)
-COLS = 256            # columns per float16 block when bounding drops
+COLS = 512            # columns per block when bounding drops ...
+TILE = 4096           # ... and rows per tile (about 12 MB of buffers)
 SYM_BLOCK = 1024      # block side in the first (symmetric) pass
 BATCH = 16           # rows given an exact gain together when bounds do not settle a step
 REFRESH = 256        # rows whose bounds are tightened together (float16) before exact gains
@@ -93,7 +94,7 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
         old = cur[cols]
         dense = low.pos[cols] >= 0
         if dense.any():
-            gain -= bound.drops(bound.Eh, cols[dense], old[dense], new[dense])
+            gain -= bound.drops(cols[dense], old[dense], new[dense])
             tight[:] = False
         if not dense.all():
             gain -= _stored_drops(n, store, cols[~dense], old[~dense], new[~dense])
@@ -192,7 +193,7 @@ def _first_pass(E, tau: float):
         i, j, r, c, v, mirror = blocks.pop()
         place(r + i, c + j, v)  # nonzero lists entries row by row
         r, c, v = r[mirror], c[mirror], v[mirror]
-        o = np.argsort(c, kind="stable")
+        o = np.argsort(c.astype(np.int16), kind="stable")  # block columns fit: radix sort
         place(c[o] + j, r[o] + i, v[o])
     return gain, (indptr, indices, data)
 
@@ -258,7 +259,7 @@ class _DropBound:
     of row a at column v, clamp(s, old, new) - old, grows with s and saturates at s >= new, so
     only s~ below B = (new + eps) / (1 - 2^-10) matter, where s >= s~ - e with
     e = eps + 2^-10 B. Hence drop >= clamp(s~, A, B') - A for A >= old + e and B' <= new + e
-    (float16 values rounded outwards): exact float16 clamps, float32 row sums.
+    (float32 values rounded outwards): exact clamps, float32 row sums.
     """
 
     def __init__(self, E):
@@ -273,27 +274,36 @@ class _DropBound:
         d = E.shape[1]
         gamma = d * 2.0 ** -24 / (1 - d * 2.0 ** -24)
         self.eps = (lo * nh + nx * lo + gamma * nh * nh) * 1.01 + 2.0 ** -24
-        self.out = None
+        self.t16 = None
 
-    def drops(self, Eh, cols: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarray:
-        """Lower bounds on the drops of the rows whose float16 embeddings are `Eh`."""
+    def drops(self, cols: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """Lower bounds on every row's drop. Row tiles keep the float16 products and their
+        float32 copy in cache; float32 clamps and sums run faster here than float16 ones."""
         import torch
+        Eh = self.Eh
         n = Eh.shape[0]
-        if self.out is None:
-            self.out = torch.empty(self.Eh.shape[0] * COLS, dtype=torch.float16)
+        if self.t16 is None:
+            self.t16 = torch.empty(TILE * COLS, dtype=torch.float16)
+            self.t32 = torch.empty(TILE * COLS, dtype=torch.float32)
+            self.sums = torch.empty(n, dtype=torch.float32)
         e = self.eps + 2.0 ** -10 * (np.maximum(new, 0.0) + self.eps) / (1 - 2.0 ** -10)
-        A = _f16(old + e, up=True)
-        B = np.maximum(_f16(new + e, up=False), A)  # B < A: drop 0, still a bound
+        A = _rounded(old + e, np.float32, up=True)
+        B = np.maximum(_rounded(new + e, np.float32, up=False), A)  # B < A: drop 0, still a bound
         At, Bt, c = torch.from_numpy(A), torch.from_numpy(B), torch.from_numpy(cols)
         total = np.zeros(n, dtype=np.float64)
         for j in range(0, len(cols), COLS):
-            cb = self.Eh[c[j:j + COLS]]
-            t = torch.matmul(Eh, cb.T, out=self.out[:n * len(cb)].view(n, len(cb)))
-            t.clamp_(min=At[j:j + COLS], max=Bt[j:j + COLS])
-            s = t.sum(dim=1, dtype=torch.float32).numpy().astype(np.float64)
-            # float32 sums of len(cb) nonnegative terms: relative error below len * 2^-24
-            s *= 1.0 - len(cb) * 2.0 ** -23
-            total += np.maximum(s - A[j:j + COLS].astype(np.float64).sum(), 0.0)
+            cb = Eh[c[j:j + COLS]]
+            m = len(cb)
+            for i in range(0, n, TILE):
+                h = min(TILE, n - i)
+                t = torch.matmul(Eh[i:i + h], cb.T, out=self.t16[:h * m].view(h, m))
+                f = self.t32[:h * m].view(h, m)
+                f.copy_(t)
+                f.clamp_(min=At[j:j + m], max=Bt[j:j + m])
+                torch.sum(f, dim=1, out=self.sums[i:i + h])
+            s = self.sums.numpy().astype(np.float64)
+            s *= 1.0 - m * 2.0 ** -23  # float32 sums of m nonnegative terms: relative error < m 2^-24
+            total += np.maximum(s - A[j:j + m].astype(np.float64).sum(), 0.0)
         return total
 
 
@@ -312,9 +322,9 @@ def _upper_gains(bound: "_DropBound", rows: np.ndarray, cur: np.ndarray, store, 
     return g
 
 
-def _f16(x: np.ndarray, up: bool) -> np.ndarray:
-    """float64 -> float16, rounded up (or down) rather than to nearest."""
-    h = x.astype(np.float16)
+def _rounded(x: np.ndarray, dtype, up: bool) -> np.ndarray:
+    """float64 -> dtype, rounded up (or down) rather than to nearest."""
+    h = x.astype(dtype)
     off = h.astype(np.float64) < x if up else h.astype(np.float64) > x
-    h[off] = np.nextafter(h[off], np.float16(np.inf if up else -np.inf))
+    h[off] = np.nextafter(h[off], dtype(np.inf if up else -np.inf))
     return h
