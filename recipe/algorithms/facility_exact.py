@@ -39,7 +39,7 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
     gain = gain * (1 + 2 * SYM_BLOCK * 2.0 ** -24) + 1e-6
     cur = np.zeros(n, dtype=np.float64)  # float32 values: the best similarity to the selection
     bound = _DropBound(E)
-    low = _Low(E, bound.Eh, cur, tau)
+    low = _Low(E, bound.Eh_padded, cur, tau)
     w_g, w_q = (1.0 - alpha) / n, alpha
     exact_at = np.full(n, -1)  # the step at which gain[a] was computed exactly
     fresh_at = np.full(n, -1)  # ... or bounded afresh (see _upper_gains)
@@ -99,7 +99,7 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
         if not dense.all():
             gain -= _stored_drops(n, store, cols[~dense], old[~dense], new[~dense])
         cur[cols] = new
-        low.shrink(E, bound.Eh, cur)
+        low.shrink(E, bound.Eh_padded, cur)
     return selected
 
 
@@ -124,27 +124,30 @@ class _Low:
     """The columns still computed densely (a superset of {v : cur[v] < tau}), their rows of E
     in float32 and float16, and pos: v -> its column among them, or -1."""
 
-    def __init__(self, E, Eh, cur, tau):
+    def __init__(self, E, Eh_padded, cur, tau):
         self.tau = tau
-        self._set(E, Eh, np.flatnonzero(cur < tau) if tau > 0 else np.zeros(0, dtype=np.int64))
+        self._set(E, Eh_padded, np.flatnonzero(cur < tau) if tau > 0 else np.zeros(0, dtype=np.int64))
 
-    def _set(self, E, Eh, idx):
+    def _set(self, E, Eh_padded, idx):
         import torch
         self.idx = idx
+        t = torch.from_numpy(idx)
+        # float16 rows padded with zeros to few distinct shapes (see _padded)
         if len(idx) == E.shape[0]:  # every row: no copies
-            self.E, self.Eh = E, Eh
+            self.E, self.Eh = E, Eh_padded
         else:
-            t = torch.from_numpy(idx)
-            self.E, self.Eh = E[t], Eh[t]
+            self.E = E[t]
+            self.Eh = Eh_padded.new_zeros((_padded(len(idx), 1024), Eh_padded.shape[1]))
+            self.Eh[:len(idx)] = Eh_padded[t]
         self.pos = np.full(E.shape[0], -1)
         self.pos[idx] = np.arange(len(idx))
 
-    def shrink(self, E, Eh, cur):
+    def shrink(self, E, Eh_padded, cur):
         if not len(self.idx):
             return
         still = self.idx[cur[self.idx] < self.tau]
         if len(still) < 0.7 * len(self.idx):  # re-gathering rows costs; do it in steps
-            self._set(E, Eh, still)
+            self._set(E, Eh_padded, still)
 
 
 def _first_pass(E, tau: float):
@@ -264,10 +267,13 @@ class _DropBound:
 
     def __init__(self, E):
         import torch
-        self.Eh = E.to(torch.float16)
+        n, d = E.shape
+        self.Eh_padded = torch.zeros((_padded(n, 1024), d), dtype=torch.float16)  # see _Low
+        self.Eh = self.Eh_padded[:n]
+        self.Eh.copy_(E)
         lo = nh = nx = 0.0
-        for i in range(0, E.shape[0], 8192):  # in blocks: no N x d float32 temporaries
-            x, f = E[i:i + 8192], self.Eh[i:i + 8192].float()
+        for i in range(0, E.shape[0], 2048):  # in blocks: no N x d float32 temporaries
+            x, f = E[i:i + 2048], self.Eh[i:i + 2048].float()
             lo = max(lo, torch.linalg.vector_norm(x - f, dim=1).max().item())
             nh = max(nh, torch.linalg.vector_norm(f, dim=1).max().item())
             nx = max(nx, torch.linalg.vector_norm(x, dim=1).max().item())
@@ -289,21 +295,25 @@ class _DropBound:
         e = self.eps + 2.0 ** -10 * (np.maximum(new, 0.0) + self.eps) / (1 - 2.0 ** -10)
         A = _rounded(old + e, np.float32, up=True)
         B = np.maximum(_rounded(new + e, np.float32, up=False), A)  # B < A: drop 0, still a bound
-        At, Bt, c = torch.from_numpy(A), torch.from_numpy(B), torch.from_numpy(cols)
+        c = torch.from_numpy(cols)
         total = np.zeros(n, dtype=np.float64)
         for j in range(0, len(cols), COLS):
-            cb = Eh[c[j:j + COLS]]
-            m = len(cb)
+            k = min(COLS, len(cols) - j)
+            m = _padded(k, 64)
+            cb = Eh.new_zeros((m, Eh.shape[1]))  # padding columns: s~ = 0 = A = B, no drop
+            cb[:k] = Eh[c[j:j + k]]
+            Aj, Bj = torch.zeros(m), torch.zeros(m)
+            Aj[:k], Bj[:k] = torch.from_numpy(A[j:j + k]), torch.from_numpy(B[j:j + k])
             for i in range(0, n, TILE):
                 h = min(TILE, n - i)
                 t = torch.matmul(Eh[i:i + h], cb.T, out=self.t16[:h * m].view(h, m))
                 f = self.t32[:h * m].view(h, m)
                 f.copy_(t)
-                f.clamp_(min=At[j:j + m], max=Bt[j:j + m])
+                f.clamp_(min=Aj, max=Bj)
                 torch.sum(f, dim=1, out=self.sums[i:i + h])
             s = self.sums.numpy().astype(np.float64)
             s *= 1.0 - m * 2.0 ** -23  # float32 sums of m nonnegative terms: relative error < m 2^-24
-            total += np.maximum(s - A[j:j + m].astype(np.float64).sum(), 0.0)
+            total += np.maximum(s - A[j:j + k].astype(np.float64).sum(), 0.0)
         return total
 
 
@@ -315,11 +325,21 @@ def _upper_gains(bound: "_DropBound", rows: np.ndarray, cur: np.ndarray, store, 
     import torch
     g = _stored_part(rows, cur, store, low)
     if len(low.idx):
-        t = (bound.Eh[torch.from_numpy(rows)] @ low.Eh.T).float()
+        m = len(rows)
+        padded = np.resize(rows, _padded(m, REFRESH))  # fixed shapes: see _padded
+        c32 = np.ones(low.Eh.shape[0], dtype=np.float32)  # padding columns: s~ = 0 < cur
+        c32[:len(low.idx)] = cur[low.idx]
+        t = (bound.Eh[torch.from_numpy(padded)] @ low.Eh.T)[:m].float()
         t.mul_(1 + 2.0 ** -10).add_(bound.eps + 1e-6)  # + 1e-6: the float32 rounding here
-        t.sub_(torch.from_numpy(cur[low.idx].astype(np.float32))).clamp_(min=0.0)
-        g += t.sum(dim=1).numpy().astype(np.float64) * (1 + len(low.idx) * 2.0 ** -23) + 1e-6
+        t.sub_(torch.from_numpy(c32)).clamp_(min=0.0)
+        g += t.sum(dim=1).numpy().astype(np.float64) * (1 + t.shape[1] * 2.0 ** -23) + 1e-6
     return g
+
+
+def _padded(m: int, q: int) -> int:
+    """m rounded up to a multiple of q. Float16 products go through oneDNN, which keeps a
+    compiled kernel (and its memory) for every distinct shape: padding keeps them few."""
+    return -(-m // q) * q
 
 
 def _rounded(x: np.ndarray, dtype, up: bool) -> np.ndarray:
