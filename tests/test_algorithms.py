@@ -70,6 +70,35 @@ def test_bounded_greedy_equals_naive_greedy(monkeypatch, per_row, batch, refresh
     assert facility_location(x, 80, quality=q, alpha=0.2) == naive_qdit(x, 80, q, 0.2)
 
 
+def test_bounded_greedy_breaks_ties_between_duplicates_like_the_naive_greedy(monkeypatch):
+    # exact copies have equal gains: the lower index must win however each gain was computed
+    from recipe.algorithms import facility_exact
+    for name, value in (("SPARSE_PER_ROW", 64), ("BATCH", 4), ("REFRESH_MIN", 8), ("REFRESH", 32), ("COLS", 64), ("TILE", 256)):
+        monkeypatch.setattr(facility_exact, name, value)
+    rng = np.random.default_rng(3)
+    x = clustered(1200, d=32, centres=25, seed=3)
+    x = np.concatenate([x, x[rng.choice(1200, 300, replace=False)]])[rng.permutation(1500)]
+    q = rng.random(1500)
+    assert facility_location(x, 120, quality=q, alpha=0.3) == naive_qdit(x, 120, q, 0.3)
+
+
+@pytest.mark.parametrize("norm", [2000.0, 1e-3])
+def test_dot_metric_with_norms_float16_cannot_hold(monkeypatch, norm):
+    # products of 2000-norm rows overflow float16 and 1e-3-norm ones underflow it: the bounds
+    # work on rows scaled by a power of two
+    from recipe.algorithms import facility_exact
+    monkeypatch.setattr(facility_exact, "SPARSE_PER_ROW", 64)
+    x = clustered(800, d=16, centres=10, seed=2) * norm
+    s = np.maximum(x @ x.T, 0).astype(np.float64)
+    cur, ref = np.zeros(800), []
+    for _ in range(40):
+        g = np.maximum(s - cur, 0).sum(1)
+        g[ref] = -np.inf
+        ref.append(int(np.argmax(g)))
+        cur = np.maximum(cur, s[ref[-1]])
+    assert facility_location(x, 40, metric="dot") == ref
+
+
 def test_float16_drop_bound_is_below_the_exact_drop_and_close_to_it():
     import torch
     from recipe.algorithms.facility_exact import _DropBound

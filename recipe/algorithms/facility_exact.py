@@ -19,12 +19,12 @@ from __future__ import annotations
 import numpy as np
 
 SPARSE_PER_ROW = 256  # stored similarities per row on average (the top ones, above a global tau)
-COLS = 1024          # columns per block when bounding drops ...
+COLS = 1024           # columns per block when bounding drops ...
 TILE = 2048           # ... and rows per tile (about 12 MB of buffers)
 SYM_BLOCK = 1024      # block side in the first (symmetric) pass
-BATCH = 16           # rows given an exact gain together when bounds do not settle a step
-REFRESH = 256        # rows whose bounds are tightened together (float16) before exact gains
-REFRESH_MIN = 512    # ... while at least this many columns are dense
+BATCH = 16            # rows given an exact gain together when bounds do not settle a step
+REFRESH = 256         # rows whose bounds are tightened together (float16) before exact gains
+REFRESH_MIN = 512     # ... while at least this many columns are dense
 
 
 def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, budget, progress) -> list[int]:
@@ -258,7 +258,10 @@ class _DropBound:
 
     With x~ the float16 rounding of x: |x.y - x~.y~| <= |x - x~||y~| + |x||y - y~|; the float32
     accumulation of the products adds at most gamma_d |x~||y~|, rounding the result s~ to
-    float16 at most 2^-11 |s~| / (1 - 2^-11), and a subnormal result at most 2^-25. The drop
+    float16 at most 2^-11 |s~| / (1 - 2^-11), and a result flushed from the subnormal range
+    at most 2^-14. Embeddings are scaled by a power of two (exact) so that no norm exceeds 2
+    (no overflow), and inputs below float16's normal range are zeroed here, so that a kernel
+    that flushes them changes nothing; similarities are in scaled units (s * scale^2). The drop
     of row a at column v, clamp(s, old, new) - old, grows with s and saturates at s >= new, so
     only s~ below B = (new + eps) / (1 - 2^-10) matter, where s >= s~ - e with
     e = eps + 2^-10 B. Hence drop >= clamp(s~, A, B') - A for A >= old + e and B' <= new + e
@@ -268,18 +271,24 @@ class _DropBound:
     def __init__(self, E):
         import torch
         n, d = E.shape
+        norm = max((torch.linalg.vector_norm(E[i:i + 2048], dim=1).max().item() for i in range(0, n, 2048)),
+                   default=0.0)
+        self.scale = 2.0 ** -max(0, int(np.ceil(np.log2(max(norm, 1e-30)))) - 1)
+        self.s2 = self.scale ** 2
         self.Eh_padded = torch.zeros((_padded(n, 1024), d), dtype=torch.float16)  # see _Low
         self.Eh = self.Eh_padded[:n]
-        self.Eh.copy_(E)
         lo = nh = nx = 0.0
-        for i in range(0, E.shape[0], 2048):  # in blocks: no N x d float32 temporaries
-            x, f = E[i:i + 2048], self.Eh[i:i + 2048].float()
+        for i in range(0, n, 2048):  # in blocks: no N x d float32 temporaries
+            x = E[i:i + 2048] * self.scale
+            h = x.to(torch.float16)
+            h[h.abs() < 2.0 ** -14] = 0.0
+            self.Eh[i:i + 2048] = h
+            f = h.float()
             lo = max(lo, torch.linalg.vector_norm(x - f, dim=1).max().item())
             nh = max(nh, torch.linalg.vector_norm(f, dim=1).max().item())
             nx = max(nx, torch.linalg.vector_norm(x, dim=1).max().item())
-        d = E.shape[1]
         gamma = d * 2.0 ** -24 / (1 - d * 2.0 ** -24)
-        self.eps = (lo * nh + nx * lo + gamma * nh * nh) * 1.01 + 2.0 ** -24
+        self.eps = (lo * nh + nx * lo + gamma * nh * nh) * 1.01 + 2.0 ** -14
         self.t16 = None
 
     def drops(self, cols: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarray:
@@ -292,6 +301,7 @@ class _DropBound:
             self.t16 = torch.empty(TILE * COLS, dtype=torch.float16)
             self.t32 = torch.empty(TILE * COLS, dtype=torch.float32)
             self.sums = torch.empty(n, dtype=torch.float32)
+        old, new = old * self.s2, new * self.s2  # scaled units (exact: a power of two)
         e = self.eps + 2.0 ** -10 * (np.maximum(new, 0.0) + self.eps) / (1 - 2.0 ** -10)
         A = _rounded(old + e, np.float32, up=True)
         B = np.maximum(_rounded(new + e, np.float32, up=False), A)  # B < A: drop 0, still a bound
@@ -314,7 +324,7 @@ class _DropBound:
             s = self.sums.numpy().astype(np.float64)
             s *= 1.0 - m * 2.0 ** -23  # float32 sums of m nonnegative terms: relative error < m 2^-24
             total += np.maximum(s - A[j:j + k].astype(np.float64).sum(), 0.0)
-        return total
+        return total / self.s2
 
 
 def _upper_gains(bound: "_DropBound", rows: np.ndarray, cur: np.ndarray, store, low: _Low) -> np.ndarray:
@@ -328,11 +338,11 @@ def _upper_gains(bound: "_DropBound", rows: np.ndarray, cur: np.ndarray, store, 
         m = len(rows)
         padded = np.resize(rows, _padded(m, REFRESH))  # fixed shapes: see _padded
         c32 = np.ones(low.Eh.shape[0], dtype=np.float32)  # padding columns: s~ = 0 < cur
-        c32[:len(low.idx)] = cur[low.idx]
+        c32[:len(low.idx)] = cur[low.idx] * bound.s2  # scaled units, as s~
         t = (bound.Eh[torch.from_numpy(padded)] @ low.Eh.T)[:m].float()
         t.mul_(1 + 2.0 ** -10).add_(bound.eps + 1e-6)  # + 1e-6: the float32 rounding here
         t.sub_(torch.from_numpy(c32)).clamp_(min=0.0)
-        g += t.sum(dim=1).numpy().astype(np.float64) * (1 + t.shape[1] * 2.0 ** -23) + 1e-6
+        g += (t.sum(dim=1).numpy().astype(np.float64) * (1 + t.shape[1] * 2.0 ** -23) + 1e-6) / bound.s2
     return g
 
 
