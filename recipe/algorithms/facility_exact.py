@@ -21,7 +21,7 @@ import numpy as np
 SPARSE_PER_ROW = 256  # stored similarities per row on average (the top ones, above a global tau)
 COLS = 1024           # columns per block when bounding drops ...
 TILE = 2048           # ... and rows per tile (about 12 MB of buffers)
-SYM_BLOCK = 1024      # block side in the first (symmetric) pass
+SYM_BLOCK = 2048      # block side in the first (symmetric) pass
 BATCH = 16            # rows given an exact gain together when bounds do not settle a step
 REFRESH = 256         # rows whose bounds are tightened together (float16) before exact gains
 REFRESH_MIN = 512     # ... while at least this many columns are dense
