@@ -1,18 +1,21 @@
 """Exact greedy facility location on a CPU, without an N x N matrix.
 
-Every row's gain is kept as an upper bound, lowered after each pick by a lower bound on its
-drop; only the rows whose bound still leads get an exact gain, and a row is picked only when
-its exact gain leads every bound. So the result is exactly the greedy selection over float32
-similarities, while almost all of the work runs in float16 (several times faster than
-float32 here: AMX / tensor cores) or on a sparse store:
+Every row's gain is kept as an upper bound, lowered after each pick by a rigorous lower bound
+on its drop; a row is picked only when its exact gain leads every other bound. So the result
+is the greedy selection over float32 similarities (up to their rounding: gains within about
+1e-6 of each other may be ordered differently by another float32 implementation), while
+most of the work runs in float16 (about 8x float32 here: AMX / tensor cores) or on a
+sparse store:
 
 - the first pass computes every row's gain against an empty selection and stores, exactly,
   the similarities >= tau (about SPARSE_PER_ROW per row; symmetric, so row v's list is also
   column v);
 - a column v whose coverage cur[v] is >= tau can only be raised by a stored pair, so drops
   and gains at such columns come from the store, exactly; columns below tau (`low`, which
-  shrinks as coverage grows) are computed densely: bounds in float16, exact gains in float32.
-Memory: O(N * d) for the embeddings, the store, and O(COLS * N) blocks.
+  shrinks as coverage grows) are computed densely: bounds in float16, exact gains in float32;
+- when exact gains of the leading rows do not settle a step (their bounds were loose), the
+  leading bounds are first recomputed from scratch in float16 (_upper_gains).
+Memory: O(N * d) for the embeddings, the store, and O(COLS * TILE) buffers.
 """
 from __future__ import annotations
 
@@ -50,9 +53,16 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
     taken = np.zeros(n, dtype=bool)
     selected: list[int] = []
     spent = 0.0
+    # exact copies have equal gains, so the greedy takes the first before the others; their
+    # float32 sums, taken along different paths (stored or dense columns, batch shapes), may
+    # differ in the last bits, so copies wait for their first instead of racing it
+    first, waiting = _copies(e, qn if alpha > 0 else None,
+                             costs if costs is not None and budget is not None else None)
     while len(selected) < k:
         step = len(selected)
-        blocked = taken if costs is None or budget is None else taken | (spent + costs > budget)
+        blocked = taken | waiting
+        if costs is not None and budget is not None:
+            blocked |= spent + costs > budget
         score = w_g * gain + w_q * qn
         score[blocked] = -np.inf
         open_ = score.copy()  # the scores not yet computed exactly at this step
@@ -87,6 +97,7 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
             break
         selected.append(a)
         taken[a] = True
+        waiting[first == a] = False
         spent += costs[a] if costs is not None else 0.0
         if progress:
             progress(len(selected), k)
@@ -101,6 +112,19 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
         cur[cols] = new
         low.shrink(E, bound.Eh_padded, cur)
     return selected
+
+
+def _copies(e: np.ndarray, *extra):
+    """(first: each row's lowest-index identical row, waiting: rows that are later copies).
+    Rows are identical when their embeddings and the `extra` columns given (quality, cost:
+    whatever else decides a pick) are."""
+    parts = [np.ascontiguousarray(e).view(np.uint8).reshape(len(e), -1)]
+    parts += [np.asarray(x, dtype=np.float64).reshape(-1, 1).view(np.uint8) for x in extra if x is not None]
+    key = np.ascontiguousarray(np.concatenate(parts, axis=1))
+    rows = key.view(np.dtype((np.void, key.shape[1]))).ravel()
+    _, index, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    first = index[inverse.ravel()]
+    return first, first != np.arange(len(e))
 
 
 def _top(score: np.ndarray, m: int) -> np.ndarray:
