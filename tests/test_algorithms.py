@@ -70,6 +70,23 @@ def test_bounded_greedy_equals_naive_greedy(monkeypatch, per_row, batch, refresh
     assert facility_location(x, 80, quality=q, alpha=0.2) == naive_qdit(x, 80, q, 0.2)
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_bounded_greedy_equals_naive_greedy_on_random_settings(monkeypatch, seed):
+    # sizes, dimensions, copies, alpha and every block/threshold setting drawn at random
+    from recipe.algorithms import facility_exact
+    rng = np.random.default_rng(100 + seed)
+    n, d = int(rng.integers(300, 1500)), int(rng.choice([8, 32, 96]))
+    x = clustered(n, d=d, centres=int(rng.integers(3, 60)), seed=seed)
+    if seed % 2:
+        x = np.concatenate([x, x[rng.choice(n, n // 5)]])
+    q = rng.random(len(x))
+    for name, choices in (("SPARSE_PER_ROW", [16, 64, 256, 5000]), ("BATCH", [1, 4, 16]), ("REFRESH_MIN", [0, 8, 512]),
+                          ("REFRESH", [8, 64]), ("COLS", [64, 1024]), ("TILE", [256, 2048]), ("SYM_BLOCK", [256, 2048])):
+        monkeypatch.setattr(facility_exact, name, int(rng.choice(choices)))
+    alpha, k = float(rng.choice([0.0, 0.2, 0.7])), int(rng.integers(20, 120))
+    assert facility_location(x, k, quality=q, alpha=alpha) == naive_qdit(x, k, q, alpha)
+
+
 def test_bounded_greedy_breaks_ties_between_duplicates_like_the_naive_greedy(monkeypatch):
     # exact copies have equal gains: the lower index must win however each gain was computed
     from recipe.algorithms import facility_exact
