@@ -117,14 +117,29 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
 def _copies(e: np.ndarray, *extra):
     """(first: each row's lowest-index identical row, waiting: rows that are later copies).
     Rows are identical when their embeddings and the `extra` columns given (quality, cost:
-    whatever else decides a pick) are."""
-    parts = [np.ascontiguousarray(e).view(np.uint8).reshape(len(e), -1)]
-    parts += [np.asarray(x, dtype=np.float64).reshape(-1, 1).view(np.uint8) for x in extra if x is not None]
-    key = np.ascontiguousarray(np.concatenate(parts, axis=1))
-    rows = key.view(np.dtype((np.void, key.shape[1]))).ravel()
-    _, index, inverse = np.unique(rows, return_index=True, return_inverse=True)
-    first = index[inverse.ravel()]
-    return first, first != np.arange(len(e))
+    whatever else decides a pick) are. A 64-bit hash of each row finds candidates in O(N)
+    memory; rows sharing a hash are then compared byte for byte."""
+    n = len(e)
+    words = np.ascontiguousarray(e).view(np.uint8).reshape(n, -1)
+    mult = np.random.default_rng(0).integers(1, 2 ** 63, size=words.shape[1], dtype=np.uint64) | np.uint64(1)
+    h = np.empty(n, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for i in range(0, n, 2048):  # in blocks: no N x d temporaries
+            h[i:i + 2048] = (words[i:i + 2048].astype(np.uint64) * mult).sum(axis=1)
+        for x in extra:
+            if x is not None:
+                h = h * np.uint64(1000003) + np.asarray(x, dtype=np.float64).view(np.uint64)
+    first = np.arange(n)
+    _, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
+    shared = np.flatnonzero(counts[inverse.ravel()] > 1)
+    if len(shared):
+        parts = [words[shared]] + [np.asarray(x, dtype=np.float64)[shared].reshape(-1, 1).view(np.uint8)
+                                   for x in extra if x is not None]
+        key = np.ascontiguousarray(np.concatenate(parts, axis=1))
+        _, index, inv = np.unique(key.view(np.dtype((np.void, key.shape[1]))).ravel(), return_index=True,
+                                  return_inverse=True)
+        first[shared] = shared[index[inv.ravel()]]  # np.unique's index: the first occurrence
+    return first, first != np.arange(n)
 
 
 def _top(score: np.ndarray, m: int) -> np.ndarray:
