@@ -111,6 +111,46 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
             gain -= _stored_drops(n, store, cols[~dense], old[~dense], new[~dense])
         cur[cols] = new
         low.shrink(E, bound.Eh_padded, cur)
+        if not len(low.idx):  # every gain now comes from the store: a plain lazy greedy is cheaper
+            return _lazy_tail(selected, k, gain, w_g * gain + w_q * qn, w_g, w_q, qn, cur, store, low,
+                              taken, waiting, first, costs, budget, spent, progress)
+    return selected
+
+
+def _lazy_tail(selected, k, gain, score, w_g, w_q, qn, cur, store, low, taken, waiting, first,
+               costs, budget, spent, progress) -> list[int]:
+    """The rest of the greedy once no column is dense: the scores are upper bounds (gains only
+    fall), so a heap of them, re-checked BATCH rows at a time from the store, picks the same
+    rows with no work over all N rows per step. Ties pop by index (the heap's second key)."""
+    import heapq
+    heap = [(-score[a], a) for a in np.flatnonzero(~taken & ~waiting).tolist()]
+    heapq.heapify(heap)
+    exact_at = np.full(len(gain), -1)
+    budgeted = costs is not None and budget is not None
+    while heap and len(selected) < k:
+        step = len(selected)
+        a = heap[0][1]
+        if exact_at[a] == step:
+            heapq.heappop(heap)
+            if budgeted and spent + costs[a] > budget:
+                continue  # spending only grows: it will never fit
+            selected.append(a)
+            taken[a] = True
+            spent += costs[a] if costs is not None else 0.0
+            if progress:
+                progress(len(selected), k)
+            cols, new = _raised(None, a, cur, store, low)
+            cur[cols] = new
+            for b in np.flatnonzero(waiting & (first == a)).tolist():  # its copies may go now
+                waiting[b] = False
+                heapq.heappush(heap, (-score[b], b))
+            continue
+        rows = np.array([heapq.heappop(heap)[1] for _ in range(min(BATCH, len(heap)))])
+        gain[rows] = _stored_part(rows, cur, store, low)
+        score[rows] = w_g * gain[rows] + w_q * qn[rows]
+        exact_at[rows] = step
+        for b in rows.tolist():
+            heapq.heappush(heap, (-score[b], b))
     return selected
 
 
