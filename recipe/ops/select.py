@@ -17,7 +17,7 @@ EXACT_MAX_ROWS = 50_000  # above this, mode=auto uses the kNN graph (exact would
 
 class Select(Op):
     name = "select"
-    version = 2  # 2: mode=auto (kNN facility location above 50k rows)
+    version = 3  # 2: mode=auto (kNN facility location above 50k rows); 3: exact copies tie by index
     doc = "Select rows: qdit, facility_location, kcenter, instag, deita, lift_variety, topk, threshold, sample, quota."
     params = (
         P("method", "str", required=True, choices=("qdit", "facility_location", "kcenter", "instag", "deita",
