@@ -87,6 +87,18 @@ def test_bounded_greedy_equals_naive_greedy_on_random_settings(monkeypatch, seed
     assert facility_location(x, k, quality=q, alpha=alpha) == naive_qdit(x, k, q, alpha)
 
 
+def test_bounded_greedy_with_float32_products_where_float16_fails_its_check(monkeypatch):
+    # machines whose float16 products accumulate in float16 get float32 bounds instead
+    from recipe.algorithms import facility_exact
+    monkeypatch.setattr(facility_exact, "_HALF_OK", False)
+    monkeypatch.setattr(facility_exact, "SPARSE_PER_ROW", 64)
+    x = clustered(1000, d=32, centres=20, seed=11)
+    q = np.random.default_rng(11).random(1000)
+    import torch
+    assert facility_exact._DropBound(torch.from_numpy(x)).Eh.dtype == torch.float32
+    assert facility_location(x, 60, quality=q, alpha=0.3) == naive_qdit(x, 60, q, 0.3)
+
+
 def test_bounded_greedy_breaks_ties_between_duplicates_like_the_naive_greedy(monkeypatch):
     # exact copies have equal gains: the lower index must win however each gain was computed
     from recipe.algorithms import facility_exact

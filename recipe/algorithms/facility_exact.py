@@ -4,7 +4,8 @@ Every row's gain is kept as an upper bound, lowered after each pick by a rigorou
 on its drop; a row is picked only when its exact gain leads every other bound. So the result
 is the greedy selection over float32 similarities (up to their rounding: gains within about
 1e-6 of each other may be ordered differently by another float32 implementation), while
-most of the work runs in float16 (about 8x float32 here: AMX / tensor cores) or on a
+most of the work runs in float16 (about 8x float32 here: AMX / tensor cores; float32 where a
+machine's float16 products fail a check of the rounding the bounds assume) or on a
 sparse store:
 
 - the first pass computes every row's gain against an empty selection and stores, exactly,
@@ -354,20 +355,25 @@ class _DropBound:
                    default=0.0)
         self.scale = 2.0 ** -max(0, int(np.ceil(np.log2(max(norm, 1e-30)))) - 1)
         self.s2 = self.scale ** 2
-        self.Eh_padded = torch.zeros((_padded(n, 1024), d), dtype=torch.float16)  # see _Low
+        # float16 when this machine's float16 products pass _half_products_ok, else float32
+        half = _half_products_ok()
+        dtype = torch.float16 if half else torch.float32
+        self.rel = 2.0 ** -10 if half else 2.0 ** -23  # rounding of a result: at most rel/2 of it
+        self.tiny = 2.0 ** -14 if half else 2.0 ** -126  # below: subnormal, maybe flushed
+        self.Eh_padded = torch.zeros((_padded(n, 1024), d), dtype=dtype)  # see _Low
         self.Eh = self.Eh_padded[:n]
         lo = nh = nx = 0.0
         for i in range(0, n, 2048):  # in blocks: no N x d float32 temporaries
             x = E[i:i + 2048] * self.scale
-            h = x.to(torch.float16)
-            h[h.abs() < 2.0 ** -14] = 0.0
+            h = x.to(dtype)
+            h[h.abs() < self.tiny] = 0.0
             self.Eh[i:i + 2048] = h
             f = h.float()
             lo = max(lo, torch.linalg.vector_norm(x - f, dim=1).max().item())
             nh = max(nh, torch.linalg.vector_norm(f, dim=1).max().item())
             nx = max(nx, torch.linalg.vector_norm(x, dim=1).max().item())
         gamma = d * 2.0 ** -24 / (1 - d * 2.0 ** -24)
-        self.eps = (lo * nh + nx * lo + gamma * nh * nh) * 1.01 + 2.0 ** -14
+        self.eps = (lo * nh + nx * lo + gamma * nh * nh) * 1.01 + self.tiny
         self.t16 = None
 
     def drops(self, cols: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarray:
@@ -377,11 +383,11 @@ class _DropBound:
         Eh = self.Eh
         n = Eh.shape[0]
         if self.t16 is None:
-            self.t16 = torch.empty(TILE * COLS, dtype=torch.float16)
+            self.t16 = torch.empty(TILE * COLS, dtype=Eh.dtype)
             self.t32 = torch.empty(TILE * COLS, dtype=torch.float32)
             self.sums = torch.empty(n, dtype=torch.float32)
         old, new = old * self.s2, new * self.s2  # scaled units (exact: a power of two)
-        e = self.eps + 2.0 ** -10 * (np.maximum(new, 0.0) + self.eps) / (1 - 2.0 ** -10)
+        e = self.eps + self.rel * (np.maximum(new, 0.0) + self.eps) / (1 - self.rel)
         A = _rounded(old + e, np.float32, up=True)
         B = np.maximum(_rounded(new + e, np.float32, up=False), A)  # B < A: drop 0, still a bound
         c = torch.from_numpy(cols)
@@ -419,7 +425,7 @@ def _upper_gains(bound: "_DropBound", rows: np.ndarray, cur: np.ndarray, store, 
         c32 = np.ones(low.Eh.shape[0], dtype=np.float32)  # padding columns: s~ = 0 < cur
         c32[:len(low.idx)] = cur[low.idx] * bound.s2  # scaled units, as s~
         t = (bound.Eh[torch.from_numpy(padded)] @ low.Eh.T)[:m].float()
-        t.mul_(1 + 2.0 ** -10).add_(bound.eps + 1e-6)  # + 1e-6: the float32 rounding here
+        t.mul_(1 + bound.rel).add_(bound.eps + 1e-6)  # + 1e-6: the float32 rounding here
         t.sub_(torch.from_numpy(c32)).clamp_(min=0.0)
         g += (t.sum(dim=1).numpy().astype(np.float64) * (1 + t.shape[1] * 2.0 ** -23) + 1e-6) / bound.s2
     return g
@@ -429,6 +435,28 @@ def _padded(m: int, q: int) -> int:
     """m rounded up to a multiple of q. Float16 products go through oneDNN, which keeps a
     compiled kernel (and its memory) for every distinct shape: padding keeps them few."""
     return -(-m // q) * q
+
+
+def _half_products_ok() -> bool:
+    """Whether float16 matrix products here keep the error the bounds assume: float32
+    accumulation (a float16 accumulator, as some CPUs use, would lose the small terms below),
+    a float16-rounded result. Checked once per process on a product built to expose both."""
+    global _HALF_OK
+    if _HALF_OK is None:
+        import torch
+        g = torch.Generator().manual_seed(0)
+        a = torch.rand((64, 4096), generator=g).half()
+        b = torch.rand((4096, 64), generator=g).half()
+        b[0] = 1024.0  # a large first term: small later ones vanish in a float16 accumulator
+        got = (a @ b).double()
+        exact = a.double() @ b.double()
+        size = a.double().abs() @ b.double().abs()
+        gamma = 4096 * 2.0 ** -24 / (1 - 4096 * 2.0 ** -24)
+        _HALF_OK = bool(((got - exact).abs() <= gamma * size + 2.0 ** -11 * exact.abs() + 2.0 ** -14).all())
+    return _HALF_OK
+
+
+_HALF_OK = None
 
 
 def _rounded(x: np.ndarray, dtype, up: bool) -> np.ndarray:
