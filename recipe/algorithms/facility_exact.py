@@ -267,7 +267,10 @@ def _first_pass(E, tau: float):
     fill = indptr[:-1].copy()
 
     def place(rows, cols, vals):  # rows sorted: each entry goes to its row's next free slot
-        at = fill[rows] + np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
+        if not len(rows):
+            return
+        start = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])  # where each row's run begins
+        at = fill[rows] + np.arange(len(rows)) - np.repeat(start, np.diff(np.r_[start, len(rows)]))
         indices[at], data[at] = cols, vals
         fill[:] += np.bincount(rows, minlength=n)
 
