@@ -52,18 +52,23 @@ def test_qdit_equals_naive_greedy(alpha):
     assert facility_location(x, 30, quality=q, alpha=alpha) == naive_qdit(x, 30, q, alpha)
 
 
+def _module_of(setting: str):
+    from recipe.algorithms import facility_bounds, facility_exact
+    return facility_bounds if setting in ("COLS", "TILE") else facility_exact
+
+
 @pytest.mark.parametrize("per_row,batch,refresh", [(64, 1, 8), (256, 16, 10 ** 9), (2000, 4, 8)])
 def test_bounded_greedy_equals_naive_greedy(monkeypatch, per_row, batch, refresh):
     # N above SPARSE_PER_ROW, so columns move from the dense float16-bounded part to the
     # exact stored part as coverage grows; per_row 2000 stores every pair (no dense part);
     # refresh 8 tightens bounds in float16 whenever exact gains leave a step unsettled
-    from recipe.algorithms import facility_exact
+    from recipe.algorithms import facility_bounds, facility_exact  # noqa: F401
     monkeypatch.setattr(facility_exact, "SPARSE_PER_ROW", per_row)
     monkeypatch.setattr(facility_exact, "BATCH", batch)
     monkeypatch.setattr(facility_exact, "REFRESH_MIN", refresh)
     monkeypatch.setattr(facility_exact, "REFRESH", 32)
-    monkeypatch.setattr(facility_exact, "COLS", 64)  # several column blocks per update ...
-    monkeypatch.setattr(facility_exact, "TILE", 512)  # ... and row tiles per block
+    monkeypatch.setattr(facility_bounds, "COLS", 64)  # several column blocks per update ...
+    monkeypatch.setattr(facility_bounds, "TILE", 512)  # ... and row tiles per block
     monkeypatch.setattr(facility_exact, "SYM_BLOCK", 256)  # several blocks in the first pass
     x = clustered(1500, d=32, centres=30, seed=7)
     q = np.random.default_rng(5).random(1500)
@@ -73,7 +78,7 @@ def test_bounded_greedy_equals_naive_greedy(monkeypatch, per_row, batch, refresh
 @pytest.mark.parametrize("seed", range(6))
 def test_bounded_greedy_equals_naive_greedy_on_random_settings(monkeypatch, seed):
     # sizes, dimensions, copies, alpha and every block/threshold setting drawn at random
-    from recipe.algorithms import facility_exact
+    from recipe.algorithms import facility_bounds, facility_exact  # noqa: F401
     rng = np.random.default_rng(100 + seed)
     n, d = int(rng.integers(300, 1500)), int(rng.choice([8, 32, 96]))
     x = clustered(n, d=d, centres=int(rng.integers(3, 60)), seed=seed)
@@ -82,28 +87,28 @@ def test_bounded_greedy_equals_naive_greedy_on_random_settings(monkeypatch, seed
     q = rng.random(len(x))
     for name, choices in (("SPARSE_PER_ROW", [16, 64, 256, 5000]), ("BATCH", [1, 4, 16]), ("REFRESH_MIN", [0, 8, 512]),
                           ("REFRESH", [8, 64]), ("COLS", [64, 1024]), ("TILE", [256, 2048]), ("SYM_BLOCK", [256, 2048])):
-        monkeypatch.setattr(facility_exact, name, int(rng.choice(choices)))
+        monkeypatch.setattr(_module_of(name), name, int(rng.choice(choices)))
     alpha, k = float(rng.choice([0.0, 0.2, 0.7])), int(rng.integers(20, 120))
     assert facility_location(x, k, quality=q, alpha=alpha) == naive_qdit(x, k, q, alpha)
 
 
 def test_bounded_greedy_with_float32_products_where_float16_fails_its_check(monkeypatch):
     # machines whose float16 products accumulate in float16 get float32 bounds instead
-    from recipe.algorithms import facility_exact
-    monkeypatch.setattr(facility_exact, "_HALF_OK", False)
+    from recipe.algorithms import facility_bounds, facility_exact  # noqa: F401
+    monkeypatch.setattr(facility_bounds, "_HALF_OK", False)
     monkeypatch.setattr(facility_exact, "SPARSE_PER_ROW", 64)
     x = clustered(1000, d=32, centres=20, seed=11)
     q = np.random.default_rng(11).random(1000)
     import torch
-    assert facility_exact._DropBound(torch.from_numpy(x)).Eh.dtype == torch.float32
+    assert facility_exact.DropBound(torch.from_numpy(x)).Eh.dtype == torch.float32
     assert facility_location(x, 60, quality=q, alpha=0.3) == naive_qdit(x, 60, q, 0.3)
 
 
 def test_bounded_greedy_breaks_ties_between_duplicates_like_the_naive_greedy(monkeypatch):
     # exact copies have equal gains: the lower index must win however each gain was computed
-    from recipe.algorithms import facility_exact
+    from recipe.algorithms import facility_bounds, facility_exact  # noqa: F401
     for name, value in (("SPARSE_PER_ROW", 64), ("BATCH", 4), ("REFRESH_MIN", 8), ("REFRESH", 32), ("COLS", 64), ("TILE", 256)):
-        monkeypatch.setattr(facility_exact, name, value)
+        monkeypatch.setattr(_module_of(name), name, value)
     rng = np.random.default_rng(3)
     x = clustered(1200, d=32, centres=25, seed=3)
     x = np.concatenate([x, x[rng.choice(1200, 300, replace=False)]])[rng.permutation(1500)]
@@ -115,7 +120,7 @@ def test_bounded_greedy_breaks_ties_between_duplicates_like_the_naive_greedy(mon
 def test_dot_metric_with_norms_float16_cannot_hold(monkeypatch, norm):
     # products of 2000-norm rows overflow float16 and 1e-3-norm ones underflow it: the bounds
     # work on rows scaled by a power of two
-    from recipe.algorithms import facility_exact
+    from recipe.algorithms import facility_bounds, facility_exact  # noqa: F401
     monkeypatch.setattr(facility_exact, "SPARSE_PER_ROW", 64)
     x = clustered(800, d=16, centres=10, seed=2) * norm
     s = np.maximum(x @ x.T, 0).astype(np.float64)
@@ -130,7 +135,7 @@ def test_dot_metric_with_norms_float16_cannot_hold(monkeypatch, norm):
 
 def test_float16_drop_bound_is_below_the_exact_drop_and_close_to_it():
     import torch
-    from recipe.algorithms.facility_exact import _DropBound
+    from recipe.algorithms.facility_bounds import DropBound
     rng = np.random.default_rng(8)
     x = clustered(3000, d=64, centres=40, seed=8)
     e = x / np.linalg.norm(x, axis=1, keepdims=True)
@@ -139,7 +144,7 @@ def test_float16_drop_bound_is_below_the_exact_drop_and_close_to_it():
     new = old + rng.uniform(0, 0.4, 300)
     s = np.maximum(e.astype(np.float64) @ e[cols].T.astype(np.float64), 0.0)
     exact = (np.clip(s, old, new) - old).sum(axis=1)
-    bound = _DropBound(torch.from_numpy(e)).drops(cols, old, new)
+    bound = DropBound(torch.from_numpy(e)).drops(cols, old, new)
     assert np.all(bound <= exact)
     assert np.all(exact - bound <= 0.01 * exact + 0.05)  # tight enough to settle most steps
 
@@ -153,20 +158,20 @@ def test_float16_gain_bounds_are_above_the_exact_gains():
     tau = fe._tau(E)
     _, store = fe._first_pass(E, tau)
     cur = np.maximum(e[:40] @ e.T, 0).max(axis=0).astype(np.float64)  # coverage by 40 rows
-    low = fe._Low(E, fe._DropBound(E).Eh_padded, cur, tau)
+    low = fe._Low(E, fe.DropBound(E).Eh_padded, cur, tau)
     rows = np.arange(0, 3000, 7)
     exact = fe._exact_gains(E, rows, cur, store, low)
     s = np.maximum(e[rows].astype(np.float64) @ e.T.astype(np.float64), 0.0)
     assert np.allclose(exact, np.maximum(s - cur, 0.0).sum(axis=1), rtol=1e-5, atol=1e-4)
-    upper = fe._upper_gains(fe._DropBound(E), rows, cur, store, low)
+    upper = fe._upper_gains(fe.DropBound(E), rows, cur, store, low)
     assert np.all(upper >= exact) and np.all(upper - exact <= 0.01 * exact + 0.5)
 
 
 @pytest.mark.parametrize("dtype,rel", [(np.float16, 2 ** -9), (np.float32, 2 ** -22)])
 def test_directed_rounding(dtype, rel):
-    from recipe.algorithms.facility_exact import _rounded
+    from recipe.algorithms.facility_bounds import rounded
     x = np.random.default_rng(1).uniform(-2, 2, 10000)
-    up, down = _rounded(x, dtype, up=True).astype(np.float64), _rounded(x, dtype, up=False).astype(np.float64)
+    up, down = rounded(x, dtype, up=True).astype(np.float64), rounded(x, dtype, up=False).astype(np.float64)
     assert np.all(up >= x) and np.all(down <= x) and np.all(up - down <= np.abs(x) * rel + 1e-7)
 
 
