@@ -1,7 +1,7 @@
 """Benchmark selection algorithms against named baselines, each in its own process.
 
-    .venv/bin/python bench/selection.py [--n 20000] [--k 1000] [--knn-n 200000] [--knn-k 2000]
-                                     [--kc-n 200000] [--kc-k 2000]
+    .venv/bin/python bench/selection.py [--n 20000] [--k 1000] [--reps 3] [--knn-n 200000] [--knn-k 2000]
+                                     [--kc-n 200000] [--kc-k 2000] [--skip-apricot] [--skip-scale]
 
 1. exact facility location (ours) vs apricot's FacilityLocationSelection (lazy greedy) on a
    precomputed max(0, cos) matrix: time, peak memory, identical ranking. Times are of warm
