@@ -28,19 +28,24 @@ def test_facility_location_equals_apricot():
     assert facility_location(x, 25) == [int(i) for i in ref]
 
 
-def naive_qdit(x, k, q, alpha):
+def naive_qdit(x, k, q, alpha, costs=None, budget=None):
     e = x / np.linalg.norm(x, axis=1, keepdims=True)
     s = np.maximum(e @ e.T, 0)
     n = len(x)
     qn = (q - q.min()) / (q.max() - q.min())
     cur = np.zeros(n)
-    out = []
+    out, spent = [], 0.0
     for _ in range(k):
         gains = np.maximum(s - cur[None, :], 0).sum(1)
         score = (1 - alpha) * gains / n + alpha * qn
         score[out] = -np.inf
+        if budget is not None:
+            score[spent + costs > budget] = -np.inf
         a = int(np.argmax(score))
+        if score[a] == -np.inf:
+            break
         out.append(a)
+        spent += costs[a] if budget is not None else 0.0
         cur = np.maximum(cur, s[a])
     return out
 
@@ -90,6 +95,23 @@ def test_bounded_greedy_equals_naive_greedy_on_random_settings(monkeypatch, seed
         monkeypatch.setattr(_module_of(name), name, int(rng.choice(choices)))
     alpha, k = float(rng.choice([0.0, 0.2, 0.7])), int(rng.integers(20, 120))
     assert facility_location(x, k, quality=q, alpha=alpha) == naive_qdit(x, k, q, alpha)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_bounded_greedy_with_a_budget_equals_naive_greedy(monkeypatch, seed):
+    # costs decide which rows still fit, in the dense phase and in the sparse tail alike
+    from recipe.algorithms import facility_bounds, facility_exact  # noqa: F401
+    for name, value in (("SPARSE_PER_ROW", 64), ("BATCH", 4), ("REFRESH_MIN", 8), ("COLS", 64), ("TILE", 256)):
+        monkeypatch.setattr(_module_of(name), name, value)
+    rng = np.random.default_rng(40 + seed)
+    x = clustered(900, d=32, centres=20, seed=seed)
+    x = np.concatenate([x, x[rng.choice(900, 100)]])  # copies, some with equal costs
+    q = rng.random(len(x))
+    costs = rng.integers(1, 20, len(x)).astype(float)
+    budget = float(rng.integers(200, 600))
+    got = facility_location(x, 150, quality=q, alpha=0.2, costs=costs, budget=budget)
+    assert got == naive_qdit(x, 150, q, 0.2, costs, budget)
+    assert costs[got].sum() <= budget
 
 
 def test_bounded_greedy_with_float32_products_where_float16_fails_its_check(monkeypatch):

@@ -109,49 +109,48 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
             gain -= bound.drops(cols[dense], old[dense], new[dense])
             tight[:] = False
         if not dense.all():
-            gain -= _stored_drops(n, store, cols[~dense], old[~dense], new[~dense])
+            rows, drop = _stored_drops(n, store, cols[~dense], old[~dense], new[~dense])
+            gain[rows] -= drop * (1 - 1e-9)  # never more than the exact sums
         cur[cols] = new
         low.shrink(E, bound.Eh_padded, cur)
-        if not len(low.idx):  # every gain now comes from the store: a plain lazy greedy is cheaper
-            return _lazy_tail(selected, k, gain, w_g * gain + w_q * qn, w_g, w_q, qn, cur, store, low,
-                              taken, waiting, first, costs, budget, spent, progress)
+        if not len(low.idx):  # every gain now comes from the store: exact updates are cheaper
+            return _sparse_tail(selected, k, cur, store, low, taken, waiting, first, qn, w_g, w_q,
+                                costs, budget, spent, progress)
     return selected
 
 
-def _lazy_tail(selected, k, gain, score, w_g, w_q, qn, cur, store, low, taken, waiting, first,
-               costs, budget, spent, progress) -> list[int]:
-    """The rest of the greedy once no column is dense: the scores are upper bounds (gains only
-    fall), so a heap of them, re-checked BATCH rows at a time from the store, picks the same
-    rows with no work over all N rows per step. Ties pop by index (the heap's second key)."""
-    import heapq
-    heap = [(-score[a], a) for a in np.flatnonzero(~taken & ~waiting).tolist()]
-    heapq.heapify(heap)
-    exact_at = np.full(len(gain), -1)
+def _sparse_tail(selected, k, cur, store, low, taken, waiting, first, qn, w_g, w_q,
+                 costs, budget, spent, progress) -> list[int]:
+    """The rest of the greedy once no column is dense: every gain is then a sum over stored
+    pairs, so gains are made exact once and kept exact by subtracting each pick's stored drops
+    (float64 differences of float32 values: exact terms), with no work over all N rows' pairs
+    per step. Ties go to the lowest index (argmax)."""
+    n = len(cur)
+    gain = np.concatenate([_stored_part(np.arange(i, min(i + 2048, n)), cur, store, low)
+                           for i in range(0, n, 2048)])  # in blocks: no 5M-entry temporaries
+    score = w_g * gain + w_q * qn
     budgeted = costs is not None and budget is not None
-    while heap and len(selected) < k:
-        step = len(selected)
-        a = heap[0][1]
-        if exact_at[a] == step:
-            heapq.heappop(heap)
-            if budgeted and spent + costs[a] > budget:
-                continue  # spending only grows: it will never fit
-            selected.append(a)
-            taken[a] = True
-            spent += costs[a] if costs is not None else 0.0
-            if progress:
-                progress(len(selected), k)
-            cols, new = _raised(None, a, cur, store, low)
-            cur[cols] = new
-            for b in np.flatnonzero(waiting & (first == a)).tolist():  # its copies may go now
-                waiting[b] = False
-                heapq.heappush(heap, (-score[b], b))
-            continue
-        rows = np.array([heapq.heappop(heap)[1] for _ in range(min(BATCH, len(heap)))])
-        gain[rows] = _stored_part(rows, cur, store, low)
+    blocked = taken | waiting
+    while len(selected) < k:
+        if budgeted:
+            blocked |= spent + costs > budget  # spending only grows: such rows never fit again
+        score[blocked] = -np.inf
+        a = int(np.argmax(score))
+        if score[a] == -np.inf:
+            break
+        selected.append(a)
+        taken[a] = blocked[a] = True
+        spent += costs[a] if costs is not None else 0.0
+        if progress:
+            progress(len(selected), k)
+        cols, new = _raised(None, a, cur, store, low)
+        rows, drop = _stored_drops(n, store, cols, cur[cols], new)
+        gain[rows] -= drop
         score[rows] = w_g * gain[rows] + w_q * qn[rows]
-        exact_at[rows] = step
-        for b in rows.tolist():
-            heapq.heappush(heap, (-score[b], b))
+        cur[cols] = new
+        copies = np.flatnonzero(waiting & (first == a))  # its copies may go now
+        waiting[copies] = blocked[copies] = False
+        score[copies] = w_g * gain[copies] + w_q * qn[copies]
     return selected
 
 
@@ -161,7 +160,7 @@ def _copies(e: np.ndarray, *extra):
     whatever else decides a pick) are. A 64-bit hash of each row finds candidates in O(N)
     memory; rows sharing a hash are then compared byte for byte."""
     n = len(e)
-    words = np.ascontiguousarray(e).view(np.uint8).reshape(n, -1)
+    words = np.ascontiguousarray(e).view(np.uint32).reshape(n, -1)  # float32: one word per value
     mult = np.random.default_rng(0).integers(1, 2 ** 63, size=words.shape[1], dtype=np.uint64) | np.uint64(1)
     h = np.empty(n, dtype=np.uint64)
     with np.errstate(over="ignore"):
@@ -174,7 +173,7 @@ def _copies(e: np.ndarray, *extra):
     _, inverse, counts = np.unique(h, return_inverse=True, return_counts=True)
     shared = np.flatnonzero(counts[inverse.ravel()] > 1)
     if len(shared):
-        parts = [words[shared]] + [np.asarray(x, dtype=np.float64)[shared].reshape(-1, 1).view(np.uint8)
+        parts = [words[shared].view(np.uint8)] + [np.asarray(x, dtype=np.float64)[shared].reshape(-1, 1).view(np.uint8)
                                    for x in extra if x is not None]
         key = np.ascontiguousarray(np.concatenate(parts, axis=1))
         _, index, inv = np.unique(key.view(np.dtype((np.void, key.shape[1]))).ravel(), return_index=True,
@@ -300,8 +299,8 @@ def _exact_gains(E, rows: np.ndarray, cur: np.ndarray, store, low: _Low) -> np.n
     g = _stored_part(rows, cur, store, low)
     if len(low.idx):
         c32 = cur[low.idx].astype(np.float32)
-        d = torch.maximum(E[torch.from_numpy(rows)] @ low.E.T, torch.from_numpy(c32)).numpy()
-        g += d.sum(axis=1, dtype=np.float64) - c32.sum(dtype=np.float64)
+        d = torch.maximum(E[torch.from_numpy(rows)] @ low.E.T, torch.from_numpy(c32))
+        g += torch.sum(d, dim=1, dtype=torch.float64).numpy() - c32.sum(dtype=np.float64)
     return g
 
 
@@ -328,11 +327,14 @@ def _raised(E, a: int, cur: np.ndarray, store, low: _Low):
     return c[up], v[up]
 
 
-def _stored_drops(n: int, store, cols, old, new) -> np.ndarray:
-    """Exact gain drops from raising columns outside `low`: only stored pairs reach them."""
+def _stored_drops(n: int, store, cols, old, new):
+    """(rows, their gain drops) from raising columns outside `low`, where only stored pairs
+    reach: exact float64 sums of exact float64 terms (differences of float32 values)."""
     owner, rows, val = _stored(store, cols)
     d = np.clip(val - old[owner], 0.0, (new - old)[owner])
-    return np.bincount(rows, weights=d, minlength=n) * (1 - 1e-9)  # never more than the exact sums
+    total = np.bincount(rows, weights=d, minlength=n)
+    hit = np.flatnonzero(total)
+    return hit, total[hit]
 
 
 def _upper_gains(bound: DropBound, rows: np.ndarray, cur: np.ndarray, store, low: _Low) -> np.ndarray:
