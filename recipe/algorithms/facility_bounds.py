@@ -55,16 +55,18 @@ class DropBound:
         self.eps = (lo * nh + nx * lo + gamma * nh * nh) * 1.01 + self.tiny
         self.t16 = None
 
-    def drops(self, cols: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarray:
-        """Lower bounds on every row's drop. Row tiles keep the float16 products and their
-        float32 copy in cache; float32 clamps and sums run faster here than float16 ones."""
+    def drops(self, cols: np.ndarray, old: np.ndarray, new: np.ndarray, rows=None) -> np.ndarray:
+        """Lower bounds on the drops of every row, or of the rows whose float16 copies are
+        `rows` (gathered from self.Eh). Row tiles keep the float16 products and their float32
+        copy in cache; float32 clamps and sums run faster here than float16 ones."""
         import torch
         Eh = self.Eh
-        n = Eh.shape[0]
+        R = Eh if rows is None else rows
+        n = R.shape[0]
         if self.t16 is None:
             self.t16 = torch.empty(TILE * COLS, dtype=Eh.dtype)
             self.t32 = torch.empty(TILE * COLS, dtype=torch.float32)
-            self.sums = torch.empty(n, dtype=torch.float32)
+            self.sums = torch.empty(self.Eh_padded.shape[0], dtype=torch.float32)  # rows may be padded
         old, new = old * self.s2, new * self.s2  # scaled units (exact: a power of two)
         e = self.eps + self.rel * (np.maximum(new, 0.0) + self.eps) / (1 - self.rel)
         A = rounded(old + e, np.float32, up=True)
@@ -80,12 +82,12 @@ class DropBound:
             Aj[:k], Bj[:k] = torch.from_numpy(A[j:j + k]), torch.from_numpy(B[j:j + k])
             for i in range(0, n, TILE):
                 h = min(TILE, n - i)
-                t = torch.matmul(Eh[i:i + h], cb.T, out=self.t16[:h * m].view(h, m))
+                t = torch.matmul(R[i:i + h], cb.T, out=self.t16[:h * m].view(h, m))
                 f = self.t32[:h * m].view(h, m)
                 f.copy_(t)
                 f.clamp_(min=Aj, max=Bj)
                 torch.sum(f, dim=1, out=self.sums[i:i + h])
-            s = self.sums.numpy().astype(np.float64)
+            s = self.sums[:n].numpy().astype(np.float64)
             s *= 1.0 - m * 2.0 ** -23  # float32 sums of m nonnegative terms: relative error < m 2^-24
             total += np.maximum(s - A[j:j + k].astype(np.float64).sum(), 0.0)
         return total / self.s2

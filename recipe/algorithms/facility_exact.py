@@ -29,6 +29,8 @@ SYM_BLOCK = 2048      # block side in the first (symmetric) pass
 BATCH = 16            # rows given an exact gain together when bounds do not settle a step
 REFRESH = 256         # rows whose bounds are tightened together (float16) before exact gains
 REFRESH_MIN = 512     # ... while at least this many columns are dense
+FREEZE_AHEAD = 64     # rows that the picks' scores, falling at their recent rate, reach only
+                      # after this many picks stop getting drops (see _Active)
 
 
 def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, budget, progress) -> list[int]:
@@ -44,6 +46,8 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
     cur = np.zeros(n, dtype=np.float64)  # float32 values: the best similarity to the selection
     bound = DropBound(E)
     low = _Low(E, bound.Eh_padded, cur, tau)
+    active = _Active(bound.Eh_padded, n)
+    leads: list[float] = []  # the picks' scores
     w_g, w_q = (1.0 - alpha) / n, alpha
     exact_at = np.full(n, -1)  # the step at which gain[a] was computed exactly
     fresh_at = np.full(n, -1)  # ... or bounded afresh (see _upper_gains)
@@ -84,11 +88,13 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
                 # bounds of the leaders cheaply before more exact gains
                 rows = _top(stale, REFRESH)
                 gain[rows] = np.minimum(gain[rows], _upper_gains(bound, rows, cur, store, low))
+                active.rejoin(rows)
                 fresh_at[rows] = step
                 stale[rows] = -np.inf
             else:
                 rows = _top(open_, BATCH)
                 gain[rows] = _exact_gains(E, rows, cur, store, low)
+                active.rejoin(rows)
                 open_[rows] = stale[rows] = -np.inf
                 exact_at[rows] = fresh_at[rows] = step
                 tight[rows] = True
@@ -106,12 +112,14 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
         old = cur[cols]
         dense = low.pos[cols] >= 0
         if dense.any():
-            gain -= bound.drops(cols[dense], old[dense], new[dense])
+            active.drops(bound, cols[dense], old[dense], new[dense], gain)
             tight[:] = False
         if not dense.all():
             rows, drop = _stored_drops(n, store, cols[~dense], old[~dense], new[~dense])
             gain[rows] -= drop * (1 - 1e-9)  # never more than the exact sums
         cur[cols] = new
+        leads.append(score[a])
+        active.freeze(bound.Eh_padded, w_g * gain + w_q * qn < _reached_later(leads), taken)
         low.shrink(E, bound.Eh_padded, cur)
         if not len(low.idx):  # every gain now comes from the store: exact updates are cheaper
             return _sparse_tail(selected, k, cur, store, low, taken, waiting, first, qn, w_g, w_q,
@@ -197,6 +205,54 @@ def _tau(E) -> float:
     rng = np.random.default_rng(0)
     probe = (E[torch.from_numpy(rng.choice(n, size=min(n, 256), replace=False))] @ E.T).numpy()
     return max(float(np.quantile(probe, 1.0 - SPARSE_PER_ROW / n)), 0.0)
+
+
+def _reached_later(leads: list[float], back: int = 16) -> float:
+    """The score that picks falling at the rate of the last `back` picks reach FREEZE_AHEAD
+    picks from now (at most 0.9 of the latest), or -inf while too few picks were made."""
+    if len(leads) <= back or leads[-1 - back] <= 0 or leads[-1] <= 0:
+        return -np.inf
+    return leads[-1] * min(0.9, (leads[-1] / leads[-1 - back]) ** (FREEZE_AHEAD / back))
+
+
+class _Active:
+    """The rows whose bounds are lowered after each pick, and their float16 rows. Gains only
+    fall, so a row left out keeps a valid (looser) bound: rows scoring far below the latest
+    pick are left out, as the picks' gains fall slowly after the first ones; a row that leads
+    again has its bound recomputed like any loose one and joins again (and once every column
+    is stored, the sparse tail recomputes every gain)."""
+
+    def __init__(self, Eh_padded, n: int):
+        self.idx = np.arange(n)
+        self.Eh = None  # every row: DropBound's own
+        self.on = np.ones(n, dtype=bool)
+        self.back: list[np.ndarray] = []  # rows joining again, not yet in idx / Eh
+
+    def drops(self, bound: DropBound, cols, old, new, gain: np.ndarray):
+        gain[self.idx] -= bound.drops(cols, old, new, self.Eh)[:len(self.idx)]
+        if self.back:
+            import torch
+            back = np.concatenate(self.back)
+            Eh = bound.Eh_padded.new_zeros((padded(len(back), 256), bound.Eh.shape[1]))
+            Eh[:len(back)] = bound.Eh_padded[torch.from_numpy(back)]
+            gain[back] -= bound.drops(cols, old, new, Eh)[:len(back)]
+
+    def rejoin(self, rows: np.ndarray):
+        rows = rows[~self.on[rows]]
+        if len(rows):
+            self.on[rows] = True
+            self.back.append(rows)
+
+    def freeze(self, Eh_padded, low_score: np.ndarray, taken: np.ndarray):
+        import torch
+        idx = np.flatnonzero(self.on)
+        out = low_score[idx] | taken[idx]
+        if out.sum() < 0.25 * len(idx) and sum(map(len, self.back)) < 0.1 * len(idx):
+            return  # re-gathering rows costs; do it in steps
+        self.on[idx[out]] = False
+        self.idx, self.back = idx[~out], []
+        self.Eh = Eh_padded.new_zeros((padded(len(self.idx), 1024), Eh_padded.shape[1]))
+        self.Eh[:len(self.idx)] = Eh_padded[torch.from_numpy(self.idx)]  # zero rows: no drop
 
 
 class _Low:
