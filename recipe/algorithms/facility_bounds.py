@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 COLS = 1024           # columns per block when bounding drops ...
-TILE = 2048           # ... and rows per tile (about 12 MB of buffers)
+TILE = 2048           # ... and rows per product (4 MB of float16 products) ...
+SUB = 512             # ... clamped and summed SUB rows at a time (2 MB of float32 copies)
 
 
 class DropBound:
@@ -58,14 +59,14 @@ class DropBound:
     def drops(self, cols: np.ndarray, old: np.ndarray, new: np.ndarray, rows=None) -> np.ndarray:
         """Lower bounds on the drops of every row, or of the rows whose float16 copies are
         `rows` (gathered from self.Eh). Row tiles keep the float16 products and their float32
-        copy in cache; float32 clamps and sums run faster here than float16 ones."""
+        copy near the cores; float32 clamps and sums run faster here than float16 ones."""
         import torch
         Eh = self.Eh
         R = Eh if rows is None else rows
         n = R.shape[0]
         if self.t16 is None:
             self.t16 = torch.empty(TILE * COLS, dtype=Eh.dtype)
-            self.t32 = torch.empty(TILE * COLS, dtype=torch.float32)
+            self.t32 = torch.empty(SUB * COLS, dtype=torch.float32)
             self.sums = torch.empty(self.Eh_padded.shape[0], dtype=torch.float32)  # rows may be padded
         old, new = old * self.s2, new * self.s2  # scaled units (exact: a power of two)
         e = self.eps + self.rel * (np.maximum(new, 0.0) + self.eps) / (1 - self.rel)
@@ -83,10 +84,12 @@ class DropBound:
             for i in range(0, n, TILE):
                 h = min(TILE, n - i)
                 t = torch.matmul(R[i:i + h], cb.T, out=self.t16[:h * m].view(h, m))
-                f = self.t32[:h * m].view(h, m)
-                f.copy_(t)
-                f.clamp_(min=Aj, max=Bj)
-                torch.sum(f, dim=1, out=self.sums[i:i + h])
+                for r in range(0, h, SUB):  # float32 copies of SUB rows stay in cache
+                    q = min(SUB, h - r)
+                    f = self.t32[:q * m].view(q, m)
+                    f.copy_(t[r:r + q])
+                    f.clamp_(min=Aj, max=Bj)
+                    torch.sum(f, dim=1, out=self.sums[i + r:i + r + q])
             s = self.sums[:n].numpy().astype(np.float64)
             s *= 1.0 - m * 2.0 ** -23  # float32 sums of m nonnegative terms: relative error < m 2^-24
             total += np.maximum(s - A[j:j + k].astype(np.float64).sum(), 0.0)

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .facility_bounds import DropBound, padded
+from .facility_bounds import DropBound, padded, rounded
 
 SPARSE_PER_ROW = 256  # stored similarities per row on average (the top ones, above a global tau)
 SYM_BLOCK = 2048      # block side in the first (symmetric) pass
 BATCH = 16            # rows given an exact gain together when bounds do not settle a step
 REFRESH = 256         # rows whose bounds are tightened together (float16) before exact gains
 REFRESH_MIN = 512     # ... while at least this many columns are dense
+UPPER_COLS = 2048     # columns per block when bounding gains afresh
 FREEZE_AHEAD = 64     # rows that the picks' scores, falling at their recent rate, reach only
                       # after this many picks stop getting drops (see _Active)
 
@@ -395,18 +396,24 @@ def _stored_drops(n: int, store, cols, old, new):
 
 def _upper_gains(bound: DropBound, rows: np.ndarray, cur: np.ndarray, store, low: _Low) -> np.ndarray:
     """Upper bounds on the gains of `rows`, within a little of the exact ones: the stored
-    part exactly, the part over `low` from float16 similarities, s <= s~ (1 + 2^-10) + eps
-    (see facility_bounds; s~ >= 0 where it matters as cur >= 0), summed in float32 as
-    nonnegative terms (relative error below |low| 2^-24)."""
+    part exactly, the part over `low` from float16 similarities, s <= s~ (1 + r) + eps with
+    r = 2^-10 (see facility_bounds; s~ >= 0 where it matters as cur >= 0), so
+    max(0, s - c) <= (1 + r) max(0, s~ - c') with c' = (c - eps) / (1 + r) rounded down
+    (less 1e-6 for the float32 rounding of s~ - c'); the nonnegative terms are summed in
+    float32 (relative error below |low| 2^-24). Column blocks keep the products in cache."""
     import torch
     g = _stored_part(rows, cur, store, low)
     if len(low.idx):
-        m = len(rows)
+        m, L = len(rows), low.Eh.shape[0]
         same_shape = np.resize(rows, padded(m, REFRESH))  # fixed shapes: see facility_bounds.padded
-        c32 = np.ones(low.Eh.shape[0], dtype=np.float32)  # padding columns: s~ = 0 < cur
-        c32[:len(low.idx)] = cur[low.idx] * bound.s2  # scaled units, as s~
-        t = (bound.Eh[torch.from_numpy(same_shape)] @ low.Eh.T)[:m].float()
-        t.mul_(1 + bound.rel).add_(bound.eps + 1e-6)  # + 1e-6: the float32 rounding here
-        t.sub_(torch.from_numpy(c32)).clamp_(min=0.0)
-        g += (t.sum(dim=1).numpy().astype(np.float64) * (1 + t.shape[1] * 2.0 ** -23) + 1e-6) / bound.s2
+        c = np.ones(L)  # padding columns: s~ = 0 < c', no term
+        c[:len(low.idx)] = (cur[low.idx] * bound.s2 - bound.eps - 1e-6) / (1 + bound.rel)
+        cp = torch.from_numpy(rounded(c, np.float32, up=False))
+        R = bound.Eh[torch.from_numpy(same_shape)]
+        acc = torch.zeros(len(same_shape))
+        for j in range(0, L, UPPER_COLS):
+            f = torch.matmul(R, low.Eh[j:j + UPPER_COLS].T).float()
+            acc += f.sub_(cp[j:j + UPPER_COLS]).clamp_(min=0.0).sum(dim=1)
+        s = acc[:m].numpy().astype(np.float64) * (1 + bound.rel) * (1 + L * 2.0 ** -23)
+        g += (s + 1e-6) / bound.s2
     return g
