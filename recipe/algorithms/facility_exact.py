@@ -140,6 +140,9 @@ def _sparse_tail(selected, k, cur, store, low, taken, waiting, first, qn, w_g, w
     score = w_g * gain + w_q * qn
     budgeted = costs is not None and budget is not None
     blocked = taken | waiting
+    copies_of: dict[int, list[int]] = {}
+    for b in np.flatnonzero(waiting).tolist():
+        copies_of.setdefault(int(first[b]), []).append(b)
     while len(selected) < k:
         if budgeted:
             blocked |= spent + costs > budget  # spending only grows: such rows never fit again
@@ -157,7 +160,7 @@ def _sparse_tail(selected, k, cur, store, low, taken, waiting, first, qn, w_g, w
         gain[rows] -= drop
         score[rows] = w_g * gain[rows] + w_q * qn[rows]
         cur[cols] = new
-        copies = np.flatnonzero(waiting & (first == a))  # its copies may go now
+        copies = np.array(copies_of.pop(a, []), dtype=np.int64)  # its copies may go now
         waiting[copies] = blocked[copies] = False
         score[copies] = w_g * gain[copies] + w_q * qn[copies]
     return selected
@@ -204,8 +207,9 @@ def _tau(E) -> float:
     if n <= SPARSE_PER_ROW:
         return 0.0
     rng = np.random.default_rng(0)
-    probe = (E[torch.from_numpy(rng.choice(n, size=min(n, 256), replace=False))] @ E.T).numpy()
-    return max(float(np.quantile(probe, 1.0 - SPARSE_PER_ROW / n)), 0.0)
+    probe = (E[torch.from_numpy(rng.choice(n, size=min(n, 256), replace=False))] @ E.T).numpy().ravel()
+    at = min(int(len(probe) * (1.0 - SPARSE_PER_ROW / n)), len(probe) - 1)
+    return max(float(np.partition(probe, at)[at]), 0.0)  # the quantile, without sorting
 
 
 def _reached_later(leads: list[float], back: int = 16) -> float:
