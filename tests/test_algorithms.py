@@ -180,7 +180,7 @@ def test_float16_gain_bounds_are_above_the_exact_gains():
     tau = fe._tau(E)
     _, store = fe._first_pass(E, tau)
     cur = np.maximum(e[:40] @ e.T, 0).max(axis=0).astype(np.float64)  # coverage by 40 rows
-    low = fe._Low(E, fe.DropBound(E).Eh_padded, cur, tau)
+    low = fe._Low(E, fe.DropBound(E).Eh_padded, cur, tau, store)  # stored parts from cur
     rows = np.arange(0, 3000, 7)
     exact = fe._exact_gains(E, rows, cur, store, low)
     s = np.maximum(e[rows].astype(np.float64) @ e.T.astype(np.float64), 0.0)

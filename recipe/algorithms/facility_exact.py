@@ -46,7 +46,7 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
     gain = gain * (1 + 2 * SYM_BLOCK * 2.0 ** -24) + 1e-6
     cur = np.zeros(n, dtype=np.float64)  # float32 values: the best similarity to the selection
     bound = DropBound(E)
-    low = _Low(E, bound.Eh_padded, cur, tau)
+    low = _Low(E, bound.Eh_padded, cur, tau, store)
     active = _Active(bound.Eh_padded, n)
     leads: list[float] = []  # the picks' scores
     w_g, w_q = (1.0 - alpha) / n, alpha
@@ -118,6 +118,7 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
         if not dense.all():
             rows, drop = _stored_drops(n, store, cols[~dense], old[~dense], new[~dense])
             gain[rows] -= drop * (1 - 1e-9)  # never more than the exact sums
+            low.lower(rows, drop)
         cur[cols] = new
         leads.append(score[a])
         active.freeze(bound.Eh_padded, w_g * gain + w_q * qn < _reached_later(leads), taken)
@@ -135,8 +136,7 @@ def _sparse_tail(selected, k, cur, store, low, taken, waiting, first, qn, w_g, w
     (float64 differences of float32 values: exact terms), with no work over all N rows' pairs
     per step. Ties go to the lowest index (argmax)."""
     n = len(cur)
-    gain = np.concatenate([_stored_part(np.arange(i, min(i + 2048, n)), cur, store, low)
-                           for i in range(0, n, 2048)])  # in blocks: no 5M-entry temporaries
+    gain = low.stored.copy()
     score = w_g * gain + w_q * qn
     budgeted = costs is not None and budget is not None
     blocked = taken | waiting
@@ -262,14 +262,23 @@ class _Active:
 
 class _Low:
     """The columns still computed densely (a superset of {v : cur[v] < tau}), their rows of E
-    in float32 and float16, and pos: v -> its column among them, or -1."""
+    in float32 and float16, pos: v -> its column among them, or -1, and stored: every row's
+    exact gain at the other columns (only stored pairs count there), kept up to date as
+    columns leave and as their coverage rises (see lower)."""
 
-    def __init__(self, E, Eh_padded, cur, tau):
-        self.tau = tau
-        self._set(E, Eh_padded, np.flatnonzero(cur < tau) if tau > 0 else np.zeros(0, dtype=np.int64))
+    def __init__(self, E, Eh_padded, cur, tau, store):
+        self.tau, self.store = tau, store
+        self.stored = np.zeros(E.shape[0])
+        self.idx = np.arange(E.shape[0])
+        self._set(E, Eh_padded, np.flatnonzero(cur < tau) if tau > 0 else np.zeros(0, dtype=np.int64), cur)
 
-    def _set(self, E, Eh_padded, idx):
+    def _set(self, E, Eh_padded, idx, cur):
         import torch
+        gone = np.setdiff1d(self.idx, idx, assume_unique=True)
+        for i in range(0, len(gone), 1024):  # in blocks: small temporaries
+            owner, rows, val = _stored(self.store, gone[i:i + 1024])
+            terms = np.maximum(val - cur[gone[i:i + 1024]][owner], 0.0)
+            self.stored += np.bincount(rows, weights=terms, minlength=len(cur))
         self.idx = idx
         t = torch.from_numpy(idx)
         # float16 rows padded with zeros to few distinct shapes (see facility_bounds.padded)
@@ -282,12 +291,16 @@ class _Low:
         self.pos = np.full(E.shape[0], -1)
         self.pos[idx] = np.arange(len(idx))
 
+    def lower(self, rows: np.ndarray, drop: np.ndarray):
+        """Exact drops at columns outside low (see _stored_drops)."""
+        self.stored[rows] -= drop
+
     def shrink(self, E, Eh_padded, cur):
         if not len(self.idx):
             return
         still = self.idx[cur[self.idx] < self.tau]
         if len(still) < 0.7 * len(self.idx):  # re-gathering rows costs; do it in steps
-            self._set(E, Eh_padded, still)
+            self._set(E, Eh_padded, still, cur)
 
 
 def _first_pass(E, tau: float):
@@ -357,20 +370,12 @@ def _exact_gains(E, rows: np.ndarray, cur: np.ndarray, store, low: _Low) -> np.n
     still count there), plus a float32 product over `low`, as sum_v max(s, cur[v]) - sum_v
     cur[v] (= sum_v max(0, max(0, s) - cur[v]) as cur >= 0); sums in float64."""
     import torch
-    g = _stored_part(rows, cur, store, low)
+    g = low.stored[rows]  # a copy (fancy indexing)
     if len(low.idx):
         c32 = cur[low.idx].astype(np.float32)
         d = torch.maximum(E[torch.from_numpy(rows)] @ low.E.T, torch.from_numpy(c32))
         g += torch.sum(d, dim=1, dtype=torch.float64).numpy() - c32.sum(dtype=np.float64)
     return g
-
-
-def _stored_part(rows: np.ndarray, cur: np.ndarray, store, low: _Low) -> np.ndarray:
-    """Exact gains of `rows` at the columns outside `low` (only stored pairs count there)."""
-    owner, col, val = _stored(store, rows)
-    keep = low.pos[col] < 0
-    contrib = np.maximum(val[keep] - cur[col[keep]], 0.0)
-    return np.bincount(owner[keep], weights=contrib, minlength=len(rows)).astype(np.float64)
 
 
 def _raised(E, a: int, cur: np.ndarray, store, low: _Low):
@@ -406,7 +411,7 @@ def _upper_gains(bound: DropBound, rows: np.ndarray, cur: np.ndarray, store, low
     (less 1e-6 for the float32 rounding of s~ - c'); the nonnegative terms are summed in
     float32 (relative error below |low| 2^-24). Column blocks keep the products in cache."""
     import torch
-    g = _stored_part(rows, cur, store, low)
+    g = low.stored[rows]  # a copy (fancy indexing)
     if len(low.idx):
         m, L = len(rows), low.Eh.shape[0]
         same_shape = np.resize(rows, padded(m, REFRESH))  # fixed shapes: see facility_bounds.padded
