@@ -26,8 +26,10 @@ from .facility_bounds import DropBound, padded, rounded
 
 SPARSE_PER_ROW = 256  # stored similarities per row on average (the top ones, above a global tau)
 SYM_BLOCK = 2048      # block side in the first (symmetric) pass
-BATCH = 16            # rows given an exact gain together when bounds do not settle a step
-REFRESH = 256         # rows whose bounds are tightened together (float16) before exact gains
+BATCH = 64            # rows given an exact gain together when bounds do not settle a step (one
+                      # pass over the dense columns in float32 serves them all)
+REFRESH = 512         # rows whose bounds are tightened together (float16) before exact gains,
+                      # or N / 48 where more (more rows lead together as N grows)
 REFRESH_MIN = 512     # ... while at least this many columns are dense
 UPPER_COLS = 2048     # columns per block when bounding gains afresh
 FREEZE_AHEAD = 64     # rows that the picks' scores, falling at their recent rate, reach only
@@ -49,6 +51,7 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
     low = _Low(E, bound.Eh_padded, cur, tau, store)
     active = _Active(bound.Eh_padded, n)
     leads: list[float] = []  # the picks' scores
+    refresh = max(REFRESH, n // 48 // 256 * 256)
     w_g, w_q = (1.0 - alpha) / n, alpha
     exact_at = np.full(n, -1)  # the step at which gain[a] was computed exactly
     fresh_at = np.full(n, -1)  # ... or bounded afresh (see _upper_gains)
@@ -87,7 +90,7 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
             if tries and len(low.idx) >= REFRESH_MIN and fresh_at[a] < step:
                 # exact gains did not settle it: many loose bounds lead, so tighten the
                 # bounds of the leaders cheaply before more exact gains
-                rows = _top(stale, REFRESH)
+                rows = _top(stale, refresh)
                 gain[rows] = np.minimum(gain[rows], _upper_gains(bound, rows, cur, store, low))
                 active.rejoin(rows)
                 fresh_at[rows] = step
@@ -414,7 +417,7 @@ def _upper_gains(bound: DropBound, rows: np.ndarray, cur: np.ndarray, store, low
     g = low.stored[rows]  # a copy (fancy indexing)
     if len(low.idx):
         m, L = len(rows), low.Eh.shape[0]
-        same_shape = np.resize(rows, padded(m, REFRESH))  # fixed shapes: see facility_bounds.padded
+        same_shape = np.resize(rows, padded(m, 256))  # few shapes: see facility_bounds.padded
         c = np.ones(L)  # padding columns: s~ = 0 < c', no term
         c[:len(low.idx)] = (cur[low.idx] * bound.s2 - bound.eps - 1e-6) / (1 + bound.rel)
         cp = torch.from_numpy(rounded(c, np.float32, up=False))
