@@ -91,7 +91,7 @@ def test_bounded_greedy_equals_naive_greedy_on_random_settings(monkeypatch, seed
         x = np.concatenate([x, x[rng.choice(n, n // 5)]])
     q = rng.random(len(x))
     for name, choices in (("SPARSE_PER_ROW", [16, 64, 256, 5000]), ("BATCH", [1, 4, 16]), ("REFRESH_MIN", [0, 8, 512]),
-                          ("REFRESH", [8, 64]), ("COLS", [64, 1024]), ("TILE", [256, 2048]), ("SYM_BLOCK", [256, 2048])):
+                          ("REFRESH", [8, 64]), ("TRACK", [0, 4, 64]), ("COLS", [64, 1024]), ("TILE", [256, 2048]), ("SYM_BLOCK", [256, 2048])):
         monkeypatch.setattr(_module_of(name), name, int(rng.choice(choices)))
     alpha, k = float(rng.choice([0.0, 0.2, 0.7])), int(rng.integers(20, 120))
     assert facility_location(x, k, quality=q, alpha=alpha) == naive_qdit(x, k, q, alpha)

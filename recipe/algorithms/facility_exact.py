@@ -31,6 +31,7 @@ BATCH = 64            # rows given an exact gain together when bounds do not set
 REFRESH = 512         # rows whose bounds are tightened together (float16) before exact gains,
                       # or N / 48 where more (more rows lead together as N grows)
 REFRESH_MIN = 512     # ... while at least this many columns are dense
+TRACK = 64            # rows whose exact gains are kept exact through picks (the leading ones)
 UPPER_COLS = 2048     # columns per block when bounding gains afresh
 FREEZE_AHEAD = 64     # rows that the picks' scores, falling at their recent rate, reach only
                       # after this many picks stop getting drops (see _Active)
@@ -67,6 +68,9 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
     # differ in the last bits, so copies wait for their first instead of racing it
     first, waiting = _copies(e, qn if alpha > 0 else None,
                              costs if costs is not None and budget is not None else None)
+    # the leaders' exact gains are kept exact by exact drops (float32 products with the
+    # raised dense columns, few after the first picks): the next leader is often one of them
+    tracked = np.zeros(0, dtype=np.int64)
     while len(selected) < k:
         step = len(selected)
         blocked = taken | waiting
@@ -74,8 +78,11 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
             blocked |= spent + costs > budget
         score = w_g * gain + w_q * qn
         score[blocked] = -np.inf
+        exact_at[tracked] = fresh_at[tracked] = step  # kept exact through the last pick
+        tight[tracked] = True
         open_ = score.copy()  # the scores not yet computed exactly at this step
         stale = score.copy()  # the scores not yet bounded afresh at this step
+        open_[tracked] = stale[tracked] = -np.inf
         tries = 0
         while True:
             a = int(np.argmax(score))  # the first index among equal maxima
@@ -98,6 +105,7 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
             else:
                 rows = _top(open_, BATCH)
                 gain[rows] = _exact_gains(E, rows, cur, store, low)
+                tracked = np.union1d(tracked, rows)
                 active.rejoin(rows)
                 open_[rows] = stale[rows] = -np.inf
                 exact_at[rows] = fresh_at[rows] = step
@@ -112,9 +120,11 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
         spent += costs[a] if costs is not None else 0.0
         if progress:
             progress(len(selected), k)
+        tracked = _keep_leaders(tracked[~taken[tracked]], score)
         cols, new = _raised(E, a, cur, store, low)
         old = cur[cols]
         dense = low.pos[cols] >= 0
+        exact = gain[tracked] - _exact_drops(E, tracked, cols[dense], old[dense], new[dense])
         if dense.any():
             active.drops(bound, cols[dense], old[dense], new[dense], gain)
             tight[:] = False
@@ -122,6 +132,8 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
             rows, drop = _stored_drops(n, store, cols[~dense], old[~dense], new[~dense])
             gain[rows] -= drop * (1 - 1e-9)  # never more than the exact sums
             low.lower(rows, drop)
+            exact -= _scattered(n, rows, drop)[tracked]
+        gain[tracked] = exact
         cur[cols] = new
         leads.append(score[a])
         active.freeze(bound.Eh_padded, w_g * gain + w_q * qn < _reached_later(leads), taken)
@@ -130,6 +142,36 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
             return _sparse_tail(selected, k, cur, store, low, taken, waiting, first, qn, w_g, w_q,
                                 costs, budget, spent, progress)
     return selected
+
+
+def _keep_leaders(rows: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """The (at most) TRACK rows of `rows` with the highest finite scores."""
+    rows = rows[np.isfinite(score[rows])]
+    if len(rows) <= TRACK:
+        return rows
+    return np.sort(rows[np.argpartition(-score[rows], TRACK)[:TRACK]])
+
+
+def _exact_drops(E, rows: np.ndarray, cols: np.ndarray, old: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Exact gain drops of `rows` from raising dense columns `cols` from `old` to `new`:
+    float32 products, float64 clamps and sums (exact terms: differences of float32 values)."""
+    import torch
+    out = np.zeros(len(rows))
+    if not len(rows) or not len(cols):
+        return out
+    R = E[torch.from_numpy(rows)]
+    for j in range(0, len(cols), 2048):  # in blocks: small float64 temporaries
+        c = slice(j, j + 2048)
+        lo, hi = torch.from_numpy(old[c]), torch.from_numpy(new[c])
+        s = (R @ E[torch.from_numpy(cols[c])].T).double()
+        out += (torch.minimum(torch.maximum(s, lo), hi) - lo).sum(dim=1).numpy()
+    return out
+
+
+def _scattered(n: int, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
+    full = np.zeros(n)
+    full[rows] = values
+    return full
 
 
 def _sparse_tail(selected, k, cur, store, low, taken, waiting, first, qn, w_g, w_q,
