@@ -71,6 +71,22 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
     # the leaders' exact gains are kept exact by exact drops (float32 products with the
     # raised dense columns, few after the first picks): the next leader is often one of them
     tracked = np.zeros(0, dtype=np.int64)
+    owed = False
+    # float16 drops at raised dense columns wait until a step needs them: bounds stay valid
+    # without them (gains only fall), and a step whose leader is a tracked row with an exact
+    # gain above every bound needs none. done[v]: the coverage of dense column v that every
+    # bound already accounts for (tracked gains account for cur, so a row may leave `tracked`
+    # only while no drop is owed).
+    done = cur.copy()
+
+    def catch_up():
+        cols = low.idx[cur[low.idx] > done[low.idx]]
+        if len(cols):
+            keep = gain[tracked]
+            active.drops(bound, cols, done[cols], cur[cols], gain)
+            gain[tracked] = keep
+            done[cols] = cur[cols]
+
     while len(selected) < k:
         step = len(selected)
         blocked = taken | waiting
@@ -94,6 +110,15 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
                 score[a] = lead
                 if second < lead - w_g * tol:
                     break
+            if owed:  # the bounds need the waiting drops first
+                catch_up()
+                owed = False
+                score = w_g * gain + w_q * qn
+                score[blocked] = -np.inf
+                tracked = _keep_leaders(tracked, score)  # no drop owed now
+                open_, stale = score.copy(), score.copy()
+                open_[tracked] = stale[tracked] = -np.inf
+                continue
             if tries and len(low.idx) >= REFRESH_MIN and fresh_at[a] < step:
                 # exact gains did not settle it: many loose bounds lead, so tighten the
                 # bounds of the leaders cheaply before more exact gains
@@ -120,13 +145,13 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
         spent += costs[a] if costs is not None else 0.0
         if progress:
             progress(len(selected), k)
-        tracked = _keep_leaders(tracked[~taken[tracked]], score)
+        tracked = tracked[~taken[tracked]] if owed else _keep_leaders(tracked[~taken[tracked]], score)
         cols, new = _raised(E, a, cur, store, low)
         old = cur[cols]
         dense = low.pos[cols] >= 0
         exact = gain[tracked] - _exact_drops(E, tracked, cols[dense], old[dense], new[dense])
         if dense.any():
-            active.drops(bound, cols[dense], old[dense], new[dense], gain)
+            owed = True
             tight[:] = False
         if not dense.all():
             rows, drop = _stored_drops(n, store, cols[~dense], old[~dense], new[~dense])
@@ -137,7 +162,10 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
         cur[cols] = new
         leads.append(score[a])
         active.freeze(bound.Eh_padded, w_g * gain + w_q * qn < _reached_later(leads), taken)
-        low.shrink(E, bound.Eh_padded, cur)
+        if low.due(cur):
+            catch_up()  # before columns leave the dense set
+            owed = False
+            low.shrink(E, bound.Eh_padded, cur)
         if not len(low.idx):  # every gain now comes from the store: exact updates are cheaper
             return _sparse_tail(selected, k, cur, store, low, taken, waiting, first, qn, w_g, w_q,
                                 costs, budget, spent, progress)
@@ -340,12 +368,13 @@ class _Low:
         """Exact drops at columns outside low (see _stored_drops)."""
         self.stored[rows] -= drop
 
+    def due(self, cur) -> bool:
+        """Whether shrink would drop columns now: re-gathering rows costs, so it goes in steps."""
+        return len(self.idx) > 0 and np.count_nonzero(cur[self.idx] < self.tau) < 0.7 * len(self.idx)
+
     def shrink(self, E, Eh_padded, cur):
-        if not len(self.idx):
-            return
-        still = self.idx[cur[self.idx] < self.tau]
-        if len(still) < 0.7 * len(self.idx):  # re-gathering rows costs; do it in steps
-            self._set(E, Eh_padded, still, cur)
+        if self.due(cur):
+            self._set(E, Eh_padded, self.idx[cur[self.idx] < self.tau], cur)
 
 
 def _first_pass(E, tau: float):
