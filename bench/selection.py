@@ -1,6 +1,6 @@
 """Benchmark selection algorithms against named baselines, each in its own process.
 
-    .venv/bin/python bench/selection.py [--n 20000] [--k 1000] [--reps 3] [--knn-n 200000] [--knn-k 2000]
+    .venv/bin/python bench/selection.py [--n 20000] [--k 1000] [--reps 5] [--knn-n 200000] [--knn-k 2000]
                                      [--kc-n 200000] [--kc-k 2000] [--skip-apricot] [--skip-scale]
 
 1. exact facility location (ours) vs apricot's FacilityLocationSelection (lazy greedy) on a
@@ -84,7 +84,7 @@ def main():
     ap.add_argument("--kc-k", type=int, default=2000)
     ap.add_argument("--skip-apricot", action="store_true")
     ap.add_argument("--skip-scale", action="store_true", help="only the exact comparison")
-    ap.add_argument("--reps", type=int, default=3, help="alternating runs of ours and apricot")
+    ap.add_argument("--reps", type=int, default=5, help="alternating runs of ours and apricot")
     a = ap.parse_args()
     res = {}
     # this VM's speed drifts by +-30% within a minute: the two run alternately, the ratios

@@ -1,6 +1,6 @@
 """Exact greedy facility location on a CPU, without an N x N matrix.
 
-Every row's gain is kept as an upper bound, lowered after each pick by a rigorous lower bound
+Every row's gain is kept as an upper bound, lowered after picks by a rigorous lower bound
 on its drop; a row is picked only when its exact gain leads every other bound. So the result
 is the greedy selection over float32 similarities (up to their rounding: gains within about
 1e-6 of each other may be ordered differently by another float32 implementation), while
@@ -15,7 +15,11 @@ sparse store:
   and gains at such columns come from the store, exactly; columns below tau (`low`, which
   shrinks as coverage grows) are computed densely: bounds in float16, exact gains in float32;
 - when exact gains of the leading rows do not settle a step (their bounds were loose), the
-  leading bounds are first recomputed from scratch in float16 (_upper_gains).
+  leading bounds are first recomputed from scratch in float16 (_upper_gains);
+- the TRACK leading rows' exact gains stay exact through picks (float32 drops at the raised
+  columns), and float16 drops wait until a step that no tracked row settles needs them;
+- rows far below where the picks' scores are heading stop getting drops (_Active);
+- once every column is stored, gains are made exact and kept exact (_sparse_tail).
 Memory: O(N * d) for the embeddings, the store, and O(COLS * TILE) buffers.
 """
 from __future__ import annotations
