@@ -54,7 +54,7 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
     cur = np.zeros(n, dtype=np.float64)  # float32 values: the best similarity to the selection
     bound = DropBound(E)
     low = _Low(E, bound.Eh_padded, cur, tau, store)
-    active = _Active(bound.Eh_padded, n)
+    active = _Active(n)
     leads: list[float] = []  # the picks' scores
     refresh = max(REFRESH, n // 48 // 256 * 256)
     w_g, w_q = (1.0 - alpha) / n, alpha
@@ -298,13 +298,13 @@ def _reached_later(leads: list[float], back: int = 16) -> float:
 
 
 class _Active:
-    """The rows whose bounds are lowered after each pick, and their float16 rows. Gains only
-    fall, so a row left out keeps a valid (looser) bound: rows scoring far below the latest
-    pick are left out, as the picks' gains fall slowly after the first ones; a row that leads
-    again has its bound recomputed like any loose one and joins again (and once every column
-    is stored, the sparse tail recomputes every gain)."""
+    """The rows whose bounds are lowered after picks, and their float16 rows. Gains only
+    fall, so a row left out keeps a valid (looser) bound: rows scoring below what the picks
+    will score FREEZE_AHEAD picks from now are left out; a row that leads again has its bound
+    recomputed like any loose one and joins again (and once every column is stored, the
+    sparse tail recomputes every gain)."""
 
-    def __init__(self, Eh_padded, n: int):
+    def __init__(self, n: int):
         self.idx = np.arange(n)
         self.Eh = None  # every row: DropBound's own
         self.on = np.ones(n, dtype=bool)
