@@ -182,10 +182,10 @@ def test_float16_gain_bounds_are_above_the_exact_gains():
     cur = np.maximum(e[:40] @ e.T, 0).max(axis=0).astype(np.float64)  # coverage by 40 rows
     low = fe._Low(E, fe.DropBound(E).Eh_padded, cur, tau, store)  # stored parts from cur
     rows = np.arange(0, 3000, 7)
-    exact = fe._exact_gains(E, rows, cur, store, low)
+    exact = fe._exact_gains(E, rows, cur, low)
     s = np.maximum(e[rows].astype(np.float64) @ e.T.astype(np.float64), 0.0)
     assert np.allclose(exact, np.maximum(s - cur, 0.0).sum(axis=1), rtol=1e-5, atol=1e-4)
-    upper = fe._upper_gains(fe.DropBound(E), rows, cur, store, low)
+    upper = fe._upper_gains(fe.DropBound(E), rows, cur, low)
     assert np.all(upper >= exact) and np.all(upper - exact <= 0.01 * exact + 0.5)
 
 

@@ -127,13 +127,13 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
                 # exact gains did not settle it: many loose bounds lead, so tighten the
                 # bounds of the leaders cheaply before more exact gains
                 rows = _top(stale, refresh)
-                gain[rows] = np.minimum(gain[rows], _upper_gains(bound, rows, cur, store, low))
+                gain[rows] = np.minimum(gain[rows], _upper_gains(bound, rows, cur, low))
                 active.rejoin(rows)
                 fresh_at[rows] = step
                 stale[rows] = -np.inf
             else:
                 rows = _top(open_, BATCH)
-                gain[rows] = _exact_gains(E, rows, cur, store, low)
+                gain[rows] = _exact_gains(E, rows, cur, low)
                 tracked = np.union1d(tracked, rows)
                 active.rejoin(rows)
                 open_[rows] = stale[rows] = -np.inf
@@ -443,7 +443,7 @@ def _stored(store, rows):
     return np.repeat(np.arange(len(rows)), lens), idx[at], dat[at]
 
 
-def _exact_gains(E, rows: np.ndarray, cur: np.ndarray, store, low: _Low) -> np.ndarray:
+def _exact_gains(E, rows: np.ndarray, cur: np.ndarray, low: _Low) -> np.ndarray:
     """Exact gains of `rows`: stored pairs at columns outside `low` (the only ones that can
     still count there), plus a float32 product over `low`, as sum_v max(s, cur[v]) - sum_v
     cur[v] (= sum_v max(0, max(0, s) - cur[v]) as cur >= 0); sums in float64."""
@@ -481,7 +481,7 @@ def _stored_drops(n: int, store, cols, old, new):
     return hit, total[hit]
 
 
-def _upper_gains(bound: DropBound, rows: np.ndarray, cur: np.ndarray, store, low: _Low) -> np.ndarray:
+def _upper_gains(bound: DropBound, rows: np.ndarray, cur: np.ndarray, low: _Low) -> np.ndarray:
     """Upper bounds on the gains of `rows`, within a little of the exact ones: the stored
     part exactly, the part over `low` from float16 similarities, s <= s~ (1 + r) + eps with
     r = 2^-10 (see facility_bounds; s~ >= 0 where it matters as cur >= 0), so
