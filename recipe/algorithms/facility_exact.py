@@ -1,16 +1,15 @@
 """Exact greedy facility location on a CPU, without an N x N matrix.
 
 Every row's gain is kept as an upper bound, lowered after picks by a rigorous lower bound
-on its drop; a row is picked only when its exact gain leads every other bound. So the result
-is the greedy selection over float32 similarities (up to their rounding: gains within about
-1e-6 of each other may be ordered differently by another float32 implementation), while
-most of the work runs in float16 (about 8x float32 here: AMX / tensor cores; float32 where a
-machine's float16 products fail a check of the rounding the bounds assume) or on a
-sparse store:
+on its drop; a row is picked only when its exact gain leads every other bound (and a
+runner-up within float32 rounding of it goes to facility_ties' float64 referee). So the
+result is the greedy selection over exact similarities, while most of the work runs in
+float16 (about 8x float32 here: AMX / tensor cores; float32 where a machine's float16
+products fail a check of the rounding the bounds assume) or on a sparse store:
 
 - the first pass computes every row's gain against an empty selection and stores, exactly,
-  the similarities >= tau (about SPARSE_PER_ROW per row; symmetric, so row v's list is also
-  column v);
+  the similarities >= tau (about SPARSE_PER_ROW per row, from tau - 2 eps: see facility_ties;
+  symmetric, so row v's list is also column v);
 - a column v whose coverage cur[v] is >= tau can only be raised by a stored pair, so drops
   and gains at such columns come from the store, exactly; columns below tau (`low`, which
   shrinks as coverage grows) are computed densely: bounds in float16, exact gains in float32;
@@ -27,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .facility_bounds import DropBound, padded, rounded
+from .facility_ties import Referee
 
 SPARSE_PER_ROW = 256  # stored similarities per row on average (the top ones, above a global tau)
 SYM_BLOCK = 2048      # block side in the first (symmetric) pass
@@ -47,7 +47,11 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
     n = e.shape[0]
     E = torch.from_numpy(e)
     tau = _tau(E)
-    gain, store = _first_pass(E, tau)
+    referee = Referee(E)
+    # pairs are stored down to tau - 2 eps so that near-ties can be settled from the store
+    # once every column is covered above tau (see facility_ties)
+    keep_from = tau - 2 * referee.eps if tau - 2 * referee.eps > 0 else None
+    gain, store = _first_pass(E, tau if keep_from is None else keep_from)
     # float32 block sums of SYM_BLOCK terms err by at most SYM_BLOCK * 2^-24 of the sum: the
     # gains start as upper bounds (every pick needs an exact gain anyway)
     gain = gain * (1 + 2 * SYM_BLOCK * 2.0 ** -24) + 1e-6
@@ -143,6 +147,9 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
             score[rows] = w_g * gain[rows] + w_q * qn[rows]
         if score[a] == -np.inf:
             break
+        near = referee.contenders(score, gain, a, w_g)
+        if len(near) > 1:
+            a = referee.settle(near, selected, cur, qn, w_g, w_q)
         selected.append(a)
         taken[a] = True
         waiting[first == a] = False
@@ -172,7 +179,7 @@ def exact_greedy(e: np.ndarray, k: int, qn: np.ndarray, alpha: float, costs, bud
             low.shrink(E, bound.Eh_padded, cur)
         if not len(low.idx):  # every gain now comes from the store: exact updates are cheaper
             return _sparse_tail(selected, k, cur, store, low, taken, waiting, first, qn, w_g, w_q,
-                                costs, budget, spent, progress)
+                                costs, budget, spent, progress, referee, keep_from is not None)
     return selected
 
 
@@ -207,11 +214,12 @@ def _scattered(n: int, rows: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _sparse_tail(selected, k, cur, store, low, taken, waiting, first, qn, w_g, w_q,
-                 costs, budget, spent, progress) -> list[int]:
+                 costs, budget, spent, progress, referee, from_store: bool) -> list[int]:
     """The rest of the greedy once no column is dense: every gain is then a sum over stored
     pairs, so gains are made exact once and kept exact by subtracting each pick's stored drops
     (float64 differences of float32 values: exact terms), with no work over all N rows' pairs
-    per step. Ties go to the lowest index (argmax)."""
+    per step. Ties go to the lowest index (argmax); near-ties to the referee, which reads the
+    store when it holds every pair that can count (from_store)."""
     n = len(cur)
     gain = low.stored.copy()
     score = w_g * gain + w_q * qn
@@ -227,6 +235,9 @@ def _sparse_tail(selected, k, cur, store, low, taken, waiting, first, qn, w_g, w
         a = int(np.argmax(score))
         if score[a] == -np.inf:
             break
+        near = referee.contenders(score, gain, a, w_g)
+        if len(near) > 1:
+            a = referee.settle(near, selected, cur, qn, w_g, w_q, (store, taken) if from_store else None)
         selected.append(a)
         taken[a] = blocked[a] = True
         spent += costs[a] if costs is not None else 0.0

@@ -4,8 +4,10 @@ Each step picks argmax_a (1 - alpha) * gain(a) / N + alpha * qn(a), where
 gain(a) = sum_v max(0, s(a, v) - cur[v]), s = max(0, cosine), cur[v] = best similarity of v
 to the selected set, qn = quality min-max scaled to [0, 1]; ties go to the lowest index.
 
-`mode="exact"` returns exactly the greedy selection (float32 similarities): on a GPU with the
-whole matrix when it fits, otherwise with bounded gains and no N x N matrix (facility_exact).
+`mode="exact"` returns exactly the greedy selection: gains from float32 similarities, and
+picks whose runner-up comes within float32 rounding settled on float64 ones (facility_ties),
+so the ranking is the one on exact similarities. On a GPU with the whole matrix when it fits,
+otherwise with bounded gains and no N x N matrix (facility_exact).
 `mode="knn"` keeps only each row's nearest neighbours (faiss) for large N.
 """
 from __future__ import annotations
@@ -80,7 +82,9 @@ def dense_greedy_torch(e, k, qn, alpha, costs, budget, device) -> list[int]:
     """The plain greedy with the whole similarity matrix on one device (used on GPUs, where it
     fits and every step is one pass over the matrix); same objective, same tie rule."""
     import torch
+    from .facility_ties import Referee
     n = e.shape[0]
+    referee = Referee(torch.from_numpy(np.ascontiguousarray(e)))
     x = torch.from_numpy(np.ascontiguousarray(e)).to(device)
     sim = torch.clamp(x @ x.T, min=0.0)
     q = torch.from_numpy(np.asarray(qn, dtype=np.float64)).to(device)
@@ -97,6 +101,9 @@ def dense_greedy_torch(e, k, qn, alpha, costs, budget, device) -> list[int]:
         a = int(torch.argmax(score))  # first index among equal maxima
         if score[a] == -float("inf"):
             break
+        near = referee.contenders(score.cpu().numpy(), gain.cpu().numpy(), a, (1.0 - alpha) / n)
+        if len(near) > 1:
+            a = referee.settle(near, out, cur.double().cpu().numpy(), qn, (1.0 - alpha) / n, alpha)
         out.append(a)
         taken[a] = True
         spent += float(cost[a]) if cost is not None else 0.0
