@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .facility_bounds import DropBound, padded, rounded
-from .facility_ties import Referee
+from .facility_ties import Referee, stored_pairs as _stored
 
 SPARSE_PER_ROW = 256  # stored similarities per row on average (the top ones, above a global tau)
 SYM_BLOCK = 2048      # block side in the first (symmetric) pass
@@ -444,14 +444,6 @@ def _first_pass(E, tau: float):
         o = np.argsort(c.astype(np.int16), kind="stable")  # block columns fit: radix sort
         place(c[o] + j, r[o] + i, v[o])
     return gain, (indptr, indices, data)
-
-
-def _stored(store, rows):
-    """(owner position in rows, column, value) of every stored pair of `rows`."""
-    ptr, idx, dat = store
-    lens = ptr[rows + 1] - ptr[rows]
-    at = np.repeat(ptr[rows] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(lens.sum())
-    return np.repeat(np.arange(len(rows)), lens), idx[at], dat[at]
 
 
 def _exact_gains(E, rows: np.ndarray, cur: np.ndarray, low: _Low) -> np.ndarray:

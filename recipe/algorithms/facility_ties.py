@@ -76,10 +76,9 @@ class Referee:
         """(columns, their float64 coverage) from the store alone, or (None, None) where a
         column's coverage cannot be told from it."""
         import torch
-        from .facility_exact import _stored
-        _, c, v = _stored(store, rows)
+        _, c, v = stored_pairs(store, rows)
         cols = np.unique(c[v > cur[c] - 2 * self.eps])
-        owner, j, val = _stored(store, cols)
+        owner, j, val = stored_pairs(store, cols)
         # the pick that covers a column best, exactly, has float32 s within 2 eps of cur
         keep = taken[j] & (val >= cur[cols][owner] - 2 * self.eps)
         owner, j = owner[keep], j[keep]
@@ -90,3 +89,11 @@ class Referee:
         cur64 = np.zeros(len(cols))
         np.maximum.at(cur64, owner, s)
         return cols, cur64
+
+
+def stored_pairs(store, rows):
+    """(owner position in rows, column, value) of every stored pair of `rows`."""
+    ptr, idx, dat = store
+    lens = ptr[rows + 1] - ptr[rows]
+    at = np.repeat(ptr[rows] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(lens.sum())
+    return np.repeat(np.arange(len(rows)), lens), idx[at], dat[at]
