@@ -31,8 +31,13 @@ def make(n: int, d: int = 384, seed: int = 0):
     import numpy as np
     rng = np.random.default_rng(seed)
     c = rng.normal(size=(max(10, n // 100), d)).astype(np.float32)
-    x = c[rng.integers(0, len(c), n)] + 0.6 * rng.normal(size=(n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
+    x = c[rng.integers(0, len(c), n)]
+    for i in range(0, n, 4096):  # the noise in blocks (the same draws): the data's own
+        # temporaries (an N x d float64 array) would otherwise sit in both sides' peaks
+        x[i:i + 4096] += 0.6 * rng.normal(size=(min(4096, n - i), d)).astype(np.float32)
+    for i in range(0, n, 4096):
+        x[i:i + 4096] /= np.linalg.norm(x[i:i + 4096], axis=1, keepdims=True)
+    return x
 
 
 def ours_exact(n, k):

@@ -393,8 +393,8 @@ class _Low:
 
 
 def _first_pass(E, tau: float):
-    """Every row's gain against an empty selection (sum of max(0, s)) and, as CSR arrays
-    (indptr, indices, float32 data), every similarity >= tau (> 0 when tau is 0). S is
+    """Every row's gain against an empty selection (sum of max(0, s)) and, as a CSR matrix
+    (float32 data), every similarity >= tau (> 0 when tau is 0). S is
     symmetric, so only blocks on or above the diagonal are computed; each serves its rows
     and its columns, and the store holds one value per pair (row v's list is column v)."""
     import torch
@@ -443,7 +443,8 @@ def _first_pass(E, tau: float):
         r, c, v = r[mirror], c[mirror], v[mirror]
         o = np.argsort(c.astype(np.int16), kind="stable")  # block columns fit: radix sort
         place(c[o] + j, r[o] + i, v[o])
-    return gain, (indptr, indices, data)
+    from scipy.sparse import csr_matrix  # its row gathers run in C++
+    return gain, csr_matrix((data, indices, indptr), shape=(n, n), copy=False)
 
 
 def _exact_gains(E, rows: np.ndarray, cur: np.ndarray, low: _Low) -> np.ndarray:
@@ -463,9 +464,8 @@ def _exact_gains(E, rows: np.ndarray, cur: np.ndarray, low: _Low) -> np.ndarray:
 def _raised(E, a: int, cur: np.ndarray, store, low: _Low):
     """The columns whose coverage pick `a` raises, and their new values: dense over `low`,
     elsewhere (cur >= tau) only stored pairs can."""
-    ptr, idx, dat = store
-    lo, hi = ptr[a], ptr[a + 1]
-    c, v = idx[lo:hi].astype(np.int64), dat[lo:hi].astype(np.float64)
+    lo, hi = store.indptr[a], store.indptr[a + 1]
+    c, v = store.indices[lo:hi].astype(np.int64), store.data[lo:hi].astype(np.float64)
     keep = low.pos[c] < 0
     c, v = c[keep], v[keep]
     if len(low.idx):
@@ -478,9 +478,10 @@ def _raised(E, a: int, cur: np.ndarray, store, low: _Low):
 def _stored_drops(n: int, store, cols, old, new):
     """(rows, their gain drops) from raising columns outside `low`, where only stored pairs
     reach: exact float64 sums of exact float64 terms (differences of float32 values)."""
-    owner, rows, val = _stored(store, cols)
-    d = np.clip(val - old[owner], 0.0, (new - old)[owner])
-    total = np.bincount(rows, weights=d, minlength=n)
+    part = store[cols]
+    lens = np.diff(part.indptr)
+    d = np.clip(part.data - np.repeat(old, lens), 0.0, np.repeat(new - old, lens))
+    total = np.bincount(part.indices, weights=d, minlength=n)
     hit = np.flatnonzero(total)
     return hit, total[hit]
 

@@ -92,8 +92,7 @@ class Referee:
 
 
 def stored_pairs(store, rows):
-    """(owner position in rows, column, value) of every stored pair of `rows`."""
-    ptr, idx, dat = store
-    lens = ptr[rows + 1] - ptr[rows]
-    at = np.repeat(ptr[rows] - np.concatenate([[0], np.cumsum(lens)[:-1]]), lens) + np.arange(lens.sum())
-    return np.repeat(np.arange(len(rows)), lens), idx[at], dat[at]
+    """(owner position in rows, column, value) of every stored pair of `rows` (store: the
+    CSR matrix of facility_exact._first_pass)."""
+    part = store[rows]
+    return np.repeat(np.arange(len(rows)), np.diff(part.indptr)), part.indices, part.data
