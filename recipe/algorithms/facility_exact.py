@@ -295,7 +295,7 @@ def _tau(E) -> float:
     if n <= SPARSE_PER_ROW:
         return 0.0
     rng = np.random.default_rng(0)
-    probe = (E[torch.from_numpy(rng.choice(n, size=min(n, 256), replace=False))] @ E.T).numpy().ravel()
+    probe = (E[torch.from_numpy(rng.choice(n, size=min(n, 128), replace=False))] @ E.T).numpy().ravel()
     at = min(int(len(probe) * (1.0 - SPARSE_PER_ROW / n)), len(probe) - 1)
     return max(float(np.partition(probe, at)[at]), 0.0)  # the quantile, without sorting
 
