@@ -52,24 +52,28 @@ class Referee:
         rows = np.sort(rows)
         self.settled += 1
         E = self.E
-        if sparse is not None:
-            store, taken = sparse
-            cols, cur64 = self._sparse_columns(rows, cur, store, taken)
-        else:
-            cols, cur64 = None, None
+        cols, cur64 = self._sparse_columns(rows, cur, *sparse) if sparse is not None else (None, None)
         if cur64 is None:
-            s32 = (E[torch.from_numpy(rows)] @ E.T).numpy()
             # a column counts for a row only where float32 s beats float32 cur less both errors
-            cols = np.flatnonzero((s32 > cur - 2 * self.eps).any(axis=0))
-            cur64 = np.zeros(len(cols))
-            if selected and len(cols):
-                for i in range(0, len(selected), 1024):  # in blocks: small float64 temporaries
-                    S = E[torch.from_numpy(np.asarray(selected[i:i + 1024]))].double()
-                    s = (S @ E[torch.from_numpy(cols)].double().T).max(dim=0).values.numpy()
-                    np.maximum(cur64, s, out=cur64)
-        R = E[torch.from_numpy(rows)].double()
-        s64 = np.maximum((R @ E[torch.from_numpy(cols)].double().T).numpy(), 0.0)
-        gain = np.maximum(s64 - cur64, 0.0).sum(axis=1)
+            counts = np.zeros(len(cur), dtype=bool)
+            for i in range(0, len(rows), 16):  # in blocks: 16 x N temporaries
+                s32 = (E[torch.from_numpy(rows[i:i + 16])] @ E.T).numpy()
+                counts |= (s32 > cur - 2 * self.eps).any(axis=0)
+            cols = np.flatnonzero(counts)
+        picks = np.asarray(selected, dtype=np.int64)
+        gain = np.zeros(len(rows))
+        for j in range(0, len(cols), 16384):  # column blocks: small float64 temporaries
+            C = E[torch.from_numpy(cols[j:j + 16384])].double()
+            if cur64 is None:
+                c64 = np.zeros(len(C))  # the coverage: the picks' best float64 similarity
+                for i in range(0, len(picks), 256):
+                    s = (E[torch.from_numpy(picks[i:i + 256])].double() @ C.T).max(dim=0).values.numpy()
+                    np.maximum(c64, s, out=c64)
+            else:
+                c64 = cur64[j:j + 16384]
+            for i in range(0, len(rows), 16):  # max(0, s - c64) = the term, as c64 >= 0
+                s64 = (E[torch.from_numpy(rows[i:i + 16])].double() @ C.T).numpy()
+                gain[i:i + 16] += np.maximum(s64 - c64, 0.0).sum(axis=1)
         return int(rows[int(np.argmax(w_g * gain + w_q * qn[rows]))])
 
     def _sparse_columns(self, rows, cur, store, taken):
