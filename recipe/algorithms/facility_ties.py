@@ -1,6 +1,6 @@
 """Near-ties between facility-location picks, settled on float64 similarities.
 
-The greedy's exact gains are float64 sums of float32 similarities. A float32 dot product errs
+The greedy's exact gains are sums of float32 similarities. A float32 dot product errs
 by about sqrt(d) 2^-24 |x||y| (MKL, OpenBLAS and cuBLAS each in their own direction), so two
 gains closer than a few such errors may be ordered either way: at 20,000 x 384, k = 1,000,
 float32 gains err by up to 1.1e-5 of their value late in the selection and 7 picks have a
@@ -27,7 +27,6 @@ class Referee:
         self.E = E
         self.eps = gamma * norm2 * 1.01 + 1e-30  # bounds |float32 s - exact s|, any summation order
         self.sigma = np.sqrt(d) * 2.0 ** -24 * norm2  # ... and what it typically is
-        self.settled = 0  # picks settled here (for benchmarks)
 
     def margin(self, gain: float) -> float:
         return max(TIE_REL * abs(gain), TIE_TERMS * self.sigma)
@@ -50,16 +49,15 @@ class Referee:
         facility_exact._first_pass: it stores pairs down to tau - 2 eps for this)."""
         import torch
         rows = np.sort(rows)
-        self.settled += 1
         E = self.E
         cols, cur64 = self._sparse_columns(rows, cur, *sparse) if sparse is not None else (None, None)
         if cur64 is None:
             # a column counts for a row only where float32 s beats float32 cur less both errors
-            counts = np.zeros(len(cur), dtype=bool)
+            may_count = np.zeros(len(cur), dtype=bool)
             for i in range(0, len(rows), 16):  # in blocks: 16 x N temporaries
                 s32 = (E[torch.from_numpy(rows[i:i + 16])] @ E.T).numpy()
-                counts |= (s32 > cur - 2 * self.eps).any(axis=0)
-            cols = np.flatnonzero(counts)
+                may_count |= (s32 > cur - 2 * self.eps).any(axis=0)
+            cols = np.flatnonzero(may_count)
         picks = np.asarray(selected, dtype=np.int64)
         gain = np.zeros(len(rows))
         for j in range(0, len(cols), 16384):  # column blocks: small float64 temporaries
