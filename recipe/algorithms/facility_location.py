@@ -84,8 +84,10 @@ def dense_greedy_torch(e, k, qn, alpha, costs, budget, device) -> list[int]:
     import torch
     from .facility_ties import Referee
     n = e.shape[0]
-    referee = Referee(torch.from_numpy(np.ascontiguousarray(e)))
-    x = torch.from_numpy(np.ascontiguousarray(e)).to(device)
+    e_cpu = torch.from_numpy(np.ascontiguousarray(e))
+    referee = Referee(e_cpu)
+    x = e_cpu.to(device)
+    w_g = (1.0 - alpha) / n
     sim = torch.clamp(x @ x.T, min=0.0)
     q = torch.from_numpy(np.asarray(qn, dtype=np.float64)).to(device)
     cur = torch.zeros(n, dtype=torch.float32, device=device)
@@ -101,9 +103,10 @@ def dense_greedy_torch(e, k, qn, alpha, costs, budget, device) -> list[int]:
         a = int(torch.argmax(score))  # first index among equal maxima
         if score[a] == -float("inf"):
             break
-        near = referee.contenders(score.cpu().numpy(), gain.cpu().numpy(), a, (1.0 - alpha) / n)
-        if len(near) > 1:
-            a = referee.settle(near, out, cur.double().cpu().numpy(), qn, (1.0 - alpha) / n, alpha)
+        # near-ties (rare) go to the float64 referee; the check stays on the device
+        if int((score >= score[a] - w_g * referee.margin(float(gain[a]))).sum()) > 1:
+            near = referee.contenders(score.cpu().numpy(), gain.cpu().numpy(), a, w_g)
+            a = referee.settle(near, out, cur.double().cpu().numpy(), qn, w_g, alpha)
         out.append(a)
         taken[a] = True
         spent += float(cost[a]) if cost is not None else 0.0
