@@ -40,7 +40,7 @@ class Loaded:
             if n not in names:
                 from .diagnostics import did_you_mean
                 hint = did_you_mean(n, names)
-                raise UserError(f"--source {n}: the recipe has no source `{n}`" + (f"; {hint[0]}" if hint else ""))
+                raise UserError(f"the recipe has no source `{n}` (given a path to read)" + (f"; {hint[0]}" if hint else ""))
         out = {}
         for s in r.sources:
             if s.name in sources:
@@ -51,24 +51,42 @@ class Loaded:
             out[s.name] = str(p if p.is_absolute() else base / p)
         return out
 
-    def check(self, params: dict[str, str] | None = None, sources: dict[str, str] | None = None,
-              sniff: bool = True) -> Checked:
-        """All checks; returns the diagnostics (raises only for parse/link errors)."""
+    def diagnose(self, params: dict | None = None, sources: dict[str, str] | None = None,
+                 sniff: bool = True) -> Checked:
+        """All checks, without raising: the result's `.ok` and `.diagnostics` say what was
+        found (parse and link errors still raise `RecipeError`)."""
         r = self.linked
-        cols = {}
+        cols, errors = {}, {}
         if sniff:
+            from .io.formats import FORMATS
             from .io.readers import sniff_columns
             fmt = {s.name: next((a.value.value for a in s.options if a.name == "format" and isinstance(a.value, Lit)), None)
                    for s in r.sources}
-            for name, path in self.source_paths(sources).items():
-                found = sniff_columns(path, fmt.get(name))
-                cols[name] = (found | set(CANONICAL_COLUMNS)) if found else None
-        return check(r, {k: str(v) for k, v in (params or {}).items()}, cols)
+            placeholder = self._is_stdlib()
+            for name, path in self.source_paths(sources, params).items():
+                if placeholder and name not in (sources or {}):
+                    continue  # a library recipe's data comes from --source at run time
+                found, err = sniff_columns(path, fmt.get(name) if fmt.get(name) in FORMATS else None)
+                cols[name] = found
+                if err:
+                    errors[name] = err
+        return check(r, {k: str(v) for k, v in (params or {}).items()}, cols, errors)
+
+    def check(self, params: dict | None = None, sources: dict[str, str] | None = None,
+              sniff: bool = True) -> Checked:
+        """All checks. Raises `RecipeError` (its `.diagnostics` hold every error found)
+        when the recipe cannot run; returns the result (warnings in `.diagnostics`) when it can."""
+        c = self.diagnose(params, sources, sniff)
+        raise_if_errors(c.diagnostics)
+        return c
+
+    def _is_stdlib(self) -> bool:
+        from .link import STDLIB
+        return self.file != "<string>" and Path(self.file).resolve().parent == STDLIB.resolve()
 
     def _require_sources(self, sources) -> None:
         """Library recipes have placeholder paths: their data must come from --source."""
-        from .link import STDLIB
-        if self.file != "<string>" and Path(self.file).resolve().parent == STDLIB.resolve():
+        if self._is_stdlib():
             missing = [s.name for s in self.recipe.sources if s.name not in (sources or {})]
             if missing:
                 raise UserError(f"stdlib:{Path(self.file).stem} reads its data from --source: add "
@@ -79,7 +97,6 @@ class Loaded:
         from .plan import build_plan
         from .runtime.resolve import identity
         c = self.check(params, sources)
-        raise_if_errors(c.diagnostics)
         return build_plan(c, self.source_paths(sources, c.params), identity)
 
     def run(self, params=None, sources=None, out="out", cache_dir=".recipe", quiet=True, runtime=None):
@@ -90,11 +107,9 @@ class Loaded:
         check_out_dir(out_dir)
         reporter = Reporter(quiet)
         c = self.check(params, sources)
-        for d in c.diagnostics if c.ok else []:
-            if not d.is_error:
-                from .diagnostics import render
-                reporter.log(render(d, {self.file: self.text}))
-        raise_if_errors(c.diagnostics)
+        for d in c.diagnostics:
+            from .diagnostics import render
+            reporter.log(render(d, {self.file: self.text}))
         from .plan import build_plan
         from .runtime.resolve import identity
         plan = build_plan(c, self.source_paths(sources, c.params), identity)

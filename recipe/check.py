@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import ops as registry
+from . import types
 from .diagnostics import Diagnostic, Span, did_you_mean
 from .expr import FUNCTIONS, expr_columns
 from .ir import Arg, Column, ListV, Lit, Node, OpCall, ParamRef, Recipe, walk
@@ -25,6 +26,8 @@ class Checked:
     params: dict = field(default_factory=dict)             # param name -> value
     args: dict = field(default_factory=dict)               # (node, op index) -> {name: value}
     columns: dict = field(default_factory=dict)            # node or source -> set | None (open)
+    types: dict = field(default_factory=dict)              # node or source -> {column: type} | None
+    source_errors: dict = field(default_factory=dict)      # source -> why its input cannot be read
     diagnostics: list = field(default_factory=list)
 
     @property
@@ -106,18 +109,19 @@ def check_params(c: Checked, overrides: dict[str, str]) -> None:
     for name, raw in overrides.items():
         p = declared.get(name)
         if p is None:
-            c.diagnostics.append(Diagnostic("E0701", f"--set {name}: the recipe has no param `{name}`", None,
+            c.diagnostics.append(Diagnostic("E0701", f"the recipe has no param `{name}` (given a value to set)", None,
                                             did_you_mean(name, declared) or (f"params: {', '.join(declared) or 'none'}",)))
             continue
         try:
             c.params[name] = coerce_param(p.type, raw)
         except ValueError:
-            c.diagnostics.append(Diagnostic("E0702", f"--set {name}={raw}: expected {p.type}", p.span,
+            c.diagnostics.append(Diagnostic("E0702", f"param `{name}` = {raw!r}: expected {p.type}", p.span,
                                             (f"`{name}` is declared as {p.type} here",)))
     for p in r.params:
         if p.name not in c.params and p.type in PARAM_TYPES and not any(d.code == "E0702" and p.name in d.message for d in c.diagnostics):
-            c.diagnostics.append(Diagnostic("E0703", f"param `{p.name}` has no default and no --set value",
-                                            p.span, (f"run with --set {p.name}=...",)))
+            c.diagnostics.append(Diagnostic("E0703", f"param `{p.name}` has no default and no value was given",
+                                            p.span, (f"give it one: `--set {p.name}=...` (command line) or "
+                                                     f"`params={{\"{p.name}\": ...}}` (Python)",)))
 
 
 def check_models(c: Checked) -> None:
@@ -243,6 +247,26 @@ def check_ops(c: Checked) -> None:
                                                     (f"add `{p.name}=...`" + (f" ({p.doc})" if p.doc else ""),)))
                 elif p.name not in given and p.default is not None:
                     args[p.name] = p.default
+            for group in spec.exclusive():
+                both = [a for a in op.args if a.name in group]
+                if len(both) > 1:
+                    c.diagnostics.append(Diagnostic(
+                        "E0208", f"`{op.op}` takes {' or '.join(f'`{g}`' for g in group)}, not both", both[1].span,
+                        (f"remove `{both[1].name}=` or `{both[0].name}=`",)))
+            kinds = {m.name: m.kind for m in c.recipe.models}
+            for pname, allowed in spec.model_kinds(args).items():
+                mname = args.get(pname)
+                if mname in kinds and kinds[mname] in MODEL_KINDS and kinds[mname] not in allowed:
+                    a = op.arg(pname)
+                    what = _call_text(op, args)
+                    c.diagnostics.append(Diagnostic(
+                        "E0209", f"{what} needs a {' or '.join(allowed)} model; `{mname}` is {kinds[mname]}",
+                        a.value.span if a else op.span,
+                        (f"declare one: `model lm = {allowed[0]}(\"{_EXAMPLE_SOURCE[allowed[0]]}\")`",)))
+            for pname, allowed in spec.templates(args).items():
+                a = op.arg(pname)
+                if a is not None and isinstance(args.get(pname), str):
+                    c.diagnostics += _template_diags(args[pname], allowed, a.value.span)
             if sum(d.is_error for d in c.diagnostics) == errors_before:  # cross-checks need valid args
                 for pname, msg in spec.check(args) + (spec.check_inputs(args, len(node.inputs)) if i == 0 else []):
                     a = op.arg(pname)
@@ -252,6 +276,36 @@ def check_ops(c: Checked) -> None:
         if names.get(s.input.name) not in ("node", "source"):
             c.diagnostics.append(Diagnostic("E0301", f"unknown node `{s.input.name}`", s.input.span,
                                             did_you_mean(s.input.name, [k for k, t in names.items() if t in ("node", "source")])))
+
+
+_EXAMPLE_SOURCE = {"causal_lm": "builtin:smollm2", "embedding": "builtin:minilm",
+                   "reward": "/path/to/reward-model", "classifier": "/path/to/classifier"}
+
+
+def _call_text(op: OpCall, args: dict) -> str:
+    key = next((k for k in ("metric", "method") if k in args), None)
+    return f"`{op.op}({key}={args[key]})`" if key else f"`{op.op}`"
+
+
+def _template_diags(text: str, allowed: tuple[str, ...], span: Span) -> list[Diagnostic]:
+    """A `str.format` template names only the fields it will be given."""
+    import string
+    out = []
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(text) if f is not None]
+    except ValueError as e:
+        return [Diagnostic("E0210", f"this template is not valid: {e}", span,
+                           ("write a literal brace as `{{` or `}}`",))]
+    for f in fields:
+        base = f.split(".")[0].split("[")[0]
+        if base not in allowed:
+            out.append(Diagnostic("E0210", f"template placeholder `{{{f}}}` is not one of "
+                                           + ", ".join(f"{{{a}}}" for a in allowed), span,
+                                  did_you_mean(base, allowed) or ("write a literal brace as `{{` or `}}`",)))
+        elif f != base:
+            out.append(Diagnostic("E0210", f"template placeholder `{{{f}}}` must be a plain name", span,
+                                  (f"write `{{{base}}}`",)))
+    return out
 
 
 def deps(c: Checked, node: Node) -> list[str]:
@@ -289,10 +343,14 @@ def check_cycles(c: Checked) -> None:
 
 
 def check_columns(c: Checked) -> None:
+    """Columns flow with their types: a misspelt column, an expression DuckDB would refuse
+    (text added with `+`), or a text column where a number is needed is a diagnostic here,
+    not an error (or a silently wrong result) in the middle of a run."""
     if any(d.code == "E0501" for d in c.diagnostics):
         return
     by_name = {n.name: n for n in c.recipe.nodes}
-    cols: dict[str, set | None] = dict(c.columns)
+    cols: dict[str, dict | None] = {k: (dict(v) if v is not None else None) for k, v in c.types.items()}
+    ptypes = {p.name: p.type for p in c.recipe.params}
 
     def cols_of(name: str):
         if name in cols:
@@ -302,31 +360,103 @@ def check_columns(c: Checked) -> None:
             return None
         cols[name] = None  # guard while computing
         ins = [cols_of(i.name) for i in node.inputs]
-        cur = None if any(x is None for x in ins) or not ins else set().union(*ins)
+        cur = None
+        if ins and all(x is not None for x in ins):
+            cur = {}
+            for x in ins:
+                for k, t in x.items():
+                    cur[k] = t if k not in cur or cur[k] == t else types.ANY
         for i, op in enumerate(node.ops):
             spec = registry.get(op.op)
             args = c.args.get((node.name, i))
             if spec is None or args is None:
                 cur = None
                 continue
-            if cur is not None:
-                reads = list(spec.reads(args))
+            _check_op_columns(c, node, op, spec, args, cur, ptypes)
+            if cur is None:
+                continue
+            for r in spec.removes(args):
+                cur.pop(r, None)
+            if spec.variadic == "expr":  # derive: each new column has its expression's type
                 for a in op.args:
-                    if isinstance(a.value, (Column,)) or (spec.param(a.name) and spec.param(a.name).type == "expr") \
-                            or (spec.variadic == "expr" and spec.param(a.name) is None):
-                        reads += [(col.name, col.span) for col in expr_columns(a.value)]
-                for r in reads:
-                    name_, span = r if isinstance(r, tuple) else (r, _arg_span(op, r))
-                    if name_ not in cur:
-                        c.diagnostics.append(Diagnostic(
-                            "E0401", f"column `{name_}` does not exist at `{op.op}` in `{node.name}`", span,
-                            did_you_mean(name_, cur) or (f"available: {', '.join(sorted(cur))}",)))
-                cur = (cur - set(spec.removes(args))) | set(spec.adds(args))
+                    if spec.param(a.name) is None:
+                        cur[a.name] = types.expr_type(a.value, cur, ptypes)[0]
+            else:
+                cur.update(spec.types(args))
         cols[name] = cur
         return cur
 
     for n in c.recipe.nodes:
-        c.columns[n.name] = cols_of(n.name)
+        cols_of(n.name)
+        c.types[n.name] = cols.get(n.name)
+        c.columns[n.name] = set(c.types[n.name]) if c.types[n.name] is not None else None
+
+
+def _check_op_columns(c: Checked, node: Node, op: OpCall, spec, args: dict, cur: dict | None, ptypes: dict) -> None:
+    """Columns read by one call exist and have the types it needs; its expressions type-check."""
+    exprs = [a for a in op.args if (spec.param(a.name) and spec.param(a.name).type == "expr")
+             or (spec.variadic == "expr" and spec.param(a.name) is None)]
+    if cur is not None:
+        reads = list(spec.reads(args))
+        for a in exprs:
+            reads += [(col.name, col.span) for col in expr_columns(a.value)]
+        for r in reads:
+            name_, span = r if isinstance(r, tuple) else (r, _arg_span(op, r))
+            if name_ not in cur:
+                c.diagnostics.append(Diagnostic(
+                    "E0401", f"column `{name_}` does not exist at `{op.op}` in `{node.name}`", span,
+                    did_you_mean(name_, cur) or (f"available: {', '.join(sorted(cur))}",)))
+    known = {k: t for k, t in (cur or {}).items()}
+    for a in exprs:
+        t, issues = types.expr_type(a.value, known, ptypes)
+        for iss in issues:
+            c.diagnostics.append(Diagnostic("E0405", iss.message, iss.node.span, (iss.hint,) if iss.hint else ()))
+        want = spec.expr_type(a.name) if hasattr(spec, "expr_type") else None
+        if not issues and want and not types.is_(t, want):
+            c.diagnostics.append(Diagnostic("E0405", f"`{op.op}({a.name}=...)` needs a {_tname(want)}, "
+                                                     f"but this expression gives {_tname(t)}", a.value.span,
+                                            (_want_hint(want),)))
+        if spec.variadic == "expr" and spec.param(a.name) is None:
+            _check_assignment(c, a, t)
+    if spec.variadic != "expr":
+        for col in spec.adds(args):
+            if col in types.CANONICAL_TYPES or col == "_parents" and op.op != "fuse":
+                c.diagnostics.append(Diagnostic(
+                    "E0407", f"`{op.op}` would overwrite `{col}`", op.span,
+                    ("name the new column something else, e.g. `column=\"" + col.strip("_") + "_score\"`",)))
+    for pname, want in spec.column_types(args).items():
+        col = args.get(pname)
+        t = known.get(col) if col else None
+        if t is not None and not types.is_(t, want):
+            a = op.arg(pname)
+            c.diagnostics.append(Diagnostic(
+                "E0406", f"`{op.op}({pname}={col})` needs a {_tname(want)} column; `{col}` holds {_tname(t)}",
+                a.value.span if a else op.span, (_want_hint(want),)))
+
+
+def _tname(t: str) -> str:
+    return {"int": "whole number", "float": "number", "str": "text", "bool": "true/false value",
+            "list": "list of text", "messages": "conversation"}.get(t, t)
+
+
+def _want_hint(want: str) -> str:
+    if want in (types.INT, types.FLOAT):
+        return "score the rows first (`score(...)`), or turn text into a number with length(...) or words(...)"
+    if want == types.BOOL:
+        return "compare it, e.g. `length(response) > 0`"
+    return f"give it a {_tname(want)}"
+
+
+def _check_assignment(c: Checked, a: Arg, t: str) -> None:
+    """What `derive` may write: canonical text columns stay text, identity and the
+    conversation are never written by an expression."""
+    if a.name in ("_id", "messages", "_parents"):
+        c.diagnostics.append(Diagnostic("E0407", f"`{a.name}` cannot be written by `derive`", a.span,
+                                        ("`_id` identifies a row, `messages` is kept in step with `instruction`"
+                                         " and `response`, `_parents` is lineage",)))
+    elif a.name in ("instruction", "response") and not types.is_(t, types.STR):
+        c.diagnostics.append(Diagnostic("E0407", f"`{a.name}` must be text, but this expression gives {_tname(t)}",
+                                        a.value.span, ("write a number to a new column instead",)))
 
 
 def _arg_span(op: OpCall, colname: str) -> Span:
@@ -354,16 +484,86 @@ def check_reachability(c: Checked) -> None:
                                             severity="warning"))
 
 
-PASSES = (check_names, check_models, check_ops, check_cycles, check_columns, check_reachability)
+SOURCE_OPTIONS = {"format": "the row format (detected when not given)", "id": "a column of unique row ids"}
+SINK_OPTIONS = {"format": "the row format written", "columns": "columns to write (jsonl) or to carry along (other formats)",
+                "column": "tag_counts: the list column counted"}
+
+
+def _options(c: Checked, what: str, options, known: dict) -> dict:
+    out = {}
+    for a in options:
+        if a.name not in known:
+            c.diagnostics.append(Diagnostic("E0901", f"`{what}` has no option `{a.name}`", a.span,
+                                            did_you_mean(a.name, known) or (f"options: {', '.join(known)}",)))
+            continue
+        out[a.name] = (a, _value(a.value, c.params))
+    return out
+
+
+def check_sources(c: Checked) -> None:
+    from .io.formats import FORMATS
+    for s in c.recipe.sources:
+        opts = _options(c, "read", s.options, SOURCE_OPTIONS)
+        if "format" in opts:
+            a, v = opts["format"]
+            if v not in FORMATS:
+                c.diagnostics.append(Diagnostic("E0902", f"unknown input format `{v}`", a.value.span,
+                                                did_you_mean(str(v), FORMATS) or (f"formats: {', '.join(FORMATS)}",)))
+        err = c.source_errors.get(s.name)
+        if err:
+            c.diagnostics.append(Diagnostic("E0903", err, s.path.span,
+                                            ("check the path (relative to the recipe file), or give --source NAME=PATH",)))
+
+
+def check_sinks(c: Checked) -> None:
+    from pathlib import PurePosixPath
+    from .engine.writers import SINK_EXTENSIONS, WRITE_FORMATS, sink_extension_problem
+    for s in c.recipe.sinks:
+        opts = _options(c, "write", s.options, SINK_OPTIONS)
+        fmt = opts["format"][1] if "format" in opts else None
+        if fmt is not None and fmt not in WRITE_FORMATS:
+            c.diagnostics.append(Diagnostic("E0904", f"cannot write format `{fmt}`", opts["format"][0].value.span,
+                                            did_you_mean(str(fmt), WRITE_FORMATS) or (f"formats: {', '.join(WRITE_FORMATS)}",)))
+            fmt = None
+        path = _value(s.path, c.params)
+        if not isinstance(path, str):
+            continue
+        p = PurePosixPath(path.replace("\\", "/"))
+        if not path.strip() or p.is_absolute() or ".." in p.parts or path.startswith("~"):
+            c.diagnostics.append(Diagnostic("E0905", f"sink path `{path}` must be a relative path inside --out",
+                                            s.path.span, ("outputs are written only under --out; drop the leading `/` or `..`",)))
+            continue
+        problem = sink_extension_problem(path, fmt or "jsonl")
+        if problem:
+            c.diagnostics.append(Diagnostic("E0906", problem, s.path.span,
+                                            (f"extensions: {', '.join(SINK_EXTENSIONS)}",)))
+        known = c.columns.get(s.input.name)
+        if "columns" in opts and known is not None and isinstance(opts["columns"][1], list):
+            for col in opts["columns"][1]:
+                if col not in known and col != "_id":
+                    c.diagnostics.append(Diagnostic("E0401", f"column `{col}` does not exist in `{s.input.name}`",
+                                                    opts["columns"][0].value.span,
+                                                    did_you_mean(col, known) or (f"available: {', '.join(sorted(known))}",)))
+
+
+PASSES = (check_names, check_models, check_sources, check_ops, check_cycles, check_columns, check_sinks,
+          check_reachability)
 
 
 def check(recipe: Recipe, overrides: dict[str, str] | None = None,
-          source_columns: dict[str, set | None] | None = None) -> Checked:
-    """Run every pass; the result holds all diagnostics and the resolved arguments."""
-    c = Checked(recipe)
+          source_columns: dict[str, set | None] | None = None,
+          source_errors: dict[str, str] | None = None) -> Checked:
+    """Run every pass; the result holds all diagnostics and the resolved arguments.
+    `source_columns`: each source's first-row columns ({name: type}, or None when not read);
+    `source_errors`: why a source's input could not be read."""
+    c = Checked(recipe, source_errors=dict(source_errors or {}))
     check_params(c, overrides or {})
     for s in recipe.sources:
-        c.columns[s.name] = (source_columns or {}).get(s.name, None)
+        found = (source_columns or {}).get(s.name, None)
+        if found is not None and not isinstance(found, dict):
+            found = {k: types.CANONICAL_TYPES.get(k, types.ANY) for k in found}
+        c.types[s.name] = found
+        c.columns[s.name] = set(found) if found is not None else None
     for p in PASSES:
         p(c)
     return c

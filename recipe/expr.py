@@ -30,6 +30,7 @@ FUNCTIONS: dict[str, Fn] = {
     "lower": Fn("lower", 1, 1, "lower-cased text"),
     "upper": Fn("upper", 1, 1, "upper-cased text"),
     "trim": Fn("trim", 1, 1, "text without leading/trailing whitespace"),
+    "concat": Fn("concat", 2, 8, "texts joined end to end (a null counts as empty)"),
     "contains": Fn("contains", 2, 2, "whether text contains a substring"),
     "starts_with": Fn("starts_with", 2, 2, "whether text starts with a prefix"),
     "ends_with": Fn("ends_with", 2, 2, "whether text ends with a suffix"),

@@ -106,7 +106,8 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity) -> Plan
             files = list_files(path)
             opts = {a.name: canon_arg(a.value.value if isinstance(a.value, Lit) else c.params.get(getattr(a.value, "name", "")), c.params)
                     for a in s.options}
-            parts = {"op": "read", "version": READ_VERSION, "args": {"path": str(path), **opts},
+            # the source name is in the rows (`_id` = `<source>:<index>`), so it is in the key
+            parts = {"op": "read", "version": READ_VERSION, "source": name, "args": {"path": str(path), **opts},
                      "data": file_fingerprint(files), "parents": [], "models": []}
             fp = _h(parts)
             steps.append(Step(name, name, "read", READ_VERSION, {"path": str(path), **opts}, (), (), parts, fp))
@@ -189,6 +190,8 @@ def why_rerun(old: dict | None, new: dict) -> str:
         return f"op version changed ({old.get('version')} -> {new.get('version')})"
     if old.get("data") != new.get("data"):
         return "input file changed"
+    if old.get("source") != new.get("source"):
+        return "source renamed (row ids change)"
     if old.get("args") != new.get("args"):
         changed = sorted(k for k in set(old.get("args", {})) | set(new.get("args", {}))
                          if old.get("args", {}).get(k) != new.get("args", {}).get(k))

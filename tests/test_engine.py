@@ -111,7 +111,7 @@ def test_set_with_wrong_type_and_unknown_param(tmp_path, data_file):
     with pytest.raises(RecipeError) as e:
         r.run(params={"n": "many"}, out=tmp_path / "o", cache_dir=tmp_path / "c")
     assert e.value.diagnostics[0].code == "E0702"
-    c = r.check(params={"nn": "3"})
+    c = r.diagnose(params={"nn": "3"})
     assert c.diagnostics[0].code == "E0701" and "did you mean `n`" in c.diagnostics[0].hints[0]
 
 
@@ -128,8 +128,10 @@ def test_unwritable_out_and_escaping_sink(tmp_path, data_file):
                 run(BASE.format(data=data_file), tmp_path, out="ro/x")
     finally:
         os.chmod(ro, 0o700)
-    with pytest.raises(UserError, match="inside --out"):
+    # an escaping sink path is found by `check`, before any step runs
+    with pytest.raises(RecipeError, match="inside --out") as e:
         run(BASE.format(data=data_file).replace('"top.jsonl"', '"../escape.jsonl"'), tmp_path)
+    assert e.value.diagnostics[0].code == "E0905" and not (tmp_path / "cache").exists()
 
 
 def test_cache_dir_lock(tmp_path):

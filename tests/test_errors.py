@@ -32,8 +32,9 @@ def diagnose(path: Path) -> str:
 def test_rendered_diagnostic(path, update_golden):
     got = diagnose(path)
     expected = path.with_suffix(path.suffix + ".expected")
-    if update_golden or not expected.exists():
+    if update_golden:
         expected.write_text(got)
+    assert expected.exists(), f"{expected.name} is missing: write it (pytest --update-golden) and review it"
     assert got == expected.read_text()
     assert "Traceback" not in got
     assert got.startswith(("error[", "warning["))

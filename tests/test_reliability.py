@@ -131,7 +131,7 @@ def test_huge_record_and_deep_expressions(tmp_path):
     for n in (700, 5000):  # long chains: refused by the checker or by the parser, never a crash
         wide = " + ".join(["length(response)"] * n)
         try:
-            diags = load(f'recipe t\nsource raw = read("{p}")\na = raw | filter({wide} > 0)\nwrite a to "o.jsonl"\n').check().diagnostics
+            diags = load(f'recipe t\nsource raw = read("{p}")\na = raw | filter({wide} > 0)\nwrite a to "o.jsonl"\n').diagnose().diagnostics
         except RecipeError as e:
             diags = e.diagnostics
         assert any(d.code == "E0107" for d in diags)

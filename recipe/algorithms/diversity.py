@@ -35,9 +35,10 @@ def instag_cfds(tags: list, n: int) -> list[int]:
     return out
 
 
-def deita_filter(emb, scores, k: int, tau: float = 0.9) -> list[int]:
+def deita_filter(emb, scores, k: int, tau: float = 0.9, blocked: dict | None = None) -> list[int]:
     """DEITA's score-first diversity filter (Liu et al. 2023): in descending score order
-    (ties: lowest index), keep a row if its max cosine to the rows kept so far is <= tau."""
+    (ties: lowest index), keep a row if its max cosine to the rows kept so far is <= tau.
+    `blocked`, when given, receives row -> (cosine, kept row) for rows the limit refused."""
     e = np.asarray(emb, dtype=np.float32)
     e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
     s = np.asarray(scores, dtype=np.float64)
@@ -47,8 +48,13 @@ def deita_filter(emb, scores, k: int, tau: float = 0.9) -> list[int]:
     for i in order:
         if len(kept) >= k:
             break
-        if kept and float((kept_mat[: len(kept)] @ e[i]).max()) > tau:
-            continue
+        if kept:
+            sims = kept_mat[: len(kept)] @ e[i]
+            j = int(sims.argmax())
+            if float(sims[j]) > tau:
+                if blocked is not None:
+                    blocked[int(i)] = (float(sims[j]), kept[j])
+                continue
         kept_mat[len(kept)] = e[i]
         kept.append(int(i))
     return kept

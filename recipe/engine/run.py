@@ -219,6 +219,8 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
             raise UserError(f"step `{step.name}` ({step.op}) failed: {type(e).__name__}: {e}\n"
                             f"  finished steps are cached; set RECIPE_DEBUG=1 for the traceback") from e
         step_table[step.name] = table
+        if ctx.info.get("warning"):
+            reporter.log(f"  warning: {step.name}: {ctx.info['warning']}")
         for m in finished_with.get(step.name, []):
             release(m)
         rows.append({"name": step.name, "op": step.op, "rows_in": n_in, "rows_created": created,
@@ -249,7 +251,8 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
                 "nodes": [{k: r[k] for k in ("name", "op", "rows_in", "rows_created", "rows_out",
                                              "rows_set_aside", "seconds", "cached")} | ({"stats": r["info"]} if r["info"] else {})
                           for r in rows],
-                "sinks": sinks}
+                "sinks": sinks,
+                "warnings": [f"{r['name']}: {r['info']['warning']}" for r in rows if (r["info"] or {}).get("warning")]}
     atomic_write(out_dir / "manifest.json", (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
     reporter.summary(rows)
     reporter.stats(rows)

@@ -27,41 +27,88 @@ def _records(con, table: str, batch: int = 10000):
         yield from b.to_pylist()
 
 
+SINK_EXTENSIONS = (".jsonl", ".json", ".parquet", ".csv", ".tsv")
+
+
+def sink_extension_problem(path: str, fmt: str) -> str | None:
+    """Why a sink's file name does not fit its format (None when it does)."""
+    suffix = Path(path).suffix.lower()
+    if fmt == "tag_counts":
+        return None if suffix == ".json" else f"`tag_counts` writes one JSON document: name the file `.json`, not `{suffix or path}`"
+    if suffix not in SINK_EXTENSIONS:
+        return f"cannot tell how to write `{path}`: unknown extension `{suffix}`" if suffix else \
+            f"`{path}` has no extension: name it .jsonl, .json, .parquet, .csv or .tsv"
+    return None
+
+
+def _rows_for(fmt: str, con, table: str, keep: list[str], rejected: list):
+    """Records in the sink's format, in table order; rows the format cannot hold go to `rejected`."""
+    for row in _records(con, table):
+        if fmt == "jsonl":
+            yield {k: row[k] for k in ["_id", *keep] if k in row} if keep else row
+            continue
+        try:
+            yield from_row(fmt, row, keep)
+        except BadRow as e:
+            rejected.append((row.get("_id"), f"cannot write as {fmt}: {e}"))
+
+
 def write_sink(con, table: str, path: Path, fmt: str | None, options: dict, atomic_write) -> tuple[int, list]:
-    """Returns (rows written, [(_id, reason)] for rows the format cannot hold)."""
+    """Returns (rows written, [(_id, reason)] for rows the format cannot hold).
+    The extension chooses the container (JSON lines, a JSON array, parquet, CSV/TSV), the
+    format the shape of each record; `columns` picks the columns of jsonl rows, and the
+    extra columns carried by the other formats."""
     fmt = fmt or "jsonl"
     if fmt not in WRITE_FORMATS:
         raise UserError(f"cannot write format `{fmt}`; formats: {', '.join(WRITE_FORMATS)}")
+    problem = sink_extension_problem(str(path), fmt)
+    if problem:
+        raise UserError(problem)
     path.parent.mkdir(parents=True, exist_ok=True)
     keep = list(options.get("columns") or [])
     suffix = path.suffix.lower()
     rejected: list[tuple[str, str]] = []
+    if fmt == "tag_counts":
+        return _tag_counts(con, table, path, options.get("column", "tags"), atomic_write), rejected
     if suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
-        tbl = con.execute(f"SELECT * FROM {q(table)} ORDER BY rowid").to_arrow_table()
+        if fmt == "jsonl" and not keep:
+            tbl = con.execute(f"SELECT * FROM {q(table)} ORDER BY rowid").to_arrow_table()
+        else:
+            tbl = pa.Table.from_pylist(list(_rows_for(fmt, con, table, keep, rejected)))
         buf = io.BytesIO()
         pq.write_table(tbl, buf)
         atomic_write(path, buf.getvalue())
         return tbl.num_rows, rejected
-    if fmt == "tag_counts":
-        return _tag_counts(con, table, path, options.get("column", "tags"), atomic_write), rejected
-    out: list[str] = []
-    for row in _records(con, table):
-        if fmt == "jsonl":
-            rec = row
-        else:
-            try:
-                rec = from_row(fmt, row, keep)
-            except BadRow as e:
-                rejected.append((row.get("_id"), f"cannot write as {fmt}: {e}"))
-                continue
-        out.append(json.dumps(rec, ensure_ascii=False, default=str))
+    recs = _rows_for(fmt, con, table, keep, rejected)
+    if suffix in (".csv", ".tsv"):
+        n, data = _delimited(recs, "," if suffix == ".csv" else "\t")
+        atomic_write(path, data.encode("utf-8"))
+        return n, rejected
+    out = [json.dumps(rec, ensure_ascii=False, default=str) for rec in recs]
     if suffix == ".json":
         data = "[\n" + ",\n".join(out) + "\n]\n" if out else "[]\n"
     else:
         data = "".join(line + "\n" for line in out)
     atomic_write(path, data.encode("utf-8"))
     return len(out), rejected
+
+
+def _delimited(recs, delim: str) -> tuple[int, str]:
+    """CSV/TSV with a header of every field seen (first-seen order); nested values
+    (messages, lists) as JSON text, so the file reads back losslessly."""
+    import csv
+    rows = list(recs)
+    fields: dict[str, None] = {}
+    for r in rows:
+        fields.update(dict.fromkeys(r))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(fields), delimiter=delim, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v for k, v in r.items()})
+    return len(rows), buf.getvalue()
 
 
 def _tag_counts(con, table: str, path: Path, col: str, atomic_write) -> int:

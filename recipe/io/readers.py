@@ -285,13 +285,19 @@ def iter_rows(source: str, files: list[Path], fmt: str | None, id_col: str | Non
             yield rid, row, None, None
 
 
-def sniff_columns(path: str, fmt: str | None) -> set[str] | None:
-    """Columns of the first readable row (for compile-time column checks), or None."""
+def sniff_columns(path: str, fmt: str | None) -> tuple[dict[str, str] | None, str | None]:
+    """({column: type} of the first readable row, for compile-time checks; or None), and
+    why the input cannot be read at all (None when it can)."""
+    from ..types import CANONICAL_TYPES, of_value
     try:
         files = list_files(path)
-        for _, row, _, _ in iter_rows("sniff", files[:1], fmt, log=lambda *_: None):
+        for n, (_, row, _, _) in enumerate(iter_rows("sniff", files[:1], fmt, log=lambda *_: None)):
             if row is not None:
-                return {"_id", *row}
-    except (UserError, OSError):
-        return None
-    return None
+                return {**{k: of_value(v) for k, v in row.items()}, **CANONICAL_TYPES}, None
+            if n >= 100:
+                break
+    except UserError as e:
+        return None, str(e)
+    except OSError as e:
+        return None, f"cannot read {path}: {e.strerror}"
+    return None, None

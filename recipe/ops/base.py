@@ -77,6 +77,30 @@ class Op:
     def removes(self, args: dict) -> list[str]:
         return []
 
+    def types(self, args: dict) -> dict[str, str]:
+        """Types of the columns this call adds (recipe.types names; `any` when unknown)."""
+        return {c: "any" for c in self.adds(args)}
+
+    def column_types(self, args: dict) -> dict[str, str]:
+        """Column-valued params that need a type (param name -> type), e.g. topk's `by`."""
+        return {}
+
+    def model_kinds(self, args: dict) -> dict[str, tuple[str, ...]]:
+        """Model-valued params -> the model kinds this call can use there."""
+        return {}
+
+    def expr_type(self, param: str) -> str | None:
+        """The type an expression-valued param must have (filter's condition: bool)."""
+        return None
+
+    def exclusive(self) -> tuple[tuple[str, ...], ...]:
+        """Groups of params of which a call may give at most one."""
+        return ()
+
+    def templates(self, args: dict) -> dict[str, tuple[str, ...]]:
+        """Text-template params (str.format style) -> the placeholders they may use."""
+        return {}
+
     def models(self, args: dict) -> list[str]:
         return [args[p.name] for p in self.params if p.type == "model" and args.get(p.name)]
 

@@ -39,6 +39,16 @@ class Dedupe(Op):
             out.append(args["embedding_column"])
         return out
 
+    def column_types(self, args):
+        k = args.get("keep", "first")
+        return {"keep": "float"} if k.startswith(("max:", "min:")) else {}
+
+    def model_kinds(self, args):
+        return {"embedding": ("embedding",)}
+
+    def exclusive(self):
+        return (("embedding", "embedding_column"),)
+
     def check(self, args):
         errs = []
         k = args.get("keep", "first")

@@ -12,6 +12,9 @@ class Filter(Op):
     params = (P("where", "expr", required=True, doc="row condition, e.g. `length(response) > 20`"),)
     positional = ("where",)
 
+    def expr_type(self, param):
+        return "bool"
+
     def run(self, ctx, args, inputs):
         cond, binds = to_sql(args["where"], ctx.params)
         src = q(inputs[0])

@@ -52,6 +52,16 @@ class FormatTransfer(Op):
     def adds(self, args):
         return {"unify": ["definition", "definition_loss"], "template": ["template"]}.get(args.get("method"), [])
 
+    def types(self, args):
+        known = {"definition": "str", "definition_loss": "float", "template": "str"}
+        return {c: known[c] for c in self.adds(args)}
+
+    def model_kinds(self, args):
+        return {"model": ("causal_lm",)}
+
+    def reads(self, args):
+        return [args.get("task_column", "task")] if args.get("method") == "unify" else []
+
     def check(self, args):
         m = args.get("method")
         if m == "convert" and not args.get("to"):

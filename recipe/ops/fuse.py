@@ -63,6 +63,12 @@ class Fuse(Op):
     def adds(self, args):
         return ["_parents"]
 
+    def types(self, args):
+        return {"_parents": "list"}
+
+    def model_kinds(self, args):
+        return {"model": ("causal_lm",), "embedding": ("embedding",)}
+
     def check(self, args):
         if args.get("method") == "pair" and not args.get("embedding"):
             return [("method", "fuse(method=pair) needs `embedding=<model>`")]

@@ -36,6 +36,15 @@ class Necessity(Op):
     def reads(self, args):
         return ["instruction", "response"]
 
+    def types(self, args):
+        out = {args.get("column", "necessity"): "float"}
+        if args.get("method") == "generate_judge":
+            out["necessity_answer"] = "str"
+        return out
+
+    def model_kinds(self, args):
+        return {"model": ("causal_lm",), "judge": ("reward", "classifier", "causal_lm")}
+
     def models(self, args):
         return [m for m in (args.get("model"), args.get("judge")) if m]
 

@@ -16,6 +16,9 @@ class Sample(Op):
     name = "sample"
     version = 1
     doc = "Keep a seeded random sample of `n` rows or a `fraction` of them, in their original order."
+    def exclusive(self):
+        return (("n", "fraction"),)
+
     params = (P("n", "int", min=0, doc="rows to keep"),
               P("fraction", "float", min=0.0, max=1.0, doc="share of rows to keep"),
               P("seed", "int", default=0, doc="random seed"))

@@ -46,6 +46,26 @@ class Score(Op):
     def adds(self, args):
         return [self.out_name(args)]
 
+    def types(self, args):
+        return {self.out_name(args): "float"}
+
+    def expr_type(self, param):
+        return "float" if param == "expr" else None
+
+    def model_kinds(self, args):
+        m = args.get("metric")
+        if m in ("ifd", "perplexity", "judge", "rubric"):
+            return {"model": ("causal_lm",)}
+        if m == "reward":
+            return {"model": ("reward", "classifier")}
+        return {}
+
+    def templates(self, args):
+        return {"prompt": ("instruction", "response")} if args.get("metric") in ("judge", "rubric") else {}
+
+    def column_types(self, args):
+        return {"tags": "list"} if args.get("metric") == "complexity" else {}
+
     def reads(self, args):
         m = args.get("metric")
         if m in MODEL_METRICS:

@@ -17,7 +17,7 @@ EXACT_MAX_ROWS = 50_000  # above this, mode=auto uses the kNN graph (exact would
 
 class Select(Op):
     name = "select"
-    version = 3  # 2: mode=auto (kNN facility location above 50k rows); 3: exact copies tie by index
+    version = 4  # 2: mode=auto (kNN above 50k rows); 3: exact copies tie by index; 4: quota by `order`, reasons
     doc = "Select rows: qdit, facility_location, kcenter, instag, deita, lift_variety, topk, threshold, sample, quota."
     params = (
         P("method", "str", required=True, choices=("qdit", "facility_location", "kcenter", "instag", "deita",
@@ -36,20 +36,38 @@ class Select(Op):
         P("by", "column", doc="column for topk / threshold / quota"),
         P("min", "float", doc="threshold: keep rows with by >= min"),
         P("max", "float", doc="threshold: keep rows with by <= max"),
-        P("ascending", "bool", default=False, doc="topk: smallest first"),
+        P("ascending", "bool", default=False, doc="topk, quota: smallest first"),
         P("tags", "column", default="tags", doc="instag: the list-of-tags column"),
         P("per", "int", min=1, doc="quota: rows per distinct value of `by`"),
+        P("order", "column", doc="quota: the numeric column that ranks rows within a group (best first)"),
         P("seed", "int", default=0),
     )
 
     def reads(self, args):
-        out = [args[p] for p in ("quality", "by", "embedding_column") if args.get(p)]
+        out = [args[p] for p in ("quality", "by", "order", "embedding_column") if args.get(p)]
         m = args.get("method")
         if m in EMBEDDING_METHODS and not args.get("embedding_column") and args.get("on", "instruction") != "conversation":
             out.append(args.get("on", "instruction"))
         if m == "instag":
             out.append(args.get("tags", "tags"))
         return out
+
+    def column_types(self, args):
+        m = args.get("method")
+        out = {"quality": "float"}
+        if m in ("topk", "threshold"):
+            out["by"] = "float"
+        if m == "quota":
+            out["order"] = "float"
+        if m == "instag":
+            out["tags"] = "list"
+        return out
+
+    def model_kinds(self, args):
+        return {"embedding": ("embedding",)}
+
+    def exclusive(self):
+        return (("k", "fraction"), ("embedding", "embedding_column"))
 
     def check(self, args):
         m, errs = args.get("method"), []
@@ -64,6 +82,8 @@ class Select(Op):
             errs.append(("method", "select(method=deita) needs `quality=<column>`"))
         if m == "quota" and not args.get("per"):
             errs.append(("method", "select(method=quota) needs `per=<rows per value>`"))
+        if m == "quota" and not args.get("order"):
+            errs.append(("method", "select(method=quota) needs `order=<numeric column>`: which rows of a group are best"))
         return errs
 
     def _column(self, ctx, table, col) -> np.ndarray:
@@ -74,12 +94,10 @@ class Select(Op):
         src = inputs[0]
         m = args["method"]
         n = ctx.count(src)
-        k = args.get("k")
-        if k is None and args.get("fraction") is not None:
-            k = int(round(args["fraction"] * n))
-        if k is None:
-            k = n
-        k = min(k, n)
+        asked = args.get("k")
+        if asked is None and args.get("fraction") is not None:
+            asked = int(round(args["fraction"] * n))
+        k = n if asked is None else min(asked, n)
         budget = args.get("budget_tokens")
         costs = None
         if budget:
@@ -87,6 +105,8 @@ class Select(Op):
                                                                  row_texts(ctx, src, "response"))])
         quality = self._column(ctx, src, args["quality"]) if args.get("quality") else None
         emb = embeddings(ctx, src, args) if m in EMBEDDING_METHODS and n else None
+        reasons: dict[int, str] = {}
+        limit = ""  # what, besides k and the budget, stopped the selection early
         if m in ("qdit", "facility_location"):
             from ..algorithms import facility_location
             alpha = args.get("alpha", 0.7 if m == "qdit" else 0.0)
@@ -95,13 +115,20 @@ class Select(Op):
                 mode = "exact" if n <= EXACT_MAX_ROWS else "knn"
             order = facility_location(emb, k, quality=quality, alpha=alpha, mode=mode,
                                       costs=costs, budget=budget, progress=ctx.progress)
-            budget = None  # the greedy already honoured it
+            costs = None  # the greedy already honoured the budget
         elif m == "kcenter":
             from ..algorithms import kcenter_greedy
             order = kcenter_greedy(emb, n if budget else k, progress=ctx.progress)
         elif m == "deita":
             from ..algorithms import deita_filter
-            order = deita_filter(emb, quality, n if budget else k, args.get("tau", 0.9))
+            blocked: dict = {}
+            tau = args.get("tau", 0.9)
+            order = deita_filter(emb, quality, n if budget else k, tau, blocked=blocked)
+            ids = self._ids(ctx, src)
+            for i, (sim, j) in blocked.items():
+                reasons[i] = f"deita: cosine {sim:.3f} to kept row {ids[j]} is above tau={tau:g}"
+            if len(order) < k:
+                limit = f"the similarity limit tau={tau:g} refused {len(blocked)} rows"
         elif m == "lift_variety":
             from ..algorithms import lift_variety
             frac = args["fraction"] if args.get("fraction") is not None else (k / n if n else 0)
@@ -117,30 +144,87 @@ class Select(Op):
         elif m == "threshold":
             v = self._column(ctx, src, args["by"])
             ok = ~np.isnan(v)
-            if args.get("min") is not None:
-                ok &= v >= args["min"]
-            if args.get("max") is not None:
-                ok &= v <= args["max"]
+            lo, hi = args.get("min"), args.get("max")
+            if lo is not None:
+                ok &= v >= lo
+            if hi is not None:
+                ok &= v <= hi
             order = np.flatnonzero(ok).tolist()
             k = len(order)
+            by = args["by"]
+            for i in np.flatnonzero(~ok).tolist():
+                reasons[i] = (f"threshold: `{by}` is null" if np.isnan(v[i]) else
+                              f"threshold: `{by}` = {v[i]:.6g} is below min={lo:g}" if lo is not None and v[i] < lo else
+                              f"threshold: `{by}` = {v[i]:.6g} is above max={hi:g}")
         elif m == "sample":
             from .sample import seeded_choice
             rng = np.random.Generator(np.random.PCG64(args.get("seed", 0)))
             order = rng.permutation(n).tolist() if budget else seeded_choice(n, k, args.get("seed", 0))
-        else:  # quota
-            vals = [r[0] for r in ctx.con.execute(f"SELECT CAST({q(args['by'])} AS VARCHAR) FROM {q(src)} ORDER BY rowid").fetchall()]
-            seen: dict = {}
-            order = []
-            for i, v in enumerate(vals):
-                seen[v] = seen.get(v, 0) + 1
-                if seen[v] <= args["per"]:
-                    order.append(i)
-            k = len(order) if args.get("k") is None else min(k, len(order))
+        else:  # quota: the best `per` of each value of `by`, by `order`
+            order, k = self._quota(ctx, src, args, reasons)
         from ..algorithms.facility_location import take_budget
-        order = take_budget([int(i) for i in order], k, costs, budget)
+        full = [int(i) for i in order]
+        order = take_budget(full, k, costs, budget if costs is not None else None)
+        if budget and len(order) < k:
+            limit = limit or f"the token budget {budget} was reached"
         ctx.info["selected"] = len(order)
+        if asked is not None and len(order) < asked:
+            why = limit or (f"the input has only {n} rows" if n < asked else f"{m} found no more rows to keep")
+            ctx.info["asked"] = asked
+            ctx.info["warning"] = f"selected {len(order)} of the {asked} rows asked: {why}"
+        self._explain(ctx, src, m, args, order, k, budget, reasons)
+        ctx.keep(src, order, reasons)
+
+    def _ids(self, ctx, src) -> list[str]:
+        return [r[0] for r in ctx.con.execute(f"SELECT _id FROM {q(src)} ORDER BY rowid").fetchall()]
+
+    def _quota(self, ctx, src, args, reasons) -> tuple[list[int], int]:
+        by, per, col = args["by"], args["per"], args["order"]
+        asc = args.get("ascending", False)
+        vals = [r[0] for r in ctx.con.execute(f"SELECT CAST({q(by)} AS VARCHAR) FROM {q(src)} ORDER BY rowid").fetchall()]
+        score = self._column(ctx, src, col)
+        key = np.where(np.isnan(score), np.inf, score if asc else -score)  # nulls rank last
+        ranked = np.lexsort((np.arange(len(vals)), key)).tolist()
+        taken: dict = {}
+        order = []
+        for i in ranked:
+            taken[vals[i]] = taken.get(vals[i], 0) + 1
+            if taken[vals[i]] <= per:
+                order.append(i)
+            else:
+                shown = "null" if np.isnan(score[i]) else f"{score[i]:.6g}"
+                reasons[i] = (f"quota: `{by}` = {vals[i]!s} already has its {per} rows with "
+                              f"{'lower' if asc else 'higher'} `{col}` (this row: {shown})")
+        order.sort(key=lambda i: (vals[i] is None, str(vals[i]), key[i], i))
+        k = len(order) if args.get("k") is None else min(args["k"], len(order))
+        return order, k
+
+    def _explain(self, ctx, src, m, args, order, k, budget, reasons) -> None:
+        """Reasons for rows without one yet: the criterion, and the value that fell short."""
+        n = ctx.count(src)
+        kept = set(order)
+        if len(kept) == n:
+            return
         what = f"budget_tokens={budget}" if budget else f"k={k}"
-        ctx.keep(src, order, f"not selected by {m} ({what})")
+        if m == "topk":
+            by = args["by"]
+            v = self._column(ctx, src, by)
+            last = v[order[-1]] if order else float("nan")
+            for i in range(n):
+                if i not in kept and i not in reasons:
+                    reasons[i] = (f"topk: `{by}` = {v[i]:.6g} ranks below the {len(order)} kept rows "
+                                  f"(last kept: {last:.6g})")
+            return
+        if m in ("deita", "qdit") and args.get("quality"):
+            qcol = args["quality"]
+            qv = self._column(ctx, src, qcol)
+            for i in range(n):
+                if i not in kept and i not in reasons:
+                    reasons[i] = f"not selected by {m} ({what}; `{qcol}` = {qv[i]:.6g})"
+            return
+        for i in range(n):
+            if i not in kept and i not in reasons:
+                reasons[i] = f"not selected by {m} ({what})"
 
 
 OP = Select()

@@ -132,6 +132,13 @@ class Tag(Op):
     def reads(self, args):
         return [] if args.get("on", "instruction") == "conversation" else [args.get("on", "instruction")]
 
+    def types(self, args):
+        return {args.get("column", "tags"): "list"}
+
+    def model_kinds(self, args):
+        return {"model": ("embedding",) if args.get("method") == "vocab" else ("causal_lm",),
+                "merge_model": ("embedding",)}
+
     def models(self, args):
         return [m for m in (args.get("model"), args.get("merge_model")) if m]
 

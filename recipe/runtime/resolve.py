@@ -61,10 +61,20 @@ def resolve(source: str) -> Resolved:
         st = p.stat()
         return Resolved("gguf", p.parent, p.name, None, None, f"{p.resolve()}@{st.st_size}:{st.st_mtime_ns}")
     if p.is_dir():
-        st = p.stat()
-        return Resolved("local", p, None, None, None, f"{p.resolve()}@{st.st_mtime_ns}")
+        return Resolved("local", p, None, None, None, f"{p.resolve()}@{_dir_signature(p)}")
     raise UserError(f"model not found at `{source}`: give `builtin:minilm`, `builtin:smollm2`, a local model "
                     f"directory, a .gguf file, or openai:URL#MODEL (models are never downloaded)")
+
+
+def _dir_signature(p: Path) -> str:
+    """Names, sizes and mtimes of a model folder's files: weights replaced in place change
+    it (the folder's own mtime does not), so cached results of the old weights are not reused."""
+    import hashlib
+    h = hashlib.sha256()
+    for f in sorted(x for x in p.rglob("*") if x.is_file()):
+        st = f.stat()
+        h.update(f"{f.relative_to(p)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
 
 
 def identity(kind: str, source: str, options: dict) -> str:

@@ -1,0 +1,168 @@
+"""Column types as `check` sees them, and the type of a row expression.
+
+Types are coarse on purpose (what DuckDB would accept or refuse): `str`, `int`, `float`,
+`bool`, `list` (of text: tags, `_parents`), `messages` (the conversation), and `any` where
+the type is not known before the run (a nested input value, a column of an open source).
+`any` is compatible with everything, so an unknown type never makes a false error.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .ir import Binary, Call, Column, ListV, Lit, ParamRef, Unary
+
+STR, INT, FLOAT, BOOL, LIST, MESSAGES, ANY, NULL = "str", "int", "float", "bool", "list", "messages", "any", "null"
+NUMERIC = (INT, FLOAT)
+
+CANONICAL_TYPES = {"_id": STR, "messages": MESSAGES, "instruction": STR, "response": STR}
+
+
+def of_value(v) -> str:
+    """The type of a Python value (a param value, or a value of a source's first row)."""
+    if v is None:
+        return ANY
+    if isinstance(v, bool):
+        return BOOL
+    if isinstance(v, int):
+        return INT
+    if isinstance(v, float):
+        return FLOAT
+    if isinstance(v, str):
+        return STR
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return LIST
+    return ANY
+
+
+def numeric(t: str) -> bool:
+    return t in NUMERIC or t in (ANY, NULL)
+
+
+def is_(t: str, want: str) -> bool:
+    """`t` can be used where `want` is needed (unknown types always can)."""
+    return t in (ANY, NULL) or t == want or (want == FLOAT and t == INT)
+
+
+@dataclass(frozen=True)
+class TypeIssue:
+    """An expression that DuckDB would refuse (or silently misread): where, what, and a hint."""
+    node: object
+    message: str
+    hint: str
+
+
+# function name -> (argument types, result type); `num` means int or float, `T` the type of
+# the first argument, and a trailing `...` repeats the last argument type
+SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
+    "length": ((STR,), INT), "words": ((STR,), INT), "lower": ((STR,), STR), "upper": ((STR,), STR),
+    "trim": ((STR,), STR), "contains": ((STR, STR), BOOL), "starts_with": ((STR, STR), BOOL),
+    "ends_with": ((STR, STR), BOOL), "regexp_matches": ((STR, STR), BOOL),
+    "regexp_replace": ((STR, STR, STR), STR), "concat": ((STR, STR, "..."), STR),
+    "abs": (("num",), "T"), "round": (("num", INT), FLOAT), "least": (("T", "T", "..."), "T"),
+    "greatest": (("T", "T", "..."), "T"), "coalesce": (("T", "T", "..."), "T"), "log": (("num",), FLOAT),
+    "sqrt": (("num",), FLOAT), "is_null": ((ANY,), BOOL), "turns": ((MESSAGES,), INT),
+    "num_tags": ((LIST,), INT),
+}
+
+_ARITH = ("+", "-", "*", "/", "%")
+_CMP = ("==", "!=", "<", "<=", ">", ">=")
+
+
+def _join(a: str, b: str) -> str:
+    """The common type of two comparable values (None when they are not comparable)."""
+    if a in (ANY, NULL):
+        return b
+    if b in (ANY, NULL):
+        return a
+    if a == b:
+        return a
+    if a in NUMERIC and b in NUMERIC:
+        return FLOAT
+    return None
+
+
+def expr_type(e, columns: dict[str, str] | None, param_types: dict[str, str]) -> tuple[str, list[TypeIssue]]:
+    """(type of `e`, issues). `columns` maps a column to its type (None: not known)."""
+    issues: list[TypeIssue] = []
+
+    def go(x) -> str:
+        if isinstance(x, Lit):
+            return NULL if x.value is None else of_value(x.value)
+        if isinstance(x, ParamRef):
+            return param_types.get(x.name, ANY)
+        if isinstance(x, Column):
+            return (columns or {}).get(x.name, ANY)
+        if isinstance(x, ListV):
+            return ANY  # reported by the function check (lists are not row expressions)
+        if isinstance(x, Unary):
+            t = go(x.operand)
+            if x.op == "not":
+                if not is_(t, BOOL):
+                    issues.append(TypeIssue(x, f"`not` needs a true/false value, got {t}",
+                                            "compare it first, e.g. `length(x) > 0`"))
+                return BOOL
+            if not numeric(t):
+                issues.append(TypeIssue(x, f"`{x.op}` needs a number, got {t}", "only numbers can be negated"))
+                return ANY
+            return t
+        if isinstance(x, Binary):
+            lt, rt = go(x.left), go(x.right)
+            if x.op in ("and", "or"):
+                for side, t in ((x.left, lt), (x.right, rt)):
+                    if not is_(t, BOOL):
+                        issues.append(TypeIssue(side, f"`{x.op}` needs true/false values, got {t}",
+                                                "compare it first, e.g. `score > 0.5`"))
+                return BOOL
+            if x.op in _CMP:
+                if _join(lt, rt) is None or (x.op not in ("==", "!=") and _join(lt, rt) in (BOOL, LIST, MESSAGES)):
+                    issues.append(TypeIssue(x, f"cannot compare {lt} with {rt} using `{x.op}`",
+                                            "compare values of one type; numbers with numbers, text with text"))
+                return BOOL
+            # arithmetic
+            if x.op == "+" and STR in (lt, rt) and lt in (STR, ANY, NULL) and rt in (STR, ANY, NULL):
+                issues.append(TypeIssue(x, "`+` adds numbers; it does not join text",
+                                        "join text with concat(a, b, ...), e.g. `concat(instruction, \" \", response)`"))
+                return STR
+            for side, t in ((x.left, lt), (x.right, rt)):
+                if not numeric(t):
+                    issues.append(TypeIssue(side, f"`{x.op}` needs numbers, got {t}",
+                                            "use length(...) or words(...) to turn text into a number"))
+                    return ANY
+            if x.op == "/" or FLOAT in (lt, rt):
+                return FLOAT
+            return INT if lt == INT and rt == INT else (FLOAT if ANY not in (lt, rt) else ANY)
+        if isinstance(x, Call):
+            args = [go(a) for a in x.args]
+            sig = SIGNATURES.get(x.fn)
+            if sig is None:
+                return ANY  # unknown functions are reported by the function check
+            want, result = sig
+            first = args[0] if args else ANY
+            for i, (a, t) in enumerate(zip(x.args, args)):
+                w = want[min(i, len(want) - 1)]
+                if w == "...":
+                    w = want[-2]
+                if w == "T":
+                    if _join(first, t) is None:
+                        issues.append(TypeIssue(a, f"`{x.fn}` needs arguments of one type, got {first} and {t}", ""))
+                    continue
+                if w == "num":
+                    ok = numeric(t)
+                elif w == ANY:
+                    ok = True
+                else:
+                    ok = is_(t, w)
+                if not ok:
+                    hint = ("use length(...) to measure text" if w in ("num", INT, FLOAT) and t == STR else
+                            "give it a text column or a quoted string" if w == STR else "")
+                    issues.append(TypeIssue(a, f"argument {i + 1} of `{x.fn}` must be {'a number' if w == 'num' else w}, "
+                                               f"got {t}", hint))
+            if result == "T":
+                out = first
+                for t in args[1:]:
+                    out = _join(out, t) or ANY
+                return out
+            return result
+        return ANY
+
+    return go(e), issues
