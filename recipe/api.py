@@ -156,15 +156,26 @@ class Result:
         self.plan, self.cache_dir = plan, cache_dir
 
     def table(self, node: str):
-        """The rows of a node as an Arrow table."""
+        """The rows of a node (or source) as an Arrow table, in the node's order."""
         import duckdb
         from .engine.store import Store
+        if node not in self.plan.node_step:
+            raise KeyError(f"no node `{node}` in this run; nodes: {', '.join(sorted(self.plan.node_step))}")
         step = self.plan.step(self.plan.node_step[node])
         con = duckdb.connect(str(self.cache_dir / "cache.duckdb"), read_only=True)
         try:
             return con.execute(f'SELECT * FROM "{Store.table(step.fingerprint)}" ORDER BY rowid').to_arrow_table()
         finally:
             con.close()
+
+
+    def to_pandas(self, node: str):
+        """The rows of a node as a pandas DataFrame (`pip install recipe[pandas]`)."""
+        try:
+            import pandas  # noqa: F401
+        except ImportError:
+            raise UserError("to_pandas() needs pandas: pip install 'recipe[pandas]' (or use .table(), an Arrow table)")
+        return self.table(node).to_pandas()
 
 
 def versions() -> dict:

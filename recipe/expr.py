@@ -29,7 +29,7 @@ FUNCTIONS: dict[str, Fn] = {
     "words": Fn("__words", 1, 1, "number of whitespace-separated words"),
     "lower": Fn("lower", 1, 1, "lower-cased text"),
     "upper": Fn("upper", 1, 1, "upper-cased text"),
-    "trim": Fn("trim", 1, 1, "text without leading/trailing whitespace"),
+    "trim": Fn("__trim", 1, 1, "text without leading/trailing whitespace"),
     "concat": Fn("concat", 2, 8, "texts joined end to end (a null counts as empty)"),
     "contains": Fn("contains", 2, 2, "whether text contains a substring"),
     "starts_with": Fn("starts_with", 2, 2, "whether text starts with a prefix"),
@@ -72,17 +72,31 @@ def to_sql(e, params: dict) -> tuple[str, list]:
     """Translate an expression to (SQL text with `?` placeholders, bound values)."""
     binds: list = []
 
+    def bind(v) -> str:
+        binds.append(v)
+        # DuckDB binds a Python int as INTEGER, which overflows at 2^31 in arithmetic
+        if isinstance(v, int) and not isinstance(v, bool):
+            return "CAST(? AS BIGINT)"
+        if isinstance(v, float):
+            return "CAST(? AS DOUBLE)"
+        return "?"
+
+    def twice(x) -> str:
+        """`x` translated for use twice in the SQL (its bound values repeat in order)."""
+        start = len(binds)
+        sql = go(x)
+        binds.extend(binds[start:])
+        return sql
+
     def go(x) -> str:
         if isinstance(x, Lit):
             if x.value is None:
                 return "NULL"
-            binds.append(x.value)
-            return "?"
+            return bind(x.value)
         if isinstance(x, ParamRef):
             if x.name not in params:
                 raise ExprError(f"param {x.name} has no value")
-            binds.append(params[x.name])
-            return "?"
+            return bind(params[x.name])
         if isinstance(x, Column):
             return quote_ident(x.name)
         if isinstance(x, Unary):
@@ -93,16 +107,24 @@ def to_sql(e, params: dict) -> tuple[str, list]:
             if op is None:
                 raise ExprError(f"operator {x.op}")
             left, right = go(x.left), go(x.right)
-            if x.op == "/":  # a row with a zero divisor gets NULL, not an error that stops the run
-                return f"({left} / NULLIF({right}, 0))"
+            if x.op in ("/", "%"):  # a zero divisor gives NULL, not an error (or a NaN) that stops the run
+                return f"({left} {op} NULLIF({right}, 0))"
             return f"({left} {op} {right})"
         if isinstance(x, Call):
             f = FUNCTIONS.get(x.fn)
             if f is None or not (f.min_args <= len(x.args) <= f.max_args):
                 raise ExprError(f"function {x.fn}")
+            if f.sql in ("ln", "sqrt"):  # outside the domain: NULL, as for a zero divisor
+                a = twice(x.args[0])  # appears twice below: once in the test, once as the argument
+                return f"(CASE WHEN {a} {'>' if f.sql == 'ln' else '>='} 0 THEN {f.sql}({a}) END)"
             args = [go(a) for a in x.args]
+            if f.sql == "round":  # round(BIGINT, BIGINT) does not bind; the docs promise a float
+                digits = f", CAST({args[1]} AS INTEGER)" if len(args) > 1 else ""
+                return f"round(CAST({args[0]} AS DOUBLE){digits})"
             if f.sql == "__words":
-                return f"len(string_split_regex(trim({args[0]}), '\\s+'))"
+                return f"len(regexp_extract_all({args[0]}, '\\S+'))"
+            if f.sql == "__trim":  # DuckDB's trim() removes spaces only; the docs promise whitespace
+                return f"regexp_replace({args[0]}, '^\\s+|\\s+$', '', 'g')"
             if f.sql == "__is_null":
                 return f"({args[0]} IS NULL)"
             return f"{f.sql}({', '.join(args)})"

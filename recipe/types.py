@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from .ir import Binary, Call, Column, ListV, Lit, ParamRef, Unary
 
 STR, INT, FLOAT, BOOL, LIST, MESSAGES, ANY, NULL = "str", "int", "float", "bool", "list", "messages", "any", "null"
+ERR = "error"  # a part already reported: fits anywhere, so one mistake gives one diagnostic
+_OPEN = (ANY, NULL, ERR)
 NUMERIC = (INT, FLOAT)
 
 CANONICAL_TYPES = {"_id": STR, "messages": MESSAGES, "instruction": STR, "response": STR}
@@ -35,12 +37,12 @@ def of_value(v) -> str:
 
 
 def numeric(t: str) -> bool:
-    return t in NUMERIC or t in (ANY, NULL)
+    return t in NUMERIC or t in _OPEN
 
 
 def is_(t: str, want: str) -> bool:
     """`t` can be used where `want` is needed (unknown types always can)."""
-    return t in (ANY, NULL) or t == want or (want == FLOAT and t == INT)
+    return t in _OPEN or t == want or (want == FLOAT and t == INT)
 
 
 @dataclass(frozen=True)
@@ -70,9 +72,9 @@ _CMP = ("==", "!=", "<", "<=", ">", ">=")
 
 def _join(a: str, b: str) -> str:
     """The common type of two comparable values (None when they are not comparable)."""
-    if a in (ANY, NULL):
+    if a in _OPEN:
         return b
-    if b in (ANY, NULL):
+    if b in _OPEN:
         return a
     if a == b:
         return a
@@ -103,7 +105,7 @@ def expr_type(e, columns: dict[str, str] | None, param_types: dict[str, str]) ->
                 return BOOL
             if not numeric(t):
                 issues.append(TypeIssue(x, f"`{x.op}` needs a number, got {t}", "only numbers can be negated"))
-                return ANY
+                return ERR
             return t
         if isinstance(x, Binary):
             lt, rt = go(x.left), go(x.right)
@@ -119,15 +121,17 @@ def expr_type(e, columns: dict[str, str] | None, param_types: dict[str, str]) ->
                                             "compare values of one type; numbers with numbers, text with text"))
                 return BOOL
             # arithmetic
+            if ERR in (lt, rt):
+                return ERR
             if x.op == "+" and STR in (lt, rt) and lt in (STR, ANY, NULL) and rt in (STR, ANY, NULL):
                 issues.append(TypeIssue(x, "`+` adds numbers; it does not join text",
                                         "join text with concat(a, b, ...), e.g. `concat(instruction, \" \", response)`"))
-                return STR
+                return ERR
             for side, t in ((x.left, lt), (x.right, rt)):
                 if not numeric(t):
                     issues.append(TypeIssue(side, f"`{x.op}` needs numbers, got {t}",
                                             "use length(...) or words(...) to turn text into a number"))
-                    return ANY
+                    return ERR
             if x.op == "/" or FLOAT in (lt, rt):
                 return FLOAT
             return INT if lt == INT and rt == INT else (FLOAT if ANY not in (lt, rt) else ANY)

@@ -61,7 +61,9 @@ def exprs():
             lambda t: Call(t[0], tuple(t[1][:FUNCTIONS[t[0]].min_args])))), max_leaves=10)
 
 
-SQL_FUNCS = {f.sql for f in FUNCTIONS.values()} | {"NULLIF", "len", "string_split_regex", "trim"}
+SQL_FUNCS = {f.sql for f in FUNCTIONS.values()} | {"NULLIF", "len", "regexp_extract_all", "regexp_replace", "CAST",
+                                                  "AS", "BIGINT", "DOUBLE", "INTEGER", "CASE", "WHEN", "THEN", "END"}
+FIXED_LITERALS = {"'\\S+'", "'^\\s+|\\s+$'", "''", "'g'"}  # the fixed patterns of words() and trim()
 TOKEN = re.compile(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'|\?|[A-Za-z_][A-Za-z0-9_]*|\S')
 KEYWORDS = {"AND", "OR", "NOT", "NULL", "IS"}
 
@@ -73,12 +75,12 @@ def test_translated_sql_uses_only_whitelisted_tokens(e):
     for tok in TOKEN.findall(sql):
         if tok.startswith('"'):
             continue  # a quoted identifier: a column name, quotes doubled
-        if tok == "'\\s+'":
-            continue  # the one fixed pattern `words()` uses
+        if tok in FIXED_LITERALS:
+            continue
         assert tok.startswith("'") is False, f"string literal pasted into SQL: {sql}"
         if tok[0].isalpha() or tok[0] == "_":
             assert tok in SQL_FUNCS or tok.upper() in KEYWORDS, f"unexpected word {tok!r} in {sql}"
-        elif tok != "0":  # the fixed zero of NULLIF(divisor, 0)
+        elif tok != "0":  # the fixed zero of NULLIF(divisor, 0) and of log/sqrt's domain test
             assert tok in "()+-*/%=<>!,?", f"unexpected token {tok!r} in {sql}"
     # every literal travels as a bound parameter
     assert sql.count("?") == len(binds)

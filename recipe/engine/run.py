@@ -216,7 +216,7 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
             if isinstance(e, (UserError, KeyboardInterrupt, SystemExit)) or os.environ.get("RECIPE_DEBUG"):
                 raise
             # a failure inside an operator or a model library: say where, keep the cache intact
-            raise UserError(f"step `{step.name}` ({step.op}) failed: {type(e).__name__}: {e}\n"
+            raise UserError(f"step `{step.name}` ({step.op}) failed: {_cause(e)}\n"
                             f"  finished steps are cached; set RECIPE_DEBUG=1 for the traceback") from e
         step_table[step.name] = table
         if ctx.info.get("warning"):
@@ -257,6 +257,14 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
     reporter.summary(rows)
     reporter.stats(rows)
     return RunResult(out_dir, manifest, rows)
+
+
+def _cause(e: BaseException) -> str:
+    """One line for a failure inside an operator or a library: the message's first line
+    (DuckDB appends the SQL and a caret; libraries append tracebacks of their own)."""
+    first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
+    text = f"{type(e).__name__}: {first}" if first else type(e).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def _main_inputs(step) -> int:

@@ -7,7 +7,7 @@ from .base import Op
 
 class Derive(Op):
     name = "derive"
-    version = 2  # 2: `messages` follows changes to `instruction` and `response`
+    version = 2  # 2: `messages` follows `instruction` and `response`; words/trim/log/sqrt/% anew
     doc = "Add (or replace) columns: each keyword argument is a column name and a row expression."
     variadic = "expr"
 

@@ -7,7 +7,7 @@ from .base import Op, P
 
 class Filter(Op):
     name = "filter"
-    version = 1
+    version = 2  # 2: words/trim/log/sqrt/% translated anew
     doc = "Keep rows where the condition holds (null counts as false); set the others aside."
     params = (P("where", "expr", required=True, doc="row condition, e.g. `length(response) > 20`"),)
     positional = ("where",)

@@ -27,7 +27,7 @@ MODEL_METRICS = ("ifd", "perplexity", "judge", "rubric", "reward")
 
 class Score(Op):
     name = "score"
-    version = 1
+    version = 2  # 2: expressions: words/trim/log/sqrt/% translated anew
     doc = "Add a score column: ifd, perplexity, judge, rubric, reward, length, words, tokens, complexity, expr."
     params = (
         P("metric", "str", required=True, choices=MODEL_METRICS + ("length", "words", "tokens", "complexity", "expr")),

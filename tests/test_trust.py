@@ -1,0 +1,238 @@
+"""What a recipe says is what it writes, and `check` finds what can be known before a run.
+
+One test per case a first day on real data found (each failed before its fix)."""
+import csv
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from recipe.api import load
+from recipe.diagnostics import RecipeError
+
+from conftest import alpaca_rows, read_jsonl, write_jsonl
+
+
+def _run(text, tmp_path, out="out", cache="cache", **kw):
+    return load(text).run(out=tmp_path / out, cache_dir=tmp_path / cache, **kw)
+
+
+def _codes(text, **kw):
+    return [d.code for d in load(text).diagnose(**kw).diagnostics if d.is_error]
+
+
+@pytest.fixture
+def data(tmp_path):
+    rows = alpaca_rows(12)
+    for i, r in enumerate(rows):
+        r["source"] = "a" if i % 3 else "b"
+        r["score"] = float(i % 5)
+    return write_jsonl(tmp_path / "d.jsonl", rows)
+
+
+# ---- output does not depend on what is in the cache ---------------------------------
+
+def test_renamed_source_on_a_warm_cache_gives_its_own_ids(tmp_path, data):
+    text = 'recipe t\nsource {name} = read("%s")\nwrite {name} to "x.jsonl"\n' % data
+    _run(text.format(name="raw"), tmp_path)
+    res = _run(text.format(name="code"), tmp_path)
+    ids = [r["_id"] for r in read_jsonl(tmp_path / "out" / "x.jsonl")]
+    assert ids and all(i.startswith("code:") for i in ids), ids[:3]
+    assert not res.steps[0]["cached"]
+
+
+# ---- the conversation has one source of truth -----------------------------------------
+
+WRITE_FORMATS = [("x.jsonl", None), ("x.json", "alpaca"), ("x.jsonl", "sharegpt"), ("x.jsonl", "openai"),
+                 ("x.jsonl", "dolly"), ("x.jsonl", "prompt_completion"), ("x.csv", "alpaca"),
+                 ("x.parquet", "alpaca"), ("x.parquet", None), ("x.tsv", None)]
+
+
+def _read_any(path: Path):
+    if path.suffix == ".parquet":
+        return pq.read_table(path).to_pylist()
+    if path.suffix in (".csv", ".tsv"):
+        with open(path, newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh, delimiter="," if path.suffix == ".csv" else "\t"))
+    if path.suffix == ".json":
+        return json.loads(path.read_text())
+    return read_jsonl(path)
+
+
+@pytest.mark.parametrize("column", ["instruction", "response"])
+@pytest.mark.parametrize("file,fmt", WRITE_FORMATS, ids=lambda x: str(x))
+def test_a_derived_canonical_column_reaches_every_writer(tmp_path, data, column, file, fmt):
+    opts = f' (format="{fmt}")' if fmt else ""
+    text = (f'recipe t\nsource raw = read("{data}", format="alpaca")\n'
+            f'x = raw | derive({column}=upper({column}))\nwrite x to "{file}"{opts}\n')
+    _run(text, tmp_path)
+    recs = _read_any(tmp_path / "out" / file)
+    assert len(recs) == 12
+    blob = json.dumps(recs, ensure_ascii=False)
+    marker = "TASK NUMBER 3: DESCRIBE ITEM 8" if column == "instruction" else "ITEM 8 IS DESCRIBED HERE WITH 3 WORDS"
+    assert marker in blob
+    # the original spelling survives nowhere (jsonl rows carry messages and the column)
+    original = "Task number 3: describe item 8" if column == "instruction" else "Item 8 is described here with 3 words"
+    assert original not in blob
+
+
+def test_derived_response_on_rows_without_an_answer_adds_the_turn(tmp_path):
+    data = write_jsonl(tmp_path / "q.jsonl", [{"question": "What is 2+2?"}, {"question": "Name a colour."}])
+    text = (f'recipe t\nsource raw = read("{data}")\n'
+            f'x = raw | derive(response=concat("Answer to: ", instruction))\nwrite x to "x.jsonl" (format="openai")\n')
+    _run(text, tmp_path)
+    rows = read_jsonl(tmp_path / "out" / "x.jsonl")
+    assert rows[0]["messages"] == [{"role": "user", "content": "What is 2+2?"},
+                                   {"role": "assistant", "content": "Answer to: What is 2+2?"}]
+
+
+def test_ops_cannot_overwrite_canonical_columns():
+    text = ('recipe t\nmodel lm = causal_lm("builtin:smollm2")\nsource raw = read("d.jsonl")\n'
+            'x = raw | score(metric="ifd", model=lm, column="instruction") | derive(_id=instruction)\n'
+            'write x to "x.jsonl"\n')
+    assert _codes(text, sniff=False) == ["E0407", "E0407"]
+
+
+# ---- selections say what they did -------------------------------------------------------
+
+def test_topk_on_text_is_a_check_error(data):
+    text = f'recipe t\nsource raw = read("{data}")\nx = raw | select(method="topk", by=instruction, k=5)\nwrite x to "x.jsonl"\n'
+    assert _codes(text) == ["E0406"]
+    ok = text.replace("by=instruction", "by=score")
+    assert _codes(ok) == []
+
+
+def test_quota_keeps_the_best_of_each_group_and_says_why(tmp_path, data):
+    base = f'recipe t\nsource raw = read("{data}")\nx = raw | select(method="quota", by=source, per=2{{o}})\nwrite x to "x.jsonl"\n'
+    assert _codes(base.format(o="")) == ["E0207"]  # which rows are best must be said
+    res = _run(base.format(o=", order=score"), tmp_path)
+    rows = read_jsonl(tmp_path / "out" / "x.jsonl")
+    by_group: dict = {}
+    for r in rows:
+        by_group.setdefault(r["source"], []).append(r["score"])
+    src = [json.loads(line) for line in (data.read_text().splitlines())]
+    for g, scores in by_group.items():
+        best = sorted((r["score"] for r in src if r["source"] == g), reverse=True)[:2]
+        assert sorted(scores, reverse=True) == best
+    aside = read_jsonl(tmp_path / "out" / "set_aside.jsonl")
+    assert len(aside) == 12 - 4 and res.manifest["sinks"][0]["rows"] == 4
+    assert all(a["reason"].startswith("quota: `source` = ") and "k=" not in a["reason"] for a in aside)
+
+
+def test_topk_and_threshold_reasons_carry_the_values(tmp_path, data):
+    text = (f'recipe t\nsource raw = read("{data}")\n'
+            f'x = raw | select(method="threshold", by=score, min=1) | select(method="topk", by=score, k=3)\n'
+            f'write x to "x.jsonl"\n')
+    _run(text, tmp_path)
+    reasons = [a["reason"] for a in read_jsonl(tmp_path / "out" / "set_aside.jsonl")]
+    assert any(r == "threshold: `score` = 0 is below min=1" for r in reasons)
+    assert any(r.startswith("topk: `score` = ") and "last kept: 3" in r for r in reasons)
+
+
+def test_deita_shortfall_is_reported_and_reasons_name_the_similarity(tmp_path):
+    # four rows, two of them copies in direction: tau refuses one copy, so k=4 cannot be met
+    rows = [{"instruction": f"q{i}", "output": "a", "q": float(4 - i), "e": e}
+            for i, e in enumerate([[1, 0], [1, 0.01], [0, 1], [-1, 0]])]
+    data = write_jsonl(tmp_path / "e.jsonl", rows)
+    text = (f'recipe t\nsource raw = read("{data}")\n'
+            f'x = raw | select(method="deita", k=4, quality=q, embedding_column=e, tau=0.9)\nwrite x to "x.jsonl"\n')
+    res = _run(text, tmp_path)
+    assert res.manifest["sinks"][0]["rows"] == 3
+    assert res.manifest["warnings"] == ["x: selected 3 of the 4 rows asked: the similarity limit tau=0.9 refused 1 rows"]
+    (aside,) = read_jsonl(tmp_path / "out" / "set_aside.jsonl")
+    assert aside["_id"] == "raw:1" and aside["reason"].startswith("deita: cosine 1.000 to kept row raw:0 is above tau=0.9")
+
+
+# ---- write options ------------------------------------------------------------------------
+
+def test_csv_sink_writes_csv(tmp_path, data):
+    _run(f'recipe t\nsource raw = read("{data}")\nwrite raw to "x.csv"\n', tmp_path)
+    recs = _read_any(tmp_path / "out" / "x.csv")
+    assert len(recs) == 12 and json.loads(recs[0]["messages"])[0]["role"] == "user"
+
+
+def test_write_options_are_checked(data):
+    base = f'recipe t\nsource raw = read("{data}")\nwrite raw to "{{f}}"{{o}}\n'
+    assert _codes(base.format(f="x.jsonl", o=' (columns=["nope"])')) == ["E0401"]
+    assert _codes(base.format(f="x.jsonl", o=' (colums=["score"])')) == ["E0901"]
+    assert _codes(base.format(f="x.jsonl", o=' (format="hf")')) == ["E0904"]
+    assert _codes(base.format(f="../x.jsonl", o="")) == ["E0905"]
+    assert _codes(base.format(f="x.txt", o="")) == ["E0906"]
+    assert _codes(base.format(f="x.jsonl", o=' (columns=["score"])')) == []
+
+
+def test_jsonl_columns_choose_what_is_written(tmp_path, data):
+    _run(f'recipe t\nsource raw = read("{data}")\nwrite raw to "x.jsonl" (columns=["score"])\n', tmp_path)
+    assert set(read_jsonl(tmp_path / "out" / "x.jsonl")[0]) == {"_id", "score"}
+
+
+# ---- check knows what can be known ------------------------------------------------------
+
+def test_text_plus_text_is_a_type_error_with_a_hint(data):
+    text = f'recipe t\nsource raw = read("{data}")\nx = raw | derive(text=instruction + " " + response)\nwrite x to "x.jsonl"\n'
+    c = load(text).diagnose()
+    (d,) = [d for d in c.diagnostics if d.is_error]
+    assert d.code == "E0405" and "concat(" in d.hints[0]
+    assert _codes(text.replace('instruction + " " + response', 'concat(instruction, " ", response)')) == []
+
+
+def test_filter_must_be_a_condition(data):
+    text = f'recipe t\nsource raw = read("{data}")\nx = raw | filter(length(response))\nwrite x to "x.jsonl"\n'
+    assert _codes(text) == ["E0405"]
+
+
+def test_model_kind_is_checked_per_operator():
+    text = ('recipe t\nmodel emb = embedding("builtin:minilm")\nsource raw = read("d.jsonl")\n'
+            'x = raw | score(metric="ifd", model=emb)\nwrite x to "x.jsonl"\n')
+    c = load(text).diagnose(sniff=False)
+    (d,) = c.diagnostics
+    assert d.code == "E0209" and "causal_lm" in d.message and "`emb` is embedding" in d.message
+
+
+def test_template_placeholders_are_checked():
+    text = ('recipe t\nmodel lm = causal_lm("builtin:smollm2")\nsource raw = read("d.jsonl")\n'
+            'x = raw | score(metric="judge", model=lm, prompt="Rate {instrction}: {response}")\nwrite x to "x.jsonl"\n')
+    (d,) = load(text).diagnose(sniff=False).diagnostics
+    assert d.code == "E0210" and "did you mean `instruction`" in d.hints[0]
+
+
+def test_missing_input_and_exclusive_params_fail_check_not_the_run(tmp_path, data):
+    missing = 'recipe t\nsource raw = read("nowhere.jsonl")\nwrite raw to "x.jsonl"\n'
+    assert _codes(missing) == ["E0903"]
+    with pytest.raises(RecipeError):
+        _run(missing, tmp_path)
+    assert not (tmp_path / "cache").exists()
+    both = f'recipe t\nsource raw = read("{data}")\nx = raw | select(method="sample", k=3, fraction=0.5)\nwrite x to "x.jsonl"\n'
+    assert _codes(both) == ["E0208"]
+    bad_fmt = f'recipe t\nsource raw = read("{data}", format="alpacca", idd="x")\nwrite raw to "x.jsonl"\n'
+    assert sorted(_codes(bad_fmt)) == ["E0901", "E0902"]
+
+
+def test_runtime_failure_is_one_line_naming_the_step(tmp_path, data):
+    from recipe.diagnostics import UserError
+    # a regular expression that only the engine can judge: the run stops with one line
+    text = f'recipe t\nsource raw = read("{data}")\nx = raw | filter(regexp_matches(instruction, "(("))\nwrite x to "x.jsonl"\n'
+    with pytest.raises(UserError) as e:
+        _run(text, tmp_path)
+    msg = str(e.value)
+    assert msg.startswith("step `x` (filter) failed:") and "SELECT" not in msg and len(msg.splitlines()) == 2
+
+
+# ---- the Python API ----------------------------------------------------------------------
+
+def test_api_check_raises_and_names_parameters(data):
+    r = load(f'recipe t\nparam n: int = 3\nsource raw = read("{data}")\nx = raw | limit(n=n)\nwrite x to "x.jsonl"\n')
+    with pytest.raises(RecipeError) as e:
+        r.check(params={"n": "many"})
+    assert "--set" not in e.value.diagnostics[0].message
+    assert r.check(params={"n": "2"}).ok
+
+
+def test_result_tables(tmp_path, data):
+    res = _run(f'recipe t\nsource raw = read("{data}")\nx = raw | limit(n=2)\nwrite x to "x.jsonl"\n', tmp_path)
+    assert res.table("x").num_rows == 2
+    with pytest.raises(KeyError, match="no node `y`.*x"):
+        res.table("y")
+    pd = pytest.importorskip("pandas")
+    assert isinstance(res.to_pandas("x"), pd.DataFrame) and len(res.to_pandas("x")) == 2
