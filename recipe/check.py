@@ -436,7 +436,7 @@ def _check_op_columns(c: Checked, node: Node, op: OpCall, spec, args: dict, cur:
 
 def _tname(t: str) -> str:
     return {"int": "whole number", "float": "number", "str": "text", "bool": "true/false value",
-            "list": "list of text", "messages": "conversation"}.get(t, t)
+            "list": "list of text", "messages": "conversation", "vector": "list of numbers (an embedding)"}.get(t, t)
 
 
 def _want_hint(want: str) -> str:

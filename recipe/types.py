@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from .ir import Binary, Call, Column, ListV, Lit, ParamRef, Unary
 
 STR, INT, FLOAT, BOOL, LIST, MESSAGES, ANY, NULL = "str", "int", "float", "bool", "list", "messages", "any", "null"
+VECTOR = "vector"  # a list of numbers: a precomputed embedding
 ERR = "error"  # a part already reported: fits anywhere, so one mistake gives one diagnostic
 _OPEN = (ANY, NULL, ERR)
 NUMERIC = (INT, FLOAT)
@@ -31,6 +32,8 @@ def of_value(v) -> str:
         return FLOAT
     if isinstance(v, str):
         return STR
+    if isinstance(v, list) and v and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+        return VECTOR
     if isinstance(v, list) and all(isinstance(x, str) for x in v):
         return LIST
     return ANY

@@ -285,19 +285,36 @@ def iter_rows(source: str, files: list[Path], fmt: str | None, id_col: str | Non
             yield rid, row, None, None
 
 
+SNIFF_ROWS = 200  # rows `check` reads from each source for its column types
+
+
 def sniff_columns(path: str, fmt: str | None) -> tuple[dict[str, str] | None, str | None]:
-    """({column: type} of the first readable row, for compile-time checks; or None), and
-    why the input cannot be read at all (None when it can)."""
-    from ..types import CANONICAL_TYPES, of_value
+    """({column: type} from the first rows, for compile-time checks; or None), and why the
+    input cannot be read at all (None when it can). A column's type is its non-null values'
+    common type: int and float make float, other mixes (or only nulls) make `any`."""
+    from ..types import ANY, CANONICAL_TYPES, FLOAT, INT, of_value
+    seen: dict[str, set] | None = None
     try:
         files = list_files(path)
         for n, (_, row, _, _) in enumerate(iter_rows("sniff", files[:1], fmt, log=lambda *_: None)):
-            if row is not None:
-                return {**{k: of_value(v) for k, v in row.items()}, **CANONICAL_TYPES}, None
-            if n >= 100:
+            if n >= SNIFF_ROWS:
                 break
+            if row is None:
+                continue
+            seen = seen if seen is not None else {}
+            for k, v in row.items():
+                seen.setdefault(k, set())
+                if v is not None:
+                    seen[k].add(of_value(v))
     except UserError as e:
         return None, str(e)
     except OSError as e:
         return None, f"cannot read {path}: {e.strerror}"
-    return None, None
+    if seen is None:
+        return None, None
+
+    def common(ts: set) -> str:
+        if len(ts) == 1:
+            return next(iter(ts))
+        return FLOAT if ts == {INT, FLOAT} else ANY
+    return {**{k: common(ts) for k, ts in seen.items()}, **CANONICAL_TYPES}, None

@@ -24,9 +24,12 @@ def embeddings(ctx, table: str, args: dict, on: str | None = None) -> np.ndarray
         rows = ctx.con.execute(f"SELECT {q(col)} FROM {q(table)} ORDER BY rowid").fetchall()
         # readers keep nested values (a JSON list in a .jsonl row) as JSON text
         try:
-            return np.asarray([json.loads(v) if isinstance(v, str) else v for (v,) in rows], dtype=np.float32)
+            arr = np.asarray([json.loads(v) if isinstance(v, str) else v for (v,) in rows], dtype=np.float32)
         except (TypeError, ValueError):
+            arr = None
+        if arr is None or (len(rows) and arr.ndim != 2):
             raise UserError(f"embedding_column `{col}` must hold a list of numbers of one length in every row")
+        return arr.reshape(len(rows), -1)
     texts = row_texts(ctx, table, on or args.get("on", "instruction"))
     return ctx.runtime.embed(ctx.models[args["embedding"]], texts, progress=ctx.progress)
 

@@ -41,7 +41,7 @@ class Dedupe(Op):
 
     def column_types(self, args):
         k = args.get("keep", "first")
-        return {"keep": "float"} if k.startswith(("max:", "min:")) else {}
+        return {"embedding_column": "vector"}
 
     def model_kinds(self, args):
         return {"embedding": ("embedding",)}

@@ -54,7 +54,7 @@ class Select(Op):
 
     def column_types(self, args):
         m = args.get("method")
-        out = {"quality": "float"}
+        out = {"quality": "float", "embedding_column": "vector"}
         if m in ("topk", "threshold"):
             out["by"] = "float"
         if m == "quota":

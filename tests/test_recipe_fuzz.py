@@ -1,0 +1,104 @@
+"""The recipe fuzzer: well-formed recipes over columns of random types, with random operators,
+arguments and expressions (well-typed or not). Each must end in a diagnostic from `check`,
+or in a clean run: never in a failure that `check` could have found, never in an internal
+exception's text."""
+import json
+
+from hypothesis import HealthCheck, event, given, settings, strategies as st
+
+from recipe.api import load
+from recipe.diagnostics import RecipeError, UserError
+
+TYPES = {"int": st.integers(-5, 50), "float": st.floats(-5, 5, allow_nan=False).map(lambda x: round(x, 2)),
+         "str": st.text(alphabet="ab cd\u00e9", max_size=8), "bool": st.booleans(),
+         "list": st.lists(st.sampled_from(["x", "y", "z"]), max_size=3)}
+COLNAMES = ["c1", "c2", "c3"]
+CANON = ["instruction", "response"]
+
+
+def literal(draw):
+    return draw(st.sampled_from(["1", "2.5", '"ab"', "true", "null", "0"]))
+
+
+def expr(draw, cols, depth=2):
+    if depth == 0 or draw(st.integers(0, 3)) == 0:
+        return draw(st.sampled_from(cols)) if draw(st.booleans()) else literal(draw)
+    kind = draw(st.sampled_from(["bin", "fn", "not"]))
+    if kind == "not":
+        return f"not ({expr(draw, cols, depth - 1)})"
+    if kind == "bin":
+        op = draw(st.sampled_from(["+", "-", "*", "/", "%", "==", "!=", "<", ">=", "and", "or"]))
+        return f"({expr(draw, cols, depth - 1)} {op} {expr(draw, cols, depth - 1)})"
+    fn, n = draw(st.sampled_from([("length", 1), ("words", 1), ("lower", 1), ("trim", 1), ("contains", 2),
+                                  ("abs", 1), ("round", 2), ("log", 1), ("sqrt", 1), ("coalesce", 2),
+                                  ("concat", 2), ("least", 2), ("is_null", 1), ("num_tags", 1)]))
+    return f"{fn}({', '.join(expr(draw, cols, depth - 1) for _ in range(n))})"
+
+
+@st.composite
+def case(draw):
+    types = {c: draw(st.sampled_from(sorted(TYPES))) for c in COLNAMES}
+    rows = []
+    for i in range(draw(st.integers(1, 8))):
+        r = {"instruction": f"do thing {i} " + draw(st.text(alphabet="ab ", max_size=5)), "output": f"done {i}"}
+        for c, t in types.items():
+            # the first row has every column, so `check` can know its type
+            r[c] = None if i and draw(st.integers(0, 5)) == 0 else draw(TYPES[t])
+        rows.append(r)
+    cols = COLNAMES + CANON
+    ops = []
+    for _ in range(draw(st.integers(1, 3))):
+        c = draw(st.sampled_from(cols))
+        op = draw(st.sampled_from(["filter", "derive", "topk", "threshold", "quota", "sample", "limit",
+                                   "dedupe", "score", "deita"]))
+        if op == "filter":
+            ops.append(f"filter({expr(draw, cols)})")
+        elif op == "derive":
+            name = draw(st.sampled_from(["n1", "n2", "instruction", "response", "c1"]))
+            ops.append(f"derive({name}={expr(draw, cols)})")
+            if name not in cols:
+                cols = cols + [name]
+        elif op == "topk":
+            ops.append(f'select(method="topk", by={c}, k={draw(st.integers(0, 5))})')
+        elif op == "threshold":
+            ops.append(f'select(method="threshold", by={c}, min={draw(st.integers(-2, 3))})')
+        elif op == "quota":
+            ops.append(f'select(method="quota", by={c}, per=2, order={draw(st.sampled_from(cols))})')
+        elif op == "sample":
+            ops.append(f"sample(n={draw(st.integers(0, 5))}, seed=1)")
+        elif op == "limit":
+            ops.append(f"limit(n={draw(st.integers(0, 5))})")
+        elif op == "dedupe":
+            m = draw(st.sampled_from(["exact", "minhash"]))
+            ops.append(f'dedupe(method="{m}", on={c})')
+        elif op == "deita":
+            ops.append(f'select(method="deita", k=3, quality={c}, embedding_column={draw(st.sampled_from(cols))})')
+        else:
+            ops.append(f'score(metric="{draw(st.sampled_from(["length", "words", "complexity"]))}", '
+                       f'on={c}, tags={c}, column="s1")')
+            cols = cols + ["s1"]
+    sink = draw(st.sampled_from(['"o.jsonl"', '"o.csv"', '"o.json" (format="alpaca")',
+                                 '"o.parquet"', '"o.jsonl" (format="sharegpt")']))
+    return rows, "\n  | ".join(ops), sink
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(case())
+def test_fuzzed_recipes_end_in_a_diagnostic_or_a_clean_run(tmp_path_factory, c):
+    rows, ops, sink = c
+    tmp = tmp_path_factory.mktemp("fz")
+    data = tmp / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = f'recipe fz\nsource raw = read("{data}", format="alpaca")\nx = raw\n  | {ops}\nwrite x to {sink}\n'
+    r = load(text)
+    diags = r.diagnose().diagnostics
+    if any(d.is_error for d in diags):
+        event("check found an error")
+        return
+    event("ran")
+    try:
+        res = r.run(out=tmp / "out", cache_dir=tmp / "cache")
+    except (RecipeError, UserError) as e:
+        raise AssertionError(f"check passed, then the run failed:\n{text}\n{e}")
+    for n in res.manifest["nodes"]:
+        assert n["rows_in"] + n["rows_created"] == n["rows_out"] + n["rows_set_aside"], n
