@@ -99,7 +99,10 @@ class Loaded:
         c = self.check(params, sources)
         return build_plan(c, self.source_paths(sources, c.params), identity)
 
-    def run(self, params=None, sources=None, out="out", cache_dir=".recipe", quiet=True, runtime=None):
+    def run(self, params=None, sources=None, out="out", cache_dir=".recipe", quiet=True, runtime=None,
+            model_cache=None):
+        """Run the recipe. `cache_dir`: this project's step cache; `model_cache`: converted
+        weights and model results (default: the per-user cache, see runtime.user_cache_dir)."""
         from .engine.run import Reporter, check_out_dir, execute
         from .engine.store import Store
         self._require_sources(sources)
@@ -119,7 +122,7 @@ class Loaded:
         def runtime_factory():
             if holder["rt"] is None:
                 from .runtime import ModelRuntime
-                holder["rt"] = ModelRuntime(cache_dir=Path(cache_dir) / "models", log=reporter.log)
+                holder["rt"] = ModelRuntime(cache_dir=model_cache, log=reporter.log)
             return holder["rt"]
         try:
             extra = {"recipe": self.recipe.name, "recipe_hash": self.hash(c.params),

@@ -128,7 +128,8 @@ def cmd_plan(a) -> int:
 
 def cmd_run(a) -> int:
     r = _load(a.file)
-    res = r.run(_kv(a.set, "--set"), _kv(a.source, "--source"), a.out, a.cache_dir, quiet=a.quiet)
+    res = r.run(_kv(a.set, "--set"), _kv(a.source, "--source"), a.out, a.cache_dir, quiet=a.quiet,
+                model_cache=a.model_cache)
     main = res.manifest["sinks"][0] if res.manifest["sinks"] else None
     if main:
         print(f"done: {main['rows']} rows in {main['path']}; manifest.json and set_aside.jsonl in {a.out}")
@@ -254,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="out")
     p.add_argument("--cache-dir", default=".recipe")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--model-cache", metavar="DIR",
+                   help="converted weights and model results (default: $RECIPE_CACHE_HOME, else $XDG_CACHE_HOME/recipe)")
     common(p)
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("graph", help="print the recipe as a Mermaid flowchart")

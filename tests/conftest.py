@@ -6,6 +6,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_configure(config):
+    # the per-user model cache of this test session: never the developer's own ~/.cache
+    import os
+    import tempfile
+    os.environ.setdefault("RECIPE_CACHE_HOME", tempfile.mkdtemp(prefix="recipe-test-cache-"))
+
+
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", help="rewrite golden files from the current output")
 

@@ -236,3 +236,18 @@ def test_result_tables(tmp_path, data):
         res.table("y")
     pd = pytest.importorskip("pandas")
     assert isinstance(res.to_pandas("x"), pd.DataFrame) and len(res.to_pandas("x")) == 2
+
+
+# ---- the model cache is per user, the step cache per project ---------------------------
+
+@pytest.mark.slow
+def test_model_results_are_shared_across_projects(tmp_path, data, monkeypatch):
+    monkeypatch.setenv("RECIPE_CACHE_HOME", str(tmp_path / "user-cache"))
+    text = (f'recipe t\nmodel emb = embedding("builtin:minilm")\nsource raw = read("{data}")\n'
+            f'x = raw | dedupe(method="semantic", embedding=emb, threshold=0.99)\nwrite x to "x.jsonl"\n')
+    first = load(text).run(out=tmp_path / "a" / "out", cache_dir=tmp_path / "a" / ".recipe")
+    second = load(text).run(out=tmp_path / "b" / "out", cache_dir=tmp_path / "b" / ".recipe")
+    (s1,), (s2,) = first.manifest["model_runtime"].values(), second.manifest["model_runtime"].values()
+    assert s1["computed"] == 12 and s2["computed"] == 0 and s2["cache_hits"] == 12
+    assert (tmp_path / "user-cache" / "models" / "results.sqlite").exists()
+    assert not (tmp_path / "a" / ".recipe" / "models").exists()

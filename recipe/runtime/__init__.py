@@ -3,7 +3,7 @@
 Operators never load models; they call one `ModelRuntime` per run with the model's
 declaration (`{kind, source, options, identity}`):
 
-    rt = ModelRuntime(cache_dir=".recipe/models")
+    rt = ModelRuntime()  # caches under user_cache_dir()/models
     vecs = rt.embed(decl, texts)                  # float32, L2-normalised
     ll = rt.loglik(decl, prompts, continuations)  # [{"logprob": ..., "tokens": n}]
 """
@@ -43,10 +43,21 @@ def as_decl(model) -> dict:
     return model
 
 
+def user_cache_dir() -> Path:
+    """Where converted weights and model results live, shared by every project of a user:
+    $RECIPE_CACHE_HOME, else $XDG_CACHE_HOME/recipe, else ~/.cache/recipe. (The step cache
+    stays per project, under --cache-dir.)"""
+    import os
+    if os.environ.get("RECIPE_CACHE_HOME"):
+        return Path(os.environ["RECIPE_CACHE_HOME"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "recipe"
+
+
 class ModelRuntime:
-    def __init__(self, cache_dir: str | Path = ".recipe/models", device: str = "auto", log=lambda *_: None):
+    def __init__(self, cache_dir: str | Path | None = None, device: str = "auto", log=lambda *_: None):
         from .hf import pick_device
-        self.cache_dir = Path(cache_dir)
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else user_cache_dir() / "models"
         self.device = pick_device(device) if device == "auto" else device
         self.log = log
         self.cache = ResultCache(self.cache_dir)
