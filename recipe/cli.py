@@ -195,7 +195,12 @@ def cmd_ops(a) -> int:
 
 
 def cmd_explain(a) -> int:
-    out = Path(a.out)
+    from .explain import explain
+    if (Path(a.cache_dir) / "cache.duckdb").exists():
+        print("\n".join(f"{a.row}: " + line if i == 0 else "  " + line
+                        for i, line in enumerate(explain(Path(a.out), a.row, Path(a.cache_dir)))))
+        return 0
+    out = Path(a.out)  # without the step cache: what set_aside.jsonl and the sinks say
     man = json.loads((out / "manifest.json").read_text())
     aside = out / "set_aside.jsonl"
     hits = []
@@ -271,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ops", help="list operators and their parameters")
     p.set_defaults(fn=cmd_ops)
     p = sub.add_parser("explain", help="say where a row went and why")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", default="out", help="the run's --out (default: out)")
+    p.add_argument("--cache-dir", default=".recipe", help="the run's --cache-dir (default: .recipe)")
     p.add_argument("--row", required=True)
     p.set_defaults(fn=cmd_explain)
     return ap

@@ -251,3 +251,26 @@ def test_model_results_are_shared_across_projects(tmp_path, data, monkeypatch):
     assert s1["computed"] == 12 and s2["computed"] == 0 and s2["cache_hits"] == 12
     assert (tmp_path / "user-cache" / "models" / "results.sqlite").exists()
     assert not (tmp_path / "a" / ".recipe" / "models").exists()
+
+
+# ---- explain: the row's own path, with its values -----------------------------------------
+
+def test_explain_shows_the_rows_path_and_values(tmp_path, data, monkeypatch, capsys):
+    from recipe.cli import main
+    text = (f'recipe t\nsource raw = read("{data}")\nsource other = read("{data}")\n'
+            f'a = raw | derive(n=length(instruction)) | select(method="topk", by=score, k=4)\n'
+            f'b = other | limit(n=1)\nwrite a to "a.jsonl"\nwrite b to "b.jsonl"\n')
+    _run(text, tmp_path)
+    monkeypatch.chdir(tmp_path)  # --out and --cache-dir default like `run`'s
+    (tmp_path / "cache").rename(tmp_path / ".recipe")
+    assert main(["explain", "--row", "raw:4"]) == 0
+    kept = capsys.readouterr().out.splitlines()
+    assert kept[0].startswith("raw:4: raw (read): read")
+    assert kept[1] == "  a/derive (derive): kept: n=41"  # len("Task number 4: describe item 2 in detail.")
+    assert kept[2] == "  a/select (select): kept" and kept[3].endswith("a.jsonl")
+    assert not any("other" in line or line.startswith("  b ") for line in kept)  # not on its path
+    assert main(["explain", "--row", "raw:0"]) == 0
+    dropped = capsys.readouterr().out.splitlines()
+    assert dropped[-1].startswith("  a/select (select): set aside: topk: `score` = 0 ranks below the 4 kept rows")
+    assert main(["explain", "--row", "nope:1"]) == 1
+    assert "not in this run" in capsys.readouterr().err

@@ -232,7 +232,7 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
     for s in plan.sinks:
         path = safe_sink_path(out_dir, s["path"])
         n, rejected = write_sink(con, step_table[s["step"]], path, s["format"], s["options"], atomic_write)
-        sinks.append({"name": s["name"], "path": str(path), "format": s["format"] or "jsonl", "rows": n,
+        sinks.append({"name": s["name"], "step": s["step"], "path": str(path), "format": s["format"] or "jsonl", "rows": n,
                       "rows_not_written": len(rejected)})
         aside_lines += [json.dumps({"_id": rid, "node": f"write {s['path']}", "reason": why}, ensure_ascii=False)
                         for rid, why in rejected]
@@ -249,8 +249,10 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
     atomic_write(out_dir / "set_aside.jsonl", ("\n".join(aside_lines) + ("\n" if aside_lines else "")).encode())
     manifest = {**manifest_extra,
                 "nodes": [{k: r[k] for k in ("name", "op", "rows_in", "rows_created", "rows_out",
-                                             "rows_set_aside", "seconds", "cached")} | ({"stats": r["info"]} if r["info"] else {})
-                          for r in rows],
+                                             "rows_set_aside", "seconds", "cached")}
+                          | {"fingerprint": s.fingerprint, "inputs": list(s.inputs[:_main_inputs(s)])}
+                          | ({"stats": r["info"]} if r["info"] else {})
+                          for r, s in zip(rows, plan.steps)],
                 "sinks": sinks,
                 "warnings": [f"{r['name']}: {r['info']['warning']}" for r in rows if (r["info"] or {}).get("warning")]}
     atomic_write(out_dir / "manifest.json", (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
