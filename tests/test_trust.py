@@ -274,3 +274,17 @@ def test_explain_shows_the_rows_path_and_values(tmp_path, data, monkeypatch, cap
     assert dropped[-1].startswith("  a/select (select): set aside: topk: `score` = 0 ranks below the 4 kept rows")
     assert main(["explain", "--row", "nope:1"]) == 1
     assert "not in this run" in capsys.readouterr().err
+
+
+def test_embedding_selection_reasons_name_the_nearest_kept_row(tmp_path):
+    rows = [{"instruction": f"q{i}", "output": "a", "e": e}
+            for i, e in enumerate([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]])]
+    data = write_jsonl(tmp_path / "e.jsonl", rows)
+    text = (f'recipe t\nsource raw = read("{data}")\n'
+            f'x = raw | select(method="kcenter", k=2, embedding_column=e)\nwrite x to "x.jsonl"\n')
+    _run(text, tmp_path)
+    kept = {r["_id"] for r in read_jsonl(tmp_path / "out" / "x.jsonl")}
+    for a in read_jsonl(tmp_path / "out" / "set_aside.jsonl"):
+        near = a["reason"].split("nearest kept row ")[1].split(",")[0]
+        assert near in kept and a["reason"].startswith("not selected by kcenter (k=2; nearest kept row ")
+        assert {a["_id"], near} in ({"raw:0", "raw:1"}, {"raw:2", "raw:3"})

@@ -74,6 +74,9 @@ class Reporter:
             t.add_row(r["name"], r["op"], str(r["rows_in"]), str(r["rows_created"]), str(r["rows_out"]),
                       str(r["rows_set_aside"]), f"{r['seconds']:.2f}", "yes" if r["cached"] else "")
         self._console.print(t)
+        for r in rows:  # said again under the table, where a reader of the run looks last
+            if (r.get("info") or {}).get("warning"):
+                self.log(f"warning: {r['name']}: {r['info']['warning']}")
 
 
 class _NullProgress:

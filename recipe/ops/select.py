@@ -172,7 +172,7 @@ class Select(Op):
             why = limit or (f"the input has only {n} rows" if n < asked else f"{m} found no more rows to keep")
             ctx.info["asked"] = asked
             ctx.info["warning"] = f"selected {len(order)} of the {asked} rows asked: {why}"
-        self._explain(ctx, src, m, args, order, k, budget, reasons)
+        self._explain(ctx, src, m, args, order, k, budget, reasons, emb)
         ctx.keep(src, order, reasons)
 
     def _ids(self, ctx, src) -> list[str]:
@@ -199,13 +199,25 @@ class Select(Op):
         k = len(order) if args.get("k") is None else min(args["k"], len(order))
         return order, k
 
-    def _explain(self, ctx, src, m, args, order, k, budget, reasons) -> None:
-        """Reasons for rows without one yet: the criterion, and the value that fell short."""
+    def _explain(self, ctx, src, m, args, order, k, budget, reasons, emb=None) -> None:
+        """Reasons for rows without one yet: the criterion, and the value that fell short
+        (for embedding methods, the kept row each dropped row is nearest to)."""
         n = ctx.count(src)
         kept = set(order)
         if len(kept) == n:
             return
         what = f"budget_tokens={budget}" if budget else f"k={k}"
+        near = _nearest_kept(emb, order) if emb is not None and m in EMBEDDING_METHODS else None
+        if near is not None:
+            ids = self._ids(ctx, src)
+            qcol = args.get("quality")
+            qv = self._column(ctx, src, qcol) if qcol else None
+            for i in range(n):
+                if i not in kept and i not in reasons:
+                    j, sim = near[0][i], near[1][i]
+                    reasons[i] = (f"not selected by {m} ({what}" + (f"; `{qcol}` = {qv[i]:.6g}" if qcol else "")
+                                  + (f"; nearest kept row {ids[order[j]]}, cosine {sim:.3f})" if j >= 0 else ")"))
+            return
         if m == "topk":
             by = args["by"]
             v = self._column(ctx, src, by)
@@ -225,6 +237,26 @@ class Select(Op):
         for i in range(n):
             if i not in kept and i not in reasons:
                 reasons[i] = f"not selected by {m} ({what})"
+
+
+NEAREST_MAX_WORK = 2e8  # rows x kept rows above which reasons skip the nearest kept row
+
+
+def _nearest_kept(emb, order: list[int]):
+    """(position in `order` of each row's most similar kept row, that cosine), computed in
+    blocks; None when that would cost more than the selection itself is worth explaining."""
+    if not order or len(emb) * len(order) > NEAREST_MAX_WORK:
+        return None
+    e = np.asarray(emb, dtype=np.float32)
+    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    kept = e[np.asarray(order)]
+    pos = np.empty(len(e), dtype=np.int64)
+    sims = np.empty(len(e), dtype=np.float32)
+    for s in range(0, len(e), 4096):
+        block = e[s:s + 4096] @ kept.T
+        pos[s:s + 4096] = block.argmax(axis=1)
+        sims[s:s + 4096] = block.max(axis=1)
+    return pos, sims
 
 
 OP = Select()

@@ -59,6 +59,13 @@ class ModelRuntime:
         from .hf import pick_device
         self.cache_dir = Path(cache_dir) if cache_dir is not None else user_cache_dir() / "models"
         self.device = pick_device(device) if device == "auto" else device
+        import os
+        # Batch-invariant scoring: each text's scores and embeddings are computed alone, so
+        # they do not depend on what else was in its batch, and a result cached by another
+        # recipe equals the one this run would compute (float kernels round differently for
+        # other shapes). Costs about 1.3x on a CPU; off on a GPU unless asked for.
+        mode = os.environ.get("RECIPE_BATCH_INVARIANT", "auto")
+        self.invariant = self.device == "cpu" if mode == "auto" else mode not in ("0", "false", "no")
         self.log = log
         self.cache = ResultCache(self.cache_dir)
         self._models: dict[str, object] = {}
@@ -166,13 +173,14 @@ class ModelRuntime:
             if hasattr(m, "embed") and not hasattr(m, "url"):
                 st.tokens += m.n_tokens(todo_texts) if len(todo_texts) <= 200_000 else 0
                 # one encode call: sentence-transformers sorts by length itself
-                vecs = m.embed(todo_texts)
+                vecs = m.embed(todo_texts, batch_size=1) if self.invariant else m.embed(todo_texts)
             else:
                 vecs = np.asarray(m.embed(todo_texts), dtype=np.float32)
                 vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
             st.seconds += time.time() - t0
             st.computed += len(todo)
             self.cache.put_embeddings([ukeys[j] for j in todo], vecs)
+            vecs = vecs.astype(np.float16)  # what the cache holds: fresh and cached vectors agree
             for j, v in zip(todo, vecs):
                 found[ukeys[j]] = v
         if not texts:
@@ -195,6 +203,8 @@ class ModelRuntime:
             toks = [(m.encode(p), m.encode(c)) for p, c in pairs]
             self._stat(decl).tokens += sum(len(a) + len(b) for a, b in toks)
             lens = [len(a) + len(b) for a, b in toks]
+            if self.invariant:
+                return _solo(toks, lambda t: m.loglik_rows([[t]])[0], prog)
             # pairs share sequences (no padding); a pair longer than a row gets its own
             return run_packed(toks, lens, min(m.max_len, PACK_ROW), budget, m.loglik_rows, prog)
         return self._cached(decl, "loglik", {}, list(zip(prompts, continuations)), lambda x: list(x), compute, progress)
@@ -211,6 +221,8 @@ class ModelRuntime:
             ids = [m.encode(c)[0] for c in choices]
             toks = [m.encode(p) for p in items]
             self._stat(decl).tokens += sum(map(len, toks))
+            if self.invariant:
+                return _solo(toks, lambda t: m.next_token_rows([[t]], ids)[0], prog)
             return run_packed(toks, [len(t) for t in toks], min(m.max_len, PACK_ROW), budget,
                               lambda rows: m.next_token_rows(rows, ids), prog)
         res = self._cached(decl, "choice_probs", {"choices": choices}, list(prompts), lambda x: x, compute, progress)
@@ -250,6 +262,8 @@ class ModelRuntime:
         def compute(its, prog):
             m = self.model(decl)
             lens = [len(a) // 4 + (len(b) // 4 if b else 0) + 2 for a, b in its]
+            if self.invariant:
+                return _solo(its, lambda t: m.classify_batch([t])[0], prog)
             return run_batched(its, [min(x, 512) for x in lens], 8192, m.classify_batch, prog)
         res = self._cached(decl, "classify", {}, items, lambda x: [x[0], x[1]], compute, progress)
         return np.asarray(res, dtype=np.float64)
@@ -267,3 +281,13 @@ class ModelRuntime:
     def stats(self) -> dict:
         return {k: vars(v) | {"seconds": round(v.seconds, 3), "load_seconds": round(v.load_seconds, 3)}
                 for k, v in self._stats.items()}
+
+
+def _solo(items: list, one, progress) -> list:
+    """`one(item)` for each item in turn (batch-invariant mode), with progress."""
+    out = []
+    for i, it in enumerate(items):
+        out.append(one(it))
+        if progress and (i % 16 == 15 or i == len(items) - 1):
+            progress(i + 1, len(items))
+    return out
