@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import ops as registry
 from .check import Checked, deps
+from .codehash import code_hash
 from .ir import Lit, ListV, ParamRef, walk
 
 READ_VERSION = 1
@@ -107,7 +108,8 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity) -> Plan
             opts = {a.name: canon_arg(a.value.value if isinstance(a.value, Lit) else c.params.get(getattr(a.value, "name", "")), c.params)
                     for a in s.options}
             # the source name is in the rows (`_id` = `<source>:<index>`), so it is in the key
-            parts = {"op": "read", "version": READ_VERSION, "source": name, "args": {"path": str(path), **opts},
+            parts = {"op": "read", "version": READ_VERSION, "code": code_hash("recipe.engine.read"), "source": name,
+                     "args": {"path": str(path), **opts},
                      "data": file_fingerprint(files), "parents": [], "models": []}
             fp = _h(parts)
             steps.append(Step(name, name, "read", READ_VERSION, {"path": str(path), **opts}, (), (), parts, fp))
@@ -129,7 +131,9 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity) -> Plan
             inputs = tuple(prev + extra)
             used = tuple(spec.models(args))
             cargs = {k: canon_arg(v, c.params) for k, v in sorted(args.items())}
-            parts = {"op": op.op, "version": spec.version, "args": cargs,
+            # model-backed steps also depend on the runtime that computes their model calls
+            code = code_hash(type(spec).__module__) + (code_hash("recipe.runtime.hf") if used else "")
+            parts = {"op": op.op, "version": spec.version, "code": code, "args": cargs,
                      "parents": [fps[x] for x in inputs],
                      "models": [models[m]["identity"] for m in used]}
             fp = _h(parts)
@@ -188,6 +192,8 @@ def why_rerun(old: dict | None, new: dict) -> str:
         return "operator changed"
     if old.get("version") != new.get("version"):
         return f"op version changed ({old.get('version')} -> {new.get('version')})"
+    if old.get("code") != new.get("code"):
+        return "code changed"
     if old.get("data") != new.get("data"):
         return "input file changed"
     if old.get("source") != new.get("source"):

@@ -288,3 +288,24 @@ def test_embedding_selection_reasons_name_the_nearest_kept_row(tmp_path):
         near = a["reason"].split("nearest kept row ")[1].split(",")[0]
         assert near in kept and a["reason"].startswith("not selected by kcenter (k=2; nearest kept row ")
         assert {a["_id"], near} in ({"raw:0", "raw:1"}, {"raw:2", "raw:3"})
+
+
+# ---- fingerprints cannot go stale ---------------------------------------------------------
+
+def test_an_algorithm_source_change_reruns_its_steps_saying_code_changed(tmp_path, data, monkeypatch):
+    import recipe.codehash as ch
+    text = (f'recipe t\nsource raw = read("{data}")\nclean = raw | filter(score >= 0)\n'
+            f'x = clean | select(method="topk", by=score, k=3)\nwrite x to "x.jsonl"\n')
+    _run(text, tmp_path)
+    # the same algorithm module with one more line, as after an upgrade
+    edited = tmp_path / "diversity.py"
+    edited.write_text(ch._module_file("recipe.algorithms.diversity").read_text() + "\n# changed\n")
+    real = ch._module_file
+    monkeypatch.setattr(ch, "_module_file", lambda m: edited if m == "recipe.algorithms.diversity" else real(m))
+    ch.code_hash.cache_clear()
+    try:
+        res = _run(text, tmp_path)
+    finally:
+        ch.code_hash.cache_clear()
+    why = {s["name"]: s["why"] for s in res.steps}
+    assert why == {"raw": "cached", "clean": "cached", "x": "code changed"}

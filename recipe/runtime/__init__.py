@@ -128,7 +128,7 @@ class ModelRuntime:
     def _cached(self, decl, call: str, args: dict, items: list, keyof, compute, progress=None) -> list:
         st = self._stat(decl)
         st.requests += len(items)
-        keys = [key(decl["identity"], call, args, keyof(it)) for it in items]
+        keys = [key(decl["identity"], _BACKEND_CODE(), call, args, keyof(it)) for it in items]
         uniq, back = unique_order(keys)
         ukeys = [keys[i] for i in uniq]
         hit = self.cache.get_many(ukeys)
@@ -291,3 +291,11 @@ def _solo(items: list, one, progress) -> list:
         if progress and (i % 16 == 15 or i == len(items) - 1):
             progress(i + 1, len(items))
     return out
+
+
+def _BACKEND_CODE() -> str:
+    """The code that computes model results is part of their cache key: a fixed scoring
+    bug is not served from results of the old code."""
+    from ..codehash import source_hash
+    return source_hash("recipe.runtime", "recipe.runtime.hf", "recipe.runtime.batching",
+                       "recipe.runtime.openai_client")

@@ -1,0 +1,82 @@
+"""What code a step ran: a hash of the package version and of the source of every module
+of this package that an operator's module imports (transitively, lazy imports included),
+so an upgraded algorithm cannot be served from a step cached by the old one."""
+from __future__ import annotations
+
+import ast
+import hashlib
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parent
+
+
+def _module_file(name: str) -> Path | None:
+    parts = name.split(".")[1:]
+    if not parts:
+        return PKG / "__init__.py"
+    rel = Path(*parts)
+    for p in (PKG / rel.with_suffix(".py"), PKG / rel / "__init__.py"):
+        if p.is_file():
+            return p
+    return None
+
+
+@lru_cache(maxsize=None)
+def _imports(name: str) -> tuple[str, ...]:
+    """Modules of this package that module `name` imports (at any depth of its code)."""
+    path = _module_file(name)
+    if path is None:
+        return ()
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    is_pkg = path.name == "__init__.py"
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = name.split(".") if is_pkg else name.split(".")[:-1]
+                base = base[: len(base) - (node.level - 1)]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            if mod.split(".")[0] != "recipe":
+                continue
+            if node.module:  # `from . import x` imports x, not the package's own code
+                out.add(mod)
+            for a in node.names:  # `from . import x` names a module
+                if _module_file(f"{mod}.{a.name}"):
+                    out.add(f"{mod}.{a.name}")
+        elif isinstance(node, ast.Import):
+            out.update(a.name for a in node.names if a.name.split(".")[0] == "recipe")
+    return tuple(sorted(m for m in out if _module_file(m)))
+
+
+@lru_cache(maxsize=None)
+def source_hash(*modules: str) -> str:
+    """Hash of exactly these modules' sources (no version, no imports followed)."""
+    h = hashlib.sha256()
+    for m in modules:
+        h.update(m.encode() + b"\0" + _module_file(m).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+@lru_cache(maxsize=None)
+def code_hash(module: str) -> str:
+    """Hash of the package version and the sources `module` depends on."""
+    seen: set[str] = set()
+    stack = [module]
+    while stack:
+        m = stack.pop()
+        if m in seen:
+            continue
+        seen.add(m)
+        stack += _imports(m)
+    h = hashlib.sha256()
+    try:
+        h.update(metadata.version("recipe").encode())
+    except metadata.PackageNotFoundError:
+        h.update(b"?")
+    for m in sorted(seen):
+        h.update(m.encode() + b"\0" + _module_file(m).read_bytes() + b"\0")
+    return h.hexdigest()[:16]
