@@ -159,7 +159,7 @@ def test_run_counts_every_bad_row(tmp_path):
     assert [r.get("n") for r in read_jsonl(tmp_path / "out" / "o.jsonl")] == [None, "1", "text"]
 
 
-def test_type_change_after_the_first_chunk_is_set_aside(tmp_path):
+def test_type_change_after_the_first_chunk_widens_the_column(tmp_path):
     from recipe.engine.tables import RowWriter
     import duckdb
     con = duckdb.connect()
@@ -167,8 +167,8 @@ def test_type_change_after_the_first_chunk_is_set_aside(tmp_path):
     for i, v in enumerate([1, 2, 3, "x"]):
         w.add(f"r{i}", {"messages": [], "instruction": "i", "response": "r", "n": v})
     w.close()
-    assert con.execute("SELECT count(*) FROM t").fetchall()[0][0] == 3
-    assert w.rejected == [("r3", "column `n`: str where earlier rows had int64")]
+    assert con.execute("SELECT n FROM t ORDER BY rowid").fetchall() == [("1",), ("2",), ("3",), ("x",)]
+    assert w.rejected == []
 
 
 def test_oasst_tree_self_instruct_and_prompt_only(tmp_path):
@@ -227,3 +227,23 @@ def test_json_object_with_nan_metadata(tmp_path):
     t.write_text('{"Definition": ["Say yes."], "URL": [NaN], "Instances": [{"id": "a", "input": "q", "output": ["yes"]}]}')
     good, bad = read_all(t)
     assert len(good) == 1 and not bad
+
+
+def test_schemas_widen_instead_of_setting_rows_aside(tmp_path):
+    """A column first seen after the first 20,000 rows, and values whose type conflicts with
+    the earlier rows', are kept: the column is added (earlier rows null) or widened."""
+    import json
+    from recipe.api import load
+    rows = [{"instruction": f"q{i}", "output": "a", "n": i, "flag": True, "tags": ["x"]} for i in range(20_003)]
+    rows[20_001]["late"] = "here"
+    rows[20_002].update({"n": 2.5, "flag": "maybe", "tags": "not a list"})
+    data = tmp_path / "w.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = load(f'recipe t\nsource raw = read("{data}")\nwrite raw to "x.jsonl"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert res.manifest["nodes"][0]["rows_set_aside"] == 0 and res.manifest["sinks"][0]["rows"] == 20_003
+    out = [json.loads(l) for l in (tmp_path / "o" / "x.jsonl").read_text().splitlines()]
+    assert out[0]["late"] is None and out[20_001]["late"] == "here"
+    assert out[5]["n"] == 5.0 and out[20_002]["n"] == 2.5
+    assert out[5]["flag"] == "true" and out[20_002]["flag"] == "maybe"
+    assert json.loads(out[5]["tags"]) == ["x"] and out[20_002]["tags"] == "not a list"

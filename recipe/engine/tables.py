@@ -15,6 +15,8 @@ from ..expr import quote_ident as q
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 CORE = [("_id", pa.string()), ("messages", MESSAGES), ("instruction", pa.string()), ("response", pa.string())]
 ASIDE_DDL = "(_id VARCHAR, reason VARCHAR, raw VARCHAR)"
+SQL_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN",
+             pa.list_(pa.string()): "VARCHAR[]"}
 
 
 def infer_type(values: list) -> pa.DataType:
@@ -59,7 +61,8 @@ def coerce(t: pa.DataType, v):
 
 
 class RowWriter:
-    """Appends canonical rows to a new table in chunks; the schema is fixed by the first chunk."""
+    """Appends canonical rows to a new table in chunks; the first chunk sets the schema and
+    later chunks widen it (new columns, wider types) as their rows need."""
 
     def __init__(self, con, table: str, chunk: int = 20000):
         self.con, self.table, self.chunk = con, table, chunk
@@ -76,24 +79,17 @@ class RowWriter:
     def flush(self) -> None:
         if not self.buf and self.schema is not None:
             return
+        extras: dict[str, list] = {}
+        for _, row in self.buf:
+            for k, v in row.items():
+                if k not in ("messages", "instruction", "response"):
+                    extras.setdefault(k, []).append(v)
         if self.schema is None:
-            extras: dict[str, list] = {}
-            for _, row in self.buf:
-                for k, v in row.items():
-                    if k not in ("messages", "instruction", "response"):
-                        extras.setdefault(k, []).append(v)
             self.schema = pa.schema(CORE + [(k, infer_type(v)) for k, v in extras.items()])
+        else:
+            self._widen(extras)
         cols: dict[str, list] = {f.name: [] for f in self.schema}
         for rid, row in self.buf:
-            bad = next((k for k, v in row.items() if k in cols and not fits(self.schema.field(k).type, v)), None)
-            unknown = [k for k in row if k not in cols]
-            if bad:
-                self.rejected.append((rid, f"column `{bad}`: {type(row[bad]).__name__} where earlier rows had "
-                                           f"{self.schema.field(bad).type}"))
-                continue
-            if unknown:
-                self.rejected.append((rid, f"column `{unknown[0]}` not present in the first rows of the input"))
-                continue
             for f in self.schema:
                 cols[f.name].append(rid if f.name == "_id" else coerce(f.type, row.get(f.name)))
         tbl = pa.table(cols, schema=self.schema)
@@ -101,10 +97,30 @@ class RowWriter:
         if self.count == 0 and not self._exists():
             self.con.execute(f"CREATE TABLE {q(self.table)} AS SELECT * FROM __chunk")
         else:
-            self.con.execute(f"INSERT INTO {q(self.table)} SELECT * FROM __chunk")
+            self.con.execute(f"INSERT INTO {q(self.table)} BY NAME SELECT * FROM __chunk")
         self.con.unregister("__chunk")
         self.count += tbl.num_rows
         self.buf = []
+
+    def _widen(self, extras: dict[str, list]) -> None:
+        """Columns first seen in this chunk are added (earlier rows get null); a column whose
+        values no longer fit its type is widened (int to float, anything else to JSON text),
+        with the rows already written converted, so no row is lost to a schema guess."""
+        for k, vals in extras.items():
+            if k not in self.schema.names:
+                t = infer_type(vals)
+                if self.count or self._exists():
+                    self.con.execute(f"ALTER TABLE {q(self.table)} ADD COLUMN {q(k)} {SQL_TYPES[t]}")
+                self.schema = self.schema.append(pa.field(k, t))
+                continue
+            cur = self.schema.field(k).type
+            if all(fits(cur, v) for v in vals):
+                continue
+            new = pa.float64() if cur == pa.int64() and infer_type(vals) in (pa.int64(), pa.float64()) else pa.string()
+            if self.count or self._exists():
+                using = f"to_json({q(k)})::VARCHAR" if cur == pa.list_(pa.string()) else f"CAST({q(k)} AS {SQL_TYPES[new]})"
+                self.con.execute(f"ALTER TABLE {q(self.table)} ALTER {q(k)} SET DATA TYPE {SQL_TYPES[new]} USING {using}")
+            self.schema = self.schema.set(self.schema.get_field_index(k), pa.field(k, new))
 
     def _exists(self) -> bool:
         return bool(self.con.execute("SELECT 1 FROM information_schema.tables WHERE table_name = ?",
