@@ -136,13 +136,12 @@ class Loaded:
             def release(name):
                 if holder["rt"] is not None:
                     holder["rt"].release(plan.models[name])
-            res = execute(plan, store, out_dir, reporter, runtime_factory, extra, release)
-            if holder["rt"] is not None:
-                res.manifest["model_runtime"] = holder["rt"].stats()
+            def finish(manifest):
+                if holder["rt"] is not None:
+                    manifest["model_runtime"] = holder["rt"].stats()
+            res = execute(plan, store, out_dir, reporter, runtime_factory, extra, release, finish)
+            if "model_runtime" in res.manifest:
                 reporter.models(res.manifest["model_runtime"])
-                from .engine.run import atomic_write
-                atomic_write(out_dir / "manifest.json",
-                             (json.dumps(res.manifest, indent=2, ensure_ascii=False) + "\n").encode())
             return Result(res, plan, Path(cache_dir))
         finally:
             store.close()

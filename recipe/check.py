@@ -517,7 +517,7 @@ def check_sources(c: Checked) -> None:
 
 def check_sinks(c: Checked) -> None:
     from pathlib import PurePosixPath
-    from .engine.writers import SINK_EXTENSIONS, WRITE_FORMATS, sink_extension_problem
+    from .io.sinks import SINK_EXTENSIONS, WRITE_FORMATS, sink_extension_problem
     for s in c.recipe.sinks:
         opts = _options(c, "write", s.options, SINK_OPTIONS)
         fmt = opts["format"][1] if "format" in opts else None

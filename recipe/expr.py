@@ -6,55 +6,12 @@ parameter, so no user text is ever pasted into SQL.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .ir import Binary, Call, Column, Lit, ParamRef, Unary, walk
 
-from .ir import Binary, Call, Column, ListV, Lit, ParamRef, Unary, walk
-
-MAX_NODES = 2000  # refuse expressions that only generated or hostile input would contain
-
-
-@dataclass(frozen=True)
-class Fn:
-    sql: str          # the SQL function it becomes
-    min_args: int
-    max_args: int
-    doc: str
-
-    def arity_text(self) -> str:
-        return str(self.min_args) if self.min_args == self.max_args else f"{self.min_args}-{self.max_args}"
-
-
-FUNCTIONS: dict[str, Fn] = {
-    "length": Fn("length", 1, 1, "number of characters in a text"),
-    "words": Fn("__words", 1, 1, "number of whitespace-separated words"),
-    "lower": Fn("lower", 1, 1, "lower-cased text"),
-    "upper": Fn("upper", 1, 1, "upper-cased text"),
-    "trim": Fn("__trim", 1, 1, "text without leading/trailing whitespace"),
-    "concat": Fn("concat", 2, 8, "texts joined end to end (a null counts as empty)"),
-    "contains": Fn("contains", 2, 2, "whether text contains a substring"),
-    "starts_with": Fn("starts_with", 2, 2, "whether text starts with a prefix"),
-    "ends_with": Fn("ends_with", 2, 2, "whether text ends with a suffix"),
-    "regexp_matches": Fn("regexp_matches", 2, 2, "whether text matches a regular expression"),
-    "regexp_replace": Fn("regexp_replace", 3, 3, "replace regular-expression matches"),
-    "abs": Fn("abs", 1, 1, "absolute value"),
-    "round": Fn("round", 1, 2, "round to n digits"),
-    "least": Fn("least", 2, 8, "smallest argument"),
-    "greatest": Fn("greatest", 2, 8, "largest argument"),
-    "coalesce": Fn("coalesce", 2, 8, "first non-null argument"),
-    "log": Fn("ln", 1, 1, "natural logarithm"),
-    "sqrt": Fn("sqrt", 1, 1, "square root"),
-    "is_null": Fn("__is_null", 1, 1, "whether a value is null"),
-    "turns": Fn("len", 1, 1, "number of turns in `messages`"),
-    "num_tags": Fn("len", 1, 1, "number of tags in a list column"),
-}
+from .syntax import FUNCTIONS, MAX_NODES, PRECEDENCE, Fn, to_text  # noqa: F401  (re-exported)
 
 _BINARY_SQL = {"+": "+", "-": "-", "*": "*", "/": "/", "%": "%", "==": "=", "!=": "<>",
                "<": "<", "<=": "<=", ">": ">", ">=": ">=", "and": "AND", "or": "OR"}
-
-# precedence for printing with the fewest parentheses (higher binds tighter)
-PRECEDENCE = {"or": 1, "and": 2, "not": 3, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4,
-              "+": 5, "-": 5, "*": 6, "/": 6, "%": 6, "neg": 7}
-
 
 class ExprError(Exception):
     """An expression that passed the checks but cannot be translated (a bug if ever raised)."""
@@ -131,36 +88,3 @@ def to_sql(e, params: dict) -> tuple[str, list]:
         raise ExprError(f"unsupported expression {type(x).__name__}")
 
     return go(e), binds
-
-
-def to_text(e, parent: int = 0) -> str:
-    """The canonical text form of an expression (used by both printers)."""
-    from .frontend.printer import quote_str
-    if isinstance(e, Lit):
-        v = e.value
-        if v is None:
-            return "null"
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):
-            return quote_str(v)
-        return repr(v)
-    if isinstance(e, (ParamRef, Column)):
-        return e.name
-    if isinstance(e, Call):
-        return f"{e.fn}({', '.join(to_text(a) for a in e.args)})"
-    if isinstance(e, ListV):
-        return "[" + ", ".join(to_text(a) for a in e.items) + "]"
-    if isinstance(e, Unary):
-        p = PRECEDENCE["not" if e.op == "not" else "neg"]
-        s = ("not " if e.op == "not" else e.op) + to_text(e.operand, p)
-        return f"({s})" if p < parent else s
-    if isinstance(e, Binary):
-        p = PRECEDENCE[e.op]
-        # left-associative: the right operand needs parentheses at equal precedence
-        # left-associative: the right operand needs parentheses at equal precedence;
-        # comparisons do not chain, so both sides do
-        lp = p + 1 if p == PRECEDENCE["=="] else p
-        s = f"{to_text(e.left, lp)} {e.op} {to_text(e.right, p + 1)}"
-        return f"({s})" if p < parent else s
-    raise TypeError(type(e).__name__)

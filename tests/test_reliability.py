@@ -50,8 +50,10 @@ def _run(f, out, cache, fault=None):
     env = dict(os.environ)
     if fault:
         env["RECIPE_FAULT_INJECT"] = fault
+    # each run's model results live with its step cache: a killed run must compute them itself
     return subprocess.run([sys.executable, "-m", "recipe", "run", str(f), "--out", str(out), "--cache-dir", str(cache),
-                           "--quiet"], env=env, capture_output=True, text=True, timeout=300)
+                           "--model-cache", str(Path(cache) / "models"), "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=300)
 
 
 def _outputs(out: Path) -> dict:

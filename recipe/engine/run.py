@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .. import ops as registry
 from ..diagnostics import UserError
+from ..faults import atomic_write, fault  # noqa: F401  (re-exported for callers)
 from ..plan import Plan, why_rerun
 from . import tables
 from .context import OpContext
@@ -111,31 +112,6 @@ class RunResult:
     steps: list[dict] = field(default_factory=list)
 
 
-def fault(point: str) -> None:
-    """Fault injection for the crash tests: RECIPE_FAULT_INJECT=<point> kills the process
-    with SIGKILL when execution reaches that point (never set in normal use)."""
-    if os.environ.get("RECIPE_FAULT_INJECT") == point:
-        import signal
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        fault(f"write:{path.name}")
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise UserError(f"cannot write {path}: {e.strerror}")
-
-
 def check_out_dir(out: Path) -> None:
     """Fail before any work when --out cannot be written; remove temporary files a killed
     run left behind (they were never visible under their final names)."""
@@ -151,7 +127,9 @@ def check_out_dir(out: Path) -> None:
 
 
 def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime_factory,
-            manifest_extra: dict, release=lambda model: None) -> RunResult:
+            manifest_extra: dict, release=lambda model: None, finish=lambda manifest: None) -> RunResult:
+    """Run the steps, write the sinks, `set_aside.jsonl` and (once, last) `manifest.json`;
+    `finish(manifest)` adds what only the caller knows (the model runtime's counters)."""
     from ..plan import last_use
     # two declarations of the same model share one loaded copy: release after the last of both
     ident = {m: d["identity"] for m, d in plan.models.items()}
@@ -258,6 +236,7 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
                           for r, s in zip(rows, plan.steps)],
                 "sinks": sinks,
                 "warnings": [f"{r['name']}: {r['info']['warning']}" for r in rows if (r["info"] or {}).get("warning")]}
+    finish(manifest)
     atomic_write(out_dir / "manifest.json", (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
     reporter.summary(rows)
     reporter.stats(rows)

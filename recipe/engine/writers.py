@@ -7,9 +7,9 @@ from pathlib import Path
 
 from ..diagnostics import UserError
 from ..expr import quote_ident as q
-from ..io.formats import FORMATS, BadRow, from_row
+from ..io.formats import BadRow, from_row
+from ..io.sinks import SINK_EXTENSIONS, WRITE_FORMATS, sink_extension_problem  # noqa: F401
 
-WRITE_FORMATS = ("jsonl", "tag_counts") + tuple(f for f in FORMATS if f not in ("ni", "raw"))  # read-only formats
 
 
 def safe_sink_path(out_dir: Path, rel: str) -> Path:
@@ -25,20 +25,6 @@ def _records(con, table: str, batch: int = 10000):
     reader = cur.to_arrow_reader(batch) if hasattr(cur, "to_arrow_reader") else cur.fetch_record_batch(batch)
     for b in reader:
         yield from b.to_pylist()
-
-
-SINK_EXTENSIONS = (".jsonl", ".json", ".parquet", ".csv", ".tsv")
-
-
-def sink_extension_problem(path: str, fmt: str) -> str | None:
-    """Why a sink's file name does not fit its format (None when it does)."""
-    suffix = Path(path).suffix.lower()
-    if fmt == "tag_counts":
-        return None if suffix == ".json" else f"`tag_counts` writes one JSON document: name the file `.json`, not `{suffix or path}`"
-    if suffix not in SINK_EXTENSIONS:
-        return f"cannot tell how to write `{path}`: unknown extension `{suffix}`" if suffix else \
-            f"`{path}` has no extension: name it .jsonl, .json, .parquet, .csv or .tsv"
-    return None
 
 
 def _rows_for(fmt: str, con, table: str, keep: list[str], rejected: list):

@@ -11,6 +11,7 @@ import re
 
 from .. import ops as registry
 from ..ir import ListV, Lit, ParamRef, Recipe
+from ..syntax import quote_str
 from ..ops.base import NAME_TYPES
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
@@ -19,10 +20,6 @@ KEYWORDS = {"recipe", "use", "as", "param", "model", "source", "write", "to", "a
 YAML_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 YAML_RESERVED = {"true", "false", "yes", "no", "on", "off", "y", "n", "null", "none", "~"}
 WIDTH = 88
-
-
-def quote_str(s: str) -> str:
-    return json.dumps(s, ensure_ascii=False)
 
 
 # ---- comment placement ----------------------------------------------------------------
@@ -65,7 +62,7 @@ def _items(r: Recipe) -> list:
 # ---- text form ------------------------------------------------------------------------
 
 def _tval(v, ptype: str, params: set[str]) -> str:
-    from ..expr import to_text
+    from ..syntax import to_text
     if isinstance(v, Lit) and isinstance(v.value, str) and ptype in NAME_TYPES | {"columns", "nodes"} \
             and IDENT.match(v.value) and v.value not in KEYWORDS and v.value not in params:
         return v.value
@@ -149,7 +146,7 @@ def _text_node(n, params: set[str], cm: _Comments) -> list[str]:
 # ---- YAML form ------------------------------------------------------------------------
 
 def _yval(v) -> str:
-    from ..expr import to_text as expr_text
+    from ..syntax import to_text as expr_text
     if isinstance(v, ParamRef):
         return quote_str("${" + v.name + "}")
     if isinstance(v, ListV):

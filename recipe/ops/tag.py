@@ -183,9 +183,7 @@ class Tag(Op):
             tmp = ctx.out
             ctx.con.execute(f'ALTER TABLE "{tmp}" RENAME TO "{tmp}_all"')
             keep = [i for i in range(len(texts)) if i not in unparsed]
-            from ..engine import tables
-            tables.keep_rows(ctx.con, f"{tmp}_all", tmp, ctx.aside, keep,
-                             {i: "tag: the model's answer had no parseable tag" for i in unparsed})
+            ctx.keep(f"{tmp}_all", keep, {i: "tag: the model's answer had no parseable tag" for i in unparsed})
             ctx.con.execute(f'DROP TABLE "{tmp}_all"')
             return
         ctx.add_columns(src, pa.table({col: pa.array(tags, pa.list_(pa.string()))}))

@@ -141,7 +141,7 @@ class ModelRuntime:
             st.computed += len(todo)
             new = {ukeys[j]: r for j, r in zip(todo, res)}
             self.cache.put_many(new)
-            from ..engine.run import fault
+            from ..faults import fault
             fault(f"model:{call}:after_cache")
             hit.update(new)
         return [hit[keys[i]] for i in range(len(items))]
