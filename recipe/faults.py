@@ -16,6 +16,50 @@ def fault(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+class atomic_file:
+    """A file written under a hidden temporary name, fsynced and renamed into place when the
+    block ends without an error (removed when it does not): a reader, or a run killed
+    midway, never sees a half-written file under its final name.
+
+        with atomic_file(path) as fh:
+            for line in lines:
+                fh.write(line)
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+
+    def __enter__(self):
+        try:
+            self.fh = open(self.tmp, "w", encoding="utf-8", newline="")
+        except OSError as e:
+            raise UserError(f"cannot write {self.path}: {e.strerror}")
+        return self.fh
+
+    def __exit__(self, kind, exc, tb):
+        try:
+            if kind is None:
+                self.fh.flush()
+                os.fsync(self.fh.fileno())
+            self.fh.close()
+            if kind is None:
+                fault(f"write:{self.path.name}")
+                os.replace(self.tmp, self.path)
+                return False
+        except OSError as e:
+            self._drop()
+            raise UserError(f"cannot write {self.path}: {e.strerror}")
+        self._drop()
+        return False
+
+    def _drop(self) -> None:
+        try:
+            self.tmp.unlink()
+        except OSError:
+            pass
+
+
 def atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:

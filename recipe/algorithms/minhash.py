@@ -26,7 +26,9 @@ MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 def normalise(text: str) -> str:
-    return _WS.sub(" ", (text or "").lower()).strip()
+    """Lower-cased (final sigma as sigma), whitespace runs made one space, trimmed; exact
+    dedupe computes the same key in SQL (ops/dedupe.py)."""
+    return _WS.sub(" ", (text or "").lower().replace("\u03c2", "\u03c3")).strip()
 
 
 def _fmix64(x: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .. import ops as registry
 from ..diagnostics import UserError
-from ..faults import atomic_write, fault  # noqa: F401  (re-exported for callers)
+from ..faults import atomic_file, atomic_write, fault  # noqa: F401  (re-exported for callers)
 from ..plan import Plan, why_rerun
 from . import tables
 from .context import OpContext
@@ -218,16 +218,17 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
         aside_lines += [json.dumps({"_id": rid, "node": f"write {s['path']}", "reason": why}, ensure_ascii=False)
                         for rid, why in rejected]
         reporter.log(f"  wrote {n} rows to {path}")
-    step_lines = []
-    for step in plan.steps:
-        for rid, reason, raw in con.execute(
-                f"SELECT _id, reason, raw FROM {Store.aside(step.fingerprint)} ORDER BY rowid").fetchall():
-            rec = {"_id": rid, "node": step.name, "reason": reason}
-            if raw is not None:
-                rec["raw"] = raw
-            step_lines.append(json.dumps(rec, ensure_ascii=False))
-    aside_lines = step_lines + aside_lines
-    atomic_write(out_dir / "set_aside.jsonl", ("\n".join(aside_lines) + ("\n" if aside_lines else "")).encode())
+    with atomic_file(out_dir / "set_aside.jsonl") as fh:  # streamed, 10,000 rows at a time
+        for step in plan.steps:
+            cur = con.execute(f"SELECT _id, reason, raw FROM {Store.aside(step.fingerprint)} ORDER BY rowid")
+            while batch := cur.fetchmany(10_000):
+                for rid, reason, raw in batch:
+                    rec = {"_id": rid, "node": step.name, "reason": reason}
+                    if raw is not None:
+                        rec["raw"] = raw
+                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+        for line in aside_lines:
+            fh.write(line + "\n")
     manifest = {**manifest_extra,
                 "nodes": [{k: r[k] for k in ("name", "op", "rows_in", "rows_created", "rows_out",
                                              "rows_set_aside", "seconds", "cached")}

@@ -67,34 +67,35 @@ def write_sink(con, table: str, path: Path, fmt: str | None, options: dict, atom
         pq.write_table(tbl, buf)
         atomic_write(path, buf.getvalue())
         return tbl.num_rows, rejected
-    recs = _rows_for(fmt, con, table, keep, rejected)
+    from ..faults import atomic_file
+    n = 0
     if suffix in (".csv", ".tsv"):
-        n, data = _delimited(recs, "," if suffix == ".csv" else "\t")
-        atomic_write(path, data.encode("utf-8"))
+        import csv
+        fields: dict[str, None] = {}  # pass 1: the header (every field seen, first-seen order)
+        for rec in _rows_for(fmt, con, table, keep, []):
+            fields.update(dict.fromkeys(rec))
+        with atomic_file(path) as fh:  # pass 2: the rows, streamed
+            w = csv.DictWriter(fh, fieldnames=list(fields), delimiter="," if suffix == ".csv" else "\t",
+                               lineterminator="\n")
+            w.writeheader()
+            for rec in _rows_for(fmt, con, table, keep, rejected):
+                w.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
+                            for k, v in rec.items()})
+                n += 1
         return n, rejected
-    out = [json.dumps(rec, ensure_ascii=False, default=str) for rec in recs]
-    if suffix == ".json":
-        data = "[\n" + ",\n".join(out) + "\n]\n" if out else "[]\n"
-    else:
-        data = "".join(line + "\n" for line in out)
-    atomic_write(path, data.encode("utf-8"))
-    return len(out), rejected
-
-
-def _delimited(recs, delim: str) -> tuple[int, str]:
-    """CSV/TSV with a header of every field seen (first-seen order); nested values
-    (messages, lists) as JSON text, so the file reads back losslessly."""
-    import csv
-    rows = list(recs)
-    fields: dict[str, None] = {}
-    for r in rows:
-        fields.update(dict.fromkeys(r))
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(fields), delimiter=delim, lineterminator="\n")
-    w.writeheader()
-    for r in rows:
-        w.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v for k, v in r.items()})
-    return len(rows), buf.getvalue()
+    with atomic_file(path) as fh:  # streamed: memory holds one batch of rows, not the file
+        if suffix == ".json":
+            fh.write("[")
+        for rec in _rows_for(fmt, con, table, keep, rejected):
+            line = json.dumps(rec, ensure_ascii=False, default=str)
+            if suffix == ".json":
+                fh.write(("\n" if n == 0 else ",\n") + line)
+            else:
+                fh.write(line + "\n")
+            n += 1
+        if suffix == ".json":
+            fh.write("\n]\n" if n else "]\n")
+    return n, rejected
 
 
 def _tag_counts(con, table: str, path: Path, col: str, atomic_write) -> int:

@@ -1,6 +1,6 @@
 """dedupe: exact, MinHash or semantic near-duplicates, within a node or against another one.
 
-Memory: `exact` runs in DuckDB (hashes only); `minhash` holds the texts of one column and
+Memory: `exact` within a node runs in DuckDB (a window over the normalised text; DuckDB spills); `minhash` holds the texts of one column and
 a uint32 signature matrix (N x num_perm); `semantic` holds N x d float32 embeddings.
 """
 from __future__ import annotations
@@ -61,6 +61,8 @@ class Dedupe(Op):
     def run(self, ctx, args, inputs):
         src = inputs[0]
         method, on = args.get("method", "exact"), args.get("on", "instruction")
+        if method == "exact" and not args.get("against"):
+            return self._exact_sql(ctx, src, on, args.get("keep", "first"))
         texts = row_texts(ctx, src, on)
         n = len(texts)
         ids = [r[0] for r in ctx.con.execute(f"SELECT _id FROM {q(src)} ORDER BY rowid").fetchall()]
@@ -90,6 +92,32 @@ class Dedupe(Op):
         reasons = {i: f"duplicate of {ids[winner[labels[i]]]} ({method} on {on})" for i in range(n) if winner[labels[i]] != i}
         ctx.info["clusters"] = int(len(set(labels.tolist())))
         ctx.keep(src, keep, reasons)
+
+    def _exact_sql(self, ctx, src: str, on: str, keep: str) -> None:
+        """Exact dedupe inside DuckDB: a window over the normalised text (lower-cased,
+        whitespace runs made one space, trimmed), so no text leaves the database. The winner
+        of each group is the first row, or the longest / highest / lowest by `keep`."""
+        text = (_CONVERSATION_SQL if on == "conversation" else f"coalesce(CAST({q(on)} AS VARCHAR), '')")
+        # DuckDB lower-cases U+0130 to `i` and keeps final sigma; Python's keys do neither
+        key = (f"trim(regexp_replace(replace(lower(replace({text}, chr(304), 'i' || chr(775))), chr(962), chr(963)), "
+               f"'{_WS_RE2}', ' ', 'g'))")
+        if keep == "first":
+            rank = "__r"
+        elif keep == "longest":
+            rank = f"length({text}) DESC, __r"
+        else:
+            how, col = keep.split(":", 1)
+            rank = f"TRY_CAST({q(col)} AS DOUBLE) {'DESC' if how == 'max' else 'ASC'} NULLS LAST, __r"
+        con = ctx.con
+        con.execute(f"CREATE TEMP TABLE __dd AS SELECT s.rowid AS __r, s._id AS __id, "
+                    f"first_value(s._id) OVER (PARTITION BY {key} ORDER BY {rank}) AS __win, "
+                    f"row_number() OVER (PARTITION BY {key} ORDER BY {rank}) AS __n FROM {q(src)} s")
+        con.execute(f"CREATE TABLE {q(ctx.out)} AS SELECT s.* FROM {q(src)} s SEMI JOIN "
+                    f"(SELECT __r FROM __dd WHERE __n = 1) d ON s.rowid = d.__r ORDER BY s.rowid")
+        con.execute(f"INSERT INTO {q(ctx.aside)} SELECT __id, 'duplicate of ' || __win || ?, NULL FROM __dd "
+                    f"WHERE __n > 1 ORDER BY __r", [f" (exact on {on})"])
+        ctx.info["clusters"] = con.execute("SELECT count(*) FROM __dd WHERE __n = 1").fetchall()[0][0]
+        con.execute("DROP TABLE __dd")
 
     def _winners(self, ctx, src, labels, texts, keep: str) -> dict:
         n = len(labels)
@@ -129,5 +157,11 @@ class Dedupe(Op):
         return semantic_clusters(embeddings(ctx, src, args, on), args.get("threshold") or 0.9,
                                  reference=embeddings(ctx, ref, args, on))
 
+
+# Python's `\s` (what the other methods' normalisation uses), as an RE2 class: RE2's own `\s`
+# is ASCII-only
+_WS_RE2 = ("[\\t\\n\\x{0b}\\x{0c}\\r\\x{1c}-\\x{1f} \\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}"
+           "\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}]+")
+_CONVERSATION_SQL = "coalesce(array_to_string(list_transform(messages, m -> m.role || ': ' || m.content), chr(10)), '')"
 
 OP = Dedupe()
