@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .formats import FORMATS
-
-WRITE_FORMATS = ("jsonl", "tag_counts") + tuple(f for f in FORMATS if f not in ("ni", "raw"))  # read-only formats
-
-
+# the record shapes `formats.from_row` writes (the others are read-only)
+WRITE_FORMATS = ("jsonl", "tag_counts", "alpaca", "sharegpt", "openai", "dolly", "prompt_completion")
 SINK_EXTENSIONS = (".jsonl", ".json", ".parquet", ".csv", ".tsv")
 
 

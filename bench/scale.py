@@ -1,0 +1,121 @@
+"""The scale benchmark: a large Alpaca file built from the P3 rows in ../shared/datasets (each
+row repeated unchanged, with a suffix and with a prefix), the recipe below, and next to it, in
+the same run and each in its own process, pyarrow's JSON reader on the same file.
+
+    python bench/scale.py --rows 1000000        # the execution-layer issue's 1M-row case
+    python bench/scale.py --rows 200000 --keep  # keep the built file for another run
+
+Prints the whole run's time and peak RSS, each step's seconds (from the manifest) and the
+ratio to pyarrow's read. The goals (1M rows: peak RSS at most 3 GiB, the run within 6x
+pyarrow's read) are printed as met or not, never asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _data import DATASETS  # noqa: E402
+
+RECIPE = '''recipe scale
+source raw = read("{data}", format="alpaca")
+clean = raw
+  | filter(length(instruction) > 20 and length(response) > 0)
+  | dedupe(method="exact", on=instruction)
+  | dedupe(method="minhash", on=instruction, threshold=0.8)
+write clean to "clean.jsonl"
+'''
+
+
+def build(path: Path, rows: int, root: Path = DATASETS) -> int:
+    """Write `rows` Alpaca rows to `path` (streamed) from P3's prompt/completion rows."""
+    base = []
+    for f in sorted((root / "p3_t0_train_50k").glob("*.jsonl")):
+        with open(f, encoding="utf-8") as fh:
+            for line in fh:
+                r = json.loads(line)
+                base.append((r["prompt"], r.get("completion", "")))
+    if not base:
+        raise SystemExit(f"no P3 data under {root}")
+    n = 0
+    with open(path, "w", encoding="utf-8") as out:
+        copy = 0
+        while n < rows:
+            for prompt, completion in base:
+                if n >= rows:
+                    break
+                kind = copy % 3
+                inst = prompt if kind == 0 else (f"{prompt} (variant {copy})" if kind == 1 else f"[{copy}] {prompt}")
+                out.write(json.dumps({"instruction": inst, "input": "", "output": completion}, ensure_ascii=False) + "\n")
+                n += 1
+            copy += 1
+    return n
+
+
+def _child(code: str) -> dict:
+    """Run Python code in a fresh process; its seconds and its own peak RSS (MiB)."""
+    code += "\nimport resource\nprint('PEAK', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    t = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    secs = time.perf_counter() - t
+    if p.returncode != 0:
+        raise SystemExit(p.stderr[-3000:])
+    peak = next(int(x.split()[1]) for x in p.stdout.splitlines() if x.startswith("PEAK "))
+    return {"seconds": secs, "peak_mib": peak / 1024, "stdout": p.stdout}
+
+
+def pyarrow_read(path: Path) -> dict:
+    return _child("import pyarrow.json as pj, sys\n"
+                  f"t = pj.read_json({str(path)!r}, read_options=pj.ReadOptions(block_size=1 << 24))\n"
+                  "print(t.num_rows)")
+
+
+def recipe_run(path: Path, work: Path) -> dict:
+    f = work / "scale.recipe"
+    f.write_text(RECIPE.format(data=path))
+    code = ("import sys\nfrom recipe.cli import main\n"
+            f"rc = (main(['run', {str(f)!r}, '--out', {str(work / 'out')!r}, '--cache-dir', "
+            f"{str(work / 'cache')!r}, '--quiet']) or 0)\nif rc: sys.exit(rc)")
+    res = _child(code)
+    res["manifest"] = json.loads((work / "out" / "manifest.json").read_text())
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--work", type=Path, help="folder for the data, cache and outputs (default: a temporary one)")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    a = ap.parse_args()
+    work = a.work or Path(tempfile.mkdtemp(prefix="recipe-scale-"))
+    work.mkdir(parents=True, exist_ok=True)
+    data = work / f"p3_{a.rows}.jsonl"
+    if not data.exists():
+        t = time.perf_counter()
+        n = build(data, a.rows)
+        print(f"built {n:,} rows ({data.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - t:.0f} s")
+    # each measured in its own process, one after the other (never side by side)
+    base = pyarrow_read(data)
+    print(f"pyarrow.json.read_json: {base['seconds']:.1f} s")
+    run = recipe_run(data, work)
+    peak = run["peak_mib"]
+    print(f"\n{'step':<24} {'seconds':>9} {'rows in':>10} {'rows out':>10}")
+    for n in run["manifest"]["nodes"]:
+        print(f"{n['name']:<24} {n['seconds']:>9.1f} {n['rows_in']:>10,} {n['rows_out']:>10,}")
+    ratio = run["seconds"] / base["seconds"]
+    print(f"\nwhole run: {run['seconds']:.1f} s, {ratio:.1f}x pyarrow's read "
+          f"(goal at 1M rows: <= 6x: {'met' if ratio <= 6 else 'not met'})")
+    print(f"peak RSS: {peak:,.0f} MiB (goal at 1M rows: <= 3,072 MiB: "
+          f"{'met' if peak <= 3072 else 'not met'}); pyarrow's read alone peaked at {base['peak_mib']:,.0f} MiB")
+    if not a.keep and not a.work:
+        import shutil
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
