@@ -43,6 +43,11 @@ class Store:
                                   config={"enable_external_access": False, "autoinstall_known_extensions": False,
                                           "autoload_known_extensions": False})
         self.con.execute("SET preserve_insertion_order = true")
+        self.con.execute("SET enable_progress_bar = false")  # our own progress goes to stderr
+        # DuckDB keeps step tables in memory up to its limit (80% of RAM by default) and spills
+        # beyond it; RECIPE_DUCKDB_MEMORY lowers it (too low a limit fails large sorts)
+        if os.environ.get("RECIPE_DUCKDB_MEMORY"):
+            self.con.execute("SET memory_limit = ?", [os.environ["RECIPE_DUCKDB_MEMORY"]])
         self.con.execute("CREATE TABLE IF NOT EXISTS _steps (fp VARCHAR PRIMARY KEY, name VARCHAR, op VARCHAR, "
                          "rows_in BIGINT, rows_created BIGINT, rows_out BIGINT, rows_set_aside BIGINT, "
                          "seconds DOUBLE, info VARCHAR)")
