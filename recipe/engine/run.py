@@ -12,97 +12,11 @@ from .. import ops as registry
 from ..diagnostics import UserError
 from ..faults import atomic_file, atomic_write, fault  # noqa: F401  (re-exported for callers)
 from ..plan import Plan, why_rerun
+from ..ui import Reporter  # noqa: F401  (re-exported: callers import it from here)
 from . import tables
 from .context import OpContext
 from .store import Store
 from .writers import safe_sink_path, write_sink
-
-
-class Reporter:
-    """Progress and summary output; quiet in tests, rich on a terminal."""
-
-    def __init__(self, quiet: bool = False):
-        self.quiet = quiet
-        self._console = None
-        if not quiet:
-            from rich.console import Console
-            self._console = Console(stderr=True)
-
-    def log(self, msg: str) -> None:
-        if not self.quiet:
-            self._console.print(msg, highlight=False, markup=False)
-
-    def progress(self, step: str):
-        if self.quiet or not self._console.is_terminal:
-            return _NullProgress()
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-        return _RichProgress(Progress(TextColumn(f"[bold]{step}"), BarColumn(), MofNCompleteColumn(),
-                                      TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
-                                      console=self._console, transient=True))
-
-    def models(self, stats: dict) -> None:
-        if self.quiet or not stats:
-            return
-        from rich.table import Table
-        t = Table(title="models (shared by every step that uses them)")
-        for c in ("model", "loads", "requests", "cache hits", "computed", "tokens", "seconds"):
-            t.add_column(c, justify="left" if c == "model" else "right", overflow="fold")
-        for name, v in stats.items():
-            t.add_row(name, str(v["loads"]), str(v["requests"]), str(v["cache_hits"]), str(v["computed"]),
-                      str(v["tokens"]), f"{v['seconds'] + v['load_seconds']:.1f}")
-        self._console.print(t)
-
-    def stats(self, rows: list[dict]) -> None:
-        """Statistics operators report (tag diversity and complexity, score ranges, ...)."""
-        if self.quiet:
-            return
-        for r in rows:
-            flat = {k: v for k, v in (r.get("info") or {}).items() if isinstance(v, (int, float, str))}
-            for k, v in (r.get("info") or {}).items():
-                if isinstance(v, dict) and all(isinstance(x, (int, float)) for x in v.values()):
-                    flat[k] = ", ".join(f"{a} {b:g}" for a, b in v.items())
-            if flat:
-                self.log(f"  {r['name']}: " + "; ".join(f"{k} {v}" for k, v in flat.items()))
-
-    def summary(self, rows: list[dict]) -> None:
-        if self.quiet:
-            return
-        from rich.table import Table
-        t = Table(title="run summary")
-        for c in ("step", "op", "in", "created", "out", "set aside", "seconds", "cached"):
-            t.add_column(c, justify="right" if c not in ("step", "op") else "left")
-        for r in rows:
-            t.add_row(r["name"], r["op"], str(r["rows_in"]), str(r["rows_created"]), str(r["rows_out"]),
-                      str(r["rows_set_aside"]), f"{r['seconds']:.2f}", "yes" if r["cached"] else "")
-        self._console.print(t)
-        for r in rows:  # said again under the table, where a reader of the run looks last
-            if (r.get("info") or {}).get("warning"):
-                self.log(f"warning: {r['name']}: {r['info']['warning']}")
-
-
-class _NullProgress:
-    def __enter__(self):
-        return lambda done, total: None
-
-    def __exit__(self, *a):
-        return False
-
-
-class _RichProgress:
-    def __init__(self, p):
-        self.p, self.task, self.t0 = p, None, time.time()
-
-    def __enter__(self):
-        self.p.__enter__()
-        self.task = self.p.add_task("", total=None, rate="")
-
-        def update(done, total):
-            rate = done / max(1e-9, time.time() - self.t0)
-            self.p.update(self.task, completed=done, total=total, rate=f"{rate:,.1f} rows/s")
-        return update
-
-    def __exit__(self, *a):
-        return self.p.__exit__(*a)
 
 
 @dataclass
@@ -164,11 +78,8 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
         ctx = OpContext(con, table, aside, step.name, plan.params,
                         {m: plan.models[m] for m in step.models}, runtime_factory)
         inputs = [step_table[i] for i in step.inputs]
-        con.execute("BEGIN TRANSACTION")
+        store.begin_step(step.fingerprint)
         try:
-            con.execute(f"DROP TABLE IF EXISTS {table}")
-            con.execute(f"DROP TABLE IF EXISTS {aside}")
-            con.execute(f"CREATE TABLE {aside} {tables.ASIDE_DDL}")
             with reporter.progress(step.name) as prog:
                 ctx.progress = prog
                 if step.op == "read":
@@ -184,16 +95,12 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
             if created < 0 or (created > 0 and not (step.op == "read" or (spec and spec.creates_rows))):
                 raise RuntimeError(f"accounting broken in step {step.name}: in={n_in} out={n_out} set aside={n_aside}")
             secs = time.time() - t0
-            con.execute("INSERT OR REPLACE INTO _steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [step.fingerprint, step.name, step.op, n_in, created, n_out, n_aside, secs,
-                         json.dumps(ctx.info, sort_keys=True)])
-            con.execute("INSERT OR REPLACE INTO _last VALUES (?, ?, ?)",
-                        [step.name, step.fingerprint, json.dumps(step.parts, sort_keys=True, default=str)])
+            store.record_step(step, (n_in, created, n_out, n_aside), secs, ctx.info)
             fault(f"step:{step.name}:before_commit")
-            con.execute("COMMIT")
+            store.commit()
             fault(f"step:{step.name}:after_commit")
         except BaseException as e:
-            con.execute("ROLLBACK")
+            store.rollback()
             if isinstance(e, (UserError, KeyboardInterrupt, SystemExit)) or os.environ.get("RECIPE_DEBUG"):
                 raise
             # a failure inside an operator or a model library: say where, keep the cache intact
@@ -220,8 +127,7 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
         reporter.log(f"  wrote {n} rows to {path}")
     with atomic_file(out_dir / "set_aside.jsonl") as fh:  # streamed, 10,000 rows at a time
         for step in plan.steps:
-            cur = con.execute(f"SELECT _id, reason, raw FROM {Store.aside(step.fingerprint)} ORDER BY rowid")
-            while batch := cur.fetchmany(10_000):
+            for batch in store.aside_batches(step.fingerprint):
                 for rid, reason, raw in batch:
                     rec = {"_id": rid, "node": step.name, "reason": reason}
                     if raw is not None:

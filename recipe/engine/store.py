@@ -62,6 +62,33 @@ class Store:
     def aside(fp: str) -> str:
         return f"a_{fp[:24]}"
 
+    # ---- one step's transaction: its tables and its row in `_steps` commit together ----
+    def begin_step(self, fp: str) -> None:
+        from .tables import ASIDE_DDL
+        self.con.execute("BEGIN TRANSACTION")
+        self.con.execute(f"DROP TABLE IF EXISTS {self.table(fp)}")
+        self.con.execute(f"DROP TABLE IF EXISTS {self.aside(fp)}")
+        self.con.execute(f"CREATE TABLE {self.aside(fp)} {ASIDE_DDL}")
+
+    def record_step(self, step, counts: tuple[int, int, int, int], seconds: float, info: dict) -> None:
+        """The step's accounting (rows in, created, out, set aside) and what its key was made of."""
+        self.con.execute("INSERT OR REPLACE INTO _steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         [step.fingerprint, step.name, step.op, *counts, seconds, json.dumps(info, sort_keys=True)])
+        self.con.execute("INSERT OR REPLACE INTO _last VALUES (?, ?, ?)",
+                         [step.name, step.fingerprint, json.dumps(step.parts, sort_keys=True, default=str)])
+
+    def commit(self) -> None:
+        self.con.execute("COMMIT")
+
+    def rollback(self) -> None:
+        self.con.execute("ROLLBACK")
+
+    def aside_batches(self, fp: str, size: int = 10_000):
+        """(_id, reason, raw) of a step's set-aside rows, in order, `size` at a time."""
+        cur = self.con.execute(f"SELECT _id, reason, raw FROM {self.aside(fp)} ORDER BY rowid")
+        while batch := cur.fetchmany(size):
+            yield batch
+
     def done(self, fp: str) -> dict | None:
         rows = self.con.execute("SELECT rows_in, rows_created, rows_out, rows_set_aside, seconds, info "
                                 "FROM _steps WHERE fp = ?", [fp]).fetchall()

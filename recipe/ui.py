@@ -1,0 +1,92 @@
+"""The terminal: progress bars for long steps, the run summary and the model table (rich, on
+stderr), quiet in tests and when asked."""
+from __future__ import annotations
+
+import time
+
+
+class Reporter:
+    """Progress and summary output; quiet in tests, rich on a terminal."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+        self._console = None
+        if not quiet:
+            from rich.console import Console
+            self._console = Console(stderr=True)
+
+    def log(self, msg: str) -> None:
+        if not self.quiet:
+            self._console.print(msg, highlight=False, markup=False)
+
+    def progress(self, step: str):
+        if self.quiet or not self._console.is_terminal:
+            return _NullProgress()
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        return _RichProgress(Progress(TextColumn(f"[bold]{step}"), BarColumn(), MofNCompleteColumn(),
+                                      TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
+                                      console=self._console, transient=True))
+
+    def models(self, stats: dict) -> None:
+        if self.quiet or not stats:
+            return
+        from rich.table import Table
+        t = Table(title="models (shared by every step that uses them)")
+        for c in ("model", "loads", "requests", "cache hits", "computed", "tokens", "seconds"):
+            t.add_column(c, justify="left" if c == "model" else "right", overflow="fold")
+        for name, v in stats.items():
+            t.add_row(name, str(v["loads"]), str(v["requests"]), str(v["cache_hits"]), str(v["computed"]),
+                      str(v["tokens"]), f"{v['seconds'] + v['load_seconds']:.1f}")
+        self._console.print(t)
+
+    def stats(self, rows: list[dict]) -> None:
+        """Statistics operators report (tag diversity and complexity, score ranges, ...)."""
+        if self.quiet:
+            return
+        for r in rows:
+            flat = {k: v for k, v in (r.get("info") or {}).items() if isinstance(v, (int, float, str))}
+            for k, v in (r.get("info") or {}).items():
+                if isinstance(v, dict) and all(isinstance(x, (int, float)) for x in v.values()):
+                    flat[k] = ", ".join(f"{a} {b:g}" for a, b in v.items())
+            if flat:
+                self.log(f"  {r['name']}: " + "; ".join(f"{k} {v}" for k, v in flat.items()))
+
+    def summary(self, rows: list[dict]) -> None:
+        if self.quiet:
+            return
+        from rich.table import Table
+        t = Table(title="run summary")
+        for c in ("step", "op", "in", "created", "out", "set aside", "seconds", "cached"):
+            t.add_column(c, justify="right" if c not in ("step", "op") else "left")
+        for r in rows:
+            t.add_row(r["name"], r["op"], str(r["rows_in"]), str(r["rows_created"]), str(r["rows_out"]),
+                      str(r["rows_set_aside"]), f"{r['seconds']:.2f}", "yes" if r["cached"] else "")
+        self._console.print(t)
+        for r in rows:  # said again under the table, where a reader of the run looks last
+            if (r.get("info") or {}).get("warning"):
+                self.log(f"warning: {r['name']}: {r['info']['warning']}")
+
+
+class _NullProgress:
+    def __enter__(self):
+        return lambda done, total: None
+
+    def __exit__(self, *a):
+        return False
+
+
+class _RichProgress:
+    def __init__(self, p):
+        self.p, self.task, self.t0 = p, None, time.time()
+
+    def __enter__(self):
+        self.p.__enter__()
+        self.task = self.p.add_task("", total=None, rate="")
+
+        def update(done, total):
+            rate = done / max(1e-9, time.time() - self.t0)
+            self.p.update(self.task, completed=done, total=total, rate=f"{rate:,.1f} rows/s")
+        return update
+
+    def __exit__(self, *a):
+        return self.p.__exit__(*a)
