@@ -89,8 +89,9 @@ class Loaded:
         if self._is_stdlib():
             missing = [s.name for s in self.recipe.sources if s.name not in (sources or {})]
             if missing:
-                raise UserError(f"stdlib:{Path(self.file).stem} reads its data from --source: add "
-                                + " ".join(f"--source {m}=FILE" for m in missing))
+                raise UserError(f"stdlib:{Path(self.file).stem} reads its data from a source you give: "
+                                + " ".join(f"--source {m}=FILE" for m in missing) + " (command line) or sources={"
+                                + ", ".join(f'"{m}": FILE' for m in missing) + "} (Python)")
 
     def plan(self, params=None, sources=None):
         self._require_sources(sources)

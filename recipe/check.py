@@ -263,10 +263,6 @@ def check_ops(c: Checked) -> None:
                         "E0209", f"{what} needs a {' or '.join(allowed)} model; `{mname}` is {kinds[mname]}",
                         a.value.span if a else op.span,
                         (f"declare one: `model lm = {allowed[0]}(\"{_EXAMPLE_SOURCE[allowed[0]]}\")`",)))
-            for pname, allowed in spec.templates(args).items():
-                a = op.arg(pname)
-                if a is not None and isinstance(args.get(pname), str):
-                    c.diagnostics += _template_diags(args[pname], allowed, a.value.span)
             if sum(d.is_error for d in c.diagnostics) == errors_before:  # cross-checks need valid args
                 for pname, msg in spec.check(args) + (spec.check_inputs(args, len(node.inputs)) if i == 0 else []):
                     a = op.arg(pname)
@@ -287,8 +283,9 @@ def _call_text(op: OpCall, args: dict) -> str:
     return f"`{op.op}({key}={args[key]})`" if key else f"`{op.op}`"
 
 
-def _template_diags(text: str, allowed: tuple[str, ...], span: Span) -> list[Diagnostic]:
-    """A `str.format` template names only the fields it will be given."""
+def _template_diags(text: str, allowed: tuple[str, ...] | None, span: Span) -> list[Diagnostic]:
+    """A `str.format` template is well formed and names only columns that exist there
+    (`allowed`; None when the columns are not known before the run)."""
     import string
     out = []
     try:
@@ -298,10 +295,12 @@ def _template_diags(text: str, allowed: tuple[str, ...], span: Span) -> list[Dia
                            ("write a literal brace as `{{` or `}}`",))]
     for f in fields:
         base = f.split(".")[0].split("[")[0]
-        if base not in allowed:
-            out.append(Diagnostic("E0210", f"template placeholder `{{{f}}}` is not one of "
-                                           + ", ".join(f"{{{a}}}" for a in allowed), span,
-                                  did_you_mean(base, allowed) or ("write a literal brace as `{{` or `}}`",)))
+        if not base or not base.isidentifier():
+            out.append(Diagnostic("E0210", f"template placeholder `{{{f}}}` must name a column", span,
+                                  ("write a literal brace as `{{` or `}}`",)))
+        elif allowed is not None and base not in allowed:
+            out.append(Diagnostic("E0210", f"template placeholder `{{{f}}}` is not a column here", span,
+                                  did_you_mean(base, allowed) or (f"columns: {', '.join(allowed)}",)))
         elif f != base:
             out.append(Diagnostic("E0210", f"template placeholder `{{{f}}}` must be a plain name", span,
                                   (f"write `{{{base}}}`",)))
@@ -418,6 +417,11 @@ def _check_op_columns(c: Checked, node: Node, op: OpCall, spec, args: dict, cur:
                                             (_want_hint(want),)))
         if spec.variadic == "expr" and spec.param(a.name) is None:
             _check_assignment(c, a, t)
+    for pname in spec.templates(args):  # placeholders name columns of this point of the pipeline
+        a = op.arg(pname)
+        if a is not None and isinstance(args.get(pname), str):
+            c.diagnostics += _template_diags(args[pname], tuple(sorted(cur)) if cur is not None else None,
+                                             a.value.span)
     if spec.variadic != "expr":
         for col in spec.adds(args):
             if col in types.CANONICAL_TYPES or col == "_parents" and op.op != "fuse":

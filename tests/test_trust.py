@@ -190,11 +190,25 @@ def test_model_kind_is_checked_per_operator():
     assert d.code == "E0209" and "causal_lm" in d.message and "`emb` is embedding" in d.message
 
 
-def test_template_placeholders_are_checked():
-    text = ('recipe t\nmodel lm = causal_lm("builtin:smollm2")\nsource raw = read("d.jsonl")\n'
-            'x = raw | score(metric="judge", model=lm, prompt="Rate {instrction}: {response}")\nwrite x to "x.jsonl"\n')
-    (d,) = load(text).diagnose(sniff=False).diagnostics
+def test_template_placeholders_are_checked_against_the_columns(data):
+    base = (f'recipe t\nmodel lm = causal_lm("builtin:smollm2")\nsource raw = read("{data}")\n'
+            f'x = raw | score(metric="judge", model=lm, prompt="{{p}}")\nwrite x to "x.jsonl"\n')
+    (d,) = load(base.replace("{p}", "Rate {instrction}: {response}")).diagnose().diagnostics
     assert d.code == "E0210" and "did you mean `instruction`" in d.hints[0]
+    assert _codes(base.replace("{p}", "Rate {instruction} from {source}: {response}")) == []
+    assert _codes(base.replace("{p}", "Rate {nope}")) == ["E0210"]
+    assert _codes(base.replace("{p}", "Rate {0}")) == ["E0210"]
+
+
+@pytest.mark.slow
+def test_a_judge_template_reads_any_column(tmp_path, data, model_cache):
+    from recipe.runtime import ModelRuntime
+    text = (f'recipe t\nmodel lm = causal_lm("builtin:smollm2")\nsource raw = read("{data}")\n'
+            f'x = raw | limit(n=2) | score(metric="judge", model=lm, prompt="From {{source}}: {{instruction}} '
+            f'{{response}} Rate 1-5:", chat_template=false)\nwrite x to "x.jsonl"\n')
+    res = _run(text, tmp_path, runtime=ModelRuntime(model_cache))
+    rows = read_jsonl(tmp_path / "out" / "x.jsonl")
+    assert all(1 <= r["judge"] <= 5 for r in rows) and res.manifest["model_runtime"]
 
 
 def test_missing_input_and_exclusive_params_fail_check_not_the_run(tmp_path, data):

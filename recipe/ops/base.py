@@ -97,9 +97,9 @@ class Op:
         """Groups of params of which a call may give at most one."""
         return ()
 
-    def templates(self, args: dict) -> dict[str, tuple[str, ...]]:
-        """Text-template params (str.format style) -> the placeholders they may use."""
-        return {}
+    def templates(self, args: dict) -> list[str]:
+        """Text-template params (str.format style) whose placeholders name columns."""
+        return []
 
     def models(self, args: dict) -> list[str]:
         return [args[p.name] for p in self.params if p.type == "model" and args.get(p.name)]

@@ -7,6 +7,7 @@ changing a threshold downstream recomputes nothing. Memory: the scored texts of 
 from __future__ import annotations
 
 import math
+import string
 
 import numpy as np
 import pyarrow as pa
@@ -36,7 +37,7 @@ class Score(Op):
         P("on", "column", default="response", doc="text column for length/words/tokens"),
         P("tags", "column", default="tags", doc="list column for complexity"),
         P("expr", "expr", doc="expression for metric=expr, e.g. `0.9 * judge + 0.1 * length_score`"),
-        P("prompt", "str", doc="judge/rubric prompt with {instruction} and {response}"),
+        P("prompt", "str", doc="judge/rubric prompt; {column} placeholders, e.g. {instruction} and {response}"),
         P("chat_template", "bool", default=True, doc="wrap prompts in the model's chat template"),
     )
 
@@ -61,7 +62,7 @@ class Score(Op):
         return {}
 
     def templates(self, args):
-        return {"prompt": ("instruction", "response")} if args.get("metric") in ("judge", "rubric") else {}
+        return ["prompt"] if args.get("metric") in ("judge", "rubric") else []
 
     def column_types(self, args):
         return {"tags": "list"} if args.get("metric") == "complexity" else {}
@@ -126,7 +127,10 @@ class Score(Op):
             return [c / a if a and math.isfinite(a) and a > 0 else float("nan") for c, a in zip(ppl_c, (_ppl(r) for r in alone))]
         if m in ("judge", "rubric"):
             tmpl = args.get("prompt") or (JUDGE_PROMPT if m == "judge" else RUBRIC_PROMPT)
-            prompts = [wrap(tmpl.format(instruction=i, response=r)) for i, r in zip(inst, resp)]
+            fields = sorted({f for _, f, _, _ in string.Formatter().parse(tmpl) if f} - {"instruction", "response"})
+            extra = {f: row_texts(ctx, src, f) for f in fields}
+            prompts = [wrap(tmpl.format(instruction=i, response=r, **{f: extra[f][j] for f in fields}))
+                       for j, (i, r) in enumerate(zip(inst, resp))]
             probs = rt.choice_probs(model, prompts, ["1", "2", "3", "4", "5"], progress=ctx.progress)
             # expected rating under the renormalised distribution over the five digits (SelectIT-style)
             p = probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)
