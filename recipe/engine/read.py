@@ -1,7 +1,15 @@
-"""The read step: a source's files -> a canonical table, unreadable records set aside."""
+"""The read step: a source's files -> a canonical table, unreadable records set aside.
+
+A single JSON-lines file of Alpaca rows (the commonest input) takes Arrow's fast path
+(`io/arrow_alpaca.py`) chunk by chunk; every other input, and any chunk the fast path
+cannot take exactly, is read record by record."""
 from __future__ import annotations
 
-from ..io.readers import iter_rows, list_files
+import json
+from pathlib import Path
+
+from ..io.formats import detect
+from ..io.readers import iter_rows, item_row, jsonl_items, list_files
 from .tables import RowWriter
 
 
@@ -11,7 +19,9 @@ def read_source(ctx, source: str, args: dict, log) -> None:
     aside: list[tuple[str, str, str | None]] = []
     seen: set[str] = set()
     n = 0
-    for rid, row, reason, raw in iter_rows(source, files, args.get("format"), args.get("id"), log):
+
+    def take(rid, row, reason, raw):
+        nonlocal n
         n += 1
         if n % 5000 == 0:
             ctx.progress(n, None)
@@ -22,9 +32,46 @@ def read_source(ctx, source: str, args: dict, log) -> None:
         else:
             seen.add(rid)
             writer.add(rid, row)
+
+    if _fast(files, args, source, log):
+        from ..io.arrow_alpaca import chunks
+        prefix = f"{source}:"
+        for kind, payload, lineno, idx in chunks(files[0], prefix):
+            if kind == "arrow":
+                writer.add_arrow(payload)  # ids `<source>:<index>` are unique by construction
+                n += payload.num_rows
+                ctx.progress(n, None)
+            else:
+                for it in jsonl_items(files[0], payload, lineno, idx):
+                    take(*item_row(it, prefix, "alpaca"))
+    else:
+        for rid, row, reason, raw in iter_rows(source, files, args.get("format"), args.get("id"), log):
+            take(rid, row, reason, raw)
     writer.close()  # creates the (possibly empty) canonical table
     aside += [(rid, reason, None) for rid, reason in writer.rejected]
     if aside:
         ctx.con.executemany(f'INSERT INTO "{ctx.aside}" VALUES (?, ?, ?)', aside)
     ctx.info["format"] = args.get("format") or "auto"
     ctx.info["files"] = len(files)
+
+
+def _fast(files: list[Path], args: dict, source: str, log) -> bool:
+    """Whether the source is one JSON-lines file of Alpaca rows with default ids."""
+    if len(files) != 1 or files[0].suffix.lower() not in (".jsonl", ".ndjson") or args.get("id"):
+        return False
+    fmt = args.get("format")
+    if fmt is not None:
+        return fmt == "alpaca"
+    with open(files[0], "rb") as fh:  # the line-by-line reader detects from the first record too
+        for line in fh:
+            if line.strip():
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    return False
+                got, why = detect(rec) if isinstance(rec, dict) else (None, "")
+                if got == "alpaca" and not ({"message_id", "role", "text"} <= set(rec)):
+                    log(f"{source}: detected format `alpaca` (from {why})")
+                    return True
+                return False
+    return False

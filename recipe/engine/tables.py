@@ -70,6 +70,7 @@ class RowWriter:
         self.schema: pa.Schema | None = None
         self.rejected: list[tuple[str, str]] = []
         self.count = 0
+        self.unknown: set[str] = set()  # columns with only nulls so far: typed by their first value
 
     def add(self, rid: str, row: dict) -> None:
         self.buf.append((rid, row))
@@ -86,6 +87,7 @@ class RowWriter:
                     extras.setdefault(k, []).append(v)
         if self.schema is None:
             self.schema = pa.schema(CORE + [(k, infer_type(v)) for k, v in extras.items()])
+            self.unknown = {k for k, v in extras.items() if all(x is None for x in v)}
         else:
             self._widen(extras)
         cols: dict[str, list] = {f.name: [] for f in self.schema}
@@ -106,21 +108,70 @@ class RowWriter:
         """Columns first seen in this chunk are added (earlier rows get null); a column whose
         values no longer fit its type is widened (int to float, anything else to JSON text),
         with the rows already written converted, so no row is lost to a schema guess."""
+        written = self.count or self._exists()
         for k, vals in extras.items():
+            nulls = all(v is None for v in vals)
             if k not in self.schema.names:
                 t = infer_type(vals)
-                if self.count or self._exists():
+                if written:
                     self.con.execute(f"ALTER TABLE {q(self.table)} ADD COLUMN {q(k)} {SQL_TYPES[t]}")
                 self.schema = self.schema.append(pa.field(k, t))
+                if nulls:
+                    self.unknown.add(k)
                 continue
             cur = self.schema.field(k).type
-            if all(fits(cur, v) for v in vals):
+            if k in self.unknown and not nulls:  # only nulls so far: the column takes this chunk's type
+                new = infer_type(vals)
+                self.unknown.discard(k)
+            elif all(fits(cur, v) for v in vals):
                 continue
-            new = pa.float64() if cur == pa.int64() and infer_type(vals) in (pa.int64(), pa.float64()) else pa.string()
-            if self.count or self._exists():
-                using = f"to_json({q(k)})::VARCHAR" if cur == pa.list_(pa.string()) else f"CAST({q(k)} AS {SQL_TYPES[new]})"
-                self.con.execute(f"ALTER TABLE {q(self.table)} ALTER {q(k)} SET DATA TYPE {SQL_TYPES[new]} USING {using}")
+            else:
+                new = pa.float64() if cur == pa.int64() and infer_type(vals) in (pa.int64(), pa.float64()) else pa.string()
+            if new == cur:
+                continue
+            if written:
+                self._retype(k, cur, new)
             self.schema = self.schema.set(self.schema.get_field_index(k), pa.field(k, new))
+
+    def _retype(self, k: str, cur: pa.DataType, new: pa.DataType) -> None:
+        """Change a written column's type; lists become the JSON text a row read alone would
+        have had (json.dumps), which DuckDB's own rendering of a list is not."""
+        t = q(self.table)
+        if cur == pa.list_(pa.string()) and new == pa.string():
+            vals = self.con.execute(f"SELECT rowid, {q(k)} FROM {t}").fetchall()
+            fixed = pa.table({"__r": pa.array([r for r, _ in vals], pa.int64()),
+                              "__v": pa.array([None if v is None else json.dumps(v, ensure_ascii=False, sort_keys=True)
+                                               for _, v in vals], pa.string())})
+            self.con.execute(f"ALTER TABLE {t} ALTER {q(k)} SET DATA TYPE VARCHAR USING NULL")
+            self.con.register("__fixed", fixed)
+            self.con.execute(f"UPDATE {t} SET {q(k)} = __fixed.__v FROM __fixed WHERE {t}.rowid = __fixed.__r")
+            self.con.unregister("__fixed")
+            return
+        self.con.execute(f"ALTER TABLE {t} ALTER {q(k)} SET DATA TYPE {SQL_TYPES[new]} USING CAST({q(k)} AS {SQL_TYPES[new]})")
+
+    def add_arrow(self, tbl: pa.Table) -> None:
+        """Append a chunk that is already canonical (`_id`, the conversation columns, then the
+        extra columns). Written as it is when its columns fit the table's; otherwise it goes
+        through the row path, which widens the table exactly as for rows read one by one."""
+        self.flush()
+        extras = [f for f in tbl.schema if f.name not in ("_id", "messages", "instruction", "response")]
+        if self.schema is None and self.count == 0:
+            self.unknown = {f.name for f in extras if tbl.column(f.name).null_count == tbl.num_rows}
+            self.schema = pa.schema(CORE + [(f.name, f.type) for f in extras])
+            tbl = tbl.select([f.name for f in self.schema]).cast(self.schema)
+            self.con.register("__chunk", tbl)
+            self.con.execute(f"CREATE TABLE {q(self.table)} AS SELECT * FROM __chunk")
+        elif self.schema is not None and all(f.name in self.schema.names and self.schema.field(f.name).type == f.type
+                                             and f.name not in self.unknown for f in extras):
+            self.con.register("__chunk", tbl)
+            self.con.execute(f"INSERT INTO {q(self.table)} BY NAME SELECT * FROM __chunk")
+        else:
+            for r in tbl.to_pylist():
+                self.add(r.pop("_id"), r)
+            self.flush()
+            return
+        self.con.unregister("__chunk")
+        self.count += tbl.num_rows
 
     def _exists(self) -> bool:
         return bool(self.con.execute("SELECT 1 FROM information_schema.tables WHERE table_name = ?",

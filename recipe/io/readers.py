@@ -67,27 +67,33 @@ def _loads(text: str):
 
 def _iter_jsonl(path: Path) -> Iterator[Item]:
     with open(path, "rb") as fh:
-        idx = 0
-        for lineno, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            where = f"{path.name}:{lineno}"
-            if len(raw) > MAX_RECORD_BYTES:
-                yield Item(idx, where, error=f"{where}: record larger than {MAX_RECORD_BYTES} bytes",
+        yield from jsonl_items(path, fh, 1, 0)
+
+
+def jsonl_items(path: Path, lines, first_lineno: int, first_idx: int) -> Iterator[Item]:
+    """Items of JSON lines (`lines` from line number `first_lineno`, the first non-blank one
+    being item `first_idx`); blank lines are skipped and do not count."""
+    idx = first_idx
+    for lineno, raw in enumerate(lines, first_lineno):
+        if not raw.strip():
+            continue
+        where = f"{path.name}:{lineno}"
+        if len(raw) > MAX_RECORD_BYTES:
+            yield Item(idx, where, error=f"{where}: record larger than {MAX_RECORD_BYTES} bytes",
+                       raw=raw[:RAW_KEEP].decode("utf-8", "replace"))
+        else:
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                yield Item(idx, where, error=f"{where}: invalid UTF-8 at byte {e.start}",
                            raw=raw[:RAW_KEEP].decode("utf-8", "replace"))
             else:
                 try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    yield Item(idx, where, error=f"{where}: invalid UTF-8 at byte {e.start}",
-                               raw=raw[:RAW_KEEP].decode("utf-8", "replace"))
-                else:
-                    try:
-                        yield Item(idx, where, record=_loads(text))
-                    except ValueError as e:
-                        yield Item(idx, where, error=f"{where}: malformed JSON ({_short(e)})",
-                                   raw=text.rstrip("\n")[:RAW_KEEP])
-            idx += 1
+                    yield Item(idx, where, record=_loads(text))
+                except ValueError as e:
+                    yield Item(idx, where, error=f"{where}: malformed JSON ({_short(e)})",
+                               raw=text.rstrip("\n")[:RAW_KEEP])
+        idx += 1
 
 
 def _short(e: Exception) -> str:
@@ -249,40 +255,40 @@ def iter_rows(source: str, files: list[Path], fmt: str | None, id_col: str | Non
         elif first is not None:
             items = itertools.chain([first], items)  # streamed: only OASST message files are held
         for it in items:
-            rid = prefix + str(it.index)
-            if it.error:
-                yield rid, None, it.error, it.raw
-                continue
-            rec = it.record
-            if not isinstance(rec, dict):
-                yield rid, None, f"{it.where}: not a JSON object", json.dumps(rec, ensure_ascii=False)[:RAW_KEEP]
-                continue
-            if detected is None:
-                detected, why = detect(rec)
+            if detected is None and not it.error and isinstance(it.record, dict):
+                detected, why = detect(it.record)
                 if detected is None:
                     raise UserError(f"{f}: cannot tell the format from {why}; pass format=... "
                                     f"(one of {', '.join(FORMATS)})")
                 log(f"{source}: detected format `{detected}` (from {why})" + (f" in {f.name}" if multi else ""))
             if it.index in folded:
-                yield rid, None, (f"{it.where}: an OASST reply, part of the conversation that starts "
-                                  f"at message {folded[it.index]}"), None
+                yield prefix + str(it.index), None, (f"{it.where}: an OASST reply, part of the conversation that "
+                                                     f"starts at message {folded[it.index]}"), None
                 continue
-            bad = _bad_floats(rec)
-            if bad:
-                yield rid, None, f"{it.where}: {bad}", None
-                continue
-            try:
-                row = canonical(detected if detected != "ni" else "alpaca", rec)
-            except BadRow as e:
-                yield rid, None, f"{it.where}: {e}", None
-                continue
-            if id_col:
-                v = rec.get(id_col)
-                if v is None or isinstance(v, (dict, list)):
-                    yield rid, None, f"{it.where}: id column `{id_col}` missing or not a scalar", None
-                    continue
-                rid = str(v)
-            yield rid, row, None, None
+            yield item_row(it, prefix, detected, id_col)
+
+
+def item_row(it: Item, prefix: str, fmt: str | None, id_col: str | None = None):
+    """(`_id`, canonical row or None, reason, raw) for one item of a file in format `fmt`."""
+    rid = prefix + str(it.index)
+    if it.error:
+        return rid, None, it.error, it.raw
+    rec = it.record
+    if not isinstance(rec, dict):
+        return rid, None, f"{it.where}: not a JSON object", json.dumps(rec, ensure_ascii=False)[:RAW_KEEP]
+    bad = _bad_floats(rec)
+    if bad:
+        return rid, None, f"{it.where}: {bad}", None
+    try:
+        row = canonical(fmt if fmt != "ni" else "alpaca", rec)
+    except BadRow as e:
+        return rid, None, f"{it.where}: {e}", None
+    if id_col:
+        v = rec.get(id_col)
+        if v is None or isinstance(v, (dict, list)):
+            return rid, None, f"{it.where}: id column `{id_col}` missing or not a scalar", None
+        rid = str(v)
+    return rid, row, None, None
 
 
 SNIFF_ROWS = 200  # rows `check` reads from each source for its column types

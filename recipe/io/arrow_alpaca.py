@@ -1,0 +1,93 @@
+"""A fast path for the commonest input, Alpaca rows in JSON lines: Arrow's JSON parser and
+Arrow compute build the canonical columns 20,000 lines at a time, with no Python object per
+row. A chunk it cannot take exactly as the line-by-line reader would (a blank or over-long
+line, a malformed or non-object record, an empty instruction, `system`/`history`, nested or
+other non-plain values) is handed back as lines, so the reader's rules and reasons apply to
+it; a test checks that both paths write the same bytes.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Iterator
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .readers import MAX_RECORD_BYTES
+
+CHUNK = 20_000  # lines per chunk: the RowWriter's chunk, so both paths settle schemas alike
+# Python's `\s` (what str.strip() removes) as an RE2 class: RE2's own `\s` is ASCII-only
+BLANK = ("^[\\t\\n\\x{0b}\\x{0c}\\r\\x{1c}-\\x{1f} \\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}"
+         "\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}]*$")
+MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+PLAIN = (pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.list_(pa.string()))
+CONSUMED = {"instruction", "output", "history", "system", "messages", "response"}
+
+
+def chunks(path: Path, prefix: str) -> Iterator[tuple[str, object, int, int]]:
+    """For each CHUNK lines of `path`: ("arrow", canonical table, first line number, first
+    row index) or ("lines", the raw lines, ...) for the line-by-line reader. Row indices
+    count non-blank lines, as the line-by-line reader's do."""
+    with open(path, "rb") as fh:
+        lineno, idx = 1, 0
+        while True:
+            lines = fh.readlines(1 << 26)  # about 64 MB, then cut into CHUNK-line pieces
+            if not lines:
+                return
+            for i in range(0, len(lines), CHUNK):
+                part = lines[i:i + CHUNK]
+                tbl = _canonical(part, prefix, idx)
+                yield ("arrow", tbl, lineno, idx) if tbl is not None else ("lines", part, lineno, idx)
+                lineno += len(part)
+                idx += len(part) if tbl is not None else sum(1 for x in part if x.strip())
+
+
+def _canonical(lines: list[bytes], prefix: str, start: int) -> pa.Table | None:
+    if any(len(x) > MAX_RECORD_BYTES or not x.strip() for x in lines):
+        return None  # blank lines do not count as rows; long ones are set aside: the slow path's rules
+    data = b"".join(x if x.endswith(b"\n") else x + b"\n" for x in lines)
+    try:
+        import pyarrow.json as pj
+        t = pj.read_json(io.BytesIO(data), read_options=pj.ReadOptions(block_size=max(len(data), 1 << 20)))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError):
+        return None  # a malformed line (or a non-object one): the slow path says which
+    if t.num_rows != len(lines) or "history" in t.column_names or "system" in t.column_names:
+        return None
+    for need in ("instruction", "output"):
+        if need not in t.column_names or t.schema.field(need).type != pa.string():
+            return None
+    inst, out = t.column("instruction"), t.column("output")
+    if inst.null_count or out.null_count or pc.any(pc.match_substring_regex(inst, BLANK)).as_py():
+        return None
+    if "input" in t.column_names:
+        inp = t.column("input")
+        if inp.type not in (pa.string(), pa.null()):
+            return None
+        inp = inp.cast(pa.string())
+        has_input = pc.and_(pc.is_valid(inp), pc.invert(pc.match_substring_regex(pc.fill_null(inp, ""), BLANK)))
+        user = pc.if_else(has_input, pc.binary_join_element_wise(inst, pc.fill_null(inp, ""), "\n\n"), inst)
+    else:
+        user = inst
+    user = pa.chunked_array(user).combine_chunks() if isinstance(user, pa.ChunkedArray) else user
+    answer = out.combine_chunks()
+    extras = []
+    for f in t.schema:
+        if f.name in CONSUMED or f.name.startswith("_"):
+            continue
+        col = t.column(f.name)
+        if f.type == pa.null():
+            col = col.cast(pa.string())
+        elif f.type == pa.list_(pa.null()):
+            col = col.cast(pa.list_(pa.string()))
+        elif f.type not in PLAIN:
+            return None  # nested values become JSON text on the slow path
+        extras.append((f.name, col))
+    n = t.num_rows
+    contents = pa.concat_arrays([user, answer]).take(pa.array([j // 2 + (n if j % 2 else 0) for j in range(2 * n)]))
+    roles = pa.array(["user", "assistant"] * n)
+    messages = pa.ListArray.from_arrays(pa.array(range(0, 2 * n + 1, 2), pa.int32()),
+                                        pa.StructArray.from_arrays([roles, contents], ["role", "content"]))
+    ids = pa.array([f"{prefix}{start + i}" for i in range(n)], pa.string())
+    cols = [("_id", ids), ("messages", messages.cast(MESSAGES)), ("instruction", user), ("response", answer)] + extras
+    return pa.table(dict(cols))

@@ -1,0 +1,78 @@
+"""The Arrow fast path for Alpaca JSON lines writes the same bytes as the line-by-line reader,
+on generated files: extra columns of every kind (types changing between chunks, columns that
+appear late or hold only nulls), broken lines, blank lines and rows the reader sets aside."""
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import recipe.engine.read as read_mod
+import recipe.engine.tables as tables_mod
+import recipe.io.arrow_alpaca as fast_mod
+from recipe.api import load
+
+PLAIN = st.one_of(st.none(), st.integers(-5, 5), st.floats(-3, 3, allow_nan=False).map(lambda x: round(x, 2)),
+                  st.booleans(), st.text(alphabet="ab é", max_size=4), st.lists(st.sampled_from(["x", "y"]), max_size=3))
+VALUES = st.one_of(PLAIN, st.just({"k": 1}), st.just("2023-01-01"))
+# mostly rows the fast path takes, so its chunks meet the reader's in every order
+CLEAN = st.fixed_dictionaries(
+    {"instruction": st.text(alphabet="abc", min_size=1, max_size=4), "output": st.text(alphabet="xyz ", max_size=4)},
+    optional={"input": st.one_of(st.sampled_from(["", " ", "q r", "\u00a0"]), st.none()), "c1": PLAIN, "c2": PLAIN})
+WEIRD = st.fixed_dictionaries(
+    {"instruction": st.one_of(st.text(alphabet="abc \u3000", min_size=0, max_size=5), st.just(None), st.just(3)),
+     "output": st.one_of(st.text(alphabet="xyz ", max_size=5), st.just(None))},
+    optional={"input": st.one_of(st.text(alphabet="q \u00a0", max_size=3), st.none()),
+              "c1": VALUES, "c2": VALUES, "_hidden": VALUES, "system": st.just("be brief")})
+LINE = st.one_of(*[CLEAN.map(json.dumps)] * 6, WEIRD.map(json.dumps),
+                 st.sampled_from(["", "{broken", "[1, 2]", '{"instruction": "n", "output": NaN}']))
+
+
+def _outputs(out):
+    return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.name != "manifest.json"}
+
+
+@pytest.mark.parametrize("chunk", [2, 3])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(LINE, min_size=1, max_size=14))
+def test_fast_and_line_by_line_reads_agree(tmp_path_factory, monkeypatch, chunk, lines):
+    if not any(line.startswith('{"instruction"') for line in lines):
+        lines = ['{"instruction": "first", "output": "row"}'] + lines
+    tmp = tmp_path_factory.mktemp("ar")
+    data = tmp / "d.jsonl"
+    data.write_text("".join(line + "\n" for line in lines))
+    text = (f'recipe t\nsource raw = read("{data}", format="alpaca")\n'
+            f'write raw to "x.jsonl"\nwrite raw to "y.json" (format="sharegpt")\n')
+    # small chunks on both paths, so schemas change between chunks (patched per example:
+    # hypothesis runs every example inside one call of this function)
+    with monkeypatch.context() as m:
+        m.setattr(fast_mod, "CHUNK", chunk)
+        m.setattr(tables_mod.RowWriter.__init__, "__defaults__", (chunk,))
+        load(text).run(out=tmp / "fast", cache_dir=tmp / "c1")
+        # the reference: the line-by-line reader, chunked alike (a column widened int -> float ->
+        # text renders its ints as 0.0 whichever path read them: widening depends on chunking)
+        m.setattr(read_mod, "_fast", lambda *a: False)
+        load(text).run(out=tmp / "slow", cache_dir=tmp / "c2")
+    assert _outputs(tmp / "fast") == _outputs(tmp / "slow"), "\n".join(lines)
+
+
+def test_the_fast_path_is_taken(tmp_path, monkeypatch):
+    rows = [{"instruction": f"q{i}", "input": "", "output": "a", "n": i} for i in range(50)]
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    taken = []
+    real = tables_mod.RowWriter.add_arrow
+    monkeypatch.setattr(tables_mod.RowWriter, "add_arrow", lambda self, t: (taken.append(t.num_rows), real(self, t)))
+    res = load(f'recipe t\nsource raw = read("{data}")\nwrite raw to "x.jsonl"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert taken == [50] and res.manifest["sinks"][0]["rows"] == 50
+
+
+def test_a_list_column_widened_to_text_reads_as_json_of_each_row():
+    import duckdb
+    con = duckdb.connect()
+    w = tables_mod.RowWriter(con, "t", chunk=2)
+    for i, v in enumerate([["x", "y"], None, "plain", ["z"]]):
+        w.add(f"r{i}", {"messages": [], "instruction": "i", "response": "r", "c": v})
+    w.close()
+    assert [r[0] for r in con.execute("SELECT c FROM t ORDER BY rowid").fetchall()] == \
+        [json.dumps(["x", "y"]), None, "plain", json.dumps(["z"])]
