@@ -9,6 +9,9 @@ from __future__ import annotations
 from .ir import Binary, Call, Column, Lit, ParamRef, Unary, walk
 
 from .syntax import FUNCTIONS, MAX_NODES, PRECEDENCE, Fn, to_text  # noqa: F401  (re-exported)
+from .types import SIGNATURES
+
+_NULL_SQL = {"str": "VARCHAR", "int": "BIGINT", "num": "DOUBLE", "float": "DOUBLE", "bool": "BOOLEAN"}
 
 _BINARY_SQL = {"+": "+", "-": "-", "*": "*", "/": "/", "%": "%", "==": "=", "!=": "<>",
                "<": "<", "<=": "<=", ">": ">", ">=": ">=", "and": "AND", "or": "OR"}
@@ -75,6 +78,15 @@ def to_sql(e, params: dict) -> tuple[str, list]:
                 a = twice(x.args[0])  # appears twice below: once in the test, once as the argument
                 return f"(CASE WHEN {a} {'>' if f.sql == 'ln' else '>='} 0 THEN {f.sql}({a}) END)"
             args = [go(a) for a in x.args]
+            # a bare `null` argument has no type, and DuckDB cannot pick an overload for it
+            # (contains(NULL, NULL)): it gets the type the function takes there
+            want = SIGNATURES.get(x.fn, ((), ""))[0]
+            for i, a in enumerate(x.args):
+                if isinstance(a, Lit) and a.value is None:
+                    w = want[min(i, len(want) - 1)] if want else "any"
+                    w = want[-2] if w == "..." else w
+                    if w in _NULL_SQL:
+                        args[i] = f"CAST(NULL AS {_NULL_SQL[w]})"
             if f.sql == "round":  # round(BIGINT, BIGINT) does not bind; the docs promise a float
                 digits = f", CAST({args[1]} AS INTEGER)" if len(args) > 1 else ""
                 return f"round(CAST({args[0]} AS DOUBLE){digits})"

@@ -1,7 +1,16 @@
 import json
 from pathlib import Path
 
+import os
+
 import pytest
+from hypothesis import settings
+
+# the same generated examples on every run, so a red CI is a real, reproducible failure;
+# HYPOTHESIS_PROFILE=explore draws new ones (run it when hunting bugs)
+settings.register_profile("repeatable", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -62,7 +62,7 @@ def exprs():
 
 
 SQL_FUNCS = {f.sql for f in FUNCTIONS.values()} | {"NULLIF", "len", "regexp_extract_all", "regexp_replace", "CAST",
-                                                  "AS", "BIGINT", "DOUBLE", "INTEGER", "CASE", "WHEN", "THEN", "END"}
+                                                  "AS", "BIGINT", "DOUBLE", "INTEGER", "VARCHAR", "BOOLEAN", "CASE", "WHEN", "THEN", "END"}
 FIXED_LITERALS = {"'\\S+'", "'^\\s+|\\s+$'", "''", "'g'"}  # the fixed patterns of words() and trim()
 TOKEN = re.compile(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'|\?|[A-Za-z_][A-Za-z0-9_]*|\S')
 KEYWORDS = {"AND", "OR", "NOT", "NULL", "IS"}

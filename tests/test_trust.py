@@ -323,3 +323,13 @@ def test_an_algorithm_source_change_reruns_its_steps_saying_code_changed(tmp_pat
         ch.code_hash.cache_clear()
     why = {s["name"]: s["why"] for s in res.steps}
     assert why == {"raw": "cached", "clean": "cached", "x": "code changed"}
+
+
+def test_null_literals_found_by_the_fuzzers_run_cleanly(tmp_path, data):
+    text = (f'recipe t\nsource raw = read("{data}", format="alpaca")\n'
+            f'x = raw | derive(instruction=null, flag=contains(null, null)) | filter(not contains(null, response) '
+            f'or true)\nwrite x to "x.json" (format="alpaca")\n')
+    assert _codes(text) == []
+    _run(text, tmp_path)
+    recs = json.loads((tmp_path / "out" / "x.json").read_text())
+    assert len(recs) == 12 and all(r["instruction"] == "" for r in recs)

@@ -22,6 +22,8 @@ class Derive(Op):
         sels, binds, replaced = [], [], []
         for name, e in args.items():
             sql, b = to_sql(e, ctx.params)
+            if name in ("instruction", "response"):  # conversation text: text, never null
+                sql = f"coalesce(CAST({sql} AS VARCHAR), '')"
             sels.append(f"{sql} AS {q(name)}")
             binds += b
             if name in existing:
