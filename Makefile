@@ -18,7 +18,7 @@ demo: setup
 	$(VENV)/bin/recipe run stdlib:qdit --source raw=examples/data/default.jsonl --set k=40 --out out/demo
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 clean:
 	rm -rf .recipe out
