@@ -84,7 +84,7 @@ def test_library_recipe_is_cache_oblivious(name, tmp_path):
     """A library recipe on a cache warmed by an edited variant (renamed source, another k)
     writes the same bytes as on a fresh cache, model results included."""
     from recipe.runtime import ModelRuntime
-    rows = alpaca_rows(6)  # small: the test runs each library recipe three times
+    rows = alpaca_rows(4)  # small: the test runs each library recipe three times
     for i, r in enumerate(rows):
         r["task"] = "describe" if i % 2 else "explain"
     data = write_jsonl(tmp_path / "in.jsonl", rows)
