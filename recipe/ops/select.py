@@ -5,6 +5,8 @@ one or two columns. Rows come out in selection order; ties always break by row o
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from ..expr import quote_ident as q
@@ -193,7 +195,8 @@ class Select(Op):
                 order.append(i)
             else:
                 shown = "null" if np.isnan(score[i]) else f"{score[i]:.6g}"
-                reasons[i] = (f"quota: `{by}` = {vals[i]!s} already has its {per} rows with "
+                shown_group = "null" if vals[i] is None else json.dumps(vals[i], ensure_ascii=False)
+                reasons[i] = (f"quota: `{by}` = {shown_group} already has its {per} rows with "
                               f"{'lower' if asc else 'higher'} `{col}` (this row: {shown})")
         order.sort(key=lambda i: (vals[i] is None, str(vals[i]), key[i], i))
         k = len(order) if args.get("k") is None else min(args["k"], len(order))
