@@ -195,11 +195,15 @@ def cmd_ops(a) -> int:
 
 
 def cmd_explain(a) -> int:
-    from .explain import explain
+    from .explain import NotCached, explain
     if (Path(a.cache_dir) / "cache.duckdb").exists():
-        print("\n".join(f"{a.row}: " + line if i == 0 else "  " + line
-                        for i, line in enumerate(explain(Path(a.out), a.row, Path(a.cache_dir)))))
-        return 0
+        try:
+            print("\n".join(f"{a.row}: " + line if i == 0 else "  " + line
+                            for i, line in enumerate(explain(Path(a.out), a.row, Path(a.cache_dir)))))
+            return 0
+        except NotCached:
+            print(f"(the step cache {a.cache_dir} does not hold this run: give the run's --cache-dir for "
+                  f"the values at each step)", file=sys.stderr)
     out = Path(a.out)  # without the step cache: what set_aside.jsonl and the sinks say
     man = json.loads((out / "manifest.json").read_text())
     aside = out / "set_aside.jsonl"

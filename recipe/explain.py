@@ -22,6 +22,10 @@ def _short(v) -> str:
     return s if len(s) <= 80 else s[:77] + "..."
 
 
+class NotCached(Exception):
+    """The step cache does not hold this run's steps (another cache dir, or pruned)."""
+
+
 def explain(out: Path, row: str, cache_dir: Path) -> list[str]:
     """Lines that tell where `row` went and why, step by step."""
     mpath = Path(out) / "manifest.json"
@@ -53,6 +57,10 @@ def _get(con, table: str, row: str) -> dict | None:
 
 def _walk(con, man: dict, row: str) -> list[str]:
     from .engine.store import Store
+    if man["nodes"] and "fingerprint" in man["nodes"][0]:
+        have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if Store.table(man["nodes"][0]["fingerprint"]) not in have:
+            raise NotCached()
     state: dict[str, dict] = {}  # step -> the row as it left that step
     lines: list[str] = []
     ended = False

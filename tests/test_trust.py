@@ -288,6 +288,11 @@ def test_explain_shows_the_rows_path_and_values(tmp_path, data, monkeypatch, cap
     assert dropped[-1].startswith("  a/select (select): set aside: topk: `score` = 0 ranks below the 4 kept rows")
     assert main(["explain", "--row", "nope:1"]) == 1
     assert "not in this run" in capsys.readouterr().err
+    # a cache that does not hold this run: what set_aside.jsonl says, and why no values
+    _run(f'recipe u\nsource raw = read("{data}")\nwrite raw to "u.jsonl"\n', tmp_path, out="other", cache="other-cache")
+    assert main(["explain", "--row", "raw:0", "--cache-dir", str(tmp_path / "other-cache")]) == 0
+    got = capsys.readouterr()
+    assert "set aside at `a/select`" in got.out and "does not hold this run" in got.err
 
 
 def test_embedding_selection_reasons_name_the_nearest_kept_row(tmp_path):
