@@ -59,7 +59,7 @@ def _walk(con, man: dict, row: str) -> list[str]:
     from .engine.store import Store
     if man["nodes"] and "fingerprint" in man["nodes"][0]:
         have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        if Store.table(man["nodes"][0]["fingerprint"]) not in have:
+        if any(Store.table(n["fingerprint"]) not in have for n in man["nodes"]):
             raise NotCached()
     state: dict[str, dict] = {}  # step -> the row as it left that step
     lines: list[str] = []
