@@ -167,7 +167,7 @@ class Result:
         step = self.plan.step(self.plan.node_step[node])
         con = duckdb.connect(str(self.cache_dir / "cache.duckdb"), read_only=True)
         try:
-            return con.execute(f'SELECT * FROM "{Store.table(step.fingerprint)}" ORDER BY rowid').to_arrow_table()
+            return con.execute(f'SELECT * EXCLUDE (_row) FROM "{Store.table(step.fingerprint)}" ORDER BY _row').to_arrow_table()
         finally:
             con.close()
 

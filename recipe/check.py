@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from . import ops as registry
 from . import types
 from .diagnostics import Diagnostic, Span, did_you_mean
-from .expr import FUNCTIONS, expr_columns
+from .syntax import FUNCTIONS, expr_columns
 from .ir import Arg, Column, ListV, Lit, Node, OpCall, ParamRef, Recipe, walk
 from .ops.base import P
 
@@ -196,7 +196,7 @@ def _bare(lit: Lit) -> bool:
 
 
 def _check_functions(c: Checked, e) -> None:
-    from .expr import MAX_NODES
+    from .syntax import MAX_NODES
     nodes = walk(e)
     if len(nodes) > MAX_NODES:
         c.diagnostics.append(Diagnostic("E0107", f"expression has more than {MAX_NODES} parts", e.span))

@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 
 from .diagnostics import UserError
-from .expr import quote_ident as q
+from .engine.sql import quote_ident as q
 
-SKIP = {"_id", "messages"}
+SKIP = {"_id", "messages", "_row"}  # `_row`: the engine's row order, not data
 
 
 def _short(v) -> str:

@@ -6,9 +6,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .ir import Binary, Call, Column, ListV, Lit, ParamRef, Unary
+from .ir import Binary, Call, Column, ListV, Lit, ParamRef, Unary, walk
 
 MAX_NODES = 2000  # refuse expressions that only generated or hostile input would contain
+
+# Python's `\s` (what text normalisation means everywhere) as an RE2 character class, for
+# DuckDB and Arrow, whose own `\s` is ASCII-only
+WS_RE2 = ("[\\t\\n\\x{0b}\\x{0c}\\r\\x{1c}-\\x{1f} \\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}"
+          "\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}]")
 
 
 def quote_str(s: str) -> str:
@@ -85,3 +90,8 @@ def to_text(e, parent: int = 0) -> str:
         s = f"{to_text(e.left, lp)} {e.op} {to_text(e.right, p + 1)}"
         return f"({s})" if p < parent else s
     raise TypeError(type(e).__name__)
+
+
+def expr_columns(e) -> list[Column]:
+    """The column references in an expression."""
+    return [x for x in walk(e) if isinstance(x, Column)]

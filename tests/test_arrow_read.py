@@ -74,5 +74,5 @@ def test_a_list_column_widened_to_text_reads_as_json_of_each_row():
     for i, v in enumerate([["x", "y"], None, "plain", ["z"]]):
         w.add(f"r{i}", {"messages": [], "instruction": "i", "response": "r", "c": v})
     w.close()
-    assert [r[0] for r in con.execute("SELECT c FROM t ORDER BY rowid").fetchall()] == \
+    assert [r[0] for r in con.execute("SELECT c FROM t ORDER BY _row").fetchall()] == \
         [json.dumps(["x", "y"]), None, "plain", json.dumps(["z"])]

@@ -15,7 +15,7 @@ import duckdb
 import pyarrow as pa
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from recipe.expr import to_sql
+from recipe.engine.sql import to_sql
 from recipe.ir import Binary, Call, Column, Lit, Unary
 from recipe.types import expr_type
 

@@ -6,7 +6,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from recipe.diagnostics import Diagnostic, RecipeError
-from recipe.expr import FUNCTIONS, to_sql
+from recipe.engine.sql import to_sql
+from recipe.syntax import FUNCTIONS
 from recipe.frontend import parse_text, parse_yaml
 from recipe.check import check
 

@@ -167,7 +167,7 @@ def test_type_change_after_the_first_chunk_widens_the_column(tmp_path):
     for i, v in enumerate([1, 2, 3, "x"]):
         w.add(f"r{i}", {"messages": [], "instruction": "i", "response": "r", "n": v})
     w.close()
-    assert con.execute("SELECT n FROM t ORDER BY rowid").fetchall() == [("1",), ("2",), ("3",), ("x",)]
+    assert con.execute("SELECT n FROM t ORDER BY _row").fetchall() == [("1",), ("2",), ("3",), ("x",)]
     assert w.rejected == []
 
 

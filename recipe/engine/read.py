@@ -10,12 +10,15 @@ from pathlib import Path
 
 from ..io.formats import detect
 from ..io.readers import iter_rows, item_row, jsonl_items, list_files
+from .sql import quote_ident
 from .tables import RowWriter
 
 
-def read_source(ctx, source: str, args: dict, log) -> None:
+def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, log) -> None:
+    """Create table `out` from the source's rows, set-aside records into `aside_table`;
+    `ctx` (a KernelContext) takes progress and statistics."""
     files = list_files(args["path"])
-    writer = RowWriter(ctx.con, ctx.out)
+    writer = RowWriter(con, out)
     aside: list[tuple[str, str, str | None]] = []
     seen: set[str] = set()
     n = 0
@@ -50,7 +53,7 @@ def read_source(ctx, source: str, args: dict, log) -> None:
     writer.close()  # creates the (possibly empty) canonical table
     aside += [(rid, reason, None) for rid, reason in writer.rejected]
     if aside:
-        ctx.con.executemany(f'INSERT INTO "{ctx.aside}" VALUES (?, ?, ?)', aside)
+        con.executemany(f"INSERT INTO {quote_ident(aside_table)} VALUES (?, ?, ?)", aside)
     ctx.info["format"] = args.get("format") or "auto"
     ctx.info["files"] = len(files)
 

@@ -13,8 +13,8 @@ from ..diagnostics import UserError
 from ..faults import atomic_file, atomic_write, fault  # noqa: F401  (re-exported for callers)
 from ..plan import Plan, why_rerun
 from ..ui import Reporter  # noqa: F401  (re-exported: callers import it from here)
-from . import tables
-from .context import OpContext
+from ..table import KernelContext
+from .duck import DuckOutput, DuckTable
 from .store import Store
 from .writers import safe_sink_path, write_sink
 
@@ -75,21 +75,23 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
         why = why_rerun(store.last_parts(step.name), step.parts)
         reporter.log(f"  {step.name}: running {step.op} ({why})")
         aside = Store.aside(step.fingerprint)
-        ctx = OpContext(con, table, aside, step.name, plan.params,
-                        {m: plan.models[m] for m in step.models}, runtime_factory)
-        inputs = [step_table[i] for i in step.inputs]
+        ctx = KernelContext(DuckOutput(con, table, aside, plan.params), step.name, plan.params,
+                            {m: plan.models[m] for m in step.models}, runtime_factory)
+        inputs = [DuckTable(con, step_table[i]) for i in step.inputs]
         store.begin_step(step.fingerprint)
         try:
             with reporter.progress(step.name) as prog:
                 ctx.progress = prog
                 if step.op == "read":
                     from .read import read_source
-                    read_source(ctx, step.node, step.args, reporter.log)
+                    read_source(con, table, aside, ctx, step.node, step.args, reporter.log)
                 else:
                     registry.get(step.op).run(ctx, step.args, inputs)
-            n_in = sum(tables.count(con, t) for t in inputs[:_main_inputs(step)])
-            n_out = tables.count(con, table)
-            n_aside = tables.count(con, aside)
+                    if not ctx.out.made:
+                        raise RuntimeError(f"operator {step.op} built no output")
+            n_in = sum(t.count() for t in inputs[:_main_inputs(step)])
+            n_out = DuckTable(con, table).count()
+            n_aside = store.aside_count(step.fingerprint)
             created = n_out + n_aside - n_in
             spec = registry.get(step.op)
             if created < 0 or (created > 0 and not (step.op == "read" or (spec and spec.creates_rows))):
@@ -119,7 +121,7 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
     aside_lines = []
     for s in plan.sinks:
         path = safe_sink_path(out_dir, s["path"])
-        n, rejected = write_sink(con, step_table[s["step"]], path, s["format"], s["options"], atomic_write)
+        n, rejected = write_sink(DuckTable(con, step_table[s["step"]]), path, s["format"], s["options"], atomic_write)
         sinks.append({"name": s["name"], "step": s["step"], "path": str(path), "format": s["format"] or "jsonl", "rows": n,
                       "rows_not_written": len(rejected)})
         aside_lines += [json.dumps({"_id": rid, "node": f"write {s['path']}", "reason": why}, ensure_ascii=False)

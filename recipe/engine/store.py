@@ -85,9 +85,13 @@ class Store:
 
     def aside_batches(self, fp: str, size: int = 10_000):
         """(_id, reason, raw) of a step's set-aside rows, in order, `size` at a time."""
-        cur = self.con.execute(f"SELECT _id, reason, raw FROM {self.aside(fp)} ORDER BY rowid")
+        # an append-only log: DuckDB returns it in insertion order (preserve_insertion_order)
+        cur = self.con.execute(f"SELECT _id, reason, raw FROM {self.aside(fp)}")
         while batch := cur.fetchmany(size):
             yield batch
+
+    def aside_count(self, fp: str) -> int:
+        return self.con.execute(f"SELECT count(*) FROM {self.aside(fp)}").fetchall()[0][0]
 
     def done(self, fp: str) -> dict | None:
         rows = self.con.execute("SELECT rows_in, rows_created, rows_out, rows_set_aside, seconds, info "

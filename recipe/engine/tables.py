@@ -1,16 +1,12 @@
-"""Moving rows between Python/Arrow and DuckDB tables, in insertion order.
-
-DuckDB keeps insertion order for table scans, and `rowid` is a table's physical row
-number, so "the order of a table" is always `ORDER BY rowid`; every helper here keeps it.
-"""
+"""Writing a read step's rows into a DuckDB table: canonical columns, widening schemas, and
+the `_row` column (0..n-1 in read order) that carries row identity and order."""
 from __future__ import annotations
 
 import json
-from typing import Iterable
 
 import pyarrow as pa
 
-from ..expr import quote_ident as q
+from .sql import quote_ident as q
 
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 CORE = [("_id", pa.string()), ("messages", MESSAGES), ("instruction", pa.string()), ("response", pa.string())]
@@ -94,7 +90,7 @@ class RowWriter:
         for rid, row in self.buf:
             for f in self.schema:
                 cols[f.name].append(rid if f.name == "_id" else coerce(f.type, row.get(f.name)))
-        tbl = pa.table(cols, schema=self.schema)
+        tbl = self._numbered(pa.table(cols, schema=self.schema))
         self.con.register("__chunk", tbl)
         if self.count == 0 and not self._exists():
             self.con.execute(f"CREATE TABLE {q(self.table)} AS SELECT * FROM __chunk")
@@ -138,13 +134,13 @@ class RowWriter:
         have had (json.dumps), which DuckDB's own rendering of a list is not."""
         t = q(self.table)
         if cur == pa.list_(pa.string()) and new == pa.string():
-            vals = self.con.execute(f"SELECT rowid, {q(k)} FROM {t}").fetchall()
+            vals = self.con.execute(f"SELECT _row, {q(k)} FROM {t}").fetchall()
             fixed = pa.table({"__r": pa.array([r for r, _ in vals], pa.int64()),
                               "__v": pa.array([None if v is None else json.dumps(v, ensure_ascii=False, sort_keys=True)
                                                for _, v in vals], pa.string())})
             self.con.execute(f"ALTER TABLE {t} ALTER {q(k)} SET DATA TYPE VARCHAR USING NULL")
             self.con.register("__fixed", fixed)
-            self.con.execute(f"UPDATE {t} SET {q(k)} = __fixed.__v FROM __fixed WHERE {t}.rowid = __fixed.__r")
+            self.con.execute(f"UPDATE {t} SET {q(k)} = __fixed.__v FROM __fixed WHERE {t}._row = __fixed.__r")
             self.con.unregister("__fixed")
             return
         self.con.execute(f"ALTER TABLE {t} ALTER {q(k)} SET DATA TYPE {SQL_TYPES[new]} USING CAST({q(k)} AS {SQL_TYPES[new]})")
@@ -158,11 +154,12 @@ class RowWriter:
         if self.schema is None and self.count == 0:
             self.unknown = {f.name for f in extras if tbl.column(f.name).null_count == tbl.num_rows}
             self.schema = pa.schema(CORE + [(f.name, f.type) for f in extras])
-            tbl = tbl.select([f.name for f in self.schema]).cast(self.schema)
+            tbl = self._numbered(tbl.select([f.name for f in self.schema]).cast(self.schema))
             self.con.register("__chunk", tbl)
             self.con.execute(f"CREATE TABLE {q(self.table)} AS SELECT * FROM __chunk")
         elif self.schema is not None and all(f.name in self.schema.names and self.schema.field(f.name).type == f.type
                                              and f.name not in self.unknown for f in extras):
+            tbl = self._numbered(tbl)
             self.con.register("__chunk", tbl)
             self.con.execute(f"INSERT INTO {q(self.table)} BY NAME SELECT * FROM __chunk")
         else:
@@ -173,60 +170,13 @@ class RowWriter:
         self.con.unregister("__chunk")
         self.count += tbl.num_rows
 
+    def _numbered(self, tbl: pa.Table) -> pa.Table:
+        import numpy as np
+        return tbl.append_column("_row", pa.array(np.arange(self.count, self.count + tbl.num_rows, dtype=np.int64)))
+
     def _exists(self) -> bool:
         return bool(self.con.execute("SELECT 1 FROM information_schema.tables WHERE table_name = ?",
                                      [self.table]).fetchall())
 
     def close(self) -> None:
         self.flush()
-
-
-def count(con, table: str) -> int:
-    return con.execute(f"SELECT count(*) FROM {q(table)}").fetchall()[0][0]
-
-
-def columns(con, table: str) -> list[str]:
-    return [r[0] for r in con.execute(f"DESCRIBE {q(table)}").fetchall()]
-
-
-def fetch(con, table: str, cols: Iterable[str]) -> pa.Table:
-    sel = ", ".join(q(c) for c in cols)
-    return con.execute(f"SELECT {sel} FROM {q(table)} ORDER BY rowid").to_arrow_table()
-
-
-def keep_rows(con, src: str, out: str, aside: str, keep: list[int], reasons: dict[int, str] | str,
-              node: str = "") -> None:
-    """Create `out` from the rows of `src` at positions `keep` (in that order); every other
-    row goes to `aside` with its reason (one string for all, or per position)."""
-    import numpy as np
-    k = pa.table({"__pos": pa.array(np.asarray(keep, dtype=np.int64)),
-                  "__ord": pa.array(np.arange(len(keep), dtype=np.int64))})
-    con.register("__keep", k)
-    con.execute(f"CREATE TABLE {q(out)} AS SELECT s.* FROM {q(src)} s JOIN __keep k ON s.rowid = k.__pos ORDER BY k.__ord")
-    if isinstance(reasons, str):
-        con.execute(f"INSERT INTO {q(aside)} SELECT s._id, ?, NULL FROM {q(src)} s "
-                    f"WHERE s.rowid NOT IN (SELECT __pos FROM __keep) ORDER BY s.rowid", [reasons])
-    else:
-        r = pa.table({"__pos": pa.array(list(reasons.keys()), pa.int64()),
-                      "__reason": pa.array(list(reasons.values()), pa.string())})
-        con.register("__reasons", r)
-        con.execute(f"INSERT INTO {q(aside)} SELECT s._id, coalesce(r.__reason, 'not kept'), NULL FROM {q(src)} s "
-                    f"LEFT JOIN __reasons r ON s.rowid = r.__pos "
-                    f"WHERE s.rowid NOT IN (SELECT __pos FROM __keep) ORDER BY s.rowid")
-        con.unregister("__reasons")
-    con.unregister("__keep")
-
-
-def add_columns(con, src: str, out: str, new: pa.Table) -> None:
-    """Create `out` = `src` plus (or with replaced) the columns of `new`, row for row."""
-    existing = set(columns(con, src))
-    names = new.column_names
-    replace = [n for n in names if n in existing]
-    excl = f" EXCLUDE ({', '.join(q(n) for n in replace)})" if replace else ""
-    import numpy as np
-    tbl = new.append_column("__pos", pa.array(np.arange(new.num_rows, dtype=np.int64)))
-    con.register("__new", tbl)
-    sel = ", ".join(f"n.{q(n)}" for n in names)
-    con.execute(f"CREATE TABLE {q(out)} AS SELECT s.*{excl}, {sel} FROM {q(src)} s "
-                f"JOIN __new n ON s.rowid = n.__pos ORDER BY s.rowid")
-    con.unregister("__new")

@@ -1,4 +1,5 @@
-"""Sinks: a step table -> a file under --out, in a row format, written atomically."""
+"""Sinks: a step's rows (any engine's `Table`) -> a file under --out, in a row format,
+written atomically and streamed a batch at a time."""
 from __future__ import annotations
 
 import io
@@ -6,7 +7,6 @@ import json
 from pathlib import Path
 
 from ..diagnostics import UserError
-from ..expr import quote_ident as q
 from ..io.formats import BadRow, from_row
 from ..io.sinks import SINK_EXTENSIONS, WRITE_FORMATS, sink_extension_problem  # noqa: F401
 
@@ -20,16 +20,14 @@ def safe_sink_path(out_dir: Path, rel: str) -> Path:
     return out_dir / p
 
 
-def _records(con, table: str, batch: int = 10000):
-    cur = con.execute(f"SELECT * FROM {q(table)} ORDER BY rowid")
-    reader = cur.to_arrow_reader(batch) if hasattr(cur, "to_arrow_reader") else cur.fetch_record_batch(batch)
-    for b in reader:
+def _records(table, batch: int = 10000):
+    for b in table.batches(table.columns(), batch):
         yield from b.to_pylist()
 
 
-def _rows_for(fmt: str, con, table: str, keep: list[str], rejected: list):
+def _rows_for(fmt: str, table, keep: list[str], rejected: list):
     """Records in the sink's format, in table order; rows the format cannot hold go to `rejected`."""
-    for row in _records(con, table):
+    for row in _records(table):
         if fmt == "jsonl":
             yield {k: row[k] for k in ["_id", *keep] if k in row} if keep else row
             continue
@@ -39,7 +37,7 @@ def _rows_for(fmt: str, con, table: str, keep: list[str], rejected: list):
             rejected.append((row.get("_id"), f"cannot write as {fmt}: {e}"))
 
 
-def write_sink(con, table: str, path: Path, fmt: str | None, options: dict, atomic_write) -> tuple[int, list]:
+def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write) -> tuple[int, list]:
     """Returns (rows written, [(_id, reason)] for rows the format cannot hold).
     The extension chooses the container (JSON lines, a JSON array, parquet, CSV/TSV), the
     format the shape of each record; `columns` picks the columns of jsonl rows, and the
@@ -55,14 +53,14 @@ def write_sink(con, table: str, path: Path, fmt: str | None, options: dict, atom
     suffix = path.suffix.lower()
     rejected: list[tuple[str, str]] = []
     if fmt == "tag_counts":
-        return _tag_counts(con, table, path, options.get("column", "tags"), atomic_write), rejected
+        return _tag_counts(table, path, options.get("column", "tags"), atomic_write), rejected
     if suffix == ".parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
         if fmt == "jsonl" and not keep:
-            tbl = con.execute(f"SELECT * FROM {q(table)} ORDER BY rowid").to_arrow_table()
+            tbl = table.arrow(table.columns())
         else:
-            tbl = pa.Table.from_pylist(list(_rows_for(fmt, con, table, keep, rejected)))
+            tbl = pa.Table.from_pylist(list(_rows_for(fmt, table, keep, rejected)))
         buf = io.BytesIO()
         pq.write_table(tbl, buf)
         atomic_write(path, buf.getvalue())
@@ -72,13 +70,13 @@ def write_sink(con, table: str, path: Path, fmt: str | None, options: dict, atom
     if suffix in (".csv", ".tsv"):
         import csv
         fields: dict[str, None] = {}  # pass 1: the header (every field seen, first-seen order)
-        for rec in _rows_for(fmt, con, table, keep, []):
+        for rec in _rows_for(fmt, table, keep, []):
             fields.update(dict.fromkeys(rec))
         with atomic_file(path) as fh:  # pass 2: the rows, streamed
             w = csv.DictWriter(fh, fieldnames=list(fields), delimiter="," if suffix == ".csv" else "\t",
                                lineterminator="\n")
             w.writeheader()
-            for rec in _rows_for(fmt, con, table, keep, rejected):
+            for rec in _rows_for(fmt, table, keep, rejected):
                 w.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
                             for k, v in rec.items()})
                 n += 1
@@ -86,7 +84,7 @@ def write_sink(con, table: str, path: Path, fmt: str | None, options: dict, atom
     with atomic_file(path) as fh:  # streamed: memory holds one batch of rows, not the file
         if suffix == ".json":
             fh.write("[")
-        for rec in _rows_for(fmt, con, table, keep, rejected):
+        for rec in _rows_for(fmt, table, keep, rejected):
             line = json.dumps(rec, ensure_ascii=False, default=str)
             if suffix == ".json":
                 fh.write(("\n" if n == 0 else ",\n") + line)
@@ -98,12 +96,20 @@ def write_sink(con, table: str, path: Path, fmt: str | None, options: dict, atom
     return n, rejected
 
 
-def _tag_counts(con, table: str, path: Path, col: str, atomic_write) -> int:
+def _tag_counts(table, path: Path, col: str, atomic_write) -> int:
     """A tag vocabulary report: rows, distinct tags, mean tags per row, and rows per tag."""
-    n, mean = con.execute(f"SELECT count(*), avg(len({q(col)})) FROM {q(table)}").fetchall()[0]
-    tags = con.execute(f"SELECT t, count(*) AS c FROM (SELECT unnest({q(col)}) AS t FROM {q(table)}) "
-                       f"GROUP BY t ORDER BY c DESC, t").fetchall()
-    doc = {"rows": n, "distinct_tags": len(tags), "mean_tags_per_row": round(mean or 0.0, 4),
-           "tags": [{"tag": t, "rows": c} for t, c in tags]}
+    from collections import Counter
+    counts: Counter = Counter()
+    n = tagged = total = 0
+    for b in table.batches([col]):
+        for tags in b.column(0).to_pylist():
+            n += 1
+            if tags is not None:
+                tagged += 1
+                total += len(tags)
+                counts.update(tags)
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0] is None, kv[0] or ""))
+    doc = {"rows": n, "distinct_tags": len(ranked), "mean_tags_per_row": round(total / tagged if tagged else 0.0, 4),
+           "tags": [{"tag": t, "rows": c} for t, c in ranked]}
     atomic_write(path, (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
-    return len(tags)
+    return len(ranked)

@@ -14,12 +14,11 @@ from typing import Iterator
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..syntax import WS_RE2
 from .readers import MAX_RECORD_BYTES
 
 CHUNK = 20_000  # lines per chunk: the RowWriter's chunk, so both paths settle schemas alike
-# Python's `\s` (what str.strip() removes) as an RE2 class: RE2's own `\s` is ASCII-only
-BLANK = ("^[\\t\\n\\x{0b}\\x{0c}\\r\\x{1c}-\\x{1f} \\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}"
-         "\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}]*$")
+BLANK = f"^{WS_RE2}*$"  # what str.strip() leaves empty
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 PLAIN = (pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.list_(pa.string()))
 CONSUMED = {"instruction", "output", "history", "system", "messages", "response"}
@@ -32,7 +31,7 @@ def chunks(path: Path, prefix: str) -> Iterator[tuple[str, object, int, int]]:
     with open(path, "rb") as fh:
         lineno, idx = 1, 0
         while True:
-            lines = fh.readlines(1 << 26)  # about 64 MB, then cut into CHUNK-line pieces
+            lines = fh.readlines(1 << 24)  # about 16 MB, then cut into CHUNK-line pieces
             if not lines:
                 return
             for i in range(0, len(lines), CHUNK):

@@ -10,21 +10,20 @@ from ..diagnostics import UserError
 TEXT_FIELDS = ("instruction", "response", "conversation")
 
 
-def row_texts(ctx, table: str, on: str) -> list[str]:
+def row_texts(ctx, table, on: str) -> list[str]:
     """`instruction`, `response`, `conversation` (all turns), or any text column."""
-    return ctx.texts(table, on)
+    return table.texts(on)
 
 
-def embeddings(ctx, table: str, args: dict, on: str | None = None) -> np.ndarray:
+def embeddings(ctx, table, args: dict, on: str | None = None) -> np.ndarray:
     """Row embeddings: from the `embedding_column` (a list of floats per row) or computed by
     the `embedding` model through the shared runtime (cached per text)."""
     col = args.get("embedding_column")
     if col:
-        from ..expr import quote_ident as q
-        rows = ctx.con.execute(f"SELECT {q(col)} FROM {q(table)} ORDER BY rowid").fetchall()
+        rows = table.column(col)
         # readers keep nested values (a JSON list in a .jsonl row) as JSON text
         try:
-            arr = np.asarray([json.loads(v) if isinstance(v, str) else v for (v,) in rows], dtype=np.float32)
+            arr = np.asarray([json.loads(v) if isinstance(v, str) else v for v in rows], dtype=np.float32)
         except (TypeError, ValueError):
             arr = None
         if arr is None or (len(rows) and arr.ndim != 2):
@@ -41,29 +40,22 @@ def approx_tokens(texts: list[str]) -> np.ndarray:
     return np.asarray([len(pat.findall(t)) for t in texts], dtype=np.float64)
 
 
-def fetch_rows(ctx, table: str) -> tuple[list[dict], "object"]:
+def fetch_rows(ctx, table) -> tuple[list[dict], "object"]:
     """All rows of a table as dicts (in order) and its Arrow schema."""
-    from ..expr import quote_ident as q
-    t = ctx.con.execute(f"SELECT * FROM {q(table)} ORDER BY rowid").to_arrow_table()
-    return t.to_pylist(), t.schema
+    return table.rows()
 
 
 def write_rows(ctx, rows: list[dict], schema, extra_fields=()) -> None:
-    """Create ctx.out from row dicts with the given schema (plus extra fields)."""
+    """The step's output: row dicts with the given schema (plus extra fields)."""
     import pyarrow as pa
-    from ..expr import quote_ident as q
     for f in extra_fields:
         if f.name not in schema.names:
             schema = schema.append(f)
-    tbl = pa.Table.from_pylist(rows, schema=schema)
-    ctx.con.register("__rows", tbl)
-    ctx.con.execute(f"CREATE TABLE {q(ctx.out)} AS SELECT * FROM __rows")
-    ctx.con.unregister("__rows")
+    ctx.out.rows(pa.Table.from_pylist(rows, schema=schema))
 
 
 def set_aside(ctx, items: list[tuple[str, str]]) -> None:
-    if items:
-        ctx.con.executemany(f'INSERT INTO "{ctx.aside}" VALUES (?, ?, NULL)', items)
+    ctx.out.set_aside(items)
 
 
 def with_turn(row: dict, instruction: str, response: str) -> dict:

@@ -1,4 +1,6 @@
-"""What every operator declares: parameters (with a schema), columns read and added, version.
+"""What every operator declares (its signature): parameters (with a schema), columns read
+and added, version, and kind; and its kernel, `run`, written against the table interface
+(recipe/table.py) so that any engine can run it.
 
 The checker, the planner, `recipe ops` and the JSON Schema all read these declarations,
 so an operator is one file that subclasses `Op` and one line in `ops/__init__.py`.
@@ -54,6 +56,7 @@ class Op:
     """Base class; subclasses set the class attributes and implement `run`."""
     name: str = ""
     version: int = 1
+    kind: str = "relational"              # relational | map | global (recipe.table.KINDS)
     doc: str = ""
     params: tuple[P, ...] = ()
     positional: tuple[str, ...] = ()      # names bound to positional arguments, in order
@@ -61,6 +64,10 @@ class Op:
     multi_input: bool = False             # takes its inputs as positional node names (union, mix)
     creates_rows: bool = False            # may add rows (fuse); rows_created is then > 0
     needs_models: bool = False
+
+    def kind_of(self, args: dict) -> str:
+        """This call's kind (some operators are row-local for one method, global for another)."""
+        return self.kind
 
     def param(self, name: str) -> P | None:
         return next((p for p in self.params if p.name == name), None)
@@ -124,7 +131,9 @@ class Op:
         return []
 
     # ---- execution -----------------------------------------------------------------
-    def run(self, ctx, args: dict, inputs: list[str]) -> None:  # pragma: no cover - abstract
+    def run(self, ctx, args: dict, inputs: list) -> None:  # pragma: no cover - abstract
+        """The kernel: read `inputs` (recipe.table.Table), build the output through
+        `ctx.out` (recipe.table.Output) exactly once."""
         raise NotImplementedError
 
     def json_schema(self) -> dict:

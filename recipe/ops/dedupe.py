@@ -1,19 +1,20 @@
 """dedupe: exact, MinHash or semantic near-duplicates, within a node or against another one.
 
-Memory: `exact` within a node runs in DuckDB (a window over the normalised text; DuckDB spills); `minhash` holds the texts of one column and
-a uint32 signature matrix (N x num_perm); `semantic` holds N x d float32 embeddings.
+Memory: `exact` within a node is the engine's own distinct (DuckDB: a window over the
+normalised text, which spills); `minhash` holds the texts of one column and a uint32
+signature matrix (N x num_perm); `semantic` holds N x d float32 embeddings.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ..expr import quote_ident as q
 from .base import Op, P
 from ._common import embeddings, row_texts
 
 
 class Dedupe(Op):
     name = "dedupe"
+    kind = "global"
     version = 1
     doc = "Remove duplicate rows (exact, MinHash near-duplicates, or semantic), keeping one per cluster."
     params = (
@@ -62,18 +63,19 @@ class Dedupe(Op):
         src = inputs[0]
         method, on = args.get("method", "exact"), args.get("on", "instruction")
         if method == "exact" and not args.get("against"):
-            return self._exact_sql(ctx, src, on, args.get("keep", "first"))
+            ctx.info["clusters"] = ctx.out.distinct(src, on, args.get("keep", "first"))
+            return
         texts = row_texts(ctx, src, on)
         n = len(texts)
-        ids = [r[0] for r in ctx.con.execute(f"SELECT _id FROM {q(src)} ORDER BY rowid").fetchall()]
+        ids = src.ids()
         if args.get("against"):
             ref = inputs[1]
-            ref_ids = [r[0] for r in ctx.con.execute(f"SELECT _id FROM {q(ref)} ORDER BY rowid").fetchall()]
+            ref_ids = ref.ids()
             match = self._against(ctx, args, src, ref, texts, method, on)
             keep = [i for i in range(n) if match[i] < 0]
             reasons = {i: f"{'duplicate' if method == 'exact' else 'near-duplicate'} of reference row {ref_ids[match[i]]} ({method})" for i in range(n) if match[i] >= 0}
             ctx.info["removed_against"] = len(reasons)
-            ctx.keep(src, keep, reasons)
+            ctx.out.keep(src, keep, reasons)
             return
         if method == "exact":
             from ..algorithms.minhash import normalise
@@ -91,33 +93,7 @@ class Dedupe(Op):
         keep = [i for i in range(n) if winner[labels[i]] == i]
         reasons = {i: f"duplicate of {ids[winner[labels[i]]]} ({method} on {on})" for i in range(n) if winner[labels[i]] != i}
         ctx.info["clusters"] = int(len(set(labels.tolist())))
-        ctx.keep(src, keep, reasons)
-
-    def _exact_sql(self, ctx, src: str, on: str, keep: str) -> None:
-        """Exact dedupe inside DuckDB: a window over the normalised text (lower-cased,
-        whitespace runs made one space, trimmed), so no text leaves the database. The winner
-        of each group is the first row, or the longest / highest / lowest by `keep`."""
-        text = (_CONVERSATION_SQL if on == "conversation" else f"coalesce(CAST({q(on)} AS VARCHAR), '')")
-        # DuckDB lower-cases U+0130 to `i` and keeps final sigma; Python's keys do neither
-        key = (f"trim(regexp_replace(replace(lower(replace({text}, chr(304), 'i' || chr(775))), chr(962), chr(963)), "
-               f"'{_WS_RE2}', ' ', 'g'))")
-        if keep == "first":
-            rank = "__r"
-        elif keep == "longest":
-            rank = f"length({text}) DESC, __r"
-        else:
-            how, col = keep.split(":", 1)
-            rank = f"TRY_CAST({q(col)} AS DOUBLE) {'DESC' if how == 'max' else 'ASC'} NULLS LAST, __r"
-        con = ctx.con
-        con.execute(f"CREATE TEMP TABLE __dd AS SELECT s.rowid AS __r, s._id AS __id, "
-                    f"first_value(s._id) OVER (PARTITION BY {key} ORDER BY {rank}) AS __win, "
-                    f"row_number() OVER (PARTITION BY {key} ORDER BY {rank}) AS __n FROM {q(src)} s")
-        con.execute(f"CREATE TABLE {q(ctx.out)} AS SELECT s.* FROM {q(src)} s SEMI JOIN "
-                    f"(SELECT __r FROM __dd WHERE __n = 1) d ON s.rowid = d.__r ORDER BY s.rowid")
-        con.execute(f"INSERT INTO {q(ctx.aside)} SELECT __id, 'duplicate of ' || __win || ?, NULL FROM __dd "
-                    f"WHERE __n > 1 ORDER BY __r", [f" (exact on {on})"])
-        ctx.info["clusters"] = con.execute("SELECT count(*) FROM __dd WHERE __n = 1").fetchall()[0][0]
-        con.execute("DROP TABLE __dd")
+        ctx.out.keep(src, keep, reasons)
 
     def _winners(self, ctx, src, labels, texts, keep: str) -> dict:
         n = len(labels)
@@ -127,8 +103,8 @@ class Dedupe(Op):
             score = np.asarray([len(t) for t in texts], dtype=np.float64)
         else:
             how, col = keep.split(":", 1)
-            vals = [r[0] for r in ctx.con.execute(f"SELECT TRY_CAST({q(col)} AS DOUBLE) FROM {q(src)} ORDER BY rowid").fetchall()]
-            score = np.asarray([(-np.inf if v is None else v) for v in vals], dtype=np.float64)
+            score = src.floats(col)
+            score = np.where(np.isnan(score), -np.inf, score)
             if how == "min":
                 score = np.where(np.isfinite(score), -score, -np.inf)
         winner: dict[int, int] = {}
@@ -157,11 +133,5 @@ class Dedupe(Op):
         return semantic_clusters(embeddings(ctx, src, args, on), args.get("threshold") or 0.9,
                                  reference=embeddings(ctx, ref, args, on))
 
-
-# Python's `\s` (what the other methods' normalisation uses), as an RE2 class: RE2's own `\s`
-# is ASCII-only
-_WS_RE2 = ("[\\t\\n\\x{0b}\\x{0c}\\r\\x{1c}-\\x{1f} \\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}"
-           "\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}]+")
-_CONVERSATION_SQL = "coalesce(array_to_string(list_transform(messages, m -> m.role || ': ' || m.content), chr(10)), '')"
 
 OP = Dedupe()

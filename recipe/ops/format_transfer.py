@@ -24,6 +24,10 @@ PARENTS = pa.field("_parents", pa.list_(pa.string()))
 
 class FormatTransfer(Op):
     name = "format_transfer"
+    kind = "map"
+
+    def kind_of(self, args):
+        return "global" if args.get("method") == "unify" else "map"  # unify picks one definition per task
     version = 1
     doc = "Convert between formats, render PromptSource/FLAN templates, or unify task instructions (UIT)."
     creates_rows = True
@@ -85,7 +89,7 @@ class FormatTransfer(Op):
                 keep.append(i)
             except BadRow as e:
                 bad.append((i, f"cannot be {args['to']}: {e}"))
-        ctx.keep(src, keep, dict(bad))
+        ctx.out.keep(src, keep, dict(bad))
 
     # ---- templates ------------------------------------------------------------------------
     def _template(self, ctx, args, src):

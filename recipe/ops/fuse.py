@@ -43,6 +43,10 @@ def _norm(t: str) -> str:
 
 class Fuse(Op):
     name = "fuse"
+    kind = "map"
+
+    def kind_of(self, args):
+        return "global" if args.get("method") == "pair" else "map"  # pairs need every row's embedding
     version = 1
     doc = "Create harder instructions with an LM (LIFT expansion) or fuse neighbouring pairs; new rows keep _parents."
     creates_rows = True

@@ -12,9 +12,9 @@ class Limit(Op):
     positional = ("n",)
 
     def run(self, ctx, args, inputs):
-        total = ctx.count(inputs[0])
+        total = inputs[0].count()
         n = min(args["n"], total)
-        ctx.keep(inputs[0], list(range(n)), f"limit: after the first {args['n']} rows")
+        ctx.out.keep(inputs[0], list(range(n)), f"limit: after the first {args['n']} rows")
 
 
 OP = Limit()

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..expr import quote_ident as q
 from .base import Op, P
 from .sample import seeded_choice
-from .union import concat_unique
 
 
 def mix_counts(sizes: list[int], weights: list[float], k: int | None) -> list[int]:
@@ -46,19 +44,12 @@ class Mix(Op):
     def run(self, ctx, args, inputs):
         if len(args["weights"]) != len(inputs):
             raise ValueError(f"mix: {len(inputs)} inputs but {len(args['weights'])} weights")
-        sizes = [ctx.count(t) for t in inputs]
+        sizes = [t.count() for t in inputs]
         counts = mix_counts(sizes, args["weights"], args.get("k"))
         seed = args.get("seed", 0)
-        for i, (t, n) in enumerate(zip(inputs, counts)):
-            keep = seeded_choice(sizes[i], n, seed + i)
-            ctx.con.execute(f"CREATE TEMP TABLE __m{i} AS SELECT * FROM {q(t)} WHERE rowid IN "
-                            f"(SELECT unnest(?::BIGINT[])) ORDER BY rowid", [keep])
-            ctx.con.execute(f"INSERT INTO {q(ctx.aside)} SELECT _id, ?, NULL FROM {q(t)} WHERE rowid NOT IN "
-                            f"(SELECT unnest(?::BIGINT[])) ORDER BY rowid",
-                            [f"mix: not drawn ({n} of {sizes[i]} rows taken from input {i + 1})", keep])
-        concat_unique(ctx, [f"__m{i}" for i in range(len(inputs))])
-        for i in range(len(inputs)):
-            ctx.con.execute(f"DROP TABLE __m{i}")
+        keep = [seeded_choice(sizes[i], n, seed + i) for i, n in enumerate(counts)]
+        ctx.out.concat(inputs, keep, [f"mix: not drawn ({n} of {sizes[i]} rows taken from input {i + 1})"
+                                      for i, n in enumerate(counts)])
         ctx.info["drawn"] = counts
 
 

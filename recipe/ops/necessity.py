@@ -19,6 +19,7 @@ from .score import JUDGE_PROMPT
 
 class Necessity(Op):
     name = "necessity"
+    kind = "map"
     version = 1
     doc = "MoDS necessity: loss of the gold response, or generate-and-judge, under the model being trained."
     params = (
@@ -61,7 +62,7 @@ class Necessity(Op):
         if args.get("method", "loss") == "loss":
             res = rt.loglik(model, prompts, resp, progress=ctx.progress)
             vals = [(-r["logprob"] / r["tokens"]) if r["tokens"] else None for r in res]
-            ctx.add_columns(inputs[0], pa.table({col: pa.array(vals, pa.float64())}))
+            ctx.out.add_columns(inputs[0], pa.table({col: pa.array(vals, pa.float64())}))
             return
         answers = [g[0].strip() for g in rt.generate(model, prompts, max_new_tokens=args.get("max_new_tokens", 128),
                                                      progress=ctx.progress)]
@@ -73,7 +74,7 @@ class Necessity(Op):
             jp = [rt.chat_prompt(judge, JUDGE_PROMPT.format(instruction=i, response=a)) for i, a in zip(inst, answers)]
             p = rt.choice_probs(judge, jp, ["1", "2", "3", "4", "5"])
             score = (p / np.maximum(p.sum(1, keepdims=True), 1e-12)) @ np.arange(1, 6)
-        ctx.add_columns(inputs[0], pa.table({col: pa.array((-np.asarray(score)).tolist(), pa.float64()),
+        ctx.out.add_columns(inputs[0], pa.table({col: pa.array((-np.asarray(score)).tolist(), pa.float64()),
                                              "necessity_answer": pa.array(answers, pa.string())}))
 
 

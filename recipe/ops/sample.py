@@ -29,10 +29,10 @@ class Sample(Op):
         return []
 
     def run(self, ctx, args, inputs):
-        total = ctx.count(inputs[0])
+        total = inputs[0].count()
         n = args["n"] if "n" in args else int(round(args["fraction"] * total))
         keep = seeded_choice(total, min(n, total), args.get("seed", 0))
-        ctx.keep(inputs[0], keep, f"sample: not among the {len(keep)} sampled rows (seed {args.get('seed', 0)})")
+        ctx.out.keep(inputs[0], keep, f"sample: not among the {len(keep)} sampled rows (seed {args.get('seed', 0)})")
 
 
 OP = Sample()

@@ -12,7 +12,6 @@ import string
 import numpy as np
 import pyarrow as pa
 
-from ..expr import quote_ident as q, to_sql
 from .base import Op, P
 from ._common import approx_tokens, row_texts
 
@@ -28,6 +27,10 @@ MODEL_METRICS = ("ifd", "perplexity", "judge", "rubric", "reward")
 
 class Score(Op):
     name = "score"
+    kind = "map"
+
+    def kind_of(self, args):
+        return "relational" if args.get("metric") == "expr" else "map"
     version = 2  # 2: expressions: words/trim/log/sqrt/% translated anew
     doc = "Add a score column: ifd, perplexity, judge, rubric, reward, length, words, tokens, complexity, expr."
     params = (
@@ -89,14 +92,10 @@ class Score(Op):
         src = inputs[0]
         m, name = args["metric"], self.out_name(args)
         if m == "expr":
-            sql, binds = to_sql(args["expr"], ctx.params)
-            excl = f" EXCLUDE ({q(name)})" if name in ctx.columns(src) else ""
-            ctx.con.execute(f"CREATE TABLE {q(ctx.out)} AS SELECT *{excl}, CAST({sql} AS DOUBLE) AS {q(name)} "
-                            f"FROM {q(src)} ORDER BY rowid", binds)
+            ctx.out.derive(src, {name: args["expr"]}, cast={name: "float"})
             return
         if m == "complexity":
-            rows = ctx.con.execute(f"SELECT len({q(args.get('tags', 'tags'))}) FROM {q(src)} ORDER BY rowid").fetchall()
-            values = [float(r[0] or 0) for r in rows]
+            values = [float(len(t or [])) for t in src.column(args.get("tags", "tags"))]
         elif m in ("length", "words", "tokens"):
             texts = row_texts(ctx, src, args.get("on", "response"))
             values = ([float(len(t)) for t in texts] if m == "length" else
@@ -108,7 +107,7 @@ class Score(Op):
         if len(finite):
             ctx.info[name] = {"mean": round(float(finite.mean()), 6), "min": round(float(finite.min()), 6),
                               "max": round(float(finite.max()), 6)}
-        ctx.add_columns(src, pa.table({name: pa.array([None if not math.isfinite(v) else v for v in values],
+        ctx.out.add_columns(src, pa.table({name: pa.array([None if not math.isfinite(v) else v for v in values],
                                                       pa.float64())}))
 
     def model_scores(self, ctx, src, args, m) -> list[float]:

@@ -9,7 +9,6 @@ import json
 
 import numpy as np
 
-from ..expr import quote_ident as q
 from .base import Op, P
 from ._common import approx_tokens, embeddings, row_texts
 
@@ -19,6 +18,7 @@ EXACT_MAX_ROWS = 50_000  # above this, mode=auto uses the kNN graph (exact would
 
 class Select(Op):
     name = "select"
+    kind = "global"
     version = 4  # 2: mode=auto (kNN above 50k rows); 3: exact copies tie by index; 4: quota by `order`, reasons
     doc = "Select rows: qdit, facility_location, kcenter, instag, deita, lift_variety, topk, threshold, sample, quota."
     params = (
@@ -89,13 +89,12 @@ class Select(Op):
         return errs
 
     def _column(self, ctx, table, col) -> np.ndarray:
-        rows = ctx.con.execute(f"SELECT TRY_CAST({q(col)} AS DOUBLE) FROM {q(table)} ORDER BY rowid").fetchall()
-        return np.asarray([np.nan if r[0] is None else r[0] for r in rows], dtype=np.float64)
+        return table.floats(col)
 
     def run(self, ctx, args, inputs):
         src = inputs[0]
         m = args["method"]
-        n = ctx.count(src)
+        n = src.count()
         asked = args.get("k")
         if asked is None and args.get("fraction") is not None:
             asked = int(round(args["fraction"] * n))
@@ -137,7 +136,7 @@ class Select(Op):
             order = lift_variety(emb, frac)
         elif m == "instag":
             from ..algorithms import instag_cfds
-            tags = [r[0] or [] for r in ctx.con.execute(f"SELECT {q(args.get('tags', 'tags'))} FROM {q(src)} ORDER BY rowid").fetchall()]
+            tags = [t or [] for t in src.column(args.get("tags", "tags"))]
             order = instag_cfds(tags, n if budget else k)
         elif m == "topk":
             v = self._column(ctx, src, args["by"])
@@ -175,15 +174,15 @@ class Select(Op):
             ctx.info["asked"] = asked
             ctx.info["warning"] = f"selected {len(order)} of the {asked} rows asked: {why}"
         self._explain(ctx, src, m, args, order, k, budget, reasons, emb)
-        ctx.keep(src, order, reasons)
+        ctx.out.keep(src, order, reasons)
 
     def _ids(self, ctx, src) -> list[str]:
-        return [r[0] for r in ctx.con.execute(f"SELECT _id FROM {q(src)} ORDER BY rowid").fetchall()]
+        return src.ids()
 
     def _quota(self, ctx, src, args, reasons) -> tuple[list[int], int]:
         by, per, col = args["by"], args["per"], args["order"]
         asc = args.get("ascending", False)
-        vals = [r[0] for r in ctx.con.execute(f"SELECT CAST({q(by)} AS VARCHAR) FROM {q(src)} ORDER BY rowid").fetchall()]
+        vals = src.strings(by)
         score = self._column(ctx, src, col)
         key = np.where(np.isnan(score), np.inf, score if asc else -score)  # nulls rank last
         ranked = np.lexsort((np.arange(len(vals)), key)).tolist()
@@ -205,7 +204,7 @@ class Select(Op):
     def _explain(self, ctx, src, m, args, order, k, budget, reasons, emb=None) -> None:
         """Reasons for rows without one yet: the criterion, and the value that fell short
         (for embedding methods, the kept row each dropped row is nearest to)."""
-        n = ctx.count(src)
+        n = src.count()
         kept = set(order)
         if len(kept) == n:
             return

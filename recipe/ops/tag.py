@@ -106,6 +106,11 @@ def normalise_tags(rows: list[list[str]], min_count: int = 1, stem: bool = True,
 
 class Tag(Op):
     name = "tag"
+    kind = "map"
+
+    def kind_of(self, args):
+        # counting or merging tags across rows needs them all
+        return "global" if args.get("min_count", 1) > 1 or args.get("merge_model") or args.get("association") else "map"
     version = 1
     doc = "InsTag tagging: open-set with an LM (method=lm) or from a vocabulary (method=vocab), then normalised."
     params = (
@@ -178,15 +183,9 @@ class Tag(Op):
         stats["unparsed_rows"] = len(unparsed)
         ctx.info.update(stats)
         col = args.get("column", "tags")
-        if args.get("on_unparsed") == "set_aside" and unparsed:
-            ctx.add_columns(src, pa.table({col: pa.array(tags, pa.list_(pa.string()))}))
-            tmp = ctx.out
-            ctx.con.execute(f'ALTER TABLE "{tmp}" RENAME TO "{tmp}_all"')
-            keep = [i for i in range(len(texts)) if i not in unparsed]
-            ctx.keep(f"{tmp}_all", keep, {i: "tag: the model's answer had no parseable tag" for i in unparsed})
-            ctx.con.execute(f'DROP TABLE "{tmp}_all"')
-            return
-        ctx.add_columns(src, pa.table({col: pa.array(tags, pa.list_(pa.string()))}))
+        drop = ({i: "tag: the model's answer had no parseable tag" for i in sorted(unparsed)}
+                if args.get("on_unparsed") == "set_aside" else None)
+        ctx.out.add_columns(src, pa.table({col: pa.array(tags, pa.list_(pa.string()))}), drop=drop)
 
 
 OP = Tag()

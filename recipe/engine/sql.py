@@ -1,4 +1,5 @@
-"""Row expressions: the function whitelist and translation to SQL by construction.
+"""Row expressions translated to DuckDB SQL, by construction; and the engine's other SQL
+fragments (a conversation's text, the exact-dedupe key, `messages` kept in step).
 
 The translator emits only fixed keywords, whitelisted function names, quoted identifiers
 of checked columns, and `?` placeholders; every literal and param value travels as a bound
@@ -6,10 +7,9 @@ parameter, so no user text is ever pasted into SQL.
 """
 from __future__ import annotations
 
-from .ir import Binary, Call, Column, Lit, ParamRef, Unary, walk
-
-from .syntax import FUNCTIONS, MAX_NODES, PRECEDENCE, Fn, to_text  # noqa: F401  (re-exported)
-from .types import SIGNATURES
+from ..ir import Binary, Call, Column, Lit, ParamRef, Unary
+from ..syntax import FUNCTIONS, WS_RE2
+from ..types import SIGNATURES
 
 _NULL_SQL = {"str": "VARCHAR", "int": "BIGINT", "num": "DOUBLE", "float": "DOUBLE", "bool": "BOOLEAN"}
 
@@ -22,10 +22,6 @@ class ExprError(Exception):
 
 def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def expr_columns(e) -> list[Column]:
-    return [x for x in walk(e) if isinstance(x, Column)]
 
 
 def to_sql(e, params: dict) -> tuple[str, list]:
@@ -100,3 +96,42 @@ def to_sql(e, params: dict) -> tuple[str, list]:
         raise ExprError(f"unsupported expression {type(x).__name__}")
 
     return go(e), binds
+
+
+CONVERSATION = "coalesce(array_to_string(list_transform(messages, m -> m.role || ': ' || m.content), chr(10)), '')"
+
+
+def text_sql(column: str) -> str:
+    """A column as the text operators judge (conversation: every turn; null: '')."""
+    return CONVERSATION if column == "conversation" else f"coalesce(CAST({quote_ident(column)} AS VARCHAR), '')"
+
+
+def normalised_sql(text: str) -> str:
+    """The exact-dedupe key: lower-cased, whitespace runs one space, trimmed, as the Python
+    normalisation of the other methods (DuckDB lower-cases U+0130 to `i` and keeps final
+    sigma; Python does neither)."""
+    return (f"trim(regexp_replace(replace(lower(replace({text}, chr(304), 'i' || chr(775))), chr(962), chr(963)), "
+            f"'{WS_RE2}+', ' ', 'g'))")
+
+
+def sync_messages_sql(instruction: bool, response: bool) -> str:
+    """SQL for `messages` with its first user turn set to `instruction` and its first
+    assistant turn set to `response` (a missing turn is inserted: the user turn after any
+    system turns, the assistant turn right after the first user turn, if `response` is not empty)."""
+    m = "messages"
+    if instruction:
+        pos = f"list_position(list_transform({m}, x -> x.role), 'user')"
+        user = "[struct_pack(role := 'user', content := instruction)]"
+        m = (f"(CASE WHEN {pos} IS NULL THEN list_concat(list_filter({m}, x -> x.role = 'system'), {user}, "
+             f"list_filter({m}, x -> x.role <> 'system')) ELSE list_transform({m}, (x, i) -> CASE WHEN i = {pos} "
+             f"THEN struct_pack(role := x.role, content := instruction) ELSE x END) END)")
+    if response:
+        apos = f"list_position(list_transform({m}, x -> x.role), 'assistant')"
+        upos = f"list_position(list_transform({m}, x -> x.role), 'user')"
+        turn = "[struct_pack(role := 'assistant', content := response)]"
+        m = (f"(CASE WHEN {apos} IS NOT NULL THEN list_transform({m}, (x, i) -> CASE WHEN i = {apos} "
+             f"THEN struct_pack(role := x.role, content := response) ELSE x END) "
+             f"WHEN coalesce(response, '') = '' THEN {m} "
+             f"WHEN {upos} IS NULL THEN list_concat({m}, {turn}) "
+             f"ELSE list_concat({m}[1:{upos}], {turn}, {m}[{upos} + 1:]) END)")
+    return m

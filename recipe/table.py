@@ -1,0 +1,171 @@
+"""The table interface: what an operator's kernel may do with rows, whatever engine holds them.
+
+A kernel reads its inputs (`Table`: columns, a row count, whole columns as Arrow, in the
+table's order) and builds its output through exactly one call on `Output` (filter by an
+expression, add columns, keep rows by position, concatenate, exact distinct, or new rows),
+plus any number of `set_aside` calls for rows it creates and then rejects. Rows are
+addressed by position, 0..n-1 in the input's order; how an engine keeps that order (DuckDB:
+an explicit `_row` column; Ray: block order) is its own business, and so is the accounting:
+every input row the output does not keep is set aside with a reason.
+
+An engine implements `Table` and `Output`; the kernel test suite (tests/test_kernels.py)
+is what any engine must pass.
+"""
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+
+# An operator's kind tells an engine how it may run it: `relational` steps are expressions
+# or row moves the engine runs itself; `map` steps are row-local (model-backed ones too) and
+# may run on any partition of the rows; `global` steps need whole columns (dedupe, select,
+# fuse pairs) and run where those columns can be gathered or by a distributed algorithm.
+KINDS = ("relational", "map", "global")
+
+
+class Table(ABC):
+    """A step's input rows, in a fixed order."""
+
+    name: str = ""
+
+    @abstractmethod
+    def columns(self) -> list[str]:
+        """Column names, in order (never the engine's own bookkeeping columns)."""
+
+    @abstractmethod
+    def count(self) -> int:
+        ...
+
+    @abstractmethod
+    def arrow(self, cols: Sequence[str]) -> pa.Table:
+        """The given columns of every row, in order."""
+
+    def batches(self, cols: Sequence[str], size: int = 20_000) -> Iterator[pa.Table]:
+        """The given columns, `size` rows at a time, in order (for kernels that stream)."""
+        t = self.arrow(cols)
+        for s in range(0, t.num_rows, size):
+            yield t.slice(s, size)
+
+    # ---- conveniences every engine gets for free -------------------------------------
+    def column(self, name: str) -> list:
+        return self.arrow([name]).column(0).to_pylist()
+
+    def ids(self) -> list[str]:
+        return self.column("_id")
+
+    def rows(self) -> tuple[list[dict], pa.Schema]:
+        """Every row as a dict (in order) and the schema: for kernels that rebuild rows."""
+        t = self.arrow(self.columns())
+        return t.to_pylist(), t.schema
+
+    def texts(self, column: str) -> list[str]:
+        """A text column as Python strings ("" for null); `conversation` is every turn as
+        `role: content` lines; other values are rendered as text."""
+        if column == "conversation":
+            return ["\n".join(f"{m['role']}: {m['content']}" for m in (ms or [])) for ms in self.column("messages")]
+        return [("" if v is None else text_of(v)) for v in self.column(column)]
+
+    def strings(self, column: str) -> list[str | None]:
+        """A column's values as text (null stays None): grouping keys, shown in reasons."""
+        return [None if v is None else text_of(v) for v in self.column(column)]
+
+    def floats(self, column: str) -> np.ndarray:
+        """A column as float64: numbers and numeric text as numbers, anything else NaN."""
+        col = self.arrow([column]).column(0)
+        t = col.type
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_null(t):
+            import pyarrow.compute as pc
+            return pc.fill_null(col.cast(pa.float64()), float("nan")).to_numpy(zero_copy_only=False).astype(np.float64)
+        out = np.full(len(col), np.nan)
+        for i, v in enumerate(col.to_pylist()):
+            if isinstance(v, (int, float)):
+                out[i] = float(v)
+            elif isinstance(v, str):
+                try:
+                    out[i] = float(v)
+                except ValueError:
+                    pass
+        return out
+
+
+def text_of(v) -> str:
+    """A value as text: text itself, booleans as true/false, numbers as written, nested
+    values as JSON."""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    return json.dumps(v, ensure_ascii=False, sort_keys=True)
+
+
+class Output(ABC):
+    """One step's output, built by one of the `make` calls below (each on the step's own
+    inputs), plus `set_aside` for rows the kernel created and rejected itself."""
+
+    @abstractmethod
+    def filter(self, src: Table, cond, reason: str) -> None:
+        """Rows of `src` where the row expression `cond` is true (null counts as false);
+        the others are set aside with `reason`."""
+
+    @abstractmethod
+    def derive(self, src: Table, columns: dict, cast: dict[str, str] | None = None) -> None:
+        """`src` with columns added or replaced by row expressions (`cast`: name -> float|text).
+        Deriving `instruction`/`response` rewrites the matching turn of `messages`, and
+        those two are never null."""
+
+    @abstractmethod
+    def add_columns(self, src: Table, new: pa.Table, drop: dict[int, str] | None = None) -> None:
+        """`src` plus (or with replaced) the columns of `new`, row for row; rows at the
+        positions in `drop` are set aside with their reasons."""
+
+    @abstractmethod
+    def keep(self, src: Table, positions: Sequence[int], reasons: dict[int, str] | str) -> None:
+        """The rows of `src` at `positions`, in that order; every other row is set aside
+        with its reason (one string for all, or per position; `not kept` if missing)."""
+
+    @abstractmethod
+    def concat(self, srcs: Sequence[Table], keep: Sequence[Sequence[int] | None] | None = None,
+               reasons: Sequence[str] | None = None) -> None:
+        """The rows of each input (all, or those at `keep[i]` in ascending order, the
+        others set aside with `reasons[i]`) one input after another, columns matched by
+        name (missing ones null); a repeated `_id` is kept once, the first time."""
+
+    @abstractmethod
+    def distinct(self, src: Table, on: str, keep: str) -> int:
+        """Exact dedupe: one row per normalised text of `on` (lower-cased, whitespace runs
+        one space, trimmed); the first row wins, or by `keep` (longest, max:<col>,
+        min:<col>; ties to the earlier row). Returns the number of groups."""
+
+    @abstractmethod
+    def rows(self, tbl: pa.Table) -> None:
+        """A new table of these rows: kernels that rebuild or create rows (fuse, format
+        transfer). Input rows missing from it must have been set aside by the kernel."""
+
+    @abstractmethod
+    def set_aside(self, items: Sequence[tuple[str, str]]) -> None:
+        """(_id, reason) of rows that leave the step."""
+
+
+@dataclass
+class KernelContext:
+    """What a kernel sees while it runs: its output, the recipe's params and models, the
+    shared model runtime, progress and the statistics it wants in the manifest."""
+    out: Output
+    step: str
+    params: dict
+    models: dict                # model name -> declaration {kind, source, options, identity}
+    runtime_factory: Callable = None
+    progress: Callable = lambda done, total: None
+    info: dict = field(default_factory=dict)
+    seed: int = 0
+
+    @property
+    def runtime(self):
+        return self.runtime_factory()

@@ -1,0 +1,223 @@
+"""The kernel test suite: the table interface (recipe/table.py) and the operators' kernels
+on it, run against every engine in tests/kernel_harness.py. An engine passes when every
+test here passes for it: same rows, same order, same reasons, every input row accounted for."""
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from recipe import ops as registry
+from recipe.ir import Binary, Call, Column, Lit
+from kernel_harness import HARNESSES, rows_of
+
+
+def row(i, instruction, response="r", **extra):
+    return {"_id": f"s:{i}", "instruction": instruction, "response": response,
+            "messages": [{"role": "user", "content": instruction}, {"role": "assistant", "content": response}],
+            **extra}
+
+
+@pytest.fixture(params=HARNESSES, ids=lambda h: h.name)
+def eng(request):
+    h = request.param()
+    yield h
+    h.close()
+
+
+def run_op(eng, op, args, inputs, params=None):
+    ctx = eng.context(params)
+    registry.get(op).run(ctx, args, inputs)
+    out, aside = eng.result(ctx)
+    return out, aside, ctx
+
+
+def accounted(inputs, out, aside):
+    """Every input row is in the output or set aside, exactly once (no rows created)."""
+    ids_in = sorted(i for t in inputs for i in t.ids())
+    assert sorted(out.ids() + [a for a, _ in aside]) == ids_in
+
+
+# ---- the table interface ------------------------------------------------------------
+def test_table_reads_columns_in_order(eng):
+    t = eng.table([row(i, f"q{i}", n=i, x=None if i % 2 else f"{i}.5") for i in range(5)])
+    assert t.columns()[:4] == ["_id", "messages", "instruction", "response"]
+    assert set(t.columns()) == {"_id", "messages", "instruction", "response", "n", "x"}
+    assert t.count() == 5
+    assert t.ids() == [f"s:{i}" for i in range(5)]
+    assert t.column("n") == [0, 1, 2, 3, 4]
+    assert t.floats("x").tolist()[0] == 0.5 and t.strings("x")[1] is None
+    assert t.floats("n").tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert t.texts("conversation")[2] == "user: q2\nassistant: r"
+    got = pa.concat_tables(list(t.batches(["_id", "n"], size=2)))
+    assert got.column("_id").to_pylist() == t.ids() and got.num_rows == 5
+
+
+def test_filter_keeps_true_rows_in_order(eng):
+    t = eng.table([row(i, "x" * i, n=i if i != 3 else None) for i in range(6)])
+    ctx = eng.context()
+    ctx.out.filter(t, Binary(">", Column("n"), Lit(1)), "too small")
+    out, aside = eng.result(ctx)
+    assert out.ids() == ["s:2", "s:4", "s:5"]  # null counts as false
+    assert aside == [("s:0", "too small"), ("s:1", "too small"), ("s:3", "too small")]
+
+
+def test_derive_adds_replaces_and_keeps_messages_in_step(eng):
+    t = eng.table([row(i, f"q{i}", n=i) for i in range(3)])
+    ctx = eng.context()
+    ctx.out.derive(t, {"n": Binary("*", Column("n"), Lit(10)), "instruction": Call("upper", (Column("instruction"),)),
+                       "f": Column("n")}, cast={"f": "float"})
+    out, aside = eng.result(ctx)
+    rows = rows_of(out)
+    assert [r["n"] for r in rows] == [0, 10, 20] and [r["f"] for r in rows] == [0.0, 1.0, 2.0]
+    assert rows[1]["instruction"] == "Q1" and rows[1]["messages"][0] == {"role": "user", "content": "Q1"}
+    assert aside == []
+
+
+def test_add_columns_row_for_row_with_drops(eng):
+    t = eng.table([row(i, f"q{i}", n=i) for i in range(4)])
+    ctx = eng.context()
+    ctx.out.add_columns(t, pa.table({"n": pa.array([9, 8, 7, 6]), "s": pa.array(["a", "b", "c", "d"])}),
+                        drop={1: "no good"})
+    out, aside = eng.result(ctx)
+    assert [(r["_id"], r["n"], r["s"]) for r in rows_of(out)] == [("s:0", 9, "a"), ("s:2", 7, "c"), ("s:3", 6, "d")]
+    assert aside == [("s:1", "no good")]
+    with pytest.raises(RuntimeError):
+        eng.context().out.add_columns(t, pa.table({"v": pa.array([1])}))
+
+
+def test_keep_reorders_and_gives_reasons(eng):
+    t = eng.table([row(i, f"q{i}") for i in range(5)])
+    ctx = eng.context()
+    ctx.out.keep(t, [3, 0, 4], {1: "one"})
+    out, aside = eng.result(ctx)
+    assert out.ids() == ["s:3", "s:0", "s:4"]
+    assert aside == [("s:1", "one"), ("s:2", "not kept")]
+    # the new order is the table's order for the next step
+    ctx2 = eng.context()
+    ctx2.out.keep(out, [1, 2], "dropped")
+    out2, aside2 = eng.result(ctx2)
+    assert out2.ids() == ["s:0", "s:4"] and aside2 == [("s:3", "dropped")]
+    for bad in ([0, 0], [5], [-1]):
+        with pytest.raises(RuntimeError):
+            eng.context().out.keep(t, bad, "x")
+
+
+def test_concat_by_name_first_id_wins(eng):
+    a = eng.table([row(0, "a0", x=1), row(1, "a1", x=2)])
+    b = eng.table([row(1, "b1", y="p"), row(2, "b2", y="q"), row(3, "b3", y="r")])
+    ctx = eng.context()
+    ctx.out.concat([a, b])
+    out, aside = eng.result(ctx)
+    rows = rows_of(out)
+    assert [r["instruction"] for r in rows] == ["a0", "a1", "b2", "b3"]
+    assert rows[0]["y"] is None and rows[2]["x"] is None
+    assert aside == [("s:1", "duplicate `_id`: already taken from an earlier input")]
+    ctx = eng.context()
+    ctx.out.concat([a, b], keep=[[1], [2, 0]], reasons=["not a", "not b"])
+    out, aside = eng.result(ctx)
+    assert [r["instruction"] for r in rows_of(out)] == ["a1", "b3"]  # b's kept rows in their order
+    assert aside == [("s:0", "not a"), ("s:2", "not b"),
+                     ("s:1", "duplicate `_id`: already taken from an earlier input")]
+
+
+def test_distinct_normalises_and_ranks(eng):
+    texts = ["Hello  World", "hello world", " HELLO\tworld ", "other", "Other"]
+    t = eng.table([row(i, s, score=float(i)) for i, s in enumerate(texts)])
+    for keep, winners in (("first", ["s:0", "s:3"]), ("longest", ["s:2", "s:3"]), ("max:score", ["s:2", "s:4"]),
+                          ("min:score", ["s:0", "s:3"])):
+        ctx = eng.context()
+        groups = ctx.out.distinct(t, "instruction", keep)
+        out, aside = eng.result(ctx)
+        assert groups == 2 and sorted(out.ids()) == winners, keep
+        assert all(r.startswith("duplicate of s:") and r.endswith("(exact on instruction)") for _, r in aside)
+        accounted([t], out, aside)
+
+
+def test_rows_and_set_aside(eng):
+    t = eng.table([row(0, "a")])
+    ctx = eng.context()
+    rows, schema = t.rows()
+    ctx.out.rows(pa.Table.from_pylist(rows + [{**rows[0], "_id": "new"}], schema=schema))
+    ctx.out.set_aside([("new2", "made and rejected")])
+    out, aside = eng.result(ctx)
+    assert out.ids() == ["s:0", "new"] and aside == [("new2", "made and rejected")]
+
+
+def test_an_output_is_built_once(eng):
+    t = eng.table([row(0, "a")])
+    ctx = eng.context()
+    ctx.out.keep(t, [0], "x")
+    with pytest.raises(RuntimeError):
+        ctx.out.keep(t, [0], "x")
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(0, 30), min_size=0, max_size=30), st.data())
+def test_keep_accounts_for_every_row(values, data):
+    for h in HARNESSES:
+        eng = h()
+        try:
+            t = eng.table([row(i, str(v), n=v) for i, v in enumerate(values)])
+            pos = data.draw(st.permutations(range(len(values))))[: data.draw(st.integers(0, len(values)))]
+            ctx = eng.context()
+            ctx.out.keep(t, pos, "x")
+            out, aside = eng.result(ctx)
+            assert out.ids() == [f"s:{p}" for p in pos]
+            accounted([t], out, aside)
+        finally:
+            eng.close()
+
+
+# ---- operator kernels on the interface ----------------------------------------------
+def test_filter_and_derive_ops(eng):
+    t = eng.table([row(i, "w " * i) for i in range(5)])
+    out, aside, _ = run_op(eng, "filter", {"where": Binary(">=", Call("words", (Column("instruction"),)), Lit(2))}, [t])
+    assert out.ids() == ["s:2", "s:3", "s:4"] and len(aside) == 2
+    assert aside[0][1] == "filter: `words(instruction) >= 2` is not true"
+    out, aside, _ = run_op(eng, "derive", {"len": Call("length", (Column("instruction"),))}, [out])
+    assert out.column("len") == [4, 6, 8]
+
+
+def test_dedupe_ops(eng):
+    base = "the quick brown fox jumps over the lazy dog near the river bank today"
+    texts = [base, base.upper(), base + " and again", "something else entirely, not alike at all", base]
+    t = eng.table([row(i, s) for i, s in enumerate(texts)])
+    out, aside, ctx = run_op(eng, "dedupe", {"method": "exact"}, [t])
+    assert out.ids() == ["s:0", "s:2", "s:3"] and ctx.info["clusters"] == 3
+    assert aside == [("s:1", "duplicate of s:0 (exact on instruction)"), ("s:4", "duplicate of s:0 (exact on instruction)")]
+    out, aside, ctx = run_op(eng, "dedupe", {"method": "minhash", "threshold": 0.7, "keep": "longest"}, [t])
+    assert out.ids() == ["s:2", "s:3"]
+    accounted([t], out, aside)
+    ref = eng.table([row(9, base.title())])
+    out, aside, _ = run_op(eng, "dedupe", {"method": "exact", "against": "ref"}, [t, ref])
+    assert out.ids() == ["s:2", "s:3"] and aside[0] == ("s:0", "duplicate of reference row s:9 (exact)")
+
+
+def test_select_sample_limit_ops(eng):
+    t = eng.table([row(i, f"q{i}", q=float((i * 7) % 5), g="ab"[i % 2]) for i in range(10)])
+    out, aside, ctx = run_op(eng, "select", {"method": "topk", "by": "q", "k": 3}, [t])
+    assert out.ids() == ["s:2", "s:7", "s:4"]
+    assert aside[0][1].startswith("topk: `q` = 0 ranks below the 3 kept rows")
+    out, aside, _ = run_op(eng, "select", {"method": "quota", "by": "g", "per": 2, "order": "q"}, [t])
+    assert out.ids() == ["s:2", "s:4", "s:7", "s:9"]
+    accounted([t], out, aside)
+    out, aside, _ = run_op(eng, "sample", {"n": 4, "seed": 1}, [t])
+    assert out.count() == 4 and out.ids() == sorted(out.ids(), key=lambda s: int(s[2:]))
+    out, aside, _ = run_op(eng, "limit", {"n": 2}, [t])
+    assert out.ids() == ["s:0", "s:1"] and aside[0] == ("s:2", "limit: after the first 2 rows")
+
+
+def test_union_mix_score_ops(eng):
+    a = eng.table([row(i, f"a{i}") for i in range(4)])
+    b = eng.table([row(10 + i, f"b{i}", response="x" * i) for i in range(4)])
+    out, aside, _ = run_op(eng, "union", {}, [a, b])
+    assert out.count() == 8 and aside == []
+    out, aside, ctx = run_op(eng, "mix", {"weights": [1.0, 1.0], "k": 4, "seed": 0}, [a, b])
+    assert out.count() == 4 and ctx.info["drawn"] == [2, 2]
+    accounted([a, b], out, aside)
+    out, _, ctx = run_op(eng, "score", {"metric": "length", "on": "response"}, [b])
+    assert out.column("length") == [0.0, 1.0, 2.0, 3.0] and ctx.info["length"]["max"] == 3.0
+    out, _, _ = run_op(eng, "score", {"metric": "expr", "expr": Binary("/", Call("length", (Column("instruction"),)), Lit(2)),
+                                      "column": "half"}, [b])
+    assert out.column("half") == [1.0, 1.0, 1.0, 1.0]

@@ -1,0 +1,63 @@
+"""Memory stays flat in the number of rows: a 200k-row run (read, filter, exact dedupe,
+sinks, set_aside.jsonl) peaks at about what a 20k-row run does, each measured in its own
+subprocess. The bound is half the extra input: any whole-table copy (Python rows cost
+about twice the JSON; Arrow about the text itself) would break it."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+RECIPE = """recipe memory
+source raw = read("{path}", format="alpaca")
+clean = raw
+  | filter(length(instruction) > 20 and length(response) > 0)
+  | dedupe(method="exact", on=instruction)
+write clean to "clean.jsonl"
+write clean to "clean.parquet"
+"""
+
+CHILD = """
+import resource, sys
+import recipe
+recipe.load(open(sys.argv[1]).read()).run(out=sys.argv[2], cache_dir=sys.argv[3])
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def make_rows(path: Path, n: int) -> int:
+    rng = random.Random(n)
+    words = [f"w{i}" for i in range(5000)]
+    with open(path, "w") as fh:
+        for i in range(n):
+            inst = " ".join(rng.choices(words, k=60))
+            if i % 10 == 0:
+                inst = "short"                       # filtered out
+            elif i % 10 == 1:
+                inst = "DUPLICATE " + " ".join(words[:40])  # all but one set aside by dedupe
+            fh.write(json.dumps({"instruction": inst, "input": "", "output": " ".join(rng.choices(words, k=120))}) + "\n")
+    return path.stat().st_size
+
+
+def peak_kib(tmp: Path, n: int) -> tuple[int, int]:
+    data = tmp / f"rows{n}.jsonl"
+    size = make_rows(data, n)
+    rec = tmp / f"m{n}.recipe"
+    rec.write_text(RECIPE.format(path=data))
+    env = {**os.environ, "RECIPE_DUCKDB_MEMORY": "256MB"}  # DuckDB spills beyond this: its share is bounded
+    out = subprocess.run([sys.executable, "-c", CHILD, str(rec), str(tmp / f"out{n}"), str(tmp / f"cache{n}")],
+                         capture_output=True, text=True, env=env, check=True)
+    lines = (tmp / f"out{n}" / "clean.jsonl").read_text().count("\n")
+    assert lines == n - n // 10 - (n // 10 - 1), lines  # every row accounted: the filter and dedupe ran
+    return int(out.stdout.strip().splitlines()[-1]), size
+
+
+def test_peak_memory_is_flat_in_rows(tmp_path):
+    small, small_size = peak_kib(tmp_path, 20_000)
+    big, big_size = peak_kib(tmp_path, 200_000)
+    extra = (big_size - small_size) // 1024
+    assert extra > 100_000  # the big input is 100+ MB more JSON
+    assert big - small < extra // 2, f"peak grew {big - small} KiB for {extra} KiB more input ({small} -> {big})"
