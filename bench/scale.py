@@ -4,10 +4,18 @@ the same run and each in its own process, pyarrow's JSON reader on the same file
 
     python bench/scale.py --rows 1000000        # the execution-layer issue's 1M-row case
     python bench/scale.py --rows 200000 --keep  # keep the built file for another run
+    python bench/scale.py --rows 1000000 --datatrove  # and datatrove's MinHash on the same rows
 
 Prints the whole run's time and peak RSS, each step's seconds (from the manifest) and the
 ratio to pyarrow's read. The goals (1M rows: peak RSS at most 3 GiB, the run within 6x
 pyarrow's read) are printed as met or not, never asserted.
+
+With --datatrove: the rows the MinHash step sees (after the filter and exact dedupe, written
+from the step cache) go, in two shards, to datatrove's MinHash pipeline (its four-stage
+example, local executor, 2 workers, in its own virtual environment under bench/, made on first
+use) and to `recipe`'s MinHash with the same shingles (word 5-grams), each in its own process;
+printed: time, peak RSS and rows kept by each (similar rows kept = similar recall here, where
+every removed row is a variant of a kept one).
 """
 from __future__ import annotations
 
@@ -86,11 +94,79 @@ def recipe_run(path: Path, work: Path) -> dict:
     return res
 
 
+DATATROVE = "datatrove==0.10.1"
+MINHASH_ONLY = '''recipe minhash
+source rows = read("{data}", format="alpaca")
+kept = rows | dedupe(method="minhash", on=instruction, unit="word", ngram=5, threshold={threshold})
+write kept to "kept.jsonl" (columns=["instruction"])
+'''
+
+
+def _datatrove_python() -> Path:
+    venv = Path(__file__).resolve().parent / ".venv-datatrove"
+    py = venv / "bin" / "python"
+    if not py.exists():
+        print(f"installing {DATATROVE} into {venv} ...")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", DATATROVE], check=True)
+    return py
+
+
+def minhash_input(data: Path, work: Path) -> tuple[Path, int]:
+    """The rows the recipe's MinHash step sees, from the step cache, in two JSON-lines shards."""
+    head = RECIPE.format(data=data).split("  | dedupe(method=\"minhash\"")[0]
+    f = work / "minhash_input.recipe"
+    f.write_text(head + '\nwrite clean to "minhash_input.jsonl" (format="alpaca")\n')
+    from_cache = _child("import sys\nfrom recipe.cli import main\n"
+                        f"sys.exit(main(['run', {str(f)!r}, '--out', {str(work / 'mh')!r}, '--cache-dir', "
+                        f"{str(work / 'cache')!r}, '--quiet']) or 0)")
+    del from_cache
+    rows = (work / "mh" / "minhash_input.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    shards = work / "mh_shards"
+    shards.mkdir(exist_ok=True)
+    half = (len(rows) + 1) // 2
+    for i, part in enumerate((rows[:half], rows[half:])):
+        with open(shards / f"part{i}.jsonl", "w", encoding="utf-8") as fh:
+            for j, line in enumerate(part):
+                rec = json.loads(line)
+                fh.write(json.dumps({"_id": f"{i}:{j}", "instruction": rec["instruction"]}, ensure_ascii=False) + "\n")
+    return work / "mh" / "minhash_input.jsonl", len(rows)
+
+
+def compare_datatrove(data: Path, work: Path) -> None:
+    py = _datatrove_python()
+    rows_file, n = minhash_input(data, work)
+    script = Path(__file__).resolve().parent / "_datatrove_minhash.py"
+    code = (f"import subprocess, sys\np = subprocess.run([{str(py)!r}, {str(script)!r}, {str(work / 'mh_shards')!r}, "
+            f"{str(work / 'dt')!r}, 'instruction', '2'], capture_output=True, text=True)\n"
+            "print(p.stdout)\nimport resource\n"
+            "print('PEAK', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)  # its largest process\n"
+            "sys.exit(p.returncode and (p.stderr[-3000:] or 1))")
+    dt = _child(code)
+    dt_kept = next(int(x.split()[1]) for x in dt["stdout"].splitlines() if x.startswith("KEPT "))
+    f = work / "minhash_only.recipe"
+    f.write_text(MINHASH_ONLY.format(data=rows_file, threshold=0.72))
+    ours = _child("import sys\nfrom recipe.cli import main\n"
+                  f"sys.exit(main(['run', {str(f)!r}, '--out', {str(work / 'mo')!r}, '--cache-dir', "
+                  f"{str(work / 'mo_cache')!r}, '--quiet']) or 0)")
+    man = json.loads((work / "mo" / "manifest.json").read_text())
+    step = next(x for x in man["nodes"] if x["op"] == "dedupe")
+    print(f"\nMinHash on the same {n:,} rows (word 5-grams; datatrove 14x8 buckets, ours threshold 0.72):")
+    print(f"  datatrove (4 stages, 2 workers): {dt['seconds']:.1f} s, kept {dt_kept:,} rows, "
+          f"largest process {dt['peak_mib']:,.0f} MiB")
+    print(f"  recipe dedupe step:              {step['seconds']:.1f} s, kept {step['rows_out']:,} rows "
+          f"(whole run with read and write: {ours['seconds']:.1f} s, peak {ours['peak_mib']:,.0f} MiB)")
+    print(f"  speed-up of the step: {dt['seconds'] / max(step['seconds'], 1e-9):.1f}x (goal: >= 3x: "
+          f"{'met' if dt['seconds'] >= 3 * step['seconds'] else 'not met'}); kept rows differ by "
+          f"{abs(dt_kept - step['rows_out']) / max(n, 1):.2%} of the input")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--work", type=Path, help="folder for the data, cache and outputs (default: a temporary one)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
+    ap.add_argument("--datatrove", action="store_true", help="also run datatrove's MinHash on the same rows")
     a = ap.parse_args()
     work = a.work or Path(tempfile.mkdtemp(prefix="recipe-scale-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -112,6 +188,8 @@ def main() -> None:
           f"(goal at 1M rows: <= 6x: {'met' if ratio <= 6 else 'not met'})")
     print(f"peak RSS: {peak:,.0f} MiB (goal at 1M rows: <= 3,072 MiB: "
           f"{'met' if peak <= 3072 else 'not met'}); pyarrow's read alone peaked at {base['peak_mib']:,.0f} MiB")
+    if a.datatrove:
+        compare_datatrove(data, work)
     if not a.keep and not a.work:
         import shutil
         shutil.rmtree(work, ignore_errors=True)

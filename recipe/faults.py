@@ -26,13 +26,14 @@ class atomic_file:
                 fh.write(line)
     """
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    def __init__(self, path: Path, mode: str = "w"):
+        self.path, self.mode = Path(path), mode
         self.tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
 
     def __enter__(self):
         try:
-            self.fh = open(self.tmp, "w", encoding="utf-8", newline="")
+            self.fh = (open(self.tmp, "wb") if "b" in self.mode else
+                       open(self.tmp, "w", encoding="utf-8", newline=""))
         except OSError as e:
             raise UserError(f"cannot write {self.path}: {e.strerror}")
         return self.fh

@@ -70,6 +70,16 @@ class Table(ABC):
             return ["\n".join(f"{m['role']}: {m['content']}" for m in (ms or [])) for ms in self.column("messages")]
         return [("" if v is None else text_of(v)) for v in self.column(column)]
 
+    def text_batches(self, column: str, size: int = 20_000) -> Iterator[list[str]]:
+        """`texts(column)`, `size` rows at a time: for kernels that hold less than a column."""
+        src = "messages" if column == "conversation" else column
+        for b in self.batches([src], size):
+            vals = b.column(0).to_pylist()
+            if column == "conversation":
+                yield ["\n".join(f"{m['role']}: {m['content']}" for m in (ms or [])) for ms in vals]
+            else:
+                yield [("" if v is None else text_of(v)) for v in vals]
+
     def strings(self, column: str) -> list[str | None]:
         """A column's values as text (null stays None): grouping keys, shown in reasons."""
         return [None if v is None else text_of(v) for v in self.column(column)]

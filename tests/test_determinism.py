@@ -80,7 +80,7 @@ SMALL = {"uit": {"n": "2", "eval_instances": "2"}, "lift": {"max_new": "2"}}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", LIBRARY)
-def test_library_recipe_is_cache_oblivious(name, tmp_path):
+def test_library_recipe_is_cache_oblivious(name, tmp_path, model_cache):
     """A library recipe on a cache warmed by an edited variant (renamed source, another k)
     writes the same bytes as on a fresh cache, model results included."""
     from recipe.runtime import ModelRuntime
@@ -92,7 +92,9 @@ def test_library_recipe_is_cache_oblivious(name, tmp_path):
     has_k = any(p.name == "k" for p in r.recipe.params)
     params = {**({"k": "3"} if has_k else {}), **SMALL.get(name, {})}
     src = {"raw": str(data)}
-    warm_rt = ModelRuntime(tmp_path / "models-shared")
+    # results are cached apart (shared vs fresh); converted weights, a function of the
+    # checkpoint alone, come from the session's cache so each runtime does not dequantise again
+    warm_rt = ModelRuntime(tmp_path / "models-shared", weights_dir=model_cache)
     # warm the shared caches with a variant: the source renamed, and another k
     text = (ROOT / "stdlib_recipes" / f"{name}.recipe").read_text()
     variant = re.sub(r"(?<![\w.\"/])raw(?![\w\"])", "pool_in", text)
@@ -103,5 +105,5 @@ def test_library_recipe_is_cache_oblivious(name, tmp_path):
     warm = load(f"stdlib:{name}").run(params=params, sources=src, out=tmp_path / "w", cache_dir=tmp_path / "shared",
                                       runtime=warm_rt)
     fresh = load(f"stdlib:{name}").run(params=params, sources=src, out=tmp_path / "f", cache_dir=tmp_path / "fresh",
-                                       runtime=ModelRuntime(tmp_path / "models-fresh"))
+                                       runtime=ModelRuntime(tmp_path / "models-fresh", weights_dir=model_cache))
     assert outputs(warm.out_dir) == outputs(fresh.out_dir)

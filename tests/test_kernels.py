@@ -117,8 +117,8 @@ def test_concat_by_name_first_id_wins(eng):
     ctx.out.concat([a, b], keep=[[1], [2, 0]], reasons=["not a", "not b"])
     out, aside = eng.result(ctx)
     assert [r["instruction"] for r in rows_of(out)] == ["a1", "b3"]  # b's kept rows in their order
-    assert aside == [("s:0", "not a"), ("s:2", "not b"),
-                     ("s:1", "duplicate `_id`: already taken from an earlier input")]
+    assert aside == [("s:0", "not a"), ("s:1", "duplicate `_id`: already taken from an earlier input"),
+                     ("s:2", "not b")]  # each input's rows in its order
 
 
 def test_distinct_normalises_and_ranks(eng):

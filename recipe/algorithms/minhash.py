@@ -189,10 +189,31 @@ def minhash_clusters(texts: list[str], threshold: float, ngram: int = 5, unit: s
     """One cluster label per text (the smallest index in its cluster)."""
     if not 0.0 < threshold <= 1.0:
         raise ValueError("threshold must be in (0, 1]")
-    n = len(texts)
+    if len(texts) == 0:
+        return np.zeros(0, dtype=np.int64)
+    return signature_clusters(minhash_signatures(texts, ngram, unit, num_perm, seed), threshold)
+
+
+def streamed_signatures(chunks, n: int, ngram: int = 5, unit: str = "char", num_perm: int = 256,
+                        seed: int = 0) -> np.ndarray:
+    """Signatures of `n` texts that arrive in chunks (lists of str), into one preallocated
+    matrix: memory holds the matrix and one chunk, never all the texts."""
+    sig = np.empty((n, num_perm), dtype=np.uint32)
+    at = 0
+    for chunk in chunks:
+        if chunk:
+            sig[at:at + len(chunk)] = minhash_signatures(chunk, ngram, unit, num_perm, seed)
+            at += len(chunk)
+    if at != n:
+        raise ValueError(f"expected {n} texts, got {at}")
+    return sig
+
+
+def signature_clusters(sig: np.ndarray, threshold: float) -> np.ndarray:
+    """One cluster label per signature row (the smallest index in its cluster)."""
+    n, num_perm = sig.shape
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    sig = minhash_signatures(texts, ngram, unit, num_perm, seed)
     bands, rows = lsh_params(threshold, num_perm)
     a, b = candidate_pairs(sig, threshold, bands, rows)
     return connected_labels(n, a, b)

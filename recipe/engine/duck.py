@@ -38,6 +38,7 @@ class DuckTable(Table):
 
     def batches(self, cols: Sequence[str], size: int = 20_000) -> Iterator[pa.Table]:
         cur = self.con.cursor()  # its own cursor: the kernel may write while it reads
+        cur.execute(f"USE {q(self.con.execute('SELECT current_database()').fetchone()[0])}")
         res = cur.execute(f"SELECT {_sel(cols)} FROM {q(self.name)}")
         reader = res.to_arrow_reader(size) if hasattr(res, "to_arrow_reader") else res.fetch_record_batch(size)
         for b in reader:
@@ -51,6 +52,25 @@ class DuckTable(Table):
 
 def _sel(cols: Sequence[str]) -> str:
     return ", ".join(q(c) for c in cols) if cols else "NULL AS __none"
+
+
+def _reasons(reasons, n: int) -> tuple[list | None, str]:
+    """Per-row reasons (None where the default applies) and the default."""
+    if isinstance(reasons, str):
+        return None, reasons
+    why = [None] * n
+    for i, r in reasons.items():
+        why[int(i)] = r
+    return why, "not kept"
+
+
+def _rank_cols(keep: str, text: str) -> str:
+    """The columns `distinct` ranks a group's rows by, besides their order."""
+    if keep == "longest":
+        return f", length({text}) AS __len"
+    if ":" in keep:
+        return f", TRY_CAST({q(keep.split(':', 1)[1])} AS DOUBLE) AS __v"
+    return ""
 
 
 class DuckOutput(Output):
@@ -102,97 +122,128 @@ class DuckOutput(Output):
             self.con.execute(f"UPDATE {q(self.out)} SET messages = "
                              f"{sync_messages_sql('instruction' in columns, 'response' in columns)}")
 
+    def _masked(self, src, keep: np.ndarray, why: list | None, default: str, target: str, *,
+                extra: pa.Table | None = None, new_row: np.ndarray | None = None, create: bool = True) -> None:
+        """Rows of `src` where `keep` is true (in their order) into `target`, with `extra`'s
+        columns added (replacing same-named ones) and `_row` set to `new_row` (default: kept);
+        the others set aside with `why[i]` (or `default`). A POSITIONAL JOIN pairs the i-th
+        row of the table scan with the i-th row of the mask, so nothing is sorted or hashed."""
+        n = src.count()
+        if len(keep) != n:
+            raise RuntimeError(f"{len(keep)} mask values for {n} rows")
+        cols = {"__keep": pa.array(np.asarray(keep, dtype=bool)),
+                "__why": pa.array(why if why is not None else [None] * n, pa.string())}
+        if new_row is not None:
+            cols["__nr"] = pa.array(np.asarray(new_row, dtype=np.int64))
+        names = extra.column_names if extra is not None else []
+        for c in names:
+            cols[c] = extra.column(c)
+        self._arrow("__m", pa.table(cols))
+        self._paste(src, "__m", default, target, names, new_row is not None, create, not bool(np.all(keep)))
+        self.con.unregister("__m")
+
+    def _paste(self, src, mask: str, default: str, target: str, names=(), renumber=False, create=True,
+               any_dropped=True) -> None:
+        """`src` pasted row for row beside the relation `mask` (`__keep`, `__why`, optionally
+        `__nr` and new columns, as many rows as `src`, in its order)."""
+        drop = [ROW] + [c for c in names if c in set(src.columns())]
+        sel = "".join(f", m.{q(c)}" for c in names)
+        row = f"m.__nr AS {ROW}" if renumber else f"s.{ROW}"
+        head = f"CREATE TABLE {q(target)} AS" if create else f"INSERT INTO {q(target)} BY NAME"
+        s_ = q(src.name)
+        self.con.execute(f"{head} SELECT s.* EXCLUDE ({', '.join(q(c) for c in drop)}){sel}, {row} "
+                         f"FROM {s_} s POSITIONAL JOIN {mask} m WHERE m.__keep")
+        if any_dropped:
+            self.con.execute(f"INSERT INTO {q(self.aside)} SELECT s._id, coalesce(m.__why, ?), NULL "
+                             f"FROM {s_} s POSITIONAL JOIN {mask} m WHERE NOT m.__keep", [default])
+
     def add_columns(self, src, new, drop=None):
         self._make()
-        if new.num_rows != src.count():
-            raise RuntimeError(f"add_columns: {new.num_rows} values for {src.count()} rows")
-        names = new.column_names
-        replace = [n for n in names if n in set(src.columns())]
-        excl = f" EXCLUDE ({', '.join(q(n) for n in replace)})" if replace else ""
-        tbl = new.append_column("__r", pa.array(src.row_ids(), pa.int64()))
-        drop = drop or {}
-        why = [None] * new.num_rows
-        for i, reason in drop.items():
-            why[i] = reason
-        tbl = tbl.append_column("__drop", pa.array(why, pa.string()))
-        self._arrow("__new", tbl)
-        sel = ", ".join(f"n.{q(n)}" for n in names)
-        self.con.execute(f"CREATE TABLE {q(self.out)} AS SELECT s.*{excl}, {sel} FROM {q(src.name)} s "
-                         f"JOIN __new n ON s.{ROW} = n.__r WHERE n.__drop IS NULL ORDER BY s.{ROW}")
+        n = src.count()
+        if new.num_rows != n:
+            raise RuntimeError(f"add_columns: {new.num_rows} values for {n} rows")
+        keep = np.ones(n, dtype=bool)
+        why = None
         if drop:
-            self.con.execute(f"INSERT INTO {q(self.aside)} SELECT s._id, n.__drop, NULL FROM {q(src.name)} s "
-                             f"JOIN __new n ON s.{ROW} = n.__r WHERE n.__drop IS NOT NULL ORDER BY s.{ROW}")
-        self.con.unregister("__new")
+            why = [None] * n
+            for i, reason in drop.items():
+                keep[i] = False
+                why[i] = reason
+        self._masked(src, keep, why, "not kept", self.out, extra=new)
 
     def keep(self, src, positions, reasons):
         self._make()
-        self._keep_into(src, positions, reasons, self.out, renumber=True)
-
-    def _keep_into(self, src, positions, reasons, target: str, renumber: bool) -> None:
-        rows = src.row_ids()
+        n = src.count()
         pos = np.asarray(positions, dtype=np.int64)
-        if len(pos) and (pos.min() < 0 or pos.max() >= len(rows) or len(np.unique(pos)) != len(pos)):
-            raise RuntimeError(f"keep: positions must be distinct and within 0..{len(rows) - 1}")
-        k = pa.table({"__r": pa.array(rows[pos], pa.int64()), "__ord": pa.array(np.arange(len(pos), dtype=np.int64))})
+        if len(pos) and (pos.min() < 0 or pos.max() >= n or len(np.unique(pos)) != len(pos)):
+            raise RuntimeError(f"keep: positions must be distinct and within 0..{n - 1}")
+        mask = np.zeros(n, dtype=bool)
+        mask[pos] = True
+        why, default = _reasons(reasons, n)
+        if len(pos) < 2 or bool(np.all(np.diff(pos) > 0)):  # in table order: a mask, no sort
+            self._masked(src, mask, why, default, self.out, new_row=np.cumsum(mask) - 1)
+            return
+        # a new order (a ranking): join the kept rows to their ranks and sort those rows only
+        k = pa.table({"__r": pa.array(src.row_ids()[pos], pa.int64()), "__ord": pa.array(np.arange(len(pos), dtype=np.int64))})
         self._arrow("__keep", k)
-        new_row = f"k.__ord AS {ROW}" if renumber else f"s.{ROW}"
-        self.con.execute(f"CREATE TABLE {q(target)} AS SELECT s.* EXCLUDE ({ROW}), {new_row} FROM {q(src.name)} s "
-                         f"JOIN __keep k ON s.{ROW} = k.__r ORDER BY k.__ord")
-        if isinstance(reasons, str):
-            self.con.execute(f"INSERT INTO {q(self.aside)} SELECT s._id, ?, NULL FROM {q(src.name)} s "
-                             f"ANTI JOIN __keep k ON s.{ROW} = k.__r ORDER BY s.{ROW}", [reasons])
-        else:
-            r = pa.table({"__r": pa.array(rows[np.asarray(list(reasons.keys()), dtype=np.int64)], pa.int64()),
-                          "__reason": pa.array(list(reasons.values()), pa.string())})
-            self._arrow("__reasons", r)
-            self.con.execute(f"INSERT INTO {q(self.aside)} SELECT s._id, coalesce(r.__reason, 'not kept'), NULL "
-                             f"FROM {q(src.name)} s ANTI JOIN __keep k ON s.{ROW} = k.__r "
-                             f"LEFT JOIN __reasons r ON s.{ROW} = r.__r ORDER BY s.{ROW}")
-            self.con.unregister("__reasons")
+        self.con.execute(f"CREATE TABLE {q(self.out)} AS SELECT s.* EXCLUDE ({ROW}), k.__ord AS {ROW} "
+                         f"FROM {q(src.name)} s JOIN __keep k ON s.{ROW} = k.__r ORDER BY k.__ord")
         self.con.unregister("__keep")
+        self._arrow("__m", pa.table({"__keep": pa.array(mask), "__why": pa.array(why or [None] * n, pa.string())}))
+        self.con.execute(f"INSERT INTO {q(self.aside)} SELECT s._id, coalesce(m.__why, ?), NULL "
+                         f"FROM {q(src.name)} s POSITIONAL JOIN __m m WHERE NOT m.__keep", [default])
+        self.con.unregister("__m")
 
     def concat(self, srcs, keep=None, reasons=None):
+        """Each input's kept rows, appended in turn; a repeated `_id` (checked on the ids
+        alone, in Python) is set aside."""
         self._make()
-        parts = []
+        seen: set[str] = set()
+        union = " UNION ALL BY NAME ".join(f"SELECT * FROM {q(t.name)}" for t in srcs)
+        self.con.execute(f"CREATE TABLE {q(self.out)} AS SELECT * FROM ({union}) LIMIT 0")
+        at = 0
         for i, t in enumerate(srcs):
-            name = t.name
+            n = t.count()
+            mask = np.ones(n, dtype=bool)
+            why: list = [None] * n
+            default = "not kept"
             if keep is not None and keep[i] is not None:
-                name = f"__c{i}"
-                self._keep_into(t, sorted(keep[i]), reasons[i], name, renumber=False)
-            parts.append(f"SELECT *, {i} AS __src FROM {q(name)}")
-        union = " UNION ALL BY NAME ".join(parts)
-        self.con.execute(f"CREATE TEMP TABLE __u AS SELECT *, row_number() OVER (PARTITION BY _id ORDER BY __src, {ROW}) "
-                         f"AS __rn FROM ({union})")
-        self.con.execute(f"CREATE TABLE {q(self.out)} AS SELECT * EXCLUDE (__src, {ROW}, __rn), "
-                         f"row_number() OVER (ORDER BY __src, {ROW}) - 1 AS {ROW} FROM __u "
-                         f"WHERE __rn = 1 ORDER BY __src, {ROW}")
-        self.con.execute(f"INSERT INTO {q(self.aside)} SELECT _id, 'duplicate `_id`: already taken from an earlier input', "
-                         f"NULL FROM __u WHERE __rn > 1 ORDER BY __src, {ROW}")
-        self.con.execute("DROP TABLE __u")
-        for i in range(len(srcs)):
-            self.con.execute(f"DROP TABLE IF EXISTS __c{i}")
+                mask[:] = False
+                mask[np.asarray(keep[i], dtype=np.int64)] = True
+                default = reasons[i]
+            for j, rid in enumerate(t.ids()):
+                if mask[j]:
+                    if rid in seen:
+                        mask[j] = False
+                        why[j] = "duplicate `_id`: already taken from an earlier input"
+                    seen.add(rid)
+            self._masked(t, mask, why, default, self.out, new_row=at + np.cumsum(mask) - 1, create=False)
+            at += int(mask.sum())
 
     def distinct(self, src, on, keep):
-        """A window over the normalised text, so no text leaves the database (DuckDB spills)."""
+        """A window over a hash of the normalised text, so no text leaves the database (DuckDB
+        spills); the winners then become a mask in table order."""
         self._make()
         text = text_sql(on)
         key = normalised_sql(text)
         if keep == "first":
             rank = ROW
         elif keep == "longest":
-            rank = f"length({text}) DESC, {ROW}"
+            rank = f"__len DESC, {ROW}"
         else:
-            how, col = keep.split(":", 1)
-            rank = f"TRY_CAST({q(col)} AS DOUBLE) {'DESC' if how == 'max' else 'ASC'} NULLS LAST, {ROW}"
+            rank = f"__v {'DESC' if keep.startswith('max:') else 'ASC'} NULLS LAST, {ROW}"
         con, s = self.con, q(src.name)
-        con.execute(f"CREATE TEMP TABLE __dd AS SELECT {ROW} AS __r, _id AS __id, "
-                    f"first_value(_id) OVER (PARTITION BY {key} ORDER BY {rank}) AS __win, "
-                    f"row_number() OVER (PARTITION BY {key} ORDER BY {rank}) AS __n FROM {s}")
-        con.execute(f"CREATE TABLE {q(self.out)} AS SELECT s.* FROM {s} s SEMI JOIN "
-                    f"(SELECT __r FROM __dd WHERE __n = 1) d ON s.{ROW} = d.__r ORDER BY s.{ROW}")
-        con.execute(f"INSERT INTO {q(self.aside)} SELECT __id, 'duplicate of ' || __win || ?, NULL FROM __dd "
-                    f"WHERE __n > 1 ORDER BY __r", [f" (exact on {on})"])
-        groups = con.execute("SELECT count(*) FROM __dd WHERE __n = 1").fetchall()[0][0]
+        # the window partitions by a 128-bit hash of the key, not the key: it holds 16 bytes a
+        # row instead of the text (two texts sharing an MD5 by chance: about 1e-27 at 1M rows)
+        r = rank.replace(ROW, "__r")
+        con.execute(f"CREATE TEMP TABLE __dd AS SELECT __n = 1 AS __keep, "
+                    f"CASE WHEN __n > 1 THEN 'duplicate of ' || __win || ? END AS __why "
+                    f"FROM (SELECT __r, first_value(__id) OVER (PARTITION BY __k ORDER BY {r}) AS __win, "
+                    f"row_number() OVER (PARTITION BY __k ORDER BY {r}) AS __n FROM "
+                    f"(SELECT {ROW} AS __r, _id AS __id, md5_number({key}) AS __k{_rank_cols(keep, text)} FROM {s})) "
+                    f"ORDER BY __r", [f" (exact on {on})"])
+        self._paste(src, "__dd", "", self.out)
+        groups = con.execute("SELECT count(*) FROM __dd WHERE __keep").fetchall()[0][0]
         con.execute("DROP TABLE __dd")
         return groups
 

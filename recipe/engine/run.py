@@ -102,7 +102,7 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
             store.commit()
             fault(f"step:{step.name}:after_commit")
         except BaseException as e:
-            store.rollback()
+            store.rollback(step.fingerprint)
             if isinstance(e, (UserError, KeyboardInterrupt, SystemExit)) or os.environ.get("RECIPE_DEBUG"):
                 raise
             # a failure inside an operator or a model library: say where, keep the cache intact

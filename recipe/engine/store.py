@@ -1,8 +1,10 @@
 """The cache directory: one DuckDB database of step tables, guarded by a lock file.
 
-Each finished step is committed in one transaction together with its row in `_steps`, so
-a run killed at any moment leaves either the whole step or nothing, and the next run
-resumes from the committed steps.
+A step writes its tables outside any transaction (DuckDB holds a transaction's appended
+rows in memory until it commits, so a step in one transaction costs memory in proportion
+to its output); its row in `_steps`, written in one transaction after the tables are
+complete, is what makes it finished. A run killed at any moment leaves either a finished
+step or tables without a `_steps` row, which the next run drops and rebuilds.
 """
 from __future__ import annotations
 
@@ -14,6 +16,10 @@ from pathlib import Path
 import duckdb
 
 from ..diagnostics import UserError
+
+
+DUCKDB_MEMORY = "1GB"
+ROW_GROUP_SIZE = 16_384
 
 
 class Store:
@@ -38,16 +44,23 @@ class Store:
         self._lock_fh.flush()
         # Rows reach DuckDB only as registered Arrow tables (our readers parse the files), so
         # the database never needs the file system or network: a translation bug or a hostile
-        # expression cannot read /etc/passwd. lock_configuration keeps it that way.
-        self.con = duckdb.connect(str(self.dir / "cache.duckdb"),
-                                  config={"enable_external_access": False, "autoinstall_known_extensions": False,
-                                          "autoload_known_extensions": False})
+        # expression cannot read /etc/passwd. External access goes off once the cache file is
+        # attached, and lock_configuration keeps it off.
+        self.con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                                      "autoload_known_extensions": False})
+        self.con.execute("SET temp_directory = ?", [str(self.dir / "spill")])
+        # small row groups: DuckDB buffers the row groups a statement is appending, so their
+        # size bounds what a step's writes hold in memory (122,880 rows of P3 text by default)
+        path = str(self.dir / "cache.duckdb").replace("'", "''")
+        self.con.execute(f"ATTACH '{path}' AS cache (ROW_GROUP_SIZE {ROW_GROUP_SIZE})")
+        self.con.execute("USE cache")
+        self.con.execute("SET enable_external_access = false")
         self.con.execute("SET preserve_insertion_order = true")
         self.con.execute("SET enable_progress_bar = false")  # our own progress goes to stderr
-        # DuckDB keeps step tables in memory up to its limit (80% of RAM by default) and spills
-        # beyond it; RECIPE_DUCKDB_MEMORY lowers it (too low a limit fails large sorts)
-        if os.environ.get("RECIPE_DUCKDB_MEMORY"):
-            self.con.execute("SET memory_limit = ?", [os.environ["RECIPE_DUCKDB_MEMORY"]])
+        # DuckDB caches step tables in memory up to its limit and spills beyond it; its own
+        # default (80% of RAM) would make a run's memory grow with its rows, so the limit is
+        # 1 GB unless RECIPE_DUCKDB_MEMORY says otherwise (tests/test_memory.py runs at 128MB)
+        self.con.execute("SET memory_limit = ?", [os.environ.get("RECIPE_DUCKDB_MEMORY") or DUCKDB_MEMORY])
         self.con.execute("CREATE TABLE IF NOT EXISTS _steps (fp VARCHAR PRIMARY KEY, name VARCHAR, op VARCHAR, "
                          "rows_in BIGINT, rows_created BIGINT, rows_out BIGINT, rows_set_aside BIGINT, "
                          "seconds DOUBLE, info VARCHAR)")
@@ -62,16 +75,20 @@ class Store:
     def aside(fp: str) -> str:
         return f"a_{fp[:24]}"
 
-    # ---- one step's transaction: its tables and its row in `_steps` commit together ----
+    # ---- one step: its tables, then its row in `_steps` ---------------------------------
     def begin_step(self, fp: str) -> None:
         from .tables import ASIDE_DDL
-        self.con.execute("BEGIN TRANSACTION")
-        self.con.execute(f"DROP TABLE IF EXISTS {self.table(fp)}")
-        self.con.execute(f"DROP TABLE IF EXISTS {self.aside(fp)}")
+        self._drop(fp)  # what a killed run left half-written
         self.con.execute(f"CREATE TABLE {self.aside(fp)} {ASIDE_DDL}")
 
+    def _drop(self, fp: str) -> None:
+        self.con.execute(f"DROP TABLE IF EXISTS {self.table(fp)}")
+        self.con.execute(f"DROP TABLE IF EXISTS {self.aside(fp)}")
+
     def record_step(self, step, counts: tuple[int, int, int, int], seconds: float, info: dict) -> None:
-        """The step's accounting (rows in, created, out, set aside) and what its key was made of."""
+        """The step's accounting (rows in, created, out, set aside) and what its key was made
+        of; takes effect at `commit`."""
+        self.con.execute("BEGIN TRANSACTION")
         self.con.execute("INSERT OR REPLACE INTO _steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          [step.fingerprint, step.name, step.op, *counts, seconds, json.dumps(info, sort_keys=True)])
         self.con.execute("INSERT OR REPLACE INTO _last VALUES (?, ?, ?)",
@@ -80,8 +97,13 @@ class Store:
     def commit(self) -> None:
         self.con.execute("COMMIT")
 
-    def rollback(self) -> None:
-        self.con.execute("ROLLBACK")
+    def rollback(self, fp: str) -> None:
+        """A failed step: no `_steps` row, no tables."""
+        try:
+            self.con.execute("ROLLBACK")
+        except Exception:  # no transaction was open: the step failed before record_step
+            pass
+        self._drop(fp)
 
     def aside_batches(self, fp: str, size: int = 10_000):
         """(_id, reason, raw) of a step's set-aside rows, in order, `size` at a time."""

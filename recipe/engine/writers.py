@@ -2,7 +2,6 @@
 written atomically and streamed a batch at a time."""
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -55,16 +54,7 @@ def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write) 
     if fmt == "tag_counts":
         return _tag_counts(table, path, options.get("column", "tags"), atomic_write), rejected
     if suffix == ".parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-        if fmt == "jsonl" and not keep:
-            tbl = table.arrow(table.columns())
-        else:
-            tbl = pa.Table.from_pylist(list(_rows_for(fmt, table, keep, rejected)))
-        buf = io.BytesIO()
-        pq.write_table(tbl, buf)
-        atomic_write(path, buf.getvalue())
-        return tbl.num_rows, rejected
+        return _parquet(table, path, fmt, keep, rejected), rejected
     from ..faults import atomic_file
     n = 0
     if suffix in (".csv", ".tsv"):
@@ -94,6 +84,47 @@ def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write) 
         if suffix == ".json":
             fh.write("\n]\n" if n else "]\n")
     return n, rejected
+
+
+def _parquet(table, path: Path, fmt: str, keep: list[str], rejected: list) -> int:
+    """Streamed a batch at a time. Rows in another format than `jsonl` are records whose
+    fields vary, so a first pass finds the schema that holds them all."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from ..faults import atomic_file
+
+    def batches(rej):
+        if fmt == "jsonl" and not keep:
+            yield from table.batches(table.columns(), 10_000)
+            return
+        buf = []
+        for rec in _rows_for(fmt, table, keep, rej):
+            buf.append(rec)
+            if len(buf) == 10_000:
+                yield pa.Table.from_pylist(buf)
+                buf = []
+        if buf:
+            yield pa.Table.from_pylist(buf)
+
+    schema = None
+    if not (fmt == "jsonl" and not keep):
+        for b in batches([]):
+            schema = b.schema if schema is None else pa.unify_schemas([schema, b.schema], promote_options="permissive")
+    n = 0
+    with atomic_file(path, "wb") as fh:
+        writer = None
+        for b in batches(rejected):
+            if schema is not None:
+                b = pa.Table.from_pylist(b.to_pylist(), schema=schema) if b.schema != schema else b
+            if writer is None:
+                writer = pq.ParquetWriter(fh, b.schema)
+            writer.write_table(b)
+            n += b.num_rows
+        if writer is None:  # no rows: an empty file (with the table's columns, for jsonl)
+            writer = pq.ParquetWriter(fh, schema or (table.arrow(table.columns()).schema if fmt == "jsonl" and not keep
+                                                     else pa.schema([])))
+        writer.close()
+    return n
 
 
 def _tag_counts(table, path: Path, col: str, atomic_write) -> int:

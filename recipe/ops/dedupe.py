@@ -65,9 +65,22 @@ class Dedupe(Op):
         if method == "exact" and not args.get("against"):
             ctx.info["clusters"] = ctx.out.distinct(src, on, args.get("keep", "first"))
             return
-        texts = row_texts(ctx, src, on)
-        n = len(texts)
+        n = src.count()
         ids = src.ids()
+        if method == "minhash" and not args.get("against"):  # streamed: holds signatures, not texts
+            from ..algorithms.minhash import signature_clusters, streamed_signatures
+            lengths: list[int] = []
+
+            def chunks():
+                for chunk in src.text_batches(on, 4096):
+                    lengths.extend(len(t) for t in chunk)
+                    yield chunk
+            sig = streamed_signatures(chunks(), n, args.get("ngram", 5), args.get("unit", "char"),
+                                      args.get("num_perm", 256), args.get("seed", 0))
+            labels = signature_clusters(sig, args.get("threshold") or 0.8)
+            del sig
+            return self._finish(ctx, src, args, labels, lengths, ids, method, on)
+        texts = row_texts(ctx, src, on)
         if args.get("against"):
             ref = inputs[1]
             ref_ids = ref.ids()
@@ -77,30 +90,24 @@ class Dedupe(Op):
             ctx.info["removed_against"] = len(reasons)
             ctx.out.keep(src, keep, reasons)
             return
-        if method == "exact":
-            from ..algorithms.minhash import normalise
-            keys = [normalise(t) for t in texts]
-            first: dict[str, int] = {}
-            labels = np.asarray([first.setdefault(k, i) for i, k in enumerate(keys)])
-        elif method == "minhash":
-            from ..algorithms import minhash_clusters
-            labels = minhash_clusters(texts, args.get("threshold") or 0.8, args.get("ngram", 5),
-                                      args.get("unit", "char"), args.get("num_perm", 256), args.get("seed", 0))
-        else:
-            from ..algorithms import semantic_clusters
-            labels = semantic_clusters(embeddings(ctx, src, args, on), args.get("threshold") or 0.9)
-        winner = self._winners(ctx, src, labels, texts, args.get("keep", "first"))
+        from ..algorithms import semantic_clusters  # what remains: semantic within the node
+        labels = semantic_clusters(embeddings(ctx, src, args, on), args.get("threshold") or 0.9)
+        self._finish(ctx, src, args, labels, [len(t) for t in texts], ids, method, on)
+
+    def _finish(self, ctx, src, args, labels, lengths, ids, method, on) -> None:
+        n = len(labels)
+        winner = self._winners(ctx, src, labels, lengths, args.get("keep", "first"))
         keep = [i for i in range(n) if winner[labels[i]] == i]
         reasons = {i: f"duplicate of {ids[winner[labels[i]]]} ({method} on {on})" for i in range(n) if winner[labels[i]] != i}
-        ctx.info["clusters"] = int(len(set(labels.tolist())))
+        ctx.info["clusters"] = int(len(np.unique(labels)))
         ctx.out.keep(src, keep, reasons)
 
-    def _winners(self, ctx, src, labels, texts, keep: str) -> dict:
+    def _winners(self, ctx, src, labels, lengths, keep: str) -> dict:
         n = len(labels)
         if keep == "first":
             score = np.zeros(n)
         elif keep == "longest":
-            score = np.asarray([len(t) for t in texts], dtype=np.float64)
+            score = np.asarray(lengths, dtype=np.float64)
         else:
             how, col = keep.split(":", 1)
             score = src.floats(col)

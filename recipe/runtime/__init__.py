@@ -55,9 +55,13 @@ def user_cache_dir() -> Path:
 
 
 class ModelRuntime:
-    def __init__(self, cache_dir: str | Path | None = None, device: str = "auto", log=lambda *_: None):
+    def __init__(self, cache_dir: str | Path | None = None, device: str = "auto", log=lambda *_: None,
+                 weights_dir: str | Path | None = None):
+        """`cache_dir`: model results (and, unless `weights_dir` says otherwise, converted
+        weights: a function of the checkpoint alone, so runtimes may share them)."""
         from .hf import pick_device
         self.cache_dir = Path(cache_dir) if cache_dir is not None else user_cache_dir() / "models"
+        self.weights_dir = Path(weights_dir) if weights_dir is not None else self.cache_dir
         self.device = pick_device(device) if device == "auto" else device
         import os
         # Batch-invariant scoring: each text's scores and embeddings are computed alone, so
@@ -94,7 +98,7 @@ class ModelRuntime:
         elif decl["kind"] == "causal_lm":
             from .hf import CausalLM
             # weights load lazily (a fully cached run only needs the tokenizer); count that load
-            m = CausalLM(res, self.cache_dir, self.device, opts.get("dtype"), self.log,
+            m = CausalLM(res, self.weights_dir, self.device, opts.get("dtype"), self.log,
                          on_load=lambda secs: (setattr(st, "loads", st.loads + 1),
                                                setattr(st, "load_seconds", st.load_seconds + secs)))
             st.load_seconds += time.time() - t0  # tokenizer, and the one-time GGUF dequantisation
