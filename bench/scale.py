@@ -94,7 +94,8 @@ def recipe_run(path: Path, work: Path) -> dict:
     return res
 
 
-DATATROVE = "datatrove==0.10.1"
+DATATROVE = ["datatrove==0.10.1", "regex", "xxhash==3.5.0", "tokenizers", "orjson"]
+# what its minhash and jsonl steps import; xxhash 4 no longer hashes str, which datatrove passes
 MINHASH_ONLY = '''recipe minhash
 source rows = read("{data}", format="alpaca")
 kept = rows | dedupe(method="minhash", on=instruction, unit="word", ngram=5, threshold={threshold})
@@ -106,9 +107,9 @@ def _datatrove_python() -> Path:
     venv = Path(__file__).resolve().parent / ".venv-datatrove"
     py = venv / "bin" / "python"
     if not py.exists():
-        print(f"installing {DATATROVE} into {venv} ...")
+        print(f"installing {' '.join(DATATROVE)} into {venv} ...")
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", DATATROVE], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *DATATROVE], check=True)
     return py
 
 
@@ -117,11 +118,11 @@ def minhash_input(data: Path, work: Path) -> tuple[Path, int]:
     head = RECIPE.format(data=data).split("  | dedupe(method=\"minhash\"")[0]
     f = work / "minhash_input.recipe"
     f.write_text(head + '\nwrite clean to "minhash_input.jsonl" (format="alpaca")\n')
-    from_cache = _child("import sys\nfrom recipe.cli import main\n"
-                        f"sys.exit(main(['run', {str(f)!r}, '--out', {str(work / 'mh')!r}, '--cache-dir', "
-                        f"{str(work / 'cache')!r}, '--quiet']) or 0)")
-    del from_cache
-    rows = (work / "mh" / "minhash_input.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    _child("import sys\nfrom recipe.cli import main\n"
+           f"rc = main(['run', {str(f)!r}, '--out', {str(work / 'mh')!r}, '--cache-dir', "
+           f"{str(work / 'cache')!r}, '--quiet']) or 0\nif rc: sys.exit(rc)")
+    with open(work / "mh" / "minhash_input.jsonl", "rb") as fh:  # split on \n only: texts hold U+2028
+        rows = fh.readlines()
     shards = work / "mh_shards"
     shards.mkdir(exist_ok=True)
     half = (len(rows) + 1) // 2
@@ -147,8 +148,8 @@ def compare_datatrove(data: Path, work: Path) -> None:
     f = work / "minhash_only.recipe"
     f.write_text(MINHASH_ONLY.format(data=rows_file, threshold=0.72))
     ours = _child("import sys\nfrom recipe.cli import main\n"
-                  f"sys.exit(main(['run', {str(f)!r}, '--out', {str(work / 'mo')!r}, '--cache-dir', "
-                  f"{str(work / 'mo_cache')!r}, '--quiet']) or 0)")
+                  f"rc = main(['run', {str(f)!r}, '--out', {str(work / 'mo')!r}, '--cache-dir', "
+                  f"{str(work / 'mo_cache')!r}, '--quiet']) or 0\nif rc: sys.exit(rc)")
     man = json.loads((work / "mo" / "manifest.json").read_text())
     step = next(x for x in man["nodes"] if x["op"] == "dedupe")
     print(f"\nMinHash on the same {n:,} rows (word 5-grams; datatrove 14x8 buckets, ours threshold 0.72):")

@@ -4,10 +4,11 @@ Row identity and order are an explicit `_row BIGINT` column, strictly increasing
 table's order (dense when a step renumbers, sparse after a filter); kernels never see it:
 they address rows by position, and this module maps positions to `_row` values.
 
-Every table is written in `_row` order (statements whose plan can reorder rows, joins and
-windows, end in `ORDER BY _row`), and the connection preserves insertion order, so scans
-and filters read in `_row` order without a sort: a sort of a whole table would hold it in
-memory (a streamed `ORDER BY` over 200 MB did not fit a 256 MB limit).
+Every table is written in `_row` order and the connection preserves insertion order, so
+scans and filters read in `_row` order without a sort (a sort of a whole table would hold it
+in memory: a streamed `ORDER BY` over 200 MB did not fit a 256 MB limit). Rows kept in
+order are pasted beside a mask by position (POSITIONAL JOIN); only a keep that re-ranks rows
+joins and sorts, and then only the kept rows.
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ import numpy as np
 import pyarrow as pa
 
 from ..table import Output, Table
-from ..syntax import to_text  # noqa: F401  (reasons quote expressions as written)
 from .sql import normalised_sql, quote_ident as q, sync_messages_sql, text_sql, to_sql
 
 ROW = "_row"
