@@ -80,6 +80,20 @@ class Table(ABC):
             else:
                 yield [("" if v is None else text_of(v)) for v in vals]
 
+    def text_arrays(self, column: str, size: int = 20_000) -> Iterator:
+        """`text_batches`, but a text column comes as Arrow string arrays (null as ""),
+        without making Python strings; other columns come as lists of str."""
+        if column != "conversation" and column in self.columns():
+            for b in self.batches([column], size):
+                col = b.column(0)
+                if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+                    import pyarrow.compute as pc
+                    yield pc.fill_null(col.combine_chunks(), "")
+                else:
+                    yield [("" if v is None else text_of(v)) for v in col.to_pylist()]
+            return
+        yield from self.text_batches(column, size)
+
     def strings(self, column: str) -> list[str | None]:
         """A column's values as text (null stays None): grouping keys, shown in reasons."""
         return [None if v is None else text_of(v) for v in self.column(column)]

@@ -1,140 +1,131 @@
 """MinHash near-duplicate clusters, vectorised with numpy.
 
-Shingles are n-grams of the lower-cased, whitespace-collapsed text (characters or words),
-hashed for all documents at once with a polynomial rolling hash over contiguous slices and
-a 64-bit finaliser. Signatures use one-permutation hashing with optimal densification
-(Li, Owen & Zhang 2012; Shrivastava 2017): each shingle's hash picks one of `num_perm` bins
-and the signature keeps the minimum value per bin (`np.minimum.at`); an empty bin borrows
-the value of a bin chosen by a fixed hash sequence. Collision probability per bin is the
-Jaccard similarity, as with `num_perm` independent permutations, at the cost of one hash
-per shingle instead of `num_perm`; no Python loop runs per shingle or per permutation.
-LSH bands/rows are chosen from the threshold as datasketch does (minimising the weighted
-false-positive and false-negative areas); bucket mates are verified by estimated Jaccard
->= threshold, and verified pairs are joined by union-find.
+Shingles come from `shingles.py` (n-grams of the normalised text's characters or words, one
+64-bit hash each, no Python loop per text). Signatures use one-permutation hashing with
+optimal densification (Li, Owen & Zhang 2012; Shrivastava 2017): each shingle's hash picks
+one of `num_perm` bins and the signature keeps the minimum value per bin (`np.minimum.at`);
+an empty bin borrows the value of a bin chosen by a fixed hash sequence. Collision
+probability per bin is the Jaccard similarity, as with `num_perm` independent permutations,
+at the cost of one hash per shingle instead of `num_perm`. Chunks of texts are signed on
+worker threads (numpy and Arrow release the GIL). LSH bands/rows are chosen from the
+threshold as datasketch does (minimising the weighted false-positive and false-negative
+areas); bucket mates are verified by estimated Jaccard >= threshold, all buckets of a band
+at once, and verified pairs are joined by connected components.
 """
 from __future__ import annotations
 
-import re
-import zlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .clusters import connected_labels
+from .shingles import fmix64, normalise, shingle_hashes  # noqa: F401  (normalise: re-exported)
 
-_WS = re.compile(r"\s+")
 MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+EMPTY = np.iinfo(np.uint32).max
 
 
-def normalise(text: str) -> str:
-    """Lower-cased (final sigma as sigma), whitespace runs made one space, trimmed; exact
-    dedupe computes the same key in SQL (ops/dedupe.py)."""
-    return _WS.sub(" ", (text or "").lower().replace("\u03c2", "\u03c3")).strip()
-
-
-def _fmix64(x: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        x = x ^ (x >> np.uint64(33))
-        x = x * np.uint64(0xFF51AFD7ED558CCD)
-        x = x ^ (x >> np.uint64(33))
-        x = x * np.uint64(0xC4CEB9FE1A85EC53)
-        x = x ^ (x >> np.uint64(33))
-    return x
-
-
-def _units(texts: list[str], unit: str) -> tuple[np.ndarray, np.ndarray]:
-    """All documents' units (code points or word hashes) concatenated, and per-doc lengths."""
-    if unit == "char":
-        parts = [np.frombuffer(normalise(t).encode("utf-32-le"), dtype=np.uint32) for t in texts]
-    elif unit == "word":
-        cache: dict[str, int] = {}
-        parts = []
-        for t in texts:
-            ws = normalise(t).split(" ") if normalise(t) else []
-            ids = [cache.setdefault(w, zlib.crc32(w.encode("utf-8"))) for w in ws]
-            parts.append(np.asarray(ids, dtype=np.uint32))
-    else:
-        raise ValueError("unit must be char or word")
-    lens = np.array([len(p) for p in parts], dtype=np.int64)
-    flat = np.concatenate(parts).astype(np.uint64) if len(parts) else np.zeros(0, np.uint64)
-    return flat, lens
-
-
-def shingle_hashes(texts: list[str], ngram: int = 5, unit: str = "char") -> tuple[np.ndarray, np.ndarray]:
-    """(64-bit hash of every shingle, owning document of every shingle), in no set order.
-    A document shorter than `ngram` is one shingle (its whole text); an empty one has none."""
-    flat, lens = _units(texts, unit)
-    ends = np.cumsum(lens)
-    starts = ends - lens
-    P = np.uint64(1099511628211)
-    L = len(flat)
-    # rolling polynomial hash of every window of `ngram` units, on contiguous slices
-    m = max(0, L - ngram + 1)
-    h = np.zeros(m, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for j in range(ngram):
-            h = h * P + flat[j:j + m] + np.uint64(1)
-    # keep the windows that lie inside one document: a window starting at p crosses the
-    # end e of a document when e - ngram < p < e
-    ok = np.ones(m, dtype=bool)
-    for back in range(1, ngram):
-        at = ends - back
-        ok[at[(at >= 0) & (at < m)]] = False
-    per_doc = np.maximum(lens - ngram + 1, 0)
-    hs, docs = [h[ok]], [np.repeat(np.arange(len(texts)), per_doc)]
-    short = np.flatnonzero((lens > 0) & (lens < ngram))
-    if len(short):  # whole-text shingles for short documents
-        hh = np.zeros(len(short), dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for j in range(ngram):
-                c = np.where(j < lens[short], flat[np.minimum(starts[short] + j, max(L - 1, 0))], np.uint64(0))
-                hh = hh * P + c + np.uint64(1)
-        hs.append(hh ^ np.uint64(0x9E3779B97F4A7C15) * lens[short].astype(np.uint64))
-        docs.append(short)
-    return _fmix64(np.concatenate(hs)), np.concatenate(docs)
-
-
-def minhash_signatures(texts: list[str], ngram: int = 5, unit: str = "char", num_perm: int = 256,
+def minhash_signatures(texts, ngram: int = 5, unit: str = "char", num_perm: int = 256,
                        seed: int = 0, chunk: int = 4096) -> np.ndarray:
-    """uint32 signatures, one row per text (all-max for an empty text). Texts are hashed
-    `chunk` at a time, so memory holds one chunk's shingles plus the signature matrix."""
-    parts = [_signatures(texts[i:i + chunk], ngram, unit, num_perm, seed) for i in range(0, len(texts), chunk)]
-    return np.concatenate(parts) if parts else np.zeros((0, num_perm), dtype=np.uint32)
+    """uint32 signatures, one row per text (all-max for an empty text). Texts (a list or an
+    Arrow string array) are hashed `chunk` at a time: memory holds a few chunks' shingles
+    plus the signature matrix."""
+    n = len(texts)
+    return streamed_signatures((texts[i:i + chunk] for i in range(0, n, chunk)), n, ngram, unit, num_perm, seed)
 
 
-def _signatures(texts: list[str], ngram: int, unit: str, num_perm: int, seed: int) -> np.ndarray:
-    h, doc = shingle_hashes(texts, ngram, unit)
+def _signatures(texts, ngram: int, unit: str, num_perm: int, seed: int) -> np.ndarray:
+    h, doc = shingle_hashes(texts, ngram, unit, seed)
     K = int(num_perm)
-    with np.errstate(over="ignore"):
-        h = _fmix64(h ^ (np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x632BE59BD9B4E019)))
-        bins = (h % np.uint64(K)).astype(np.int64)
-        vals = _fmix64(h ^ np.uint64(0xD6E8FEB86659FD93)) >> np.uint64(33)  # 31 bits: below the empty marker
-    EMPTY = np.iinfo(np.uint32).max
+    bins = (h & np.uint64(K - 1)) if K & (K - 1) == 0 else h % np.uint64(K)
+    slot = doc * K + bins.astype(np.int64)
+    vals = (h >> np.uint64(33)).astype(np.uint32)  # 31 bits: below the empty marker
     sig = np.full(len(texts) * K, EMPTY, dtype=np.uint32)
-    np.minimum.at(sig, doc * K + bins, vals.astype(np.uint32))
+    np.minimum.at(sig, slot, vals)
     sig = sig.reshape(len(texts), K)
-    _densify(sig, EMPTY)
+    _densify(sig)
     return sig
 
 
-def _densify(sig: np.ndarray, EMPTY: int, tries: int = 200) -> None:
+def _densify(sig: np.ndarray, tries: int = 200) -> None:
     """Fill empty bins from other bins of the same row, chosen by a hash of (bin, attempt)
     that is the same for every row (so equal sets stay equal)."""
-    full = sig != EMPTY
-    has_any = full.any(axis=1)
-    d, j = np.nonzero(~full & has_any[:, None])
-    K = sig.shape[1]
-    src = sig.copy()
-    for t in range(tries):
-        if not len(d):
+    n, K = sig.shape
+    flat = sig.reshape(-1)
+    full = flat != EMPTY
+    empty_at = np.flatnonzero(~full)
+    if not len(empty_at):
+        return
+    has_any = full.reshape(n, K).any(axis=1)
+    empty_at = empty_at[has_any[empty_at // K]]
+    src = flat.copy()
+    row, j = empty_at - empty_at % K, empty_at % K
+    table = _borrow_table(K, tries)
+    # the first attempts for all empty bins at once (most bins settle there), then the rest
+    first = min(8, tries)
+    cand = _borrow_table(K, first, by_bin=True)[j]
+    cand += row[:, None]
+    hits = full[cand]
+    at = np.argmax(hits, axis=1)
+    every = np.arange(len(j))
+    settled = hits[every, at]
+    flat[(row + j)[settled]] = src[cand[every, at][settled]]
+    row, j = row[~settled], j[~settled]
+    for t in range(first, tries):
+        if not len(j):
             break
+        c = row + table[t, j]
+        hit = full[c]
+        flat[row[hit] + j[hit]] = src[c[hit]]
+        row, j = row[~hit], j[~hit]
+    if len(j):  # practically unreachable: take the row's first filled bin
+        r = row // K
+        flat[row + j] = src[row + np.argmax(full.reshape(n, K)[r], axis=1)]
+
+
+_TABLES: dict = {}
+
+
+def _borrow_table(K: int, tries: int, by_bin: bool = False) -> np.ndarray:
+    """table[t, j]: the bin that empty bin j borrows from at attempt t (by_bin: table[j, t])."""
+    if (K, tries, by_bin) not in _TABLES:
+        t = np.arange(1, tries + 1, dtype=np.uint64)[:, None]
+        j = np.arange(K, dtype=np.uint64)[None, :]
         with np.errstate(over="ignore"):
-            c = (_fmix64(j.astype(np.uint64) * np.uint64(1000003) + np.uint64(t + 1)) % np.uint64(K)).astype(np.int64)
-        hit = full[d, c]
-        sig[d[hit], j[hit]] = src[d[hit], c[hit]]
-        d, j = d[~hit], j[~hit]
-    if len(d):  # practically unreachable: take the row's first filled bin
-        first = np.argmax(full[d], axis=1)
-        sig[d, j] = src[d, first]
+            table = (fmix64(j * np.uint64(1000003) + t) % np.uint64(K)).astype(np.int64)
+        _TABLES[K, tries, by_bin] = np.ascontiguousarray(table.T) if by_bin else table
+    return _TABLES[K, tries, by_bin]
+
+
+def streamed_signatures(chunks, n: int, ngram: int = 5, unit: str = "char", num_perm: int = 256,
+                        seed: int = 0, threads: int | None = None) -> np.ndarray:
+    """Signatures of `n` texts that arrive in chunks (lists of str or Arrow string arrays),
+    into one preallocated matrix, signed on `threads` worker threads (default: the CPU
+    count, at most 8); at most two chunks per thread are in flight, so memory holds the
+    matrix and a few chunks, never all the texts."""
+    sig = np.empty((n, num_perm), dtype=np.uint32)
+    workers = threads or min(8, os.cpu_count() or 1)
+    at, pending = 0, []
+
+    def settle(limit: int) -> None:
+        while len(pending) > limit:
+            lo, fut = pending.pop(0)
+            part = fut.result()
+            sig[lo:lo + len(part)] = part
+
+    with ThreadPoolExecutor(workers) as pool:
+        for chunk in chunks:
+            if len(chunk):
+                if at + len(chunk) > n:
+                    raise ValueError(f"expected {n} texts, got more")
+                pending.append((at, pool.submit(_signatures, chunk, ngram, unit, num_perm, seed)))
+                at += len(chunk)
+                settle(2 * workers)
+        settle(0)
+    if at != n:
+        raise ValueError(f"expected {n} texts, got {at}")
+    return sig
 
 
 def lsh_params(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weight: float = 0.5) -> tuple[int, int]:
@@ -154,34 +145,60 @@ def lsh_params(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weigh
 
 
 def candidate_pairs(sig: np.ndarray, threshold: float, bands: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Verified pairs: bucket mates in some band with estimated Jaccard >= threshold."""
+    """Verified pairs: bucket mates in some band with estimated Jaccard >= threshold. In a
+    bucket, members are compared with its first member; those that fail form the bucket
+    again, with their own first member, until one is left. A pair is verified once, however
+    many bands bring it up."""
     n = sig.shape[0]
-    empty = (sig == np.iinfo(np.uint32).max).all(axis=1)
+    empty = (sig == EMPTY).all(axis=1)
     rng = np.random.Generator(np.random.PCG64(12345))
     K = rng.integers(1, 2 ** 63, size=rows, dtype=np.uint64) | np.uint64(1)
+    seen_keys, seen_ok = np.zeros(0, np.int64), np.zeros(0, bool)
     pa, pb = [], []
     for band in range(bands):
-        block = sig[:, band * rows:(band + 1) * rows].astype(np.uint64)
         with np.errstate(over="ignore"):
-            key = _fmix64((block * K).sum(axis=1, dtype=np.uint64))
+            key = fmix64((sig[:, band * rows:(band + 1) * rows].astype(np.uint64) * K).sum(axis=1, dtype=np.uint64))
         key[empty] = np.arange(n, dtype=np.uint64)[empty] ^ MASK64  # empty texts match nothing
         order = np.argsort(key, kind="stable")
         ks = key[order]
-        bounds = np.flatnonzero(np.diff(ks)) + 1
-        starts = np.concatenate([[0], bounds])
-        ends = np.concatenate([bounds, [n]])
-        for s, e in zip(starts[(ends - starts) > 1], ends[(ends - starts) > 1]):
-            members = order[s:e]
-            while len(members) > 1:
-                rep = members[0]
-                est = (sig[members[1:]] == sig[rep]).mean(axis=1)
-                ok = est >= threshold
-                pa.append(np.full(int(ok.sum()), rep))
-                pb.append(members[1:][ok])
-                members = members[1:][~ok]
+        group = np.cumsum(np.concatenate([[True], ks[1:] != ks[:-1]])) - 1
+        size = np.bincount(group)
+        members, group = order[size[group] > 1], group[size[group] > 1]
+        while len(members):
+            first = np.concatenate([[True], group[1:] != group[:-1]])
+            rep = members[first][np.cumsum(first) - 1]
+            a, b = rep[~first], members[~first]
+            ok, seen_keys, seen_ok = _verify(sig, a, b, threshold, seen_keys, seen_ok)
+            pa.append(a[ok])
+            pb.append(b[ok])
+            again = ~first
+            again[~first] = ~ok
+            members, group = members[again], group[again]
     a = np.concatenate(pa) if pa else np.zeros(0, dtype=np.int64)
     b = np.concatenate(pb) if pb else np.zeros(0, dtype=np.int64)
     return a, b
+
+
+def _verify(sig, a, b, threshold, seen_keys, seen_ok, step: int = 16384):
+    """Whether each pair's estimated Jaccard reaches the threshold, reusing the verdicts in
+    (seen_keys sorted, seen_ok); returns the verdicts and the grown memo."""
+    n = sig.shape[0]
+    keys = a.astype(np.int64) * n + b
+    where = np.searchsorted(seen_keys, keys)
+    known = where < len(seen_keys)
+    known[known] = seen_keys[where[known]] == keys[known]
+    ok = np.zeros(len(a), bool)
+    ok[known] = seen_ok[where[known]]
+    todo = np.flatnonzero(~known)
+    for s in range(0, len(todo), step):
+        t = todo[s:s + step]
+        ok[t] = (sig[a[t]] == sig[b[t]]).mean(axis=1) >= threshold
+    if len(todo):
+        new_keys, first = np.unique(keys[todo], return_index=True)
+        merged = np.concatenate([seen_keys, new_keys])
+        order = np.argsort(merged, kind="stable")
+        seen_keys, seen_ok = merged[order], np.concatenate([seen_ok, ok[todo][first]])[order]
+    return ok, seen_keys, seen_ok
 
 
 def minhash_clusters(texts: list[str], threshold: float, ngram: int = 5, unit: str = "char",
@@ -192,21 +209,6 @@ def minhash_clusters(texts: list[str], threshold: float, ngram: int = 5, unit: s
     if len(texts) == 0:
         return np.zeros(0, dtype=np.int64)
     return signature_clusters(minhash_signatures(texts, ngram, unit, num_perm, seed), threshold)
-
-
-def streamed_signatures(chunks, n: int, ngram: int = 5, unit: str = "char", num_perm: int = 256,
-                        seed: int = 0) -> np.ndarray:
-    """Signatures of `n` texts that arrive in chunks (lists of str), into one preallocated
-    matrix: memory holds the matrix and one chunk, never all the texts."""
-    sig = np.empty((n, num_perm), dtype=np.uint32)
-    at = 0
-    for chunk in chunks:
-        if chunk:
-            sig[at:at + len(chunk)] = minhash_signatures(chunk, ngram, unit, num_perm, seed)
-            at += len(chunk)
-    if at != n:
-        raise ValueError(f"expected {n} texts, got {at}")
-    return sig
 
 
 def signature_clusters(sig: np.ndarray, threshold: float) -> np.ndarray:

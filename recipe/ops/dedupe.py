@@ -7,6 +7,8 @@ signature matrix (N x num_perm); `semantic` holds N x d float32 embeddings.
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .base import Op, P
 from ._common import embeddings, row_texts
@@ -72,8 +74,9 @@ class Dedupe(Op):
             lengths: list[int] = []
 
             def chunks():
-                for chunk in src.text_batches(on, 4096):
-                    lengths.extend(len(t) for t in chunk)
+                for chunk in src.text_arrays(on, 2048):
+                    lengths.extend(pc.utf8_length(chunk).to_pylist() if isinstance(chunk, pa.Array)
+                                   else [len(t) for t in chunk])
                     yield chunk
             sig = streamed_signatures(chunks(), n, args.get("ngram", 5), args.get("unit", "char"),
                                       args.get("num_perm", 256), args.get("seed", 0))
