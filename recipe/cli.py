@@ -175,6 +175,12 @@ def cmd_diff(a) -> int:
     return 1 if lines and a.exit_code else 0
 
 
+def cmd_schema(a) -> int:
+    from .schema import build_schema
+    print(json.dumps(build_schema(), indent=2, ensure_ascii=False))
+    return 0
+
+
 def cmd_ops(a) -> int:
     from . import ops
     for name in ops.names():
@@ -279,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_diff)
     p = sub.add_parser("ops", help="list operators and their parameters")
     p.set_defaults(fn=cmd_ops)
+    p = sub.add_parser("schema", help="print the JSON Schema of the YAML form (for editors)")
+    p.set_defaults(fn=cmd_schema)
     p = sub.add_parser("explain", help="say where a row went and why")
     p.add_argument("--out", default="out", help="the run's --out (default: out)")
     p.add_argument("--cache-dir", default=".recipe", help="the run's --cache-dir (default: .recipe)")

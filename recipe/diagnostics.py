@@ -12,6 +12,8 @@ import difflib
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from .codes import lookup
+
 
 @dataclass(frozen=True)
 class Span:
@@ -38,13 +40,25 @@ class Diagnostic:
     hints: tuple[str, ...] = ()
     severity: str = "error"  # or "warning"
 
+    def __post_init__(self):
+        lookup(self.code)  # every code is declared once, in recipe/codes.py
+
+    @property
+    def title(self) -> str:
+        return lookup(self.code).title
+
+    @property
+    def shown_hints(self) -> tuple[str, ...]:
+        """The diagnostic's own hints, else its code's general one."""
+        return self.hints or ((lookup(self.code).hint,) if lookup(self.code).hint else ())
+
     @property
     def is_error(self) -> bool:
         return self.severity == "error"
 
     def to_json(self) -> dict:
-        return {"code": self.code, "severity": self.severity, "message": self.message,
-                "span": self.span.to_json() if self.span else None, "hints": list(self.hints)}
+        return {"code": self.code, "title": self.title, "severity": self.severity, "message": self.message,
+                "span": self.span.to_json() if self.span else None, "hints": list(self.shown_hints)}
 
 
 class RecipeError(Exception):
@@ -73,7 +87,7 @@ def render(diag: Diagnostic, sources: dict[str, str] | None = None) -> str:
     """Render one diagnostic; `sources` maps file name to its text for the source line."""
     out = [f"{diag.severity}[{diag.code}]: {diag.message}"]
     span = diag.span
-    hints = list(diag.hints)
+    hints = list(diag.shown_hints)
     if span is None or span.line <= 0:
         out.extend(f"  = hint: {h}" for h in hints)
         return "\n".join(out)

@@ -8,6 +8,7 @@ writes what they need, e.g. `write q.picked to "x.jsonl"`.
 from __future__ import annotations
 
 import dataclasses
+from importlib import resources
 from pathlib import Path
 
 from . import ops as registry
@@ -15,7 +16,8 @@ from .diagnostics import Diagnostic, RecipeError, UserError, did_you_mean
 from .frontend import parse_any
 from .ir import Arg, ListV, Lit, NameRef, Node, Param, ParamRef, Recipe, Unary, Binary, Call
 
-STDLIB = Path(__file__).resolve().parents[1] / "stdlib_recipes"
+# package data (a link to the top-level stdlib_recipes/ in a checkout); wheels unpack to files
+STDLIB = Path(str(resources.files("recipe").joinpath("stdlib_recipes")))
 MAX_USE_DEPTH = 8
 
 

@@ -1,4 +1,5 @@
 """Front ends: text and YAML produce the same IR; fmt is canonical, idempotent, keeps comments."""
+import re
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,20 @@ def test_schema_file_matches_operator_declarations():
     import json
     from recipe.schema import SCHEMA_FILE, build_schema
     assert json.loads(SCHEMA_FILE.read_text()) == build_schema(), "regenerate with recipe.schema.write_schema()"
+
+
+def test_schema_command_prints_the_schema_and_hooks_name_real_commands(capsys):
+    import json
+    import shlex
+    import yaml
+    from recipe.cli import main
+    from recipe.schema import build_schema
+    assert main(["schema"]) == 0
+    assert json.loads(capsys.readouterr().out) == build_schema()
+    root = Path(__file__).resolve().parents[1]
+    hooks = yaml.safe_load((root / ".pre-commit-hooks.yaml").read_text())
+    assert {h["id"] for h in hooks} == {"recipe-fmt", "recipe-check"}
+    for h in hooks:  # each hook's command, on a canonical example, as pre-commit would call it
+        cmd = shlex.split(h["entry"])
+        assert cmd[0] == "recipe" and re.search(h["files"], "examples/quickstart.recipe")
+        assert main(cmd[1:] + [str(root / "examples" / "quickstart.recipe")]) == 0

@@ -14,9 +14,10 @@ RECIPES = sorted(list((ROOT / "examples").glob("*.recipe")) + list((ROOT / "stdl
 
 
 def _check(path: Path, text: str, update: bool):
-    if update or not path.exists():
+    if update:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
+    assert path.exists(), f"{path} is missing: write it with --update-golden and review it"
     assert text == path.read_text(), f"{path} changed; review and rerun with --update-golden"
 
 

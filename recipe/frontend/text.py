@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 from lark import Lark, Token, Transformer, v_args
@@ -12,7 +13,8 @@ from ..ir import (Binary, Call, Column, ListV, Lit, Model, NameRef, Node, OpCall
                   Sink, Source, Unary, Use)
 from .lower import lower_kv, lower_op_args, to_value
 
-GRAMMAR = Path(__file__).resolve().parents[2] / "grammars" / "recipe.lark"
+# package data (a link to the top-level grammars/ in a checkout), so an installed wheel parses
+GRAMMAR = resources.files("recipe").joinpath("grammars", "recipe.lark")
 MAX_DEPTH = 64  # deeper expressions are refused: they only come from generated or hostile input
 MAX_BYTES = 1_000_000
 
@@ -170,22 +172,29 @@ _PRETTY = {"RPAR": "`)`", "LPAR": "`(`", "COMMA": "`,`", "EQUAL": "`=`", "NAME":
            "COLON": "`:`", "VBAR": "`|`", "__ANON_0": "a keyword"}
 
 
-def _depth_ok(text: str) -> bool:
-    depth = best = 0
+def _too_deep_at(text: str) -> tuple[int, int] | None:
+    """(line, column) of the first bracket that nests deeper than MAX_DEPTH, if any."""
+    depth, line, col = 0, 1, 0
     for ch in text:
-        if ch in "([":
+        col += 1
+        if ch == "\n":
+            line, col = line + 1, 0
+        elif ch in "([":
             depth += 1
-            best = max(best, depth)
+            if depth > MAX_DEPTH:
+                return line, col
         elif ch in ")]":
             depth -= 1
-    return best <= MAX_DEPTH
+    return None
 
 
 def parse_expr(text: str, file: str, line: int = 1, col: int = 1):
     """Parse one row expression (used by the YAML front end for `filter`/`derive` strings)."""
-    if not _depth_ok(text):
+    at = _too_deep_at(text)
+    if at is not None:
+        ln, c = line + at[0] - 1, (col + at[1] - 1 if at[0] == 1 else at[1])
         raise RecipeError([Diagnostic("E0107", f"expression nests deeper than {MAX_DEPTH} levels",
-                                      Span(file, line, col, line, col + 1))])
+                                      Span(file, ln, c, ln, c + 1))])
     try:
         tree = parser("expr").parse(text)
         expr = _ToIR(file).transform(tree)
@@ -241,9 +250,10 @@ def parse(text: str, file: str = "<string>") -> Recipe:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise RecipeError([Diagnostic("E0108", f"recipe file is larger than {MAX_BYTES} bytes",
                                       Span(file, 1, 1, 1, 2))])
-    if not _depth_ok(text):
+    at = _too_deep_at(text)
+    if at is not None:
         raise RecipeError([Diagnostic("E0107", f"brackets nest deeper than {MAX_DEPTH} levels",
-                                      Span(file, 1, 1, 1, 2))])
+                                      Span(file, at[0], at[1], at[0], at[1] + 1))])
     try:
         tree = parser().parse(text)
     except UnexpectedInput as e:
