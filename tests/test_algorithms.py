@@ -376,3 +376,29 @@ def test_semantic_clusters_and_reference():
     e = np.array([[1, 0, 0], [0.99, 0.1, 0], [0, 1, 0], [0, 0, 1], [0, 0.05, 1]], dtype=np.float32)
     assert semantic_clusters(e, 0.95).tolist() == [0, 0, 2, 3, 3]
     assert semantic_clusters(e, 0.95, reference=e[[2, 3]]).tolist() == [-1, -1, 0, 1, 1]
+
+
+def _dense_pairs(e, rng):
+    """The reference: nearest unpaired row from the full similarity matrix."""
+    sims = e @ e.T
+    np.fill_diagonal(sims, -np.inf)
+    used, pairs = set(), []
+    for i in rng.permutation(len(e)):
+        if i in used:
+            continue
+        j = next((int(x) for x in np.argsort(-sims[i], kind="stable") if x not in used and x != i), None)
+        if j is None:
+            break
+        used |= {int(i), j}
+        pairs.append((int(i), j))
+    return pairs
+
+
+@pytest.mark.parametrize("n,knn", [(1, 4), (2, 4), (7, 2), (60, 3), (301, 8)])
+def test_pair_up_matches_the_full_search(n, knn):
+    from recipe.algorithms.pairs import pair_up
+    e = np.random.default_rng(n).normal(size=(n, 16)).astype(np.float32)
+    got = pair_up(e, np.random.Generator(np.random.PCG64(5)), knn=knn)
+    assert got == _dense_pairs(e, np.random.Generator(np.random.PCG64(5)))
+    flat = [x for p in got for x in p]
+    assert len(flat) == len(set(flat)) == 2 * (n // 2)

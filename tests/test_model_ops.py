@@ -224,3 +224,31 @@ write s to "s.jsonl"
         with torch.no_grad():
             want = float(model(**enc).logits[0, 0])
         assert abs(g - want) < 1e-4
+
+
+@pytest.mark.slow
+def test_fuse_pairs_later_rounds_pair_the_rows_made_before(tmp_path, model_cache):
+    data = write_jsonl(tmp_path / "d.jsonl", alpaca_rows(8))
+    res = run(f'''recipe t
+model lm = causal_lm("builtin:smollm2")
+model emb = embedding("builtin:minilm")
+source raw = read("{data}")
+grown = raw | fuse(method="pair", model=lm, embedding=emb, max_new_tokens=64, rounds=2)
+write grown to "g.jsonl"
+''', tmp_path, model_cache)
+    out = read_jsonl(tmp_path / "o" / "g.jsonl")
+    aside = [a["_id"] for a in read_jsonl(tmp_path / "o" / "set_aside.jsonl") if a["node"] == "grown"]
+    made = {r["_id"]: r for r in out if r["_parents"]}
+    first = [i for i in made if i.endswith("+pair1")]
+    tried_first = first + [i for i in aside if i.endswith("+pair1")]
+    tried_second = [i for i in list(made) + aside if i.endswith("+pair2")]
+    assert len(tried_first) == 4  # 8 rows, 4 pairs
+    assert len(first) >= 2, "the model made too few rows in round 1 for a second round"
+    assert len(tried_second) == len(first) // 2  # round 2 pairs the rows round 1 made
+    for i in tried_second:
+        if i in made:
+            assert set(made[i]["_parents"]) <= set(first)
+        else:
+            assert any(i.startswith(f + "+") for f in first)
+    fz = {n["name"]: n for n in res.manifest["nodes"]}["grown"]
+    assert fz["rows_in"] + fz["rows_created"] == fz["rows_out"] + fz["rows_set_aside"]

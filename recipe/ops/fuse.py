@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from .base import Op, P
-from ._common import embeddings, fetch_rows, set_aside, with_turn, write_rows
+from ._common import fetch_rows, set_aside, with_turn, write_rows
 
 EXPAND_MOVES = {
     "constraints": "adding one or two concrete constraints or requirements",
@@ -92,7 +92,7 @@ class Fuse(Op):
             if not frontier:
                 break
             if args.get("method", "expand") == "pair":
-                jobs = self._pairs(ctx, args, inputs[0], frontier, rnd)
+                jobs = self._pairs(ctx, args, frontier, rnd)
             else:
                 jobs = []
                 for r in frontier:
@@ -138,26 +138,16 @@ class Fuse(Op):
         set_aside(ctx, aside)
         ctx.info.update({"created": len(created), "unusable": len(aside)})
 
-    def _pairs(self, ctx, args, table, frontier, rnd):
-        ids = {r["_id"] for r in frontier}
-        emb = embeddings(ctx, table, {"embedding": args["embedding"], "on": "instruction"})
-        rows_all = [r for r in fetch_rows(ctx, table)[0]]
-        pos = [i for i, r in enumerate(rows_all) if r["_id"] in ids]
-        e = emb[pos]
-        sims = e @ e.T
-        np.fill_diagonal(sims, -np.inf)
+    def _pairs(self, ctx, args, frontier, rnd):
+        """Jobs fusing each frontier row with its nearest unpaired frontier row: round 1 pairs
+        the input rows, later rounds the rows the round before created."""
+        from ..algorithms.pairs import pair_up
+        e = ctx.runtime.embed(ctx.models[args["embedding"]], [r["instruction"] for r in frontier],
+                              progress=ctx.progress)
         rng = np.random.Generator(np.random.PCG64(args.get("seed", 0) + rnd))
-        used: set[int] = set()
         jobs = []
-        for i in rng.permutation(len(pos)):
-            if i in used:
-                continue
-            order = np.argsort(-sims[i], kind="stable")
-            j = next((int(x) for x in order if x not in used and x != i), None)
-            if j is None:
-                break
-            used |= {int(i), j}
-            a, b = rows_all[pos[i]], rows_all[pos[j]]
+        for i, j in pair_up(np.asarray(e), rng):
+            a, b = frontier[i], frontier[j]
             jobs.append((f"{a['_id']}+{b['_id']}+pair{rnd}", [a["_id"], b["_id"]], a["instruction"],
                          PAIR_PROMPT.format(a=a["instruction"], b=b["instruction"])))
         return jobs
