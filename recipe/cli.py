@@ -134,6 +134,16 @@ def cmd_run(a) -> int:
     if main:
         print(f"done: {main['rows']} rows in {main['path']}; manifest.json and set_aside.jsonl in {a.out}")
         print(f"why a row left: recipe explain --out {a.out} --row ID (ids are in set_aside.jsonl)")
+    if a.report:
+        from .report import write_report
+        print(f"report: {write_report(Path(a.out), Path(a.cache_dir), model_cache=a.model_cache)}")
+    return 0
+
+
+def cmd_report(a) -> int:
+    from .report import write_report
+    path = write_report(Path(a.out), Path(a.cache_dir), Path(a.to) if a.to else None, a.model_cache)
+    print(f"report: {path} (one self-contained HTML file)")
     return 0
 
 
@@ -272,8 +282,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--model-cache", metavar="DIR",
                    help="converted weights and model results (default: $RECIPE_CACHE_HOME, else $XDG_CACHE_HOME/recipe)")
+    p.add_argument("--report", action="store_true", help="also write OUT/report.html (see `recipe report`)")
     common(p)
     p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("report", help="an HTML report of a finished run (self-contained, no network)")
+    p.add_argument("--out", default="out", help="the run's --out (default: out)")
+    p.add_argument("--cache-dir", default=".recipe", help="the run's --cache-dir (default: .recipe)")
+    p.add_argument("--model-cache", metavar="DIR", help="the run's --model-cache, for the embedding map")
+    p.add_argument("--to", metavar="FILE", help="where to write it (default: OUT/report.html)")
+    p.set_defaults(fn=cmd_report)
     p = sub.add_parser("graph", help="print the recipe as a Mermaid flowchart")
     p.add_argument("file")
     p.add_argument("--set", action="append", metavar="NAME=VALUE")
