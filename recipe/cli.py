@@ -113,17 +113,42 @@ def plan_text(plan, store, fingerprints: bool = True) -> str:
 
 def cmd_plan(a) -> int:
     r = _load(a.file)
-    plan = r.plan(_kv(a.set, "--set"), _kv(a.source, "--source"))
+    params, sources = _kv(a.set, "--set"), _kv(a.source, "--source")
+    plan = r.plan(params, sources)
+    if a.format != "text" and not a.against:
+        raise UserError("--format json|markdown is for `--against OLD` (what a change does)")
     store = None
     if (Path(a.cache_dir) / "cache.duckdb").exists():
         from .engine.store import Store
         store = Store(a.cache_dir)
     try:
-        sys.stdout.write(plan_text(plan, store))
+        if a.against:
+            sys.stdout.write(_plan_against(a, r, plan, params, sources, store))
+        else:
+            sys.stdout.write(plan_text(plan, store))
     finally:
         if store:
             store.close()
     return 0
+
+
+def _plan_against(a, r, plan, params, sources, store) -> str:
+    from . import review
+    from .api import Loaded
+    from .frontend import parse_any
+    text, label = review.old_text(a.against, r.file)
+    old = None
+    if text is not None:
+        try:  # parsed as if it were the file itself, so relative paths resolve alike
+            old = Loaded(parse_any(text, r.file), text, r.file).plan(params, sources)
+        except RecipeError as e:
+            raise UserError(f"--against {label}: the old recipe does not check ({e.diagnostics[0].message})")
+    changes = review.compare(old, plan, store)
+    if a.format == "json":
+        return review.as_json(changes, label)
+    if a.format == "markdown":
+        return review.as_markdown(changes, label, mermaid(r.check(params, sources)))
+    return review.as_text(changes, label)
 
 
 def cmd_run(a) -> int:
@@ -273,6 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="show the steps, their cache status and the models")
     p.add_argument("file")
     p.add_argument("--cache-dir", default=".recipe")
+    p.add_argument("--against", metavar="OLD", help="what changes against OLD: a recipe file, or git:REF "
+                   "(this file at a git revision, e.g. git:main)")
+    p.add_argument("--format", choices=("text", "json", "markdown"), default="text",
+                   help="with --against: markdown is ready for a pull-request comment")
     common(p)
     p.set_defaults(fn=cmd_plan)
     p = sub.add_parser("run", help="run a recipe")

@@ -1,0 +1,82 @@
+"""`recipe plan NEW --against OLD`: golden text, JSON and markdown for pairs of recipes that
+differ in params, expressions, steps added and removed, model, and input data; against a git
+revision; with the step cache's status; and a code change."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from recipe.api import load
+from recipe.cli import main
+from recipe.review import compare
+
+CASES = Path(__file__).parent / "golden" / "plan_against"
+SUFFIX = {"text": "txt", "json": "json", "markdown": "md"}
+
+
+def _plan(capsys, cwd: Path, *args) -> str:
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        assert main(["plan", *args]) == 0
+    finally:
+        os.chdir(here)
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("fmt", list(SUFFIX))
+@pytest.mark.parametrize("case", sorted(p.name for p in CASES.iterdir()))
+def test_golden_plan_against(capsys, case, fmt, update_golden, tmp_path):
+    got = _plan(capsys, CASES / case, "new.recipe", "--against", "old.recipe", "--format", fmt,
+                "--cache-dir", str(tmp_path / "no-cache"))
+    expected = CASES / case / f"expected.{SUFFIX[fmt]}"
+    if update_golden:
+        expected.write_text(got)
+    assert expected.exists(), f"{expected} is missing: write it with --update-golden and review it"
+    assert got == expected.read_text()
+
+
+def test_against_a_git_revision_and_a_new_file(capsys, tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "d.jsonl").write_text((CASES.parent / "data.jsonl").read_text())
+    rec = repo / "r.recipe"
+    rec.write_text('recipe t\nsource raw = read("d.jsonl")\nx = raw | limit(n=5)\nwrite x to "x.jsonl"\n')
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(git + ["init", "-q"], check=True)
+    subprocess.run(git + ["add", "."], check=True)
+    subprocess.run(git + ["commit", "-qm", "one"], check=True)
+    rec.write_text('recipe t\nsource raw = read("d.jsonl")\nx = raw | limit(n=7)\nwrite x to "x.jsonl"\n')
+    out = _plan(capsys, tmp_path, str(rec), "--against", "git:HEAD", "--cache-dir", str(tmp_path / "c"))
+    assert out.startswith("against HEAD:r.recipe: 1 changed, 1 unchanged")
+    assert "n: 5 -> 7" in out
+    other = repo / "new.recipe"
+    other.write_text(rec.read_text())
+    out = _plan(capsys, tmp_path, str(other), "--against", "git:HEAD", "--cache-dir", str(tmp_path / "c"))
+    assert "not there: the recipe is new" in out and out.count("new  ") >= 2
+    assert main(["plan", str(rec), "--against", "git:no-such-branch"]) == 1
+    assert "no git revision `no-such-branch`" in capsys.readouterr().err
+
+
+def test_cache_status_says_what_will_run(capsys, tmp_path, monkeypatch):
+    case = CASES / "input"
+    monkeypatch.chdir(case)  # as a user would: plan and run from the same folder
+    load("old.recipe").run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    out = _plan(capsys, case, "new.recipe", "--against", "old.recipe", "--cache-dir", str(tmp_path / "c"))
+    assert "input data changed" in out and "[input file changed]" in out
+    assert "will run" in out.splitlines()[0]
+    load("new.recipe").run(out=tmp_path / "o2", cache_dir=tmp_path / "c")
+    out = _plan(capsys, case, "new.recipe", "--against", "old.recipe", "--cache-dir", str(tmp_path / "c"))
+    assert out.count("[cached]") == 3 and "0 step(s) will run" in out
+
+
+def test_a_code_change_is_named():
+    plan = load(str(CASES / "input" / "new.recipe")).plan()
+    old = dataclasses.replace(plan, steps=[dataclasses.replace(s, parts={**s.parts, "code": "x"}, fingerprint="f" + s.name)
+                                           if s.op == "dedupe" else s for s in plan.steps])
+    got = {c.name: c for c in compare(old, plan)}
+    assert got["x/dedupe"].status == "changed" and got["x/dedupe"].how == ["code changed (a new version of the operator or its algorithms)"]
