@@ -165,6 +165,25 @@ def _yval(v) -> str:
     return quote_str(expr_text(v))
 
 
+def _block(v) -> bool:
+    """Whether a value prints as a literal block scalar: multi-line text that YAML's `|`
+    keeps exactly (no leading space on its first line, no control characters)."""
+    if not (isinstance(v, Lit) and isinstance(v.value, str) and "\n" in v.value.rstrip("\n")):
+        return False
+    t = v.value
+    return not t[:1].isspace() and all(c == "\n" or c == "\t" or c.isprintable() for c in t)
+
+
+def _block_lines(key: str, v, indent: str) -> list[str]:
+    if not _block(v):
+        return [f"{indent}{key}: {_yval(v)}"]
+    t = v.value
+    body = t.rstrip("\n")
+    chomp = "-" if not t.endswith("\n") else ("" if t.endswith("\n") and not t.endswith("\n\n") else "+")
+    lines = body.split("\n") + ([""] * (len(t) - len(body) - 1) if chomp == "+" else [])
+    return [f"{indent}{key}: |{chomp}"] + [(indent + "  " + ln) if ln else "" for ln in lines]
+
+
 def _ymap(pairs: list[tuple[str, str]]) -> str:
     return "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"
 
@@ -208,8 +227,14 @@ def to_yaml(r: Recipe) -> str:
             if n.ops:
                 out.append("    ops:")
                 for op in n.ops:
-                    body = _ymap(_yargs([a for a in op.args if not a.name.startswith("_input")]))
-                    out += cm.before(op, "      ") + [f"      - {op.op}: {body}" + cm.after(op)]
+                    args = [a for a in op.args if not a.name.startswith("_input")]
+                    out += cm.before(op, "      ")
+                    if any(_block(a.value) for a in args):  # multi-line text stays a block scalar
+                        out.append(f"      - {op.op}:" + cm.after(op))
+                        for a in args:
+                            out += _block_lines(a.name, a.value, "          ")
+                    else:
+                        out.append(f"      - {op.op}: {_ymap(_yargs(args))}" + cm.after(op))
     if r.sinks:
         out.append("sinks:")
         for s in r.sinks:

@@ -13,9 +13,37 @@ from ..diagnostics import Diagnostic, RecipeError, Span, did_you_mean
 from ..ir import Arg, ListV, Lit, Model, NameRef, Node, OpCall, Param, ParamRef, Recipe, Sink, Source, Use
 from .. import ops as registry
 from .lower import resolve_expr
-from .text import MAX_BYTES, collect_comments, parse_expr
+from .text import MAX_BYTES, parse_expr
 
 PARAM_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+def yaml_comments(text: str) -> tuple[tuple[int, str, bool], ...]:
+    """(line, text, trailing) for every YAML comment: a `#` at a line's start or after a
+    space that lies outside every scalar as YAML's own scanner reads them (so `don't` and
+    a `#` line inside a block scalar are text, not comments)."""
+    import bisect
+    spans = []
+    for t in yaml.scan(text):
+        if isinstance(t, yaml.ScalarToken):
+            a = t.start_mark.index
+            if t.style in ("|", ">"):  # a block scalar's text starts on the line after its header
+                a = text.find("\n", a) + 1 or t.end_mark.index
+            spans.append((a, t.end_mark.index))
+    spans.sort()
+    starts = [a for a, _ in spans]
+
+    def in_scalar(i: int) -> bool:
+        k = bisect.bisect_right(starts, i) - 1
+        return k >= 0 and spans[k][0] <= i < spans[k][1]
+    out, pos = [], 0
+    for n, line in enumerate(text.split("\n"), 1):
+        for i, ch in enumerate(line):
+            if ch == "#" and (i == 0 or line[i - 1] in " \t") and not in_scalar(pos + i):
+                out.append((n, line[i:].rstrip(), bool(line[:i].strip())))
+                break
+        pos += len(line) + 1
+    return tuple(out)
 
 
 @lru_cache(maxsize=None)
@@ -199,7 +227,7 @@ class _Builder:
             raise RecipeError(self.diags)
         span = self.sp(top["recipe"][0]) if "recipe" in top else Span(self.file, 1, 1, 1, 1)
         return Recipe(str(name), uses, tuple(params), tuple(models), sources, nodes, tuple(sinks),
-                      self.file, span, comments=collect_comments(self.text))
+                      self.file, span, comments=yaml_comments(self.text))
 
     def node(self, key, v) -> Node:
         one, many = self.get(v, "input"), self.get(v, "inputs")
