@@ -90,6 +90,10 @@ def _shown_path(p: str) -> str:
 
 def plan_text(plan, store, fingerprints: bool = True) -> str:
     lines = []
+    costs = None
+    if store is not None:
+        from .estimate import estimate
+        costs = estimate(plan, store)
     for s in plan.steps:
         status = ""
         if store is not None:
@@ -101,6 +105,9 @@ def plan_text(plan, store, fingerprints: bool = True) -> str:
         lines.append(f"{s.name:<24} {s.op:<10} <- {ins}{models}{status}")
         if fingerprints:
             lines.append(f"{'':<24} fingerprint {s.fingerprint[:16]}")
+        if costs is not None and not costs[s.name].cached:
+            from .estimate import fmt
+            lines.append(f"{'':<24} estimate {fmt(costs[s.name])} ({costs[s.name].basis})")
     for s in plan.sinks:
         lines.append(f"write {s['name']} -> {s['path']} ({s['format'] or 'jsonl'})")
     if plan.models:
@@ -144,6 +151,12 @@ def _plan_against(a, r, plan, params, sources, store) -> str:
         except RecipeError as e:
             raise UserError(f"--against {label}: the old recipe does not check ({e.diagnostics[0].message})")
     changes = review.compare(old, plan, store)
+    if store is not None:
+        from .estimate import estimate, fmt
+        costs = estimate(plan, store)
+        for c in changes:
+            if c.name in costs and not costs[c.name].cached:
+                c.estimate = fmt(costs[c.name])
     if a.format == "json":
         return review.as_json(changes, label)
     if a.format == "markdown":

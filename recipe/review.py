@@ -20,6 +20,7 @@ class StepChange:
     status: str                                   # new | removed | changed | unchanged
     how: list[str] = field(default_factory=list)  # for changed: what differs
     cache: str = ""                               # cached | the reason it will run ("" without a cache)
+    estimate: str = ""                            # rows, model requests, tokens, seconds (with a cache)
 
 
 def old_text(against: str, file: str) -> tuple[str | None, str]:
@@ -122,6 +123,8 @@ def as_text(changes: list[StepChange], label: str) -> str:
         cache = f"  [{c.cache}]" if c.cache else ""
         lines.append(f"{c.status:<10} {c.name:<24} {c.op:<10}{cache}".rstrip())
         lines += [f"{'':<11}{h}" for h in c.how]
+        if c.estimate:
+            lines.append(f"{'':<11}estimate: {c.estimate}")
     return "\n".join(lines) + "\n"
 
 
@@ -131,9 +134,9 @@ def as_json(changes: list[StepChange], label: str) -> str:
 
 
 def as_markdown(changes: list[StepChange], label: str, graph: str) -> str:
-    rows = ["| step | op | change | how | cache |", "|---|---|---|---|---|"]
+    rows = ["| step | op | change | how | cache | estimate |", "|---|---|---|---|---|---|"]
     for c in changes:
         how = "<br>".join(h.replace("|", "\\|") for h in c.how)
-        rows.append(f"| `{c.name}` | {c.op} | **{c.status}** | {how} | {c.cache} |")
+        rows.append(f"| `{c.name}` | {c.op} | **{c.status}** | {how} | {c.cache} | {c.estimate} |")
     return (f"### recipe plan against `{label}`\n\n{summary(changes)}\n\n" + "\n".join(rows)
             + f"\n\n```mermaid\n{graph}```\n")

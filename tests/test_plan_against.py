@@ -80,3 +80,26 @@ def test_a_code_change_is_named():
                                            if s.op == "dedupe" else s for s in plan.steps])
     got = {c.name: c for c in compare(old, plan)}
     assert got["x/dedupe"].status == "changed" and got["x/dedupe"].how == ["code changed (a new version of the operator or its algorithms)"]
+
+
+def test_estimates_rows_and_seconds_from_the_last_run(tmp_path, monkeypatch):
+    from recipe.engine.store import Store
+    from recipe.estimate import estimate, fmt
+    monkeypatch.chdir(tmp_path)
+    rows = (CASES.parent / "data.jsonl").read_text().splitlines(keepends=True)
+    Path("small.jsonl").write_text("".join(rows[:6]))
+    Path("big.jsonl").write_text("".join(rows * 10))  # 120 rows, 10 copies of each
+    text = ('recipe t\nsource raw = read("{f}")\nx = raw | dedupe(method="exact") | limit(n=50)\n'
+            'write x to "x.jsonl"\n')
+    load(text.format(f="small.jsonl")).run(out="o", cache_dir="c")
+    plan = load(text.format(f="big.jsonl")).plan()
+    store = Store("c")
+    try:
+        est = estimate(plan, store)
+    finally:
+        store.close()
+    assert est["raw"].rows_out == 120                     # lines of the new file
+    assert est["x/dedupe"].rows_in == 120 and est["x/dedupe"].rows_out == 120  # kept 6 of 6 last time
+    assert est["x/limit"].rows_out == 50                  # limit's arithmetic
+    assert all(e.seconds is not None and e.seconds >= 0 for e in est.values())
+    assert "measured" in est["x/limit"].basis and fmt(est["x/limit"]).startswith("~120 -> ~50 rows")

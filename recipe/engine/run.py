@@ -79,6 +79,7 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
                             {m: plan.models[m] for m in step.models}, runtime_factory)
         inputs = [DuckTable(con, step_table[i]) for i in step.inputs]
         store.begin_step(step.fingerprint)
+        usage0 = _model_usage(runtime_factory, step)
         try:
             with reporter.progress(step.name) as prog:
                 ctx.progress = prog
@@ -97,7 +98,11 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
             if created < 0 or (created > 0 and not (step.op == "read" or (spec and spec.creates_rows))):
                 raise RuntimeError(f"accounting broken in step {step.name}: in={n_in} out={n_out} set aside={n_aside}")
             secs = time.time() - t0
-            store.record_step(step, (n_in, created, n_out, n_aside), secs, ctx.info)
+            usage = None
+            if usage0 is not None:  # what the step asked of its models: `recipe plan` estimates from it
+                u = _model_usage(runtime_factory, step)
+                usage = {k: u[k] - usage0[k] for k in u}
+            store.record_step(step, (n_in, created, n_out, n_aside), secs, ctx.info, usage)
             fault(f"step:{step.name}:before_commit")
             store.commit()
             fault(f"step:{step.name}:after_commit")
@@ -158,6 +163,16 @@ def _cause(e: BaseException) -> str:
     first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
     text = f"{type(e).__name__}: {first}" if first else type(e).__name__
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _model_usage(runtime_factory, step) -> dict | None:
+    """The runtime's requests, computed (not cached) calls, tokens and model seconds so far,
+    over all models (steps run one at a time, so a step's share is the difference); None
+    for a step without models or a runtime that does not count."""
+    if not step.models or runtime_factory is None:
+        return None
+    usage = getattr(runtime_factory(), "usage", None)
+    return usage() if usage else None
 
 
 def _main_inputs(step) -> int:

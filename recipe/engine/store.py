@@ -64,6 +64,9 @@ class Store:
         self.con.execute("CREATE TABLE IF NOT EXISTS _steps (fp VARCHAR PRIMARY KEY, name VARCHAR, op VARCHAR, "
                          "rows_in BIGINT, rows_created BIGINT, rows_out BIGINT, rows_set_aside BIGINT, "
                          "seconds DOUBLE, info VARCHAR)")
+        # what each step asked of its models (JSON), for `recipe plan`'s estimates; added to
+        # caches made before it existed
+        self.con.execute("ALTER TABLE _steps ADD COLUMN IF NOT EXISTS usage VARCHAR")
         self.con.execute("CREATE TABLE IF NOT EXISTS _last (name VARCHAR PRIMARY KEY, fp VARCHAR, parts VARCHAR)")
         self.con.execute("SET lock_configuration = true")
 
@@ -85,12 +88,14 @@ class Store:
         self.con.execute(f"DROP TABLE IF EXISTS {self.table(fp)}")
         self.con.execute(f"DROP TABLE IF EXISTS {self.aside(fp)}")
 
-    def record_step(self, step, counts: tuple[int, int, int, int], seconds: float, info: dict) -> None:
-        """The step's accounting (rows in, created, out, set aside) and what its key was made
-        of; takes effect at `commit`."""
+    def record_step(self, step, counts: tuple[int, int, int, int], seconds: float, info: dict,
+                    usage: dict | None = None) -> None:
+        """The step's accounting (rows in, created, out, set aside), its model usage and what
+        its key was made of; takes effect at `commit`."""
         self.con.execute("BEGIN TRANSACTION")
-        self.con.execute("INSERT OR REPLACE INTO _steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                         [step.fingerprint, step.name, step.op, *counts, seconds, json.dumps(info, sort_keys=True)])
+        self.con.execute("INSERT OR REPLACE INTO _steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         [step.fingerprint, step.name, step.op, *counts, seconds, json.dumps(info, sort_keys=True),
+                          json.dumps(usage) if usage else None])
         self.con.execute("INSERT OR REPLACE INTO _last VALUES (?, ?, ?)",
                          [step.name, step.fingerprint, json.dumps(step.parts, sort_keys=True, default=str)])
 
@@ -123,6 +128,14 @@ class Store:
         r = rows[0]
         return {"rows_in": r[0], "rows_created": r[1], "rows_out": r[2], "rows_set_aside": r[3],
                 "seconds": r[4], "info": json.loads(r[5] or "{}")}
+
+    def history(self) -> list[dict]:
+        """Every finished step in the cache that is some name's latest run: its parts (op,
+        models), rows, seconds and model usage; what `recipe plan` estimates from."""
+        rows = self.con.execute("SELECT l.parts, s.rows_in, s.rows_out, s.seconds, s.usage, s.name FROM _last l "
+                                "JOIN _steps s ON s.fp = l.fp").fetchall()
+        return [{"parts": json.loads(p), "rows_in": a, "rows_out": b, "seconds": t,
+                 "usage": json.loads(u) if u else None, "name": n} for p, a, b, t, u, n in rows]
 
     def last_parts(self, name: str) -> dict | None:
         rows = self.con.execute("SELECT parts FROM _last WHERE name = ?", [name]).fetchall()

@@ -75,6 +75,12 @@ class ModelRuntime:
         self._models: dict[str, object] = {}
         self._stats: dict[str, ModelStats] = {}
 
+    def usage(self) -> dict:
+        """Requests, computed calls, tokens, compute and load seconds so far, over all models."""
+        stats = list(self._stats.values())
+        return {k: sum(getattr(st, k) for st in stats)
+                for k in ("requests", "computed", "tokens", "seconds", "load_seconds")}
+
     # ---- loading -----------------------------------------------------------------------
     def _stat(self, decl) -> ModelStats:
         return self._stats.setdefault(decl["identity"], ModelStats())

@@ -1,0 +1,127 @@
+"""What a plan will cost on this machine, before it runs: per step the rows in and out, the
+model requests and tokens, and seconds. Rows come from the input files (lines of JSON-lines
+files, else what the last read of the same files gave) and each operator's arithmetic
+(limit, sample, select) or the keep rate of its last run; seconds, requests and tokens per
+row come from the rates this step cache measured (the same operator with the same models,
+else the same operator). A step served from the cache costs nothing. Unknown stays unknown."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class Estimate:
+    rows_in: float | None
+    rows_out: float | None
+    requests: float | None = None
+    tokens: float | None = None
+    seconds: float | None = None
+    cached: bool = False
+    basis: str = ""          # where the seconds come from
+
+
+def estimate(plan, store) -> dict[str, Estimate]:
+    history = store.history() if store is not None else []
+    out: dict[str, Estimate] = {}
+    loaded: set[str] = set()  # models an earlier step of this run will have loaded
+    for s in plan.steps:
+        done = store.done(s.fingerprint) if store is not None else None
+        if done is not None:
+            out[s.name] = Estimate(done["rows_in"], done["rows_out"], 0, 0, 0.0, cached=True, basis="cached")
+            continue
+        if s.op == "read":
+            rows_in = None
+            rows_out = _source_rows(s, history)
+        else:
+            from . import ops as registry
+            main = len(s.inputs) - len(registry.get(s.op).extra_inputs(s.args))
+            ins = [out[i].rows_out for i in s.inputs[:main]]
+            rows_in = None if any(x is None for x in ins) else float(sum(ins))
+            rows_out = _rows_out(s, rows_in, history)
+        e = Estimate(rows_in, rows_out)
+        rate, e.basis = _rates(s, history)
+        n = rows_out if s.op == "read" else rows_in
+        if rate is not None and n is not None:
+            # model calls are counted as computed, none served from the result cache: an
+            # upper bound where texts repeat across runs
+            e.requests = rate["requests"] * n if s.models else None
+            e.tokens = rate["tokens"] * n if s.models else None
+            e.seconds = rate["other"] * n + rate["per_call"] * (e.requests or 0)
+            if s.models and not set(s.models) <= loaded:
+                e.seconds += rate["load"]
+        loaded |= set(s.models)
+        out[s.name] = e
+    return out
+
+
+def _count_lines(path: Path) -> int:
+    n = 0
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            n += block.count(b"\n")
+    return n
+
+
+def _source_rows(step, history) -> float | None:
+    from .io.readers import list_files
+    try:
+        files = list_files(step.args["path"])
+    except Exception:  # a path `check` already accepted but that is gone now: say unknown
+        return None
+    if all(f.suffix.lower() in (".jsonl", ".ndjson") for f in files):
+        return float(sum(_count_lines(f) for f in files))
+    past = [h for h in history if h["parts"].get("op") == "read"
+            and h["parts"].get("args", {}).get("path") == step.args.get("path")]
+    return float(past[-1]["rows_out"]) if past else None  # the last read of the same files
+
+
+def _rows_out(step, rows_in, history) -> float | None:
+    if rows_in is None:
+        return None
+    a = step.args
+    if step.op == "limit":
+        return min(rows_in, float(a.get("n", rows_in)))
+    if step.op in ("sample", "select") and isinstance(a.get("n", a.get("k")), (int, float)):
+        return min(rows_in, float(a.get("n", a.get("k"))))
+    same = [h for h in history if h["name"] == step.name and h["rows_in"]]
+    if same:  # this step's keep rate last time (a filter or dedupe keeps about as much again)
+        return rows_in * same[-1]["rows_out"] / same[-1]["rows_in"]
+    return rows_in
+
+
+def _rates(step, history) -> tuple[dict | None, str]:
+    """Per row: seconds outside the models and model requests and tokens; per computed model
+    call: seconds; and a model load's seconds. From runs of the same operator with the same
+    models, else of the same operator."""
+    models = step.parts.get("models", [])
+    for pick, basis in ((lambda h: h["parts"].get("op") == step.op and h["parts"].get("models", []) == models,
+                         "measured: this operator with these models"),
+                        (lambda h: h["parts"].get("op") == step.op, "measured: this operator")):
+        runs = [h for h in history if pick(h)]
+        rows = sum((h["rows_out"] if step.op == "read" else h["rows_in"]) or 0 for h in runs)
+        if runs and rows:
+            use = [h["usage"] or {} for h in runs]
+            model_s = sum(u.get("seconds", 0) for u in use)
+            computed = sum(u.get("computed", 0) for u in use)
+            other = sum(h["seconds"] for h in runs) - model_s - sum(u.get("load_seconds", 0) for u in use)
+            return ({"other": max(other, 0.0) / rows,
+                     "requests": sum(u.get("requests", 0) for u in use) / rows,
+                     "tokens": sum(u.get("tokens", 0) for u in use) / rows,
+                     "per_call": model_s / computed if computed else 0.0,
+                     "load": max((u.get("load_seconds", 0) for u in use), default=0.0)}, basis)
+    return None, "no measured rate for this operator in this cache"
+
+
+def fmt(e: Estimate) -> str:
+    """One line: `~rows in -> ~rows out, ~requests, ~tokens, ~seconds`."""
+    if e.cached:
+        return "cached"
+
+    def n(x, unit=""):
+        return "?" if x is None else f"~{x:,.0f}{unit}"
+    parts = [f"{n(e.rows_in)} -> {n(e.rows_out)} rows" if e.rows_in is not None else f"{n(e.rows_out)} rows"]
+    if e.requests:
+        parts.append(f"{n(e.requests)} model requests, {n(e.tokens)} tokens")
+    parts.append("? s" if e.seconds is None else f"~{e.seconds:,.1f} s")
+    return ", ".join(parts)
