@@ -71,6 +71,7 @@ def test_demo_report_renders_in_headless_chromium(tmp_path, model_cache):
           out=tmp_path / "o", cache_dir=tmp_path / "c", quiet=True, model_cache=model_cache)
     page = write_report(tmp_path / "o", tmp_path / "c", model_cache=model_cache)
     _no_network(page.read_text())
+    assert "<th>model requests</th>" in page.read_text()  # the score and select steps' model calls
     dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
                           "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
     for sid in SECTIONS:

@@ -28,6 +28,7 @@ class Facts:
     removed: dict[str, list[dict]] = field(default_factory=dict)  # step -> [{_id, reason, instruction}]
     kept: dict[str, list[dict]] = field(default_factory=dict)     # step -> [{_id, instruction, ...}]
     embedding_map: dict | None = None  # {x, y, kept, ids, source}
+    usage: dict[str, dict] = field(default_factory=dict)  # step -> model requests, computed, tokens
 
 
 def collect(out: Path, cache_dir: Path | None, model_cache: Path | None = None) -> Facts:
@@ -75,6 +76,13 @@ def _from_cache(con, man: dict, facts: Facts, model_cache) -> None:
         facts.note = "the step cache no longer holds this run (another --cache-dir, or re-run since)"
         return
     facts.cached = True
+    fps = {n["fingerprint"]: n["name"] for n in man["nodes"] if "fingerprint" in n}
+    try:  # what each step asked of its models, as the run recorded it
+        for fp, usage in con.execute("SELECT fp, usage FROM _steps WHERE usage IS NOT NULL").fetchall():
+            if fp in fps:
+                facts.usage[fps[fp]] = json.loads(usage)
+    except Exception:  # a cache from before steps recorded model usage
+        pass
     cols = {name: _columns(con, t) for name, t in tables.items()}
     for n in man["nodes"]:
         name, inputs = n["name"], [i for i in n["inputs"] if i in tables]

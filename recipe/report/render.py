@@ -22,7 +22,7 @@ def render(f: Facts) -> str:
     parts = [f"<h1>recipe report: {_e(man.get('recipe', ''))}</h1>",
              f"<p class='note'>{_e(f.note)}</p>" if f.note else ""]
     parts += [_section("funnel", "Rows through each step", _funnel(man)),
-              _section("timing", "Time and cache per step", _timing(man)),
+              _section("timing", "Time, model calls and cache per step", _timing(man, f.usage)),
               _section("distributions", "Scores before and after each step that removed rows", _distributions(f)),
               _section("tags", "Tag frequencies in the written rows", _tags(f)),
               _section("embedding-map", "Kept and removed rows", _map(f)),
@@ -64,7 +64,7 @@ def _funnel(man: dict) -> str:
             f"<th>set aside</th></tr>{rows}</table><p>written:</p><ul>{sinks}</ul>")
 
 
-def _timing(man: dict) -> str:
+def _timing(man: dict, usage: dict) -> str:
     import plotly.graph_objects as go
     nodes = man["nodes"]
     fig = go.Figure(go.Bar(x=[n["name"] for n in nodes], y=[n["seconds"] for n in nodes],
@@ -74,7 +74,12 @@ def _timing(man: dict) -> str:
     hits = sum(1 for n in nodes if n.get("cached"))
     models = "".join(f"<li><code>{_e(k)}</code>: {_e(m.get('kind'))} {_e(m.get('source'))}</li>"
                      for k, m in man.get("models", {}).items())
-    return (_fig(fig, "timing-chart") + f"<p>{hits} of {len(nodes)} steps came from the step cache.</p>"
+    calls = "".join(f"<tr><td>{_e(n['name'])}</td><td>{u.get('requests', 0):,}</td><td>{u.get('computed', 0):,}</td>"
+                    f"<td>{u.get('tokens', 0):,}</td><td>{u.get('seconds', 0):.1f}</td></tr>"
+                    for n in nodes if (u := usage.get(n["name"])))
+    table = ("<table><tr><th>step</th><th>model requests</th><th>computed (not from the result cache)</th>"
+             f"<th>tokens</th><th>model seconds</th></tr>{calls}</table>") if calls else ""
+    return (_fig(fig, "timing-chart") + table + f"<p>{hits} of {len(nodes)} steps came from the step cache.</p>"
             + (f"<p>models (each loaded once per run):</p><ul>{models}</ul>" if models else ""))
 
 
