@@ -129,8 +129,15 @@ def check_models(c: Checked) -> None:
         if m.kind not in MODEL_KINDS:
             c.diagnostics.append(Diagnostic("E0306", f"unknown model kind `{m.kind}`", m.kind_span,
                                             did_you_mean(m.kind, MODEL_KINDS) or (f"kinds: {', '.join(MODEL_KINDS)}",)))
-        if not isinstance(_value(m.source, c.params), str):
+        src = _value(m.source, c.params)
+        if not isinstance(src, str):
             c.diagnostics.append(Diagnostic("E0204", "a model's location must be a string", m.source.span))
+        elif m.kind in ("classifier", "reward") and src.startswith("openai:"):
+            # an OpenAI-compatible server has no classification API: say so now, not mid-run
+            c.diagnostics.append(Diagnostic("E0307", f"a `{m.kind}` model cannot be served by an OpenAI-compatible "
+                                            "endpoint", m.source.span,
+                                            ("the endpoint API has no classification head; point the model at a "
+                                             "local directory with one, e.g. a reward model checkpoint",)))
 
 
 def _check_arg(c: Checked, op: OpCall, spec, a: Arg, names: dict) -> object:
@@ -241,8 +248,10 @@ def check_ops(c: Checked) -> None:
                 if v is not None:
                     args[a.name] = v
             given = {a.name for a in op.args}
+            missing = False
             for p in spec.params:
                 if p.required and p.name not in given:
+                    missing = True
                     c.diagnostics.append(Diagnostic("E0203", f"`{op.op}` needs `{p.name}`", op.span,
                                                     (f"add `{p.name}=...`" + (f" ({p.doc})" if p.doc else ""),)))
                 elif p.name not in given and p.default is not None:
@@ -267,7 +276,8 @@ def check_ops(c: Checked) -> None:
                 for pname, msg in spec.check(args) + (spec.check_inputs(args, len(node.inputs)) if i == 0 else []):
                     a = op.arg(pname)
                     c.diagnostics.append(Diagnostic("E0207", msg, a.span if a else op.span))
-            c.args[(node.name, i)] = args
+            if not missing:  # later passes read the op's declared columns, which need its required args
+                c.args[(node.name, i)] = args
     for s in c.recipe.sinks:
         if names.get(s.input.name) not in ("node", "source"):
             c.diagnostics.append(Diagnostic("E0301", f"unknown node `{s.input.name}`", s.input.span,

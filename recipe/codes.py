@@ -47,6 +47,7 @@ CODES: dict[str, Code] = {
     "E0304": Code("name defined twice", "give each source, node, model and param its own name"),
     "E0305": Code("unknown param type", "the README's language section lists the param types"),
     "E0306": Code("unknown model kind", "model kinds: embedding, causal_lm, classifier, reward"),
+    "E0307": Code("model kind the source cannot serve", "use a local model for this kind"),
     # 04xx: expressions and columns
     "E0401": Code("unknown column", "`recipe compile --emit plan` shows the columns each step has"),
     "E0402": Code("unknown function", "the language's functions are listed in the README"),
