@@ -1,6 +1,6 @@
 """What a plan will cost on this machine, before it runs: per step the rows in and out, the
 model requests and tokens, and seconds. Rows come from the input files (lines of JSON-lines
-files, else what the last read of the same files gave) and each operator's arithmetic
+files, else what the last read of the same contents gave) and each operator's arithmetic
 (limit, sample, select) or the keep rate of its last run; seconds, requests and tokens per
 row come from the rates this step cache measured (the same operator with the same models,
 else the same operator). A step served from the cache costs nothing. Unknown stays unknown."""
@@ -71,8 +71,7 @@ def _source_rows(step, history) -> float | None:
         return None
     if all(f.suffix.lower() in (".jsonl", ".ndjson") for f in files):
         return float(sum(_count_lines(f) for f in files))
-    past = [h for h in history if h["parts"].get("op") == "read"
-            and h["parts"].get("args", {}).get("path") == step.args.get("path")]
+    past = [h for h in history if h["parts"].get("op") == "read" and h["parts"].get("data") == step.parts.get("data")]
     return float(past[-1]["rows_out"]) if past else None  # the last read of the same files
 
 

@@ -107,9 +107,11 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity) -> Plan
             files = list_files(path)
             opts = {a.name: canon_arg(a.value.value if isinstance(a.value, Lit) else c.params.get(getattr(a.value, "name", "")), c.params)
                     for a in s.options}
-            # the source name is in the rows (`_id` = `<source>:<index>`), so it is in the key
+            # the source name is in the rows (`_id` = `<source>:<index>`), so it is in the key;
+            # the path as spelled is not (the file names and contents are, in `data`), so a
+            # recipe run from another folder, or with the same file given another way, hits
             parts = {"op": "read", "version": READ_VERSION, "code": code_hash("recipe.engine.read"), "source": name,
-                     "args": {"path": str(path), **opts},
+                     "args": opts,
                      "data": file_fingerprint(files), "parents": [], "models": []}
             fp = _h(parts)
             steps.append(Step(name, name, "read", READ_VERSION, {"path": str(path), **opts}, (), (), parts, fp))

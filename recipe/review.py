@@ -80,6 +80,8 @@ def _how(o, s, old, new) -> list[str]:
         how.append("code changed (a new version of the operator or its algorithms)")
     if a.get("data") != b.get("data"):
         how.append("input data changed")
+        if o.args.get("path") != s.args.get("path"):  # shown, though not in the key: contents are
+            how.append(f"path: {o.args.get('path')} -> {s.args.get('path')}")
     if a.get("source") != b.get("source"):
         how.append(f"source {a.get('source')} -> {b.get('source')}")
     oa, na = a.get("args", {}), b.get("args", {})

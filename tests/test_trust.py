@@ -338,3 +338,26 @@ def test_null_literals_found_by_the_fuzzers_run_cleanly(tmp_path, data):
     _run(text, tmp_path)
     recs = json.loads((tmp_path / "out" / "x.json").read_text())
     assert len(recs) == 12 and all(r["instruction"] == "" for r in recs)
+
+
+def test_the_same_file_spelled_another_way_is_the_same_step(tmp_path, monkeypatch):
+    """The read's key holds the file names and contents, not the path as written: a recipe run
+    from its folder and planned from another (or given the file by an absolute path) reuses
+    the cached steps; a change of content still re-runs them."""
+    from recipe.engine.store import Store
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "d.jsonl").write_text('{"instruction": "a question here", "output": "an answer"}\n')
+    text = 'recipe t\nsource raw = read("{p}")\nx = raw | limit(n=5)\nwrite x to "x.jsonl"\n'
+    monkeypatch.chdir(work)
+    load(text.format(p="d.jsonl")).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    monkeypatch.chdir(tmp_path)
+    plan = load(text.format(p=str(work / "d.jsonl"))).plan()
+    store = Store(tmp_path / "c")
+    try:
+        assert all(store.done(s.fingerprint) for s in plan.steps)
+    finally:
+        store.close()
+    (work / "d.jsonl").write_text('{"instruction": "another question", "output": "an answer"}\n')
+    plan2 = load(text.format(p=str(work / "d.jsonl"))).plan()
+    assert plan2.steps[0].fingerprint != plan.steps[0].fingerprint
