@@ -2,6 +2,7 @@
 protocol (embeddings, completions with echo+logprobs, chat completions) and fails once."""
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
@@ -87,3 +88,59 @@ def test_unreachable_endpoint_is_a_clear_error(tmp_path):
     d = {"kind": "embedding", "source": "openai:http://127.0.0.1:9/v1#x", "options": {"retries": 0}, "identity": "dead"}
     with pytest.raises(UserError, match="failed after 1 tries"):
         rt.embed(d, ["x"])
+
+
+class Strict(BaseHTTPRequestHandler):
+    """Needs the bearer key; answers 429 with Retry-After to the first request."""
+    seen: list = []
+
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        Strict.seen.append((time.monotonic(), self.headers.get("Authorization")))
+        if self.headers.get("Authorization") != "Bearer s3cret":
+            self.send_response(401)
+            self.end_headers()
+            return
+        if len(Strict.seen) == 1:
+            self.send_response(429)
+            self.send_header("Retry-After", "1")
+            self.end_headers()
+            return
+        raw = json.dumps({"data": [{"index": i, "embedding": [1.0, float(len(t))]}
+                                   for i, t in enumerate(body["input"])]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+
+def test_key_from_the_named_variable_and_retry_after_honoured(tmp_path, monkeypatch):
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Strict)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    d = {"kind": "embedding", "source": f"openai:{url}#toy", "identity": "embedding:strict",
+         "options": {"api_key_env": "TOY_KEY", "retries": 2}}
+    try:
+        monkeypatch.delenv("TOY_KEY", raising=False)
+        with pytest.raises(UserError, match="TOY_KEY"):
+            ModelRuntime(tmp_path / "c").embed(d, ["abc"])
+        monkeypatch.setenv("TOY_KEY", "s3cret")
+        Strict.seen.clear()
+        e = ModelRuntime(tmp_path / "c2").embed(d, ["abc", "de"])
+        assert e.shape == (2, 2) and abs(e[0, 1] / e[0, 0] - 3.0) < 1e-2  # [1, len("abc")], normalised, stored at half precision
+        (t0, _), (t1, key) = Strict.seen[:2]
+        assert key == "Bearer s3cret" and t1 - t0 >= 0.95  # waited as Retry-After said, not the 0.25 s backoff
+    finally:
+        srv.shutdown()
+
+
+def test_rate_limit_spaces_requests(monkeypatch):
+    from recipe.runtime.openai_client import Endpoint
+    ep = Endpoint("http://127.0.0.1:9/v1", "toy", rate_limit=20)
+    t = time.monotonic()
+    for _ in range(6):
+        ep._pace()
+    assert time.monotonic() - t >= 0.24  # 6 starts at 20 per second: 5 intervals of 50 ms

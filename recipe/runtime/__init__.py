@@ -43,6 +43,19 @@ def as_decl(model) -> dict:
     return model
 
 
+def _api_key(decl) -> str | None:
+    """The endpoint's key, from the environment variable the model's `api_key_env` names
+    (a recipe names the variable, never the key, so no key reaches a recipe or manifest)."""
+    import os
+    name = (decl.get("options") or {}).get("api_key_env")
+    if not name:
+        return None
+    if not os.environ.get(name):
+        from ..diagnostics import UserError
+        raise UserError(f"model {decl['source']}: the environment variable {name} (its api_key_env) is not set")
+    return os.environ[name]
+
+
 def user_cache_dir() -> Path:
     """Where converted weights and model results live, shared by every project of a user:
     $RECIPE_CACHE_HOME, else $XDG_CACHE_HOME/recipe, else ~/.cache/recipe. (The step cache
@@ -97,7 +110,8 @@ class ModelRuntime:
         self.log(f"loading {decl['kind']} {decl['source']} on {self.device}")
         if res.kind == "openai":
             from .openai_client import Endpoint
-            m = Endpoint(res.url, res.model, opts.get("concurrency", 4), opts.get("retries", 3))
+            m = Endpoint(res.url, res.model, opts.get("concurrency", 64), opts.get("retries", 3),
+                         api_key=_api_key(decl), rate_limit=opts.get("rate_limit"))
         elif decl["kind"] == "embedding":
             from .hf import Embedder
             m = Embedder(res, self.device)

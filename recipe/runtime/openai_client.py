@@ -6,17 +6,48 @@ import json
 import time
 import urllib.error
 import urllib.request
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from ..diagnostics import UserError
 
 
+def _retry_after(value: str | None, default: float) -> float:
+    """Seconds from a Retry-After header (seconds or an HTTP date), at most a minute."""
+    if not value:
+        return default
+    try:
+        return min(60.0, max(0.0, float(value)))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+        try:
+            return min(60.0, max(0.0, parsedate_to_datetime(value).timestamp() - time.time()))
+        except (TypeError, ValueError):
+            return default
+
+
 class Endpoint:
-    def __init__(self, url: str, model: str, concurrency: int = 4, retries: int = 3, timeout: float = 120.0,
-                 api_key: str | None = None):
+    def __init__(self, url: str, model: str, concurrency: int = 64, retries: int = 3, timeout: float = 120.0,
+                 api_key: str | None = None, rate_limit: float | None = None):
+        """`concurrency`: requests in flight (a vLLM server needs dozens to reach its
+        throughput); `rate_limit`: at most this many requests started per second."""
         self.url, self.model = url.rstrip("/"), model
         self.concurrency, self.retries, self.timeout = max(1, int(concurrency)), int(retries), timeout
         self.api_key = api_key
+        self.interval = 1.0 / float(rate_limit) if rate_limit else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def _pace(self) -> None:
+        """Wait for this request's slot under the rate limit."""
+        if not self.interval:
+            return
+        with self._lock:
+            now = time.monotonic()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            time.sleep(start - now)
 
     def _post(self, path: str, body: dict) -> dict:
         data = json.dumps(body).encode()
@@ -25,7 +56,9 @@ class Endpoint:
             headers["Authorization"] = f"Bearer {self.api_key}"
         last = None
         for attempt in range(self.retries + 1):
+            wait = min(8.0, 0.25 * 2 ** attempt)
             try:
+                self._pace()
                 req = urllib.request.Request(self.url + path, data=data, headers=headers, method="POST")
                 with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                     return json.loads(resp.read().decode())
@@ -33,9 +66,11 @@ class Endpoint:
                 last = f"HTTP {e.code}"
                 if e.code < 500 and e.code != 429:
                     break
+                wait = _retry_after(e.headers.get("Retry-After"), wait)  # the server says when
             except (urllib.error.URLError, TimeoutError, ConnectionError, json.JSONDecodeError) as e:
                 last = str(getattr(e, "reason", e))
-            time.sleep(min(8.0, 0.25 * 2 ** attempt))
+            if attempt < self.retries:
+                time.sleep(wait)
         raise UserError(f"endpoint {self.url}{path} failed after {self.retries + 1} tries: {last}")
 
     def _map(self, fn, items):

@@ -77,6 +77,10 @@ def _dir_signature(p: Path) -> str:
     return h.hexdigest()[:16]
 
 
+# model options that change how requests are made, never what a model answers: not in identities
+HOW_NOT_WHAT = ("batch_tokens", "concurrency", "api_key_env", "rate_limit", "retries")
+
+
 def identity(kind: str, source: str, options: dict) -> str:
     """A stable identity for fingerprints; an unresolvable source still gets one (the run
     reports the missing model when it first needs it)."""
@@ -84,5 +88,5 @@ def identity(kind: str, source: str, options: dict) -> str:
         ident = resolve(source).identity
     except UserError:
         ident = f"unresolved:{source}"
-    opts = ",".join(f"{k}={options[k]}" for k in sorted(options) if k not in ("batch_tokens", "concurrency"))
+    opts = ",".join(f"{k}={options[k]}" for k in sorted(options) if k not in HOW_NOT_WHAT)
     return f"{kind}:{ident}" + (f"[{opts}]" if opts else "")
