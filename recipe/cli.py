@@ -92,7 +92,7 @@ def plan_text(plan, store, fingerprints: bool = True) -> str:
     lines = []
     costs = None
     if store is not None:
-        from .estimate import estimate
+        from .estimate import estimate, fmt
         costs = estimate(plan, store)
     for s in plan.steps:
         status = ""
@@ -106,7 +106,6 @@ def plan_text(plan, store, fingerprints: bool = True) -> str:
         if fingerprints:
             lines.append(f"{'':<24} fingerprint {s.fingerprint[:16]}")
         if costs is not None and not costs[s.name].cached:
-            from .estimate import fmt
             lines.append(f"{'':<24} estimate {fmt(costs[s.name])} ({costs[s.name].basis})")
     for s in plan.sinks:
         lines.append(f"write {s['name']} -> {s['path']} ({s['format'] or 'jsonl'})")

@@ -5,6 +5,7 @@ Large tables are sampled (every k-th row, so the sample is the same on every cal
 from __future__ import annotations
 
 import json
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,17 +125,17 @@ def _columns(con, table: str) -> dict[str, str]:
     return out
 
 
-def _every(con, table: str, limit: int) -> tuple[str, int]:
+def _every(con, table: str, limit: int) -> str:
     """A WHERE clause taking every k-th row so that at most `limit` rows come back."""
     from ..engine.sql import quote_ident as q
     n = con.execute(f"SELECT count(*) FROM {q(table)}").fetchone()[0]
     k = max(1, -(-n // limit))
-    return f"_row % {k} = 0", k
+    return f"_row % {k} = 0"
 
 
 def _numbers(con, table: str, column: str) -> list[float]:
     from ..engine.sql import quote_ident as q
-    where, _ = _every(con, table, MAX_VALUES)
+    where = _every(con, table, MAX_VALUES)
     rows = con.execute(f"SELECT CAST({q(column)} AS DOUBLE) FROM {q(table)} WHERE {where} "
                        f"AND {q(column)} IS NOT NULL").fetchall()
     return [float(r[0]) for r in rows if np.isfinite(r[0])]
@@ -155,7 +156,7 @@ def _embedding_map(con, man, tables, cols, final, model_cache) -> dict | None:
     first = next((n["name"] for n in man["nodes"] if n["op"] == "read" and n["name"] in tables), None)
     if first is None or "instruction" not in cols[first]:
         return None
-    where, _ = _every(con, tables[first], MAP_ROWS)
+    where = _every(con, tables[first], MAP_ROWS)
     rows = con.execute(f"SELECT _id, instruction FROM {q(tables[first])} WHERE {where} ORDER BY _row").fetchall()
     if len(rows) < 3:
         return None
@@ -187,10 +188,5 @@ def _embed(man: dict, texts: list[str], model_cache) -> tuple[np.ndarray, str]:
     e = np.zeros((len(texts), dim))
     for i, t in enumerate(texts):
         for w in t.lower().split():
-            e[i, hash_word(w) % dim] += 1.0
+            e[i, zlib.crc32(w.encode("utf-8")) % dim] += 1.0
     return e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-9), "hashed word counts" + reason
-
-
-def hash_word(w: str) -> int:
-    import zlib
-    return zlib.crc32(w.encode("utf-8"))
