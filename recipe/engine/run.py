@@ -14,8 +14,6 @@ from ..faults import atomic_file, atomic_write, fault  # noqa: F401  (re-exporte
 from ..plan import Plan, why_rerun
 from ..ui import Reporter  # noqa: F401  (re-exported: callers import it from here)
 from ..table import KernelContext
-from .duck import DuckOutput, DuckTable
-from .store import Store
 from .writers import safe_sink_path, write_sink
 
 
@@ -40,10 +38,13 @@ def check_out_dir(out: Path) -> None:
         raise UserError(f"cannot write to output directory {out}: {e.strerror}")
 
 
-def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime_factory,
+def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factory,
             manifest_extra: dict, release=lambda model: None, finish=lambda manifest: None) -> RunResult:
     """Run the steps, write the sinks, `set_aside.jsonl` and (once, last) `manifest.json`;
-    `finish(manifest)` adds what only the caller knows (the model runtime's counters)."""
+    `finish(manifest)` adds what only the caller knows (the model runtime's counters).
+    `store` is an engine's step cache (engine/store.py for DuckDB, engine/ray_store.py for
+    Ray): it makes each step's `Output`, hands out finished steps as `Table`s, reads sources
+    and records finished steps; this loop does not know which engine it drives."""
     from ..plan import last_use
     # two declarations of the same model share one loaded copy: release after the last of both
     ident = {m: d["identity"] for m, d in plan.models.items()}
@@ -56,15 +57,13 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
     finished_with = {}
     for m, s in last_by_ident.values():
         finished_with.setdefault(s, []).append(m)
-    con = store.con
     rows: list[dict] = []
-    step_table: dict[str, str] = {}
+    step_fp: dict[str, str] = {}  # step name -> the fingerprint its table is stored under
     for step in plan.steps:
         t0 = time.time()
         done = store.done(step.fingerprint)
-        table = Store.table(step.fingerprint)
         if done is not None:
-            step_table[step.name] = table
+            step_fp[step.name] = step.fingerprint
             rows.append({"name": step.name, "op": step.op, **{k: done[k] for k in
                          ("rows_in", "rows_created", "rows_out", "rows_set_aside")},
                          "seconds": 0.0, "cached": True, "info": done["info"], "why": "cached"})
@@ -74,24 +73,22 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
             continue
         why = why_rerun(store.last_parts(step.name), step.parts)
         reporter.log(f"  {step.name}: running {step.op} ({why})")
-        aside = Store.aside(step.fingerprint)
-        ctx = KernelContext(DuckOutput(con, table, aside, plan.params), step.name, plan.params,
-                            {m: plan.models[m] for m in step.models}, runtime_factory)
-        inputs = [DuckTable(con, step_table[i]) for i in step.inputs]
         store.begin_step(step.fingerprint)
+        ctx = KernelContext(store.output(step.fingerprint, plan.params), step.name, plan.params,
+                            {m: plan.models[m] for m in step.models}, runtime_factory)
+        inputs = [store.table_of(step_fp[i]) for i in step.inputs]
         usage0 = _model_usage(runtime_factory, step)
         try:
             with reporter.progress(step.name) as prog:
                 ctx.progress = prog
                 if step.op == "read":
-                    from .read import read_source
-                    read_source(con, table, aside, ctx, step.node, step.args, reporter.log)
+                    store.read(step.fingerprint, ctx, step.node, step.args, reporter.log)
                 else:
                     registry.get(step.op).run(ctx, step.args, inputs)
                     if not ctx.out.made:
                         raise RuntimeError(f"operator {step.op} built no output")
             n_in = sum(t.count() for t in inputs[:_main_inputs(step)])
-            n_out = DuckTable(con, table).count()
+            n_out = store.table_of(step.fingerprint).count()
             n_aside = store.aside_count(step.fingerprint)
             created = n_out + n_aside - n_in
             spec = registry.get(step.op)
@@ -113,7 +110,7 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
             # a failure inside an operator or a model library: say where, keep the cache intact
             raise UserError(f"step `{step.name}` ({step.op}) failed: {_cause(e)}\n"
                             f"  finished steps are cached; set RECIPE_DEBUG=1 for the traceback") from e
-        step_table[step.name] = table
+        step_fp[step.name] = step.fingerprint
         if ctx.info.get("warning"):
             reporter.log(f"  warning: {step.name}: {ctx.info['warning']}")
         for m in finished_with.get(step.name, []):
@@ -126,7 +123,7 @@ def execute(plan: Plan, store: Store, out_dir: Path, reporter: Reporter, runtime
     aside_lines = []
     for s in plan.sinks:
         path = safe_sink_path(out_dir, s["path"])
-        n, rejected = write_sink(DuckTable(con, step_table[s["step"]]), path, s["format"], s["options"], atomic_write)
+        n, rejected = write_sink(store.table_of(step_fp[s["step"]]), path, s["format"], s["options"], atomic_write)
         sinks.append({"name": s["name"], "step": s["step"], "path": str(path), "format": s["format"] or "jsonl", "rows": n,
                       "rows_not_written": len(rejected)})
         aside_lines += [json.dumps({"_id": rid, "node": f"write {s['path']}", "reason": why}, ensure_ascii=False)

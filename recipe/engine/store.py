@@ -78,6 +78,24 @@ class Store:
     def aside(fp: str) -> str:
         return f"a_{fp[:24]}"
 
+    # ---- what the run loop (engine/run.py) asks of an engine ---------------------------
+    engine = "duckdb"
+
+    def table_of(self, fp: str):
+        """A finished (or the running) step's rows as a `Table`."""
+        from .duck import DuckTable
+        return DuckTable(self.con, self.table(fp))
+
+    def output(self, fp: str, params: dict):
+        """The `Output` a step's kernel builds its table through."""
+        from .duck import DuckOutput
+        return DuckOutput(self.con, self.table(fp), self.aside(fp), params)
+
+    def read(self, fp: str, ctx, source: str, args: dict, log) -> None:
+        """The read step: a source's files into the step's table."""
+        from .read import read_source
+        read_source(self.con, self.table(fp), self.aside(fp), ctx, source, args, log)
+
     # ---- one step: its tables, then its row in `_steps` ---------------------------------
     def begin_step(self, fp: str) -> None:
         from .tables import ASIDE_DDL
