@@ -101,9 +101,13 @@ class Loaded:
         return build_plan(c, self.source_paths(sources, c.params), identity)
 
     def run(self, params=None, sources=None, out="out", cache_dir=".recipe", quiet=True, runtime=None,
-            model_cache=None):
+            model_cache=None, engine="duckdb", address=None, replicas=1):
         """Run the recipe. `cache_dir`: this project's step cache; `model_cache`: converted
-        weights and model results (default: the per-user cache, see runtime.user_cache_dir)."""
+        weights and model results (default: the per-user cache, see runtime.user_cache_dir).
+        `engine`: "duckdb" (one machine) or "ray" (a local Ray instance, or the cluster at
+        `address`: "auto" or ray://HOST:10001; `replicas`: actors per model by default)."""
+        if engine not in ("duckdb", "ray"):
+            raise UserError(f"unknown engine `{engine}`; engines: duckdb, ray")
         from .engine.run import Reporter, check_out_dir, execute
         from .engine.store import Store
         self._require_sources(sources)
@@ -117,13 +121,21 @@ class Loaded:
         from .plan import build_plan
         from .runtime.resolve import identity
         plan = build_plan(c, self.source_paths(sources, c.params), identity)
-        store = Store(cache_dir)
+        if engine == "ray":
+            from .engine.ray_store import RayStore
+            store = RayStore(cache_dir, address)
+        else:
+            store = Store(cache_dir)
         holder = {"rt": runtime}
 
         def runtime_factory():
             if holder["rt"] is None:
                 from .runtime import ModelRuntime
                 holder["rt"] = ModelRuntime(cache_dir=model_cache, log=reporter.log)
+            if engine == "ray" and not holder.get("pooled"):
+                # model calls go to actors (same caches); the driver keeps tokenizers
+                from .engine.ray_models import ModelPool
+                holder["rt"], holder["pooled"] = ModelPool(holder["rt"], replicas, reporter.log), True
             return holder["rt"]
         try:
             extra = {"recipe": self.recipe.name, "recipe_hash": self.hash(c.params),
@@ -132,7 +144,7 @@ class Loaded:
                                 for s in plan.steps if s.op == "read"},
                      "models": {k: {"kind": v["kind"], "source": v["source"], "identity": v["identity"]}
                                 for k, v in plan.models.items()},
-                     "versions": versions()}
+                     "versions": versions(), "engine": engine}
             reporter.log(f"running {self.recipe.name} ({len(plan.steps)} steps) into {out_dir}")
             def release(name):
                 if holder["rt"] is not None:
@@ -165,6 +177,10 @@ class Result:
         if node not in self.plan.node_step:
             raise KeyError(f"no node `{node}` in this run; nodes: {', '.join(sorted(self.plan.node_step))}")
         step = self.plan.step(self.plan.node_step[node])
+        if self.manifest.get("engine") == "ray":
+            from .engine.ray_table import RayTable
+            t = RayTable(self.cache_dir / "ray" / f"t_{step.fingerprint[:24]}")
+            return t.arrow(t.columns())
         con = duckdb.connect(str(self.cache_dir / "cache.duckdb"), read_only=True)
         try:
             return con.execute(f'SELECT * EXCLUDE (_row) FROM "{Store.table(step.fingerprint)}" ORDER BY _row').to_arrow_table()

@@ -166,7 +166,7 @@ def _plan_against(a, r, plan, params, sources, store) -> str:
 def cmd_run(a) -> int:
     r = _load(a.file)
     res = r.run(_kv(a.set, "--set"), _kv(a.source, "--source"), a.out, a.cache_dir, quiet=a.quiet,
-                model_cache=a.model_cache)
+                model_cache=a.model_cache, engine=a.engine, address=a.address, replicas=a.replicas)
     main = res.manifest["sinks"][0] if res.manifest["sinks"] else None
     if main:
         print(f"done: {main['rows']} rows in {main['path']}; manifest.json and set_aside.jsonl in {a.out}")
@@ -324,6 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-cache", metavar="DIR",
                    help="converted weights and model results (default: $RECIPE_CACHE_HOME, else $XDG_CACHE_HOME/recipe)")
     p.add_argument("--report", action="store_true", help="also write OUT/report.html (see `recipe report`)")
+    p.add_argument("--engine", choices=("duckdb", "ray"), default="duckdb",
+                   help="duckdb: this machine (default); ray: Ray Data, a local instance or --address")
+    p.add_argument("--address", metavar="ADDR", help="with --engine ray: a running cluster (auto, or ray://HOST:10001)")
+    p.add_argument("--replicas", type=int, default=1, metavar="N",
+                   help="with --engine ray: actors per model unless the model says replicas= (default 1)")
     common(p)
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("report", help="an HTML report of a finished run (self-contained, no network)")

@@ -22,6 +22,33 @@ DUCKDB_MEMORY = "1GB"
 ROW_GROUP_SIZE = 16_384
 
 
+def lock_cache(d: Path):
+    """Take the cache directory's lock (one run at a time, whichever engine); returns the
+    open lock file, to pass to `unlock_cache` when done."""
+    fh = open(d / "lock", "a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        who = fh.read().strip() or "another process"
+        fh.close()
+        raise UserError(f"the cache directory {d} is in use by a running `recipe run` ({who}); "
+                        f"wait for it or pass another --cache-dir")
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()}")
+    fh.flush()
+    return fh
+
+
+def unlock_cache(fh) -> None:
+    try:
+        fcntl.flock(fh, fcntl.LOCK_UN)
+        fh.close()
+    except (OSError, ValueError):
+        pass
+
+
 class Store:
     def __init__(self, cache_dir: str | Path):
         self.dir = Path(cache_dir)
@@ -29,19 +56,7 @@ class Store:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise UserError(f"cannot create cache directory {self.dir}: {e.strerror}")
-        self._lock_fh = open(self.dir / "lock", "a+")
-        try:
-            fcntl.flock(self._lock_fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_fh.seek(0)
-            who = self._lock_fh.read().strip() or "another process"
-            self._lock_fh.close()
-            raise UserError(f"the cache directory {self.dir} is in use by a running `recipe run` ({who}); "
-                            f"wait for it or pass another --cache-dir")
-        self._lock_fh.seek(0)
-        self._lock_fh.truncate()
-        self._lock_fh.write(f"pid {os.getpid()}")
-        self._lock_fh.flush()
+        self._lock_fh = lock_cache(self.dir)
         # Rows reach DuckDB only as registered Arrow tables (our readers parse the files), so
         # the database never needs the file system or network: a translation bug or a hostile
         # expression cannot read /etc/passwd. External access goes off once the cache file is
@@ -163,8 +178,4 @@ class Store:
         try:
             self.con.close()
         finally:
-            try:
-                fcntl.flock(self._lock_fh, fcntl.LOCK_UN)
-                self._lock_fh.close()
-            except (OSError, ValueError):
-                pass
+            unlock_cache(self._lock_fh)

@@ -78,7 +78,7 @@ def _dir_signature(p: Path) -> str:
 
 
 # model options that change how requests are made, never what a model answers: not in identities
-HOW_NOT_WHAT = ("batch_tokens", "concurrency", "api_key_env", "rate_limit", "retries")
+HOW_NOT_WHAT = ("batch_tokens", "concurrency", "api_key_env", "rate_limit", "retries", "replicas")
 
 
 def identity(kind: str, source: str, options: dict) -> str:

@@ -1,0 +1,174 @@
+"""What a Ray worker does to one block of a step's table (engine/ray_table.py sends it).
+
+A block is one Parquet file: rows in the table's order, the engine's `_row` column last.
+Each function reads its input block, writes its output block and its set-aside block under
+names the driver chose (written to a temporary name, then renamed: a task that Ray retries
+after its worker died writes the same files again), and returns small counts.
+
+Row expressions (filter, derive) run through the DuckDB engine's own `Output` on a private
+in-memory connection, so the SQL that decides a row is the same on both engines; moves by
+position (keep, add columns, concatenate) are Arrow alone.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROW = "_row"
+ASIDE_SCHEMA = pa.schema([("_id", pa.string()), ("reason", pa.string()), ("raw", pa.string())])
+
+
+def write_atomic(tbl: pa.Table, path: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    pq.write_table(tbl, tmp)
+    os.replace(tmp, path)
+
+
+def aside_table(ids, reasons, raw=None) -> pa.Table:
+    n = len(ids)
+    return pa.table({"_id": pa.array(ids, pa.string()), "reason": pa.array(reasons, pa.string()),
+                     "raw": pa.array(raw if raw is not None else [None] * n, pa.string())}, schema=ASIDE_SCHEMA)
+
+
+def _connect():
+    import duckdb
+    con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
+                                             "autoload_known_extensions": False})
+    con.execute("SET preserve_insertion_order = true")
+    con.execute("SET enable_external_access = false")  # as the DuckDB engine: rows come as Arrow only
+    return con
+
+
+def sql_block(src: str, out: str, aside: str, how: str, args: tuple, params: dict) -> int:
+    """`filter` (cond, reason) or `derive` (columns, cast) on one block, by the DuckDB
+    engine's Output; returns the rows written."""
+    from .duck import DuckOutput, DuckTable
+    from .tables import ASIDE_DDL
+    con = _connect()
+    try:
+        con.register("__in", pq.read_table(src))
+        con.execute("CREATE TABLE s AS SELECT * FROM __in")
+        con.unregister("__in")
+        con.execute(f"CREATE TABLE a {ASIDE_DDL}")
+        o = DuckOutput(con, "o", "a", params)
+        getattr(o, how)(DuckTable(con, "s"), *args)
+        res = con.execute("SELECT * FROM o").to_arrow_table()
+        write_atomic(_row_last(res), out)
+        write_atomic(con.execute("SELECT _id, reason, raw FROM a").to_arrow_table().cast(ASIDE_SCHEMA), aside)
+        return res.num_rows
+    finally:
+        con.close()
+
+
+def paste_block(src: str, out: str, aside: str, keep: np.ndarray | None, why: list | None, default: str,
+                extra: pa.Table | None = None, row_base: int | None = None, schema: pa.Schema | None = None) -> int:
+    """The rows of a block where `keep` is true (all when None), with `extra`'s columns
+    appended (a same-named column is replaced and moves to the end, as in the DuckDB
+    engine), renumbered from `row_base` when given and conformed to `schema` when given
+    (concatenation: missing columns null, in the output's column order); the other rows
+    set aside with `why[i]` or `default`."""
+    tbl = pq.read_table(src)
+    n = tbl.num_rows
+    if extra is not None:
+        for c in extra.column_names:
+            if c in tbl.column_names:
+                tbl = tbl.drop_columns([c])
+        rows = tbl.column(ROW)
+        tbl = tbl.drop_columns([ROW])
+        for c in extra.column_names:
+            tbl = tbl.append_column(c, extra.column(c))
+        tbl = tbl.append_column(ROW, rows)
+    mask = np.ones(n, dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
+    kept = tbl.filter(pa.array(mask)) if not mask.all() else tbl
+    if row_base is not None:
+        kept = kept.set_column(kept.column_names.index(ROW), ROW,
+                               pa.array(np.arange(row_base, row_base + kept.num_rows, dtype=np.int64)))
+    if schema is not None:
+        kept = conform(kept, schema)
+    write_atomic(kept, out)
+    gone = np.flatnonzero(~mask)
+    ids = tbl.column("_id").take(pa.array(gone, pa.int64())).to_pylist() if len(gone) else []
+    write_atomic(aside_table(ids, [(why[i] if why is not None and why[i] is not None else default) for i in gone]), aside)
+    return kept.num_rows
+
+
+def take_block(src: str, aside: str, keep: np.ndarray, why: list | None, default: str, positions: np.ndarray) -> pa.Table:
+    """A re-ranking keep's share of one block: the rows at `positions` (returned, for the
+    driver to put in rank order) and the rows not kept, set aside."""
+    tbl = pq.read_table(src)
+    gone = np.flatnonzero(~np.asarray(keep, dtype=bool))
+    ids = tbl.column("_id").take(pa.array(gone, pa.int64())).to_pylist() if len(gone) else []
+    write_atomic(aside_table(ids, [(why[i] if why is not None and why[i] is not None else default) for i in gone]), aside)
+    return tbl.take(pa.array(positions, pa.int64()))
+
+
+def conform(tbl: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`tbl` with `schema`'s columns, in its order: missing ones null, others cast."""
+    cols = []
+    for f in schema:
+        if f.name in tbl.column_names:
+            col = tbl.column(f.name)
+            cols.append(col if col.type == f.type else col.cast(f.type))
+        else:
+            cols.append(pa.nulls(tbl.num_rows, f.type))
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def _row_last(tbl: pa.Table) -> pa.Table:
+    if tbl.column_names[-1] == ROW:
+        return tbl
+    r = tbl.column(ROW)
+    return tbl.drop_columns([ROW]).append_column(ROW, r)
+
+
+# ---- exact dedupe: a hash shuffle --------------------------------------------------------
+def key_block(src: str, on: str, keep: str, parts: int) -> list[pa.Table]:
+    """Map side: each row's `_row`, `_id`, a hash of its normalised key and its rank value,
+    split into `parts` partitions by the hash (no text leaves the worker)."""
+    from .duck import _rank_cols
+    from .sql import normalised_sql, text_sql
+    con = _connect()
+    try:
+        con.register("s", pq.read_table(src))
+        text = text_sql(on)
+        t = con.execute(f"SELECT __r, __id, __k{', __len' if keep == 'longest' else ', __v' if ':' in keep else ''}, "
+                        f"hash(__k) % {int(parts)} AS __p FROM (SELECT {ROW} AS __r, _id AS __id, "
+                        f"md5({normalised_sql(text)}) AS __k{_rank_cols(keep, text)} FROM s)").to_arrow_table()
+    finally:
+        con.close()
+    ids = t.column("__p").to_numpy(zero_copy_only=False)
+    t = t.drop_columns(["__p"])
+    return [t.filter(pa.array(ids == p)) for p in range(parts)]
+
+
+def winners(on: str, keep: str, *parts: pa.Table) -> pa.Table:
+    """Reduce side: one partition's rows -> (`__r`, `__keep`, `__why`), the first row of
+    each key (by `keep`'s order, ties to the earlier row) kept, as the DuckDB engine decides."""
+    tbl = pa.concat_tables(parts)
+    if keep == "first":
+        rank = "__r"
+    elif keep == "longest":
+        rank = "__len DESC, __r"
+    else:
+        rank = f"__v {'DESC' if keep.startswith('max:') else 'ASC'} NULLS LAST, __r"
+    con = _connect()
+    try:
+        con.register("p", tbl)
+        return con.execute(f"SELECT __r, __n = 1 AS __keep, CASE WHEN __n > 1 THEN 'duplicate of ' || __win || ? END "
+                           f"AS __why FROM (SELECT __r, first_value(__id) OVER (PARTITION BY __k ORDER BY {rank}) AS __win, "
+                           f"row_number() OVER (PARTITION BY __k ORDER BY {rank}) AS __n FROM p) ORDER BY __r",
+                           [f" (exact on {on})"]).to_arrow_table()
+    finally:
+        con.close()
+
+
+def block_name(i: int) -> str:
+    return f"{i:08d}.parquet"
+
+
+def files_of(d: Path) -> list[str]:
+    return sorted(str(p) for p in Path(d).glob("*.parquet"))

@@ -1,0 +1,175 @@
+"""The Ray engine's step cache: Parquet blocks under CACHE_DIR/ray, keyed by the same
+fingerprints as the DuckDB engine's, and a JSON record per finished step.
+
+A step writes its blocks (t_<fp>/) and set-aside blocks (a_<fp>/) first; its record
+(steps/<fp>.json, written atomically after the blocks are complete) is what makes it
+finished. A driver killed at any moment leaves finished steps or blocks without a record,
+which the next run removes and rebuilds. Same lock file as the DuckDB engine's cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow.parquet as pq
+
+from ..diagnostics import UserError
+from ..faults import atomic_write
+from . import ray_blocks as rb
+from .store import lock_cache, unlock_cache
+
+BLOCK_ROWS = 65_536  # rows per block: a task's unit of work and of retry
+
+
+def start_ray(address: str | None = None) -> None:
+    """Connect to a cluster (`auto`, or ray://HOST:10001) or start a local instance."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError("--engine ray needs Ray: pip install 'recipe[ray]' (make setup installs it)")
+    if ray.is_initialized():
+        return
+    kw = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
+    if address:
+        kw["address"] = address
+    elif os.environ.get("RECIPE_RAY_CPUS"):
+        kw["num_cpus"] = int(os.environ["RECIPE_RAY_CPUS"])
+    try:
+        ray.init(**kw)
+    except ConnectionError as e:
+        raise UserError(f"cannot reach the Ray cluster at {address}: {e}")
+    from ray.data import DataContext
+    DataContext.get_current().execution_options.preserve_order = True
+
+
+class RayStore:
+    engine = "ray"
+
+    def __init__(self, cache_dir: str | Path, address: str | None = None):
+        self.root = Path(cache_dir).resolve()
+        self.dir = self.root / "ray"
+        try:
+            (self.dir / "steps").mkdir(parents=True, exist_ok=True)
+            (self.dir / "last").mkdir(exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create cache directory {self.root}: {e.strerror}")
+        self._lock_fh = lock_cache(self.root)
+        self.block_rows = int(os.environ.get("RECIPE_RAY_BLOCK_ROWS") or BLOCK_ROWS)
+        self._pending = None
+        start_ray(address)
+
+    def _t(self, fp: str) -> Path:
+        return self.dir / f"t_{fp[:24]}"
+
+    def _a(self, fp: str) -> Path:
+        return self.dir / f"a_{fp[:24]}"
+
+    # ---- what the run loop asks of an engine ----------------------------------------------
+    def table_of(self, fp: str):
+        from .ray_table import RayTable
+        return RayTable(self._t(fp))
+
+    def output(self, fp: str, params: dict):
+        from .ray_table import RayOutput
+        return RayOutput(self._t(fp), self._a(fp), params, self.block_rows)
+
+    def read(self, fp: str, ctx, source: str, args: dict, log) -> None:
+        """The DuckDB engine's reader (same rows, ids and set-aside reasons) into a scratch
+        database, then cut into blocks."""
+        import duckdb
+        from .read import read_source
+        from .tables import ASIDE_DDL
+        scratch = self.dir / f"scratch_{fp[:24]}.duckdb"
+        scratch.unlink(missing_ok=True)
+        con = duckdb.connect(str(scratch))
+        try:
+            con.execute("SET temp_directory = ?", [str(self.dir / "spill")])
+            con.execute("SET memory_limit = ?", [os.environ.get("RECIPE_DUCKDB_MEMORY") or "1GB"])
+            con.execute("SET preserve_insertion_order = true")
+            con.execute(f"CREATE TABLE a {ASIDE_DDL}")
+            read_source(con, "t", "a", ctx, source, args, log)
+            res = con.execute("SELECT * FROM t")
+            reader = res.to_arrow_reader(self.block_rows) if hasattr(res, "to_arrow_reader") \
+                else res.fetch_record_batch(self.block_rows)
+            import pyarrow as pa
+            i = 0
+            for b in reader:
+                rb.write_atomic(pa.Table.from_batches([b]), str(self._t(fp) / rb.block_name(i)))
+                i += 1
+            if i == 0:
+                rb.write_atomic(con.execute("SELECT * FROM t LIMIT 0").to_arrow_table(), str(self._t(fp) / rb.block_name(0)))
+            rb.write_atomic(con.execute("SELECT _id, reason, raw FROM a").to_arrow_table().cast(rb.ASIDE_SCHEMA),
+                            str(self._a(fp) / "0000-00000000.parquet"))
+        finally:
+            con.close()
+            scratch.unlink(missing_ok=True)
+            shutil.rmtree(self.dir / "spill", ignore_errors=True)
+
+    # ---- one step: its blocks, then its record ---------------------------------------------
+    def begin_step(self, fp: str) -> None:
+        self._drop(fp)  # what a killed run left half-written
+        self._t(fp).mkdir(parents=True)
+        self._a(fp).mkdir(parents=True)
+
+    def _drop(self, fp: str) -> None:
+        shutil.rmtree(self._t(fp), ignore_errors=True)
+        shutil.rmtree(self._a(fp), ignore_errors=True)
+
+    def record_step(self, step, counts, seconds: float, info: dict, usage: dict | None = None) -> None:
+        self._pending = (step, {"fp": step.fingerprint, "name": step.name, "op": step.op,
+                                **dict(zip(("rows_in", "rows_created", "rows_out", "rows_set_aside"), counts)),
+                                "seconds": seconds, "info": info, "usage": usage})
+
+    def commit(self) -> None:
+        step, rec = self._pending
+        self._pending = None
+        atomic_write(self.dir / "steps" / f"{step.fingerprint}.json", json.dumps(rec, sort_keys=True).encode())
+        atomic_write(self._last(step.name), json.dumps({"name": step.name, "fp": step.fingerprint,
+                                                         "parts": step.parts}, sort_keys=True, default=str).encode())
+
+    def rollback(self, fp: str) -> None:
+        self._pending = None
+        self._drop(fp)
+
+    def _last(self, name: str) -> Path:
+        return self.dir / "last" / (hashlib.sha256(name.encode()).hexdigest()[:24] + ".json")
+
+    def _aside_files(self, fp: str) -> list[str]:
+        return rb.files_of(self._a(fp))
+
+    def aside_batches(self, fp: str, size: int = 10_000):
+        for f in self._aside_files(fp):
+            for b in pq.ParquetFile(f).iter_batches(batch_size=size):
+                d = b.to_pydict()
+                yield list(zip(d["_id"], d["reason"], d["raw"]))
+
+    def aside_count(self, fp: str) -> int:
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in self._aside_files(fp))
+
+    def done(self, fp: str) -> dict | None:
+        p = self.dir / "steps" / f"{fp}.json"
+        if not p.exists() or not self._t(fp).is_dir():
+            return None
+        r = json.loads(p.read_text())
+        return {k: r[k] for k in ("rows_in", "rows_created", "rows_out", "rows_set_aside", "seconds")} | {"info": r["info"] or {}}
+
+    def history(self) -> list[dict]:
+        out = []
+        for p in (self.dir / "last").glob("*.json"):
+            last = json.loads(p.read_text())
+            s = self.dir / "steps" / f"{last['fp']}.json"
+            if s.exists():
+                r = json.loads(s.read_text())
+                out.append({"parts": last["parts"], "rows_in": r["rows_in"], "rows_out": r["rows_out"],
+                            "seconds": r["seconds"], "usage": r["usage"], "name": r["name"]})
+        return out
+
+    def last_parts(self, name: str) -> dict | None:
+        p = self._last(name)
+        return json.loads(p.read_text())["parts"] if p.exists() else None
+
+    def close(self) -> None:
+        unlock_cache(self._lock_fh)

@@ -1,0 +1,272 @@
+"""The table interface (recipe/table.py) on Ray: a step's table is a folder of Parquet
+blocks under the cache directory, and the work on blocks runs as Ray tasks.
+
+Blocks are named in table order (00000000.parquet, ...) and carry the engine's `_row`
+column (increasing in table order); kernels address rows by position, which this module
+maps to (block, offset) from the blocks' row counts. Row-local steps (filter, derive, add
+columns, keep in order, concatenate) run one task per block; exact dedupe is a hash
+shuffle (a map task per block, a reduce task per partition); a kernel that needs whole
+columns (dedupe by MinHash, select, fuse pairs) reads the compact columns it asks for on
+the driver, which sees the cache directory (shared storage on a cluster).
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..table import Output, Table
+from . import ray_blocks as rb
+from .duck import _reasons
+
+ROW = rb.ROW
+_REMOTE: dict = {}
+
+
+def remote(fn, **opts):
+    """`fn` as a Ray task (made once per function); tasks whose worker dies are retried."""
+    import ray
+    k = (fn.__name__, tuple(sorted(opts.items())))
+    if k not in _REMOTE:
+        _REMOTE[k] = ray.remote(max_retries=4, **opts)(fn)
+    return _REMOTE[k]
+
+
+def gather(refs: list) -> list:
+    import ray
+    return ray.get(refs)
+
+
+class RayTable(Table):
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.name = self.path.name
+        self._files = None
+        self._counts = None
+
+    def files(self) -> list[str]:
+        if self._files is None:
+            self._files = rb.files_of(self.path)
+        return self._files
+
+    def block_counts(self) -> list[int]:
+        if self._counts is None:
+            self._counts = [pq.ParquetFile(f).metadata.num_rows for f in self.files()]
+        return self._counts
+
+    def schema(self) -> pa.Schema:
+        return pq.read_schema(self.files()[0])
+
+    def columns(self) -> list[str]:
+        return [c for c in self.schema().names if c != ROW]
+
+    def count(self) -> int:
+        return sum(self.block_counts())
+
+    def arrow(self, cols: Sequence[str]) -> pa.Table:
+        if not cols:
+            return pa.table({"__none": pa.nulls(self.count())})
+        parts = [pq.read_table(f, columns=list(cols)) for f in self.files()]
+        return pa.concat_tables(parts, promote_options="permissive")
+
+    def batches(self, cols: Sequence[str], size: int = 20_000) -> Iterator[pa.Table]:
+        buf, n = [], 0
+        for f in self.files():
+            for b in pq.ParquetFile(f).iter_batches(batch_size=size, columns=list(cols) or None):
+                buf.append(pa.Table.from_batches([b]))
+                n += b.num_rows
+                if n >= size:
+                    t = pa.concat_tables(buf, promote_options="permissive")
+                    for s in range(0, t.num_rows - t.num_rows % size, size):
+                        yield t.slice(s, size)
+                    rest = t.slice(t.num_rows - t.num_rows % size)
+                    buf, n = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
+        if n:
+            yield pa.concat_tables(buf, promote_options="permissive")
+
+    def row_ids(self) -> np.ndarray:
+        return self.arrow([ROW]).column(0).to_numpy()
+
+    def offsets(self) -> np.ndarray:
+        """The position of each block's first row (and the row count, last)."""
+        return np.concatenate([[0], np.cumsum(self.block_counts())]).astype(np.int64)
+
+
+class RayOutput(Output):
+    """Writes the step's blocks into `out` and its set-aside blocks into `aside`; set-aside
+    blocks are named by the order of the calls that made them, then by block."""
+
+    def __init__(self, out: Path, aside: Path, params: dict, block_rows: int):
+        self.outdir, self.asidedir, self.params, self.block_rows = Path(out), Path(aside), params, block_rows
+        self.made = False
+        self._seq = itertools.count()
+
+    def _make(self) -> None:
+        if self.made:
+            raise RuntimeError("a kernel built its output twice")
+        self.made = True
+
+    def _aside_path(self, seq: int, i: int) -> str:
+        return str(self.asidedir / f"{seq:04d}-{i:08d}.parquet")
+
+    def _out_path(self, i: int) -> str:
+        return str(self.outdir / rb.block_name(i))
+
+    # ---- row expressions: the DuckDB engine's SQL, one task per block ---------------------
+    def _sql(self, src: RayTable, how: str, args: tuple) -> None:
+        self._make()
+        seq = next(self._seq)
+        fn = remote(rb.sql_block)
+        gather([fn.remote(f, self._out_path(i), self._aside_path(seq, i), how, args, self.params)
+                for i, f in enumerate(src.files())])
+
+    def filter(self, src, cond, reason):
+        self._sql(src, "filter", (cond, reason))
+
+    def derive(self, src, columns, cast=None):
+        self._sql(src, "derive", (columns, cast))
+
+    # ---- moves by position: masks cut at block bounds ------------------------------------
+    def _paste(self, src: RayTable, keep: np.ndarray, why: list | None, default: str,
+               extra: pa.Table | None = None, renumber_from: int | None = None, schema=None,
+               first_block: int = 0) -> int:
+        seq = next(self._seq)
+        off = src.offsets()
+        fn = remote(rb.paste_block)
+        refs, base = [], renumber_from
+        for i, f in enumerate(src.files()):
+            a, b = int(off[i]), int(off[i + 1])
+            k = keep[a:b]
+            refs.append(fn.remote(f, self._out_path(first_block + i), self._aside_path(seq, first_block + i),
+                                  None if k.all() else k, None if why is None else why[a:b], default,
+                                  None if extra is None else extra.slice(a, b - a), base, schema))
+            if base is not None:
+                base += int(k.sum())
+        return sum(gather(refs))
+
+    def add_columns(self, src, new, drop=None):
+        self._make()
+        n = src.count()
+        if new.num_rows != n:
+            raise RuntimeError(f"add_columns: {new.num_rows} values for {n} rows")
+        keep = np.ones(n, dtype=bool)
+        why = None
+        if drop:
+            why = [None] * n
+            for i, reason in drop.items():
+                keep[i], why[i] = False, reason
+        self._paste(src, keep, why, "not kept", extra=new.combine_chunks())
+
+    def keep(self, src, positions, reasons):
+        self._make()
+        n = src.count()
+        pos = np.asarray(positions, dtype=np.int64)
+        if len(pos) and (pos.min() < 0 or pos.max() >= n or len(np.unique(pos)) != len(pos)):
+            raise RuntimeError(f"keep: positions must be distinct and within 0..{n - 1}")
+        mask = np.zeros(n, dtype=bool)
+        mask[pos] = True
+        why, default = _reasons(reasons, n)
+        if len(pos) < 2 or bool(np.all(np.diff(pos) > 0)):
+            self._paste(src, mask, why, default)
+            return
+        # a ranking: each block returns its kept rows, the driver puts them in rank order
+        seq = next(self._seq)
+        off = src.offsets()
+        fn = remote(rb.take_block)
+        refs = []
+        for i, f in enumerate(src.files()):
+            a, b = int(off[i]), int(off[i + 1])
+            local = np.sort(pos[(pos >= a) & (pos < b)]) - a
+            refs.append(fn.remote(f, self._aside_path(seq, i), mask[a:b], None if why is None else why[a:b],
+                                  default, local))
+        taken = pa.concat_tables(gather(refs), promote_options="permissive")
+        # taken holds the kept rows in table order; rank r's row is at index rank_of[r]
+        in_order = np.sort(pos)
+        taken = taken.take(pa.array(np.searchsorted(in_order, pos), pa.int64()))
+        self._write_rows(taken.drop_columns([ROW]))
+
+    def concat(self, srcs, keep=None, reasons=None):
+        self._make()
+        schema = _union_schema([s.schema() for s in srcs])
+        seen: set[str] = set()
+        at, block = 0, 0
+        for i, t in enumerate(srcs):
+            n = t.count()
+            mask = np.ones(n, dtype=bool)
+            why: list = [None] * n
+            default = "not kept"
+            if keep is not None and keep[i] is not None:
+                mask[:] = False
+                mask[np.asarray(keep[i], dtype=np.int64)] = True
+                default = reasons[i]
+            for j, rid in enumerate(t.ids()):
+                if mask[j]:
+                    if rid in seen:
+                        mask[j] = False
+                        why[j] = "duplicate `_id`: already taken from an earlier input"
+                    seen.add(rid)
+            at += self._paste(t, mask, why, default, renumber_from=at, schema=schema, first_block=block)
+            block += len(t.files())
+        if block == 0:  # no blocks at all: an empty table still has its columns
+            rb.write_atomic(schema.empty_table(), self._out_path(0))
+
+    def distinct(self, src, on, keep):
+        """A hash shuffle: map tasks hash each block's normalised keys into partitions,
+        reduce tasks pick each key's first row; the decisions come back as a mask."""
+        self._make()
+        import ray
+        parts = max(1, min(len(src.files()), int(ray.available_resources().get("CPU", 1)) or 1))
+        kfn = remote(rb.key_block, num_returns=parts) if parts > 1 else remote(rb.key_block)
+        mapped = [kfn.remote(f, on, keep, parts) for f in src.files()]
+        if parts == 1:
+            mapped = [[m] for m in mapped]
+        wfn = remote(rb.winners)
+        decided = gather([wfn.remote(on, keep, *[m[p] for m in mapped]) for p in range(parts)])
+        d = pa.concat_tables(decided)
+        order = np.argsort(d.column("__r").to_numpy(), kind="stable")
+        d = d.take(pa.array(order, pa.int64()))
+        keep_mask = d.column("__keep").to_numpy(zero_copy_only=False).astype(bool)
+        self._paste(src, keep_mask, d.column("__why").to_pylist(), "")
+        return int(keep_mask.sum())
+
+    # ---- new rows ---------------------------------------------------------------------
+    def _write_rows(self, tbl: pa.Table) -> None:
+        size = max(1, self.block_rows)
+        tbl = tbl.append_column(ROW, pa.array(np.arange(tbl.num_rows, dtype=np.int64)))
+        if tbl.num_rows == 0:
+            rb.write_atomic(tbl, self._out_path(0))
+        for i, s in enumerate(range(0, tbl.num_rows, size)):
+            rb.write_atomic(tbl.slice(s, size), self._out_path(i))
+
+    def rows(self, tbl):
+        self._make()
+        self._write_rows(tbl)
+
+    def set_aside(self, items):
+        if items:
+            rb.write_atomic(rb.aside_table([i for i, _ in items], [r for _, r in items]),
+                            self._aside_path(next(self._seq), 0))
+
+
+def _union_schema(schemas: list[pa.Schema]) -> pa.Schema:
+    """Columns by name in first-seen order (`_row` last), types unified as DuckDB's
+    UNION BY NAME does for the common cases (int and float -> float; else text)."""
+    fields: dict[str, pa.DataType] = {}
+    for s in schemas:
+        for f in s:
+            if f.name == ROW:
+                continue
+            cur = fields.get(f.name)
+            if cur is None or pa.types.is_null(cur):
+                fields[f.name] = f.type
+            elif cur != f.type and not pa.types.is_null(f.type):
+                try:
+                    fields[f.name] = pa.unify_schemas([pa.schema([(f.name, cur)]), pa.schema([(f.name, f.type)])],
+                                                      promote_options="permissive").field(0).type
+                except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                    fields[f.name] = pa.string()
+    return pa.schema(list(fields.items()) + [(ROW, pa.int64())])
