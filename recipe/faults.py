@@ -16,6 +16,20 @@ def fault(point: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+def fault_once(point: str, wanted: str | None, claim: Path) -> None:
+    """`fault` for processes that do not share the driver's environment (Ray workers): the
+    driver passes its RECIPE_FAULT_INJECT as `wanted`; the first process to create `claim`
+    dies, so a retried task then completes."""
+    if wanted != point:
+        return
+    try:
+        os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    import signal
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
 class atomic_file:
     """A file written under a hidden temporary name, fsynced and renamed into place when the
     block ends without an error (removed when it does not): a reader, or a run killed

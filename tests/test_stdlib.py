@@ -20,6 +20,16 @@ def small_input(tmp_path):
     return write_jsonl(tmp_path / "in.jsonl", rows)
 
 
+def library_params(name: str, r) -> dict:
+    """Small settings that make a library recipe quick on `small_input`."""
+    params = {"k": "4"} if any(p.name == "k" for p in r.recipe.params) else {}
+    if name == "uit":
+        params = {"n": "2", "eval_instances": "2"}
+    if name == "lift":
+        params["max_new"] = "4"
+    return params
+
+
 def test_library_is_complete():
     assert stdlib_names() == EXPECTED
 
@@ -28,11 +38,7 @@ def test_library_is_complete():
 @pytest.mark.parametrize("name", EXPECTED)
 def test_library_recipe_runs_with_exact_accounting(name, tmp_path, model_cache):
     r = load(f"stdlib:{name}")
-    params = {"k": "4"} if any(p.name == "k" for p in r.recipe.params) else {}
-    if name == "uit":
-        params = {"n": "2", "eval_instances": "2"}
-    if name == "lift":
-        params["max_new"] = "4"
+    params = library_params(name, r)
     res = r.run(params=params, sources={"raw": str(small_input(tmp_path))}, out=tmp_path / "o",
                 cache_dir=tmp_path / "c", runtime=ModelRuntime(model_cache))
     m = res.manifest

@@ -43,10 +43,12 @@ def _connect():
     return con
 
 
-def sql_block(src: str, out: str, aside: str, how: str, args: tuple, params: dict) -> int:
+def sql_block(src: str, out: str, aside: str, how: str, args: tuple, params: dict, fault: str | None = None) -> int:
     """`filter` (cond, reason) or `derive` (columns, cast) on one block, by the DuckDB
     engine's Output; returns the rows written."""
+    from ..faults import fault_once
     from .duck import DuckOutput, DuckTable
+    fault_once("ray:worker", fault, Path(out).parent.parent / f".killed-{Path(out).parent.name}")
     from .tables import ASIDE_DDL
     con = _connect()
     try:
@@ -65,12 +67,15 @@ def sql_block(src: str, out: str, aside: str, how: str, args: tuple, params: dic
 
 
 def paste_block(src: str, out: str, aside: str, keep: np.ndarray | None, why: list | None, default: str,
-                extra: pa.Table | None = None, row_base: int | None = None, schema: pa.Schema | None = None) -> int:
+                extra: pa.Table | None = None, row_base: int | None = None, schema: pa.Schema | None = None,
+                fault: str | None = None) -> int:
     """The rows of a block where `keep` is true (all when None), with `extra`'s columns
     appended (a same-named column is replaced and moves to the end, as in the DuckDB
     engine), renumbered from `row_base` when given and conformed to `schema` when given
     (concatenation: missing columns null, in the output's column order); the other rows
     set aside with `why[i]` or `default`."""
+    from ..faults import fault_once
+    fault_once("ray:worker", fault, Path(out).parent.parent / f".killed-{Path(out).parent.name}")
     tbl = pq.read_table(src)
     n = tbl.num_rows
     if extra is not None:
@@ -126,7 +131,7 @@ def _row_last(tbl: pa.Table) -> pa.Table:
 
 
 # ---- exact dedupe: a hash shuffle --------------------------------------------------------
-def key_block(src: str, on: str, keep: str, parts: int) -> list[pa.Table]:
+def key_block(src: str, on: str, keep: str, parts: int) -> list[pa.Table] | pa.Table:
     """Map side: each row's `_row`, `_id`, a hash of its normalised key and its rank value,
     split into `parts` partitions by the hash (no text leaves the worker)."""
     from .duck import _rank_cols
@@ -142,6 +147,8 @@ def key_block(src: str, on: str, keep: str, parts: int) -> list[pa.Table]:
         con.close()
     ids = t.column("__p").to_numpy(zero_copy_only=False)
     t = t.drop_columns(["__p"])
+    if parts == 1:  # one return value: the table itself
+        return t
     return [t.filter(pa.array(ids == p)) for p in range(parts)]
 
 

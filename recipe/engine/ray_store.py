@@ -41,8 +41,6 @@ def start_ray(address: str | None = None) -> None:
         ray.init(**kw)
     except ConnectionError as e:
         raise UserError(f"cannot reach the Ray cluster at {address}: {e}")
-    from ray.data import DataContext
-    DataContext.get_current().execution_options.preserve_order = True
 
 
 class RayStore:

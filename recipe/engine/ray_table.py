@@ -12,6 +12,7 @@ the driver, which sees the cache directory (shared storage on a cluster).
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -104,6 +105,8 @@ class RayOutput(Output):
         self.outdir, self.asidedir, self.params, self.block_rows = Path(out), Path(aside), params, block_rows
         self.made = False
         self._seq = itertools.count()
+        # the crash tests' fault point, passed on to the workers (they do not share our environment)
+        self.fault = os.environ.get("RECIPE_FAULT_INJECT")
 
     def _make(self) -> None:
         if self.made:
@@ -121,7 +124,7 @@ class RayOutput(Output):
         self._make()
         seq = next(self._seq)
         fn = remote(rb.sql_block)
-        gather([fn.remote(f, self._out_path(i), self._aside_path(seq, i), how, args, self.params)
+        gather([fn.remote(f, self._out_path(i), self._aside_path(seq, i), how, args, self.params, self.fault)
                 for i, f in enumerate(src.files())])
 
     def filter(self, src, cond, reason):
@@ -143,7 +146,7 @@ class RayOutput(Output):
             k = keep[a:b]
             refs.append(fn.remote(f, self._out_path(first_block + i), self._aside_path(seq, first_block + i),
                                   None if k.all() else k, None if why is None else why[a:b], default,
-                                  None if extra is None else extra.slice(a, b - a), base, schema))
+                                  None if extra is None else extra.slice(a, b - a), base, schema, self.fault))
             if base is not None:
                 base += int(k.sum())
         return sum(gather(refs))
