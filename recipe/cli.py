@@ -249,7 +249,7 @@ def cmd_ops(a) -> int:
 
 def cmd_explain(a) -> int:
     from .explain import NotCached, explain
-    if (Path(a.cache_dir) / "cache.duckdb").exists():
+    if (Path(a.cache_dir) / "cache.duckdb").exists() or (Path(a.cache_dir) / "ray" / "steps").is_dir():
         try:
             print("\n".join(f"{a.row}: " + line if i == 0 else "  " + line
                             for i, line in enumerate(explain(Path(a.out), a.row, Path(a.cache_dir)))))

@@ -32,6 +32,15 @@ def explain(out: Path, row: str, cache_dir: Path) -> list[str]:
     if not mpath.exists():
         raise UserError(f"no run in {out} (manifest.json is missing); give the run's --out")
     man = json.loads(mpath.read_text())
+    if man.get("engine") == "ray":
+        from .engine.ray_store import cache_views
+        con = cache_views(cache_dir, man)
+        if con is None:
+            raise UserError(f"the step cache {cache_dir} does not hold this Ray run's steps; give its --cache-dir")
+        try:
+            return _walk(con, man, row)
+        finally:
+            con.close()
     db = Path(cache_dir) / "cache.duckdb"
     if not db.exists():
         raise UserError(f"the step cache {cache_dir} is gone; re-run the recipe (or give its --cache-dir)")

@@ -51,6 +51,24 @@ class Table(ABC):
         for s in range(0, t.num_rows, size):
             yield t.slice(s, size)
 
+    def map_blocks(self, fn: Callable, cols: Sequence[str], *args, size: int = 8192) -> Iterator:
+        """`fn(block, *args)` for each block of the given columns (an Arrow table of
+        consecutive rows), results in table order: row-local work a kernel wants spread over
+        the engine's workers (Ray: a task per block; here: threads, which numpy and Arrow
+        release the GIL for). `fn` must be a module-level function and its results must not
+        depend on where blocks are cut."""
+        from concurrent.futures import ThreadPoolExecutor
+        import os
+        workers = min(8, os.cpu_count() or 1)
+        with ThreadPoolExecutor(workers) as pool:
+            pending = []
+            for b in self.batches(cols, size):
+                pending.append(pool.submit(fn, b, *args))
+                while len(pending) > 2 * workers:
+                    yield pending.pop(0).result()
+            for f in pending:
+                yield f.result()
+
     # ---- conveniences every engine gets for free -------------------------------------
     def column(self, name: str) -> list:
         return self.arrow([name]).column(0).to_pylist()
@@ -72,27 +90,14 @@ class Table(ABC):
 
     def text_batches(self, column: str, size: int = 20_000) -> Iterator[list[str]]:
         """`texts(column)`, `size` rows at a time: for kernels that hold less than a column."""
-        src = "messages" if column == "conversation" else column
-        for b in self.batches([src], size):
-            vals = b.column(0).to_pylist()
-            if column == "conversation":
-                yield ["\n".join(f"{m['role']}: {m['content']}" for m in (ms or [])) for ms in vals]
-            else:
-                yield [("" if v is None else text_of(v)) for v in vals]
+        for b in self.batches([source_column(column)], size):
+            yield block_texts(b, column, arrow=False)
 
     def text_arrays(self, column: str, size: int = 20_000) -> Iterator:
         """`text_batches`, but a text column comes as Arrow string arrays (null as ""),
         without making Python strings; other columns come as lists of str."""
-        if column != "conversation" and column in self.columns():
-            for b in self.batches([column], size):
-                col = b.column(0)
-                if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
-                    import pyarrow.compute as pc
-                    yield pc.fill_null(col.combine_chunks(), "")
-                else:
-                    yield [("" if v is None else text_of(v)) for v in col.to_pylist()]
-            return
-        yield from self.text_batches(column, size)
+        for b in self.batches([source_column(column)], size):
+            yield block_texts(b, column)
 
     def strings(self, column: str) -> list[str | None]:
         """A column's values as text (null stays None): grouping keys, shown in reasons."""
@@ -115,6 +120,24 @@ class Table(ABC):
                 except ValueError:
                     pass
         return out
+
+
+def source_column(column: str) -> str:
+    """The stored column a text column is read from (`conversation` is built from `messages`)."""
+    return "messages" if column == "conversation" else column
+
+
+def block_texts(block: pa.Table, column: str, arrow: bool = True):
+    """A block's texts of `column` (read from `source_column(column)`): an Arrow string
+    array (null as "") for a text column when `arrow`, else a list of str; `conversation`
+    is every turn as `role: content` lines."""
+    col = block.column(0)
+    if column == "conversation":
+        return ["\n".join(f"{m['role']}: {m['content']}" for m in (ms or [])) for ms in col.to_pylist()]
+    if arrow and (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        import pyarrow.compute as pc
+        return pc.fill_null(col.combine_chunks(), "")
+    return [("" if v is None else text_of(v)) for v in col.to_pylist()]
 
 
 def text_of(v) -> str:

@@ -53,6 +53,15 @@ def test_table_reads_columns_in_order(eng):
     assert got.column("_id").to_pylist() == t.ids() and got.num_rows == 5
 
 
+def test_map_blocks_covers_every_row_in_order(eng):
+    from recipe.table import block_texts, source_column
+    t = eng.table([row(i, f"q{i}") for i in range(23)])
+    for col in ("instruction", "conversation"):
+        parts = list(t.map_blocks(block_texts, [source_column(col)], col, False, size=4))
+        assert len(parts) > 1  # blocks of a few rows (the Ray harness cuts 3-row blocks)
+        assert [x for p in parts for x in p] == t.texts(col)
+
+
 def test_filter_keeps_true_rows_in_order(eng):
     t = eng.table([row(i, "x" * i, n=i if i != 3 else None) for i in range(6)])
     ctx = eng.context()

@@ -132,3 +132,16 @@ def test_a_killed_driver_resumes_from_finished_steps(crash_recipe, tmp_path):
     man = json.loads((tmp_path / "o" / "manifest.json").read_text())
     cached = {n["name"]: n["cached"] for n in man["nodes"]}
     assert cached["raw"] and cached["clean/dedupe"] and not cached["clean/dedupe#2"]
+
+
+def test_explain_and_report_read_a_ray_runs_cache(tmp_path, monkeypatch):
+    from recipe.explain import explain
+    from recipe.report.collect import collect
+    monkeypatch.chdir(ROOT / "examples")
+    both(load(str(ROOT / "examples" / "quickstart.recipe")), tmp_path)
+    o, c = {e: tmp_path / f"o-{e}" for e in ("duckdb", "ray")}, {e: tmp_path / f"c-{e}" for e in ("duckdb", "ray")}
+    for rid in ("raw:112", "raw:3", "raw:7"):
+        got = explain(o["ray"], rid, c["ray"])
+        assert len(got) >= 2 and got == explain(o["duckdb"], rid, c["duckdb"])
+    ray_facts, duck_facts = collect(o["ray"], c["ray"], None), collect(o["duckdb"], c["duckdb"], None)
+    assert not ray_facts.note and ray_facts.kept and ray_facts.kept == duck_facts.kept

@@ -35,6 +35,13 @@ def minhash_signatures(texts, ngram: int = 5, unit: str = "char", num_perm: int 
     return streamed_signatures((texts[i:i + chunk] for i in range(0, n, chunk)), n, ngram, unit, num_perm, seed)
 
 
+def block_signatures(texts, ngram: int = 5, unit: str = "char", num_perm: int = 256, seed: int = 0,
+                     chunk: int = 4096) -> np.ndarray:
+    """`minhash_signatures` in the calling thread: for work already spread over workers."""
+    parts = [_signatures(texts[i:i + chunk], ngram, unit, num_perm, seed) for i in range(0, len(texts), chunk)]
+    return np.concatenate(parts) if parts else np.zeros((0, num_perm), dtype=np.uint32)
+
+
 def _signatures(texts, ngram: int, unit: str, num_perm: int, seed: int) -> np.ndarray:
     h, doc = shingle_hashes(texts, ngram, unit, seed)
     K = int(num_perm)

@@ -130,6 +130,11 @@ def _row_last(tbl: pa.Table) -> pa.Table:
     return tbl.drop_columns([ROW]).append_column(ROW, r)
 
 
+def apply_block(fn, src: str, cols: list[str], args: tuple):
+    """A kernel's row-local function on one block's columns (Table.map_blocks)."""
+    return fn(pq.read_table(src, columns=cols), *args)
+
+
 # ---- exact dedupe: a hash shuffle --------------------------------------------------------
 def key_block(src: str, on: str, keep: str, parts: int) -> list[pa.Table] | pa.Table:
     """Map side: each row's `_row`, `_id`, a hash of its normalised key and its rank value,

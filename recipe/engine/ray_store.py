@@ -171,3 +171,27 @@ class RayStore:
 
     def close(self) -> None:
         unlock_cache(self._lock_fh)
+
+
+def cache_views(cache_dir: str | Path, manifest: dict):
+    """A read-only DuckDB view of a Ray run's step cache, with the DuckDB engine's table names
+    (t_/a_ + fingerprint), for `recipe explain` and `recipe report`; None when the cache
+    does not hold the run's steps."""
+    import duckdb
+    root = Path(cache_dir).resolve() / "ray"
+    con = duckdb.connect(":memory:")
+    for n in manifest.get("nodes", []):
+        fp = n.get("fingerprint", "")
+        for prefix in ("t", "a"):
+            files = rb.files_of(root / f"{prefix}_{fp[:24]}")
+            if not files:
+                if prefix == "t":
+                    con.close()
+                    return None
+                continue
+            paths = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
+            con.execute(f'CREATE VIEW "{prefix}_{fp[:24]}" AS SELECT * FROM read_parquet([{paths}])')
+    # the views read the cache's blocks and nothing else may be read
+    con.execute("SET allowed_directories = ?", [[str(root) + os.sep]])
+    con.execute("SET enable_external_access = false")
+    return con

@@ -89,6 +89,13 @@ class RayTable(Table):
         if n:
             yield pa.concat_tables(buf, promote_options="permissive")
 
+    def map_blocks(self, fn, cols, *args, size: int = 8192):
+        """A task per block (reading only `cols`), results fetched in order."""
+        import ray
+        refs = [remote(rb.apply_block).remote(fn, f, list(cols), args) for f in self.files()]
+        for r in refs:
+            yield ray.get(r)
+
     def row_ids(self) -> np.ndarray:
         return self.arrow([ROW]).column(0).to_numpy()
 

@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 
 from .base import Op, P
 from ._common import embeddings, row_texts
+from ..table import block_texts, source_column
 
 
 class Dedupe(Op):
@@ -70,16 +71,17 @@ class Dedupe(Op):
         n = src.count()
         ids = src.ids()
         if method == "minhash" and not args.get("against"):  # streamed: holds signatures, not texts
-            from ..algorithms.minhash import signature_clusters, streamed_signatures
-            lengths: list[int] = []
-
-            def chunks():
-                for chunk in src.text_arrays(on, 2048):
-                    lengths.extend(pc.utf8_length(chunk).to_pylist() if isinstance(chunk, pa.Array)
-                                   else [len(t) for t in chunk])
-                    yield chunk
-            sig = streamed_signatures(chunks(), n, args.get("ngram", 5), args.get("unit", "char"),
-                                      args.get("num_perm", 256), args.get("seed", 0))
+            from ..algorithms.minhash import signature_clusters
+            sig = np.empty((n, args.get("num_perm", 256)), dtype=np.uint32)
+            lengths, at = [], 0
+            # signing is row-local: spread over the engine's workers, a block at a time
+            for s, ln in src.map_blocks(_sign_block, [source_column(on)], on, args.get("ngram", 5),
+                                        args.get("unit", "char"), args.get("num_perm", 256), args.get("seed", 0)):
+                sig[at:at + len(s)] = s
+                lengths += ln
+                at += len(s)
+            if at != n:
+                raise RuntimeError(f"minhash: {at} signatures for {n} rows")
             labels = signature_clusters(sig, args.get("threshold") or 0.8)
             del sig
             return self._finish(ctx, src, args, labels, lengths, ids, method, on)
@@ -145,3 +147,11 @@ class Dedupe(Op):
 
 
 OP = Dedupe()
+
+
+def _sign_block(block, on: str, ngram: int, unit: str, num_perm: int, seed: int):
+    """One block's MinHash signatures and text lengths (Table.map_blocks)."""
+    from ..algorithms.minhash import block_signatures
+    texts = block_texts(block, on)
+    lengths = pc.utf8_length(texts).to_pylist() if isinstance(texts, pa.Array) else [len(t) for t in texts]
+    return block_signatures(texts, ngram, unit, num_perm, seed), lengths

@@ -39,6 +39,15 @@ def collect(out: Path, cache_dir: Path | None, model_cache: Path | None = None) 
     man = json.loads(mpath.read_text(encoding="utf-8"))
     facts = Facts(man, cached=False)
     facts.removed = _removed(out / "set_aside.jsonl")
+    if man.get("engine") == "ray" and cache_dir:
+        from ..engine.ray_store import cache_views
+        con = cache_views(cache_dir, man)
+        if con is not None:
+            try:
+                _from_cache(con, man, facts, model_cache)
+            finally:
+                con.close()
+            return facts
     db = cache_dir / "cache.duckdb" if cache_dir else None
     if db is None or not db.exists():
         facts.note = "the step cache is not available: give the run's --cache-dir for distributions, tags and kept rows"
