@@ -212,7 +212,22 @@ class KernelContext:
     progress: Callable = lambda done, total: None
     info: dict = field(default_factory=dict)
     seed: int = 0
+    # pmap(fn, [args, ...]) -> [fn(*args), ...]: independent pieces of a global step (GreeDi's
+    # parts) spread over the engine's workers; module-level `fn` only
+    pmap: Callable = None
+
+    def __post_init__(self):
+        if self.pmap is None:
+            self.pmap = thread_map
 
     @property
     def runtime(self):
         return self.runtime_factory()
+
+
+def thread_map(fn: Callable, arglist: list) -> list:
+    """`pmap` on one machine: threads (numpy and torch release the GIL)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(min(len(arglist), os.cpu_count() or 1) or 1) as pool:
+        return list(pool.map(lambda a: fn(*a), arglist))

@@ -88,8 +88,9 @@ class RayHarness:
         i = next(self._n)
         (self.dir / f"o{i}").mkdir()
         (self.dir / f"a{i}").mkdir()
+        from recipe.engine.ray_table import ray_map
         out = RayOutput(self.dir / f"o{i}", self.dir / f"a{i}", params or {}, block_rows=3)
-        return KernelContext(out, f"step{i}", params or {}, models or {}, (lambda: runtime))
+        return KernelContext(out, f"step{i}", params or {}, models or {}, (lambda: runtime), pmap=ray_map)
 
     def result(self, ctx: KernelContext):
         import pyarrow.parquet as pq

@@ -230,3 +230,18 @@ def test_union_mix_score_ops(eng):
     out, _, _ = run_op(eng, "score", {"metric": "expr", "expr": Binary("/", Call("length", (Column("instruction"),)), Lit(2)),
                                       "column": "half"}, [b])
     assert out.column("half") == [1.0, 1.0, 1.0, 1.0]
+
+
+def test_select_partitioned_is_greedi_on_any_engine(eng):
+    import json
+    import numpy as np
+    from recipe.algorithms.greedi import greedi
+    rng = np.random.default_rng(3)
+    vecs = (rng.normal(size=(6, 8))[rng.integers(0, 6, 40)] + 0.3 * rng.normal(size=(40, 8))).round(4)
+    t = eng.table([row(i, f"q{i}", vec=vecs[i].tolist()) for i in range(40)])
+    out, aside, ctx = run_op(eng, "select", {"method": "facility_location", "k": 6, "mode": "partitioned",
+                                             "parts": 3, "embedding_column": "vec"}, [t])
+    want, facts = greedi(np.asarray([json.loads(v) if isinstance(v, str) else v for v in t.column("vec")]), 6, 3)
+    assert out.ids() == [f"s:{i}" for i in want]
+    assert ctx.info["greedi"]["parts"] == 3 and ctx.info["greedi"]["won"] == facts["won"]
+    accounted([t], out, aside)

@@ -38,9 +38,10 @@ def _quality(quality, n: int) -> np.ndarray:
 
 def facility_location(emb, k: int, quality=None, alpha: float = 0.0, metric: str = "cosine",
                       mode: str = "exact", knn: int = 64, costs=None, budget: float | None = None,
-                      progress=None) -> list[int]:
+                      progress=None, scaled_quality: bool = False) -> list[int]:
     """Row indices in selection order (at most k; with `costs`/`budget`, rows that no longer
-    fit the budget are skipped)."""
+    fit the budget are skipped). `scaled_quality`: `quality` is already in [0, 1] (GreeDi's
+    parts share one scaling)."""
     if metric not in ("cosine", "dot"):
         raise ValueError("metric must be cosine or dot")
     e = _normalise(emb) if metric == "cosine" else np.ascontiguousarray(emb, dtype=np.float32)
@@ -50,7 +51,7 @@ def facility_location(emb, k: int, quality=None, alpha: float = 0.0, metric: str
         return []
     if not 0.0 <= alpha <= 1.0:
         raise ValueError("alpha must be in [0, 1]")
-    qn = _quality(quality, n)
+    qn = np.asarray(quality, dtype=np.float64) if scaled_quality and quality is not None else _quality(quality, n)
     costs = None if costs is None else np.asarray(costs, dtype=np.float64)
     if alpha == 1.0:  # pure quality: a stable top-k
         order = np.lexsort((np.arange(n), -qn))

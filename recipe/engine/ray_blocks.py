@@ -135,6 +135,11 @@ def apply_block(fn, src: str, cols: list[str], args: tuple):
     return fn(pq.read_table(src, columns=cols), *args)
 
 
+def apply_args(fn, args: tuple):
+    """One piece of a global step (KernelContext.pmap)."""
+    return fn(*args)
+
+
 # ---- exact dedupe: a hash shuffle --------------------------------------------------------
 def key_block(src: str, on: str, keep: str, parts: int) -> list[pa.Table] | pa.Table:
     """Map side: each row's `_row`, `_id`, a hash of its normalised key and its rank value,

@@ -106,6 +106,10 @@ class RayStore:
             scratch.unlink(missing_ok=True)
             shutil.rmtree(self.dir / "spill", ignore_errors=True)
 
+    def pmap(self, fn, arglist: list) -> list:
+        from .ray_table import ray_map
+        return ray_map(fn, arglist)
+
     # ---- one step: its blocks, then its record ---------------------------------------------
     def begin_step(self, fp: str) -> None:
         self._drop(fp)  # what a killed run left half-written

@@ -42,6 +42,11 @@ def gather(refs: list) -> list:
     return ray.get(refs)
 
 
+def ray_map(fn, arglist: list) -> list:
+    """KernelContext.pmap on Ray: independent pieces of a global step, one task each."""
+    return gather([remote(rb.apply_args).remote(fn, a) for a in arglist])
+
+
 class RayTable(Table):
     def __init__(self, path: Path):
         self.path = Path(path)

@@ -75,7 +75,8 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
         reporter.log(f"  {step.name}: running {step.op} ({why})")
         store.begin_step(step.fingerprint)
         ctx = KernelContext(store.output(step.fingerprint, plan.params), step.name, plan.params,
-                            {m: plan.models[m] for m in step.models}, runtime_factory)
+                            {m: plan.models[m] for m in step.models}, runtime_factory,
+                            pmap=getattr(store, "pmap", None))
         inputs = [store.table_of(step_fp[i]) for i in step.inputs]
         usage0 = _model_usage(runtime_factory, step)
         try:

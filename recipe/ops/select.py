@@ -14,6 +14,10 @@ from ._common import approx_tokens, embeddings, row_texts
 
 EMBEDDING_METHODS = ("qdit", "facility_location", "kcenter", "deita", "lift_variety")
 EXACT_MAX_ROWS = 50_000  # above this, mode=auto uses the kNN graph (exact would take minutes to hours)
+# above this, mode=auto runs GreeDi: one greedy over every row would hold N x 384 float32
+# embeddings and an N-row kNN graph in one process (1M rows: 1.5 GB of embeddings)
+GATHER_MAX_ROWS = 1_000_000
+PART_ROWS = 250_000  # rows per GreeDi part by default
 
 
 class Select(Op):
@@ -29,8 +33,11 @@ class Select(Op):
         P("budget_tokens", "int", min=1, doc="stop when the kept rows reach this many tokens"),
         P("quality", "column", doc="quality column (qdit, deita)"),
         P("alpha", "float", min=0.0, max=1.0, doc="quality weight in qdit (paper: 0.7)"),
-        P("mode", "str", default="auto", choices=("auto", "exact", "knn"),
-          doc=f"facility location: exact, kNN-sparse, or auto (exact up to {EXACT_MAX_ROWS:,} rows)"),
+        P("mode", "str", default="auto", choices=("auto", "exact", "knn", "partitioned"),
+          doc=f"facility location: exact, kNN-sparse, partitioned (GreeDi: a greedy per part, then over "
+              f"their picks), or auto (exact up to {EXACT_MAX_ROWS:,} rows, kNN up to "
+              f"{GATHER_MAX_ROWS:,}, partitioned above)"),
+        P("parts", "int", min=2, doc=f"partitioned: how many parts (default: one per {PART_ROWS:,} rows, at least 2)"),
         P("embedding", "model", doc="embedding model"),
         P("embedding_column", "column", doc="precomputed embeddings instead of a model"),
         P("on", "column", default="instruction", doc="text that is embedded"),
@@ -113,10 +120,16 @@ class Select(Op):
             alpha = args.get("alpha", 0.7 if m == "qdit" else 0.0)
             mode = args.get("mode", "auto")
             if mode == "auto":  # exact costs O(N^2) similarity work: about 8 s at 20k rows on 2 cores
-                mode = "exact" if n <= EXACT_MAX_ROWS else "knn"
-            order = facility_location(emb, k, quality=quality, alpha=alpha, mode=mode,
-                                      costs=costs, budget=budget, progress=ctx.progress)
-            costs = None  # the greedy already honoured the budget
+                mode = "exact" if n <= EXACT_MAX_ROWS else "knn" if n <= GATHER_MAX_ROWS else "partitioned"
+            if mode == "partitioned":  # parts run on the engine's workers; the budget is applied after
+                from ..algorithms.greedi import greedi
+                parts = args.get("parts") or max(2, -(-n // PART_ROWS))
+                order, ctx.info["greedi"] = greedi(emb, n if budget else k, parts, quality=quality, alpha=alpha,
+                                                   pmap=ctx.pmap, exact_max_rows=EXACT_MAX_ROWS)
+            else:
+                order = facility_location(emb, k, quality=quality, alpha=alpha, mode=mode,
+                                          costs=costs, budget=budget, progress=ctx.progress)
+                costs = None  # the greedy already honoured the budget
         elif m == "kcenter":
             from ..algorithms import kcenter_greedy
             order = kcenter_greedy(emb, n if budget else k, progress=ctx.progress)
