@@ -15,7 +15,15 @@ from .ir import Arg, Column, ListV, Lit, Node, OpCall, ParamRef, Recipe, walk
 from .ops.base import P
 
 PARAM_TYPES = ("int", "float", "str", "bool")
-MODEL_KINDS = ("embedding", "causal_lm", "classifier", "reward")
+MODEL_KINDS = ("embedding", "causal_lm", "classifier", "reward", "finetune")
+
+
+def model_kind(c, name: str) -> str | None:
+    """A declared model's kind as operators see it: a fine-tuned model is a causal LM."""
+    m = next((m for m in c.recipe.models if m.name == name), None)
+    if m is None:
+        return None
+    return "causal_lm" if m.kind == "finetune" else m.kind
 CANONICAL_COLUMNS = ("_id", "messages", "instruction", "response")
 
 
@@ -130,6 +138,9 @@ def check_models(c: Checked) -> None:
             c.diagnostics.append(Diagnostic("E0306", f"unknown model kind `{m.kind}`", m.kind_span,
                                             did_you_mean(m.kind, MODEL_KINDS) or (f"kinds: {', '.join(MODEL_KINDS)}",)))
         src = _value(m.source, c.params)
+        if m.kind == "finetune":
+            _check_finetune(c, m, src)
+            continue
         if not isinstance(src, str):
             c.diagnostics.append(Diagnostic("E0204", "a model's location must be a string", m.source.span))
         elif m.kind in ("classifier", "reward") and src.startswith("openai:"):
@@ -138,6 +149,53 @@ def check_models(c: Checked) -> None:
                                             "endpoint", m.source.span,
                                             ("the endpoint API has no classification head; point the model at a "
                                              "local directory with one, e.g. a reward model checkpoint",)))
+
+
+def _check_finetune(c: Checked, m, base) -> None:
+    """`model NAME = finetune(BASE, on=NODE, epochs=..., ...)`: BASE a causal_lm model declared
+    here, NODE a node or source, the settings those of the finetune step."""
+    from .ops.finetune import OP as spec
+    if model_kind(c, base) != "causal_lm" or base == m.name:
+        c.diagnostics.append(Diagnostic("E0308", f"`finetune` needs a causal_lm model to start from; `{base}` is "
+                                        + ("not a declared model" if model_kind(c, base) is None else
+                                           f"{'an' if model_kind(c, base)[0] in 'aeiou' else 'a'} {model_kind(c, base)} model"),
+                                        m.source.span,
+                                        ("declare it first: `model lm = causal_lm(\"builtin:smollm2\")`, then "
+                                         f"`model {m.name} = finetune(lm, on=NODE)`",)))
+    known = {p.name: p for p in spec.params if p.name != "base"} | {"on": None}
+    opts = _options(c, "finetune", m.options, known)
+    nodes = [n.name for n in c.recipe.nodes] + [x.name for x in c.recipe.sources]
+    on = opts.get("on", (None, None))[1]
+    if on not in nodes:
+        a = opts.get("on", (None,))[0]
+        c.diagnostics.append(Diagnostic("E0309", "`finetune` needs `on=NODE`: the rows to train on" if a is None else
+                                        f"`finetune` trains on `{on}`, which is not a node or source",
+                                        a.value.span if a else m.span,
+                                        (did_you_mean(str(on), nodes) or (f"nodes: {', '.join(nodes)}",)) if a
+                                        else (f"e.g. `on={nodes[-1] if nodes else 'seed'}`",)))
+    for name, (a, v) in opts.items():
+        p = known[name]
+        if p is not None and not _fits(p.type, v):
+            c.diagnostics.append(Diagnostic("E0204", f"`finetune` option `{name}` takes a {p.type}", a.value.span))
+
+
+def _fits(t: str, v) -> bool:
+    if t == "bool":
+        return isinstance(v, bool)
+    if t == "int":
+        return isinstance(v, int) and not isinstance(v, bool)
+    if t == "float":
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return True
+
+
+def finetune_node(c, model: str) -> str | None:
+    """The node a fine-tuned model trains on (None for other models)."""
+    m = next((m for m in c.recipe.models if m.name == model and m.kind == "finetune"), None)
+    if m is None:
+        return None
+    a = next((a for a in m.options if a.name == "on"), None)
+    return _value(a.value, c.params) if a else None
 
 
 def _check_arg(c: Checked, op: OpCall, spec, a: Arg, names: dict) -> object:
@@ -262,7 +320,7 @@ def check_ops(c: Checked) -> None:
                     c.diagnostics.append(Diagnostic(
                         "E0208", f"`{op.op}` takes {' or '.join(f'`{g}`' for g in group)}, not both", both[1].span,
                         (f"remove `{both[1].name}=` or `{both[0].name}=`",)))
-            kinds = {m.name: m.kind for m in c.recipe.models}
+            kinds = {m.name: model_kind(c, m.name) for m in c.recipe.models}
             for pname, allowed in spec.model_kinds(args).items():
                 mname = args.get(pname)
                 if mname in kinds and kinds[mname] in MODEL_KINDS and kinds[mname] not in allowed:
@@ -318,11 +376,15 @@ def _template_diags(text: str, allowed: tuple[str, ...] | None, span: Span) -> l
 
 
 def deps(c: Checked, node: Node) -> list[str]:
+    """The nodes and sources `node` needs first: its inputs, nodes named by its ops' params,
+    and the rows any fine-tuned model it uses is trained on."""
     out = [i.name for i in node.inputs]
     for i, op in enumerate(node.ops):
         spec = registry.get(op.op)
         if spec is not None:
-            out += spec.extra_inputs(c.args.get((node.name, i), {}))
+            args = c.args.get((node.name, i), {})
+            out += spec.extra_inputs(args)
+            out += [t for t in (finetune_node(c, m) for m in spec.models(args)) if t]
     return out
 
 

@@ -35,7 +35,7 @@ def estimate(plan, store) -> dict[str, Estimate]:
             rows_out = _source_rows(s, history)
         else:
             from . import ops as registry
-            main = len(s.inputs) - len(registry.get(s.op).extra_inputs(s.args))
+            main = len(s.inputs) - len(registry.get(s.op, internal=True).extra_inputs(s.args))
             ins = [out[i].rows_out for i in s.inputs[:main]]
             rows_in = None if any(x is None for x in ins) else float(sum(ins))
             rows_out = _rows_out(s, rows_in, history)

@@ -30,6 +30,7 @@ class Step:
     models: tuple[str, ...]   # model names used
     parts: dict = field(default_factory=dict, compare=False)  # what went into the fingerprint
     fingerprint: str = ""
+    after: tuple[str, ...] = ()  # steps that must run first without being inputs (training)
 
 
 @dataclass
@@ -73,11 +74,15 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity) -> Plan
     from .io.readers import list_files
     r = c.recipe
     models = {}
+    tuned: dict[str, tuple[str, dict]] = {}  # fine-tuned model -> (base model, settings with `on`)
     for m in r.models:
         src = m.source.value if isinstance(m.source, Lit) else c.params.get(getattr(m.source, "name", ""), "")
         opts = {a.name: canon_arg(a.value.value if isinstance(a.value, Lit) else
                                   [x.value for x in a.value.items] if isinstance(a.value, ListV) else
                                   c.params.get(a.value.name), c.params) for a in m.options}
+        if m.kind == "finetune":  # its identity is its training step's fingerprint, made below
+            tuned[m.name] = (src, opts)
+            continue
         models[m.name] = {"kind": m.kind, "source": src, "options": opts,
                           "identity": model_identity(m.kind, src, opts)}
     # nodes needed by the sinks, in dependency order
@@ -100,6 +105,30 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity) -> Plan
     fps: dict[str, str] = {}
     by_node = {n.name: n for n in r.nodes}
     sources = {s.name: s for s in r.sources}
+    trained: dict[str, str] = {}  # fine-tuned model -> its training step
+
+    def train(mname: str) -> str:
+        """The training step of a fine-tuned model (made once, before its first use)."""
+        if mname in trained:
+            return trained[mname]
+        from .ops.finetune import OP as spec
+        base, opts = tuned[mname]
+        settings = {p.name: opts.get(p.name, p.default) for p in spec.params if p.name != "base"}
+        on = node_step[opts["on"]]
+        from .runtime.train import library_versions
+        parts = {"op": "finetune", "version": spec.version,
+                 "code": code_hash("recipe.ops.finetune") + code_hash("recipe.runtime.train"),
+                 "args": {"base": base, **settings}, "parents": [fps[on]],
+                 "models": [models[base]["identity"]], "libraries": library_versions()}
+        fp = _h(parts)
+        sname = f"{mname}/finetune"
+        steps.append(Step(sname, mname, "finetune", spec.version, {"base": base, **settings}, (on,), (base,), parts, fp))
+        fps[sname] = fp
+        models[mname] = {"kind": "causal_lm", "source": f"finetuned:{fp}", "options": {},
+                         "identity": f"causal_lm:finetuned:{fp}", "finetune": {"base": base, "on": opts["on"], **settings}}
+        trained[mname] = sname
+        return sname
+
     for name in order:
         if name in sources:
             s = sources[name]
@@ -132,6 +161,7 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity) -> Plan
             extra = [node_step[x] for x in spec.extra_inputs(args)]
             inputs = tuple(prev + extra)
             used = tuple(spec.models(args))
+            after = tuple(train(m) for m in used if m in tuned)
             cargs = {k: canon_arg(v, c.params) for k, v in sorted(args.items())}
             # model-backed steps also depend on the runtime that computes their model calls
             code = code_hash(type(spec).__module__) + (code_hash("recipe.runtime.hf") if used else "")
@@ -139,7 +169,7 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity) -> Plan
                      "parents": [fps[x] for x in inputs],
                      "models": [models[m]["identity"] for m in used]}
             fp = _h(parts)
-            steps.append(Step(sname, name, op.op, spec.version, args, inputs, used, parts, fp))
+            steps.append(Step(sname, name, op.op, spec.version, args, inputs, used, parts, fp, after))
             fps[sname] = fp
             prev = [sname]
         node_step[name] = prev[0]
@@ -160,7 +190,7 @@ def group_by_model(steps: list[Step]) -> list[Step]:
     of being reloaded or held while other models work. Ties keep the original order, so
     the order is deterministic."""
     pos = {s.name: i for i, s in enumerate(steps)}
-    deps = {s.name: {d for d in s.inputs if d in pos} for s in steps}
+    deps = {s.name: {d for d in s.inputs + s.after if d in pos} for s in steps}
     done: set[str] = set()
     out: list[Step] = []
     last: tuple = ()

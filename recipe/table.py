@@ -215,6 +215,7 @@ class KernelContext:
     # pmap(fn, [args, ...]) -> [fn(*args), ...]: independent pieces of a global step (GreeDi's
     # parts) spread over the engine's workers; module-level `fn` only
     pmap: Callable = None
+    fingerprint: str = ""       # the step's: keys what a step leaves outside its table (weights)
 
     def __post_init__(self):
         if self.pmap is None:

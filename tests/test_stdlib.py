@@ -39,6 +39,8 @@ def test_library_is_complete():
 def test_library_recipe_runs_with_exact_accounting(name, tmp_path, model_cache):
     r = load(f"stdlib:{name}")
     params = library_params(name, r)
+    if name == "mods":  # settings no other test uses: this run trains (weights are cached by key)
+        params["epochs"] = "2"
     res = r.run(params=params, sources={"raw": str(small_input(tmp_path))}, out=tmp_path / "o",
                 cache_dir=tmp_path / "c", runtime=ModelRuntime(model_cache))
     m = res.manifest
@@ -52,6 +54,12 @@ def test_library_recipe_runs_with_exact_accounting(name, tmp_path, model_cache):
         assert 0 < len(rows) <= 4
     aside = read_jsonl(tmp_path / "o" / "set_aside.jsonl")
     assert len(aside) == sum(n["rows_set_aside"] for n in m["nodes"])
+    if name == "mods":  # MoDS as published: necessity under SmolLM2 fine-tuned on the seed
+        tuned = next(n for n in m["nodes"] if n["name"] == "tuned/finetune")
+        seed = next(n for n in m["nodes"] if n["name"] == "seed")
+        assert tuned["stats"]["rows"] == seed["rows_out"] > 0 and tuned["stats"]["response_tokens"] > 0
+        assert tuned["stats"]["loss_after"] < tuned["stats"]["loss_before"]
+        assert m["models"]["tuned"]["source"].startswith("finetuned:")
     if name == "uit":
         chosen = m["nodes"][1]["stats"]["unify"]
         assert set(chosen) == {"describe", "explain"}

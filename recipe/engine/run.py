@@ -76,7 +76,7 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
         store.begin_step(step.fingerprint)
         ctx = KernelContext(store.output(step.fingerprint, plan.params), step.name, plan.params,
                             {m: plan.models[m] for m in step.models}, runtime_factory,
-                            pmap=getattr(store, "pmap", None))
+                            pmap=getattr(store, "pmap", None), fingerprint=step.fingerprint)
         inputs = [store.table_of(step_fp[i]) for i in step.inputs]
         usage0 = _model_usage(runtime_factory, step)
         try:
@@ -85,14 +85,14 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
                 if step.op == "read":
                     store.read(step.fingerprint, ctx, step.node, step.args, reporter.log)
                 else:
-                    registry.get(step.op).run(ctx, step.args, inputs)
+                    registry.get(step.op, internal=True).run(ctx, step.args, inputs)
                     if not ctx.out.made:
                         raise RuntimeError(f"operator {step.op} built no output")
             n_in = sum(t.count() for t in inputs[:_main_inputs(step)])
             n_out = store.table_of(step.fingerprint).count()
             n_aside = store.aside_count(step.fingerprint)
             created = n_out + n_aside - n_in
-            spec = registry.get(step.op)
+            spec = registry.get(step.op, internal=True)
             if created < 0 or (created > 0 and not (step.op == "read" or (spec and spec.creates_rows))):
                 raise RuntimeError(f"accounting broken in step {step.name}: in={n_in} out={n_out} set aside={n_aside}")
             secs = time.time() - t0
@@ -175,7 +175,7 @@ def _model_usage(runtime_factory, step) -> dict | None:
 
 def _main_inputs(step) -> int:
     """How many of a step's inputs count as rows in (dedupe's `against` is a reference only)."""
-    spec = registry.get(step.op)
+    spec = registry.get(step.op, internal=True)
     if spec is None:
         return 0
     return len(step.inputs) - len(spec.extra_inputs(step.args))

@@ -88,6 +88,15 @@ def _targs(op_name: str | None, args, params: set[str], prefix: list[str] | None
     return "(" + ", ".join(parts) + ")"
 
 
+def _model_args(m, params: set[str]) -> str:
+    """A model's arguments; a fine-tuned model names its base model and node bare."""
+    if m.kind != "finetune":
+        return _targs(None, list(m.options), params, [_tval(m.source, "any", params)])
+    parts = [_tval(m.source, "model", params)]
+    parts += [f"{a.name}={_tval(a.value, 'node' if a.name == 'on' else 'any', params)}" for a in m.options]
+    return "(" + ", ".join(parts) + ")"
+
+
 def to_text(r: Recipe) -> str:
     params = {p.name for p in r.params}
     cm = _Comments(r, _items(r))
@@ -107,7 +116,7 @@ def to_text(r: Recipe) -> str:
         f"param {p.name}: {p.type}" + (f" = {_tval(p.default, 'any', set())}" if p.default is not None else "")
         + cm.after(p)]])
     section([ln for m in r.models for ln in cm.before(m) + [
-        f"model {m.name} = {m.kind}" + _targs(None, list(m.options), params, [_tval(m.source, 'any', params)])
+        f"model {m.name} = {m.kind}" + _model_args(m, params)
         + cm.after(m)]])
     section([ln for s in r.sources for ln in cm.before(s) + [
         f"source {s.name} = read" + _targs(None, list(s.options), params, [_tval(s.path, 'any', params)])

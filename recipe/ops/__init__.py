@@ -14,6 +14,8 @@ _MODULES = {
     "score": "score", "tag": "tag", "fuse": "fuse", "necessity": "necessity",
     "format_transfer": "format_transfer",
 }
+# steps the planner makes from declarations, never written in a pipeline
+_INTERNAL = {"finetune": "finetune"}
 _CACHE: dict[str, Op] = {}
 
 
@@ -21,7 +23,12 @@ def names() -> list[str]:
     return sorted(_MODULES)
 
 
-def get(name: str) -> Op | None:
+def get(name: str, internal: bool = False) -> Op | None:
+    """The operator `name` (with `internal`: also the planner's own steps)."""
+    if name in _INTERNAL and internal:
+        if name not in _CACHE:
+            _CACHE[name] = import_module(f"{__name__}.{_INTERNAL[name]}").OP
+        return _CACHE[name]
     if name not in _MODULES:
         return None
     if name not in _CACHE:

@@ -103,7 +103,7 @@ class ModelRuntime:
         ident = decl["identity"]
         if ident in self._models:
             return self._models[ident]
-        res = resolve(decl["source"])
+        res = self._resolve(decl)
         opts = decl.get("options") or {}
         st = self._stat(decl)
         t0 = time.time()
@@ -133,6 +133,32 @@ class ModelRuntime:
         st.load_seconds += time.time() - t0
         self._models[ident] = m
         return m
+
+    def _resolve(self, decl):
+        """Where a model's files are: a fine-tuned model's under this runtime's weights."""
+        src = decl["source"]
+        if src.startswith("finetuned:"):
+            from .resolve import Resolved
+            from .train import weights_path
+            path = weights_path(self.weights_dir, src.split(":", 1)[1])
+            if not (path / "config.json").exists():
+                raise UserError(f"the fine-tuned model {src} is not in the model cache {self.weights_dir} (its "
+                                f"training step ran with another --model-cache); run with a fresh --cache-dir to train it")
+            return Resolved("local", path, None, None, None, decl["identity"])
+        return resolve(src)
+
+    def finetune(self, model, prompts: list[str], responses: list[str], settings: dict, key: str) -> dict:
+        """Fine-tune the causal LM `model` on (prompt, response) rows into the weights keyed
+        `key` (recipe/runtime/train.py); weights already under that key are reused."""
+        from .train import finetune, weights_path
+        decl = as_decl(model)
+        out = weights_path(self.weights_dir, key)
+        if (out / "config.json").exists():
+            return {"rows": len(prompts), "reused": True}
+        m = self.model(decl)
+        if not hasattr(m, "tok") or hasattr(m, "url"):
+            raise UserError(f"finetune needs a local causal_lm base model; {decl['source']} is not one")
+        return finetune(m._src, m.tok, m.chat, prompts, responses, settings, out, self.device, self.log)
 
     def release(self, model) -> None:
         """Unload a model (its last step has run); a later call would load it again."""
