@@ -177,6 +177,18 @@ def cmd_run(a) -> int:
     return 0
 
 
+def cmd_eval(a) -> int:
+    from .evaluate import evaluate, table
+    r = _load(a.file)
+    report = evaluate(r, _kv(a.set, "--set"), _kv(a.source, "--source"), a.eval, Path(a.out), seeds=a.seeds,
+                      base=a.base, pool=a.pool, judge=a.judge, cache_dir=a.cache_dir, model_cache=a.model_cache,
+                      settings={"epochs": a.epochs, "lr": a.lr, "lora": not a.full, "max_tokens": a.max_tokens},
+                      log=(lambda *_: None) if a.quiet else (lambda m: print(m, file=sys.stderr)))
+    print(table(report))
+    print(f"\neval.json in {a.out}")
+    return 0
+
+
 def cmd_report(a) -> int:
     from .report import write_report
     path = write_report(Path(a.out), Path(a.cache_dir), Path(a.to) if a.to else None, a.model_cache)
@@ -331,6 +343,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --engine ray: actors per model unless the model says replicas= (default 1)")
     common(p)
     p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("eval", help="fine-tune on the recipe's output and on random rows; compare on an eval set")
+    p.add_argument("file")
+    p.add_argument("--eval", required=True, metavar="FILE", help="instruction/answer pairs to evaluate on (any supported format)")
+    p.add_argument("--out", default="out/eval")
+    p.add_argument("--seeds", type=int, default=3, help="random subsets of the selection's size (default 3)")
+    p.add_argument("--base", default="builtin:smollm2", help="the model every run fine-tunes (default builtin:smollm2)")
+    p.add_argument("--pool", action="store_true", help="also fine-tune on the whole pool")
+    p.add_argument("--judge", metavar="MODEL", help="a causal LM that judges answers against the base's (win rate)")
+    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--max-tokens", type=int, default=256, help="tokens per packed training sequence")
+    p.add_argument("--full", action="store_true", help="train every weight (default: LoRA adapters)")
+    p.add_argument("--cache-dir", default=".recipe")
+    p.add_argument("--model-cache", metavar="DIR")
+    p.add_argument("--quiet", action="store_true")
+    common(p)
+    p.set_defaults(fn=cmd_eval)
     p = sub.add_parser("report", help="an HTML report of a finished run (self-contained, no network)")
     p.add_argument("--out", default="out", help="the run's --out (default: out)")
     p.add_argument("--cache-dir", default=".recipe", help="the run's --cache-dir (default: .recipe)")

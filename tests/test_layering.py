@@ -15,7 +15,7 @@ STAGES = [
     (2, ["recipe.frontend", "recipe.link", "recipe.ops", "recipe.check", "recipe.schema"]),
     (3, ["recipe.plan", "recipe.runtime"]),
     (4, ["recipe.engine", "recipe.explain", "recipe.report"]),
-    (5, ["recipe.api", "recipe.cli", "recipe.diff", "recipe.__main__", "recipe"]),
+    (5, ["recipe.api", "recipe.cli", "recipe.diff", "recipe.evaluate", "recipe.__main__", "recipe"]),
 ]
 
 

@@ -218,8 +218,11 @@ class CausalLM:
                        seed: int, n: int) -> list[list[str]]:
         import torch
         self.tok.padding_side = "left"
+        # the prompt keeps at least half the context: a short-context model generates less
+        room = max(self.max_len // 2, self.max_len - max_new_tokens)
+        max_new_tokens = min(max_new_tokens, self.max_len - room)
         enc = self.tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False,
-                       truncation=True, max_length=self.max_len - max_new_tokens)
+                       truncation=True, max_length=room)
         enc = {k: v.to(self.device) for k, v in enc.items()}
         kw = dict(max_new_tokens=max_new_tokens, pad_token_id=self.tok.pad_token_id, num_return_sequences=n)
         if temperature > 0:

@@ -1,0 +1,83 @@
+"""`recipe eval` with a tiny model built in the test: it writes the documented eval.json
+(base, selection, random subsets, pool) and prints the table with a verdict; fine-tuning on
+rows that share the eval set's pattern lowers the eval loss below the untrained base's."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recipe.cli import main
+
+from conftest import write_jsonl
+
+RECIPE = '''recipe pick
+source raw = read("{pool}", format="alpaca")
+picked = raw | filter(contains(instruction, "w1")) | limit(8)
+write picked to "picked.jsonl"
+'''
+
+
+def shifted(i: int, shift: int) -> dict:
+    words = [(i * 5 + j) % 50 for j in range(4)]
+    return {"instruction": " ".join(f"w{w}" for w in words), "output": " ".join(f"w{(w + shift) % 50}" for w in words)}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    from test_runtime import _tiny_lm
+    root = tmp_path_factory.mktemp("eval")
+    _tiny_lm(root / "lm")
+    pool = write_jsonl(root / "pool.jsonl", [shifted(i, 7 if i % 2 else 3) for i in range(40)])
+    ev = write_jsonl(root / "eval.jsonl", [shifted(i, 7) for i in range(40, 52)])
+    f = root / "pick.recipe"
+    f.write_text(RECIPE.format(pool=pool))
+    return root, f, ev
+
+
+def test_eval_writes_eval_json_and_a_verdict(setup, tmp_path, capsys):
+    root, f, ev = setup
+    rc = main(["eval", str(f), "--eval", str(ev), "--base", str(root / "lm"), "--seeds", "3", "--pool",
+               "--epochs", "4", "--lr", "0.01", "--full", "--max-tokens", "64", "--out", str(tmp_path / "e"),
+               "--cache-dir", str(tmp_path / "c"), "--model-cache", str(tmp_path / "m"), "--quiet"])
+    assert rc == 0
+    rep = json.loads((tmp_path / "e" / "eval.json").read_text())
+    assert set(rep) >= {"base", "selection", "random", "pool", "verdict"}
+    assert [r["seed"] for r in rep["random"]] == [0, 1, 2]
+    n = rep["selection"]["rows"]
+    assert 0 < n <= 8 and all(r["rows"] == n for r in rep["random"]) and rep["pool"]["rows"] == 40
+    for r in [rep["selection"], rep["pool"], *rep["random"]]:
+        assert r["tokens"] > 0 and r["train_seconds"] >= 0 and r["eval_loss"] > 0
+        assert r["eval_loss"] < rep["base"]["eval_loss"]  # training on the pattern helps
+    v = rep["verdict"]
+    assert v["random_sd"] >= 0 and v["text"]
+    out = capsys.readouterr().out
+    assert "selection" in out and "random (seed 2)" in out and "verdict: " in out
+    # a second eval of the same recipe trains nothing again: every model comes from the weight cache
+    main(["eval", str(f), "--eval", str(ev), "--base", str(root / "lm"), "--seeds", "3", "--epochs", "4",
+          "--lr", "0.01", "--full", "--max-tokens", "64", "--out", str(tmp_path / "e2"), "--cache-dir",
+          str(tmp_path / "c"), "--model-cache", str(tmp_path / "m"), "--quiet"])
+    again = json.loads((tmp_path / "e2" / "eval.json").read_text())
+    assert again["selection"]["reused"] and all(r["reused"] for r in again["random"])
+    assert again["selection"]["eval_loss"] == rep["selection"]["eval_loss"]
+
+
+def test_eval_with_a_judge_reports_win_rates(setup, tmp_path):
+    root, f, ev = setup
+    main(["eval", str(f), "--eval", str(ev), "--base", str(root / "lm"), "--seeds", "2", "--judge",
+          str(root / "lm"), "--epochs", "1", "--full", "--max-tokens", "64", "--out", str(tmp_path / "e"),
+          "--cache-dir", str(tmp_path / "c"), "--model-cache", str(tmp_path / "m"), "--quiet"])
+    rep = json.loads((tmp_path / "e" / "eval.json").read_text())
+    assert rep["base"]["win_rate_vs_base"] == 0.5
+    for r in [rep["selection"], *rep["random"]]:
+        assert 0.0 <= r["win_rate_vs_base"] <= 1.0
+
+
+def test_verdict_says_how_sure_it_is():
+    from recipe.evaluate import verdict
+    rep = {"selection": {"eval_loss": 1.0}, "random": [{"eval_loss": x} for x in (1.5, 1.6, 1.4)]}
+    v = verdict(rep)
+    assert v["z"] == pytest.approx(-5.0) and v["text"].startswith("the selection trains a better model")
+    assert "clearly" in v["text"] and "only 3 random runs" in v["text"]
+    same = verdict({"selection": {"eval_loss": 1.52}, "random": rep["random"]})
+    assert same["text"].startswith("no measurable difference")
