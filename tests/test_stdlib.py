@@ -63,6 +63,34 @@ def test_library_recipe_runs_with_exact_accounting(name, tmp_path, model_cache):
     if name == "uit":
         chosen = m["nodes"][1]["stats"]["unify"]
         assert set(chosen) == {"describe", "explain"}
+    same_on_ray(r, name, params, tmp_path, model_cache, res)
+
+
+# the Ray run computes these recipes' model results itself (its own result cache): the
+# model actors' numbers must equal one process's; the others reuse this run's results
+COMPUTE_ON_RAY = {"qdit", "superfiltering"}
+
+
+def same_on_ray(r, name, params, tmp_path, model_cache, res) -> None:
+    """The Ray engine (tests/test_ray.py) gives the same bytes and counts for the recipe: tables
+    cut into 7-row blocks and two actors per model, so every step crosses block and shard bounds."""
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return
+    import os
+    from test_ray import counts, outputs
+    rt = ModelRuntime(tmp_path / "ray-models", weights_dir=model_cache) if name in COMPUTE_ON_RAY else ModelRuntime(model_cache)
+    os.environ["RECIPE_RAY_BLOCK_ROWS"] = "7"
+    try:
+        got = r.run(params=params, sources={"raw": str(tmp_path / "in.jsonl")}, out=tmp_path / "o-ray",
+                    cache_dir=tmp_path / "c-ray", runtime=rt, engine="ray", replicas=2)
+    finally:
+        del os.environ["RECIPE_RAY_BLOCK_ROWS"]
+    assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o")
+    assert counts(got.manifest) == counts(res.manifest)
+    if name in COMPUTE_ON_RAY:  # the actors computed (nothing was cached for them)
+        assert sum(s["computed"] for s in got.manifest["model_runtime"].values()) > 0
 
 
 @pytest.mark.slow
