@@ -113,7 +113,9 @@ def plan_text(plan, store, fingerprints: bool = True) -> str:
         lines.append("models (each loaded once, shared by every step that names it, released after its last step):")
         for name, m in plan.models.items():
             users = [s.name for s in plan.steps if name in s.models]
-            lines.append(f"  {name}: {m['kind']} {m['source']} -> {', '.join(users) or 'unused'}")
+            ft = m.get("finetune")
+            src = f"{ft['base']} fine-tuned on {ft['on']}" if ft else m["source"]
+            lines.append(f"  {name}: {m['kind']} {src} -> {', '.join(users) or 'unused'}")
     return "\n".join(lines) + "\n"
 
 

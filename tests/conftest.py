@@ -70,3 +70,15 @@ def runtime(model_cache):
 
 LM = {"kind": "causal_lm", "source": "builtin:smollm2", "options": {}, "identity": "causal_lm:builtin:smollm2"}
 EMB = {"kind": "embedding", "source": "builtin:minilm", "options": {}, "identity": "embedding:builtin:minilm"}
+
+
+def stop_ray() -> None:
+    """Shut a local Ray instance down (after the modules that use it): its processes would
+    otherwise share the CPUs with every later test, and the memory test's DuckDB peaks
+    grow under contention."""
+    try:
+        import ray
+    except ImportError:
+        return
+    if ray.is_initialized():
+        ray.shutdown()

@@ -18,6 +18,13 @@ def row(i, instruction, response="r", **extra):
             **extra}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _stop_ray_after_this_module():
+    yield
+    from conftest import stop_ray
+    stop_ray()
+
+
 @pytest.fixture(params=HARNESSES, ids=lambda h: h.name)
 def eng(request):
     h = request.param()

@@ -25,6 +25,13 @@ from conftest import alpaca_rows, write_jsonl  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _stop_ray_after_this_module():
+    yield
+    from conftest import stop_ray
+    stop_ray()
+
+
 @pytest.fixture(autouse=True)
 def small_blocks(monkeypatch):
     monkeypatch.setenv("RECIPE_RAY_BLOCK_ROWS", "7")
