@@ -226,6 +226,29 @@ class KernelContext:
         return self.runtime_factory()
 
 
+def concat_masks(srcs, keep=None, reasons=None) -> Iterator[tuple[np.ndarray, list, str]]:
+    """For `Output.concat`: per input, which rows it keeps, their reasons and the default
+    reason; a row whose `_id` an earlier input already gave is set aside (checked on the ids
+    alone, in order)."""
+    seen: set[str] = set()
+    for i, t in enumerate(srcs):
+        n = t.count()
+        mask = np.ones(n, dtype=bool)
+        why: list = [None] * n
+        default = "not kept"
+        if keep is not None and keep[i] is not None:
+            mask[:] = False
+            mask[np.asarray(keep[i], dtype=np.int64)] = True
+            default = reasons[i]
+        for j, rid in enumerate(t.ids()):
+            if mask[j]:
+                if rid in seen:
+                    mask[j] = False
+                    why[j] = "duplicate `_id`: already taken from an earlier input"
+                seen.add(rid)
+        yield mask, why, default
+
+
 def thread_map(fn: Callable, arglist: list) -> list:
     """`pmap` on one machine: threads (numpy and torch release the GIL)."""
     import os

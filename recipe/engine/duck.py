@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-from ..table import Output, Table
+from ..table import Output, Table, concat_masks
 from .sql import normalised_sql, quote_ident as q, sync_messages_sql, text_sql, to_sql
 
 ROW = "_row"
@@ -198,25 +198,10 @@ class DuckOutput(Output):
         """Each input's kept rows, appended in turn; a repeated `_id` (checked on the ids
         alone, in Python) is set aside."""
         self._make()
-        seen: set[str] = set()
         union = " UNION ALL BY NAME ".join(f"SELECT * FROM {q(t.name)}" for t in srcs)
         self.con.execute(f"CREATE TABLE {q(self.out)} AS SELECT * FROM ({union}) LIMIT 0")
         at = 0
-        for i, t in enumerate(srcs):
-            n = t.count()
-            mask = np.ones(n, dtype=bool)
-            why: list = [None] * n
-            default = "not kept"
-            if keep is not None and keep[i] is not None:
-                mask[:] = False
-                mask[np.asarray(keep[i], dtype=np.int64)] = True
-                default = reasons[i]
-            for j, rid in enumerate(t.ids()):
-                if mask[j]:
-                    if rid in seen:
-                        mask[j] = False
-                        why[j] = "duplicate `_id`: already taken from an earlier input"
-                    seen.add(rid)
+        for t, (mask, why, default) in zip(srcs, concat_masks(srcs, keep, reasons)):
             self._masked(t, mask, why, default, self.out, new_row=at + np.cumsum(mask) - 1, create=False)
             at += int(mask.sum())
 

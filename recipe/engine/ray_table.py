@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..table import Output, Table
+from ..table import Output, Table, concat_masks
 from . import ray_blocks as rb
 from .duck import _reasons
 
@@ -207,23 +207,8 @@ class RayOutput(Output):
     def concat(self, srcs, keep=None, reasons=None):
         self._make()
         schema = _union_schema([s.schema() for s in srcs])
-        seen: set[str] = set()
         at, block = 0, 0
-        for i, t in enumerate(srcs):
-            n = t.count()
-            mask = np.ones(n, dtype=bool)
-            why: list = [None] * n
-            default = "not kept"
-            if keep is not None and keep[i] is not None:
-                mask[:] = False
-                mask[np.asarray(keep[i], dtype=np.int64)] = True
-                default = reasons[i]
-            for j, rid in enumerate(t.ids()):
-                if mask[j]:
-                    if rid in seen:
-                        mask[j] = False
-                        why[j] = "duplicate `_id`: already taken from an earlier input"
-                    seen.add(rid)
+        for t, (mask, why, default) in zip(srcs, concat_masks(srcs, keep, reasons)):
             at += self._paste(t, mask, why, default, renumber_from=at, schema=schema, first_block=block)
             block += len(t.files())
         if block == 0:  # no blocks at all: an empty table still has its columns
