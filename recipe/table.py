@@ -226,6 +226,37 @@ class KernelContext:
         return self.runtime_factory()
 
 
+def added_mask(src, new, drop) -> tuple[np.ndarray, list | None]:
+    """For `Output.add_columns`: which rows stay, and the reasons of those dropped."""
+    n = src.count()
+    if new.num_rows != n:
+        raise RuntimeError(f"add_columns: {new.num_rows} values for {n} rows")
+    keep = np.ones(n, dtype=bool)
+    why = None
+    if drop:
+        why = [None] * n
+        for i, reason in drop.items():
+            keep[i], why[i] = False, reason
+    return keep, why
+
+
+def kept_mask(n: int, positions, reasons) -> tuple[np.ndarray, np.ndarray, list | None, str, bool]:
+    """For `Output.keep`: positions (checked), the mask, per-row reasons and the default, and
+    whether the positions are in table order (a mask then suffices, no re-ranking)."""
+    pos = np.asarray(positions, dtype=np.int64)
+    if len(pos) and (pos.min() < 0 or pos.max() >= n or len(np.unique(pos)) != len(pos)):
+        raise RuntimeError(f"keep: positions must be distinct and within 0..{n - 1}")
+    mask = np.zeros(n, dtype=bool)
+    mask[pos] = True
+    if isinstance(reasons, str):
+        why, default = None, reasons
+    else:
+        why, default = [None] * n, "not kept"
+        for i, r in reasons.items():
+            why[int(i)] = r
+    return pos, mask, why, default, len(pos) < 2 or bool(np.all(np.diff(pos) > 0))
+
+
 def concat_masks(srcs, keep=None, reasons=None) -> Iterator[tuple[np.ndarray, list, str]]:
     """For `Output.concat`: per input, which rows it keeps, their reasons and the default
     reason; a row whose `_id` an earlier input already gave is set aside (checked on the ids

@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-from ..table import Output, Table, concat_masks
+from ..table import Output, Table, added_mask, concat_masks, kept_mask
 from .sql import normalised_sql, quote_ident as q, sync_messages_sql, text_sql, to_sql
 
 ROW = "_row"
@@ -52,16 +52,6 @@ class DuckTable(Table):
 
 def _sel(cols: Sequence[str]) -> str:
     return ", ".join(q(c) for c in cols) if cols else "NULL AS __none"
-
-
-def _reasons(reasons, n: int) -> tuple[list | None, str]:
-    """Per-row reasons (None where the default applies) and the default."""
-    if isinstance(reasons, str):
-        return None, reasons
-    why = [None] * n
-    for i, r in reasons.items():
-        why[int(i)] = r
-    return why, "not kept"
 
 
 def _rank_cols(keep: str, text: str) -> str:
@@ -159,28 +149,14 @@ class DuckOutput(Output):
 
     def add_columns(self, src, new, drop=None):
         self._make()
-        n = src.count()
-        if new.num_rows != n:
-            raise RuntimeError(f"add_columns: {new.num_rows} values for {n} rows")
-        keep = np.ones(n, dtype=bool)
-        why = None
-        if drop:
-            why = [None] * n
-            for i, reason in drop.items():
-                keep[i] = False
-                why[i] = reason
+        keep, why = added_mask(src, new, drop)
         self._masked(src, keep, why, "not kept", self.out, extra=new)
 
     def keep(self, src, positions, reasons):
         self._make()
         n = src.count()
-        pos = np.asarray(positions, dtype=np.int64)
-        if len(pos) and (pos.min() < 0 or pos.max() >= n or len(np.unique(pos)) != len(pos)):
-            raise RuntimeError(f"keep: positions must be distinct and within 0..{n - 1}")
-        mask = np.zeros(n, dtype=bool)
-        mask[pos] = True
-        why, default = _reasons(reasons, n)
-        if len(pos) < 2 or bool(np.all(np.diff(pos) > 0)):  # in table order: a mask, no sort
+        pos, mask, why, default, in_order = kept_mask(n, positions, reasons)
+        if in_order:  # in table order: a mask, no sort
             self._masked(src, mask, why, default, self.out, new_row=np.cumsum(mask) - 1)
             return
         # a new order (a ranking): join the kept rows to their ranks and sort those rows only

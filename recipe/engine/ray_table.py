@@ -20,9 +20,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..table import Output, Table, concat_masks
+from ..table import Output, Table, added_mask, concat_masks, kept_mask
 from . import ray_blocks as rb
-from .duck import _reasons
 
 ROW = rb.ROW
 _REMOTE: dict = {}
@@ -165,27 +164,14 @@ class RayOutput(Output):
 
     def add_columns(self, src, new, drop=None):
         self._make()
-        n = src.count()
-        if new.num_rows != n:
-            raise RuntimeError(f"add_columns: {new.num_rows} values for {n} rows")
-        keep = np.ones(n, dtype=bool)
-        why = None
-        if drop:
-            why = [None] * n
-            for i, reason in drop.items():
-                keep[i], why[i] = False, reason
+        keep, why = added_mask(src, new, drop)
         self._paste(src, keep, why, "not kept", extra=new.combine_chunks())
 
     def keep(self, src, positions, reasons):
         self._make()
         n = src.count()
-        pos = np.asarray(positions, dtype=np.int64)
-        if len(pos) and (pos.min() < 0 or pos.max() >= n or len(np.unique(pos)) != len(pos)):
-            raise RuntimeError(f"keep: positions must be distinct and within 0..{n - 1}")
-        mask = np.zeros(n, dtype=bool)
-        mask[pos] = True
-        why, default = _reasons(reasons, n)
-        if len(pos) < 2 or bool(np.all(np.diff(pos) > 0)):
+        pos, mask, why, default, in_order = kept_mask(n, positions, reasons)
+        if in_order:
             self._paste(src, mask, why, default)
             return
         # a ranking: each block returns its kept rows, the driver puts them in rank order
@@ -200,8 +186,8 @@ class RayOutput(Output):
                                   default, local))
         taken = pa.concat_tables(gather(refs), promote_options="permissive")
         # taken holds the kept rows in table order; rank r's row is at index rank_of[r]
-        in_order = np.sort(pos)
-        taken = taken.take(pa.array(np.searchsorted(in_order, pos), pa.int64()))
+        ascending = np.sort(pos)
+        taken = taken.take(pa.array(np.searchsorted(ascending, pos), pa.int64()))
         self._write_rows(taken.drop_columns([ROW]))
 
     def concat(self, srcs, keep=None, reasons=None):
