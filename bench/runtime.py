@@ -59,7 +59,7 @@ def main():
     prompts = [r["instruction"] for r in rows[: a.pairs]]
     conts = [" " + r["output"] for r in rows[: a.pairs]]
     rt3 = ModelRuntime(tmp / "m3")
-    m = rt3.model(lm)
+    m = rt3.model(lm).m  # the transformers model behind the local backend
     _ = m.model  # load weights outside the timing
     from transformers import AutoModelForCausalLM
     naive_model = AutoModelForCausalLM.from_pretrained(str(m._src), dtype=torch.float32).eval()

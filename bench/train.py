@@ -30,7 +30,7 @@ def _base():
     from recipe.runtime.resolve import identity
     rt = ModelRuntime()
     decl = {"kind": "causal_lm", "source": "builtin:smollm2", "options": {}, "identity": identity("causal_lm", "builtin:smollm2", {})}
-    return rt, rt.model(decl)
+    return rt, rt.model(decl).m  # the transformers model behind the local backend
 
 
 def ours(rows: int, max_tokens: int, lora: bool, out: str) -> dict:

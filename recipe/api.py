@@ -93,12 +93,22 @@ class Loaded:
                                 + " ".join(f"--source {m}=FILE" for m in missing) + " (command line) or sources={"
                                 + ", ".join(f'"{m}": FILE' for m in missing) + "} (Python)")
 
-    def plan(self, params=None, sources=None):
+    def plan(self, params=None, sources=None, probe=False, model_cache=None):
+        """The plan; with `probe`, endpoints asked for what the recipe leaves undeclared are
+        probed first (one tiny request each, remembered for a day), and a missing
+        capability is an error on the model's line."""
         self._require_sources(sources)
         from .plan import build_plan
         from .runtime.resolve import identity
         c = self.check(params, sources)
+        if probe:
+            self._probe(c, model_cache)
         return build_plan(c, self.source_paths(sources, c.params), identity)
+
+    def _probe(self, c, model_cache) -> None:
+        from .runtime.probe import probe_diagnostics
+        found = probe_diagnostics(c, Path(model_cache) if model_cache else None)
+        raise_if_errors(found)
 
     def run(self, params=None, sources=None, out="out", cache_dir=".recipe", quiet=True, runtime=None,
             model_cache=None, engine="duckdb", address=None, replicas=1):
@@ -118,6 +128,7 @@ class Loaded:
         for d in c.diagnostics:
             from .diagnostics import render
             reporter.log(render(d, {self.file: self.text}))
+        self._probe(c, model_cache)
         from .plan import build_plan
         from .runtime.resolve import identity
         plan = build_plan(c, self.source_paths(sources, c.params), identity)

@@ -13,6 +13,7 @@ from .diagnostics import Diagnostic, Span, did_you_mean
 from .syntax import FUNCTIONS, expr_columns
 from .ir import Arg, Column, ListV, Lit, Node, OpCall, ParamRef, Recipe, walk
 from .ops.base import P
+from .models import CALL_TEXT, OPTIONS, SOURCE_TEXT, option_problem, source_kind, unsupported
 
 PARAM_TYPES = ("int", "float", "str", "bool")
 MODEL_KINDS = ("embedding", "causal_lm", "classifier", "reward", "finetune")
@@ -149,6 +150,32 @@ def check_models(c: Checked) -> None:
                                             "endpoint", m.source.span,
                                             ("the endpoint API has no classification head; point the model at a "
                                              "local directory with one, e.g. a reward model checkpoint",)))
+        if isinstance(src, str):
+            for a in m.options:
+                why = option_problem(src, a.name, _value(a.value, c.params))
+                if why:
+                    known = OPTIONS[source_kind(src)]
+                    c.diagnostics.append(Diagnostic("E0310", why, a.span, did_you_mean(a.name, known) or (
+                        f"options of {SOURCE_TEXT[source_kind(src)]} model: {', '.join(sorted(known))}",)))
+
+
+def check_model_calls(c: Checked, op: OpCall, spec, args: dict) -> None:
+    """What the operator asks of each model (embeddings, prompt log-probabilities, a
+    classification head, ...) is something that model's source can serve; said on the
+    model's line, since that is what to change."""
+    for pname, calls in spec.model_calls(args).items():
+        m = next((m for m in c.recipe.models if m.name == args.get(pname) and m.kind != "finetune"), None)
+        src = _value(m.source, c.params) if m else None
+        if not isinstance(src, str) or m.kind in ("classifier", "reward") and src.startswith("openai:"):
+            continue  # no such model, or E0307 already said it
+        opts = {a.name: _value(a.value, c.params) for a in m.options}
+        for call in calls:
+            bad = unsupported(m.kind, src, opts, call)
+            if bad:
+                c.diagnostics.append(Diagnostic(
+                    "E0311", f"{_call_text(op, args)} needs {CALL_TEXT[call]} from `{m.name}`: {bad[0]}",
+                    m.source.span, (bad[1],)))
+                break
 
 
 def _check_finetune(c: Checked, m, base) -> None:
@@ -331,6 +358,7 @@ def check_ops(c: Checked) -> None:
                         a.value.span if a else op.span,
                         (f"declare one: `model lm = {allowed[0]}(\"{_EXAMPLE_SOURCE[allowed[0]]}\")`",)))
             if sum(d.is_error for d in c.diagnostics) == errors_before:  # cross-checks need valid args
+                check_model_calls(c, op, spec, args)
                 for pname, msg in spec.check(args) + (spec.check_inputs(args, len(node.inputs)) if i == 0 else []):
                     a = op.arg(pname)
                     c.diagnostics.append(Diagnostic("E0207", msg, a.span if a else op.span))

@@ -122,7 +122,7 @@ def plan_text(plan, store, fingerprints: bool = True) -> str:
 def cmd_plan(a) -> int:
     r = _load(a.file)
     params, sources = _kv(a.set, "--set"), _kv(a.source, "--source")
-    plan = r.plan(params, sources)
+    plan = r.plan(params, sources, probe=True, model_cache=getattr(a, "model_cache", None))
     if a.format != "text" and not a.against:
         raise UserError("--format json|markdown is for `--against OLD` (what a change does)")
     store = None

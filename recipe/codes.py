@@ -50,6 +50,9 @@ CODES: dict[str, Code] = {
     "E0307": Code("model kind the source cannot serve", "use a local model for this kind"),
     "E0308": Code("finetune without a causal LM to start from", "declare a causal_lm model and name it first"),
     "E0309": Code("finetune without rows to train on", "name a node or source: `on=NODE`"),
+    "E0310": Code("invalid model option", "the README's model section lists each source's options"),
+    "E0311": Code("model cannot serve what the operator asks of it",
+                  "use a local copy of the model, or a server that has the capability"),
     # 04xx: expressions and columns
     "E0401": Code("unknown column", "`recipe compile --emit plan` shows the columns each step has"),
     "E0402": Code("unknown function", "the language's functions are listed in the README"),

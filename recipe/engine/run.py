@@ -106,6 +106,8 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
             fault(f"step:{step.name}:after_commit")
         except BaseException as e:
             store.rollback(step.fingerprint)
+            if getattr(e, "name_step", False):  # a model server stayed down: one line, naming the step
+                raise UserError(f"step `{step.name}` ({step.op}): {e}") from None
             if isinstance(e, (UserError, KeyboardInterrupt, SystemExit)) or os.environ.get("RECIPE_DEBUG"):
                 raise
             # a failure inside an operator or a model library: say where, keep the cache intact

@@ -96,6 +96,11 @@ class Op:
         """Model-valued params -> the model kinds this call can use there."""
         return {}
 
+    def model_calls(self, args: dict) -> dict[str, tuple[str, ...]]:
+        """Model-valued params -> what this call asks of that model (recipe.models.CALLS);
+        the checker keeps the calls the model's kind has and asks its source for each."""
+        return {}
+
     def expr_type(self, param: str) -> str | None:
         """The type an expression-valued param must have (filter's condition: bool)."""
         return None

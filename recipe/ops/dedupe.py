@@ -50,6 +50,9 @@ class Dedupe(Op):
     def model_kinds(self, args):
         return {"embedding": ("embedding",)}
 
+    def model_calls(self, args):
+        return {"embedding": ("embed",)}
+
     def exclusive(self):
         return (("embedding", "embedding_column"),)
 

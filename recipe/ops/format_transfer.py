@@ -63,6 +63,9 @@ class FormatTransfer(Op):
     def model_kinds(self, args):
         return {"model": ("causal_lm",)}
 
+    def model_calls(self, args):
+        return {"model": ("generate", "loglik")}
+
     def reads(self, args):
         return [args.get("task_column", "task")] if args.get("method") == "unify" else []
 

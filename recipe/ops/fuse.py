@@ -73,6 +73,9 @@ class Fuse(Op):
     def model_kinds(self, args):
         return {"model": ("causal_lm",), "embedding": ("embedding",)}
 
+    def model_calls(self, args):
+        return {"model": ("generate",), "embedding": ("embed",)}
+
     def check(self, args):
         if args.get("method") == "pair" and not args.get("embedding"):
             return [("method", "fuse(method=pair) needs `embedding=<model>`")]

@@ -46,6 +46,11 @@ class Necessity(Op):
     def model_kinds(self, args):
         return {"model": ("causal_lm",), "judge": ("reward", "classifier", "causal_lm")}
 
+    def model_calls(self, args):
+        if args.get("method", "loss") == "loss":
+            return {"model": ("loglik_chat",)}
+        return {"model": ("generate",), "judge": ("classify", "choice_probs")}
+
     def models(self, args):
         return [m for m in (args.get("model"), args.get("judge")) if m]
 

@@ -64,6 +64,12 @@ class Score(Op):
             return {"model": ("reward", "classifier")}
         return {}
 
+    def model_calls(self, args):
+        m = args.get("metric")
+        chat = args.get("chat_template", True)
+        return {"model": {"ifd": ("loglik_chat" if chat else "loglik",), "perplexity": ("loglik_chat" if chat else "loglik",),
+                          "judge": ("choice_probs",), "rubric": ("choice_probs",), "reward": ("classify",)}.get(m, ())}
+
     def templates(self, args):
         return ["prompt"] if args.get("metric") in ("judge", "rubric") else []
 

@@ -75,6 +75,9 @@ class Select(Op):
     def model_kinds(self, args):
         return {"embedding": ("embedding",)}
 
+    def model_calls(self, args):
+        return {"embedding": ("embed",)}
+
     def exclusive(self):
         return (("k", "fraction"), ("embedding", "embedding_column"))
 

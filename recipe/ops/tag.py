@@ -144,6 +144,9 @@ class Tag(Op):
         return {"model": ("embedding",) if args.get("method") == "vocab" else ("causal_lm",),
                 "merge_model": ("embedding",)}
 
+    def model_calls(self, args):
+        return {"model": ("embed",) if args.get("method") == "vocab" else ("generate",), "merge_model": ("embed",)}
+
     def models(self, args):
         return [m for m in (args.get("model"), args.get("merge_model")) if m]
 

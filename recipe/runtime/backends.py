@@ -1,0 +1,97 @@
+"""The backend interface: one implementation per model source kind, registered here.
+
+A backend serves the calls of the model kinds it can (recipe/models.py says which, before
+the run); the runtime around it caches and de-duplicates, so a backend computes exactly the
+items it is given, in order:
+
+    embed(texts)                                 -> float32 [n, d], L2-normalised
+    loglik(pairs)                                -> [{"logprob", "tokens"}]  (prompt, continuation)
+    choice_probs(prompts, choices)               -> [[p per choice]]
+    generate(prompts, n, max_new_tokens, temperature, seed) -> [[n texts]]
+    classify(items)                              -> [[logits]]  (text, text pair or None)
+    chat(user, system) -> prompt;  count_tokens(text) -> int
+
+`progress(done, total)` is passed to each call. Implementations: recipe/runtime/local.py
+(transformers and sentence-transformers, GGUF via transformers) and
+recipe/runtime/endpoint.py (OpenAI-compatible servers).
+"""
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+import numpy as np
+
+from ..diagnostics import UserError
+from ..models import KIND_CALLS, ModelDecl
+
+
+class Chat(str):
+    """A user turn (and optional system text) that a server should put in its own chat
+    template (an endpoint given no local tokenizer). It is the user text itself, so it
+    prints as that; result cache keys tell it apart from the same raw text (`cache_item`)."""
+
+    def __new__(cls, user: str, system: str | None = None):
+        obj = super().__new__(cls, user)
+        obj.system = system
+        return obj
+
+    def messages(self) -> list[dict]:
+        return ([{"role": "system", "content": self.system}] if self.system else []) + \
+            [{"role": "user", "content": str(self)}]
+
+    def __reduce__(self):  # survives pickling (Ray actors) as a Chat
+        return (Chat, (str(self), self.system))
+
+
+def cache_item(x):
+    """A request item as its cache key sees it: a chat turn differs from the same raw text."""
+    if isinstance(x, Chat):
+        return ["chat", str(x), x.system]
+    if isinstance(x, (tuple, list)):
+        return [cache_item(v) for v in x]
+    return x
+
+
+class Backend(Protocol):
+    decl: ModelDecl
+
+    def embed(self, texts: list[str], progress=None) -> np.ndarray: ...
+    def loglik(self, pairs: list[tuple[str, str]], progress=None) -> list[dict]: ...
+    def choice_probs(self, prompts: list[str], choices: list[str], progress=None) -> list[list[float]]: ...
+    def generate(self, prompts: list[str], n: int, max_new_tokens: int, temperature: float, seed: int,
+                 progress=None) -> list[list[str]]: ...
+    def classify(self, items: list[tuple[str, str | None]], progress=None) -> list[list[float]]: ...
+    def chat(self, user: str, system: str | None = None) -> str: ...
+    def count_tokens(self, text: str) -> int: ...
+
+
+def _local(rt, decl, res):
+    from . import local
+    return {"embedding": local.LocalEmbedder, "causal_lm": local.LocalLM,
+            "classifier": local.LocalClassifier, "reward": local.LocalClassifier}[decl.kind](rt, decl, res)
+
+
+def _endpoint(rt, decl, res):
+    from .endpoint import EndpointBackend
+    return EndpointBackend(rt, decl, res)
+
+
+# source kind (recipe.runtime.resolve.Resolved.kind) -> constructor(runtime, decl, resolved)
+REGISTRY: dict[str, Callable] = {"local": _local, "gguf": _local, "openai": _endpoint}
+
+
+def load(rt, decl: ModelDecl, res) -> Backend:
+    if decl.kind not in KIND_CALLS:
+        raise UserError(f"unknown model kind {decl.kind}")
+    return REGISTRY[res.kind](rt, decl, res)
+
+
+def needs(backend, call: str):
+    """The backend's method for `call`, or a clear error naming the model (the checks catch
+    these before a run; this guards the Python API and `recipe eval`)."""
+    fn = getattr(backend, call, None)
+    if fn is None:
+        from ..models import CALL_TEXT
+        d = backend.decl
+        raise UserError(f"model {d.source} ({d.kind}) cannot serve {CALL_TEXT.get(call, call)}")
+    return fn

@@ -1,0 +1,136 @@
+"""Local backends: a model's files on this machine (a model directory, a GGUF file, a built-in
+or a fine-tuned model), run by transformers or sentence-transformers on the best device.
+
+They batch by tokens (packed sequences for scoring, length-sorted batches for generation)
+or, in batch-invariant mode, compute each item alone (recipe/runtime/__init__.py says why).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..models import ModelDecl
+from .batching import run_batched, run_packed
+from .cache import key
+
+PACK_ROW = 512  # tokens per packed LM sequence: 384-512 measured best on CPU (attention per row stays cheap)
+
+
+def solo(items: list, one, progress) -> list:
+    """`one(item)` for each item in turn (batch-invariant mode), with progress."""
+    out = []
+    for i, it in enumerate(items):
+        out.append(one(it))
+        if progress and (i % 16 == 15 or i == len(items) - 1):
+            progress(i + 1, len(items))
+    return out
+
+
+class LocalLM:
+    """A causal LM: log-likelihoods, choice probabilities, generation. With `bos=true` every
+    sequence starts with the tokenizer's BOS token (as a server that adds it does)."""
+
+    def __init__(self, rt, decl: ModelDecl, res):
+        from .hf import CausalLM
+        st = rt._stat(decl)
+        self.decl, self.rt = decl, rt
+        # weights load lazily (a fully cached run only needs the tokenizer); count that load
+        self.m = CausalLM(res, rt.weights_dir, rt.device, decl.options.get("dtype"), rt.log,
+                          on_load=lambda secs: (setattr(st, "loads", st.loads + 1),
+                                                setattr(st, "load_seconds", st.load_seconds + secs)))
+        self.bos = [self.m.tok.bos_token_id] if decl.options.get("bos") and self.m.tok.bos_token_id is not None else []
+        self.loads_lazily = True
+
+    # the fine-tuning step trains from these
+    @property
+    def tok(self):
+        return self.m.tok
+
+    def _tokens(self, n: int) -> None:
+        self.rt._stat(self.decl).tokens += n
+
+    def chat(self, user: str, system: str | None = None) -> str:
+        return self.m.chat(user, system)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.m.encode(text))
+
+    def loglik(self, pairs, progress=None) -> list[dict]:
+        m = self.m
+        toks = []
+        for p, c in pairs:
+            pt, ct = m.encode(p), m.encode(c)
+            if self.bos and not pt and ct:
+                # with no prompt the first continuation token is never scored (it has no
+                # context without BOS, and servers drop it with BOS): it joins the prompt
+                pt, ct = ct[:1], ct[1:]
+            toks.append((self.bos + pt, ct))
+        self._tokens(sum(len(a) + len(b) for a, b in toks))
+        if self.rt.invariant:
+            return solo(toks, lambda t: m.loglik_rows([[t]])[0], progress)
+        # pairs share sequences (no padding); a pair longer than a row gets its own
+        return run_packed(toks, [len(a) + len(b) for a, b in toks], min(m.max_len, PACK_ROW),
+                          self.rt._budget(self.decl, packed=True), m.loglik_rows, progress)
+
+    def choice_probs(self, prompts, choices, progress=None) -> list[list[float]]:
+        m = self.m
+        ids = [m.encode(c)[0] for c in choices]
+        toks = [self.bos + m.encode(p) for p in prompts]
+        self._tokens(sum(map(len, toks)))
+        if self.rt.invariant:
+            return solo(toks, lambda t: m.next_token_rows([[t]], ids)[0], progress)
+        return run_packed(toks, [len(t) for t in toks], min(m.max_len, PACK_ROW), self.rt._budget(self.decl, packed=True),
+                          lambda rows: m.next_token_rows(rows, ids), progress)
+
+    def generate(self, prompts, n, max_new_tokens, temperature, seed, progress=None) -> list[list[str]]:
+        m = self.m
+        if self.bos:
+            prompts = [m.tok.bos_token + p for p in prompts]
+        if temperature > 0:
+            # each prompt alone, seeded by (seed, prompt): results do not depend on the batch
+            out = []
+            for i, p in enumerate(prompts):
+                out += m.generate_batch([p], max_new_tokens, temperature, int(key(seed, p)[:8], 16), n)
+                if progress:
+                    progress(i + 1, len(prompts))
+            return out
+        lens = [len(m.encode(p)) for p in prompts]
+        return run_batched(prompts, [x + max_new_tokens for x in lens], self.rt._budget(self.decl),
+                           lambda b: m.generate_batch(b, max_new_tokens, 0.0, seed, n), progress)
+
+
+class LocalEmbedder:
+    def __init__(self, rt, decl: ModelDecl, res):
+        from .hf import Embedder
+        self.decl, self.rt = decl, rt
+        self.m = Embedder(res, rt.device)
+
+    def embed(self, texts, progress=None) -> np.ndarray:
+        self.rt._stat(self.decl).tokens += self.m.n_tokens(texts) if len(texts) <= 200_000 else 0
+        # one encode call: sentence-transformers sorts by length itself
+        return self.m.embed(texts, batch_size=1) if self.rt.invariant else self.m.embed(texts)
+
+    def chat(self, user: str, system: str | None = None) -> str:
+        return user
+
+    def count_tokens(self, text: str) -> int:
+        return self.m.n_tokens([text])
+
+
+class LocalClassifier:
+    def __init__(self, rt, decl: ModelDecl, res):
+        from .hf import Classifier
+        self.decl, self.rt = decl, rt
+        self.m = Classifier(res, rt.device, decl.options.get("dtype"))
+
+    def classify(self, items, progress=None) -> list[list[float]]:
+        if self.rt.invariant:
+            return solo(items, lambda t: self.m.classify_batch([t])[0], progress)
+        lens = [len(a) // 4 + (len(b) // 4 if b else 0) + 2 for a, b in items]
+        return run_batched(items, [min(x, 512) for x in lens], 8192, self.m.classify_batch, progress)
+
+    def chat(self, user: str, system: str | None = None) -> str:
+        return user
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.m.tok(text)["input_ids"])
+
