@@ -8,7 +8,7 @@ workload (scoring: IFD-style log-likelihoods by echo; judging: choice probabilit
 generation: 64 new tokens) our backend computes the items with an empty result cache while
 its requests are recorded; the openai client then replays exactly those requests
 (AsyncOpenAI, a semaphore of the same size), and a plain loop sends them one at a time.
-The three run in turn, twice, and the faster of each is kept. Requests/s and tokens/s
+The three run in turn (`--reps` times; the fastest of each is kept). Requests/s and tokens/s
 (prompt + completion tokens, from the server's usage counts) per client; the final JSON
 line holds `ratio_vs_openai` per workload (goal >= 0.9) and `speedup_vs_serial`.
 llama.cpp's server evaluates one request at a time, so on it in-flight requests only hide
@@ -41,7 +41,7 @@ def ours(url: str, cache: Path, weights: Path, concurrency: int, work):
     from recipe.runtime import ModelRuntime
     rt = ModelRuntime(cache, weights_dir=weights)
     decl = {"kind": "causal_lm", "source": f"openai:{url}#smollm2", "identity": f"bench:{time.time()}",
-            "options": {"bos": True, "tokenizer": "builtin:smollm2", "echo": True, "batch": 1,
+            "options": {"bos": True, "tokenizer": "builtin:smollm2", "echo": True, "batch": 1, "top_logprobs": 1000,
                         "concurrency": concurrency}}
     backend = rt.model(decl)
     backend.client.record = []
@@ -89,17 +89,17 @@ def serial(url: str, requests):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--items", type=int, default=48)
-    ap.add_argument("--gen-items", type=int, default=12)
+    ap.add_argument("--items", type=int, default=24)
+    ap.add_argument("--gen-items", type=int, default=8)
     ap.add_argument("--concurrency", type=int, default=64)
-    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=1)
     a = ap.parse_args()
     try:
         rows = alpaca_like(a.items)
     except SystemExit:
         rows = [json.loads(x) for x in (ROOT / "examples/data/default.jsonl").read_text().splitlines()][: a.items]
     inst = [r["instruction"] + ("\n" + r["input"] if r.get("input") else "") for r in rows]
-    resp = [r["output"][:600] for r in rows]
+    resp = [r["output"][:300] for r in rows]
     tmp = Path(tempfile.mkdtemp(prefix="bench-endpoint-"))
     weights = tmp / "weights"
 

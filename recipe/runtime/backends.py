@@ -52,17 +52,38 @@ def cache_item(x):
     return x
 
 
-class Backend(Protocol):
-    decl: ModelDecl
-
+class Embeds(Protocol):
     def embed(self, texts: list[str], progress=None) -> np.ndarray: ...
+
+
+class Scores(Protocol):  # causal LM scoring
     def loglik(self, pairs: list[tuple[str, str]], progress=None) -> list[dict]: ...
+
+
+class Chooses(Protocol):  # choice probabilities
     def choice_probs(self, prompts: list[str], choices: list[str], progress=None) -> list[list[float]]: ...
+
+
+class Generates(Protocol):
     def generate(self, prompts: list[str], n: int, max_new_tokens: int, temperature: float, seed: int,
                  progress=None) -> list[list[str]]: ...
+
+
+class Classifies(Protocol):
     def classify(self, items: list[tuple[str, str | None]], progress=None) -> list[list[float]]: ...
+
+
+class Backend(Protocol):
+    """What every backend has; it serves one or more of the interfaces above."""
+    decl: ModelDecl
+
     def chat(self, user: str, system: str | None = None) -> str: ...
     def count_tokens(self, text: str) -> int: ...
+
+
+# recipe.models.CALLS -> the interface that serves it
+INTERFACE = {"embed": Embeds, "loglik": Scores, "loglik_chat": Scores, "choice_probs": Chooses,
+             "generate": Generates, "classify": Classifies}
 
 
 def _local(rt, decl, res):
