@@ -13,7 +13,7 @@ from recipe.runtime import ModelRuntime
 
 
 class Handler(BaseHTTPRequestHandler):
-    calls = {"n": 0, "fail_next": True}
+    calls = {"n": 0, "fail_next": True, "prompts": []}
 
     def log_message(self, *a):
         pass
@@ -30,15 +30,19 @@ class Handler(BaseHTTPRequestHandler):
             data = [{"index": i, "embedding": [float(len(t)), 1.0, float(t.count("a"))]} for i, t in enumerate(body["input"])]
             out = {"data": data}
         elif self.path.endswith("/completions") and "chat" not in self.path:
-            text = body["prompt"]
-            toks = text.split(" ")
-            offs, lps, pos = [], [], 0
-            for t in toks:
-                offs.append(pos)
-                lps.append(-0.5 * len(t))
-                pos += len(t) + 1
-            lps[0] = None
-            out = {"choices": [{"logprobs": {"text_offset": offs, "token_logprobs": lps}}]}
+            Handler.calls["prompts"].append(body["prompt"])
+            texts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
+            out = {"choices": []}
+            for i, text in enumerate(texts[::-1]):  # out of order: the client sorts by index
+                toks = text.split(" ")
+                offs, lps, pos = [], [], 0
+                for t in toks:
+                    offs.append(pos)
+                    lps.append(-0.5 * len(t))
+                    pos += len(t) + 1
+                lps[0] = None
+                out["choices"].append({"index": len(texts) - 1 - i,
+                                       "logprobs": {"text_offset": offs, "token_logprobs": lps}})
         elif body.get("logprobs"):
             out = {"choices": [{"message": {"content": "4"}, "logprobs": {"content": [{"token": "4", "logprob": -0.1,
                    "top_logprobs": [{"token": "4", "logprob": -0.1}, {"token": " 5", "logprob": -2.5},
@@ -83,6 +87,16 @@ def test_endpoint_embed_loglik_generate_cached(server, tmp_path):
     before = Handler.calls["n"]
     assert rt.generate(lm, [rt.chat_prompt(lm, "p1")], n=2, max_new_tokens=5) == g
     assert Handler.calls["n"] == before  # served from the cache
+
+
+def test_completions_go_in_lists_where_the_server_takes_them(server, tmp_path):
+    lm = decl("causal_lm", server)
+    lm["options"]["batch"] = 4
+    Handler.calls["prompts"].clear()
+    pairs = [(f"p{i}", " a" * (i + 1)) for i in range(6)]
+    ll = ModelRuntime(tmp_path).loglik(lm, [p for p, _ in pairs], [c for _, c in pairs])
+    assert [r["tokens"] for r in ll] == [1, 2, 3, 4, 5, 6] and ll[5]["logprob"] == -3.0
+    assert [len(p) for p in Handler.calls["prompts"]] == [4, 2]  # two requests, in order
 
 
 def test_unreachable_endpoint_is_a_clear_error(tmp_path):
