@@ -134,3 +134,45 @@ def test_explain_and_report_read_a_ray_runs_cache(tmp_path, monkeypatch):
         assert len(got) >= 2 and got == explain(o["duckdb"], rid, c["duckdb"])
     ray_facts, duck_facts = collect(o["ray"], c["ray"], None), collect(o["duckdb"], c["duckdb"], None)
     assert not ray_facts.note and ray_facts.kept and ray_facts.kept == duck_facts.kept
+
+
+def test_an_endpoint_model_is_called_from_the_driver_with_the_same_answer(tmp_path, monkeypatch):
+    """A server does the work, so no actors start for it: the driver's client sends the
+    requests (many in flight) and both engines give the same bytes."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Embeddings(BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            data = [{"index": i, "embedding": [float(len(t) % 5), 1.0, float(t.count("1"))]}
+                    for i, t in enumerate(body["input"])]
+            raw = json.dumps({"data": data}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Embeddings)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        data = write_jsonl(tmp_path / "d.jsonl", alpaca_rows(20))
+        r = load(f'''recipe t
+model emb = embedding("openai:http://127.0.0.1:{srv.server_address[1]}/v1#toy")
+source raw = read("{data}")
+x = raw | dedupe(method="semantic", on=instruction, embedding=emb, threshold=0.999)
+write x to "x.jsonl"
+''')
+        from recipe.engine.ray_models import ModelPool
+        from recipe.runtime import ModelRuntime
+        monkeypatch.setattr(ModelPool, "_actors", lambda *a: pytest.fail("an actor pool started for a server"))
+        res = both(r, tmp_path, runtimes=(ModelRuntime(tmp_path / "m-duckdb"), ModelRuntime(tmp_path / "m-ray")))
+        assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
+        assert counts(res["ray"].manifest) == counts(res["duckdb"].manifest)
+        assert res["duckdb"].manifest["nodes"][-1]["rows_set_aside"] > 0  # the toy vectors collide
+        (st,) = res["ray"].manifest["model_runtime"].values()
+        assert st["sent"] >= 1 and st["computed"] == 20
+    finally:
+        srv.shutdown()

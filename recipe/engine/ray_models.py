@@ -69,6 +69,8 @@ class ModelPool:
         import ray
         from ..runtime import as_decl
         decl = as_decl(model)
+        if decl.source_kind == "openai":  # a server does the work: the driver's one client keeps its requests in flight
+            return getattr(self.local, method)(decl, first, *rest, **kwargs, progress=progress)
         actors = self._actors(decl)
         n = len(first)
         shards = len(actors) if (method != "generate" or len(actors) > 1) else 1
