@@ -125,10 +125,7 @@ def cmd_plan(a) -> int:
     plan = r.plan(params, sources, probe=True, model_cache=getattr(a, "model_cache", None))
     if a.format != "text" and not a.against:
         raise UserError("--format json|markdown is for `--against OLD` (what a change does)")
-    store = None
-    if (Path(a.cache_dir) / "cache.duckdb").exists():
-        from .engine.store import Store
-        store = Store(a.cache_dir)
+    store = _plan_cache(Path(a.cache_dir))
     try:
         if a.against:
             sys.stdout.write(_plan_against(a, r, plan, params, sources, store))
@@ -138,6 +135,18 @@ def cmd_plan(a) -> int:
         if store:
             store.close()
     return 0
+
+
+def _plan_cache(cache_dir: Path):
+    """The step caches of both engines in `cache_dir`, read without starting Ray (None: none)."""
+    stores = []
+    if (cache_dir / "cache.duckdb").exists():
+        from .engine.store import Store
+        stores.append(Store(cache_dir))
+    if (cache_dir / "ray" / "steps").is_dir():
+        from .engine.ray_store import EitherCache, RayStore
+        return EitherCache(stores + [RayStore.reader(cache_dir)])
+    return stores[0] if stores else None
 
 
 def _plan_against(a, r, plan, params, sources, store) -> str:

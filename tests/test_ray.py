@@ -134,6 +134,16 @@ def test_explain_and_report_read_a_ray_runs_cache(tmp_path, monkeypatch):
         assert len(got) >= 2 and got == explain(o["duckdb"], rid, c["duckdb"])
     ray_facts, duck_facts = collect(o["ray"], c["ray"], None), collect(o["duckdb"], c["duckdb"], None)
     assert not ray_facts.note and ray_facts.kept and ray_facts.kept == duck_facts.kept
+    # `recipe plan` reads a Ray run's cache too (without starting Ray): every step is cached
+    from recipe.cli import main
+    import io
+    from contextlib import redirect_stdout
+    for eng in ("ray", "duckdb"):
+        buf = io.StringIO()
+        with redirect_stdout(buf):
+            assert main(["plan", "quickstart.recipe", "--cache-dir", str(c[eng])]) == 0
+        steps = [ln for ln in buf.getvalue().splitlines() if "<-" in ln]
+        assert steps and all(ln.endswith("[cached]") for ln in steps), buf.getvalue()
 
 
 def test_an_endpoint_model_is_called_from_the_driver_with_the_same_answer(tmp_path, monkeypatch):

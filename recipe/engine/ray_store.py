@@ -59,6 +59,15 @@ class RayStore:
         self._pending = None
         start_ray(address)
 
+    @classmethod
+    def reader(cls, cache_dir: str | Path) -> "RayStore":
+        """What the cache holds, for `recipe plan`: no Ray, no lock (the DuckDB store of the
+        same directory may hold it), nothing written."""
+        st = cls.__new__(cls)
+        st.root = Path(cache_dir).resolve()
+        st.dir, st._lock_fh, st._pending = st.root / "ray", None, None
+        return st
+
     def _t(self, fp: str) -> Path:
         return self.dir / f"t_{fp[:24]}"
 
@@ -174,7 +183,8 @@ class RayStore:
         return json.loads(p.read_text())["parts"] if p.exists() else None
 
     def close(self) -> None:
-        unlock_cache(self._lock_fh)
+        if self._lock_fh is not None:
+            unlock_cache(self._lock_fh)
 
 
 def cache_views(cache_dir: str | Path, manifest: dict):
@@ -199,3 +209,24 @@ def cache_views(cache_dir: str | Path, manifest: dict):
     con.execute("SET allowed_directories = ?", [[str(root) + os.sep]])
     con.execute("SET enable_external_access = false")
     return con
+
+
+class EitherCache:
+    """What `recipe plan` reads: a step is cached when either engine's cache holds it (a
+    project may run on both); the latest parts of a name come from whichever has them."""
+
+    def __init__(self, stores: list):
+        self.stores = stores
+
+    def done(self, fp: str) -> dict | None:
+        return next((d for st in self.stores if (d := st.done(fp))), None)
+
+    def history(self) -> list[dict]:
+        return [h for st in self.stores for h in st.history()]
+
+    def last_parts(self, name: str) -> dict | None:
+        return next((p for st in self.stores if (p := st.last_parts(name))), None)
+
+    def close(self) -> None:
+        for st in self.stores:
+            st.close()
