@@ -2,7 +2,7 @@
 
 The recipe runs (its cache as usual); then the same base model is fine-tuned, with the same
 settings, on (a) the recipe's main output, (b) `seeds` random subsets of the pool of the same
-size, (c) with `pool=True` the whole pool; each model, and the untrained base, is evaluated on
+size (of the same tokens, when the recipe selects up to a token budget), (c) with `pool=True` the whole pool; each model, and the untrained base, is evaluated on
 an evaluation file of instruction/answer pairs: the mean loss per token of the reference
 answers (lower is better), and with a judge, the judge's win rate of each model's answers
 against the base's. `eval.json` holds every figure; the table and the verdict put the
@@ -45,6 +45,23 @@ def _key(base_identity: str, pairs: list[tuple[str, str]], settings: dict) -> st
     from .runtime.train import library_versions
     h.update(json.dumps(library_versions(), sort_keys=True).encode())
     return "eval-" + h.hexdigest()
+
+
+def selects_by_tokens(plan) -> bool:
+    """Whether a step of the plan selects up to a token budget (`select(budget_tokens=...)`)."""
+    return any(s.op == "select" and s.args.get("budget_tokens") for s in plan.steps)
+
+
+def random_by_tokens(tokens: list[int], budget: int, seed: int) -> list[int]:
+    """Pool rows in a seeded random order, each taken while the total stays within `budget`
+    (a row that would pass it is skipped, as the budgeted selection skips it); at least one."""
+    order = np.random.default_rng(seed).permutation(len(tokens)).tolist()
+    picked, total = [], 0
+    for i in order:
+        if total + tokens[i] <= budget:
+            picked.append(i)
+            total += tokens[i]
+    return sorted(picked or order[:1])
 
 
 def answer_loss(rt, decl: dict, pairs: list[tuple[str, str]]) -> float:
@@ -122,9 +139,16 @@ def evaluate(recipe, params: dict, sources: dict, eval_path: str, out: Path, see
     report["base"] = measure([], "base", trained=False) | {"rows": 0}
     report["selection"] = measure(sel_pairs, "the selection")
     report["random"] = []
+    by_tokens = selects_by_tokens(res.plan)
+    if by_tokens:  # the recipe spends a token budget: random subsets get the selection's tokens
+        count = lambda ab: rt.count_tokens(base_decl, ab[0]) + rt.count_tokens(base_decl, ab[1])  # noqa: E731
+        pool_tokens = [count(ab) for ab in pool_pairs]
+        budget = report["selection"]["tokens"]
+    report["matched"] = "tokens" if by_tokens else "rows"
     for s in range(seeds):
-        idx = np.sort(np.random.default_rng(s).choice(len(pool_pairs), size=min(len(sel_pairs), len(pool_pairs)),
-                                                        replace=False))
+        idx = (random_by_tokens(pool_tokens, budget, s) if by_tokens else
+               np.sort(np.random.default_rng(s).choice(len(pool_pairs), size=min(len(sel_pairs), len(pool_pairs)),
+                                                       replace=False)).tolist())
         report["random"].append({"seed": s, **measure([pool_pairs[i] for i in idx], f"random subset {s}")})
     if pool:
         report["pool"] = measure(pool_pairs, "the whole pool")

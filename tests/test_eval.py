@@ -81,3 +81,34 @@ def test_verdict_says_how_sure_it_is():
     assert "clearly" in v["text"] and "only 3 random runs" in v["text"]
     same = verdict({"selection": {"eval_loss": 1.52}, "random": rep["random"]})
     assert same["text"].startswith("no measurable difference")
+
+
+def test_random_subsets_match_the_tokens_of_a_budgeted_selection(setup, tmp_path):
+    """When the recipe selects up to a token budget, each random subset holds about the
+    selection's tokens (never more; short of it by less than one pool row), not its row count."""
+    root, _, ev = setup
+    pool = root / "pool.jsonl"
+    f = tmp_path / "budget.recipe"
+    f.write_text(f'''recipe budget
+source raw = read("{pool}", format="alpaca")
+picked = raw | score(metric="length", on=instruction) | select(method="topk", by=length, budget_tokens=60)
+write picked to "picked.jsonl"
+''')
+    main(["eval", str(f), "--eval", str(ev), "--base", str(root / "lm"), "--seeds", "2", "--epochs", "1",
+          "--full", "--max-tokens", "64", "--out", str(tmp_path / "e"), "--cache-dir", str(tmp_path / "c"),
+          "--model-cache", str(tmp_path / "m"), "--quiet"])
+    rep = json.loads((tmp_path / "e" / "eval.json").read_text())
+    assert rep["matched"] == "tokens"
+    budget = rep["selection"]["tokens"]
+    for r in rep["random"]:
+        assert budget - 40 < r["tokens"] <= budget, (r, budget)  # a pool row is under 40 tokens here
+
+
+def test_random_by_tokens_never_passes_the_budget():
+    from recipe.evaluate import random_by_tokens
+    toks = [5, 9, 3, 12, 7, 1, 4]
+    for seed in range(5):
+        got = random_by_tokens(toks, 20, seed)
+        assert sum(toks[i] for i in got) <= 20 and got == sorted(set(got))
+        # nothing left out would still fit
+        assert all(sum(toks[i] for i in got) + toks[j] > 20 for j in range(len(toks)) if j not in got)
