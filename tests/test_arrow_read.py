@@ -76,3 +76,28 @@ def test_a_list_column_widened_to_text_reads_as_json_of_each_row():
     w.close()
     assert [r[0] for r in con.execute("SELECT c FROM t ORDER BY _row").fetchall()] == \
         [json.dumps(["x", "y"]), None, "plain", json.dumps(["z"])]
+
+
+def test_a_folder_of_files_reads_alike_on_both_paths_and_takes_the_fast_one(tmp_path, monkeypatch):
+    """Each Alpaca JSON-lines file of a folder takes the fast path (ids name the file); a
+    file in another format, and a broken line, go record by record; the bytes agree."""
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "a.jsonl").write_text("".join(json.dumps({"instruction": f"a{i}", "output": "x", "n": i}) + "\n"
+                                       for i in range(30)) + "{broken\n")
+    (d / "b.jsonl").write_text("".join(json.dumps({"instruction": f"b{i}", "input": "ctx", "output": "y"}) + "\n"
+                                       for i in range(20)))
+    (d / "c.jsonl").write_text(json.dumps({"conversations": [{"from": "human", "value": "hi"},
+                                                             {"from": "gpt", "value": "hello"}]}) + "\n")
+    text = f'recipe t\nsource raw = read("{d}")\nwrite raw to "x.jsonl"\n'
+    taken = []
+    real = tables_mod.RowWriter.add_arrow
+    with monkeypatch.context() as m:
+        m.setattr(tables_mod.RowWriter, "add_arrow", lambda self, t: (taken.append(t.num_rows), real(self, t)))
+        res = load(text).run(out=tmp_path / "fast", cache_dir=tmp_path / "c1")
+    assert taken == [20] and res.manifest["sinks"][0]["rows"] == 51  # a.jsonl's chunk has the broken line
+    monkeypatch.setattr(read_mod, "_fast", lambda *a: False)
+    load(text).run(out=tmp_path / "slow", cache_dir=tmp_path / "c2")
+    assert _outputs(tmp_path / "fast") == _outputs(tmp_path / "slow")
+    ids = [json.loads(x)["_id"] for x in (tmp_path / "fast" / "x.jsonl").read_text().splitlines()]
+    assert "raw:b.jsonl:0" in ids and "raw:c.jsonl:0" in ids

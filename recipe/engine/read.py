@@ -1,7 +1,7 @@
 """The read step: a source's files -> a canonical table, unreadable records set aside.
 
-A single JSON-lines file of Alpaca rows (the commonest input) takes Arrow's fast path
-(`io/arrow_alpaca.py`) chunk by chunk; every other input, and any chunk the fast path
+Each JSON-lines file of Alpaca rows (the commonest input) takes Arrow's fast path
+(`io/arrow_alpaca.py`) chunk by chunk; every other file, and any chunk the fast path
 cannot take exactly, is read record by record."""
 from __future__ import annotations
 
@@ -36,20 +36,25 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
             seen.add(rid)
             writer.add(rid, row)
 
-    if _fast(files, args, source, log):
-        from ..io.arrow_alpaca import chunks
-        prefix = f"{source}:"
-        for kind, payload, lineno, idx in chunks(files[0], prefix):
-            if kind == "arrow":
-                writer.add_arrow(payload)  # ids `<source>:<index>` are unique by construction
-                n += payload.num_rows
-                ctx.progress(n, None)
-            else:
-                for it in jsonl_items(files[0], payload, lineno, idx):
-                    take(*item_row(it, prefix, "alpaca"))
-    else:
-        for rid, row, reason, raw in iter_rows(source, files, args.get("format"), args.get("id"), log):
-            take(rid, row, reason, raw)
+    multi = len(files) > 1
+    # a file's ids are `<source>:<file name>:<index>` among several: same-named files in two
+    # folders would collide, and only the record-by-record reader checks for that
+    distinct = len({f.name for f in files}) == len(files)
+    for f in files:
+        if distinct and _fast(f, args, source, log, multi):
+            from ..io.arrow_alpaca import chunks
+            prefix = f"{source}:{f.name}:" if multi else f"{source}:"
+            for kind, payload, lineno, idx in chunks(f, prefix):
+                if kind == "arrow":
+                    writer.add_arrow(payload)  # ids are unique by construction
+                    n += payload.num_rows
+                    ctx.progress(n, None)
+                else:
+                    for it in jsonl_items(f, payload, lineno, idx):
+                        take(*item_row(it, prefix, "alpaca"))
+        else:
+            for rid, row, reason, raw in iter_rows(source, [f], args.get("format"), args.get("id"), log, multi=multi):
+                take(rid, row, reason, raw)
     writer.close()  # creates the (possibly empty) canonical table
     aside += [(rid, reason, None) for rid, reason in writer.rejected]
     if aside:
@@ -58,14 +63,14 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
     ctx.info["files"] = len(files)
 
 
-def _fast(files: list[Path], args: dict, source: str, log) -> bool:
-    """Whether the source is one JSON-lines file of Alpaca rows with default ids."""
-    if len(files) != 1 or files[0].suffix.lower() not in (".jsonl", ".ndjson") or args.get("id"):
+def _fast(f: Path, args: dict, source: str, log, multi: bool = False) -> bool:
+    """Whether `f` is a JSON-lines file of Alpaca rows with default ids."""
+    if f.suffix.lower() not in (".jsonl", ".ndjson") or args.get("id"):
         return False
     fmt = args.get("format")
     if fmt is not None:
         return fmt == "alpaca"
-    with open(files[0], "rb") as fh:  # the line-by-line reader detects from the first record too
+    with open(f, "rb") as fh:  # the line-by-line reader detects from the first record too
         for line in fh:
             if line.strip():
                 try:
@@ -74,7 +79,7 @@ def _fast(files: list[Path], args: dict, source: str, log) -> bool:
                     return False
                 got, why = detect(rec) if isinstance(rec, dict) else (None, "")
                 if got == "alpaca" and not ({"message_id", "role", "text"} <= set(rec)):
-                    log(f"{source}: detected format `alpaca` (from {why})")
+                    log(f"{source}: detected format `alpaca` (from {why})" + (f" in {f.name}" if multi else ""))
                     return True
                 return False
     return False

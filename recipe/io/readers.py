@@ -238,9 +238,10 @@ def _fold_oasst(items: list) -> tuple[list, dict[int, str]]:
 
 
 def iter_rows(source: str, files: list[Path], fmt: str | None, id_col: str | None = None,
-              log=print) -> Iterator[tuple[str, dict | None, str | None, str | None]]:
-    """Yield (`_id`, canonical row or None, reason, raw) for every record of every file."""
-    multi = len(files) > 1
+              log=print, multi: bool | None = None) -> Iterator[tuple[str, dict | None, str | None, str | None]]:
+    """Yield (`_id`, canonical row or None, reason, raw) for every record of every file;
+    `multi`: the files are some of a source's several (ids then name the file)."""
+    multi = len(files) > 1 if multi is None else multi
     if fmt is not None and fmt not in FORMATS:
         raise UserError(f"unknown format `{fmt}`; formats: {', '.join(FORMATS)}")
     for f in files:
