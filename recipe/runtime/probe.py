@@ -99,7 +99,7 @@ def probe_diagnostics(c, cache_dir: Path | None = None) -> list[Diagnostic]:
     """Diagnostics on the model lines of endpoints that an operator asks for prompt
     log-probabilities while the recipe does not declare `echo=`: the probe answers."""
     from .. import ops as registry
-    from ..check import _value
+    from ..check import _call_text, _value
     from .endpoint import Client, api_key
     wanted: dict[str, str] = {}  # model name -> the operator call that needs echo
     for node in c.recipe.nodes:
@@ -109,7 +109,7 @@ def probe_diagnostics(c, cache_dir: Path | None = None) -> list[Diagnostic]:
                 continue
             for pname, calls in spec.model_calls(args).items():
                 if {"loglik", "loglik_chat"} & set(calls) and args.get(pname):
-                    wanted.setdefault(args[pname], op.op)
+                    wanted.setdefault(args[pname], _call_text(op, args))
     out = []
     for m in c.recipe.models:
         src = _value(m.source, c.params)
@@ -124,6 +124,6 @@ def probe_diagnostics(c, cache_dir: Path | None = None) -> list[Diagnostic]:
         client = Client(res.url, f"model {src}", 1, 0, opts.get("timeout", 60.0), api_key(decl))
         echo = probe(client, res.model, decl, cache_dir)["echo"]
         if echo != "ok":
-            out.append(Diagnostic("E0311", f"`{wanted[m.name]}` needs prompt log-probabilities from `{m.name}`: "
+            out.append(Diagnostic("E0311", f"{wanted[m.name]} needs prompt log-probabilities from `{m.name}`: "
                                   f"{ECHO_PROBLEMS[echo]}", m.source.span, (ECHO_HINTS[echo],)))
     return out
