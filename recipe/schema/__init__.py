@@ -48,7 +48,8 @@ def build_schema() -> dict:
                 "properties": {"kind": {"enum": ["embedding", "causal_lm", "classifier", "reward", "finetune"]},
                                "source": {"type": "string",
                                           "description": "where the model is; for finetune, the causal_lm model it starts from"},
-                               "on": {"type": "string", "description": "finetune: the node whose rows it trains on"}},
+                               "on": {"type": "string", "description": "finetune: the node whose rows it trains on"},
+                               **_model_options()},
                 "additionalProperties": VALUE}},
             "sources": {"type": "object", "additionalProperties": {
                 "type": "object", "required": ["read"],
@@ -64,6 +65,19 @@ def build_schema() -> dict:
                 "additionalProperties": VALUE}},
         },
     }
+
+
+def _model_options() -> dict:
+    """Every model option of a local or endpoint source (recipe/models.py), for editors; the
+    checker says which fit which source (E0310)."""
+    from ..models import ENDPOINT, LOCAL
+    json_type = {"int": "integer", "float": "number", "bool": "boolean", "str": "string"}
+    out = {}
+    for name, o in sorted((LOCAL | ENDPOINT).items()):
+        where = "endpoint" if name not in LOCAL else "local" if name not in ENDPOINT else "any"
+        out[name] = {"anyOf": [{"type": json_type[o.type], "description": f"{where} models: {o.doc}"},
+                               {"type": "string", "pattern": r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$"}]}
+    return out
 
 
 def write_schema() -> None:
