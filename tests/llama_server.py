@@ -16,6 +16,16 @@ import time
 import urllib.request
 
 
+def _die_with_parent() -> None:
+    """The server is killed when the test process dies, even by SIGKILL or a timeout that
+    skips fixture teardown (Linux; elsewhere only teardown stops it)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -47,7 +57,8 @@ class LlamaServer:
         if self.bos:
             cmd += ["--kv_overrides", "tokenizer.ggml.add_bos_token=bool:true"]
         out = open(self.log, "ab") if self.log else subprocess.DEVNULL
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                                     preexec_fn=_die_with_parent)
         t0 = time.time()
         while time.time() - t0 < timeout:
             if self.proc.poll() is not None:
