@@ -31,6 +31,14 @@ def _outputs(out):
     return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.name != "manifest.json"}
 
 
+def _fast_chunks(m) -> list[int]:
+    """The row counts of the chunks that take the fast path from now on (patched via `m`)."""
+    taken = []
+    real = tables_mod.RowWriter.add_arrow
+    m.setattr(tables_mod.RowWriter, "add_arrow", lambda self, t: (taken.append(t.num_rows), real(self, t)))
+    return taken
+
+
 @pytest.mark.parametrize("chunk", [2, 3])
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(LINE, min_size=1, max_size=14))
@@ -59,9 +67,7 @@ def test_the_fast_path_is_taken(tmp_path, monkeypatch):
     rows = [{"instruction": f"q{i}", "input": "", "output": "a", "n": i} for i in range(50)]
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    taken = []
-    real = tables_mod.RowWriter.add_arrow
-    monkeypatch.setattr(tables_mod.RowWriter, "add_arrow", lambda self, t: (taken.append(t.num_rows), real(self, t)))
+    taken = _fast_chunks(monkeypatch)
     res = load(f'recipe t\nsource raw = read("{data}")\nwrite raw to "x.jsonl"\n').run(
         out=tmp_path / "o", cache_dir=tmp_path / "c")
     assert taken == [50] and res.manifest["sinks"][0]["rows"] == 50
@@ -90,10 +96,8 @@ def test_a_folder_of_files_reads_alike_on_both_paths_and_takes_the_fast_one(tmp_
     (d / "c.jsonl").write_text(json.dumps({"conversations": [{"from": "human", "value": "hi"},
                                                              {"from": "gpt", "value": "hello"}]}) + "\n")
     text = f'recipe t\nsource raw = read("{d}")\nwrite raw to "x.jsonl"\n'
-    taken = []
-    real = tables_mod.RowWriter.add_arrow
     with monkeypatch.context() as m:
-        m.setattr(tables_mod.RowWriter, "add_arrow", lambda self, t: (taken.append(t.num_rows), real(self, t)))
+        taken = _fast_chunks(m)
         res = load(text).run(out=tmp_path / "fast", cache_dir=tmp_path / "c1")
     assert taken == [20] and res.manifest["sinks"][0]["rows"] == 51  # a.jsonl's chunk has the broken line
     monkeypatch.setattr(read_mod, "_fast", lambda *a: False)
@@ -101,3 +105,73 @@ def test_a_folder_of_files_reads_alike_on_both_paths_and_takes_the_fast_one(tmp_
     assert _outputs(tmp_path / "fast") == _outputs(tmp_path / "slow")
     ids = [json.loads(x)["_id"] for x in (tmp_path / "fast" / "x.jsonl").read_text().splitlines()]
     assert "raw:b.jsonl:0" in ids and "raw:c.jsonl:0" in ids
+
+
+# Parquet holds one type per column, so each column's values come from one type (and null)
+PQ_COLS = {"c_int": st.integers(-5, 5), "c_float": st.one_of(st.floats(-3, 3).map(lambda x: round(x, 2)), st.just(float("nan"))),
+           "c_bool": st.booleans(), "c_list": st.lists(st.sampled_from(["x", "y"]), max_size=3),
+           "c_struct": st.fixed_dictionaries({"k": st.integers(0, 2)}), "system": st.just("be brief")}
+PQ_ROW = st.fixed_dictionaries(
+    {"instruction": st.one_of(*[st.text(alphabet="abc", min_size=1, max_size=4)] * 6, st.just(""), st.just(" "),
+                              st.none()),
+     "input": st.one_of(st.sampled_from(["", " ", "q r", "\u00a0"]), st.none()),
+     "output": st.one_of(*[st.text(alphabet="xyz ", max_size=4)] * 6, st.none())})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(PQ_ROW, min_size=1, max_size=12), extra=st.sampled_from(sorted(PQ_COLS)), data=st.data(),
+       narrow=st.booleans())
+def test_parquet_fast_and_record_by_record_reads_agree(tmp_path_factory, monkeypatch, rows, extra, data, narrow):
+    """Alpaca rows in Parquet: an extra column of each type (NaN and nested values send their
+    chunk to the record reader), narrow ints and floats, large strings; the bytes agree."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    rows = [{"instruction": "first", "input": "", "output": "row"}] + rows
+    for r in rows:
+        r[extra] = data.draw(st.one_of(st.none(), PQ_COLS[extra]))
+    t = pa.Table.from_pylist(rows)
+    if narrow and extra in ("c_int", "c_float"):
+        t = t.set_column(t.schema.get_field_index(extra), extra,
+                         t.column(extra).cast(pa.int32() if extra == "c_int" else pa.float32()))
+    t = t.set_column(0, "instruction", t.column("instruction").cast(pa.large_string()))
+    tmp = tmp_path_factory.mktemp("pq")
+    pq.write_table(t, tmp / "d.parquet", row_group_size=3)
+    text = (f'recipe t\nsource raw = read("{tmp / "d.parquet"}")\n'
+            f'write raw to "x.jsonl"\nwrite raw to "y.json" (format="sharegpt")\n')
+    with monkeypatch.context() as m:
+        m.setattr(fast_mod, "CHUNK", 3)
+        m.setattr(tables_mod.RowWriter.__init__, "__defaults__", (3,))
+        load(text).run(out=tmp / "fast", cache_dir=tmp / "c1")
+        m.setattr(read_mod, "_fast_parquet", lambda *a: None)
+        load(text).run(out=tmp / "slow", cache_dir=tmp / "c2")
+    assert _outputs(tmp / "fast") == _outputs(tmp / "slow"), rows
+
+
+def test_parquet_takes_the_fast_path(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    pq.write_table(pa.Table.from_pylist([{"instruction": f"q{i}", "input": "", "output": "a", "n": i}
+                                         for i in range(50)]), tmp_path / "d.parquet")
+    taken = _fast_chunks(monkeypatch)
+    res = load(f'recipe t\nsource raw = read("{tmp_path / "d.parquet"}")\nwrite raw to "x.jsonl"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert taken == [50] and res.manifest["sinks"][0]["rows"] == 50
+    assert json.loads((tmp_path / "o" / "x.jsonl").read_text().splitlines()[7])["n"] == 7
+
+
+def test_a_nan_in_parquet_is_set_aside_on_the_fast_path_as_record_by_record(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    rows = [{"instruction": f"q{i}", "output": "a", "x": float("nan") if i == 4 else i / 2} for i in range(9)]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "d.parquet")
+    text = f'recipe t\nsource raw = read("{tmp_path / "d.parquet"}")\nwrite raw to "x.jsonl"\n'
+    with monkeypatch.context() as m:
+        m.setattr(fast_mod, "CHUNK", 3)
+        m.setattr(tables_mod.RowWriter.__init__, "__defaults__", (3,))
+        taken = _fast_chunks(m)
+        load(text).run(out=tmp_path / "fast", cache_dir=tmp_path / "c1")
+        m.setattr(read_mod, "_fast_parquet", lambda *a: None)
+        load(text).run(out=tmp_path / "slow", cache_dir=tmp_path / "c2")
+    assert taken == [3, 3]  # the chunk with the NaN went record by record
+    assert _outputs(tmp_path / "fast") == _outputs(tmp_path / "slow")
+    assert "field `x` is nan" in (tmp_path / "fast" / "set_aside.jsonl").read_text()

@@ -1,6 +1,6 @@
 """The read step: a source's files -> a canonical table, unreadable records set aside.
 
-Each JSON-lines file of Alpaca rows (the commonest input) takes Arrow's fast path
+Each JSON-lines or Parquet file of Alpaca rows (the commonest input) takes Arrow's fast path
 (`io/arrow_alpaca.py`) chunk by chunk; every other file, and any chunk the fast path
 cannot take exactly, is read record by record."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from ..io.formats import detect
-from ..io.readers import iter_rows, item_row, jsonl_items, list_files
+from ..io.readers import Item, iter_rows, item_row, jsonl_items, list_files, open_parquet
 from .sql import quote_ident
 from .tables import RowWriter
 
@@ -41,9 +41,20 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
     # folders would collide, and only the record-by-record reader checks for that
     distinct = len({f.name for f in files}) == len(files)
     for f in files:
-        if distinct and _fast(f, args, source, log, multi):
+        prefix = f"{source}:{f.name}:" if multi else f"{source}:"
+        pf = _fast_parquet(f, args, source, log, multi) if distinct else None
+        if pf is not None:
+            from ..io.arrow_alpaca import parquet_chunks
+            for kind, payload, idx in parquet_chunks(pf, prefix):
+                if kind == "arrow":
+                    writer.add_arrow(payload)
+                    n += payload.num_rows
+                    ctx.progress(n, None)
+                else:
+                    for i, rec in enumerate(payload, idx):
+                        take(*item_row(Item(i, f"{f.name}[{i}]", record=rec), prefix, "alpaca"))
+        elif distinct and _fast(f, args, source, log, multi):
             from ..io.arrow_alpaca import chunks
-            prefix = f"{source}:{f.name}:" if multi else f"{source}:"
             for kind, payload, lineno, idx in chunks(f, prefix):
                 if kind == "arrow":
                     writer.add_arrow(payload)  # ids are unique by construction
@@ -83,3 +94,18 @@ def _fast(f: Path, args: dict, source: str, log, multi: bool = False) -> bool:
                     return True
                 return False
     return False
+
+
+def _fast_parquet(f: Path, args: dict, source: str, log, multi: bool = False):
+    """The open ParquetFile when `f` is a Parquet file of Alpaca rows with default ids."""
+    if f.suffix.lower() != ".parquet" or args.get("id") or args.get("format") not in (None, "alpaca"):
+        return None
+    pf = open_parquet(f)
+    if args.get("format") is None:  # detected from the first record, as the record reader does
+        first = next((b for b in pf.iter_batches(batch_size=1)), None)
+        rec = first.to_pylist()[0] if first is not None and first.num_rows else None
+        got, why = detect(rec) if isinstance(rec, dict) else (None, "")
+        if got != "alpaca" or {"message_id", "role", "text"} <= set(rec):
+            return None
+        log(f"{source}: detected format `alpaca` (from {why})" + (f" in {f.name}" if multi else ""))
+    return pf

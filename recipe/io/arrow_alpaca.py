@@ -1,9 +1,10 @@
-"""A fast path for the commonest input, Alpaca rows in JSON lines: Arrow's JSON parser and
-Arrow compute build the canonical columns 20,000 lines at a time, with no Python object per
-row. A chunk it cannot take exactly as the line-by-line reader would (a blank or over-long
-line, a malformed or non-object record, an empty instruction, `system`/`history`, nested or
-other non-plain values) is handed back as lines, so the reader's rules and reasons apply to
-it; a test checks that both paths write the same bytes.
+"""A fast path for the commonest input, Alpaca rows in JSON lines or Parquet: Arrow's JSON
+parser (or Parquet reader) and Arrow compute build the canonical columns 20,000 rows at a
+time, with no Python object per row. A chunk it cannot take exactly as the record-by-record
+reader would (a blank or over-long line, a malformed or non-object record, an empty
+instruction, `system`/`history`, NaN, nested or other non-plain values) is handed back as
+lines (or records), so the reader's rules and reasons apply to it; tests check that both
+paths write the same bytes.
 """
 from __future__ import annotations
 
@@ -42,6 +43,17 @@ def chunks(path: Path, prefix: str) -> Iterator[tuple[str, object, int, int]]:
                 idx += len(part) if tbl is not None else sum(1 for x in part if x.strip())
 
 
+def parquet_chunks(pf, prefix: str) -> Iterator[tuple[str, object, int]]:
+    """For each CHUNK rows of the open `pyarrow.parquet.ParquetFile`: ("arrow", canonical
+    table, first row index) or ("records", the rows as dicts, ...) for the record reader."""
+    idx = 0
+    for batch in pf.iter_batches(batch_size=CHUNK):
+        t = pa.Table.from_batches([batch])
+        tbl = canonical_table(t, prefix, idx)
+        yield ("arrow", tbl, idx) if tbl is not None else ("records", t.to_pylist(), idx)
+        idx += t.num_rows
+
+
 def _canonical(lines: list[bytes], prefix: str, start: int) -> pa.Table | None:
     if any(len(x) > MAX_RECORD_BYTES or not x.strip() for x in lines):
         return None  # blank lines do not count as rows; long ones are set aside: the slow path's rules
@@ -51,8 +63,17 @@ def _canonical(lines: list[bytes], prefix: str, start: int) -> pa.Table | None:
         t = pj.read_json(io.BytesIO(data), read_options=pj.ReadOptions(block_size=max(len(data), 1 << 20)))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError):
         return None  # a malformed line (or a non-object one): the slow path says which
-    if t.num_rows != len(lines) or "history" in t.column_names or "system" in t.column_names:
+    if t.num_rows != len(lines):
         return None
+    return canonical_table(t, prefix, start)
+
+
+def canonical_table(t: pa.Table, prefix: str, start: int) -> pa.Table | None:
+    """The canonical table of Alpaca records `t` (rows `start`...), or None when some record
+    needs the record reader's rules."""
+    if "history" in t.column_names or "system" in t.column_names:
+        return None
+    t = t.cast(pa.schema([pa.field(f.name, _small(f.type)) for f in t.schema]))
     for need in ("instruction", "output"):
         if need not in t.column_names or t.schema.field(need).type != pa.string():
             return None
@@ -81,6 +102,8 @@ def _canonical(lines: list[bytes], prefix: str, start: int) -> pa.Table | None:
             col = col.cast(pa.list_(pa.string()))
         elif f.type not in PLAIN:
             return None  # nested values become JSON text on the slow path
+        elif f.type == pa.float64() and pc.any(pc.is_nan(col)).as_py():
+            return None  # the record reader sets NaN rows aside (Parquet can hold NaN; JSON cannot)
         extras.append((f.name, col))
     n = t.num_rows
     contents = pa.concat_arrays([user, answer]).take(pa.array([j // 2 + (n if j % 2 else 0) for j in range(2 * n)]))
@@ -90,3 +113,18 @@ def _canonical(lines: list[bytes], prefix: str, start: int) -> pa.Table | None:
     ids = pa.array([f"{prefix}{start + i}" for i in range(n)], pa.string())
     cols = [("_id", ids), ("messages", messages.cast(MESSAGES)), ("instruction", user), ("response", answer)] + extras
     return pa.table(dict(cols))
+
+
+def _small(t: pa.DataType) -> pa.DataType:
+    """Parquet's types as the JSON parser's where the values stay what the record reader sees
+    (large strings and lists, narrower ints and floats); others are left for the PLAIN check."""
+    if pa.types.is_large_string(t):
+        return pa.string()
+    if (pa.types.is_list(t) or pa.types.is_large_list(t)) and pa.types.is_large_string(t.value_type) \
+            or pa.types.is_large_list(t) and pa.types.is_string(t.value_type):
+        return pa.list_(pa.string())
+    if t in (pa.int8(), pa.int16(), pa.int32(), pa.uint8(), pa.uint16(), pa.uint32()):
+        return pa.int64()  # the same Python ints the record reader sees
+    if t == pa.float32():
+        return pa.float64()
+    return t

@@ -195,12 +195,16 @@ def _iter_csv(path: Path, delim: str) -> Iterator[Item]:
             raise UserError(f"{path}: {e}")
 
 
-def _iter_parquet(path: Path) -> Iterator[Item]:
+def open_parquet(path: Path):
     import pyarrow.parquet as pq
     try:
-        pf = pq.ParquetFile(path)
+        return pq.ParquetFile(path)
     except Exception as e:  # pyarrow raises several types for a damaged file
         raise UserError(f"{path}: not a readable parquet file ({e})")
+
+
+def _iter_parquet(path: Path) -> Iterator[Item]:
+    pf = open_parquet(path)
     i = 0
     for batch in pf.iter_batches(batch_size=8192):
         for rec in batch.to_pylist():
