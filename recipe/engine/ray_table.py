@@ -42,8 +42,18 @@ def gather(refs: list) -> list:
 
 
 def ray_map(fn, arglist: list) -> list:
-    """KernelContext.pmap on Ray: independent pieces of a global step, one task each."""
-    return gather([remote(rb.apply_args).remote(fn, a) for a in arglist])
+    """KernelContext.pmap on Ray: independent pieces of a global step, one task each. An
+    array that several pieces share (MinHash's signatures) goes to the object store once."""
+    import ray
+    shared: dict[int, rb.Shared] = {}
+
+    def share(v):
+        if isinstance(v, np.ndarray) and v.nbytes >= rb.SHARE_BYTES:
+            if id(v) not in shared:
+                shared[id(v)] = rb.Shared(ray.put(v))
+            return shared[id(v)]
+        return v
+    return gather([remote(rb.apply_args).remote(fn, tuple(share(v) for v in a)) for a in arglist])
 
 
 class RayTable(Table):

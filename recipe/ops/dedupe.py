@@ -85,7 +85,7 @@ class Dedupe(Op):
                 at += len(s)
             if at != n:
                 raise RuntimeError(f"minhash: {at} signatures for {n} rows")
-            labels = signature_clusters(sig, args.get("threshold") or 0.8)
+            labels = signature_clusters(sig, args.get("threshold") or 0.8, pmap=ctx.pmap)
             del sig
             return self._finish(ctx, src, args, labels, lengths, ids, method, on)
         texts = row_texts(ctx, src, on)
