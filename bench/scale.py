@@ -236,6 +236,7 @@ def variant_recall(groups: Counter, kept: list[str]) -> float:
 
 
 def main() -> None:
+    global MAX_RSS_GIB
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--work", type=Path, help="folder for the data, cache and outputs (default: a temporary one)")
@@ -244,7 +245,6 @@ def main() -> None:
     ap.add_argument("--max-rss-gib", type=float, default=MAX_RSS_GIB,
                     help="kill a measured process whose resident memory passes this (default %(default)s)")
     a = ap.parse_args()
-    global MAX_RSS_GIB
     MAX_RSS_GIB = a.max_rss_gib
     work = a.work or Path(tempfile.mkdtemp(prefix="recipe-scale-"))
     work.mkdir(parents=True, exist_ok=True)

@@ -391,6 +391,35 @@ def test_minhash_bands_in_pieces_find_the_same_pairs_and_clusters(groups):
     assert np.array_equal(signature_clusters(sig, 0.7, pmap=thread_map), signature_clusters(sig, 0.7))
 
 
+def test_semdedup_cells_find_the_exact_searchs_duplicates_and_nothing_else():
+    """Within k-means cells (SemDeDup) the clusters are the exact search's, but for pairs
+    split between two cells: none merges rows the exact search keeps apart, and nearly all
+    of its duplicate pairs are found. One cell is the exact search."""
+    from recipe.algorithms.semdedup import cell_semantic_clusters, default_cells
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(60, 32))
+    base = np.repeat(centres, 40, axis=0) + rng.normal(scale=0.6, size=(2400, 32))  # topics, not duplicates
+    copies = base[rng.choice(2400, 1200)] + rng.normal(scale=0.05, size=(1200, 32))  # near-duplicates
+    e = rng.permutation(np.vstack([base, copies])).astype(np.float32)
+    exact = semantic_clusters(e, 0.95)
+    jobs = []
+
+    def pmap(fn, arglist):
+        jobs.append(len(arglist))
+        return [fn(*a) for a in arglist]
+    got, cells = cell_semantic_clusters(e, 0.95, cells=24, pmap=pmap)
+    assert jobs == [cells] and 12 < cells <= 24
+    for lab in np.unique(got):  # nothing merged that the exact search keeps apart
+        assert len(set(exact[got == lab].tolist())) == 1
+    same = exact[:, None] == exact[None, :]
+    pairs = np.triu(same, 1)
+    assert pairs.sum() > 1000, "the data must hold near-duplicate pairs"
+    found = (got[:, None] == got[None, :])[pairs].mean()
+    assert found >= 0.95, found
+    assert np.array_equal(cell_semantic_clusters(e, 0.95, cells=1)[0], exact)
+    assert default_cells(50_000) == 1 and default_cells(1_000_000) == 100
+
+
 def test_semantic_clusters_and_reference():
     e = np.array([[1, 0, 0], [0.99, 0.1, 0], [0, 1, 0], [0, 0, 1], [0, 0.05, 1]], dtype=np.float32)
     assert semantic_clusters(e, 0.95).tolist() == [0, 0, 2, 3, 3]

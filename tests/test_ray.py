@@ -146,9 +146,11 @@ def test_explain_and_report_read_a_ray_runs_cache(tmp_path, monkeypatch):
         assert steps and all(ln.endswith("[cached]") for ln in steps), buf.getvalue()
 
 
-def test_an_endpoint_model_is_called_from_the_driver_with_the_same_answer(tmp_path, monkeypatch):
+@pytest.mark.parametrize("cells", ["", ", cells=3"])
+def test_an_endpoint_model_is_called_from_the_driver_with_the_same_answer(tmp_path, monkeypatch, cells):
     """A server does the work, so no actors start for it: the driver's client sends the
-    requests (many in flight) and both engines give the same bytes."""
+    requests (many in flight) and both engines give the same bytes; with k-means cells
+    (SemDeDup) too, whose cells run as tasks."""
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -172,7 +174,7 @@ def test_an_endpoint_model_is_called_from_the_driver_with_the_same_answer(tmp_pa
         r = load(f'''recipe t
 model emb = embedding("openai:http://127.0.0.1:{srv.server_address[1]}/v1#toy")
 source raw = read("{data}")
-x = raw | dedupe(method="semantic", on=instruction, embedding=emb, threshold=0.999)
+x = raw | dedupe(method="semantic", on=instruction, embedding=emb, threshold=0.999{cells})
 write x to "x.jsonl"
 ''')
         from recipe.engine.ray_models import ModelPool
@@ -184,6 +186,7 @@ write x to "x.jsonl"
         assert res["duckdb"].manifest["nodes"][-1]["rows_set_aside"] > 0  # the toy vectors collide
         (st,) = res["ray"].manifest["model_runtime"].values()
         assert st["sent"] >= 1 and st["computed"] == 20
+        assert (res["ray"].manifest["nodes"][-1].get("stats") or {}).get("cells") == (3 if cells else None)
     finally:
         srv.shutdown()
 

@@ -7,7 +7,8 @@ from .kcenter import kcenter_greedy
 from .diversity import deita_filter, instag_cfds, lift_variety
 from .minhash import minhash_clusters, minhash_signatures, lsh_params
 from .clusters import connected_labels, semantic_clusters
+from .semdedup import cell_semantic_clusters
 
 __all__ = ["facility_location", "facility_objective", "kcenter_greedy", "deita_filter", "instag_cfds",
            "lift_variety", "minhash_clusters", "minhash_signatures", "lsh_params", "connected_labels",
-           "semantic_clusters"]
+           "semantic_clusters", "cell_semantic_clusters"]

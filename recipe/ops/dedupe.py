@@ -2,7 +2,8 @@
 
 Memory: `exact` within a node is the engine's own distinct (DuckDB: a window over the
 normalised text, which spills); `minhash` holds the texts of one column and a uint32
-signature matrix (N x num_perm); `semantic` holds N x d float32 embeddings.
+signature matrix (N x num_perm); `semantic` holds N x d float32 embeddings and, above
+50,000 rows, searches within k-means cells (SemDeDup; `algorithms/semdedup.py`).
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ class Dedupe(Op):
         P("seed", "int", default=0),
         P("embedding", "model", doc="embedding model for semantic dedupe"),
         P("embedding_column", "column", doc="precomputed embeddings instead of a model"),
+        P("cells", "int", min=0, doc="semantic: k-means cells to dedupe within (SemDeDup); "
+                                     "default one cell up to 50,000 rows, else one per 10,000 rows"),
     )
 
     def reads(self, args):
@@ -98,8 +101,11 @@ class Dedupe(Op):
             ctx.info["removed_against"] = len(reasons)
             ctx.out.keep(src, keep, reasons)
             return
-        from ..algorithms import semantic_clusters  # what remains: semantic within the node
-        labels = semantic_clusters(embeddings(ctx, src, args, on), args.get("threshold") or 0.9)
+        from ..algorithms import cell_semantic_clusters  # what remains: semantic within the node
+        labels, cells = cell_semantic_clusters(embeddings(ctx, src, args, on), args.get("threshold") or 0.9,
+                                               args.get("cells"), ctx.pmap, args.get("seed", 0))
+        if cells > 1:
+            ctx.info["cells"] = cells
         self._finish(ctx, src, args, labels, [len(t) for t in texts], ids, method, on)
 
     def _finish(self, ctx, src, args, labels, lengths, ids, method, on) -> None:
