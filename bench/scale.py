@@ -22,6 +22,10 @@ printed: time, peak RSS, rows kept and recall of each. Recall is measured on wha
 knows: rows that are copies of one P3 row (another prefix or suffix) are true near-duplicates,
 and each side's recall is the share of them removed. Ours runs at the threshold where its
 recall reaches datatrove's (`THRESHOLD`).
+
+With --datajuicer: the same rows, in one file, to Data-Juicer's single-machine MinHash
+deduplicator (`document_minhash_deduplicator`, 2 processes, threshold 0.7, word 5-grams), in
+its own virtual environment under bench/ (made on first use, about 2 GB), next to ours.
 """
 from __future__ import annotations
 
@@ -141,6 +145,10 @@ def recipe_run(path: Path, work: Path) -> dict:
 THRESHOLD = 0.6
 DATATROVE = ["datatrove==0.10.1", "regex", "xxhash==3.5.0", "tokenizers", "orjson"]
 # what its minhash and jsonl steps import; xxhash 4 no longer hashes str, which datatrove passes
+# Data-Juicer's dependencies leave out what its operators import (it installs them at run time,
+# torch unpinned: several GB of CUDA wheels), so they are named here; the CPU torch is local
+DATAJUICER = ["py-data-juicer==1.6.1", "aiohttp", "ray", "scipy", "torch==2.13.0"]
+DJ_THRESHOLD = 0.7  # Data-Juicer's default; like datatrove it removes any bucket match unverified
 MINHASH_ONLY = '''recipe minhash
 source rows = read("{data}", format="alpaca")
 kept = rows | dedupe(method="minhash", on=instruction, unit="word", ngram=5, threshold={threshold})
@@ -149,17 +157,26 @@ write kept to "kept.jsonl" (columns=["instruction"])
 
 
 def _datatrove_python() -> Path:
-    venv = Path(__file__).resolve().parent / ".venv-datatrove"
+    return _venv_python(".venv-datatrove", DATATROVE)
+
+
+def _venv_python(name: str, packages: list[str]) -> Path:
+    """The Python of a virtual environment under bench/ holding `packages` (made on first use)."""
+    venv = Path(__file__).resolve().parent / name
     py = venv / "bin" / "python"
     if not py.exists():
-        print(f"installing {' '.join(DATATROVE)} into {venv} ...")
+        print(f"installing {' '.join(packages)} into {venv} ...")
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", *DATATROVE], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *packages], check=True)
     return py
 
 
 def minhash_input(data: Path, work: Path) -> tuple[Path, int]:
-    """The rows the recipe's MinHash step sees, from the step cache, in two JSON-lines shards."""
+    """The rows the recipe's MinHash step sees, from the step cache, in two JSON-lines shards
+    (made once per work folder)."""
+    if (work / "mh_shards" / "part1.jsonl").exists():
+        with open(work / "mh" / "minhash_input.jsonl", "rb") as fh:
+            return work / "mh" / "minhash_input.jsonl", sum(1 for _ in fh)
     head = RECIPE.format(data=data).split("  | dedupe(method=\"minhash\"")[0]
     f = work / "minhash_input.recipe"
     f.write_text(head + '\nwrite clean to "minhash_input.jsonl" (format="alpaca")\n')
@@ -190,27 +207,58 @@ def compare_datatrove(data: Path, work: Path) -> None:
             "sys.exit(p.returncode and (p.stderr[-3000:] or 1))")
     dt = _child(code)
     dt_kept = next(int(x.split()[1]) for x in dt["stdout"].splitlines() if x.startswith("KEPT "))
-    f = work / "minhash_only.recipe"
-    f.write_text(MINHASH_ONLY.format(data=rows_file, threshold=THRESHOLD))
-    ours = _child("import sys\nfrom recipe.cli import main\n"
-                  f"rc = main(['run', {str(f)!r}, '--out', {str(work / 'mo')!r}, '--cache-dir', "
-                  f"{str(work / 'mo_cache')!r}, '--quiet']) or 0\nif rc: sys.exit(rc)")
-    man = json.loads((work / "mo" / "manifest.json").read_text())
-    step = next(x for x in man["nodes"] if x["op"] == "dedupe")
     groups = _groups(line_texts(rows_file, "instruction"))
     dt_recall = variant_recall(groups, [t for g in sorted((work / "dt" / "out").glob("*.jsonl"))
                                         for t in line_texts(g, "text")])
-    our_recall = variant_recall(groups, line_texts(work / "mo" / "kept.jsonl", "instruction"))
     print(f"\nMinHash on the same {n:,} rows (word 5-grams; datatrove 14x8 buckets, ours threshold {THRESHOLD}):")
     print(f"  datatrove (4 stages, 2 workers): {dt['seconds']:.1f} s, kept {dt_kept:,} rows, "
           f"variant recall {dt_recall:.4%}, largest process {dt['peak_mib']:,.0f} MiB")
+    _ours_against("datatrove's MinHash pipeline", dt["seconds"], dt_recall, rows_file, groups, work)
+
+
+def compare_datajuicer(data: Path, work: Path) -> None:
+    """Data-Juicer's single-machine MinHash deduplicator on the same rows, one file, 2 processes."""
+    py = _venv_python(".venv-datajuicer", DATAJUICER)
+    rows_file, n = minhash_input(data, work)
+    script = Path(__file__).resolve().parent / "_datajuicer_minhash.py"
+    out = work / "dj_kept.jsonl"
+    code = (f"import subprocess, sys\np = subprocess.run([{str(py)!r}, {str(script)!r}, {str(rows_file)!r}, "
+            f"{str(out)!r}, 'instruction', '2', '{DJ_THRESHOLD}'], capture_output=True, text=True, cwd={str(work)!r})\n"
+            "print(p.stdout)\nimport resource\n"
+            "print('PEAK', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)  # its largest process\n"
+            "sys.exit(p.returncode and (p.stderr[-3000:] or 1))")
+    dj = _child(code)
+    dj_kept = next(int(x.split()[1]) for x in dj["stdout"].splitlines() if x.startswith("KEPT "))
+    groups = _groups(line_texts(rows_file, "instruction"))
+    dj_recall = variant_recall(groups, line_texts(out, "text"))
+    print(f"\nMinHash on the same {n:,} rows (word 5-grams; Data-Juicer threshold {DJ_THRESHOLD}, 256 permutations):")
+    print(f"  Data-Juicer document_minhash_deduplicator (2 processes): {dj['seconds']:.1f} s, kept {dj_kept:,} rows, "
+          f"variant recall {dj_recall:.4%}, largest process {dj['peak_mib']:,.0f} MiB")
+    _ours_against("Data-Juicer's MinHash deduplicator", dj["seconds"], dj_recall, rows_file, groups, work)
+
+
+_OURS: dict = {}
+
+
+def _ours_against(name: str, their_seconds: float, their_recall: float, rows_file: Path, groups, work: Path) -> None:
+    """Our MinHash step on the same rows (run once per benchmark), next to another tool's."""
+    if not _OURS:
+        f = work / "minhash_only.recipe"
+        f.write_text(MINHASH_ONLY.format(data=rows_file, threshold=THRESHOLD))
+        ours = _child("import sys\nfrom recipe.cli import main\n"
+                      f"rc = main(['run', {str(f)!r}, '--out', {str(work / 'mo')!r}, '--cache-dir', "
+                      f"{str(work / 'mo_cache')!r}, '--quiet']) or 0\nif rc: sys.exit(rc)")
+        man = json.loads((work / "mo" / "manifest.json").read_text())
+        _OURS.update(ours=ours, step=next(x for x in man["nodes"] if x["op"] == "dedupe"),
+                     recall=variant_recall(groups, line_texts(work / "mo" / "kept.jsonl", "instruction")))
+    ours, step, our_recall = _OURS["ours"], _OURS["step"], _OURS["recall"]
     print(f"  recipe dedupe step:              {step['seconds']:.1f} s, kept {step['rows_out']:,} rows, "
           f"variant recall {our_recall:.4%} (whole run with read and write: {ours['seconds']:.1f} s, "
           f"peak {ours['peak_mib']:,.0f} MiB)")
-    equal = our_recall >= dt_recall
-    print(f"  speed-up of the step: {dt['seconds'] / max(step['seconds'], 1e-9):.1f}x (goal: >= 3x at equal recall: "
-          f"{'met' if dt['seconds'] >= 3 * step['seconds'] and equal else 'not met'}; our recall is "
-          f"{'at least' if equal else 'below'} datatrove's)")
+    equal = our_recall >= their_recall
+    print(f"  speed-up of the step over {name}: {their_seconds / max(step['seconds'], 1e-9):.1f}x (goal: >= 3x at "
+          f"equal recall: {'met' if their_seconds >= 3 * step['seconds'] and equal else 'not met'}; our recall is "
+          f"{'at least' if equal else 'below'} theirs)")
 
 
 def line_texts(path: Path, key: str) -> list[str]:
@@ -242,6 +290,7 @@ def main() -> None:
     ap.add_argument("--work", type=Path, help="folder for the data, cache and outputs (default: a temporary one)")
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     ap.add_argument("--datatrove", action="store_true", help="also run datatrove's MinHash on the same rows")
+    ap.add_argument("--datajuicer", action="store_true", help="also run Data-Juicer's MinHash on the same rows")
     ap.add_argument("--max-rss-gib", type=float, default=MAX_RSS_GIB,
                     help="kill a measured process whose resident memory passes this (default %(default)s)")
     a = ap.parse_args()
@@ -276,6 +325,8 @@ def main() -> None:
     print(f"step cache on disk: {cache / 1e9:.1f} GB")
     if a.datatrove:
         compare_datatrove(data, work)
+    if a.datajuicer:
+        compare_datajuicer(data, work)
     if not a.keep and not a.work:
         import shutil
         shutil.rmtree(work, ignore_errors=True)
