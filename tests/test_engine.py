@@ -247,3 +247,31 @@ write top to "top.jsonl"
     knn = sorted(f"q{i}" for i in facility_location(emb, 30, mode="knn"))
     assert exact != knn  # the two modes differ on this data, so the check below can tell them apart
     assert picked[1000, "auto"] == exact and picked[300, "auto"] == knn == picked[1000, "knn"]
+
+
+def test_steps_that_drop_rows_or_add_columns_store_a_mask_not_a_copy(tmp_path):
+    """A filter, a dedupe and a score keep their input's text where it is: each stores a view
+    over its input and a mask (with its new columns), so the cache holds the text once."""
+    import random
+    import duckdb
+    rng = random.Random(0)  # text that does not compress away: what a copy would cost shows
+    rows = [{"instruction": f"question {i} " + " ".join(f"{rng.getrandbits(40):x}" for _ in range(150)), "input": "",
+             "output": "an answer " * (i % 3)} for i in range(3000)]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    steps = ("raw", 'raw | filter(length(response) > 0) | dedupe(method="exact", on=instruction) '
+             '| score(metric="length")')
+    sizes = {}
+    for name, body in zip(("read", "all"), steps):
+        out = load(f'recipe t\nsource raw = read("{data}")\nx = {body}\nwrite x to "x.jsonl"\n').run(
+            out=tmp_path / name, cache_dir=tmp_path / f"c-{name}")
+        sizes[name] = (tmp_path / f"c-{name}" / "cache.duckdb").stat().st_size
+    assert out.manifest["sinks"][0]["rows"] == 2000
+    con = duckdb.connect(str(tmp_path / "c-all" / "cache.duckdb"), read_only=True)
+    kinds = dict(con.execute("SELECT table_name, table_type FROM information_schema.tables "
+                             "WHERE table_name LIKE 't_%'").fetchall())
+    assert sorted(kinds.values()) == ["BASE TABLE", "VIEW", "VIEW", "VIEW"]
+    masks = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'm_%'")
+             .fetchall()]
+    cols = {tuple(r[0] for r in con.execute(f"DESCRIBE {m}").fetchall()) for m in masks}
+    assert cols == {("__keep",), ("__keep", "length")}
+    assert sizes["all"] < 1.2 * sizes["read"], sizes  # three copies of the text would be about 3x

@@ -23,15 +23,23 @@ from .sql import normalised_sql, quote_ident as q, sync_messages_sql, text_sql, 
 ROW = "_row"
 
 
+def mask_table(view: str) -> str:
+    """The stored mask behind a step's view `t_<fp>`."""
+    return "m" + view[1:]
+
+
 class DuckTable(Table):
     def __init__(self, con, name: str):
         self.con, self.name = con, name
+        self._n: int | None = None
 
     def columns(self) -> list[str]:
         return [r[0] for r in self.con.execute(f"DESCRIBE {q(self.name)}").fetchall() if r[0] != ROW]
 
     def count(self) -> int:
-        return self.con.execute(f"SELECT count(*) FROM {q(self.name)}").fetchall()[0][0]
+        if self._n is None:  # a finished step's rows do not change; a view counts by scanning
+            self._n = self.con.execute(f"SELECT count(*) FROM {q(self.name)}").fetchall()[0][0]
+        return self._n
 
     def arrow(self, cols: Sequence[str]) -> pa.Table:
         return self.con.execute(f"SELECT {_sel(cols)} FROM {q(self.name)}").to_arrow_table()
@@ -82,12 +90,13 @@ class DuckOutput(Output):
 
     # ---- building the output --------------------------------------------------------
     def filter(self, src, cond, reason):
+        """The condition, once per row, into a mask; the kept rows are a view over it."""
         self._make()
         sql, binds = to_sql(cond, self.params)
-        s = q(src.name)
-        self.con.execute(f"CREATE TABLE {q(self.out)} AS SELECT * FROM {s} WHERE coalesce({sql}, false)", binds)
-        self.con.execute(f"INSERT INTO {q(self.aside)} SELECT _id, ?, NULL FROM {s} "
-                         f"WHERE NOT coalesce({sql}, false)", [reason] + binds)
+        self.con.execute(f"CREATE TEMP TABLE __f AS SELECT coalesce({sql}, false) AS __keep, "
+                         f"NULL::VARCHAR AS __why FROM {q(src.name)}", binds)
+        self._paste(src, "__f", reason, self.out)
+        self.con.execute("DROP TABLE __f")
 
     def derive(self, src, columns, cast=None):
         self._make()
@@ -135,14 +144,21 @@ class DuckOutput(Output):
     def _paste(self, src, mask: str, default: str, target: str, names=(), renumber=False, create=True,
                any_dropped=True) -> None:
         """`src` pasted row for row beside the relation `mask` (`__keep`, `__why`, optionally
-        `__nr` and new columns, as many rows as `src`, in its order)."""
+        `__nr` and new columns, as many rows as `src`, in its order). A new `target` is a view
+        over `src` and the stored mask: a step that drops rows or adds columns stores what it
+        decided, not another copy of its input's text."""
         drop = [ROW] + [c for c in names if c in set(src.columns())]
         sel = "".join(f", m.{q(c)}" for c in names)
         row = f"m.__nr AS {ROW}" if renumber else f"s.{ROW}"
-        head = f"CREATE TABLE {q(target)} AS" if create else f"INSERT INTO {q(target)} BY NAME"
+        body = f"SELECT s.* EXCLUDE ({', '.join(q(c) for c in drop)}){sel}, {row} FROM {q(src.name)} s POSITIONAL JOIN "
+        if create:
+            kept = ["__keep"] + (["__nr"] if renumber else []) + list(names)
+            m = mask_table(target)
+            self.con.execute(f"CREATE TABLE {q(m)} AS SELECT {', '.join(q(c) for c in kept)} FROM {mask}")
+            self.con.execute(f"CREATE VIEW {q(target)} AS {body}{q(m)} m WHERE m.__keep")
+        else:
+            self.con.execute(f"INSERT INTO {q(target)} BY NAME {body}{mask} m WHERE m.__keep")
         s_ = q(src.name)
-        self.con.execute(f"{head} SELECT s.* EXCLUDE ({', '.join(q(c) for c in drop)}){sel}, {row} "
-                         f"FROM {s_} s POSITIONAL JOIN {mask} m WHERE m.__keep")
         if any_dropped:
             self.con.execute(f"INSERT INTO {q(self.aside)} SELECT s._id, coalesce(m.__why, ?), NULL "
                              f"FROM {s_} s POSITIONAL JOIN {mask} m WHERE NOT m.__keep", [default])

@@ -118,7 +118,14 @@ class Store:
         self.con.execute(f"CREATE TABLE {self.aside(fp)} {ASIDE_DDL}")
 
     def _drop(self, fp: str) -> None:
-        self.con.execute(f"DROP TABLE IF EXISTS {self.table(fp)}")
+        """A step's rows (a table, or a view over its input and its stored mask), mask and
+        set-aside rows."""
+        from .duck import mask_table
+        t = self.table(fp)
+        kind = self.con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ? "
+                                "AND table_catalog = current_database()", [t]).fetchall()
+        self.con.execute(f"DROP {'VIEW' if kind and kind[0][0] == 'VIEW' else 'TABLE'} IF EXISTS {t}")
+        self.con.execute(f"DROP TABLE IF EXISTS {mask_table(t)}")
         self.con.execute(f"DROP TABLE IF EXISTS {self.aside(fp)}")
 
     def record_step(self, step, counts: tuple[int, int, int, int], seconds: float, info: dict,
