@@ -130,6 +130,11 @@ STREAM_ROWS = 2_000_000
 
 
 def recipe_run(path: Path, work: Path) -> dict:
+    """The recipe, cold: a step cache left in the work folder by an earlier run is removed
+    first (finished steps would be reused and the times would mean nothing)."""
+    import shutil
+    for d in ("cache", "out", "mh", "mh_shards", "mo", "mo_cache", "dt"):
+        shutil.rmtree(work / d, ignore_errors=True)
     f = work / "scale.recipe"
     f.write_text(RECIPE.format(data=path))
     code = ("import sys\nfrom recipe.cli import main\n"
