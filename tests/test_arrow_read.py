@@ -39,6 +39,22 @@ def _fast_chunks(m) -> list[int]:
     return taken
 
 
+def _both_paths_agree(monkeypatch, tmp, path, slow: str, note: str, chunk: int = 3, fmt: str = "") -> None:
+    """The file read by the fast path and then with `read_mod.<slow>` switched off, both in
+    `chunk`-row chunks, writes the same bytes (patched per example: hypothesis runs every
+    example inside one call of the test function)."""
+    how = f', format="{fmt}"' if fmt else ""
+    text = (f'recipe t\nsource raw = read("{path}"{how})\n'
+            f'write raw to "x.jsonl"\nwrite raw to "y.json" (format="sharegpt")\n')
+    with monkeypatch.context() as m:
+        m.setattr(fast_mod, "CHUNK", chunk)
+        m.setattr(tables_mod.RowWriter.__init__, "__defaults__", (chunk,))
+        load(text).run(out=tmp / "fast", cache_dir=tmp / "c1")
+        m.setattr(read_mod, slow, lambda *a: None)
+        load(text).run(out=tmp / "slow", cache_dir=tmp / "c2")
+    assert _outputs(tmp / "fast") == _outputs(tmp / "slow"), note
+
+
 @pytest.mark.parametrize("chunk", [2, 3])
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(LINE, min_size=1, max_size=14))
@@ -48,29 +64,30 @@ def test_fast_and_line_by_line_reads_agree(tmp_path_factory, monkeypatch, chunk,
     tmp = tmp_path_factory.mktemp("ar")
     data = tmp / "d.jsonl"
     data.write_text("".join(line + "\n" for line in lines))
-    text = (f'recipe t\nsource raw = read("{data}", format="alpaca")\n'
-            f'write raw to "x.jsonl"\nwrite raw to "y.json" (format="sharegpt")\n')
-    # small chunks on both paths, so schemas change between chunks (patched per example:
-    # hypothesis runs every example inside one call of this function)
-    with monkeypatch.context() as m:
-        m.setattr(fast_mod, "CHUNK", chunk)
-        m.setattr(tables_mod.RowWriter.__init__, "__defaults__", (chunk,))
-        load(text).run(out=tmp / "fast", cache_dir=tmp / "c1")
-        # the reference: the line-by-line reader, chunked alike (a column widened int -> float ->
-        # text renders its ints as 0.0 whichever path read them: widening depends on chunking)
-        m.setattr(read_mod, "_fast", lambda *a: False)
-        load(text).run(out=tmp / "slow", cache_dir=tmp / "c2")
-    assert _outputs(tmp / "fast") == _outputs(tmp / "slow"), "\n".join(lines)
+    # small chunks on both paths, so schemas change between chunks; the reference is the
+    # line-by-line reader, chunked alike (a column widened int -> float -> text renders its ints
+    # as 0.0 whichever path read them: widening depends on chunking)
+    _both_paths_agree(monkeypatch, tmp, data, "_fast", "\n".join(lines), chunk, fmt="alpaca")
 
 
-def test_the_fast_path_is_taken(tmp_path, monkeypatch):
-    rows = [{"instruction": f"q{i}", "input": "", "output": "a", "n": i} for i in range(50)]
+@pytest.mark.parametrize("fmt", ["alpaca", "openai"])
+def test_the_fast_path_is_taken(tmp_path, monkeypatch, fmt):
+    if fmt == "alpaca":
+        rows = [{"instruction": f"q{i}", "input": "", "output": "a", "n": i} for i in range(50)]
+    else:  # a system turn first and a second user turn: the conversation is kept whole
+        rows = [{"messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": f"q{i}"},
+                              {"role": "assistant", "content": "a"}, {"role": "user", "content": "more"}], "n": i}
+                for i in range(50)]
     data = tmp_path / "d.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     taken = _fast_chunks(monkeypatch)
     res = load(f'recipe t\nsource raw = read("{data}")\nwrite raw to "x.jsonl"\n').run(
         out=tmp_path / "o", cache_dir=tmp_path / "c")
     assert taken == [50] and res.manifest["sinks"][0]["rows"] == 50
+    third = json.loads((tmp_path / "o" / "x.jsonl").read_text().splitlines()[3])
+    assert third["instruction"] == "q3" and third["response"] == "a" and third["n"] == 3
+    if fmt == "openai":
+        assert [m["role"] for m in third["messages"]] == ["system", "user", "assistant", "user"]
 
 
 def test_a_list_column_widened_to_text_reads_as_json_of_each_row():
@@ -99,7 +116,8 @@ def test_a_folder_of_files_reads_alike_on_both_paths_and_takes_the_fast_one(tmp_
     with monkeypatch.context() as m:
         taken = _fast_chunks(m)
         res = load(text).run(out=tmp_path / "fast", cache_dir=tmp_path / "c1")
-    assert taken == [20] and res.manifest["sinks"][0]["rows"] == 51  # a.jsonl's chunk has the broken line
+    # a.jsonl's chunk has the broken line; c.jsonl (ShareGPT) takes the chat fast path
+    assert taken == [20, 1] and res.manifest["sinks"][0]["rows"] == 51
     monkeypatch.setattr(read_mod, "_fast", lambda *a: False)
     load(text).run(out=tmp_path / "slow", cache_dir=tmp_path / "c2")
     assert _outputs(tmp_path / "fast") == _outputs(tmp_path / "slow")
@@ -136,15 +154,7 @@ def test_parquet_fast_and_record_by_record_reads_agree(tmp_path_factory, monkeyp
     t = t.set_column(0, "instruction", t.column("instruction").cast(pa.large_string()))
     tmp = tmp_path_factory.mktemp("pq")
     pq.write_table(t, tmp / "d.parquet", row_group_size=3)
-    text = (f'recipe t\nsource raw = read("{tmp / "d.parquet"}")\n'
-            f'write raw to "x.jsonl"\nwrite raw to "y.json" (format="sharegpt")\n')
-    with monkeypatch.context() as m:
-        m.setattr(fast_mod, "CHUNK", 3)
-        m.setattr(tables_mod.RowWriter.__init__, "__defaults__", (3,))
-        load(text).run(out=tmp / "fast", cache_dir=tmp / "c1")
-        m.setattr(read_mod, "_fast_parquet", lambda *a: None)
-        load(text).run(out=tmp / "slow", cache_dir=tmp / "c2")
-    assert _outputs(tmp / "fast") == _outputs(tmp / "slow"), rows
+    _both_paths_agree(monkeypatch, tmp, tmp / "d.parquet", "_fast_parquet", str(rows))
 
 
 def test_parquet_takes_the_fast_path(tmp_path, monkeypatch):
@@ -175,3 +185,38 @@ def test_a_nan_in_parquet_is_set_aside_on_the_fast_path_as_record_by_record(tmp_
     assert taken == [3, 3]  # the chunk with the NaN went record by record
     assert _outputs(tmp_path / "fast") == _outputs(tmp_path / "slow")
     assert "field `x` is nan" in (tmp_path / "fast" / "set_aside.jsonl").read_text()
+
+
+# mostly roles the fast path takes, so its chunks meet the reader's in every order
+ROLES = st.sampled_from(["human", "gpt", "user", "assistant"] * 3 + ["system", "GPT", "Human", "robot", "\u0130user"])
+TURN = st.fixed_dictionaries({"r": ROLES, "c": st.text(alphabet="ab \u3000", max_size=4)})
+
+
+def _chat_line(fmt: str, turns: list[dict], extra, weird: int) -> str:
+    key, rk, ck = {"sharegpt": ("conversations", "from", "value"), "openai": ("messages", "role", "content")}[fmt]
+    rec = {key: [{rk: t["r"], ck: t["c"]} for t in turns]}
+    if weird == 1 and turns:
+        rec[key][0].pop(ck)  # a turn without text
+    elif weird == 2:
+        rec[key] = [t["c"] for t in turns]  # LIMA's plain strings
+    elif weird == 3 and turns:
+        rec[key][-1][ck] = 7  # a turn whose text is not text
+    if extra is not None:
+        rec["c1"] = extra
+    return json.dumps(rec)
+
+
+@pytest.mark.parametrize("fmt", ["sharegpt", "openai"])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(st.lists(TURN, max_size=4), st.one_of(st.none(), PLAIN, st.just({"k": 1})),
+                               st.sampled_from([0] * 8 + [1, 2, 3])), min_size=1, max_size=10),
+       broken=st.booleans())
+def test_chat_fast_and_line_by_line_reads_agree(tmp_path_factory, monkeypatch, fmt, rows, broken):
+    """ShareGPT and OpenAI rows: roles of every case (unknown, non-ASCII), turns without text,
+    LIMA's strings, no user turn or a blank one, extra columns of every kind; the bytes agree."""
+    lines = [_chat_line(fmt, [{"r": "human", "c": "first"}, {"r": "gpt", "c": "row"}], None, 0)]
+    lines += [_chat_line(fmt, *r) for r in rows] + (["{broken"] if broken else [])
+    tmp = tmp_path_factory.mktemp("chat")
+    data = tmp / "d.jsonl"
+    data.write_text("".join(line + "\n" for line in lines))
+    _both_paths_agree(monkeypatch, tmp, data, "_fast", "\n".join(lines))

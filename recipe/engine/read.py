@@ -1,7 +1,7 @@
 """The read step: a source's files -> a canonical table, unreadable records set aside.
 
-Each JSON-lines or Parquet file of Alpaca rows (the commonest input) takes Arrow's fast path
-(`io/arrow_alpaca.py`) chunk by chunk; every other file, and any chunk the fast path
+Each JSON-lines file of Alpaca, ShareGPT or OpenAI rows, and each Parquet file of Alpaca rows,
+takes Arrow's fast path (`io/arrow_alpaca.py`, `io/arrow_chat.py`) chunk by chunk; every other file, and any chunk the fast path
 cannot take exactly, is read record by record."""
 from __future__ import annotations
 
@@ -53,16 +53,17 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
                 else:
                     for i, rec in enumerate(payload, idx):
                         take(*item_row(Item(i, f"{f.name}[{i}]", record=rec), prefix, "alpaca"))
-        elif distinct and _fast(f, args, source, log, multi):
+        elif distinct and (fmt := _fast(f, args, source, log, multi)):
             from ..io.arrow_alpaca import chunks
-            for kind, payload, lineno, idx in chunks(f, prefix):
+            from ..io.arrow_chat import canon_for
+            for kind, payload, lineno, idx in chunks(f, prefix, None if fmt == "alpaca" else canon_for(fmt)):
                 if kind == "arrow":
                     writer.add_arrow(payload)  # ids are unique by construction
                     n += payload.num_rows
                     ctx.progress(n, None)
                 else:
                     for it in jsonl_items(f, payload, lineno, idx):
-                        take(*item_row(it, prefix, "alpaca"))
+                        take(*item_row(it, prefix, fmt))
         else:
             for rid, row, reason, raw in iter_rows(source, [f], args.get("format"), args.get("id"), log, multi=multi):
                 take(rid, row, reason, raw)
@@ -74,26 +75,30 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
     ctx.info["files"] = len(files)
 
 
-def _fast(f: Path, args: dict, source: str, log, multi: bool = False) -> bool:
-    """Whether `f` is a JSON-lines file of Alpaca rows with default ids."""
+FAST = ("alpaca", "sharegpt", "openai")  # the JSON-lines formats Arrow reads (io/arrow_*.py)
+
+
+def _fast(f: Path, args: dict, source: str, log, multi: bool = False) -> str | None:
+    """The format, when `f` is a JSON-lines file of Alpaca, ShareGPT or OpenAI rows with
+    default ids (None: read it record by record)."""
     if f.suffix.lower() not in (".jsonl", ".ndjson") or args.get("id"):
-        return False
+        return None
     fmt = args.get("format")
     if fmt is not None:
-        return fmt == "alpaca"
+        return fmt if fmt in FAST else None
     with open(f, "rb") as fh:  # the line-by-line reader detects from the first record too
         for line in fh:
             if line.strip():
                 try:
                     rec = json.loads(line)
                 except ValueError:
-                    return False
+                    return None
                 got, why = detect(rec) if isinstance(rec, dict) else (None, "")
-                if got == "alpaca" and not ({"message_id", "role", "text"} <= set(rec)):
-                    log(f"{source}: detected format `alpaca` (from {why})" + (f" in {f.name}" if multi else ""))
-                    return True
-                return False
-    return False
+                if got in FAST and not ({"message_id", "role", "text"} <= set(rec)):
+                    log(f"{source}: detected format `{got}` (from {why})" + (f" in {f.name}" if multi else ""))
+                    return got
+                return None
+    return None
 
 
 def _fast_parquet(f: Path, args: dict, source: str, log, multi: bool = False):

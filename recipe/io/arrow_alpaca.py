@@ -25,10 +25,12 @@ PLAIN = (pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.list_(pa.string()
 CONSUMED = {"instruction", "output", "history", "system", "messages", "response"}
 
 
-def chunks(path: Path, prefix: str) -> Iterator[tuple[str, object, int, int]]:
+def chunks(path: Path, prefix: str, canon=None) -> Iterator[tuple[str, object, int, int]]:
     """For each CHUNK lines of `path`: ("arrow", canonical table, first line number, first
     row index) or ("lines", the raw lines, ...) for the line-by-line reader. Row indices
-    count non-blank lines, as the line-by-line reader's do."""
+    count non-blank lines, as the line-by-line reader's do. `canon(lines, prefix, start)`
+    makes the table (default: Alpaca rows)."""
+    canon = canon or _canonical
     with open(path, "rb") as fh:
         lineno, idx = 1, 0
         while True:
@@ -37,7 +39,7 @@ def chunks(path: Path, prefix: str) -> Iterator[tuple[str, object, int, int]]:
                 return
             for i in range(0, len(lines), CHUNK):
                 part = lines[i:i + CHUNK]
-                tbl = _canonical(part, prefix, idx)
+                tbl = canon(part, prefix, idx)
                 yield ("arrow", tbl, lineno, idx) if tbl is not None else ("lines", part, lineno, idx)
                 lineno += len(part)
                 idx += len(part) if tbl is not None else sum(1 for x in part if x.strip())
@@ -55,17 +57,8 @@ def parquet_chunks(pf, prefix: str) -> Iterator[tuple[str, object, int]]:
 
 
 def _canonical(lines: list[bytes], prefix: str, start: int) -> pa.Table | None:
-    if any(len(x) > MAX_RECORD_BYTES or not x.strip() for x in lines):
-        return None  # blank lines do not count as rows; long ones are set aside: the slow path's rules
-    data = b"".join(x if x.endswith(b"\n") else x + b"\n" for x in lines)
-    try:
-        import pyarrow.json as pj
-        t = pj.read_json(io.BytesIO(data), read_options=pj.ReadOptions(block_size=max(len(data), 1 << 20)))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError):
-        return None  # a malformed line (or a non-object one): the slow path says which
-    if t.num_rows != len(lines):
-        return None
-    return canonical_table(t, prefix, start)
+    t = parse_lines(lines)
+    return canonical_table(t, prefix, start) if t is not None else None
 
 
 def canonical_table(t: pa.Table, prefix: str, start: int) -> pa.Table | None:
@@ -91,9 +84,24 @@ def canonical_table(t: pa.Table, prefix: str, start: int) -> pa.Table | None:
         user = inst
     user = pa.chunked_array(user).combine_chunks() if isinstance(user, pa.ChunkedArray) else user
     answer = out.combine_chunks()
+    extras = plain_extras(t, CONSUMED)
+    if extras is None:
+        return None
+    n = t.num_rows
+    contents = pa.concat_arrays([user, answer]).take(pa.array([j // 2 + (n if j % 2 else 0) for j in range(2 * n)]))
+    roles = pa.array(["user", "assistant"] * n)
+    messages = pa.ListArray.from_arrays(pa.array(range(0, 2 * n + 1, 2), pa.int32()),
+                                        pa.StructArray.from_arrays([roles, contents], ["role", "content"]))
+    cols = [("_id", ids(prefix, start, n)), ("messages", messages.cast(MESSAGES)), ("instruction", user), ("response", answer)] + extras
+    return pa.table(dict(cols))
+
+
+def plain_extras(t: pa.Table, consumed: set[str]) -> list[tuple[str, object]] | None:
+    """The columns besides the conversation (not in `consumed`, not `_`-prefixed) as the
+    record reader would keep them, or None when one holds what it treats otherwise."""
     extras = []
     for f in t.schema:
-        if f.name in CONSUMED or f.name.startswith("_"):
+        if f.name in consumed or f.name.startswith("_"):
             continue
         col = t.column(f.name)
         if f.type == pa.null():
@@ -105,14 +113,24 @@ def canonical_table(t: pa.Table, prefix: str, start: int) -> pa.Table | None:
         elif f.type == pa.float64() and pc.any(pc.is_nan(col)).as_py():
             return None  # the record reader sets NaN rows aside (Parquet can hold NaN; JSON cannot)
         extras.append((f.name, col))
-    n = t.num_rows
-    contents = pa.concat_arrays([user, answer]).take(pa.array([j // 2 + (n if j % 2 else 0) for j in range(2 * n)]))
-    roles = pa.array(["user", "assistant"] * n)
-    messages = pa.ListArray.from_arrays(pa.array(range(0, 2 * n + 1, 2), pa.int32()),
-                                        pa.StructArray.from_arrays([roles, contents], ["role", "content"]))
-    ids = pa.array([f"{prefix}{start + i}" for i in range(n)], pa.string())
-    cols = [("_id", ids), ("messages", messages.cast(MESSAGES)), ("instruction", user), ("response", answer)] + extras
-    return pa.table(dict(cols))
+    return extras
+
+
+def parse_lines(lines: list[bytes]) -> pa.Table | None:
+    """JSON lines parsed by Arrow, or None where the record reader must say what is wrong."""
+    if any(len(x) > MAX_RECORD_BYTES or not x.strip() for x in lines):
+        return None  # blank lines do not count as rows; long ones are set aside: the slow path's rules
+    data = b"".join(x if x.endswith(b"\n") else x + b"\n" for x in lines)
+    try:
+        import pyarrow.json as pj
+        t = pj.read_json(io.BytesIO(data), read_options=pj.ReadOptions(block_size=max(len(data), 1 << 20)))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError):
+        return None  # a malformed line (or a non-object one): the slow path says which
+    return t if t.num_rows == len(lines) else None
+
+
+def ids(prefix: str, start: int, n: int) -> pa.Array:
+    return pa.array([f"{prefix}{start + i}" for i in range(n)], pa.string())
 
 
 def _small(t: pa.DataType) -> pa.DataType:
