@@ -201,17 +201,22 @@ def minhash_input(data: Path, work: Path) -> tuple[Path, int]:
     return work / "mh" / "minhash_input.jsonl", len(rows)
 
 
-def compare_datatrove(data: Path, work: Path) -> None:
-    py = _datatrove_python()
-    rows_file, n = minhash_input(data, work)
-    script = Path(__file__).resolve().parent / "_datatrove_minhash.py"
-    code = (f"import subprocess, sys\np = subprocess.run([{str(py)!r}, {str(script)!r}, {str(work / 'mh_shards')!r}, "
-            f"{str(work / 'dt')!r}, 'instruction', '2'], capture_output=True, text=True)\n"
+def _tool(py: Path, script: str, args: list, cwd: Path) -> tuple[dict, int]:
+    """Another tool's script (bench/<script>) in its own Python, from `cwd`, measured: (its
+    seconds and largest process's peak, the rows it printed as `KEPT n`)."""
+    cmd = [str(py), str(Path(__file__).resolve().parent / script), *map(str, args)]
+    code = (f"import subprocess, sys\np = subprocess.run({cmd!r}, capture_output=True, text=True, cwd={str(cwd)!r})\n"
             "print(p.stdout)\nimport resource\n"
             "print('PEAK', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)  # its largest process\n"
             "sys.exit(p.returncode and (p.stderr[-3000:] or 1))")
-    dt = _child(code)
-    dt_kept = next(int(x.split()[1]) for x in dt["stdout"].splitlines() if x.startswith("KEPT "))
+    res = _child(code)
+    return res, next(int(x.split()[1]) for x in res["stdout"].splitlines() if x.startswith("KEPT "))
+
+
+def compare_datatrove(data: Path, work: Path) -> None:
+    py = _datatrove_python()
+    rows_file, n = minhash_input(data, work)
+    dt, dt_kept = _tool(py, "_datatrove_minhash.py", [work / "mh_shards", work / "dt", "instruction", 2], work)
     groups = _groups(line_texts(rows_file, "instruction"))
     dt_recall = variant_recall(groups, [t for g in sorted((work / "dt" / "out").glob("*.jsonl"))
                                         for t in line_texts(g, "text")])
@@ -225,15 +230,8 @@ def compare_datajuicer(data: Path, work: Path) -> None:
     """Data-Juicer's single-machine MinHash deduplicator on the same rows, one file, 2 processes."""
     py = _venv_python(".venv-datajuicer", DATAJUICER)
     rows_file, n = minhash_input(data, work)
-    script = Path(__file__).resolve().parent / "_datajuicer_minhash.py"
     out = work / "dj_kept.jsonl"
-    code = (f"import subprocess, sys\np = subprocess.run([{str(py)!r}, {str(script)!r}, {str(rows_file)!r}, "
-            f"{str(out)!r}, 'instruction', '2', '{DJ_THRESHOLD}'], capture_output=True, text=True, cwd={str(work)!r})\n"
-            "print(p.stdout)\nimport resource\n"
-            "print('PEAK', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)  # its largest process\n"
-            "sys.exit(p.returncode and (p.stderr[-3000:] or 1))")
-    dj = _child(code)
-    dj_kept = next(int(x.split()[1]) for x in dj["stdout"].splitlines() if x.startswith("KEPT "))
+    dj, dj_kept = _tool(py, "_datajuicer_minhash.py", [rows_file, out, "instruction", 2, DJ_THRESHOLD], work)
     groups = _groups(line_texts(rows_file, "instruction"))
     dj_recall = variant_recall(groups, line_texts(out, "text"))
     print(f"\nMinHash on the same {n:,} rows (word 5-grams; Data-Juicer threshold {DJ_THRESHOLD}, 256 permutations):")
