@@ -1,8 +1,8 @@
 """The read step: a source's files -> a canonical table, unreadable records set aside.
 
-Each JSON-lines file of Alpaca, ShareGPT or OpenAI rows, and each Parquet file of Alpaca rows,
-takes Arrow's fast path (`io/arrow_alpaca.py`, `io/arrow_chat.py`) chunk by chunk; every other file, and any chunk the fast path
-cannot take exactly, is read record by record."""
+Each JSON-lines file of Alpaca, ShareGPT or OpenAI rows, and each Parquet file of Alpaca
+rows, takes Arrow's fast path (`io/arrow_alpaca.py`, `io/arrow_chat.py`) chunk by chunk;
+every other file, and any chunk the fast path cannot take exactly, is read record by record."""
 from __future__ import annotations
 
 import json
@@ -22,6 +22,12 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
     aside: list[tuple[str, str, str | None]] = []
     seen: set[str] = set()
     n = 0
+
+    def take_arrow(tbl):  # a canonical chunk: ids are unique by construction
+        nonlocal n
+        writer.add_arrow(tbl)
+        n += tbl.num_rows
+        ctx.progress(n, None)
 
     def take(rid, row, reason, raw):
         nonlocal n
@@ -47,9 +53,7 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
             from ..io.arrow_alpaca import parquet_chunks
             for kind, payload, idx in parquet_chunks(pf, prefix):
                 if kind == "arrow":
-                    writer.add_arrow(payload)
-                    n += payload.num_rows
-                    ctx.progress(n, None)
+                    take_arrow(payload)
                 else:
                     for i, rec in enumerate(payload, idx):
                         take(*item_row(Item(i, f"{f.name}[{i}]", record=rec), prefix, "alpaca"))
@@ -58,9 +62,7 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
             from ..io.arrow_chat import canon_for
             for kind, payload, lineno, idx in chunks(f, prefix, None if fmt == "alpaca" else canon_for(fmt)):
                 if kind == "arrow":
-                    writer.add_arrow(payload)  # ids are unique by construction
-                    n += payload.num_rows
-                    ctx.progress(n, None)
+                    take_arrow(payload)
                 else:
                     for it in jsonl_items(f, payload, lineno, idx):
                         take(*item_row(it, prefix, fmt))
