@@ -1,6 +1,9 @@
 """Library recipes against random rows, by training: `recipe eval` on real data.
 
     python bench/eval.py [--pool-rows 2000] [--k 200] [--seeds 3] [--recipes qdit,deita,...] [--work DIR]
+                         [--set lift.max_new=500] [--json RESULTS.jsonl]
+    python bench/eval.py --write-inputs DIR        # pool.jsonl and eval.jsonl only, to run elsewhere
+    python bench/eval.py --pool DIR/pool.jsonl --eval DIR/eval.jsonl ...   # on another machine (a GPU)
 
 The pool: rows mixed in turn from code_alpaca, the Cherry-LLM 5% Alpaca subset and GSM8K (in
 ../shared/datasets, never copied). The evaluation set: MT-Bench's first-turn questions with
@@ -63,21 +66,48 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--recipes", default=",".join(LIBRARY))
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench-eval"))
+    ap.add_argument("--write-inputs", type=Path, metavar="DIR", help="write pool.jsonl and eval.jsonl there, then stop")
+    ap.add_argument("--pool", type=Path, help="a pool file written by --write-inputs (else built from the datasets)")
+    ap.add_argument("--eval", type=Path, help="an eval file written by --write-inputs")
+    ap.add_argument("--set", action="append", default=[], metavar="RECIPE.PARAM=VALUE",
+                    help="a parameter for one recipe, e.g. lift.max_new=500 (repeatable)")
+    ap.add_argument("--json", type=Path, help="append each recipe's eval.json and timing here as one JSON line")
     a = ap.parse_args()
+    if a.write_inputs:
+        a.write_inputs.mkdir(parents=True, exist_ok=True)
+        write_jsonl(pool_rows(a.pool_rows), a.write_inputs / "pool.jsonl")
+        write_jsonl(eval_rows(), a.write_inputs / "eval.jsonl")
+        return
     a.work.mkdir(parents=True, exist_ok=True)
-    pool = write_jsonl(pool_rows(a.pool_rows), a.work / "pool.jsonl")
-    ev = write_jsonl(eval_rows(), a.work / "eval.jsonl")
+    pool = a.pool or write_jsonl(pool_rows(a.pool_rows), a.work / "pool.jsonl")
+    ev = a.eval or write_jsonl(eval_rows(), a.work / "eval.jsonl")
+    overrides: dict[str, dict[str, str]] = {}
+    for item in a.set:
+        key, _, value = item.partition("=")
+        recipe, _, param = key.partition(".")
+        overrides.setdefault(recipe, {})[param] = value
+    import torch
+
     from recipe.api import load
     from recipe.evaluate import evaluate, table
+    from recipe.runtime.hf import pick_device
+    device = pick_device()
+    print(f"device: {device}" + (f" ({torch.cuda.get_device_name()})" if device == "cuda" else ""), flush=True)
     results = {}
     for name in a.recipes.split(","):
         r = load(f"stdlib:{name}")
         params = {"k": str(a.k)} if any(p.name == "k" for p in r.recipe.params) else {}
+        params |= overrides.get(name, {})
         t = time.time()
         rep = evaluate(r, params, {"raw": str(pool)}, str(ev), a.work / name, seeds=a.seeds,
                        cache_dir=str(a.work / "cache"), log=lambda m: print("   ", m, flush=True))
-        print(f"== stdlib:{name} ({time.time() - t:.0f} s)\n{table(rep)}\n", flush=True)
+        seconds = time.time() - t
+        print(f"== stdlib:{name} ({seconds:.0f} s)\n{table(rep)}\n", flush=True)
         results[name] = rep["verdict"] | {"rows": rep["selection"]["rows"], "base": rep["base"]["eval_loss"]}
+        if a.json:
+            with a.json.open("a") as fh:
+                fh.write(json.dumps({"recipe": name, "params": params, "seconds": round(seconds, 1),
+                                     "device": device, "report": rep}) + "\n")
     print("| recipe | rows | eval loss | random mean ± sd | z | verdict |\n|---|---|---|---|---|---|")
     for name, v in results.items():
         print(f"| {name} | {v['rows']} | {v['selection_loss']:.4f} | {v['random_mean']:.4f} ± {v['random_sd']:.4f} "

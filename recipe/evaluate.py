@@ -171,6 +171,10 @@ def verdict(report: dict) -> dict:
     mean = statistics.fmean(rand)
     sd = statistics.stdev(rand) if len(rand) > 1 else 0.0
     diff = sel - mean
+    if len(rand) < 2:  # one random run has no spread: a difference cannot be weighed against noise
+        return {"selection_loss": sel, "random_mean": round(mean, 6), "random_sd": 0.0, "difference": round(diff, 6),
+                "z": None, "text": f"one random subset only, so no spread to weigh the difference against "
+                                   f"({diff:+.4f} nats/token): use --seeds 3 or more for a verdict"}
     z = diff / sd if sd > 0 else (0.0 if diff == 0 else math.copysign(math.inf, diff))
     better = diff < 0
     a = abs(z)

@@ -81,6 +81,8 @@ def test_verdict_says_how_sure_it_is():
     assert "clearly" in v["text"] and "only 3 random runs" in v["text"]
     same = verdict({"selection": {"eval_loss": 1.52}, "random": rep["random"]})
     assert same["text"].startswith("no measurable difference")
+    one = verdict({"selection": {"eval_loss": 1.0}, "random": rep["random"][:1]})
+    assert one["z"] is None and "no spread" in one["text"] and "better" not in one["text"]
 
 
 def test_random_subsets_match_the_tokens_of_a_budgeted_selection(setup, tmp_path):
