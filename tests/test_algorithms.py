@@ -3,6 +3,8 @@ import itertools
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recipe.algorithms import (deita_filter, facility_location, facility_objective, instag_cfds,
                                kcenter_greedy, lift_variety, minhash_clusters, semantic_clusters)
@@ -388,7 +390,43 @@ def test_minhash_bands_in_pieces_find_the_same_pairs_and_clusters(groups):
         return thread_map(fn, arglist)
     got = set(zip(*(x.tolist() for x in candidate_pairs(sig, 0.7, bands, rows, pmap, groups))))
     assert calls == [groups] and len(one) > 20 and got == one
-    assert np.array_equal(signature_clusters(sig, 0.7, pmap=thread_map), signature_clusters(sig, 0.7))
+    calls.clear()
+    assert np.array_equal(signature_clusters(sig, 0.7, pmap=pmap, groups=groups), signature_clusters(sig, 0.7))
+    # the components too are found in pieces: the bands' pieces, then rounds of pairwise merges
+    assert calls[0] == groups and calls[1:] == [n // 2 for n in _halvings(groups)]
+
+
+def _halvings(n: int) -> list[int]:
+    """Forests left before each merge round of `reduce_forests` (fan-in 2), from n."""
+    out = []
+    while n > 1:
+        out.append(n)
+        n = (n + 1) // 2
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 40), st.lists(st.tuples(st.integers(0, 39), st.integers(0, 39)), max_size=80),
+       st.integers(1, 6), st.integers(2, 3), st.randoms(use_true_random=False))
+def test_forests_merged_in_rounds_give_the_components_of_all_pairs(n, pairs, pieces, fan_in, rnd):
+    """Pairs dealt at random to pieces, each contracted to a forest, merged `fan_in` at a
+    time: the labels are those of connected components over all the pairs at once."""
+    from recipe.algorithms.clusters import forest_edges, forest_labels, reduce_forests
+    from recipe.table import thread_map
+    pairs = [(a % n, b % n) for a, b in pairs]
+    dealt = [[] for _ in range(pieces)]
+    for p in pairs:
+        dealt[rnd.randrange(pieces)].append(p)
+    forests = []
+    for d in dealt:
+        child, root = forest_edges([a for a, _ in d], [b for _, b in d])
+        nodes = {x for p in d for x in p}
+        assert len(set(child.tolist())) == len(child) and len(child) <= max(len(nodes) - 1, 0)
+        assert (root < child).all()
+        forests.append((child, root))
+    got = forest_labels(n, *reduce_forests(forests, thread_map, fan_in))
+    want = connected_labels(n, [a for a, _ in pairs], [b for _, b in pairs])
+    assert np.array_equal(got, want)
 
 
 def test_semdedup_cells_find_the_exact_searchs_duplicates_and_nothing_else():

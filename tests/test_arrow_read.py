@@ -24,7 +24,7 @@ WEIRD = st.fixed_dictionaries(
     optional={"input": st.one_of(st.text(alphabet="q \u00a0", max_size=3), st.none()),
               "c1": VALUES, "c2": VALUES, "_hidden": VALUES, "system": st.just("be brief")})
 LINE = st.one_of(*[CLEAN.map(json.dumps)] * 6, WEIRD.map(json.dumps),
-                 st.sampled_from(["", "{broken", "[1, 2]", '{"instruction": "n", "output": NaN}']))
+                 st.sampled_from(["", "{broken", "[1, 2]", "null", '{"instruction": "n", "output": NaN}']))
 
 
 def _outputs(out):
@@ -220,3 +220,14 @@ def test_chat_fast_and_line_by_line_reads_agree(tmp_path_factory, monkeypatch, f
     data = tmp / "d.jsonl"
     data.write_text("".join(line + "\n" for line in lines))
     _both_paths_agree(monkeypatch, tmp, data, "_fast", "\n".join(lines))
+
+
+def test_a_chunk_of_only_null_lines_is_set_aside_not_a_crash(tmp_path, monkeypatch):
+    """pyarrow 26's JSON reader crashes the process on a block that is only `null`: such a
+    chunk goes to the line-by-line reader, which sets the line aside as not an object."""
+    lines = ['{"instruction": "a", "output": "x"}', "null", "null", '{"instruction": "b", "output": "y"}']
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(line + "\n" for line in lines))
+    _both_paths_agree(monkeypatch, tmp_path, data, "_fast", "\n".join(lines), chunk=1, fmt="alpaca")
+    aside = (tmp_path / "fast" / "set_aside.jsonl").read_text()
+    assert aside.count("not a JSON object") == 2

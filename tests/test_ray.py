@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("ray")
@@ -192,9 +193,10 @@ write x to "x.jsonl"
 
 
 def test_minhash_bands_run_as_tasks_sharing_one_copy_of_the_signatures(tmp_path, monkeypatch):
-    """MinHash's band pieces (three) run as Ray tasks; the signature matrix and the empty-text
-    mask go to the object store once each for all of them (the threshold lowered so these
-    small ones count as large), and the answer is the DuckDB engine's."""
+    """MinHash's band pieces (three) run as Ray tasks, and so do the merges of their components;
+    the signature matrix and the empty-text mask go to the object store once each for all of
+    them (the threshold lowered so these small ones count as large), and the answer is the
+    DuckDB engine's."""
     import recipe.algorithms.minhash as mh
     import recipe.engine.ray_blocks as rb
     monkeypatch.setattr(mh.os, "cpu_count", lambda: 3)
@@ -211,6 +213,11 @@ x = raw | dedupe(method="minhash", on=instruction, threshold=0.5, ngram=3)
 write x to "x.jsonl"
 ''')
     res = both(r, tmp_path)
-    assert len(made) == 2
+    import ray
+    shared = [ray.get(ref) for ref in made]
+    # once each for all three band pieces; the rest are the pieces' forests, shared by the merges
+    assert sum(a.dtype == np.uint32 and a.shape == (40, 256) for a in shared) == 1
+    assert sum(a.dtype == bool and a.shape == (40,) for a in shared) == 1
+    assert all(a.dtype == np.int64 for a in shared if a.dtype not in (np.uint32, bool))
     assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
     assert res["ray"].manifest["nodes"][1]["rows_out"] < 40

@@ -10,7 +10,8 @@ at the cost of one hash per shingle instead of `num_perm`. Chunks of texts are s
 worker threads (numpy and Arrow release the GIL). LSH bands/rows are chosen from the
 threshold as datasketch does (minimising the weighted false-positive and false-negative
 areas); bucket mates are verified by estimated Jaccard >= threshold, all buckets of a band
-at once, and verified pairs are joined by connected components.
+at once, and verified pairs are joined by connected components (with `pmap`, each piece
+contracts its pairs to a forest and the forests merge in rounds of pieces).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .clusters import connected_labels
+from .clusters import connected_labels, forest_edges, forest_labels, reduce_forests
 from .shingles import fmix64, normalise, shingle_hashes  # noqa: F401  (normalise: re-exported)
 
 MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -160,21 +161,36 @@ def candidate_pairs(sig: np.ndarray, threshold: float, bands: int, rows: int, pm
     sharing one copy of `sig`); a piece verifies a pair once however many of its bands bring
     it up. A verdict depends only on the pair, so the pairs found are the same however the
     bands are grouped (a pair two pieces find comes twice). Without `pmap`, one piece."""
-    groups = max(1, min(bands, groups or (os.cpu_count() or 1 if pmap else 1)))
-    n = sig.shape[0]
-    # rows of an empty text (every bin empty), found a slice at a time: no N x num_perm temporary
-    empty = np.concatenate([(sig[i:i + 65536] == EMPTY).all(axis=1) for i in range(0, n, 65536)] or [np.zeros(0, bool)])
-    jobs = [(sig, empty, threshold, list(range(g, bands, groups)), rows) for g in range(groups)]
-    found = (pmap or (lambda fn, arglist: [fn(*a) for a in arglist]))(band_pairs, jobs)
+    found = (pmap or _serial)(band_pairs, _band_jobs(sig, threshold, bands, rows, pmap, groups))
     if not found:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.concatenate([a for a, _ in found]), np.concatenate([b for _, b in found])
 
 
+def _serial(fn, arglist):
+    return [fn(*a) for a in arglist]
+
+
+def _band_jobs(sig, threshold, bands, rows, pmap, groups) -> list[tuple]:
+    groups = max(1, min(bands, groups or (os.cpu_count() or 1 if pmap else 1)))
+    n = sig.shape[0]
+    # rows of an empty text (every bin empty), found a slice at a time: no N x num_perm temporary
+    empty = np.concatenate([(sig[i:i + 65536] == EMPTY).all(axis=1) for i in range(0, n, 65536)] or [np.zeros(0, bool)])
+    return [(sig, empty, threshold, list(range(g, bands, groups)), rows) for g in range(groups)]
+
+
+def band_forest(sig, empty, threshold, bands, rows) -> tuple[np.ndarray, np.ndarray]:
+    """A piece's verified pairs contracted to its components' star edges (`forest_edges`),
+    band by band: what a piece holds and returns is one edge per row it clustered, not every pair."""
+    return band_pairs(sig, empty, threshold, bands, rows, contract=True)
+
+
 def band_pairs(sig: np.ndarray, empty: np.ndarray, threshold: float, bands: list[int],
-               rows: int) -> tuple[np.ndarray, np.ndarray]:
+               rows: int, contract: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """`candidate_pairs` of the given bands (each `rows` signature columns wide); `empty`
-    marks the rows of empty texts, which match nothing."""
+    marks the rows of empty texts, which match nothing. With `contract`, the pairs found so
+    far are contracted to a forest (`forest_edges`) after each band, so what is held is at
+    most one band's pairs plus one edge per clustered row, and the result is that forest."""
     n = sig.shape[0]
     rng = np.random.Generator(np.random.PCG64(12345))
     K = rng.integers(1, 2 ** 63, size=rows, dtype=np.uint64) | np.uint64(1)
@@ -199,6 +215,9 @@ def band_pairs(sig: np.ndarray, empty: np.ndarray, threshold: float, bands: list
             again = ~first
             again[~first] = ~ok
             members, group = members[again], group[again]
+        if contract and pa:
+            child, root = forest_edges(np.concatenate(pa), np.concatenate(pb))
+            pa, pb = [child], [root]
     a = np.concatenate(pa) if pa else np.zeros(0, dtype=np.int64)
     b = np.concatenate(pb) if pb else np.zeros(0, dtype=np.int64)
     return a, b
@@ -236,12 +255,16 @@ def minhash_clusters(texts: list[str], threshold: float, ngram: int = 5, unit: s
     return signature_clusters(minhash_signatures(texts, ngram, unit, num_perm, seed), threshold)
 
 
-def signature_clusters(sig: np.ndarray, threshold: float, pmap=None) -> np.ndarray:
+def signature_clusters(sig: np.ndarray, threshold: float, pmap=None, groups: int | None = None) -> np.ndarray:
     """One cluster label per signature row (the smallest index in its cluster); `pmap` runs
-    the bands' pieces (see `candidate_pairs`)."""
+    the bands' pieces (see `candidate_pairs`) and the merges of their components."""
     n, num_perm = sig.shape
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     bands, rows = lsh_params(threshold, num_perm)
-    a, b = candidate_pairs(sig, threshold, bands, rows, pmap)
-    return connected_labels(n, a, b)
+    if pmap is None:
+        return connected_labels(n, *candidate_pairs(sig, threshold, bands, rows))
+    # connected components in pieces too: each band piece contracts its pairs to a forest,
+    # and the forests merge pairwise in rounds of pieces; the labels are connected_labels'
+    forests = pmap(band_forest, _band_jobs(sig, threshold, bands, rows, pmap, groups))
+    return forest_labels(n, *reduce_forests(forests, pmap))

@@ -118,8 +118,10 @@ def plain_extras(t: pa.Table, consumed: set[str]) -> list[tuple[str, object]] | 
 
 def parse_lines(lines: list[bytes]) -> pa.Table | None:
     """JSON lines parsed by Arrow, or None where the record reader must say what is wrong."""
-    if any(len(x) > MAX_RECORD_BYTES or not x.strip() for x in lines):
-        return None  # blank lines do not count as rows; long ones are set aside: the slow path's rules
+    if any(len(x) > MAX_RECORD_BYTES or not x.lstrip().startswith(b"{") for x in lines):
+        # blank lines do not count as rows, long ones are set aside: the slow path's rules; and
+        # a line that is not an object is the slow path's to name (pyarrow 26 crashes on `null`)
+        return None
     data = b"".join(x if x.endswith(b"\n") else x + b"\n" for x in lines)
     try:
         import pyarrow.json as pj
