@@ -130,8 +130,11 @@ def finetune(src_dir: Path, tok, chat, prompts: list[str], responses: list[str],
     log(f"fine-tuning on {len(prompts)} rows ({len(seqs)} packed sequences, {sum(len(a) for a, _ in seqs)} tokens)")
     trainer = Trainer(model=model, args=args, train_dataset=data,
                       data_collator=_collate(tok.pad_token_id if tok.pad_token_id is not None else 0))
+    from transformers.trainer_callback import PrinterCallback
+    trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict to stdout; `log` reports instead
     trainer.train()
     secs = time.time() - t0
+    log(f"fine-tuned in {secs:.1f} s")
     if s["lora"]:
         model = model.merge_and_unload()
     after = mean_loss(model, seqs, device)
