@@ -213,16 +213,28 @@ class DuckOutput(Output):
         # the window partitions by a 128-bit hash of the key, not the key: it holds 16 bytes a
         # row instead of the text (two texts sharing an MD5 by chance: about 1e-27 at 1M rows)
         r = rank.replace(ROW, "__r")
+        keyed = f"SELECT {ROW} AS __r, _id AS __id, md5_number({key}) AS __k{_rank_cols(keep, text)} FROM {s}"
+        if self._is_view(src.name):
+            # a view (a mask over its input) is read by one thread: copy the text out first, so
+            # the key (the regular expression, most of the time) is computed on every core
+            con.execute(f"CREATE TEMP TABLE __ddin AS SELECT {ROW}, _id, {text} AS __t"
+                        f"{_rank_cols(keep, text)} FROM {s}")
+            keyed = (f"SELECT {ROW} AS __r, _id AS __id, md5_number({normalised_sql('__t')}) AS __k"
+                     f"{', __len' if keep == 'longest' else ', __v' if ':' in keep else ''} FROM __ddin")
         con.execute(f"CREATE TEMP TABLE __dd AS SELECT __n = 1 AS __keep, "
                     f"CASE WHEN __n > 1 THEN 'duplicate of ' || __win || ? END AS __why "
                     f"FROM (SELECT __r, first_value(__id) OVER (PARTITION BY __k ORDER BY {r}) AS __win, "
-                    f"row_number() OVER (PARTITION BY __k ORDER BY {r}) AS __n FROM "
-                    f"(SELECT {ROW} AS __r, _id AS __id, md5_number({key}) AS __k{_rank_cols(keep, text)} FROM {s})) "
+                    f"row_number() OVER (PARTITION BY __k ORDER BY {r}) AS __n FROM ({keyed})) "
                     f"ORDER BY __r", [f" (exact on {on})"])
+        con.execute("DROP TABLE IF EXISTS __ddin")
         self._paste(src, "__dd", "", self.out)
         groups = con.execute("SELECT count(*) FROM __dd WHERE __keep").fetchall()[0][0]
         con.execute("DROP TABLE __dd")
         return groups
+
+    def _is_view(self, name: str) -> bool:
+        return bool(self.con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND NOT internal",
+                                     [name]).fetchall()[0][0])
 
     def rows(self, tbl):
         self._make()
