@@ -83,8 +83,10 @@ def main() -> None:
     ev = a.eval or write_jsonl(eval_rows(), a.work / "eval.jsonl")
     overrides: dict[str, dict[str, str]] = {}
     for item in a.set:
-        key, _, value = item.partition("=")
-        recipe, _, param = key.partition(".")
+        key, eq, value = item.partition("=")
+        recipe, dot, param = key.partition(".")
+        if not (eq and dot and recipe and param):
+            ap.error(f"--set {item}: expected RECIPE.PARAM=VALUE, e.g. lift.max_new=500")
         overrides.setdefault(recipe, {})[param] = value
     import torch
 
