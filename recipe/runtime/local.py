@@ -34,11 +34,7 @@ class LocalLM:
         st = rt._stat(decl)
         self.decl, self.rt = decl, rt
         # weights load lazily (a fully cached run only needs the tokenizer); count that load
-        # batch-invariant (CPU) scoring promises that a cached score equals a fresh one: bf16
-        # kernels (AMX) were seen to round one text 2% apart depending on the process's history,
-        # so scores there are fp32 unless a model asks for bf16
-        dtype = decl.options.get("dtype") or ("fp32" if rt.invariant and rt.device == "cpu" else None)
-        self.m = CausalLM(res, rt.weights_dir, rt.device, dtype, rt.log,
+        self.m = CausalLM(res, rt.weights_dir, rt.device, decl.options.get("dtype"), rt.log,
                           on_load=lambda secs: (setattr(st, "loads", st.loads + 1),
                                                 setattr(st, "load_seconds", st.load_seconds + secs)))
         self.bos = [self.m.tok.bos_token_id] if decl.options.get("bos") and self.m.tok.bos_token_id is not None else []
