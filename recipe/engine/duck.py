@@ -219,8 +219,8 @@ class DuckOutput(Output):
             # the key (the regular expression, most of the time) is computed on every core
             con.execute(f"CREATE TEMP TABLE __ddin AS SELECT {ROW}, _id, {text} AS __t"
                         f"{_rank_cols(keep, text)} FROM {s}")
-            keyed = (f"SELECT {ROW} AS __r, _id AS __id, md5_number({normalised_sql('__t')}) AS __k"
-                     f"{', __len' if keep == 'longest' else ', __v' if ':' in keep else ''} FROM __ddin")
+            keyed = (f"SELECT {ROW} AS __r, _id AS __id, md5_number({normalised_sql('__t')}) AS __k, "
+                     f"* EXCLUDE ({ROW}, _id, __t) FROM __ddin")  # and the rank columns copied with it
         con.execute(f"CREATE TEMP TABLE __dd AS SELECT __n = 1 AS __keep, "
                     f"CASE WHEN __n > 1 THEN 'duplicate of ' || __win || ? END AS __why "
                     f"FROM (SELECT __r, first_value(__id) OVER (PARTITION BY __k ORDER BY {r}) AS __win, "
