@@ -102,7 +102,8 @@ def main() -> None:
         params |= overrides.get(name, {})
         t = time.time()
         rep = evaluate(r, params, {"raw": str(pool)}, str(ev), a.work / name, seeds=a.seeds,
-                       cache_dir=str(a.work / "cache"), log=lambda m: print("   ", m, flush=True))
+                       cache_dir=str(a.work / "cache"), log=lambda m: print("   ", m, flush=True),
+                       quiet=False)
         seconds = time.time() - t
         print(f"== stdlib:{name} ({seconds:.0f} s)\n{table(rep)}\n", flush=True)
         results[name] = rep["verdict"] | {"rows": rep["selection"]["rows"], "base": rep["base"]["eval_loss"]}

@@ -194,7 +194,7 @@ def cmd_eval(a) -> int:
     report = evaluate(r, _kv(a.set, "--set"), _kv(a.source, "--source"), a.eval, Path(a.out), seeds=a.seeds,
                       base=a.base, pool=a.pool, judge=a.judge, cache_dir=a.cache_dir, model_cache=a.model_cache,
                       settings={"epochs": a.epochs, "lr": a.lr, "lora": not a.full, "max_tokens": a.max_tokens},
-                      log=(lambda *_: None) if a.quiet else (lambda m: print(m, file=sys.stderr)))
+                      log=(lambda *_: None) if a.quiet else (lambda m: print(m, file=sys.stderr)), quiet=a.quiet)
     print(table(report))
     print(f"\neval.json in {a.out}")
     return 0

@@ -90,14 +90,14 @@ def win_rate(rt, judge: dict, pairs, mine: list[str], theirs: list[str]) -> floa
 def evaluate(recipe, params: dict, sources: dict, eval_path: str, out: Path, seeds: int = 3,
              base: str = "builtin:smollm2", pool: bool = False, judge: str | None = None,
              cache_dir: str = ".recipe", model_cache=None, settings: dict | None = None,
-             runtime=None, log=print) -> dict:
+             runtime=None, log=print, quiet: bool = True) -> dict:
     from .runtime import ModelRuntime
     from .runtime.resolve import identity
     out = Path(out)
     settings = {**SETTINGS, **(settings or {})}
     eval_pairs = read_pairs(eval_path)
     res = recipe.run(params=params, sources=sources, out=out / "run", cache_dir=cache_dir, model_cache=model_cache,
-                     runtime=runtime)
+                     runtime=runtime, quiet=quiet)
     if not res.manifest["sinks"]:
         raise UserError("the recipe writes nothing: `recipe eval` trains on its first sink's rows")
     main = res.manifest["sinks"][0]

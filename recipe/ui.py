@@ -20,8 +20,10 @@ class Reporter:
             self._console.print(msg, highlight=False, markup=False)
 
     def progress(self, step: str):
-        if self.quiet or not self._console.is_terminal:
+        if self.quiet:
             return _NullProgress()
+        if not self._console.is_terminal:  # a log file: a line now and then, not a bar
+            return _LineProgress(step, self.log)
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
         return _RichProgress(Progress(TextColumn(f"[bold]{step}"), BarColumn(), MofNCompleteColumn(),
                                       TextColumn("{task.fields[rate]}"), TimeRemainingColumn(),
@@ -70,6 +72,32 @@ class Reporter:
 class _NullProgress:
     def __enter__(self):
         return lambda done, total: None
+
+    def __exit__(self, *a):
+        return False
+
+
+class _LineProgress:
+    """Progress as a log line at most every `every` seconds: long steps written to a file
+    (nohup, CI) still say how far they are and how long is left."""
+
+    def __init__(self, step: str, log, every: float = 30.0):
+        self.step, self.log, self.every = step, log, every
+
+    def __enter__(self):
+        t0 = time.time()
+        last = [t0]
+
+        def update(done, total):
+            now = time.time()
+            if now - last[0] < self.every or not done:
+                return
+            last[0] = now
+            rate = done / max(1e-9, now - t0)
+            left = f", about {(total - done) / rate:,.0f} s left" if total and total > done else ""
+            self.log(f"  {self.step}: {done:,}/{total:,} ({rate:,.1f}/s{left})" if total
+                     else f"  {self.step}: {done:,} ({rate:,.1f}/s)")
+        return update
 
     def __exit__(self, *a):
         return False

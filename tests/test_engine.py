@@ -275,3 +275,25 @@ def test_steps_that_drop_rows_or_add_columns_store_a_mask_not_a_copy(tmp_path):
     cols = {tuple(r[0] for r in con.execute(f"DESCRIBE {m}").fetchall()) for m in masks}
     assert cols == {("__keep",), ("__keep", "length")}
     assert sizes["all"] < 1.2 * sizes["read"], sizes  # three copies of the text would be about 3x
+
+
+def test_progress_written_to_a_log_file_is_a_line_now_and_then(monkeypatch):
+    """Not on a terminal (nohup, CI), a long step still says how far it is: a line at most
+    every `every` seconds, with the rate and the time left; nothing before then."""
+    from recipe.ui import Reporter
+    r = Reporter(quiet=False)  # pytest captures stderr: not a terminal
+    lines = []
+    monkeypatch.setattr(r, "log", lines.append)
+    with r.progress("pool/score") as update:  # the default: every 30 s
+        update(10, 200)
+    assert lines == []
+    p = r.progress("pool/score")
+    p.every = 0
+    with p as update:
+        update(0, 200)
+        update(50, 200)
+        update(200, 200)
+    assert len(lines) == 2 and lines[0].startswith("  pool/score: 50/200 (") and "s left)" in lines[0]
+    assert lines[1].startswith("  pool/score: 200/200 (") and "left" not in lines[1]
+    with Reporter(quiet=True).progress("x") as update:
+        update(1, 2)  # quiet: a no-op
