@@ -1,7 +1,7 @@
 """Library recipes against random rows, by training: `recipe eval` on real data.
 
     python bench/eval.py [--pool-rows 2000] [--k 200] [--seeds 3] [--recipes qdit,deita,...] [--work DIR]
-                         [--set lift.max_new=500] [--json RESULTS.jsonl]
+                         [--set lift.max_new=500] [--judge MODEL] [--json RESULTS.jsonl]
     python bench/eval.py --write-inputs DIR        # pool.jsonl and eval.jsonl only, to run elsewhere
     python bench/eval.py --pool DIR/pool.jsonl --eval DIR/eval.jsonl ...   # on another machine (a GPU)
 
@@ -71,6 +71,7 @@ def main() -> None:
     ap.add_argument("--eval", type=Path, help="an eval file written by --write-inputs")
     ap.add_argument("--set", action="append", default=[], metavar="RECIPE.PARAM=VALUE",
                     help="a parameter for one recipe, e.g. lift.max_new=500 (repeatable)")
+    ap.add_argument("--judge", metavar="MODEL", help="also a judge's win rate of each model's answers against the base's")
     ap.add_argument("--json", type=Path, help="append each recipe's eval.json and timing here as one JSON line")
     a = ap.parse_args()
     if a.write_inputs:
@@ -101,7 +102,7 @@ def main() -> None:
         params = {"k": str(a.k)} if any(p.name == "k" for p in r.recipe.params) else {}
         params |= overrides.get(name, {})
         t = time.time()
-        rep = evaluate(r, params, {"raw": str(pool)}, str(ev), a.work / name, seeds=a.seeds,
+        rep = evaluate(r, params, {"raw": str(pool)}, str(ev), a.work / name, seeds=a.seeds, judge=a.judge,
                        cache_dir=str(a.work / "cache"), log=lambda m: print("   ", m, flush=True),
                        quiet=False)
         seconds = time.time() - t

@@ -2,7 +2,9 @@
 
 The recipe runs (its cache as usual); then the same base model is fine-tuned, with the same
 settings, on (a) the recipe's main output, (b) `seeds` random subsets of the pool of the same
-size (of the same tokens, when the recipe selects up to a token budget), (c) with `pool=True` the whole pool; each model, and the untrained base, is evaluated on
+size (of the same tokens, when the recipe selects up to a token budget; when it keeps every
+row, as a rewriting recipe does, the pool itself under `seeds` training seeds), (c) with
+`pool=True` the whole pool; each model, and the untrained base, is evaluated on
 an evaluation file of instruction/answer pairs: the mean loss per token of the reference
 answers (lower is better), and with a judge, the judge's win rate of each model's answers
 against the base's. `eval.json` holds every figure; the table and the verdict put the
@@ -114,14 +116,15 @@ def evaluate(recipe, params: dict, sources: dict, eval_path: str, out: Path, see
                   if judge else None)
     base_answers = _answers(rt, base_decl, eval_pairs) if judge else None
 
-    def measure(pairs: list[tuple[str, str]], label: str, trained: bool = True) -> dict:
+    def measure(pairs: list[tuple[str, str]], label: str, trained: bool = True, seed: int | None = None) -> dict:
         rec = {"rows": len(pairs)}
         decl = base_decl
         if trained:
-            key = _key(base_decl["identity"], pairs, settings)
+            how = settings if seed is None else {**settings, "seed": seed}
+            key = _key(base_decl["identity"], pairs, how)
             t0 = time.time()
             log(f"training on {label} ({len(pairs)} rows)")
-            info = rt.finetune(base_decl, [a for a, _ in pairs], [b for _, b in pairs], settings, key)
+            info = rt.finetune(base_decl, [a for a, _ in pairs], [b for _, b in pairs], how, key)
             rec |= {"tokens": int(sum(rt.count_tokens(base_decl, a) + rt.count_tokens(base_decl, b) for a, b in pairs)),
                     "train_seconds": round(info.get("seconds", time.time() - t0), 3), "reused": bool(info.get("reused"))}
             decl = {"kind": "causal_lm", "source": f"finetuned:{key}", "options": {}, "identity": f"causal_lm:finetuned:{key}"}
@@ -144,11 +147,17 @@ def evaluate(recipe, params: dict, sources: dict, eval_path: str, out: Path, see
         count = lambda ab: rt.count_tokens(base_decl, ab[0]) + rt.count_tokens(base_decl, ab[1])  # noqa: E731
         pool_tokens = [count(ab) for ab in pool_pairs]
         budget = report["selection"]["tokens"]
-    report["matched"] = "tokens" if by_tokens else "rows"
+    # a selection of every row (a recipe that rewrites rather than selects) leaves random
+    # subsets nothing to vary: they are the pool, and their spread is the training seed's
+    whole = not by_tokens and len(sel_pairs) >= len(pool_pairs)
+    report["matched"] = "tokens" if by_tokens else "pool, training seeds vary" if whole else "rows"
     for s in range(seeds):
+        if whole:
+            report["random"].append({"seed": s, **measure(pool_pairs, f"the pool, training seed {settings['seed'] + s}",
+                                                          seed=settings["seed"] + s)})
+            continue
         idx = (random_by_tokens(pool_tokens, budget, s) if by_tokens else
-               np.sort(np.random.default_rng(s).choice(len(pool_pairs), size=min(len(sel_pairs), len(pool_pairs)),
-                                                       replace=False)).tolist())
+               np.sort(np.random.default_rng(s).choice(len(pool_pairs), size=len(sel_pairs), replace=False)).tolist())
         report["random"].append({"seed": s, **measure([pool_pairs[i] for i in idx], f"random subset {s}")})
     if pool:
         report["pool"] = measure(pool_pairs, "the whole pool")
@@ -181,12 +190,14 @@ def verdict(report: dict) -> dict:
     how = ("clearly" if a >= 3 else "probably" if a >= 2 else "perhaps, though within the noise of"
            if a >= 1 else "no more than the noise of")
     n = len(rand)
+    whole = report.get("matched", "").startswith("pool")  # every row kept: the pool under n training seeds
+    runs, than = (f"{n} trainings on the pool", "the pool as it was") if whole else (f"{n} random subsets", "random rows")
     if a < 1:
-        text = (f"no measurable difference: the selection's loss is within one spread of {n} random subsets "
+        text = (f"no measurable difference: the selection's loss is within one spread of {runs} "
                 f"({diff:+.4f} nats/token)")
     else:
-        text = (f"the selection trains a {'better' if better else 'worse'} model than random rows, {how} "
-                f"{n} random subsets: loss {diff:+.4f} nats/token, {z:+.1f} spreads")
+        text = (f"the selection trains a {'better' if better else 'worse'} model than {than}, {how} "
+                f"{runs}: loss {diff:+.4f} nats/token, {z:+.1f} spreads")
     if n < 5:
         text += f" (only {n} random runs: their spread is itself uncertain)"
     return {"selection_loss": sel, "random_mean": round(mean, 6), "random_sd": round(sd, 6),
@@ -204,8 +215,9 @@ def table(report: dict) -> str:
                      + (f"{r.get('win_rate_vs_base', 0.5):>13.3f}" if has_judge else ""))
     row("base (untrained)", report["base"])
     row("selection", report["selection"])
+    whole = report.get("matched", "").startswith("pool")
     for r in report["random"]:
-        row(f"random (seed {r['seed']})", r)
+        row(f"pool (train seed {report['settings']['seed'] + r['seed']})" if whole else f"random (seed {r['seed']})", r)
     if report["random"]:
         v = report["verdict"]
         lines.append(f"{'random mean ± sd':<22}{'':>7}{'':>9}{v['random_mean']:>11.4f} ± {v['random_sd']:.4f}")

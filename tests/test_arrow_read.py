@@ -231,3 +231,92 @@ def test_a_chunk_of_only_null_lines_is_set_aside_not_a_crash(tmp_path, monkeypat
     _both_paths_agree(monkeypatch, tmp_path, data, "_fast", "\n".join(lines), chunk=1, fmt="alpaca")
     aside = (tmp_path / "fast" / "set_aside.jsonl").read_text()
     assert aside.count("not a JSON object") == 2
+
+
+# CSV fields: separators, quotes, line breaks (\n, \r\n, \r) and non-ASCII text inside them
+FIELD = st.lists(st.sampled_from(['a', 'b', ' ', ',', '"', '\n', '\r\n', '\r', '\t', 'é', '\u3000']),
+                 max_size=5).map("".join)
+CSV_ROW = st.one_of(*[st.tuples(st.text(alphabet="abc", min_size=1, max_size=3), FIELD, FIELD, FIELD)] * 6,
+                    st.tuples(st.sampled_from(["", " "]), FIELD, FIELD, FIELD))
+BROKEN_CSV = st.sampled_from(["only one field", "a,b,c,d,e", "", " ", '"never closed,x,y,z'])
+
+
+def _csv_text(rows, broken, delim: str, bom: bool) -> str:
+    import csv
+    import io
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter=delim, lineterminator="\n")
+    w.writerow(["instruction", "input", "output", "note"])
+    w.writerow(["first", "", "row", ""])
+    for i, r in enumerate(rows):
+        w.writerow(r)
+        for at, line in broken:
+            if at == i:
+                buf.write(line.replace(",", delim) + "\n")
+    return ("\ufeff" if bom else "") + buf.getvalue()
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(CSV_ROW, min_size=1, max_size=12), broken=st.lists(st.tuples(st.integers(0, 11), BROKEN_CSV), max_size=2),
+       tsv=st.booleans(), bom=st.booleans(), block=st.sampled_from([64, 200, 1 << 20]))
+def test_csv_fast_and_record_by_record_reads_agree(tmp_path_factory, monkeypatch, rows, broken, tsv, bom, block):
+    """Alpaca rows in CSV or TSV (quoted separators, quotes and line breaks in fields, a BOM,
+    empty instructions, rows with too few or too many fields, blank lines, an unclosed quote),
+    read in small Arrow blocks and record by record: the bytes agree."""
+    import recipe.io.arrow_csv as csv_mod
+    monkeypatch.setattr(csv_mod, "BLOCK", block)
+    tmp = tmp_path_factory.mktemp("csv")
+    data = tmp / ("d.tsv" if tsv else "d.csv")
+    data.write_bytes(_csv_text(rows, broken, "\t" if tsv else ",", bom).encode())
+    _both_paths_agree(monkeypatch, tmp, data, "_fast_csv", repr(data.read_bytes()))
+
+
+def test_csv_takes_the_fast_path_and_sets_a_short_row_aside_with_its_line(tmp_path, monkeypatch):
+    """A clean CSV is read by Arrow alone; after a row with too few fields the record reader
+    reads the rest, so the reason names the row's line, as it does on the slow path."""
+    import recipe.io.arrow_csv as csv_mod
+    rows = "".join(f'q{i},"multi\nline {i}",a{i}\n' for i in range(40))
+    data = tmp_path / "d.csv"
+    data.write_text("\ufeffinstruction,input,output\n" + rows)
+    taken = _fast_chunks(monkeypatch)
+    res = load(f'recipe t\nsource raw = read("{data}")\nwrite raw to "x.jsonl"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert sum(taken) == 40 and res.manifest["sinks"][0]["rows"] == 40
+    row = json.loads((tmp_path / "o" / "x.jsonl").read_text().splitlines()[7])
+    assert row["instruction"] == "q7\n\nmulti\nline 7" and row["response"] == "a7"
+    data.write_text("instruction,input,output\n" + rows + "short row\n" + rows)
+    monkeypatch.setattr(csv_mod, "BLOCK", 256)
+    taken.clear()
+    res = load(f'recipe t\nsource raw = read("{data}")\nwrite raw to "x.jsonl"\n').run(
+        out=tmp_path / "o2", cache_dir=tmp_path / "c2")
+    assert 0 < sum(taken) < 40 and res.manifest["sinks"][0]["rows"] == 80
+    aside = [json.loads(x) for x in (tmp_path / "o2" / "set_aside.jsonl").read_text().splitlines()]
+    assert len(aside) == 1 and "d.csv:82" in aside[0]["reason"]
+
+
+def test_a_read_that_fails_midway_reports_its_error_and_leaves_the_cache_usable(tmp_path, monkeypatch):
+    """Blocks already streamed into the step's table, then bad UTF-8: the run stops with the
+    reader's error (the streaming statement is finished, not left hanging on the
+    connection), and the fixed file then reads in full on the same cache."""
+    import recipe.io.arrow_csv as csv_mod
+    from recipe.diagnostics import UserError
+    monkeypatch.setattr(csv_mod, "BLOCK", 256)
+    good = "".join(f"q{i},,a{i}\n" for i in range(3000))  # the bad byte is past what `check` samples
+    data = tmp_path / "d.csv"
+    data.write_bytes(b"instruction,input,output\n" + good.encode() + b"q,,\xff\n")
+    text = f'recipe t\nsource raw = read("{data}")\nwrite raw to "x.jsonl"\n'
+    taken = _fast_chunks(monkeypatch)
+    import threading
+    got = []
+
+    def failing_run():
+        with pytest.raises(UserError, match="invalid UTF-8"):
+            load(text).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+        got.append("raised")
+    t = threading.Thread(target=failing_run, daemon=True)  # a statement left open hangs the run
+    t.start()
+    t.join(120)
+    assert got == ["raised"] and sum(taken) > 0
+    data.write_text("instruction,input,output\n" + good)
+    res = load(text).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert res.manifest["sinks"][0]["rows"] == 3000

@@ -114,3 +114,22 @@ def test_random_by_tokens_never_passes_the_budget():
         assert sum(toks[i] for i in got) <= 20 and got == sorted(set(got))
         # nothing left out would still fit
         assert all(sum(toks[i] for i in got) + toks[j] > 20 for j in range(len(toks)) if j not in got)
+
+
+def test_a_recipe_that_keeps_every_row_is_weighed_against_the_pool_under_training_seeds(setup, tmp_path, capsys):
+    """A rewriting recipe keeps every row: random subsets of its size would be the pool, all
+    alike (no spread). The pool is trained under `--seeds` training seeds instead, each a
+    different model, and the verdict and table say so."""
+    root, _, ev = setup
+    f = tmp_path / "rewrite.recipe"
+    f.write_text(f'recipe rewrite\nsource raw = read("{root / "pool.jsonl"}", format="alpaca")\n'
+                 'out = raw | derive(instruction=upper(instruction))\nwrite out to "out.jsonl"\n')
+    main(["eval", str(f), "--eval", str(ev), "--base", str(root / "lm"), "--seeds", "3", "--epochs", "1",
+          "--full", "--max-tokens", "64", "--out", str(tmp_path / "e"), "--cache-dir", str(tmp_path / "c"),
+          "--model-cache", str(tmp_path / "m"), "--quiet"])
+    rep = json.loads((tmp_path / "e" / "eval.json").read_text())
+    assert rep["matched"] == "pool, training seeds vary"
+    assert rep["selection"]["rows"] == 40 and all(r["rows"] == 40 and not r["reused"] for r in rep["random"])
+    assert len({r["eval_loss"] for r in rep["random"]}) > 1 and rep["verdict"]["random_sd"] > 0  # seeds differ
+    assert "trainings on the pool" in rep["verdict"]["text"]
+    assert "pool (train seed 2)" in capsys.readouterr().out

@@ -1,7 +1,8 @@
 """The read step: a source's files -> a canonical table, unreadable records set aside.
 
-Each JSON-lines file of Alpaca, ShareGPT or OpenAI rows, and each Parquet file of Alpaca
-rows, takes Arrow's fast path (`io/arrow_alpaca.py`, `io/arrow_chat.py`) chunk by chunk;
+Each JSON-lines file of Alpaca, ShareGPT or OpenAI rows, and each Parquet or CSV/TSV file of
+Alpaca rows, takes Arrow's fast path (`io/arrow_alpaca.py`, `io/arrow_chat.py`,
+`io/arrow_csv.py`) chunk by chunk;
 every other file, and any chunk the fast path cannot take exactly, is read record by record."""
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 from pathlib import Path
 
 from ..io.formats import detect
-from ..io.readers import Item, iter_rows, item_row, jsonl_items, list_files, open_parquet
+from ..io.readers import Item, delimiter, iter_csv, iter_rows, item_row, jsonl_items, list_files, open_parquet
 from .sql import quote_ident
 from .tables import RowWriter
 
@@ -42,33 +43,45 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
             seen.add(rid)
             writer.add(rid, row)
 
-    multi = len(files) > 1
-    # a file's ids are `<source>:<file name>:<index>` among several: same-named files in two
-    # folders would collide, and only the record-by-record reader checks for that
-    distinct = len({f.name for f in files}) == len(files)
-    for f in files:
-        prefix = f"{source}:{f.name}:" if multi else f"{source}:"
-        pf = _fast_parquet(f, args, source, log, multi) if distinct else None
-        if pf is not None:
-            from ..io.arrow_alpaca import parquet_chunks
-            for kind, payload, idx in parquet_chunks(pf, prefix):
-                if kind == "arrow":
-                    take_arrow(payload)
-                else:
-                    for i, rec in enumerate(payload, idx):
-                        take(*item_row(Item(i, f"{f.name}[{i}]", record=rec), prefix, "alpaca"))
-        elif distinct and (fmt := _fast(f, args, source, log, multi)):
-            from ..io.arrow_alpaca import chunks
-            from ..io.arrow_chat import canon_for
-            for kind, payload, lineno, idx in chunks(f, prefix, None if fmt == "alpaca" else canon_for(fmt)):
-                if kind == "arrow":
-                    take_arrow(payload)
-                else:
-                    for it in jsonl_items(f, payload, lineno, idx):
-                        take(*item_row(it, prefix, fmt))
-        else:
-            for rid, row, reason, raw in iter_rows(source, [f], args.get("format"), args.get("id"), log, multi=multi):
-                take(rid, row, reason, raw)
+    try:
+        multi = len(files) > 1
+        # a file's ids are `<source>:<file name>:<index>` among several: same-named files in two
+        # folders would collide, and only the record-by-record reader checks for that
+        distinct = len({f.name for f in files}) == len(files)
+        for f in files:
+            prefix = f"{source}:{f.name}:" if multi else f"{source}:"
+            pf = _fast_parquet(f, args, source, log, multi) if distinct else None
+            if pf is not None:
+                from ..io.arrow_alpaca import parquet_chunks
+                for kind, payload, idx in parquet_chunks(pf, prefix):
+                    if kind == "arrow":
+                        take_arrow(payload)
+                    else:
+                        for i, rec in enumerate(payload, idx):
+                            take(*item_row(Item(i, f"{f.name}[{i}]", record=rec), prefix, "alpaca"))
+            elif distinct and (names := _fast_csv(f, args, source, log, multi)):
+                from ..io.arrow_csv import csv_chunks
+                for kind, payload in csv_chunks(f, delimiter(f), prefix, names):
+                    if kind == "arrow":
+                        take_arrow(payload)
+                    else:
+                        for it in payload:
+                            take(*item_row(it, prefix, "alpaca"))
+            elif distinct and (fmt := _fast(f, args, source, log, multi)):
+                from ..io.arrow_alpaca import chunks
+                from ..io.arrow_chat import canon_for
+                for kind, payload, lineno, idx in chunks(f, prefix, None if fmt == "alpaca" else canon_for(fmt)):
+                    if kind == "arrow":
+                        take_arrow(payload)
+                    else:
+                        for it in jsonl_items(f, payload, lineno, idx):
+                            take(*item_row(it, prefix, fmt))
+            else:
+                for rid, row, reason, raw in iter_rows(source, [f], args.get("format"), args.get("id"), log, multi=multi):
+                    take(rid, row, reason, raw)
+    except BaseException:
+        writer.abort()  # the connection is free again for the store's clean-up
+        raise
     writer.close()  # creates the (possibly empty) canonical table
     aside += [(rid, reason, None) for rid, reason in writer.rejected]
     if aside:
@@ -116,3 +129,26 @@ def _fast_parquet(f: Path, args: dict, source: str, log, multi: bool = False):
             return None
         log(f"{source}: detected format `alpaca` (from {why})" + (f" in {f.name}" if multi else ""))
     return pf
+
+
+def _fast_csv(f: Path, args: dict, source: str, log, multi: bool = False) -> list[str] | None:
+    """The column names when `f` is a CSV/TSV file of Alpaca rows with default ids (None:
+    read it record by record)."""
+    if f.suffix.lower() not in (".csv", ".tsv") or args.get("id") or args.get("format") not in (None, "alpaca"):
+        return None
+    from ..diagnostics import UserError
+    from ..io.arrow_csv import header
+    names = header(f, delimiter(f))
+    if names is None:
+        return None
+    if args.get("format") is None:  # detected from the first record, as the record reader does
+        try:
+            first = next(iter(iter_csv(f, delimiter(f))), None)
+        except UserError:
+            return None  # the record reader says what is wrong
+        rec = first.record if first is not None else None
+        got, why = detect(rec) if isinstance(rec, dict) else (None, "")
+        if got != "alpaca" or {"message_id", "role", "text"} <= set(rec):
+            return None
+        log(f"{source}: detected format `alpaca` (from {why})" + (f" in {f.name}" if multi else ""))
+    return names

@@ -67,6 +67,7 @@ class RowWriter:
         self.rejected: list[tuple[str, str]] = []
         self.count = 0
         self.unknown: set[str] = set()  # columns with only nulls so far: typed by their first value
+        self._stream = None  # the open streaming INSERT (stream_insert.py), if any
 
     def add(self, rid: str, row: dict) -> None:
         self.buf.append((rid, row))
@@ -90,26 +91,43 @@ class RowWriter:
         for rid, row in self.buf:
             for f in self.schema:
                 cols[f.name].append(rid if f.name == "_id" else coerce(f.type, row.get(f.name)))
-        tbl = self._numbered(pa.table(cols, schema=self.schema))
-        self.con.register("__chunk", tbl)
-        if self.count == 0 and not self._exists():
-            self.con.execute(f"CREATE TABLE {q(self.table)} AS SELECT * FROM __chunk")
-        else:
-            self.con.execute(f"INSERT INTO {q(self.table)} BY NAME SELECT * FROM __chunk")
-        self.con.unregister("__chunk")
-        self.count += tbl.num_rows
+        self._put(pa.table(cols, schema=self.schema))
         self.buf = []
+
+    def _put(self, tbl: pa.Table) -> None:
+        """Append a chunk with the table's columns (in the schema's order) through the open
+        streaming statement, opened here when there is none."""
+        tbl = self._numbered(tbl)
+        if not tbl.num_rows:  # nothing to stream; an empty table is created when there is none
+            if self._stream is None and self.count == 0 and not self._exists():
+                self.con.register("__chunk", tbl)
+                self.con.execute(f"CREATE TABLE {q(self.table)} AS SELECT * FROM __chunk")
+                self.con.unregister("__chunk")
+            return
+        if self._stream is None:
+            from .stream_insert import StreamInsert
+            create = self.count == 0 and not self._exists()
+            self._stream = StreamInsert(self.con, self.table, tbl.schema, create)
+        self._stream.put(tbl)
+        self.count += tbl.num_rows
+
+    def end(self) -> None:
+        """Finish the open streaming statement: before any other statement on the connection."""
+        if self._stream is not None:
+            stream, self._stream = self._stream, None
+            stream.end()
 
     def _widen(self, extras: dict[str, list]) -> None:
         """Columns first seen in this chunk are added (earlier rows get null); a column whose
         values no longer fit its type is widened (int to float, anything else to JSON text),
         with the rows already written converted, so no row is lost to a schema guess."""
-        written = self.count or self._exists()
+        written = self.count or self._stream is not None or self._exists()
         for k, vals in extras.items():
             nulls = all(v is None for v in vals)
             if k not in self.schema.names:
                 t = infer_type(vals)
                 if written:
+                    self.end()
                     self.con.execute(f"ALTER TABLE {q(self.table)} ADD COLUMN {q(k)} {SQL_TYPES[t]}")
                 self.schema = self.schema.append(pa.field(k, t))
                 if nulls:
@@ -132,6 +150,7 @@ class RowWriter:
     def _retype(self, k: str, cur: pa.DataType, new: pa.DataType) -> None:
         """Change a written column's type; lists become the JSON text a row read alone would
         have had (json.dumps), which DuckDB's own rendering of a list is not."""
+        self.end()
         t = q(self.table)
         if cur == pa.list_(pa.string()) and new == pa.string():
             vals = self.con.execute(f"SELECT _row, {q(k)} FROM {t}").fetchall()
@@ -149,26 +168,22 @@ class RowWriter:
         """Append a chunk that is already canonical (`_id`, the conversation columns, then the
         extra columns). Written as it is when its columns fit the table's; otherwise it goes
         through the row path, which widens the table exactly as for rows read one by one."""
-        self.flush()
+        if self.buf:
+            self.flush()
         extras = [f for f in tbl.schema if f.name not in ("_id", "messages", "instruction", "response")]
         if self.schema is None and self.count == 0:
             self.unknown = {f.name for f in extras if tbl.column(f.name).null_count == tbl.num_rows}
             self.schema = pa.schema(CORE + [(f.name, f.type) for f in extras])
-            tbl = self._numbered(tbl.select([f.name for f in self.schema]).cast(self.schema))
-            self.con.register("__chunk", tbl)
-            self.con.execute(f"CREATE TABLE {q(self.table)} AS SELECT * FROM __chunk")
-        elif self.schema is not None and all(f.name in self.schema.names and self.schema.field(f.name).type == f.type
-                                             and f.name not in self.unknown for f in extras):
-            tbl = self._numbered(tbl)
-            self.con.register("__chunk", tbl)
-            self.con.execute(f"INSERT INTO {q(self.table)} BY NAME SELECT * FROM __chunk")
-        else:
+        elif not (self.schema is not None and all(f.name in self.schema.names and self.schema.field(f.name).type == f.type
+                                                  and f.name not in self.unknown for f in extras)):
             for r in tbl.to_pylist():
                 self.add(r.pop("_id"), r)
             self.flush()
             return
-        self.con.unregister("__chunk")
-        self.count += tbl.num_rows
+        # the table's columns in its order: one the chunk lacks is null in it
+        n = tbl.num_rows
+        self._put(pa.table({f.name: tbl.column(f.name) if f.name in tbl.column_names else pa.nulls(n, f.type)
+                            for f in self.schema}, schema=self.schema))
 
     def _numbered(self, tbl: pa.Table) -> pa.Table:
         import numpy as np
@@ -180,3 +195,12 @@ class RowWriter:
 
     def close(self) -> None:
         self.flush()
+        self.end()
+
+    def abort(self) -> None:
+        """After a failed read: finish the open statement (the step's table is dropped with
+        the failed step), keeping the error that stopped the read."""
+        try:
+            self.end()
+        except Exception:  # noqa: BLE001 (the read's own error is the one to report)
+            pass
