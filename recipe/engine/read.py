@@ -50,35 +50,7 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
         distinct = len({f.name for f in files}) == len(files)
         for f in files:
             prefix = f"{source}:{f.name}:" if multi else f"{source}:"
-            pf = _fast_parquet(f, args, source, log, multi) if distinct else None
-            if pf is not None:
-                from ..io.arrow_alpaca import parquet_chunks
-                for kind, payload, idx in parquet_chunks(pf, prefix):
-                    if kind == "arrow":
-                        take_arrow(payload)
-                    else:
-                        for i, rec in enumerate(payload, idx):
-                            take(*item_row(Item(i, f"{f.name}[{i}]", record=rec), prefix, "alpaca"))
-            elif distinct and (names := _fast_csv(f, args, source, log, multi)):
-                from ..io.arrow_csv import csv_chunks
-                for kind, payload in csv_chunks(f, delimiter(f), prefix, names):
-                    if kind == "arrow":
-                        take_arrow(payload)
-                    else:
-                        for it in payload:
-                            take(*item_row(it, prefix, "alpaca"))
-            elif distinct and (fmt := _fast(f, args, source, log, multi)):
-                from ..io.arrow_alpaca import chunks
-                from ..io.arrow_chat import canon_for
-                for kind, payload, lineno, idx in chunks(f, prefix, None if fmt == "alpaca" else canon_for(fmt)):
-                    if kind == "arrow":
-                        take_arrow(payload)
-                    else:
-                        for it in jsonl_items(f, payload, lineno, idx):
-                            take(*item_row(it, prefix, fmt))
-            else:
-                for rid, row, reason, raw in iter_rows(source, [f], args.get("format"), args.get("id"), log, multi=multi):
-                    take(rid, row, reason, raw)
+            _read_file(f, args, source, log, multi, distinct, prefix, take, take_arrow)
     except BaseException:
         writer.abort()  # the connection is free again for the store's clean-up
         raise
@@ -88,6 +60,39 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
         con.executemany(f"INSERT INTO {quote_ident(aside_table)} VALUES (?, ?, ?)", aside)
     ctx.info["format"] = args.get("format") or "auto"
     ctx.info["files"] = len(files)
+
+
+def _read_file(f: Path, args: dict, source: str, log, multi: bool, distinct: bool, prefix: str, take, take_arrow) -> None:
+    """One file's rows: Arrow's fast path where it applies, else record by record."""
+    pf = _fast_parquet(f, args, source, log, multi) if distinct else None
+    if pf is not None:
+        from ..io.arrow_alpaca import parquet_chunks
+        for kind, payload, idx in parquet_chunks(pf, prefix):
+            if kind == "arrow":
+                take_arrow(payload)
+            else:
+                for i, rec in enumerate(payload, idx):
+                    take(*item_row(Item(i, f"{f.name}[{i}]", record=rec), prefix, "alpaca"))
+    elif distinct and (names := _fast_csv(f, args, source, log, multi)):
+        from ..io.arrow_csv import csv_chunks
+        for kind, payload in csv_chunks(f, delimiter(f), prefix, names):
+            if kind == "arrow":
+                take_arrow(payload)
+            else:
+                for it in payload:
+                    take(*item_row(it, prefix, "alpaca"))
+    elif distinct and (fmt := _fast(f, args, source, log, multi)):
+        from ..io.arrow_alpaca import chunks
+        from ..io.arrow_chat import canon_for
+        for kind, payload, lineno, idx in chunks(f, prefix, None if fmt == "alpaca" else canon_for(fmt)):
+            if kind == "arrow":
+                take_arrow(payload)
+            else:
+                for it in jsonl_items(f, payload, lineno, idx):
+                    take(*item_row(it, prefix, fmt))
+    else:
+        for rid, row, reason, raw in iter_rows(source, [f], args.get("format"), args.get("id"), log, multi=multi):
+            take(rid, row, reason, raw)
 
 
 FAST = ("alpaca", "sharegpt", "openai")  # the JSON-lines formats Arrow reads (io/arrow_*.py)
