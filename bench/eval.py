@@ -35,9 +35,10 @@ def pool_rows(n: int, root: Path = DATASETS) -> list[dict]:
         sets.append(rows)
     out, i = [], 0
     while len(out) < n and any(i < len(s) for s in sets):
-        for s in sets:
+        for s, task in zip(sets, ("code", "general", "math")):
             if i < len(s) and len(out) < n:
-                out.append({k: s[i].get(k, "") for k in ("instruction", "input", "output")})
+                # `task` names the source set: stdlib:uit writes one definition per task
+                out.append({**{k: s[i].get(k, "") for k in ("instruction", "input", "output")}, "task": task})
         i += 1
     return out
 
