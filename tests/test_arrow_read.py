@@ -48,7 +48,7 @@ def _both_paths_agree(monkeypatch, tmp, path, slow: str, note: str, chunk: int =
             f'write raw to "x.jsonl"\nwrite raw to "y.json" (format="sharegpt")\n')
     with monkeypatch.context() as m:
         m.setattr(fast_mod, "CHUNK", chunk)
-        m.setattr(tables_mod.RowWriter.__init__, "__defaults__", (chunk,))
+        m.setattr(tables_mod.RowWriter.__init__, "__defaults__", (chunk, 16_384))
         load(text).run(out=tmp / "fast", cache_dir=tmp / "c1")
         m.setattr(read_mod, slow, lambda *a: None)
         load(text).run(out=tmp / "slow", cache_dir=tmp / "c2")
@@ -99,6 +99,23 @@ def test_a_list_column_widened_to_text_reads_as_json_of_each_row():
     w.close()
     assert [r[0] for r in con.execute("SELECT c FROM t ORDER BY _row").fetchall()] == \
         [json.dumps(["x", "y"]), None, "plain", json.dumps(["z"])]
+
+
+def test_rows_streamed_in_row_group_batches_keep_their_order_across_schema_changes():
+    """Chunks of 2 rows re-cut into batches of 3 (a row group), the stream ended and reopened
+    when a column appears and when one widens: every row once, in order, `_row` 0..n-1."""
+    import duckdb
+    con = duckdb.connect()
+    w = tables_mod.RowWriter(con, "t", chunk=2, row_group=3)
+    vals = [1, 2, 3, 4, 5, 2.5, 7, 8, "text", 10, 11]
+    for i, v in enumerate(vals):
+        w.add(f"r{i}", {"messages": [], "instruction": f"i{i}", "response": "r", "c": v,
+                        **({"late": i} if i >= 4 else {})})
+    w.close()
+    rows = con.execute("SELECT _row, _id, late FROM t ORDER BY _row").fetchall()
+    assert rows == [(i, f"r{i}", i if i >= 4 else None) for i in range(len(vals))]
+    assert [r[0] for r in con.execute("SELECT c FROM t ORDER BY _row").fetchall()] == \
+        ["1.0", "2.0", "3.0", "4.0", "5.0", "2.5", "7.0", "8.0", "text", "10", "11"]  # int -> float -> text
 
 
 def test_a_folder_of_files_reads_alike_on_both_paths_and_takes_the_fast_one(tmp_path, monkeypatch):
@@ -177,7 +194,7 @@ def test_a_nan_in_parquet_is_set_aside_on_the_fast_path_as_record_by_record(tmp_
     text = f'recipe t\nsource raw = read("{tmp_path / "d.parquet"}")\nwrite raw to "x.jsonl"\n'
     with monkeypatch.context() as m:
         m.setattr(fast_mod, "CHUNK", 3)
-        m.setattr(tables_mod.RowWriter.__init__, "__defaults__", (3,))
+        m.setattr(tables_mod.RowWriter.__init__, "__defaults__", (3, 16_384))
         taken = _fast_chunks(m)
         load(text).run(out=tmp_path / "fast", cache_dir=tmp_path / "c1")
         m.setattr(read_mod, "_fast_parquet", lambda *a: None)

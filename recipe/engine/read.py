@@ -19,7 +19,8 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
     """Create table `out` from the source's rows, set-aside records into `aside_table`;
     `ctx` (a KernelContext) takes progress and statistics."""
     files = list_files(args["path"])
-    writer = RowWriter(con, out)
+    from .store import ROW_GROUP_SIZE
+    writer = RowWriter(con, out, row_group=ROW_GROUP_SIZE)
     aside: list[tuple[str, str, str | None]] = []
     seen: set[str] = set()
     n = 0

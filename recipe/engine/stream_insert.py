@@ -1,9 +1,12 @@
 """Appending Arrow chunks to a DuckDB table through one streaming statement.
 
-DuckDB writes full row groups from a stream; one INSERT per 20,000-row chunk into an on-disk
-table cost 3.5x more here (200k rows of instruction data: 7.8 s against 2.2 s). The
-statement runs on a worker thread, fed through a small bounded queue (memory stays one or two
-chunks), until `end()`, which must come before any other statement on the connection.
+One INSERT per 20,000-row chunk into the on-disk cache (16,384-row row groups) cost 3.6x more
+than one statement fed batches of exactly one row group (200k rows of instruction data: 11.4 s
+against 3.1 s), and left 1,318 of 2,739 blocks of the file freed: a batch that is not a whole
+number of row groups leaves partial row groups that DuckDB rewrites when it merges them. So
+chunks are re-cut into row-group batches here. The statement runs on a worker thread, fed
+through a small bounded queue (memory: a few chunks), until `end()`, which must come before
+any other statement on the connection.
 """
 from __future__ import annotations
 
@@ -18,15 +21,21 @@ DEPTH = 2  # chunks waiting for DuckDB at most
 
 
 class StreamInsert:
-    def __init__(self, con, table: str, schema: pa.Schema, create: bool):
+    def __init__(self, con, table: str, schema: pa.Schema, create: bool, batch_rows: int):
         self.schema = schema
         self._q: queue.Queue = queue.Queue(DEPTH)
         self._error: BaseException | None = None
         self._name = f"__stream_{id(self):x}"
 
-        def batches():
+        def batches():  # whole row groups, then the rest at the end
+            carry = schema.empty_table()
             while (tbl := self._q.get()) is not None:
-                yield from tbl.to_batches()
+                carry = pa.concat_tables([carry, tbl])
+                while carry.num_rows >= batch_rows:
+                    yield from carry.slice(0, batch_rows).combine_chunks().to_batches()
+                    carry = carry.slice(batch_rows)
+            if carry.num_rows:
+                yield from carry.combine_chunks().to_batches()
         con.register(self._name, pa.RecordBatchReader.from_batches(schema, batches()))
         sql = (f"CREATE TABLE {q(table)} AS SELECT * FROM {self._name}" if create
                else f"INSERT INTO {q(table)} BY NAME SELECT * FROM {self._name}")

@@ -60,8 +60,8 @@ class RowWriter:
     """Appends canonical rows to a new table in chunks; the first chunk sets the schema and
     later chunks widen it (new columns, wider types) as their rows need."""
 
-    def __init__(self, con, table: str, chunk: int = 20000):
-        self.con, self.table, self.chunk = con, table, chunk
+    def __init__(self, con, table: str, chunk: int = 20000, row_group: int = 16_384):
+        self.con, self.table, self.chunk, self.row_group = con, table, chunk, row_group
         self.buf: list[tuple[str, dict]] = []
         self.schema: pa.Schema | None = None
         self.rejected: list[tuple[str, str]] = []
@@ -107,7 +107,7 @@ class RowWriter:
         if self._stream is None:
             from .stream_insert import StreamInsert
             create = self.count == 0 and not self._exists()
-            self._stream = StreamInsert(self.con, self.table, tbl.schema, create)
+            self._stream = StreamInsert(self.con, self.table, tbl.schema, create, self.row_group)
         self._stream.put(tbl)
         self.count += tbl.num_rows
 
