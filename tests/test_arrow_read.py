@@ -101,9 +101,9 @@ def test_a_list_column_widened_to_text_reads_as_json_of_each_row():
         [json.dumps(["x", "y"]), None, "plain", json.dumps(["z"])]
 
 
-def test_rows_streamed_in_row_group_batches_keep_their_order_across_schema_changes():
-    """Chunks of 2 rows re-cut into batches of 3 (a row group), the stream ended and reopened
-    when a column appears and when one widens: every row once, in order, `_row` 0..n-1."""
+def test_rows_inserted_in_whole_row_groups_keep_their_order_across_schema_changes():
+    """Chunks of 2 rows inserted 3 at a time (a row group), the rows held inserted before a
+    column appears and before one widens: every row once, in order, `_row` 0..n-1."""
     import duckdb
     con = duckdb.connect()
     w = tables_mod.RowWriter(con, "t", chunk=2, row_group=3)
@@ -312,9 +312,9 @@ def test_csv_takes_the_fast_path_and_sets_a_short_row_aside_with_its_line(tmp_pa
 
 
 def test_a_read_that_fails_midway_reports_its_error_and_leaves_the_cache_usable(tmp_path, monkeypatch):
-    """Blocks already streamed into the step's table, then bad UTF-8: the run stops with the
-    reader's error (the streaming statement is finished, not left hanging on the
-    connection), and the fixed file then reads in full on the same cache."""
+    """Blocks already inserted into the step's table (and some held for a whole row group),
+    then bad UTF-8: the run stops with the reader's error, not a hang, and the fixed file
+    then reads in full on the same cache."""
     import recipe.io.arrow_csv as csv_mod
     from recipe.diagnostics import UserError
     monkeypatch.setattr(csv_mod, "BLOCK", 256)
@@ -330,7 +330,7 @@ def test_a_read_that_fails_midway_reports_its_error_and_leaves_the_cache_usable(
         with pytest.raises(UserError, match="invalid UTF-8"):
             load(text).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
         got.append("raised")
-    t = threading.Thread(target=failing_run, daemon=True)  # a statement left open hangs the run
+    t = threading.Thread(target=failing_run, daemon=True)  # a hang fails the test, not the suite
     t.start()
     t.join(120)
     assert got == ["raised"] and sum(taken) > 0

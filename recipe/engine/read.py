@@ -44,17 +44,13 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
             seen.add(rid)
             writer.add(rid, row)
 
-    try:
-        multi = len(files) > 1
-        # a file's ids are `<source>:<file name>:<index>` among several: same-named files in two
-        # folders would collide, and only the record-by-record reader checks for that
-        distinct = len({f.name for f in files}) == len(files)
-        for f in files:
-            prefix = f"{source}:{f.name}:" if multi else f"{source}:"
-            _read_file(f, args, source, log, multi, distinct, prefix, take, take_arrow)
-    except BaseException:
-        writer.abort()  # the connection is free again for the store's clean-up
-        raise
+    multi = len(files) > 1
+    # a file's ids are `<source>:<file name>:<index>` among several: same-named files in two
+    # folders would collide, and only the record-by-record reader checks for that
+    distinct = len({f.name for f in files}) == len(files)
+    for f in files:
+        prefix = f"{source}:{f.name}:" if multi else f"{source}:"
+        _read_file(f, args, source, log, multi, distinct, prefix, take, take_arrow)
     writer.close()  # creates the (possibly empty) canonical table
     aside += [(rid, reason, None) for rid, reason in writer.rejected]
     if aside:

@@ -67,7 +67,9 @@ class RowWriter:
         self.rejected: list[tuple[str, str]] = []
         self.count = 0
         self.unknown: set[str] = set()  # columns with only nulls so far: typed by their first value
-        self._stream = None  # the open streaming INSERT (stream_insert.py), if any
+        # numbered rows not yet inserted: INSERTs take whole row groups (see `_put`)
+        self._carry: pa.Table | None = None
+        self._created = False
 
     def add(self, rid: str, row: dict) -> None:
         self.buf.append((rid, row))
@@ -95,33 +97,40 @@ class RowWriter:
         self.buf = []
 
     def _put(self, tbl: pa.Table) -> None:
-        """Append a chunk with the table's columns (in the schema's order) through the open
-        streaming statement, opened here when there is none."""
+        """Number a chunk (the table's columns, in the schema's order) and insert what makes
+        whole row groups. An INSERT of 20,000 rows into the on-disk cache (16,384-row row
+        groups) leaves a partial row group that DuckDB rewrites when it merges the next one:
+        200k rows took 11.4 s and freed half the blocks they wrote; in whole row groups 4.8 s,
+        none freed. (One streaming statement took 2.9 s but held 190 MB more at 1M rows.)"""
         tbl = self._numbered(tbl)
-        if not tbl.num_rows:  # nothing to stream; an empty table is created when there is none
-            if self._stream is None and self.count == 0 and not self._exists():
-                self.con.register("__chunk", tbl)
-                self.con.execute(f"CREATE TABLE {q(self.table)} AS SELECT * FROM __chunk")
-                self.con.unregister("__chunk")
-            return
-        if self._stream is None:
-            from .stream_insert import StreamInsert
-            create = self.count == 0 and not self._exists()
-            self._stream = StreamInsert(self.con, self.table, tbl.schema, create, self.row_group)
-        self._stream.put(tbl)
         self.count += tbl.num_rows
+        self._carry = tbl if self._carry is None else pa.concat_tables([self._carry, tbl])
+        full = self._carry.num_rows // self.row_group * self.row_group
+        if full:
+            self._insert(self._carry.slice(0, full))
+            self._carry = self._carry.slice(full)
+
+    def _insert(self, tbl: pa.Table) -> None:
+        self.con.register("__chunk", tbl.combine_chunks())
+        if not self._created and not self._exists():
+            self.con.execute(f"CREATE TABLE {q(self.table)} AS SELECT * FROM __chunk")
+        else:
+            self.con.execute(f"INSERT INTO {q(self.table)} BY NAME SELECT * FROM __chunk")
+        self.con.unregister("__chunk")
+        self._created = True
 
     def end(self) -> None:
-        """Finish the open streaming statement: before any other statement on the connection."""
-        if self._stream is not None:
-            stream, self._stream = self._stream, None
-            stream.end()
+        """Insert the rows still held (a partial row group): before the table's schema changes
+        and at the end."""
+        carry, self._carry = self._carry, None
+        if carry is not None and (carry.num_rows or not self._created):
+            self._insert(carry)
 
     def _widen(self, extras: dict[str, list]) -> None:
         """Columns first seen in this chunk are added (earlier rows get null); a column whose
         values no longer fit its type is widened (int to float, anything else to JSON text),
         with the rows already written converted, so no row is lost to a schema guess."""
-        written = self.count or self._stream is not None or self._exists()
+        written = self.count or self._exists()
         for k, vals in extras.items():
             nulls = all(v is None for v in vals)
             if k not in self.schema.names:
@@ -196,11 +205,3 @@ class RowWriter:
     def close(self) -> None:
         self.flush()
         self.end()
-
-    def abort(self) -> None:
-        """After a failed read: finish the open statement (the step's table is dropped with
-        the failed step), keeping the error that stopped the read."""
-        try:
-            self.end()
-        except Exception:  # noqa: BLE001 (the read's own error is the one to report)
-            pass
