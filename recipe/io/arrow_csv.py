@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 from .arrow_alpaca import canonical_table
 from .readers import CsvRecords, Item
 
+ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)  # a block Arrow cannot read
 LONE_CR = "\r([^\n]|$)"
 BLOCK = 1 << 22  # bytes Arrow parses at a time: a few thousand rows of instruction data
 
@@ -63,7 +64,7 @@ def _blocks(path: Path, delim: str, prefix: str, names: list[str], records) -> I
             parse_options=pcsv.ParseOptions(delimiter=delim, newlines_in_values=True),
             convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names},
                                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+    except ARROW_ERRORS:
         yield "items", records(0, None)
         return
     idx = 0
@@ -72,7 +73,7 @@ def _blocks(path: Path, delim: str, prefix: str, names: list[str], records) -> I
             batch = reader.read_next_batch()
         except StopIteration:
             return
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        except ARROW_ERRORS:
             yield "items", records(idx, None)  # the rows before this block are taken: go on from here
             return
         t = pa.Table.from_batches([batch])

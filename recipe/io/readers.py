@@ -6,6 +6,7 @@ parquet, csv/tsv; a directory or a glob of them. Every record gets a stable `_id
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import glob
@@ -194,8 +195,18 @@ class CsvRecords:
         csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_BYTES))
         self.reader = csv.DictReader(self.fh, delimiter=delim)
 
-    def skip(self, n: int) -> None:
+    @contextlib.contextmanager
+    def _errors(self):
+        """The csv module's errors as the user's: which file, what is wrong."""
         try:
+            yield
+        except UnicodeDecodeError as e:
+            raise UserError(f"{self.path}: invalid UTF-8 at byte {e.start}")
+        except csv.Error as e:
+            raise UserError(f"{self.path}: {e}")
+
+    def skip(self, n: int) -> None:
+        with self._errors():
             self.reader.fieldnames  # noqa: B018 (reads the header)
             while n > 0:
                 row = next(self.reader.reader, None)
@@ -203,15 +214,11 @@ class CsvRecords:
                     return
                 if row:  # a blank line is not a record (DictReader skips it too)
                     n, self.index = n - 1, self.index + 1
-        except UnicodeDecodeError as e:
-            raise UserError(f"{self.path}: invalid UTF-8 at byte {e.start}")
-        except csv.Error as e:
-            raise UserError(f"{self.path}: {e}")
 
     def items(self, n: int | None = None) -> Iterator[Item]:
         """The next `n` records (None: all the rest)."""
         name, reader = self.path.name, self.reader
-        try:
+        with self._errors():
             for rec in itertools.islice(reader, n):
                 where = f"{name}:{reader.line_num}"
                 if None in rec:
@@ -220,10 +227,6 @@ class CsvRecords:
                 else:
                     yield Item(self.index, where, record=dict(rec))
                 self.index += 1
-        except UnicodeDecodeError as e:
-            raise UserError(f"{self.path}: invalid UTF-8 at byte {e.start}")
-        except csv.Error as e:
-            raise UserError(f"{self.path}: {e}")
 
     def close(self) -> None:
         self.fh.close()
