@@ -258,15 +258,11 @@ def test_steps_that_drop_rows_or_add_columns_store_a_mask_not_a_copy(tmp_path):
     rows = [{"instruction": f"question {i} " + " ".join(f"{rng.getrandbits(40):x}" for _ in range(150)), "input": "",
              "output": "an answer " * (i % 3)} for i in range(3000)]
     data = write_jsonl(tmp_path / "d.jsonl", rows)
-    steps = ("raw", 'raw | filter(length(response) > 0) | dedupe(method="exact", on=instruction) '
-             '| score(metric="length")')
-    sizes = {}
-    for name, body in zip(("read", "all"), steps):
-        out = load(f'recipe t\nsource raw = read("{data}")\nx = {body}\nwrite x to "x.jsonl"\n').run(
-            out=tmp_path / name, cache_dir=tmp_path / f"c-{name}")
-        sizes[name] = (tmp_path / f"c-{name}" / "cache.duckdb").stat().st_size
+    body = 'raw | filter(length(response) > 0) | dedupe(method="exact", on=instruction) | score(metric="length")'
+    out = load(f'recipe t\nsource raw = read("{data}")\nx = {body}\nwrite x to "x.jsonl"\n').run(
+        out=tmp_path / "out", cache_dir=tmp_path / "c")
     assert out.manifest["sinks"][0]["rows"] == 2000
-    con = duckdb.connect(str(tmp_path / "c-all" / "cache.duckdb"), read_only=True)
+    con = duckdb.connect(str(tmp_path / "c" / "cache.duckdb"), read_only=True)
     kinds = dict(con.execute("SELECT table_name, table_type FROM information_schema.tables "
                              "WHERE table_name LIKE 't_%'").fetchall())
     assert sorted(kinds.values()) == ["BASE TABLE", "VIEW", "VIEW", "VIEW"]
@@ -274,7 +270,17 @@ def test_steps_that_drop_rows_or_add_columns_store_a_mask_not_a_copy(tmp_path):
              .fetchall()]
     cols = {tuple(r[0] for r in con.execute(f"DESCRIBE {m}").fetchall()) for m in masks}
     assert cols == {("__keep",), ("__keep", "length")}
-    assert sizes["all"] < 1.2 * sizes["read"], sizes  # three copies of the text would be about 3x
+    # Blocks, not file sizes of two runs: DuckDB picks FSST or no compression for the same text
+    # from run to run (22 or 32 blocks here), which once made a 20% bound between runs fail.
+    def blocks(table):
+        return {r[0] for r in con.execute("SELECT block_id FROM pragma_storage_info(?) WHERE block_id >= 0",
+                                          [table]).fetchall()}
+    base = next(t for t, k in kinds.items() if k == "BASE TABLE")
+    others = set().union(*(blocks(t) for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+                           if t != base)) - blocks(base)
+    # masks and step records fill 5 blocks of their own; a copy of the 2,000 kept instructions
+    # alone adds 8 more (measured by copying them into this cache)
+    assert len(others) <= 7, (len(others), len(blocks(base)))
 
 
 def test_progress_written_to_a_log_file_is_a_line_now_and_then(monkeypatch):
