@@ -14,6 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..diagnostics import UserError
@@ -153,9 +154,8 @@ class RayStore:
 
     def aside_batches(self, fp: str, size: int = 10_000):
         for f in self._aside_files(fp):
-            for b in pq.ParquetFile(f).iter_batches(batch_size=size):
-                d = b.to_pydict()
-                yield list(zip(d["_id"], d["reason"], d["raw"]))
+            for b in pq.ParquetFile(f).iter_batches(batch_size=size, columns=["_id", "reason", "raw"]):
+                yield pa.Table.from_batches([b])
 
     def aside_count(self, fp: str) -> int:
         return sum(pq.ParquetFile(f).metadata.num_rows for f in self._aside_files(fp))

@@ -13,6 +13,7 @@ from ..diagnostics import UserError
 from ..faults import atomic_file, atomic_write, fault  # noqa: F401  (re-exported for callers)
 from ..plan import Plan, why_rerun
 from ..ui import Reporter  # noqa: F401  (re-exported: callers import it from here)
+from ..io.json_lines import joined, set_aside_records
 from ..table import KernelContext
 from .writers import safe_sink_path, write_sink
 
@@ -132,16 +133,13 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
         aside_lines += [json.dumps({"_id": rid, "node": f"write {s['path']}", "reason": why}, ensure_ascii=False)
                         for rid, why in rejected]
         reporter.log(f"  wrote {n} rows to {path}")
-    with atomic_file(out_dir / "set_aside.jsonl") as fh:  # streamed, 10,000 rows at a time
+    with atomic_file(out_dir / "set_aside.jsonl", "wb") as fh:  # streamed, 10,000 rows at a time
         for step in plan.steps:
             for batch in store.aside_batches(step.fingerprint):
-                for rid, reason, raw in batch:
-                    rec = {"_id": rid, "node": step.name, "reason": reason}
-                    if raw is not None:
-                        rec["raw"] = raw
-                    fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+                if batch.num_rows:
+                    fh.write(joined(set_aside_records(batch, step.name), "\n") + b"\n")
         for line in aside_lines:
-            fh.write(line + "\n")
+            fh.write(line.encode("utf-8") + b"\n")
     manifest = {**manifest_extra,
                 "nodes": [{k: r[k] for k in ("name", "op", "rows_in", "rows_created", "rows_out",
                                              "rows_set_aside", "seconds", "cached")}

@@ -152,11 +152,13 @@ class Store:
         self._drop(fp)
 
     def aside_batches(self, fp: str, size: int = 10_000):
-        """(_id, reason, raw) of a step's set-aside rows, in order, `size` at a time."""
+        """A step's set-aside rows (Arrow tables of `_id, reason, raw`), in order, `size` at a time."""
+        import pyarrow as pa
         # an append-only log: DuckDB returns it in insertion order (preserve_insertion_order)
-        cur = self.con.execute(f"SELECT _id, reason, raw FROM {self.aside(fp)}")
-        while batch := cur.fetchmany(size):
-            yield batch
+        res = self.con.execute(f"SELECT _id, reason, raw FROM {self.aside(fp)}")
+        reader = res.to_arrow_reader(size) if hasattr(res, "to_arrow_reader") else res.fetch_record_batch(size)
+        for b in reader:
+            yield pa.Table.from_batches([b])
 
     def aside_count(self, fp: str) -> int:
         return self.con.execute(f"SELECT count(*) FROM {self.aside(fp)}").fetchall()[0][0]

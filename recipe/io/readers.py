@@ -103,6 +103,26 @@ def _short(e: Exception) -> str:
 
 
 def _iter_json(path: Path) -> Iterator[Item]:
+    """An array streams (io/json_array.py); any other document is read whole."""
+    from .json_array import BadUtf8, elements
+    with open(path, "rb") as fh:
+        try:
+            for i, (kind, value, raw, line) in enumerate(elements(fh, MAX_RECORD_BYTES)):
+                if kind == "ok":
+                    yield Item(i, f"{path.name}[{i}]", record=value)
+                else:
+                    where = f"{path.name}:{line}"
+                    yield Item(i, where, error=f"{where}: {value}", raw=raw[:RAW_KEEP])
+            return
+        except BadUtf8 as e:
+            raise UserError(f"{path}: invalid UTF-8 at byte {e.offset}")
+        except ValueError as e:
+            if str(e) != "not a JSON array":
+                raise
+    yield from _iter_json_whole(path)
+
+
+def _iter_json_whole(path: Path) -> Iterator[Item]:
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
