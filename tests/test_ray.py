@@ -221,3 +221,42 @@ write x to "x.jsonl"
     assert all(a.dtype == np.int64 for a in shared if a.dtype not in (np.uint32, bool))
     assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
     assert res["ray"].manifest["nodes"][1]["rows_out"] < 40
+
+
+FOLDER = """recipe folder
+source raw = read("{data}", format="alpaca")
+clean = raw | filter(length(response) > 30) | dedupe(method="exact", on=instruction)
+write clean to "clean.jsonl"
+"""
+
+
+def _read_rows(res, tmp_path) -> np.ndarray:
+    """The `_row` values of the Ray run's read step, as its cache holds them."""
+    import pyarrow.parquet as pq
+    fp = res.manifest["nodes"][0]["fingerprint"]
+    blocks = sorted((tmp_path / "c-ray" / "ray" / f"t_{fp[:24]}").glob("*.parquet"))
+    return np.concatenate([pq.read_table(b, columns=["_row"]).column(0).to_numpy() for b in blocks])
+
+
+@pytest.mark.parametrize("extra_column", [False, True])
+def test_a_folder_is_read_by_a_task_per_file_with_the_same_answer(extra_column, tmp_path):
+    """Each file of a folder is read by its own task (its rows number from its file's index, so
+    the read spreads over a cluster's workers); files whose columns differ (one has an extra
+    column) are read together on the driver. Either way the DuckDB engine's bytes."""
+    d = tmp_path / "data"
+    d.mkdir()
+    rows = alpaca_rows(60, dup_every=4)
+    for i in range(3):
+        part = [dict(r, category=f"c{j}") if extra_column and i == 1 else r for j, r in enumerate(rows[i::3])]
+        lines = [json.dumps(r) for r in part]
+        lines.insert(2, '{"instruction": "broken", ')  # set aside with its file and line
+        write_jsonl(d / f"part-{i}.jsonl", lines)
+    (d / "part-3.jsonl").write_text("")  # an empty file among them
+    res = both(load(FOLDER.format(data=d)), tmp_path)
+    assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
+    assert counts(res["ray"].manifest) == counts(res["duckdb"].manifest)
+    aside = (tmp_path / "o-ray" / "set_aside.jsonl").read_text()
+    assert "part-1.jsonl:3: malformed JSON" in aside
+    rows_of = _read_rows(res["ray"], tmp_path)
+    assert (np.diff(rows_of) > 0).all()
+    assert (rows_of.max() >= 2 << 40) != extra_column  # a task per file, or one reader on the driver

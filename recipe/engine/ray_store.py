@@ -85,36 +85,14 @@ class RayStore:
         return RayOutput(self._t(fp), self._a(fp), params, self.block_rows)
 
     def read(self, fp: str, ctx, source: str, args: dict, log) -> None:
-        """The DuckDB engine's reader (same rows, ids and set-aside reasons) into a scratch
-        database, then cut into blocks."""
-        import duckdb
-        from .read import read_source
-        from .tables import ASIDE_DDL
-        scratch = self.dir / f"scratch_{fp[:24]}.duckdb"
-        scratch.unlink(missing_ok=True)
-        con = duckdb.connect(str(scratch))
-        try:
-            con.execute("SET temp_directory = ?", [str(self.dir / "spill")])
-            con.execute("SET memory_limit = ?", [os.environ.get("RECIPE_DUCKDB_MEMORY") or "1GB"])
-            con.execute("SET preserve_insertion_order = true")
-            con.execute(f"CREATE TABLE a {ASIDE_DDL}")
-            read_source(con, "t", "a", ctx, source, args, log)
-            res = con.execute("SELECT * FROM t")
-            reader = res.to_arrow_reader(self.block_rows) if hasattr(res, "to_arrow_reader") \
-                else res.fetch_record_batch(self.block_rows)
-            import pyarrow as pa
-            i = 0
-            for b in reader:
-                rb.write_atomic(pa.Table.from_batches([b]), str(self._t(fp) / rb.block_name(i)))
-                i += 1
-            if i == 0:
-                rb.write_atomic(con.execute("SELECT * FROM t LIMIT 0").to_arrow_table(), str(self._t(fp) / rb.block_name(0)))
-            rb.write_atomic(con.execute("SELECT _id, reason, raw FROM a").to_arrow_table().cast(rb.ASIDE_SCHEMA),
-                            str(self._a(fp) / "0000-00000000.parquet"))
-        finally:
-            con.close()
-            scratch.unlink(missing_ok=True)
-            shutil.rmtree(self.dir / "spill", ignore_errors=True)
+        """A folder's files in tasks, one each; else on the driver (engine/ray_read.py)."""
+        from ..io.readers import list_files
+        from .ray_read import read_in_tasks, read_on_driver
+        files = list_files(args["path"])
+        if len(files) > 1 and not args.get("id") and len({f.name for f in files}) == len(files):
+            if read_in_tasks(self, fp, ctx, source, args, files, log):
+                return
+        read_on_driver(self, fp, ctx, source, args, log)
 
     def pmap(self, fn, arglist: list) -> list:
         from .ray_table import ray_map

@@ -15,10 +15,14 @@ from .sql import quote_ident
 from .tables import RowWriter
 
 
-def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, log) -> None:
+def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, log,
+                files: list[Path] | None = None, multi: bool | None = None) -> int:
     """Create table `out` from the source's rows, set-aside records into `aside_table`;
-    `ctx` (a KernelContext) takes progress and statistics."""
-    files = list_files(args["path"])
+    `ctx` (a KernelContext) takes progress and statistics. `files` (default: the source's)
+    with `multi` (ids name their file) reads one file of a folder on its own, as the Ray
+    engine's read tasks do. Returns how many of the set-aside records, at the end, are rows
+    the table could not hold (they follow every file's unreadable records)."""
+    files = list_files(args["path"]) if files is None else files
     from .store import ROW_GROUP_SIZE
     writer = RowWriter(con, out, row_group=ROW_GROUP_SIZE)
     aside: list[tuple[str, str, str | None]] = []
@@ -44,7 +48,7 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
             seen.add(rid)
             writer.add(rid, row)
 
-    multi = len(files) > 1
+    multi = len(files) > 1 if multi is None else multi
     # a file's ids are `<source>:<file name>:<index>` among several: same-named files in two
     # folders would collide, and only the record-by-record reader checks for that
     distinct = len({f.name for f in files}) == len(files)
@@ -57,6 +61,7 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
         con.executemany(f"INSERT INTO {quote_ident(aside_table)} VALUES (?, ?, ?)", aside)
     ctx.info["format"] = args.get("format") or "auto"
     ctx.info["files"] = len(files)
+    return len(writer.rejected)
 
 
 def _read_file(f: Path, args: dict, source: str, log, multi: bool, distinct: bool, prefix: str, take, take_arrow) -> None:

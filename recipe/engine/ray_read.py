@@ -1,0 +1,140 @@
+"""The Ray engine's read step. Each file of a folder (or glob) is read by its own task, with
+the DuckDB engine's reader, into Parquet blocks: on a cluster the read spreads over the
+workers (the files must be where the workers can read them, as the cache directory must).
+A single file, an `id=` column, same-named files in two folders, or files whose columns come
+out different are read on the driver instead: there the one reader sees every row, which
+checking ids across files and widening one file's columns by another's need."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from . import ray_blocks as rb
+
+FILE_ROWS = 40  # a file's rows number `_row` from file_index << FILE_ROWS: increasing, not dense
+
+
+class _Ctx:
+    """What the reader asks of a KernelContext, inside a task."""
+
+    def __init__(self):
+        self.info: dict = {}
+
+    def progress(self, done, total) -> None:
+        pass
+
+
+def scratch_connection(path: Path, spill: Path):
+    """A DuckDB database on disk for one read (it spills past its memory limit)."""
+    import duckdb
+    from .tables import ASIDE_DDL
+    path.unlink(missing_ok=True)
+    con = duckdb.connect(str(path))
+    con.execute("SET temp_directory = ?", [str(spill)])
+    con.execute("SET memory_limit = ?", [os.environ.get("RECIPE_DUCKDB_MEMORY") or "1GB"])
+    con.execute("SET preserve_insertion_order = true")
+    con.execute(f"CREATE TABLE a {ASIDE_DDL}")
+    return con
+
+
+def read_on_driver(store, fp: str, ctx, source: str, args: dict, log) -> None:
+    """The DuckDB engine's reader (same rows, ids and set-aside reasons) into a scratch
+    database, then cut into blocks."""
+    from .read import read_source
+    scratch = store.dir / f"scratch_{fp[:24]}.duckdb"
+    con = scratch_connection(scratch, store.dir / "spill")
+    try:
+        read_source(con, "t", "a", ctx, source, args, log)
+        _blocks(con, store._t(fp), "", 0, store.block_rows, keep_empty=True)
+        rb.write_atomic(con.execute("SELECT _id, reason, raw FROM a").to_arrow_table().cast(rb.ASIDE_SCHEMA),
+                        str(store._a(fp) / "0000-00000000.parquet"))
+    finally:
+        con.close()
+        scratch.unlink(missing_ok=True)
+        shutil.rmtree(store.dir / "spill", ignore_errors=True)
+
+
+def _blocks(con, outdir: Path, prefix: str, row_base: int, block_rows: int, keep_empty: bool) -> tuple[int, pa.Schema]:
+    """Table `t` as blocks `<prefix><i>.parquet`, `_row` shifted by `row_base`."""
+    res = con.execute("SELECT * FROM t")
+    reader = res.to_arrow_reader(block_rows) if hasattr(res, "to_arrow_reader") else res.fetch_record_batch(block_rows)
+    n, i = 0, 0
+    for b in reader:
+        tbl = pa.Table.from_batches([b])
+        if row_base:
+            at = tbl.column_names.index(rb.ROW)
+            tbl = tbl.set_column(at, rb.ROW, pc.add(tbl.column(at), pa.scalar(row_base, pa.int64())))
+        rb.write_atomic(tbl, str(outdir / f"{prefix}{rb.block_name(i)}"))
+        n, i = n + tbl.num_rows, i + 1
+    empty = con.execute("SELECT * FROM t LIMIT 0").to_arrow_table()
+    if i == 0 and keep_empty:
+        rb.write_atomic(empty, str(outdir / f"{prefix}{rb.block_name(0)}"))
+    return n, empty.schema
+
+
+def read_file(path: str, args: dict, source: str, index: int, work: str, block_rows: int):
+    """A task: one file of the source into blocks under `work/<index>/` and its set-aside
+    records (unreadable ones, then rows the table could not hold) beside them. Returns
+    (rows, the table's schema, the reader's log lines, its statistics)."""
+    from .read import read_source
+    d = Path(work) / f"{index:06d}"
+    shutil.rmtree(d, ignore_errors=True)  # a retried task starts over
+    d.mkdir(parents=True)
+    lines: list[str] = []
+    con = scratch_connection(d / "scratch.duckdb", d / "spill")
+    try:
+        ctx = _Ctx()
+        rejected = read_source(con, "t", "a", ctx, source, args, lambda m, *a, **k: lines.append(m),
+                               files=[Path(path)], multi=True)
+        n, schema = _blocks(con, d, "b", index << FILE_ROWS, block_rows, keep_empty=False)
+        aside = con.execute("SELECT _id, reason, raw FROM a").to_arrow_table().cast(rb.ASIDE_SCHEMA)
+        cut = aside.num_rows - rejected
+        rb.write_atomic(aside.slice(0, cut), str(d / "aside0.parquet"))
+        rb.write_atomic(aside.slice(cut), str(d / "aside1.parquet"))
+    finally:
+        con.close()
+        (d / "scratch.duckdb").unlink(missing_ok=True)
+        shutil.rmtree(d / "spill", ignore_errors=True)
+    return n, schema, lines, ctx.info
+
+
+def read_in_tasks(store, fp: str, ctx, source: str, args: dict, files: list[Path], log) -> bool:
+    """Read a folder's files in tasks, one each; False (nothing written) when the files'
+    tables do not share their columns and types, so that the driver reads them together."""
+    work = store.dir / f"read_{fp[:24]}"
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        got = store.pmap(read_file, [(str(f), args, source, i, str(work), store.block_rows)
+                                     for i, f in enumerate(files)])
+        schemas = {_plain(s) for n, s, _, _ in got if n}
+        if len(schemas) > 1:
+            log(f"  {source}: its files' columns differ; reading them together on the driver")
+            return False
+        for _, _, lines, _ in got:
+            for m in lines:
+                log(m)
+        k = 0
+        out, aside = store._t(fp), store._a(fp)
+        for i, (n, schema, _, _) in enumerate(got):
+            d = work / f"{i:06d}"
+            for b in sorted(d.glob("b*.parquet")):
+                os.replace(b, out / rb.block_name(k))
+                k += 1
+            os.replace(d / "aside0.parquet", aside / f"0-{i:06d}.parquet")  # unreadable records, by file,
+            os.replace(d / "aside1.parquet", aside / f"1-{i:06d}.parquet")  # then rows the table refused
+        if k == 0:  # no rows at all: one empty block with the (shared) columns
+            rb.write_atomic(got[0][1].empty_table(), str(out / rb.block_name(0)))
+        ctx.info.update(got[0][3])
+        ctx.info["files"] = len(files)
+        ctx.progress(sum(n for n, *_ in got), None)
+        return True
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _plain(schema: pa.Schema) -> pa.Schema:
+    return schema.remove_metadata()
