@@ -260,3 +260,28 @@ def test_a_folder_is_read_by_a_task_per_file_with_the_same_answer(extra_column, 
     rows_of = _read_rows(res["ray"], tmp_path)
     assert (np.diff(rows_of) > 0).all()
     assert (rows_of.max() >= 2 << 40) != extra_column  # a task per file, or one reader on the driver
+
+
+@pytest.mark.parametrize("extra_column", [False, True])
+def test_one_large_file_is_read_in_spans_with_the_same_answer(extra_column, tmp_path, monkeypatch):
+    """A JSON-lines file larger than RECIPE_RAY_READ_BYTES is cut into byte spans that tasks read
+    (counted first, so ids and line numbers are the whole file's: blank lines, a broken line and a
+    last line without a newline among them); spans whose columns differ are read on the driver."""
+    monkeypatch.setenv("RECIPE_RAY_READ_BYTES", "3000")
+    rows = alpaca_rows(90, dup_every=4)
+    lines = [json.dumps(dict(r, category="x") if extra_column and i > 60 else r, ensure_ascii=False)
+             for i, r in enumerate(rows)]
+    lines[10:10] = ["", "   ", '{"instruction": "broken", ']
+    lines[40] = lines[40].replace("detail", "détail ✓")
+    lines.insert(80, '{"instruction": "broken too", ')  # in a later span: its line counts the blank ones
+    data = tmp_path / "big.jsonl"
+    data.write_text("\n".join(lines), encoding="utf-8")  # no newline after the last line
+    assert data.stat().st_size > 4 * 3000
+    res = both(load(FOLDER.replace(', format="alpaca"', "").format(data=data)), tmp_path)
+    assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
+    assert counts(res["ray"].manifest) == counts(res["duckdb"].manifest)
+    aside = (tmp_path / "o-ray" / "set_aside.jsonl").read_text()
+    assert "big.jsonl:13: malformed JSON" in aside and "big.jsonl:81: malformed JSON" in aside
+    rows_of = _read_rows(res["ray"], tmp_path)
+    assert (np.diff(rows_of) > 0).all()
+    assert (rows_of.max() >= 3 << 40) != extra_column  # spans in tasks, or one reader on the driver

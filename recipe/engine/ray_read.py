@@ -1,9 +1,10 @@
-"""The Ray engine's read step. Each file of a folder (or glob) is read by its own task, with
-the DuckDB engine's reader, into Parquet blocks: on a cluster the read spreads over the
-workers (the files must be where the workers can read them, as the cache directory must).
-A single file, an `id=` column, same-named files in two folders, or files whose columns come
-out different are read on the driver instead: there the one reader sees every row, which
-checking ids across files and widening one file's columns by another's need."""
+"""The Ray engine's read step. Each file of a folder (or glob), or each byte span of one large
+JSON-lines file, is read by its own task with the DuckDB engine's reader into Parquet blocks:
+on a cluster the read spreads over the workers (the files must be where the workers can read
+them, as the cache directory must). An `id=` column, same-named files in two folders, a file
+the fast path does not read, or pieces whose columns come out different are read on the driver
+instead: there the one reader sees every row, which checking ids across files and widening one
+piece's columns by another's need."""
 from __future__ import annotations
 
 import os
@@ -15,7 +16,8 @@ import pyarrow.compute as pc
 
 from . import ray_blocks as rb
 
-FILE_ROWS = 40  # a file's rows number `_row` from file_index << FILE_ROWS: increasing, not dense
+FILE_ROWS = 40  # a piece's rows number `_row` from its index << FILE_ROWS: increasing, not dense
+SPAN_BYTES = 128 << 20
 
 
 class _Ctx:
@@ -76,20 +78,56 @@ def _blocks(con, outdir: Path, prefix: str, row_base: int, block_rows: int, keep
     return n, empty.schema
 
 
-def read_file(path: str, args: dict, source: str, index: int, work: str, block_rows: int):
-    """A task: one file of the source into blocks under `work/<index>/` and its set-aside
-    records (unreadable ones, then rows the table could not hold) beside them. Returns
-    (rows, the table's schema, the reader's log lines, its statistics)."""
-    from .read import read_source
+def spans(path: Path, pieces: int) -> list[tuple[int, int]]:
+    """About `pieces` byte ranges of a file, each ending where a line does."""
+    size = path.stat().st_size
+    cuts = [0]
+    with open(path, "rb") as fh:
+        for k in range(1, pieces):
+            fh.seek(max(size * k // pieces, cuts[-1]))
+            if fh.tell() > 0:
+                fh.seek(fh.tell() - 1)  # a cut just after a newline stays there
+            fh.readline()
+            cuts.append(min(fh.tell(), size))
+    cuts.append(size)
+    return [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def count_span(path: str, start: int, end: int) -> tuple[int, int]:
+    """(lines, rows) in bytes [start, end): rows are the non-blank lines, as readers count."""
+    from ..io.arrow_alpaca import _upto
+    lines = rows = 0
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        at = start
+        while at < end:
+            part = _upto(fh.readlines(1 << 24), end - at)
+            if not part:
+                break
+            at += sum(map(len, part))
+            lines += len(part)
+            rows += sum(1 for x in part if x.strip())
+    return lines, rows
+
+
+def read_piece(piece: tuple, args: dict, source: str, index: int, work: str, block_rows: int):
+    """A task: a piece of the source, ("file", path) of a folder or ("span", path, format,
+    start, end, first line, first row) of one file, into blocks under `work/<index>/` and
+    its set-aside records (unreadable ones, then rows the table could not hold) beside them.
+    Returns (rows, the table's schema, the reader's log lines)."""
+    from .read import read_range, read_source
     d = Path(work) / f"{index:06d}"
     shutil.rmtree(d, ignore_errors=True)  # a retried task starts over
     d.mkdir(parents=True)
     lines: list[str] = []
     con = scratch_connection(d / "scratch.duckdb", d / "spill")
     try:
-        ctx = _Ctx()
-        rejected = read_source(con, "t", "a", ctx, source, args, lambda m, *a, **k: lines.append(m),
-                               files=[Path(path)], multi=True)
+        if piece[0] == "file":
+            rejected = read_source(con, "t", "a", _Ctx(), source, args, lambda m, *a, **k: lines.append(m),
+                                   files=[Path(piece[1])], multi=True)
+        else:
+            _, path, fmt, start, end, lineno, idx = piece
+            rejected = read_range(con, "t", "a", _Ctx(), source, Path(path), fmt, start, end, lineno, idx)
         n, schema = _blocks(con, d, "b", index << FILE_ROWS, block_rows, keep_empty=False)
         aside = con.execute("SELECT _id, reason, raw FROM a").to_arrow_table().cast(rb.ASIDE_SCHEMA)
         cut = aside.num_rows - rejected
@@ -99,37 +137,62 @@ def read_file(path: str, args: dict, source: str, index: int, work: str, block_r
         con.close()
         (d / "scratch.duckdb").unlink(missing_ok=True)
         shutil.rmtree(d / "spill", ignore_errors=True)
-    return n, schema, lines, ctx.info
+    return n, schema, lines
 
 
-def read_in_tasks(store, fp: str, ctx, source: str, args: dict, files: list[Path], log) -> bool:
-    """Read a folder's files in tasks, one each; False (nothing written) when the files'
-    tables do not share their columns and types, so that the driver reads them together."""
+def pieces_of(store, source: str, args: dict, files: list[Path], log) -> list[tuple] | None:
+    """How the read splits into tasks: a folder's files one each; one large JSON-lines file in
+    a fast-path format into byte spans (`RECIPE_RAY_READ_BYTES` each, 128 MB by default),
+    counted first (in tasks) so that each span knows its first line and row; else None."""
+    if args.get("id") or len({f.name for f in files}) != len(files):
+        return None
+    if len(files) > 1:
+        return [("file", str(f)) for f in files]
+    from .read import _fast
+    f = files[0]
+    size = f.stat().st_size
+    step = int(os.environ.get("RECIPE_RAY_READ_BYTES") or SPAN_BYTES)
+    if size <= step or not (fmt := _fast(f, args, source, log)):
+        return None
+    cut = spans(f, -(-size // step))
+    if len(cut) < 2:
+        return None
+    counted = store.pmap(count_span, [(str(f), a, b) for a, b in cut])
+    out, lineno, idx = [], 1, 0
+    for (a, b), (n_lines, n_rows) in zip(cut, counted):
+        out.append(("span", str(f), fmt, a, b, lineno, idx))
+        lineno, idx = lineno + n_lines, idx + n_rows
+    return out
+
+
+def read_in_tasks(store, fp: str, ctx, source: str, args: dict, pieces: list[tuple], log) -> bool:
+    """Read the pieces in tasks, one each; False (nothing written) when their tables do not
+    share their columns and types, so that the driver reads them together."""
     work = store.dir / f"read_{fp[:24]}"
     shutil.rmtree(work, ignore_errors=True)
     try:
-        got = store.pmap(read_file, [(str(f), args, source, i, str(work), store.block_rows)
-                                     for i, f in enumerate(files)])
-        schemas = {_plain(s) for n, s, _, _ in got if n}
+        got = store.pmap(read_piece, [(p, args, source, i, str(work), store.block_rows)
+                                      for i, p in enumerate(pieces)])
+        schemas = {_plain(s) for n, s, _ in got if n}
         if len(schemas) > 1:
-            log(f"  {source}: its files' columns differ; reading them together on the driver")
+            log(f"  {source}: its pieces' columns differ; reading them together on the driver")
             return False
-        for _, _, lines, _ in got:
+        for _, _, lines in got:
             for m in lines:
                 log(m)
         k = 0
         out, aside = store._t(fp), store._a(fp)
-        for i, (n, schema, _, _) in enumerate(got):
+        for i in range(len(got)):
             d = work / f"{i:06d}"
             for b in sorted(d.glob("b*.parquet")):
                 os.replace(b, out / rb.block_name(k))
                 k += 1
-            os.replace(d / "aside0.parquet", aside / f"0-{i:06d}.parquet")  # unreadable records, by file,
+            os.replace(d / "aside0.parquet", aside / f"0-{i:06d}.parquet")  # unreadable records, in order,
             os.replace(d / "aside1.parquet", aside / f"1-{i:06d}.parquet")  # then rows the table refused
         if k == 0:  # no rows at all: one empty block with the (shared) columns
             rb.write_atomic(got[0][1].empty_table(), str(out / rb.block_name(0)))
-        ctx.info.update(got[0][3])
-        ctx.info["files"] = len(files)
+        ctx.info["format"] = args.get("format") or "auto"
+        ctx.info["files"] = len({p[1] for p in pieces})
         ctx.progress(sum(n for n, *_ in got), None)
         return True
     finally:

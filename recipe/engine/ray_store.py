@@ -85,13 +85,12 @@ class RayStore:
         return RayOutput(self._t(fp), self._a(fp), params, self.block_rows)
 
     def read(self, fp: str, ctx, source: str, args: dict, log) -> None:
-        """A folder's files in tasks, one each; else on the driver (engine/ray_read.py)."""
+        """In tasks, a piece of the source each; else on the driver (engine/ray_read.py)."""
         from ..io.readers import list_files
-        from .ray_read import read_in_tasks, read_on_driver
-        files = list_files(args["path"])
-        if len(files) > 1 and not args.get("id") and len({f.name for f in files}) == len(files):
-            if read_in_tasks(self, fp, ctx, source, args, files, log):
-                return
+        from .ray_read import pieces_of, read_in_tasks, read_on_driver
+        pieces = pieces_of(self, source, args, list_files(args["path"]), log)
+        if pieces and read_in_tasks(self, fp, ctx, source, args, pieces, log):
+            return
         read_on_driver(self, fp, ctx, source, args, log)
 
     def pmap(self, fn, arglist: list) -> list:

@@ -15,6 +15,45 @@ from .sql import quote_ident
 from .tables import RowWriter
 
 
+class _Rows:
+    """Where a read's rows go: canonical Arrow chunks and single rows into the table, the
+    rest (and repeated ids) into the set-aside list, with progress."""
+
+    def __init__(self, con, out: str, ctx):
+        from .store import ROW_GROUP_SIZE
+        self.con, self.ctx = con, ctx
+        self.writer = RowWriter(con, out, row_group=ROW_GROUP_SIZE)
+        self.aside: list[tuple[str, str, str | None]] = []
+        self.seen: set[str] = set()
+        self.n = 0
+
+    def take_arrow(self, tbl) -> None:  # a canonical chunk: ids are unique by construction
+        self.writer.add_arrow(tbl)
+        self.n += tbl.num_rows
+        self.ctx.progress(self.n, None)
+
+    def take(self, rid, row, reason, raw) -> None:
+        self.n += 1
+        if self.n % 5000 == 0:
+            self.ctx.progress(self.n, None)
+        if row is None:
+            self.aside.append((rid, reason, raw))
+        elif rid in self.seen:
+            self.aside.append((rid, f"duplicate id `{rid}`", None))
+        else:
+            self.seen.add(rid)
+            self.writer.add(rid, row)
+
+    def close(self, aside_table: str) -> int:
+        """Creates the (possibly empty) table; returns how many of the set-aside records, at
+        the end, are rows the table could not hold."""
+        self.writer.close()
+        rejected = [(rid, reason, None) for rid, reason in self.writer.rejected]
+        if self.aside or rejected:
+            self.con.executemany(f"INSERT INTO {quote_ident(aside_table)} VALUES (?, ?, ?)", self.aside + rejected)
+        return len(rejected)
+
+
 def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, log,
                 files: list[Path] | None = None, multi: bool | None = None) -> int:
     """Create table `out` from the source's rows, set-aside records into `aside_table`;
@@ -23,45 +62,37 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
     engine's read tasks do. Returns how many of the set-aside records, at the end, are rows
     the table could not hold (they follow every file's unreadable records)."""
     files = list_files(args["path"]) if files is None else files
-    from .store import ROW_GROUP_SIZE
-    writer = RowWriter(con, out, row_group=ROW_GROUP_SIZE)
-    aside: list[tuple[str, str, str | None]] = []
-    seen: set[str] = set()
-    n = 0
-
-    def take_arrow(tbl):  # a canonical chunk: ids are unique by construction
-        nonlocal n
-        writer.add_arrow(tbl)
-        n += tbl.num_rows
-        ctx.progress(n, None)
-
-    def take(rid, row, reason, raw):
-        nonlocal n
-        n += 1
-        if n % 5000 == 0:
-            ctx.progress(n, None)
-        if row is None:
-            aside.append((rid, reason, raw))
-        elif rid in seen:
-            aside.append((rid, f"duplicate id `{rid}`", None))
-        else:
-            seen.add(rid)
-            writer.add(rid, row)
-
+    rows = _Rows(con, out, ctx)
     multi = len(files) > 1 if multi is None else multi
     # a file's ids are `<source>:<file name>:<index>` among several: same-named files in two
     # folders would collide, and only the record-by-record reader checks for that
     distinct = len({f.name for f in files}) == len(files)
     for f in files:
         prefix = f"{source}:{f.name}:" if multi else f"{source}:"
-        _read_file(f, args, source, log, multi, distinct, prefix, take, take_arrow)
-    writer.close()  # creates the (possibly empty) canonical table
-    aside += [(rid, reason, None) for rid, reason in writer.rejected]
-    if aside:
-        con.executemany(f"INSERT INTO {quote_ident(aside_table)} VALUES (?, ?, ?)", aside)
+        _read_file(f, args, source, log, multi, distinct, prefix, rows.take, rows.take_arrow)
+    rejected = rows.close(aside_table)
     ctx.info["format"] = args.get("format") or "auto"
     ctx.info["files"] = len(files)
-    return len(writer.rejected)
+    return rejected
+
+
+def read_range(con, out: str, aside_table: str, ctx, source: str, f: Path, fmt: str,
+               start: int, end: int, lineno: int, idx: int) -> int:
+    """Bytes [start, end) of a JSON-lines file in a fast-path format (`fmt`), whose first
+    line is line `lineno` and first row index `idx`: a piece of one file, as the Ray engine's
+    read tasks take it. Rows, ids and reasons are those of reading the whole file."""
+    from ..io.arrow_alpaca import chunks
+    from ..io.arrow_chat import canon_for
+    rows = _Rows(con, out, ctx)
+    prefix = f"{source}:"
+    for kind, payload, first_line, first_idx in chunks(f, prefix, None if fmt == "alpaca" else canon_for(fmt),
+                                                       span=(start, end, lineno, idx)):
+        if kind == "arrow":
+            rows.take_arrow(payload)
+        else:
+            for it in jsonl_items(f, payload, first_line, first_idx):
+                rows.take(*item_row(it, prefix, fmt))
+    return rows.close(aside_table)
 
 
 def _read_file(f: Path, args: dict, source: str, log, multi: bool, distinct: bool, prefix: str, take, take_arrow) -> None:

@@ -25,16 +25,23 @@ PLAIN = (pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.list_(pa.string()
 CONSUMED = {"instruction", "output", "history", "system", "messages", "response"}
 
 
-def chunks(path: Path, prefix: str, canon=None) -> Iterator[tuple[str, object, int, int]]:
+def chunks(path: Path, prefix: str, canon=None, span: tuple[int, int, int, int] | None = None
+           ) -> Iterator[tuple[str, object, int, int]]:
     """For each CHUNK lines of `path`: ("arrow", canonical table, first line number, first
     row index) or ("lines", the raw lines, ...) for the line-by-line reader. Row indices
     count non-blank lines, as the line-by-line reader's do. `canon(lines, prefix, start)`
-    makes the table (default: Alpaca rows)."""
+    makes the table (default: Alpaca rows). `span` = (start byte, end byte, its first line
+    number, its first row index) reads a piece of the file that starts and ends a line."""
     canon = canon or _canonical
+    start, end, lineno, idx = span or (0, None, 1, 0)
     with open(path, "rb") as fh:
-        lineno, idx = 1, 0
+        fh.seek(start)
+        at = start
         while True:
             lines = fh.readlines(1 << 24)  # about 16 MB, then cut into CHUNK-line pieces
+            if end is not None:
+                lines = _upto(lines, end - at)
+                at += sum(map(len, lines))
             if not lines:
                 return
             for i in range(0, len(lines), CHUNK):
@@ -43,6 +50,16 @@ def chunks(path: Path, prefix: str, canon=None) -> Iterator[tuple[str, object, i
                 yield ("arrow", tbl, lineno, idx) if tbl is not None else ("lines", part, lineno, idx)
                 lineno += len(part)
                 idx += len(part) if tbl is not None else sum(1 for x in part if x.strip())
+
+
+def _upto(lines: list[bytes], room: int) -> list[bytes]:
+    """The first lines that fit in `room` bytes (a span ends where a line does)."""
+    total = 0
+    for i, x in enumerate(lines):
+        total += len(x)
+        if total > room:
+            return lines[:i]
+    return lines
 
 
 def parquet_chunks(pf, prefix: str) -> Iterator[tuple[str, object, int]]:
