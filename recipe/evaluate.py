@@ -187,19 +187,19 @@ def verdict(report: dict) -> dict:
     z = diff / sd if sd > 0 else (0.0 if diff == 0 else math.copysign(math.inf, diff))
     better = diff < 0
     a = abs(z)
-    how = ("clearly" if a >= 3 else "probably" if a >= 2 else "perhaps, though within the noise of"
-           if a >= 1 else "no more than the noise of")
     n = len(rand)
     whole = report.get("matched", "").startswith("pool")  # every row kept: the pool under n training seeds
     runs, than = (f"{n} trainings on the pool", "the pool as it was") if whole else (f"{n} random subsets", "random rows")
+    how = (f"clearly (against {runs})" if a >= 3 else f"probably (against {runs})" if a >= 2
+           else f"perhaps, though within the noise of {runs}")
     if a < 1:
         text = (f"no measurable difference: the selection's loss is within one spread of {runs} "
                 f"({diff:+.4f} nats/token)")
     else:
-        text = (f"the selection trains a {'better' if better else 'worse'} model than {than}, {how} "
-                f"{runs}: loss {diff:+.4f} nats/token, {z:+.1f} spreads")
+        text = (f"the selection trains a {'better' if better else 'worse'} model than {than}, {how}: "
+                f"loss {diff:+.4f} nats/token, {z:+.1f} spreads")
     if n < 5:
-        text += f" (only {n} random runs: their spread is itself uncertain)"
+        text += f" (only {n} {'runs' if whole else 'random runs'}: their spread is itself uncertain)"
     return {"selection_loss": sel, "random_mean": round(mean, 6), "random_sd": round(sd, 6),
             "difference": round(diff, 6), "z": None if math.isinf(z) else round(z, 3), "text": text}
 

@@ -78,7 +78,11 @@ def test_verdict_says_how_sure_it_is():
     rep = {"selection": {"eval_loss": 1.0}, "random": [{"eval_loss": x} for x in (1.5, 1.6, 1.4)]}
     v = verdict(rep)
     assert v["z"] == pytest.approx(-5.0) and v["text"].startswith("the selection trains a better model")
-    assert "clearly" in v["text"] and "only 3 random runs" in v["text"]
+    assert "than random rows, clearly (against 3 random subsets): loss -0.5000" in v["text"]
+    assert "only 3 random runs" in v["text"]
+    pool = verdict({**rep, "selection": {"eval_loss": 1.25}, "matched": "pool, training seeds vary"})
+    assert "than the pool as it was, probably (against 3 trainings on the pool)" in pool["text"]
+    assert "only 3 runs" in pool["text"]
     same = verdict({"selection": {"eval_loss": 1.52}, "random": rep["random"]})
     assert same["text"].startswith("no measurable difference")
     one = verdict({"selection": {"eval_loss": 1.0}, "random": rep["random"][:1]})

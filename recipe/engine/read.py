@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from ..io.formats import detect
+from ..io.prefetch import prefetched
 from ..io.readers import Item, delimiter, iter_csv, iter_rows, item_row, jsonl_items, list_files, open_parquet
 from .sql import quote_ident
 from .tables import RowWriter
@@ -85,8 +86,8 @@ def read_range(con, out: str, aside_table: str, ctx, source: str, f: Path, fmt: 
     from ..io.arrow_chat import canon_for
     rows = _Rows(con, out, ctx)
     prefix = f"{source}:"
-    for kind, payload, first_line, first_idx in chunks(f, prefix, None if fmt == "alpaca" else canon_for(fmt),
-                                                       span=(start, end, lineno, idx)):
+    for kind, payload, first_line, first_idx in prefetched(chunks(f, prefix, None if fmt == "alpaca" else canon_for(fmt),
+                                                                  span=(start, end, lineno, idx))):
         if kind == "arrow":
             rows.take_arrow(payload)
         else:
@@ -100,7 +101,7 @@ def _read_file(f: Path, args: dict, source: str, log, multi: bool, distinct: boo
     pf = _fast_parquet(f, args, source, log, multi) if distinct else None
     if pf is not None:
         from ..io.arrow_alpaca import parquet_chunks
-        for kind, payload, idx in parquet_chunks(pf, prefix):
+        for kind, payload, idx in prefetched(parquet_chunks(pf, prefix)):
             if kind == "arrow":
                 take_arrow(payload)
             else:
@@ -108,7 +109,10 @@ def _read_file(f: Path, args: dict, source: str, log, multi: bool, distinct: boo
                     take(*item_row(Item(i, f"{f.name}[{i}]", record=rec), prefix, "alpaca"))
     elif distinct and (names := _fast_csv(f, args, source, log, multi)):
         from ..io.arrow_csv import csv_chunks
-        for kind, payload in csv_chunks(f, delimiter(f), prefix, names):
+        # a refused block's records are read lazily from the open file: read them before the
+        # worker moves on to the next block
+        blocks = ((kind, p if kind == "arrow" else list(p)) for kind, p in csv_chunks(f, delimiter(f), prefix, names))
+        for kind, payload in prefetched(blocks):
             if kind == "arrow":
                 take_arrow(payload)
             else:
@@ -117,7 +121,7 @@ def _read_file(f: Path, args: dict, source: str, log, multi: bool, distinct: boo
     elif distinct and (fmt := _fast(f, args, source, log, multi)):
         from ..io.arrow_alpaca import chunks
         from ..io.arrow_chat import canon_for
-        for kind, payload, lineno, idx in chunks(f, prefix, None if fmt == "alpaca" else canon_for(fmt)):
+        for kind, payload, lineno, idx in prefetched(chunks(f, prefix, None if fmt == "alpaca" else canon_for(fmt))):
             if kind == "arrow":
                 take_arrow(payload)
             else:
