@@ -7,7 +7,6 @@ from pathlib import Path
 
 from ..diagnostics import UserError
 from ..io.formats import BadRow, from_row
-from ..io.json_lines import encode_rows, joined
 from ..io.sinks import SINK_EXTENSIONS, WRITE_FORMATS, sink_extension_problem  # noqa: F401
 
 
@@ -72,39 +71,19 @@ def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write) 
                             for k, v in rec.items()})
                 n += 1
         return n, rejected
-    with atomic_file(path, "wb") as fh:  # streamed: memory holds one batch of rows, not the file
+    with atomic_file(path) as fh:  # streamed: memory holds one batch of rows, not the file
         if suffix == ".json":
-            fh.write(b"[")
-        for rows in _json_batches(fmt, table, keep, rejected):
-            if not len(rows):
-                continue
+            fh.write("[")
+        for rec in _rows_for(fmt, table, keep, rejected):
+            line = json.dumps(rec, ensure_ascii=False, default=str)
             if suffix == ".json":
-                fh.write((b"\n" if n == 0 else b",\n") + joined(rows, ",\n"))
+                fh.write(("\n" if n == 0 else ",\n") + line)
             else:
-                fh.write(joined(rows, "\n") + b"\n")
-            n += len(rows)
+                fh.write(line + "\n")
+            n += 1
         if suffix == ".json":
-            fh.write(b"\n]\n" if n else b"]\n")
+            fh.write("\n]\n" if n else "]\n")
     return n, rejected
-
-
-def _json_batches(fmt: str, table, keep: list[str], rejected: list):
-    """Arrow arrays of JSON texts, one per row, a batch at a time. Rows of the table itself
-    (`jsonl`) are encoded column by column; other formats build a record per row."""
-    import pyarrow as pa
-    if fmt == "jsonl":
-        have = table.columns()
-        cols = [k for k in dict.fromkeys(["_id", *keep]) if k in have] if keep else have
-        for b in table.batches(cols, 10_000):
-            yield encode_rows(b, cols)
-        return
-    buf = []
-    for rec in _rows_for(fmt, table, keep, rejected):
-        buf.append(json.dumps(rec, ensure_ascii=False, default=str))
-        if len(buf) == 10_000:
-            yield pa.array(buf, pa.large_string())
-            buf = []
-    yield pa.array(buf, pa.large_string())
 
 
 def _parquet(table, path: Path, fmt: str, keep: list[str], rejected: list) -> int:
