@@ -17,7 +17,7 @@ def test_items_come_in_order_and_are_made_ahead_on_another_thread():
             yield i
     got = []
     for v in prefetched(gen(), depth=1):
-        time.sleep(0.001)
+        time.sleep(0.005)  # the worker runs ahead while the caller works
         got.append((v, len(made)))
     assert [v for v, _ in got] == list(range(50))
     assert all(n >= v + 1 for v, n in got) and any(n >= v + 2 for v, n in got)  # made ahead of use
