@@ -285,3 +285,22 @@ def test_one_large_file_is_read_in_spans_with_the_same_answer(extra_column, tmp_
     rows_of = _read_rows(res["ray"], tmp_path)
     assert (np.diff(rows_of) > 0).all()
     assert (rows_of.max() >= 3 << 40) != extra_column  # spans in tasks, or one reader on the driver
+
+
+def test_one_large_parquet_file_is_read_in_runs_of_row_groups_with_the_same_answer(tmp_path, monkeypatch):
+    """A Parquet file larger than RECIPE_RAY_READ_BYTES is read by tasks, a run of row groups each
+    (first row indices from the file's metadata), with the whole file's ids and set-aside rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    monkeypatch.setenv("RECIPE_RAY_READ_BYTES", "2000")
+    rows = alpaca_rows(90, dup_every=4)
+    rows[17]["instruction"] = ""  # set aside by the record reader, inside one run
+    data = tmp_path / "big.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), data, row_group_size=10)
+    assert data.stat().st_size > 3 * 2000
+    res = both(load(FOLDER.format(data=data)), tmp_path)
+    assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
+    assert counts(res["ray"].manifest) == counts(res["duckdb"].manifest)
+    assert "raw:17" in (tmp_path / "o-ray" / "set_aside.jsonl").read_text()
+    rows_of = _read_rows(res["ray"], tmp_path)
+    assert (np.diff(rows_of) > 0).all() and rows_of.max() >= 2 << 40  # read in runs of row groups

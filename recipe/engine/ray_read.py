@@ -1,5 +1,5 @@
-"""The Ray engine's read step. Each file of a folder (or glob), or each byte span of one large
-JSON-lines file, is read by its own task with the DuckDB engine's reader into Parquet blocks:
+"""The Ray engine's read step. Each file of a folder (or glob), each byte span of one large
+JSON-lines file, or each run of row groups of one large Parquet file, is read by its own task with the DuckDB engine's reader into Parquet blocks:
 on a cluster the read spreads over the workers (the files must be where the workers can read
 them, as the cache directory must). An `id=` column, same-named files in two folders, a file
 the fast path does not read, or pieces whose columns come out different are read on the driver
@@ -112,7 +112,7 @@ def count_span(path: str, start: int, end: int) -> tuple[int, int]:
 
 def read_piece(piece: tuple, args: dict, source: str, index: int, work: str, block_rows: int):
     """A task: a piece of the source, ("file", path) of a folder or ("span", path, format,
-    start, end, first line, first row) of one file, into blocks under `work/<index>/` and
+    span) of one file (engine/read.py's `read_range`), into blocks under `work/<index>/` and
     its set-aside records (unreadable ones, then rows the table could not hold) beside them.
     Returns (rows, the table's schema, the reader's log lines)."""
     from .read import read_range, read_source
@@ -126,8 +126,8 @@ def read_piece(piece: tuple, args: dict, source: str, index: int, work: str, blo
             rejected = read_source(con, "t", "a", _Ctx(), source, args, lambda m, *a, **k: lines.append(m),
                                    files=[Path(piece[1])], multi=True)
         else:
-            _, path, fmt, start, end, lineno, idx = piece
-            rejected = read_range(con, "t", "a", _Ctx(), source, Path(path), fmt, start, end, lineno, idx)
+            _, path, fmt, span = piece
+            rejected = read_range(con, "t", "a", _Ctx(), source, Path(path), fmt, span)
         n, schema = _blocks(con, d, "b", index << FILE_ROWS, block_rows, keep_empty=False)
         aside = con.execute("SELECT _id, reason, raw FROM a").to_arrow_table().cast(rb.ASIDE_SCHEMA)
         cut = aside.num_rows - rejected
@@ -143,16 +143,22 @@ def read_piece(piece: tuple, args: dict, source: str, index: int, work: str, blo
 def pieces_of(store, source: str, args: dict, files: list[Path], log) -> list[tuple] | None:
     """How the read splits into tasks: a folder's files one each; one large JSON-lines file in
     a fast-path format into byte spans (`RECIPE_RAY_READ_BYTES` each, 128 MB by default),
-    counted first (in tasks) so that each span knows its first line and row; else None."""
+    counted first (in tasks) so that each span knows its first line and row; one large Parquet
+    file of Alpaca rows into runs of row groups; else None."""
     if args.get("id") or len({f.name for f in files}) != len(files):
         return None
     if len(files) > 1:
         return [("file", str(f)) for f in files]
-    from .read import _fast
+    from .read import _fast, _fast_parquet
     f = files[0]
     size = f.stat().st_size
     step = int(os.environ.get("RECIPE_RAY_READ_BYTES") or SPAN_BYTES)
-    if size <= step or not (fmt := _fast(f, args, source, log)):
+    if size <= step:
+        return None
+    if f.suffix.lower() == ".parquet":
+        pf = _fast_parquet(f, args, source, log)
+        return _row_groups(pf, str(f), -(-size // step)) if pf is not None else None
+    if not (fmt := _fast(f, args, source, log)):
         return None
     cut = spans(f, -(-size // step))
     if len(cut) < 2:
@@ -160,9 +166,25 @@ def pieces_of(store, source: str, args: dict, files: list[Path], log) -> list[tu
     counted = store.pmap(count_span, [(str(f), a, b) for a, b in cut])
     out, lineno, idx = [], 1, 0
     for (a, b), (n_lines, n_rows) in zip(cut, counted):
-        out.append(("span", str(f), fmt, a, b, lineno, idx))
+        out.append(("span", str(f), fmt, (a, b, lineno, idx)))
         lineno, idx = lineno + n_lines, idx + n_rows
     return out
+
+
+def _row_groups(pf, path: str, pieces: int) -> list[tuple] | None:
+    """A Parquet file's row groups dealt into about `pieces` runs of consecutive groups, each
+    with its first row index (from the file's metadata: nothing is read)."""
+    meta = pf.metadata
+    n = meta.num_row_groups
+    if n < 2:
+        return None
+    per = -(-n // min(pieces, n))
+    out, idx = [], 0
+    for g in range(0, n, per):
+        groups = list(range(g, min(g + per, n)))
+        out.append(("span", path, "alpaca", (groups, idx)))
+        idx += sum(meta.row_group(k).num_rows for k in groups)
+    return out if len(out) > 1 else None
 
 
 def read_in_tasks(store, fp: str, ctx, source: str, args: dict, pieces: list[tuple], log) -> bool:

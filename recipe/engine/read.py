@@ -77,17 +77,20 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
     return rejected
 
 
-def read_range(con, out: str, aside_table: str, ctx, source: str, f: Path, fmt: str,
-               start: int, end: int, lineno: int, idx: int) -> int:
-    """Bytes [start, end) of a JSON-lines file in a fast-path format (`fmt`), whose first
-    line is line `lineno` and first row index `idx`: a piece of one file, as the Ray engine's
-    read tasks take it. Rows, ids and reasons are those of reading the whole file."""
+def read_range(con, out: str, aside_table: str, ctx, source: str, f: Path, fmt: str, span: tuple) -> int:
+    """A piece of one file, as the Ray engine's read tasks take it: for a JSON-lines file in a
+    fast-path format (`fmt`), `span` = (start byte, end byte, first line number, first row
+    index); for a Parquet file of Alpaca rows, (row groups, first row index). Rows, ids and
+    reasons are those of reading the whole file."""
     from ..io.arrow_alpaca import chunks
     from ..io.arrow_chat import canon_for
     rows = _Rows(con, out, ctx)
     prefix = f"{source}:"
+    if f.suffix.lower() == ".parquet":
+        _parquet_rows(f, open_parquet(f), prefix, rows.take, rows.take_arrow, span)
+        return rows.close(aside_table)
     for kind, payload, first_line, first_idx in prefetched(chunks(f, prefix, None if fmt == "alpaca" else canon_for(fmt),
-                                                                  span=(start, end, lineno, idx))):
+                                                                  span=span)):
         if kind == "arrow":
             rows.take_arrow(payload)
         else:
@@ -96,17 +99,21 @@ def read_range(con, out: str, aside_table: str, ctx, source: str, f: Path, fmt: 
     return rows.close(aside_table)
 
 
+def _parquet_rows(f: Path, pf, prefix: str, take, take_arrow, groups=None) -> None:
+    from ..io.arrow_alpaca import parquet_chunks
+    for kind, payload, idx in prefetched(parquet_chunks(pf, prefix, groups)):
+        if kind == "arrow":
+            take_arrow(payload)
+        else:
+            for i, rec in enumerate(payload, idx):
+                take(*item_row(Item(i, f"{f.name}[{i}]", record=rec), prefix, "alpaca"))
+
+
 def _read_file(f: Path, args: dict, source: str, log, multi: bool, distinct: bool, prefix: str, take, take_arrow) -> None:
     """One file's rows: Arrow's fast path where it applies, else record by record."""
     pf = _fast_parquet(f, args, source, log, multi) if distinct else None
     if pf is not None:
-        from ..io.arrow_alpaca import parquet_chunks
-        for kind, payload, idx in prefetched(parquet_chunks(pf, prefix)):
-            if kind == "arrow":
-                take_arrow(payload)
-            else:
-                for i, rec in enumerate(payload, idx):
-                    take(*item_row(Item(i, f"{f.name}[{i}]", record=rec), prefix, "alpaca"))
+        _parquet_rows(f, pf, prefix, take, take_arrow)
     elif distinct and (names := _fast_csv(f, args, source, log, multi)):
         from ..io.arrow_csv import csv_chunks
         # a refused block's records are read lazily from the open file: read them before the

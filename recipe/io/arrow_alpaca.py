@@ -62,11 +62,13 @@ def _upto(lines: list[bytes], room: int) -> list[bytes]:
     return lines
 
 
-def parquet_chunks(pf, prefix: str) -> Iterator[tuple[str, object, int]]:
+def parquet_chunks(pf, prefix: str, groups: tuple[list[int], int] | None = None
+                   ) -> Iterator[tuple[str, object, int]]:
     """For each CHUNK rows of the open `pyarrow.parquet.ParquetFile`: ("arrow", canonical
-    table, first row index) or ("records", the rows as dicts, ...) for the record reader."""
-    idx = 0
-    for batch in pf.iter_batches(batch_size=CHUNK):
+    table, first row index) or ("records", the rows as dicts, ...) for the record reader.
+    `groups` = (row groups, the first one's row index) reads only those row groups."""
+    idx = groups[1] if groups else 0
+    for batch in pf.iter_batches(batch_size=CHUNK, row_groups=groups[0] if groups else None):
         t = pa.Table.from_batches([batch])
         tbl = canonical_table(t, prefix, idx)
         yield ("arrow", tbl, idx) if tbl is not None else ("records", t.to_pylist(), idx)
