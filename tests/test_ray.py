@@ -304,3 +304,22 @@ def test_one_large_parquet_file_is_read_in_runs_of_row_groups_with_the_same_answ
     assert "raw:17" in (tmp_path / "o-ray" / "set_aside.jsonl").read_text()
     rows_of = _read_rows(res["ray"], tmp_path)
     assert (np.diff(rows_of) > 0).all() and rows_of.max() >= 2 << 40  # read in runs of row groups
+
+
+def test_a_read_task_that_meets_bad_input_fails_as_the_duckdb_engine_does(tmp_path):
+    """A user's error raised inside a task (bad UTF-8 in the second file of a folder) reaches the
+    user as the DuckDB engine words it, not wrapped in Ray's task error, and the cache stays usable."""
+    from recipe.diagnostics import UserError
+    d = tmp_path / "data"
+    d.mkdir()
+    (d / "a.csv").write_text("instruction,input,output\nhello there,,a fine answer here\n")
+    (d / "b.csv").write_bytes(b"instruction,input,output\nbad \xff text,,another fine answer\n")
+    r = load(f'recipe bad\nsource raw = read("{d}", format="alpaca")\nwrite raw to "x.jsonl"\n')
+    said = {}
+    for eng in ("duckdb", "ray"):
+        with pytest.raises(UserError) as e:
+            r.run(out=tmp_path / f"o-{eng}", cache_dir=tmp_path / f"c-{eng}", engine=eng)
+        said[eng] = str(e.value)
+    assert said["ray"] == said["duckdb"] and "b.csv: invalid UTF-8 at byte 29" in said["ray"]
+    (d / "b.csv").write_text("instruction,input,output\nfixed text,,another fine answer\n")
+    assert r.run(out=tmp_path / "o-ray", cache_dir=tmp_path / "c-ray", engine="ray").manifest["sinks"][0]["rows"] == 2

@@ -37,8 +37,19 @@ def remote(fn, **opts):
 
 
 def gather(refs: list) -> list:
+    """The tasks' results, in order. Every task has ended before an error is raised (a step's
+    cleanup must not pull files from under tasks still running), and a user's error raised
+    in a task (bad input named with its file) reaches the user as it was raised."""
     import ray
-    return ray.get(refs)
+    from ..diagnostics import UserError
+    if refs:
+        ray.wait(refs, num_returns=len(refs), fetch_local=False)
+    try:
+        return ray.get(refs)
+    except ray.exceptions.RayTaskError as e:
+        if isinstance(getattr(e, "cause", None), UserError):
+            raise UserError(str(e.cause)) from None
+        raise
 
 
 def ray_map(fn, arglist: list) -> list:
