@@ -323,3 +323,18 @@ def test_a_read_task_that_meets_bad_input_fails_as_the_duckdb_engine_does(tmp_pa
     assert said["ray"] == said["duckdb"] and "b.csv: invalid UTF-8 at byte 29" in said["ray"]
     (d / "b.csv").write_text("instruction,input,output\nfixed text,,another fine answer\n")
     assert r.run(out=tmp_path / "o-ray", cache_dir=tmp_path / "c-ray", engine="ray").manifest["sinks"][0]["rows"] == 2
+
+
+def test_pieces_report_progress_as_each_finishes(tmp_path):
+    """`ray_map(..., on_done=)` hands each piece's result over as the piece finishes (the read
+    step's progress: rows read so far), and still returns every result in order."""
+    from recipe.engine.ray_read import count_span, spans
+    from recipe.engine.ray_store import start_ray
+    from recipe.engine.ray_table import ray_map
+    start_ray()
+    f = tmp_path / "t.jsonl"
+    f.write_text("".join(f'{{"i": {i}}}\n' if i % 5 else "\n" for i in range(100)))
+    seen = []
+    got = ray_map(count_span, [(str(f), a, b) for a, b in spans(f, 3)], on_done=seen.append)
+    assert sorted(seen) == sorted(got) and len(seen) == 3
+    assert sum(n for n, _ in got) == 100 and sum(r for _, r in got) == 80

@@ -192,9 +192,16 @@ def read_in_tasks(store, fp: str, ctx, source: str, args: dict, pieces: list[tup
     share their columns and types, so that the driver reads them together."""
     work = store.dir / f"read_{fp[:24]}"
     shutil.rmtree(work, ignore_errors=True)
+    from .ray_table import ray_map
+    rows = 0
+
+    def done(result) -> None:  # progress: rows read so far, as each piece finishes
+        nonlocal rows
+        rows += result[0]
+        ctx.progress(rows, None)
     try:
-        got = store.pmap(read_piece, [(p, args, source, i, str(work), store.block_rows)
-                                      for i, p in enumerate(pieces)])
+        got = ray_map(read_piece, [(p, args, source, i, str(work), store.block_rows)
+                                   for i, p in enumerate(pieces)], on_done=done)
         schemas = {_plain(s) for n, s, _ in got if n}
         if len(schemas) > 1:
             log(f"  {source}: its pieces' columns differ; reading them together on the driver")
@@ -215,7 +222,6 @@ def read_in_tasks(store, fp: str, ctx, source: str, args: dict, pieces: list[tup
             rb.write_atomic(got[0][1].empty_table(), str(out / rb.block_name(0)))
         ctx.info["format"] = args.get("format") or "auto"
         ctx.info["files"] = len({p[1] for p in pieces})
-        ctx.progress(sum(n for n, *_ in got), None)
         return True
     finally:
         shutil.rmtree(work, ignore_errors=True)

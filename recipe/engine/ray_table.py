@@ -36,14 +36,22 @@ def remote(fn, **opts):
     return _REMOTE[k]
 
 
-def gather(refs: list) -> list:
+def gather(refs: list, on_done=None) -> list:
     """The tasks' results, in order. Every task has ended before an error is raised (a step's
     cleanup must not pull files from under tasks still running), and a user's error raised
-    in a task (bad input named with its file) reaches the user as it was raised."""
+    in a task (bad input named with its file) reaches the user as it was raised.
+    `on_done(result)` is called as each task finishes well (for progress)."""
     import ray
     from ..diagnostics import UserError
-    if refs:
-        ray.wait(refs, num_returns=len(refs), fetch_local=False)
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1 if on_done else len(pending), fetch_local=False)
+        for d in done if on_done else ():
+            try:
+                r = ray.get(d)
+            except Exception:  # raised below, once every task has ended
+                continue
+            on_done(r)
     try:
         return ray.get(refs)
     except ray.exceptions.RayTaskError as e:
@@ -52,9 +60,10 @@ def gather(refs: list) -> list:
         raise
 
 
-def ray_map(fn, arglist: list) -> list:
+def ray_map(fn, arglist: list, on_done=None) -> list:
     """KernelContext.pmap on Ray: independent pieces of a global step, one task each. An
-    array that several pieces share (MinHash's signatures) goes to the object store once."""
+    array that several pieces share (MinHash's signatures) goes to the object store once.
+    `on_done(result)` as each piece finishes (see `gather`)."""
     import ray
     shared: dict[int, rb.Shared] = {}
 
@@ -64,7 +73,7 @@ def ray_map(fn, arglist: list) -> list:
                 shared[id(v)] = rb.Shared(ray.put(v))
             return shared[id(v)]
         return v
-    return gather([remote(rb.apply_args).remote(fn, tuple(share(v) for v in a)) for a in arglist])
+    return gather([remote(rb.apply_args).remote(fn, tuple(share(v) for v in a)) for a in arglist], on_done)
 
 
 class RayTable(Table):
