@@ -239,10 +239,11 @@ def _read_rows(res, tmp_path) -> np.ndarray:
 
 
 @pytest.mark.parametrize("extra_column", [False, True])
-def test_a_folder_is_read_by_a_task_per_file_with_the_same_answer(extra_column, tmp_path):
+def test_a_folder_is_read_by_a_task_per_file_with_the_same_answer(extra_column, tmp_path, monkeypatch):
     """Each file of a folder is read by its own task (its rows number from its file's index, so
     the read spreads over a cluster's workers); files whose columns differ (one has an extra
     column) are read together on the driver. Either way the DuckDB engine's bytes."""
+    monkeypatch.setenv("RECIPE_RAY_READ_BYTES", "1000")  # a folder this small is read on the driver by default
     d = tmp_path / "data"
     d.mkdir()
     rows = alpaca_rows(60, dup_every=4)
@@ -306,7 +307,7 @@ def test_one_large_parquet_file_is_read_in_runs_of_row_groups_with_the_same_answ
     assert (np.diff(rows_of) > 0).all() and rows_of.max() >= 2 << 40  # read in runs of row groups
 
 
-def test_a_read_task_that_meets_bad_input_fails_as_the_duckdb_engine_does(tmp_path):
+def test_a_read_task_that_meets_bad_input_fails_as_the_duckdb_engine_does(tmp_path, monkeypatch):
     """A user's error raised inside a task (bad UTF-8 in the second file of a folder) reaches the
     user as the DuckDB engine words it, not wrapped in Ray's task error, and the cache stays usable."""
     from recipe.diagnostics import UserError
@@ -314,6 +315,7 @@ def test_a_read_task_that_meets_bad_input_fails_as_the_duckdb_engine_does(tmp_pa
     d.mkdir()
     (d / "a.csv").write_text("instruction,input,output\nhello there,,a fine answer here\n")
     (d / "b.csv").write_bytes(b"instruction,input,output\nbad \xff text,,another fine answer\n")
+    monkeypatch.setenv("RECIPE_RAY_READ_BYTES", "10")
     r = load(f'recipe bad\nsource raw = read("{d}", format="alpaca")\nwrite raw to "x.jsonl"\n')
     said = {}
     for eng in ("duckdb", "ray"):

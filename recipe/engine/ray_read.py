@@ -141,20 +141,21 @@ def read_piece(piece: tuple, args: dict, source: str, index: int, work: str, blo
 
 
 def pieces_of(store, source: str, args: dict, files: list[Path], log) -> list[tuple] | None:
-    """How the read splits into tasks: a folder's files one each; one large JSON-lines file in
-    a fast-path format into byte spans (`RECIPE_RAY_READ_BYTES` each, 128 MB by default),
+    """How the read splits into tasks, when the source is larger than `RECIPE_RAY_READ_BYTES`
+    (128 MB by default): a folder's files one each; one large JSON-lines file in
+    a fast-path format into byte spans of that size,
     counted first (in tasks) so that each span knows its first line and row; one large Parquet
     file of Alpaca rows into runs of row groups; else None."""
     if args.get("id") or len({f.name for f in files}) != len(files):
+        return None
+    step = int(os.environ.get("RECIPE_RAY_READ_BYTES") or SPAN_BYTES)
+    size = sum(f.stat().st_size for f in files)
+    if size <= step:  # a task's start-up (a scratch database, Parquet writes) would cost more
         return None
     if len(files) > 1:
         return [("file", str(f)) for f in files]
     from .read import _fast, _fast_parquet
     f = files[0]
-    size = f.stat().st_size
-    step = int(os.environ.get("RECIPE_RAY_READ_BYTES") or SPAN_BYTES)
-    if size <= step:
-        return None
     if f.suffix.lower() == ".parquet":
         pf = _fast_parquet(f, args, source, log)
         return _row_groups(pf, str(f), -(-size // step)) if pf is not None else None
