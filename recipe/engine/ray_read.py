@@ -1,10 +1,10 @@
 """The Ray engine's read step. Each file of a folder (or glob), each byte span of one large
-JSON-lines file, or each run of row groups of one large Parquet file, is read by its own task with the DuckDB engine's reader into Parquet blocks:
-on a cluster the read spreads over the workers (the files must be where the workers can read
-them, as the cache directory must). An `id=` column, same-named files in two folders, a file
-the fast path does not read, or pieces whose columns come out different are read on the driver
-instead: there the one reader sees every row, which checking ids across files and widening one
-piece's columns by another's need."""
+JSON-lines file, or each run of row groups of one large Parquet file, is read by its own task
+with the DuckDB engine's reader into Parquet blocks: on a cluster the read spreads over the
+workers (the files must be where the workers can read them, as the cache directory must). An
+`id=` column, same-named files in two folders, a file the fast path does not read, or pieces
+whose columns come out different are read on the driver instead: there the one reader sees
+every row, which checking ids across files and widening one piece's columns by another's need."""
 from __future__ import annotations
 
 import os
@@ -203,7 +203,7 @@ def read_in_tasks(store, fp: str, ctx, source: str, args: dict, pieces: list[tup
     try:
         got = ray_map(read_piece, [(p, args, source, i, str(work), store.block_rows)
                                    for i, p in enumerate(pieces)], on_done=done)
-        schemas = {_plain(s) for n, s, _ in got if n}
+        schemas = {s.remove_metadata() for n, s, _ in got if n}
         if len(schemas) > 1:
             log(f"  {source}: its pieces' columns differ; reading them together on the driver")
             return False
@@ -227,6 +227,3 @@ def read_in_tasks(store, fp: str, ctx, source: str, args: dict, pieces: list[tup
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-
-def _plain(schema: pa.Schema) -> pa.Schema:
-    return schema.remove_metadata()
