@@ -140,6 +140,13 @@ def block_texts(block: pa.Table, column: str, arrow: bool = True):
     return [("" if v is None else text_of(v)) for v in col.to_pylist()]
 
 
+def normalised_block(block: pa.Table, column: str) -> pa.Table:
+    """Exact dedupe's key before hashing: (`__r`, `__t`) = a block's `_row` and its
+    normalised text, for a block read as [source_column(column), `_row`] (Table.map_blocks)."""
+    from .algorithms.shingles import normalised_texts
+    return pa.table({"__r": block.column(1), "__t": normalised_texts(block_texts(block, column))})
+
+
 def text_of(v) -> str:
     """A value as text: text itself, booleans as true/false, numbers as written, nested
     values as JSON."""

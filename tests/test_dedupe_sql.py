@@ -1,5 +1,6 @@
-"""Exact dedupe in SQL groups rows exactly as the Python normalisation (`normalise`) does,
-and keeps the same winner, on generated Unicode text."""
+"""Exact dedupe (a window in SQL over an MD5 of the text normalised in numpy) groups rows
+exactly as the Python normalisation (`normalise`) does, and keeps the same winner, on
+generated Unicode text."""
 import json
 
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -17,8 +18,8 @@ TEXT = st.lists(PIECES, min_size=1, max_size=3).map("".join)
 @given(texts=st.lists(TEXT, min_size=1, max_size=16), keep=st.sampled_from(["first", "longest", "max:n"]),
        after_filter=st.booleans())
 def test_sql_exact_dedupe_matches_the_python_reference(tmp_path_factory, texts, keep, after_filter):
-    """Also after a filter: its output is a view over the read's table (the key is then
-    computed on a copy of the text), and the rows it drops are not candidates."""
+    """Also after a filter: its output is a view over the read's table, and the rows it
+    drops are not candidates."""
     tmp = tmp_path_factory.mktemp("dd")
     rows = [{"instruction": "q " + t, "output": "a", "n": (i * 7) % 5} for i, t in enumerate(texts)]
     data = tmp / "d.jsonl"

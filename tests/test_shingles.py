@@ -39,3 +39,39 @@ def test_sliced_arrow_input_and_shingle_counts():
     by = [sorted(h[owner == i].tolist()) for i in range(4)]
     assert by[0] == by[3]  # the same text after normalisation
     assert sorted(shingle_hashes(["hello world"], 5, "char", seed=1)[0].tolist()) != by[3]
+
+
+@settings(max_examples=60, deadline=None)
+@given(texts=st.lists(st.one_of(TEXT, st.none()), max_size=12), piece=st.integers(1, 40))
+def test_signatures_do_not_depend_on_where_pieces_are_cut(texts, piece):
+    """Chunks are signed in pieces of PIECE_BYTES of text (for the CPU cache) and densified
+    once: any cut gives every text the signature it has alone."""
+    from recipe.algorithms import minhash
+    whole = minhash.block_signatures(texts, 3, "char", 64)
+    saved = minhash.PIECE_BYTES
+    try:
+        minhash.PIECE_BYTES = piece
+        cut = minhash.block_signatures(texts, 3, "char", 64)
+    finally:
+        minhash.PIECE_BYTES = saved
+    assert np.array_equal(whole, cut)
+    for i, t in enumerate(texts):
+        assert np.array_equal(cut[i], minhash.block_signatures([t], 3, "char", 64)[0])
+
+
+def test_pieces_cover_the_array_in_order():
+    from recipe.algorithms.shingles import pieces, text_array
+    arr = text_array(["aaaa", "b", "cccccccccc", "", "dd", "e"])[1:]
+    got = [p.to_pylist() for p in pieces(arr, 3)]
+    assert got == [["b"], ["cccccccccc"], ["", "dd", "e"]]
+    assert [p.to_pylist() for p in pieces(arr, 100)] == [arr.to_pylist()]
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.one_of(TEXT, st.none()), max_size=12))
+def test_normalised_texts_match_python(texts):
+    from recipe.algorithms.shingles import normalised_texts
+    got = normalised_texts(texts)
+    assert got.type == pa.large_string() and got.null_count == 0
+    assert got.to_pylist() == [normalise(t) for t in texts]
+    got.validate(full=True)

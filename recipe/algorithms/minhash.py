@@ -16,15 +16,17 @@ contracts its pairs to a forest and the forests merge in rounds of pieces).
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .clusters import connected_labels, forest_edges, forest_labels, reduce_forests
-from .shingles import fmix64, normalise, shingle_hashes  # noqa: F401  (normalise: re-exported)
+from .shingles import fmix64, normalise, pieces, shingles, text_array  # noqa: F401  (normalise: re-exported)
 
 MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 EMPTY = np.iinfo(np.uint32).max
+_LITTLE = sys.byteorder == "little"
 
 
 def minhash_signatures(texts, ngram: int = 5, unit: str = "char", num_perm: int = 256,
@@ -43,17 +45,32 @@ def block_signatures(texts, ngram: int = 5, unit: str = "char", num_perm: int = 
     return np.concatenate(parts) if parts else np.zeros((0, num_perm), dtype=np.uint32)
 
 
+PIECE_BYTES = 1 << 17
+
+
 def _signatures(texts, ngram: int, unit: str, num_perm: int, seed: int) -> np.ndarray:
-    h, doc = shingle_hashes(texts, ngram, unit, seed)
-    K = int(num_perm)
-    bins = (h & np.uint64(K - 1)) if K & (K - 1) == 0 else h % np.uint64(K)
-    slot = doc * K + bins.astype(np.int64)
-    vals = (h >> np.uint64(33)).astype(np.uint32)  # 31 bits: below the empty marker
-    sig = np.full(len(texts) * K, EMPTY, dtype=np.uint32)
-    np.minimum.at(sig, slot, vals)
-    sig = sig.reshape(len(texts), K)
+    """Signatures of a chunk of texts, signed in pieces of about PIECE_BYTES of text: the
+    shingle arrays of a piece stay in the CPU's cache (4,096 long texts at once ran twice
+    as slow as the same texts 256 at a time)."""
+    arr = text_array(texts)
+    parts = [_piece_signatures(p, ngram, unit, num_perm, seed) for p in pieces(arr, PIECE_BYTES)]
+    sig = np.concatenate(parts) if len(parts) != 1 else parts[0]
     _densify(sig)
     return sig
+
+
+def _piece_signatures(texts, ngram: int, unit: str, num_perm: int, seed: int) -> np.ndarray:
+    """Raw (not densified) signatures of one piece."""
+    h, per_text, short = shingles(texts, ngram, unit, seed)
+    K = int(num_perm)
+    n = len(per_text)
+    slot = np.concatenate([np.repeat(np.arange(0, n * K, K, dtype=np.int64), per_text), short * K])
+    slot += ((h & np.uint64(K - 1)) if K & (K - 1) == 0 else h % np.uint64(K)).view(np.int64)
+    vals = h.view(np.uint32)[1::2] >> 1 if _LITTLE else (h >> np.uint64(33)).astype(np.uint32)
+    # vals: the hash's top 31 bits, below the empty marker
+    sig = np.full(n * K, EMPTY, dtype=np.uint32)
+    np.minimum.at(sig, slot, vals)
+    return sig.reshape(n, K)
 
 
 def _densify(sig: np.ndarray, tries: int = 200) -> None:
@@ -67,7 +84,7 @@ def _densify(sig: np.ndarray, tries: int = 200) -> None:
         return
     has_any = full.reshape(n, K).any(axis=1)
     empty_at = empty_at[has_any[empty_at // K]]
-    src = flat.copy()
+    src = flat  # reads below are of bins that were full, which are never written
     row, j = empty_at - empty_at % K, empty_at % K
     table = _borrow_table(K, tries)
     # the first attempts for all empty bins at once (most bins settle there), then the rest

@@ -2,7 +2,7 @@
 
 Texts are lower-cased with Arrow compute and read as one UTF-8 byte buffer; code points are
 decoded, whitespace collapsed and words hashed with numpy over that buffer (the same key as
-`normalise` and as exact dedupe's SQL). Shingles (n-grams of code points or of words) get a
+`normalise`; exact dedupe hashes `normalised_texts`). Shingles (n-grams of code points or of words) get a
 polynomial rolling hash over contiguous slices and a 64-bit finaliser.
 """
 from __future__ import annotations
@@ -19,15 +19,14 @@ _P = np.uint64(1099511628211)
 
 def normalise(text: str) -> str:
     """Lower-cased (final sigma as sigma), whitespace runs made one space, trimmed; exact
-    dedupe computes the same key in SQL (engine/sql.py), MinHash in numpy
-    (`normalised_code_points`)."""
+    dedupe and MinHash compute the same key in numpy (`normalised_code_points`)."""
     return _WS.sub(" ", (text or "").lower().replace("\u03c2", "\u03c3")).strip()
 
 
 def _ws_table() -> np.ndarray:
-    """Whether each code point up to U+3000 is whitespace to Python's `\\s` (the set that
-    `syntax.WS_RE2` spells for SQL); the last entry stands for everything above."""
-    t = np.zeros(0x3002, dtype=bool)
+    """Whether each code point is whitespace to Python's `\\s` (the set that `syntax.WS_RE2`
+    spells for SQL): one byte per code point, so a lookup is one gather."""
+    t = np.zeros(0x110000, dtype=bool)
     for c in range(0x3001):
         t[c] = chr(c).isspace()
     return t
@@ -36,11 +35,27 @@ def _ws_table() -> np.ndarray:
 _WS_TABLE = _ws_table()
 
 
-def _strings(texts) -> pa.Array:
+def text_array(texts) -> pa.Array:
+    """Texts (a list or an Arrow array, nulls as "") as one large_string Arrow array."""
     arr = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(list(texts), type=pa.large_string())
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks else pa.array([], pa.large_string())
     return pc.fill_null(arr.cast(pa.large_string()), "")
+
+
+def pieces(arr: pa.Array, max_bytes: int):
+    """Consecutive slices of a large_string array of at most `max_bytes` of text each (or
+    one text, when a text alone is longer); always at least one slice."""
+    offs = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset:arr.offset + len(arr) + 1] if len(arr) else None
+    if offs is None or offs[-1] - offs[0] <= max_bytes:
+        yield arr
+        return
+    at = 0
+    while at < len(arr):
+        end = int(np.searchsorted(offs, offs[at] + max_bytes, side="right")) - 1
+        end = max(end, at + 1)
+        yield arr.slice(at, end - at)
+        at = end
 
 
 def _buffer(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -53,57 +68,68 @@ def _buffer(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return data[offs[0]:offs[-1]], offs - offs[0]
 
 
-def _decode(data: np.ndarray, offs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Code points (uint32) of valid UTF-8 bytes, and how many each text has."""
-    lead = (data & 0xC0) != 0x80
-    if lead.all():  # ASCII: one byte, one code point
+def _code_points(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Code points (a writable uint32 array) of a large_string array's texts, concatenated,
+    and how many each text has. Non-ASCII text goes through Python's UTF-8 decoder and
+    UTF-32 encoder, which hold the GIL but run at a byte or two per nanosecond."""
+    data, offs = _buffer(arr)
+    if not len(data) or data.max() < 0x80:
         return data.astype(np.uint32), np.diff(offs)
-    at = np.flatnonzero(lead)
-    cp = data[at].astype(np.uint32)
-    multi = np.flatnonzero(cp >= 0xC0)
-    b0 = cp[multi]
-    pad = np.concatenate([data, np.zeros(3, np.uint8)])
-    p = at[multi]
-    b1 = pad[p + 1].astype(np.uint32) & 0x3F
-    b2 = pad[p + 2].astype(np.uint32) & 0x3F
-    b3 = pad[p + 3].astype(np.uint32) & 0x3F
-    cp[multi] = np.where(b0 < 0xE0, ((b0 & 0x1F) << 6) | b1,
-                         np.where(b0 < 0xF0, ((b0 & 0x0F) << 12) | (b1 << 6) | b2,
-                                  ((b0 & 0x07) << 18) | (b1 << 12) | (b2 << 6) | b3))
-    counted = np.concatenate([[0], np.cumsum(lead)])
-    return cp, counted[offs[1:]] - counted[offs[:-1]]
+    cp = np.frombuffer(bytearray(data.tobytes().decode("utf-8").encode("utf-32-le")), np.uint32)
+    return cp, pc.utf8_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def normalised_code_points(texts) -> tuple[np.ndarray, np.ndarray]:
     """`normalise` over a list or Arrow array of texts (null as ""): the code points of all
     normalised texts concatenated (uint32), and how many each text has. Lower-casing is
     Arrow's; whitespace is collapsed and trimmed in numpy (a regular expression over the
-    text was most of the time)."""
-    arr = _strings(texts)
+    text, Python's or DuckDB's, was most of the time)."""
+    arr = text_array(texts)
     data, _ = _buffer(arr)
     if len(data) > 1 and ((data[:-1] == 0xC4) & (data[1:] == 0xB0)).any():
         # Arrow lower-cases U+0130 to `i`, Python to `i` + U+0307: spell Python's out first
         arr = pc.replace_substring(arr, "\u0130", "i\u0307")
-    cp, counts = _decode(*_buffer(pc.utf8_lower(arr)))
-    cp[cp == 0x3C2] = 0x3C3  # final sigma as sigma
+    cp, counts = _code_points(pc.utf8_lower(arr))
+    if not len(cp):
+        return cp, counts
+    np.putmask(cp, cp == 0x3C2, 0x3C3)  # final sigma as sigma
     offs = np.concatenate([[0], np.cumsum(counts)])
-    starts, ends = offs[:-1][counts > 0], offs[1:][counts > 0]
-    ws = _WS_TABLE[np.minimum(cp, 0x3001)]
-    # a whitespace run is kept as one space at its first code point, unless it leads or
-    # trails its text: a text's first code point counts as following whitespace
-    after_ws = np.empty_like(ws)
-    after_ws[:1] = True
-    after_ws[1:] = ws[:-1]
-    after_ws[starts] = True
-    keep = ~ws | ~after_ws
-    trailing = ends[ws[ends - 1]]
-    if len(trailing):
-        solid_upto = np.maximum.accumulate(np.where(ws, -1, np.arange(len(cp))))
-        run = solid_upto[trailing - 1] + 1  # where each trailing run starts
-        keep[run[run > starts[ws[ends - 1]]]] = False
-    cp = np.where(ws, np.uint32(0x20), cp)[keep]
-    kept = np.concatenate([[0], np.cumsum(keep)])
-    return cp, kept[offs[1:]] - kept[offs[:-1]]
+    ws = _WS_TABLE[cp]
+    # drop whitespace that follows whitespace or starts a text (a text's first code point
+    # counts as following whitespace); the rest of each run becomes one space
+    prev = np.empty_like(ws)
+    prev[0] = True
+    prev[1:] = ws[:-1]
+    prev[offs[:-1][counts > 0]] = True
+    dropped = np.flatnonzero(ws & prev)
+    np.putmask(cp, ws, 0x20)
+    cp = np.delete(cp, dropped)
+    counts = counts - np.diff(np.searchsorted(dropped, offs))
+    # a run that ends its text is now one trailing space: drop it too
+    ends = np.cumsum(counts)
+    nonempty = np.flatnonzero(counts)
+    trailing = cp[ends[nonempty] - 1] == 0x20
+    if trailing.any():
+        cp = np.delete(cp, ends[nonempty[trailing]] - 1)
+        counts[nonempty[trailing]] -= 1
+    return cp, counts
+
+
+def normalised_texts(texts) -> pa.Array:
+    """`normalise` over a list or Arrow array of texts, as a large_string Arrow array (the
+    exact-dedupe key, hashed by the engine): code points back to UTF-8 in one pass over
+    the chunk, no Python call per text."""
+    cp, counts = normalised_code_points(texts)
+    offs = np.zeros(len(counts) + 1, np.int64)
+    np.cumsum(counts, out=offs[1:])
+    if not len(cp) or cp.max() < 0x80:
+        data = cp.astype(np.uint8)
+    else:
+        data = np.frombuffer(cp.tobytes().decode("utf-32-le").encode("utf-8"), np.uint8)
+        extra = np.zeros(len(cp) + 1, np.int64)  # UTF-8 bytes beyond the first, counted
+        np.cumsum((cp >= 0x80).astype(np.int64) + (cp >= 0x800) + (cp >= 0x10000), out=extra[1:])
+        offs += extra[offs]
+    return pa.LargeStringArray.from_buffers(len(counts), pa.py_buffer(offs), pa.py_buffer(data))
 
 
 def _words(cp: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -152,19 +178,28 @@ def fmix64(x: np.ndarray) -> np.ndarray:
 def shingle_hashes(texts, ngram: int = 5, unit: str = "char", seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(64-bit hash of every shingle, owning text of every shingle), in no set order. A text
     shorter than `ngram` units is one shingle (all of it); an empty one has none."""
+    h, per_text, short = shingles(texts, ngram, unit, seed)
+    return h, np.concatenate([np.repeat(np.arange(len(per_text)), per_text), short])
+
+
+def shingles(texts, ngram: int = 5, unit: str = "char", seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The shingle hashes of `shingle_hashes` as (hashes, windows per text, short texts):
+    first every text's windows in text order, then one whole-text shingle for each text
+    listed in `short`; the caller builds whatever owner index it needs from that."""
     flat, lens = units(texts, unit)
+    with np.errstate(over="ignore"):
+        flat += np.uint64(1)  # every unit enters the hash as unit + 1
     n = len(lens)
     ends = np.cumsum(lens)
     starts = ends - lens
     L = len(flat)
     m = max(0, L - ngram + 1)
     # rolling polynomial hash of every window of `ngram` units, in place on one array
-    h = flat[:m] + np.uint64(1)
+    h = flat[:m].copy()
     with np.errstate(over="ignore"):
         for j in range(1, ngram):
             h *= _P
             h += flat[j:j + m]
-            h += np.uint64(1)
     # keep the windows inside one text: a window starting at p crosses the end e of a text
     # when e - ngram < p < e
     ok = np.ones(m, dtype=bool)
@@ -172,17 +207,15 @@ def shingle_hashes(texts, ngram: int = 5, unit: str = "char", seed: int = 0) -> 
         at = ends - back
         ok[at[(at >= 0) & (at < m)]] = False
     per_text = np.maximum(lens - ngram + 1, 0)
-    hs, owners = [h[ok]], [np.repeat(np.arange(n), per_text)]
+    h = h[ok]
     short = np.flatnonzero((lens > 0) & (lens < ngram))
-    if len(short):  # whole-text shingles for short texts
+    if len(short):  # whole-text shingles for short texts (a missing unit counts as 0 + 1)
         hh = np.zeros(len(short), dtype=np.uint64)
         with np.errstate(over="ignore"):
             for j in range(ngram):
-                c = np.where(j < lens[short], flat[np.minimum(starts[short] + j, max(L - 1, 0))], np.uint64(0))
-                hh = hh * _P + c + np.uint64(1)
-        hs.append(hh ^ np.uint64(0x9E3779B97F4A7C15) * lens[short].astype(np.uint64))
-        owners.append(short)
-    h = np.concatenate(hs)
+                c = np.where(j < lens[short], flat[np.minimum(starts[short] + j, max(L - 1, 0))], np.uint64(1))
+                hh = hh * _P + c
+        h = np.concatenate([h, hh ^ np.uint64(0x9E3779B97F4A7C15) * lens[short].astype(np.uint64)])
     with np.errstate(over="ignore"):
         h ^= np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x632BE59BD9B4E019)
-    return fmix64(h), np.concatenate(owners)
+    return fmix64(h), per_text, short

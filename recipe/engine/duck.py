@@ -17,8 +17,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-from ..table import Output, Table, added_mask, concat_masks, kept_mask
-from .sql import normalised_sql, quote_ident as q, sync_messages_sql, text_sql, to_sql
+from ..table import Output, Table, added_mask, concat_masks, kept_mask, normalised_block, source_column
+from .sql import quote_ident as q, sync_messages_sql, text_sql, to_sql
 
 ROW = "_row"
 
@@ -198,11 +198,12 @@ class DuckOutput(Output):
             at += int(mask.sum())
 
     def distinct(self, src, on, keep):
-        """A window over a hash of the normalised text, so no text leaves the database (DuckDB
-        spills); the winners then become a mask in table order."""
+        """A window over a hash of the normalised text: texts are normalised a block at a
+        time on worker threads (numpy, see `normalised_texts`) and hashed here with MD5, so
+        only (row, 16-byte key) is kept (DuckDB spills); the winners then become a mask in
+        table order."""
         self._make()
         text = text_sql(on)
-        key = normalised_sql(text)
         if keep == "first":
             rank = ROW
         elif keep == "longest":
@@ -210,31 +211,27 @@ class DuckOutput(Output):
         else:
             rank = f"__v {'DESC' if keep.startswith('max:') else 'ASC'} NULLS LAST, {ROW}"
         con, s = self.con, q(src.name)
+        # DuckDB's regular expression for the whitespace runs was most of the step's time
+        con.execute("CREATE TEMP TABLE __ddk (__r BIGINT, __k UHUGEINT)")
+        for part in src.map_blocks(normalised_block, [source_column(on), ROW], on):
+            con.register("__ddb", part)
+            con.execute("INSERT INTO __ddk SELECT __r, md5_number(__t) FROM __ddb")
+            con.unregister("__ddb")
         # the window partitions by a 128-bit hash of the key, not the key: it holds 16 bytes a
         # row instead of the text (two texts sharing an MD5 by chance: about 1e-27 at 1M rows)
         r = rank.replace(ROW, "__r")
-        keyed = f"SELECT {ROW} AS __r, _id AS __id, md5_number({key}) AS __k{_rank_cols(keep, text)} FROM {s}"
-        if self._is_view(src.name):
-            # a view (a mask over its input) is read by one thread: copy the text out first, so
-            # the key (the regular expression, most of the time) is computed on every core
-            con.execute(f"CREATE TEMP TABLE __ddin AS SELECT {ROW}, _id, {text} AS __t"
-                        f"{_rank_cols(keep, text)} FROM {s}")
-            keyed = (f"SELECT {ROW} AS __r, _id AS __id, md5_number({normalised_sql('__t')}) AS __k, "
-                     f"* EXCLUDE ({ROW}, _id, __t) FROM __ddin")  # and the rank columns copied with it
+        keyed = (f"SELECT s.{ROW} AS __r, s._id AS __id, k.__k{_rank_cols(keep, text)} "
+                 f"FROM {s} AS s JOIN __ddk AS k ON s.{ROW} = k.__r")
         con.execute(f"CREATE TEMP TABLE __dd AS SELECT __n = 1 AS __keep, "
                     f"CASE WHEN __n > 1 THEN 'duplicate of ' || __win || ? END AS __why "
                     f"FROM (SELECT __r, first_value(__id) OVER (PARTITION BY __k ORDER BY {r}) AS __win, "
                     f"row_number() OVER (PARTITION BY __k ORDER BY {r}) AS __n FROM ({keyed})) "
                     f"ORDER BY __r", [f" (exact on {on})"])
-        con.execute("DROP TABLE IF EXISTS __ddin")
+        con.execute("DROP TABLE __ddk")
         self._paste(src, "__dd", "", self.out)
         groups = con.execute("SELECT count(*) FROM __dd WHERE __keep").fetchall()[0][0]
         con.execute("DROP TABLE __dd")
         return groups
-
-    def _is_view(self, name: str) -> bool:
-        return bool(self.con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ? AND NOT internal",
-                                     [name]).fetchall()[0][0])
 
     def rows(self, tbl):
         self._make()

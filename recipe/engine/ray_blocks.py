@@ -153,17 +153,21 @@ def apply_args(fn, args: tuple):
 
 # ---- exact dedupe: a hash shuffle --------------------------------------------------------
 def key_block(src: str, on: str, keep: str, parts: int) -> list[pa.Table] | pa.Table:
-    """Map side: each row's `_row`, `_id`, a hash of its normalised key and its rank value,
-    split into `parts` partitions by the hash (no text leaves the worker)."""
+    """Map side: each row's `_row`, `_id`, a hash of its normalised key (as the DuckDB
+    engine's `distinct`) and its rank value, split into `parts` partitions by the hash (no
+    text leaves the worker)."""
+    from ..table import normalised_block, source_column
     from .duck import _rank_cols
-    from .sql import normalised_sql, text_sql
+    from .sql import text_sql
+    tbl = pq.read_table(src)
     con = _connect()
     try:
-        con.register("s", pq.read_table(src))
+        con.register("s", tbl)
+        con.register("k", normalised_block(tbl.select([source_column(on), ROW]), on))
         text = text_sql(on)
         t = con.execute(f"SELECT __r, __id, __k{', __len' if keep == 'longest' else ', __v' if ':' in keep else ''}, "
-                        f"hash(__k) % {int(parts)} AS __p FROM (SELECT {ROW} AS __r, _id AS __id, "
-                        f"md5({normalised_sql(text)}) AS __k{_rank_cols(keep, text)} FROM s)").to_arrow_table()
+                        f"hash(__k) % {int(parts)} AS __p FROM (SELECT s.{ROW} AS __r, s._id AS __id, "
+                        f"md5(k.__t) AS __k{_rank_cols(keep, text)} FROM s POSITIONAL JOIN k)").to_arrow_table()
     finally:
         con.close()
     ids = t.column("__p").to_numpy(zero_copy_only=False)

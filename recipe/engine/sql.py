@@ -8,7 +8,7 @@ parameter, so no user text is ever pasted into SQL.
 from __future__ import annotations
 
 from ..ir import Binary, Call, Column, Lit, ParamRef, Unary
-from ..syntax import FUNCTIONS, WS_RE2
+from ..syntax import FUNCTIONS
 from ..types import SIGNATURES
 
 _NULL_SQL = {"str": "VARCHAR", "int": "BIGINT", "num": "DOUBLE", "float": "DOUBLE", "bool": "BOOLEAN"}
@@ -104,14 +104,6 @@ CONVERSATION = "coalesce(array_to_string(list_transform(messages, m -> m.role ||
 def text_sql(column: str) -> str:
     """A column as the text operators judge (conversation: every turn; null: '')."""
     return CONVERSATION if column == "conversation" else f"coalesce(CAST({quote_ident(column)} AS VARCHAR), '')"
-
-
-def normalised_sql(text: str) -> str:
-    """The exact-dedupe key: lower-cased, whitespace runs one space, trimmed, as the Python
-    normalisation of the other methods (DuckDB lower-cases U+0130 to `i` and keeps final
-    sigma; Python does neither)."""
-    return (f"trim(regexp_replace(replace(lower(replace({text}, chr(304), 'i' || chr(775))), chr(962), chr(963)), "
-            f"'{WS_RE2}+', ' ', 'g'))")
 
 
 def sync_messages_sql(instruction: bool, response: bool) -> str:

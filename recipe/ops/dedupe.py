@@ -1,7 +1,7 @@
 """dedupe: exact, MinHash or semantic near-duplicates, within a node or against another one.
 
-Memory: `exact` within a node is the engine's own distinct (DuckDB: a window over the
-normalised text, which spills); `minhash` holds the texts of one column and a uint32
+Memory: `exact` within a node is the engine's own distinct (DuckDB: a window over an MD5
+of the text normalised a block at a time, which spills); `minhash` holds the texts of one column and a uint32
 signature matrix (N x num_perm); `semantic` holds N x d float32 embeddings and, above
 50,000 rows, searches within k-means cells (SemDeDup; `algorithms/semdedup.py`).
 """
