@@ -7,7 +7,9 @@ from hypothesis import given, settings, strategies as st
 from recipe.algorithms.shingles import normalise, normalised_code_points, shingle_hashes, units
 
 PIECES = st.sampled_from(["a", "B", " ", "  ", "\t\n", "\u00a0", "\u2003", "\u0130", "i\u0307", "\u03a3", "\u03c2",
-                          "\u00c9", "\u4e2d", "\U0001f600", "xyz", "\u0085", ""])
+                          "\u00c9", "\u4e2d", "\U0001f600", "xyz", "\u0085", "",
+                          # three-byte whitespace of each lead byte, and neighbours that are not
+                          "\u1680", "\u3000", "\u205f", "\u3001", "\u2010", "\u00a1", "\x1f"])
 TEXT = st.lists(PIECES, max_size=12).map("".join)
 
 

@@ -23,16 +23,23 @@ def normalise(text: str) -> str:
     return _WS.sub(" ", (text or "").lower().replace("\u03c2", "\u03c3")).strip()
 
 
-def _ws_table() -> np.ndarray:
-    """Whether each code point is whitespace to Python's `\\s` (the set that `syntax.WS_RE2`
-    spells for SQL): one byte per code point, so a lookup is one gather."""
-    t = np.zeros(0x110000, dtype=bool)
+def _whitespace() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Python's `\\s` (the set that `syntax.WS_RE2` spells for SQL) in UTF-8: a table of the
+    ASCII whitespace bytes, and the other whitespace characters' encodings as integers
+    (two-byte ones, three-byte ones)."""
+    ascii_ws = np.zeros(256, dtype=bool)
+    two, three = [], []
     for c in range(0x3001):
-        t[c] = chr(c).isspace()
-    return t
+        if chr(c).isspace():
+            b = chr(c).encode()
+            if len(b) == 1:
+                ascii_ws[c] = True
+            else:
+                (two if len(b) == 2 else three).append(int.from_bytes(b, "big"))
+    return ascii_ws, np.array(two, np.int64), np.array(three, np.int64)
 
 
-_WS_TABLE = _ws_table()
+_ASCII_WS, _WS2, _WS3 = _whitespace()
 
 
 def text_array(texts) -> pa.Array:
@@ -68,68 +75,81 @@ def _buffer(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return data[offs[0]:offs[-1]], offs - offs[0]
 
 
-def _code_points(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """Code points (a writable uint32 array) of a large_string array's texts, concatenated,
-    and how many each text has. Non-ASCII text goes through Python's UTF-8 decoder and
-    UTF-32 encoder, which hold the GIL but run at a byte or two per nanosecond."""
-    data, offs = _buffer(arr)
+def _code_points(data: np.ndarray, offs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Code points (a writable uint32 array) of valid UTF-8 texts (bytes, offsets from 0),
+    concatenated, and how many each text has. Non-ASCII text goes through Python's UTF-8
+    decoder and UTF-32 encoder, which hold the GIL but run at a byte or two per nanosecond."""
     if not len(data) or data.max() < 0x80:
         return data.astype(np.uint32), np.diff(offs)
     cp = np.frombuffer(bytearray(data.tobytes().decode("utf-8").encode("utf-32-le")), np.uint32)
-    return cp, pc.utf8_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
+    continuation = np.flatnonzero((data & 0xC0) == 0x80)
+    return cp, np.diff(offs) - np.diff(np.searchsorted(continuation, offs))
 
 
-def normalised_code_points(texts) -> tuple[np.ndarray, np.ndarray]:
-    """`normalise` over a list or Arrow array of texts (null as ""): the code points of all
-    normalised texts concatenated (uint32), and how many each text has. Lower-casing is
-    Arrow's; whitespace is collapsed and trimmed in numpy (a regular expression over the
-    text, Python's or DuckDB's, was most of the time)."""
+def normalised_utf8(texts) -> tuple[np.ndarray, np.ndarray]:
+    """`normalise` over a list or Arrow array of texts (null as ""), in UTF-8: the bytes of
+    all normalised texts concatenated and their offsets (from 0). Lower-casing is Arrow's;
+    whitespace is collapsed and trimmed on the bytes in numpy (a regular expression over
+    the text, Python's or DuckDB's, was most of the time): every byte of a whitespace
+    character becomes a space, and a space after a space (or at a text's start or end) goes,
+    so a run of any whitespace leaves one space."""
     arr = text_array(texts)
     data, _ = _buffer(arr)
     if len(data) > 1 and ((data[:-1] == 0xC4) & (data[1:] == 0xB0)).any():
         # Arrow lower-cases U+0130 to `i`, Python to `i` + U+0307: spell Python's out first
         arr = pc.replace_substring(arr, "\u0130", "i\u0307")
-    cp, counts = _code_points(pc.utf8_lower(arr))
-    if not len(cp):
-        return cp, counts
-    np.putmask(cp, cp == 0x3C2, 0x3C3)  # final sigma as sigma
-    offs = np.concatenate([[0], np.cumsum(counts)])
-    ws = _WS_TABLE[cp]
-    # drop whitespace that follows whitespace or starts a text (a text's first code point
-    # counts as following whitespace); the rest of each run becomes one space
+    data, offs = _buffer(pc.utf8_lower(arr))
+    counts = np.diff(offs)
+    if not len(data):
+        return data.copy(), offs
+    data = data.copy()
+    ws = _ASCII_WS[data]
+    lead = np.flatnonzero((data >= 0xC2) & (data <= 0xE3))  # where non-ASCII whitespace may start
+    if len(lead):
+        pad = np.concatenate([data, np.zeros(2, np.uint8)])
+        k2 = (pad[lead].astype(np.int64) << 8) | pad[lead + 1]
+        k3 = (k2 << 8) | pad[lead + 2]
+        for n, hit in ((2, np.isin(k2, _WS2)), (3, np.isin(k3, _WS3))):
+            for j in range(n):
+                ws[lead[hit] + j] = True
+        sigma = lead[k2 == 0xCF82]  # final sigma (CF 82) as sigma (CF 83): same length
+        data[sigma + 1] = 0x83
+    np.putmask(data, ws, 0x20)
     prev = np.empty_like(ws)
     prev[0] = True
     prev[1:] = ws[:-1]
     prev[offs[:-1][counts > 0]] = True
     dropped = np.flatnonzero(ws & prev)
-    np.putmask(cp, ws, 0x20)
-    cp = np.delete(cp, dropped)
+    data = np.delete(data, dropped)
     counts = counts - np.diff(np.searchsorted(dropped, offs))
     # a run that ends its text is now one trailing space: drop it too
     ends = np.cumsum(counts)
     nonempty = np.flatnonzero(counts)
-    trailing = cp[ends[nonempty] - 1] == 0x20
+    trailing = data[ends[nonempty] - 1] == 0x20
     if trailing.any():
-        cp = np.delete(cp, ends[nonempty[trailing]] - 1)
+        data = np.delete(data, ends[nonempty[trailing]] - 1)
         counts[nonempty[trailing]] -= 1
-    return cp, counts
+    offs = np.zeros(len(counts) + 1, np.int64)
+    np.cumsum(counts, out=offs[1:])
+    return data, offs
+
+
+def normalised_code_points(texts) -> tuple[np.ndarray, np.ndarray]:
+    """`normalised_utf8` as code points: all normalised texts' code points concatenated
+    (uint32) and how many each text has."""
+    return _code_points(*normalised_utf8(texts))
 
 
 def normalised_texts(texts) -> pa.Array:
     """`normalise` over a list or Arrow array of texts, as a large_string Arrow array (the
-    exact-dedupe key, hashed by the engine): code points back to UTF-8 in one pass over
-    the chunk, no Python call per text."""
-    cp, counts = normalised_code_points(texts)
-    offs = np.zeros(len(counts) + 1, np.int64)
-    np.cumsum(counts, out=offs[1:])
-    if not len(cp) or cp.max() < 0x80:
-        data = cp.astype(np.uint8)
-    else:
-        data = np.frombuffer(cp.tobytes().decode("utf-32-le").encode("utf-8"), np.uint8)
-        extra = np.zeros(len(cp) + 1, np.int64)  # UTF-8 bytes beyond the first, counted
-        np.cumsum((cp >= 0x80).astype(np.int64) + (cp >= 0x800) + (cp >= 0x10000), out=extra[1:])
-        offs += extra[offs]
-    return pa.LargeStringArray.from_buffers(len(counts), pa.py_buffer(offs), pa.py_buffer(data))
+    exact-dedupe key, hashed by the engine), normalised in pieces of about 128 KB (the
+    arrays of a piece stay in the CPU's cache)."""
+    arr = text_array(texts)
+    parts = []
+    for p in pieces(arr, 1 << 17):
+        data, offs = normalised_utf8(p)
+        parts.append(pa.LargeStringArray.from_buffers(len(offs) - 1, pa.py_buffer(offs), pa.py_buffer(data)))
+    return pa.concat_arrays(parts) if len(parts) != 1 else parts[0]
 
 
 def _words(cp: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
