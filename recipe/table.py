@@ -69,6 +69,25 @@ class Table(ABC):
             for f in pending:
                 yield f.result()
 
+    def minhash_labels(self, on: str, threshold: float, ngram: int, unit: str, num_perm: int, seed: int,
+                       pmap: Callable = None) -> tuple[np.ndarray, list[int]]:
+        """MinHash near-duplicate clusters of a text column: a label per row (the smallest
+        position in its cluster) and each text's length. Here: blocks signed on the engine's
+        workers (`map_blocks`) into one uint32 matrix (N x num_perm), LSH bands in `pmap`
+        pieces (algorithms/minhash.py). An engine may run it distributed (Ray: band keys
+        shuffled to reducers, no matrix anywhere); the labels must be these."""
+        from .algorithms.minhash import signature_clusters
+        n = self.count()
+        sig = np.empty((n, num_perm), dtype=np.uint32)
+        lengths, at = [], 0
+        for s, ln in self.map_blocks(sign_block, [source_column(on)], on, ngram, unit, num_perm, seed):
+            sig[at:at + len(s)] = s
+            lengths += ln
+            at += len(s)
+        if at != n:
+            raise RuntimeError(f"minhash: {at} signatures for {n} rows")
+        return signature_clusters(sig, threshold, pmap=pmap), lengths
+
     # ---- conveniences every engine gets for free -------------------------------------
     def column(self, name: str) -> list:
         return self.arrow([name]).column(0).to_pylist()
@@ -138,6 +157,15 @@ def block_texts(block: pa.Table, column: str, arrow: bool = True):
         import pyarrow.compute as pc
         return pc.fill_null(col.combine_chunks(), "")
     return [("" if v is None else text_of(v)) for v in col.to_pylist()]
+
+
+def sign_block(block: pa.Table, on: str, ngram: int, unit: str, num_perm: int, seed: int):
+    """One block's MinHash signatures and text lengths (`Table.minhash_labels`)."""
+    import pyarrow.compute as pc
+    from .algorithms.minhash import block_signatures
+    texts = block_texts(block, on)
+    lengths = pc.utf8_length(texts).to_pylist() if isinstance(texts, pa.Array) else [len(t) for t in texts]
+    return block_signatures(texts, ngram, unit, num_perm, seed), lengths
 
 
 def normalised_block(block: pa.Table, column: str) -> pa.Table:

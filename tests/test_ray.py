@@ -192,35 +192,70 @@ write x to "x.jsonl"
         srv.shutdown()
 
 
-def test_minhash_bands_run_as_tasks_sharing_one_copy_of_the_signatures(tmp_path, monkeypatch):
-    """MinHash's band pieces (three) run as Ray tasks, and so do the merges of their components;
-    the signature matrix and the empty-text mask go to the object store once each for all of
-    them (the threshold lowered so these small ones count as large), and the answer is the
-    DuckDB engine's."""
+@pytest.mark.parametrize("keep", ["first", "longest"])
+def test_minhash_runs_as_band_key_shuffle_with_no_signature_matrix_on_the_driver(tmp_path, monkeypatch, keep):
+    """On Ray, MinHash signs blocks and groups band keys in tasks (three reducers, blocks of 7
+    rows), and the driver never clusters a signature matrix (the one-machine path raises
+    there); the answer is the DuckDB engine's, empty texts and ties included."""
+    import ray
     import recipe.algorithms.minhash as mh
-    import recipe.engine.ray_blocks as rb
-    monkeypatch.setattr(mh.os, "cpu_count", lambda: 3)
-    made = []
-    real = rb.Shared.__init__
-    monkeypatch.setattr(rb, "SHARE_BYTES", 1)
-    monkeypatch.setattr(rb.Shared, "__init__", lambda self, ref: (made.append(ref), real(self, ref))[1])
-    rows = alpaca_rows(30) + [{"instruction": r["instruction"] + " again", "input": "", "output": "x"}
-                              for r in alpaca_rows(10)]
+    # words from a small vocabulary: many bucket mates, and many of them turned down
+    rng = np.random.default_rng(0)
+    words = [f"w{i}x" for i in range(15)]
+    rows = [{"instruction": " ".join(rng.choice(words, 5 + i % 3)), "input": "", "output": "x"} for i in range(40)]
+    rows += [{"instruction": " ", "input": "", "output": "e"}, {"instruction": "\t", "input": "", "output": "f"}]
     data = write_jsonl(tmp_path / "d.jsonl", rows)
     r = load(f'''recipe t
-source raw = read("{data}")
-x = raw | dedupe(method="minhash", on=instruction, threshold=0.5, ngram=3)
+source raw = read("{data}", format="alpaca")
+x = raw | dedupe(method="minhash", on=instruction, threshold=0.5, ngram=3, keep="{keep}")
 write x to "x.jsonl"
 ''')
-    res = both(r, tmp_path)
-    import ray
-    shared = [ray.get(ref) for ref in made]
-    # once each for all three band pieces; the rest are the pieces' forests, shared by the merges
-    assert sum(a.dtype == np.uint32 and a.shape == (40, 256) for a in shared) == 1
-    assert sum(a.dtype == bool and a.shape == (40,) for a in shared) == 1
-    assert all(a.dtype == np.int64 for a in shared if a.dtype not in (np.uint32, bool))
+    duck = r.run(out=tmp_path / "o-duckdb", cache_dir=tmp_path / "c-duckdb", engine="duckdb")
+
+    def no_matrix(*a, **k):
+        raise AssertionError("the driver clustered a signature matrix")
+    monkeypatch.setattr(mh, "signature_clusters", no_matrix)
+    real = ray.available_resources
+    monkeypatch.setattr(ray, "available_resources", lambda: {**real(), "CPU": 3.0})
+    ray_run = r.run(out=tmp_path / "o-ray", cache_dir=tmp_path / "c-ray", engine="ray")
     assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
-    assert res["ray"].manifest["nodes"][1]["rows_out"] < 40
+    assert counts(ray_run.manifest) == counts(duck.manifest)
+    assert 10 < duck.manifest["nodes"][1]["rows_out"] < 35
+
+
+def test_reducers_find_the_pairs_of_one_machine_however_keys_are_partitioned():
+    """The reduce side's buckets, over (band, key) from any partitioning, verify the same
+    pairs as `signature_clusters`' bands, so the labels are equal."""
+    from recipe.algorithms.clusters import forest_labels, merge_forests
+    from recipe.algorithms.minhash import (EMPTY, Verifier, band_keys, bucket_pairs, lsh_params,
+                                           signature_clusters)
+    from recipe.algorithms.clusters import forest_edges
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 50, size=(40, 64)).astype(np.uint32)
+    sig = base[rng.integers(0, 40, size=300)].copy()
+    noise = rng.random(sig.shape) < 0.25
+    sig[noise] = rng.integers(0, 50, size=int(noise.sum())).astype(np.uint32)
+    sig[[5, 77]] = EMPTY
+    want = signature_clusters(sig, 0.6)
+    bands, rows = lsh_params(0.6, 64)
+    live = np.flatnonzero(~(sig == EMPTY).all(axis=1))
+    for parts in (1, 4):
+        forests = []
+        for p in range(parts):
+            b, k, r = [], [], []
+            for band in range(bands):
+                key = band_keys(sig[live], band, rows)
+                sel = key % np.uint64(parts) == p
+                b.append(np.full(int(sel.sum()), band)), k.append(key[sel]), r.append(live[sel])
+            b, k, r = np.concatenate(b), np.concatenate(k), np.concatenate(r)
+            o = np.lexsort((r, k, b))
+            b, k, r = b[o], k[o], r[o]
+            g = np.cumsum(np.concatenate([[True], (b[1:] != b[:-1]) | (k[1:] != k[:-1])])) - 1
+            big = np.bincount(g)[g] > 1
+            forests.append(forest_edges(*bucket_pairs(r[big], g[big], Verifier(lambda i: sig[i], 300, 0.6))))
+        got = forest_labels(300, *merge_forests(*[x for f in forests for x in f]))
+        assert np.array_equal(got, want)
+    assert 40 < len(np.unique(want)) < 250  # clusters found, and candidates turned down
 
 
 FOLDER = """recipe folder

@@ -202,6 +202,72 @@ def band_forest(sig, empty, threshold, bands, rows) -> tuple[np.ndarray, np.ndar
     return band_pairs(sig, empty, threshold, bands, rows, contract=True)
 
 
+def band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
+    """One 64-bit bucket key per signature row for a band (`rows` columns from band*rows)."""
+    K = np.random.Generator(np.random.PCG64(12345)).integers(1, 2 ** 63, size=rows, dtype=np.uint64) | np.uint64(1)
+    with np.errstate(over="ignore"):
+        return fmix64((sig[:, band * rows:(band + 1) * rows].astype(np.uint64) * K).sum(axis=1, dtype=np.uint64))
+
+
+def bucket_pairs(members: np.ndarray, group: np.ndarray, verify) -> tuple[np.ndarray, np.ndarray]:
+    """Verified pairs of buckets. `members` are rows sorted by bucket and, within one, by
+    row; `group` is each one's bucket (equal for a bucket's members, adjacent). Members are
+    compared with their bucket's first member (`verify(a, b)` -> bool per pair); those that
+    fail form the bucket again, with their own first member, until one is left."""
+    pa, pb = [], []
+    while len(members):
+        first = np.concatenate([[True], group[1:] != group[:-1]])
+        rep = members[first][np.cumsum(first) - 1]
+        a, b = rep[~first], members[~first]
+        ok = verify(a, b)
+        pa.append(a[ok])
+        pb.append(b[ok])
+        again = ~first
+        again[~first] = ~ok
+        members, group = members[again], group[again]
+    if not pa:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    return np.concatenate(pa), np.concatenate(pb)
+
+
+def shared_buckets(key: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(members, group) for `bucket_pairs`: the rows (default: positions) whose key another
+    row shares, sorted by key then row, and their bucket numbers."""
+    order = np.argsort(key, kind="stable")
+    ks = key[order]
+    group = np.cumsum(np.concatenate([[True], ks[1:] != ks[:-1]])) - 1
+    size = np.bincount(group)
+    members = order if rows is None else rows[order]
+    return members[size[group] > 1], group[size[group] > 1]
+
+
+class Verifier:
+    """Whether pairs' estimated Jaccard reaches the threshold, remembering verdicts (a pair
+    that several bands bring up is compared once); `take(rows)` gives signature rows."""
+
+    def __init__(self, take, n: int, threshold: float):
+        self.take, self.n, self.threshold = take, n, threshold
+        self.keys, self.ok = np.zeros(0, np.int64), np.zeros(0, bool)
+
+    def __call__(self, a: np.ndarray, b: np.ndarray, step: int = 16384) -> np.ndarray:
+        keys = a.astype(np.int64) * self.n + b
+        where = np.searchsorted(self.keys, keys)
+        known = where < len(self.keys)
+        known[known] = self.keys[where[known]] == keys[known]
+        ok = np.zeros(len(a), bool)
+        ok[known] = self.ok[where[known]]
+        todo = np.flatnonzero(~known)
+        for s in range(0, len(todo), step):
+            t = todo[s:s + step]
+            ok[t] = (self.take(a[t]) == self.take(b[t])).mean(axis=1) >= self.threshold
+        if len(todo):
+            new_keys, first = np.unique(keys[todo], return_index=True)
+            merged = np.concatenate([self.keys, new_keys])
+            order = np.argsort(merged, kind="stable")
+            self.keys, self.ok = merged[order], np.concatenate([self.ok, ok[todo][first]])[order]
+        return ok
+
+
 def band_pairs(sig: np.ndarray, empty: np.ndarray, threshold: float, bands: list[int],
                rows: int, contract: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """`candidate_pairs` of the given bands (each `rows` signature columns wide); `empty`
@@ -209,57 +275,20 @@ def band_pairs(sig: np.ndarray, empty: np.ndarray, threshold: float, bands: list
     far are contracted to a forest (`forest_edges`) after each band, so what is held is at
     most one band's pairs plus one edge per clustered row, and the result is that forest."""
     n = sig.shape[0]
-    rng = np.random.Generator(np.random.PCG64(12345))
-    K = rng.integers(1, 2 ** 63, size=rows, dtype=np.uint64) | np.uint64(1)
-    seen_keys, seen_ok = np.zeros(0, np.int64), np.zeros(0, bool)
+    verify = Verifier(lambda idx: sig[idx], n, threshold)
     pa, pb = [], []
     for band in bands:
-        with np.errstate(over="ignore"):
-            key = fmix64((sig[:, band * rows:(band + 1) * rows].astype(np.uint64) * K).sum(axis=1, dtype=np.uint64))
+        key = band_keys(sig, band, rows)
         key[empty] = np.arange(n, dtype=np.uint64)[empty] ^ MASK64  # empty texts match nothing
-        order = np.argsort(key, kind="stable")
-        ks = key[order]
-        group = np.cumsum(np.concatenate([[True], ks[1:] != ks[:-1]])) - 1
-        size = np.bincount(group)
-        members, group = order[size[group] > 1], group[size[group] > 1]
-        while len(members):
-            first = np.concatenate([[True], group[1:] != group[:-1]])
-            rep = members[first][np.cumsum(first) - 1]
-            a, b = rep[~first], members[~first]
-            ok, seen_keys, seen_ok = _verify(sig, a, b, threshold, seen_keys, seen_ok)
-            pa.append(a[ok])
-            pb.append(b[ok])
-            again = ~first
-            again[~first] = ~ok
-            members, group = members[again], group[again]
-        if contract and pa:
+        a, b = bucket_pairs(*shared_buckets(key), verify)
+        pa.append(a)
+        pb.append(b)
+        if contract:
             child, root = forest_edges(np.concatenate(pa), np.concatenate(pb))
             pa, pb = [child], [root]
     a = np.concatenate(pa) if pa else np.zeros(0, dtype=np.int64)
     b = np.concatenate(pb) if pb else np.zeros(0, dtype=np.int64)
     return a, b
-
-
-def _verify(sig, a, b, threshold, seen_keys, seen_ok, step: int = 16384):
-    """Whether each pair's estimated Jaccard reaches the threshold, reusing the verdicts in
-    (seen_keys sorted, seen_ok); returns the verdicts and the grown memo."""
-    n = sig.shape[0]
-    keys = a.astype(np.int64) * n + b
-    where = np.searchsorted(seen_keys, keys)
-    known = where < len(seen_keys)
-    known[known] = seen_keys[where[known]] == keys[known]
-    ok = np.zeros(len(a), bool)
-    ok[known] = seen_ok[where[known]]
-    todo = np.flatnonzero(~known)
-    for s in range(0, len(todo), step):
-        t = todo[s:s + step]
-        ok[t] = (sig[a[t]] == sig[b[t]]).mean(axis=1) >= threshold
-    if len(todo):
-        new_keys, first = np.unique(keys[todo], return_index=True)
-        merged = np.concatenate([seen_keys, new_keys])
-        order = np.argsort(merged, kind="stable")
-        seen_keys, seen_ok = merged[order], np.concatenate([seen_ok, ok[todo][first]])[order]
-    return ok, seen_keys, seen_ok
 
 
 def minhash_clusters(texts: list[str], threshold: float, ngram: int = 5, unit: str = "char",

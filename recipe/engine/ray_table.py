@@ -133,6 +133,11 @@ class RayTable(Table):
     def row_ids(self) -> np.ndarray:
         return self.arrow([ROW]).column(0).to_numpy()
 
+    def minhash_labels(self, on, threshold, ngram, unit, num_perm, seed, pmap=None):
+        """Distributed: band keys shuffled to reducers, no signature matrix (ray_minhash.py)."""
+        from .ray_minhash import minhash_labels
+        return minhash_labels(self, on, threshold, ngram, unit, num_perm, seed)
+
     def offsets(self) -> np.ndarray:
         """The position of each block's first row (and the row count, last)."""
         return np.concatenate([[0], np.cumsum(self.block_counts())]).astype(np.int64)

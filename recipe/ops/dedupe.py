@@ -1,19 +1,17 @@
 """dedupe: exact, MinHash or semantic near-duplicates, within a node or against another one.
 
 Memory: `exact` within a node is the engine's own distinct (DuckDB: a window over an MD5
-of the text normalised a block at a time, which spills); `minhash` holds the texts of one column and a uint32
-signature matrix (N x num_perm); `semantic` holds N x d float32 embeddings and, above
+of the text normalised a block at a time, which spills); `minhash` is the engine's too
+(`Table.minhash_labels`: texts a block at a time, a uint32 signature matrix N x num_perm
+on one machine, none on Ray); `semantic` holds N x d float32 embeddings and, above
 50,000 rows, searches within k-means cells (SemDeDup; `algorithms/semdedup.py`).
 """
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from .base import Op, P
 from ._common import embeddings, row_texts
-from ..table import block_texts, source_column
 
 
 class Dedupe(Op):
@@ -77,19 +75,9 @@ class Dedupe(Op):
         n = src.count()
         ids = src.ids()
         if method == "minhash" and not args.get("against"):  # streamed: holds signatures, not texts
-            from ..algorithms.minhash import signature_clusters
-            sig = np.empty((n, args.get("num_perm", 256)), dtype=np.uint32)
-            lengths, at = [], 0
-            # signing is row-local: spread over the engine's workers, a block at a time
-            for s, ln in src.map_blocks(_sign_block, [source_column(on)], on, args.get("ngram", 5),
-                                        args.get("unit", "char"), args.get("num_perm", 256), args.get("seed", 0)):
-                sig[at:at + len(s)] = s
-                lengths += ln
-                at += len(s)
-            if at != n:
-                raise RuntimeError(f"minhash: {at} signatures for {n} rows")
-            labels = signature_clusters(sig, args.get("threshold") or 0.8, pmap=ctx.pmap)
-            del sig
+            labels, lengths = src.minhash_labels(on, args.get("threshold") or 0.8, args.get("ngram", 5),
+                                                 args.get("unit", "char"), args.get("num_perm", 256),
+                                                 args.get("seed", 0), pmap=ctx.pmap)
             return self._finish(ctx, src, args, labels, lengths, ids, method, on)
         texts = row_texts(ctx, src, on)
         if args.get("against"):
@@ -156,11 +144,3 @@ class Dedupe(Op):
 
 
 OP = Dedupe()
-
-
-def _sign_block(block, on: str, ngram: int, unit: str, num_perm: int, seed: int):
-    """One block's MinHash signatures and text lengths (Table.map_blocks)."""
-    from ..algorithms.minhash import block_signatures
-    texts = block_texts(block, on)
-    lengths = pc.utf8_length(texts).to_pylist() if isinstance(texts, pa.Array) else [len(t) for t in texts]
-    return block_signatures(texts, ngram, unit, num_perm, seed), lengths

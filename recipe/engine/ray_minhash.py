@@ -1,0 +1,103 @@
+"""MinHash on Ray with no signature matrix anywhere: band-key grouping, then a distributed
+connected-components step.
+
+Map (a task per block): sign the block, keep its signatures in the object store, and send
+each live row's key in every LSH band to one of `parts` reducers by the key. Reduce (a task
+per partition): rows sharing a (band, key) form a bucket, verified as on one machine
+(`bucket_pairs`: members against their bucket's first member, estimated Jaccard against the
+threshold), fetching only the signature blocks its buckets need; its pairs are contracted to a
+forest. Forests merge two at a time in tasks whose inputs are the previous tasks' results, so
+the driver holds only the texts' lengths and the final forest. A bucket's verdicts depend on
+its members alone, so the pairs, the components and the labels are those of
+`signature_clusters` on one machine.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def sign_and_key(src: str, on: str, ngram: int, unit: str, num_perm: int, seed: int, first: int,
+                 bands: int, rows: int, parts: int) -> tuple:
+    """Map task: (lengths, signatures, then per partition (band, key, row) arrays); rows
+    are numbered from `first`, rows of empty texts (every bin empty) match nothing."""
+    import pyarrow.parquet as pq
+    from ..algorithms.minhash import EMPTY, band_keys
+    from ..table import sign_block, source_column
+    sig, lengths = sign_block(pq.read_table(src, columns=[source_column(on)]), on, ngram, unit, num_perm, seed)
+    live = np.flatnonzero(~(sig == EMPTY).all(axis=1))
+    held = sig[live]
+    out: list[list] = [[] for _ in range(parts)]
+    for band in range(bands):
+        key = band_keys(held, band, rows)
+        to = (key % np.uint64(parts)).astype(np.int64)
+        for p in range(parts):
+            sel = to == p
+            out[p].append((np.full(int(sel.sum()), band, np.int32), key[sel], live[sel] + first))
+    keyed = [tuple(np.concatenate([x[i] for x in o]) for i in range(3)) for o in out]
+    return (np.asarray(lengths, np.int64), sig, *keyed)
+
+
+def verified_forest(n: int, offsets: np.ndarray, sig_refs: list, threshold: float, *parts) -> tuple:
+    """Reduce task: one partition's (band, key, row) arrays from every block -> the forest
+    of its verified pairs."""
+    import ray
+    from ..algorithms.clusters import forest_edges
+    from ..algorithms.minhash import Verifier, bucket_pairs
+    band = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int32)
+    key = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.uint64)
+    row = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.int64)
+    order = np.lexsort((row, key, band))
+    band, key, row = band[order], key[order], row[order]
+    new = np.concatenate([[True], (band[1:] != band[:-1]) | (key[1:] != key[:-1])])
+    group = np.cumsum(new) - 1
+    size = np.bincount(group) if len(group) else np.zeros(0, np.int64)
+    members, group = row[size[group] > 1], group[size[group] > 1]
+    blocks: dict[int, np.ndarray] = {}
+
+    def take(idx: np.ndarray) -> np.ndarray:
+        at = np.searchsorted(offsets, idx, side="right") - 1
+        out = None
+        for b in np.unique(at):
+            if b not in blocks:
+                blocks[b] = ray.get(sig_refs[b])
+            sel = at == b
+            if out is None:
+                out = np.empty((len(idx), blocks[b].shape[1]), np.uint32)
+            out[sel] = blocks[b][idx[sel] - offsets[b]]
+        return out
+
+    return forest_edges(*bucket_pairs(members, group, Verifier(take, n, threshold)))
+
+
+def merged(*forests) -> tuple:
+    """Merge task: one forest from several (their results, resolved by Ray)."""
+    from ..algorithms.clusters import forest_edges
+    return forest_edges(np.concatenate([f[0] for f in forests]), np.concatenate([f[1] for f in forests]))
+
+
+def minhash_labels(table, on: str, threshold: float, ngram: int, unit: str, num_perm: int,
+                   seed: int) -> tuple[np.ndarray, list[int]]:
+    """`Table.minhash_labels` for a RayTable, on the cluster."""
+    import ray
+    from ..algorithms.clusters import forest_labels
+    from ..algorithms.minhash import lsh_params
+    from .ray_table import gather, remote
+    files, offsets = table.files(), table.offsets()
+    n = int(offsets[-1])
+    if n == 0:
+        return np.zeros(0, np.int64), []
+    bands, rows = lsh_params(threshold, num_perm)
+    parts = max(1, int(ray.available_resources().get("CPU", 1)))
+    sign = remote(sign_and_key, num_returns=2 + parts)
+    mapped = [sign.remote(f, on, ngram, unit, num_perm, seed, int(offsets[i]), bands, rows, parts)
+              for i, f in enumerate(files)]
+    sig_refs = [m[1] for m in mapped]
+    forests = [remote(verified_forest).remote(n, offsets, sig_refs, threshold, *[m[2 + p] for m in mapped])
+               for p in range(parts)]
+    every = [r for m in mapped for r in m] + list(forests)
+    while len(forests) > 1:
+        forests = [remote(merged).remote(*forests[i:i + 2]) for i in range(0, len(forests), 2)]
+        every += forests
+    ray.wait(every, num_returns=len(every), fetch_local=False)  # every task ends before an error is raised
+    *lengths, (child, root) = gather([m[0] for m in mapped] + forests)
+    return forest_labels(n, child, root), np.concatenate(lengths).tolist()
