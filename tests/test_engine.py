@@ -265,7 +265,12 @@ def test_steps_that_drop_rows_or_add_columns_store_a_mask_not_a_copy(tmp_path):
     con = duckdb.connect(str(tmp_path / "c" / "cache.duckdb"), read_only=True)
     kinds = dict(con.execute("SELECT table_name, table_type FROM information_schema.tables "
                              "WHERE table_name LIKE 't_%'").fetchall())
-    assert sorted(kinds.values()) == ["BASE TABLE", "VIEW", "VIEW", "VIEW"]
+    # the read's stored rows and its view, then the three steps' views
+    assert sorted(kinds.values()) == ["BASE TABLE", "VIEW", "VIEW", "VIEW", "VIEW"]
+    base = next(t for t, k in kinds.items() if k == "BASE TABLE")
+    assert base.endswith("__rows")
+    # Alpaca rows' conversations are their instruction and response: not stored twice
+    assert con.execute(f"SELECT count(*), count(messages), count(*) FILTER (__d) FROM {base}").fetchall() == [(3000, 0, 3000)]
     masks = [r[0] for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'm_%'")
              .fetchall()]
     cols = {tuple(r[0] for r in con.execute(f"DESCRIBE {m}").fetchall()) for m in masks}
@@ -275,7 +280,6 @@ def test_steps_that_drop_rows_or_add_columns_store_a_mask_not_a_copy(tmp_path):
     def blocks(table):
         return {r[0] for r in con.execute("SELECT block_id FROM pragma_storage_info(?) WHERE block_id >= 0",
                                           [table]).fetchall()}
-    base = next(t for t, k in kinds.items() if k == "BASE TABLE")
     others = set().union(*(blocks(t) for (t,) in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
                            if t != base)) - blocks(base)
     # masks and step records fill 5 blocks of their own; a copy of the 2,000 kept instructions
