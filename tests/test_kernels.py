@@ -210,6 +210,23 @@ def test_dedupe_ops(eng):
     assert out.ids() == ["s:2", "s:3"] and aside[0] == ("s:0", "duplicate of reference row s:9 (exact)")
 
 
+def test_near_duplicate_winners_by_keep(eng):
+    """MinHash clusters keep one row each by `keep`: ties to the earlier row, a missing
+    score never wins over a present one (min: and max: alike)."""
+    base = "the quick brown fox jumps over the lazy dog near the river bank today"
+    texts = [base, base + " again", "something else entirely, not alike at all", base + " once more", base]
+    scores = [1.0, 3.0, 5.0, 3.0, None]
+    t = eng.table([row(i, s, score=v) for i, (s, v) in enumerate(zip(texts, scores))])
+    for keep, kept in (("first", ["s:0", "s:2"]), ("longest", ["s:2", "s:3"]), ("max:score", ["s:1", "s:2"]),
+                       ("min:score", ["s:0", "s:2"])):
+        out, aside, ctx = run_op(eng, "dedupe", {"method": "minhash", "threshold": 0.6, "keep": keep}, [t])
+        assert sorted(out.ids()) == kept and ctx.info["clusters"] == 2, keep
+        winner = next(i for i in kept if i != "s:2")
+        assert sorted(aside) == sorted((i, f"duplicate of {winner} (minhash on instruction)")
+                                       for i in ("s:0", "s:1", "s:3", "s:4") if i != winner), keep
+        accounted([t], out, aside)
+
+
 def test_select_sample_limit_ops(eng):
     t = eng.table([row(i, f"q{i}", q=float((i * 7) % 5), g="ab"[i % 2]) for i in range(10)])
     out, aside, ctx = run_op(eng, "select", {"method": "topk", "by": "q", "k": 3}, [t])

@@ -97,14 +97,15 @@ class Dedupe(Op):
         self._finish(ctx, src, args, labels, [len(t) for t in texts], ids, method, on)
 
     def _finish(self, ctx, src, args, labels, lengths, ids, method, on) -> None:
-        n = len(labels)
-        winner = self._winners(ctx, src, labels, lengths, args.get("keep", "first"))
-        keep = [i for i in range(n) if winner[labels[i]] == i]
-        reasons = {i: f"duplicate of {ids[winner[labels[i]]]} ({method} on {on})" for i in range(n) if winner[labels[i]] != i}
+        win = self._winners(ctx, src, labels, lengths, args.get("keep", "first"))
+        dup = np.flatnonzero(win != np.arange(len(labels)))
+        reasons = dict(zip(dup.tolist(), (f"duplicate of {ids[w]} ({method} on {on})" for w in win[dup].tolist())))
         ctx.info["clusters"] = int(len(np.unique(labels)))
-        ctx.out.keep(src, keep, reasons)
+        ctx.out.keep(src, np.flatnonzero(win == np.arange(len(labels))), reasons)
 
-    def _winners(self, ctx, src, labels, lengths, keep: str) -> dict:
+    def _winners(self, ctx, src, labels, lengths, keep: str) -> np.ndarray:
+        """Each row's cluster's winner: the highest score (`keep`), ties to the earliest row."""
+        labels = np.asarray(labels, dtype=np.int64)
         n = len(labels)
         if keep == "first":
             score = np.zeros(n)
@@ -116,11 +117,10 @@ class Dedupe(Op):
             score = np.where(np.isnan(score), -np.inf, score)
             if how == "min":
                 score = np.where(np.isfinite(score), -score, -np.inf)
-        winner: dict[int, int] = {}
-        # highest score wins; ties go to the earliest row
-        for i in np.lexsort((np.arange(n), -score)):
-            winner.setdefault(int(labels[i]), int(i))
-        return winner
+        order = np.lexsort((np.arange(n), -score))
+        # the first row of each label in that order wins
+        uniq, first = np.unique(labels[order], return_index=True)
+        return order[first][np.searchsorted(uniq, labels)]
 
     def _against(self, ctx, args, src, ref, texts, method, on) -> np.ndarray:
         ref_texts = row_texts(ctx, ref, on)
