@@ -287,6 +287,33 @@ def test_steps_that_drop_rows_or_add_columns_store_a_mask_not_a_copy(tmp_path):
     assert len(others) <= 7, (len(others), len(blocks(base)))
 
 
+def test_a_conversation_is_stored_once_and_read_back_as_it_was(tmp_path):
+    """A read stores a conversation that is its row's instruction and response as a flag (the
+    view rebuilds it) and any other conversation as it is; read back, every row is what the
+    reader made, in a file that mixes both kinds and has a column only later rows have."""
+    import duckdb
+    rows = []
+    for i in range(30):
+        if i % 3 == 0:  # a system turn and a second exchange: not rebuildable
+            rows.append({"conversations": [{"from": "system", "value": f"be brief {i}"}, {"from": "human", "value": f"q{i}"},
+                                           {"from": "gpt", "value": f"a{i}"}, {"from": "human", "value": "more"},
+                                           {"from": "gpt", "value": "no"}]})
+        else:
+            rows.append({"conversations": [{"from": "human", "value": f"q{i}"}, {"from": "gpt", "value": f"a{i}"}],
+                         **({"tag": i} if i > 20 else {})})
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    r = load(f'recipe t\nsource raw = read("{data}", format="sharegpt")\nwrite raw to "x.jsonl" (format="sharegpt")\n')
+    res = r.run(out=tmp_path / "out", cache_dir=tmp_path / "c")
+    got = [json.loads(x) for x in (tmp_path / "out" / "x.jsonl").read_text().splitlines()]
+    assert [g["conversations"] for g in got] == [row["conversations"] for row in rows]
+    con = duckdb.connect(str(tmp_path / "c" / "cache.duckdb"), read_only=True)
+    base = f"t_{res.manifest['nodes'][0]['fingerprint'][:24]}__rows"
+    assert con.execute(f"SELECT count(*) FILTER (__d), count(messages) FROM {base}").fetchall() == [(20, 10)]
+    view = base[:-len("__rows")]
+    assert [r[0] for r in con.execute(f"DESCRIBE {view}").fetchall()] == ["_id", "messages", "instruction", "response",
+                                                                         "tag", "_row"]
+
+
 def test_progress_written_to_a_log_file_is_a_line_now_and_then(monkeypatch):
     """Not on a terminal (nohup, CI), a long step still says how far it is: a line at most
     every `every` seconds, with the rate and the time left; nothing before then."""
