@@ -70,12 +70,13 @@ class Table(ABC):
                 yield f.result()
 
     def minhash_labels(self, on: str, threshold: float, ngram: int, unit: str, num_perm: int, seed: int,
-                       pmap: Callable = None) -> tuple[np.ndarray, list[int]]:
+                       pmap: Callable = None, progress: Callable = None) -> tuple[np.ndarray, list[int]]:
         """MinHash near-duplicate clusters of a text column: a label per row (the smallest
         position in its cluster) and each text's length. Here: blocks signed on the engine's
         workers (`map_blocks`) into one uint32 matrix (N x num_perm), LSH bands in `pmap`
         pieces (algorithms/minhash.py). An engine may run it distributed (Ray: band keys
-        shuffled to reducers, no matrix anywhere); the labels must be these."""
+        shuffled to reducers, no matrix anywhere); the labels must be these. `progress(done,
+        total)` as rows are signed."""
         from .algorithms.minhash import signature_clusters
         n = self.count()
         sig = np.empty((n, num_perm), dtype=np.uint32)
@@ -84,6 +85,8 @@ class Table(ABC):
             sig[at:at + len(s)] = s
             lengths += ln
             at += len(s)
+            if progress:
+                progress(at, n)
         if at != n:
             raise RuntimeError(f"minhash: {at} signatures for {n} rows")
         return signature_clusters(sig, threshold, pmap=pmap), lengths

@@ -221,6 +221,18 @@ write x to "x.jsonl"
     assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
     assert counts(ray_run.manifest) == counts(duck.manifest)
     assert 10 < duck.manifest["nodes"][1]["rows_out"] < 35
+    # the labels themselves, with progress as blocks are signed (6 blocks of 7 rows)
+    from recipe.algorithms.minhash import minhash_signatures
+    from recipe.engine.ray_table import RayTable
+    fp = ray_run.manifest["nodes"][0]["fingerprint"]
+    said = []
+    labels, lengths = RayTable(tmp_path / "c-ray" / "ray" / f"t_{fp[:24]}").minhash_labels(
+        "instruction", 0.5, 3, "char", 256, 0, progress=lambda done, total: said.append((done, total)))
+    monkeypatch.undo()
+    texts = [r["instruction"] for r in rows]
+    assert np.array_equal(labels, mh.signature_clusters(minhash_signatures(texts, 3, "char", 256), 0.5))
+    assert lengths == [len(t) for t in texts]
+    assert sorted(said) == said and said[-1] == (42, 42) and len(said) == 6
 
 
 def test_reducers_find_the_pairs_of_one_machine_however_keys_are_partitioned():

@@ -76,8 +76,9 @@ def merged(*forests) -> tuple:
 
 
 def minhash_labels(table, on: str, threshold: float, ngram: int, unit: str, num_perm: int,
-                   seed: int) -> tuple[np.ndarray, list[int]]:
-    """`Table.minhash_labels` for a RayTable, on the cluster."""
+                   seed: int, progress=None) -> tuple[np.ndarray, list[int]]:
+    """`Table.minhash_labels` for a RayTable, on the cluster; `progress(done, total)` as
+    blocks are signed."""
     import ray
     from ..algorithms.clusters import forest_labels
     from ..algorithms.minhash import lsh_params
@@ -98,6 +99,15 @@ def minhash_labels(table, on: str, threshold: float, ngram: int, unit: str, num_
     while len(forests) > 1:
         forests = [remote(merged).remote(*forests[i:i + 2]) for i in range(0, len(forests), 2)]
         every += forests
-    ray.wait(every, num_returns=len(every), fetch_local=False)  # every task ends before an error is raised
+    signed = [0]
+
+    def signed_one(ln) -> None:
+        signed[0] += len(ln)
+        if progress:
+            progress(signed[0], n)
+    try:
+        gather([m[0] for m in mapped], on_done=signed_one)
+    finally:
+        ray.wait(every, num_returns=len(every), fetch_local=False)  # every task ends before an error is raised
     *lengths, (child, root) = gather([m[0] for m in mapped] + forests)
     return forest_labels(n, child, root), np.concatenate(lengths).tolist()

@@ -133,10 +133,10 @@ class RayTable(Table):
     def row_ids(self) -> np.ndarray:
         return self.arrow([ROW]).column(0).to_numpy()
 
-    def minhash_labels(self, on, threshold, ngram, unit, num_perm, seed, pmap=None):
+    def minhash_labels(self, on, threshold, ngram, unit, num_perm, seed, pmap=None, progress=None):
         """Distributed: band keys shuffled to reducers, no signature matrix (ray_minhash.py)."""
         from .ray_minhash import minhash_labels
-        return minhash_labels(self, on, threshold, ngram, unit, num_perm, seed)
+        return minhash_labels(self, on, threshold, ngram, unit, num_perm, seed, progress)
 
     def offsets(self) -> np.ndarray:
         """The position of each block's first row (and the row count, last)."""

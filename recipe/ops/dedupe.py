@@ -77,7 +77,7 @@ class Dedupe(Op):
         if method == "minhash" and not args.get("against"):  # streamed: holds signatures, not texts
             labels, lengths = src.minhash_labels(on, args.get("threshold") or 0.8, args.get("ngram", 5),
                                                  args.get("unit", "char"), args.get("num_perm", 256),
-                                                 args.get("seed", 0), pmap=ctx.pmap)
+                                                 args.get("seed", 0), pmap=ctx.pmap, progress=ctx.progress)
             return self._finish(ctx, src, args, labels, lengths, ids, method, on)
         texts = row_texts(ctx, src, on)
         if args.get("against"):
