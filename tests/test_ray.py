@@ -196,14 +196,14 @@ write x to "x.jsonl"
 def test_minhash_runs_as_band_key_shuffle_with_no_signature_matrix_on_the_driver(tmp_path, monkeypatch, keep):
     """On Ray, MinHash signs blocks and groups band keys in tasks (three reducers, blocks of 7
     rows), and the driver never clusters a signature matrix (the one-machine path raises
-    there); the answer is the DuckDB engine's, empty texts and ties included."""
+    there); the answer is the DuckDB engine's, texts shorter than a shingle and ties included."""
     import ray
     import recipe.algorithms.minhash as mh
     # words from a small vocabulary: many bucket mates, and many of them turned down
     rng = np.random.default_rng(0)
     words = [f"w{i}x" for i in range(15)]
     rows = [{"instruction": " ".join(rng.choice(words, 5 + i % 3)), "input": "", "output": "x"} for i in range(40)]
-    rows += [{"instruction": " ", "input": "", "output": "e"}, {"instruction": "\t", "input": "", "output": "f"}]
+    rows += [{"instruction": "a", "input": "", "output": "e"}, {"instruction": "ab", "input": "", "output": "f"}]
     data = write_jsonl(tmp_path / "d.jsonl", rows)
     r = load(f'''recipe t
 source raw = read("{data}", format="alpaca")
