@@ -210,6 +210,25 @@ def test_dedupe_ops(eng):
     assert out.ids() == ["s:2", "s:3"] and aside[0] == ("s:0", "duplicate of reference row s:9 (exact)")
 
 
+def test_distinct_on_a_conversation_and_on_a_number(eng):
+    """Exact dedupe of the whole conversation (every turn, normalised) and of a column that
+    is not text (its value as text)."""
+    t = eng.table([row(0, "Hi", "there"), row(1, "hi ", "There"), row(2, "hi", "there, friend"),
+                   row(3, "HI", "THERE")])
+    ctx = eng.context()
+    assert ctx.out.distinct(t, "conversation", "first") == 2
+    out, aside = eng.result(ctx)
+    assert out.ids() == ["s:0", "s:2"]
+    assert sorted(aside) == [("s:1", "duplicate of s:0 (exact on conversation)"),
+                             ("s:3", "duplicate of s:0 (exact on conversation)")]
+    t = eng.table([row(i, f"q{i}", n=v) for i, v in enumerate([3, 4, 3, None, None])])
+    ctx = eng.context()
+    assert ctx.out.distinct(t, "n", "first") == 3
+    out, aside = eng.result(ctx)
+    assert out.ids() == ["s:0", "s:1", "s:3"] and len(aside) == 2
+    accounted([t], out, aside)
+
+
 def test_near_duplicate_winners_by_keep(eng):
     """MinHash clusters keep one row each by `keep`: ties to the earlier row, a missing
     score never wins over a present one (min: and max: alike)."""
