@@ -52,9 +52,7 @@ def sql_block(src: str, out: str, aside: str, how: str, args: tuple, params: dic
     from .tables import ASIDE_DDL
     con = _connect()
     try:
-        con.register("__in", pq.read_table(src))
-        con.execute("CREATE TABLE s AS SELECT * FROM __in")
-        con.unregister("__in")
+        con.register("s", pq.read_table(src))  # read in place, not copied into a table
         con.execute(f"CREATE TABLE a {ASIDE_DDL}")
         o = DuckOutput(con, "o", "a", params)
         getattr(o, how)(DuckTable(con, "s"), *args)
