@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+MAX_PARTS = 64
+
 
 def sign_and_key(src: str, on: str, ngram: int, unit: str, num_perm: int, seed: int, first: int,
                  bands: int, rows: int, parts: int) -> tuple:
@@ -88,7 +90,9 @@ def minhash_labels(table, on: str, threshold: float, ngram: int, unit: str, num_
     if n == 0:
         return np.zeros(0, np.int64), []
     bands, rows = lsh_params(threshold, num_perm)
-    parts = max(1, int(ray.available_resources().get("CPU", 1)))
+    # a reducer per CPU, but each block returns an object per reducer: at most 64, and no
+    # more than there are blocks
+    parts = max(1, min(int(ray.available_resources().get("CPU", 1)), MAX_PARTS, len(files)))
     sign = remote(sign_and_key, num_returns=2 + parts)
     mapped = [sign.remote(f, on, ngram, unit, num_perm, seed, int(offsets[i]), bands, rows, parts)
               for i, f in enumerate(files)]
