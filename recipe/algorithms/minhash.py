@@ -205,8 +205,11 @@ def band_forest(sig, empty, threshold, bands, rows) -> tuple[np.ndarray, np.ndar
 def band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
     """One 64-bit bucket key per signature row for a band (`rows` columns from band*rows)."""
     K = np.random.Generator(np.random.PCG64(12345)).integers(1, 2 ** 63, size=rows, dtype=np.uint64) | np.uint64(1)
+    out = np.empty(sig.shape[0], np.uint64)
     with np.errstate(over="ignore"):
-        return fmix64((sig[:, band * rows:(band + 1) * rows].astype(np.uint64) * K).sum(axis=1, dtype=np.uint64))
+        for s in range(0, sig.shape[0], 16384):  # a slice's uint64 temporaries stay in cache
+            out[s:s + 16384] = (sig[s:s + 16384, band * rows:(band + 1) * rows].astype(np.uint64) * K).sum(axis=1, dtype=np.uint64)
+    return fmix64(out)
 
 
 def bucket_pairs(members: np.ndarray, group: np.ndarray, verify) -> tuple[np.ndarray, np.ndarray]:
@@ -251,20 +254,25 @@ class Verifier:
 
     def __call__(self, a: np.ndarray, b: np.ndarray, step: int = 16384) -> np.ndarray:
         keys = a.astype(np.int64) * self.n + b
-        where = np.searchsorted(self.keys, keys)
-        known = where < len(self.keys)
-        known[known] = self.keys[where[known]] == keys[known]
         ok = np.zeros(len(a), bool)
-        ok[known] = self.ok[where[known]]
-        todo = np.flatnonzero(~known)
+        if len(self.keys):
+            where = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+            known = self.keys[where] == keys
+            ok[known] = self.ok[where[known]]
+            todo = np.flatnonzero(~known)
+        else:
+            todo = np.arange(len(a))
         for s in range(0, len(todo), step):
             t = todo[s:s + step]
-            ok[t] = (self.take(a[t]) == self.take(b[t])).mean(axis=1) >= self.threshold
+            sa = self.take(a[t])
+            # count / width is the float64 mean of the matches, as .mean() computed it
+            ok[t] = np.count_nonzero(sa == self.take(b[t]), axis=1) / sa.shape[1] >= self.threshold
         if len(todo):
+            # new verdicts are inserted in order (sorted, unique, none known yet): no re-sort of
+            # every verdict so far
             new_keys, first = np.unique(keys[todo], return_index=True)
-            merged = np.concatenate([self.keys, new_keys])
-            order = np.argsort(merged, kind="stable")
-            self.keys, self.ok = merged[order], np.concatenate([self.ok, ok[todo][first]])[order]
+            at = np.searchsorted(self.keys, new_keys)
+            self.keys, self.ok = np.insert(self.keys, at, new_keys), np.insert(self.ok, at, ok[todo][first])
         return ok
 
 
