@@ -36,10 +36,16 @@ def _whitespace() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 ascii_ws[c] = True
             else:
                 (two if len(b) == 2 else three).append(int.from_bytes(b, "big"))
-    return ascii_ws, np.array(two, np.int64), np.array(three, np.int64)
+    return ascii_ws, np.sort(np.array(two, np.int64)), np.sort(np.array(three, np.int64))
 
 
 _ASCII_WS, _WS2, _WS3 = _whitespace()
+
+
+def _member(k: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
+    """np.isin(k, sorted_set) by binary search (isin compares with each member in turn)."""
+    at = np.minimum(np.searchsorted(sorted_set, k), len(sorted_set) - 1)
+    return sorted_set[at] == k
 
 
 def ascii_whitespace(data: np.ndarray) -> np.ndarray:
@@ -56,7 +62,9 @@ def text_array(texts) -> pa.Array:
     arr = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(list(texts), type=pa.large_string())
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks else pa.array([], pa.large_string())
-    return pc.fill_null(arr.cast(pa.large_string()), "")
+    if arr.type != pa.large_string():
+        arr = arr.cast(pa.large_string())
+    return pc.fill_null(arr, "") if arr.null_count else arr
 
 
 def pieces(arr: pa.Array, max_bytes: int):
@@ -129,7 +137,7 @@ def normalised_utf8(texts) -> tuple[np.ndarray, np.ndarray]:
         pad = np.concatenate([data, np.zeros(2, np.uint8)])
         k2 = (pad[lead].astype(np.int64) << 8) | pad[lead + 1]
         k3 = (k2 << 8) | pad[lead + 2]
-        for n, hit in ((2, np.isin(k2, _WS2)), (3, np.isin(k3, _WS3))):
+        for n, hit in ((2, _member(k2, _WS2)), (3, _member(k3, _WS3))):
             for j in range(n):
                 ws[lead[hit] + j] = True
                 data[lead[hit] + j] = 0x20
