@@ -15,7 +15,7 @@ from pathlib import Path
 from .check import CANONICAL_COLUMNS, Checked, check
 from .diagnostics import UserError, raise_if_errors
 from .frontend import parse_any
-from .ir import Lit, Recipe
+from .ir import ListV, Lit, Recipe
 from .link import link, load_file
 
 
@@ -62,11 +62,17 @@ class Loaded:
             from .io.readers import sniff_columns
             fmt = {s.name: next((a.value.value for a in s.options if a.name == "format" and isinstance(a.value, Lit)), None)
                    for s in r.sources}
+            fields = {s.name: next(([i.value for i in a.value.items] for a in s.options if a.name == "columns"
+                                    and isinstance(a.value, ListV) and all(isinstance(i, Lit) for i in a.value.items)), None)
+                      for s in r.sources}
             placeholder = self._is_stdlib()
             for name, path in self.source_paths(sources, params).items():
                 if placeholder and name not in (sources or {}):
                     continue  # a library recipe's data comes from --source at run time
-                found, err = sniff_columns(path, fmt.get(name) if fmt.get(name) in FORMATS else None)
+                names = fields.get(name)
+                found, err = sniff_columns(path, fmt.get(name) if fmt.get(name) in FORMATS else None,
+                                           names if names and all(isinstance(x, str) for x in names)
+                                           and len(set(names)) == len(names) else None)
                 cols[name] = found
                 if err:
                     errors[name] = err

@@ -588,7 +588,8 @@ def check_reachability(c: Checked) -> None:
                                             severity="warning"))
 
 
-SOURCE_OPTIONS = {"format": "the row format (detected when not given)", "id": "a column of unique row ids"}
+SOURCE_OPTIONS = {"format": "the row format (detected when not given)", "id": "a column of unique row ids",
+                  "columns": "a CSV/TSV file without a header row: the name of each field, in order"}
 SINK_OPTIONS = {"format": "the row format written", "columns": "columns to write (jsonl) or to carry along (other formats)",
                 "column": "tag_counts: the list column counted"}
 
@@ -613,6 +614,15 @@ def check_sources(c: Checked) -> None:
             if v not in FORMATS:
                 c.diagnostics.append(Diagnostic("E0902", f"unknown input format `{v}`", a.value.span,
                                                 did_you_mean(str(v), FORMATS) or (f"formats: {', '.join(FORMATS)}",)))
+        if "columns" in opts:
+            a, v = opts["columns"]
+            if not (isinstance(v, list) and v and all(isinstance(x, str) and x.strip() for x in v)):
+                c.diagnostics.append(Diagnostic("E0907", "`columns` must be a list of field names", a.value.span,
+                                                ('e.g. columns=["instruction", "output"]',)))
+            elif len(set(v)) != len(v):
+                twice = sorted({x for x in v if v.count(x) > 1})
+                c.diagnostics.append(Diagnostic("E0907", f"`columns` names {', '.join(f'`{x}`' for x in twice)} twice",
+                                                a.value.span, ("each field needs its own name",)))
         err = c.source_errors.get(s.name)
         if err:
             c.diagnostics.append(Diagnostic("E0903", err, s.path.span,

@@ -81,6 +81,7 @@ CODES: dict[str, Code] = {
     "E0904": Code("unknown output format", "the README's data-formats section lists the output formats"),
     "E0905": Code("sink outside the output folder", "write to a relative path; `--out` chooses the folder"),
     "E0906": Code("invalid sink", "see the README's section on what a run writes"),
+    "E0907": Code("invalid source option", "the README's data-formats section lists the options"),
 }
 
 

@@ -59,6 +59,13 @@ def canon_arg(v, params: dict):
     return {"expr": v.to_json(), "params": {k: params.get(k) for k in used}}
 
 
+def _option(v, params: dict):
+    """A source option's value: a literal, a param's value, or a list of those."""
+    if isinstance(v, ListV):
+        return [_option(i, params) for i in v.items]
+    return v.value if isinstance(v, Lit) else params.get(getattr(v, "name", ""))
+
+
 def file_fingerprint(paths: list[Path]) -> str:
     h = hashlib.sha256()
     for p in paths:
@@ -134,8 +141,7 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity) -> Plan
             s = sources[name]
             path = source_paths[name]
             files = list_files(path)
-            opts = {a.name: canon_arg(a.value.value if isinstance(a.value, Lit) else c.params.get(getattr(a.value, "name", "")), c.params)
-                    for a in s.options}
+            opts = {a.name: canon_arg(_option(a.value, c.params), c.params) for a in s.options}
             # the source name is in the rows (`_id` = `<source>:<index>`), so it is in the key;
             # the path as spelled is not (the file names and contents are, in `data`), so a
             # recipe run from another folder, or with the same file given another way, hits

@@ -39,11 +39,12 @@ def _fast_chunks(m) -> list[int]:
     return taken
 
 
-def _both_paths_agree(monkeypatch, tmp, path, slow: str, note: str, chunk: int = 3, fmt: str = "") -> None:
+def _both_paths_agree(monkeypatch, tmp, path, slow: str, note: str, chunk: int = 3, fmt: str = "",
+                      options: str = "") -> None:
     """The file read by the fast path and then with `read_mod.<slow>` switched off, both in
     `chunk`-row chunks, writes the same bytes (patched per example: hypothesis runs every
-    example inside one call of the test function)."""
-    how = f', format="{fmt}"' if fmt else ""
+    example inside one call of the test function). `options`: more of read's options."""
+    how = (f', format="{fmt}"' if fmt else "") + options
     text = (f'recipe t\nsource raw = read("{path}"{how})\n'
             f'write raw to "x.jsonl"\nwrite raw to "y.json" (format="sharegpt")\n')
     with monkeypatch.context() as m:
@@ -258,12 +259,13 @@ CSV_ROW = st.one_of(*[st.tuples(st.text(alphabet="abc", min_size=1, max_size=3),
 BROKEN_CSV = st.sampled_from(["only one field", "a,b,c,d,e", "", " ", '"never closed,x,y,z'])
 
 
-def _csv_text(rows, broken, delim: str, bom: bool) -> str:
+def _csv_text(rows, broken, delim: str, bom: bool, header: bool = True) -> str:
     import csv
     import io
     buf = io.StringIO()
     w = csv.writer(buf, delimiter=delim, lineterminator="\n")
-    w.writerow(["instruction", "input", "output", "note"])
+    if header:
+        w.writerow(["instruction", "input", "output", "note"])
     w.writerow(["first", "", "row", ""])
     for i, r in enumerate(rows):
         w.writerow(r)
@@ -286,6 +288,65 @@ def test_csv_fast_and_record_by_record_reads_agree(tmp_path_factory, monkeypatch
     data = tmp / ("d.tsv" if tsv else "d.csv")
     data.write_bytes(_csv_text(rows, broken, "\t" if tsv else ",", bom).encode())
     _both_paths_agree(monkeypatch, tmp, data, "_fast_csv", repr(data.read_bytes()))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(CSV_ROW, min_size=1, max_size=12), broken=st.lists(st.tuples(st.integers(0, 11), BROKEN_CSV), max_size=2),
+       tsv=st.booleans(), block=st.sampled_from([64, 1 << 20]))
+def test_headerless_csv_fast_and_record_by_record_reads_agree(tmp_path_factory, monkeypatch, rows, broken, tsv, block):
+    """A CSV/TSV without a header row, its fields named by `columns=`: both paths read the
+    first line as a row and agree byte for byte, broken rows included."""
+    import recipe.io.arrow_csv as csv_mod
+    monkeypatch.setattr(csv_mod, "BLOCK", block)
+    tmp = tmp_path_factory.mktemp("csvh")
+    data = tmp / ("d.tsv" if tsv else "d.csv")
+    data.write_bytes(_csv_text(rows, broken, "\t" if tsv else ",", False, header=False).encode())
+    _both_paths_agree(monkeypatch, tmp, data, "_fast_csv", repr(data.read_bytes()),
+                      options=', columns=["instruction", "input", "output", "note"]')
+    first = json.loads((tmp / "fast" / "x.jsonl").read_text().splitlines()[0])
+    assert (first["instruction"], first["response"], first["note"]) == ("first", "row", "")
+
+
+def test_headerless_tsv_reads_every_line_and_names_the_fields_in_reasons(tmp_path, monkeypatch):
+    """FLAN's CoT files are TSVs without a header: `columns=` names the fields, every line
+    is a row (the first too), a line with a field too many is set aside saying so, and the
+    names are part of the read's fingerprint."""
+    data = tmp_path / "cot.tsv"
+    data.write_text("Q one?\t1\tbecause\nQ two?\t2\tso\textra\nQ three?\t3\tthus\n")
+    text = ('recipe t\nsource cot = read("{p}", columns=["instruction", "output", "rationale"])\n'
+            'write cot to "x.jsonl"\n')
+    taken = _fast_chunks(monkeypatch)
+    r = load(text.format(p=data))
+    res = r.run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    rows = [json.loads(x) for x in (tmp_path / "o" / "x.jsonl").read_text().splitlines()]
+    assert [(x["instruction"], x["response"], x["rationale"]) for x in rows] == [("Q one?", "1", "because"),
+                                                                                ("Q three?", "3", "thus")]
+    aside = [json.loads(x) for x in (tmp_path / "o" / "set_aside.jsonl").read_text().splitlines()]
+    assert [a["_id"] for a in aside] == ["cot:1"]
+    assert "cot.tsv:2: more fields than the 3 names in `columns`" in aside[0]["reason"]
+    assert res.manifest["nodes"][0]["rows_created"] == 3
+    clean = tmp_path / "clean.tsv"
+    clean.write_text("Q one?\t1\tbecause\nQ three?\t3\tthus\n")
+    taken.clear()
+    load(text.format(p=clean)).run(out=tmp_path / "o2", cache_dir=tmp_path / "c")
+    again = [json.loads(x) for x in (tmp_path / "o2" / "x.jsonl").read_text().splitlines()]
+    assert taken == [2] and [{**x, "_id": None} for x in again] == [{**x, "_id": None} for x in rows]
+    other = load(text.format(p=data).replace('"rationale"', '"why"'))
+    assert other.plan().steps[0].fingerprint != r.plan().steps[0].fingerprint
+
+
+@pytest.mark.parametrize("option, code, message", [
+    ('columns=["a", "b"]', "E0903", "`columns` names the fields of a CSV/TSV file without a header row; this is a jsonl"),
+    ('columns=["a", "a"]', "E0907", "`columns` names `a` twice"),
+    ('columns="a"', "E0907", "`columns` must be a list of field names"),
+])
+def test_bad_columns_option_is_a_check_error(tmp_path, option, code, message):
+    from recipe.diagnostics import RecipeError
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"instruction": "a", "output": "b"}\n')
+    with pytest.raises(RecipeError) as e:
+        load(f'recipe t\nsource raw = read("{data}", {option})\nwrite raw to "x.jsonl"\n').check()
+    assert any(d.code == code and message in d.message for d in e.value.diagnostics), e.value.diagnostics
 
 
 def test_csv_takes_the_fast_path_and_sets_a_short_row_aside_with_its_line(tmp_path, monkeypatch):

@@ -118,7 +118,8 @@ def _read_file(f: Path, args: dict, source: str, log, multi: bool, distinct: boo
         from ..io.arrow_csv import csv_chunks
         # a refused block's records are read lazily from the open file: read them before the
         # worker moves on to the next block
-        blocks = ((kind, p if kind == "arrow" else list(p)) for kind, p in csv_chunks(f, delimiter(f), prefix, names))
+        blocks = ((kind, p if kind == "arrow" else list(p))
+                  for kind, p in csv_chunks(f, delimiter(f), prefix, names, headerless=bool(args.get("columns"))))
         for kind, payload in prefetched(blocks):
             if kind == "arrow":
                 take_arrow(payload)
@@ -135,7 +136,8 @@ def _read_file(f: Path, args: dict, source: str, log, multi: bool, distinct: boo
                 for it in jsonl_items(f, payload, lineno, idx):
                     take(*item_row(it, prefix, fmt))
     else:
-        for rid, row, reason, raw in iter_rows(source, [f], args.get("format"), args.get("id"), log, multi=multi):
+        for rid, row, reason, raw in iter_rows(source, [f], args.get("format"), args.get("id"), log, multi=multi,
+                                               columns=args.get("columns")):
             take(rid, row, reason, raw)
 
 
@@ -187,12 +189,13 @@ def _fast_csv(f: Path, args: dict, source: str, log, multi: bool = False) -> lis
         return None
     from ..diagnostics import UserError
     from ..io.arrow_csv import header
-    names = header(f, delimiter(f))
+    given = args.get("columns")
+    names = list(given) if given else header(f, delimiter(f))
     if names is None:
         return None
     if args.get("format") is None:  # detected from the first record, as the record reader does
         try:
-            first = next(iter(iter_csv(f, delimiter(f))), None)
+            first = next(iter(iter_csv(f, delimiter(f), given or None)), None)
         except UserError:
             return None  # the record reader says what is wrong
         rec = first.record if first is not None else None

@@ -322,6 +322,11 @@ def build(stmts, file: str, text: str) -> Recipe:
                   comments=collect_comments(text))
 
 
+def _spec(op: str):
+    from .. import ops as registry
+    return registry.get(op)
+
+
 def _node(name: str, pipe: list, span: Span, params: set[str], diags: list) -> Node:
     head, rest = pipe[0], pipe[1:]
     ops: list[OpCall] = []
@@ -329,8 +334,7 @@ def _node(name: str, pipe: list, span: Span, params: set[str], diags: list) -> N
         inputs: tuple = (head,)
     else:
         # a multi-input op as the head: its positional arguments are the input nodes
-        from .. import ops as registry
-        spec = registry.get(head.name)
+        spec = _spec(head.name)
         if spec is not None and spec.multi_input:
             ins, kws = [], []
             for a in head.args:
@@ -341,11 +345,30 @@ def _node(name: str, pipe: list, span: Span, params: set[str], diags: list) -> N
             inputs = tuple(ins)
             ops.append(OpCall(head.name, lower_op_args(head.name, kws, params, diags), head.span,
                               head.name_span))
+        elif spec is None and head.args and all(a[0] is None and isinstance(a[1], Column) for a in head.args):
+            # `concat(a, b)`, `merge(a, b)`: nodes combined by an operator that does not exist
+            given = ", ".join(a[1].name for a in head.args)
+            diags.append(Diagnostic("E0201", f"unknown operator `{head.name}`", head.name_span,
+                                    (f"nodes are combined with `{name} = union({given})` or "
+                                     f"`{name} = mix({given}, weights=[...])`",)))
+            inputs = ()
         else:
             diags.append(Diagnostic("E0111", f"`{name}` must start from a node or a multi-input operator",
                                     head.name_span,
                                     (f"write `{name} = <node> | {head.name}(...)`",)))
             inputs = ()
     for r in rest:
+        spec = _spec(r.name)
+        if spec is not None and spec.multi_input:
+            # `a | union(b, c)`: the inputs belong in the call
+            ins = [a[1].name for a in r.args if a[0] is None and isinstance(a[1], Column)] or ["b"]
+            kws = [f"{a[0]}=..." for a in r.args if a[0] is not None]
+            if ops or not isinstance(head, NameRef):
+                hint = (f"name the part before it (`part = ...`), then write "
+                        f"`{name} = {r.name}({', '.join(['part', *ins, *kws])})`")
+            else:
+                hint = f"write `{name} = {r.name}({', '.join([head.name, *ins, *kws])})`"
+            diags.append(Diagnostic("E0113", f"`{r.name}` combines nodes and must start a pipeline", r.name_span, (hint,)))
+            continue
         ops.append(OpCall(r.name, lower_op_args(r.name, r.args, params, diags), r.span, r.name_span))
     return Node(name, inputs, tuple(ops), span)

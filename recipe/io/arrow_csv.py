@@ -38,29 +38,32 @@ def header(path: Path, delim: str) -> list[str] | None:
     return names
 
 
-def csv_chunks(path: Path, delim: str, prefix: str, names: list[str]) -> Iterator[tuple[str, object]]:
+def csv_chunks(path: Path, delim: str, prefix: str, names: list[str],
+               headerless: bool = False) -> Iterator[tuple[str, object]]:
     """("arrow", canonical table) for each block Arrow reads as the record reader would, or
-    ("items", record-reader Items) for the rows it must read; together, every row in order."""
+    ("items", record-reader Items) for the rows it must read; together, every row in order.
+    `headerless`: the file has no header row and `names` name its fields."""
     slow = None  # the record reader, opened when a block first needs it
 
     def records(start: int, stop: int | None) -> Iterator[Item]:
         nonlocal slow
-        slow = slow if slow is not None else CsvRecords(path, delim)
+        slow = slow if slow is not None else CsvRecords(path, delim, names if headerless else None)
         slow.skip(start - slow.index)
         return slow.items(None if stop is None else stop - start)
 
     try:
-        yield from _blocks(path, delim, prefix, names, records)
+        yield from _blocks(path, delim, prefix, names, records, headerless)
     finally:
         if slow is not None:
             slow.close()
 
 
-def _blocks(path: Path, delim: str, prefix: str, names: list[str], records) -> Iterator[tuple[str, object]]:
+def _blocks(path: Path, delim: str, prefix: str, names: list[str], records,
+            headerless: bool = False) -> Iterator[tuple[str, object]]:
     import pyarrow.csv as pcsv
     try:
         reader = pcsv.open_csv(
-            path, read_options=pcsv.ReadOptions(block_size=BLOCK),
+            path, read_options=pcsv.ReadOptions(block_size=BLOCK, column_names=names if headerless else None),
             parse_options=pcsv.ParseOptions(delimiter=delim, newlines_in_values=True),
             convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in names},
                                                 strings_can_be_null=False, quoted_strings_can_be_null=False))

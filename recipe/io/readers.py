@@ -207,13 +207,14 @@ class CsvRecords:
     """A CSV/TSV file's records as Items, in order. `skip(n)` passes over n records at the csv
     module's C speed: the Arrow fast path reads only the blocks it refuses through here."""
 
-    def __init__(self, path: Path, delim: str):
-        self.path, self.delim, self.index = path, delim, 0
+    def __init__(self, path: Path, delim: str, names: list[str] | None = None):
+        """`names`: the fields of a file without a header row (its first line is a record)."""
+        self.path, self.delim, self.index, self.names = path, delim, 0, names
         # a byte-order mark (as spreadsheets write) is not part of the first column's name
         self.fh = open(path, newline="", encoding="utf-8-sig", errors="strict")
         # fields as long as a JSON record may be (the csv module's own limit is 128 KiB)
         csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_BYTES))
-        self.reader = csv.DictReader(self.fh, delimiter=delim)
+        self.reader = csv.DictReader(self.fh, fieldnames=names, delimiter=delim)
 
     @contextlib.contextmanager
     def _errors(self):
@@ -242,7 +243,8 @@ class CsvRecords:
             for rec in itertools.islice(reader, n):
                 where = f"{name}:{reader.line_num}"
                 if None in rec:
-                    yield Item(self.index, where, error=f"{where}: more fields than the header",
+                    header = f"the {len(self.names)} names in `columns`" if self.names else "the header"
+                    yield Item(self.index, where, error=f"{where}: more fields than {header}",
                                raw=self.delim.join(str(v) for v in rec.values() if not isinstance(v, list))[:RAW_KEEP])
                 else:
                     yield Item(self.index, where, record=dict(rec))
@@ -252,8 +254,8 @@ class CsvRecords:
         self.fh.close()
 
 
-def iter_csv(path: Path, delim: str) -> Iterator[Item]:
-    recs = CsvRecords(path, delim)
+def iter_csv(path: Path, delim: str, names: list[str] | None = None) -> Iterator[Item]:
+    recs = CsvRecords(path, delim, names)
     try:
         yield from recs.items()
     finally:
@@ -277,14 +279,18 @@ def _iter_parquet(path: Path) -> Iterator[Item]:
             i += 1
 
 
-def iter_items(path: Path) -> Iterator[Item]:
+def iter_items(path: Path, columns: list[str] | None = None) -> Iterator[Item]:
+    """A file's records; `columns` names the fields of a CSV/TSV file without a header row."""
     kind = EXTS[path.suffix.lower()]
+    if columns and kind not in ("csv", "tsv"):
+        raise UserError(f"{path}: `columns` names the fields of a CSV/TSV file without a header row; "
+                        f"this is a {kind} file")
     if kind == "jsonl":
         return _iter_jsonl(path)
     if kind == "json":
         return _iter_json(path)
     if kind in ("csv", "tsv"):
-        return iter_csv(path, delimiter(path))
+        return iter_csv(path, delimiter(path), columns)
     return _iter_parquet(path)
 
 
@@ -307,16 +313,18 @@ def _fold_oasst(items: list) -> tuple[list, dict[int, str]]:
 
 
 def iter_rows(source: str, files: list[Path], fmt: str | None, id_col: str | None = None,
-              log=print, multi: bool | None = None) -> Iterator[tuple[str, dict | None, str | None, str | None]]:
+              log=print, multi: bool | None = None,
+              columns: list[str] | None = None) -> Iterator[tuple[str, dict | None, str | None, str | None]]:
     """Yield (`_id`, canonical row or None, reason, raw) for every record of every file;
-    `multi`: the files are some of a source's several (ids then name the file)."""
+    `multi`: the files are some of a source's several (ids then name the file); `columns`:
+    the field names of CSV/TSV files without a header row."""
     multi = len(files) > 1 if multi is None else multi
     if fmt is not None and fmt not in FORMATS:
         raise UserError(f"unknown format `{fmt}`; formats: {', '.join(FORMATS)}")
     for f in files:
         detected = fmt  # detected per file: a folder may mix formats
         prefix = f"{source}:{f.name}:" if multi else f"{source}:"
-        items = iter(iter_items(f))
+        items = iter(iter_items(f, columns))
         first = next(items, None)
         folded: dict[int, str] = {}  # item index -> root message id, for OASST replies
         if first is not None and detected in (None, "oasst") and is_oasst_message(first.record):
@@ -364,7 +372,7 @@ def item_row(it: Item, prefix: str, fmt: str | None, id_col: str | None = None):
 SNIFF_ROWS = 200  # rows `check` reads from each source for its column types
 
 
-def sniff_columns(path: str, fmt: str | None) -> tuple[dict[str, str] | None, str | None]:
+def sniff_columns(path: str, fmt: str | None, columns: list[str] | None = None) -> tuple[dict[str, str] | None, str | None]:
     """({column: type} from the first rows, for compile-time checks; or None), and why the
     input cannot be read at all (None when it can). A column's type is its non-null values'
     common type: int and float make float, other mixes (or only nulls) make `any`."""
@@ -372,7 +380,11 @@ def sniff_columns(path: str, fmt: str | None) -> tuple[dict[str, str] | None, st
     seen: dict[str, set] | None = None
     try:
         files = list_files(path)
-        for n, (_, row, _, _) in enumerate(iter_rows("sniff", files[:1], fmt, log=lambda *_: None)):
+        for f in files[1:]:  # the first file is read below
+            if columns and EXTS[f.suffix.lower()] not in ("csv", "tsv"):
+                raise UserError(f"{f}: `columns` names the fields of a CSV/TSV file without a header row; "
+                                f"this is a {EXTS[f.suffix.lower()]} file")
+        for n, (_, row, _, _) in enumerate(iter_rows("sniff", files[:1], fmt, log=lambda *_: None, columns=columns)):
             if n >= SNIFF_ROWS:
                 break
             if row is None:
