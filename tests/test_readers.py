@@ -247,3 +247,24 @@ def test_schemas_widen_instead_of_setting_rows_aside(tmp_path):
     assert out[5]["n"] == 5.0 and out[20_002]["n"] == 2.5
     assert out[5]["flag"] == "true" and out[20_002]["flag"] == "maybe"
     assert json.loads(out[5]["tags"]) == ["x"] and out[20_002]["tags"] == "not a list"
+
+
+@pytest.mark.parametrize("suffix", ["csv", "tsv"])
+def test_what_the_csv_sink_writes_reads_back_as_the_same_rows(tmp_path, suffix):
+    """CSV holds no lists: the sink writes conversations as JSON text, and the reader turns
+    the fields a format needs as lists back into lists (a text that merely looks like a list
+    stays text), so canonical, ShareGPT and multi-turn Alpaca rows survive the round trip."""
+    rows = [GOOD["openai"], GOOD["sharegpt"], {"instruction": "[1, 2] sorted?", "output": "[1, 2]"},
+            {"instruction": "Then?", "output": "Done.", "history": [["First?", "Yes."]]}]
+    mixed = tmp_path / "m"
+    mixed.mkdir()
+    for i, rec in enumerate(rows):  # one format per file: the record reader detects per file
+        write_jsonl(mixed / f"{i}.jsonl", [rec])
+    load(f'recipe t\nsource raw = read("{mixed}")\nwrite raw to "a.jsonl"\nwrite raw to "a.{suffix}"\n'
+         f'write raw to "s.{suffix}" (format="sharegpt")\nwrite raw to "p.{suffix}" (format="alpaca")\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    want = [row["messages"] for _, row in read_all(tmp_path / "o" / "a.jsonl")[0]]
+    assert len(want) == 4 and want[2][0]["content"] == "[1, 2] sorted?"
+    for name in ("a", "s", "p"):
+        good, bad = read_all(tmp_path / "o" / f"{name}.{suffix}")
+        assert bad == [] and [row["messages"] for _, row in good] == want, name

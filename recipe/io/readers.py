@@ -247,11 +247,29 @@ class CsvRecords:
                     yield Item(self.index, where, error=f"{where}: more fields than {header}",
                                raw=self.delim.join(str(v) for v in rec.values() if not isinstance(v, list))[:RAW_KEEP])
                 else:
-                    yield Item(self.index, where, record=dict(rec))
+                    yield Item(self.index, where, record=_lists_decoded(dict(rec)))
                 self.index += 1
 
     def close(self) -> None:
         self.fh.close()
+
+
+# CSV holds no lists: the CSV sink writes a row's conversation fields as JSON text, and a
+# field a format needs as a list is read back as the list it was (other text stays text)
+LIST_FIELDS = ("messages", "conversations", "history", "instances", "turns")
+
+
+def _lists_decoded(rec: dict) -> dict:
+    for k in LIST_FIELDS:
+        v = rec.get(k)
+        if isinstance(v, str) and v.startswith("["):
+            try:
+                got = json.loads(v)
+            except ValueError:
+                continue
+            if isinstance(got, list):
+                rec[k] = got
+    return rec
 
 
 def iter_csv(path: Path, delim: str, names: list[str] | None = None) -> Iterator[Item]:
