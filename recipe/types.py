@@ -161,6 +161,7 @@ def expr_type(e, columns: dict[str, str] | None, param_types: dict[str, str]) ->
                     ok = is_(t, w)
                 if not ok:
                     hint = ("use length(...) to measure text" if w in ("num", INT, FLOAT) and t == STR else
+                            "`turns(messages)` counts a conversation's turns" if w == STR and t == MESSAGES else
                             "give it a text column or a quoted string" if w == STR else "")
                     issues.append(TypeIssue(a, f"argument {i + 1} of `{x.fn}` must be {'a number' if w == 'num' else w}, "
                                                f"got {t}", hint))

@@ -268,3 +268,14 @@ def test_what_the_csv_sink_writes_reads_back_as_the_same_rows(tmp_path, suffix):
     for name in ("a", "s", "p"):
         good, bad = read_all(tmp_path / "o" / f"{name}.{suffix}")
         assert bad == [] and [row["messages"] for _, row in good] == want, name
+
+
+def test_the_summary_says_which_formats_were_detected(tmp_path):
+    d = tmp_path / "mixed"
+    d.mkdir()
+    write_jsonl(d / "a.jsonl", [GOOD["alpaca"]])
+    write_jsonl(d / "b.jsonl", [GOOD["sharegpt"]])
+    res = load(f'recipe t\nsource raw = read("{d}")\nsource given = read("{d / "a.jsonl"}", format="alpaca")\n'
+               f'write raw to "o.jsonl"\nwrite given to "g.jsonl"\n').run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    stats = {n["name"]: n["stats"]["format"] for n in res.manifest["nodes"]}
+    assert stats == {"raw": "alpaca, sharegpt (detected)", "given": "alpaca"}

@@ -221,7 +221,9 @@ def read_in_tasks(store, fp: str, ctx, source: str, args: dict, pieces: list[tup
             os.replace(d / "aside1.parquet", aside / f"1-{i:06d}.parquet")  # then rows the table refused
         if k == 0:  # no rows at all: one empty block with the (shared) columns
             rb.write_atomic(got[0][1].empty_table(), str(out / rb.block_name(0)))
-        ctx.info["format"] = args.get("format") or "auto"
+        from .read import format_info
+        ctx.info["format"] = format_info(args, [m for _, _, lines in got for m in lines],
+                                         [p[2] for p in pieces if p[0] == "span"])
         ctx.info["files"] = len({p[1] for p in pieces})
         return True
     finally:

@@ -7,6 +7,7 @@ every other file, and any chunk the fast path cannot take exactly, is read recor
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from ..io.formats import detect
@@ -64,17 +65,31 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
     the table could not hold (they follow every file's unreadable records)."""
     files = list_files(args["path"]) if files is None else files
     rows = _Rows(con, out, ctx)
+    said: list[str] = []
+
+    def noting(msg: str, *a, **k):  # the readers say what they detected: the summary says it too
+        said.append(msg)
+        return log(msg, *a, **k)
     multi = len(files) > 1 if multi is None else multi
     # a file's ids are `<source>:<file name>:<index>` among several: same-named files in two
     # folders would collide, and only the record-by-record reader checks for that
     distinct = len({f.name for f in files}) == len(files)
     for f in files:
         prefix = f"{source}:{f.name}:" if multi else f"{source}:"
-        _read_file(f, args, source, log, multi, distinct, prefix, rows.take, rows.take_arrow)
+        _read_file(f, args, source, noting, multi, distinct, prefix, rows.take, rows.take_arrow)
     rejected = rows.close(aside_table)
-    ctx.info["format"] = args.get("format") or "auto"
+    ctx.info["format"] = format_info(args, said)
     ctx.info["files"] = len(files)
     return rejected
+
+
+def format_info(args: dict, messages: list[str], formats=()) -> str:
+    """The read's format for the run summary: the one given, or those the readers detected
+    (from their messages, or `formats` known otherwise), in order."""
+    if args.get("format"):
+        return args["format"]
+    found = dict.fromkeys([*(m.group(1) for msg in messages if (m := _DETECTED.search(msg))), *formats])
+    return f"{', '.join(found)} (detected)" if found else "auto"
 
 
 def read_range(con, out: str, aside_table: str, ctx, source: str, f: Path, fmt: str, span: tuple) -> int:
@@ -141,7 +156,8 @@ def _read_file(f: Path, args: dict, source: str, log, multi: bool, distinct: boo
             take(rid, row, reason, raw)
 
 
-FAST = ("alpaca", "sharegpt", "openai")  # the JSON-lines formats Arrow reads (io/arrow_*.py)
+FAST = ("alpaca", "sharegpt", "openai")
+_DETECTED = re.compile(r": detected format `(\w+)`")  # the JSON-lines formats Arrow reads (io/arrow_*.py)
 
 
 def _fast(f: Path, args: dict, source: str, log, multi: bool = False) -> str | None:
