@@ -42,6 +42,8 @@ def estimate(plan, store) -> dict[str, Estimate]:
         e = Estimate(rows_in, rows_out)
         rate, e.basis = _rates(s, history)
         n = rows_out if s.op == "read" else rows_in
+        if rate is not None and n is None:
+            e.basis = "rows unknown until the source's first read"
         if rate is not None and n is not None:
             # model calls are counted as computed, none served from the result cache: an
             # upper bound where texts repeat across runs
@@ -69,10 +71,35 @@ def _source_rows(step, history) -> float | None:
         files = list_files(step.args["path"])
     except Exception:  # a path `check` already accepted but that is gone now: say unknown
         return None
-    if all(f.suffix.lower() in (".jsonl", ".ndjson") for f in files):
-        return float(sum(_count_lines(f) for f in files))
     past = [h for h in history if h["parts"].get("op") == "read" and h["parts"].get("data") == step.parts.get("data")]
-    return float(past[-1]["rows_out"]) if past else None  # the last read of the same files
+    if past:
+        return float(past[-1]["rows_out"])  # the last read of the same files
+    counts = [_count_records(f, bool(step.args.get("columns"))) for f in files]
+    return None if any(c is None for c in counts) else float(sum(counts))
+
+
+COUNT_BYTES = 256 << 20  # a CSV larger than this is not counted before its first read
+
+
+def _count_records(f: Path, headerless: bool) -> int | None:
+    """Records in a file, as cheaply as its kind allows: lines of JSON lines, Parquet's
+    metadata, CSV records at the csv module's speed (quoted line breaks counted right);
+    None for the rest (a JSON array is known after its first read)."""
+    kind = f.suffix.lower()
+    if kind in (".jsonl", ".ndjson"):
+        return _count_lines(f)
+    try:
+        if kind == ".parquet":
+            import pyarrow.parquet as pq
+            return pq.ParquetFile(f).metadata.num_rows
+        if kind in (".csv", ".tsv") and f.stat().st_size <= COUNT_BYTES:
+            import csv
+            with open(f, newline="", encoding="utf-8-sig", errors="replace") as fh:
+                n = sum(1 for rec in csv.reader(fh, delimiter="\t" if kind == ".tsv" else ",") if rec)
+            return n if headerless else max(n - 1, 0)
+    except Exception:  # unreadable: the read will say why; the estimate says unknown
+        return None
+    return None
 
 
 def _rows_out(step, rows_in, history) -> float | None:
@@ -95,7 +122,7 @@ def _rates(step, history) -> tuple[dict | None, str]:
     models, else of the same operator."""
     models = step.parts.get("models", [])
     for pick, basis in ((lambda h: h["parts"].get("op") == step.op and h["parts"].get("models", []) == models,
-                         "measured: this operator with these models"),
+                         "measured: this operator with these models" if models else "measured: this operator"),
                         (lambda h: h["parts"].get("op") == step.op, "measured: this operator")):
         runs = [h for h in history if pick(h)]
         rows = sum((h["rows_out"] if step.op == "read" else h["rows_in"]) or 0 for h in runs)

@@ -103,3 +103,21 @@ def test_estimates_rows_and_seconds_from_the_last_run(tmp_path, monkeypatch):
     assert est["x/limit"].rows_out == 50                  # limit's arithmetic
     assert all(e.seconds is not None and e.seconds >= 0 for e in est.values())
     assert "measured" in est["x/limit"].basis and fmt(est["x/limit"]).startswith("~120 -> ~50 rows")
+
+
+def test_source_rows_are_counted_from_parquet_metadata_and_csv_records(tmp_path):
+    """Before a first read: Parquet's row count from its metadata, CSV/TSV records (a quoted
+    line break is not a row; a headerless file's first line is one), a JSON array unknown."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from recipe.estimate import estimate
+    pq.write_table(pa.table({"instruction": ["a", "b", "c"], "output": ["x", "y", "z"]}), tmp_path / "p.parquet")
+    (tmp_path / "c.csv").write_text('instruction,output\n"two\nlines",x\nb,y\n')
+    (tmp_path / "h.tsv").write_text("a\tx\nb\ty\nc\tz\n")
+    (tmp_path / "j.json").write_text('[{"instruction": "a", "output": "x"}]')
+    r = load(f'recipe t\nsource p = read("{tmp_path / "p.parquet"}")\nsource c = read("{tmp_path / "c.csv"}")\n'
+             f'source h = read("{tmp_path / "h.tsv"}", format="alpaca", columns=["instruction", "output"])\n'
+             f'source j = read("{tmp_path / "j.json"}")\n'
+             'write p to "p.jsonl"\nwrite c to "c.jsonl"\nwrite h to "h.jsonl"\nwrite j to "j.jsonl"\n')
+    est = estimate(r.plan(), None)
+    assert {k: est[k].rows_out for k in "pchj"} == {"p": 3, "c": 2, "h": 3, "j": None}
