@@ -287,6 +287,16 @@ def _bare(lit: Lit) -> bool:
     return s.line == s.end_line and s.end_col - s.col == len(str(lit.value))
 
 
+def regex_problem(pattern: str) -> str | None:
+    """Why the engine (DuckDB's RE2) would refuse a pattern mid-run, or None."""
+    import duckdb
+    try:
+        duckdb.connect().execute("SELECT regexp_matches('', ?)", [pattern]).fetchall()
+    except duckdb.Error as e:
+        return str(e).split("Error: ", 1)[-1]
+    return None
+
+
 def _check_functions(c: Checked, e) -> None:
     from .syntax import MAX_NODES
     nodes = walk(e)
@@ -301,6 +311,14 @@ def _check_functions(c: Checked, e) -> None:
                                                 did_you_mean(x.fn, FUNCTIONS) or (f"functions: {', '.join(sorted(FUNCTIONS))}",)))
             elif not (f.min_args <= len(x.args) <= f.max_args):
                 c.diagnostics.append(Diagnostic("E0403", f"`{x.fn}` takes {f.arity_text()} argument(s), got {len(x.args)}", x.span))
+            elif x.fn in ("regexp_matches", "regexp_replace"):
+                pat = x.args[1]
+                value = pat.value if isinstance(pat, Lit) else c.params.get(pat.name) if isinstance(pat, ParamRef) else None
+                problem = regex_problem(value) if isinstance(value, str) else None
+                if problem:
+                    c.diagnostics.append(Diagnostic("E0408", f"invalid regular expression: {problem}", pat.span,
+                                                    ("patterns are RE2 syntax: no look-behind, back-references "
+                                                     "or possessive repeats",)))
         elif isinstance(x, ListV):
             c.diagnostics.append(Diagnostic("E0404", "lists are not allowed in row expressions", x.span))
 

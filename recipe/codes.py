@@ -61,6 +61,7 @@ CODES: dict[str, Code] = {
     "E0405": Code("wrong type of expression", "the README's language section gives each function's types"),
     "E0406": Code("wrong type of column", "derive a column of the type the operator needs first"),
     "E0407": Code("column cannot be derived", "derive a new column name instead"),
+    "E0408": Code("invalid regular expression", "patterns are RE2 syntax: https://github.com/google/re2/wiki/Syntax"),
     # 05xx: the graph
     "E0501": Code("cycle between nodes", "a node cannot read, directly or not, its own output"),
     # 06xx: warnings about the graph
