@@ -225,8 +225,10 @@ def test_missing_input_and_exclusive_params_fail_check_not_the_run(tmp_path, dat
 
 def test_runtime_failure_is_one_line_naming_the_step(tmp_path, data):
     from recipe.diagnostics import UserError
-    # a regular expression that only the engine can judge: the run stops with one line
-    text = f'recipe t\nsource raw = read("{data}")\nx = raw | filter(regexp_matches(instruction, "(("))\nwrite x to "x.jsonl"\n'
+    # a regular expression made from each row's text, which only the engine can judge (a
+    # literal one is judged by `check`, E0408): the run stops with one line
+    text = (f'recipe t\nsource raw = read("{data}")\n'
+            'x = raw | filter(regexp_matches(instruction, concat("((", instruction)))\nwrite x to "x.jsonl"\n')
     with pytest.raises(UserError) as e:
         _run(text, tmp_path)
     msg = str(e.value)
