@@ -279,3 +279,16 @@ def test_the_summary_says_which_formats_were_detected(tmp_path):
                f'write raw to "o.jsonl"\nwrite given to "g.jsonl"\n').run(out=tmp_path / "o", cache_dir=tmp_path / "c")
     stats = {n["name"]: n["stats"]["format"] for n in res.manifest["nodes"]}
     assert stats == {"raw": "alpaca, sharegpt (detected)", "given": "alpaca"}
+
+
+def test_instruction_input_response_rows_keep_their_input():
+    """Self-instruct's model predictions (and many Alpaca variants) are instruction, input,
+    response: read as Dolly rows, whose input is named `context`; the user turn must hold the
+    input all the same, and the column stays for writers that split it back out."""
+    rec = {"instruction": "Find the CSS code of the color.", "input": "A light red", "response": "#FFCC66"}
+    assert canonical("dolly", rec)["messages"][0]["content"] == "Find the CSS code of the color.\n\nA light red"
+    assert canonical("dolly", rec)["input"] == "A light red"
+    both = {**rec, "context": "Dolly's own"}
+    assert canonical("dolly", both)["messages"][0]["content"].endswith("\n\nDolly's own")
+    back = from_row("alpaca", canonical("dolly", rec))
+    assert (back["instruction"], back["input"], back["output"]) == (rec["instruction"], "A light red", "#FFCC66")

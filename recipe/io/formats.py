@@ -84,7 +84,9 @@ def to_messages(fmt: str, rec: dict) -> tuple[list[dict], set[str]]:
         return msgs, {"instruction", "output", "history", "system"}
     if fmt == "dolly":
         inst = _text(rec, "instruction", allow_empty=False)
-        ctx = _text(rec, "context", required=False)
+        # Dolly names the input `context`; instruction/input/response rows (self-instruct's
+        # model predictions, Alpaca variants) name it `input`: without it the turn lacks its input
+        ctx = _text(rec, "context" if "context" in rec else "input", required=False)
         return ([{"role": "user", "content": _join(inst, ctx)},
                  {"role": "assistant", "content": _text(rec, "response")}], {"instruction", "response"})
     if fmt == "prompt_completion":
