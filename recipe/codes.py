@@ -66,6 +66,7 @@ CODES: dict[str, Code] = {
     "E0501": Code("cycle between nodes", "a node cannot read, directly or not, its own output"),
     # 06xx: warnings about the graph
     "W0601": Code("node reaches no sink", "write it with `write NODE to \"file\"`, or remove it"),
+    "W0602": Code("recipe without a sink", "a run writes only what `write` statements name"),
     # 07xx: params given on the command line or in the API
     "E0701": Code("unknown param given a value", "`--set` names a param the recipe declares"),
     "E0702": Code("param value of the wrong type", "give the value in the param's declared type"),
