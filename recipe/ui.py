@@ -17,7 +17,7 @@ class Reporter:
 
     def log(self, msg: str) -> None:
         if not self.quiet:
-            self._console.print(msg, highlight=False, markup=False)
+            self._console.print(msg, highlight=False, markup=False, soft_wrap=True)  # a log file keeps whole lines
 
     def progress(self, step: str):
         if self.quiet:
