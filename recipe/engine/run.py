@@ -132,7 +132,8 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
                       "rows_not_written": len(rejected)})
         aside_lines += [json.dumps({"_id": rid, "node": f"write {s['path']}", "reason": why}, ensure_ascii=False)
                         for rid, why in rejected]
-        reporter.log(f"  wrote {n} rows to {path}")
+        reporter.log(f"  wrote {n} rows to {path}" + (f" ({len(rejected)} not written: {s['format']} cannot hold them; "
+                                                       f"each is in set_aside.jsonl)" if rejected else ""))
     with atomic_file(out_dir / "set_aside.jsonl", "wb") as fh:  # streamed, 10,000 rows at a time
         for step in plan.steps:
             for batch in store.aside_batches(step.fingerprint):
