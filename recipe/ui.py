@@ -2,6 +2,7 @@
 stderr), quiet in tests and when asked."""
 from __future__ import annotations
 
+import os
 import time
 
 
@@ -14,6 +15,8 @@ class Reporter:
         if not quiet:
             from rich.console import Console
             self._console = Console(stderr=True)
+            if not self._console.is_terminal and "COLUMNS" not in os.environ:
+                self._console.width = 120  # a log file: tables not squeezed into 80 columns
 
     def log(self, msg: str) -> None:
         if not self.quiet:
