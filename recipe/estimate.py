@@ -85,7 +85,10 @@ def _count_records(f: Path, headerless: bool) -> int | None:
     """Records in a file, as cheaply as its kind allows: lines of JSON lines, Parquet's
     metadata, CSV records at the csv module's speed (quoted line breaks counted right);
     None for the rest (a JSON array is known after its first read)."""
+    from .io.readers import is_compressed
     kind = f.suffix.lower()
+    if is_compressed(f):
+        return None  # known after its first read: counting would decompress it all
     if kind in (".jsonl", ".ndjson"):
         return _count_lines(f)
     try:

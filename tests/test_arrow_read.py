@@ -2,6 +2,7 @@
 on generated files: extra columns of every kind (types changing between chunks, columns that
 appear late or hold only nulls), broken lines, blank lines and rows the reader sets aside."""
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -398,3 +399,46 @@ def test_a_read_that_fails_midway_reports_its_error_and_leaves_the_cache_usable(
     data.write_text("instruction,input,output\n" + good)
     res = load(text).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
     assert res.manifest["sinks"][0]["rows"] == 3000
+
+
+@pytest.mark.parametrize("name", ["d.jsonl.gz", "d.jsonl.bz2", "d.jsonl.xz", "d.jsonl"])
+def test_compressed_and_byte_order_marked_json_lines_read_on_both_paths(tmp_path, monkeypatch, name):
+    """Dumps come compressed (`.gz`, `.bz2`, `.xz`) and Windows tools start a file with a UTF-8
+    byte-order mark: the first record is a row (it was set aside as malformed JSON), and both
+    paths agree on every row, a broken line included."""
+    import bz2
+    import gzip
+    import lzma
+    lines = [json.dumps({"instruction": f"q{i}", "output": f"a{i}"}) for i in range(7)] + ["{broken"]
+    data = b"\xef\xbb\xbf" + "".join(x + "\n" for x in lines).encode()
+    opener = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}.get(Path(name).suffix, bytes)
+    path = tmp_path / name
+    path.write_bytes(opener(data))
+    _both_paths_agree(monkeypatch, tmp_path, path, "_fast", name)
+    rows = [json.loads(x) for x in (tmp_path / "fast" / "x.jsonl").read_text().splitlines()]
+    assert [r["instruction"] for r in rows] == [f"q{i}" for i in range(7)]
+
+
+def test_compressed_csv_json_array_and_the_files_a_folder_offers(tmp_path):
+    import gzip
+    d = tmp_path / "mixed"
+    d.mkdir()
+    (d / "a.csv.gz").write_bytes(gzip.compress(b"\xef\xbb\xbfinstruction,output\nq1,a1\n"))
+    (d / "b.json.gz").write_bytes(gzip.compress(b'[{"instruction": "q2", "output": "a2"}]'))
+    (d / "c.tsv.gz").write_bytes(gzip.compress(b"q3\ta3\n"))
+    (d / "README.md").write_text("not data")
+    (d / "e.parquet.gz").write_bytes(b"Parquet compresses inside the file")
+    res = load(f'recipe t\nsource raw = read("{d}/[ab]*")\nsource h = read("{d / "c.tsv.gz"}", format="alpaca", '
+               f'columns=["instruction", "output"])\nwrite raw to "x.jsonl"\nwrite h to "h.jsonl"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    got = [json.loads(x)["instruction"] for x in (tmp_path / "o" / "x.jsonl").read_text().splitlines()]
+    assert got == ["q1", "q2"] and res.manifest["sinks"][1]["rows"] == 1
+    from recipe.diagnostics import UserError
+    from recipe.io.readers import list_files
+    assert [f.name for f in list_files(str(d))] == ["a.csv.gz", "b.json.gz", "c.tsv.gz"]
+    with pytest.raises(UserError, match=r"unknown file type `\.parquet\.gz`"):
+        list_files(str(d / "e.parquet.gz"))
+    (d / "f.jsonl.gz").write_bytes(b"not gzip at all")
+    from recipe.diagnostics import RecipeError
+    with pytest.raises(RecipeError, match="cannot read it as .gz"):  # found by `check`, before anything runs
+        load(f'recipe t\nsource raw = read("{d / "f.jsonl.gz"}")\nwrite raw to "x.jsonl"\n').check()

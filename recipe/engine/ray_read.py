@@ -156,6 +156,9 @@ def pieces_of(store, source: str, args: dict, files: list[Path], log) -> list[tu
         return [("file", str(f)) for f in files]
     from .read import _fast, _fast_parquet
     f = files[0]
+    from ..io.readers import is_compressed
+    if is_compressed(f):  # a compressed stream cannot be entered midway: read whole
+        return None
     if f.suffix.lower() == ".parquet":
         pf = _fast_parquet(f, args, source, log)
         return _row_groups(pf, str(f), -(-size // step)) if pf is not None else None

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ..io.formats import detect
 from ..io.prefetch import prefetched
-from ..io.readers import Item, delimiter, iter_csv, iter_rows, item_row, jsonl_items, list_files, open_parquet
+from ..io.readers import (Item, delimiter, iter_csv, iter_rows, item_row, jsonl_items, kind_suffix, list_files,
+                          open_bytes, open_parquet)
 from .sql import quote_ident
 from .tables import RowWriter
 
@@ -101,7 +102,7 @@ def read_range(con, out: str, aside_table: str, ctx, source: str, f: Path, fmt: 
     from ..io.arrow_chat import canon_for
     rows = _Rows(con, out, ctx)
     prefix = f"{source}:"
-    if f.suffix.lower() == ".parquet":
+    if kind_suffix(f) == ".parquet":
         _parquet_rows(f, open_parquet(f), prefix, rows.take, rows.take_arrow, span)
         return rows.close(aside_table)
     for kind, payload, first_line, first_idx in prefetched(chunks(f, prefix, None if fmt == "alpaca" else canon_for(fmt),
@@ -163,12 +164,12 @@ _DETECTED = re.compile(r": detected format `(\w+)`")  # the JSON-lines formats A
 def _fast(f: Path, args: dict, source: str, log, multi: bool = False) -> str | None:
     """The format, when `f` is a JSON-lines file of Alpaca, ShareGPT or OpenAI rows with
     default ids (None: read it record by record)."""
-    if f.suffix.lower() not in (".jsonl", ".ndjson") or args.get("id"):
+    if kind_suffix(f) not in (".jsonl", ".ndjson") or args.get("id"):
         return None
     fmt = args.get("format")
     if fmt is not None:
         return fmt if fmt in FAST else None
-    with open(f, "rb") as fh:  # the line-by-line reader detects from the first record too
+    with open_bytes(f) as fh:  # the line-by-line reader detects from the first record too
         for line in fh:
             if line.strip():
                 try:
@@ -185,7 +186,7 @@ def _fast(f: Path, args: dict, source: str, log, multi: bool = False) -> str | N
 
 def _fast_parquet(f: Path, args: dict, source: str, log, multi: bool = False):
     """The open ParquetFile when `f` is a Parquet file of Alpaca rows with default ids."""
-    if f.suffix.lower() != ".parquet" or args.get("id") or args.get("format") not in (None, "alpaca"):
+    if kind_suffix(f) != ".parquet" or args.get("id") or args.get("format") not in (None, "alpaca"):
         return None
     pf = open_parquet(f)
     if args.get("format") is None:  # detected from the first record, as the record reader does
@@ -201,7 +202,7 @@ def _fast_parquet(f: Path, args: dict, source: str, log, multi: bool = False):
 def _fast_csv(f: Path, args: dict, source: str, log, multi: bool = False) -> list[str] | None:
     """The column names when `f` is a CSV/TSV file of Alpaca rows with default ids (None:
     read it record by record)."""
-    if f.suffix.lower() not in (".csv", ".tsv") or args.get("id") or args.get("format") not in (None, "alpaca"):
+    if kind_suffix(f) not in (".csv", ".tsv") or args.get("id") or args.get("format") not in (None, "alpaca"):
         return None
     from ..diagnostics import UserError
     from ..io.arrow_csv import header

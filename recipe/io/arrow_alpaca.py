@@ -34,9 +34,13 @@ def chunks(path: Path, prefix: str, canon=None, span: tuple[int, int, int, int] 
     number, its first row index) reads a piece of the file that starts and ends a line."""
     canon = canon or _canonical
     start, end, lineno, idx = span or (0, None, 1, 0)
-    with open(path, "rb") as fh:
-        fh.seek(start)
-        at = start
+    from .readers import open_bytes
+    # from the start: decompressed and past a byte-order mark; a span (never of a compressed
+    # file) seeks to its first byte
+    with (open_bytes(path) if start == 0 else open(path, "rb")) as fh:
+        if start:
+            fh.seek(start)
+        at = fh.tell()
         while True:
             lines = fh.readlines(1 << 24)  # about 16 MB, then cut into CHUNK-line pieces
             if end is not None:

@@ -28,8 +28,10 @@ BLOCK = 1 << 22  # bytes Arrow parses at a time: a few thousand rows of instruct
 def header(path: Path, delim: str) -> list[str] | None:
     """The column names, when Arrow would name the columns as the record reader keys them
     (None: read the file record by record)."""
+    import io
+    from .readers import open_bytes
     try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
+        with io.TextIOWrapper(open_bytes(path), encoding="utf-8", newline="") as fh:
             names = next(csv.reader(fh, delimiter=delim), None)
     except (UnicodeDecodeError, csv.Error):
         return None  # the record reader says what is wrong

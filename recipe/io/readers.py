@@ -10,6 +10,7 @@ import contextlib
 import csv
 import dataclasses
 import glob
+import io
 import itertools
 import json
 import math
@@ -22,6 +23,42 @@ from .formats import FORMATS, BadRow, canonical, detect, is_oasst_message, oasst
 
 EXTS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
         ".csv": "csv", ".tsv": "tsv"}
+# text files may come compressed (`data.jsonl.gz`), as dataset dumps often are; Parquet
+# compresses inside the file
+COMPRESSIONS = (".gz", ".bz2", ".xz")
+BOM = b"\xef\xbb\xbf"
+
+
+def kind_suffix(path: Path) -> str:
+    """The file type's extension, under a compression suffix: `a.jsonl.gz` -> `.jsonl`."""
+    s = path.suffix.lower()
+    return Path(path.stem).suffix.lower() if s in COMPRESSIONS else s
+
+
+def is_compressed(path: Path) -> bool:
+    return path.suffix.lower() in COMPRESSIONS
+
+
+def _readable(path: Path) -> bool:
+    kind = kind_suffix(path)
+    return kind in EXTS and not (is_compressed(path) and kind == ".parquet")
+
+
+def open_bytes(path: Path):
+    """A data file as bytes, decompressed, past a UTF-8 byte-order mark (as Windows tools
+    write one) so that the first record parses."""
+    import bz2
+    import gzip
+    import lzma
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix.lower())
+    fh = opener(path, "rb") if opener else open(path, "rb")
+    try:
+        if fh.peek(3)[:3] == BOM:
+            fh.read(3)
+    except (OSError, EOFError) as e:  # not what its name says (a .gz that is not gzip)
+        fh.close()
+        raise UserError(f"{path}: cannot read it as {path.suffix} ({e})")
+    return fh
 MAX_RECORD_BYTES = 16 * 1024 * 1024  # larger records are set aside, not parsed
 RAW_KEEP = 500  # characters of an unreadable line kept in set_aside.jsonl
 
@@ -40,19 +77,20 @@ def list_files(path: str) -> list[Path]:
     """The files a source path names, or a clear error before anything runs."""
     p = Path(path)
     if any(ch in path for ch in "*?["):
-        files = sorted(Path(f) for f in glob.glob(path, recursive=True) if Path(f).is_file())
+        files = sorted(Path(f) for f in glob.glob(path, recursive=True) if Path(f).is_file() and _readable(Path(f)))
         if not files:
-            raise UserError(f"no file matches {path}")
+            raise UserError(f"no readable file matches {path} ({', '.join(sorted(EXTS))}, optionally .gz/.bz2/.xz)")
         return files
     if not p.exists():
         raise UserError(f"input not found: {path}")
     if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in EXTS)
+        files = sorted(f for f in p.rglob("*") if f.is_file() and _readable(f))
         if not files:
             raise UserError(f"{path} is a directory with no readable files ({', '.join(sorted(EXTS))})")
         return files
-    if p.suffix.lower() not in EXTS:
-        raise UserError(f"{path}: unknown file type `{p.suffix}`; use one of {', '.join(sorted(EXTS))}")
+    if not _readable(p):
+        raise UserError(f"{path}: unknown file type `{''.join(p.suffixes[-2:]) if is_compressed(p) else p.suffix}`; "
+                        f"use one of {', '.join(sorted(EXTS))} (text files optionally .gz, .bz2 or .xz)")
     if p.stat().st_size == 0:
         raise UserError(f"input is empty: {path}")
     return [p]
@@ -67,7 +105,7 @@ def _loads(text: str):
 
 
 def _iter_jsonl(path: Path) -> Iterator[Item]:
-    with open(path, "rb") as fh:
+    with open_bytes(path) as fh:
         yield from jsonl_items(path, fh, 1, 0)
 
 
@@ -105,7 +143,7 @@ def _short(e: Exception) -> str:
 def _iter_json(path: Path) -> Iterator[Item]:
     """An array streams (io/json_array.py); any other document is read whole."""
     from .json_array import BadUtf8, elements
-    with open(path, "rb") as fh:
+    with open_bytes(path) as fh:
         try:
             for i, (kind, value, raw, line) in enumerate(elements(fh, MAX_RECORD_BYTES)):
                 if kind == "ok":
@@ -123,7 +161,8 @@ def _iter_json(path: Path) -> Iterator[Item]:
 
 
 def _iter_json_whole(path: Path) -> Iterator[Item]:
-    data = path.read_bytes()
+    with open_bytes(path) as fh:
+        data = fh.read()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -200,7 +239,7 @@ def _ni_items(path: Path, doc: dict) -> Iterator[Item]:
 
 
 def delimiter(path: Path) -> str:
-    return "\t" if path.suffix.lower() == ".tsv" else ","
+    return "\t" if kind_suffix(path) == ".tsv" else ","
 
 
 class CsvRecords:
@@ -211,7 +250,7 @@ class CsvRecords:
         """`names`: the fields of a file without a header row (its first line is a record)."""
         self.path, self.delim, self.index, self.names = path, delim, 0, names
         # a byte-order mark (as spreadsheets write) is not part of the first column's name
-        self.fh = open(path, newline="", encoding="utf-8-sig", errors="strict")
+        self.fh = io.TextIOWrapper(open_bytes(path), encoding="utf-8", errors="strict", newline="")
         # fields as long as a JSON record may be (the csv module's own limit is 128 KiB)
         csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_BYTES))
         self.reader = csv.DictReader(self.fh, fieldnames=names, delimiter=delim)
@@ -299,7 +338,7 @@ def _iter_parquet(path: Path) -> Iterator[Item]:
 
 def iter_items(path: Path, columns: list[str] | None = None) -> Iterator[Item]:
     """A file's records; `columns` names the fields of a CSV/TSV file without a header row."""
-    kind = EXTS[path.suffix.lower()]
+    kind = EXTS[kind_suffix(path)]
     if columns and kind not in ("csv", "tsv"):
         raise UserError(f"{path}: `columns` names the fields of a CSV/TSV file without a header row; "
                         f"this is a {kind} file")
@@ -399,9 +438,9 @@ def sniff_columns(path: str, fmt: str | None, columns: list[str] | None = None) 
     try:
         files = list_files(path)
         for f in files[1:]:  # the first file is read below
-            if columns and EXTS[f.suffix.lower()] not in ("csv", "tsv"):
+            if columns and EXTS[kind_suffix(f)] not in ("csv", "tsv"):
                 raise UserError(f"{f}: `columns` names the fields of a CSV/TSV file without a header row; "
-                                f"this is a {EXTS[f.suffix.lower()]} file")
+                                f"this is a {EXTS[kind_suffix(f)]} file")
         for n, (_, row, _, _) in enumerate(iter_rows("sniff", files[:1], fmt, log=lambda *_: None, columns=columns)):
             if n >= SNIFF_ROWS:
                 break
