@@ -5,18 +5,19 @@ every error of every pass is reported together.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from . import ops as registry
 from . import types
+from .check_io import check_sinks, check_sources, options_of as _options
+from .checked import Checked, value_of as _value
 from .diagnostics import Diagnostic, Span, did_you_mean
 from .syntax import FUNCTIONS, expr_columns
-from .ir import Arg, Column, ListV, Lit, Node, OpCall, ParamRef, Recipe, walk
+from .ir import Arg, ListV, Lit, Node, OpCall, ParamRef, Recipe, walk
 from .ops.base import P
 from .models import CALL_TEXT, OPTIONS, SOURCE_TEXT, option_problem, source_kind, unsupported
 
 PARAM_TYPES = ("int", "float", "str", "bool")
 MODEL_KINDS = ("embedding", "causal_lm", "classifier", "reward", "finetune")
+CANONICAL_COLUMNS = ("_id", "messages", "instruction", "response")
 
 
 def model_kind(c, name: str) -> str | None:
@@ -25,23 +26,6 @@ def model_kind(c, name: str) -> str | None:
     if m is None:
         return None
     return "causal_lm" if m.kind == "finetune" else m.kind
-CANONICAL_COLUMNS = ("_id", "messages", "instruction", "response")
-
-
-@dataclass
-class Checked:
-    """What the checks resolved, for the planner."""
-    recipe: Recipe
-    params: dict = field(default_factory=dict)             # param name -> value
-    args: dict = field(default_factory=dict)               # (node, op index) -> {name: value}
-    columns: dict = field(default_factory=dict)            # node or source -> set | None (open)
-    types: dict = field(default_factory=dict)              # node or source -> {column: type} | None
-    source_errors: dict = field(default_factory=dict)      # source -> why its input cannot be read
-    diagnostics: list = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not any(d.is_error for d in self.diagnostics)
 
 
 def coerce_param(ptype: str, raw: str):
@@ -74,17 +58,6 @@ def type_ok(ptype: str, v) -> bool:
     if ptype == "floats":
         return isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
     return True
-
-
-def _value(v, params: dict):
-    """IR value -> Python value, substituting params (expressions stay IR)."""
-    if isinstance(v, Lit):
-        return v.value
-    if isinstance(v, ParamRef):
-        return params.get(v.name)
-    if isinstance(v, ListV):
-        return [_value(i, params) for i in v.items]
-    return v
 
 
 # ---- passes -------------------------------------------------------------------------
@@ -607,78 +580,6 @@ def check_reachability(c: Checked) -> None:
             c.diagnostics.append(Diagnostic("W0601", f"`{n.name}` reaches no sink and will not run", n.span,
                                             (f"write it somewhere (`write {n.name} to \"{n.name}.jsonl\"`) or remove it",),
                                             severity="warning"))
-
-
-SOURCE_OPTIONS = {"format": "the row format (detected when not given)", "id": "a column of unique row ids",
-                  "columns": "a CSV/TSV file without a header row: the name of each field, in order"}
-SINK_OPTIONS = {"format": "the row format written", "columns": "columns to write (jsonl) or to carry along (other formats)",
-                "column": "tag_counts: the list column counted"}
-
-
-def _options(c: Checked, what: str, options, known: dict) -> dict:
-    out = {}
-    for a in options:
-        if a.name not in known:
-            c.diagnostics.append(Diagnostic("E0901", f"`{what}` has no option `{a.name}`", a.span,
-                                            did_you_mean(a.name, known) or (f"options: {', '.join(known)}",)))
-            continue
-        out[a.name] = (a, _value(a.value, c.params))
-    return out
-
-
-def check_sources(c: Checked) -> None:
-    from .io.formats import FORMATS
-    for s in c.recipe.sources:
-        opts = _options(c, "read", s.options, SOURCE_OPTIONS)
-        if "format" in opts:
-            a, v = opts["format"]
-            if v not in FORMATS:
-                c.diagnostics.append(Diagnostic("E0902", f"unknown input format `{v}`", a.value.span,
-                                                did_you_mean(str(v), FORMATS) or (f"formats: {', '.join(FORMATS)}",)))
-        if "columns" in opts:
-            a, v = opts["columns"]
-            if not (isinstance(v, list) and v and all(isinstance(x, str) and x.strip() for x in v)):
-                c.diagnostics.append(Diagnostic("E0907", "`columns` must be a list of field names", a.value.span,
-                                                ('e.g. columns=["instruction", "output"]',)))
-            elif len(set(v)) != len(v):
-                twice = sorted({x for x in v if v.count(x) > 1})
-                c.diagnostics.append(Diagnostic("E0907", f"`columns` names {', '.join(f'`{x}`' for x in twice)} twice",
-                                                a.value.span, ("each field needs its own name",)))
-        err = c.source_errors.get(s.name)
-        if err:
-            c.diagnostics.append(Diagnostic("E0903", err, s.path.span,
-                                            ("check the path (relative to the recipe file), or give --source NAME=PATH",)))
-
-
-def check_sinks(c: Checked) -> None:
-    from pathlib import PurePosixPath
-    from .io.sinks import SINK_EXTENSIONS, WRITE_FORMATS, sink_extension_problem
-    for s in c.recipe.sinks:
-        opts = _options(c, "write", s.options, SINK_OPTIONS)
-        fmt = opts["format"][1] if "format" in opts else None
-        if fmt is not None and fmt not in WRITE_FORMATS:
-            c.diagnostics.append(Diagnostic("E0904", f"cannot write format `{fmt}`", opts["format"][0].value.span,
-                                            did_you_mean(str(fmt), WRITE_FORMATS) or (f"formats: {', '.join(WRITE_FORMATS)}",)))
-            fmt = None
-        path = _value(s.path, c.params)
-        if not isinstance(path, str):
-            continue
-        p = PurePosixPath(path.replace("\\", "/"))
-        if not path.strip() or p.is_absolute() or ".." in p.parts or path.startswith("~"):
-            c.diagnostics.append(Diagnostic("E0905", f"sink path `{path}` must be a relative path inside --out",
-                                            s.path.span, ("outputs are written only under --out; drop the leading `/` or `..`",)))
-            continue
-        problem = sink_extension_problem(path, fmt or "jsonl")
-        if problem:
-            c.diagnostics.append(Diagnostic("E0906", problem, s.path.span,
-                                            (f"extensions: {', '.join(SINK_EXTENSIONS)}",)))
-        known = c.columns.get(s.input.name)
-        if "columns" in opts and known is not None and isinstance(opts["columns"][1], list):
-            for col in opts["columns"][1]:
-                if col not in known and col != "_id":
-                    c.diagnostics.append(Diagnostic("E0401", f"column `{col}` does not exist in `{s.input.name}`",
-                                                    opts["columns"][0].value.span,
-                                                    did_you_mean(col, known) or (f"available: {', '.join(sorted(known))}",)))
 
 
 PASSES = (check_names, check_models, check_sources, check_ops, check_cycles, check_columns, check_sinks,

@@ -1,0 +1,76 @@
+"""Checks of a recipe's sources and sinks: their options, input formats, and where sinks write."""
+from __future__ import annotations
+
+from .checked import Checked, value_of
+from .diagnostics import Diagnostic, did_you_mean
+
+SOURCE_OPTIONS = {"format": "the row format (detected when not given)", "id": "a column of unique row ids",
+                  "columns": "a CSV/TSV file without a header row: the name of each field, in order"}
+SINK_OPTIONS = {"format": "the row format written", "columns": "columns to write (jsonl) or to carry along (other formats)",
+                "column": "tag_counts: the list column counted"}
+
+
+def options_of(c: Checked, what: str, options, known: dict) -> dict:
+    out = {}
+    for a in options:
+        if a.name not in known:
+            c.diagnostics.append(Diagnostic("E0901", f"`{what}` has no option `{a.name}`", a.span,
+                                            did_you_mean(a.name, known) or (f"options: {', '.join(known)}",)))
+            continue
+        out[a.name] = (a, value_of(a.value, c.params))
+    return out
+
+
+def check_sources(c: Checked) -> None:
+    from .io.formats import FORMATS
+    for s in c.recipe.sources:
+        opts = options_of(c, "read", s.options, SOURCE_OPTIONS)
+        if "format" in opts:
+            a, v = opts["format"]
+            if v not in FORMATS:
+                c.diagnostics.append(Diagnostic("E0902", f"unknown input format `{v}`", a.value.span,
+                                                did_you_mean(str(v), FORMATS) or (f"formats: {', '.join(FORMATS)}",)))
+        if "columns" in opts:
+            a, v = opts["columns"]
+            if not (isinstance(v, list) and v and all(isinstance(x, str) and x.strip() for x in v)):
+                c.diagnostics.append(Diagnostic("E0907", "`columns` must be a list of field names", a.value.span,
+                                                ('e.g. columns=["instruction", "output"]',)))
+            elif len(set(v)) != len(v):
+                twice = sorted({x for x in v if v.count(x) > 1})
+                c.diagnostics.append(Diagnostic("E0907", f"`columns` names {', '.join(f'`{x}`' for x in twice)} twice",
+                                                a.value.span, ("each field needs its own name",)))
+        err = c.source_errors.get(s.name)
+        if err:
+            c.diagnostics.append(Diagnostic("E0903", err, s.path.span,
+                                            ("check the path (relative to the recipe file), or give --source NAME=PATH",)))
+
+
+def check_sinks(c: Checked) -> None:
+    from pathlib import PurePosixPath
+    from .io.sinks import SINK_EXTENSIONS, WRITE_FORMATS, sink_extension_problem
+    for s in c.recipe.sinks:
+        opts = options_of(c, "write", s.options, SINK_OPTIONS)
+        fmt = opts["format"][1] if "format" in opts else None
+        if fmt is not None and fmt not in WRITE_FORMATS:
+            c.diagnostics.append(Diagnostic("E0904", f"cannot write format `{fmt}`", opts["format"][0].value.span,
+                                            did_you_mean(str(fmt), WRITE_FORMATS) or (f"formats: {', '.join(WRITE_FORMATS)}",)))
+            fmt = None
+        path = value_of(s.path, c.params)
+        if not isinstance(path, str):
+            continue
+        p = PurePosixPath(path.replace("\\", "/"))
+        if not path.strip() or p.is_absolute() or ".." in p.parts or path.startswith("~"):
+            c.diagnostics.append(Diagnostic("E0905", f"sink path `{path}` must be a relative path inside --out",
+                                            s.path.span, ("outputs are written only under --out; drop the leading `/` or `..`",)))
+            continue
+        problem = sink_extension_problem(path, fmt or "jsonl")
+        if problem:
+            c.diagnostics.append(Diagnostic("E0906", problem, s.path.span,
+                                            (f"extensions: {', '.join(SINK_EXTENSIONS)}",)))
+        known = c.columns.get(s.input.name)
+        if "columns" in opts and known is not None and isinstance(opts["columns"][1], list):
+            for col in opts["columns"][1]:
+                if col not in known and col != "_id":
+                    c.diagnostics.append(Diagnostic("E0401", f"column `{col}` does not exist in `{s.input.name}`",
+                                                    opts["columns"][0].value.span,
+                                                    did_you_mean(col, known) or (f"available: {', '.join(sorted(known))}",)))
