@@ -336,12 +336,18 @@ def _iter_parquet(path: Path) -> Iterator[Item]:
             i += 1
 
 
-def iter_items(path: Path, columns: list[str] | None = None) -> Iterator[Item]:
-    """A file's records; `columns` names the fields of a CSV/TSV file without a header row."""
+def _check_columns_fit(path: Path, columns: list[str] | None) -> str:
+    """The file's kind; an error when `columns` is given for a file that is not CSV/TSV."""
     kind = EXTS[kind_suffix(path)]
     if columns and kind not in ("csv", "tsv"):
         raise UserError(f"{path}: `columns` names the fields of a CSV/TSV file without a header row; "
                         f"this is a {kind} file")
+    return kind
+
+
+def iter_items(path: Path, columns: list[str] | None = None) -> Iterator[Item]:
+    """A file's records; `columns` names the fields of a CSV/TSV file without a header row."""
+    kind = _check_columns_fit(path, columns)
     if kind == "jsonl":
         return _iter_jsonl(path)
     if kind == "json":
@@ -438,9 +444,7 @@ def sniff_columns(path: str, fmt: str | None, columns: list[str] | None = None) 
     try:
         files = list_files(path)
         for f in files[1:]:  # the first file is read below
-            if columns and EXTS[kind_suffix(f)] not in ("csv", "tsv"):
-                raise UserError(f"{f}: `columns` names the fields of a CSV/TSV file without a header row; "
-                                f"this is a {EXTS[kind_suffix(f)]} file")
+            _check_columns_fit(f, columns)
         for n, (_, row, _, _) in enumerate(iter_rows("sniff", files[:1], fmt, log=lambda *_: None, columns=columns)):
             if n >= SNIFF_ROWS:
                 break
