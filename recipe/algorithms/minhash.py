@@ -1,32 +1,34 @@
-"""MinHash near-duplicate clusters, vectorised with numpy.
+"""MinHash near-duplicate clusters: numpy, with compiled loops (`kernels.py`) where numpy
+needs many passes over memory (signing, densifying, verifying pairs).
 
-Shingles come from `shingles.py` (n-grams of the normalised text's characters or words, one
-64-bit hash each, no Python loop per text). Signatures use one-permutation hashing with
-optimal densification (Li, Owen & Zhang 2012; Shrivastava 2017): each shingle's hash picks
-one of `num_perm` bins and the signature keeps the minimum value per bin (`np.minimum.at`);
-an empty bin borrows the value of a bin chosen by a fixed hash sequence. Collision
-probability per bin is the Jaccard similarity, as with `num_perm` independent permutations,
-at the cost of one hash per shingle instead of `num_perm`. Chunks of texts are signed on
-worker threads (numpy and Arrow release the GIL). LSH bands/rows are chosen from the
-threshold as datasketch does (minimising the weighted false-positive and false-negative
-areas); bucket mates are verified by estimated Jaccard >= threshold, all buckets of a band
-at once, and verified pairs are joined by connected components (with `pmap`, each piece
-contracts its pairs to a forest and the forests merge in rounds of pieces).
+Shingles are defined in `shingles.py` (n-grams of the normalised text's characters or
+words, one 64-bit hash each). Signatures use one-permutation hashing with optimal
+densification (Li, Owen & Zhang 2012; Shrivastava 2017): each shingle's hash picks one of
+`num_perm` bins and the signature keeps the minimum value per bin; an empty bin borrows the
+value of a bin chosen by a fixed hash sequence. Collision probability per bin is the
+Jaccard similarity, as with `num_perm` independent permutations, at the cost of one hash
+per shingle instead of `num_perm`. Chunks of texts are signed on worker threads (numpy,
+Arrow and the kernels release the GIL). LSH bands/rows are chosen from the threshold as
+datasketch does (minimising the weighted false-positive and false-negative areas); bucket
+mates are verified by estimated Jaccard >= threshold, all buckets of a band at once, and
+verified pairs are joined by connected components (with `pmap`, each piece contracts its
+pairs to a forest and the forests merge in rounds of pieces).
 """
 from __future__ import annotations
 
 import os
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from .clusters import connected_labels, forest_edges, forest_labels, reduce_forests
-from .shingles import fmix64, normalise, pieces, shingles, text_array  # noqa: F401  (normalise: re-exported)
+from .kernels import agreeing_pairs, densify_rows, sign_units
+from .shingles import (fmix64, normalise, normalised_code_points, pieces, seed_mix, shingles,  # noqa: F401 (normalise re-exported)
+                       text_array, units)
 
 MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 EMPTY = np.iinfo(np.uint32).max
-_LITTLE = sys.byteorder == "little"
+DENSIFY_TRIES = 200  # then the row's first filled bin (practically never reached)
 
 
 def minhash_signatures(texts, ngram: int = 5, unit: str = "char", num_perm: int = 256,
@@ -55,72 +57,33 @@ def _signatures(texts, ngram: int, unit: str, num_perm: int, seed: int) -> np.nd
     arr = text_array(texts)
     parts = [_piece_signatures(p, ngram, unit, num_perm, seed) for p in pieces(arr, PIECE_BYTES)]
     sig = np.concatenate(parts) if len(parts) != 1 else parts[0]
-    _densify(sig)
+    densify_rows(sig, _borrow_table(num_perm, DENSIFY_TRIES))
     return sig
 
 
 def _piece_signatures(texts, ngram: int, unit: str, num_perm: int, seed: int) -> np.ndarray:
-    """Raw (not densified) signatures of one piece."""
-    h, per_text, short = shingles(texts, ngram, unit, seed)
-    K = int(num_perm)
-    n = len(per_text)
-    slot = np.concatenate([np.repeat(np.arange(0, n * K, K, dtype=np.int64), per_text), short * K])
-    slot += ((h & np.uint64(K - 1)) if K & (K - 1) == 0 else h % np.uint64(K)).view(np.int64)
-    vals = h.view(np.uint32)[1::2] >> 1 if _LITTLE else (h >> np.uint64(33)).astype(np.uint32)
-    # vals: the hash's top 31 bits, below the empty marker
-    sig = np.full(n * K, EMPTY, dtype=np.uint32)
-    np.minimum.at(sig, slot, vals)
-    return sig.reshape(n, K)
-
-
-def _densify(sig: np.ndarray, tries: int = 200) -> None:
-    """Fill empty bins from other bins of the same row, chosen by a hash of (bin, attempt)
-    that is the same for every row (so equal sets stay equal)."""
-    n, K = sig.shape
-    flat = sig.reshape(-1)
-    full = flat != EMPTY
-    empty_at = np.flatnonzero(~full)
-    if not len(empty_at):
-        return
-    has_any = full.reshape(n, K).any(axis=1)
-    empty_at = empty_at[has_any[empty_at // K]]
-    src = flat  # reads below are of bins that were full, which are never written
-    row, j = empty_at - empty_at % K, empty_at % K
-    table = _borrow_table(K, tries)
-    # the first attempts for all empty bins at once (most bins settle there), then the rest
-    first = min(2, tries)  # most empty bins settle at once; more columns here cost more than they save
-    cand = _borrow_table(K, first, by_bin=True)[j]
-    cand += row[:, None]
-    hits = full[cand]
-    at = np.argmax(hits, axis=1)
-    every = np.arange(len(j))
-    settled = hits[every, at]
-    flat[(row + j)[settled]] = src[cand[every, at][settled]]
-    row, j = row[~settled], j[~settled]
-    for t in range(first, tries):
-        if not len(j):
-            break
-        c = row + table[t, j]
-        hit = full[c]
-        flat[row[hit] + j[hit]] = src[c[hit]]
-        row, j = row[~hit], j[~hit]
-    if len(j):  # practically unreachable: take the row's first filled bin
-        r = row // K
-        flat[row + j] = src[row + np.argmax(full.reshape(n, K)[r], axis=1)]
+    """Raw (not densified) signatures of one piece: the shingles of `shingles.shingles`
+    signed by the compiled `sign_units` (one pass, no shingle array)."""
+    # char units as code points in their narrowest type (ASCII bytes need no widening)
+    flat, lens = normalised_code_points(texts) if unit == "char" else units(texts, unit)
+    sig = np.full((len(lens), int(num_perm)), EMPTY, dtype=np.uint32)
+    sign_units(flat, lens.astype(np.int64, copy=False), int(ngram), seed_mix(seed), sig)
+    return sig
 
 
 _TABLES: dict = {}
 
 
-def _borrow_table(K: int, tries: int, by_bin: bool = False) -> np.ndarray:
-    """table[t, j]: the bin that empty bin j borrows from at attempt t (by_bin: table[j, t])."""
-    if (K, tries, by_bin) not in _TABLES:
+def _borrow_table(K: int, tries: int) -> np.ndarray:
+    """table[t, j]: the bin that empty bin j borrows from at attempt t (`densify_rows`: an
+    empty bin takes the value of the first bin of its sequence that is filled, the same
+    sequence in every row, so equal sets stay equal)."""
+    if (K, tries) not in _TABLES:
         t = np.arange(1, tries + 1, dtype=np.uint64)[:, None]
         j = np.arange(K, dtype=np.uint64)[None, :]
         with np.errstate(over="ignore"):
-            table = (fmix64(j * np.uint64(1000003) + t) % np.uint64(K)).astype(np.int64)
-        _TABLES[K, tries, by_bin] = np.ascontiguousarray(table.T) if by_bin else table
-    return _TABLES[K, tries, by_bin]
+            _TABLES[K, tries] = (fmix64(j * np.uint64(1000003) + t) % np.uint64(K)).astype(np.int64)
+    return _TABLES[K, tries]
 
 
 def streamed_signatures(chunks, n: int, ngram: int = 5, unit: str = "char", num_perm: int = 256,
@@ -246,10 +209,12 @@ def shared_buckets(key: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.
 
 class Verifier:
     """Whether pairs' estimated Jaccard reaches the threshold, remembering verdicts (a pair
-    that several bands bring up is compared once); `take(rows)` gives signature rows."""
+    that several bands bring up is compared once). `take` is the signature matrix (compared
+    in place, by the compiled `agreeing_pairs`) or a function giving signature rows."""
 
     def __init__(self, take, n: int, threshold: float):
         self.take, self.n, self.threshold = take, n, threshold
+        self.sig = take if isinstance(take, np.ndarray) else None
         self.keys, self.ok = np.zeros(0, np.int64), np.zeros(0, bool)
 
     def __call__(self, a: np.ndarray, b: np.ndarray, step: int = 16384) -> np.ndarray:
@@ -262,7 +227,12 @@ class Verifier:
             todo = np.flatnonzero(~known)
         else:
             todo = np.arange(len(a))
-        for s in range(0, len(todo), step):
+        if self.sig is not None:
+            ok[todo] = agreeing_pairs(self.sig, a[todo], b[todo], self.threshold)
+            todo_steps = ()
+        else:
+            todo_steps = range(0, len(todo), step)
+        for s in todo_steps:
             t = todo[s:s + step]
             sa = self.take(a[t])
             # count / width is the float64 mean of the matches, as .mean() computed it
@@ -283,7 +253,7 @@ def band_pairs(sig: np.ndarray, empty: np.ndarray, threshold: float, bands: list
     far are contracted to a forest (`forest_edges`) after each band, so what is held is at
     most one band's pairs plus one edge per clustered row, and the result is that forest."""
     n = sig.shape[0]
-    verify = Verifier(lambda idx: sig[idx], n, threshold)
+    verify = Verifier(sig, n, threshold)
     pa, pb = [], []
     for band in bands:
         key = band_keys(sig, band, rows)

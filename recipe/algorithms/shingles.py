@@ -13,6 +13,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .kernels import normalise_bytes, utf8_code_points
+
 _WS = re.compile(r"\s+")
 _P = np.uint64(1099511628211)
 
@@ -25,8 +27,8 @@ def normalise(text: str) -> str:
 
 def _whitespace() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Python's `\\s` (the set that `syntax.WS_RE2` spells for SQL) in UTF-8: a table of the
-    ASCII whitespace bytes, and the other whitespace characters' encodings as integers
-    (two-byte ones, three-byte ones)."""
+    ASCII whitespace bytes (`normalise_bytes` spells them out: 9-13 and 28-32), and the
+    other whitespace characters' encodings as integers (two-byte ones, three-byte ones)."""
     ascii_ws = np.zeros(256, dtype=bool)
     two, three = [], []
     for c in range(0x3001):
@@ -40,21 +42,6 @@ def _whitespace() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 _ASCII_WS, _WS2, _WS3 = _whitespace()
-
-
-def _member(k: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
-    """np.isin(k, sorted_set) by binary search (isin compares with each member in turn)."""
-    at = np.minimum(np.searchsorted(sorted_set, k), len(sorted_set) - 1)
-    return sorted_set[at] == k
-
-
-def ascii_whitespace(data: np.ndarray) -> np.ndarray:
-    """`_ASCII_WS[data]` (bytes 9-13 and 28-32) by arithmetic: five times faster than the lookup."""
-    t = np.subtract(data, 9, dtype=np.uint8)  # wraps below 9
-    ws = t < 5
-    t -= np.uint8(19)
-    ws |= t < 5
-    return ws
 
 
 def text_array(texts) -> pa.Array:
@@ -93,76 +80,29 @@ def _buffer(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _code_points(data: np.ndarray, offs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Code points (a writable uint32 array) of valid UTF-8 texts (bytes, offsets from 0),
-    concatenated, and how many each text has. Non-ASCII text goes through Python's UTF-8
-    decoder and UTF-32 encoder, which hold the GIL but run at a byte or two per nanosecond."""
+    """Code points of valid UTF-8 texts (bytes, offsets from 0), concatenated (the bytes
+    themselves when all are ASCII, else a uint32 array), and how many each text has."""
     if not len(data) or data.max() < 0x80:
-        return data.astype(np.uint32), np.diff(offs)
-    cp = np.frombuffer(bytearray(data.tobytes().decode("utf-8").encode("utf-32-le")), np.uint32)
-    continuation = np.flatnonzero((data & 0xC0) == 0x80)
-    return cp, np.diff(offs) - np.diff(np.searchsorted(continuation, offs))
+        return data, np.diff(offs)
+    cp, lens = np.empty(len(data), np.uint32), np.empty(len(offs) - 1, np.int64)
+    return cp[:utf8_code_points(data, offs, cp, lens)], lens
 
 
 def normalised_utf8(texts) -> tuple[np.ndarray, np.ndarray]:
     """`normalise` over a list or Arrow array of texts (null as ""), in UTF-8: the bytes of
-    all normalised texts concatenated and their offsets (from 0). Lower-casing is Arrow's;
-    whitespace is collapsed and trimmed on the bytes in numpy (a regular expression over
-    the text, Python's or DuckDB's, was most of the time): every byte of a whitespace
-    character becomes a space, and a space after a space (or at a text's start or end) goes,
-    so a run of any whitespace leaves one space."""
+    all normalised texts concatenated and their offsets (from 0). Non-ASCII letters are
+    lower-cased by Arrow; the rest is one compiled pass (`normalise_bytes`: a regular
+    expression over the text, Python's or DuckDB's, was most of the time)."""
     arr = text_array(texts)
-    data, _ = _buffer(arr)
-    if not len(data) or data.max() < 0x80:
-        # ASCII only: lower-cased here, 7x faster than utf8_lower (and Arrow 26's ascii_lower
-        # garbles an array whose offsets do not start at 0)
-        data, offs = _buffer(arr)
-        data = data + (np.subtract(data, 65, dtype=np.uint8) < 26).view(np.uint8) * np.uint8(32)
-        lead = cf = np.zeros(0, np.int64)
-    else:
+    data, offs = _buffer(arr)
+    if len(data) and data.max() >= 0x80:
         c4 = np.flatnonzero(data[:-1] == 0xC4)
         if len(c4) and (data[c4 + 1] == 0xB0).any():
             # Arrow lower-cases U+0130 to `i`, Python to `i` + U+0307: spell Python's out first
             arr = pc.replace_substring(arr, "\u0130", "i\u0307")
         data, offs = _buffer(pc.utf8_lower(arr))
-        # where non-ASCII whitespace may start (C2 85, C2 A0, E1/E2/E3 ..): accented letters (C3..)
-        # and most scripts never get here
-        lead = np.flatnonzero((data == 0xC2) | (np.subtract(data, 0xE1, dtype=np.uint8) <= 2))
-        cf = np.flatnonzero(data[:-1] == 0xCF)
-    counts = np.diff(offs)
-    if not len(data):
-        return data.copy(), offs
-    ws = ascii_whitespace(data)
-    data = np.maximum(data, ws.view(np.uint8) << 5)  # ASCII whitespace (all <= 0x20) becomes 0x20
-    if len(lead):
-        pad = np.concatenate([data, np.zeros(2, np.uint8)])
-        k2 = (pad[lead].astype(np.int64) << 8) | pad[lead + 1]
-        k3 = (k2 << 8) | pad[lead + 2]
-        for n, hit in ((2, _member(k2, _WS2)), (3, _member(k3, _WS3))):
-            for j in range(n):
-                ws[lead[hit] + j] = True
-                data[lead[hit] + j] = 0x20
-    if len(cf):
-        sigma = cf[data[cf + 1] == 0x82]  # final sigma (CF 82) as sigma (CF 83): same length
-        data[sigma + 1] = 0x83
-    prev = np.empty_like(ws)
-    prev[0] = True
-    prev[1:] = ws[:-1]
-    prev[offs[:-1][counts > 0]] = True
-    drop = ws & prev
-    dropped = np.flatnonzero(drop)
-    if len(dropped):
-        data = data[~drop]
-        counts = counts - np.diff(np.searchsorted(dropped, offs))
-    # a run that ends its text is now one trailing space: drop it too
-    ends = np.cumsum(counts)
-    nonempty = np.flatnonzero(counts)
-    trailing = data[ends[nonempty] - 1] == 0x20
-    if trailing.any():
-        data = np.delete(data, ends[nonempty[trailing]] - 1)
-        counts[nonempty[trailing]] -= 1
-    offs = np.zeros(len(counts) + 1, np.int64)
-    np.cumsum(counts, out=offs[1:])
-    return data, offs
+    out, out_offs = np.empty(len(data), np.uint8), np.empty(len(offs), np.int64)
+    return out[:normalise_bytes(data, offs, _WS2, _WS3, out, out_offs)], out_offs
 
 
 def normalised_code_points(texts) -> tuple[np.ndarray, np.ndarray]:
@@ -267,6 +207,11 @@ def shingles(texts, ngram: int = 5, unit: str = "char", seed: int = 0) -> tuple[
                 c = np.where(j < lens[short], flat[np.minimum(starts[short] + j, max(L - 1, 0))], np.uint64(1))
                 hh = hh * _P + c
         h = np.concatenate([h, hh ^ np.uint64(0x9E3779B97F4A7C15) * lens[short].astype(np.uint64)])
-    with np.errstate(over="ignore"):
-        h ^= np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x632BE59BD9B4E019)
+    h ^= seed_mix(seed)
     return fmix64(h), per_text, short
+
+
+def seed_mix(seed: int) -> np.uint64:
+    """What every shingle hash is xor-ed with before the finaliser, for a seed."""
+    with np.errstate(over="ignore"):
+        return np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(0x632BE59BD9B4E019)
