@@ -8,7 +8,8 @@ the same run and each in its own process, pyarrow's JSON reader on the same file
     python bench/scale.py --rows 10000000 --work /big/disk  # 10M rows: 11.5 GB of input, ~50 GB of cache
 
 Prints the whole run's time and peak RSS, each step's seconds (from the manifest) and the
-ratio to pyarrow's read. The goals (1M rows: peak RSS at most 3 GiB, the run within 6x
+ratio to pyarrow's read (the fastest of --baseline-runs reads, 3 by default: its time moves
+a lot from run to run here, and the fastest is the hardest baseline). The goals (1M rows: peak RSS at most 3 GiB, the run within 6x
 pyarrow's read; 10M rows: the run completes within this machine's 24 GiB) are printed as met
 or not, never asserted. Above 2M rows pyarrow's whole-table read would not fit in memory, so
 its streaming reader is the baseline there. A measured process whose memory passes
@@ -294,6 +295,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the work folder")
     ap.add_argument("--datatrove", action="store_true", help="also run datatrove's MinHash on the same rows")
     ap.add_argument("--datajuicer", action="store_true", help="also run Data-Juicer's MinHash on the same rows")
+    ap.add_argument("--baseline-runs", type=int, default=3, help="runs of pyarrow's read; the fastest is the baseline")
     ap.add_argument("--max-rss-gib", type=float, default=MAX_RSS_GIB,
                     help="kill a measured process whose resident memory passes this (default %(default)s)")
     a = ap.parse_args()
@@ -307,9 +309,13 @@ def main() -> None:
         print(f"built {n:,} rows ({data.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - t:.0f} s")
     # each measured in its own process, one after the other (never side by side)
     stream = a.rows > STREAM_ROWS
-    base = pyarrow_read(data, stream)
+    # the baseline's best of a few runs: its time moves 4-15 s from one run to the next on this
+    # machine (page cache, memory compaction), and noise only ever slows a run down
+    tries = [pyarrow_read(data, stream) for _ in range(a.baseline_runs)]
+    base = min(tries, key=lambda r: r["seconds"])
     print(f"pyarrow.json.{'open_json (streamed)' if stream else 'read_json'}: {base['seconds']:.1f} s, "
-          f"{base['peak_mib']:,.0f} MiB")
+          f"{base['peak_mib']:,.0f} MiB (best of {len(tries)}: "
+          f"{', '.join(format(r['seconds'], '.1f') for r in tries)} s)")
     run = recipe_run(data, work)
     peak = run["peak_mib"]
     print(f"\n{'step':<24} {'seconds':>9} {'rows in':>10} {'rows out':>10}")

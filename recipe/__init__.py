@@ -6,6 +6,10 @@ for _k, _v in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("TOKENIZ
                ("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TQDM_DISABLE", "1")):
     _os.environ.setdefault(_k, _v)
 
+from .hugepages import configure as _configure_hugepages  # noqa: E402
+
+_configure_hugepages()
+
 from .api import load  # noqa: E402,F401
 
 __all__ = ["load"]

@@ -376,8 +376,8 @@ def test_minhash_word_unit_and_edge_cases():
 
 @pytest.mark.parametrize("groups", [2, 3, 7])
 def test_minhash_bands_in_pieces_find_the_same_pairs_and_clusters(groups):
-    """The bands dealt to pieces (threads here, Ray tasks on Ray) find the pairs one piece
-    finds: each piece's own memo of verdicts changes what is computed, not the answer."""
+    """Buckets dealt to owners (threads here) find the pairs one owner finds: each owner's
+    own memo of verdicts changes what is computed, not the answer."""
     from recipe.algorithms.minhash import candidate_pairs, lsh_params, minhash_signatures, signature_clusters
     from recipe.table import thread_map
     sig = minhash_signatures(near_duplicate_corpus(), 5, "word")
@@ -389,11 +389,11 @@ def test_minhash_bands_in_pieces_find_the_same_pairs_and_clusters(groups):
         calls.append(len(arglist))
         return thread_map(fn, arglist)
     got = set(zip(*(x.tolist() for x in candidate_pairs(sig, 0.7, bands, rows, pmap, groups))))
-    assert calls == [groups] and len(one) > 20 and got == one
+    assert calls == [bands, groups] and len(one) > 20 and got == one  # the bands' buckets, then the owners
     calls.clear()
     assert np.array_equal(signature_clusters(sig, 0.7, pmap=pmap, groups=groups), signature_clusters(sig, 0.7))
-    # the components too are found in pieces: the bands' pieces, then rounds of pairwise merges
-    assert calls[0] == groups and calls[1:] == [n // 2 for n in _halvings(groups)]
+    # the components too are found in pieces: the owners' forests, then rounds of pairwise merges
+    assert calls[:2] == [bands, groups] and calls[2:] == [n // 2 for n in _halvings(groups)]
 
 
 def _halvings(n: int) -> list[int]:

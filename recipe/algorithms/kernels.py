@@ -1,5 +1,6 @@
 """Compiled loops (numba) for the steps whose numpy form is many passes over memory:
-signing shingles into MinHash bins, densifying signatures and verifying candidate pairs.
+signing shingles into MinHash bins, densifying signatures, banding and verifying
+candidate pairs, normalising text.
 Each computes what the numpy code in shingles.py/minhash.py defines, bit for bit (the tests
 compare them); `nogil` lets the worker threads that call them run in parallel, and `cache`
 keeps the compiled code between runs (compiling takes a few seconds)."""
@@ -104,22 +105,6 @@ def densify_rows(sig, table):  # pragma: no cover - compiled; covered through mi
             row[j] = row[src]
 
 
-@njit(cache=True, nogil=True)
-def agreeing_pairs(sig, a, b, threshold):  # pragma: no cover - compiled; covered through minhash
-    """For each pair (a[i], b[i]): whether the share of equal signature columns reaches
-    `threshold` (count / width in float64, as numpy's mean computed it)."""
-    K = sig.shape[1]
-    out = np.empty(len(a), np.bool_)
-    for i in range(len(a)):
-        x = sig[a[i]]
-        y = sig[b[i]]
-        same = 0
-        for j in range(K):
-            same += x[j] == y[j]
-        out[i] = same / K >= threshold
-    return out
-
-
 def _byte_tables() -> tuple[np.ndarray, np.ndarray]:
     """What `normalise_bytes` writes for each byte (A-Z lower-cased, ASCII whitespace as a
     space, the rest as is), and which bytes may start a two- or three-byte whitespace
@@ -210,3 +195,161 @@ def utf8_code_points(data, offs, cp, lens):  # pragma: no cover - compiled; cove
             n += 1
         lens[i] = n - first
     return n
+
+
+@njit(cache=True, nogil=True)
+def band_key_rows(sig, first, rows, mult):  # pragma: no cover - compiled; covered through minhash
+    """`minhash.band_keys` before its finaliser: for each signature row, the sum of its
+    columns first .. first + rows - 1 (as uint64) times `mult` (uint64, wrapping)."""
+    n = sig.shape[0]
+    out = np.empty(n, np.uint64)
+    for r in range(n):
+        acc = np.uint64(0)
+        for j in range(rows):
+            acc += np.uint64(sig[r, first + j]) * mult[j]
+        out[r] = _fmix64(acc)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _slot(key, mask):
+    return (np.uint64(key) * _GOLD) >> _S33 & mask
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _agree(x, y, need, K):
+    """Whether at least `need` of the K columns are equal, looking at 32 at a time and
+    stopping once the answer is known."""
+    same = 0
+    for lo in range(0, K, 32):
+        hi = min(lo + 32, K)
+        for j in range(lo, hi):
+            same += x[j] == y[j]
+        if same >= need:
+            return True
+        if same + (K - hi) < need:
+            return False
+    return same >= need
+
+
+@njit(cache=True, nogil=True)
+def bucket_runs(keys, rows):  # pragma: no cover - compiled; covered through minhash
+    """From keys in ascending order and their rows (any order among equal keys): the runs
+    of equal keys longer than one as (members, starts): run b is members[starts[b]:
+    starts[b + 1]], its rows ascending."""
+    n = len(keys)
+    members = np.empty(n, np.int64)
+    starts = np.empty(n + 1, np.int64)
+    m = 0
+    b = 0
+    i = 0
+    while i < n:
+        j = i + 1
+        while j < n and keys[j] == keys[i]:
+            j += 1
+        if j - i > 1:
+            starts[b] = m
+            b += 1
+            members[m:m + j - i] = np.sort(rows[i:j])
+            m += j - i
+        i = j
+    starts[b] = m
+    return members[:m], starts[:b + 1]
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _root(parent, x):
+    """x's root in a union-find forest, halving the path on the way."""
+    while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+    return x
+
+
+@njit(cache=True, nogil=True)
+def forest_roots(parent):  # pragma: no cover - compiled; covered through minhash
+    """Every row's root in a union-find forest whose roots are their components' smallest
+    rows (`verified_buckets` with a `parent` array)."""
+    out = np.empty(len(parent), np.int64)
+    for x in range(len(parent)):
+        out[x] = _root(parent, x)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def verified_buckets(sig, members, starts, need, n, owner, owners, parent, seen_keys, seen_ok, used):  # pragma: no cover
+    """`minhash.bucket_pairs` with `minhash.Verifier` for buckets given as runs of `members`
+    (bucket b is members[starts[b]:starts[b + 1]], rows in ascending order): each bucket's
+    members are compared with its first member, those that fail form the bucket again,
+    until one is left; only the buckets whose first row is `owner` modulo `owners`. A pair's verdict (at least `need` equal columns: `needed_columns`;
+    the comparison stops once the count is reached or out of reach) is looked up in, or
+    added to, the open-addressing table (`seen_keys`: key a * n + b or -1 for an
+    empty slot; `seen_ok`; `used` slots filled), which grows at half full and is returned:
+    (pairs a, pairs b, seen_keys, seen_ok, used). With a `parent` array (a union-find
+    forest over the n rows; empty: collect pairs) verified pairs are joined there instead
+    and no pairs are returned."""
+    K = sig.shape[1]
+    cap = 1024
+    out_a = np.empty(cap, np.int64)
+    out_b = np.empty(cap, np.int64)
+    got = 0
+    work = np.empty(0, np.int64)
+    for bkt in range(len(starts) - 1):
+        if members[starts[bkt]] % owners != owner:
+            continue
+        size = starts[bkt + 1] - starts[bkt]
+        if len(work) < size:
+            work = np.empty(2 * size, np.int64)
+        for i in range(size):
+            work[i] = members[starts[bkt] + i]
+        while size > 1:
+            rep = work[0]
+            kept = 0
+            for i in range(1, size):
+                m = work[i]
+                if 2 * (used + 1) > len(seen_keys):  # grow at half full
+                    old_k, old_ok = seen_keys, seen_ok
+                    seen_keys = np.full(2 * len(old_k), -1, np.int64)
+                    seen_ok = np.zeros(2 * len(old_k), np.bool_)
+                    mask2 = np.uint64(len(seen_keys) - 1)
+                    for s in range(len(old_k)):
+                        if old_k[s] >= 0:
+                            t = _slot(old_k[s], mask2)
+                            while seen_keys[t] >= 0:
+                                t = (t + _ONE) & mask2
+                            seen_keys[t] = old_k[s]
+                            seen_ok[t] = old_ok[s]
+                mask = np.uint64(len(seen_keys) - 1)
+                key = rep * n + m
+                t = _slot(key, mask)
+                while seen_keys[t] >= 0 and seen_keys[t] != key:
+                    t = (t + _ONE) & mask
+                if seen_keys[t] == key:
+                    ok = seen_ok[t]
+                else:
+                    ok = _agree(sig[rep], sig[m], need, K)
+                    seen_keys[t] = key
+                    seen_ok[t] = ok
+                    used += 1
+                if ok and len(parent):  # joined at once: the smaller root becomes the root
+                    ra, rb = _root(parent, rep), _root(parent, m)
+                    if ra < rb:
+                        parent[rb] = ra
+                    elif rb < ra:
+                        parent[ra] = rb
+                elif ok:
+                    if got == cap:
+                        cap *= 2
+                        na = np.empty(cap, np.int64)
+                        nb = np.empty(cap, np.int64)
+                        na[:got] = out_a[:got]
+                        nb[:got] = out_b[:got]
+                        out_a, out_b = na, nb
+                    out_a[got] = rep
+                    out_b[got] = m
+                    got += 1
+                else:
+                    work[kept] = m  # compacted in place: i > kept always
+                    kept += 1
+            size = kept
+    return out_a[:got], out_b[:got], seen_keys, seen_ok, used

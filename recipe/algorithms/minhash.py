@@ -21,8 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .clusters import connected_labels, forest_edges, forest_labels, reduce_forests
-from .kernels import agreeing_pairs, densify_rows, sign_units
+from .clusters import forest_labels, reduce_forests
+from .kernels import band_key_rows, bucket_runs, densify_rows, forest_roots, sign_units, verified_buckets
 from .shingles import (fmix64, normalise, normalised_code_points, pieces, seed_mix, shingles,  # noqa: F401 (normalise re-exported)
                        text_array, units)
 
@@ -136,12 +136,13 @@ def candidate_pairs(sig: np.ndarray, threshold: float, bands: int, rows: int, pm
                     groups: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Verified pairs: bucket mates in some band with estimated Jaccard >= threshold. In a
     bucket, members are compared with its first member; those that fail form the bucket
-    again, with their own first member, until one is left. The bands are dealt to `groups`
-    pieces (default: one per CPU) that `pmap` runs where it runs them (threads, or Ray tasks
-    sharing one copy of `sig`); a piece verifies a pair once however many of its bands bring
-    it up. A verdict depends only on the pair, so the pairs found are the same however the
-    bands are grouped (a pair two pieces find comes twice). Without `pmap`, one piece."""
-    found = (pmap or _serial)(band_pairs, _band_jobs(sig, threshold, bands, rows, pmap, groups))
+    again, with their own first member, until one is left. In two rounds of `pmap` (default:
+    in this thread): each band's buckets (`band_runs`), then the buckets dealt to `groups`
+    owners (default: one per CPU) by their first row, each owner verifying its buckets of
+    every band with verdicts shared across its bands (`owned_pairs`). A verdict depends only
+    on the pair, so the pairs found are the same however the buckets are dealt (a pair two
+    owners find comes twice)."""
+    found = (pmap or _serial)(owned_pairs, _owner_jobs(sig, threshold, bands, rows, pmap, groups))
     if not found:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.concatenate([a for a, _ in found]), np.concatenate([b for _, b in found])
@@ -151,28 +152,58 @@ def _serial(fn, arglist):
     return [fn(*a) for a in arglist]
 
 
-def _band_jobs(sig, threshold, bands, rows, pmap, groups) -> list[tuple]:
-    groups = max(1, min(bands, groups or (os.cpu_count() or 1 if pmap else 1)))
+def _owner_jobs(sig, threshold, bands, rows, pmap, groups, contract=False) -> list[tuple]:
+    groups = max(1, groups or (os.cpu_count() or 1 if pmap else 1))
     n = sig.shape[0]
     # rows of an empty text (every bin empty), found a slice at a time: no N x num_perm temporary
     empty = np.concatenate([(sig[i:i + 65536] == EMPTY).all(axis=1) for i in range(0, n, 65536)] or [np.zeros(0, bool)])
-    return [(sig, empty, threshold, list(range(g, bands, groups)), rows) for g in range(groups)]
+    runs = (pmap or _serial)(band_runs, [(sig, empty, band, rows) for band in range(bands)])
+    return [(sig, runs, threshold, g, groups, contract) for g in range(groups)]
 
 
-def band_forest(sig, empty, threshold, bands, rows) -> tuple[np.ndarray, np.ndarray]:
-    """A piece's verified pairs contracted to its components' star edges (`forest_edges`),
-    band by band: what a piece holds and returns is one edge per row it clustered, not every pair."""
-    return band_pairs(sig, empty, threshold, bands, rows, contract=True)
+def band_runs(sig: np.ndarray, empty: np.ndarray, band: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """A band's buckets of more than one row, as (members, starts) (`bucket_runs`); `empty`
+    marks the rows of empty texts, which match nothing."""
+    key = band_keys(sig, band, rows)
+    key[empty] = np.flatnonzero(empty).astype(np.uint64) ^ MASK64
+    order = np.argsort(key)  # not stable (numpy's SIMD sort): bucket_runs orders each run
+    return bucket_runs(key[order], order)
+
+
+def owned_pairs(sig: np.ndarray, runs: list, threshold: float, owner: int = 0, owners: int = 1,
+                contract: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Verified pairs of the buckets that `owner` of `owners` holds (those whose first row is
+    `owner` modulo `owners`) in every band's `runs`, by the compiled `verified_buckets`
+    (`bucket_pairs` with a `Verifier`, in one pass, verdicts shared by the bands). With
+    `contract`, verified pairs are joined in a union-find forest as they are found and the
+    result is that forest's star edges (child, root: the component's smallest row, as
+    `forest_edges` gives): memory holds one parent per row, never the pairs."""
+    n = sig.shape[0]
+    need = needed_columns(threshold, sig.shape[1])
+    seen = (np.full(1 << 16, -1, np.int64), np.zeros(1 << 16, bool), 0)
+    parent = np.arange(n, dtype=np.int64) if contract else np.zeros(0, np.int64)
+    pa, pb = [], []
+    for members, starts in runs:
+        a, b, *seen = verified_buckets(sig, members, starts, need, n, owner, owners, parent, *seen)
+        pa.append(a)
+        pb.append(b)
+    if contract:
+        root = forest_roots(parent)
+        child = np.flatnonzero(root != np.arange(n))
+        return child, root[child]
+    a = np.concatenate(pa) if pa else np.zeros(0, dtype=np.int64)
+    b = np.concatenate(pb) if pb else np.zeros(0, dtype=np.int64)
+    return a, b
 
 
 def band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
-    """One 64-bit bucket key per signature row for a band (`rows` columns from band*rows)."""
-    K = np.random.Generator(np.random.PCG64(12345)).integers(1, 2 ** 63, size=rows, dtype=np.uint64) | np.uint64(1)
-    out = np.empty(sig.shape[0], np.uint64)
-    with np.errstate(over="ignore"):
-        for s in range(0, sig.shape[0], 16384):  # a slice's uint64 temporaries stay in cache
-            out[s:s + 16384] = (sig[s:s + 16384, band * rows:(band + 1) * rows].astype(np.uint64) * K).sum(axis=1, dtype=np.uint64)
-    return fmix64(out)
+    """One 64-bit bucket key per signature row for a band (`rows` columns from band*rows):
+    the columns times fixed odd multipliers, summed (wrapping), through fmix64."""
+    return band_key_rows(sig, band * rows, rows, _band_multipliers(rows))
+
+
+def _band_multipliers(rows: int) -> np.ndarray:
+    return np.random.Generator(np.random.PCG64(12345)).integers(1, 2 ** 63, size=rows, dtype=np.uint64) | np.uint64(1)
 
 
 def bucket_pairs(members: np.ndarray, group: np.ndarray, verify) -> tuple[np.ndarray, np.ndarray]:
@@ -209,12 +240,11 @@ def shared_buckets(key: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.
 
 class Verifier:
     """Whether pairs' estimated Jaccard reaches the threshold, remembering verdicts (a pair
-    that several bands bring up is compared once). `take` is the signature matrix (compared
-    in place, by the compiled `agreeing_pairs`) or a function giving signature rows."""
+    that several bands bring up is compared once); `take(rows)` gives signature rows. (One
+    machine's `owned_pairs` does this in the compiled `verified_buckets`.)"""
 
     def __init__(self, take, n: int, threshold: float):
         self.take, self.n, self.threshold = take, n, threshold
-        self.sig = take if isinstance(take, np.ndarray) else None
         self.keys, self.ok = np.zeros(0, np.int64), np.zeros(0, bool)
 
     def __call__(self, a: np.ndarray, b: np.ndarray, step: int = 16384) -> np.ndarray:
@@ -227,12 +257,7 @@ class Verifier:
             todo = np.flatnonzero(~known)
         else:
             todo = np.arange(len(a))
-        if self.sig is not None:
-            ok[todo] = agreeing_pairs(self.sig, a[todo], b[todo], self.threshold)
-            todo_steps = ()
-        else:
-            todo_steps = range(0, len(todo), step)
-        for s in todo_steps:
+        for s in range(0, len(todo), step):
             t = todo[s:s + step]
             sa = self.take(a[t])
             # count / width is the float64 mean of the matches, as .mean() computed it
@@ -246,27 +271,10 @@ class Verifier:
         return ok
 
 
-def band_pairs(sig: np.ndarray, empty: np.ndarray, threshold: float, bands: list[int],
-               rows: int, contract: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """`candidate_pairs` of the given bands (each `rows` signature columns wide); `empty`
-    marks the rows of empty texts, which match nothing. With `contract`, the pairs found so
-    far are contracted to a forest (`forest_edges`) after each band, so what is held is at
-    most one band's pairs plus one edge per clustered row, and the result is that forest."""
-    n = sig.shape[0]
-    verify = Verifier(sig, n, threshold)
-    pa, pb = [], []
-    for band in bands:
-        key = band_keys(sig, band, rows)
-        key[empty] = np.arange(n, dtype=np.uint64)[empty] ^ MASK64  # empty texts match nothing
-        a, b = bucket_pairs(*shared_buckets(key), verify)
-        pa.append(a)
-        pb.append(b)
-        if contract:
-            child, root = forest_edges(np.concatenate(pa), np.concatenate(pb))
-            pa, pb = [child], [root]
-    a = np.concatenate(pa) if pa else np.zeros(0, dtype=np.int64)
-    b = np.concatenate(pb) if pb else np.zeros(0, dtype=np.int64)
-    return a, b
+def needed_columns(threshold: float, width: int) -> int:
+    """The fewest equal columns m with m / width >= threshold (as float64 divides): a pair
+    verifies when that many of its signature columns agree."""
+    return next((m for m in range(width + 1) if m / width >= threshold), width + 1)
 
 
 def minhash_clusters(texts: list[str], threshold: float, ngram: int = 5, unit: str = "char",
@@ -281,14 +289,13 @@ def minhash_clusters(texts: list[str], threshold: float, ngram: int = 5, unit: s
 
 def signature_clusters(sig: np.ndarray, threshold: float, pmap=None, groups: int | None = None) -> np.ndarray:
     """One cluster label per signature row (the smallest index in its cluster); `pmap` runs
-    the bands' pieces (see `candidate_pairs`) and the merges of their components."""
+    the bands and the owners of buckets (see `candidate_pairs`) and the merges of their
+    components."""
     n, num_perm = sig.shape
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     bands, rows = lsh_params(threshold, num_perm)
-    if pmap is None:
-        return connected_labels(n, *candidate_pairs(sig, threshold, bands, rows))
-    # connected components in pieces too: each band piece contracts its pairs to a forest,
-    # and the forests merge pairwise in rounds of pieces; the labels are connected_labels'
-    forests = pmap(band_forest, _band_jobs(sig, threshold, bands, rows, pmap, groups))
-    return forest_labels(n, *reduce_forests(forests, pmap))
+    # connected components in pieces too: each owner joins its pairs in a forest, and the
+    # forests merge pairwise in rounds; the labels are connected_labels' of all the pairs
+    forests = (pmap or _serial)(owned_pairs, _owner_jobs(sig, threshold, bands, rows, pmap, groups, contract=True))
+    return forest_labels(n, *reduce_forests(forests, pmap or _serial))
