@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -63,6 +64,9 @@ def recipe_cmd(recipe: str, work: Path, engine: str, extra: list[str]) -> list[s
 def compare(work: Path, label: str, engines=("duckdb", "ray"), extra=(), env=None) -> None:
     res = {}
     for eng in engines:
+        # cold: a step cache an earlier run left would answer every step (the fingerprints
+        # hold the operators' code, not the engines')
+        shutil.rmtree(work / f"cache-{eng}", ignore_errors=True)
         res[eng] = run_tree(recipe_cmd(label, work, eng, list(extra) + (["--model-cache", str(work / f"models-{eng}")]
                                                                      if "qdit" in label else [])), env)
         man = json.loads((work / f"out-{eng}" / "manifest.json").read_text())

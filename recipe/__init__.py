@@ -6,9 +6,9 @@ for _k, _v in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("TOKENIZ
                ("HF_HUB_DISABLE_PROGRESS_BARS", "1"), ("TQDM_DISABLE", "1")):
     _os.environ.setdefault(_k, _v)
 
-from .hugepages import configure as _configure_hugepages  # noqa: E402
+from .allocators import configure as _configure_allocators  # noqa: E402
 
-_configure_hugepages()
+_configure_allocators()
 
 from .api import load  # noqa: E402,F401
 

@@ -236,20 +236,27 @@ write x to "x.jsonl"
 
 
 def test_reducers_find_the_pairs_of_one_machine_however_keys_are_partitioned():
-    """The reduce side's buckets, over (band, key) from any partitioning, verify the same
-    pairs as `signature_clusters`' bands, so the labels are equal."""
-    from recipe.algorithms.clusters import forest_labels, merge_forests
-    from recipe.algorithms.minhash import (EMPTY, Verifier, band_keys, bucket_pairs, lsh_params,
-                                           signature_clusters)
-    from recipe.algorithms.clusters import forest_edges
+    """Ray's reduce task (`verified_forest`: the (band, key, row) arrays of one partition,
+    signature rows fetched from the blocks' object refs) finds forests whose merge has the
+    components of the numpy definition's pairs, so the labels equal `signature_clusters`'."""
+    import ray
+    from minhash_reference import band_pair_set
+    from recipe.algorithms.clusters import connected_labels, forest_labels, merge_forests
+    from recipe.algorithms.minhash import EMPTY, band_keys, lsh_params, signature_clusters
+    from recipe.engine.ray_minhash import verified_forest
+    from recipe.engine.ray_store import start_ray
     rng = np.random.default_rng(3)
     base = rng.integers(0, 50, size=(40, 64)).astype(np.uint32)
     sig = base[rng.integers(0, 40, size=300)].copy()
     noise = rng.random(sig.shape) < 0.25
     sig[noise] = rng.integers(0, 50, size=int(noise.sum())).astype(np.uint32)
     sig[[5, 77]] = EMPTY
-    want = signature_clusters(sig, 0.6)
     bands, rows = lsh_params(0.6, 64)
+    want = connected_labels(300, *(np.array(x, np.int64) for x in zip(*band_pair_set(sig, 0.6, bands, rows))))
+    assert np.array_equal(signature_clusters(sig, 0.6), want)
+    start_ray()
+    offsets = np.array([0, 100, 220, 300])
+    sig_refs = [ray.put(sig[offsets[i]:offsets[i + 1]]) for i in range(3)]
     live = np.flatnonzero(~(sig == EMPTY).all(axis=1))
     for parts in (1, 4):
         forests = []
@@ -258,13 +265,9 @@ def test_reducers_find_the_pairs_of_one_machine_however_keys_are_partitioned():
             for band in range(bands):
                 key = band_keys(sig[live], band, rows)
                 sel = key % np.uint64(parts) == p
-                b.append(np.full(int(sel.sum()), band)), k.append(key[sel]), r.append(live[sel])
-            b, k, r = np.concatenate(b), np.concatenate(k), np.concatenate(r)
-            o = np.lexsort((r, k, b))
-            b, k, r = b[o], k[o], r[o]
-            g = np.cumsum(np.concatenate([[True], (b[1:] != b[:-1]) | (k[1:] != k[:-1])])) - 1
-            big = np.bincount(g)[g] > 1
-            forests.append(forest_edges(*bucket_pairs(r[big], g[big], Verifier(lambda i: sig[i], 300, 0.6))))
+                b.append(np.full(int(sel.sum()), band, np.int32)), k.append(key[sel]), r.append(live[sel])
+            forests.append(verified_forest(300, offsets, sig_refs, 0.6, (np.concatenate(b), np.concatenate(k),
+                                                                        np.concatenate(r))))
         got = forest_labels(300, *merge_forests(*[x for f in forests for x in f]))
         assert np.array_equal(got, want)
     assert 40 < len(np.unique(want)) < 250  # clusters found, and candidates turned down

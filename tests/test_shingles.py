@@ -161,25 +161,18 @@ def test_densifying_falls_back_to_the_first_filled_bin():
        threshold=st.sampled_from([0.3, 0.5, 0.55, 0.8, 1.0]))
 def test_compiled_banding_matches_the_numpy_definition(seed, n, width, threshold):
     """`candidate_pairs` (compiled buckets and verification, verdicts shared by bands, early
-    stop, buckets dealt to owners) finds the pairs that numpy's `shared_buckets` +
-    `bucket_pairs` + `Verifier` find band by band, however many owners; a small value range
-    makes buckets and near misses common."""
-    from recipe.algorithms.minhash import (EMPTY, MASK64, Verifier, band_keys, bucket_pairs, candidate_pairs,
-                                           shared_buckets)
+    stop, buckets dealt to owners) finds the pairs of the numpy definition
+    (tests/minhash_reference.py), however many owners; a small value range makes buckets
+    and near misses common."""
+    from minhash_reference import band_pair_set
+    from recipe.algorithms.minhash import EMPTY, candidate_pairs
     from recipe.table import thread_map
     rng = np.random.default_rng(seed)
     sig = rng.integers(0, 3, size=(n, width), dtype=np.uint32)
     sig[rng.random(n) < 0.1] = EMPTY
-    empty = (sig == EMPTY).all(axis=1)
-    rows = 4
-    verify = Verifier(lambda i: sig[i], n, threshold)
-    want = set()
-    for band in range(width // rows):
-        key = band_keys(sig, band, rows)
-        key[empty] = np.flatnonzero(empty).astype(np.uint64) ^ MASK64
-        want |= set(zip(*(x.tolist() for x in bucket_pairs(*shared_buckets(key), verify))))
+    want = band_pair_set(sig, threshold, width // 4, 4)
     for pmap, groups in ((None, None), (thread_map, 3)):
-        a, b = candidate_pairs(sig, threshold, width // rows, rows, pmap, groups)
+        a, b = candidate_pairs(sig, threshold, width // 4, 4, pmap, groups)
         got = list(zip(a.tolist(), b.tolist()))
         assert set(got) == want
         assert all(x < y for x, y in got)

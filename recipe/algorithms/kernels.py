@@ -278,7 +278,7 @@ def forest_roots(parent):  # pragma: no cover - compiled; covered through minhas
 
 @njit(cache=True, nogil=True)
 def verified_buckets(sig, members, starts, need, n, owner, owners, parent, seen_keys, seen_ok, used):  # pragma: no cover
-    """`minhash.bucket_pairs` with `minhash.Verifier` for buckets given as runs of `members`
+    """Verified pairs of buckets given as runs of `members`
     (bucket b is members[starts[b]:starts[b + 1]], rows in ascending order): each bucket's
     members are compared with its first member, those that fail form the bucket again,
     until one is left; only the buckets whose first row is `owner` modulo `owners`. A pair's verdict (at least `need` equal columns: `needed_columns`;

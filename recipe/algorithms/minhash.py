@@ -174,7 +174,8 @@ def owned_pairs(sig: np.ndarray, runs: list, threshold: float, owner: int = 0, o
                 contract: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Verified pairs of the buckets that `owner` of `owners` holds (those whose first row is
     `owner` modulo `owners`) in every band's `runs`, by the compiled `verified_buckets`
-    (`bucket_pairs` with a `Verifier`, in one pass, verdicts shared by the bands). With
+    (members against their bucket's first member, those that fail again among themselves;
+    verdicts shared by the bands). With
     `contract`, verified pairs are joined in a union-find forest as they are found and the
     result is that forest's star edges (child, root: the component's smallest row, as
     `forest_edges` gives): memory holds one parent per row, never the pairs."""
@@ -204,71 +205,6 @@ def band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
 
 def _band_multipliers(rows: int) -> np.ndarray:
     return np.random.Generator(np.random.PCG64(12345)).integers(1, 2 ** 63, size=rows, dtype=np.uint64) | np.uint64(1)
-
-
-def bucket_pairs(members: np.ndarray, group: np.ndarray, verify) -> tuple[np.ndarray, np.ndarray]:
-    """Verified pairs of buckets. `members` are rows sorted by bucket and, within one, by
-    row; `group` is each one's bucket (equal for a bucket's members, adjacent). Members are
-    compared with their bucket's first member (`verify(a, b)` -> bool per pair); those that
-    fail form the bucket again, with their own first member, until one is left."""
-    pa, pb = [], []
-    while len(members):
-        first = np.concatenate([[True], group[1:] != group[:-1]])
-        rep = members[first][np.cumsum(first) - 1]
-        a, b = rep[~first], members[~first]
-        ok = verify(a, b)
-        pa.append(a[ok])
-        pb.append(b[ok])
-        again = ~first
-        again[~first] = ~ok
-        members, group = members[again], group[again]
-    if not pa:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(pa), np.concatenate(pb)
-
-
-def shared_buckets(key: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(members, group) for `bucket_pairs`: the rows (default: positions) whose key another
-    row shares, sorted by key then row, and their bucket numbers."""
-    order = np.argsort(key, kind="stable")
-    ks = key[order]
-    group = np.cumsum(np.concatenate([[True], ks[1:] != ks[:-1]])) - 1
-    size = np.bincount(group)
-    members = order if rows is None else rows[order]
-    return members[size[group] > 1], group[size[group] > 1]
-
-
-class Verifier:
-    """Whether pairs' estimated Jaccard reaches the threshold, remembering verdicts (a pair
-    that several bands bring up is compared once); `take(rows)` gives signature rows. (One
-    machine's `owned_pairs` does this in the compiled `verified_buckets`.)"""
-
-    def __init__(self, take, n: int, threshold: float):
-        self.take, self.n, self.threshold = take, n, threshold
-        self.keys, self.ok = np.zeros(0, np.int64), np.zeros(0, bool)
-
-    def __call__(self, a: np.ndarray, b: np.ndarray, step: int = 16384) -> np.ndarray:
-        keys = a.astype(np.int64) * self.n + b
-        ok = np.zeros(len(a), bool)
-        if len(self.keys):
-            where = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
-            known = self.keys[where] == keys
-            ok[known] = self.ok[where[known]]
-            todo = np.flatnonzero(~known)
-        else:
-            todo = np.arange(len(a))
-        for s in range(0, len(todo), step):
-            t = todo[s:s + step]
-            sa = self.take(a[t])
-            # count / width is the float64 mean of the matches, as .mean() computed it
-            ok[t] = np.count_nonzero(sa == self.take(b[t]), axis=1) / sa.shape[1] >= self.threshold
-        if len(todo):
-            # new verdicts are inserted in order (sorted, unique, none known yet): no re-sort of
-            # every verdict so far
-            new_keys, first = np.unique(keys[todo], return_index=True)
-            at = np.searchsorted(self.keys, new_keys)
-            self.keys, self.ok = np.insert(self.keys, at, new_keys), np.insert(self.ok, at, ok[todo][first])
-        return ok
 
 
 def needed_columns(threshold: float, width: int) -> int:

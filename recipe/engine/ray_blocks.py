@@ -12,6 +12,7 @@ position (keep, add columns, concatenate) are Arrow alone.
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,17 @@ ASIDE_SCHEMA = pa.schema([("_id", pa.string()), ("reason", pa.string()), ("raw",
 def write_atomic(tbl: pa.Table, path: str) -> None:
     tmp = f"{path}.tmp-{os.getpid()}"
     pq.write_table(tbl, tmp)
+    os.replace(tmp, path)
+
+
+def link_atomic(src: str, path: str) -> None:
+    """`path` as the same file as `src` (a hard link; a copy across file systems): for a
+    block that a step passes through unchanged, instead of encoding it again."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copyfile(src, tmp)
     os.replace(tmp, path)
 
 
@@ -52,12 +64,16 @@ def sql_block(src: str, out: str, aside: str, how: str, args: tuple, params: dic
     from .tables import ASIDE_DDL
     con = _connect()
     try:
-        con.register("s", pq.read_table(src))  # read in place, not copied into a table
+        whole = pq.read_table(src)
+        con.register("s", whole)  # read in place, not copied into a table
         con.execute(f"CREATE TABLE a {ASIDE_DDL}")
         o = DuckOutput(con, "o", "a", params)
         getattr(o, how)(DuckTable(con, "s"), *args)
-        res = con.execute("SELECT * FROM o").to_arrow_table()
-        write_atomic(_row_last(res), out)
+        res = _row_last(con.execute("SELECT * FROM o").to_arrow_table())
+        if how == "filter" and res.num_rows == whole.num_rows and res.schema.equals(whole.schema):
+            link_atomic(src, out)  # every row kept, nothing changed: the block is its source
+        else:
+            write_atomic(res, out)
         write_atomic(con.execute("SELECT _id, reason, raw FROM a").to_arrow_table().cast(ASIDE_SCHEMA), aside)
         return res.num_rows
     finally:
@@ -74,6 +90,10 @@ def paste_block(src: str, out: str, aside: str, keep: np.ndarray | None, why: li
     set aside with `why[i]` or `default`."""
     from ..faults import fault_once
     fault_once("ray:worker", fault, Path(out).parent.parent / f".killed-{Path(out).parent.name}")
+    if keep is None and extra is None and row_base is None and schema is None:
+        link_atomic(src, out)  # the block passes through unchanged
+        write_atomic(aside_table([], []), aside)
+        return pq.ParquetFile(src).metadata.num_rows
     tbl = pq.read_table(src)
     n = tbl.num_rows
     if extra is not None:

@@ -4,8 +4,8 @@ connected-components step.
 Map (a task per block): sign the block, keep its signatures in the object store, and send
 each live row's key in every LSH band to one of `parts` reducers by the key. Reduce (a task
 per partition): rows sharing a (band, key) form a bucket, verified as on one machine
-(`bucket_pairs`: members against their bucket's first member, estimated Jaccard against the
-threshold), fetching only the signature blocks its buckets need; its pairs are contracted to a
+(`verified_buckets`: members against their bucket's first member, estimated Jaccard against
+the threshold), fetching only the signature blocks its buckets need; its pairs are joined in a
 forest. Forests merge two at a time in tasks whose inputs are the previous tasks' results, so
 the driver holds only the texts' lengths and the final forest. A bucket's verdicts depend on
 its members alone, so the pairs, the components and the labels are those of
@@ -41,10 +41,12 @@ def sign_and_key(src: str, on: str, ngram: int, unit: str, num_perm: int, seed: 
 
 def verified_forest(n: int, offsets: np.ndarray, sig_refs: list, threshold: float, *parts) -> tuple:
     """Reduce task: one partition's (band, key, row) arrays from every block -> the forest
-    of its verified pairs."""
+    of its verified pairs. The signature rows its buckets name are fetched (only the blocks
+    they are in) into one local matrix, and the buckets verified and joined as on one
+    machine (`owned_pairs`' compiled `verified_buckets`, one owner)."""
     import ray
-    from ..algorithms.clusters import forest_edges
-    from ..algorithms.minhash import Verifier, bucket_pairs
+    from ..algorithms.kernels import forest_roots, verified_buckets
+    from ..algorithms.minhash import needed_columns
     band = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int32)
     key = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.uint64)
     row = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.int64)
@@ -54,21 +56,25 @@ def verified_forest(n: int, offsets: np.ndarray, sig_refs: list, threshold: floa
     group = np.cumsum(new) - 1
     size = np.bincount(group) if len(group) else np.zeros(0, np.int64)
     members, group = row[size[group] > 1], group[size[group] > 1]
-    blocks: dict[int, np.ndarray] = {}
-
-    def take(idx: np.ndarray) -> np.ndarray:
-        at = np.searchsorted(offsets, idx, side="right") - 1
-        out = None
-        for b in np.unique(at):
-            if b not in blocks:
-                blocks[b] = ray.get(sig_refs[b])
-            sel = at == b
-            if out is None:
-                out = np.empty((len(idx), blocks[b].shape[1]), np.uint32)
-            out[sel] = blocks[b][idx[sel] - offsets[b]]
-        return out
-
-    return forest_edges(*bucket_pairs(members, group, Verifier(take, n, threshold)))
+    if not len(members):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    uniq = np.unique(members)  # ascending: a bucket's rows stay in order as local positions
+    at = np.searchsorted(offsets, uniq, side="right") - 1
+    local = None
+    for b in np.unique(at):
+        block = ray.get(sig_refs[b])
+        if local is None:
+            local = np.empty((len(uniq), block.shape[1]), np.uint32)
+        sel = at == b
+        local[sel] = block[uniq[sel] - offsets[b]]
+    starts = np.flatnonzero(np.concatenate([[True], group[1:] != group[:-1], [True]]))
+    m = len(uniq)
+    parent = np.arange(m, dtype=np.int64)
+    verified_buckets(local, np.searchsorted(uniq, members), starts, needed_columns(threshold, local.shape[1]), m,
+                     0, 1, parent, np.full(1 << 16, -1, np.int64), np.zeros(1 << 16, bool), 0)
+    root = forest_roots(parent)
+    child = np.flatnonzero(root != np.arange(m))
+    return uniq[child], uniq[root[child]]
 
 
 def merged(*forests) -> tuple:
