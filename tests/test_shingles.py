@@ -33,6 +33,9 @@ def test_arrow_normalisation_and_units_match_python(texts):
     for w, h in zip(flat, words.tolist()):
         assert by_word.setdefault(w, h) == h
     assert len(set(by_word.values())) == len(by_word)
+    from minhash_reference import numpy_words
+    want, want_lens = numpy_words(*normalised_code_points(texts))
+    assert np.array_equal(words, want) and np.array_equal(wlens, want_lens)
 
 
 def test_sliced_arrow_input_and_shingle_counts():

@@ -198,6 +198,38 @@ def utf8_code_points(data, offs, cp, lens):  # pragma: no cover - compiled; cove
 
 
 @njit(cache=True, nogil=True)
+def word_hashes(cp, counts, words, per):  # pragma: no cover - compiled; covered through shingles
+    """`shingles._words`: for each normalised text (code points `cp`, `counts` per text;
+    words separated by single spaces) each word's hash, fmix64 of the sum of (code point +
+    1) * P ** (place + 1), wrapping, into `words`, and each text's word count into `per`.
+    Returns the words written."""
+    got = 0
+    at = 0
+    for i in range(len(counts)):
+        first = got
+        h = np.uint64(0)
+        pw = _P
+        open_word = False
+        for p in range(at, at + counts[i]):
+            c = np.uint64(cp[p])
+            if c == 32:
+                if open_word:
+                    words[got] = _fmix64(h)
+                    got += 1
+                h, pw, open_word = np.uint64(0), _P, False
+            else:
+                h += (c + _ONE) * pw
+                pw *= _P
+                open_word = True
+        if open_word:
+            words[got] = _fmix64(h)
+            got += 1
+        per[i] = got - first
+        at += counts[i]
+    return got
+
+
+@njit(cache=True, nogil=True)
 def band_key_rows(sig, first, rows, mult):  # pragma: no cover - compiled; covered through minhash
     """`minhash.band_keys` before its finaliser: for each signature row, the sum of its
     columns first .. first + rows - 1 (as uint64) times `mult` (uint64, wrapping)."""

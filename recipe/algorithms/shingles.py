@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .kernels import normalise_bytes, utf8_code_points
+from .kernels import normalise_bytes, utf8_code_points, word_hashes
 
 _WS = re.compile(r"\s+")
 _P = np.uint64(1099511628211)
@@ -125,25 +125,10 @@ def normalised_texts(texts) -> pa.Array:
 
 def _words(cp: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """A 64-bit hash of every space-separated word of normalised texts (single spaces,
-    trimmed), and how many words each text has."""
-    solid = cp != 0x20
-    start = solid.copy()
-    start[1:] &= ~solid[:-1]
-    offs = np.concatenate([[0], np.cumsum(counts)])
-    first = offs[:-1][counts > 0]
-    start[first] = True  # a word never runs from one text into the next
-    pos = np.flatnonzero(solid)
-    begins = np.flatnonzero(start[pos])  # index in `pos` of each word's first code point
-    if len(pos):
-        k = pos - pos[begins][np.cumsum(start[pos]) - 1]  # code point's place in its word
-        powers = np.cumprod(np.full(int(k.max()) + 1, _P, dtype=np.uint64))
-        with np.errstate(over="ignore"):
-            terms = (cp[pos].astype(np.uint64) + np.uint64(1)) * powers[k]
-        words = fmix64(np.add.reduceat(terms, begins))
-    else:
-        words = np.zeros(0, np.uint64)
-    counted = np.concatenate([[0], np.cumsum(start)])
-    return words, counted[offs[1:]] - counted[offs[:-1]]
+    trimmed): fmix64 of the sum of (code point + 1) * P ** (its place in the word + 1),
+    wrapping (`word_hashes`); and how many words each text has."""
+    words, per = np.empty(len(cp) // 2 + len(counts), np.uint64), np.empty(len(counts), np.int64)
+    return words[:word_hashes(cp, counts.astype(np.int64, copy=False), words, per)], per
 
 
 def units(texts, unit: str) -> tuple[np.ndarray, np.ndarray]:
