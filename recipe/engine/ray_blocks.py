@@ -57,25 +57,57 @@ def _connect():
 
 def sql_block(src: str, out: str, aside: str, how: str, args: tuple, params: dict, fault: str | None = None) -> int:
     """`filter` (cond, reason) or `derive` (columns, cast) on one block, by the DuckDB
-    engine's Output; returns the rows written."""
+    engine's Output; returns the rows written. A filter that keeps every row of a block
+    (found reading only its condition's columns) links the block instead."""
     from ..faults import fault_once
-    from .duck import DuckOutput, DuckTable
     fault_once("ray:worker", fault, Path(out).parent.parent / f".killed-{Path(out).parent.name}")
-    from .tables import ASIDE_DDL
+    if how == "filter" and _keeps_whole(src, *args, params):
+        link_atomic(src, out)
+        write_atomic(aside_table([], []), aside)
+        return pq.ParquetFile(src).metadata.num_rows
     con = _connect()
     try:
-        whole = pq.read_table(src)
-        con.register("s", whole)  # read in place, not copied into a table
-        con.execute(f"CREATE TABLE a {ASIDE_DDL}")
-        o = DuckOutput(con, "o", "a", params)
-        getattr(o, how)(DuckTable(con, "s"), *args)
-        res = _row_last(con.execute("SELECT * FROM o").to_arrow_table())
-        if how == "filter" and res.num_rows == whole.num_rows and res.schema.equals(whole.schema):
-            link_atomic(src, out)  # every row kept, nothing changed: the block is its source
-        else:
-            write_atomic(res, out)
-        write_atomic(con.execute("SELECT _id, reason, raw FROM a").to_arrow_table().cast(ASIDE_SCHEMA), aside)
+        res, gone = _run(con, pq.read_table(src), how, args, params)
+        write_atomic(res, out)
+        write_atomic(gone, aside)
         return res.num_rows
+    finally:
+        con.close()
+
+
+def _run(con, tbl: pa.Table, how: str, args: tuple, params: dict) -> tuple[pa.Table, pa.Table]:
+    """(the step's rows, the rows it set aside) of `how` over a table, on `con`."""
+    from .duck import DuckOutput, DuckTable
+    from .tables import ASIDE_DDL
+    con.register("s", tbl)  # read in place, not copied into a table
+    con.execute(f"CREATE TABLE a {ASIDE_DDL}")
+    o = DuckOutput(con, "o", "a", params)
+    getattr(o, how)(DuckTable(con, "s"), *args)
+    res = _row_last(con.execute("SELECT * FROM o").to_arrow_table())
+    return res, con.execute("SELECT _id, reason, raw FROM a").to_arrow_table().cast(ASIDE_SCHEMA)
+
+
+def _keeps_whole(src: str, cond, reason: str, params: dict) -> bool:
+    """Whether a filter gives a block back as it is: its condition holds on every row (only
+    the columns it names are read), and its output has the block's own schema (the filter
+    run on an empty copy)."""
+    import duckdb
+    from ..syntax import expr_columns
+    from .sql import to_sql
+    schema = pq.read_schema(src)
+    need = sorted({c.name for c in expr_columns(cond)})
+    if not need or not set(need) <= set(schema.names):
+        return False
+    con = _connect()
+    try:
+        if not _run(con, schema.empty_table(), "filter", (cond, reason), params)[0].schema.equals(schema):
+            return False
+        con.register("p", pq.read_table(src, columns=need))
+        sql, binds = to_sql(cond, params)
+        try:
+            return con.execute(f"SELECT count(*) FROM p WHERE NOT coalesce({sql}, false)", binds).fetchone()[0] == 0
+        except duckdb.Error:  # the translation needs a column the condition does not name: the full path
+            return False
     finally:
         con.close()
 
@@ -177,7 +209,9 @@ def key_block(src: str, on: str, keep: str, parts: int) -> list[pa.Table] | pa.T
     from ..table import normalised_block, source_column
     from .duck import _rank_cols
     from .sql import text_sql
-    tbl = pq.read_table(src)
+    # only the columns the key and the rank read (not every text of the block)
+    need = {source_column(on), ROW, "_id"} | ({keep.split(":", 1)[1]} if ":" in keep else set())
+    tbl = pq.read_table(src, columns=[c for c in pq.read_schema(src).names if c in need])
     con = _connect()
     try:
         con.register("s", tbl)
