@@ -30,12 +30,14 @@ class _Ctx:
         pass
 
 
-def scratch_connection(path: Path, spill: Path):
-    """A DuckDB database on disk for one read (it spills past its memory limit)."""
+def scratch_connection(path: Path | None, spill: Path):
+    """A DuckDB database for one read, on disk at `path` or in memory (None); either spills
+    to `spill` past its memory limit."""
     import duckdb
     from .tables import ASIDE_DDL
-    path.unlink(missing_ok=True)
-    con = duckdb.connect(str(path))
+    if path is not None:
+        path.unlink(missing_ok=True)
+    con = duckdb.connect(str(path) if path is not None else ":memory:")
     con.execute("SET temp_directory = ?", [str(spill)])
     con.execute("SET memory_limit = ?", [os.environ.get("RECIPE_DUCKDB_MEMORY") or "1GB"])
     con.execute("SET preserve_insertion_order = true")
@@ -120,7 +122,9 @@ def read_piece(piece: tuple, args: dict, source: str, index: int, work: str, blo
     shutil.rmtree(d, ignore_errors=True)  # a retried task starts over
     d.mkdir(parents=True)
     lines: list[str] = []
-    con = scratch_connection(d / "scratch.duckdb", d / "spill")
+    # in memory: a piece is at most a file of a folder or a span; past the memory limit it
+    # spills (a database file cost a write and a checkpoint of every row)
+    con = scratch_connection(None, d / "spill")
     try:
         if piece[0] == "file":
             rejected = read_source(con, "t", "a", _Ctx(), source, args, lambda m, *a, **k: lines.append(m),
@@ -135,7 +139,6 @@ def read_piece(piece: tuple, args: dict, source: str, index: int, work: str, blo
         rb.write_atomic(aside.slice(cut), str(d / "aside1.parquet"))
     finally:
         con.close()
-        (d / "scratch.duckdb").unlink(missing_ok=True)
         shutil.rmtree(d / "spill", ignore_errors=True)
     return n, schema, lines
 
