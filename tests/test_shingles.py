@@ -179,3 +179,16 @@ def test_compiled_banding_matches_the_numpy_definition(seed, n, width, threshold
         got = list(zip(a.tolist(), b.tolist()))
         assert set(got) == want
         assert all(x < y for x, y in got)
+
+
+def test_buckets_of_several_bands_split_by_band_with_rows_in_order():
+    """Ray's reducers sort (band, key, row) entries by key alone and split each run of one
+    key by band (`band_bucket_runs`): the buckets of a sort by band, key, row."""
+    from recipe.algorithms.kernels import band_bucket_runs
+    key = np.array([5, 7, 5, 5, 9, 7, 5], np.uint64)
+    band = np.array([0, 0, 1, 0, 2, 0, 1], np.int64)
+    row = np.array([3, 6, 1, 2, 8, 0, 4], np.int64)
+    order = np.argsort(key, kind="stable")
+    members, starts = band_bucket_runs(key[order], (band[order] << 40) | row[order])
+    got = [members[starts[i]:starts[i + 1]].tolist() for i in range(len(starts) - 1)]
+    assert got == [[2, 3], [1, 4], [0, 6]]  # key 5 band 0, key 5 band 1, key 7 band 0; key 9 alone

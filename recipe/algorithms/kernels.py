@@ -309,6 +309,41 @@ def forest_roots(parent):  # pragma: no cover - compiled; covered through minhas
 
 
 @njit(cache=True, nogil=True)
+def band_bucket_runs(keys, tagged):  # pragma: no cover - compiled; covered through Ray's minhash
+    """`bucket_runs` for entries of several bands: keys in ascending order, each entry's
+    band and row as band << 40 | row (any order among equal keys). A bucket is a run of
+    equal key and equal band; runs of one entry are left out."""
+    n = len(keys)
+    members = np.empty(n, np.int64)
+    starts = np.empty(n + 1, np.int64)
+    low = (np.int64(1) << 40) - 1
+    m = 0
+    b = 0
+    i = 0
+    while i < n:
+        j = i + 1
+        while j < n and keys[j] == keys[i]:
+            j += 1
+        if j - i > 1:
+            run = np.sort(tagged[i:j])
+            s = 0
+            while s < j - i:
+                e = s + 1
+                while e < j - i and (run[e] >> 40) == (run[s] >> 40):
+                    e += 1
+                if e - s > 1:
+                    starts[b] = m
+                    b += 1
+                    for t in range(s, e):
+                        members[m] = run[t] & low
+                        m += 1
+                s = e
+        i = j
+    starts[b] = m
+    return members[:m], starts[:b + 1]
+
+
+@njit(cache=True, nogil=True)
 def verified_buckets(sig, members, starts, need, n, owner, owners, parent, seen_keys, seen_ok, used):  # pragma: no cover
     """Verified pairs of buckets given as runs of `members`
     (bucket b is members[starts[b]:starts[b + 1]], rows in ascending order): each bucket's

@@ -45,17 +45,15 @@ def verified_forest(n: int, offsets: np.ndarray, sig_refs: list, threshold: floa
     they are in) into one local matrix, and the buckets verified and joined as on one
     machine (`owned_pairs`' compiled `verified_buckets`, one owner)."""
     import ray
-    from ..algorithms.kernels import forest_roots, verified_buckets
+    from ..algorithms.kernels import band_bucket_runs, forest_roots, verified_buckets
     from ..algorithms.minhash import needed_columns
     band = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int32)
     key = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.uint64)
     row = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.int64)
-    order = np.lexsort((row, key, band))
-    band, key, row = band[order], key[order], row[order]
-    new = np.concatenate([[True], (band[1:] != band[:-1]) | (key[1:] != key[:-1])])
-    group = np.cumsum(new) - 1
-    size = np.bincount(group) if len(group) else np.zeros(0, np.int64)
-    members, group = row[size[group] > 1], group[size[group] > 1]
+    # buckets are (band, key): sorted by key (numpy's SIMD sort), each run split by band, rows
+    # ascending (the row numbers are positions, below 2 ** 40)
+    order = np.argsort(key)
+    members, starts = band_bucket_runs(key[order], (band[order].astype(np.int64) << 40) | row[order])
     if not len(members):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     uniq = np.unique(members)  # ascending: a bucket's rows stay in order as local positions
@@ -67,7 +65,6 @@ def verified_forest(n: int, offsets: np.ndarray, sig_refs: list, threshold: floa
             local = np.empty((len(uniq), block.shape[1]), np.uint32)
         sel = at == b
         local[sel] = block[uniq[sel] - offsets[b]]
-    starts = np.flatnonzero(np.concatenate([[True], group[1:] != group[:-1], [True]]))
     m = len(uniq)
     parent = np.arange(m, dtype=np.int64)
     verified_buckets(local, np.searchsorted(uniq, members), starts, needed_columns(threshold, local.shape[1]), m,
