@@ -150,7 +150,7 @@ def test_densifying_falls_back_to_the_first_filled_bin():
     rows = np.full((3, 64), EMPTY, np.uint32)
     rows[0, 5], rows[1, [7, 9]] = 11, (3, 4)
     none_left = rows.copy()
-    densify_rows(none_left, _borrow_table(64, 0)[:0])
+    densify_rows(none_left, _borrow_table(64, 0))  # no attempts: the fallback at once
     assert (none_left[0] == 11).all()
     assert none_left[1, 9] == 4 and (np.delete(none_left[1], 9) == 3).all()  # bin 7 is the first filled
     assert (none_left[2] == EMPTY).all()

@@ -1,5 +1,5 @@
 """MinHash near-duplicate clusters: numpy, with compiled loops (`kernels.py`) where numpy
-needs many passes over memory (signing, densifying, verifying pairs).
+needs many passes over memory (signing, densifying, banding, verifying pairs).
 
 Shingles are defined in `shingles.py` (n-grams of the normalised text's characters or
 words, one 64-bit hash each). Signatures use one-permutation hashing with optimal
@@ -10,9 +10,9 @@ Jaccard similarity, as with `num_perm` independent permutations, at the cost of 
 per shingle instead of `num_perm`. Chunks of texts are signed on worker threads (numpy,
 Arrow and the kernels release the GIL). LSH bands/rows are chosen from the threshold as
 datasketch does (minimising the weighted false-positive and false-negative areas); bucket
-mates are verified by estimated Jaccard >= threshold, all buckets of a band at once, and
-verified pairs are joined by connected components (with `pmap`, each piece contracts its
-pairs to a forest and the forests merge in rounds of pieces).
+mates are verified by estimated Jaccard >= threshold and joined in a union-find forest as
+they are found (with `pmap`: the bands' buckets in parallel, then their owners, each with a
+forest of its own; the forests merge in rounds).
 """
 from __future__ import annotations
 
