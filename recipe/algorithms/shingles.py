@@ -1,9 +1,10 @@
 """Shingle hashes of many texts at once, without a Python loop per text or per shingle.
 
-Texts are lower-cased with Arrow compute and read as one UTF-8 byte buffer; code points are
-decoded, whitespace collapsed and words hashed with numpy over that buffer (the same key as
-`normalise`; exact dedupe hashes `normalised_texts`). Shingles (n-grams of code points or of words) get a
-polynomial rolling hash over contiguous slices and a 64-bit finaliser.
+Texts are read as one UTF-8 byte buffer (non-ASCII letters lower-cased by Arrow first);
+whitespace is collapsed, code points decoded and words hashed by compiled loops over that
+buffer (`kernels.py`; the same key as `normalise`; exact dedupe hashes `normalised_texts`).
+Shingles (n-grams of code points or of words) get a polynomial hash and a 64-bit finaliser:
+`shingles` defines them in numpy, MinHash signs them in one compiled pass (`sign_units`).
 """
 from __future__ import annotations
 
