@@ -1,8 +1,7 @@
-"""The vectorised shingling (Arrow normalisation, UTF-8 decoding and word hashing in numpy)
-agrees with the plain Python definitions it replaces, on generated Unicode text."""
+"""The compiled shingling (normalisation, UTF-8 decoding, word hashing, signing, banding)
+agrees with the plain Python and numpy definitions, on generated Unicode text."""
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from hypothesis import given, settings, strategies as st
 
 from recipe.algorithms.shingles import normalise, normalised_code_points, shingle_hashes, units
@@ -84,21 +83,19 @@ def test_normalised_texts_match_python(texts):
 
 
 def test_fast_paths_agree_with_the_tables_and_with_slices():
-    """The compiled normalisation spells ASCII whitespace as bytes 9-13 and 28-32 and looks
-    for other whitespace after four lead bytes only: both as Python has them; every
-    character below U+3001, alone and between letters, normalises as Python does; and a
-    slice that starts inside shared buffers normalises as the texts it holds."""
-    from recipe.algorithms.shingles import _ASCII_WS, _WS2, _WS3, normalised_texts, text_array
-    assert np.flatnonzero(_ASCII_WS).tolist() == [*range(9, 14), *range(28, 33)]
-    assert {int(x) >> 8 for x in _WS2} | {int(x) >> 16 for x in _WS3} <= {0xC2, 0xE1, 0xE2, 0xE3}
-    every = [chr(c) for c in range(1, 0x3001) if not 0xD800 <= c < 0xE000]
-    # letters that Arrow's Unicode tables (newer than Python 3.11's 14.0) lower-case and
-    # Python does not: a handful added in Unicode 15/16 (here, U+1C89 only)
-    arrow = pc.utf8_lower(pa.array(every)).to_pylist()
-    newer = {c for c, low in zip(every, arrow) if low != c.lower() and c != "\u0130"}
-    assert len(newer) <= 2
-    every = [c for c in every if c not in newer]
-    for texts in (every, [f"A{c}{c}b {c}" for c in every]):
+    """The compiled normalisation's tables are Python's own: every character below U+3001
+    and every 7th above, alone and between letters, normalises as `normalise` does
+    (Arrow's utf8_lower, used before, lower-cased U+1C89 where Python 3.11 does not); ASCII
+    whitespace is bytes 9-13 and 28-32; a slice that starts inside shared buffers normalises
+    as the texts it holds."""
+    from recipe.algorithms.kernels import _ASCII
+    from recipe.algorithms.shingles import case_tables, normalised_texts, text_array
+    _, space = case_tables()
+    assert [c for c in range(128) if _ASCII[c] == 32] == [*range(9, 14), *range(28, 33)]
+    assert np.flatnonzero(space).tolist() == [c for c in range(0x110000) if chr(c).isspace()]
+    codes = [*range(1, 0x3001), *range(0x3001, 0x110000, 7)]
+    every = [chr(c) for c in codes if not 0xD800 <= c < 0xE000]
+    for texts in (every, [f"A{c}{c}b {c}" for c in every], ["\u1c89X\u0130\u03a3\u03c2 \U00010400"]):
         assert normalised_texts(texts).to_pylist() == [normalise(t) for t in texts]
     for texts in (["Skip ME", "Hello\t\tWORLD ", "  abc", "x" * 50, "A\x1cB\x0b"],
                   ["Skip ME", "\u00c9T\u00c9\u3000\u3000X", "\u03a3\u039f\u03a3 ", "A\u00a0\u00a0b", "Z"]):

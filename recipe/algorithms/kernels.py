@@ -105,31 +105,50 @@ def densify_rows(sig, table):  # pragma: no cover - compiled; covered through mi
             row[j] = row[src]
 
 
-def _byte_tables() -> tuple[np.ndarray, np.ndarray]:
-    """What `normalise_bytes` writes for each byte (A-Z lower-cased, ASCII whitespace as a
-    space, the rest as is), and which bytes may start a two- or three-byte whitespace
-    character or a final sigma (C2, CF, E1-E3)."""
-    low = np.arange(256, dtype=np.uint8)
+def _ascii_table() -> np.ndarray:
+    """What `normalise_bytes` writes for an ASCII byte: A-Z lower-cased, whitespace (9-13
+    and 28-32, Python's `\\s` in ASCII) as a space, the rest as is."""
+    low = np.arange(128, dtype=np.uint8)
     low[65:91] += 32
     low[[*range(9, 14), *range(28, 33)]] = 32
-    special = np.zeros(256, np.bool_)
-    special[[0xC2, 0xCF, 0xE1, 0xE2, 0xE3]] = True
-    return low, special
+    return low
 
 
-_LOW, _SPECIAL = _byte_tables()
+_ASCII = _ascii_table()
+I_DOT = np.uint32(0xFFFFFFFF)  # in a lower-case table: U+0130, lower-cased to two characters
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _put_utf8(out, at, cp):
+    """Encode one code point at out[at]; returns the bytes written."""
+    if cp < 0x80:
+        out[at] = cp
+        return 1
+    if cp < 0x800:
+        out[at] = 0xC0 | (cp >> 6)
+        out[at + 1] = 0x80 | (cp & 0x3F)
+        return 2
+    if cp < 0x10000:
+        out[at] = 0xE0 | (cp >> 12)
+        out[at + 1] = 0x80 | ((cp >> 6) & 0x3F)
+        out[at + 2] = 0x80 | (cp & 0x3F)
+        return 3
+    out[at] = 0xF0 | (cp >> 18)
+    out[at + 1] = 0x80 | ((cp >> 12) & 0x3F)
+    out[at + 2] = 0x80 | ((cp >> 6) & 0x3F)
+    out[at + 3] = 0x80 | (cp & 0x3F)
+    return 4
 
 
 @njit(cache=True, nogil=True)
-def normalise_bytes(data, offs, ws2, ws3, out, out_offs):  # pragma: no cover - compiled; covered through shingles
-    """`shingles.normalise` of UTF-8 texts (bytes, offsets from 0) whose non-ASCII letters
-    are lower-cased already (Arrow's utf8_lower), into `out`/`out_offs`: A-Z lower-cased,
-    final sigma (CF 82) as sigma (CF 83), each run of whitespace one space and none at a
-    text's start or end. Whitespace is Python's `\\s`: bytes 9-13 and 28-32, and the two-
-    and three-byte characters in `ws2`/`ws3` (their encodings as integers), which start
-    with C2 or E1-E3 (no other byte of a character can be one of those). Returns the bytes
-    written. Branch-free for ordinary bytes: a space is written always and kept only after
-    something that is not a space."""
+def normalise_bytes(data, offs, lower, space, out, out_offs):  # pragma: no cover - compiled; covered through shingles
+    """`shingles.normalise` of UTF-8 texts (bytes, offsets from 0) into `out`/`out_offs`
+    (room for 1.5x the input: a lower-case letter can take a byte more than its capital):
+    every character lower-cased by `lower` (a code point's lower case, Python's; I_DOT for
+    U+0130, which becomes `i` + U+0307; final sigma as sigma), each run of whitespace
+    (`space`, Python's `\\s`) one space and none at a text's start or end. Returns the bytes
+    written. Branch-free for ASCII: a space is written always and kept only after something
+    that is not a space."""
     at = 0
     out_offs[0] = 0
     for i in range(len(offs) - 1):
@@ -139,30 +158,36 @@ def normalise_bytes(data, offs, ws2, ws3, out, out_offs):  # pragma: no cover - 
         end = offs[i + 1]
         while p < end:
             c = data[p]
-            v = _LOW[c]
-            step = 1
-            if _SPECIAL[c]:
-                if c == 0xCF:
-                    if p + 1 < end and data[p + 1] == 0x82:
-                        out[at] = c
-                        at += 1
-                        v = np.uint8(0x83)
-                        step = 2
-                elif c == 0xC2:
-                    if p + 1 < end:
-                        k = (np.int64(0xC2) << 8) | np.int64(data[p + 1])
-                        for x in ws2:
-                            if x == k:
-                                v, step = np.uint8(32), 2
-                elif p + 2 < end:
-                    k = (np.int64(c) << 16) | (np.int64(data[p + 1]) << 8) | np.int64(data[p + 2])
-                    for x in ws3:
-                        if x == k:
-                            v, step = np.uint8(32), 3
-            out[at] = v
-            at += (v != 32) | (prev != 32)
-            prev = v
-            p += step
+            if c < 0x80:
+                v = _ASCII[c]
+                out[at] = v
+                at += (v != 32) | (prev != 32)
+                prev = v
+                p += 1
+                continue
+            cp = np.uint32(c)
+            if c < 0xE0:
+                cp = ((cp & 0x1F) << 6) | (np.uint32(data[p + 1]) & 0x3F)
+                p += 2
+            elif c < 0xF0:
+                cp = ((cp & 0x0F) << 12) | ((np.uint32(data[p + 1]) & 0x3F) << 6) | (np.uint32(data[p + 2]) & 0x3F)
+                p += 3
+            else:
+                cp = (((cp & 0x07) << 18) | ((np.uint32(data[p + 1]) & 0x3F) << 12)
+                      | ((np.uint32(data[p + 2]) & 0x3F) << 6) | (np.uint32(data[p + 3]) & 0x3F))
+                p += 4
+            if space[cp]:
+                out[at] = 32
+                at += prev != 32
+                prev = np.uint8(32)
+                continue
+            low = lower[cp]
+            if low == I_DOT:
+                out[at] = 0x69
+                at += 1
+                low = np.uint32(0x307)
+            at += _put_utf8(out, at, low)
+            prev = np.uint8(0)
         if prev == 32 and at > begin:  # a trailing space
             at -= 1
         out_offs[i + 1] = at
