@@ -119,6 +119,20 @@ I_DOT = np.uint32(0xFFFFFFFF)  # in a lower-case table: U+0130, lower-cased to t
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _code_point(data, p):
+    """The code point that starts at data[p] (valid UTF-8) and its length in bytes."""
+    c = np.uint32(data[p])
+    if c < 0x80:
+        return c, 1
+    if c < 0xE0:
+        return ((c & 0x1F) << 6) | (np.uint32(data[p + 1]) & 0x3F), 2
+    if c < 0xF0:
+        return ((c & 0x0F) << 12) | ((np.uint32(data[p + 1]) & 0x3F) << 6) | (np.uint32(data[p + 2]) & 0x3F), 3
+    return (((c & 0x07) << 18) | ((np.uint32(data[p + 1]) & 0x3F) << 12)
+            | ((np.uint32(data[p + 2]) & 0x3F) << 6) | (np.uint32(data[p + 3]) & 0x3F)), 4
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _put_utf8(out, at, cp):
     """Encode one code point at out[at]; returns the bytes written."""
     if cp < 0x80:
@@ -165,17 +179,8 @@ def normalise_bytes(data, offs, lower, space, out, out_offs):  # pragma: no cove
                 prev = v
                 p += 1
                 continue
-            cp = np.uint32(c)
-            if c < 0xE0:
-                cp = ((cp & 0x1F) << 6) | (np.uint32(data[p + 1]) & 0x3F)
-                p += 2
-            elif c < 0xF0:
-                cp = ((cp & 0x0F) << 12) | ((np.uint32(data[p + 1]) & 0x3F) << 6) | (np.uint32(data[p + 2]) & 0x3F)
-                p += 3
-            else:
-                cp = (((cp & 0x07) << 18) | ((np.uint32(data[p + 1]) & 0x3F) << 12)
-                      | ((np.uint32(data[p + 2]) & 0x3F) << 6) | (np.uint32(data[p + 3]) & 0x3F))
-                p += 4
+            cp, w = _code_point(data, p)
+            p += w
             if space[cp]:
                 out[at] = 32
                 at += prev != 32
@@ -203,20 +208,8 @@ def utf8_code_points(data, offs, cp, lens):  # pragma: no cover - compiled; cove
         first = n
         p = offs[i]
         while p < offs[i + 1]:
-            c = np.uint32(data[p])
-            if c < 0x80:
-                p += 1
-            elif c < 0xE0:
-                c = ((c & 0x1F) << 6) | (np.uint32(data[p + 1]) & 0x3F)
-                p += 2
-            elif c < 0xF0:
-                c = ((c & 0x0F) << 12) | ((np.uint32(data[p + 1]) & 0x3F) << 6) | (np.uint32(data[p + 2]) & 0x3F)
-                p += 3
-            else:
-                c = (((c & 0x07) << 18) | ((np.uint32(data[p + 1]) & 0x3F) << 12)
-                     | ((np.uint32(data[p + 2]) & 0x3F) << 6) | (np.uint32(data[p + 3]) & 0x3F))
-                p += 4
-            cp[n] = c
+            cp[n], w = _code_point(data, p)
+            p += w
             n += 1
         lens[i] = n - first
     return n
