@@ -282,31 +282,6 @@ def _agree(x, y, need, K):
     return same >= need
 
 
-@njit(cache=True, nogil=True)
-def bucket_runs(keys, rows):  # pragma: no cover - compiled; covered through minhash
-    """From keys in ascending order and their rows (any order among equal keys): the runs
-    of equal keys longer than one as (members, starts): run b is members[starts[b]:
-    starts[b + 1]], its rows ascending."""
-    n = len(keys)
-    members = np.empty(n, np.int64)
-    starts = np.empty(n + 1, np.int64)
-    m = 0
-    b = 0
-    i = 0
-    while i < n:
-        j = i + 1
-        while j < n and keys[j] == keys[i]:
-            j += 1
-        if j - i > 1:
-            starts[b] = m
-            b += 1
-            members[m:m + j - i] = np.sort(rows[i:j])
-            m += j - i
-        i = j
-    starts[b] = m
-    return members[:m], starts[:b + 1]
-
-
 @njit(cache=True, nogil=True, inline="always")
 def _root(parent, x):
     """x's root in a union-find forest, halving the path on the way."""
@@ -327,10 +302,11 @@ def forest_roots(parent):  # pragma: no cover - compiled; covered through minhas
 
 
 @njit(cache=True, nogil=True)
-def band_bucket_runs(keys, tagged):  # pragma: no cover - compiled; covered through Ray's minhash
-    """`bucket_runs` for entries of several bands: keys in ascending order, each entry's
-    band and row as band << 40 | row (any order among equal keys). A bucket is a run of
-    equal key and equal band; runs of one entry are left out."""
+def band_bucket_runs(keys, tagged):  # pragma: no cover - compiled; covered through minhash
+    """Buckets of entries with keys in ascending order, each entry's band and row as band <<
+    40 | row (any order among equal keys; one band: the rows themselves): a bucket is a run
+    of equal key and equal band, its rows ascending; runs of one entry are left out. As
+    (members, starts): bucket b is members[starts[b]:starts[b + 1]]."""
     n = len(keys)
     members = np.empty(n, np.int64)
     starts = np.empty(n + 1, np.int64)

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .clusters import forest_labels, reduce_forests
-from .kernels import band_key_rows, bucket_runs, densify_rows, forest_roots, sign_units, verified_buckets
+from .kernels import band_bucket_runs, band_key_rows, densify_rows, forest_roots, sign_units, verified_buckets
 from .shingles import (fmix64, normalise, normalised_code_points, pieces, seed_mix, shingles,  # noqa: F401 (normalise re-exported)
                        text_array, units)
 
@@ -162,12 +162,12 @@ def _owner_jobs(sig, threshold, bands, rows, pmap, groups, contract=False) -> li
 
 
 def band_runs(sig: np.ndarray, empty: np.ndarray, band: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """A band's buckets of more than one row, as (members, starts) (`bucket_runs`); `empty`
+    """A band's buckets of more than one row, as (members, starts) (`band_bucket_runs`); `empty`
     marks the rows of empty texts, which match nothing."""
     key = band_keys(sig, band, rows)
     key[empty] = np.flatnonzero(empty).astype(np.uint64) ^ MASK64
-    order = np.argsort(key)  # not stable (numpy's SIMD sort): bucket_runs orders each run
-    return bucket_runs(key[order], order)
+    order = np.argsort(key)  # not stable (numpy's SIMD sort): band_bucket_runs orders each run
+    return band_bucket_runs(key[order], order)  # one band: the entries are the rows
 
 
 def owned_pairs(sig: np.ndarray, runs: list, threshold: float, owner: int = 0, owners: int = 1,
