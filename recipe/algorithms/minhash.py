@@ -181,7 +181,7 @@ def owned_pairs(sig: np.ndarray, runs: list, threshold: float, owner: int = 0, o
     `forest_edges` gives): memory holds one parent per row, never the pairs."""
     n = sig.shape[0]
     need = needed_columns(threshold, sig.shape[1])
-    seen = (np.full(1 << 16, -1, np.int64), np.zeros(1 << 16, bool), 0)
+    seen = no_verdicts()
     parent = np.arange(n, dtype=np.int64) if contract else np.zeros(0, np.int64)
     pa, pb = [], []
     for members, starts in runs:
@@ -189,9 +189,7 @@ def owned_pairs(sig: np.ndarray, runs: list, threshold: float, owner: int = 0, o
         pa.append(a)
         pb.append(b)
     if contract:
-        root = forest_roots(parent)
-        child = np.flatnonzero(root != np.arange(n))
-        return child, root[child]
+        return star_edges(parent)
     a = np.concatenate(pa) if pa else np.zeros(0, dtype=np.int64)
     b = np.concatenate(pb) if pb else np.zeros(0, dtype=np.int64)
     return a, b
@@ -205,6 +203,19 @@ def band_keys(sig: np.ndarray, band: int, rows: int) -> np.ndarray:
 
 def _band_multipliers(rows: int) -> np.ndarray:
     return np.random.Generator(np.random.PCG64(12345)).integers(1, 2 ** 63, size=rows, dtype=np.uint64) | np.uint64(1)
+
+
+def no_verdicts() -> tuple:
+    """An empty verdict table for `verified_buckets` (keys, verdicts, slots used); it grows."""
+    return np.full(1 << 16, -1, np.int64), np.zeros(1 << 16, bool), 0
+
+
+def star_edges(parent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A union-find forest (roots: their components' smallest rows) as `forest_edges` gives
+    it: (child, root) for every row that is not a root."""
+    root = forest_roots(parent)
+    child = np.flatnonzero(root != np.arange(len(parent)))
+    return child, root[child]
 
 
 def needed_columns(threshold: float, width: int) -> int:

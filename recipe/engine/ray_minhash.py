@@ -45,8 +45,8 @@ def verified_forest(n: int, offsets: np.ndarray, sig_refs: list, threshold: floa
     they are in) into one local matrix, and the buckets verified and joined as on one
     machine (`owned_pairs`' compiled `verified_buckets`, one owner)."""
     import ray
-    from ..algorithms.kernels import band_bucket_runs, forest_roots, verified_buckets
-    from ..algorithms.minhash import needed_columns
+    from ..algorithms.kernels import band_bucket_runs, verified_buckets
+    from ..algorithms.minhash import needed_columns, no_verdicts, star_edges
     band = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.int32)
     key = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.uint64)
     row = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.int64)
@@ -68,10 +68,9 @@ def verified_forest(n: int, offsets: np.ndarray, sig_refs: list, threshold: floa
     m = len(uniq)
     parent = np.arange(m, dtype=np.int64)
     verified_buckets(local, np.searchsorted(uniq, members), starts, needed_columns(threshold, local.shape[1]), m,
-                     0, 1, parent, np.full(1 << 16, -1, np.int64), np.zeros(1 << 16, bool), 0)
-    root = forest_roots(parent)
-    child = np.flatnonzero(root != np.arange(m))
-    return uniq[child], uniq[root[child]]
+                     0, 1, parent, *no_verdicts())
+    child, root = star_edges(parent)
+    return uniq[child], uniq[root]
 
 
 def merged(*forests) -> tuple:
