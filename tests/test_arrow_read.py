@@ -50,6 +50,8 @@ def _both_paths_agree(monkeypatch, tmp, path, slow: str, note: str, chunk: int =
             f'write raw to "x.jsonl"\nwrite raw to "y.json" (format="sharegpt")\n')
     with monkeypatch.context() as m:
         m.setattr(fast_mod, "CHUNK", chunk)
+        # blocks of a few dozen bytes: most end inside a line, which the next read completes
+        m.setattr(fast_mod, "BLOCK", 37)
         m.setattr(tables_mod.RowWriter.__init__, "__defaults__", (chunk, 16_384))
         load(text).run(out=tmp / "fast", cache_dir=tmp / "c1")
         m.setattr(read_mod, slow, lambda *a: None)

@@ -6,6 +6,7 @@ import json
 
 import pyarrow as pa
 
+from ..io.arrow_alpaca import TWO
 from .sql import quote_ident as q
 
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
@@ -110,16 +111,16 @@ class RowWriter:
         for rid, row in self.buf:
             for f in self.schema:
                 cols[f.name].append(rid if f.name == "_id" else coerce(f.type, row.get(f.name)))
-        self._put(pa.table(cols, schema=self.schema))
+        self._put(pa.table(cols, schema=self.schema), None)
         self.buf = []
 
-    def _put(self, tbl: pa.Table) -> None:
+    def _put(self, tbl: pa.Table, two) -> None:
         """Number a chunk (the table's columns, in the schema's order) and insert what makes
         whole row groups. An INSERT of 20,000 rows into the on-disk cache (16,384-row row
         groups) leaves a partial row group that DuckDB rewrites when it merges the next one:
         200k rows took 11.4 s and freed half the blocks they wrote; in whole row groups 4.8 s,
         none freed. (One streaming statement took 2.9 s but held 190 MB more at 1M rows.)"""
-        tbl = self._numbered(tbl)
+        tbl = self._numbered(tbl).append_column(TWO, two if two is not None else pa.nulls(tbl.num_rows, pa.bool_()))
         self.count += tbl.num_rows
         self._carry = tbl if self._carry is None else pa.concat_tables([self._carry, tbl])
         full = self._carry.num_rows // self.row_group * self.row_group
@@ -129,8 +130,9 @@ class RowWriter:
 
     def _insert(self, tbl: pa.Table) -> None:
         self.con.register("__chunk", tbl.combine_chunks())
+        # a row not known to be two turns is compared (the record reader's rows, chat rows)
         rows = (f"SELECT * REPLACE (CASE WHEN __d THEN NULL ELSE messages END AS messages) FROM "
-                f"(SELECT *, coalesce(messages = {TWO_TURNS}, false) AS __d FROM __chunk)")
+                f"(SELECT * EXCLUDE ({TWO}), coalesce({TWO}, messages = {TWO_TURNS}, false) AS __d FROM __chunk)")
         if not self._created and not self._exists():
             self.con.execute(f"CREATE TABLE {q(self.table)} AS {rows}")
         else:
@@ -198,20 +200,26 @@ class RowWriter:
         through the row path, which widens the table exactly as for rows read one by one."""
         if self.buf:
             self.flush()
+        two = None
+        if TWO in tbl.column_names:  # rows whose conversation is their two turns, left null
+            two, tbl = tbl.column(TWO), tbl.drop_columns([TWO])
         extras = [f for f in tbl.schema if f.name not in ("_id", "messages", "instruction", "response")]
         if self.schema is None and self.count == 0:
             self.unknown = {f.name for f in extras if tbl.column(f.name).null_count == tbl.num_rows}
             self.schema = pa.schema(CORE + [(f.name, f.type) for f in extras])
         elif not (self.schema is not None and all(f.name in self.schema.names and self.schema.field(f.name).type == f.type
                                                   and f.name not in self.unknown for f in extras)):
-            for r in tbl.to_pylist():
+            for r, d in zip(tbl.to_pylist(), two.to_pylist() if two is not None else [False] * tbl.num_rows):
+                if d:
+                    r["messages"] = [{"role": "user", "content": r["instruction"]},
+                                     {"role": "assistant", "content": r["response"]}]
                 self.add(r.pop("_id"), r)
             self.flush()
             return
         # the table's columns in its order: one the chunk lacks is null in it
         n = tbl.num_rows
         self._put(pa.table({f.name: tbl.column(f.name) if f.name in tbl.column_names else pa.nulls(n, f.type)
-                            for f in self.schema}, schema=self.schema))
+                            for f in self.schema}, schema=self.schema), two)
 
     def _numbered(self, tbl: pa.Table) -> pa.Table:
         import numpy as np

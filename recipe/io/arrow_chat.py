@@ -26,7 +26,7 @@ def canon_for(fmt: str):
     return partial(_canonical, fmt)
 
 
-def _canonical(fmt: str, lines: list[bytes], prefix: str, start: int) -> pa.Table | None:
+def _canonical(fmt: str, lines, prefix: str, start: int) -> pa.Table | None:
     t = parse_lines(lines)
     return chat_table(t, fmt, prefix, start) if t is not None else None
 
