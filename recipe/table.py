@@ -171,11 +171,15 @@ def sign_block(block: pa.Table, on: str, ngram: int, unit: str, num_perm: int, s
     return block_signatures(texts, ngram, unit, num_perm, seed), lengths
 
 
-def normalised_block(block: pa.Table, column: str) -> pa.Table:
-    """Exact dedupe's key before hashing: (`__r`, `__t`) = a block's `_row` and its
-    normalised text, for a block read as [source_column(column), `_row`] (Table.map_blocks)."""
-    from .algorithms.shingles import normalised_texts
-    return pa.table({"__r": block.column(1), "__t": normalised_texts(block_texts(block, column))})
+def keyed_block(block: pa.Table, column: str) -> pa.Table:
+    """Exact dedupe's keys of a block read as [source_column(column), `_row`] (`map_blocks`):
+    (`__r`, `__hi`, `__lo`) = each row's `_row` and the 128-bit hash of its normalised text
+    as two 64-bit halves (`normalised_keys`), so only 24 bytes a row leave the worker."""
+    from .algorithms.shingles import normalised_keys
+    hi, lo = normalised_keys(block_texts(block, column))
+    # `_row` copied: a column of DuckDB's batch keeps the whole batch (its texts) alive
+    rows = np.array(block.column(1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    return pa.table({"__r": rows, "__hi": hi, "__lo": lo})
 
 
 def text_of(v) -> str:

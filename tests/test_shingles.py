@@ -72,10 +72,20 @@ def test_pieces_cover_the_array_in_order():
     assert [p.to_pylist() for p in pieces(arr, 100)] == [arr.to_pylist()]
 
 
+def normalised_texts(texts) -> pa.Array:
+    """The normalised texts themselves (what exact dedupe hashes), from the compiled pass
+    in 128 KB pieces as `normalised_keys` runs it."""
+    from recipe.algorithms.shingles import normalised_utf8, pieces, text_array
+    parts = []
+    for p in pieces(text_array(texts), 1 << 17):
+        data, offs = normalised_utf8(p)
+        parts.append(pa.LargeStringArray.from_buffers(len(offs) - 1, pa.py_buffer(offs), pa.py_buffer(data)))
+    return pa.concat_arrays(parts) if len(parts) != 1 else parts[0]
+
+
 @settings(max_examples=200, deadline=None)
 @given(texts=st.lists(st.one_of(TEXT, st.none()), max_size=12))
 def test_normalised_texts_match_python(texts):
-    from recipe.algorithms.shingles import normalised_texts
     got = normalised_texts(texts)
     assert got.type == pa.large_string() and got.null_count == 0
     assert got.to_pylist() == [normalise(t) for t in texts]
@@ -89,7 +99,7 @@ def test_fast_paths_agree_with_the_tables_and_with_slices():
     whitespace is bytes 9-13 and 28-32; a slice that starts inside shared buffers normalises
     as the texts it holds."""
     from recipe.algorithms.kernels import _ASCII
-    from recipe.algorithms.shingles import case_tables, normalised_texts, text_array
+    from recipe.algorithms.shingles import case_tables, text_array
     _, space = case_tables()
     assert [c for c in range(128) if _ASCII[c] == 32] == [*range(9, 14), *range(28, 33)]
     assert np.flatnonzero(space).tolist() == [c for c in range(0x110000) if chr(c).isspace()]
@@ -189,3 +199,75 @@ def test_buckets_of_several_bands_split_by_band_with_rows_in_order():
     members, starts = band_bucket_runs(key[order], (band[order] << 40) | row[order])
     got = [members[starts[i]:starts[i + 1]].tolist() for i in range(len(starts) - 1)]
     assert got == [[2, 3], [1, 4], [0, 6]]  # key 5 band 0, key 5 band 1, key 7 band 0; key 9 alone
+
+
+M64 = (1 << 64) - 1
+
+
+def _murmur3_x64_128(data: bytes, seed: int = 0) -> int:
+    """MurmurHash3_x64_128 as Appleby's C reference computes it, in plain Python."""
+    def rotl(x, r):
+        return ((x << r) | (x >> (64 - r))) & M64
+
+    def fmix(k):
+        k ^= k >> 33
+        k = (k * 0xFF51AFD7ED558CCD) & M64
+        k ^= k >> 33
+        k = (k * 0xC4CEB9FE1A85EC53) & M64
+        return k ^ (k >> 33)
+
+    c1, c2 = 0x87C37B91114253D5, 0x4CF5AD432745937F
+    h1 = h2 = seed
+    n = len(data)
+    for b in range(n // 16):
+        k1 = int.from_bytes(data[16 * b:16 * b + 8], "little")
+        k2 = int.from_bytes(data[16 * b + 8:16 * b + 16], "little")
+        h1 ^= (rotl((k1 * c1) & M64, 31) * c2) & M64
+        h1 = ((rotl(h1, 27) + h2) * 5 + 0x52DCE729) & M64
+        h2 ^= (rotl((k2 * c2) & M64, 33) * c1) & M64
+        h2 = ((rotl(h2, 31) + h1) * 5 + 0x38495AB5) & M64
+    tail = data[n // 16 * 16:]
+    if len(tail) > 8:
+        h2 ^= (rotl((int.from_bytes(tail[8:], "little") * c2) & M64, 33) * c1) & M64
+    if tail:
+        h1 ^= (rotl((int.from_bytes(tail[:8], "little") * c1) & M64, 31) * c2) & M64
+    h1 ^= n
+    h2 ^= n
+    h1 = (h1 + h2) & M64
+    h2 = (h2 + h1) & M64
+    h1, h2 = fmix(h1), fmix(h2)
+    h1 = (h1 + h2) & M64
+    h2 = (h2 + h1) & M64
+    return h2 << 64 | h1
+
+
+def _compiled_murmur(items: list[bytes], seed: int) -> list[int]:
+    from recipe.algorithms.kernels import murmur3_rows
+    data = np.frombuffer(b"".join(items) or b"\0", np.uint8)
+    offs = np.concatenate([[0], np.cumsum([len(x) for x in items], dtype=np.int64)]).astype(np.int64)
+    hi, lo = np.empty(len(items), np.uint64), np.empty(len(items), np.uint64)
+    murmur3_rows(data, offs, seed, hi, lo)
+    return [int(h) << 64 | int(low) for h, low in zip(hi, lo)]
+
+
+def test_exact_dedupe_hash_is_murmur3_x64_128():
+    # the values of the mmh3 package (hash128, x64, unsigned) for these inputs
+    known = {b"": 0, b"hello": 0x5B1E906A48AE1D19CBD8A7B341BD9B02,
+             b"The quick brown fox jumps over the lazy dog": 0x7A433CA9C49A9347E34BBC7BBC071B6C,
+             "héllo wörld, ünïcode".encode(): 0x91E3FE96E3770AFBF42AABA8D55E3F08}
+    assert _compiled_murmur(list(known), 0) == list(known.values())
+    assert [_murmur3_x64_128(k) for k in known] == list(known.values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(items=st.lists(st.binary(max_size=70), min_size=1, max_size=12), seed=st.sampled_from([0, 1, 2 ** 31 - 1]))
+def test_compiled_murmur3_matches_the_reference(items, seed):
+    assert _compiled_murmur(items, seed) == [_murmur3_x64_128(x, seed) for x in items]
+
+
+@settings(max_examples=100, deadline=None)
+@given(texts=st.lists(st.text(alphabet="aAbİ \t\u3000ßΣς.", max_size=40), min_size=1, max_size=30))
+def test_exact_keys_are_the_hash_of_the_normalised_text(texts):
+    from recipe.algorithms.shingles import normalised_keys
+    hi, lo = normalised_keys(pa.array(texts, pa.large_string()))
+    assert [int(h) << 64 | int(x) for h, x in zip(hi, lo)] == [_murmur3_x64_128(normalise(t).encode()) for t in texts]

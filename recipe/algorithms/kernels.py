@@ -414,3 +414,58 @@ def verified_buckets(sig, members, starts, need, n, owner, owners, parent, seen_
                     kept += 1
             size = kept
     return out_a[:got], out_b[:got], seen_keys, seen_ok, used
+
+
+_C1, _C2 = np.uint64(0x87C37B91114253D5), np.uint64(0x4CF5AD432745937F)
+_H1ADD, _H2ADD = np.uint64(0x52DCE729), np.uint64(0x38495AB5)
+_FIVE = np.uint64(5)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _rotl(x, r):
+    return (x << np.uint64(r)) | (x >> np.uint64(64 - r))
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _word(data, p, n):
+    """The little-endian 64-bit word of data[p:p + n] (n <= 8; missing bytes are zero)."""
+    w = np.uint64(0)
+    for k in range(n):
+        w |= np.uint64(data[p + k]) << np.uint64(8 * k)
+    return w
+
+
+@njit(cache=True, nogil=True)
+def murmur3_rows(data, offs, seed, hi, lo):  # pragma: no cover - compiled; covered through test_shingles
+    """MurmurHash3_x64_128 (Austin Appleby's, seed `seed`) of each text data[offs[i]:offs[i+1]]:
+    its first 64-bit half (h1) into `lo[i]`, its second (h2) into `hi[i]`, as the reference's
+    128-bit value is h2 << 64 | h1. Exact dedupe's key: MD5 through DuckDB took 2 s of CPU a
+    1M texts, this ~0.2 s."""
+    s = np.uint64(seed)
+    for i in range(len(offs) - 1):
+        p, end = offs[i], offs[i + 1]
+        n = end - p
+        h1, h2 = s, s
+        for b in range(n // 16):
+            k1 = _word(data, p + 16 * b, 8)
+            k2 = _word(data, p + 16 * b + 8, 8)
+            h1 ^= _rotl(k1 * _C1, 31) * _C2
+            h1 = (_rotl(h1, 27) + h2) * _FIVE + _H1ADD
+            h2 ^= _rotl(k2 * _C2, 33) * _C1
+            h2 = (_rotl(h2, 31) + h1) * _FIVE + _H2ADD
+        t = p + n // 16 * 16
+        rest = n & 15
+        if rest > 8:
+            h2 ^= _rotl(_word(data, t + 8, rest - 8) * _C2, 33) * _C1
+        if rest > 0:
+            h1 ^= _rotl(_word(data, t, min(rest, 8)) * _C1, 31) * _C2
+        h1 ^= np.uint64(n)
+        h2 ^= np.uint64(n)
+        h1 += h2
+        h2 += h1
+        h1 = _fmix64(h1)
+        h2 = _fmix64(h2)
+        h1 += h2
+        h2 += h1
+        lo[i] = h1
+        hi[i] = h2

@@ -12,13 +12,12 @@ joins and sorts, and then only the kept rows.
 """
 from __future__ import annotations
 
-import threading
 from typing import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
 
-from ..table import Output, Table, added_mask, concat_masks, kept_mask, normalised_block, source_column
+from ..table import Output, Table, added_mask, concat_masks, keyed_block, kept_mask, source_column
 from .sql import quote_ident as q, sync_messages_sql, text_sql, to_sql
 
 ROW = "_row"
@@ -57,27 +56,6 @@ class DuckTable(Table):
         """The `_row` value of each position."""
         t = self.con.execute(f"SELECT {ROW} FROM {q(self.name)}").to_arrow_table()
         return t.column(0).to_numpy()
-
-
-_LOCAL = threading.local()
-
-
-def keyed_block(block: pa.Table, column: str) -> pa.Table:
-    """Exact dedupe's key of a block read as [source_column(column), `_row`] (`map_blocks`):
-    (`__r`, `__hi`, `__lo`) = each row's `_row` and the MD5 of its normalised text as two
-    64-bit halves, hashed on the worker thread by its own DuckDB connection (one thread each:
-    the workers are the parallelism), so only 24 bytes a row come back."""
-    con = getattr(_LOCAL, "con", None)
-    if con is None:
-        import duckdb
-        con = _LOCAL.con = duckdb.connect(config={"threads": 1})
-    part = normalised_block(block, column)
-    con.register("__kb", part)
-    try:
-        return con.execute("SELECT __r, (__m >> 64)::UBIGINT AS __hi, (__m & 18446744073709551615::UHUGEINT)::UBIGINT "
-                           "AS __lo FROM (SELECT __r, md5_number(__t) AS __m FROM __kb)").to_arrow_table()
-    finally:
-        con.unregister("__kb")
 
 
 def _sel(cols: Sequence[str]) -> str:
@@ -220,10 +198,9 @@ class DuckOutput(Output):
             at += int(mask.sum())
 
     def distinct(self, src, on, keep):
-        """A window over a hash of the normalised text: texts are normalised a block at a
-        time on worker threads (numpy, see `normalised_texts`) and hashed here with MD5, so
-        only (row, 16-byte key) is kept (DuckDB spills); the winners then become a mask in
-        table order."""
+        """A window over a 128-bit hash of the normalised text: texts are normalised and
+        hashed a block at a time on worker threads (`keyed_block`), so only (row, key), 24
+        bytes a row, are held; the winners then become a mask in table order."""
         self._make()
         text = text_sql(on)
         if keep == "first":
@@ -233,24 +210,18 @@ class DuckOutput(Output):
         else:
             rank = f"__v {'DESC' if keep.startswith('max:') else 'ASC'} NULLS LAST, {ROW}"
         con, s = self.con, q(src.name)
-        # DuckDB's regular expression for the whitespace runs was most of the step's time, and
-        # MD5 on this connection, one block at a time, half of what remained
-        con.execute("CREATE TEMP TABLE __ddk (__r BIGINT, __k UHUGEINT)")
-        for part in src.map_blocks(keyed_block, [source_column(on), ROW], on):
-            con.register("__ddb", part)
-            con.execute("INSERT INTO __ddk SELECT __r, (__hi::UHUGEINT << 64) | __lo FROM __ddb")
-            con.unregister("__ddb")
-        # the window partitions by a 128-bit hash of the key, not the key: it holds 16 bytes a
-        # row instead of the text (two texts sharing an MD5 by chance: about 1e-27 at 1M rows)
+        parts = list(src.map_blocks(keyed_block, [source_column(on), ROW], on))
+        con.register("__ddk", pa.concat_tables(parts) if parts else pa.table(
+            {"__r": pa.array([], pa.int64()), "__hi": pa.array([], pa.uint64()), "__lo": pa.array([], pa.uint64())}))
         r = rank.replace(ROW, "__r")
-        keyed = (f"SELECT s.{ROW} AS __r, s._id AS __id, k.__k{_rank_cols(keep, text)} "
+        keyed = (f"SELECT s.{ROW} AS __r, s._id AS __id, k.__hi, k.__lo{_rank_cols(keep, text)} "
                  f"FROM {s} AS s JOIN __ddk AS k ON s.{ROW} = k.__r")
         con.execute(f"CREATE TEMP TABLE __dd AS SELECT __n = 1 AS __keep, "
                     f"CASE WHEN __n > 1 THEN 'duplicate of ' || __win || ? END AS __why "
-                    f"FROM (SELECT __r, first_value(__id) OVER (PARTITION BY __k ORDER BY {r}) AS __win, "
-                    f"row_number() OVER (PARTITION BY __k ORDER BY {r}) AS __n FROM ({keyed})) "
+                    f"FROM (SELECT __r, first_value(__id) OVER (PARTITION BY __hi, __lo ORDER BY {r}) AS __win, "
+                    f"row_number() OVER (PARTITION BY __hi, __lo ORDER BY {r}) AS __n FROM ({keyed})) "
                     f"ORDER BY __r", [f" (exact on {on})"])
-        con.execute("DROP TABLE __ddk")
+        con.unregister("__ddk")
         self._paste(src, "__dd", "", self.out)
         groups = con.execute("SELECT count(*) FROM __dd WHERE __keep").fetchall()[0][0]
         con.execute("DROP TABLE __dd")

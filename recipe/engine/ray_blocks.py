@@ -206,7 +206,7 @@ def key_block(src: str, on: str, keep: str, parts: int) -> list[pa.Table] | pa.T
     """Map side: each row's `_row`, `_id`, a hash of its normalised key (as the DuckDB
     engine's `distinct`) and its rank value, split into `parts` partitions by the hash (no
     text leaves the worker)."""
-    from ..table import normalised_block, source_column
+    from ..table import keyed_block, source_column
     from .duck import _rank_cols
     from .sql import text_sql
     # only the columns the key and the rank read (not every text of the block)
@@ -215,11 +215,11 @@ def key_block(src: str, on: str, keep: str, parts: int) -> list[pa.Table] | pa.T
     con = _connect()
     try:
         con.register("s", tbl)
-        con.register("k", normalised_block(tbl.select([source_column(on), ROW]), on))
+        con.register("k", keyed_block(tbl.select([source_column(on), ROW]), on))
         text = text_sql(on)
-        t = con.execute(f"SELECT __r, __id, __k{', __len' if keep == 'longest' else ', __v' if ':' in keep else ''}, "
-                        f"hash(__k) % {int(parts)} AS __p FROM (SELECT s.{ROW} AS __r, s._id AS __id, "
-                        f"md5(k.__t) AS __k{_rank_cols(keep, text)} FROM s POSITIONAL JOIN k)").to_arrow_table()
+        t = con.execute(f"SELECT __r, __id, __hi, __lo{', __len' if keep == 'longest' else ', __v' if ':' in keep else ''}, "
+                        f"__lo % {int(parts)} AS __p FROM (SELECT s.{ROW} AS __r, s._id AS __id, "
+                        f"k.__hi, k.__lo{_rank_cols(keep, text)} FROM s POSITIONAL JOIN k)").to_arrow_table()
     finally:
         con.close()
     ids = t.column("__p").to_numpy(zero_copy_only=False)
@@ -243,8 +243,8 @@ def winners(on: str, keep: str, *parts: pa.Table) -> pa.Table:
     try:
         con.register("p", tbl)
         return con.execute(f"SELECT __r, __n = 1 AS __keep, CASE WHEN __n > 1 THEN 'duplicate of ' || __win || ? END "
-                           f"AS __why FROM (SELECT __r, first_value(__id) OVER (PARTITION BY __k ORDER BY {rank}) AS __win, "
-                           f"row_number() OVER (PARTITION BY __k ORDER BY {rank}) AS __n FROM p) ORDER BY __r",
+                           f"AS __why FROM (SELECT __r, first_value(__id) OVER (PARTITION BY __hi, __lo ORDER BY {rank}) AS __win, "
+                           f"row_number() OVER (PARTITION BY __hi, __lo ORDER BY {rank}) AS __n FROM p) ORDER BY __r",
                            [f" (exact on {on})"]).to_arrow_table()
     finally:
         con.close()
