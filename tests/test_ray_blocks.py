@@ -46,3 +46,54 @@ def test_a_condition_on_a_column_the_block_lacks_takes_the_full_path(tmp_path):
     with pytest.raises(Exception, match="messages|conversation"):
         run(tmp_path, "conv", cond, src)
     assert not (tmp_path / "conv.parquet").exists()
+
+
+def test_a_row_dropping_paste_writes_a_view_that_reads_as_the_kept_rows(tmp_path):
+    """A step that only drops rows stores positions in its input's block, not the rows; a
+    view of a view points at the base; every reader sees the kept rows, and the SQL that
+    `recipe explain` reads a Ray cache with gives the same rows."""
+    import duckdb
+    import numpy as np
+    from recipe.engine.ray_blocks import block_rows, block_schema, paste_block, read_block
+    from recipe.engine.ray_store import _block_sql
+    (tmp_path / "t_a").mkdir()
+    (tmp_path / "t_b").mkdir()
+    (tmp_path / "t_c").mkdir()
+    src = block(tmp_path / "t_a" / "00000000.parquet", n=8)
+    keep = np.array([1, 0, 1, 1, 0, 1, 1, 0], dtype=bool)
+    out = str(tmp_path / "t_b" / "00000000.parquet")
+    assert paste_block(src, out, str(tmp_path / "aside1.parquet"), keep, None, "dropped") == 5
+    assert pq.read_schema(out).names == ["__pos"]  # no rows copied
+    assert read_block(out).equals(pq.read_table(src).filter(pa.array(keep)))
+    assert block_rows(out) == 5 and block_schema(out) == pq.read_schema(src)
+    assert pq.read_table(tmp_path / "aside1.parquet").column("_id").to_pylist() == ["s:1", "s:4", "s:7"]
+    again = str(tmp_path / "t_c" / "00000000.parquet")
+    paste_block(out, again, str(tmp_path / "aside2.parquet"), np.array([0, 1, 1, 0, 1], dtype=bool), None, "x")
+    assert read_block(again, ["_id", "_row"]).column("_id").to_pylist() == ["s:2", "s:3", "s:6"]
+    assert pq.read_schema(again).metadata[b"recipe.view_of"] == b"t_a/00000000.parquet"  # the base, not the view
+    assert duckdb.sql(_block_sql(again)).to_arrow_table().to_pylist() == read_block(again).to_pylist()
+
+
+def test_a_read_task_writes_the_blocks_its_scratch_database_would(tmp_path, monkeypatch):
+    """Fast-path spans go straight from Arrow into blocks; the blocks (types, conversations,
+    `_row`) equal those of the scratch-database path, which a span the fast path cannot take
+    still uses."""
+    import json
+    from recipe.engine import ray_read
+    f = tmp_path / "d.jsonl"
+    rows = [{"instruction": f"q{i}", "input": "ctx" if i % 3 else "", "output": f"a{i}", "n": i} for i in range(50)]
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    size = f.stat().st_size
+    piece = ("span", str(f), "alpaca", (0, size, 1, 0))
+    direct = ray_read.read_piece(piece, {"format": "alpaca"}, "raw", 3, str(tmp_path / "w1"), 16)
+    monkeypatch.setattr(ray_read, "direct_blocks", lambda *a: None)
+    scratch = ray_read.read_piece(piece, {"format": "alpaca"}, "raw", 3, str(tmp_path / "w2"), 16)
+    assert direct[:2] == scratch[:2] and direct[0] == 50
+    names = sorted(p.name for p in (tmp_path / "w1" / "000003").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "w2" / "000003").iterdir())
+    for name in names:
+        a, b = pq.read_table(tmp_path / "w1" / "000003" / name), pq.read_table(tmp_path / "w2" / "000003" / name)
+        assert a.equals(b), name
+    first = pq.read_table(tmp_path / "w1" / "000003" / "b00000000.parquet").to_pylist()[1]
+    assert first["messages"] == [{"role": "user", "content": "q1\n\nctx"}, {"role": "assistant", "content": "a1"}]
+    assert first["_row"] == (3 << ray_read.FILE_ROWS) + 1

@@ -1,6 +1,9 @@
 """What a Ray worker does to one block of a step's table (engine/ray_table.py sends it).
 
-A block is one Parquet file: rows in the table's order, the engine's `_row` column last.
+A block is one Parquet file: rows in the table's order, the engine's `_row` column last; or
+a view: a small Parquet file of positions in another step's block (`write_view`), which a step
+that only drops rows writes instead of copying the rows it keeps (as the DuckDB engine stores
+a mask); every read goes through `read_block`, which resolves it.
 Each function reads its input block, writes its output block and its set-aside block under
 names the driver chose (written to a temporary name, then renamed: a task that Ray retries
 after its worker died writes the same files again), and returns small counts.
@@ -21,6 +24,46 @@ import pyarrow.parquet as pq
 
 ROW = "_row"
 ASIDE_SCHEMA = pa.schema([("_id", pa.string()), ("reason", pa.string()), ("raw", pa.string())])
+
+
+VIEW_OF = b"recipe.view_of"  # a view block's metadata: its base block, relative to the cache
+
+
+def _view(src: str) -> tuple[str, np.ndarray] | None:
+    """(base block, positions) of a view block; None for a block of rows."""
+    meta = pq.read_schema(src).metadata or {}
+    if VIEW_OF not in meta:
+        return None
+    base = str(Path(src).parent.parent / meta[VIEW_OF].decode())
+    return base, pq.read_table(src).column(0).to_numpy()
+
+
+def read_block(src: str, columns: list[str] | None = None) -> pa.Table:
+    """A block's rows (only `columns`, when given), a view's resolved."""
+    v = _view(src)
+    if v is None:
+        return pq.read_table(src, columns=columns)
+    return pq.read_table(v[0], columns=columns).take(pa.array(v[1], pa.int64()))
+
+
+def block_schema(src: str) -> pa.Schema:
+    v = _view(src)
+    return pq.read_schema(src if v is None else v[0])
+
+
+def block_rows(src: str) -> int:
+    return pq.ParquetFile(src).metadata.num_rows  # a view has a row per position
+
+
+def write_view(src: str, keep: np.ndarray, out: str) -> int:
+    """`out` as the rows of block `src` where `keep` is true: positions in `src`'s base
+    block (a view of a view is a view of the base), no rows copied."""
+    v = _view(src)
+    base, pos = (src, np.flatnonzero(keep)) if v is None else (v[0], v[1][keep])
+    rel = os.path.relpath(base, Path(out).parent.parent)
+    tbl = pa.table({"__pos": pa.array(pos, pa.int64())}).replace_schema_metadata({VIEW_OF: rel.encode()})
+    write_atomic(tbl, out)
+    return len(pos)
 
 
 def write_atomic(tbl: pa.Table, path: str) -> None:
@@ -64,10 +107,10 @@ def sql_block(src: str, out: str, aside: str, how: str, args: tuple, params: dic
     if how == "filter" and _keeps_whole(src, *args, params):
         link_atomic(src, out)
         write_atomic(aside_table([], []), aside)
-        return pq.ParquetFile(src).metadata.num_rows
+        return block_rows(src)
     con = _connect()
     try:
-        res, gone = _run(con, pq.read_table(src), how, args, params)
+        res, gone = _run(con, read_block(src), how, args, params)
         write_atomic(res, out)
         write_atomic(gone, aside)
         return res.num_rows
@@ -94,7 +137,7 @@ def _keeps_whole(src: str, cond, reason: str, params: dict) -> bool:
     import duckdb
     from ..syntax import expr_columns
     from .sql import to_sql
-    schema = pq.read_schema(src)
+    schema = block_schema(src)
     need = sorted({c.name for c in expr_columns(cond)})
     if not need or not set(need) <= set(schema.names):
         return False
@@ -102,7 +145,7 @@ def _keeps_whole(src: str, cond, reason: str, params: dict) -> bool:
     try:
         if not _run(con, schema.empty_table(), "filter", (cond, reason), params)[0].schema.equals(schema):
             return False
-        con.register("p", pq.read_table(src, columns=need))
+        con.register("p", read_block(src, need))
         sql, binds = to_sql(cond, params)
         try:
             return con.execute(f"SELECT count(*) FROM p WHERE NOT coalesce({sql}, false)", binds).fetchone()[0] == 0
@@ -125,8 +168,15 @@ def paste_block(src: str, out: str, aside: str, keep: np.ndarray | None, why: li
     if keep is None and extra is None and row_base is None and schema is None:
         link_atomic(src, out)  # the block passes through unchanged
         write_atomic(aside_table([], []), aside)
-        return pq.ParquetFile(src).metadata.num_rows
-    tbl = pq.read_table(src)
+        return block_rows(src)
+    if extra is None and row_base is None and schema is None:  # rows dropped, nothing else
+        mask = np.asarray(keep, dtype=bool)
+        gone = np.flatnonzero(~mask)
+        ids = read_block(src, ["_id"]).column(0).take(pa.array(gone, pa.int64())).to_pylist() if len(gone) else []
+        write_atomic(aside_table(ids, [(why[i] if why is not None and why[i] is not None else default) for i in gone]),
+                     aside)
+        return write_view(src, mask, out)
+    tbl = read_block(src)
     n = tbl.num_rows
     if extra is not None:
         for c in extra.column_names:
@@ -154,7 +204,7 @@ def paste_block(src: str, out: str, aside: str, keep: np.ndarray | None, why: li
 def take_block(src: str, aside: str, keep: np.ndarray, why: list | None, default: str, positions: np.ndarray) -> pa.Table:
     """A re-ranking keep's share of one block: the rows at `positions` (returned, for the
     driver to put in rank order) and the rows not kept, set aside."""
-    tbl = pq.read_table(src)
+    tbl = read_block(src)
     gone = np.flatnonzero(~np.asarray(keep, dtype=bool))
     ids = tbl.column("_id").take(pa.array(gone, pa.int64())).to_pylist() if len(gone) else []
     write_atomic(aside_table(ids, [(why[i] if why is not None and why[i] is not None else default) for i in gone]), aside)
@@ -182,7 +232,7 @@ def _row_last(tbl: pa.Table) -> pa.Table:
 
 def apply_block(fn, src: str, cols: list[str], args: tuple):
     """A kernel's row-local function on one block's columns (Table.map_blocks)."""
-    return fn(pq.read_table(src, columns=cols), *args)
+    return fn(read_block(src, cols), *args)
 
 
 SHARE_BYTES = 1 << 20  # arrays this large reach a global step's pieces through the object store
@@ -211,7 +261,7 @@ def key_block(src: str, on: str, keep: str, parts: int) -> list[pa.Table] | pa.T
     from .sql import text_sql
     # only the columns the key and the rank read (not every text of the block)
     need = {source_column(on), ROW, "_id"} | ({keep.split(":", 1)[1]} if ":" in keep else set())
-    tbl = pq.read_table(src, columns=[c for c in pq.read_schema(src).names if c in need])
+    tbl = read_block(src, [c for c in block_schema(src).names if c in need])
     con = _connect()
     try:
         con.register("s", tbl)

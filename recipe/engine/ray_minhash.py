@@ -22,10 +22,10 @@ def sign_and_key(src: str, on: str, ngram: int, unit: str, num_perm: int, seed: 
                  bands: int, rows: int, parts: int) -> tuple:
     """Map task: (lengths, signatures, then per partition (band, key, row) arrays); rows
     are numbered from `first`, rows of empty texts (every bin empty) match nothing."""
-    import pyarrow.parquet as pq
     from ..algorithms.minhash import EMPTY, band_keys
+    from .ray_blocks import read_block
     from ..table import sign_block, source_column
-    sig, lengths = sign_block(pq.read_table(src, columns=[source_column(on)]), on, ngram, unit, num_perm, seed)
+    sig, lengths = sign_block(read_block(src, [source_column(on)]), on, ngram, unit, num_perm, seed)
     live = np.flatnonzero(~(sig == EMPTY).all(axis=1))
     held = sig[live]
     out: list[list] = [[] for _ in range(parts)]

@@ -180,12 +180,22 @@ def cache_views(cache_dir: str | Path, manifest: dict):
                     con.close()
                     return None
                 continue
-            paths = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-            con.execute(f'CREATE VIEW "{prefix}_{fp[:24]}" AS SELECT * FROM read_parquet([{paths}])')
+            con.execute(f'CREATE VIEW "{prefix}_{fp[:24]}" AS ' + " UNION ALL ".join(_block_sql(f) for f in files))
     # the views read the cache's blocks and nothing else may be read
     con.execute("SET allowed_directories = ?", [[str(root) + os.sep]])
     con.execute("SET enable_external_access = false")
     return con
+
+
+def _block_sql(f: str) -> str:
+    """A block's rows in SQL: a view block's by their positions in its base block."""
+    lit = "'" + f.replace("'", "''") + "'"
+    meta = pq.read_schema(f).metadata or {}
+    if rb.VIEW_OF not in meta:
+        return f"SELECT * FROM read_parquet({lit})"
+    base = "'" + str(Path(f).parent.parent / meta[rb.VIEW_OF].decode()).replace("'", "''") + "'"
+    return (f"(SELECT * EXCLUDE (file_row_number) FROM read_parquet({base}, file_row_number = true) "
+            f"WHERE file_row_number IN (SELECT __pos FROM read_parquet({lit})) ORDER BY file_row_number)")
 
 
 class EitherCache:

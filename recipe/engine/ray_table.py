@@ -18,7 +18,6 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..table import Output, Table, added_mask, concat_masks, kept_mask
 from . import ray_blocks as rb
@@ -90,11 +89,11 @@ class RayTable(Table):
 
     def block_counts(self) -> list[int]:
         if self._counts is None:
-            self._counts = [pq.ParquetFile(f).metadata.num_rows for f in self.files()]
+            self._counts = [rb.block_rows(f) for f in self.files()]
         return self._counts
 
     def schema(self) -> pa.Schema:
-        return pq.read_schema(self.files()[0])
+        return rb.block_schema(self.files()[0])
 
     def columns(self) -> list[str]:
         return [c for c in self.schema().names if c != ROW]
@@ -105,13 +104,13 @@ class RayTable(Table):
     def arrow(self, cols: Sequence[str]) -> pa.Table:
         if not cols:
             return pa.table({"__none": pa.nulls(self.count())})
-        parts = [pq.read_table(f, columns=list(cols)) for f in self.files()]
+        parts = [rb.read_block(f, list(cols)) for f in self.files()]
         return pa.concat_tables(parts, promote_options="permissive")
 
     def batches(self, cols: Sequence[str], size: int = 20_000) -> Iterator[pa.Table]:
         buf, n = [], 0
         for f in self.files():
-            for b in pq.ParquetFile(f).iter_batches(batch_size=size, columns=list(cols) or None):
+            for b in rb.read_block(f, list(cols) or None).to_batches(max_chunksize=size):
                 buf.append(pa.Table.from_batches([b]))
                 n += b.num_rows
                 if n >= size:

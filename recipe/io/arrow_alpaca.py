@@ -27,8 +27,7 @@ BLANK = f"^{WS_RE2}*$"  # what str.strip() leaves empty
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 PLAIN = (pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.list_(pa.string()))
 CONSUMED = {"instruction", "output", "history", "system", "messages", "response"}
-
-
+_WHITE = np.frombuffer(b" \t\n\r\x0b\x0c", np.uint8)  # what bytes.strip() strips
 BLOCK = 1 << 24  # bytes read at a time (about 16 MB), then cut into CHUNK-line pieces
 
 
@@ -42,8 +41,21 @@ def chunks(path: Path, prefix: str, canon=None, span: tuple[int, int, int, int] 
     line. The file is read in blocks, not lines: a Python object per line cost more than
     Arrow's parse (1M lines: 1.6 s of 5.8)."""
     canon = canon or _canonical
-    start, end, lineno, idx = span or (0, None, 1, 0)
+    lineno, idx = (span or (0, None, 1, 0))[2:]
+    for buf, starts, ends in blocks(path, span):
+        for i in range(0, len(ends), CHUNK):
+            part = Lines(buf, starts[i:i + CHUNK], ends[i:i + CHUNK])
+            tbl = canon(part, prefix, idx)
+            yield ("arrow", tbl, lineno, idx) if tbl is not None else ("lines", part.lines(), lineno, idx)
+            lineno += len(part)
+            idx += len(part) if tbl is not None else part.rows()
+
+
+def blocks(path: Path, span: tuple | None = None) -> Iterator[tuple[bytes, np.ndarray, np.ndarray]]:
+    """`path` (or its byte span (start, end, ...), which starts and ends a line) as blocks of
+    about BLOCK bytes that end a line: (bytes, where each line starts, where it ends)."""
     from .readers import open_bytes
+    start, end = (span or (0, None))[:2]
     # from the start: decompressed and past a byte-order mark; a span (never of a compressed
     # file) seeks to its first byte
     with (open_bytes(path) if start == 0 else open(path, "rb")) as fh:
@@ -61,13 +73,7 @@ def chunks(path: Path, prefix: str, canon=None, span: tuple[int, int, int, int] 
             ends = np.flatnonzero(np.frombuffer(buf, np.uint8) == 10) + 1
             if not buf.endswith(b"\n"):
                 ends = np.append(ends, len(buf))
-            starts = np.concatenate([[0], ends[:-1]])
-            for i in range(0, len(ends), CHUNK):
-                part = Lines(buf, starts[i:i + CHUNK], ends[i:i + CHUNK])
-                tbl = canon(part, prefix, idx)
-                yield ("arrow", tbl, lineno, idx) if tbl is not None else ("lines", part.lines(), lineno, idx)
-                lineno += len(part)
-                idx += len(part) if tbl is not None else sum(1 for x in part.lines() if x.strip())
+            yield buf, np.concatenate([[0], ends[:-1]]), ends
 
 
 class Lines:
@@ -79,6 +85,14 @@ class Lines:
 
     def __len__(self) -> int:
         return len(self.ends)
+
+    def rows(self) -> int:
+        """How many lines are not blank (rows, as the readers count them)."""
+        arr = np.frombuffer(self.buf, np.uint8)
+        odd = np.isin(arr[self.starts], _WHITE)  # blank or starting with whitespace
+        b = self.buf
+        return len(self) - int(odd.sum()) + sum(1 for s, e in zip(self.starts[odd].tolist(), self.ends[odd].tolist())
+                                                if b[s:e].strip())
 
     def lines(self) -> list[bytes]:
         b = self.buf
@@ -99,16 +113,6 @@ class Lines:
         if self.buf[e - 1:e] == b"\n":
             return pa.py_buffer(memoryview(self.buf)[s:e])
         return pa.py_buffer(self.buf[s:e] + b"\n")
-
-
-def _upto(lines: list[bytes], room: int) -> list[bytes]:
-    """The first lines that fit in `room` bytes (a span ends where a line does)."""
-    total = 0
-    for i, x in enumerate(lines):
-        total += len(x)
-        if total > room:
-            return lines[:i]
-    return lines
 
 
 def parquet_chunks(pf, prefix: str, groups: tuple[list[int], int] | None = None
