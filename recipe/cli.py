@@ -108,7 +108,7 @@ def plan_text(plan, store, fingerprints: bool = True) -> str:
         if costs is not None and not costs[s.name].cached:
             lines.append(f"{'':<24} estimate {fmt(costs[s.name])} ({costs[s.name].basis})")
     for s in plan.sinks:
-        lines.append(f"write {s['name']} -> {s['path']} ({s['format'] or 'jsonl'})")
+        lines.append(f"write {s['name']} -> {s['path']} ({_sink_shape(s['path'], s['format'])})")
     if plan.models:
         lines.append("models (each loaded once, shared by every step that names it, released after its last step):")
         for name, m in plan.models.items():
@@ -117,6 +117,19 @@ def plan_text(plan, store, fingerprints: bool = True) -> str:
             src = f"{ft['base']} fine-tuned on {ft['on']}" if ft else m["source"]
             lines.append(f"  {name}: {m['kind']} {src} -> {', '.join(users) or 'unused'}")
     return "\n".join(lines) + "\n"
+
+
+CONTAINERS = {".jsonl": "JSON lines", ".json": "a JSON array", ".parquet": "Parquet", ".csv": "CSV", ".tsv": "TSV"}
+
+
+def _sink_shape(path: str, fmt: str | None) -> str:
+    """What a sink writes, as the plan shows it: the records' shape (the format) and the
+    file's container (its extension): `x.parquet` of rows is not "jsonl"."""
+    if fmt == "tag_counts":
+        return "tag counts"
+    shape = "rows" if fmt in (None, "", "jsonl") else f"{fmt} records"
+    container = CONTAINERS.get(Path(str(path)).suffix.lower())
+    return f"{shape}, {container}" if container else shape
 
 
 def cmd_plan(a) -> int:
