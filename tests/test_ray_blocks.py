@@ -80,6 +80,7 @@ def test_a_read_task_writes_the_blocks_its_scratch_database_would(tmp_path, monk
     still uses."""
     import json
     from recipe.engine import ray_read
+    from recipe.engine.ray_blocks import read_block
     f = tmp_path / "d.jsonl"
     rows = [{"instruction": f"q{i}", "input": "ctx" if i % 3 else "", "output": f"a{i}", "n": i} for i in range(50)]
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -94,6 +95,48 @@ def test_a_read_task_writes_the_blocks_its_scratch_database_would(tmp_path, monk
     for name in names:
         a, b = pq.read_table(tmp_path / "w1" / "000003" / name), pq.read_table(tmp_path / "w2" / "000003" / name)
         assert a.equals(b), name
-    first = pq.read_table(tmp_path / "w1" / "000003" / "b00000000.parquet").to_pylist()[1]
+    # each text stored once: the conversation is a flag on disk, rebuilt on reading
+    path = str(tmp_path / "w1" / "000003" / "b00000000.parquet")
+    stored = pq.read_table(path).to_pylist()[1]
+    assert stored["messages"] is None and stored["__two_turns"] is True
+    first = read_block(path).to_pylist()[1]
     assert first["messages"] == [{"role": "user", "content": "q1\n\nctx"}, {"role": "assistant", "content": "a1"}]
-    assert first["_row"] == (3 << ray_read.FILE_ROWS) + 1
+    assert first["_row"] == (3 << ray_read.FILE_ROWS) + 1 and "__two_turns" not in first
+    assert read_block(path, ["instruction", "messages"]).column_names == ["instruction", "messages"]
+
+
+def test_conversations_stored_once_read_back_unchanged(tmp_path):
+    """A block's two-turn conversations are stored as a flag and rebuilt; every other
+    conversation (more turns, other roles or texts, none) is stored as it is; whole reads,
+    column reads, views and the SQL of `recipe explain` all see the rows written."""
+    import duckdb
+    import numpy as np
+    from recipe.engine.ray_blocks import paste_block, read_block, write_atomic
+    from recipe.engine.ray_store import _block_sql
+    msg = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+
+    def conv(*turns):
+        return [{"role": r, "content": c} for r, c in turns]
+    rows = [("a", "x", conv(("user", "a"), ("assistant", "x"))),
+            ("b", "y", conv(("user", "b"), ("assistant", "y"), ("user", "more"))),
+            ("c", "z", conv(("assistant", "z"), ("user", "c"))),
+            ("d", "w", None),
+            ("e", "v", conv(("user", "e"), ("assistant", "other"))),
+            (None, "u", conv(("user", None), ("assistant", "u"))),
+            ("f", "t", conv(("user", "f"), ("assistant", "t")))]
+    tbl = pa.table({"_id": [f"s:{i}" for i in range(len(rows))], "messages": pa.array([r[2] for r in rows], msg),
+                    "instruction": [r[0] for r in rows], "response": [r[1] for r in rows],
+                    "_row": list(range(len(rows)))})
+    (tmp_path / "t_a").mkdir()
+    (tmp_path / "t_b").mkdir()
+    src = str(tmp_path / "t_a" / "00000000.parquet")
+    write_atomic(tbl, src)
+    assert pq.read_table(src).column("__two_turns").to_pylist() == [True, False, False, False, False, False, True]
+    assert read_block(src).equals(tbl)
+    assert read_block(src, ["messages", "_id"]).equals(tbl.select(["messages", "_id"]))
+    view = str(tmp_path / "t_b" / "00000000.parquet")
+    keep = np.array([1, 1, 0, 1, 0, 1, 1], dtype=bool)
+    paste_block(src, view, str(tmp_path / "aside.parquet"), keep, None, "x")
+    assert read_block(view).equals(tbl.filter(pa.array(keep)))
+    for f, want in ((src, tbl), (view, tbl.filter(pa.array(keep)))):
+        assert duckdb.sql(_block_sql(f)).to_arrow_table().to_pylist() == want.to_pylist()

@@ -1,9 +1,7 @@
 """What a Ray worker does to one block of a step's table (engine/ray_table.py sends it).
 
-A block is one Parquet file: rows in the table's order, the engine's `_row` column last; or
-a view: a small Parquet file of positions in another step's block (`write_view`), which a step
-that only drops rows writes instead of copying the rows it keeps (as the DuckDB engine stores
-a mask); every read goes through `read_block`, which resolves it.
+A block is one Parquet file of rows in the table's order, the engine's `_row` column last, or
+a view of another step's block (`ray_block_io.py`: every read and write goes through it).
 Each function reads its input block, writes its output block and its set-aside block under
 names the driver chose (written to a temporary name, then renamed: a task that Ray retries
 after its worker died writes the same files again), and returns small counts.
@@ -14,73 +12,17 @@ position (keep, add columns, concatenate) are Arrow alone.
 """
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .ray_block_io import (VIEW_OF, block_rows, block_schema, link_atomic, read_block, write_atomic,  # noqa: F401
+                           write_view)
+
 ROW = "_row"
 ASIDE_SCHEMA = pa.schema([("_id", pa.string()), ("reason", pa.string()), ("raw", pa.string())])
-
-
-VIEW_OF = b"recipe.view_of"  # a view block's metadata: its base block, relative to the cache
-
-
-def _view(src: str) -> tuple[str, np.ndarray] | None:
-    """(base block, positions) of a view block; None for a block of rows."""
-    meta = pq.read_schema(src).metadata or {}
-    if VIEW_OF not in meta:
-        return None
-    base = str(Path(src).parent.parent / meta[VIEW_OF].decode())
-    return base, pq.read_table(src).column(0).to_numpy()
-
-
-def read_block(src: str, columns: list[str] | None = None) -> pa.Table:
-    """A block's rows (only `columns`, when given), a view's resolved."""
-    v = _view(src)
-    if v is None:
-        return pq.read_table(src, columns=columns)
-    return pq.read_table(v[0], columns=columns).take(pa.array(v[1], pa.int64()))
-
-
-def block_schema(src: str) -> pa.Schema:
-    v = _view(src)
-    return pq.read_schema(src if v is None else v[0])
-
-
-def block_rows(src: str) -> int:
-    return pq.ParquetFile(src).metadata.num_rows  # a view has a row per position
-
-
-def write_view(src: str, keep: np.ndarray, out: str) -> int:
-    """`out` as the rows of block `src` where `keep` is true: positions in `src`'s base
-    block (a view of a view is a view of the base), no rows copied."""
-    v = _view(src)
-    base, pos = (src, np.flatnonzero(keep)) if v is None else (v[0], v[1][keep])
-    rel = os.path.relpath(base, Path(out).parent.parent)
-    tbl = pa.table({"__pos": pa.array(pos, pa.int64())}).replace_schema_metadata({VIEW_OF: rel.encode()})
-    write_atomic(tbl, out)
-    return len(pos)
-
-
-def write_atomic(tbl: pa.Table, path: str) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    pq.write_table(tbl, tmp)
-    os.replace(tmp, path)
-
-
-def link_atomic(src: str, path: str) -> None:
-    """`path` as the same file as `src` (a hard link; a copy across file systems): for a
-    block that a step passes through unchanged, instead of encoding it again."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        os.link(src, tmp)
-    except OSError:
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, path)
 
 
 def aside_table(ids, reasons, raw=None) -> pa.Table:

@@ -195,22 +195,16 @@ def _stored_schema(tbl: pa.Table) -> pa.Schema:
 
 
 def _stored(tbl: pa.Table, first_row: int, schema: pa.Schema) -> pa.Table:
-    """A canonical chunk as the database would export it: conversations marked as their
-    two turns built, `_row` numbered from `first_row`, types cast to `schema`."""
+    """A canonical chunk as a block stores it: `_row` numbered from `first_row`, types cast
+    to `schema`, conversations marked as two turns left null with their flag after `_row`
+    (ray_block_io.py rebuilds them on reading)."""
     import numpy as np
     from ..io.arrow_alpaca import TWO
-    n = tbl.num_rows
-    if TWO in tbl.column_names:  # every row's conversation is its instruction and response
-        turns = np.empty(2 * n, dtype=np.int64)
-        turns[0::2], turns[1::2] = np.arange(n), np.arange(n, 2 * n)
-        contents = pa.concat_arrays([tbl.column("instruction").combine_chunks(),
-                                     tbl.column("response").combine_chunks()]).take(pa.array(turns))
-        roles = pa.array(np.tile(np.array(["user", "assistant"], dtype=object), n), pa.string())
-        messages = pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * n + 1, 2, dtype=np.int32)),
-                                            pa.StructArray.from_arrays([roles, contents], ["role", "content"]))
-        tbl = tbl.drop_columns([TWO]).set_column(tbl.column_names.index("messages"), "messages", messages)
-    tbl = tbl.append_column(rb.ROW, pa.array(np.arange(first_row, first_row + n, dtype=np.int64)))
-    return tbl.cast(schema)
+    two = tbl.column(TWO) if TWO in tbl.column_names else None
+    tbl = tbl.drop_columns([TWO]) if two is not None else tbl
+    tbl = tbl.append_column(rb.ROW, pa.array(np.arange(first_row, first_row + tbl.num_rows, dtype=np.int64)))
+    tbl = tbl.cast(schema)
+    return tbl.append_column(TWO, two) if two is not None else tbl
 
 
 def pieces_of(store, source: str, args: dict, files: list[Path], log) -> list[tuple] | None:

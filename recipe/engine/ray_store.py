@@ -188,14 +188,23 @@ def cache_views(cache_dir: str | Path, manifest: dict):
 
 
 def _block_sql(f: str) -> str:
-    """A block's rows in SQL: a view block's by their positions in its base block."""
-    lit = "'" + f.replace("'", "''") + "'"
+    """A block's rows in SQL, as `read_block` reads them: a view's by their positions in its
+    base block, flagged two-turn conversations rebuilt."""
+    from ..io.arrow_alpaca import TWO
+    from .tables import TWO_TURNS
+
+    def lit(p) -> str:
+        return "'" + str(p).replace("'", "''") + "'"
     meta = pq.read_schema(f).metadata or {}
-    if rb.VIEW_OF not in meta:
-        return f"SELECT * FROM read_parquet({lit})"
-    base = "'" + str(Path(f).parent.parent / meta[rb.VIEW_OF].decode()).replace("'", "''") + "'"
-    return (f"(SELECT * EXCLUDE (file_row_number) FROM read_parquet({base}, file_row_number = true) "
-            f"WHERE file_row_number IN (SELECT __pos FROM read_parquet({lit})) ORDER BY file_row_number)")
+    view = rb.VIEW_OF in meta
+    base = Path(f).parent.parent / meta[rb.VIEW_OF].decode() if view else f
+    rows = f"read_parquet({lit(base)}, file_row_number = true)"
+    if view:
+        rows = f"(SELECT * FROM {rows} WHERE file_row_number IN (SELECT __pos FROM read_parquet({lit(f)})))"
+    if TWO in pq.read_schema(base).names:
+        return (f"(SELECT * EXCLUDE (file_row_number, {TWO}) REPLACE (CASE WHEN {TWO} THEN {TWO_TURNS} "
+                f"ELSE messages END AS messages) FROM {rows} ORDER BY file_row_number)")
+    return f"(SELECT * EXCLUDE (file_row_number) FROM {rows} ORDER BY file_row_number)"
 
 
 class EitherCache:
