@@ -56,7 +56,13 @@ def verified_forest(n: int, offsets: np.ndarray, sig_refs: list, threshold: floa
     members, starts = band_bucket_runs(key[order], (band[order].astype(np.int64) << 40) | row[order])
     if not len(members):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    uniq = np.unique(members)  # ascending: a bucket's rows stay in order as local positions
+    # the rows named, ascending (a bucket's rows stay in order as local positions), and each
+    # row's local position: a mask over the table's rows, not a sort (np.unique and
+    # searchsorted of 5.7M entries took 3.6 s, this 0.7 s)
+    seen = np.zeros(n, dtype=bool)
+    seen[members] = True
+    uniq = np.flatnonzero(seen)
+    local_of = np.cumsum(seen, dtype=np.int64) - 1
     at = np.searchsorted(offsets, uniq, side="right") - 1
     local = None
     for b in np.unique(at):
@@ -67,7 +73,7 @@ def verified_forest(n: int, offsets: np.ndarray, sig_refs: list, threshold: floa
         local[sel] = block[uniq[sel] - offsets[b]]
     m = len(uniq)
     parent = np.arange(m, dtype=np.int64)
-    verified_buckets(local, np.searchsorted(uniq, members), starts, needed_columns(threshold, local.shape[1]), m,
+    verified_buckets(local, local_of[members], starts, needed_columns(threshold, local.shape[1]), m,
                      0, 1, parent, *no_verdicts())
     child, root = star_edges(parent)
     return uniq[child], uniq[root]
