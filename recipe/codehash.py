@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import unicodedata
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -77,6 +78,10 @@ def code_hash(module: str) -> str:
         h.update(metadata.version("recipe").encode())
     except metadata.PackageNotFoundError:
         h.update(b"?")
+    # the Unicode tables of the running Python: text normalisation lower-cases and finds
+    # whitespace with them (exact dedupe's keys, MinHash's shingles), so a step cached under
+    # another Python version's Unicode must run again
+    h.update(unicodedata.unidata_version.encode())
     for m in sorted(seen):
         h.update(m.encode() + b"\0" + _module_file(m).read_bytes() + b"\0")
     return h.hexdigest()[:16]

@@ -332,6 +332,23 @@ def test_an_algorithm_source_change_reruns_its_steps_saying_code_changed(tmp_pat
     assert why == {"raw": "cached", "clean": "cached", "x": "code changed"}
 
 
+def test_a_python_with_other_unicode_tables_reruns_the_steps(tmp_path, data, monkeypatch):
+    """Normalisation lower-cases with the running Python's Unicode tables, so a cache made
+    under another Unicode version is not served: every step says "code changed"."""
+    import types
+    import recipe.codehash as ch
+    text = (f'recipe t\nsource raw = read("{data}")\n'
+            f'x = raw | dedupe(method="exact", on=instruction)\nwrite x to "x.jsonl"\n')
+    _run(text, tmp_path)
+    monkeypatch.setattr(ch, "unicodedata", types.SimpleNamespace(unidata_version="99.0.0"))
+    ch.code_hash.cache_clear()
+    try:
+        res = _run(text, tmp_path)
+    finally:
+        ch.code_hash.cache_clear()
+    assert {s["name"]: s["why"] for s in res.steps} == {"raw": "code changed", "x": "code changed"}
+
+
 def test_null_literals_found_by_the_fuzzers_run_cleanly(tmp_path, data):
     text = (f'recipe t\nsource raw = read("{data}", format="alpaca")\n'
             f'x = raw | derive(instruction=null, flag=contains(null, null)) | filter(not contains(null, response) '
