@@ -26,33 +26,31 @@ VIEW_OF = b"recipe.view_of"  # a view block's metadata: its base block, relative
 CONVERSATION = ("messages", "instruction", "response")
 
 
-def _view(src: str) -> tuple[str, np.ndarray] | None:
-    """(base block, positions) of a view block; None for a block of rows."""
-    meta = pq.read_schema(src).metadata or {}
+def _resolve(src: str) -> tuple[str, np.ndarray | None, pa.Schema]:
+    """(the file holding the rows, the view's positions in it or None, that file's schema)."""
+    schema = pq.read_schema(src)
+    meta = schema.metadata or {}
     if VIEW_OF not in meta:
-        return None
+        return src, None, schema
     base = str(Path(src).parent.parent / meta[VIEW_OF].decode())
-    return base, pq.read_table(src).column(0).to_numpy()
+    return base, pq.read_table(src).column(0).to_numpy(), pq.read_schema(base)
 
 
 def read_block(src: str, columns: list[str] | None = None) -> pa.Table:
     """A block's rows (only `columns`, when given): a view's resolved, conversations rebuilt."""
-    v = _view(src)
-    path = src if v is None else v[0]
-    names = pq.read_schema(path).names
-    want = list(columns) if columns is not None else [c for c in names if c != TWO]
-    rebuild = TWO in names and "messages" in want
+    path, pos, schema = _resolve(src)
+    want = list(columns) if columns is not None else [c for c in schema.names if c != TWO]
+    rebuild = TWO in schema.names and "messages" in want
     tbl = pq.read_table(path, columns=list(dict.fromkeys(want + (list(CONVERSATION) + [TWO] if rebuild else []))))
-    if v is not None:
-        tbl = tbl.take(pa.array(v[1], pa.int64()))
+    if pos is not None:
+        tbl = tbl.take(pa.array(pos, pa.int64()))
     if rebuild:
         tbl = tbl.set_column(tbl.column_names.index("messages"), "messages", _rebuilt(tbl))
     return tbl.select(want)
 
 
 def block_schema(src: str) -> pa.Schema:
-    v = _view(src)
-    schema = pq.read_schema(src if v is None else v[0])
+    schema = _resolve(src)[2]
     return schema.remove(schema.get_field_index(TWO)) if TWO in schema.names else schema
 
 
@@ -63,8 +61,8 @@ def block_rows(src: str) -> int:
 def write_view(src: str, keep: np.ndarray, out: str) -> int:
     """`out` as the rows of block `src` where `keep` is true: positions in `src`'s base
     block (a view of a view is a view of the base), no rows copied."""
-    v = _view(src)
-    base, pos = (src, np.flatnonzero(keep)) if v is None else (v[0], v[1][keep])
+    base, pos, _ = _resolve(src)
+    pos = np.flatnonzero(keep) if pos is None else pos[keep]
     rel = os.path.relpath(base, Path(out).parent.parent)
     tbl = pa.table({"__pos": pa.array(pos, pa.int64())}).replace_schema_metadata({VIEW_OF: rel.encode()})
     _write(tbl, out)
