@@ -334,3 +334,29 @@ def test_progress_written_to_a_log_file_is_a_line_now_and_then(monkeypatch):
     assert lines[1].startswith("  pool/score: 200/200 (") and "left" not in lines[1]
     with Reporter(quiet=True).progress("x") as update:
         update(1, 2)  # quiet: a no-op
+
+
+def test_cache_compression_is_a_setting_and_changes_only_the_storage(tmp_path, data_file, monkeypatch):
+    import duckdb
+    text = BASE.format(data=data_file)
+
+    def run_with(setting, name):
+        monkeypatch.setenv("RECIPE_CACHE_COMPRESSION", setting)
+        load(text).run(out=tmp_path / name, cache_dir=tmp_path / f"cache_{name}")
+        con = duckdb.connect(str(tmp_path / f"cache_{name}" / "cache.duckdb"), read_only=True)
+        kinds = {r[0] for r in con.execute("SELECT DISTINCT compression FROM pragma_storage_info('"
+                                           + con.execute("SELECT table_name FROM information_schema.tables "
+                                                         "WHERE table_name LIKE 't\\_%\\_\\_rows' ESCAPE '\\'")
+                                           .fetchall()[0][0] + "') WHERE segment_type = 'VARCHAR'").fetchall()}
+        con.close()
+        return (tmp_path / name / "top.jsonl").read_bytes(), kinds
+
+    plain, plain_kinds = run_with("uncompressed", "plain")
+    packed, packed_kinds = run_with("auto", "packed")
+    assert plain == packed
+    assert plain_kinds == {"Uncompressed"}
+    assert packed_kinds - {"Uncompressed"}  # DuckDB picks per segment: some compressed (FSST)
+    monkeypatch.setenv("RECIPE_CACHE_COMPRESSION", "zstd-max")
+    with pytest.raises(UserError, match="RECIPE_CACHE_COMPRESSION"):
+        load(text).run(out=tmp_path / "bad", cache_dir=tmp_path / "cache_bad")
+    assert not (tmp_path / "cache_bad" / "lock").exists()

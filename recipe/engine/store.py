@@ -22,6 +22,16 @@ DUCKDB_MEMORY = "768MB"
 ROW_GROUP_SIZE = 16_384
 
 
+def cache_compression() -> str:
+    """How step tables are stored: `uncompressed` (default, fastest) or, with
+    RECIPE_CACHE_COMPRESSION=auto, compressed as DuckDB sees fit."""
+    want = (os.environ.get("RECIPE_CACHE_COMPRESSION") or "uncompressed").strip().lower()
+    if want not in ("uncompressed", "auto"):
+        raise UserError(f"RECIPE_CACHE_COMPRESSION={want!r}: use `auto` (compressed, a smaller cache) "
+                        f"or `uncompressed` (the default, faster)")
+    return want
+
+
 def lock_cache(d: Path):
     """Take the cache directory's lock (one run at a time, whichever engine); returns the
     open lock file, to pass to `unlock_cache` when done."""
@@ -52,6 +62,7 @@ def unlock_cache(fh) -> None:
 class Store:
     def __init__(self, cache_dir: str | Path):
         self.dir = Path(cache_dir)
+        compression = cache_compression()  # a bad setting fails before the cache is locked
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -86,8 +97,9 @@ class Store:
         self.con.execute("CREATE TABLE IF NOT EXISTS _last (name VARCHAR PRIMARY KEY, fp VARCHAR, parts VARCHAR)")
         # step tables are written once and read once or twice: compressing them (FSST on the
         # texts) cost more than it saved (1M P3 rows: the read 5.7 s -> 4.6 s, the cache 1.0
-        # -> 1.2 GB, later scans no slower)
-        self.con.execute("SET force_compression = 'uncompressed'")
+        # -> 1.2 GB, later scans no slower); RECIPE_CACHE_COMPRESSION=auto, for a user short
+        # of disk, lets DuckDB compress them again
+        self.con.execute("SET force_compression = ?", [compression])
         self.con.execute("SET lock_configuration = true")
 
     @staticmethod

@@ -129,7 +129,7 @@ class RowWriter:
             self._carry = self._carry.slice(full)
 
     def _insert(self, tbl: pa.Table) -> None:
-        self.con.register("__chunk", tbl.combine_chunks())
+        self.con.register("__chunk", tbl)
         # a row not known to be two turns is compared (the record reader's rows, chat rows)
         rows = (f"SELECT * REPLACE (CASE WHEN __d THEN NULL ELSE messages END AS messages) FROM "
                 f"(SELECT * EXCLUDE ({TWO}), coalesce({TWO}, messages = {TWO_TURNS}, false) AS __d FROM __chunk)")
