@@ -52,9 +52,9 @@ def chunks(path: Path, prefix: str, canon=None, span: tuple[int, int, int, int] 
             idx += len(part) if tbl is not None else part.rows()
 
 
-def blocks(path: Path, span: tuple | None = None) -> Iterator[tuple[bytes, np.ndarray, np.ndarray]]:
+def blocks(path: Path, span: tuple | None = None) -> Iterator[tuple[bytearray, np.ndarray, np.ndarray]]:
     """`path` (or its byte span (start, end, ...), which starts and ends a line) as blocks of
-    about BLOCK bytes that end a line: (bytes, where each line starts, where it ends)."""
+    about BLOCK bytes that end a line: (the bytes, where each line starts, where it ends)."""
     from .readers import open_bytes
     start, end = (span or (0, None))[:2]
     # from the start: decompressed and past a byte-order mark; a span (never of a compressed
@@ -227,9 +227,9 @@ def blank(col) -> pa.Array:
     whitespace can be, so the regex runs on those alone (on every row it cost 0.17 s a 1M)."""
     col = _one_chunk(col)
     first = pc.utf8_slice_codeunits(col, 0, 1)
-    maybe = pc.or_(pc.equal(first, ""), pc.match_substring_regex(first, WS_RE2))
+    maybe = pc.fill_null(pc.or_(pc.equal(first, ""), pc.match_substring_regex(first, WS_RE2)), False)
     if not pc.any(maybe).as_py():
-        return pc.fill_null(maybe, False)
+        return maybe
     out = np.zeros(len(col), dtype=bool)
     where = np.flatnonzero(maybe.to_numpy(zero_copy_only=False))
     out[where] = pc.match_substring_regex(col.take(where), BLANK).to_numpy(zero_copy_only=False)
