@@ -319,6 +319,34 @@ def cmd_explain(a) -> int:
     return 1
 
 
+def cmd_cache(a) -> int:
+    from .engine.prune import inspect
+    try:
+        rep = inspect(a.cache_dir, prune=a.prune)
+    except FileNotFoundError:
+        raise UserError(f"no cache directory at {a.cache_dir}")
+    if not rep.steps and not rep.orphans:
+        print(f"{a.cache_dir}: empty ({_mb(rep.bytes_before)})")
+        return 0
+    width = max(len(s.name) for s in rep.steps) if rep.steps else 4
+    for s in sorted(rep.steps, key=lambda s: (s.engine, not s.keep, s.name)):
+        mark = "kept" if s.keep else ("removed" if a.prune else "stale")
+        print(f"  {s.engine:<6} {s.name:<{width}}  {s.op:<15} {s.rows_out:>10,} rows {s.seconds:>8.1f} s  {mark}")
+    stale = len(rep.removed)
+    left = f"; {rep.orphans} left by killed runs" if rep.orphans else ""
+    if a.prune:
+        after = f", now {_mb(rep.bytes_after)}" if rep.bytes_after is not None else ""
+        print(f"{a.cache_dir}: removed {stale} step(s){left}; was {_mb(rep.bytes_before)}{after}")
+    else:
+        print(f"{a.cache_dir}: {len(rep.steps)} step(s), {_mb(rep.bytes_before)}; {stale} not any step name's "
+              f"latest run nor read by one{left}" + ("; `recipe cache --prune` removes them" if stale or rep.orphans else ""))
+    return 0
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="recipe", description="Declarative data recipes for instruction-tuning data.")
     sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
@@ -408,6 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=".recipe", help="the run's --cache-dir (default: .recipe)")
     p.add_argument("--row", required=True)
     p.set_defaults(fn=cmd_explain)
+    p = sub.add_parser("cache", help="list the step cache's steps; --prune removes those no latest run uses")
+    p.add_argument("--cache-dir", default=".recipe", help="the cache directory (default: .recipe)")
+    p.add_argument("--prune", action="store_true",
+                   help="remove every step that is not some step name's latest run nor read by one")
+    p.set_defaults(fn=cmd_cache)
     return ap
 
 

@@ -116,6 +116,10 @@ class RayStore:
         step, rec = self._pending
         self._pending = None
         atomic_write(self.dir / "steps" / f"{step.fingerprint}.json", json.dumps(rec, sort_keys=True).encode())
+        self.used(step)
+
+    def used(self, step) -> None:
+        """The step is its name's latest run (run now, or served from the cache)."""
         atomic_write(self._last(step.name), json.dumps({"name": step.name, "fp": step.fingerprint,
                                                          "parts": step.parts}, sort_keys=True, default=str).encode())
 

@@ -69,6 +69,7 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
                          ("rows_in", "rows_created", "rows_out", "rows_set_aside")},
                          "seconds": 0.0, "cached": True, "info": done["info"], "why": "cached"})
             reporter.log(f"  {step.name}: cached ({done['rows_out']} rows)")
+            store.used(step)
             for m in finished_with.get(step.name, []):
                 release(m)
             continue

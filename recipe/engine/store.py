@@ -158,6 +158,12 @@ class Store:
         self.con.execute("INSERT OR REPLACE INTO _last VALUES (?, ?, ?)",
                          [step.name, step.fingerprint, json.dumps(step.parts, sort_keys=True, default=str)])
 
+    def used(self, step) -> None:
+        """A step served from the cache is its name's latest run too: `recipe plan` compares
+        with it, and `recipe cache --prune` keeps it."""
+        self.con.execute("INSERT OR REPLACE INTO _last VALUES (?, ?, ?)",
+                         [step.name, step.fingerprint, json.dumps(step.parts, sort_keys=True, default=str)])
+
     def commit(self) -> None:
         self.con.execute("COMMIT")
 
