@@ -19,7 +19,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .store import ROW_GROUP_SIZE, cache_compression, lock_cache, unlock_cache
+from .store import DUCKDB_MEMORY, ROW_GROUP_SIZE, cache_compression, lock_cache, unlock_cache
 
 # every table of a step is named by a letter and the first 24 hex digits of its fingerprint
 _NAME = re.compile(r"\b[tma]_([0-9a-f]{24})(?:__rows)?\b")
@@ -83,6 +83,9 @@ def _duckdb(d: Path, report: CacheReport, prune: bool) -> None:
     path = d / "cache.duckdb"
     con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False,
                                              "autoload_known_extensions": False})
+    # the copy spills as a run does: memory bounded by the same limit, not DuckDB's 80% of RAM
+    con.execute("SET temp_directory = ?", [str(d / "spill")])
+    con.execute("SET memory_limit = ?", [os.environ.get("RECIPE_DUCKDB_MEMORY") or DUCKDB_MEMORY])
     try:
         con.execute(f"ATTACH {_literal(path)} AS cache")
         con.execute("USE cache")
