@@ -265,8 +265,10 @@ def test_steps_that_drop_rows_or_add_columns_store_a_mask_not_a_copy(tmp_path):
     con = duckdb.connect(str(tmp_path / "c" / "cache.duckdb"), read_only=True)
     kinds = dict(con.execute("SELECT table_name, table_type FROM information_schema.tables "
                              "WHERE table_name LIKE 't_%'").fetchall())
-    # the read's stored rows and its view, then the three steps' views
-    assert sorted(kinds.values()) == ["BASE TABLE", "VIEW", "VIEW", "VIEW", "VIEW"]
+    # the read's stored rows and its view, then the three steps' views, each with the view of
+    # its rows before their conversations are rebuilt (`__raw`: the masks come first)
+    assert sorted(kinds.values()) == ["BASE TABLE"] + ["VIEW"] * 7
+    assert sum(t.endswith("__raw") for t in kinds) == 3
     base = next(t for t, k in kinds.items() if k == "BASE TABLE")
     assert base.endswith("__rows")
     # Alpaca rows' conversations are their instruction and response: not stored twice
@@ -312,6 +314,49 @@ def test_a_conversation_is_stored_once_and_read_back_as_it_was(tmp_path):
     view = base[:-len("__rows")]
     assert [r[0] for r in con.execute(f"DESCRIBE {view}").fetchall()] == ["_id", "messages", "instruction", "response",
                                                                          "tag", "_row"]
+
+
+def test_masked_steps_rebuild_conversations_after_their_masks_with_the_same_rows(tmp_path):
+    """Steps that only mask (filter, dedupe) and add columns (score) read the read's stored
+    rows through their masks and rebuild two-turn conversations last, so a selective chain
+    does not build the conversation of every base row; the rows are the same as through the
+    rebuilt view, and a step that rewrites the instruction falls back to it."""
+    import duckdb
+    rows = []
+    for i in range(40):
+        if i % 4 == 0:  # a conversation that is not its two turns: stored as it is
+            rows.append({"conversations": [{"from": "system", "value": f"sys {i}"}, {"from": "human", "value": f"q{i}"},
+                                           {"from": "gpt", "value": f"a{i}"}]})
+        else:
+            rows.append({"conversations": [{"from": "human", "value": f"question {i % 15}"},
+                                           {"from": "gpt", "value": f"answer {i}" * (i % 3)}]})
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    chain = ('raw | filter(length(response) > 0) | dedupe(method="exact", on=instruction) | score(metric="length", column="score") '
+             '| filter(score > 3)')
+    text = f'recipe t\nsource raw = read("{data}", format="sharegpt")\nx = {chain}\nwrite x to "x.jsonl"\n'
+    res = load(text).run(out=tmp_path / "out", cache_dir=tmp_path / "c")
+    con = duckdb.connect(str(tmp_path / "c" / "cache.duckdb"), read_only=True)
+    fps = {n["name"]: n["fingerprint"][:24] for n in res.manifest["nodes"]}
+    last = f"t_{fps['x/filter#2']}"
+    assert con.execute(f"SELECT count(*) FROM {last}__raw").fetchall()[0][0] == res.manifest["sinks"][0]["rows"]
+    # the same rows as the same masks over the rebuilt read view (the old layout) give
+    got = con.execute(f"SELECT * FROM {last}").fetchall()
+    cols = [r[0] for r in con.execute(f"DESCRIBE {last}").fetchall()]
+    assert cols == ["_id", "messages", "instruction", "response", "score", "_row"], cols
+    want = {r[0]: r for r in con.execute(f"SELECT * FROM t_{fps['raw']}").fetchall()}
+    for g in got:
+        assert g[:4] == want[g[0]][:4]  # _id, messages (rebuilt or stored), instruction, response
+    con.close()
+    written = [json.loads(x) for x in (tmp_path / "out" / "x.jsonl").read_text().splitlines()]
+    assert [w["messages"] for w in written] == [list(map(dict, [dict(zip(("role", "content"), (t["role"], t["content"])))
+                                                                for t in g[1]])) for g in got]
+    # a step that rewrites the instruction: its view rebuilds from the rebuilt rows, not raw ones
+    text2 = text.replace("| filter(score > 3)", '| derive(instruction=upper(instruction)) | filter(score > 3)')
+    res2 = load(text2).run(out=tmp_path / "out2", cache_dir=tmp_path / "c")
+    written2 = [json.loads(x) for x in (tmp_path / "out2" / "x.jsonl").read_text().splitlines()]
+    assert [w["instruction"] for w in written2] == [w["instruction"].upper() for w in written]
+    assert all(next(t["content"] for t in w["messages"] if t["role"] == "user") == w["instruction"] for w in written2)
+    assert res2.manifest["sinks"][0]["rows"] == res.manifest["sinks"][0]["rows"]
 
 
 def test_progress_written_to_a_log_file_is_a_line_now_and_then(monkeypatch):

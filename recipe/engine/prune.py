@@ -22,7 +22,7 @@ from pathlib import Path
 from .store import DUCKDB_MEMORY, ROW_GROUP_SIZE, cache_compression, lock_cache, unlock_cache
 
 # every table of a step is named by a letter and the first 24 hex digits of its fingerprint
-_NAME = re.compile(r"\b[tma]_([0-9a-f]{24})(?:__rows)?\b")
+_NAME = re.compile(r"\b[tma]_([0-9a-f]{24})(?:__rows|__raw)?\b")
 
 
 @dataclass

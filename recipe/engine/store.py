@@ -138,13 +138,14 @@ class Store:
         """A step's rows (a table, or a view over its input and its stored mask, or a read's
         view over its stored rows), mask and set-aside rows."""
         from .duck import mask_table
-        from .tables import rows_table
+        from .tables import raw_view, rows_table
         t = self.table(fp)
         kind = self.con.execute("SELECT table_type FROM information_schema.tables WHERE table_name = ? "
                                 "AND table_catalog = current_database()", [t]).fetchall()
         self.con.execute(f"DROP {'VIEW' if kind and kind[0][0] == 'VIEW' else 'TABLE'} IF EXISTS {t}")
         self.con.execute(f"DROP TABLE IF EXISTS {mask_table(t)}")
         self.con.execute(f"DROP TABLE IF EXISTS {rows_table(t)}")
+        self.con.execute(f"DROP VIEW IF EXISTS {raw_view(t)}")
         self.con.execute(f"DROP TABLE IF EXISTS {self.aside(fp)}")
 
     def record_step(self, step, counts: tuple[int, int, int, int], seconds: float, info: dict,

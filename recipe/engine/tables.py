@@ -62,6 +62,18 @@ def rows_table(view: str) -> str:
     return view + "__rows"
 
 
+def raw_view(view: str) -> str:
+    """The rows of a step's view before conversations are rebuilt (`__d` and the stored,
+    possibly null, `messages`), where the step's rows are its read's rows through masks."""
+    return view + "__raw"
+
+
+def rebuilt_sql(raw: str) -> str:
+    """A step's rows from its raw relation: `__d` gone, each two-turn conversation rebuilt."""
+    return (f"SELECT * EXCLUDE (__d) REPLACE (CASE WHEN __d THEN {TWO_TURNS} ELSE messages END AS messages) "
+            f"FROM {q(raw)}")
+
+
 # a row's conversation when it is its instruction and response, which is most rows
 TWO_TURNS = ("[struct_pack(role := 'user', content := instruction), "
              "struct_pack(role := 'assistant', content := response)]")
@@ -233,5 +245,4 @@ class RowWriter:
         self.flush()
         self.end()
         # created last: a view's `*` is fixed when it is made, after every widening
-        self.con.execute(f"CREATE VIEW {q(self.view)} AS SELECT * EXCLUDE (__d) REPLACE "
-                         f"(CASE WHEN __d THEN {TWO_TURNS} ELSE messages END AS messages) FROM {q(self.table)}")
+        self.con.execute(f"CREATE VIEW {q(self.view)} AS {rebuilt_sql(self.table)}")
