@@ -327,6 +327,7 @@ def cmd_cache(a) -> int:
         raise UserError(f"no cache directory at {a.cache_dir}")
     if not rep.steps and not rep.orphans:
         print(f"{a.cache_dir}: empty ({_mb(rep.bytes_before)})")
+        _model_cache_line()
         return 0
     width = max(len(s.name) for s in rep.steps) if rep.steps else 4
     for s in sorted(rep.steps, key=lambda s: (s.engine, not s.keep, s.name)):
@@ -340,7 +341,18 @@ def cmd_cache(a) -> int:
     else:
         print(f"{a.cache_dir}: {len(rep.steps)} step(s), {_mb(rep.bytes_before)}; {stale} not any step name's "
               f"latest run nor read by one{left}" + ("; `recipe cache --prune` removes them" if stale or rep.orphans else ""))
+    _model_cache_line()
     return 0
+
+
+def _model_cache_line() -> None:
+    """The shared model cache grows too; say where it is and how large, not what to delete."""
+    from .engine.prune import folder_bytes
+    from .runtime import user_cache_dir
+    d = user_cache_dir()
+    if d.is_dir():
+        print(f"model cache (shared by every project, not pruned): {d}, {_mb(folder_bytes(d))}; deleting it "
+              f"only costs recomputing model results and converting weights again")
 
 
 def _mb(n: int) -> str:

@@ -129,3 +129,14 @@ def test_prune_on_the_ray_engine_keeps_view_bases(tmp_path, files, monkeypatch):
         assert len(kept) == 3 and all(Path(tmp_path / "cache" / "ray" / f"t_{fp}").is_dir() for fp in kept)
     finally:
         stop_ray()
+
+
+def test_the_listing_says_where_the_model_cache_is_and_its_size(tmp_path, files, monkeypatch, capsys):
+    models = tmp_path / "models"
+    (models / "results").mkdir(parents=True)
+    (models / "results" / "x.bin").write_bytes(b"0" * 2_500_000)
+    monkeypatch.setenv("RECIPE_CACHE_HOME", str(models))
+    run(tmp_path, RECIPE.format(data=files[0], n=20), "a")
+    assert main(["cache", "--cache-dir", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    assert f"model cache (shared by every project, not pruned): {models}, 2.5 MB" in out

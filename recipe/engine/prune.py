@@ -53,7 +53,7 @@ def inspect(cache_dir: str | Path, prune: bool = False) -> CacheReport:
     d = Path(cache_dir)
     if not d.is_dir():
         raise FileNotFoundError(d)
-    report = CacheReport(bytes_before=_size(d))
+    report = CacheReport(bytes_before=folder_bytes(d))
     fh = lock_cache(d)
     try:
         if (d / "cache.duckdb").exists():
@@ -63,7 +63,7 @@ def inspect(cache_dir: str | Path, prune: bool = False) -> CacheReport:
     finally:
         unlock_cache(fh)
     if prune and (report.removed or report.orphans):
-        report.bytes_after = _size(d)
+        report.bytes_after = folder_bytes(d)
     return report
 
 
@@ -180,7 +180,7 @@ def _literal(p: Path) -> str:
     return "'" + str(p).replace("'", "''") + "'"
 
 
-def _size(d: Path) -> int:
+def folder_bytes(d: Path) -> int:
     total = 0
     for root, _, files in os.walk(d):
         for f in files:
