@@ -182,6 +182,28 @@ def keyed_block(block: pa.Table, column: str) -> pa.Table:
     return pa.table({"__r": rows, "__hi": hi, "__lo": lo})
 
 
+def first_of_keys(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """For rows keyed by 128-bit keys (two uint64 halves), each row's winner: the first
+    position with its key. Sorted stably by the high half (one 64-bit sort, half a
+    two-key sort's time), by both halves only if some rows share a high half but not the low."""
+    n = len(hi)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(hi, kind="stable")
+    hs, ls = hi[order], lo[order]
+    same_hi = hs[1:] == hs[:-1]
+    if np.any(same_hi & (ls[1:] != ls[:-1])):
+        order = np.lexsort((lo, hi))  # stable too
+        hs, ls = hi[order], lo[order]
+        same_hi = hs[1:] == hs[:-1]
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = ~(same_hi & (ls[1:] == ls[:-1]))
+    first = np.maximum.accumulate(np.where(starts, np.arange(n), 0))
+    winner = np.empty(n, dtype=np.int64)
+    winner[order] = order[first]  # stable: a key's first entry in sorted order is its first row
+    return winner
+
+
 def text_of(v) -> str:
     """A value as text: text itself, booleans as true/false, numbers as written, nested
     values as JSON."""

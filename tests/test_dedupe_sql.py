@@ -39,3 +39,26 @@ def test_sql_exact_dedupe_matches_the_python_reference(tmp_path_factory, texts, 
         if k not in best or score > best[k][0]:
             best[k] = (score, i)
     assert got == [f"raw:{i}" for i in sorted(i for _, i in best.values())]
+    # each dropped row names its group's winner
+    winners = {k: i for k, (_, i) in best.items()}
+    aside = [json.loads(line) for line in (tmp / "o" / "set_aside.jsonl").read_text().splitlines()]
+    for a in aside:
+        if a["reason"].startswith("duplicate of"):
+            i = int(a["_id"].split(":")[1])
+            assert a["reason"] == f"duplicate of raw:{winners[normalise(rows[i]['instruction'])]} (exact on instruction)"
+    assert sum(a["reason"].startswith("duplicate of") for a in aside) == len(rows) - len(got) - (
+        sum(r["n"] == 3 for r in rows) if after_filter else 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(keys=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), max_size=40))
+def test_first_of_keys_is_each_keys_first_row(keys):
+    """Few distinct halves, so rows share a high half with another low half (the two-key
+    sort's case) as well as whole keys."""
+    import numpy as np
+    from recipe.table import first_of_keys
+    hi = np.array([h for h, _ in keys], dtype=np.uint64)
+    lo = np.array([l for _, l in keys], dtype=np.uint64)
+    first: dict = {}
+    want = [first.setdefault(k, i) for i, k in enumerate(keys)]
+    assert first_of_keys(hi, lo).tolist() == want

@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-from ..table import Output, Table, added_mask, concat_masks, keyed_block, kept_mask, source_column
+from ..table import Output, Table, added_mask, concat_masks, first_of_keys, keyed_block, kept_mask, source_column
 from .sql import quote_ident as q, sync_messages_sql, text_sql, to_sql
 from .tables import raw_view, rebuilt_sql, rows_table
 
@@ -236,6 +236,8 @@ class DuckOutput(Output):
             rank = f"__v {'DESC' if keep.startswith('max:') else 'ASC'} NULLS LAST, {ROW}"
         con, s = self.con, q(src.name)
         parts = list(src.map_blocks(keyed_block, [source_column(on), ROW], on))
+        if keep == "first":
+            return self._first_of_keys(src, on, parts)
         con.register("__ddk", pa.concat_tables(parts) if parts else pa.table(
             {"__r": pa.array([], pa.int64()), "__hi": pa.array([], pa.uint64()), "__lo": pa.array([], pa.uint64())}))
         r = rank.replace(ROW, "__r")
@@ -251,6 +253,28 @@ class DuckOutput(Output):
         groups = con.execute("SELECT count(*) FROM __dd WHERE __keep").fetchall()[0][0]
         con.execute("DROP TABLE __dd")
         return groups
+
+    def _first_of_keys(self, src, on: str, parts: list) -> int:
+        """keep="first" in numpy: each key's first row wins (the window's rank is the row
+        order alone); its id names the winner in the others' reasons. 0.6 s of SQL a 1M rows."""
+        import pyarrow.compute as pc
+        col = (lambda c: np.concatenate([p.column(c).to_numpy() for p in parts]) if parts else np.zeros(0, np.uint64))
+        winner = first_of_keys(col("__hi"), col("__lo"))
+        n = len(winner)
+        if n != src.count():
+            raise RuntimeError(f"exact dedupe: {n} keys for {src.count()} rows")
+        kept = winner == np.arange(n)
+        dropped = np.flatnonzero(~kept)
+        ids = src.arrow(["_id"]).column(0)
+        why = pc.binary_join_element_wise("duplicate of ", ids.take(pa.array(winner[dropped])),
+                                          f" (exact on {on})", "")
+        at = np.full(n, -1, dtype=np.int64)
+        at[dropped] = np.arange(len(dropped))
+        self._arrow("__dd", pa.table({"__keep": pa.array(kept),
+                                      "__why": why.take(pa.array(at, mask=at < 0))}))
+        self._paste(src, "__dd", "", self.out)
+        self.con.unregister("__dd")
+        return int(kept.sum())
 
     def rows(self, tbl):
         self._make()
