@@ -223,9 +223,10 @@ class DuckOutput(Output):
             at += int(mask.sum())
 
     def distinct(self, src, on, keep):
-        """A window over a 128-bit hash of the normalised text: texts are normalised and
-        hashed a block at a time on worker threads (`keyed_block`), so only (row, key), 24
-        bytes a row, are held; the winners then become a mask in table order."""
+        """Winners per 128-bit hash of the normalised text: texts are normalised and hashed a
+        block at a time on worker threads (`keyed_block`), so only (row, key), 24 bytes a row,
+        are held; keep="first" picks winners in numpy (`_first_of_keys`), other ranks in a
+        window; the winners then become a mask in table order."""
         self._make()
         text = text_sql(on)
         if keep == "first":

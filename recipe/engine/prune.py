@@ -109,8 +109,7 @@ def _duckdb(d: Path, report: CacheReport, prune: bool) -> None:
         gone = {e.fp[:24] for e in entries if not e.keep} | orphans
         if not prune or not gone:
             return
-        # views first: DuckDB refuses to drop a table a view still names only at query time,
-        # but a dropped view's tables must not be read by a kept one (they are not: closure)
+        # views first, then tables; no kept view names a dropped one (the closure above)
         for kind in ("VIEW", "BASE TABLE"):
             for t, typ in objects:
                 m = _NAME.fullmatch(t)
