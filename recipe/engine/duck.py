@@ -228,17 +228,15 @@ class DuckOutput(Output):
         are held; keep="first" picks winners in numpy (`_first_of_keys`), other ranks in a
         window; the winners then become a mask in table order."""
         self._make()
-        text = text_sql(on)
+        parts = list(src.map_blocks(keyed_block, [source_column(on), ROW], on))
         if keep == "first":
-            rank = ROW
-        elif keep == "longest":
+            return self._first_of_keys(src, on, parts)
+        text = text_sql(on)
+        if keep == "longest":
             rank = f"__len DESC, {ROW}"
         else:
             rank = f"__v {'DESC' if keep.startswith('max:') else 'ASC'} NULLS LAST, {ROW}"
         con, s = self.con, q(src.name)
-        parts = list(src.map_blocks(keyed_block, [source_column(on), ROW], on))
-        if keep == "first":
-            return self._first_of_keys(src, on, parts)
         con.register("__ddk", pa.concat_tables(parts) if parts else pa.table(
             {"__r": pa.array([], pa.int64()), "__hi": pa.array([], pa.uint64()), "__lo": pa.array([], pa.uint64())}))
         r = rank.replace(ROW, "__r")

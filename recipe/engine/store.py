@@ -156,8 +156,7 @@ class Store:
         self.con.execute("INSERT OR REPLACE INTO _steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          [step.fingerprint, step.name, step.op, *counts, seconds, json.dumps(info, sort_keys=True),
                           json.dumps(usage) if usage else None])
-        self.con.execute("INSERT OR REPLACE INTO _last VALUES (?, ?, ?)",
-                         [step.name, step.fingerprint, json.dumps(step.parts, sort_keys=True, default=str)])
+        self.used(step)
 
     def used(self, step) -> None:
         """A step served from the cache is its name's latest run too: `recipe plan` compares
