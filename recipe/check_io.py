@@ -41,8 +41,17 @@ def check_sources(c: Checked) -> None:
                                                 a.value.span, ("each field needs its own name",)))
         err = c.source_errors.get(s.name)
         if err:
-            c.diagnostics.append(Diagnostic("E0903", err, s.path.span,
-                                            ("check the path (relative to the recipe file), or give --source NAME=PATH",)))
+            c.diagnostics.append(Diagnostic("E0903", err, s.path.span, (_read_hint(err),)))
+
+
+def _read_hint(err: str) -> str:
+    """The hint for a source that cannot be read: the path when no file was found, else the file."""
+    if "cannot tell the format" in err:
+        return ('name the format: read("...", format="alpaca"), or format="raw" for every field as a column; '
+                'a CSV/TSV file without a header row needs columns=[...]')
+    if any(w in err for w in ("not found", "no readable file", "is a directory", "unknown file type")):
+        return "check the path (relative to the recipe file), or give --source NAME=PATH"
+    return "check the file's contents, or name its format with format=..."
 
 
 def check_sinks(c: Checked) -> None:

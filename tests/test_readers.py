@@ -292,3 +292,39 @@ def test_instruction_input_response_rows_keep_their_input():
     assert canonical("dolly", both)["messages"][0]["content"].endswith("\n\nDolly's own")
     back = from_row("alpaca", canonical("dolly", rec))
     assert (back["instruction"], back["input"], back["output"]) == (rec["instruction"], "A light red", "#FFCC66")
+
+
+def test_prompt_lists_questions_with_answers_and_oasst_seed_conversations(tmp_path):
+    """Files a user meets in the wild read as what they are: JSON strings as prompts,
+    question/answer rows as two turns, and the OASST backend's seed messages (linked by
+    `parent_message_id`) as conversations, not as one instruction per message."""
+    p = tmp_path / "prompts.jsonl"
+    p.write_text('"How do I plant tulips?"\n"Why is the sky blue?"\n')
+    good, bad = read_all(p)
+    assert not bad and [g[1]["messages"] for g in good] == [
+        [{"role": "user", "content": "How do I plant tulips?"}], [{"role": "user", "content": "Why is the sky blue?"}]]
+    good, bad = read_all(write_jsonl(tmp_path / "gsm.jsonl", [{"question": "2+2?", "answer": "4", "src": "g"}]))
+    assert not bad and good[0][1]["instruction"] == "2+2?" and good[0][1]["response"] == "4"
+    assert good[0][1]["src"] == "g" and "answer" not in good[0][1]
+    seed = [{"task_message_id": "t1", "user_message_id": "m1", "parent_message_id": None, "text": "Teach me?", "role": "prompter"},
+            {"task_message_id": "t2", "user_message_id": "m2", "parent_message_id": "m1", "text": "Sure.", "role": "assistant"},
+            {"task_message_id": "t3", "user_message_id": "m3", "parent_message_id": "m2", "text": "Rules?", "role": "prompter"},
+            {"task_message_id": "t4", "user_message_id": "m4", "parent_message_id": None, "text": "Hello?", "role": "prompter"}]
+    (tmp_path / "seed.json").write_text(json.dumps(seed))
+    good, bad = read_all(tmp_path / "seed.json")
+    assert [[m["role"] + ":" + m["content"] for m in g[1]["messages"]] for g in good] == [
+        ["user:Teach me?", "assistant:Sure.", "user:Rules?"], ["user:Hello?"]]
+    assert len(bad) == 2 and all("conversation that starts at message m1" in why for _, why in bad)
+
+
+def test_answers_and_assistant_messages_are_not_read_as_prompts(tmp_path):
+    """A file of model answers (`text` beside `answer_id`) is not detected as prompts; named
+    instruction_only, its rows are set aside with the reason, as is an assistant's message."""
+    answers = write_jsonl(tmp_path / "a.jsonl", [{"answer_id": "x", "model_id": "m", "question_id": 1, "text": "Tips."}])
+    with pytest.raises(UserError, match="look like answers"):
+        read_all(answers)
+    good, bad = read_all(answers, "instruction_only")
+    assert not good and "not a prompt: `answer_id`, `model_id`" in bad[0][1]
+    msgs = write_jsonl(tmp_path / "m.jsonl", [{"role": "user", "text": "Hi?"}, {"role": "assistant", "text": "Hello."}])
+    good, bad = read_all(msgs)
+    assert [g[1]["instruction"] for g in good] == ["Hi?"] and "`role` = 'assistant'" in bad[0][1]

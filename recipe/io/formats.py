@@ -10,8 +10,8 @@ from __future__ import annotations
 ROLE_MAP = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
             "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "model": "assistant",
             "system": "system"}
-FORMATS = ("alpaca", "sharegpt", "openai", "dolly", "prompt_completion", "ni", "oasst", "self_instruct",
-           "instruction_only", "raw")
+FORMATS = ("alpaca", "sharegpt", "openai", "dolly", "prompt_completion", "question_answer", "ni", "oasst",
+           "self_instruct", "instruction_only", "raw")
 
 
 class BadRow(Exception):
@@ -33,16 +33,35 @@ def detect(rec: dict) -> tuple[str | None, str]:
         return "dolly", "keys `instruction`, `response`"
     if "prompt" in keys and "completion" in keys:
         return "prompt_completion", "keys `prompt`, `completion`"
+    if "question" in keys and "answer" in keys:
+        return "question_answer", "keys `question`, `answer`"
     if "message_tree_id" in keys and "prompt" in keys:
         return "oasst", "keys `message_tree_id`, `prompt` (an OASST message tree)"
     if "instruction" in keys and "instances" in keys:
         return "self_instruct", "keys `instruction`, `instances`"
     if is_oasst_message(rec):
-        return "oasst", "keys `message_id`, `role`, `text` (OASST messages)"
+        ids = oasst_keys(rec)
+        return "oasst", f"keys `{ids[0]}`, `role`, `text` (OASST messages)"
     for k in ("instruction", "Instruction", "question", "prompt", "turns", "text"):
         if k in keys:
+            answer = not_a_prompt(rec)
+            if answer:  # a bare `text` beside these is an answer or a chat message, not a prompt
+                return None, f"key `{k}` beside {answer}, which look like answers or messages, not prompts"
             return "instruction_only", f"key `{k}` and no response field"
     return None, "keys " + ", ".join(f"`{k}`" for k in sorted(keys)[:8])
+
+
+_ANSWER_KEYS = ("answer_id", "model_id", "choices", "completion_id")
+
+
+def not_a_prompt(rec: dict) -> str | None:
+    """Why a record with no response field is not an instruction-only prompt (it is a model's
+    answer, or one chat message by someone other than the user), or None."""
+    found = [f"`{k}`" for k in _ANSWER_KEYS if k in rec]
+    role = rec.get("role")
+    if isinstance(role, str) and ROLE_MAP.get(role.lower(), "user") != "user" and role.lower() != "prompter":
+        found.append(f"`role` = {role!r}")
+    return ", ".join(found) or None
 
 
 def _text(rec: dict, key: str, required: bool = True, allow_empty: bool = True) -> str:
@@ -92,12 +111,16 @@ def to_messages(fmt: str, rec: dict) -> tuple[list[dict], set[str]]:
     if fmt == "prompt_completion":
         return ([{"role": "user", "content": _text(rec, "prompt", allow_empty=False)},
                  {"role": "assistant", "content": _text(rec, "completion")}], {"prompt", "completion"})
+    if fmt == "question_answer":  # GSM8K and most QA sets
+        return ([{"role": "user", "content": _text(rec, "question", allow_empty=False)},
+                 {"role": "assistant", "content": _text(rec, "answer")}], {"question", "answer"})
     if fmt == "oasst":
         if "prompt" in rec:  # the tree export: {message_tree_id, tree_state, prompt: root message}
             return _oasst_path(rec.get("prompt")), {"prompt", "message_tree_id", "tree_state"}
-        if rec.get("parent_id") is not None:  # readers fold replies of a message export into their roots
+        ids = oasst_keys(rec) or ("message_id", "parent_id")
+        if rec.get(ids[1]) is not None:  # readers fold replies of a message export into their roots
             raise BadRow("an OASST reply whose conversation start is not in this file")
-        return _oasst_path(rec), OASST_MESSAGE_KEYS  # a root message with its replies nested
+        return _oasst_path(rec), OASST_MESSAGE_KEYS | {ids[1]}  # a root message with its replies nested
     if fmt == "self_instruct":
         inst = _text(rec, "instruction", allow_empty=False)
         insts = rec.get("instances")
@@ -113,6 +136,9 @@ def to_messages(fmt: str, rec: dict) -> tuple[list[dict], set[str]]:
             if not isinstance(turns, list) or not turns or not all(isinstance(t, str) for t in turns):
                 raise BadRow("field `turns` is not a list of text")
             return [{"role": "user", "content": turns[0]}], set()  # later turns stay in `turns`
+        answer = not_a_prompt(rec)
+        if answer:
+            raise BadRow(f"not a prompt: {answer}")
         return [{"role": "user", "content": _text(rec, key or "instruction", allow_empty=False)}], {key}
     if fmt in ("sharegpt", "openai"):
         key, rk, ck = ("conversations", "from", "value") if fmt == "sharegpt" else ("messages", "role", "content")
@@ -140,37 +166,51 @@ def to_messages(fmt: str, rec: dict) -> tuple[list[dict], set[str]]:
 OASST_MESSAGE_KEYS = {"text", "role", "replies", "parent_id"}
 
 
+# (message id, parent id) keys: OASST's message export; the backend's seed conversations
+OASST_ID_KEYS = (("message_id", "parent_id"), ("user_message_id", "parent_message_id"))
+
+
+def oasst_keys(rec) -> tuple[str, str] | None:
+    """The (message id, parent id) keys of one OASST message, or None if it is not one."""
+    if not isinstance(rec, dict) or "prompt" in rec or not {"role", "text"} <= set(rec):
+        return None
+    return next((k for k in OASST_ID_KEYS if k[0] in rec and k[1] in rec)
+                or (k for k in OASST_ID_KEYS if k[0] in rec), None)
+
+
 def is_oasst_message(rec) -> bool:
     """One message of OASST's message export (not the tree export, which wraps it in `prompt`)."""
-    return isinstance(rec, dict) and "prompt" not in rec and {"message_id", "role", "text"} <= set(rec)
+    return oasst_keys(rec) is not None
 
 
 def oasst_trees(messages: list[dict]) -> tuple[dict[int, dict], dict[int, str]]:
-    """Flat OASST messages (one per line, linked by `parent_id`) -> (for each root's position
-    in `messages`, the root with its replies nested as the tree export has them; for each
-    reply's position, the message_id of its root). Replies already nested stay as they are."""
-    by_id = {m.get("message_id"): m for m in messages}
+    """Flat OASST messages (one per line or array item, linked by `parent_id` or the backend's
+    `parent_message_id`) -> (for each root's position in `messages`, the root with its replies
+    nested as the tree export has them; for each reply's position, the id of its root).
+    Replies already nested stay as they are."""
+    mid, pid = (oasst_keys(messages[0]) if messages else None) or OASST_ID_KEYS[0]
+    by_id = {m.get(mid): m for m in messages}
     children: dict = {}
     for m in messages:
-        if m.get("parent_id") is not None:
-            children.setdefault(m["parent_id"], []).append(m)
+        if m.get(pid) is not None:
+            children.setdefault(m[pid], []).append(m)
 
     def nest(m, depth=0):
-        kids = [nest(c, depth + 1) for c in children.get(m.get("message_id"), [])] if depth < 200 else []
+        kids = [nest(c, depth + 1) for c in children.get(m.get(mid), [])] if depth < 200 else []
         return {**m, "replies": (m.get("replies") or []) + kids} if kids else m
 
     def root_of(m):
         seen = 0
-        while m.get("parent_id") is not None and m["parent_id"] in by_id and seen < 200:
-            m, seen = by_id[m["parent_id"]], seen + 1
-        return m if m.get("parent_id") is None else None
+        while m.get(pid) is not None and m[pid] in by_id and seen < 200:
+            m, seen = by_id[m[pid]], seen + 1
+        return m if m.get(pid) is None else None
 
     roots, owner = {}, {}
     for i, m in enumerate(messages):
-        if m.get("parent_id") is None:
+        if m.get(pid) is None:
             roots[i] = nest(m)
         elif (r := root_of(m)) is not None:
-            owner[i] = str(r.get("message_id"))
+            owner[i] = str(r.get(mid))
     return roots, owner
 
 

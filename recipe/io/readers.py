@@ -396,8 +396,9 @@ def iter_rows(source: str, files: list[Path], fmt: str | None, id_col: str | Non
         elif first is not None:
             items = itertools.chain([first], items)  # streamed: only OASST message files are held
         for it in items:
-            if detected is None and not it.error and isinstance(it.record, dict):
-                detected, why = detect(it.record)
+            if detected is None and not it.error and isinstance(it.record, (dict, str)):
+                detected, why = detect(it.record) if isinstance(it.record, dict) else (
+                    "instruction_only", "records that are JSON strings: one prompt each")
                 if detected is None:
                     raise UserError(f"{f}: cannot tell the format from {why}; pass format=... "
                                     f"(one of {', '.join(FORMATS)})")
@@ -415,6 +416,8 @@ def item_row(it: Item, prefix: str, fmt: str | None, id_col: str | None = None):
     if it.error:
         return rid, None, it.error, it.raw
     rec = it.record
+    if isinstance(rec, str) and fmt == "instruction_only":  # a prompt list: one JSON string a line
+        rec = {"instruction": rec}
     if not isinstance(rec, dict):
         return rid, None, f"{it.where}: not a JSON object", json.dumps(rec, ensure_ascii=False)[:RAW_KEEP]
     bad = _bad_floats(rec)
