@@ -221,9 +221,10 @@ class Output(ABC):
     inputs), plus `set_aside` for rows the kernel created and rejected itself."""
 
     @abstractmethod
-    def filter(self, src: Table, cond, reason: str) -> None:
+    def filter(self, src: Table, cond, reason: str, null_reason: str | None = None) -> None:
         """Rows of `src` where the row expression `cond` is true (null counts as false);
-        the others are set aside with `reason`."""
+        the others are set aside with `reason`, or `null_reason` (when given) where `cond`
+        is null rather than false."""
 
     @abstractmethod
     def derive(self, src: Table, columns: dict, cast: dict[str, str] | None = None) -> None:

@@ -190,9 +190,15 @@ def test_filter_and_derive_ops(eng):
     t = eng.table([row(i, "w " * i) for i in range(5)])
     out, aside, _ = run_op(eng, "filter", {"where": Binary(">=", Call("words", (Column("instruction"),)), Lit(2))}, [t])
     assert out.ids() == ["s:2", "s:3", "s:4"] and len(aside) == 2
-    assert aside[0][1] == "filter: `words(instruction) >= 2` is not true"
+    assert aside[0][1] == "filter: `words(instruction) >= 2` is false"
     out, aside, _ = run_op(eng, "derive", {"len": Call("length", (Column("instruction"),))}, [out])
     assert out.column("len") == [4, 6, 8]
+    # a condition that reads a null is set aside as null, not as false (SQL null logic)
+    t = eng.table([row(i, f"q{i}", cat=[None, "a", "b"][i]) for i in range(3)])
+    out, aside, _ = run_op(eng, "filter", {"where": Binary("!=", Column("cat"), Lit("a"))}, [t])
+    assert out.ids() == ["s:2"] and dict(aside) == {
+        "s:0": "filter: `cat != \"a\"` is null (a value it reads is null or missing)",
+        "s:1": "filter: `cat != \"a\"` is false"}
 
 
 def test_dedupe_ops(eng):

@@ -95,12 +95,17 @@ class DuckOutput(Output):
         return name
 
     # ---- building the output --------------------------------------------------------
-    def filter(self, src, cond, reason):
+    def filter(self, src, cond, reason, null_reason=None):
         """The condition, once per row, into a mask; the kept rows are a view over it."""
         self._make()
         sql, binds = to_sql(cond, self.params)
-        self.con.execute(f"CREATE TEMP TABLE __f AS SELECT coalesce({sql}, false) AS __keep, "
-                         f"NULL::VARCHAR AS __why FROM {q(src.name)}", binds)
+        if null_reason is None:
+            self.con.execute(f"CREATE TEMP TABLE __f AS SELECT coalesce({sql}, false) AS __keep, "
+                             f"NULL::VARCHAR AS __why FROM {q(src.name)}", binds)
+        else:  # the condition evaluated once: null and false are set aside with their own reasons
+            self.con.execute(f"CREATE TEMP TABLE __f AS SELECT coalesce(__c, false) AS __keep, "
+                             f"CASE WHEN __c IS NULL THEN ?::VARCHAR END AS __why "
+                             f"FROM (SELECT {sql} AS __c FROM {q(src.name)})", [null_reason, *binds])
         self._paste(src, "__f", reason, self.out)
         self.con.execute("DROP TABLE __f")
 

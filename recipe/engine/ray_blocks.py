@@ -41,7 +41,7 @@ def _connect():
 
 
 def sql_block(src: str, out: str, aside: str, how: str, args: tuple, params: dict, fault: str | None = None) -> int:
-    """`filter` (cond, reason) or `derive` (columns, cast) on one block, by the DuckDB
+    """`filter` (cond, reason, null_reason) or `derive` (columns, cast) on one block, by the DuckDB
     engine's Output; returns the rows written. A filter that keeps every row of a block
     (found reading only its condition's columns) links the block instead."""
     from ..faults import fault_once
@@ -72,7 +72,7 @@ def _run(con, tbl: pa.Table, how: str, args: tuple, params: dict) -> tuple[pa.Ta
     return res, con.execute("SELECT _id, reason, raw FROM a").to_arrow_table().cast(ASIDE_SCHEMA)
 
 
-def _keeps_whole(src: str, cond, reason: str, params: dict) -> bool:
+def _keeps_whole(src: str, cond, reason: str, null_reason: str | None, params: dict) -> bool:
     """Whether a filter gives a block back as it is: its condition holds on every row (only
     the columns it names are read), and its output has the block's own schema (the filter
     run on an empty copy)."""
@@ -85,7 +85,7 @@ def _keeps_whole(src: str, cond, reason: str, params: dict) -> bool:
         return False
     con = _connect()
     try:
-        if not _run(con, schema.empty_table(), "filter", (cond, reason), params)[0].schema.equals(schema):
+        if not _run(con, schema.empty_table(), "filter", (cond, reason, null_reason), params)[0].schema.equals(schema):
             return False
         con.register("p", read_block(src, need))
         sql, binds = to_sql(cond, params)

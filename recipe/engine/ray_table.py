@@ -172,8 +172,8 @@ class RayOutput(Output):
         gather([fn.remote(f, self._out_path(i), self._aside_path(seq, i), how, args, self.params, self.fault)
                 for i, f in enumerate(src.files())])
 
-    def filter(self, src, cond, reason):
-        self._sql(src, "filter", (cond, reason))
+    def filter(self, src, cond, reason, null_reason=None):
+        self._sql(src, "filter", (cond, reason, null_reason))
 
     def derive(self, src, columns, cast=None):
         self._sql(src, "derive", (columns, cast))

@@ -16,7 +16,11 @@ class Filter(Op):
         return "bool"
 
     def run(self, ctx, args, inputs):
-        ctx.out.filter(inputs[0], args["where"], f"filter: `{to_text(args['where'])}` is not true")
+        cond = to_text(args["where"])
+        # SQL null logic drops a row whose condition reads a null (a column another source lacks,
+        # say): its reason says so, since "not true" alone reads as "false"
+        ctx.out.filter(inputs[0], args["where"], f"filter: `{cond}` is false",
+                       f"filter: `{cond}` is null (a value it reads is null or missing)")
 
 
 OP = Filter()
