@@ -380,3 +380,32 @@ def test_the_same_file_spelled_another_way_is_the_same_step(tmp_path, monkeypatc
     (work / "d.jsonl").write_text('{"instruction": "another question", "output": "an answer"}\n')
     plan2 = load(text.format(p=str(work / "d.jsonl"))).plan()
     assert plan2.steps[0].fingerprint != plan.steps[0].fingerprint
+
+
+def test_steps_given_no_rows_run_and_say_what_they_could_not_do(tmp_path):
+    """A filter that keeps nothing hands every later step an empty input: the embedding
+    selections, both dedupes, sample and mix run (no crash mid-run), the sinks write empty
+    files whose CSV header still names the columns, and a step that got fewer rows than it
+    asked for says so in the manifest."""
+    rows = [{"instruction": f"q{i}", "output": "a", "e": [1.0, float(i)]} for i in range(6)]
+    data = write_jsonl(tmp_path / "e.jsonl", rows)
+    text = f'''recipe t
+source raw = read("{data}")
+none = raw | filter(length(instruction) > 100)
+fl = none | dedupe(method="exact", on=instruction) | dedupe(method="minhash", on=instruction)
+  | select(method="facility_location", k=3, embedding_column=e)
+kc = none | select(method="kcenter", k=3, embedding_column=e) | sample(n=2, seed=1)
+m = mix(raw, none, weights=[0.5, 0.5], k=4, seed=0)
+write fl to "fl.csv"
+write kc to "kc.json" (format="alpaca")
+write m to "m.jsonl"
+'''
+    res = _run(text, tmp_path)
+    out = tmp_path / "out"
+    assert (out / "fl.csv").read_text().splitlines() == ["_id,messages,instruction,response,e"]
+    assert json.loads((out / "kc.json").read_text()) == []
+    assert len(read_jsonl(out / "m.jsonl")) == 2
+    warn = {n["name"]: n.get("stats", {}).get("warning") for n in res.manifest["nodes"]}
+    assert warn["fl/select"] == "selected 0 of the 3 rows asked: the input has only 0 rows"
+    assert warn["kc/sample"] == "sampled 0 of the 2 rows asked: the input has only 0 rows"
+    assert warn["m"] == "drew 2 of the 4 rows asked: input 2 has only 0 of the 2 rows its weight asks"

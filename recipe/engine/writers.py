@@ -62,6 +62,8 @@ def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write) 
         fields: dict[str, None] = {}  # pass 1: the header (every field seen, first-seen order)
         for rec in _rows_for(fmt, table, keep, []):
             fields.update(dict.fromkeys(rec))
+        if not fields and fmt == "jsonl":  # no rows: the header still names the columns
+            fields = dict.fromkeys(c for c in (["_id", *keep] if keep else table.columns()) if c in table.columns())
         with atomic_file(path) as fh:  # pass 2: the rows, streamed
             w = csv.DictWriter(fh, fieldnames=list(fields), delimiter="," if suffix == ".csv" else "\t",
                                lineterminator="\n")

@@ -51,6 +51,11 @@ class Mix(Op):
         ctx.out.concat(inputs, keep, [f"mix: not drawn ({n} of {sizes[i]} rows taken from input {i + 1})"
                                       for i, n in enumerate(counts)])
         ctx.info["drawn"] = counts
+        want = mix_counts([10 ** 18] * len(sizes), args["weights"], args.get("k")) if args.get("k") is not None else counts
+        short = [f"input {i + 1} has only {s} of the {w} rows its weight asks" for i, (s, w) in enumerate(zip(sizes, want))
+                 if s < w]
+        if short:  # the mixture is smaller than `k`, and its proportions are not the weights'
+            ctx.info["warning"] = f"drew {sum(counts)} of the {args['k']} rows asked: {'; '.join(short)}"
 
 
 OP = Mix()

@@ -118,7 +118,9 @@ class Select(Op):
         emb = embeddings(ctx, src, args) if m in EMBEDDING_METHODS and n else None
         reasons: dict[int, str] = {}
         limit = ""  # what, besides k and the budget, stopped the selection early
-        if m in ("qdit", "facility_location"):
+        if m in EMBEDDING_METHODS and not n:  # no rows: nothing to embed or pick
+            order = []
+        elif m in ("qdit", "facility_location"):
             from ..algorithms import facility_location
             alpha = args.get("alpha", 0.7 if m == "qdit" else 0.0)
             mode = args.get("mode", "auto")
