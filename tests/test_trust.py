@@ -409,3 +409,20 @@ write m to "m.jsonl"
     assert warn["fl/select"] == "selected 0 of the 3 rows asked: the input has only 0 rows"
     assert warn["kc/sample"] == "sampled 0 of the 2 rows asked: the input has only 0 rows"
     assert warn["m"] == "drew 2 of the 4 rows asked: input 2 has only 0 of the 2 rows its weight asks"
+
+
+def test_a_score_that_comes_out_null_says_why(tmp_path):
+    """IFD of rows without a response is null, not low: the manifest warns how many and why,
+    instead of a selection quietly running on no quality at all."""
+    from test_runtime import _tiny_lm
+    _tiny_lm(tmp_path / "lm")
+    rows = [{"instruction": f"w{i} w{i + 1}", "output": "" if i % 2 else f"w{i} w{i + 2} w{i + 3}"} for i in range(6)]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    text = (f'recipe t\nmodel lm = causal_lm("{tmp_path / "lm"}")\nsource raw = read("{data}")\n'
+            f'x = raw | score(metric="ifd", model=lm, chat_template=false)\nwrite x to "x.jsonl"\n')
+    res = _run(text, tmp_path, model_cache=tmp_path / "models")
+    got = read_jsonl(tmp_path / "out" / "x.jsonl")
+    assert [r["ifd"] is None for r in got] == [False, True] * 3
+    node = next(n for n in res.manifest["nodes"] if n["name"] == "x")
+    assert node["stats"]["warning"] == ("3 of 6 rows scored null "
+                                        "(IFD and perplexity score the response, and these rows have none)")

@@ -113,6 +113,12 @@ class Score(Op):
         if len(finite):
             ctx.info[name] = {"mean": round(float(finite.mean()), 6), "min": round(float(finite.min()), 6),
                               "max": round(float(finite.max()), 6)}
+        nulls = len(arr) - len(finite)
+        if nulls:  # a null score is not a low one: selections and filters treat it apart, so say so
+            why = ("IFD and perplexity score the response, and these rows have none"
+                   if m in ("ifd", "perplexity") and nulls == sum(not t for t in row_texts(ctx, src, "response"))
+                   else "no finite value")
+            ctx.info["warning"] = f"{nulls} of {len(arr)} rows scored null ({why})"
         ctx.out.add_columns(src, pa.table({name: pa.array([None if not math.isfinite(v) else v for v in values],
                                                       pa.float64())}))
 
