@@ -13,7 +13,7 @@ from .diagnostics import Diagnostic, Span, did_you_mean
 from .syntax import FUNCTIONS, expr_columns
 from .ir import Arg, ListV, Lit, Node, OpCall, ParamRef, Recipe, walk
 from .ops.base import P
-from .models import CALL_TEXT, OPTIONS, SOURCE_TEXT, option_problem, source_kind, unsupported
+from .models import BUILTIN_NAMES, CALL_TEXT, OPTIONS, SOURCE_TEXT, location_problem, option_problem, source_kind, unsupported
 
 PARAM_TYPES = ("int", "float", "str", "bool")
 MODEL_KINDS = ("embedding", "causal_lm", "classifier", "reward", "finetune")
@@ -117,6 +117,10 @@ def check_models(c: Checked) -> None:
             continue
         if not isinstance(src, str):
             c.diagnostics.append(Diagnostic("E0204", "a model's location must be a string", m.source.span))
+        elif (where := location_problem(src)) is not None:  # found now, not when a step first loads it
+            c.diagnostics.append(Diagnostic("E0312", where, m.source.span, did_you_mean(src, BUILTIN_NAMES) or (
+                "give builtin:minilm, builtin:smollm2, a local model folder or .gguf file (relative to the "
+                "working directory), or openai:URL#MODEL; models are never downloaded",)))
         elif m.kind in ("classifier", "reward") and src.startswith("openai:"):
             # an OpenAI-compatible server has no classification API: say so now, not mid-run
             c.diagnostics.append(Diagnostic("E0307", f"a `{m.kind}` model cannot be served by an OpenAI-compatible "

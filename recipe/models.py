@@ -105,6 +105,31 @@ def source_kind(source: str) -> str:
     return "local"
 
 
+BUILTIN_NAMES = ("builtin:minilm", "builtin:smollm2")  # recipe.runtime.resolve.BUILTINS says where each lives
+
+
+def location_problem(source: str) -> str | None:
+    """Why a model location cannot load, from the file system alone (a path that does not
+    exist, a folder with no model in it, an unknown built-in); None for a loadable folder or
+    GGUF file, a built-in, an endpoint or a fine-tuned model. A local path is relative to the
+    working directory, as the runtime resolves it."""
+    import os
+    from pathlib import Path
+    if source.startswith(("openai:", "finetuned:")):
+        return None
+    if source.startswith("builtin:"):
+        return None if source in BUILTIN_NAMES else f"unknown built-in model `{source}`"
+    p = Path(os.path.expanduser(source))
+    if not p.exists():
+        return f"model not found at `{source}`"
+    if p.is_file():
+        return None if p.suffix == ".gguf" else f"`{source}` is a file, not a model folder or a .gguf file"
+    if not ((p / "config.json").is_file() or (p / "modules.json").is_file()):
+        return (f"`{source}` is a folder with no model in it (a transformers model has config.json, "
+                f"a sentence-transformers one modules.json)")
+    return None
+
+
 def unsupported(kind: str, source: str, options: Mapping, call: str) -> tuple[str, str] | None:
     """(why, hint) when a model of this kind and source cannot serve `call`; None when it can
     or when only a probe can tell (an endpoint that does not declare `echo`)."""
