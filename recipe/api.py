@@ -94,6 +94,8 @@ class Loaded:
         """Library recipes have placeholder paths: their data must come from --source."""
         if self._is_stdlib():
             missing = [s.name for s in self.recipe.sources if s.name not in (sources or {})]
+            if missing and sources:
+                self.source_paths(sources)  # a misspelt name: say that, not only what is missing
             if missing:
                 raise UserError(f"stdlib:{Path(self.file).stem} reads its data from a source you give: "
                                 + " ".join(f"--source {m}=FILE" for m in missing) + " (command line) or sources={"

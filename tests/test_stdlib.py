@@ -118,3 +118,12 @@ write sf.picked to "picked.jsonl"
     assert len(read_jsonl(tmp_path / "o" / "picked.jsonl")) <= 2
     # overriding with --set works on the prefixed name
     assert r.check(params={"sf.k": "1"}).params["sf.k"] == 1
+
+
+def test_a_library_recipe_says_which_source_it_needs_and_catches_a_misspelt_one(tmp_path):
+    from recipe.diagnostics import UserError
+    r = load("stdlib:qdit")
+    with pytest.raises(UserError, match=r"--source raw=FILE"):
+        r.plan()
+    with pytest.raises(UserError, match=r"no source `rawx`.*did you mean `raw`"):
+        r.plan(sources={"rawx": str(tmp_path / "d.jsonl")})
