@@ -426,3 +426,19 @@ def test_a_score_that_comes_out_null_says_why(tmp_path):
     node = next(n for n in res.manifest["nodes"] if n["name"] == "x")
     assert node["stats"]["warning"] == ("3 of 6 rows scored null "
                                         "(IFD and perplexity score the response, and these rows have none)")
+
+
+def test_check_reads_the_head_of_every_file_of_a_folder(tmp_path):
+    """A folder's files are detected one by one at run time: `check` reads the first rows of
+    each, so a column only a later file has is known, and a later file whose format cannot be
+    told is an error before anything runs, not mid-run."""
+    d = tmp_path / "mixed"
+    d.mkdir()
+    write_jsonl(d / "a.jsonl", alpaca_rows(3))
+    write_jsonl(d / "b.jsonl", [{"question_id": 1, "text": "Why?", "category": "x"}])
+    text = (f'recipe t\nsource raw = read("{d}")\nx = raw | filter(category == "x")\nwrite x to "x.jsonl"\n')
+    _run(text, tmp_path)
+    assert [r["instruction"] for r in read_jsonl(tmp_path / "out" / "x.jsonl")] == ["Why?"]
+    write_jsonl(d / "c.jsonl", [{"$schema": "http://json-schema.org/draft-07/schema#", "type": "array"}])
+    codes = _codes(text)
+    assert codes == ["E0903"]

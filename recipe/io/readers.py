@@ -435,29 +435,33 @@ def item_row(it: Item, prefix: str, fmt: str | None, id_col: str | None = None):
     return rid, row, None, None
 
 
-SNIFF_ROWS = 200  # rows `check` reads from each source for its column types
+SNIFF_ROWS = 200  # rows `check` reads from a source's first file for its column types
+SNIFF_ROWS_LATER, SNIFF_FILES = 20, 1000  # and from each later file, in its first files
 
 
 def sniff_columns(path: str, fmt: str | None, columns: list[str] | None = None) -> tuple[dict[str, str] | None, str | None]:
-    """({column: type} from the first rows, for compile-time checks; or None), and why the
-    input cannot be read at all (None when it can). A column's type is its non-null values'
+    """({column: type} from the first rows of each file, for compile-time checks; or None), and
+    why the input cannot be read at all (None when it can: every file's format is detected). A column's type is its non-null values'
     common type: int and float make float, other mixes (or only nulls) make `any`."""
     from ..types import ANY, CANONICAL_TYPES, FLOAT, INT, of_value
     seen: dict[str, set] | None = None
     try:
         files = list_files(path)
-        for f in files[1:]:  # the first file is read below
+        for f in files:
             _check_columns_fit(f, columns)
-        for n, (_, row, _, _) in enumerate(iter_rows("sniff", files[:1], fmt, log=lambda *_: None, columns=columns)):
-            if n >= SNIFF_ROWS:
-                break
-            if row is None:
-                continue
-            seen = seen if seen is not None else {}
-            for k, v in row.items():
-                seen.setdefault(k, set())
-                if v is not None:
-                    seen[k].add(of_value(v))
+        # the first file's first rows, then the first few of every other file (up to a bound):
+        # a folder's files may differ in format and columns, and each is detected on its own
+        for i, f in enumerate(files[:SNIFF_FILES]):
+            for n, (_, row, _, _) in enumerate(iter_rows("sniff", [f], fmt, log=lambda *_: None, columns=columns)):
+                if n >= (SNIFF_ROWS if i == 0 else SNIFF_ROWS_LATER):
+                    break
+                if row is None:
+                    continue
+                seen = seen if seen is not None else {}
+                for k, v in row.items():
+                    seen.setdefault(k, set())
+                    if v is not None:
+                        seen[k].add(of_value(v))
     except UserError as e:
         return None, str(e)
     except OSError as e:
