@@ -360,11 +360,13 @@ def test_one_large_parquet_file_is_read_in_runs_of_row_groups_with_the_same_answ
 def test_a_read_task_that_meets_bad_input_fails_as_the_duckdb_engine_does(tmp_path, monkeypatch):
     """A user's error raised inside a task (bad UTF-8 in the second file of a folder) reaches the
     user as the DuckDB engine words it, not wrapped in Ray's task error, and the cache stays usable."""
-    from recipe.diagnostics import UserError
+    from recipe.diagnostics import RecipeError, UserError
     d = tmp_path / "data"
     d.mkdir()
     (d / "a.csv").write_text("instruction,input,output\nhello there,,a fine answer here\n")
-    (d / "b.csv").write_bytes(b"instruction,input,output\nbad \xff text,,another fine answer\n")
+    # past the rows `check` reads of a later file: the task meets it, not the check
+    good = "".join(f"row {i},,answer {i}\n" for i in range(1000)).encode()
+    (d / "b.csv").write_bytes(b"instruction,input,output\n" + good + b"bad \xff text,,another fine answer\n")
     monkeypatch.setenv("RECIPE_RAY_READ_BYTES", "10")
     r = load(f'recipe bad\nsource raw = read("{d}", format="alpaca")\nwrite raw to "x.jsonl"\n')
     said = {}
@@ -372,9 +374,13 @@ def test_a_read_task_that_meets_bad_input_fails_as_the_duckdb_engine_does(tmp_pa
         with pytest.raises(UserError) as e:
             r.run(out=tmp_path / f"o-{eng}", cache_dir=tmp_path / f"c-{eng}", engine=eng)
         said[eng] = str(e.value)
-    assert said["ray"] == said["duckdb"] and "b.csv: invalid UTF-8 at byte 29" in said["ray"]
+    assert said["ray"] == said["duckdb"] and f"b.csv: invalid UTF-8 at byte {29 + len(good)} (line 1002)" in said["ray"]
     (d / "b.csv").write_text("instruction,input,output\nfixed text,,another fine answer\n")
     assert r.run(out=tmp_path / "o-ray", cache_dir=tmp_path / "c-ray", engine="ray").manifest["sinks"][0]["rows"] == 2
+    # a bad byte in the rows `check` reads stops the recipe before anything runs, on both engines
+    (d / "b.csv").write_bytes(b"instruction,input,output\nbad \xff text,,another fine answer\n")
+    with pytest.raises(RecipeError, match=r"b.csv: invalid UTF-8 at byte 29 \(line 2\)"):
+        r.check()
 
 
 def test_pieces_report_progress_as_each_finishes(tmp_path):

@@ -242,6 +242,24 @@ def delimiter(path: Path) -> str:
     return "\t" if kind_suffix(path) == ".tsv" else ","
 
 
+def first_bad_utf8(path: Path) -> str:
+    """Where the first byte that is not UTF-8 is: `at byte N (line L)` of the (decompressed) file."""
+    import codecs
+    dec = codecs.getincrementaldecoder("utf-8")("strict")
+    at, lines = 0, 1
+    with open_bytes(path) as fh:
+        while chunk := fh.read(1 << 20):
+            held = len(dec.getstate()[0])  # bytes of a character the last chunk cut, not yet decoded
+            try:
+                dec.decode(chunk)
+            except UnicodeDecodeError as e:
+                line = lines + e.object[:e.start].count(b"\n")
+                return f"at byte {at - held + e.start} (line {line})"
+            at += len(chunk)
+            lines += chunk.count(b"\n")
+    return "somewhere in the file"
+
+
 class CsvRecords:
     """A CSV/TSV file's records as Items, in order. `skip(n)` passes over n records at the csv
     module's C speed: the Arrow fast path reads only the blocks it refuses through here."""
@@ -260,8 +278,9 @@ class CsvRecords:
         """The csv module's errors as the user's: which file, what is wrong."""
         try:
             yield
-        except UnicodeDecodeError as e:
-            raise UserError(f"{self.path}: invalid UTF-8 at byte {e.start}")
+        except UnicodeDecodeError:
+            # the error's offset is within the text layer's current chunk: find the file's own
+            raise UserError(f"{self.path}: invalid UTF-8 {first_bad_utf8(self.path)}")
         except csv.Error as e:
             raise UserError(f"{self.path}: {e}")
 
