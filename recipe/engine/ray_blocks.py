@@ -46,7 +46,7 @@ def sql_block(src: str, out: str, aside: str, how: str, args: tuple, params: dic
     (found reading only its condition's columns) links the block instead."""
     from ..faults import fault_once
     fault_once("ray:worker", fault, Path(out).parent.parent / f".killed-{Path(out).parent.name}")
-    if how == "filter" and _keeps_whole(src, *args, params):
+    if how == "filter" and _keeps_whole(src, *args, params=params):
         link_atomic(src, out)
         write_atomic(aside_table([], []), aside)
         return block_rows(src)
@@ -72,7 +72,7 @@ def _run(con, tbl: pa.Table, how: str, args: tuple, params: dict) -> tuple[pa.Ta
     return res, con.execute("SELECT _id, reason, raw FROM a").to_arrow_table().cast(ASIDE_SCHEMA)
 
 
-def _keeps_whole(src: str, cond, reason: str, null_reason: str | None, params: dict) -> bool:
+def _keeps_whole(src: str, cond, reason: str, null_reason: str | None = None, *, params: dict) -> bool:
     """Whether a filter gives a block back as it is: its condition holds on every row (only
     the columns it names are read), and its output has the block's own schema (the filter
     run on an empty copy)."""
