@@ -193,6 +193,10 @@ def test_filter_and_derive_ops(eng):
     assert aside[0][1] == "filter: `words(instruction) >= 2` is false"
     out, aside, _ = run_op(eng, "derive", {"len": Call("length", (Column("instruction"),))}, [out])
     assert out.column("len") == [4, 6, 8]
+    # a replaced column keeps its place (the written rows keep their key order); a new one goes last
+    before = out.columns()
+    out, _, _ = run_op(eng, "derive", {"instruction": Call("upper", (Column("instruction"),)), "len2": Lit(1)}, [out])
+    assert out.columns() == before + ["len2"] and out.column("instruction")[0] == "W W "
     # a condition that reads a null is set aside as null, not as false (SQL null logic)
     t = eng.table([row(i, f"q{i}", cat=[None, "a", "b"][i]) for i in range(3)])
     out, aside, _ = run_op(eng, "filter", {"where": Binary("!=", Column("cat"), Lit("a"))}, [t])

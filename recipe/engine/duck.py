@@ -113,20 +113,22 @@ class DuckOutput(Output):
         self._make()
         cast = cast or {}
         existing = set(src.columns())
-        sels, binds, replaced = [], [], []
+        added, replaced, binds_added, binds_replaced = [], [], [], []
         for name, e in columns.items():
             sql, b = to_sql(e, self.params)
             if name in ("instruction", "response") or cast.get(name) == "text":  # conversation text: never null
                 sql = f"coalesce(CAST({sql} AS VARCHAR), '')"
             elif cast.get(name) == "float":
                 sql = f"CAST({sql} AS DOUBLE)"
-            sels.append(f"{sql} AS {q(name)}")
-            binds += b
-            if name in existing:
-                replaced.append(q(name))
-        excl = f" EXCLUDE ({', '.join(replaced)})" if replaced else ""
-        self.con.execute(f"CREATE TABLE {q(self.out)} AS SELECT *{excl}, {', '.join(sels)} FROM {q(src.name)}",
-                         binds)
+            if name in existing:  # replaced where it stands: a derived column keeps its place
+                replaced.append(f"{sql} AS {q(name)}")
+                binds_replaced += b
+            else:
+                added.append(f", {sql} AS {q(name)}")
+                binds_added += b
+        repl = f" REPLACE ({', '.join(replaced)})" if replaced else ""
+        self.con.execute(f"CREATE TABLE {q(self.out)} AS SELECT *{repl}{''.join(added)} FROM {q(src.name)}",
+                         binds_replaced + binds_added)
         if "instruction" in columns or "response" in columns:
             # the conversation is the text writers and operators read: keep it in step
             self.con.execute(f"UPDATE {q(self.out)} SET messages = "
