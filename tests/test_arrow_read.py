@@ -208,6 +208,48 @@ def test_a_nan_in_parquet_is_set_aside_on_the_fast_path_as_record_by_record(tmp_
     assert "field `x` is nan" in (tmp_path / "fast" / "set_aside.jsonl").read_text()
 
 
+@pytest.mark.parametrize("fmt", ["alpaca", "sharegpt"])
+def test_invalid_utf8_in_json_lines_is_set_aside_on_the_fast_path_as_line_by_line(tmp_path, monkeypatch, fmt):
+    """Arrow's JSON parser takes invalid UTF-8 into its strings (DuckDB then failed the whole
+    read): the fast path hands such a chunk to the line reader, which sets the line aside."""
+    def line(i, text):
+        if fmt == "alpaca":
+            return b'{"instruction": "' + text + b'", "output": "a"}\n'
+        return b'{"conversations": [{"from": "human", "value": "' + text + b'"}]}\n'
+    data = tmp_path / "d.jsonl"
+    data.write_bytes(b"".join(line(i, b"bad \xff q" if i == 4 else f"q{i}".encode()) for i in range(9)))
+    text = f'recipe t\nsource raw = read("{data}")\nwrite raw to "x.jsonl"\n'
+    with monkeypatch.context() as m:
+        m.setattr(fast_mod, "CHUNK", 3)
+        m.setattr(tables_mod.RowWriter.__init__, "__defaults__", (3, 16_384))
+        taken = _fast_chunks(m)
+        load(text).run(out=tmp_path / "fast", cache_dir=tmp_path / "c1")
+        assert taken == [3, 3]  # the chunk with the bad line went line by line
+        m.setattr(read_mod, "_fast", lambda *a: None)
+        load(text).run(out=tmp_path / "slow", cache_dir=tmp_path / "c2")
+    assert _outputs(tmp_path / "fast") == _outputs(tmp_path / "slow")
+    assert "d.jsonl:5: invalid UTF-8 at byte" in (tmp_path / "fast" / "set_aside.jsonl").read_text()
+
+
+def test_invalid_utf8_in_parquet_is_set_aside_on_both_paths_and_check_says_nothing_wrong(tmp_path, monkeypatch):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    inst = pa.array([f"q{i}".encode() if i != 4 else b"bad \xff" for i in range(9)], pa.binary()).view(pa.string())
+    pq.write_table(pa.table({"instruction": inst, "output": pa.array(["a"] * 9)}), tmp_path / "d.parquet")
+    text = f'recipe t\nsource raw = read("{tmp_path / "d.parquet"}")\nwrite raw to "x.jsonl"\n'
+    assert load(text).check().ok  # sniffing the rows does not crash on the bad one
+    with monkeypatch.context() as m:
+        m.setattr(fast_mod, "CHUNK", 3)
+        m.setattr(tables_mod.RowWriter.__init__, "__defaults__", (3, 16_384))
+        taken = _fast_chunks(m)
+        load(text).run(out=tmp_path / "fast", cache_dir=tmp_path / "c1")
+        m.setattr(read_mod, "_fast_parquet", lambda *a: None)
+        load(text).run(out=tmp_path / "slow", cache_dir=tmp_path / "c2")
+    assert taken == [3, 3]
+    assert _outputs(tmp_path / "fast") == _outputs(tmp_path / "slow")
+    assert "d.parquet[4]: invalid UTF-8 in a text field" in (tmp_path / "fast" / "set_aside.jsonl").read_text()
+
+
 # mostly roles the fast path takes, so its chunks meet the reader's in every order
 ROLES = st.sampled_from(["human", "gpt", "user", "assistant"] * 3 + ["system", "GPT", "Human", "robot", "\u0130user"])
 TURN = st.fixed_dictionaries({"r": ROLES, "c": st.text(alphabet="ab \u3000", max_size=4)})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..io.formats import detect
 from ..io.prefetch import prefetched
-from ..io.readers import (Item, delimiter, iter_csv, iter_rows, item_row, jsonl_items, kind_suffix, list_files,
+from ..io.readers import (delimiter, iter_csv, iter_rows, item_row, jsonl_items, kind_suffix, list_files,
                           open_bytes, open_parquet)
 from .sql import quote_ident
 from .tables import RowWriter
@@ -117,12 +117,12 @@ def read_range(con, out: str, aside_table: str, ctx, source: str, f: Path, fmt: 
 
 def _parquet_rows(f: Path, pf, prefix: str, take, take_arrow, groups=None) -> None:
     from ..io.arrow_alpaca import parquet_chunks
-    for kind, payload, idx in prefetched(parquet_chunks(pf, prefix, groups)):
+    for kind, payload, idx in prefetched(parquet_chunks(pf, f, prefix, groups)):
         if kind == "arrow":
             take_arrow(payload)
         else:
-            for i, rec in enumerate(payload, idx):
-                take(*item_row(Item(i, f"{f.name}[{i}]", record=rec), prefix, "alpaca"))
+            for it in payload:
+                take(*item_row(it, prefix, "alpaca"))
 
 
 def _read_file(f: Path, args: dict, source: str, log, multi: bool, distinct: bool, prefix: str, take, take_arrow) -> None:

@@ -350,9 +350,27 @@ def _iter_parquet(path: Path) -> Iterator[Item]:
     pf = open_parquet(path)
     i = 0
     for batch in pf.iter_batches(batch_size=8192):
-        for rec in batch.to_pylist():
-            yield Item(i, f"{path.name}[{i}]", record=rec)
-            i += 1
+        yield from parquet_items(batch, path, i)
+        i += batch.num_rows
+
+
+def parquet_items(batch, path: Path, first: int) -> list[Item]:
+    """Rows of a Parquet batch as Items (row `first` on). Parquet strings are not checked for
+    UTF-8 when read: a row holding invalid bytes is set aside, not a crash of the whole read."""
+    try:
+        recs = batch.to_pylist()
+    except UnicodeDecodeError:
+        recs = None
+    if recs is not None:
+        return [Item(i, f"{path.name}[{i}]", record=rec) for i, rec in enumerate(recs, first)]
+    out = []
+    for j in range(batch.num_rows):
+        i, where = first + j, f"{path.name}[{first + j}]"
+        try:
+            out.append(Item(i, where, record=batch.slice(j, 1).to_pylist()[0]))
+        except UnicodeDecodeError as e:
+            out.append(Item(i, where, error=f"{where}: invalid UTF-8 in a text field ({e.reason})"))
+    return out
 
 
 def _check_columns_fit(path: Path, columns: list[str] | None) -> str:
