@@ -59,6 +59,20 @@ def _both_paths_agree(monkeypatch, tmp, path, slow: str, note: str, chunk: int =
     assert _outputs(tmp / "fast") == _outputs(tmp / "slow"), note
 
 
+def _fast_then_slow(monkeypatch, tmp, text: str, slow: str) -> list[int]:
+    """Runs `text` in 3-row chunks on the fast path, then with `read_mod.<slow>` switched off;
+    returns the row counts of the chunks the fast path took."""
+    with monkeypatch.context() as m:
+        m.setattr(fast_mod, "CHUNK", 3)
+        m.setattr(tables_mod.RowWriter.__init__, "__defaults__", (3, 16_384))
+        taken = _fast_chunks(m)
+        load(text).run(out=tmp / "fast", cache_dir=tmp / "c1")
+        taken = list(taken)
+        m.setattr(read_mod, slow, lambda *a: None)
+        load(text).run(out=tmp / "slow", cache_dir=tmp / "c2")
+    return taken
+
+
 @pytest.mark.parametrize("chunk", [2, 3])
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(LINE, min_size=1, max_size=14))
@@ -196,13 +210,7 @@ def test_a_nan_in_parquet_is_set_aside_on_the_fast_path_as_record_by_record(tmp_
     rows = [{"instruction": f"q{i}", "output": "a", "x": float("nan") if i == 4 else i / 2} for i in range(9)]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "d.parquet")
     text = f'recipe t\nsource raw = read("{tmp_path / "d.parquet"}")\nwrite raw to "x.jsonl"\n'
-    with monkeypatch.context() as m:
-        m.setattr(fast_mod, "CHUNK", 3)
-        m.setattr(tables_mod.RowWriter.__init__, "__defaults__", (3, 16_384))
-        taken = _fast_chunks(m)
-        load(text).run(out=tmp_path / "fast", cache_dir=tmp_path / "c1")
-        m.setattr(read_mod, "_fast_parquet", lambda *a: None)
-        load(text).run(out=tmp_path / "slow", cache_dir=tmp_path / "c2")
+    taken = _fast_then_slow(monkeypatch, tmp_path, text, "_fast_parquet")
     assert taken == [3, 3]  # the chunk with the NaN went record by record
     assert _outputs(tmp_path / "fast") == _outputs(tmp_path / "slow")
     assert "field `x` is nan" in (tmp_path / "fast" / "set_aside.jsonl").read_text()
@@ -219,14 +227,7 @@ def test_invalid_utf8_in_json_lines_is_set_aside_on_the_fast_path_as_line_by_lin
     data = tmp_path / "d.jsonl"
     data.write_bytes(b"".join(line(i, b"bad \xff q" if i == 4 else f"q{i}".encode()) for i in range(9)))
     text = f'recipe t\nsource raw = read("{data}")\nwrite raw to "x.jsonl"\n'
-    with monkeypatch.context() as m:
-        m.setattr(fast_mod, "CHUNK", 3)
-        m.setattr(tables_mod.RowWriter.__init__, "__defaults__", (3, 16_384))
-        taken = _fast_chunks(m)
-        load(text).run(out=tmp_path / "fast", cache_dir=tmp_path / "c1")
-        assert taken == [3, 3]  # the chunk with the bad line went line by line
-        m.setattr(read_mod, "_fast", lambda *a: None)
-        load(text).run(out=tmp_path / "slow", cache_dir=tmp_path / "c2")
+    assert _fast_then_slow(monkeypatch, tmp_path, text, "_fast") == [3, 3]  # the bad line's chunk: line by line
     assert _outputs(tmp_path / "fast") == _outputs(tmp_path / "slow")
     assert "d.jsonl:5: invalid UTF-8 at byte" in (tmp_path / "fast" / "set_aside.jsonl").read_text()
 
@@ -238,13 +239,7 @@ def test_invalid_utf8_in_parquet_is_set_aside_on_both_paths_and_check_says_nothi
     pq.write_table(pa.table({"instruction": inst, "output": pa.array(["a"] * 9)}), tmp_path / "d.parquet")
     text = f'recipe t\nsource raw = read("{tmp_path / "d.parquet"}")\nwrite raw to "x.jsonl"\n'
     assert load(text).check().ok  # sniffing the rows does not crash on the bad one
-    with monkeypatch.context() as m:
-        m.setattr(fast_mod, "CHUNK", 3)
-        m.setattr(tables_mod.RowWriter.__init__, "__defaults__", (3, 16_384))
-        taken = _fast_chunks(m)
-        load(text).run(out=tmp_path / "fast", cache_dir=tmp_path / "c1")
-        m.setattr(read_mod, "_fast_parquet", lambda *a: None)
-        load(text).run(out=tmp_path / "slow", cache_dir=tmp_path / "c2")
+    taken = _fast_then_slow(monkeypatch, tmp_path, text, "_fast_parquet")
     assert taken == [3, 3]
     assert _outputs(tmp_path / "fast") == _outputs(tmp_path / "slow")
     assert "d.parquet[4]: invalid UTF-8 in a text field" in (tmp_path / "fast" / "set_aside.jsonl").read_text()
