@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..io.formats import detect
 from ..io.prefetch import prefetched
-from ..io.readers import (delimiter, iter_csv, iter_rows, item_row, jsonl_items, kind_suffix, list_files,
+from ..io.readers import (array_items, delimiter, iter_csv, iter_rows, item_row, jsonl_items, kind_suffix, list_files,
                           open_bytes, open_parquet)
 from .sql import quote_ident
 from .tables import RowWriter
@@ -142,6 +142,15 @@ def _read_file(f: Path, args: dict, source: str, log, multi: bool, distinct: boo
             else:
                 for it in payload:
                     take(*item_row(it, prefix, "alpaca"))
+    elif distinct and (fmt := _fast_array(f, args, source, log, multi)):
+        from ..io.arrow_array import array_chunks
+        from ..io.arrow_chat import canon_for
+        for kind, payload in prefetched(array_chunks(f, prefix, None if fmt == "alpaca" else canon_for(fmt))):
+            if kind == "arrow":
+                take_arrow(payload)
+            else:
+                for it in payload:
+                    take(*item_row(it, prefix, fmt))
     elif distinct and (fmt := _fast(f, args, source, log, multi)):
         from ..io.arrow_alpaca import chunks
         from ..io.arrow_chat import canon_for
@@ -182,6 +191,23 @@ def _fast(f: Path, args: dict, source: str, log, multi: bool = False) -> str | N
                     return got
                 return None
     return None
+
+
+def _fast_array(f: Path, args: dict, source: str, log, multi: bool = False) -> str | None:
+    """The format, when `f` is a JSON array of Alpaca, ShareGPT or OpenAI rows with default
+    ids (None: read it record by record)."""
+    from ..io.arrow_array import is_array
+    if kind_suffix(f) != ".json" or args.get("id") or args.get("format") not in (None, *FAST) or not is_array(f):
+        return None
+    if args.get("format") is not None:
+        return args["format"]
+    first = next(iter(array_items(f)), None)  # detected from the first element, as the record reader does
+    rec = first.record if first is not None else None
+    got, why = detect(rec) if isinstance(rec, dict) else (None, "")
+    if got not in FAST or {"message_id", "role", "text"} <= set(rec):
+        return None
+    log(f"{source}: detected format `{got}` (from {why})" + (f" in {f.name}" if multi else ""))
+    return got
 
 
 def _fast_parquet(f: Path, args: dict, source: str, log, multi: bool = False):

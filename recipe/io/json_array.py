@@ -37,11 +37,12 @@ class BadUtf8(Exception):
 class _Text:
     """The file's text from a position on, read a block at a time, with line numbers."""
 
-    def __init__(self, fh: BinaryIO):
+    def __init__(self, fh: BinaryIO, base: int = 0, line: int = 1):
+        """`base`, `line`: where in the file `fh` is (a reader resumed midway)."""
         self.fh, self.dec = fh, codecs.getincrementaldecoder("utf-8")()
         self.buf, self.pos, self.eof = "", 0, False
-        self.read_bytes = 0
-        self.lines_before = 0  # newlines in text already dropped from buf
+        self.read_bytes = base
+        self.lines_before = line - 1  # newlines in text already dropped from buf
 
     def more(self) -> bool:
         """Append a block; False at the end of the file."""
@@ -82,18 +83,21 @@ def _truncated(e: json.JSONDecodeError, size: int) -> bool:
     return e.pos >= size - 8 or e.msg.startswith("Unterminated string")
 
 
-def elements(fh: BinaryIO, max_bytes: int) -> Iterator[tuple]:
+def elements(fh: BinaryIO, max_bytes: int, resume: tuple[int, int] | None = None) -> Iterator[tuple]:
     """("ok", record, None) or ("bad", reason, raw text, line) for each element of the array
-    that starts the file (after an optional byte-order mark and whitespace). Raises BadUtf8,
-    or ValueError when the file does not start with an array."""
-    t = _Text(fh)
+    that starts the file (after an optional byte-order mark and whitespace), or, with `resume`
+    = (offset, line), for the elements from the one `fh` is positioned at (that offset of the
+    file, on that line) on. Raises BadUtf8, or ValueError when the file does not start with an
+    array."""
+    t = _Text(fh, *(resume or (0, 1)))
     while not t.buf and t.more():  # a block may end inside the first character
         pass
-    if t.buf.startswith("\ufeff"):
-        t.pos = 1
-    if t.skip_space() != "[":
-        raise ValueError("not a JSON array")
-    t.pos += 1
+    if resume is None:
+        if t.buf.startswith("\ufeff"):
+            t.pos = 1
+        if t.skip_space() != "[":
+            raise ValueError("not a JSON array")
+        t.pos += 1
     while True:
         c = t.skip_space()
         if c is None or c == "]":

@@ -142,22 +142,32 @@ def _short(e: Exception) -> str:
 
 def _iter_json(path: Path) -> Iterator[Item]:
     """An array streams (io/json_array.py); any other document is read whole."""
+    try:
+        yield from array_items(path)
+        return
+    except ValueError as e:
+        if str(e) != "not a JSON array":
+            raise
+    yield from _iter_json_whole(path)
+
+
+def array_items(path: Path, resume: tuple[int, int, int] | None = None) -> Iterator[Item]:
+    """The elements of the JSON array `path` as Items; `resume` = (byte offset, line, index)
+    of an element to start from (offsets past a byte-order mark, as `open_bytes` reads)."""
     from .json_array import BadUtf8, elements
     with open_bytes(path) as fh:
+        if resume:
+            fh.seek(fh.tell() + resume[0])
         try:
-            for i, (kind, value, raw, line) in enumerate(elements(fh, MAX_RECORD_BYTES)):
+            for i, (kind, value, raw, line) in enumerate(elements(fh, MAX_RECORD_BYTES, resume and resume[:2]),
+                                                         resume[2] if resume else 0):
                 if kind == "ok":
                     yield Item(i, f"{path.name}[{i}]", record=value)
                 else:
                     where = f"{path.name}:{line}"
                     yield Item(i, where, error=f"{where}: {value}", raw=raw[:RAW_KEEP])
-            return
         except BadUtf8 as e:
             raise UserError(f"{path}: invalid UTF-8 at byte {e.offset}")
-        except ValueError as e:
-            if str(e) != "not a JSON array":
-                raise
-    yield from _iter_json_whole(path)
 
 
 def _iter_json_whole(path: Path) -> Iterator[Item]:
