@@ -1,8 +1,8 @@
 """The read step: a source's files -> a canonical table, unreadable records set aside.
 
-Each JSON-lines file of Alpaca, ShareGPT or OpenAI rows, and each Parquet or CSV/TSV file of
-Alpaca rows, takes Arrow's fast path (`io/arrow_alpaca.py`, `io/arrow_chat.py`,
-`io/arrow_csv.py`) chunk by chunk;
+Each JSON-lines file or JSON array of Alpaca, ShareGPT or OpenAI rows, and each Parquet or
+CSV/TSV file of Alpaca rows, takes Arrow's fast path (`io/arrow_alpaca.py`, `io/arrow_chat.py`,
+`io/arrow_array.py`, `io/arrow_csv.py`) chunk by chunk;
 every other file, and any chunk the fast path cannot take exactly, is read record by record."""
 from __future__ import annotations
 
