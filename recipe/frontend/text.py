@@ -145,13 +145,15 @@ class _ToIR(Transformer):
         return list(c)
 
 
-def _syntax_error(e: UnexpectedInput, text: str, file: str) -> Diagnostic:
+def _syntax_error(e: UnexpectedInput, text: str, file: str, what: str = "file") -> Diagnostic:
     line, col = getattr(e, "line", 1) or 1, getattr(e, "column", 1) or 1
     if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
         lines = text.splitlines() or [""]
         line, col = len(lines), len(lines[-1]) + 1
-        return Diagnostic("E0001", "unexpected end of file", Span(file, line, col, line, col + 1),
-                          ("a bracket or parenthesis may be unclosed",))
+        balanced = text.count("(") <= text.count(")") and text.count("[") <= text.count("]")
+        return Diagnostic("E0001", f"unexpected end of {what}", Span(file, line, col, line, col + 1),
+                          ("an operator, `=` or `,` here needs something after it" if balanced
+                           else "a bracket or parenthesis may be unclosed",))
     if isinstance(e, UnexpectedCharacters):
         ch = text[e.pos_in_stream] if e.pos_in_stream < len(text) else ""
         if ch in "\"'":
@@ -201,7 +203,7 @@ def parse_expr(text: str, file: str, line: int = 1, col: int = 1):
     except RecursionError:
         raise RecipeError([_too_deep(file)])
     except UnexpectedInput as e:
-        d = _syntax_error(e, text, file)
+        d = _syntax_error(e, text, file, "the expression")
         s = d.span
         shifted = Span(file, line + s.line - 1, (col + s.col - 1) if s.line == 1 else s.col,
                        line + s.end_line - 1, (col + s.end_col - 1) if s.end_line == 1 else s.end_col)
