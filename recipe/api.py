@@ -56,7 +56,7 @@ class Loaded:
         """All checks, without raising: the result's `.ok` and `.diagnostics` say what was
         found (parse and link errors still raise `RecipeError`)."""
         r = self.linked
-        cols, errors = {}, {}
+        cols, errors, notes = {}, {}, {}
         if sniff:
             from .io.formats import FORMATS
             from .io.readers import sniff_columns
@@ -70,13 +70,15 @@ class Loaded:
                 if placeholder and name not in (sources or {}):
                     continue  # a library recipe's data comes from --source at run time
                 names = fields.get(name)
-                found, err = sniff_columns(path, fmt.get(name) if fmt.get(name) in FORMATS else None,
+                found, err, note = sniff_columns(path, fmt.get(name) if fmt.get(name) in FORMATS else None,
                                            names if names and all(isinstance(x, str) for x in names)
                                            and len(set(names)) == len(names) else None)
                 cols[name] = found
                 if err:
                     errors[name] = err
-        return check(r, {k: str(v) for k, v in (params or {}).items()}, cols, errors)
+                if note:
+                    notes[name] = note
+        return check(r, {k: str(v) for k, v in (params or {}).items()}, cols, errors, notes)
 
     def check(self, params: dict | None = None, sources: dict[str, str] | None = None,
               sniff: bool = True) -> Checked:

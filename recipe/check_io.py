@@ -42,6 +42,13 @@ def check_sources(c: Checked) -> None:
         err = c.source_errors.get(s.name)
         if err:
             c.diagnostics.append(Diagnostic("E0903", err, s.path.span, (_read_hint(err),)))
+        note = c.source_notes.get(s.name)
+        if note:  # the run would read nothing from it (or little): most often a format that is not the file's
+            fmt = opts.get("format", (None, None))[1]
+            c.diagnostics.append(Diagnostic(
+                "W0903", note, s.path.span,
+                (f'format="{fmt}" is given: is it the file\'s format? (without it, the format is detected)'
+                 if fmt else "check the file, or name its format with format=...",), severity="warning"))
 
 
 def _read_hint(err: str) -> str:

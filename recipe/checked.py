@@ -16,6 +16,7 @@ class Checked:
     columns: dict = field(default_factory=dict)            # node or source -> set | None (open)
     types: dict = field(default_factory=dict)              # node or source -> {column: type} | None
     source_errors: dict = field(default_factory=dict)      # source -> why its input cannot be read
+    source_notes: dict = field(default_factory=dict)       # source -> why every row read was set aside
     diagnostics: list = field(default_factory=list)
 
     @property

@@ -442,3 +442,16 @@ def test_check_reads_the_head_of_every_file_of_a_folder(tmp_path):
     write_jsonl(d / "c.jsonl", [{"$schema": "http://json-schema.org/draft-07/schema#", "type": "array"}])
     codes = _codes(text)
     assert codes == ["E0903"]
+
+
+def test_a_source_whose_every_row_is_set_aside_is_a_warning_at_check_and_in_the_run(tmp_path):
+    """The commonest cause of an empty run, a format named that is not the file's: `check`
+    warns (W0903) and the run's manifest says every row was set aside and why the first was."""
+    data = write_jsonl(tmp_path / "d.jsonl", [{"instruction": f"q{i}", "input": "", "response": "a"} for i in range(3)])
+    text = f'recipe t\nsource raw = read("{data}", format="alpaca")\nwrite raw to "x.jsonl"\n'
+    diags = load(text).diagnose().diagnostics
+    assert [d.code for d in diags] == ["W0903"] and "is it the file's format" in diags[0].hints[0]
+    res = _run(text, tmp_path)
+    assert res.manifest["warnings"] == [
+        'raw: every row (3) was set aside; the first: d.jsonl:1: missing field `output` '
+        '(format="alpaca" is given: is it the file\'s format?)']

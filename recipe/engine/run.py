@@ -69,6 +69,8 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
                          ("rows_in", "rows_created", "rows_out", "rows_set_aside")},
                          "seconds": 0.0, "cached": True, "info": done["info"], "why": "cached"})
             reporter.log(f"  {step.name}: cached ({done['rows_out']} rows)")
+            if (done["info"] or {}).get("warning"):  # said again: the manifest repeats it too
+                reporter.log(f"  warning: {step.name}: {done['info']['warning']}")
             store.used(step)
             for m in finished_with.get(step.name, []):
                 release(m)
@@ -97,6 +99,8 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
             spec = registry.get(step.op, internal=True)
             if created < 0 or (created > 0 and not (step.op == "read" or (spec and spec.creates_rows))):
                 raise RuntimeError(f"accounting broken in step {step.name}: in={n_in} out={n_out} set aside={n_aside}")
+            if step.op == "read" and n_aside and not n_out and not ctx.info.get("warning"):
+                ctx.info["warning"] = _nothing_read(store, step, n_aside)
             secs = time.time() - t0
             usage = None
             if usage0 is not None:  # what the step asked of its models: `recipe plan` estimates from it
@@ -155,6 +159,16 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
     reporter.summary(rows)
     reporter.stats(rows)
     return RunResult(out_dir, manifest, rows)
+
+
+def _nothing_read(store, step, n_aside: int) -> str:
+    """What a read that set every row aside says: the first reason, and the format when it
+    was given (the commonest cause: a file in another format than the recipe names)."""
+    first = next((b for b in store.aside_batches(step.fingerprint, 1) if b.num_rows), None)
+    why = first.column("reason")[0].as_py() if first is not None else "?"
+    fmt = step.args.get("format")
+    return (f"every row ({n_aside}) was set aside; the first: {why}"
+            + (f" (format=\"{fmt}\" is given: is it the file's format?)" if fmt else ""))
 
 
 def _cause(e: BaseException) -> str:

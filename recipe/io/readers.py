@@ -486,12 +486,16 @@ SNIFF_ROWS = 200  # rows `check` reads from a source's first file for its column
 SNIFF_ROWS_LATER, SNIFF_FILES = 20, 1000  # and from each later file, in its first files
 
 
-def sniff_columns(path: str, fmt: str | None, columns: list[str] | None = None) -> tuple[dict[str, str] | None, str | None]:
-    """({column: type} from the first rows of each file, for compile-time checks; or None), and
-    why the input cannot be read at all (None when it can: every file's format is detected). A column's type is its non-null values'
-    common type: int and float make float, other mixes (or only nulls) make `any`."""
+def sniff_columns(path: str, fmt: str | None, columns: list[str] | None = None
+                  ) -> tuple[dict[str, str] | None, str | None, str | None]:
+    """({column: type} from the first rows of each file, for compile-time checks; or None), why
+    the input cannot be read at all (None when it can: every file's format is detected), and,
+    when every row read was set aside, how many and the first one's reason. A column's type is
+    its non-null values' common type: int and float make float, other mixes (or only nulls) make
+    `any`."""
     from ..types import ANY, CANONICAL_TYPES, FLOAT, INT, of_value
     seen: dict[str, set] | None = None
+    bad, first_bad = 0, None
     try:
         files = list_files(path)
         for f in files:
@@ -499,10 +503,11 @@ def sniff_columns(path: str, fmt: str | None, columns: list[str] | None = None) 
         # the first file's first rows, then the first few of every other file (up to a bound):
         # a folder's files may differ in format and columns, and each is detected on its own
         for i, f in enumerate(files[:SNIFF_FILES]):
-            for n, (_, row, _, _) in enumerate(iter_rows("sniff", [f], fmt, log=lambda *_: None, columns=columns)):
+            for n, (_id, row, why, _raw) in enumerate(iter_rows("sniff", [f], fmt, log=lambda *_: None, columns=columns)):
                 if n >= (SNIFF_ROWS if i == 0 else SNIFF_ROWS_LATER):
                     break
                 if row is None:
+                    bad, first_bad = bad + 1, first_bad or why
                     continue
                 seen = seen if seen is not None else {}
                 for k, v in row.items():
@@ -510,14 +515,14 @@ def sniff_columns(path: str, fmt: str | None, columns: list[str] | None = None) 
                     if v is not None:
                         seen[k].add(of_value(v))
     except UserError as e:
-        return None, str(e)
+        return None, str(e), None
     except OSError as e:
-        return None, f"cannot read {path}: {e.strerror}"
+        return None, f"cannot read {path}: {e.strerror}", None
     if seen is None:
-        return None, None
+        return None, None, (f"every row `check` read ({bad}) is set aside; the first: {first_bad}" if bad else None)
 
     def common(ts: set) -> str:
         if len(ts) == 1:
             return next(iter(ts))
         return FLOAT if ts == {INT, FLOAT} else ANY
-    return {**{k: common(ts) for k, ts in seen.items()}, **CANONICAL_TYPES}, None
+    return {**{k: common(ts) for k, ts in seen.items()}, **CANONICAL_TYPES}, None, None
