@@ -31,6 +31,9 @@ def test_tag_normalisation_merges_docstring_cases():
     # 1. stemming: the two spellings of creative writing become one tag
     out, st = normalise_tags(rows)
     assert out[0][0] == out[1][0] == "creativ write"
+    # a vocabulary's tags (stem=None) are kept as written
+    out, _ = normalise_tags(rows, stem=None)
+    assert out[0][0] == "Creative Writing" and out[1][0] == "creative writings"
     # 2. frequency filter: tags in fewer than 2 rows go
     out, _ = normalise_tags(rows, min_count=2)
     assert all("rare tag" not in r for r in out) and all("math problem" not in r for r in out)
@@ -189,6 +192,8 @@ write tagged to "t.jsonl"
     aside = [a for a in read_jsonl(tmp_path / "o" / "set_aside.jsonl") if a["node"] == "grown/fuse"]
     assert all(a["reason"].startswith("fuse: ") for a in aside)
     assert all(1 <= len(r["tags"]) <= 2 for r in out)
+    # a vocabulary's tags come out as written (not stemmed: "writing" stayed "writing")
+    assert {t for r in out for t in r["tags"]} <= {"math", "writing", "description", "coding"}
     tg = nodes["tagged"]
     assert tg["rows_out"] + tg["rows_set_aside"] == 4 and tg["stats"]["unparsed_rows"] == tg["rows_set_aside"]
 

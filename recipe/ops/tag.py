@@ -63,11 +63,14 @@ def stem_tag(tag: str) -> str:
     return " ".join(st.stemWord(w) for w in re.findall(r"[a-z0-9]+", tag.lower()))
 
 
-def normalise_tags(rows: list[list[str]], min_count: int = 1, stem: bool = True,
+def normalise_tags(rows: list[list[str]], min_count: int = 1, stem: bool | None = True,
                    merge_embed=None, merge_similarity: float | None = None,
                    association: float | None = None) -> tuple[list[list[str]], dict]:
-    """Apply the InsTag normalisation steps; returns (tags per row, statistics)."""
-    rows = [[stem_tag(t) if stem else t.lower().strip() for t in r] for r in rows]
+    """Apply the InsTag normalisation steps; returns (tags per row, statistics). `stem`:
+    stem and lower-case (True), lower-case only (False), or keep each tag as it is (None:
+    a given vocabulary's tags)."""
+    if stem is not None:
+        rows = [[stem_tag(t) if stem else t.lower().strip() for t in r] for r in rows]
     rows = [list(dict.fromkeys(t for t in r if t)) for r in rows]
     freq = Counter(t for r in rows for t in r)
     rows = [[t for t in r if freq[t] >= min_count] for r in rows]
@@ -124,7 +127,8 @@ class Tag(Op):
         P("max_new_tokens", "int", default=96, min=8, max=1024),
         P("on_unparsed", "str", default="empty", choices=("empty", "set_aside"),
           doc="rows whose LM answer has no parseable tag: tag empty, or set aside"),
-        P("stem", "bool", default=True),
+        P("stem", "bool", doc="lower-case and stem the tags (default: yes for method=lm; a vocabulary's "
+                              "tags are kept as written unless stem is given)"),
         P("min_count", "int", default=1, min=1, doc="drop tags seen in fewer rows"),
         P("merge_model", "model", doc="embedding model for the semantic merge"),
         P("merge_similarity", "float", min=0.0, max=1.0, doc="semantic merge at this cosine (paper: ~0.95)"),
@@ -181,7 +185,10 @@ class Tag(Op):
         if args.get("merge_model"):
             mm = ctx.models[args["merge_model"]]
             merge = lambda tags: rt.embed(mm, tags)
-        tags, stats = normalise_tags(raw, args.get("min_count", 1), args.get("stem", True), merge,
+        stem = args.get("stem")
+        if stem is None:  # the LM's free text is normalised; a vocabulary is the user's own spelling
+            stem = None if args.get("method") == "vocab" else True
+        tags, stats = normalise_tags(raw, args.get("min_count", 1), stem, merge,
                                      args.get("merge_similarity"), args.get("association"))
         stats["unparsed_rows"] = len(unparsed)
         ctx.info.update(stats)
