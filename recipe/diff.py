@@ -38,13 +38,13 @@ def diff(a: Recipe, b: Recipe) -> list[str]:
         if ox != oy:
             out.append(f"~ node {n}: ops {' | '.join(ox)} -> {' | '.join(oy)}")
             continue
-        for i, (p, q) in enumerate(zip(x.ops, y.ops)):
+        for p, q, step in zip(x.ops, y.ops, x.step_names()):  # named as `plan` names the step
             pa, qa = _args(p), _args(q)
             for k in sorted(set(pa) | set(qa)):
                 if pa.get(k) != qa.get(k):
                     before = _short(pa[k]) if k in pa else "(default)"
                     after = _short(qa[k]) if k in qa else "(default)"
-                    out.append(f"~ node {n}: {p.op}#{i + 1} {k}: {before} -> {after}")
+                    out.append(f"~ step {step} {k}: {before} -> {after}")
     sa = [s.to_json() for s in a.sinks]
     sb = [s.to_json() for s in b.sinks]
     out += [f"- write {s['input']} to {_short(s['path'])}" for s in sa if s not in sb]

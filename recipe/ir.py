@@ -170,6 +170,18 @@ class Node:
         return {"name": self.name, "inputs": [i.to_json() for i in self.inputs],
                 "ops": [o.to_json() for o in self.ops]}
 
+    def step_names(self) -> list[str]:
+        """The name of each op's step, as `plan`, `explain` and the manifest show it: the node's
+        own for a single op, else `node/op`, with `#k` from an op's second use on."""
+        if len(self.ops) == 1:
+            return [self.name]
+        seen: dict[str, int] = {}
+        out = []
+        for o in self.ops:
+            seen[o.op] = seen.get(o.op, 0) + 1
+            out.append(f"{self.name}/{o.op}" + (f"#{seen[o.op]}" if seen[o.op] > 1 else ""))
+        return out
+
 
 @dataclass(frozen=True)
 class Sink:

@@ -177,12 +177,9 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity) -> Plan
         if not node.ops:
             node_step[name] = prev[0]
             continue
-        counts: dict[str, int] = {}
-        for i, op in enumerate(node.ops):
+        for i, (op, sname) in enumerate(zip(node.ops, node.step_names())):
             spec = registry.get(op.op)
             args = c.args[(name, i)]
-            counts[op.op] = counts.get(op.op, 0) + 1
-            sname = name if len(node.ops) == 1 else f"{name}/{op.op}" + (f"#{counts[op.op]}" if counts[op.op] > 1 else "")
             extra = [node_step[x] for x in spec.extra_inputs(args)]
             inputs = tuple(prev + extra)
             used = tuple(spec.models(args))

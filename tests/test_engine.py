@@ -219,8 +219,9 @@ def test_diff_reports_meaning_not_layout(tmp_path, capsys):
     b.write_text(a.read_text().replace('threshold=0.9, keep="longest"', 'threshold=0.85, keep="longest"')
                  .replace("weights=[1, 3]", "weights=[1, 2]") + "\n# a comment changes nothing\n")
     assert main(["diff", str(a), str(b), "--exit-code"]) == 1
-    assert capsys.readouterr().out.splitlines() == ["~ node clean: dedupe#3 threshold: 0.9 -> 0.85",
-                                                    "~ node mixed: mix#1 weights: [1, 3] -> [1, 2]"]
+    # steps named as `plan` names them
+    assert capsys.readouterr().out.splitlines() == ["~ step clean/dedupe#3 threshold: 0.9 -> 0.85",
+                                                    "~ step mixed weights: [1, 3] -> [1, 2]"]
     assert main(["diff", str(a), str(a.with_suffix(".yaml")), "--exit-code"]) == 0
     assert capsys.readouterr().out.strip() == "no change in meaning"
 
