@@ -264,6 +264,15 @@ def test_select_sample_limit_ops(eng):
     out, aside, _ = run_op(eng, "select", {"method": "quota", "by": "g", "per": 2, "order": "q"}, [t])
     assert out.ids() == ["s:2", "s:4", "s:7", "s:9"]
     accounted([t], out, aside)
+    # a list column (tags): the best `per` rows of each item; a row is kept while one of its
+    # items has room and counts toward all of them; kept rows best first
+    tags = [["a"], ["a", "b"], ["b"], ["a"], [], ["b", "c"], None, ["c"]]
+    lt = eng.table([row(i, f"q{i}", q=float(10 - i), tags=tg) for i, tg in enumerate(tags)])
+    out, aside, _ = run_op(eng, "select", {"method": "quota", "by": "tags", "per": 1, "order": "q"}, [lt])
+    assert out.ids() == ["s:0", "s:1", "s:4", "s:5"]  # a; a+b (b has room); [] (null); b+c (c has room)
+    assert dict(aside)["s:2"] == ('quota: every item of `tags` in this row (["b"]) already has its 1 rows '
+                                  'with higher `q` (this row: 8)')
+    accounted([lt], out, aside)
     out, aside, _ = run_op(eng, "sample", {"n": 4, "seed": 1}, [t])
     assert out.count() == 4 and out.ids() == sorted(out.ids(), key=lambda s: int(s[2:]))
     out, aside, _ = run_op(eng, "limit", {"n": 2}, [t])

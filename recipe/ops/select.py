@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pyarrow as pa
 
 from .base import Op, P
 from ._common import approx_tokens, embeddings, row_texts
@@ -47,7 +48,8 @@ class Select(Op):
         P("max", "float", doc="threshold: keep rows with by <= max"),
         P("ascending", "bool", default=False, doc="topk, quota: smallest first"),
         P("tags", "column", default="tags", doc="instag: the list-of-tags column"),
-        P("per", "int", min=1, doc="quota: rows per distinct value of `by`"),
+        P("per", "int", min=1, doc="quota: rows per distinct value of `by` (a list column, as tags: per item, "
+                                   "a row counting toward each of its items)"),
         P("order", "column", doc="quota: the numeric column that ranks rows within a group (best first)"),
         P("seed", "int", default=0),
     )
@@ -200,10 +202,13 @@ class Select(Op):
     def _quota(self, ctx, src, args, reasons) -> tuple[list[int], int]:
         by, per, col = args["by"], args["per"], args["order"]
         asc = args.get("ascending", False)
-        vals = src.strings(by)
         score = self._column(ctx, src, col)
         key = np.where(np.isnan(score), np.inf, score if asc else -score)  # nulls rank last
-        ranked = np.lexsort((np.arange(len(vals)), key)).tolist()
+        ranked = np.lexsort((np.arange(len(score)), key)).tolist()
+        items = src.arrow([by]).column(0)
+        if pa.types.is_list(items.type) or pa.types.is_large_list(items.type):
+            return self._quota_per_item(items.to_pylist(), ranked, score, key, args, reasons)
+        vals = src.strings(by)
         taken: dict = {}
         order = []
         for i in ranked:
@@ -216,6 +221,28 @@ class Select(Op):
                 reasons[i] = (f"quota: `{by}` = {shown_group} already has its {per} rows with "
                               f"{'lower' if asc else 'higher'} `{col}` (this row: {shown})")
         order.sort(key=lambda i: (vals[i] is None, str(vals[i]), key[i], i))
+        k = len(order) if args.get("k") is None else min(args["k"], len(order))
+        return order, k
+
+    def _quota_per_item(self, lists, ranked, score, key, args, reasons) -> tuple[list[int], int]:
+        """Quota over a list column (tags): the best `per` rows of each item; a row is kept
+        while any of its items has room, and counts toward all of them (a row without items
+        is the group `null`). Kept rows come out best first."""
+        by, per, col = args["by"], args["per"], args["order"]
+        worse = "lower" if args.get("ascending", False) else "higher"
+        taken: dict = {}
+        order = []
+        for i in ranked:
+            its = list(dict.fromkeys(lists[i] or [None]))
+            if any(taken.get(t, 0) < per for t in its):
+                order.append(i)
+                for t in its:
+                    taken[t] = taken.get(t, 0) + 1
+            else:
+                shown = "null" if np.isnan(score[i]) else f"{score[i]:.6g}"
+                reasons[i] = (f"quota: every item of `{by}` in this row ({json.dumps(its, ensure_ascii=False)[:200]}) "
+                              f"already has its {per} rows with {worse} `{col}` (this row: {shown})")
+        order.sort(key=lambda i: (key[i], i))
         k = len(order) if args.get("k") is None else min(args["k"], len(order))
         return order, k
 
