@@ -61,9 +61,14 @@ def _read_hint(err: str) -> str:
     return "check the file's contents, or name its format with format=..."
 
 
+RUN_FILES = ("manifest.json", "set_aside.jsonl", "report.html")  # what a run (and `recipe report`) writes in --out
+
+
 def check_sinks(c: Checked) -> None:
+    import os.path
     from pathlib import PurePosixPath
     from .io.sinks import SINK_EXTENSIONS, WRITE_FORMATS, sink_extension_problem
+    taken: dict[str, str] = {}  # normalised sink path -> the node written there first
     for s in c.recipe.sinks:
         opts = options_of(c, "write", s.options, SINK_OPTIONS)
         fmt = opts["format"][1] if "format" in opts else None
@@ -79,6 +84,14 @@ def check_sinks(c: Checked) -> None:
             c.diagnostics.append(Diagnostic("E0905", f"sink path `{path}` must be a relative path inside --out",
                                             s.path.span, ("outputs are written only under --out; drop the leading `/` or `..`",)))
             continue
+        where = os.path.normpath(path.replace("\\", "/"))
+        if where in RUN_FILES:
+            c.diagnostics.append(Diagnostic("E0908", f"sink path `{path}` is a file the run writes itself", s.path.span,
+                                            (f"{', '.join(RUN_FILES)} in --out are the run's; choose another name",)))
+        elif where in taken:
+            c.diagnostics.append(Diagnostic("E0908", f"`{path}` is written twice (also by `write {taken[where]}`)",
+                                            s.path.span, ("the second would overwrite the first: give each its own file",)))
+        taken.setdefault(where, s.input.name)
         problem = sink_extension_problem(path, fmt or "jsonl")
         if problem:
             c.diagnostics.append(Diagnostic("E0906", problem, s.path.span,

@@ -86,6 +86,7 @@ CODES: dict[str, Code] = {
     "E0905": Code("sink outside the output folder", "write to a relative path; `--out` chooses the folder"),
     "E0906": Code("invalid sink", "see the README's section on what a run writes"),
     "E0907": Code("invalid source option", "the README's data-formats section lists the options"),
+    "E0908": Code("sink path taken", "give each sink its own file, not one the run writes itself"),
 }
 
 
