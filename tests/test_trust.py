@@ -455,3 +455,14 @@ def test_a_source_whose_every_row_is_set_aside_is_a_warning_at_check_and_in_the_
     assert res.manifest["warnings"] == [
         'raw: every row (3) was set aside; the first: d.jsonl:1: missing field `output` '
         '(format="alpaca" is given: is it the file\'s format?)']
+
+
+def test_an_earlier_runs_output_left_in_out_is_named_in_the_warnings(tmp_path, data):
+    """A second recipe run into the same --out replaces the manifest: a file the first wrote
+    and the second does not is left without one, so the run says so."""
+    _run(f'recipe a\nsource raw = read("{data}")\nwrite raw to "a.jsonl"\n', tmp_path)
+    res = _run(f'recipe b\nsource raw = read("{data}")\nwrite raw to "b.jsonl"\n', tmp_path)
+    stale = str(tmp_path / "out" / "a.jsonl")
+    assert res.manifest["warnings"] == [f"{stale}: an earlier run's output that this run does not write"]
+    res = _run(f'recipe b\nsource raw = read("{data}")\nwrite raw to "b.jsonl"\n', tmp_path)
+    assert res.manifest["warnings"] == []  # the manifest it replaced did not list a.jsonl

@@ -128,6 +128,10 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
                      "rows_out": n_out, "rows_set_aside": n_aside, "seconds": round(secs, 3),
                      "cached": False, "info": ctx.info, "why": why})
     # outputs
+    stale = _stale_outputs(out_dir, [safe_sink_path(out_dir, s["path"]) for s in plan.sinks])
+    for f in stale:
+        reporter.log(f"  warning: {f} is an earlier run's output that this run does not write; its manifest "
+                     f"is replaced: remove the file or use another --out")
     sinks = []
     aside_lines = []
     for s in plan.sinks:
@@ -153,12 +157,26 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
                           | ({"stats": r["info"]} if r["info"] else {})
                           for r, s in zip(rows, plan.steps)],
                 "sinks": sinks,
-                "warnings": [f"{r['name']}: {r['info']['warning']}" for r in rows if (r["info"] or {}).get("warning")]}
+                "warnings": [f"{r['name']}: {r['info']['warning']}" for r in rows if (r["info"] or {}).get("warning")]
+                + [f"{f}: an earlier run's output that this run does not write" for f in stale]}
     finish(manifest)
     atomic_write(out_dir / "manifest.json", (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
     reporter.summary(rows)
     reporter.stats(rows)
     return RunResult(out_dir, manifest, rows)
+
+
+def _stale_outputs(out_dir: Path, writing: list[Path]) -> list[str]:
+    """Sinks of the run whose manifest is in `out_dir` that this run does not write and that
+    are still there: files with no manifest once this one replaces it."""
+    try:
+        old = json.loads((out_dir / "manifest.json").read_text())
+        paths = [Path(s["path"]) for s in old.get("sinks", [])]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return []
+    mine = {p.resolve() for p in writing}
+    return [str(p) for p in paths if p.resolve() not in mine and p.is_file()
+            and p.resolve().is_relative_to(out_dir.resolve())]
 
 
 def _nothing_read(store, step, n_aside: int) -> str:
