@@ -180,11 +180,12 @@ def _plan_against(a, r, plan, params, sources, store) -> str:
         for c in changes:
             if c.name in costs and not costs[c.name].cached:
                 c.estimate = fmt(costs[c.name])
+    sinks = review.sink_changes(old, plan)
     if a.format == "json":
-        return review.as_json(changes, label)
+        return review.as_json(changes, label, sinks)
     if a.format == "markdown":
-        return review.as_markdown(changes, label, mermaid(r.check(params, sources)))
-    return review.as_text(changes, label)
+        return review.as_markdown(changes, label, mermaid(r.check(params, sources)), sinks)
+    return review.as_text(changes, label, sinks)
 
 
 def cmd_run(a) -> int:

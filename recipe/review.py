@@ -69,6 +69,27 @@ def compare(old, new, store=None) -> list[StepChange]:
     return out
 
 
+def sink_changes(old, new) -> list[str]:
+    """What the outputs gain, lose or write differently: `+ write NODE to PATH`, `- write ...`,
+    `~ PATH: ...` (a sink is matched by its path)."""
+    def key(s):
+        return s["path"]
+
+    def shape(s):
+        return {"node": s["name"], "format": s["format"] or "jsonl", **s["options"]}
+    before = {key(s): s for s in (old.sinks if old else [])}
+    after = {key(s): s for s in new.sinks}
+    out = [f"+ write {s['name']} to {p}" for p, s in after.items() if p not in before]
+    out += [f"- write {s['name']} to {p}" for p, s in before.items() if p not in after]
+    for p in (p for p in after if p in before):
+        a, b = shape(before[p]), shape(after[p])
+        diff = [f"{k}: {json.dumps(a.get(k), ensure_ascii=False)} -> {json.dumps(b.get(k), ensure_ascii=False)}"
+                for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        if diff:
+            out.append(f"~ {p}: {'; '.join(diff)}")
+    return out
+
+
 def _how(o, s, old, new) -> list[str]:
     a, b = o.parts, s.parts
     how = []
@@ -119,7 +140,7 @@ def summary(changes: list[StepChange]) -> str:
     return text + (f"; {runs} step(s) will run, the rest come from the cache" if any(c.cache for c in changes) else "")
 
 
-def as_text(changes: list[StepChange], label: str) -> str:
+def as_text(changes: list[StepChange], label: str, sinks: list[str] = ()) -> str:
     lines = [f"against {label}: {summary(changes)}"]
     for c in changes:
         cache = f"  [{c.cache}]" if c.cache else ""
@@ -127,18 +148,21 @@ def as_text(changes: list[StepChange], label: str) -> str:
         lines += [f"{'':<11}{h}" for h in c.how]
         if c.estimate:
             lines.append(f"{'':<11}estimate: {c.estimate}")
+    if sinks:
+        lines += ["outputs:"] + [f"  {x}" for x in sinks]
     return "\n".join(lines) + "\n"
 
 
-def as_json(changes: list[StepChange], label: str) -> str:
+def as_json(changes: list[StepChange], label: str, sinks: list[str] = ()) -> str:
     return json.dumps({"against": label, "summary": summary(changes),
-                       "steps": [c.__dict__ for c in changes]}, indent=2, ensure_ascii=False) + "\n"
+                       "steps": [c.__dict__ for c in changes], "sinks": list(sinks)}, indent=2, ensure_ascii=False) + "\n"
 
 
-def as_markdown(changes: list[StepChange], label: str, graph: str) -> str:
+def as_markdown(changes: list[StepChange], label: str, graph: str, sinks: list[str] = ()) -> str:
     rows = ["| step | op | change | how | cache | estimate |", "|---|---|---|---|---|---|"]
     for c in changes:
         how = "<br>".join(h.replace("|", "\\|") for h in c.how)
         rows.append(f"| `{c.name}` | {c.op} | **{c.status}** | {how} | {c.cache} | {c.estimate} |")
-    return (f"### recipe plan against `{label}`\n\n{summary(changes)}\n\n" + "\n".join(rows)
+    outputs = ("\n\nOutputs:\n" + "\n".join(f"- `{x}`" for x in sinks)) if sinks else ""
+    return (f"### recipe plan against `{label}`\n\n{summary(changes)}\n\n" + "\n".join(rows) + outputs
             + f"\n\n```mermaid\n{graph}```\n")
