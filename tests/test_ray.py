@@ -396,3 +396,42 @@ def test_pieces_report_progress_as_each_finishes(tmp_path):
     got = ray_map(count_span, [(str(f), a, b) for a, b in spans(f, 3)], on_done=seen.append)
     assert sorted(seen) == sorted(got) and len(seen) == 3
     assert sum(n for n, _ in got) == 100 and sum(r for _, r in got) == 80
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_cluster_started_with_ray_start_runs_a_recipe_through_ray_client(tmp_path):
+    """A head node started apart from the run (`ray start --head`, as on a cluster) and
+    `--address ray://HOST:PORT` (Ray Client, with the cluster's token when it has one): the
+    same bytes as the DuckDB engine."""
+    from conftest import stop_ray
+    stop_ray()  # no local instance of this process in the way
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    client = _free_port()
+    subprocess.run([ray_bin, "start", "--head", f"--port={_free_port()}", f"--ray-client-server-port={client}",
+                    "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"],
+                   check=True, capture_output=True, timeout=180)
+    try:
+        rows = alpaca_rows(120, dup_every=5)
+        data = write_jsonl(tmp_path / "d.jsonl", rows)
+        f = tmp_path / "c.recipe"
+        f.write_text(f'recipe c\nsource raw = read("{data}")\nclean = raw | filter(length(response) > 3)\n'
+                     f'  | dedupe(method="exact", on=instruction) | dedupe(method="minhash", on=response, threshold=0.7)\n'
+                     f'write clean to "clean.jsonl"\n')
+        env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+        for eng, extra in (("duckdb", []), ("ray", ["--engine", "ray", "--address", f"ray://127.0.0.1:{client}"])):
+            p = subprocess.run([sys.executable, "-m", "recipe", "run", str(f), "--out", str(tmp_path / eng),
+                                "--cache-dir", str(tmp_path / f"c-{eng}"), "--quiet", *extra],
+                               capture_output=True, text=True, timeout=300, env=env)
+            assert p.returncode == 0, p.stderr[-2000:]
+        for name in ("clean.jsonl", "set_aside.jsonl"):
+            assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "duckdb" / name).read_bytes()
+        assert json.loads((tmp_path / "ray" / "manifest.json").read_text())["engine"] == "ray"
+    finally:
+        subprocess.run([ray_bin, "stop", "--force"], capture_output=True, timeout=180)

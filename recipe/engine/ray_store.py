@@ -38,10 +38,22 @@ def start_ray(address: str | None = None) -> None:
         kw["address"] = address
     elif os.environ.get("RECIPE_RAY_CPUS"):
         kw["num_cpus"] = int(os.environ["RECIPE_RAY_CPUS"])
+    if address and address.startswith("ray://"):
+        # `ray start` turns token authentication on when a token exists (RAY_AUTH_TOKEN or
+        # ~/.ray/auth_token), and Ray Client sends it only in token mode, which a driver
+        # connecting through `auto` gets by itself and a client does not (Ray 2.60 timed out)
+        try:
+            from ray._private.authentication.authentication_token_setup import (
+                maybe_enable_token_auth_if_token_available)
+        except ImportError:  # a Ray without token authentication
+            pass
+        else:
+            maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
     try:
         ray.init(**kw)
     except ConnectionError as e:
-        raise UserError(f"cannot reach the Ray cluster at {address}: {e}")
+        raise UserError(f"cannot reach the Ray cluster at {address}: {e} (is the head's client port open? a "
+                        f"cluster with token authentication needs its token: RAY_AUTH_TOKEN or ~/.ray/auth_token)")
 
 
 class RayStore:
