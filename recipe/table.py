@@ -182,6 +182,19 @@ def keyed_block(block: pa.Table, column: str) -> pa.Table:
     return pa.table({"__r": rows, "__hi": hi, "__lo": lo})
 
 
+def empty_key() -> tuple[int, int]:
+    """Exact dedupe's key of a text that normalises to nothing (empty or only whitespace)."""
+    from .algorithms.shingles import normalised_keys
+    hi, lo = normalised_keys([""])
+    return int(hi[0]), int(lo[0])
+
+
+def empty_keys(hi: np.ndarray, lo: np.ndarray) -> int:
+    """How many of these keys are `empty_key()`'s."""
+    ehi, elo = empty_key()
+    return int(((hi == np.uint64(ehi)) & (lo == np.uint64(elo))).sum())
+
+
 def first_of_keys(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
     """For rows keyed by 128-bit keys (two uint64 halves), each row's winner: the first
     position with its key. Sorted stably by the high half (one 64-bit sort, half a
@@ -253,7 +266,8 @@ class Output(ABC):
     def distinct(self, src: Table, on: str, keep: str) -> int:
         """Exact dedupe: one row per normalised text of `on` (lower-cased, whitespace runs
         one space, trimmed); the first row wins, or by `keep` (longest, max:<col>,
-        min:<col>; ties to the earlier row). Returns the number of groups."""
+        min:<col>; ties to the earlier row). Returns the number of groups, and sets
+        `self.empty_keys`: how many rows' text normalised to nothing (one group)."""
 
     @abstractmethod
     def rows(self, tbl: pa.Table) -> None:

@@ -218,6 +218,14 @@ def test_dedupe_ops(eng):
     ref = eng.table([row(9, base.title())])
     out, aside, _ = run_op(eng, "dedupe", {"method": "exact", "against": "ref"}, [t, ref])
     assert out.ids() == ["s:2", "s:3"] and aside[0] == ("s:0", "duplicate of reference row s:9 (exact)")
+    # rows with an empty `on` are one text: the dedupe says so (the run's warning)
+    t = eng.table([row(i, f"q{i}", response=["", "a b c d e f", " ", "", "x y z w v u"][i]) for i in range(5)])
+    for method in ("exact", "minhash"):
+        out, aside, ctx = run_op(eng, "dedupe", {"method": method, "on": "response"}, [t])
+        empty = 3 if method == "exact" else 2  # exact normalises whitespace away; MinHash counts texts of length 0
+        assert ctx.info["warning"].startswith(f"{empty} rows have an empty `response`: they count as one text")
+    out, aside, ctx = run_op(eng, "dedupe", {"method": "exact"}, [t])
+    assert "warning" not in ctx.info
 
 
 def test_distinct_on_a_conversation_and_on_a_number(eng):

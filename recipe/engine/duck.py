@@ -17,7 +17,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-from ..table import Output, Table, added_mask, concat_masks, first_of_keys, keyed_block, kept_mask, source_column
+from ..table import (Output, Table, added_mask, concat_masks, empty_keys, first_of_keys, keyed_block, kept_mask,
+                     source_column)
 from .sql import quote_ident as q, sync_messages_sql, text_sql, to_sql
 from .tables import raw_view, rebuilt_sql, rows_table
 
@@ -236,6 +237,7 @@ class DuckOutput(Output):
         window; the winners then become a mask in table order."""
         self._make()
         parts = list(src.map_blocks(keyed_block, [source_column(on), ROW], on))
+        self.empty_keys = sum(empty_keys(p.column("__hi").to_numpy(), p.column("__lo").to_numpy()) for p in parts)
         if keep == "first":
             return self._first_of_keys(src, on, parts)
         text = text_sql(on)

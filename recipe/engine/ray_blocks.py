@@ -231,13 +231,16 @@ def winners(on: str, keep: str, *parts: pa.Table) -> pa.Table:
         rank = "__len DESC, __r"
     else:
         rank = f"__v {'DESC' if keep.startswith('max:') else 'ASC'} NULLS LAST, __r"
+    from ..table import empty_key
+    ehi, elo = empty_key()
     con = _connect()
     try:
         con.register("p", tbl)
         return con.execute(f"SELECT __r, __n = 1 AS __keep, CASE WHEN __n > 1 THEN 'duplicate of ' || __win || ? END "
-                           f"AS __why FROM (SELECT __r, first_value(__id) OVER (PARTITION BY __hi, __lo ORDER BY {rank}) AS __win, "
+                           f"AS __why, __e AS __empty FROM (SELECT __r, (__hi = ?::UBIGINT AND __lo = ?::UBIGINT) AS __e, "
+                           f"first_value(__id) OVER (PARTITION BY __hi, __lo ORDER BY {rank}) AS __win, "
                            f"row_number() OVER (PARTITION BY __hi, __lo ORDER BY {rank}) AS __n FROM p) ORDER BY __r",
-                           [f" (exact on {on})"]).to_arrow_table()
+                           [f" (exact on {on})", ehi, elo]).to_arrow_table()
     finally:
         con.close()
 

@@ -250,6 +250,7 @@ class RayOutput(Output):
         order = np.argsort(d.column("__r").to_numpy(), kind="stable")
         d = d.take(pa.array(order, pa.int64()))
         keep_mask = d.column("__keep").to_numpy(zero_copy_only=False).astype(bool)
+        self.empty_keys = int(d.column("__empty").to_numpy(zero_copy_only=False).sum()) if d.num_rows else 0
         self._paste(src, keep_mask, d.column("__why").to_pylist(), "")
         return int(keep_mask.sum())
 

@@ -71,6 +71,7 @@ class Dedupe(Op):
         method, on = args.get("method", "exact"), args.get("on", "instruction")
         if method == "exact" and not args.get("against"):
             ctx.info["clusters"] = ctx.out.distinct(src, on, args.get("keep", "first"))
+            _warn_empty(ctx, getattr(ctx.out, "empty_keys", 0), on)
             return
         n = src.count()
         ids = src.ids()
@@ -78,6 +79,7 @@ class Dedupe(Op):
             labels, lengths = src.minhash_labels(on, args.get("threshold") or 0.8, args.get("ngram", 5),
                                                  args.get("unit", "char"), args.get("num_perm", 256),
                                                  args.get("seed", 0), pmap=ctx.pmap, progress=ctx.progress)
+            _warn_empty(ctx, sum(1 for n in lengths if not n), on)
             return self._finish(ctx, src, args, labels, lengths, ids, method, on)
         texts = row_texts(ctx, src, on)
         if args.get("against"):
@@ -141,6 +143,14 @@ class Dedupe(Op):
         from ..algorithms import semantic_clusters
         return semantic_clusters(embeddings(ctx, src, args, on), args.get("threshold") or 0.9,
                                  reference=embeddings(ctx, ref, args, on))
+
+
+def _warn_empty(ctx, n: int, on: str) -> None:
+    """Rows whose `on` is empty are one text to a dedupe: on a mix of answered and unanswered
+    rows, `on=response` keeps one unanswered row. Said, since it is rarely what was meant."""
+    if n > 1:
+        ctx.info["warning"] = (f"{n} rows have an empty `{on}`: they count as one text, and all but the first "
+                               f"are set aside as its duplicates (filter them out first to keep them)")
 
 
 OP = Dedupe()
