@@ -10,7 +10,7 @@ import json
 import re
 from pathlib import Path
 
-from ..io.formats import detect
+from ..io.formats import detect, is_oasst_message
 from ..io.prefetch import prefetched
 from ..io.readers import (array_items, delimiter, iter_csv, iter_rows, item_row, jsonl_items, kind_suffix, list_files,
                           open_bytes, open_parquet)
@@ -185,12 +185,18 @@ def _fast(f: Path, args: dict, source: str, log, multi: bool = False) -> str | N
                     rec = json.loads(line)
                 except ValueError:
                     return None
-                got, why = detect(rec) if isinstance(rec, dict) else (None, "")
-                if got in FAST and not ({"message_id", "role", "text"} <= set(rec)):
-                    log(f"{source}: detected format `{got}` (from {why})" + (f" in {f.name}" if multi else ""))
-                    return got
-                return None
+                return _detected(rec, FAST, f, source, log, multi)
     return None
+
+
+def _detected(rec, allowed: tuple, f: Path, source: str, log, multi: bool) -> str | None:
+    """The fast-path format a file's first record shows, said as the record reader says it;
+    None when it is not one of `allowed` (or is an OASST message, which the reader folds)."""
+    got, why = detect(rec) if isinstance(rec, dict) else (None, "")
+    if got not in allowed or is_oasst_message(rec):
+        return None
+    log(f"{source}: detected format `{got}` (from {why})" + (f" in {f.name}" if multi else ""))
+    return got
 
 
 def _fast_array(f: Path, args: dict, source: str, log, multi: bool = False) -> str | None:
@@ -202,12 +208,7 @@ def _fast_array(f: Path, args: dict, source: str, log, multi: bool = False) -> s
     if args.get("format") is not None:
         return args["format"]
     first = next(iter(array_items(f)), None)  # detected from the first element, as the record reader does
-    rec = first.record if first is not None else None
-    got, why = detect(rec) if isinstance(rec, dict) else (None, "")
-    if got not in FAST or {"message_id", "role", "text"} <= set(rec):
-        return None
-    log(f"{source}: detected format `{got}` (from {why})" + (f" in {f.name}" if multi else ""))
-    return got
+    return _detected(first.record if first is not None else None, FAST, f, source, log, multi)
 
 
 def _fast_parquet(f: Path, args: dict, source: str, log, multi: bool = False):
@@ -218,10 +219,8 @@ def _fast_parquet(f: Path, args: dict, source: str, log, multi: bool = False):
     if args.get("format") is None:  # detected from the first record, as the record reader does
         first = next((b for b in pf.iter_batches(batch_size=1)), None)
         rec = first.to_pylist()[0] if first is not None and first.num_rows else None
-        got, why = detect(rec) if isinstance(rec, dict) else (None, "")
-        if got != "alpaca" or {"message_id", "role", "text"} <= set(rec):
+        if not _detected(rec, ("alpaca",), f, source, log, multi):
             return None
-        log(f"{source}: detected format `alpaca` (from {why})" + (f" in {f.name}" if multi else ""))
     return pf
 
 
@@ -241,9 +240,6 @@ def _fast_csv(f: Path, args: dict, source: str, log, multi: bool = False) -> lis
             first = next(iter(iter_csv(f, delimiter(f), given or None)), None)
         except UserError:
             return None  # the record reader says what is wrong
-        rec = first.record if first is not None else None
-        got, why = detect(rec) if isinstance(rec, dict) else (None, "")
-        if got != "alpaca" or {"message_id", "role", "text"} <= set(rec):
+        if not _detected(first.record if first is not None else None, ("alpaca",), f, source, log, multi):
             return None
-        log(f"{source}: detected format `alpaca` (from {why})" + (f" in {f.name}" if multi else ""))
     return names
