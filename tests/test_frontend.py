@@ -109,3 +109,17 @@ def test_schema_command_prints_the_schema_and_hooks_name_real_commands(capsys):
         cmd = shlex.split(h["entry"])
         assert cmd[0] == "recipe" and re.search(h["files"], "examples/quickstart.recipe")
         assert main(cmd[1:] + [str(root / "examples" / "quickstart.recipe")]) == 0
+
+
+@pytest.mark.parametrize("text, hinted", [
+    ('source s = read("d.jsonl")\nx = union(s | limit(n=1), s)\n', True),
+    ('source s = read("d.jsonl")\nx = s | filter(instruction == "a (b") | | limit(n=1)\n', False),  # "(" in a string
+    ('source s = read("d.jsonl")\nx = s | | limit(n=1)\n', False),
+])
+def test_a_pipe_inside_arguments_says_to_name_the_pipeline_first(text, hinted):
+    from recipe.diagnostics import RecipeError
+    with pytest.raises(RecipeError) as e:
+        parse_text(text, "r.recipe")
+    d = e.value.diagnostics[0]
+    assert d.code == "E0001" and "_OP" not in d.hints[0]
+    assert any("a pipeline cannot be an argument" in h for h in d.hints) == hinted

@@ -163,15 +163,43 @@ def _syntax_error(e: UnexpectedInput, text: str, file: str, what: str = "file") 
                           ("check the syntax near here",))
     tok = e.token
     expected = sorted(getattr(e, "expected", []) or [])
-    pretty = [_PRETTY.get(x, x) for x in expected][:6]
+    pretty = list(dict.fromkeys(_PRETTY.get(x, x) for x in expected))[:6]
     end = col + max(1, len(str(tok)))
     hint = f"expected one of: {', '.join(pretty)}" if pretty else "check the syntax near here"
-    return Diagnostic("E0001", f"unexpected `{tok}`", Span(file, line, col, line, end), (hint,))
+    hints = (hint,)
+    if str(tok) == "|" and _open_brackets(text, getattr(e, "pos_in_stream", None)):
+        hints += ("a pipeline cannot be an argument: name it first (`part = src | sample(n=10)`) "
+                  "and pass the name",)
+    return Diagnostic("E0001", f"unexpected `{tok}`", Span(file, line, col, line, end), hints)
 
 
+def _open_brackets(text: str, pos: int | None) -> bool:
+    """Whether `pos` lies inside an open parenthesis or bracket (strings and comments apart)."""
+    if pos is None:
+        return False
+    depth, quote, comment, escaped = 0, "", False, False
+    for ch in text[:pos]:
+        if comment:
+            comment = ch != "\n"
+        elif quote:
+            escaped, quote = (False, quote) if escaped else (ch == "\\", "" if ch == quote else quote)
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "#":
+            comment = True
+        elif ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+    return depth > 0
+
+
+# the grammar's terminal names as a reader would name them
 _PRETTY = {"RPAR": "`)`", "LPAR": "`(`", "COMMA": "`,`", "EQUAL": "`=`", "NAME": "a name",
            "STRING": "a string", "NUMBER": "a number", "RSQB": "`]`", "LSQB": "`[`",
-           "COLON": "`:`", "VBAR": "`|`", "__ANON_0": "a keyword"}
+           "COLON": "`:`", "VBAR": "`|`", "__ANON_0": "a keyword", "CMP_OP": "a comparison (`==`, `<`, ...)",
+           "ADD_OP": "`+` or `-`", "MUL_OP": "`*`, `/` or `%`", "AND": "`and`", "OR": "`or`", "NOT": "`not`",
+           "TRUE": "`true`", "FALSE": "`false`", "NULL": "`null`", "STDLIB": "a `stdlib:` name"}
 
 
 def _too_deep_at(text: str) -> tuple[int, int] | None:
