@@ -49,12 +49,15 @@ class Reporter:
         if self.quiet:
             return
         for r in rows:
-            flat = {k: v for k, v in (r.get("info") or {}).items() if isinstance(v, (int, float, str))}
-            for k, v in (r.get("info") or {}).items():
+            # the warning is said under the table; keys sorted: a cached step's info comes back
+            # from the cache with its keys sorted, and a run reads the same either way
+            info = {k: v for k, v in sorted((r.get("info") or {}).items()) if k != "warning"}
+            flat = {k: v for k, v in info.items() if isinstance(v, (int, float, str))}
+            for k, v in info.items():
                 if isinstance(v, dict) and all(isinstance(x, (int, float)) for x in v.values()):
-                    flat[k] = ", ".join(f"{a} {b:g}" for a, b in v.items())
+                    flat[k] = ", ".join(f"{a} {b:g}" for a, b in sorted(v.items()))
             if flat:
-                self.log(f"  {r['name']}: " + "; ".join(f"{k} {v}" for k, v in flat.items()))
+                self.log(f"  {r['name']}: " + "; ".join(f"{k} {v}" for k, v in sorted(flat.items())))
 
     def summary(self, rows: list[dict]) -> None:
         if self.quiet:

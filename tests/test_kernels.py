@@ -280,6 +280,8 @@ def test_select_sample_limit_ops(eng):
     assert out.ids() == ["s:0", "s:1", "s:4", "s:5"]  # a; a+b (b has room); [] (null); b+c (c has room)
     assert dict(aside)["s:2"] == ('quota: every item of `tags` in this row (["b"]) already has its 1 rows '
                                   'with higher `q` (this row: 8)')
+    assert dict(aside)["s:6"] == ('quota: the rows without any item of `tags` already have their 1 rows '
+                                  'with higher `q` (this row: 4)')  # None: no items, as [] (kept)
     accounted([lt], out, aside)
     out, aside, _ = run_op(eng, "sample", {"n": 4, "seed": 1}, [t])
     assert out.count() == 4 and out.ids() == sorted(out.ids(), key=lambda s: int(s[2:]))

@@ -240,8 +240,9 @@ class Select(Op):
                     taken[t] = taken.get(t, 0) + 1
             else:
                 shown = "null" if np.isnan(score[i]) else f"{score[i]:.6g}"
-                reasons[i] = (f"quota: every item of `{by}` in this row ({json.dumps(its, ensure_ascii=False)[:200]}) "
-                              f"already has its {per} rows with {worse} `{col}` (this row: {shown})")
+                which = (f"every item of `{by}` in this row ({json.dumps(its, ensure_ascii=False)[:200]}) already has its"
+                         if its != [None] else f"the rows without any item of `{by}` already have their")
+                reasons[i] = f"quota: {which} {per} rows with {worse} `{col}` (this row: {shown})"
         order.sort(key=lambda i: (key[i], i))
         k = len(order) if args.get("k") is None else min(args["k"], len(order))
         return order, k

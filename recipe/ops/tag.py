@@ -166,6 +166,7 @@ class Tag(Op):
         texts = row_texts(ctx, src, args.get("on", "instruction"))
         rt, model = ctx.runtime, ctx.models[args["model"]]
         unparsed: set[int] = set()
+        best = None  # vocab: each row's highest cosine to a tag
         if args.get("method", "lm") == "vocab":
             vocab = list(args["vocab"])
             ev = rt.embed(model, vocab)
@@ -176,6 +177,7 @@ class Tag(Op):
             for s in sims:
                 order = np.lexsort((np.arange(len(vocab)), -s))[:top]
                 raw.append([vocab[j] for j in order if s[j] >= args.get("threshold", 0.35)])
+            best = sims.max(axis=1) if len(vocab) else np.zeros(len(texts))
         else:
             prompts = [rt.chat_prompt(model, INSTAG_PROMPT.format(query=t)) for t in texts]
             answers = rt.generate(model, prompts, max_new_tokens=args.get("max_new_tokens", 96), progress=ctx.progress)
@@ -192,10 +194,29 @@ class Tag(Op):
                                      args.get("merge_similarity"), args.get("association"))
         stats["unparsed_rows"] = len(unparsed)
         ctx.info.update(stats)
+        _warn_untagged(ctx, args, tags, best, len(unparsed))
         col = args.get("column", "tags")
         drop = ({i: "tag: the model's answer had no parseable tag" for i in sorted(unparsed)}
                 if args.get("on_unparsed") == "set_aside" else None)
         ctx.out.add_columns(src, pa.table({col: pa.array(tags, pa.list_(pa.string()))}), drop=drop)
+
+
+def _warn_untagged(ctx, args: dict, tags: list, best, unparsed: int) -> None:
+    """A warning when most rows got no tag: a vocabulary tagging at a threshold the texts
+    never reach (or an LM whose answers did not parse) tags almost nothing, and what follows
+    (a quota by tags, complexity by tag count) then works on empty lists."""
+    n = len(tags)
+    empty = sum(1 for t in tags if not t)
+    if not n or empty * 2 <= n:
+        return
+    if best is not None:
+        ctx.info["warning"] = (f"{empty} of {n} rows got no tag: their texts' best cosine to the vocabulary is below "
+                               f"threshold={args.get('threshold', 0.35)} (the median row's best: {float(np.median(best)):.3f}); "
+                               f"lower `threshold` or add tags nearer the texts")
+    else:
+        ctx.info["warning"] = (f"{empty} of {n} rows got no tag ({unparsed} of the model's answers had no parseable tag"
+                               + (f"; min_count={args['min_count']} dropped the rest" if args.get("min_count", 1) > 1 else "")
+                               + ")")
 
 
 OP = Tag()
