@@ -2,7 +2,7 @@
 elements (line and reason) as decoding the whole file, wherever blocks are cut."""
 import json
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from recipe.io import json_array
 from recipe.io.readers import _iter_json, _iter_json_whole
@@ -23,6 +23,8 @@ def _items(path):
 @given(recs=st.lists(RECORD | VALUE, max_size=6), indent=st.sampled_from([None, 0, 2]),
        ascii_=st.booleans(), damage=st.lists(st.tuples(st.integers(0, 6), st.sampled_from(DAMAGE)), max_size=2),
        block=st.integers(1, 64), bom=st.booleans())
+# found by hypothesis: Infinity after a damaged element (the recovery decoded strictly)
+@example(recs=[{"instruction": float("inf")}], indent=None, ascii_=False, damage=[(0, DAMAGE[0])], block=1, bom=False)
 def test_streamed_array_reads_as_the_whole_file(tmp_path, monkeypatch, recs, indent, ascii_, damage, block, bom):
     parts = [json.dumps(r, ensure_ascii=ascii_) for r in recs]
     for at, bad in damage:  # a damaged element on a line of its own, as the recovery expects

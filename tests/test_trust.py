@@ -465,4 +465,9 @@ def test_an_earlier_runs_output_left_in_out_is_named_in_the_warnings(tmp_path, d
     stale = str(tmp_path / "out" / "a.jsonl")
     assert res.manifest["warnings"] == [f"{stale}: an earlier run's output that this run does not write"]
     res = _run(f'recipe b\nsource raw = read("{data}")\nwrite raw to "b.jsonl"\n', tmp_path)
-    assert res.manifest["warnings"] == []  # the manifest it replaced did not list a.jsonl
+    # said again: the manifest it replaced names a.jsonl as stale (not among its sinks)
+    assert res.manifest["warnings"] == [f"{stale}: an earlier run's output that this run does not write"]
+    assert res.manifest["stale_outputs"] == [stale]
+    Path(stale).unlink()
+    res = _run(f'recipe b\nsource raw = read("{data}")\nwrite raw to "b.jsonl"\n', tmp_path)
+    assert res.manifest["warnings"] == [] and res.manifest["stale_outputs"] == []

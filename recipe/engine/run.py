@@ -158,7 +158,8 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
                           for r, s in zip(rows, plan.steps)],
                 "sinks": sinks,
                 "warnings": [f"{r['name']}: {r['info']['warning']}" for r in rows if (r["info"] or {}).get("warning")]
-                + [f"{f}: an earlier run's output that this run does not write" for f in stale]}
+                + [f"{f}: an earlier run's output that this run does not write" for f in stale],
+                "stale_outputs": stale}
     finish(manifest)
     atomic_write(out_dir / "manifest.json", (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
     reporter.summary(rows)
@@ -167,16 +168,17 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
 
 
 def _stale_outputs(out_dir: Path, writing: list[Path]) -> list[str]:
-    """Sinks of the run whose manifest is in `out_dir` that this run does not write and that
-    are still there: files with no manifest once this one replaces it."""
+    """Sinks of the run whose manifest is in `out_dir` (and files it named as stale) that
+    this run does not write and that are still there: files with no manifest once this one
+    replaces it. The new manifest names them too, so each later run says so again."""
     try:
         old = json.loads((out_dir / "manifest.json").read_text())
-        paths = [Path(s["path"]) for s in old.get("sinks", [])]
+        paths = [Path(s["path"]) for s in old.get("sinks", [])] + [Path(p) for p in old.get("stale_outputs", [])]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return []
     mine = {p.resolve() for p in writing}
-    return [str(p) for p in paths if p.resolve() not in mine and p.is_file()
-            and p.resolve().is_relative_to(out_dir.resolve())]
+    return list(dict.fromkeys(str(p) for p in paths if p.resolve() not in mine and p.is_file()
+                              and p.resolve().is_relative_to(out_dir.resolve())))
 
 
 def _nothing_read(store, step, n_aside: int) -> str:

@@ -202,8 +202,10 @@ def _iter_json_whole(path: Path) -> Iterator[Item]:
 
 
 def _iter_json_recover(path: Path, text: str) -> Iterator[Item]:
-    """A JSON array with broken elements: decode element by element, skip past damage."""
-    dec = json.JSONDecoder(parse_constant=_no_nan)
+    """A JSON array with broken elements: decode element by element, skip past damage.
+    NaN and Infinity decode (as the whole-file and streamed readers take them): the row's
+    own checks set aside a record that carries one, with the field's name."""
+    dec = json.JSONDecoder()
     pos = text.find("[")
     if pos < 0:
         raise UserError(f"{path}: not a JSON array and not valid JSON")
