@@ -83,8 +83,8 @@ COUNT_BYTES = 256 << 20  # a CSV larger than this is not counted before its firs
 
 def _count_records(f: Path, headerless: bool) -> int | None:
     """Records in a file, as cheaply as its kind allows: lines of JSON lines, Parquet's
-    metadata, CSV records at the csv module's speed (quoted line breaks counted right);
-    None for the rest (a JSON array is known after its first read)."""
+    metadata, CSV records at the csv module's speed (quoted line breaks counted right), a
+    JSON array's elements by a compiled scan; None for the rest (known after a first read)."""
     from .io.readers import is_compressed
     kind = f.suffix.lower()
     if is_compressed(f):
@@ -95,6 +95,9 @@ def _count_records(f: Path, headerless: bool) -> int | None:
         if kind == ".parquet":
             import pyarrow.parquet as pq
             return pq.ParquetFile(f).metadata.num_rows
+        if kind == ".json":
+            from .io.arrow_array import count_elements
+            return count_elements(f)
         if kind in (".csv", ".tsv") and f.stat().st_size <= COUNT_BYTES:
             import csv
             with open(f, newline="", encoding="utf-8-sig", errors="replace") as fh:

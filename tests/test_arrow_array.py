@@ -104,3 +104,23 @@ def test_the_fast_path_is_taken_and_invalid_utf8_is_named_alike(tmp_path, monkey
             load(text).run(out=tmp_path / f"u-{how}", cache_dir=tmp_path / f"cu-{how}")
         said[how] = str(e.value)
     assert said["fast"] == said["slow"] and f"invalid UTF-8 at byte {raw.index(b'q250') + 1}" in said["fast"]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.one_of(CLEAN, CHAT, st.lists(st.text(alphabet='[]{},"\\ab', max_size=5), max_size=3),
+                               st.text(alphabet='[]{},"\\ \nab', max_size=6), st.integers(), st.none()), max_size=8),
+       indent=st.sampled_from([None, 0, 2]), bom=st.booleans(), block=st.integers(1, 40))
+def test_counting_an_arrays_elements_agrees_with_decoding_it(tmp_path, monkeypatch, rows, indent, bom, block):
+    """`recipe plan`'s row count of a JSON array before its first read: every element once,
+    whatever its strings hold (brackets, commas, escaped quotes) and wherever blocks are cut."""
+    p = tmp_path / "a.json"
+    p.write_text(("\ufeff" if bom else "") + json.dumps(rows, indent=indent, ensure_ascii=False) + "\n", encoding="utf-8")
+    monkeypatch.setattr(array_mod, "BLOCK", block)
+    assert array_mod.count_elements(p) == len(rows)
+
+
+def test_counting_stops_at_the_arrays_end_and_says_none_for_another_document(tmp_path):
+    (tmp_path / "a.json").write_text('[{"a": 1}, {"b": "]"}] [{"c": 3}]')
+    (tmp_path / "d.json").write_text('{"Instances": [{"input": "x"}]}')
+    assert array_mod.count_elements(tmp_path / "a.json") == 2
+    assert array_mod.count_elements(tmp_path / "d.json") is None

@@ -107,7 +107,7 @@ def test_estimates_rows_and_seconds_from_the_last_run(tmp_path, monkeypatch):
 
 def test_source_rows_are_counted_from_parquet_metadata_and_csv_records(tmp_path):
     """Before a first read: Parquet's row count from its metadata, CSV/TSV records (a quoted
-    line break is not a row; a headerless file's first line is one), a JSON array unknown."""
+    line break is not a row; a headerless file's first line is one), a JSON array's elements."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from recipe.estimate import estimate
@@ -120,4 +120,4 @@ def test_source_rows_are_counted_from_parquet_metadata_and_csv_records(tmp_path)
              f'source j = read("{tmp_path / "j.json"}")\n'
              'write p to "p.jsonl"\nwrite c to "c.jsonl"\nwrite h to "h.jsonl"\nwrite j to "j.jsonl"\n')
     est = estimate(r.plan(), None)
-    assert {k: est[k].rows_out for k in "pchj"} == {"p": 3, "c": 2, "h": 3, "j": None}
+    assert {k: est[k].rows_out for k in "pchj"} == {"p": 3, "c": 2, "h": 3, "j": 1}
