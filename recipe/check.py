@@ -477,6 +477,7 @@ def check_columns(c: Checked) -> None:
                         cur[a.name] = types.expr_type(a.value, cur, ptypes)[0]
             else:
                 cur.update(spec.types(args))
+            cur = _joined_columns(c, op, spec, args, cur, cols_of)
         cols[name] = cur
         return cur
 
@@ -484,6 +485,40 @@ def check_columns(c: Checked) -> None:
         cols_of(n.name)
         c.types[n.name] = cols.get(n.name)
         c.columns[n.name] = set(c.types[n.name]) if c.types[n.name] is not None else None
+
+
+def _joined_columns(c: Checked, op: OpCall, spec, args: dict, cur: dict, cols_of) -> dict | None:
+    """`cur` with the columns of the nodes a call joins (their identity and conversation
+    columns apart); a column both sides have is a diagnostic (the join would replace it)."""
+    from .ops.join import NOT_JOINED, added_columns
+    for ref in spec.joined(args):
+        other = cols_of(ref)
+        if other is None:
+            return None
+        given, on = args.get("columns"), args.get("on") or "_id"
+        if on not in other:
+            a = op.arg("on")
+            c.diagnostics.append(Diagnostic("E0401", f"column `{on}` does not exist in `{ref}`",
+                                            a.value.span if a else op.span,
+                                            did_you_mean(on, other) or (f"available: {', '.join(sorted(other))}",)))
+        a = op.arg("columns") or op.arg("right")
+        span = a.value.span if a else op.span
+        for k in given or []:
+            if k in NOT_JOINED:
+                c.diagnostics.append(Diagnostic("E0409", f"`{k}` is a row's identity or conversation: a join adds "
+                                                         f"other columns", span, ("leave it out of `columns`",)))
+            elif k not in other:
+                c.diagnostics.append(Diagnostic("E0401", f"column `{k}` does not exist in `{ref}`", span,
+                                                did_you_mean(k, other) or (f"available: {', '.join(sorted(other))}",)))
+        adding = {k: other[k] for k in added_columns(other, on, given) if k in other and k not in NOT_JOINED}
+        both = sorted(k for k in adding if k in cur)
+        if both:
+            c.diagnostics.append(Diagnostic(
+                "E0409", f"`{ref}` and the rows it is joined to both have {', '.join(f'`{k}`' for k in both)}", span,
+                ("name the columns to add with `columns=[...]`, leaving "
+                 + ", ".join(f"`{k}`" for k in both) + " out",)))
+        cur.update(adding)
+    return cur
 
 
 def _check_op_columns(c: Checked, node: Node, op: OpCall, spec, args: dict, cur: dict | None, ptypes: dict) -> None:

@@ -63,6 +63,7 @@ CODES: dict[str, Code] = {
     "E0406": Code("wrong type of column", "derive a column of the type the operator needs first"),
     "E0407": Code("column cannot be derived", "derive a new column name instead"),
     "E0408": Code("invalid regular expression", "patterns are RE2 syntax: https://github.com/google/re2/wiki/Syntax"),
+    "E0409": Code("column on both sides of a join", "rename one side's column with `derive` first"),
     # 05xx: the graph
     "E0501": Code("cycle between nodes", "a node cannot read, directly or not, its own output"),
     # 06xx: warnings about the graph

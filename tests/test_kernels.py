@@ -289,6 +289,35 @@ def test_select_sample_limit_ops(eng):
     assert out.ids() == ["s:0", "s:1"] and aside[0] == ("s:2", "limit: after the first 2 rows")
 
 
+def test_join_adds_the_other_nodes_columns_by_key(eng):
+    """Rows keep their order; the other node's columns come from its row with the same key
+    (a repeated key: its first row, and a warning); inner sets a row without a match aside,
+    left keeps it with nulls; a key of another type on one side still matches (as text)."""
+    t = eng.table([row(i, f"q{i}", key=k) for i, k in enumerate(["a", "b", None, "c", "a"])])
+    ann = eng.table([{**row(20 + i, "x"), "key": k, "label": lab, "n": n}
+                     for i, (k, lab, n) in enumerate([("c", "good", 3), ("a", "bad", 1), ("a", "later", 9)])])
+    out, aside, ctx = run_op(eng, "join", {"right": "ann", "on": "key"}, [t, ann])
+    assert out.ids() == ["s:0", "s:3", "s:4"]
+    assert [(r["label"], r["n"]) for r in rows_of(out)] == [("bad", 1), ("good", 3), ("bad", 1)]
+    assert aside == [("s:1", "join: `ann` has no row with this `key`"), ("s:2", "join: `ann` has no row with this `key`")]
+    assert ctx.info["matched"] == 3 and ctx.info["warning"].startswith("1 rows of `ann` repeat a key (`key`)")
+    accounted([t], out, aside)
+    out, aside, _ = run_op(eng, "join", {"right": "ann", "on": "key", "how": "left", "columns": ["n"]}, [t, ann])
+    assert [r.get("n") for r in rows_of(out)] == [1, None, None, 3, 1] and "label" not in out.columns()
+    assert aside == []
+    by_id = eng.table([{**row(0, "x"), "score": 0.5}, {**row(3, "y"), "score": 0.25}])  # on `_id` (default)
+    out, aside, _ = run_op(eng, "join", {"right": "scored"}, [t, by_id])
+    assert out.ids() == ["s:0", "s:3"] and [r["score"] for r in rows_of(out)] == [0.5, 0.25]
+    assert "key" in out.columns() and out.columns().count("instruction") == 1  # the row's own text kept
+    nums = eng.table([{**row(30 + i, "z"), "key": k, "w": w} for i, (k, w) in enumerate([(2, "two"), (7, "seven")])])
+    t2 = eng.table([row(i, f"q{i}", key=k) for i, k in enumerate(["7", "1", "2"])])
+    out, aside, _ = run_op(eng, "join", {"right": "nums", "on": "key"}, [t2, nums])
+    assert [r["w"] for r in rows_of(out)] == ["seven", "two"] and [a for a, _ in aside] == ["s:1"]
+    only = eng.table([row(0, "x")])  # nothing to add: the rows with a match, unchanged
+    out, aside, _ = run_op(eng, "join", {"right": "only"}, [t, only])
+    assert out.ids() == ["s:0"] and len(aside) == 4
+
+
 def test_union_mix_score_ops(eng):
     a = eng.table([row(i, f"a{i}") for i in range(4)])
     b = eng.table([row(10 + i, f"b{i}", response="x" * i) for i in range(4)])

@@ -471,3 +471,19 @@ def test_an_earlier_runs_output_left_in_out_is_named_in_the_warnings(tmp_path, d
     Path(stale).unlink()
     res = _run(f'recipe b\nsource raw = read("{data}")\nwrite raw to "b.jsonl"\n', tmp_path)
     assert res.manifest["warnings"] == [] and res.manifest["stale_outputs"] == []
+
+
+def test_a_join_adds_an_annotation_files_columns_by_the_datasets_own_id(tmp_path):
+    """Labels in a file of their own (no conversation: format="raw"), joined by the data's
+    `id` column: each row gets its label, a row without one is set aside and `explain` says
+    why; the join's other input is not counted among its rows in."""
+    data = write_jsonl(tmp_path / "d.jsonl", [{"id": k, "instruction": f"q{k}", "input": "", "output": "r"}
+                                              for k in ("a", "b", "c")])
+    labels = write_jsonl(tmp_path / "l.jsonl", [{"id": "c", "label": "good"}, {"id": "a", "label": "bad"}])
+    res = _run(f'recipe t\nsource raw = read("{data}")\nsource labels = read("{labels}", format="raw")\n'
+               'labelled = raw | join(labels, on=id)\nwrite labelled to "o.jsonl"\n', tmp_path)
+    assert [(r["id"], r["label"]) for r in read_jsonl(tmp_path / "out" / "o.jsonl")] == [("a", "bad"), ("c", "good")]
+    node = next(n for n in res.manifest["nodes"] if n["name"] == "labelled")
+    assert (node["rows_in"], node["rows_out"], node["rows_set_aside"]) == (3, 2, 1)
+    assert [a["reason"] for a in read_jsonl(tmp_path / "out" / "set_aside.jsonl")] == \
+        ["join: `labels` has no row with this `id`"]

@@ -127,6 +127,11 @@ class Op:
                 out.extend(v)
         return out
 
+    def joined(self, args: dict) -> list[str]:
+        """Nodes whose columns this call adds to its rows (join): the checker adds their
+        columns, and names a column both sides have."""
+        return []
+
     def check(self, args: dict) -> list[tuple[str, str]]:
         """Cross-parameter checks: a list of (param name, message)."""
         return []
