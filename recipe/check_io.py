@@ -56,6 +56,8 @@ def _read_hint(err: str) -> str:
     if "cannot tell the format" in err:
         return ('name the format: read("...", format="alpaca"), or format="raw" for every field as a column; '
                 'a CSV/TSV file without a header row needs columns=[...]')
+    if "DatasetDict" in err or "save_to_disk" in err:
+        return "a Hugging Face dataset saved with save_to_disk: point the source at the folder of one split"
     if any(w in err for w in ("not found", "no readable file", "is a directory", "unknown file type")):
         return "check the path (relative to the recipe file), or give --source NAME=PATH"
     return "check the file's contents, or name its format with format=..."

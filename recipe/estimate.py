@@ -84,7 +84,8 @@ COUNT_BYTES = 256 << 20  # a CSV larger than this is not counted before its firs
 def _count_records(f: Path, headerless: bool) -> int | None:
     """Records in a file, as cheaply as its kind allows: lines of JSON lines, Parquet's
     metadata, CSV records at the csv module's speed (quoted line breaks counted right), a
-    JSON array's elements by a compiled scan; None for the rest (known after a first read)."""
+    JSON array's elements by a compiled scan, an Arrow file's batches; None for the rest
+    (known after a first read)."""
     from .io.readers import is_compressed
     kind = f.suffix.lower()
     if is_compressed(f):
@@ -98,6 +99,9 @@ def _count_records(f: Path, headerless: bool) -> int | None:
         if kind == ".json":
             from .io.arrow_array import count_elements
             return count_elements(f)
+        if kind == ".arrow":  # memory-mapped: the batches' lengths, no copy of their data
+            from .io.hf_disk import arrow_batches
+            return sum(b.num_rows for b in arrow_batches(f, size=1 << 62))
         if kind in (".csv", ".tsv") and f.stat().st_size <= COUNT_BYTES:
             import csv
             with open(f, newline="", encoding="utf-8-sig", errors="replace") as fh:

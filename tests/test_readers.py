@@ -328,3 +328,49 @@ def test_answers_and_assistant_messages_are_not_read_as_prompts(tmp_path):
     msgs = write_jsonl(tmp_path / "m.jsonl", [{"role": "user", "text": "Hi?"}, {"role": "assistant", "text": "Hello."}])
     good, bad = read_all(msgs)
     assert [g[1]["instruction"] for g in good] == ["Hi?"] and "`role` = 'assistant'" in bad[0][1]
+
+
+def _save_to_disk(folder, rows, shards, order=None, file_format=False):
+    """A folder laid out as `datasets`' save_to_disk writes it: Arrow IPC stream files (or
+    here, optionally, the file format) listed in state.json, and dataset_info.json."""
+    import pyarrow as pa
+    folder.mkdir(parents=True)
+    t = pa.Table.from_pylist(rows)
+    per = -(-len(rows) // shards)
+    names = [f"data-{s:05d}-of-{shards:05d}.arrow" for s in range(shards)]
+    for s, name in enumerate(names):
+        with pa.OSFile(str(folder / name), "wb") as f:
+            w = pa.ipc.new_file(f, t.schema) if file_format else pa.ipc.new_stream(f, t.schema)
+            w.write_table(t.slice(s * per, per), max_chunksize=2)
+            w.close()
+    listed = [names[i] for i in (order or range(shards))]
+    (folder / "state.json").write_text(json.dumps({"_data_files": [{"filename": n} for n in listed], "_split": None}))
+    (folder / "dataset_info.json").write_text(json.dumps({"features": {}}))
+
+
+def test_a_hugging_face_save_to_disk_folder_reads_in_its_state_files_order(tmp_path):
+    """save_to_disk's Arrow files are read in the order state.json lists them (here not
+    their names' order), its JSON metadata is never read as rows, the Arrow file format reads
+    too, a DatasetDict folder is an error naming its splits, a damaged file an error."""
+    rows = [{"instruction": f"q{i}", "input": "", "output": f"a{i}", "n": i} for i in range(7)]
+    _save_to_disk(tmp_path / "ds", rows, 2, order=[1, 0])
+    assert [f.name for f in list_files(str(tmp_path / "ds"))] == ["data-00001-of-00002.arrow", "data-00000-of-00002.arrow"]
+    res = load(f'recipe t\nsource raw = read("{tmp_path / "ds"}")\nwrite raw to "o.jsonl"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert [r["n"] for r in read_jsonl(tmp_path / "o" / "o.jsonl")] == [4, 5, 6, 0, 1, 2, 3]
+    assert res.manifest["nodes"][0]["rows_set_aside"] == 0
+    _save_to_disk(tmp_path / "parent" / "train", rows[:3], 1, file_format=True)  # a folder holding one: no metadata rows
+    assert [f.name for f in list_files(str(tmp_path / "parent"))] == ["data-00000-of-00001.arrow"]
+    assert [it.record["n"] for it in _items(list_files(str(tmp_path / "parent"))[0])] == [0, 1, 2]
+    (tmp_path / "parent" / "dataset_dict.json").write_text(json.dumps({"splits": ["train", "test"]}))
+    with pytest.raises(UserError, match=r"DatasetDict \(splits: train, test\); read one split's folder"):
+        list_files(str(tmp_path / "parent"))
+    bad = tmp_path / "bad.arrow"
+    bad.write_bytes(b"not arrow at all")
+    with pytest.raises(UserError, match="not a readable Arrow file"):
+        _items(bad)
+
+
+def _items(path):
+    from recipe.io.readers import iter_items
+    return list(iter_items(path))

@@ -1,7 +1,8 @@
 """Streaming readers: files -> canonical rows in chunks, bad records set aside with reasons.
 
 Supported: jsonl/ndjson, json (an array, or one Super-NaturalInstructions task object),
-parquet, csv/tsv; a directory or a glob of them. Every record gets a stable `_id`
+parquet, csv/tsv, Arrow (a Hugging Face `save_to_disk` folder: io/hf_disk.py); a directory
+or a glob of them. Every record gets a stable `_id`
 (`<source>:<index>`, or the value of the `id=` column when given and unique).
 """
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..diagnostics import UserError
 from .formats import FORMATS, BadRow, canonical, detect, is_oasst_message, oasst_trees
 
 EXTS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
-        ".csv": "csv", ".tsv": "tsv"}
+        ".csv": "csv", ".tsv": "tsv", ".arrow": "arrow"}
 # text files may come compressed (`data.jsonl.gz`), as dataset dumps often are; Parquet
 # compresses inside the file
 COMPRESSIONS = (".gz", ".bz2", ".xz")
@@ -40,8 +41,9 @@ def is_compressed(path: Path) -> bool:
 
 
 def _readable(path: Path) -> bool:
+    from .hf_disk import is_metadata
     kind = kind_suffix(path)
-    return kind in EXTS and not (is_compressed(path) and kind == ".parquet")
+    return kind in EXTS and not (is_compressed(path) and kind in (".parquet", ".arrow")) and not is_metadata(path)
 
 
 def open_bytes(path: Path):
@@ -84,6 +86,10 @@ def list_files(path: str) -> list[Path]:
     if not p.exists():
         raise UserError(f"input not found: {path}")
     if p.is_dir():
+        from .hf_disk import saved_dataset_files
+        saved = saved_dataset_files(p)  # a Hugging Face save_to_disk folder: its files in its order
+        if saved is not None:
+            return saved
         files = sorted(f for f in p.rglob("*") if f.is_file() and _readable(f))
         if not files:
             raise UserError(f"{path} is a directory with no readable files ({', '.join(sorted(EXTS))})")
@@ -366,6 +372,14 @@ def _iter_parquet(path: Path) -> Iterator[Item]:
         i += batch.num_rows
 
 
+def _iter_arrow(path: Path) -> Iterator[Item]:
+    from .hf_disk import arrow_batches
+    i = 0
+    for batch in arrow_batches(path):
+        yield from parquet_items(batch, path, i)
+        i += batch.num_rows
+
+
 def parquet_items(batch, path: Path, first: int) -> list[Item]:
     """Rows of a Parquet batch as Items (row `first` on). Parquet strings are not checked for
     UTF-8 when read: a row holding invalid bytes is set aside, not a crash of the whole read."""
@@ -403,6 +417,8 @@ def iter_items(path: Path, columns: list[str] | None = None) -> Iterator[Item]:
         return _iter_json(path)
     if kind in ("csv", "tsv"):
         return iter_csv(path, delimiter(path), columns)
+    if kind == "arrow":
+        return _iter_arrow(path)
     return _iter_parquet(path)
 
 
