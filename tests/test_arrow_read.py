@@ -217,6 +217,37 @@ def test_parquet_fast_and_record_by_record_reads_agree(tmp_path_factory, monkeyp
     _both_paths_agree(monkeypatch, tmp, tmp / "d.parquet", "_fast_parquet", str(rows))
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(PQ_ROW, min_size=1, max_size=12), extra=st.sampled_from(sorted(PQ_COLS)), data=st.data(),
+       stream=st.booleans())
+def test_arrow_file_fast_and_record_by_record_reads_agree(tmp_path_factory, monkeypatch, rows, extra, data, stream):
+    """Alpaca rows in an Arrow file (a Hugging Face save_to_disk shard: the IPC stream format,
+    or the file format) read alike on Arrow's fast path and record by record."""
+    import pyarrow as pa
+    rows = [{"instruction": "first", "input": "", "output": "row"}] + rows
+    for r in rows:
+        r[extra] = data.draw(st.one_of(st.none(), PQ_COLS[extra]))
+    t = pa.Table.from_pylist(rows)
+    tmp = tmp_path_factory.mktemp("arrow")
+    with pa.OSFile(str(tmp / "d.arrow"), "wb") as f:
+        w = pa.ipc.new_stream(f, t.schema) if stream else pa.ipc.new_file(f, t.schema)
+        w.write_table(t, max_chunksize=4)
+        w.close()
+    _both_paths_agree(monkeypatch, tmp, tmp / "d.arrow", "_fast_arrow", str(rows))
+
+
+def test_an_arrow_file_takes_the_fast_path(tmp_path, monkeypatch):
+    import pyarrow as pa
+    t = pa.Table.from_pylist([{"instruction": f"q{i}", "input": "", "output": "a", "n": i} for i in range(50)])
+    with pa.OSFile(str(tmp_path / "d.arrow"), "wb") as f, pa.ipc.new_stream(f, t.schema) as w:
+        w.write_table(t)
+    taken = _fast_chunks(monkeypatch)
+    res = load(f'recipe t\nsource raw = read("{tmp_path / "d.arrow"}")\nwrite raw to "x.jsonl"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert taken == [50] and res.manifest["sinks"][0]["rows"] == 50
+    assert json.loads((tmp_path / "o" / "x.jsonl").read_text().splitlines()[7])["n"] == 7
+
+
 def test_parquet_takes_the_fast_path(tmp_path, monkeypatch):
     import pyarrow as pa
     import pyarrow.parquet as pq

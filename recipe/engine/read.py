@@ -1,7 +1,7 @@
 """The read step: a source's files -> a canonical table, unreadable records set aside.
 
-Each JSON-lines file or JSON array of Alpaca, ShareGPT or OpenAI rows, and each Parquet or
-CSV/TSV file of Alpaca rows, takes Arrow's fast path (`io/arrow_alpaca.py`, `io/arrow_chat.py`,
+Each JSON-lines file or JSON array of Alpaca, ShareGPT or OpenAI rows, and each Parquet,
+Arrow (save_to_disk) or CSV/TSV file of Alpaca rows, takes Arrow's fast path (`io/arrow_alpaca.py`, `io/arrow_chat.py`,
 `io/arrow_array.py`, `io/arrow_csv.py`) chunk by chunk;
 every other file, and any chunk the fast path cannot take exactly, is read record by record."""
 from __future__ import annotations
@@ -117,7 +117,13 @@ def read_range(con, out: str, aside_table: str, ctx, source: str, f: Path, fmt: 
 
 def _parquet_rows(f: Path, pf, prefix: str, take, take_arrow, groups=None) -> None:
     from ..io.arrow_alpaca import parquet_chunks
-    for kind, payload, idx in prefetched(parquet_chunks(pf, f, prefix, groups)):
+    _batch_rows(parquet_chunks(pf, f, prefix, groups), prefix, take, take_arrow)
+
+
+def _batch_rows(chunks, prefix: str, take, take_arrow) -> None:
+    """Rows of Alpaca record batches (Parquet's, an Arrow file's): canonical chunks as they
+    are, a refused chunk's rows one by one."""
+    for kind, payload, idx in prefetched(chunks):
         if kind == "arrow":
             take_arrow(payload)
         else:
@@ -130,6 +136,10 @@ def _read_file(f: Path, args: dict, source: str, log, multi: bool, distinct: boo
     pf = _fast_parquet(f, args, source, log, multi) if distinct else None
     if pf is not None:
         _parquet_rows(f, pf, prefix, take, take_arrow)
+    elif distinct and _fast_arrow(f, args, source, log, multi):
+        from ..io.arrow_alpaca import CHUNK, batch_chunks
+        from ..io.hf_disk import arrow_batches
+        _batch_rows(batch_chunks(arrow_batches(f, CHUNK), f, prefix), prefix, take, take_arrow)
     elif distinct and (names := _fast_csv(f, args, source, log, multi)):
         from ..io.arrow_csv import csv_chunks
         # a refused block's records are read lazily from the open file: read them before the
@@ -222,6 +232,19 @@ def _fast_parquet(f: Path, args: dict, source: str, log, multi: bool = False):
         if not _detected(rec, ("alpaca",), f, source, log, multi):
             return None
     return pf
+
+
+def _fast_arrow(f: Path, args: dict, source: str, log, multi: bool = False) -> bool:
+    """Whether `f` is an Arrow file (a Hugging Face save_to_disk shard) of Alpaca rows with
+    default ids."""
+    if kind_suffix(f) != ".arrow" or args.get("id") or args.get("format") not in (None, "alpaca"):
+        return False
+    if args.get("format") is None:  # detected from the first record, as the record reader does
+        from ..io.hf_disk import arrow_batches
+        first = next(iter(arrow_batches(f, 1)), None)
+        rec = first.to_pylist()[0] if first is not None and first.num_rows else None
+        return _detected(rec, ("alpaca",), f, source, log, multi) is not None
+    return True
 
 
 def _fast_csv(f: Path, args: dict, source: str, log, multi: bool = False) -> list[str] | None:

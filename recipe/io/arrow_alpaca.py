@@ -135,9 +135,16 @@ def parquet_chunks(pf, path: Path, prefix: str, groups: tuple[list[int], int] | 
     """For each CHUNK rows of the open `pyarrow.parquet.ParquetFile` of `path`: ("arrow", canonical
     table, first row index) or ("records", the rows as `readers.Item`s, ...) for the record
     reader. `groups` = (row groups, the first one's row index) reads only those row groups."""
-    from .readers import parquet_items
     idx = groups[1] if groups else 0
-    for batch in pf.iter_batches(batch_size=CHUNK, row_groups=groups[0] if groups else None):
+    yield from batch_chunks(pf.iter_batches(batch_size=CHUNK, row_groups=groups[0] if groups else None), path,
+                            prefix, idx)
+
+
+def batch_chunks(batches, path: Path, prefix: str, idx: int = 0) -> Iterator[tuple[str, object, int]]:
+    """`parquet_chunks` of Arrow record batches (Parquet's, or an Arrow file's), the first
+    being row `idx`."""
+    from .readers import parquet_items
+    for batch in batches:
         t = pa.Table.from_batches([batch])
         try:
             t.validate(full=True)  # Parquet strings are not checked for UTF-8 when read
