@@ -289,6 +289,20 @@ def test_select_sample_limit_ops(eng):
     assert out.ids() == ["s:0", "s:1"] and aside[0] == ("s:2", "limit: after the first 2 rows")
 
 
+def test_a_token_budget_says_which_rows_it_passed_over(eng):
+    """topk under budget_tokens takes rows in rank order while they fit: a row ranked above
+    the last kept one that did not fit says so, not that it ranks below the kept rows."""
+    words = [2, 30, 3, 3, 40]  # ranked s:4 (~41 tokens), s:0 (~3), s:1 (~31), s:2, s:3 (~4 each)
+    t = eng.table([row(i, "q", response=" ".join(["w"] * w), q=float(10 - i if i != 4 else 20)) for i, w in enumerate(words)])
+    out, aside, _ = run_op(eng, "select", {"method": "topk", "by": "q", "budget_tokens": 36}, [t])
+    assert out.ids() == ["s:0", "s:1"]  # s:4 passed over, s:0 and s:1 fit (34), s:2 and s:3 no longer
+    assert dict(aside)["s:4"] == "topk: its ~41 tokens did not fit what was left of budget_tokens=36 when its turn came"
+    assert dict(aside)["s:2"].startswith("topk: its ~4 tokens did not fit")
+    accounted([t], out, aside)
+    out, aside, _ = run_op(eng, "select", {"method": "topk", "by": "q", "budget_tokens": 100, "k": 1}, [t])
+    assert out.ids() == ["s:4"] and dict(aside)["s:1"].startswith("topk: `q` = 9 ranks below the 1 kept rows")
+
+
 def test_join_adds_the_other_nodes_columns_by_key(eng):
     """Rows keep their order; the other node's columns come from its row with the same key
     (a repeated key: its first row, and a warning); inner sets a row without a match aside,

@@ -188,6 +188,8 @@ class Select(Op):
         order = take_budget(full, k, costs, budget if costs is not None else None)
         if budget and len(order) < k:
             limit = limit or f"the token budget {budget} was reached"
+        if costs is not None and budget and order:
+            _over_budget(m, full, order, k, costs, budget, reasons)
         ctx.info["selected"] = len(order)
         if asked is not None and len(order) < asked:
             why = limit or (f"the input has only {n} rows" if n < asked else f"{m} found no more rows to keep")
@@ -285,6 +287,21 @@ class Select(Op):
         for i in range(n):
             if i not in kept and i not in reasons:
                 reasons[i] = f"not selected by {m} ({what})"
+
+
+def _over_budget(m: str, ranked: list[int], kept: list[int], k: int, costs, budget: int, reasons: dict) -> None:
+    """The reason of each row `take_budget` passed over because it no longer fitted the token
+    budget (it walks the ranking until k rows are kept): that, not "ranks below the kept
+    rows", which a row ranked before the last kept one does not."""
+    taken, got = set(kept), 0
+    for i in ranked:
+        if got >= k:
+            break
+        if i in taken:
+            got += 1
+        elif i not in reasons:
+            reasons[i] = (f"{m}: its ~{costs[i]:.0f} tokens did not fit what was left of budget_tokens={budget} "
+                          f"when its turn came")
 
 
 NEAREST_MAX_WORK = 2e8  # rows x kept rows above which reasons skip the nearest kept row
