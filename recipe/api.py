@@ -56,10 +56,10 @@ class Loaded:
         """All checks, without raising: the result's `.ok` and `.diagnostics` say what was
         found (parse and link errors still raise `RecipeError`)."""
         r = self.linked
-        cols, errors, notes = {}, {}, {}
+        cols, errors, notes, splits = {}, {}, {}, {}
         if sniff:
             from .io.formats import FORMATS
-            from .io.readers import sniff_columns
+            from .io.readers import sniff_columns, source_splits
             fmt = {s.name: next((a.value.value for a in s.options if a.name == "format" and isinstance(a.value, Lit)), None)
                    for s in r.sources}
             fields = {s.name: next(([i.value for i in a.value.items] for a in s.options if a.name == "columns"
@@ -78,7 +78,9 @@ class Loaded:
                     errors[name] = err
                 if note:
                     notes[name] = note
-        return check(r, {k: str(v) for k, v in (params or {}).items()}, cols, errors, notes)
+                if not err and (mixed := source_splits(path)):
+                    splits[name] = mixed
+        return check(r, {k: str(v) for k, v in (params or {}).items()}, cols, errors, notes, splits)
 
     def check(self, params: dict | None = None, sources: dict[str, str] | None = None,
               sniff: bool = True) -> Checked:

@@ -42,6 +42,14 @@ def check_sources(c: Checked) -> None:
         err = c.source_errors.get(s.name)
         if err:
             c.diagnostics.append(Diagnostic("E0903", err, s.path.span, (_read_hint(err),)))
+        splits = c.source_splits.get(s.name)
+        if splits:  # a Hub dataset's folder read whole: its test split becomes training data
+            c.diagnostics.append(Diagnostic(
+                "W0905", f"the files of this source belong to several dataset splits ({', '.join(splits)}); "
+                         f"all are read", s.path.span,
+                (f"read one split's files: a glob of its shards (`.../{'train' if 'train' in splits else splits[0]}-*`, "
+                 f"with the files' extension) or its folder",),
+                severity="warning"))
         note = c.source_notes.get(s.name)
         if note:  # the run would read nothing from it (or little): most often a format that is not the file's
             fmt = opts.get("format", (None, None))[1]

@@ -17,6 +17,7 @@ class Checked:
     types: dict = field(default_factory=dict)              # node or source -> {column: type} | None
     source_errors: dict = field(default_factory=dict)      # source -> why its input cannot be read
     source_notes: dict = field(default_factory=dict)       # source -> why every row read was set aside
+    source_splits: dict = field(default_factory=dict)      # source -> the dataset splits its files mix
     diagnostics: list = field(default_factory=list)
 
     @property

@@ -374,3 +374,14 @@ def test_a_hugging_face_save_to_disk_folder_reads_in_its_state_files_order(tmp_p
 def _items(path):
     from recipe.io.readers import iter_items
     return list(iter_items(path))
+
+
+def test_a_source_whose_files_mix_dataset_splits_is_told_so():
+    """Hub shard names or split-named folders: several splits are named; one is not."""
+    from pathlib import Path
+    from recipe.io.hf_disk import mixed_splits
+    hub = [Path(f"d/{s}-0000{i}-of-00002.parquet") for s in ("train", "test") for i in (0, 1)]
+    assert mixed_splits(hub) == ["train", "test"]
+    assert mixed_splits(hub[:2]) == []
+    assert mixed_splits([Path("d/train/a.jsonl"), Path("d/validation/b.jsonl")]) == ["train", "validation"]
+    assert mixed_splits([Path("d/a.jsonl"), Path("d/b.jsonl"), Path("x/train/c.jsonl")]) == []

@@ -6,6 +6,7 @@ order, and `dataset_info.json`; a `DatasetDict` is a folder of such folders name
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -66,3 +67,22 @@ def arrow_batches(path: Path, size: int = 8192) -> Iterator:
                 yield b.slice(at, size)
     except (pa.ArrowException, OSError) as e:  # a damaged or truncated file
         raise UserError(f"{path}: not a readable Arrow file ({e})")
+
+
+# a Hugging Face Hub shard (`train-00000-of-00002.parquet`) or a folder named as a split
+_SHARD = re.compile(r"^(?P<split>[A-Za-z][\w.]*?)-\d{5}-of-\d{5}\.")
+SPLIT_FOLDERS = ("train", "test", "validation", "valid", "dev", "eval")
+
+
+def mixed_splits(files: list[Path]) -> list[str]:
+    """The dataset splits a source's files belong to, when they are several (a Hub dataset's
+    folder read whole mixes train and test): from Hub shard names or split-named folders.
+    Empty when the files name at most one split."""
+    found: dict[str, None] = {}
+    for f in files:
+        m = _SHARD.match(f.name)
+        if m:
+            found[m.group("split")] = None
+        elif f.parent.name.lower() in SPLIT_FOLDERS:
+            found[f.parent.name] = None
+    return list(found) if len(found) > 1 else []

@@ -500,6 +500,15 @@ def item_row(it: Item, prefix: str, fmt: str | None, id_col: str | None = None):
     return rid, row, None, None
 
 
+def source_splits(path: str) -> list[str]:
+    """The dataset splits a source's files mix (io/hf_disk.mixed_splits); empty when one."""
+    from .hf_disk import mixed_splits
+    try:
+        return mixed_splits(list_files(path))
+    except (UserError, OSError):
+        return []
+
+
 SNIFF_ROWS = 200  # rows `check` reads from a source's first file for its column types
 SNIFF_ROWS_LATER, SNIFF_FILES = 20, 1000  # and from each later file, in its first files
 
