@@ -1,9 +1,10 @@
 """The read step: a source's files -> a canonical table, unreadable records set aside.
 
 Each JSON-lines file or JSON array of Alpaca, ShareGPT or OpenAI rows, and each Parquet,
-Arrow (save_to_disk) or CSV/TSV file of Alpaca rows, takes Arrow's fast path (`io/arrow_alpaca.py`, `io/arrow_chat.py`,
-`io/arrow_array.py`, `io/arrow_csv.py`) chunk by chunk;
-every other file, and any chunk the fast path cannot take exactly, is read record by record."""
+Arrow (save_to_disk) or CSV/TSV file of Alpaca rows, takes Arrow's fast path
+(`io/arrow_alpaca.py`, `io/arrow_chat.py`, `io/arrow_array.py`, `io/arrow_csv.py`) chunk by
+chunk; every other file, and any chunk the fast path cannot take exactly, is read record by
+record."""
 from __future__ import annotations
 
 import json
@@ -227,11 +228,15 @@ def _fast_parquet(f: Path, args: dict, source: str, log, multi: bool = False):
         return None
     pf = open_parquet(f)
     if args.get("format") is None:  # detected from the first record, as the record reader does
-        first = next((b for b in pf.iter_batches(batch_size=1)), None)
-        rec = first.to_pylist()[0] if first is not None and first.num_rows else None
-        if not _detected(rec, ("alpaca",), f, source, log, multi):
+        if not _detected(_first_record(pf.iter_batches(batch_size=1)), ("alpaca",), f, source, log, multi):
             return None
     return pf
+
+
+def _first_record(batches) -> dict | None:
+    """The first row of record batches as a dict (None when there is none)."""
+    first = next(iter(batches), None)
+    return first.to_pylist()[0] if first is not None and first.num_rows else None
 
 
 def _fast_arrow(f: Path, args: dict, source: str, log, multi: bool = False) -> bool:
@@ -241,9 +246,7 @@ def _fast_arrow(f: Path, args: dict, source: str, log, multi: bool = False) -> b
         return False
     if args.get("format") is None:  # detected from the first record, as the record reader does
         from ..io.hf_disk import arrow_batches
-        first = next(iter(arrow_batches(f, 1)), None)
-        rec = first.to_pylist()[0] if first is not None and first.num_rows else None
-        return _detected(rec, ("alpaca",), f, source, log, multi) is not None
+        return _detected(_first_record(arrow_batches(f, 1)), ("alpaca",), f, source, log, multi) is not None
     return True
 
 

@@ -22,11 +22,11 @@ NOT_JOINED = ("_id", "messages", "instruction", "response", "_parents")
 class Join(Op):
     name = "join"
     version = 1
-    doc = "Add another node's columns to the rows with the same `_id` (annotations, a branch's scores)."
+    doc = "Add another node's columns to the rows with the same key, `_id` or `on` (annotations, a branch's scores)."
     params = (
         P("right", "node", required=True, doc="the node whose columns are added (its rows are gathered in memory)"),
         P("how", "str", default="inner", choices=("inner", "left"),
-          doc="inner: a row whose `_id` `right` lacks is set aside; left: it is kept, the columns null"),
+          doc="inner: a row whose key `right` lacks is set aside; left: it is kept, the columns null"),
         P("columns", "columns", doc="the columns of `right` to add (default: all but the key, `_id` and the conversation)"),
         P("on", "column", default="_id", doc="the key: a column both nodes have (default: `_id`)"),
     )
