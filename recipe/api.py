@@ -187,7 +187,7 @@ class Loaded:
 
 
 class Result:
-    """A finished run: the manifest, and each node's rows as DuckDB/Arrow/pandas."""
+    """A finished run: the manifest, and each node's rows as Arrow, a DuckDB relation or pandas."""
 
     def __init__(self, res, plan, cache_dir: Path):
         self.out_dir, self.manifest, self.steps = res.out_dir, res.manifest, res.steps
@@ -210,6 +210,13 @@ class Result:
         finally:
             con.close()
 
+
+    def relation(self, node: str):
+        """The rows of a node as a DuckDB relation (`.filter(...)`, `.aggregate(...)`, SQL),
+        over the Arrow table `table` returns, on a connection of its own: nothing holds the
+        step cache open, so the next run in this process can write it."""
+        import duckdb
+        return duckdb.connect().from_arrow(self.table(node))
 
     def to_pandas(self, node: str):
         """The rows of a node as a pandas DataFrame (`pip install recipe[pandas]`)."""

@@ -250,6 +250,10 @@ def test_result_tables(tmp_path, data):
     assert res.table("x").num_rows == 2
     with pytest.raises(KeyError, match="no node `y`.*x"):
         res.table("y")
+    rel = res.relation("raw")  # queried after the call returned: the relation keeps its connection
+    assert rel.filter("_id <> 'raw:0'").aggregate("count(*)").fetchall() == [(11,)]
+    _run(f'recipe t\nsource raw = read("{data}")\nx = raw | limit(n=3)\nwrite x to "x.jsonl"\n', tmp_path)  # cache free
+    assert rel.count("*").fetchall() == [(12,)]
     pd = pytest.importorskip("pandas")
     assert isinstance(res.to_pandas("x"), pd.DataFrame) and len(res.to_pandas("x")) == 2
 
