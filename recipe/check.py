@@ -9,7 +9,7 @@ from . import ops as registry
 from . import types
 from .check_io import check_sinks, check_sources, options_of as _options
 from .checked import Checked, value_of as _value
-from .diagnostics import Diagnostic, Span, did_you_mean
+from .diagnostics import Diagnostic, Span, column_hint, did_you_mean
 from .syntax import FUNCTIONS, expr_columns
 from .ir import Arg, ListV, Lit, Node, OpCall, ParamRef, Recipe, walk
 from .ops.base import P
@@ -500,7 +500,7 @@ def _joined_columns(c: Checked, op: OpCall, spec, args: dict, cur: dict, cols_of
             a = op.arg("on")
             c.diagnostics.append(Diagnostic("E0401", f"column `{on}` does not exist in `{ref}`",
                                             a.value.span if a else op.span,
-                                            did_you_mean(on, other) or (f"available: {', '.join(sorted(other))}",)))
+                                            column_hint(on, other)))
         a = op.arg("columns") or op.arg("right")
         span = a.value.span if a else op.span
         for k in given or []:
@@ -509,7 +509,7 @@ def _joined_columns(c: Checked, op: OpCall, spec, args: dict, cur: dict, cols_of
                                                          f"other columns", span, ("leave it out of `columns`",)))
             elif k not in other:
                 c.diagnostics.append(Diagnostic("E0401", f"column `{k}` does not exist in `{ref}`", span,
-                                                did_you_mean(k, other) or (f"available: {', '.join(sorted(other))}",)))
+                                                column_hint(k, other)))
         adding = {k: other[k] for k in added_columns(other, on, given) if k in other and k not in NOT_JOINED}
         both = sorted(k for k in adding if k in cur)
         if both:
@@ -534,7 +534,7 @@ def _check_op_columns(c: Checked, node: Node, op: OpCall, spec, args: dict, cur:
             if name_ not in cur:
                 c.diagnostics.append(Diagnostic(
                     "E0401", f"column `{name_}` does not exist at `{op.op}` in `{node.name}`", span,
-                    did_you_mean(name_, cur) or (f"available: {', '.join(sorted(cur))}",)))
+                    column_hint(name_, cur)))
     known = {k: t for k, t in (cur or {}).items()}
     for a in exprs:
         t, issues = types.expr_type(a.value, known, ptypes)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from .checked import Checked, value_of
-from .diagnostics import Diagnostic, did_you_mean
+from .diagnostics import Diagnostic, column_hint, did_you_mean
 
 SOURCE_OPTIONS = {"format": "the row format (detected when not given)", "id": "a column of unique row ids",
                   "columns": "a CSV/TSV file without a header row: the name of each field, in order"}
@@ -112,4 +112,4 @@ def check_sinks(c: Checked) -> None:
                 if col not in known and col != "_id":
                     c.diagnostics.append(Diagnostic("E0401", f"column `{col}` does not exist in `{s.input.name}`",
                                                     opts["columns"][0].value.span,
-                                                    did_you_mean(col, known) or (f"available: {', '.join(sorted(known))}",)))
+                                                    column_hint(col, known)))

@@ -78,6 +78,11 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> tuple[str, ...]:
     return (f"did you mean `{close[0]}`?",) if close else ()
 
 
+def column_hint(name: str, columns: Iterable[str]) -> tuple[str, ...]:
+    """The hint for an unknown column: the nearest name, else the columns there are."""
+    return did_you_mean(name, columns) or (f"available: {', '.join(sorted(columns))}",)
+
+
 def raise_if_errors(diags: Sequence[Diagnostic]) -> None:
     if any(d.is_error for d in diags):
         raise RecipeError(diags)
