@@ -296,6 +296,13 @@ def _check_functions(c: Checked, e) -> None:
                     c.diagnostics.append(Diagnostic("E0408", f"invalid regular expression: {problem}", pat.span,
                                                     ("patterns are RE2 syntax: no look-behind, back-references "
                                                      "or possessive repeats",)))
+            elif x.fn in ("char_repetition", "word_repetition"):
+                n = x.args[1]
+                value = n.value if isinstance(n, Lit) else c.params.get(n.name) if isinstance(n, ParamRef) else None
+                if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+                    c.diagnostics.append(Diagnostic("E0206", f"`{x.fn}` counts windows of n >= 1 units, got n={value}",
+                                                    n.span, ("n=1 counts repeated characters or words; 10 and 2 "
+                                                             "are usual for characters and words",)))
         elif isinstance(x, ListV):
             c.diagnostics.append(Diagnostic("E0404", "lists are not allowed in row expressions", x.span))
 

@@ -281,6 +281,13 @@ def cmd_ops(a) -> int:
             print(f"    {p.name}: {p.type}" + (f" ({', '.join(extra)})" if extra else "") + (f"  {p.doc}" if p.doc else ""))
         if spec.variadic:
             print(f"    NAME=...: {spec.variadic}")
+    from .syntax import FUNCTIONS
+    from .types import SIGNATURES
+    print("\nrow-expression functions (in filter, derive, score(metric=\"expr\")):")
+    for name, f in FUNCTIONS.items():
+        takes, gives = SIGNATURES[name]
+        gives = "the arguments' type" if gives == "T" else gives
+        print(f"    {name}({', '.join('any' if t == 'T' else t for t in takes)}) -> {gives}  {f.doc}")
     return 0
 
 

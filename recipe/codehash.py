@@ -62,11 +62,20 @@ def source_hash(*modules: str) -> str:
     return h.hexdigest()[:16]
 
 
+# Code every step of a kind runs through beside its operator's module, which never imports
+# it: the engines' readers and table implementations (an operator's kernels run through
+# them, on either engine, and both engines' steps share fingerprints), and the model
+# runtime's backends (for steps that call models).
+ENGINE = ("recipe.engine.read", "recipe.engine.duck", "recipe.engine.ray_read", "recipe.engine.ray_table")
+RUNTIME = ("recipe.runtime", "recipe.runtime.hf", "recipe.runtime.batching", "recipe.runtime.local",
+           "recipe.runtime.endpoint")
+
+
 @lru_cache(maxsize=None)
-def code_hash(module: str) -> str:
-    """Hash of the package version and the sources `module` depends on."""
+def code_hash(*modules: str) -> str:
+    """Hash of the package version and the sources `modules` depend on."""
     seen: set[str] = set()
-    stack = [module]
+    stack = list(modules)
     while stack:
         m = stack.pop()
         if m in seen:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from . import ops as registry
 from .check import Checked, deps
-from .codehash import code_hash
+from .codehash import ENGINE, RUNTIME, code_hash
 from .ir import Lit, ListV, ParamRef, walk
 
 READ_VERSION = 1
@@ -164,7 +164,7 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity) -> Plan
             # the source name is in the rows (`_id` = `<source>:<index>`), so it is in the key;
             # the path as spelled is not (the file names and contents are, in `data`), so a
             # recipe run from another folder, or with the same file given another way, hits
-            parts = {"op": "read", "version": READ_VERSION, "code": code_hash("recipe.engine.read"), "source": name,
+            parts = {"op": "read", "version": READ_VERSION, "code": code_hash(*ENGINE), "source": name,
                      "args": opts,
                      "data": file_fingerprint(files), "parents": [], "models": []}
             fp = _h(parts)
@@ -185,8 +185,9 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity) -> Plan
             used = tuple(spec.models(args))
             after = tuple(train(m) for m in used if m in tuned)
             cargs = {k: canon_arg(v, c.params) for k, v in sorted(args.items())}
-            # model-backed steps also depend on the runtime that computes their model calls
-            code = code_hash(type(spec).__module__) + (code_hash("recipe.runtime.hf") if used else "")
+            # the step's code: its operator's, the engines' its kernels run through and, for
+            # model-backed steps, the runtime's that computes their model calls
+            code = code_hash(type(spec).__module__, *ENGINE, *(RUNTIME if used else ()))
             parts = {"op": op.op, "version": spec.version, "code": code, "args": cargs,
                      "parents": [fps[x] for x in inputs],
                      "models": [models[m]["identity"] for m in used]}

@@ -41,8 +41,8 @@ FUNCTIONS: dict[str, Fn] = {
     "contains": Fn("contains", 2, 2, "whether text contains a substring"),
     "starts_with": Fn("starts_with", 2, 2, "whether text starts with a prefix"),
     "ends_with": Fn("ends_with", 2, 2, "whether text ends with a suffix"),
-    "regexp_matches": Fn("regexp_matches", 2, 2, "whether text matches a regular expression"),
-    "regexp_replace": Fn("regexp_replace", 3, 3, "replace regular-expression matches"),
+    "regexp_matches": Fn("regexp_matches", 2, 2, "whether an RE2 pattern matches somewhere in the text"),
+    "regexp_replace": Fn("regexp_replace", 3, 3, "every match of an RE2 pattern replaced (\\1 names a group)"),
     "abs": Fn("abs", 1, 1, "absolute value"),
     "round": Fn("round", 1, 2, "round to n digits"),
     "least": Fn("least", 2, 8, "smallest argument"),
@@ -53,6 +53,15 @@ FUNCTIONS: dict[str, Fn] = {
     "is_null": Fn("__is_null", 1, 1, "whether a value is null"),
     "turns": Fn("len", 1, 1, "number of turns in `messages`"),
     "num_tags": Fn("len", 1, 1, "number of tags in a list column"),
+    # text statistics for heuristic quality filters
+    "lines": Fn("__lines", 1, 1, "number of lines (an empty text has none; a final newline ends the last line)"),
+    "max_line_length": Fn("__max_line_length", 1, 1, "characters in the longest line"),
+    "alpha_ratio": Fn("__alpha_ratio", 1, 1, "share of characters that are letters (null for an empty text)"),
+    "digit_ratio": Fn("__digit_ratio", 1, 1, "share of characters that are decimal digits (null for an empty text)"),
+    "char_repetition": Fn("__char_repetition", 2, 2,
+                          "share of the text's windows of n characters that repeat an earlier window"),
+    "word_repetition": Fn("__word_repetition", 2, 2,
+                          "share of the text's windows of n words that repeat an earlier window"),
 }
 
 # precedence for printing with the fewest parentheses (higher binds tighter)

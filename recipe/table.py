@@ -237,7 +237,9 @@ class Output(ABC):
     def filter(self, src: Table, cond, reason: str, null_reason: str | None = None) -> None:
         """Rows of `src` where the row expression `cond` is true (null counts as false);
         the others are set aside with `reason`, or `null_reason` (when given) where `cond`
-        is null rather than false."""
+        is null rather than false. `cond` may be a tuple of conditions, all of which must
+        hold, with `reason` and `null_reason` tuples of as many: a row set aside gets the
+        reason of the first condition that is false, else of the first that is null."""
 
     @abstractmethod
     def derive(self, src: Table, columns: dict, cast: dict[str, str] | None = None) -> None:

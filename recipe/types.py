@@ -66,7 +66,9 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "abs": (("num",), "T"), "round": (("num", INT), FLOAT), "least": (("T", "T", "..."), "T"),
     "greatest": (("T", "T", "..."), "T"), "coalesce": (("T", "T", "..."), "T"), "log": (("num",), FLOAT),
     "sqrt": (("num",), FLOAT), "is_null": ((ANY,), BOOL), "turns": ((MESSAGES,), INT),
-    "num_tags": ((LIST,), INT),
+    "num_tags": ((LIST,), INT), "lines": ((STR,), INT), "max_line_length": ((STR,), INT),
+    "alpha_ratio": ((STR,), FLOAT), "digit_ratio": ((STR,), FLOAT), "char_repetition": ((STR, INT), FLOAT),
+    "word_repetition": ((STR, INT), FLOAT),
 }
 
 _ARITH = ("+", "-", "*", "/", "%")

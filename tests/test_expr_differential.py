@@ -4,8 +4,10 @@ generated well-typed expressions and generated rows (nulls included).
 The reference states the semantics the docs promise: SQL null logic, a zero divisor or a
 logarithm/square root outside its domain gives null, `/` is true division, `%` takes the
 dividend's sign, round() rounds half away from zero, least/greatest skip nulls, concat
-reads null as empty text, words() counts runs of non-space characters, trim() strips
-whitespace."""
+reads null as empty text, words() counts runs of non-space characters and trim() strips
+whitespace (Python's: no-break and ideographic spaces too), regexp_replace replaces every
+match, and the text statistics (lines, max_line_length, alpha_ratio, digit_ratio,
+char_repetition, word_repetition) are what their Python definitions here say."""
 import functools
 import math
 import re
@@ -21,7 +23,8 @@ from recipe.types import expr_type
 
 COLS = {"i": "int", "f": "float", "s": "str", "b": "bool"}
 SCHEMA = pa.schema([("i", pa.int64()), ("f", pa.float64()), ("s", pa.string()), ("b", pa.bool_())])
-TEXT = st.text(alphabet="abcXYZ é\t", max_size=6)
+TEXT = st.text(alphabet="abcXYZ é\t\n\v\xa0\u30001\u0663", max_size=6)
+PATTERNS = ["a", "[bc]+", " +", "X|é", "^a", "c$", "1"]  # the same in RE2 and Python's re
 
 
 def ref(e, row):
@@ -76,13 +79,31 @@ def ref(e, row):
     if fn == "length":
         return len(a)
     if fn == "words":
-        return len(re.findall(r"\S+", a))
+        return len(a.split())
     if fn == "lower":
         return a.lower()
     if fn == "upper":
         return a.upper()
     if fn == "trim":
-        return a.strip(" \t\n\r\f\v")
+        return a.strip()
+    if fn == "regexp_replace":
+        return re.sub(args[1], args[2], a)
+    if fn == "regexp_matches":
+        return re.search(args[1], a) is not None
+    if fn == "lines":
+        return 0 if a == "" else a.count("\n") + 1 - a.endswith("\n")
+    if fn == "max_line_length":
+        return max(len(line) for line in a.split("\n"))
+    if fn in ("alpha_ratio", "digit_ratio"):
+        test = str.isalpha if fn == "alpha_ratio" else str.isdecimal
+        return sum(map(test, a)) / len(a) if a else None
+    if fn in ("char_repetition", "word_repetition"):
+        n = args[1]
+        units = a if fn == "char_repetition" else a.split()
+        if n < 1:
+            return None
+        windows = [tuple(units[i:i + n]) for i in range(len(units) - n + 1)]
+        return 1 - len(set(windows)) / len(windows) if windows else 0.0
     if fn == "contains":
         return args[1] in a
     if fn == "starts_with":
@@ -123,7 +144,8 @@ def typed(t, depth):
         options += [
             st.tuples(st.sampled_from(["+", "-", "*", "%"]), sub("int"), sub("int")).map(lambda x: Binary(*x)),
             sub("int").map(lambda a: Unary("-", a)),
-            st.tuples(st.sampled_from(["length", "words"]), sub("str")).map(lambda x: Call(x[0], (x[1],))),
+            st.tuples(st.sampled_from(["length", "words", "lines", "max_line_length"]), sub("str")).map(
+                lambda x: Call(x[0], (x[1],))),
             sub("int").map(lambda a: Call("abs", (a,))),
             st.tuples(st.sampled_from(["least", "greatest", "coalesce"]), sub("int"), sub("int")).map(
                 lambda x: Call(x[0], (x[1], x[2])))]
@@ -133,12 +155,16 @@ def typed(t, depth):
             st.tuples(num.flatmap(sub), num.flatmap(sub)).map(lambda x: Binary("/", *x)),
             st.tuples(st.sampled_from(["log", "sqrt"]), num.flatmap(sub)).map(lambda x: Call(x[0], (x[1],))),
             st.tuples(num.flatmap(sub), st.integers(0, 2)).map(lambda x: Call("round", (x[0], Lit(x[1])))),
-            sub("float").map(lambda a: Call("abs", (a,)))]
+            sub("float").map(lambda a: Call("abs", (a,))),
+            st.tuples(st.sampled_from(["alpha_ratio", "digit_ratio"]), sub("str")).map(lambda x: Call(x[0], (x[1],))),
+            st.tuples(st.sampled_from(["char_repetition", "word_repetition"]), sub("str"),
+                      st.one_of(st.integers(-1, 4).map(Lit), sub("int"))).map(lambda x: Call(x[0], (x[1], x[2])))]
     elif t == "str":
         options += [
             st.tuples(st.sampled_from(["lower", "upper", "trim"]), sub("str")).map(lambda x: Call(x[0], (x[1],))),
             st.lists(sub("str"), min_size=2, max_size=3).map(lambda xs: Call("concat", tuple(xs))),
-            st.tuples(sub("str"), sub("str")).map(lambda x: Call("coalesce", x))]
+            st.tuples(sub("str"), sub("str")).map(lambda x: Call("coalesce", x)),
+            st.tuples(sub("str"), st.sampled_from(PATTERNS).map(Lit), sub("str")).map(lambda x: Call("regexp_replace", x))]
     else:
         cmp = st.sampled_from(["==", "!=", "<", "<=", ">", ">="])
         options += [
@@ -148,7 +174,8 @@ def typed(t, depth):
             sub("bool").map(lambda a: Unary("not", a)),
             st.tuples(st.sampled_from(["contains", "starts_with", "ends_with"]), sub("str"), sub("str")).map(
                 lambda x: Call(x[0], (x[1], x[2]))),
-            st.sampled_from(sorted(COLS.values())).flatmap(sub).map(lambda a: Call("is_null", (a,)))]
+            st.sampled_from(sorted(COLS.values())).flatmap(sub).map(lambda a: Call("is_null", (a,))),
+            st.tuples(sub("str"), st.sampled_from(PATTERNS).map(Lit)).map(lambda x: Call("regexp_matches", x))]
     return st.one_of(options)
 
 
@@ -186,7 +213,9 @@ def test_checker_types_match_what_duckdb_returns():
     """The checker's type for an expression is the type DuckDB gives it."""
     con = duckdb.connect()
     cases = {"length(s)": "BIGINT", "i / i": "DOUBLE", "i + 1": "BIGINT", "f * 2": "DOUBLE",
-             "concat(s, 'x')": "VARCHAR", "i > 1 and b": "BOOLEAN", "round(f, 1)": "DOUBLE"}
+             "concat(s, 'x')": "VARCHAR", "i > 1 and b": "BOOLEAN", "round(f, 1)": "DOUBLE",
+             "lines(s)": "BIGINT", "max_line_length(s)": "BIGINT", "alpha_ratio(s)": "DOUBLE",
+             "digit_ratio(s)": "DOUBLE", "char_repetition(s, 3)": "DOUBLE", "word_repetition(s, i)": "DOUBLE"}
     from recipe.frontend import parse_text
     names = {"BIGINT": "int", "DOUBLE": "float", "VARCHAR": "str", "BOOLEAN": "bool"}
     for text, sqltype in cases.items():
@@ -196,3 +225,20 @@ def test_checker_types_match_what_duckdb_returns():
         con.register("t", pa.Table.from_pylist([{"i": 1, "f": 1.0, "s": "a", "b": True}], schema=SCHEMA))
         assert con.execute(f"SELECT typeof({sql}) FROM t", binds).fetchall()[0][0] == sqltype, text
         assert expr_type(e, COLS, {})[0] == names[sqltype], text
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.text(alphabet="abcXYZ é\t\n\v\xa0\u3000", max_size=12), min_size=1, max_size=8),
+       pattern=st.sampled_from(PATTERNS), fn=st.sampled_from(["regexp_replace", "regexp_matches", "words", "trim"]))
+def test_text_functions_agree_with_the_reference_on_longer_texts(texts, pattern, fn):
+    """Texts long enough to hold several matches and whitespace runs (the typed generator's
+    short texts rarely do): regexp_replace replaces every match, words and trim know
+    Python's whitespace."""
+    args = {"regexp_replace": (Column("s"), Lit(pattern), Lit("-")), "regexp_matches": (Column("s"), Lit(pattern))}
+    e = Call(fn, args.get(fn, (Column("s"),)))
+    sql, binds = to_sql(e, {})
+    rows = [{"i": None, "f": None, "s": t, "b": None} for t in texts]
+    con = duckdb.connect()
+    con.register("t", pa.Table.from_pylist(rows, schema=SCHEMA))
+    got = [r[0] for r in con.execute(f"SELECT {sql} FROM t", binds).fetchall()]
+    assert got == [ref(e, r) for r in rows], sql

@@ -6,6 +6,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from recipe.diagnostics import Diagnostic, RecipeError
+from recipe.engine import sql as sql_module
 from recipe.engine.sql import to_sql
 from recipe.syntax import FUNCTIONS
 from recipe.frontend import parse_text, parse_yaml
@@ -63,9 +64,12 @@ def exprs():
 
 
 SQL_FUNCS = {f.sql for f in FUNCTIONS.values()} | {"NULLIF", "len", "regexp_extract_all", "regexp_replace", "CAST",
-                                                  "AS", "BIGINT", "DOUBLE", "INTEGER", "VARCHAR", "BOOLEAN", "CASE", "WHEN", "THEN", "END"}
-FIXED_LITERALS = {"'\\S+'", "'^\\s+|\\s+$'", "''", "'g'"}  # the fixed patterns of words() and trim()
-TOKEN = re.compile(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'|\?|[A-Za-z_][A-Za-z0-9_]*|\S')
+                                                  "AS", "BIGINT", "DOUBLE", "INTEGER", "VARCHAR", "BOOLEAN", "CASE", "WHEN", "THEN",
+                                                  "ELSE", "END", "list_transform", "list_distinct", "list_max", "range", "substr",
+                                                  "array_to_string", "string_split", "replace", "chr", "ends_with", "length"}
+LAMBDA_PARAMS = re.compile(r"__(a\d+|i|l|w)$")  # the translation's own lambda parameters
+FIXED_LITERALS = set(sql_module.FIXED_LITERALS)  # the fixed patterns of words(), trim(), the ratios
+TOKEN = re.compile(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'|\?|->|[A-Za-z_][A-Za-z0-9_]*|\S')
 KEYWORDS = {"AND", "OR", "NOT", "NULL", "IS"}
 
 
@@ -80,8 +84,8 @@ def test_translated_sql_uses_only_whitelisted_tokens(e):
             continue
         assert tok.startswith("'") is False, f"string literal pasted into SQL: {sql}"
         if tok[0].isalpha() or tok[0] == "_":
-            assert tok in SQL_FUNCS or tok.upper() in KEYWORDS, f"unexpected word {tok!r} in {sql}"
-        elif tok != "0":  # the fixed zero of NULLIF(divisor, 0) and of log/sqrt's domain test
-            assert tok in "()+-*/%=<>!,?", f"unexpected token {tok!r} in {sql}"
+            assert tok in SQL_FUNCS or tok.upper() in KEYWORDS or LAMBDA_PARAMS.match(tok), f"unexpected word {tok!r} in {sql}"
+        elif tok not in ("0", "1", "2", "10", "->"):  # fixed numbers: NULLIF(divisor, 0), list indexes, chr(10)
+            assert tok in "()+-*/%=<>!,?[]:", f"unexpected token {tok!r} in {sql}"
     # every literal travels as a bound parameter
     assert sql.count("?") == len(binds)

@@ -205,6 +205,22 @@ def test_filter_and_derive_ops(eng):
         "s:1": "filter: `cat != \"a\"` is false"}
 
 
+
+def test_filter_names_the_part_of_a_conjunction_that_failed(eng):
+    """`a and b and c`: a row set aside is told the first part that is false, else the first
+    that is null (a part that is null beside a false one did not decide)."""
+    rows = [row(0, "q0", n=5, m=5), row(1, "q1", n=0, m=5), row(2, "q2", n=5, m=0),
+            row(3, "q3", n=None, m=0), row(4, "q4", n=None, m=5), row(5, "q5", n=0, m=0)]
+    t = eng.table(rows)
+    where = Binary("and", Binary("and", Binary(">", Column("n"), Lit(1)), Binary(">", Column("m"), Lit(1))),
+                   Binary("<", Call("length", (Column("instruction"),)), Lit(9)))
+    out, aside, _ = run_op(eng, "filter", {"where": where}, [t])
+    assert out.ids() == ["s:0"]
+    assert dict(aside) == {"s:1": "filter: `n > 1` is false", "s:2": "filter: `m > 1` is false",
+                           "s:3": "filter: `m > 1` is false",
+                           "s:4": "filter: `n > 1` is null (a value it reads is null or missing)",
+                           "s:5": "filter: `n > 1` is false"}
+
 def test_dedupe_ops(eng):
     base = "the quick brown fox jumps over the lazy dog near the river bank today"
     texts = [base, base.upper(), base + " and again", "something else entirely, not alike at all", base]

@@ -317,40 +317,56 @@ def test_embedding_selection_reasons_name_the_nearest_kept_row(tmp_path):
 
 # ---- fingerprints cannot go stale ---------------------------------------------------------
 
-def test_an_algorithm_source_change_reruns_its_steps_saying_code_changed(tmp_path, data, monkeypatch):
+def _rerun_after(tmp_path, monkeypatch, text: str, change) -> dict:
+    """Run `text`, make `change(codehash module)` (as an upgrade would), run it again: each
+    step's reason for running (or "cached")."""
     import recipe.codehash as ch
-    text = (f'recipe t\nsource raw = read("{data}")\nclean = raw | filter(score >= 0)\n'
-            f'x = clean | select(method="topk", by=score, k=3)\nwrite x to "x.jsonl"\n')
     _run(text, tmp_path)
-    # the same algorithm module with one more line, as after an upgrade
-    edited = tmp_path / "diversity.py"
-    edited.write_text(ch._module_file("recipe.algorithms.diversity").read_text() + "\n# changed\n")
-    real = ch._module_file
-    monkeypatch.setattr(ch, "_module_file", lambda m: edited if m == "recipe.algorithms.diversity" else real(m))
+    change(ch)
     ch.code_hash.cache_clear()
     try:
         res = _run(text, tmp_path)
     finally:
         ch.code_hash.cache_clear()
-    why = {s["name"]: s["why"] for s in res.steps}
+    return {s["name"]: s["why"] for s in res.steps}
+
+
+def _edit_module(tmp_path, monkeypatch, module: str):
+    """A change that gives `module` one more line."""
+    def change(ch):
+        edited = tmp_path / "edited.py"
+        edited.write_text(ch._module_file(module).read_text() + "\n# changed\n")
+        real = ch._module_file
+        monkeypatch.setattr(ch, "_module_file", lambda m: edited if m == module else real(m))
+    return change
+
+
+def test_an_algorithm_source_change_reruns_its_steps_saying_code_changed(tmp_path, data, monkeypatch):
+    text = (f'recipe t\nsource raw = read("{data}")\nclean = raw | filter(score >= 0)\n'
+            f'x = clean | select(method="topk", by=score, k=3)\nwrite x to "x.jsonl"\n')
+    why = _rerun_after(tmp_path, monkeypatch, text, _edit_module(tmp_path, monkeypatch, "recipe.algorithms.diversity"))
     assert why == {"raw": "cached", "clean": "cached", "x": "code changed"}
+
+
+@pytest.mark.parametrize("module", ["recipe.engine.sql", "recipe.engine.ray_blocks"])
+def test_an_engine_source_change_reruns_the_steps_that_run_through_it(tmp_path, data, monkeypatch, module):
+    """Operators never import the engines, yet their kernels run through them (a filter's
+    condition is translated to SQL by the engine): an engine's code is in every step's
+    fingerprint, Ray's too, since both engines share fingerprints."""
+    text = f'recipe t\nsource raw = read("{data}")\nx = raw | filter(score >= 0)\nwrite x to "x.jsonl"\n'
+    why = _rerun_after(tmp_path, monkeypatch, text, _edit_module(tmp_path, monkeypatch, module))
+    assert why == {"raw": "code changed", "x": "code changed"}
 
 
 def test_a_python_with_other_unicode_tables_reruns_the_steps(tmp_path, data, monkeypatch):
     """Normalisation lower-cases with the running Python's Unicode tables, so a cache made
     under another Unicode version is not served: every step says "code changed"."""
     import types
-    import recipe.codehash as ch
     text = (f'recipe t\nsource raw = read("{data}")\n'
             f'x = raw | dedupe(method="exact", on=instruction)\nwrite x to "x.jsonl"\n')
-    _run(text, tmp_path)
-    monkeypatch.setattr(ch, "unicodedata", types.SimpleNamespace(unidata_version="99.0.0"))
-    ch.code_hash.cache_clear()
-    try:
-        res = _run(text, tmp_path)
-    finally:
-        ch.code_hash.cache_clear()
-    assert {s["name"]: s["why"] for s in res.steps} == {"raw": "code changed", "x": "code changed"}
+    why = _rerun_after(tmp_path, monkeypatch, text, lambda ch: monkeypatch.setattr(
+        ch, "unicodedata", types.SimpleNamespace(unidata_version="99.0.0")))
+    assert why == {"raw": "code changed", "x": "code changed"}
 
 
 def test_null_literals_found_by_the_fuzzers_run_cleanly(tmp_path, data):

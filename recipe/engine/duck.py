@@ -97,16 +97,25 @@ class DuckOutput(Output):
 
     # ---- building the output --------------------------------------------------------
     def filter(self, src, cond, reason, null_reason=None):
-        """The condition, once per row, into a mask; the kept rows are a view over it."""
+        """The condition, once per row, into a mask; the kept rows are a view over it. A
+        tuple of conditions (conjuncts) keeps the rows where all hold; a row set aside gets
+        the reason of the first that is false, else of the first that is null."""
         self._make()
-        sql, binds = to_sql(cond, self.params)
-        if null_reason is None:
+        if null_reason is None and not isinstance(cond, tuple):
+            sql, binds = to_sql(cond, self.params)
             self.con.execute(f"CREATE TEMP TABLE __f AS SELECT coalesce({sql}, false) AS __keep, "
                              f"NULL::VARCHAR AS __why FROM {q(src.name)}", binds)
-        else:  # the condition evaluated once: null and false are set aside with their own reasons
-            self.con.execute(f"CREATE TEMP TABLE __f AS SELECT coalesce(__c, false) AS __keep, "
-                             f"CASE WHEN __c IS NULL THEN ?::VARCHAR END AS __why "
-                             f"FROM (SELECT {sql} AS __c FROM {q(src.name)})", [null_reason, *binds])
+        else:  # each condition evaluated once: null and false are set aside with their own reasons
+            conds, reasons, nulls = (cond, reason, null_reason) if isinstance(cond, tuple) else ((cond,), (reason,), (null_reason,))
+            parts = [to_sql(c, self.params) for c in conds]
+            cols = ", ".join(f"{sql} AS __c{i}" for i, (sql, _) in enumerate(parts))
+            why = " ".join([f"WHEN __c{i} IS FALSE THEN ?::VARCHAR" for i in range(len(parts))]
+                           + [f"WHEN __c{i} IS NULL THEN ?::VARCHAR" for i in range(len(parts))])
+            keep = " AND ".join(f"__c{i}" for i in range(len(parts)))
+            self.con.execute(f"CREATE TEMP TABLE __f AS SELECT coalesce({keep}, false) AS __keep, CASE {why} END AS __why "
+                             f"FROM (SELECT {cols} FROM {q(src.name)})",
+                             [*reasons, *(n or r for n, r in zip(nulls, reasons)), *(b for _, bs in parts for b in bs)])
+            reason = reasons[0]
         self._paste(src, "__f", reason, self.out)
         self.con.execute("DROP TABLE __f")
 

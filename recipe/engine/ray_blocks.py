@@ -80,7 +80,8 @@ def _keeps_whole(src: str, cond, reason: str, null_reason: str | None = None, *,
     from ..syntax import expr_columns
     from .sql import to_sql
     schema = block_schema(src)
-    need = sorted({c.name for c in expr_columns(cond)})
+    conds = cond if isinstance(cond, tuple) else (cond,)
+    need = sorted({c.name for e in conds for c in expr_columns(e)})
     if not need or not set(need) <= set(schema.names):
         return False
     con = _connect()
@@ -88,9 +89,11 @@ def _keeps_whole(src: str, cond, reason: str, null_reason: str | None = None, *,
         if not _run(con, schema.empty_table(), "filter", (cond, reason, null_reason), params)[0].schema.equals(schema):
             return False
         con.register("p", read_block(src, need))
-        sql, binds = to_sql(cond, params)
+        parts = [to_sql(e, params) for e in conds]
+        sql = " AND ".join(f"({s})" for s, _ in parts)
         try:
-            return con.execute(f"SELECT count(*) FROM p WHERE NOT coalesce({sql}, false)", binds).fetchone()[0] == 0
+            return con.execute(f"SELECT count(*) FROM p WHERE NOT coalesce({sql}, false)",
+                               [b for _, bs in parts for b in bs]).fetchone()[0] == 0
         except duckdb.Error:  # the translation needs a column the condition does not name: the full path
             return False
     finally:

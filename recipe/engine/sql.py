@@ -8,8 +8,15 @@ parameter, so no user text is ever pasted into SQL.
 from __future__ import annotations
 
 from ..ir import Binary, Call, Column, Lit, ParamRef, Unary
-from ..syntax import FUNCTIONS
+from ..syntax import FUNCTIONS, WS_RE2
 from ..types import SIGNATURES
+
+# whitespace as Python's `\s` (what `str.split` and text normalisation mean by it; RE2's own
+# `\s` is ASCII and lacks \v) and its complement, for words(), trim() and word_repetition()
+WS = WS_RE2 + "+"
+NOT_WS = "[^" + WS_RE2[1:] + "+"
+# the fixed SQL string literals the translation emits (no user text is among them)
+FIXED_LITERALS = (f"'{NOT_WS}'", f"'^{WS}|{WS}$'", "''", "'g'", "' '", "'\\PL+'", "'\\P{Nd}+'")
 
 _NULL_SQL = {"str": "VARCHAR", "int": "BIGINT", "num": "DOUBLE", "float": "DOUBLE", "bool": "BOOLEAN"}
 
@@ -87,15 +94,55 @@ def to_sql(e, params: dict) -> tuple[str, list]:
                 digits = f", CAST({args[1]} AS INTEGER)" if len(args) > 1 else ""
                 return f"round(CAST({args[0]} AS DOUBLE){digits})"
             if f.sql == "__words":
-                return f"len(regexp_extract_all({args[0]}, '\\S+'))"
+                return f"len(regexp_extract_all({args[0]}, '{NOT_WS}'))"
             if f.sql == "__trim":  # DuckDB's trim() removes spaces only; the docs promise whitespace
-                return f"regexp_replace({args[0]}, '^\\s+|\\s+$', '', 'g')"
+                return f"regexp_replace({args[0]}, '^{WS}|{WS}$', '', 'g')"
+            if f.sql == "regexp_replace":  # every match, as the docs (and Python's re.sub) say
+                return f"regexp_replace({args[0]}, {args[1]}, {args[2]}, 'g')"
+            if f.sql in _TEXT_STATS:
+                return _let(args, _TEXT_STATS[f.sql])
             if f.sql == "__is_null":
                 return f"({args[0]} IS NULL)"
             return f"{f.sql}({', '.join(args)})"
         raise ExprError(f"unsupported expression {type(x).__name__}")
 
     return go(e), binds
+
+
+def _let(values: list[str], body) -> str:
+    """`body(*names)` with each SQL value bound once to a lambda parameter, for SQL that
+    reads an argument several times: it is computed, and its values bound, once."""
+    names = [f"__a{i}" for i in range(len(values))]
+    sql = body(*names)
+    for v, n in reversed(list(zip(values, names))):
+        sql = f"list_transform([{v}], {n} -> {sql})[1]"
+    return sql
+
+
+def _repetition(count: str, window: str, n: str) -> str:
+    """1 - distinct windows / windows, over `count` units whose window at `__i` is `window`
+    (0 when there is no whole window, null when n < 1)."""
+    return (f"CASE WHEN {n} < 1 THEN NULL WHEN {count} < {n} THEN CAST(0 AS DOUBLE) ELSE 1 - len(list_distinct("
+            f"list_transform(range(1, {count} - {n} + 2), __i -> {window}))) / ({count} - {n} + 1) END")
+
+
+def _word_repetition(t: str, n: str) -> str:
+    words = f"regexp_extract_all({t}, '{NOT_WS}')"
+    window = f"array_to_string(__w[__i:__i + {n} - 1], ' ')"  # a space is never inside a word
+    return f"list_transform([{words}], __w -> {_repetition('len(__w)', window, n)})[1]"
+
+
+# text statistics for heuristic quality filters (of the kind Data-Juicer's and Gopher's
+# filters compute), each a function of its arguments' `_let` names
+_TEXT_STATS = {
+    "__lines": lambda t: (f"CASE WHEN {t} = '' THEN 0 ELSE length({t}) - length(replace({t}, chr(10), '')) + 1 "
+                          f"- CAST(ends_with({t}, chr(10)) AS BIGINT) END"),
+    "__max_line_length": lambda t: f"list_max(list_transform(string_split({t}, chr(10)), __l -> length(__l)))",
+    "__alpha_ratio": lambda t: f"CAST(length(regexp_replace({t}, '\\PL+', '', 'g')) AS DOUBLE) / NULLIF(length({t}), 0)",
+    "__digit_ratio": lambda t: f"CAST(length(regexp_replace({t}, '\\P{{Nd}}+', '', 'g')) AS DOUBLE) / NULLIF(length({t}), 0)",
+    "__char_repetition": lambda t, n: _repetition(f"length({t})", f"substr({t}, __i, {n})", n),
+    "__word_repetition": _word_repetition,
+}
 
 
 CONVERSATION = "coalesce(array_to_string(list_transform(messages, m -> m.role || ': ' || m.content), chr(10)), '')"

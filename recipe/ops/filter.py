@@ -1,6 +1,7 @@
 """filter: keep rows where a row expression is true; the rest are set aside with the condition."""
 from __future__ import annotations
 
+from ..ir import Binary
 from ..syntax import to_text
 from .base import Op, P
 
@@ -16,11 +17,25 @@ class Filter(Op):
         return "bool"
 
     def run(self, ctx, args, inputs):
-        cond = to_text(args["where"])
-        # SQL null logic drops a row whose condition reads a null (a column another source lacks,
-        # say): its reason says so, since "not true" alone reads as "false"
-        ctx.out.filter(inputs[0], args["where"], f"filter: `{cond}` is false",
-                       f"filter: `{cond}` is null (a value it reads is null or missing)")
+        # a condition `a and b and c` is passed as its parts, so a row set aside is told which
+        # part failed (a heuristic filter's five thresholds, say), not that the whole was false;
+        # SQL null logic drops a row whose condition reads a null (a column another source
+        # lacks, say): its reason says so, since "not true" alone reads as "false"
+        parts = tuple(conjuncts(args["where"]))
+        texts = [to_text(p) for p in parts]
+        false = tuple(f"filter: `{t}` is false" for t in texts)
+        null = tuple(f"filter: `{t}` is null (a value it reads is null or missing)" for t in texts)
+        if len(parts) == 1:
+            ctx.out.filter(inputs[0], parts[0], false[0], null[0])
+        else:
+            ctx.out.filter(inputs[0], parts, false, null)
+
+
+def conjuncts(e) -> list:
+    """The parts of a top-level `and` chain, in order (`e` itself when it is not one)."""
+    if isinstance(e, Binary) and e.op == "and":
+        return conjuncts(e.left) + conjuncts(e.right)
+    return [e]
 
 
 OP = Filter()

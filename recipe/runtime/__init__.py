@@ -203,7 +203,7 @@ class ModelRuntime:
         decl = as_decl(model)
         st = self._stat(decl)
         st.requests += len(texts)
-        keys = [key(decl.identity, "embed", t) for t in texts]
+        keys = [key(decl.identity, _BACKEND_CODE(), "embed", t) for t in texts]
         uniq, back = unique_order(keys)
         ukeys = [keys[i] for i in uniq]
         found = self.cache.get_embeddings(ukeys)
@@ -275,6 +275,5 @@ class ModelRuntime:
 def _BACKEND_CODE() -> str:
     """The code that computes model results is part of their cache key: a fixed scoring
     bug is not served from results of the old code."""
-    from ..codehash import source_hash
-    return source_hash("recipe.runtime", "recipe.runtime.hf", "recipe.runtime.batching", "recipe.runtime.local",
-                       "recipe.runtime.endpoint")
+    from ..codehash import RUNTIME, source_hash
+    return source_hash(*RUNTIME)
