@@ -53,6 +53,8 @@ FUNCTIONS: dict[str, Fn] = {
     "is_null": Fn("__is_null", 1, 1, "whether a value is null"),
     "turns": Fn("len", 1, 1, "number of turns in `messages`"),
     "num_tags": Fn("len", 1, 1, "number of tags in a list column"),
+    "number": Fn("__number", 1, 1, "a text's number (null where the text is not one); a number as it is"),
+    "text": Fn("__text", 1, 1, "a number or true/false as text (1.5 -> \"1.5\"); a text as it is"),
     # text statistics for heuristic quality filters
     "lines": Fn("__lines", 1, 1, "number of lines (an empty text has none; a final newline ends the last line)"),
     "max_line_length": Fn("__max_line_length", 1, 1, "characters in the longest line"),

@@ -68,7 +68,7 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "sqrt": (("num",), FLOAT), "is_null": ((ANY,), BOOL), "turns": ((MESSAGES,), INT),
     "num_tags": ((LIST,), INT), "lines": ((STR,), INT), "max_line_length": ((STR,), INT),
     "alpha_ratio": ((STR,), FLOAT), "digit_ratio": ((STR,), FLOAT), "char_repetition": ((STR, INT), FLOAT),
-    "word_repetition": ((STR, INT), FLOAT),
+    "word_repetition": ((STR, INT), FLOAT), "number": ((ANY,), FLOAT), "text": ((ANY,), STR),
 }
 
 _ARITH = ("+", "-", "*", "/", "%")

@@ -73,6 +73,11 @@ def ref(e, row):
         return "".join(a for a in args if a is not None)
     if fn == "is_null":
         return args[0] is None
+    if fn == "number":
+        return number(args[0])
+    if fn == "text":
+        a = args[0]
+        return None if a is None else ("true" if a else "false") if isinstance(a, bool) else a if isinstance(a, str) else repr(a)
     if any(a is None for a in args):
         return None
     a = args[0]
@@ -122,6 +127,18 @@ def ref(e, row):
     raise AssertionError(fn)
 
 
+def number(v):
+    """number(): a number as it is; a text's number where the whole text (ASCII whitespace
+    around it allowed) is one, as Python's float() reads it; else null."""
+    if v is None or isinstance(v, (int, float)):
+        return None if v is None else float(v)
+    s = v.strip(" \t\n\v\f\r")
+    try:
+        return float(s) if s.isascii() else None
+    except ValueError:
+        return None
+
+
 # ---- typed expression generator -----------------------------------------------------------
 
 def lit(t):
@@ -157,6 +174,7 @@ def typed(t, depth):
             st.tuples(num.flatmap(sub), st.integers(0, 2)).map(lambda x: Call("round", (x[0], Lit(x[1])))),
             sub("float").map(lambda a: Call("abs", (a,))),
             st.tuples(st.sampled_from(["alpha_ratio", "digit_ratio"]), sub("str")).map(lambda x: Call(x[0], (x[1],))),
+            st.sampled_from(["str", "int", "float"]).flatmap(sub).map(lambda a: Call("number", (a,))),
             st.tuples(st.sampled_from(["char_repetition", "word_repetition"]), sub("str"),
                       st.one_of(st.integers(-1, 4).map(Lit), sub("int"))).map(lambda x: Call(x[0], (x[1], x[2])))]
     elif t == "str":
@@ -164,7 +182,8 @@ def typed(t, depth):
             st.tuples(st.sampled_from(["lower", "upper", "trim"]), sub("str")).map(lambda x: Call(x[0], (x[1],))),
             st.lists(sub("str"), min_size=2, max_size=3).map(lambda xs: Call("concat", tuple(xs))),
             st.tuples(sub("str"), sub("str")).map(lambda x: Call("coalesce", x)),
-            st.tuples(sub("str"), st.sampled_from(PATTERNS).map(Lit), sub("str")).map(lambda x: Call("regexp_replace", x))]
+            st.tuples(sub("str"), st.sampled_from(PATTERNS).map(Lit), sub("str")).map(lambda x: Call("regexp_replace", x)),
+            st.sampled_from(["int", "float", "bool"]).flatmap(sub).map(lambda a: Call("text", (a,)))]
     else:
         cmp = st.sampled_from(["==", "!=", "<", "<=", ">", ">="])
         options += [
@@ -215,7 +234,8 @@ def test_checker_types_match_what_duckdb_returns():
     cases = {"length(s)": "BIGINT", "i / i": "DOUBLE", "i + 1": "BIGINT", "f * 2": "DOUBLE",
              "concat(s, 'x')": "VARCHAR", "i > 1 and b": "BOOLEAN", "round(f, 1)": "DOUBLE",
              "lines(s)": "BIGINT", "max_line_length(s)": "BIGINT", "alpha_ratio(s)": "DOUBLE",
-             "digit_ratio(s)": "DOUBLE", "char_repetition(s, 3)": "DOUBLE", "word_repetition(s, i)": "DOUBLE"}
+             "digit_ratio(s)": "DOUBLE", "char_repetition(s, 3)": "DOUBLE", "word_repetition(s, i)": "DOUBLE",
+             "number(s)": "DOUBLE", "text(f)": "VARCHAR", "i * 2": "BIGINT", "-i": "BIGINT", "abs(i)": "BIGINT"}
     from recipe.frontend import parse_text
     names = {"BIGINT": "int", "DOUBLE": "float", "VARCHAR": "str", "BOOLEAN": "bool"}
     for text, sqltype in cases.items():
@@ -242,3 +262,40 @@ def test_text_functions_agree_with_the_reference_on_longer_texts(texts, pattern,
     con.register("t", pa.Table.from_pylist(rows, schema=SCHEMA))
     got = [r[0] for r in con.execute(f"SELECT {sql} FROM t", binds).fetchall()]
     assert got == [ref(e, r) for r in rows], sql
+
+
+@settings(max_examples=300, deadline=None)
+@given(texts=st.lists(st.text(alphabet="0123456789.-+eE _x\t\xa0", max_size=8), min_size=1, max_size=8))
+def test_number_reads_what_python_float_reads(texts):
+    sql, binds = to_sql(Call("number", (Column("s"),)), {})
+    rows = [{"i": None, "f": None, "s": t, "b": None} for t in texts]
+    con = duckdb.connect()
+    con.register("t", pa.Table.from_pylist(rows, schema=SCHEMA))
+    got = [r[0] for r in con.execute(f"SELECT {sql} FROM t", binds).fetchall()]
+    assert got == [number(t) for t in texts]
+
+
+def test_integer_arithmetic_beyond_64_bits_is_null_not_an_error():
+    big = 2 ** 62
+    con = duckdb.connect()
+    con.register("t", pa.Table.from_pylist([{"i": big, "f": None, "s": None, "b": None},
+                                            {"i": -2 ** 63, "f": None, "s": None, "b": None}], schema=SCHEMA))
+    for e, want in [(Binary("*", Column("i"), Lit(4)), [None, None]), (Binary("+", Column("i"), Column("i")), [None, None]),
+                    (Binary("-", Column("i"), Lit(1)), [big - 1, None]), (Unary("-", Column("i")), [-big, None]),
+                    (Call("abs", (Column("i"),)), [big, None])]:
+        sql, binds = to_sql(e, {})
+        assert [r[0] for r in con.execute(f"SELECT {sql} FROM t", binds).fetchall()] == want, e
+
+
+def test_a_text_column_where_a_number_is_needed_is_read_as_numbers():
+    """A column the read widened to text (its first rows held numbers, a later one text):
+    arithmetic and comparisons with numbers read its numbers, null where a value is not one."""
+    con = duckdb.connect()
+    con.register("t", pa.Table.from_pylist([{"i": 1, "f": None, "s": "3", "b": None},
+                                            {"i": 1, "f": None, "s": "x", "b": None}], schema=SCHEMA))
+    types = {"i": "int", "f": "float", "s": "str", "b": "bool"}
+    for e, want in [(Binary(">", Column("s"), Lit(2)), [True, None]), (Binary("<", Column("i"), Column("s")), [True, None]),
+                    (Binary("+", Column("s"), Lit(1)), [4.0, None]), (Call("sqrt", (Column("s"),)), [3 ** 0.5, None]),
+                    (Binary("==", Column("s"), Lit("x")), [False, True])]:
+        sql, binds = to_sql(e, {}, types)
+        assert [r[0] for r in con.execute(f"SELECT {sql} FROM t", binds).fetchall()] == want, e

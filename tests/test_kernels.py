@@ -218,7 +218,8 @@ def test_filter_names_the_part_of_a_conjunction_that_failed(eng):
     assert out.ids() == ["s:0"]
     assert dict(aside) == {"s:1": "filter: `n > 1` is false", "s:2": "filter: `m > 1` is false",
                            "s:3": "filter: `m > 1` is false",
-                           "s:4": "filter: `n > 1` is null (a value it reads is null or missing)",
+                           "s:4": "filter: `n > 1` is null (a value it reads is null or missing, "
+                                  "or text where a number is needed)",
                            "s:5": "filter: `n > 1` is false"}
 
 def test_dedupe_ops(eng):

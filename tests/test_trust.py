@@ -507,3 +507,28 @@ def test_a_join_adds_an_annotation_files_columns_by_the_datasets_own_id(tmp_path
     assert (node["rows_in"], node["rows_out"], node["rows_set_aside"]) == (3, 2, 1)
     assert [a["reason"] for a in read_jsonl(tmp_path / "out" / "set_aside.jsonl")] == \
         ["join: `labels` has no row with this `id`"]
+
+
+# ---- what `check` passed runs to the end ---------------------------------------------------
+
+@pytest.mark.parametrize("engine", ["duckdb", "ray"])
+def test_a_column_check_saw_as_numbers_but_text_later_sets_rows_aside(tmp_path, engine):
+    """`check` types a column from a source's first rows (numbers); a later row holds text, so
+    the read widens the column to text. The numeric filter `check` passed runs: rows whose
+    value is a number are compared as numbers, the others are set aside saying why; and
+    integer arithmetic beyond 64 bits is null, not an error that stops the run."""
+    rows = [{"instruction": f"q{i}", "output": "a", "n": i, "mixed": i if i < 3 else "n/a"} for i in range(6)]
+    rows[4]["n"] = 2 ** 62
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    text = (f'recipe t\nsource raw = read("{data}")\n'
+            f'x = raw | derive(big=n * 4) | filter(mixed >= 1 and is_null(big) == false)\nwrite x to "x.jsonl"\n')
+    assert _codes(text) == []
+    if engine == "ray":
+        pytest.importorskip("ray")
+    _run(text, tmp_path, engine=engine)
+    assert [r["_id"] for r in read_jsonl(tmp_path / "out" / "x.jsonl")] == ["raw:1", "raw:2"]
+    aside = {a["_id"]: a["reason"] for a in read_jsonl(tmp_path / "out" / "set_aside.jsonl")}
+    assert aside["raw:0"] == "filter: `mixed >= 1` is false"
+    assert aside["raw:3"] == aside["raw:5"] == ("filter: `mixed >= 1` is null (a value it reads is null or missing, "
+                                                "or text where a number is needed)")
+    assert set(aside) == {"raw:0", "raw:3", "raw:4", "raw:5"}

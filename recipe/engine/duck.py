@@ -65,6 +65,19 @@ class DuckTable(Table):
         return t.column(0).to_numpy()
 
 
+# DuckDB's column types as the language names them (a widened column is VARCHAR or JSON)
+_LANG_TYPES = {"VARCHAR": "str", "JSON": "str", "BIGINT": "int", "INTEGER": "int", "SMALLINT": "int",
+               "TINYINT": "int", "HUGEINT": "int", "UBIGINT": "int", "UINTEGER": "int", "DOUBLE": "float",
+               "FLOAT": "float", "DECIMAL": "float", "BOOLEAN": "bool"}
+
+
+def table_types(con, name: str) -> dict[str, str]:
+    """The language type of each column of a table or view, as it holds now (`any` for
+    nested types)."""
+    desc = con.execute(f"SELECT * FROM {q(name)} LIMIT 0").description
+    return {d[0]: _LANG_TYPES.get(str(d[1]).split("(")[0], "any") for d in desc}
+
+
 def _sel(cols: Sequence[str]) -> str:
     return ", ".join(q(c) for c in cols) if cols else "NULL AS __none"
 
@@ -102,12 +115,13 @@ class DuckOutput(Output):
         the reason of the first that is false, else of the first that is null."""
         self._make()
         if null_reason is None and not isinstance(cond, tuple):
-            sql, binds = to_sql(cond, self.params)
+            sql, binds = to_sql(cond, self.params, table_types(self.con, src.name))
             self.con.execute(f"CREATE TEMP TABLE __f AS SELECT coalesce({sql}, false) AS __keep, "
                              f"NULL::VARCHAR AS __why FROM {q(src.name)}", binds)
         else:  # each condition evaluated once: null and false are set aside with their own reasons
             conds, reasons, nulls = (cond, reason, null_reason) if isinstance(cond, tuple) else ((cond,), (reason,), (null_reason,))
-            parts = [to_sql(c, self.params) for c in conds]
+            types = table_types(self.con, src.name)
+            parts = [to_sql(c, self.params, types) for c in conds]
             cols = ", ".join(f"{sql} AS __c{i}" for i, (sql, _) in enumerate(parts))
             why = " ".join([f"WHEN __c{i} IS FALSE THEN ?::VARCHAR" for i in range(len(parts))]
                            + [f"WHEN __c{i} IS NULL THEN ?::VARCHAR" for i in range(len(parts))])
@@ -124,8 +138,9 @@ class DuckOutput(Output):
         cast = cast or {}
         existing = set(src.columns())
         added, replaced, binds_added, binds_replaced = [], [], [], []
+        types = table_types(self.con, src.name)
         for name, e in columns.items():
-            sql, b = to_sql(e, self.params)
+            sql, b = to_sql(e, self.params, types)
             if name in ("instruction", "response") or cast.get(name) == "text":  # conversation text: never null
                 sql = f"coalesce(CAST({sql} AS VARCHAR), '')"
             elif cast.get(name) == "float":

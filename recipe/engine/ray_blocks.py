@@ -78,6 +78,7 @@ def _keeps_whole(src: str, cond, reason: str, null_reason: str | None = None, *,
     run on an empty copy)."""
     import duckdb
     from ..syntax import expr_columns
+    from .duck import table_types
     from .sql import to_sql
     schema = block_schema(src)
     conds = cond if isinstance(cond, tuple) else (cond,)
@@ -89,7 +90,8 @@ def _keeps_whole(src: str, cond, reason: str, null_reason: str | None = None, *,
         if not _run(con, schema.empty_table(), "filter", (cond, reason, null_reason), params)[0].schema.equals(schema):
             return False
         con.register("p", read_block(src, need))
-        parts = [to_sql(e, params) for e in conds]
+        types = table_types(con, "p")
+        parts = [to_sql(e, params, types) for e in conds]
         sql = " AND ".join(f"({s})" for s, _ in parts)
         try:
             return con.execute(f"SELECT count(*) FROM p WHERE NOT coalesce({sql}, false)",

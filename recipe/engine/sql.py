@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from ..ir import Binary, Call, Column, Lit, ParamRef, Unary
 from ..syntax import FUNCTIONS, WS_RE2
-from ..types import SIGNATURES
+from ..types import SIGNATURES, STR, expr_type, numeric, of_value
+
+_ARITH = ("+", "-", "*", "/", "%")
 
 # whitespace as Python's `\s` (what `str.split` and text normalisation mean by it; RE2's own
 # `\s` is ASCII and lacks \v) and its complement, for words(), trim() and word_repetition()
@@ -31,9 +33,26 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def to_sql(e, params: dict) -> tuple[str, list]:
-    """Translate an expression to (SQL text with `?` placeholders, bound values)."""
+def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple[str, list]:
+    """Translate an expression to (SQL text with `?` placeholders, bound values).
+    `column_types`: the language types of the table's columns as the run found them. A
+    column that `check` saw as numbers in a source's first rows holds text when a later row
+    held text (the read widens it): where a number is needed it is read as its numbers,
+    null where a value is not one, so such a row is set aside rather than the run stopped."""
     binds: list = []
+    types = column_types or {}
+    text_cols = {n for n, t in types.items() if t == STR}
+    param_types = {k: of_value(v) for k, v in params.items()}
+
+    def num(x) -> str:
+        sql = go(x)
+        return f"TRY_CAST({sql} AS DOUBLE)" if isinstance(x, Column) and x.name in text_cols else sql
+
+    def compared(x, other) -> str:
+        """A comparison's side: a text column compared with a number is read as numbers."""
+        if isinstance(x, Column) and x.name in text_cols and numeric(expr_type(other, types, param_types)[0]):
+            return num(x)
+        return go(x)
 
     def bind(v) -> str:
         binds.append(v)
@@ -44,10 +63,10 @@ def to_sql(e, params: dict) -> tuple[str, list]:
             return "CAST(? AS DOUBLE)"
         return "?"
 
-    def twice(x) -> str:
+    def twice(x, translate) -> str:
         """`x` translated for use twice in the SQL (its bound values repeat in order)."""
         start = len(binds)
-        sql = go(x)
+        sql = translate(x)
         binds.extend(binds[start:])
         return sql
 
@@ -63,24 +82,32 @@ def to_sql(e, params: dict) -> tuple[str, list]:
         if isinstance(x, Column):
             return quote_ident(x.name)
         if isinstance(x, Unary):
-            inner = go(x.operand)
-            return f"(NOT {inner})" if x.op == "not" else f"(- {inner})" if x.op == "-" else f"(+ {inner})"
+            if x.op == "not":
+                return f"(NOT {go(x.operand)})"
+            return f"TRY(- {num(x.operand)})" if x.op == "-" else f"(+ {num(x.operand)})"
         if isinstance(x, Binary):
             op = _BINARY_SQL.get(x.op)
             if op is None:
                 raise ExprError(f"operator {x.op}")
-            left, right = go(x.left), go(x.right)
+            if x.op in _ARITH:
+                left, right = num(x.left), num(x.right)
+            elif x.op in ("and", "or"):
+                left, right = go(x.left), go(x.right)
+            else:
+                left, right = compared(x.left, x.right), compared(x.right, x.left)
             if x.op in ("/", "%"):  # a zero divisor gives NULL, not an error (or a NaN) that stops the run
                 return f"({left} {op} NULLIF({right}, 0))"
+            if x.op in ("+", "-", "*"):  # a result beyond 64 bits gives NULL too, not an error mid-run
+                return f"TRY({left} {op} {right})"
             return f"({left} {op} {right})"
         if isinstance(x, Call):
             f = FUNCTIONS.get(x.fn)
             if f is None or not (f.min_args <= len(x.args) <= f.max_args):
                 raise ExprError(f"function {x.fn}")
             if f.sql in ("ln", "sqrt"):  # outside the domain: NULL, as for a zero divisor
-                a = twice(x.args[0])  # appears twice below: once in the test, once as the argument
+                a = twice(x.args[0], num)  # appears twice below: once in the test, once as the argument
                 return f"(CASE WHEN {a} {'>' if f.sql == 'ln' else '>='} 0 THEN {f.sql}({a}) END)"
-            args = [go(a) for a in x.args]
+            args = [num(a) if i == 0 and f.sql in ("abs", "round") else go(a) for i, a in enumerate(x.args)]
             # a bare `null` argument has no type, and DuckDB cannot pick an overload for it
             # (contains(NULL, NULL)): it gets the type the function takes there
             want = SIGNATURES.get(x.fn, ((), ""))[0]
@@ -103,6 +130,12 @@ def to_sql(e, params: dict) -> tuple[str, list]:
                 return _let(args, _TEXT_STATS[f.sql])
             if f.sql == "__is_null":
                 return f"({args[0]} IS NULL)"
+            if f.sql == "abs":
+                return f"TRY(abs({args[0]}))"  # abs of the smallest 64-bit integer: NULL
+            if f.sql == "__number":
+                return f"TRY_CAST({args[0]} AS DOUBLE)"
+            if f.sql == "__text":
+                return f"CAST({args[0]} AS VARCHAR)"
             return f"{f.sql}({', '.join(args)})"
         raise ExprError(f"unsupported expression {type(x).__name__}")
 

@@ -1,7 +1,7 @@
 """filter: keep rows where a row expression is true; the rest are set aside with the condition."""
 from __future__ import annotations
 
-from ..ir import Binary
+from ..ir import Binary, Unary, walk
 from ..syntax import to_text
 from .base import Op, P
 
@@ -24,11 +24,21 @@ class Filter(Op):
         parts = tuple(conjuncts(args["where"]))
         texts = [to_text(p) for p in parts]
         false = tuple(f"filter: `{t}` is false" for t in texts)
-        null = tuple(f"filter: `{t}` is null (a value it reads is null or missing)" for t in texts)
+        null = tuple(f"filter: `{t}` is null (a value it reads is null or missing"
+                     + (", or text where a number is needed)" if reads_numbers(p) else ")") for t, p in zip(texts, parts))
         if len(parts) == 1:
             ctx.out.filter(inputs[0], parts[0], false[0], null[0])
         else:
             ctx.out.filter(inputs[0], parts, false, null)
+
+
+_NUMERIC = ("+", "-", "*", "/", "%", "<", "<=", ">", ">=")
+
+
+def reads_numbers(e) -> bool:
+    """Whether a condition does arithmetic or orders values: a text column read there as
+    numbers is null where a value is not one (see the engine's SQL translation)."""
+    return any(isinstance(x, (Binary, Unary)) and x.op in _NUMERIC for x in walk(e))
 
 
 def conjuncts(e) -> list:

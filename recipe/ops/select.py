@@ -218,7 +218,7 @@ class Select(Op):
             if taken[vals[i]] <= per:
                 order.append(i)
             else:
-                shown = "null" if np.isnan(score[i]) else f"{score[i]:.6g}"
+                shown = _shown(score[i])
                 shown_group = "null" if vals[i] is None else json.dumps(vals[i], ensure_ascii=False)
                 reasons[i] = (f"quota: `{by}` = {shown_group} already has its {per} rows with "
                               f"{'lower' if asc else 'higher'} `{col}` (this row: {shown})")
@@ -241,7 +241,7 @@ class Select(Op):
                 for t in its:
                     taken[t] = taken.get(t, 0) + 1
             else:
-                shown = "null" if np.isnan(score[i]) else f"{score[i]:.6g}"
+                shown = _shown(score[i])
                 which = (f"every item of `{by}` in this row ({json.dumps(its, ensure_ascii=False)[:200]}) already has its"
                          if its != [None] else f"the rows without any item of `{by}` already have their")
                 reasons[i] = f"quota: {which} {per} rows with {worse} `{col}` (this row: {shown})"
@@ -265,7 +265,7 @@ class Select(Op):
             for i in range(n):
                 if i not in kept and i not in reasons:
                     j, sim = near[0][i], near[1][i]
-                    reasons[i] = (f"not selected by {m} ({what}" + (f"; `{qcol}` = {qv[i]:.6g}" if qcol else "")
+                    reasons[i] = (f"not selected by {m} ({what}" + (f"; `{qcol}` = {_shown(qv[i])}" if qcol else "")
                                   + (f"; nearest kept row {ids[order[j]]}, cosine {sim:.3f})" if j >= 0 else ")"))
             return
         if m == "topk":
@@ -274,15 +274,15 @@ class Select(Op):
             last = v[order[-1]] if order else float("nan")
             for i in range(n):
                 if i not in kept and i not in reasons:
-                    reasons[i] = (f"topk: `{by}` = {v[i]:.6g} ranks below the {len(order)} kept rows "
-                                  f"(last kept: {last:.6g})")
+                    reasons[i] = (f"topk: `{by}` = {_shown(v[i])} ranks below the {len(order)} kept rows "
+                                  f"(last kept: {_shown(last)})")
             return
         if m in ("deita", "qdit") and args.get("quality"):
             qcol = args["quality"]
             qv = self._column(ctx, src, qcol)
             for i in range(n):
                 if i not in kept and i not in reasons:
-                    reasons[i] = f"not selected by {m} ({what}; `{qcol}` = {qv[i]:.6g})"
+                    reasons[i] = f"not selected by {m} ({what}; `{qcol}` = {_shown(qv[i])})"
             return
         for i in range(n):
             if i not in kept and i not in reasons:
@@ -325,3 +325,8 @@ def _nearest_kept(emb, order: list[int]):
 
 
 OP = Select()
+
+
+def _shown(v: float) -> str:
+    """A number in a reason: null (or text that is not a number, read as NaN) as `null`."""
+    return "null" if np.isnan(v) else f"{v:.6g}"
