@@ -41,7 +41,7 @@ def check_sources(c: Checked) -> None:
                                                 a.value.span, ("each field needs its own name",)))
         err = c.source_errors.get(s.name)
         if err:
-            c.diagnostics.append(Diagnostic("E0903", err, s.path.span, (_read_hint(err),)))
+            c.diagnostics.append(Diagnostic("E0903", err, s.path.span, (_read_hint(err, "format" in opts),)))
         splits = c.source_splits.get(s.name)
         if splits:  # a Hub dataset's folder read whole: its test split becomes training data
             c.diagnostics.append(Diagnostic(
@@ -59,8 +59,10 @@ def check_sources(c: Checked) -> None:
                  if fmt else "check the file, or name its format with format=...",), severity="warning"))
 
 
-def _read_hint(err: str) -> str:
+def _read_hint(err: str, format_given: bool = False) -> str:
     """The hint for a source that cannot be read: the path when no file was found, else the file."""
+    if "input is empty" in err:
+        return "the file has no rows: check the path, or that whatever wrote it finished"
     if "cannot tell the format" in err:
         return ('name the format: read("...", format="alpaca"), or format="raw" for every field as a column; '
                 'a CSV/TSV file without a header row needs columns=[...]')
@@ -68,7 +70,7 @@ def _read_hint(err: str) -> str:
         return "a Hugging Face dataset saved with save_to_disk: point the source at the folder of one split"
     if any(w in err for w in ("not found", "no readable file", "is a directory", "unknown file type")):
         return "check the path (relative to the recipe file), or give --source NAME=PATH"
-    return "check the file's contents, or name its format with format=..."
+    return "check the file's contents" + ("" if format_given else ", or name its format with format=...")
 
 
 RUN_FILES = ("manifest.json", "set_aside.jsonl", "report.html")  # what a run (and `recipe report`) writes in --out

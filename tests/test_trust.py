@@ -532,3 +532,11 @@ def test_a_column_check_saw_as_numbers_but_text_later_sets_rows_aside(tmp_path, 
     assert aside["raw:3"] == aside["raw:5"] == ("filter: `mixed >= 1` is null (a value it reads is null or missing, "
                                                 "or text where a number is needed)")
     assert set(aside) == {"raw:0", "raw:3", "raw:4", "raw:5"}
+
+
+def test_an_empty_input_file_is_named_as_empty_without_a_format_hint(tmp_path):
+    (tmp_path / "empty.jsonl").write_text("")
+    text = f'recipe t\nsource raw = read("{tmp_path / "empty.jsonl"}", format="alpaca")\nwrite raw to "x.jsonl"\n'
+    d = next(d for d in load(text).diagnose().diagnostics if d.is_error)
+    assert d.code == "E0903" and "input is empty" in d.message
+    assert d.hints == ("the file has no rows: check the path, or that whatever wrote it finished",)
