@@ -207,8 +207,12 @@ def _check_arg(c: Checked, op: OpCall, spec, a: Arg, names: dict) -> object:
     ptype = p.type if p else spec.variadic
     if ptype is None:
         known = [q.name for q in spec.params]
-        c.diagnostics.append(Diagnostic("E0202", f"`{op.op}` has no parameter `{a.name}`", a.span,
-                                        did_you_mean(a.name, known) or (f"parameters: {', '.join(known) or 'none'}",)))
+        hint = did_you_mean(a.name, known) or (f"parameters: {', '.join(known) or 'none'}",)
+        models = [q.name for q in spec.params if q.type == "model"]
+        if isinstance(a.value, Lit) and isinstance(a.value.value, str) and names.get(a.value.value) == "model" and models:
+            # a model given under a name the op does not have: say where models go
+            hint = (f"`{op.op}` takes models as {', '.join(f'`{m}=`' for m in models)}",)
+        c.diagnostics.append(Diagnostic("E0202", f"`{op.op}` has no parameter `{a.name}`", a.span, hint))
         return None
     for pr in (x for x in walk(a.value) if isinstance(x, ParamRef)):
         if pr.name not in c.params and pr.name not in {q.name for q in c.recipe.params}:
@@ -355,10 +359,12 @@ def check_ops(c: Checked) -> None:
                 if mname in kinds and kinds[mname] in MODEL_KINDS and kinds[mname] not in allowed:
                     a = op.arg(pname)
                     what = _call_text(op, args)
+                    fits = [m for m, k in kinds.items() if k in allowed]
                     c.diagnostics.append(Diagnostic(
                         "E0209", f"{what} needs a {' or '.join(allowed)} model; `{mname}` is {kinds[mname]}",
                         a.value.span if a else op.span,
-                        (f"declare one: `model lm = {allowed[0]}(\"{_EXAMPLE_SOURCE[allowed[0]]}\")`",)))
+                        (f"`{fits[0]}` is a {kinds[fits[0]]} model: `{pname}={fits[0]}`" if fits else
+                         f"declare one: `model lm = {allowed[0]}(\"{_EXAMPLE_SOURCE[allowed[0]]}\")`",)))
             if sum(d.is_error for d in c.diagnostics) == errors_before:  # cross-checks need valid args
                 check_model_calls(c, op, spec, args)
                 for pname, msg in spec.check(args) + (spec.check_inputs(args, len(node.inputs)) if i == 0 else []):
