@@ -137,13 +137,24 @@ def parse(text: str, file: str = "<string>") -> Recipe:
             m = re.search(r"'([^']+)' w(?:as|ere) unexpected", err.message)
             if m:
                 path.append(m.group(1))
-                hints = did_you_mean(m.group(1), (err.schema.get("properties") or {}).keys()) or hints
+                known = (err.schema.get("properties") or {}).keys()
+                alias = _ALIASES.get(m.group(1))
+                hints = ((f"the YAML form calls it `{alias}`",) if alias in known else
+                         did_you_mean(m.group(1), known) or hints)
+        if path[:1] == ["sinks"] and isinstance(err.instance, dict) and "to" in err.instance:
+            hints = ("a sink is `{input: NODE, write: FILE}` (the text form's `write NODE to FILE`)",)
         node = _locate(root, path)
         where = "/".join(map(str, err.absolute_path)) or "<top>"
         diags.append(Diagnostic("E0103", f"{where}: {_short(err)}", _span(file, node), hints))
     if diags:
         raise RecipeError(diags)
     return _Builder(file, text).build(root)
+
+
+# names a newcomer reaches for (the text form's words, other tools') -> the YAML form's
+_ALIASES = {"nodes": "steps", "pipeline": "steps", "pipelines": "steps", "outputs": "sinks", "writes": "sinks",
+            "inputs": "sources", "reads": "sources", "parameters": "params", "name": "recipe", "operators": "ops",
+            "read": "input", "from": "input"}
 
 
 def _short(err) -> str:
