@@ -88,18 +88,17 @@ def _shown_path(p: str) -> str:
     return p if rel.startswith("..") else rel
 
 
-def plan_text(plan, store, fingerprints: bool = True) -> str:
+def plan_text(plan, store, fingerprints: bool = True, weights_dir=None) -> str:
     lines = []
     costs = None
     if store is not None:
         from .estimate import estimate, fmt
-        costs = estimate(plan, store)
+        costs = estimate(plan, store, weights_dir)
     for s in plan.steps:
         status = ""
         if store is not None:
-            from .plan import why_rerun
-            status = "cached" if store.done(s.fingerprint) else why_rerun(store.last_parts(s.name), s.parts)
-            status = f"  [{status}]"
+            from .plan import status as step_status
+            status = f"  [{step_status(store, s, weights_dir)}]"
         ins = ", ".join(s.inputs) or _shown_path(s.args.get("path", ""))
         models = f"  models: {', '.join(s.models)}" if s.models else ""
         lines.append(f"{s.name:<24} {s.op:<10} <- {ins}{models}{status}")
@@ -143,11 +142,17 @@ def cmd_plan(a) -> int:
         if a.against:
             sys.stdout.write(_plan_against(a, r, plan, params, sources, store))
         else:
-            sys.stdout.write(plan_text(plan, store))
+            sys.stdout.write(plan_text(plan, store, weights_dir=_weights_dir(a)))
     finally:
         if store:
             store.close()
     return 0
+
+
+def _weights_dir(a) -> Path:
+    """Where a run with these options keeps fine-tuned weights (the model cache)."""
+    from .runtime import user_cache_dir
+    return Path(a.model_cache) if getattr(a, "model_cache", None) else user_cache_dir() / "models"
 
 
 def _plan_cache(cache_dir: Path):
@@ -173,10 +178,10 @@ def _plan_against(a, r, plan, params, sources, store) -> str:
             old = Loaded(parse_any(text, r.file), text, r.file).plan(params, sources)
         except RecipeError as e:
             raise UserError(f"--against {label}: the old recipe does not check ({e.diagnostics[0].message})")
-    changes = review.compare(old, plan, store)
+    changes = review.compare(old, plan, store, _weights_dir(a))
     if store is not None:
         from .estimate import estimate, fmt
-        costs = estimate(plan, store)
+        costs = estimate(plan, store, _weights_dir(a))
         for c in changes:
             if c.name in costs and not costs[c.name].cached:
                 c.estimate = fmt(costs[c.name])
@@ -360,7 +365,8 @@ def _model_cache_line() -> None:
     d = user_cache_dir()
     if d.is_dir():
         print(f"model cache (shared by every project, not pruned): {d}, {_mb(folder_bytes(d))}; deleting it "
-              f"only costs recomputing model results and converting weights again")
+              f"only costs time: model results, converted weights and fine-tuned models are made again when "
+              f"a run needs them")
 
 
 def _mb(n: int) -> str:

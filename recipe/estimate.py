@@ -21,12 +21,15 @@ class Estimate:
     basis: str = ""          # where the seconds come from
 
 
-def estimate(plan, store) -> dict[str, Estimate]:
+def estimate(plan, store, weights_dir=None) -> dict[str, Estimate]:
+    """Each step's rows and seconds; `weights_dir`: the model cache that training steps'
+    weights must be in for them to count as cached."""
+    from .plan import finished
     history = store.history() if store is not None else []
     out: dict[str, Estimate] = {}
     loaded: set[str] = set()  # models an earlier step of this run will have loaded
     for s in plan.steps:
-        done = store.done(s.fingerprint) if store is not None else None
+        done = finished(store, s, weights_dir)
         if done is not None:
             out[s.name] = Estimate(done["rows_in"], done["rows_out"], 0, 0, 0.0, cached=True, basis="cached")
             continue

@@ -239,6 +239,27 @@ def last_use(steps: list[Step]) -> dict[str, str]:
     return out
 
 
+def finished(store, step, weights_dir: Path | None) -> dict | None:
+    """The step's record in the step cache, or None when it must run: a training step counts
+    as finished only while its weights are in the model cache (`weights_dir`), which lives
+    apart from the step cache and can be deleted, or be another --model-cache."""
+    done = store.done(step.fingerprint) if store is not None else None
+    if done and step.op == "finetune" and weights_dir is not None:
+        from .runtime.train import weights_path
+        if not (weights_path(weights_dir, step.fingerprint) / "config.json").exists():
+            return None
+    return done
+
+
+def status(store, step, weights_dir: Path | None) -> str:
+    """`cached`, or why the step will run."""
+    if finished(store, step, weights_dir):
+        return "cached"
+    if store.done(step.fingerprint):
+        return "its trained weights are not in the model cache"
+    return why_rerun(store.last_parts(step.name), step.parts)
+
+
 def why_rerun(old: dict | None, new: dict) -> str:
     """Say why a step is not served from the cache (compared with its last run)."""
     if old is None:

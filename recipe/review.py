@@ -47,10 +47,11 @@ def old_text(against: str, file: str) -> tuple[str | None, str]:
     return got.stdout, f"{ref}:{rel}"
 
 
-def compare(old, new, store=None) -> list[StepChange]:
+def compare(old, new, store=None, weights_dir=None) -> list[StepChange]:
     """Changes from plan `old` (None: no old recipe) to plan `new`, in the new plan's order,
-    removed steps last."""
-    from .plan import why_rerun
+    removed steps last; with `store`, whether each step is cached (training steps: while
+    their weights are in `weights_dir`)."""
+    from .plan import status
     before = {s.name: s for s in old.steps} if old else {}
     out = []
     for s in new.steps:
@@ -62,7 +63,7 @@ def compare(old, new, store=None) -> list[StepChange]:
         else:
             ch = StepChange(s.name, s.op, "changed", _how(o, s, old, new))
         if store is not None:
-            ch.cache = "cached" if store.done(s.fingerprint) else why_rerun(store.last_parts(s.name), s.parts)
+            ch.cache = status(store, s, weights_dir)
         out.append(ch)
     names = {s.name for s in new.steps}
     out += [StepChange(s.name, s.op, "removed") for s in (old.steps if old else []) if s.name not in names]

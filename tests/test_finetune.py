@@ -109,3 +109,27 @@ def test_a_run_killed_at_training_restarts_cleanly(setup, tmp_path):
     man = json.loads((tmp_path / "o" / "manifest.json").read_text())
     node = next(n for n in man["nodes"] if n["name"] == "tuned/finetune")
     assert not node["cached"] and node["stats"].get("reused")  # weights saved before the kill
+
+
+def test_a_model_cache_without_the_trained_weights_trains_again(setup, tmp_path):
+    """The step cache and the model cache live apart: a run against a model cache that lacks
+    the weights a cached training step made (deleted, or another --model-cache) trains again
+    (and the plan says why) instead of failing where the tuned model is loaded."""
+    import shutil
+    from recipe.cli import plan_text
+    f = recipe(setup, tmp_path, epochs=2)
+    first = run(f, tmp_path, tmp_path / "models")
+    shutil.rmtree(tmp_path / "models" / "finetuned")
+    from recipe.engine.store import Store
+    store = Store(tmp_path / "c")
+    try:
+        text = plan_text(load(str(f)).plan(), store, weights_dir=tmp_path / "models")
+    finally:
+        store.close()
+    assert "[its trained weights are not in the model cache]" in text and "[cached]" in text
+    again = run(f, tmp_path, tmp_path / "models", out="o2")
+    steps = {n["name"]: n for n in again.manifest["nodes"]}
+    assert not steps["tuned/finetune"]["cached"] and steps["seed"]["cached"]
+    assert {s["name"]: s["why"] for s in again.steps}["tuned/finetune"] == "its trained weights are not in the model cache"
+    assert (tmp_path / "o2" / "scored.jsonl").read_bytes() == (tmp_path / "o" / "scored.jsonl").read_bytes()
+    assert first.manifest["nodes"] and list((tmp_path / "models" / "finetuned").iterdir())

@@ -11,7 +11,7 @@ from pathlib import Path
 from .. import ops as registry
 from ..diagnostics import UserError
 from ..faults import atomic_file, atomic_write, fault  # noqa: F401  (re-exported for callers)
-from ..plan import Plan, why_rerun
+from ..plan import Plan, finished, status
 from ..ui import Reporter  # noqa: F401  (re-exported: callers import it from here)
 from ..io.json_lines import joined, set_aside_records
 from ..table import KernelContext
@@ -62,7 +62,8 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
     step_fp: dict[str, str] = {}  # step name -> the fingerprint its table is stored under
     for step in plan.steps:
         t0 = time.time()
-        done = store.done(step.fingerprint)
+        # a training step's record counts only while its weights are in the model cache
+        done = finished(store, step, runtime_factory().weights_dir if step.op == "finetune" else None)
         if done is not None:
             step_fp[step.name] = step.fingerprint
             rows.append({"name": step.name, "op": step.op, **{k: done[k] for k in
@@ -75,7 +76,7 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
             for m in finished_with.get(step.name, []):
                 release(m)
             continue
-        why = why_rerun(store.last_parts(step.name), step.parts)
+        why = status(store, step, runtime_factory().weights_dir if step.op == "finetune" else None)
         reporter.log(f"  {step.name}: running {step.op} ({why})")
         store.begin_step(step.fingerprint)
         ctx = KernelContext(store.output(step.fingerprint, plan.params), step.name, plan.params,
