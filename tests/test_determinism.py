@@ -74,7 +74,7 @@ def test_examples_and_edits_give_the_same_bytes_on_warm_and_fresh_caches(tmp_pat
             assert warm == fresh, f"variant {i} params {prm}:\n{text}"
 
 
-LIBRARY = ["qdit", "superfiltering", "deita", "mods", "instag", "lift", "uit"]
+LIBRARY = ["qdit", "superfiltering", "deita", "mods", "instag", "lift", "uit", "clean"]
 SMALL = {"uit": {"n": "2", "eval_instances": "2"}, "lift": {"max_new": "2"}}
 
 

@@ -10,7 +10,9 @@ from recipe.runtime import ModelRuntime
 
 from conftest import alpaca_rows, read_jsonl, write_jsonl
 
-EXPECTED = ["deita", "instag", "lift", "mods", "qdit", "superfiltering", "uit"]
+ROOT = Path(__file__).resolve().parents[1]
+
+EXPECTED = ["clean", "deita", "instag", "lift", "mods", "qdit", "superfiltering", "uit"]
 
 
 def small_input(tmp_path):
@@ -32,6 +34,38 @@ def library_params(name: str, r) -> dict:
 
 def test_library_is_complete():
     assert stdlib_names() == EXPECTED
+
+
+def test_clean_sets_aside_each_rules_rows_naming_the_rule(tmp_path):
+    """stdlib:clean (no models): a row breaking each rule is set aside by that rule's step;
+    rows that only look alike (a short list that repeats, a photo named in a quoted text
+    after the task) are kept."""
+    story = " ".join(f"word{i}" for i in range(60))
+    task = "Explain in detail how photosynthesis works in green plants and in algae."
+    rows = {"good": (task, "Plants turn light, water and CO2 into sugar and oxygen."),
+            "empty": ("Say something.", "   "),
+            "placeholder": ("What is the capital of Atlantis?", "N/A"),
+            "refusal": ("Tell me a joke.", "I'm sorry, but I cannot tell jokes."),
+            "unseen": ("Describe the scene in this photo.", "A beach at sunset."),
+            "loop": ("Write a story.", "Once upon a time. " + "The end is near and the end is here. " * 12),
+            "zeros": ("An array of 24 zeros.", "arr = [" + ", ".join(["0"] * 24) + "]"),
+            "quoted": ("Summarise the article below. " + "x" * 160 + " She sent this picture later.", story),
+            "dup": (task.upper().replace(" ", "  "), "Short."),
+            "near": (task.replace("in algae", "algae"), "Plants make sugar.")}
+    data = write_jsonl(tmp_path / "d.jsonl", [{"id": k, "instruction": i, "output": o} for k, (i, o) in rows.items()])
+    f = tmp_path / "c.recipe"
+    f.write_text((ROOT / "stdlib_recipes" / "clean.recipe").read_text().replace('read("data.jsonl")',
+                                                                               f'read("{data}", id="id")'))
+    load(str(f)).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    kept = [r["_id"] for r in read_jsonl(tmp_path / "o" / "clean.jsonl")]
+    aside = {a["_id"]: (a["node"], a["reason"]) for a in read_jsonl(tmp_path / "o" / "set_aside.jsonl")}
+    assert kept == ["good", "zeros", "quoted"]
+    step = {k: v[0] for k, v in aside.items()}
+    assert step == {"empty": "clean/filter", "placeholder": "clean/filter#2", "refusal": "clean/filter#3",
+                    "unseen": "clean/filter#4", "loop": "clean/filter#5", "dup": "clean/dedupe",
+                    "near": "clean/dedupe#2"}
+    assert aside["dup"][1] == "duplicate of good (exact on instruction)"
+    assert "word_repetition(response, 10)" in aside["loop"][1]
 
 
 @pytest.mark.slow
