@@ -333,6 +333,8 @@ def cmd_explain(a) -> int:
 
 
 def cmd_cache(a) -> int:
+    if a.models:
+        return _model_cache(a)
     from .engine.prune import inspect
     try:
         rep = inspect(a.cache_dir, prune=a.prune)
@@ -364,9 +366,42 @@ def _model_cache_line() -> None:
     from .runtime import user_cache_dir
     d = user_cache_dir()
     if d.is_dir():
-        print(f"model cache (shared by every project, not pruned): {d}, {_mb(folder_bytes(d))}; deleting it "
-              f"only costs time: model results, converted weights and fine-tuned models are made again when "
-              f"a run needs them")
+        print(f"model cache (shared by every project): {d}, {_mb(folder_bytes(d))}; `recipe cache --models` lists "
+              f"its weights and prunes those no run has loaded for a while (deleting any of it only costs time: "
+              f"results, converted weights and fine-tuned models are made again when a run needs them)")
+
+
+def _model_cache(a) -> int:
+    """`recipe cache --models`: the weight folders (what each was made from, its size, when a
+    run last loaded it) and the results; with --prune, the folders unused --older-than days."""
+    import datetime
+    from .runtime import weights_store as ws
+    root = _weights_dir(a)
+    if not root.is_dir():
+        print(f"{root}: no model cache yet")
+        return 0
+    if a.prune:
+        gone, tmp = ws.prune(root, a.older_than)
+        freed = sum(e.bytes for e in gone)
+        for e in gone:
+            print(f"  removed {e.kind} {e.path.relative_to(root)}: {e.made_from}")
+        left = f"; {len(tmp)} folder(s) left by killed runs" if tmp else ""
+        print(f"{root}: removed {len(gone)} weight folder(s) unused for {a.older_than:g}+ days ({_mb(freed)}){left}; "
+              f"a run that needs one makes it again")
+        return 0
+    day = lambda t: datetime.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")  # noqa: E731
+    items = ws.entries(root)
+    for e in items:
+        print(f"  {e.kind:<10} {_mb(e.bytes):>11}  last loaded {day(e.last_used)}  {e.path.relative_to(root)}  "
+              f"{e.made_from}")
+    n, emb, size = ws.results_summary(root)
+    print(f"  results    {_mb(size):>11}  {n:,} scores and generations, {emb:,} embeddings")
+    tmp = ws.leftovers(root)
+    if tmp:
+        print(f"  {len(tmp)} folder(s) left by killed conversions or trainings: {', '.join(p.name for p in tmp)}")
+    print(f"{root}: {len(items)} weight folder(s), {_mb(sum(e.bytes for e in items))}; `recipe cache --models "
+          f"--prune [--older-than DAYS]` removes those no run has loaded for 30 days (or DAYS)")
+    return 0
 
 
 def _mb(n: int) -> str:
@@ -462,10 +497,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=".recipe", help="the run's --cache-dir (default: .recipe)")
     p.add_argument("--row", required=True)
     p.set_defaults(fn=cmd_explain)
-    p = sub.add_parser("cache", help="list the step cache's steps; --prune removes those no latest run uses")
+    p = sub.add_parser("cache", help="list the step cache's steps; --prune removes those no latest run uses "
+                                     "(--models: the model cache's weights instead)")
     p.add_argument("--cache-dir", default=".recipe", help="the cache directory (default: .recipe)")
     p.add_argument("--prune", action="store_true",
-                   help="remove every step that is not some step name's latest run nor read by one")
+                   help="remove every step that is not some step name's latest run nor read by one; with "
+                        "--models, the weights no run has loaded for --older-than days")
+    p.add_argument("--models", action="store_true",
+                   help="the model cache (shared by every project): converted and fine-tuned weights, model results")
+    p.add_argument("--model-cache", metavar="DIR", help="the model cache (default: $RECIPE_CACHE_HOME/models, "
+                                                        "else $XDG_CACHE_HOME/recipe/models)")
+    p.add_argument("--older-than", type=float, default=30.0, metavar="DAYS",
+                   help="with --models --prune: weights unused this many days are removed (default 30; 0: all)")
     p.set_defaults(fn=cmd_cache)
     return ap
 

@@ -139,4 +139,40 @@ def test_the_listing_says_where_the_model_cache_is_and_its_size(tmp_path, files,
     run(tmp_path, RECIPE.format(data=files[0], n=20), "a")
     assert main(["cache", "--cache-dir", str(tmp_path / "cache")]) == 0
     out = capsys.readouterr().out
-    assert f"model cache (shared by every project, not pruned): {models}, 2.5 MB" in out
+    assert f"model cache (shared by every project): {models}, 2.5 MB; `recipe cache --models` lists" in out
+
+
+# ---- the model cache's weights ---------------------------------------------------------------
+
+def test_model_cache_weights_are_listed_and_those_unused_for_days_removed(tmp_path, capsys):
+    """`recipe cache --models`: each weight folder with what it was made from and when a run
+    last loaded it; `--prune --older-than DAYS` removes the folders unused that long and old
+    leftovers of killed runs, and keeps the rest and the results."""
+    import os
+    import time
+    from recipe.runtime import weights_store as ws
+    root = tmp_path / "models"
+    now = time.time()
+    folders = {"dequantised/a": 40, "finetuned/b": 2, "finetuned/c": 31, "finetuned/d.tmp42": 3}
+    for rel, days in folders.items():
+        p = root / rel
+        p.mkdir(parents=True)
+        (p / "model.safetensors").write_bytes(b"w" * 1000)
+        if rel != "finetuned/c":  # c: a folder from before recipe described its folders
+            ws.describe(p, f"made {rel}")
+        ws.mark_used(p)
+        for f in [p / ".used", p]:
+            if f.exists():
+                os.utime(f, (now - days * 86400, now - days * 86400))
+    (root / "emb").mkdir()
+    ws.mark_used(tmp_path)  # not a folder of the model cache: never written to
+    assert not (tmp_path / ".used").exists()
+    assert main(["cache", "--models", "--model-cache", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "dequantised/a  made dequantised/a" in out and "finetuned/c  (made before recipe recorded what from)" in out
+    assert "3 weight folder(s)" in out and "d.tmp42" in out
+    assert main(["cache", "--models", "--model-cache", str(root), "--prune", "--older-than", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "removed 2 weight folder(s) unused for 30+ days" in out and "1 folder(s) left by killed runs" in out
+    assert sorted(str(p.relative_to(root)) for p in root.glob("*/*")) == ["finetuned/b"]
+    assert (root / "emb").is_dir()

@@ -71,6 +71,11 @@ def test_training_lowers_the_loss_and_an_unchanged_rerun_trains_nothing(setup, t
     assert np.mean([r["ppl_tuned"] for r in seed]) < np.mean([r["ppl_base"] for r in seed])
     weights = list((tmp_path / "models" / "finetuned").iterdir())
     assert len(weights) == 1 and list(weights[0].glob("*.safetensors"))
+    # `recipe cache --models` says what the weights were made from, and when a run loaded them
+    from recipe.runtime.weights_store import entries
+    (entry,) = entries(tmp_path / "models")
+    assert entry.kind == "fine-tuned" and f"{setup[0] / 'lm'} fine-tuned on 12 rows (batch_rows=2, epochs=" in entry.made_from
+    assert (entry.path / ".used").exists()
     again = run(f, tmp_path, tmp_path / "models", out="o2")
     assert all(n["cached"] for n in again.manifest["nodes"])
     assert (tmp_path / "o2" / "scored.jsonl").read_bytes() == (tmp_path / "o" / "scored.jsonl").read_bytes()

@@ -136,6 +136,8 @@ class ModelRuntime:
         decl = as_decl(model)
         out = weights_path(self.weights_dir, key)
         if (out / "config.json").exists():
+            from .weights_store import mark_used
+            mark_used(out)
             return {"rows": len(prompts), "reused": True}
         m = self.model(decl)
         if not hasattr(m, "m") or not hasattr(m.m, "_src"):

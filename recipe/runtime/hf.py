@@ -15,6 +15,7 @@ import numpy as np
 
 from ..diagnostics import UserError
 from .resolve import Resolved
+from .weights_store import describe, mark_used
 
 
 
@@ -85,6 +86,7 @@ class CausalLM:
                 tmp = saved.with_name(saved.name + f".tmp{os.getpid()}")
                 model.save_pretrained(str(tmp), safe_serialization=True)
                 tok.save_pretrained(str(tmp))
+                describe(tmp, f"{res.gguf_file} ({res.identity})")
                 os.replace(tmp, saved) if not saved.exists() else None
                 log(f"dequantised in {time.time() - t0:.1f}s")
             src = saved
@@ -106,6 +108,7 @@ class CausalLM:
             self._model = AutoModelForCausalLM.from_pretrained(str(self._src), dtype=self.dtype,
                                                                use_safetensors=True, **self._kw)
             self._model.to(self.device).eval()
+            mark_used(self._src)  # `recipe cache --models` keeps what runs still load
             self._on_load(time.time() - t0)
         return self._model
 

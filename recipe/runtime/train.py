@@ -17,6 +17,8 @@ import shutil
 import time
 from pathlib import Path
 
+from .weights_store import describe, made_from
+
 DEFAULTS = {"epochs": 1, "lr": 2e-4, "lora": True, "max_tokens": 256, "seed": 0, "batch_rows": 4}
 # what the fingerprint must see besides the settings: a new library may train differently
 LIBRARIES = ("torch", "transformers", "peft", "accelerate")
@@ -141,6 +143,8 @@ def finetune(src_dir: Path, tok, chat, prompts: list[str], responses: list[str],
     model.save_pretrained(str(tmp), safe_serialization=True)
     tok.save_pretrained(str(tmp))
     shutil.rmtree(tmp / "trainer", ignore_errors=True)
+    describe(tmp, f"{made_from(src_dir)} fine-tuned on {len(prompts)} rows (" +
+             ", ".join(f"{k}={s[k]}" for k in sorted(s)) + ")")
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.exists():  # another run with the same key finished first: its weights are these
         shutil.rmtree(tmp, ignore_errors=True)
