@@ -540,3 +540,16 @@ def test_an_empty_input_file_is_named_as_empty_without_a_format_hint(tmp_path):
     d = next(d for d in load(text).diagnose().diagnostics if d.is_error)
     assert d.code == "E0903" and "input is empty" in d.message
     assert d.hints == ("the file has no rows: check the path, or that whatever wrote it finished",)
+
+
+def test_an_embedding_column_with_bad_rows_names_them(tmp_path):
+    from recipe.diagnostics import UserError
+    rows = [{"instruction": f"q{i}", "output": "a", "e": [1.0, 0.0] if i % 3 else ([0.0, 1.0, 0.5] if i == 3 else None)}
+            for i in range(8)]
+    data = write_jsonl(tmp_path / "e.jsonl", rows)
+    text = f'recipe t\nsource raw = read("{data}")\nx = raw | select(method="kcenter", k=2, embedding_column=e)\nwrite x to "x.jsonl"\n'
+    with pytest.raises(UserError) as e:
+        _run(text, tmp_path)
+    assert str(e.value) == ("embedding_column `e` must hold a list of 2 numbers in every row; 3 of 8 rows do not (row raw:0: "
+                            "null; row raw:3: 3 numbers; row raw:6: null); set them aside first, e.g. "
+                            "`filter(is_null(e) == false)`")

@@ -27,10 +27,28 @@ def embeddings(ctx, table, args: dict, on: str | None = None) -> np.ndarray:
         except (TypeError, ValueError):
             arr = None
         if arr is None or (len(rows) and arr.ndim != 2):
-            raise UserError(f"embedding_column `{col}` must hold a list of numbers of one length in every row")
+            raise UserError(_bad_embeddings(col, rows, table.ids()))
         return arr.reshape(len(rows), -1)
     texts = row_texts(ctx, table, on or args.get("on", "instruction"))
     return ctx.runtime.embed(ctx.models[args["embedding"]], texts, progress=ctx.progress)
+
+
+def _bad_embeddings(col: str, rows: list, ids: list[str]) -> str:
+    """Which rows of an embedding column are not a list of numbers of the common length."""
+    def length(v):
+        try:
+            v = json.loads(v) if isinstance(v, str) else v
+            return len(v) if isinstance(v, list) and all(isinstance(x, (int, float)) for x in v) else None
+        except (TypeError, ValueError):
+            return None
+    lens = [length(v) for v in rows]
+    common = max(set(x for x in lens if x), key=lens.count, default=None)
+    bad = [(i, x) for i, x in enumerate(lens) if x != common]
+    shown = "; ".join(f"row {ids[i]}: " + ("null" if rows[i] is None else "not a list of numbers" if x is None else
+                                           f"{x} numbers") for i, x in bad[:3])
+    return (f"embedding_column `{col}` must hold a list of {common or 'the same number of'} numbers in every row; "
+            f"{len(bad)} of {len(rows)} rows do not ({shown}{'; ...' if len(bad) > 3 else ''}); "
+            f"set them aside first, e.g. `filter(is_null({col}) == false)`")
 
 
 def approx_tokens(texts: list[str]) -> np.ndarray:
