@@ -288,6 +288,11 @@ def cmd_ops(a) -> int:
             print(f"    NAME=...: {spec.variadic}")
     from .syntax import FUNCTIONS
     from .types import SIGNATURES
+    from .link import STDLIB, stdlib_names
+    print("\nlibrary recipes (`recipe run stdlib:NAME --source raw=FILE`; each file's header says more):")
+    for name in stdlib_names():
+        head = (STDLIB / f"{name}.recipe").read_text(encoding="utf-8").split("\n", 1)[0].lstrip("# ")
+        print(f"    {name:<15} {head}")
     print("\nrow-expression functions (in filter, derive, score(metric=\"expr\")):")
     for name, f in FUNCTIONS.items():
         takes, gives = SIGNATURES[name]

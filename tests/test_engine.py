@@ -170,7 +170,9 @@ def test_cli_commands(tmp_path, data_file, capsys):
     diag = json.loads(capsys.readouterr().out)[0]
     assert diag["code"] == "E0201" and diag["span"]["line"] == 4
     assert main(["ops"]) == 0
-    assert "dedupe" in capsys.readouterr().out
+    ops = capsys.readouterr().out
+    assert "dedupe" in ops and "    clean           Clean: rule-based cleaning of instruction data, without models." in ops
+    assert "    word_repetition(str, int) -> float  share of the text's windows of n words" in ops
 
 
 def _errors_case(name):
