@@ -23,7 +23,8 @@ class Dedupe(Op):
         P("method", "str", default="exact", choices=("exact", "minhash", "semantic")),
         P("on", "column", default="instruction", doc="instruction, response, conversation, or a text column"),
         P("threshold", "float", min=0.0, max=1.0, doc="Jaccard (minhash, default 0.8) or cosine (semantic, default 0.9)"),
-        P("keep", "str", default="first", doc="first | longest | max:<column> | min:<column>"),
+        P("keep", "str", default="first", doc="which row of a group stays: first | longest (the longest `on` text) | "
+                                             "max:<column> | min:<column>"),
         P("against", "node", doc="a reference node: remove rows near-duplicate to it (decontamination)"),
         P("ngram", "int", default=5, min=1, doc="minhash shingle size"),
         P("unit", "str", default="char", choices=("char", "word"), doc="minhash shingle unit"),
