@@ -385,3 +385,22 @@ def test_a_source_whose_files_mix_dataset_splits_is_told_so():
     assert mixed_splits(hub[:2]) == []
     assert mixed_splits([Path("d/train/a.jsonl"), Path("d/validation/b.jsonl")]) == ["train", "validation"]
     assert mixed_splits([Path("d/a.jsonl"), Path("d/b.jsonl"), Path("x/train/c.jsonl")]) == []
+
+
+def test_a_folder_of_files_in_one_format_says_its_detection_once(tmp_path, capsys):
+    """Each file's format is detected from its own first record; a folder of many files says
+    so once per format (it printed a line per file: 294 lines for the P3 folder)."""
+    from recipe.engine.read import collapse_detected
+    d = tmp_path / "many"
+    d.mkdir()
+    for i in range(5):
+        write_jsonl(d / f"f{i}.jsonl", [{"prompt": f"p{i}", "completion": "c"}])
+    write_jsonl(d / "g.jsonl", [{"instruction": "i", "output": "o"}])
+    load(f'recipe t\nsource raw = read("{d}")\nwrite raw to "x.jsonl"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c", quiet=False)
+    got = capsys.readouterr()
+    lines = [x.strip() for x in (got.out + got.err).splitlines() if "detected format" in x]
+    assert lines == ["raw: detected format `prompt_completion` (from keys `prompt`, `completion`) in 5 files "
+                     "(f0.jsonl, ...)", "raw: detected format `alpaca` (from keys `instruction`, `output`) in g.jsonl"]
+    assert collapse_detected(["s: detected format `a` (from x) in 1.jsonl", "other", "s: detected format `a` (from x) "
+                              "in 2.jsonl"]) == ["s: detected format `a` (from x) in 1.jsonl, 2.jsonl", "other"]

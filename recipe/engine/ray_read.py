@@ -277,9 +277,9 @@ def read_in_tasks(store, fp: str, ctx, source: str, args: dict, pieces: list[tup
         if len(schemas) > 1:
             log(f"  {source}: its pieces' columns differ; reading them together on the driver")
             return False
-        for _, _, lines in got:
-            for m in lines:
-                log(m)
+        from .read import collapse_detected
+        for m in collapse_detected([m for _, _, lines in got for m in lines]):
+            log(m)
         k = 0
         out, aside = store._t(fp), store._a(fp)
         for i in range(len(got)):

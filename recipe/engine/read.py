@@ -69,20 +69,42 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
     rows = _Rows(con, out, ctx)
     said: list[str] = []
 
+    multi = len(files) > 1 if multi is None else multi
+
     def noting(msg: str, *a, **k):  # the readers say what they detected: the summary says it too
         said.append(msg)
+        if multi and _DETECTED.search(msg):
+            return None  # said once per format after the files (a folder of 294 files said it 294 times)
         return log(msg, *a, **k)
-    multi = len(files) > 1 if multi is None else multi
     # a file's ids are `<source>:<file name>:<index>` among several: same-named files in two
     # folders would collide, and only the record-by-record reader checks for that
     distinct = len({f.name for f in files}) == len(files)
     for f in files:
         prefix = f"{source}:{f.name}:" if multi else f"{source}:"
         _read_file(f, args, source, noting, multi, distinct, prefix, rows.take, rows.take_arrow)
+    for line in collapse_detected([m for m in said if multi and _DETECTED.search(m)]):
+        log(line)
     rejected = rows.close(aside_table)
     ctx.info["format"] = format_info(args, said)
     ctx.info["files"] = len(files)
     return rejected
+
+
+def collapse_detected(messages: list[str]) -> list[str]:
+    """The readers' `detected format ... in FILE` lines of a folder's files as one line per
+    format and reason, naming up to three files (`... in 294 files`); other lines as they are."""
+    files: dict[str, list[str]] = {}
+    order: list[str] = []
+    for m in messages:
+        head, sep, name = m.rpartition(" in ")
+        key = head if sep and _DETECTED.search(m) else m
+        if key not in files:
+            files[key] = []
+            order.append(key)
+        if key is head:
+            files[key].append(name)
+    return [k if not files[k] else f"{k} in {', '.join(files[k])}" if len(files[k]) <= 3 else
+            f"{k} in {len(files[k])} files ({files[k][0]}, ...)" for k in order]
 
 
 def format_info(args: dict, messages: list[str], formats=()) -> str:
