@@ -72,7 +72,7 @@ class Dedupe(Op):
         method, on = args.get("method", "exact"), args.get("on", "instruction")
         if method == "exact" and not args.get("against"):
             ctx.info["clusters"] = ctx.out.distinct(src, on, args.get("keep", "first"))
-            _warn_empty(ctx, getattr(ctx.out, "empty_keys", 0), on)
+            _warn_empty(ctx, getattr(ctx.out, "empty_keys", 0), on, method)
             return
         n = src.count()
         ids = src.ids()
@@ -80,7 +80,7 @@ class Dedupe(Op):
             labels, lengths = src.minhash_labels(on, args.get("threshold") or 0.8, args.get("ngram", 5),
                                                  args.get("unit", "char"), args.get("num_perm", 256),
                                                  args.get("seed", 0), pmap=ctx.pmap, progress=ctx.progress)
-            _warn_empty(ctx, sum(1 for n in lengths if not n), on)
+            _warn_empty(ctx, sum(1 for n in lengths if not n), on, method)
             return self._finish(ctx, src, args, labels, lengths, ids, method, on)
         texts = row_texts(ctx, src, on)
         if args.get("against"):
@@ -146,12 +146,16 @@ class Dedupe(Op):
                                  reference=embeddings(ctx, ref, args, on))
 
 
-def _warn_empty(ctx, n: int, on: str) -> None:
-    """Rows whose `on` is empty are one text to a dedupe: on a mix of answered and unanswered
-    rows, `on=response` keeps one unanswered row. Said, since it is rarely what was meant."""
+def _warn_empty(ctx, n: int, on: str, method: str) -> None:
+    """Rows whose `on` is empty: to exact dedupe they are one text, so on a mix of answered and
+    unanswered rows `on=response` keeps one unanswered row; MinHash compares none of them (an
+    empty text has no shingles), so it keeps them all. Said, since neither is often meant."""
     if n > 1:
-        ctx.info["warning"] = (f"{n} rows have an empty `{on}`: they count as one text, and all but the first "
-                               f"are set aside as its duplicates (filter them out first to keep them)")
+        ctx.info["warning"] = (
+            f"{n} rows have an empty `{on}`: they count as one text, and all but the first are set aside as "
+            f"its duplicates (filter them out first to keep them)" if method == "exact" else
+            f"{n} rows have an empty `{on}`: MinHash has nothing to compare in them (no shingles), so all are "
+            f"kept (filter them out first, or dedupe them exactly, to drop them)")
 
 
 OP = Dedupe()
