@@ -23,7 +23,7 @@ from recipe.types import expr_type
 
 COLS = {"i": "int", "f": "float", "s": "str", "b": "bool"}
 SCHEMA = pa.schema([("i", pa.int64()), ("f", pa.float64()), ("s", pa.string()), ("b", pa.bool_())])
-TEXT = st.text(alphabet="abcXYZ é\t\n\v\xa0\u30001\u0663", max_size=6)
+TEXT = st.text(alphabet="abcXYZ é\t\n\v\xa0\u30001\u0663\U0001f600", max_size=6)
 PATTERNS = ["a", "[bc]+", " +", "X|é", "^a", "c$", "1"]  # the same in RE2 and Python's re
 
 
