@@ -60,9 +60,9 @@ FUNCTIONS: dict[str, Fn] = {
     "max_line_length": Fn("__max_line_length", 1, 1, "characters in the longest line"),
     "alpha_ratio": Fn("__alpha_ratio", 1, 1, "share of characters that are letters (null for an empty text)"),
     "digit_ratio": Fn("__digit_ratio", 1, 1, "share of characters that are decimal digits (null for an empty text)"),
-    "char_repetition": Fn("__char_repetition", 2, 2,
+    "char_repetition": Fn("recipe_char_repetition", 2, 2,
                           "share of the text's windows of n characters that repeat an earlier window"),
-    "word_repetition": Fn("__word_repetition", 2, 2,
+    "word_repetition": Fn("recipe_word_repetition", 2, 2,
                           "share of the text's windows of n words that repeat an earlier window"),
 }
 

@@ -17,7 +17,7 @@ import duckdb
 import pyarrow as pa
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from recipe.engine.sql import to_sql
+from recipe.engine.sql import register_functions, to_sql
 from recipe.ir import Binary, Call, Column, Lit, Unary
 from recipe.types import expr_type
 
@@ -205,6 +205,13 @@ ROWS = st.lists(st.fixed_dictionaries({
     "b": st.one_of(st.none(), st.booleans())}), min_size=1, max_size=6)
 
 
+def _connect():
+    """A connection as the engines make them: with the compiled functions registered."""
+    con = duckdb.connect()
+    register_functions(con)
+    return con
+
+
 def _same(a, b) -> bool:
     if a is None or b is None:
         return a is None and b is None
@@ -220,7 +227,7 @@ def test_duckdb_agrees_with_the_reference(t, data, rows):
     got_type, issues = expr_type(e, COLS, {})
     assert not issues, issues  # the generator makes only well-typed expressions
     sql, binds = to_sql(e, {})
-    con = duckdb.connect()
+    con = _connect()
     con.register("t", pa.Table.from_pylist(rows, schema=SCHEMA))
     got = [r[0] for r in con.execute(f"SELECT {sql} FROM t", binds).fetchall()]
     want = [ref(e, r) for r in rows]
@@ -230,7 +237,7 @@ def test_duckdb_agrees_with_the_reference(t, data, rows):
 
 def test_checker_types_match_what_duckdb_returns():
     """The checker's type for an expression is the type DuckDB gives it."""
-    con = duckdb.connect()
+    con = _connect()
     cases = {"length(s)": "BIGINT", "i / i": "DOUBLE", "i + 1": "BIGINT", "f * 2": "DOUBLE",
              "concat(s, 'x')": "VARCHAR", "i > 1 and b": "BOOLEAN", "round(f, 1)": "DOUBLE",
              "lines(s)": "BIGINT", "max_line_length(s)": "BIGINT", "alpha_ratio(s)": "DOUBLE",
@@ -248,17 +255,20 @@ def test_checker_types_match_what_duckdb_returns():
 
 
 @settings(max_examples=200, deadline=None)
-@given(texts=st.lists(st.text(alphabet="abcXYZ é\t\n\v\xa0\u3000", max_size=12), min_size=1, max_size=8),
-       pattern=st.sampled_from(PATTERNS), fn=st.sampled_from(["regexp_replace", "regexp_matches", "words", "trim"]))
-def test_text_functions_agree_with_the_reference_on_longer_texts(texts, pattern, fn):
-    """Texts long enough to hold several matches and whitespace runs (the typed generator's
-    short texts rarely do): regexp_replace replaces every match, words and trim know
-    Python's whitespace."""
-    args = {"regexp_replace": (Column("s"), Lit(pattern), Lit("-")), "regexp_matches": (Column("s"), Lit(pattern))}
+@given(texts=st.lists(st.text(alphabet="abcXYZ é\t\n\v\xa0\u3000\U0001f600", max_size=12), min_size=1, max_size=8),
+       pattern=st.sampled_from(PATTERNS), size=st.integers(0, 4),
+       fn=st.sampled_from(["regexp_replace", "regexp_matches", "words", "trim", "char_repetition", "word_repetition"]))
+def test_text_functions_agree_with_the_reference_on_longer_texts(texts, pattern, size, fn):
+    """Texts long enough to hold several matches, whitespace runs and repeated windows (the
+    typed generator's short texts rarely do): regexp_replace replaces every match, words and
+    trim know Python's whitespace, the repetition functions (compiled, registered on the
+    connection) count windows as the reference does."""
+    args = {"regexp_replace": (Column("s"), Lit(pattern), Lit("-")), "regexp_matches": (Column("s"), Lit(pattern)),
+            "char_repetition": (Column("s"), Lit(size)), "word_repetition": (Column("s"), Lit(size))}
     e = Call(fn, args.get(fn, (Column("s"),)))
     sql, binds = to_sql(e, {})
     rows = [{"i": None, "f": None, "s": t, "b": None} for t in texts]
-    con = duckdb.connect()
+    con = _connect()
     con.register("t", pa.Table.from_pylist(rows, schema=SCHEMA))
     got = [r[0] for r in con.execute(f"SELECT {sql} FROM t", binds).fetchall()]
     assert got == [ref(e, r) for r in rows], sql
@@ -269,7 +279,7 @@ def test_text_functions_agree_with_the_reference_on_longer_texts(texts, pattern,
 def test_number_reads_what_python_float_reads(texts):
     sql, binds = to_sql(Call("number", (Column("s"),)), {})
     rows = [{"i": None, "f": None, "s": t, "b": None} for t in texts]
-    con = duckdb.connect()
+    con = _connect()
     con.register("t", pa.Table.from_pylist(rows, schema=SCHEMA))
     got = [r[0] for r in con.execute(f"SELECT {sql} FROM t", binds).fetchall()]
     assert got == [number(t) for t in texts]
@@ -277,7 +287,7 @@ def test_number_reads_what_python_float_reads(texts):
 
 def test_integer_arithmetic_beyond_64_bits_is_null_not_an_error():
     big = 2 ** 62
-    con = duckdb.connect()
+    con = _connect()
     con.register("t", pa.Table.from_pylist([{"i": big, "f": None, "s": None, "b": None},
                                             {"i": -2 ** 63, "f": None, "s": None, "b": None}], schema=SCHEMA))
     for e, want in [(Binary("*", Column("i"), Lit(4)), [None, None]), (Binary("+", Column("i"), Column("i")), [None, None]),
@@ -290,7 +300,7 @@ def test_integer_arithmetic_beyond_64_bits_is_null_not_an_error():
 def test_a_text_column_where_a_number_is_needed_is_read_as_numbers():
     """A column the read widened to text (its first rows held numbers, a later one text):
     arithmetic and comparisons with numbers read its numbers, null where a value is not one."""
-    con = duckdb.connect()
+    con = _connect()
     con.register("t", pa.Table.from_pylist([{"i": 1, "f": None, "s": "3", "b": None},
                                             {"i": 1, "f": None, "s": "x", "b": None}], schema=SCHEMA))
     types = {"i": "int", "f": "float", "s": "str", "b": "bool"}

@@ -469,3 +469,60 @@ def murmur3_rows(data, offs, seed, hi, lo):  # pragma: no cover - compiled; cove
         h2 += h1
         lo[i] = h1
         hi[i] = h2
+
+
+_Q = np.uint64(0x9E3779B97F4A7C15)  # a window's hash: its units' hashes combined in order
+
+
+@njit(cache=True, nogil=True)
+def repetition_rows(data, offs, sizes, by_words, space, out):  # pragma: no cover - compiled; covered through text_stats
+    """For each UTF-8 text (bytes, offsets from 0), the share of its windows of `sizes[i]`
+    units that repeat an earlier window: 1 - distinct windows / windows; 0 when it has no
+    whole window, NaN where the size is below 1. Units are code points, or with `by_words`
+    runs of characters that `space` (Python's `\\s`) does not mark; units and windows are
+    compared by 64-bit hashes (two different windows sharing one: about 1e-19 a pair)."""
+    units = np.empty(max(1, int((offs[1:] - offs[:-1]).max()) if len(offs) > 1 else 1), np.uint64)
+    for i in range(len(offs) - 1):
+        n = sizes[i]
+        if n < 1:
+            out[i] = np.nan
+            continue
+        m = 0
+        h, pw, open_word = np.uint64(0), _P, False
+        p, end = offs[i], offs[i + 1]
+        while p < end:
+            if data[p] < 0x80:
+                cp, w = np.uint32(data[p]), 1
+            else:
+                cp, w = _code_point(data, p)
+            p += w
+            if not by_words:
+                units[m] = np.uint64(cp) + _ONE
+                m += 1
+            elif space[cp]:
+                if open_word:
+                    units[m] = _fmix64(h)
+                    m += 1
+                h, pw, open_word = np.uint64(0), _P, False
+            else:
+                h += (np.uint64(cp) + _ONE) * pw
+                pw *= _P
+                open_word = True
+        if open_word:
+            units[m] = _fmix64(h)
+            m += 1
+        if m < n:
+            out[i] = 0.0
+            continue
+        count = m - n + 1
+        wins = np.empty(count, np.uint64)
+        for s in range(count):
+            hh = np.uint64(0)
+            for j in range(n):
+                hh = hh * _Q + units[s + j]
+            wins[s] = _fmix64(hh)
+        wins.sort()
+        distinct = 1
+        for k in range(1, count):
+            distinct += wins[k] != wins[k - 1]
+        out[i] = 1.0 - distinct / count

@@ -37,6 +37,8 @@ def _connect():
                                              "autoload_known_extensions": False})
     con.execute("SET preserve_insertion_order = true")
     con.execute("SET enable_external_access = false")  # as the DuckDB engine: rows come as Arrow only
+    from .sql import register_functions
+    register_functions(con)
     return con
 
 

@@ -14,11 +14,11 @@ from ..types import SIGNATURES, STR, expr_type, numeric, of_value
 _ARITH = ("+", "-", "*", "/", "%")
 
 # whitespace as Python's `\s` (what `str.split` and text normalisation mean by it; RE2's own
-# `\s` is ASCII and lacks \v) and its complement, for words(), trim() and word_repetition()
+# `\s` is ASCII and lacks \v) and its complement, for words() and trim()
 WS = WS_RE2 + "+"
 NOT_WS = "[^" + WS_RE2[1:] + "+"
 # the fixed SQL string literals the translation emits (no user text is among them)
-FIXED_LITERALS = (f"'{NOT_WS}'", f"'^{WS}|{WS}$'", "''", "'g'", "' '", "'\\PL+'", "'\\P{Nd}+'")
+FIXED_LITERALS = (f"'{NOT_WS}'", f"'^{WS}|{WS}$'", "''", "'g'", "'\\PL+'", "'\\P{Nd}+'")
 
 _NULL_SQL = {"str": "VARCHAR", "int": "BIGINT", "num": "DOUBLE", "float": "DOUBLE", "bool": "BOOLEAN"}
 
@@ -128,6 +128,8 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
                 return f"regexp_replace({args[0]}, {args[1]}, {args[2]}, 'g')"
             if f.sql in _TEXT_STATS:
                 return _let(args, _TEXT_STATS[f.sql])
+            if f.sql in UDFS:  # a compiled function the engine registered (`register_functions`)
+                return f"{f.sql}(CAST({args[0]} AS VARCHAR), CAST({args[1]} AS BIGINT))"
             if f.sql == "__is_null":
                 return f"({args[0]} IS NULL)"
             if f.sql == "abs":
@@ -152,19 +154,6 @@ def _let(values: list[str], body) -> str:
     return sql
 
 
-def _repetition(count: str, window: str, n: str) -> str:
-    """1 - distinct windows / windows, over `count` units whose window at `__i` is `window`
-    (0 when there is no whole window, null when n < 1)."""
-    return (f"CASE WHEN {n} < 1 THEN NULL WHEN {count} < {n} THEN CAST(0 AS DOUBLE) ELSE 1 - len(list_distinct("
-            f"list_transform(range(1, {count} - {n} + 2), __i -> {window}))) / ({count} - {n} + 1) END")
-
-
-def _word_repetition(t: str, n: str) -> str:
-    words = f"regexp_extract_all({t}, '{NOT_WS}')"
-    window = f"array_to_string(__w[__i:__i + {n} - 1], ' ')"  # a space is never inside a word
-    return f"list_transform([{words}], __w -> {_repetition('len(__w)', window, n)})[1]"
-
-
 # text statistics for heuristic quality filters (of the kind Data-Juicer's and Gopher's
 # filters compute), each a function of its arguments' `_let` names
 _TEXT_STATS = {
@@ -173,9 +162,24 @@ _TEXT_STATS = {
     "__max_line_length": lambda t: f"list_max(list_transform(string_split({t}, chr(10)), __l -> length(__l)))",
     "__alpha_ratio": lambda t: f"CAST(length(regexp_replace({t}, '\\PL+', '', 'g')) AS DOUBLE) / NULLIF(length({t}), 0)",
     "__digit_ratio": lambda t: f"CAST(length(regexp_replace({t}, '\\P{{Nd}}+', '', 'g')) AS DOUBLE) / NULLIF(length({t}), 0)",
-    "__char_repetition": lambda t, n: _repetition(f"length({t})", f"substr({t}, __i, {n})", n),
-    "__word_repetition": _word_repetition,
 }
+
+# functions DuckDB lacks, registered on every connection that runs row expressions
+# (`register_functions`): vectorised over Arrow by compiled kernels (SQL name -> its function
+# in algorithms/text_stats.py)
+UDFS = {"recipe_char_repetition": "char_repetition", "recipe_word_repetition": "word_repetition"}
+
+
+def register_functions(con) -> None:
+    """Make `UDFS` callable on a DuckDB connection (each: text, size -> double)."""
+    from duckdb.sqltypes import BIGINT, DOUBLE, VARCHAR
+
+    # the module, not the algorithms package: the engines' code hash (every step's) stays small
+    from ..algorithms.text_stats import char_repetition, word_repetition
+    fns = {"char_repetition": char_repetition, "word_repetition": word_repetition}
+    for name, fn in UDFS.items():
+        con.create_function(name, fns[fn], [VARCHAR, BIGINT], DOUBLE, type="arrow",
+                            null_handling="special", side_effects=False)
 
 
 CONVERSATION = "coalesce(array_to_string(list_transform(messages, m -> m.role || ': ' || m.content), chr(10)), '')"

@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 
 from ..diagnostics import UserError
+from .sql import register_functions
 
 
 DUCKDB_MEMORY = "768MB"
@@ -83,6 +84,7 @@ class Store:
         self.con.execute("SET enable_external_access = false")
         self.con.execute("SET preserve_insertion_order = true")
         self.con.execute("SET enable_progress_bar = false")  # our own progress goes to stderr
+        register_functions(self.con)
         # DuckDB caches step tables in memory up to its limit and spills beyond it; its own
         # default (80% of RAM) would make a run's memory grow with its rows, so the limit is
         # 768 MB unless RECIPE_DUCKDB_MEMORY says otherwise (tests/test_memory.py runs at 128MB; at
