@@ -63,7 +63,8 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
     for step in plan.steps:
         t0 = time.time()
         # a training step's record counts only while its weights are in the model cache
-        done = finished(store, step, runtime_factory().weights_dir if step.op == "finetune" else None)
+        weights = runtime_factory().weights_dir if step.op == "finetune" else None
+        done = finished(store, step, weights)
         if done is not None:
             step_fp[step.name] = step.fingerprint
             rows.append({"name": step.name, "op": step.op, **{k: done[k] for k in
@@ -76,7 +77,7 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
             for m in finished_with.get(step.name, []):
                 release(m)
             continue
-        why = status(store, step, runtime_factory().weights_dir if step.op == "finetune" else None)
+        why = status(store, step, weights)
         reporter.log(f"  {step.name}: running {step.op} ({why})")
         store.begin_step(step.fingerprint)
         ctx = KernelContext(store.output(step.fingerprint, plan.params), step.name, plan.params,

@@ -164,10 +164,9 @@ _TEXT_STATS = {
     "__digit_ratio": lambda t: f"CAST(length(regexp_replace({t}, '\\P{{Nd}}+', '', 'g')) AS DOUBLE) / NULLIF(length({t}), 0)",
 }
 
-# functions DuckDB lacks, registered on every connection that runs row expressions
-# (`register_functions`): vectorised over Arrow by compiled kernels (SQL name -> its function
-# in algorithms/text_stats.py)
-UDFS = {"recipe_char_repetition": "char_repetition", "recipe_word_repetition": "word_repetition"}
+# functions DuckDB lacks: compiled kernels vectorised over Arrow (algorithms/text_stats.py),
+# registered on every connection that runs row expressions (`register_functions`)
+UDFS = ("recipe_char_repetition", "recipe_word_repetition")
 
 
 def register_functions(con) -> None:
@@ -176,10 +175,9 @@ def register_functions(con) -> None:
 
     # the module, not the algorithms package: the engines' code hash (every step's) stays small
     from ..algorithms.text_stats import char_repetition, word_repetition
-    fns = {"char_repetition": char_repetition, "word_repetition": word_repetition}
-    for name, fn in UDFS.items():
-        con.create_function(name, fns[fn], [VARCHAR, BIGINT], DOUBLE, type="arrow",
-                            null_handling="special", side_effects=False)
+    for name, fn in zip(UDFS, (char_repetition, word_repetition)):
+        con.create_function(name, fn, [VARCHAR, BIGINT], DOUBLE, type="arrow", null_handling="special",
+                            side_effects=False)
 
 
 CONVERSATION = "coalesce(array_to_string(list_transform(messages, m -> m.role || ': ' || m.content), chr(10)), '')"

@@ -26,10 +26,7 @@ class Filter(Op):
         false = tuple(f"filter: `{t}` is false" for t in texts)
         null = tuple(f"filter: `{t}` is null (a value it reads is null or missing"
                      + (", or text where a number is needed)" if reads_numbers(p) else ")") for t, p in zip(texts, parts))
-        if len(parts) == 1:
-            ctx.out.filter(inputs[0], parts[0], false[0], null[0])
-        else:
-            ctx.out.filter(inputs[0], parts, false, null)
+        ctx.out.filter(inputs[0], parts, false, null)
 
 
 _NUMERIC = ("+", "-", "*", "/", "%", "<", "<=", ">", ">=")
