@@ -278,6 +278,44 @@ def regex_problem(pattern: str) -> str | None:
     return None
 
 
+def regex_groups(pattern: str) -> int:
+    """How many capturing groups RE2 counts in a valid pattern (at most 10: a replacement
+    names groups \\1 to \\9), asked of DuckDB, which refuses more group names than groups."""
+    import duckdb
+    con = duckdb.connect()
+    for n in range(1, 11):
+        try:
+            con.execute("SELECT regexp_extract('', ?, ?)", [pattern, [f"g{i}" for i in range(n)]]).fetchall()
+        except duckdb.Error:
+            return n - 1
+    return 10
+
+
+def replacement_problem(rewrite: str, groups: int) -> str | None:
+    """Why RE2 would not apply a replacement text, or None. RE2 does not refuse a bad one:
+    DuckDB returns the text unchanged (a group the pattern lacks) or cut off at the bad escape
+    (`\\q`), so a recipe would run and silently not do what it says."""
+    i = 0
+    while i < len(rewrite):
+        if rewrite[i] == "\\":
+            nxt = rewrite[i + 1] if i + 1 < len(rewrite) else ""
+            if nxt.isdigit() and nxt.isascii():
+                if int(nxt) > groups:
+                    return (f"`\\{nxt}` names group {nxt}, but the pattern has "
+                            + (f"{groups} group{'s' if groups != 1 else ''}" if groups else "no groups"))
+            elif nxt != "\\":
+                return f"`\\{nxt}` is not a replacement escape" if nxt else "a replacement cannot end with `\\`"
+            i += 2
+        else:
+            i += 1
+    return None
+
+
+def _literal(c: Checked, x):
+    """A literal argument's value, or a param's value; None for anything computed per row."""
+    return x.value if isinstance(x, Lit) else c.params.get(x.name) if isinstance(x, ParamRef) else None
+
+
 def _check_functions(c: Checked, e) -> None:
     from .syntax import MAX_NODES
     nodes = walk(e)
@@ -294,12 +332,24 @@ def _check_functions(c: Checked, e) -> None:
                 c.diagnostics.append(Diagnostic("E0403", f"`{x.fn}` takes {f.arity_text()} argument(s), got {len(x.args)}", x.span))
             elif x.fn in ("regexp_matches", "regexp_replace"):
                 pat = x.args[1]
-                value = pat.value if isinstance(pat, Lit) else c.params.get(pat.name) if isinstance(pat, ParamRef) else None
+                value = _literal(c, pat)
+                if not isinstance(pat, (Lit, ParamRef)):  # each row's own: only the run could judge it
+                    c.diagnostics.append(Diagnostic("E0408", f"the pattern of `{x.fn}` is computed per row, so it "
+                                                    "cannot be checked before the run", pat.span,
+                                                    ("write the pattern in the recipe (or as a param); "
+                                                     "contains(...) finds a column's text in another",)))
                 problem = regex_problem(value) if isinstance(value, str) else None
                 if problem:
                     c.diagnostics.append(Diagnostic("E0408", f"invalid regular expression: {problem}", pat.span,
                                                     ("patterns are RE2 syntax: no look-behind, back-references "
                                                      "or possessive repeats",)))
+                rewrite = _literal(c, x.args[2]) if x.fn == "regexp_replace" else None
+                if isinstance(value, str) and not problem and isinstance(rewrite, str) and "\\" in rewrite:
+                    bad = replacement_problem(rewrite, regex_groups(value))
+                    if bad:
+                        c.diagnostics.append(Diagnostic("E0410", f"invalid replacement: {bad}", x.args[2].span,
+                                                        ("in a replacement, \\0 is the whole match, \\1 to \\9 the "
+                                                         "pattern's groups, and \\\\ a backslash",)))
             elif x.fn in ("char_repetition", "word_repetition"):
                 n = x.args[1]
                 value = n.value if isinstance(n, Lit) else c.params.get(n.name) if isinstance(n, ParamRef) else None
@@ -572,12 +622,12 @@ def _check_op_columns(c: Checked, node: Node, op: OpCall, spec, args: dict, cur:
                     "E0407", f"`{op.op}` would overwrite `{col}`", op.span,
                     ("name the new column something else, e.g. `column=\"" + col.strip("_") + "_score\"`",)))
     for pname, want in spec.column_types(args).items():
-        col = args.get(pname)
+        col = spec.column_arg(pname, args)
         t = known.get(col) if col else None
         if t is not None and not types.is_(t, want):
             a = op.arg(pname)
             c.diagnostics.append(Diagnostic(
-                "E0406", f"`{op.op}({pname}={col})` needs a {_tname(want)} column; `{col}` holds {_tname(t)}",
+                "E0406", f"`{op.op}({pname}={args[pname]})` needs a {_tname(want)} column; `{col}` holds {_tname(t)}",
                 a.value.span if a else op.span, (_want_hint(want),)))
 
 
@@ -588,7 +638,8 @@ def _tname(t: str) -> str:
 
 def _want_hint(want: str) -> str:
     if want in (types.INT, types.FLOAT):
-        return "score the rows first (`score(...)`), or turn text into a number with length(...) or words(...)"
+        return ("score the rows first (`score(...)`), or derive a number: `number(x)` reads one written as "
+                "text, length(...) and words(...) count")
     if want == types.BOOL:
         return "compare it, e.g. `length(response) > 0`"
     return f"give it a {_tname(want)}"

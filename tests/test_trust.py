@@ -223,16 +223,58 @@ def test_missing_input_and_exclusive_params_fail_check_not_the_run(tmp_path, dat
     assert sorted(_codes(bad_fmt)) == ["E0901", "E0902"]
 
 
-def test_runtime_failure_is_one_line_naming_the_step(tmp_path, data):
+def test_runtime_failure_is_one_line_naming_the_step(tmp_path, data, monkeypatch):
     from recipe.diagnostics import UserError
-    # a regular expression made from each row's text, which only the engine can judge (a
-    # literal one is judged by `check`, E0408): the run stops with one line
-    text = (f'recipe t\nsource raw = read("{data}")\n'
-            'x = raw | filter(regexp_matches(instruction, concat("((", instruction)))\nwrite x to "x.jsonl"\n')
+    from recipe.engine import duck
+    # a failure inside an operator that `check` cannot foresee (here DuckDB's own, whose
+    # message carries the SQL and a caret): the run stops with one line naming the step
+    def failing(self, *a, **k):
+        self.con.execute("SELECT regexp_matches('a', '((')").fetchall()
+    monkeypatch.setattr(duck.DuckOutput, "filter", failing)
+    text = f'recipe t\nsource raw = read("{data}")\nx = raw | filter(length(instruction) > 1)\nwrite x to "x.jsonl"\n'
     with pytest.raises(UserError) as e:
         _run(text, tmp_path)
     msg = str(e.value)
     assert msg.startswith("step `x` (filter) failed:") and "SELECT" not in msg and len(msg.splitlines()) == 2
+
+
+def test_regular_expressions_check_cannot_judge_are_refused_or_made_safe(tmp_path):
+    # a pattern taken from each row failed mid-run on the first row whose text is not one
+    rows = [{"instruction": "xax", "output": "(a"}, {"instruction": "xbx", "output": "\\q"}]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    per_row = f'recipe t\nsource raw = read("{data}")\nx = raw | filter(regexp_matches(instruction, response))\n' \
+              'write x to "x.jsonl"\n'
+    assert _codes(per_row) == ["E0408"]
+    # a replacement taken from each row is inserted as it is: RE2 read `\q` as an escape and
+    # dropped the text from there on ("xx"), with no error
+    rep = f'recipe t\nsource raw = read("{data}")\nx = raw | derive(z=regexp_replace(instruction, "[ab]", response))\n' \
+          'write x to "x.jsonl"\n'
+    _run(rep, tmp_path)
+    assert [r["z"] for r in read_jsonl(tmp_path / "out" / "x.jsonl")] == ["x(ax", "x\\qx"]
+
+
+def test_round_with_digits_past_a_double_does_not_stop_the_run(tmp_path, data):
+    # the digits went through a cast to a 32-bit integer: 10^10 of them stopped the run
+    text = (f'recipe t\nsource raw = read("{data}")\nx = raw | derive(a=round(length(instruction) / 3, 10000000000), '
+            'b=round(length(instruction) * 1.0, 0 - 10000000000))\nwrite x to "x.jsonl"\n')
+    _run(text, tmp_path)
+    got = read_jsonl(tmp_path / "out" / "x.jsonl")
+    assert [r["a"] for r in got] == [len(r["instruction"]) / 3 for r in got] and {r["b"] for r in got} == {0.0}
+
+
+def test_a_compressed_file_cut_short_names_the_file(tmp_path):
+    import gzip
+    from recipe.diagnostics import UserError
+    body = "".join(json.dumps({"instruction": f"do {i}", "output": "ok"}) + "\n" for i in range(3000)).encode()
+    packed = gzip.compress(body)
+    (tmp_path / "d.jsonl.gz").write_bytes(packed[:len(packed) - 100])  # a download cut short
+    text = 'recipe t\nsource raw = read("d.jsonl.gz")\nwrite raw to "x.jsonl"\n'
+    (tmp_path / "t.recipe").write_text(text)
+    with pytest.raises(UserError) as e:
+        load(str(tmp_path / "t.recipe")).run(out=tmp_path / "out", cache_dir=tmp_path / "cache")
+    msg = str(e.value)
+    assert msg.startswith("source `raw`: ") and "d.jsonl.gz cannot be read to its end (EOFError" in msg
+    assert "is the file complete?" in msg and len(msg.splitlines()) == 1
 
 
 # ---- the Python API ----------------------------------------------------------------------
@@ -553,3 +595,16 @@ def test_an_embedding_column_with_bad_rows_names_them(tmp_path):
     assert str(e.value) == ("embedding_column `e` must hold a list of 2 numbers in every row; 3 of 8 rows do not (row raw:0: "
                             "null; row raw:3: 3 numbers; row raw:6: null); set them aside first, e.g. "
                             "`filter(is_null(e) == false)`")
+
+
+def test_set_aside_records_of_a_read_keep_their_order_across_chunks(tmp_path, monkeypatch):
+    from recipe.engine import read
+    monkeypatch.setattr(read, "ASIDE_CHUNK", 3)  # several inserts of set-aside records
+    lines = []
+    for i in range(20):
+        lines.append(json.dumps({"instruction": f"do {i}", "output": "ok"}) if i % 3 else "{not json " + str(i))
+    (tmp_path / "d.jsonl").write_text("\n".join(lines) + "\n")
+    _run(f'recipe t\nsource raw = read("{tmp_path / "d.jsonl"}", format="alpaca")\nwrite raw to "x.jsonl"\n', tmp_path)
+    aside = read_jsonl(tmp_path / "out" / "set_aside.jsonl")
+    assert [r["raw"] for r in aside] == [lines[i] for i in range(0, 20, 3)]
+    assert len(read_jsonl(tmp_path / "out" / "x.jsonl")) == 20 - len(aside)

@@ -8,9 +8,14 @@ record."""
 from __future__ import annotations
 
 import json
+import lzma
 import re
+import zlib
+
+import pyarrow as pa
 from pathlib import Path
 
+from ..diagnostics import UserError
 from ..io.formats import detect, is_oasst_message
 from ..io.prefetch import prefetched
 from ..io.readers import (array_items, delimiter, iter_csv, iter_rows, item_row, jsonl_items, kind_suffix, list_files,
@@ -18,14 +23,17 @@ from ..io.readers import (array_items, delimiter, iter_csv, iter_rows, item_row,
 from .sql import quote_ident
 from .tables import RowWriter
 
+ASIDE_CHUNK = 20_000
+ASIDE_SCHEMA = pa.schema([("_id", pa.string()), ("reason", pa.string()), ("raw", pa.string())])
+
 
 class _Rows:
     """Where a read's rows go: canonical Arrow chunks and single rows into the table, the
     rest (and repeated ids) into the set-aside list, with progress."""
 
-    def __init__(self, con, out: str, ctx):
+    def __init__(self, con, out: str, aside_table: str, ctx):
         from .store import ROW_GROUP_SIZE
-        self.con, self.ctx = con, ctx
+        self.con, self.ctx, self.aside_table = con, ctx, aside_table
         self.writer = RowWriter(con, out, row_group=ROW_GROUP_SIZE)
         self.aside: list[tuple[str, str, str | None]] = []
         self.seen: set[str] = set()
@@ -47,14 +55,25 @@ class _Rows:
         else:
             self.seen.add(rid)
             self.writer.add(rid, row)
+        if len(self.aside) >= ASIDE_CHUNK:
+            self._put_aside(self.aside)
+            self.aside = []
 
-    def close(self, aside_table: str) -> int:
+    def _put_aside(self, records: list) -> None:
+        # one Arrow insert: executemany took 1 ms a record (7,473 rows of a TSV file read with
+        # the wrong columns took 7 s to set aside), and holding them all held their raw texts
+        tbl = pa.table([pa.array(c, pa.string()) for c in zip(*records)], schema=ASIDE_SCHEMA)
+        self.con.register("__aside", tbl)
+        self.con.execute(f"INSERT INTO {quote_ident(self.aside_table)} SELECT * FROM __aside")
+        self.con.unregister("__aside")
+
+    def close(self) -> int:
         """Creates the (possibly empty) table; returns how many of the set-aside records, at
         the end, are rows the table could not hold."""
         self.writer.close()
         rejected = [(rid, reason, None) for rid, reason in self.writer.rejected]
         if self.aside or rejected:
-            self.con.executemany(f"INSERT INTO {quote_ident(aside_table)} VALUES (?, ?, ?)", self.aside + rejected)
+            self._put_aside(self.aside + rejected)
         return len(rejected)
 
 
@@ -66,7 +85,7 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
     engine's read tasks do. Returns how many of the set-aside records, at the end, are rows
     the table could not hold (they follow every file's unreadable records)."""
     files = list_files(args["path"]) if files is None else files
-    rows = _Rows(con, out, ctx)
+    rows = _Rows(con, out, aside_table, ctx)
     said: list[str] = []
 
     multi = len(files) > 1 if multi is None else multi
@@ -81,10 +100,14 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
     distinct = len({f.name for f in files}) == len(files)
     for f in files:
         prefix = f"{source}:{f.name}:" if multi else f"{source}:"
-        _read_file(f, args, source, noting, multi, distinct, prefix, rows.take, rows.take_arrow)
+        try:
+            _read_file(f, args, source, noting, multi, distinct, prefix, rows.take, rows.take_arrow)
+        except (EOFError, OSError, zlib.error, lzma.LZMAError) as e:  # a file cut short, or bad bytes
+            raise UserError(f"source `{source}`: {f} cannot be read to its end ({type(e).__name__}: {e}): "
+                            f"is the file complete?") from e
     for line in collapse_detected([m for m in said if multi and _DETECTED.search(m)]):
         log(line)
-    rejected = rows.close(aside_table)
+    rejected = rows.close()
     ctx.info["format"] = format_info(args, said)
     ctx.info["files"] = len(files)
     return rejected
@@ -123,11 +146,11 @@ def read_range(con, out: str, aside_table: str, ctx, source: str, f: Path, fmt: 
     reasons are those of reading the whole file."""
     from ..io.arrow_alpaca import chunks
     from ..io.arrow_chat import canon_for
-    rows = _Rows(con, out, ctx)
+    rows = _Rows(con, out, aside_table, ctx)
     prefix = f"{source}:"
     if kind_suffix(f) == ".parquet":
         _parquet_rows(f, open_parquet(f), prefix, rows.take, rows.take_arrow, span)
-        return rows.close(aside_table)
+        return rows.close()
     for kind, payload, first_line, first_idx in prefetched(chunks(f, prefix, None if fmt == "alpaca" else canon_for(fmt),
                                                                   span=span)):
         if kind == "arrow":
@@ -135,7 +158,7 @@ def read_range(con, out: str, aside_table: str, ctx, source: str, f: Path, fmt: 
         else:
             for it in jsonl_items(f, payload, first_line, first_idx):
                 rows.take(*item_row(it, prefix, fmt))
-    return rows.close(aside_table)
+    return rows.close()
 
 
 def _parquet_rows(f: Path, pf, prefix: str, take, take_arrow, groups=None) -> None:

@@ -18,7 +18,7 @@ _ARITH = ("+", "-", "*", "/", "%")
 WS = WS_RE2 + "+"
 NOT_WS = "[^" + WS_RE2[1:] + "+"
 # the fixed SQL string literals the translation emits (no user text is among them)
-FIXED_LITERALS = (f"'{NOT_WS}'", f"'^{WS}|{WS}$'", "''", "'g'", "'\\PL+'", "'\\P{Nd}+'")
+FIXED_LITERALS = (f"'{NOT_WS}'", f"'^{WS}|{WS}$'", "''", "'g'", "'\\PL+'", "'\\P{Nd}+'", "'\\'", "'\\\\'")
 
 _NULL_SQL = {"str": "VARCHAR", "int": "BIGINT", "num": "DOUBLE", "float": "DOUBLE", "bool": "BOOLEAN"}
 
@@ -118,14 +118,20 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
                     if w in _NULL_SQL:
                         args[i] = f"CAST(NULL AS {_NULL_SQL[w]})"
             if f.sql == "round":  # round(BIGINT, BIGINT) does not bind; the docs promise a float
-                digits = f", CAST({args[1]} AS INTEGER)" if len(args) > 1 else ""
+                # digits past a double's range change nothing (or round to 0), as in Python; unclamped,
+                # 10^10 digits stopped the run in the cast to INTEGER
+                digits = f", CAST(greatest(-400, least(400, {args[1]})) AS INTEGER)" if len(args) > 1 else ""
                 return f"round(CAST({args[0]} AS DOUBLE){digits})"
             if f.sql == "__words":
                 return f"len(regexp_extract_all({args[0]}, '{NOT_WS}'))"
             if f.sql == "__trim":  # DuckDB's trim() removes spaces only; the docs promise whitespace
                 return f"regexp_replace({args[0]}, '^{WS}|{WS}$', '', 'g')"
             if f.sql == "regexp_replace":  # every match, as the docs (and Python's re.sub) say
-                return f"regexp_replace({args[0]}, {args[1]}, {args[2]}, 'g')"
+                # a replacement computed per row is text: its backslashes name no groups (RE2
+                # would drop the text from a bad escape on, and `check` cannot see a row's)
+                rep = (args[2] if isinstance(x.args[2], (Lit, ParamRef))
+                       else f"replace({args[2]}, {FIXED_LITERALS[-2]}, {FIXED_LITERALS[-1]})")
+                return f"regexp_replace({args[0]}, {args[1]}, {rep}, 'g')"
             if f.sql in _TEXT_STATS:
                 return _let(args, _TEXT_STATS[f.sql])
             if f.sql in UDFS:  # a compiled function the engine registered (`register_functions`)

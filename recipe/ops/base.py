@@ -92,6 +92,10 @@ class Op:
         """Column-valued params that need a type (param name -> type), e.g. topk's `by`."""
         return {}
 
+    def column_arg(self, pname: str, args: dict) -> str | None:
+        """The column that a param of `column_types` names (its value, unless the op says otherwise)."""
+        return args.get(pname)
+
     def model_kinds(self, args: dict) -> dict[str, tuple[str, ...]]:
         """Model-valued params -> the model kinds this call can use there."""
         return {}

@@ -46,8 +46,11 @@ class Dedupe(Op):
         return out
 
     def column_types(self, args):
-        k = args.get("keep", "first")
-        return {"embedding_column": "vector"}
+        # keep=max:<column> ranks by the column's numbers: text there would rank nothing
+        return {"embedding_column": "vector"} | ({"keep": "float"} if ":" in args.get("keep", "first") else {})
+
+    def column_arg(self, pname, args):
+        return args.get("keep", "first").split(":", 1)[1] if pname == "keep" else args.get(pname)
 
     def model_kinds(self, args):
         return {"embedding": ("embedding",)}
