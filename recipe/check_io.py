@@ -1,6 +1,9 @@
 """Checks of a recipe's sources and sinks: their options, input formats, and where sinks write."""
 from __future__ import annotations
 
+import json
+import re
+
 from .checked import Checked, value_of
 from .diagnostics import Diagnostic, column_hint, did_you_mean
 
@@ -53,10 +56,16 @@ def check_sources(c: Checked) -> None:
         note = c.source_notes.get(s.name)
         if note:  # the run would read nothing from it (or little): most often a format that is not the file's
             fmt = opts.get("format", (None, None))[1]
-            c.diagnostics.append(Diagnostic(
-                "W0903", note, s.path.span,
-                (f'format="{fmt}" is given: is it the file\'s format? (without it, the format is detected)'
-                 if fmt else "check the file, or name its format with format=...",), severity="warning"))
+            missing = re.search(r"missing field `([^`]+)`", note)
+            named = opts.get("columns", (None, None))[1]
+            if missing and isinstance(named, list) and missing.group(1) not in named:
+                hint = (f"`columns` names no `{missing.group(1)}`: name the field that holds it so "
+                        f"(columns=[{', '.join(json.dumps(x) for x in named)}] now)")
+            elif fmt:
+                hint = f'format="{fmt}" is given: is it the file\'s format? (without it, the format is detected)'
+            else:
+                hint = "check the file, or name its format with format=..."
+            c.diagnostics.append(Diagnostic("W0903", note, s.path.span, (hint,), severity="warning"))
 
 
 def _read_hint(err: str, format_given: bool = False) -> str:

@@ -87,6 +87,28 @@ def test_derived_response_on_rows_without_an_answer_adds_the_turn(tmp_path):
                                    {"role": "assistant", "content": "Answer to: What is 2+2?"}]
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_response_is_the_answer_after_the_instruction(tmp_path, monkeypatch, fast):
+    # a chat log that opens with the assistant's greeting: the greeting answered nothing, and was
+    # taken as the answer to the first question (IFD, judges and filters paired them)
+    if not fast:
+        from recipe.engine import read
+        monkeypatch.setattr(read, "_fast", lambda *a, **k: None)
+    greet = [{"role": "assistant", "content": "Hi! How can I help?"}, {"role": "user", "content": "What is 2+2?"},
+             {"role": "assistant", "content": "4"}]
+    unanswered = [{"role": "assistant", "content": "Hello."}, {"role": "user", "content": "Name a colour."}]
+    data = write_jsonl(tmp_path / "c.jsonl", [{"messages": greet}, {"messages": unanswered}])
+    text = (f'recipe t\nsource raw = read("{data}")\nx = raw | derive(response=concat(response, "!"))\n'
+            'write raw to "raw.jsonl"\nwrite x to "x.jsonl"\n')
+    _run(text, tmp_path)
+    raw = read_jsonl(tmp_path / "out" / "raw.jsonl")
+    assert [(r["instruction"], r["response"]) for r in raw] == [("What is 2+2?", "4"), ("Name a colour.", "")]
+    # the edit lands on the answer's turn; a row without one gets one after its question
+    x = read_jsonl(tmp_path / "out" / "x.jsonl")
+    assert x[0]["messages"] == greet[:2] + [{"role": "assistant", "content": "4!"}]
+    assert x[1]["messages"] == unanswered + [{"role": "assistant", "content": "!"}]
+
+
 def test_ops_cannot_overwrite_canonical_columns():
     text = ('recipe t\nmodel lm = causal_lm("builtin:smollm2")\nsource raw = read("d.jsonl")\n'
             'x = raw | score(metric="ifd", model=lm, column="instruction") | derive(_id=instruction)\n'

@@ -195,9 +195,10 @@ def text_sql(column: str) -> str:
 
 
 def sync_messages_sql(instruction: bool, response: bool) -> str:
-    """SQL for `messages` with its first user turn set to `instruction` and its first
-    assistant turn set to `response` (a missing turn is inserted: the user turn after any
-    system turns, the assistant turn right after the first user turn, if `response` is not empty)."""
+    """SQL for `messages` with its first user turn set to `instruction` and the first
+    assistant turn after it set to `response` (a missing turn is inserted: the user turn after
+    any system turns, the assistant turn right after the first user turn, if `response` is not
+    empty). Without a user turn, the first assistant turn is the response's."""
     m = "messages"
     if instruction:
         pos = f"list_position(list_transform({m}, x -> x.role), 'user')"
@@ -206,8 +207,9 @@ def sync_messages_sql(instruction: bool, response: bool) -> str:
              f"list_filter({m}, x -> x.role <> 'system')) ELSE list_transform({m}, (x, i) -> CASE WHEN i = {pos} "
              f"THEN struct_pack(role := x.role, content := instruction) ELSE x END) END)")
     if response:
-        apos = f"list_position(list_transform({m}, x -> x.role), 'assistant')"
         upos = f"list_position(list_transform({m}, x -> x.role), 'user')"
+        apos = (f"(CASE WHEN {upos} IS NULL THEN list_position(list_transform({m}, x -> x.role), 'assistant') "
+                f"ELSE {upos} + list_position(list_transform({m}[{upos} + 1:], x -> x.role), 'assistant') END)")
         turn = "[struct_pack(role := 'assistant', content := response)]"
         m = (f"(CASE WHEN {apos} IS NOT NULL THEN list_transform({m}, (x, i) -> CASE WHEN i = {apos} "
              f"THEN struct_pack(role := x.role, content := response) ELSE x END) "

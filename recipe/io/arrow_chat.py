@@ -62,7 +62,9 @@ def chat_table(t: pa.Table, fmt: str, prefix: str, start: int) -> pa.Table | Non
     instruction = contents.take(pa.array(user))
     if pc.any(pc.match_substring_regex(instruction, BLANK)).as_py():
         return None
-    answer_at = _first(parent, _is(mapped, "assistant"), n)
+    # the first assistant turn after the row's first user turn (flat positions: a row's turns
+    # are contiguous and in order)
+    answer_at = _first(parent, _is(mapped, "assistant") & (np.arange(len(parent)) > user[parent]), n)
     response = pc.if_else(pa.array(answer_at >= 0), contents.take(pa.array(np.maximum(answer_at, 0))), "")
     extras = plain_extras(t, {key, "messages", "instruction", "response"})
     if extras is None:

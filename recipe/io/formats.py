@@ -1,7 +1,7 @@
 """Row formats: detect them and convert a raw record to the canonical row and back.
 
 Canonical row: `messages` (list of {role, content}), `instruction` (first user turn),
-`response` (first assistant turn, "" when the row has none yet), and every column the
+`response` (the first assistant turn after it, "" when the row has none yet), and every column the
 format does not consume, kept as-is. A record that cannot be converted raises `BadRow`
 with the reason that goes to `set_aside.jsonl`.
 """
@@ -241,11 +241,13 @@ def canonical(fmt: str, rec: dict) -> dict:
         return {"messages": [], "instruction": "", "response": "",
                 **{k: v for k, v in rec.items() if k not in ("messages", "instruction", "response") and not k.startswith("_")}}
     msgs, used = to_messages(fmt, rec)
-    users = [m["content"] for m in msgs if m["role"] == "user"]
-    if not users or not users[0].strip():
+    first = next((i for i, m in enumerate(msgs) if m["role"] == "user"), None)
+    if first is None or not msgs[first]["content"].strip():
         raise BadRow("empty instruction")
-    answers = [m["content"] for m in msgs if m["role"] == "assistant"]
-    row = {"messages": msgs, "instruction": users[0], "response": answers[0] if answers else ""}
+    # the answer to the instruction: an assistant turn before it (a greeting, a chat log that
+    # starts mid-way) answers something else
+    answer = next((m["content"] for m in msgs[first + 1:] if m["role"] == "assistant"), "")
+    row = {"messages": msgs, "instruction": msgs[first]["content"], "response": answer}
     for k, v in rec.items():
         if k not in used and k not in row and not k.startswith("_"):
             row[k] = v
