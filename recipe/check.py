@@ -522,7 +522,7 @@ def check_columns(c: Checked) -> None:
             cur = {}
             for x in ins:
                 for k, t in x.items():
-                    cur[k] = t if k not in cur or cur[k] == t else types.ANY
+                    cur[k] = t if k not in cur else types.unified(cur[k], t)
         for i, op in enumerate(node.ops):
             spec = registry.get(op.op)
             args = c.args.get((node.name, i))

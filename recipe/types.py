@@ -43,6 +43,20 @@ def numeric(t: str) -> bool:
     return t in NUMERIC or t in _OPEN
 
 
+def unified(a: str, b: str) -> str:
+    """A column's type after `union`/`mix` of inputs that have it as `a` and `b`: the
+    engines' rule (engine/widen.py): numbers of mixed kinds are floats, other conflicts text."""
+    if a == b or b == NULL:
+        return a
+    if a == NULL:
+        return b
+    if a in _OPEN or b in _OPEN:
+        return ANY
+    if {a, b} == {INT, FLOAT}:
+        return FLOAT
+    return STR
+
+
 def is_(t: str, want: str) -> bool:
     """`t` can be used where `want` is needed (unknown types always can)."""
     return t in _OPEN or t == want or (want == FLOAT and t == INT)

@@ -137,6 +137,23 @@ def test_concat_by_name_first_id_wins(eng):
                      ("s:2", "not b")]  # each input's rows in its order
 
 
+def test_concat_widens_columns_whose_types_differ_as_the_read_does(eng):
+    # until session 23 a list unioned with text stopped the run mid-step (DuckDB's cast), and
+    # a number unioned with text was DuckDB's rendering of it
+    a = eng.table([row(0, "a0", tags=["t1", "é"], n=1, score=0.5, flag=True, k=3),
+                   row(1, "a1", tags=None, n=2, score=1.5, flag=False, k=4)])
+    b = eng.table([row(2, "b2", tags="t3", n=2.5, score="high", flag="yes", k=5)])
+    ctx = eng.context()
+    ctx.out.concat([a, b])
+    out, aside = eng.result(ctx)
+    rows = rows_of(out)
+    assert [r["tags"] for r in rows] == ['["t1", "é"]', None, "t3"]  # JSON text, as the read writes it
+    assert [r["n"] for r in rows] == [1.0, 2.0, 2.5]  # numbers of mixed kinds: floats
+    assert [r["score"] for r in rows] == ["0.5", "1.5", "high"]
+    assert [r["flag"] for r in rows] == ["true", "false", "yes"]
+    assert [r["k"] for r in rows] == [3, 4, 5] and aside == []
+
+
 def test_distinct_normalises_and_ranks(eng):
     texts = ["Hello  World", "hello world", " HELLO\tworld ", "other", "Other"]
     t = eng.table([row(i, s, score=float(i)) for i, s in enumerate(texts)])

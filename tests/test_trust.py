@@ -630,3 +630,16 @@ def test_set_aside_records_of_a_read_keep_their_order_across_chunks(tmp_path, mo
     aside = read_jsonl(tmp_path / "out" / "set_aside.jsonl")
     assert [r["raw"] for r in aside] == [lines[i] for i in range(0, 20, 3)]
     assert len(read_jsonl(tmp_path / "out" / "x.jsonl")) == 20 - len(aside)
+
+
+def test_union_of_sources_that_disagree_on_a_column_type_widens_it(tmp_path):
+    # check passed this and the run stopped in the union (DuckDB cannot cast text to a list)
+    a = write_jsonl(tmp_path / "a.jsonl", [{"instruction": "a1", "output": "x", "tags": ["t1"], "score": 0.5}])
+    b = write_jsonl(tmp_path / "b.jsonl", [{"instruction": "b1", "output": "y", "tags": "t3", "score": 3}])
+    text = (f'recipe t\nsource a = read("{a}")\nsource b = read("{b}")\nu = union(a, b)\n'
+            'write u to "u.jsonl"\n')
+    _run(text, tmp_path)
+    rows = read_jsonl(tmp_path / "out" / "u.jsonl")
+    assert [(r["tags"], r["score"]) for r in rows] == [('["t1"]', 0.5), ("t3", 3.0)]
+    # and check knows the column is text now: a list function on it is refused before the run
+    assert _codes(text.replace("union(a, b)", "union(a, b) | filter(num_tags(tags) > 0)")) == ["E0405"]

@@ -247,12 +247,55 @@ class DuckOutput(Output):
         """Each input's kept rows, appended in turn; a repeated `_id` (checked on the ids
         alone, in Python) is set aside."""
         self._make()
-        union = " UNION ALL BY NAME ".join(f"SELECT * FROM {q(t.name)}" for t in srcs)
+        views = self._widened(srcs)
+        union = " UNION ALL BY NAME ".join(f"SELECT * FROM {q(t.name)}" for t in views)
         self.con.execute(f"CREATE TABLE {q(self.out)} AS SELECT * FROM ({union}) LIMIT 0")
         at = 0
-        for t, (mask, why, default) in zip(srcs, concat_masks(srcs, keep, reasons)):
+        for t, (mask, why, default) in zip(views, concat_masks(srcs, keep, reasons)):
             self._masked(t, mask, why, default, self.out, new_row=at + np.cumsum(mask) - 1, create=False)
             at += int(mask.sum())
+        for t in views:
+            if t not in srcs:
+                self.con.execute(f"DROP VIEW {q(t.name)}")
+        for name in self._udfs:
+            self.con.remove_function(name)
+
+    def _widened(self, srcs) -> list:
+        """The inputs, each as a view with its columns in the types they unify to (`widen.py`)
+        where its own differ: DuckDB's UNION BY NAME casts a list to text as `[a, b]`, and
+        text to a list not at all (the step failed mid-run)."""
+        import duckdb
+
+        from .widen import json_texts, unified_schema
+        schemas, types = [], []  # Arrow's types to unify, DuckDB's to declare a conversion's input
+        for t in srcs:
+            res = self.con.execute(f"SELECT * FROM {q(t.name)} LIMIT 0")
+            types.append({d[0]: str(d[1]) for d in res.description})
+            schemas.append(res.arrow().schema)
+        to = unified_schema(schemas, skip=(ROW,))
+        views, self._udfs = [], []
+        for n, (t, schema) in enumerate(zip(srcs, schemas)):
+            repl = []
+            for f in schema:
+                want = to.get(f.name)
+                if want is None or f.type.equals(want):
+                    continue
+                if pa.types.is_string(want):  # its JSON text, from Python's json as the read writes it
+                    fn = f"__json_text_{n}_{len(self._udfs)}"
+                    self.con.create_function(fn, json_texts, [duckdb.sqltype(types[n][f.name])], "VARCHAR",
+                                             type="arrow", null_handling="special", side_effects=False)
+                    self._udfs.append(fn)
+                    repl.append(f"{fn}({q(f.name)}) AS {q(f.name)}")
+                else:
+                    repl.append(f"CAST({q(f.name)} AS {'BIGINT' if pa.types.is_integer(want) else 'DOUBLE'}) "
+                                f"AS {q(f.name)}")
+            if not repl:
+                views.append(t)
+                continue
+            v = f"__widened_{n}"
+            self.con.execute(f"CREATE TEMP VIEW {q(v)} AS SELECT * REPLACE ({', '.join(repl)}) FROM {q(t.name)}")
+            views.append(DuckTable(self.con, v))
+        return views
 
     def distinct(self, src, on, keep):
         """Winners per 128-bit hash of the normalised text: texts are normalised and hashed a

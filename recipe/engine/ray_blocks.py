@@ -161,12 +161,13 @@ def take_block(src: str, aside: str, keep: np.ndarray, why: list | None, default
 
 
 def conform(tbl: pa.Table, schema: pa.Schema) -> pa.Table:
-    """`tbl` with `schema`'s columns, in its order: missing ones null, others cast."""
+    """`tbl` with `schema`'s columns, in its order: missing ones null, others converted
+    (`widen.converted`)."""
+    from .widen import converted
     cols = []
     for f in schema:
         if f.name in tbl.column_names:
-            col = tbl.column(f.name)
-            cols.append(col if col.type == f.type else col.cast(f.type))
+            cols.append(converted(tbl.column(f.name), f.type))
         else:
             cols.append(pa.nulls(tbl.num_rows, f.type))
     return pa.Table.from_arrays(cols, schema=schema)

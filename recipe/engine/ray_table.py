@@ -274,20 +274,7 @@ class RayOutput(Output):
 
 
 def _union_schema(schemas: list[pa.Schema]) -> pa.Schema:
-    """Columns by name in first-seen order (`_row` last), types unified as DuckDB's
-    UNION BY NAME does for the common cases (int and float -> float; else text)."""
-    fields: dict[str, pa.DataType] = {}
-    for s in schemas:
-        for f in s:
-            if f.name == ROW:
-                continue
-            cur = fields.get(f.name)
-            if cur is None or pa.types.is_null(cur):
-                fields[f.name] = f.type
-            elif cur != f.type and not pa.types.is_null(f.type):
-                try:
-                    fields[f.name] = pa.unify_schemas([pa.schema([(f.name, cur)]), pa.schema([(f.name, f.type)])],
-                                                      promote_options="permissive").field(0).type
-                except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-                    fields[f.name] = pa.string()
-    return pa.schema(list(fields.items()) + [(ROW, pa.int64())])
+    """Columns by name in first-seen order (`_row` last), types unified as the DuckDB engine
+    does (`widen.py`)."""
+    from .widen import unified_schema
+    return pa.schema(list(unified_schema(schemas, skip=(ROW,)).items()) + [(ROW, pa.int64())])
