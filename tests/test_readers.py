@@ -129,6 +129,9 @@ def test_nan_and_super_natural_instructions(tmp_path):
     row = good[0][1]
     assert row["instruction"] == "Answer the question.\n\n2+2?" and row["response"] == "4"
     assert row["task"] == "task001_x"
+    said = []  # the format said is the file's, not its instances' (they are Alpaca records)
+    list(iter_rows("src", [t], None, log=said.append))
+    assert said == ["src: detected format `ni` (from keys `Definition`, `Instances`)"]
 
 
 @pytest.mark.parametrize("make,msg", [

@@ -73,6 +73,7 @@ class Item:
     record: object = None
     error: str | None = None
     raw: str | None = None
+    fmt: str | None = None  # the format the file's structure gave (a Super-NaturalInstructions task file)
 
 
 def list_files(path: str) -> list[Path]:
@@ -253,7 +254,7 @@ def _ni_items(path: Path, doc: dict) -> Iterator[Item]:
                "task": path.stem, "definition": definition}
         if "id" in inst:
             rec["instance_id"] = inst["id"]
-        yield Item(i, f"{path.name}[{i}]", record=rec)
+        yield Item(i, f"{path.name}[{i}]", record=rec, fmt="ni")
 
 
 def delimiter(path: Path) -> str:
@@ -462,8 +463,12 @@ def iter_rows(source: str, files: list[Path], fmt: str | None, id_col: str | Non
             items = itertools.chain([first], items)  # streamed: only OASST message files are held
         for it in items:
             if detected is None and not it.error and isinstance(it.record, (dict, str)):
-                detected, why = detect(it.record) if isinstance(it.record, dict) else (
-                    "instruction_only", "records that are JSON strings: one prompt each")
+                if it.fmt:  # an NI task file's instances are Alpaca records: the file's keys tell, theirs do not
+                    detected, why = it.fmt, "keys `Definition`, `Instances`"
+                elif isinstance(it.record, dict):
+                    detected, why = detect(it.record)
+                else:
+                    detected, why = "instruction_only", "records that are JSON strings: one prompt each"
                 if detected is None:
                     raise UserError(f"{f}: cannot tell the format from {why}; pass format=... "
                                     f"(one of {', '.join(FORMATS)})")
