@@ -309,6 +309,11 @@ def test_select_sample_limit_ops(eng):
     out, aside, _ = run_op(eng, "select", {"method": "quota", "by": "g", "per": 2, "order": "q"}, [t])
     assert out.ids() == ["s:2", "s:4", "s:7", "s:9"]
     accounted([t], out, aside)
+    # numeric groups come out in their numbers' order (as text 10 came before 9), and k takes them so
+    nt = eng.table([row(i, f"q{i}", d=[10, 9, 10.5, 9][i], q=float(i)) for i in range(4)])
+    out, aside, _ = run_op(eng, "select", {"method": "quota", "by": "d", "per": 1, "order": "q", "k": 2}, [nt])
+    assert out.ids() == ["s:3", "s:0"]
+    assert dict(aside)["s:1"] == "quota: `d` = 9.0 already has its 1 rows with higher `q` (this row: 1)"
     # a list column (tags): the best `per` rows of each item; a row is kept while one of its
     # items has room and counts toward all of them; kept rows best first
     tags = [["a"], ["a", "b"], ["b"], ["a"], [], ["b", "c"], None, ["c"]]

@@ -24,7 +24,8 @@ PART_ROWS = 250_000  # rows per GreeDi part by default
 class Select(Op):
     name = "select"
     kind = "global"
-    version = 4  # 2: mode=auto (kNN above 50k rows); 3: exact copies tie by index; 4: quota by `order`, reasons
+    version = 5  # 2: mode=auto (kNN above 50k rows); 3: exact copies tie by index; 4: quota by `order`, reasons;
+    # 5: quota's groups in their values' order (numbers as numbers)
     doc = "Select rows: qdit, facility_location, kcenter, instag, deita, lift_variety, topk, threshold, sample, quota."
     params = (
         P("method", "str", required=True, choices=("qdit", "facility_location", "kcenter", "instag", "deita",
@@ -210,7 +211,9 @@ class Select(Op):
         items = src.arrow([by]).column(0)
         if pa.types.is_list(items.type) or pa.types.is_large_list(items.type):
             return self._quota_per_item(items.to_pylist(), ranked, score, key, args, reasons)
-        vals = src.strings(by)
+        # groups by the column's own values, in their own order: as text, 100.4 came before 11.0
+        # and k= took the groups in that order
+        vals = [None if isinstance(v, float) and v != v else v for v in items.to_pylist()]
         taken: dict = {}
         order = []
         for i in ranked:
@@ -222,7 +225,7 @@ class Select(Op):
                 shown_group = "null" if vals[i] is None else json.dumps(vals[i], ensure_ascii=False)
                 reasons[i] = (f"quota: `{by}` = {shown_group} already has its {per} rows with "
                               f"{'lower' if asc else 'higher'} `{col}` (this row: {shown})")
-        order.sort(key=lambda i: (vals[i] is None, str(vals[i]), key[i], i))
+        order.sort(key=lambda i: (vals[i] is None, vals[i] if vals[i] is not None else 0, key[i], i))
         k = len(order) if args.get("k") is None else min(args["k"], len(order))
         return order, k
 
