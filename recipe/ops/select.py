@@ -99,6 +99,11 @@ class Select(Op):
             errs.append(("method", "select(method=quota) needs `per=<rows per value>`"))
         if m == "quota" and not args.get("order"):
             errs.append(("method", "select(method=quota) needs `order=<numeric column>`: which rows of a group are best"))
+        lo, hi = args.get("min"), args.get("max")
+        if m == "threshold" and lo is None and hi is None:  # it would keep every row with a value
+            errs.append(("method", "select(method=threshold) needs `min=` or `max=` (or both)"))
+        if m == "threshold" and lo is not None and hi is not None and lo > hi:  # it would keep nothing
+            errs.append(("max", f"max={hi} is below min={lo}: no value lies between them"))
         return errs
 
     def _column(self, ctx, table, col) -> np.ndarray:
