@@ -308,28 +308,41 @@ def cmd_explain(a) -> int:
                   f"the values at each step)", file=sys.stderr)
     out = Path(a.out)  # without the step cache: what set_aside.jsonl and the sinks say
     man = json.loads((out / "manifest.json").read_text())
+    lines = []
     aside = out / "set_aside.jsonl"
-    hits = []
     if aside.exists():
         with open(aside, encoding="utf-8") as fh:
             for line in fh:
-                rec = json.loads(line)
-                if rec.get("_id") == a.row:
-                    hits.append(rec)
-    if hits:
-        for h in hits:
-            print(f"{a.row}: set aside at `{h['node']}`: {h['reason']}")
-        return 0
-    for s in man.get("sinks", []):
-        p = Path(s["path"])
-        if p.exists() and p.suffix == ".jsonl":
-            with open(p, encoding="utf-8") as fh:
-                for line in fh:
-                    if a.row in line and json.loads(line).get("_id") == a.row:
-                        print(f"{a.row}: kept; written to {p} (through {' -> '.join(n['name'] for n in man['nodes'])})")
-                        return 0
-    print(f"{a.row}: not found in {out} (not in any sink or in set_aside.jsonl)", file=sys.stderr)
-    return 1
+                if a.row in line and (rec := json.loads(line)).get("_id") == a.row:
+                    lines.append(f"set aside at `{rec['node']}`: {rec['reason']}")
+    for s in man.get("sinks", []):  # each sink that holds it: a row set aside on one branch may be kept on another
+        if sink_holds(Path(s["path"]), a.row):
+            lines.append(f"written to {s['path']} (node `{s['name']}`)")
+    if not lines:
+        print(f"{a.row}: not found in {out} (not in any sink or in set_aside.jsonl)", file=sys.stderr)
+        return 1
+    print("\n".join(f"{a.row}: {line}" if i == 0 else f"  {line}" for i, line in enumerate(lines)))
+    return 0
+
+
+def sink_holds(path: Path, row: str) -> bool:
+    """Whether a sink file holds the row `row` (by `_id`; a format without ids, as Alpaca's, never does)."""
+    if not path.exists():
+        return False
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+        if "_id" not in pq.read_schema(path).names:
+            return False
+        return row in pq.read_table(path, columns=["_id"]).column(0).to_pylist()
+    if path.suffix in (".csv", ".tsv"):
+        import csv
+        with open(path, encoding="utf-8", newline="") as fh:
+            return any(r.get("_id") == row for r in csv.DictReader(fh, delimiter="\t" if path.suffix == ".tsv" else ","))
+    with open(path, encoding="utf-8") as fh:
+        if path.suffix == ".json":  # an array: one record a line, as the writer puts them
+            return any(row in line and json.loads(line.strip().rstrip(",")).get("_id") == row
+                       for line in fh if line.strip() not in ("[", "]", ""))
+        return any(row in line and json.loads(line).get("_id") == row for line in fh)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -72,7 +72,6 @@ def _walk(con, man: dict, row: str) -> list[str]:
             raise NotCached()
     state: dict[str, dict] = {}  # step -> the row as it left that step
     lines: list[str] = []
-    ended = False
     for n in man["nodes"]:
         if "fingerprint" not in n:
             raise UserError("this run's manifest predates `explain` paths; run the recipe again")
@@ -94,13 +93,12 @@ def _walk(con, man: dict, row: str) -> list[str]:
         aside = _get(con, Store.aside(fp), row)
         if aside:
             lines.append(f"{n['name']} ({n['op']}): set aside: {aside['reason']}")
-            ended = True
         elif before is not None:
             lines.append(f"{n['name']} ({n['op']}): not in its output")
     if not lines:
         raise UserError(f"row `{row}` is not in this run (ids look like `{_example_id(con, man)}`)")
-    if not ended:
-        lines += [f"written to {s['path']}" for s in man.get("sinks", []) if s.get("step") in state]
+    # every sink whose step holds the row: set aside on one branch, it may be written by another
+    lines += [f"written to {s['path']}" for s in man.get("sinks", []) if s.get("step") in state]
     return lines
 
 

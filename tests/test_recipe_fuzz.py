@@ -44,16 +44,24 @@ def expr(draw, cols, depth=2):
     return f"{fn}({', '.join(args)})"
 
 
-@st.composite
-def case(draw):
+def source_rows(draw, tag: str) -> list[dict]:
     types = {c: draw(st.sampled_from(sorted(TYPES))) for c in COLNAMES}
     rows = []
     for i in range(draw(st.integers(1, 8))):
-        r = {"instruction": f"do thing {i} " + draw(st.text(alphabet="ab ", max_size=5)), "output": f"done {i}"}
+        r = {"instruction": f"do {tag} {i} " + draw(st.text(alphabet="ab ", max_size=5)), "output": f"done {i}"}
         for c, t in types.items():
             # the first row has every column, so `check` can know its type
             r[c] = None if i and draw(st.integers(0, 5)) == 0 else draw(TYPES[t])
         rows.append(r)
+    return rows
+
+
+@st.composite
+def case(draw):
+    rows = source_rows(draw, "thing")
+    # sometimes a second source whose columns have types of their own, unioned or mixed in first
+    other = source_rows(draw, "other") if draw(st.integers(0, 3)) == 0 else None
+    start = draw(st.sampled_from(["union(raw, raw2)", "mix(raw, raw2, weights=[1, 1], seed=1)"])) if other else "raw"
     cols = COLNAMES + CANON
     ops = []
     for _ in range(draw(st.integers(1, 3))):
@@ -88,17 +96,21 @@ def case(draw):
             cols = cols + ["s1"]
     sink = draw(st.sampled_from(['"o.jsonl"', '"o.csv"', '"o.json" (format="alpaca")',
                                  '"o.parquet"', '"o.jsonl" (format="sharegpt")']))
-    return rows, "\n  | ".join(ops), sink
+    return (rows, other, start), "\n  | ".join(ops), sink
 
 
 @settings(max_examples=int(os.environ.get("RECIPE_FUZZ_EXAMPLES", 400)), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(case())
 def test_fuzzed_recipes_end_in_a_diagnostic_or_a_clean_run(tmp_path_factory, c):
-    rows, ops, sink = c
+    (rows, other, start), ops, sink = c
     tmp = tmp_path_factory.mktemp("fz")
     data = tmp / "d.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    text = f'recipe fz\nsource raw = read("{data}", format="alpaca")\nx = raw\n  | {ops}\nwrite x to {sink}\n'
+    text = f'recipe fz\nsource raw = read("{data}", format="alpaca")\n'
+    if other is not None:
+        (tmp / "d2.jsonl").write_text("".join(json.dumps(r) + "\n" for r in other))
+        text += f'source raw2 = read("{tmp / "d2.jsonl"}", format="alpaca")\n'
+    text += f'x = {start}\n  | {ops}\nwrite x to {sink}\n'
     r = load(text)
     diags = r.diagnose().diagnostics
     if any(d.is_error for d in diags):

@@ -365,6 +365,27 @@ def test_explain_shows_the_rows_path_and_values(tmp_path, data, monkeypatch, cap
     assert "set aside at `a/select`" in got.out and "does not hold this run" in got.err
 
 
+def test_explain_names_every_sink_of_a_row_set_aside_on_another_branch(tmp_path, data, monkeypatch, capsys):
+    from recipe.cli import main
+    # raw:0 is written by `all` and set aside by `some`: explain said only "set aside" (and,
+    # without the cache, listed every step of the recipe as the row's path)
+    text = (f'recipe t\nsource raw = read("{data}")\nsource other = read("{data}")\nall = raw\n'
+            f'some = raw | filter(score > 0)\nwrite all to "all.jsonl"\nwrite some to "some.parquet"\n'
+            f'write other to "other.jsonl"\n')
+    _run(text, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert main(["explain", "--row", "raw:0", "--cache-dir", "cache"]) == 0
+    got = capsys.readouterr().out.splitlines()
+    assert got[-2].startswith("  some (filter): set aside: filter: `score > 0` is false")
+    assert got[-1].endswith("all.jsonl") and "some.parquet" not in "".join(got)
+    assert main(["explain", "--row", "raw:0", "--cache-dir", "elsewhere"]) == 0  # set_aside.jsonl and the sinks
+    assert capsys.readouterr().out.splitlines() == [
+        "raw:0: set aside at `some`: filter: `score > 0` is false", f"  written to {tmp_path / 'out' / 'all.jsonl'} "
+        "(node `all`)"]
+    assert main(["explain", "--row", "raw:1", "--cache-dir", "elsewhere"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].endswith("some.parquet (node `some`)")
+
+
 def test_embedding_selection_reasons_name_the_nearest_kept_row(tmp_path):
     rows = [{"instruction": f"q{i}", "output": "a", "e": e}
             for i, e in enumerate([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]])]
