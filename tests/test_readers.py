@@ -407,3 +407,14 @@ def test_a_folder_of_files_in_one_format_says_its_detection_once(tmp_path, capsy
                      "(f0.jsonl, ...)", "raw: detected format `alpaca` (from keys `instruction`, `output`) in g.jsonl"]
     assert collapse_detected(["s: detected format `a` (from x) in 1.jsonl", "other", "s: detected format `a` (from x) "
                               "in 2.jsonl"]) == ["s: detected format `a` (from x) in 1.jsonl, 2.jsonl", "other"]
+
+
+def test_a_csv_header_that_repeats_or_omits_names_loses_no_column(tmp_path):
+    # a repeated name kept only its last column (the first answer was lost); an unnamed one
+    # (pandas' index, a trailing comma) was named by DuckDB after its position (`v4`)
+    p = tmp_path / "d.csv"
+    p.write_text(",instruction,output,output,\n0,q1,a1,b1,x\n")
+    good, bad = read_all(p)
+    assert bad == [] and good[0][1]["response"] == "a1"
+    assert {k: v for k, v in good[0][1].items() if k not in ("messages", "instruction", "response")} == {
+        "column_1": "0", "output_2": "b1", "column_5": "x"}

@@ -279,6 +279,25 @@ def first_bad_utf8(path: Path) -> str:
     return "somewhere in the file"
 
 
+def header_names(names: list[str]) -> list[str]:
+    """A header row's names, each once: an unnamed column (pandas' index, a trailing
+    delimiter) is `column_<position>`, and a name the header repeats is `<name>_2`, `_3`...
+    for its later columns. As a dict, the record kept the last column of a repeated name
+    and silently lost the others."""
+    out: list[str] = []
+    taken = set(n for n in names if n)
+    for i, n in enumerate(names, 1):
+        if not n or n in out:
+            base, k = (n, 2) if n else (f"column_{i}", 1)
+            cand = base if not n else f"{base}_{k}"
+            while cand in taken or cand in out:
+                k += 1
+                cand = f"{base}_{k}"
+            n = cand
+        out.append(n)
+    return out
+
+
 class CsvRecords:
     """A CSV/TSV file's records as Items, in order. `skip(n)` passes over n records at the csv
     module's C speed: the Arrow fast path reads only the blocks it refuses through here."""
@@ -291,6 +310,10 @@ class CsvRecords:
         # fields as long as a JSON record may be (the csv module's own limit is 128 KiB)
         csv.field_size_limit(max(csv.field_size_limit(), MAX_RECORD_BYTES))
         self.reader = csv.DictReader(self.fh, fieldnames=names, delimiter=delim)
+        if names is None:
+            with self._errors():
+                if self.reader.fieldnames is not None:
+                    self.reader.fieldnames = header_names(self.reader.fieldnames)
 
     @contextlib.contextmanager
     def _errors(self):
