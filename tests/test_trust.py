@@ -260,6 +260,20 @@ def test_runtime_failure_is_one_line_naming_the_step(tmp_path, data, monkeypatch
     assert msg.startswith("step `x` (filter) failed:") and "SELECT" not in msg and len(msg.splitlines()) == 2
 
 
+def test_ctrl_c_inside_a_query_is_an_interrupt_not_a_failed_step(tmp_path, data, monkeypatch, capsys):
+    import duckdb
+    from recipe.cli import main
+    from recipe.engine import duck
+    # DuckDB turns Ctrl-C in a query into its own exception: the run said "step failed"
+    def interrupted(self, *a, **k):
+        raise duckdb.InterruptException("INTERRUPT Error: Query interrupted")
+    monkeypatch.setattr(duck.DuckOutput, "filter", interrupted)
+    (tmp_path / "t.recipe").write_text(f'recipe t\nsource raw = read("{data}")\nx = raw | filter(score > 1)\n'
+                                       'write x to "x.jsonl"\n')
+    assert main(["run", str(tmp_path / "t.recipe"), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")]) == 130
+    assert "interrupted; finished steps are cached" in capsys.readouterr().err
+
+
 def test_regular_expressions_check_cannot_judge_are_refused_or_made_safe(tmp_path):
     # a pattern taken from each row failed mid-run on the first row whose text is not one
     rows = [{"instruction": "xax", "output": "(a"}, {"instruction": "xbx", "output": "\\q"}]

@@ -118,6 +118,8 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
                 raise UserError(f"step `{step.name}` ({step.op}): {e}") from None
             if isinstance(e, (UserError, KeyboardInterrupt, SystemExit)) or os.environ.get("RECIPE_DEBUG"):
                 raise
+            if _interrupted(e):  # Ctrl-C inside a DuckDB query: an interrupt, not the step's failure
+                raise KeyboardInterrupt from e
             # a failure inside an operator or a model library: say where, keep the cache intact
             raise UserError(f"step `{step.name}` ({step.op}) failed: {_cause(e)}\n"
                             f"  finished steps are cached; set RECIPE_DEBUG=1 for the traceback") from e
@@ -191,6 +193,12 @@ def _nothing_read(store, step, n_aside: int) -> str:
     fmt = step.args.get("format")
     return (f"every row ({n_aside}) was set aside; the first: {why}"
             + (f" (format=\"{fmt}\" is given: is it the file's format?)" if fmt else ""))
+
+
+def _interrupted(e: BaseException) -> bool:
+    """DuckDB turns Ctrl-C inside a query into its own error ("Query interrupted")."""
+    import duckdb
+    return isinstance(e, (duckdb.InterruptException, RuntimeError)) and "interrupted" in str(e).lower()
 
 
 def _cause(e: BaseException) -> str:
