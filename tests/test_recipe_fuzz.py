@@ -120,6 +120,12 @@ def test_fuzzed_recipes_end_in_a_diagnostic_or_a_clean_run(tmp_path_factory, c):
     try:
         res = r.run(out=tmp / "out", cache_dir=tmp / "cache")
     except (RecipeError, UserError) as e:
+        if "must hold a list of" in str(e) and "set them aside first" in str(e):
+            # rows whose embedding column holds no embedding (a column of nulls): the data's
+            # fault, which `check` cannot see; the error names the rows and how to drop them
+            assert "0 of" not in str(e) and "row raw" in str(e), str(e)
+            event("embedding column without embeddings")
+            return
         raise AssertionError(f"check passed, then the run failed:\n{text}\n{e}")
     for n in res.manifest["nodes"]:
         assert n["rows_in"] + n["rows_created"] == n["rows_out"] + n["rows_set_aside"], n

@@ -652,6 +652,11 @@ def test_an_embedding_column_with_bad_rows_names_them(tmp_path):
     assert str(e.value) == ("embedding_column `e` must hold a list of 2 numbers in every row; 3 of 8 rows do not (row raw:0: "
                             "null; row raw:3: 3 numbers; row raw:6: null); set them aside first, e.g. "
                             "`filter(is_null(e) == false)`")
+    # a column without a single embedding: every row is named ("0 of 8 rows do not ()" before)
+    with pytest.raises(UserError) as e:
+        _run(text.replace("embedding_column=e", "embedding_column=n").replace("x = raw |", "x = raw | derive(n=null) |"),
+             tmp_path, out="o2", cache="c2")
+    assert "8 of 8 rows do not (row raw:0: null; row raw:1: null; row raw:2: null; ...)" in str(e.value)
 
 
 def test_set_aside_records_of_a_read_keep_their_order_across_chunks(tmp_path, monkeypatch):

@@ -43,7 +43,7 @@ def _bad_embeddings(col: str, rows: list, ids: list[str]) -> str:
             return None
     lens = [length(v) for v in rows]
     common = max(set(x for x in lens if x), key=lens.count, default=None)
-    bad = [(i, x) for i, x in enumerate(lens) if x != common]
+    bad = [(i, x) for i, x in enumerate(lens) if x is None or x != common]  # no row with one: every row
     shown = "; ".join(f"row {ids[i]}: " + ("null" if rows[i] is None else "not a list of numbers" if x is None else
                                            f"{x} numbers") for i, x in bad[:3])
     return (f"embedding_column `{col}` must hold a list of {common or 'the same number of'} numbers in every row; "
