@@ -289,6 +289,17 @@ def test_regular_expressions_check_cannot_judge_are_refused_or_made_safe(tmp_pat
     assert [r["z"] for r in read_jsonl(tmp_path / "out" / "x.jsonl")] == ["x(ax", "x\\qx"]
 
 
+def test_a_condition_of_unknown_type_sets_rows_aside_instead_of_stopping_the_run(tmp_path, data):
+    # `check` cannot type abs(null); DuckDB refused coalesce(DOUBLE, false) in the middle of the run
+    text = (f'recipe t\nsource raw = read("{data}")\nx = raw | filter(abs(null) or length(instruction) > 1000)\n'
+            'write x to "x.jsonl"\n')
+    assert load(text).check().ok
+    _run(text, tmp_path)
+    aside = read_jsonl(tmp_path / "out" / "set_aside.jsonl")
+    assert len(aside) == 12 and {a["reason"].split(" (")[0] for a in aside} == {
+        "filter: `abs(null) or length(instruction) > 1000` is null"}
+
+
 def test_round_with_digits_past_a_double_does_not_stop_the_run(tmp_path, data):
     # the digits went through a cast to a 32-bit integer: 10^10 of them stopped the run
     text = (f'recipe t\nsource raw = read("{data}")\nx = raw | derive(a=round(length(instruction) / 3, 10000000000), '

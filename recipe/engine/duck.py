@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from ..table import (Output, Table, added_mask, concat_masks, empty_keys, first_of_keys, keyed_block, kept_mask,
                      source_column)
-from .sql import quote_ident as q, sync_messages_sql, text_sql, to_sql
+from .sql import condition_sql, quote_ident as q, sync_messages_sql, text_sql, to_sql
 from .tables import raw_view, rebuilt_sql, rows_table
 
 ROW = "_row"
@@ -115,13 +115,13 @@ class DuckOutput(Output):
         the reason of the first that is false, else of the first that is null."""
         self._make()
         if null_reason is None and not isinstance(cond, tuple):
-            sql, binds = to_sql(cond, self.params, table_types(self.con, src.name))
+            sql, binds = condition_sql(cond, self.params, table_types(self.con, src.name))
             self.con.execute(f"CREATE TEMP TABLE __f AS SELECT coalesce({sql}, false) AS __keep, "
                              f"NULL::VARCHAR AS __why FROM {q(src.name)}", binds)
         else:  # each condition evaluated once: null and false are set aside with their own reasons
             conds, reasons, nulls = (cond, reason, null_reason) if isinstance(cond, tuple) else ((cond,), (reason,), (null_reason,))
             types = table_types(self.con, src.name)
-            parts = [to_sql(c, self.params, types) for c in conds]
+            parts = [condition_sql(c, self.params, types) for c in conds]
             cols = ", ".join(f"{sql} AS __c{i}" for i, (sql, _) in enumerate(parts))
             why = " ".join([f"WHEN __c{i} IS FALSE THEN ?::VARCHAR" for i in range(len(parts))]
                            + [f"WHEN __c{i} IS NULL THEN ?::VARCHAR" for i in range(len(parts))])

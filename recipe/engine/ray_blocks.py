@@ -81,7 +81,7 @@ def _keeps_whole(src: str, cond, reason: str, null_reason: str | None = None, *,
     import duckdb
     from ..syntax import expr_columns
     from .duck import table_types
-    from .sql import to_sql
+    from .sql import condition_sql
     schema = block_schema(src)
     conds = cond if isinstance(cond, tuple) else (cond,)
     need = sorted({c.name for e in conds for c in expr_columns(e)})
@@ -93,7 +93,7 @@ def _keeps_whole(src: str, cond, reason: str, null_reason: str | None = None, *,
             return False
         con.register("p", read_block(src, need))
         types = table_types(con, "p")
-        parts = [to_sql(e, params, types) for e in conds]
+        parts = [condition_sql(e, params, types) for e in conds]
         sql = " AND ".join(f"({s})" for s, _ in parts)
         try:
             return con.execute(f"SELECT count(*) FROM p WHERE NOT coalesce({sql}, false)",

@@ -175,6 +175,14 @@ _TEXT_STATS = {
 UDFS = ("recipe_char_repetition", "recipe_word_repetition")
 
 
+def condition_sql(e, params: dict, column_types: dict | None = None) -> tuple[str, list]:
+    """A filter's condition as SQL that is true, false or null: `check` lets through a
+    condition whose type it cannot know (a null, `abs(null)`), which DuckDB's coalesce with
+    `false` refused mid-run ("Cannot mix values of type DOUBLE and BOOLEAN")."""
+    sql, binds = to_sql(e, params, column_types)
+    return f"TRY_CAST({sql} AS BOOLEAN)", binds
+
+
 def register_functions(con) -> None:
     """Make `UDFS` callable on a DuckDB connection (each: text, size -> double)."""
     from duckdb.sqltypes import BIGINT, DOUBLE, VARCHAR
