@@ -317,7 +317,7 @@ def cmd_explain(a) -> int:
                     lines.append(f"set aside at `{rec['node']}`: {rec['reason']}")
     for s in man.get("sinks", []):  # each sink that holds it: a row set aside on one branch may be kept on another
         if sink_holds(Path(s["path"]), a.row):
-            lines.append(f"written to {s['path']} (node `{s['name']}`)")
+            lines.append(f"kept: written to {s['path']} (node `{s['name']}`)")
     if not lines:
         print(f"{a.row}: not found in {out} (not in any sink or in set_aside.jsonl)", file=sys.stderr)
         return 1

@@ -405,7 +405,7 @@ def test_explain_names_every_sink_of_a_row_set_aside_on_another_branch(tmp_path,
     assert got[-1].endswith("all.jsonl") and "some.parquet" not in "".join(got)
     assert main(["explain", "--row", "raw:0", "--cache-dir", "elsewhere"]) == 0  # set_aside.jsonl and the sinks
     assert capsys.readouterr().out.splitlines() == [
-        "raw:0: set aside at `some`: filter: `score > 0` is false", f"  written to {tmp_path / 'out' / 'all.jsonl'} "
+        "raw:0: set aside at `some`: filter: `score > 0` is false", f"  kept: written to {tmp_path / 'out' / 'all.jsonl'} "
         "(node `all`)"]
     assert main(["explain", "--row", "raw:1", "--cache-dir", "elsewhere"]) == 0
     assert capsys.readouterr().out.splitlines()[1].endswith("some.parquet (node `some`)")
