@@ -694,3 +694,11 @@ def test_union_of_sources_that_disagree_on_a_column_type_widens_it(tmp_path):
     assert [(r["tags"], r["score"]) for r in rows] == [('["t1"]', 0.5), ("t3", 3.0)]
     # and check knows the column is text now: a list function on it is refused before the run
     assert _codes(text.replace("union(a, b)", "union(a, b) | filter(num_tags(tags) > 0)")) == ["E0405"]
+
+
+def test_score_statistics_keep_small_values():
+    import numpy as np
+    from recipe.ops.score import score_stats
+    # rounded to six decimals, an IFD of 2e-07 was a min of 0 in the summary and the manifest
+    assert score_stats(np.array([2.1350373e-07, 0.5, 0.96741712])) == {
+        "mean": 0.489139, "min": 2.13504e-07, "max": 0.967417}

@@ -111,8 +111,7 @@ class Score(Op):
         arr = np.asarray(values, dtype=np.float64)
         finite = arr[np.isfinite(arr)]
         if len(finite):
-            ctx.info[name] = {"mean": round(float(finite.mean()), 6), "min": round(float(finite.min()), 6),
-                              "max": round(float(finite.max()), 6)}
+            ctx.info[name] = score_stats(finite)
         nulls = len(arr) - len(finite)
         if nulls:  # a null score is not a low one: selections and filters treat it apart, so say so
             why = ("IFD and perplexity score the response, and these rows have none"
@@ -152,6 +151,13 @@ class Score(Op):
 
 def _ppl(r: dict) -> float:
     return math.exp(-r["logprob"] / r["tokens"]) if r["tokens"] else float("nan")
+
+
+def score_stats(finite: np.ndarray) -> dict:
+    """Mean, min and max for the run summary, to six significant digits (six decimals made
+    an IFD of 2e-07 a min of 0)."""
+    return {k: float(f"{float(v):.6g}") for k, v in (("mean", finite.mean()), ("min", finite.min()),
+                                                      ("max", finite.max()))}
 
 
 OP = Score()
