@@ -171,3 +171,13 @@ write a to "a.jsonl"
     assert emb["cache_hits"] >= 3
     rows = [json.loads(l) for l in (tmp_path / "o" / "a.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and all(r["ifd"] > 0 and 1 <= r["judge"] <= 5 for r in rows)
+
+
+def test_generation_counts_the_tokens_it_reads_and_writes(tmp_path):
+    # the models table said 0 tokens for every generation request
+    model, tok = _tiny_lm(tmp_path / "lm")
+    decl = {"kind": "causal_lm", "source": str(tmp_path / "lm"), "options": {"dtype": "fp32"}, "identity": "tiny-gen"}
+    rt = ModelRuntime(tmp_path / "cache")
+    out = rt.generate(decl, ["w1 w2 w3", "w4 w5"], max_new_tokens=4)
+    written = sum(len(tok(t, add_special_tokens=False)["input_ids"]) for outs in out for t in outs)
+    assert written > 0 and rt.usage()["tokens"] == 5 + written

@@ -85,6 +85,7 @@ class LocalLM:
         m = self.m
         if self.bos:
             prompts = [m.tok.bos_token + p for p in prompts]
+        lens = [len(m.encode(p)) for p in prompts]
         if temperature > 0:
             # each prompt alone, seeded by (seed, prompt): results do not depend on the batch
             out = []
@@ -92,10 +93,12 @@ class LocalLM:
                 out += m.generate_batch([p], max_new_tokens, temperature, int(key(seed, p)[:8], 16), n)
                 if progress:
                     progress(i + 1, len(prompts))
-            return out
-        lens = [len(m.encode(p)) for p in prompts]
-        return run_batched(prompts, [x + max_new_tokens for x in lens], self.rt._budget(self.decl),
-                           lambda b: m.generate_batch(b, max_new_tokens, 0.0, seed, n), progress)
+        else:
+            out = run_batched(prompts, [x + max_new_tokens for x in lens], self.rt._budget(self.decl),
+                              lambda b: m.generate_batch(b, max_new_tokens, 0.0, seed, n), progress)
+        # the prompts read and the tokens written (the models table said 0 for generation)
+        self._tokens(sum(lens) + sum(len(m.encode(t)) for outs in out for t in outs))
+        return out
 
 
 class LocalEmbedder:
