@@ -23,6 +23,11 @@ def test_parse_tags_tolerates_small_model_output():
     assert parse_tags('Sure! {"tag": "coding", "explanation": "wants code"} and {"tag": "python", "explan') == ["coding", "python"]
     assert parse_tags("- Creative writing: a poem\n- Poetry: rhyme") == ["Creative writing", "Poetry"]
     assert parse_tags("I cannot help with that.") == []
+    # a preamble above a list is not a tag (it was, for most of SmolLM2's answers)
+    assert parse_tags("The tag for this user query are:\n- grammar: fixing errors\n- rewriting: style") == [
+        "grammar", "rewriting"]
+    assert parse_tags("Tags:\n1. Desk: jobs\n2) Email: writing") == ["Desk", "Email"]
+    assert parse_tags("Tag: sorting") == ["sorting"]
 
 
 def test_tagging_that_leaves_most_rows_untagged_warns():

@@ -28,6 +28,7 @@ INSTAG_PROMPT = ('Please identify tags of user intentions in the following user 
                  'User query: {query}')
 ASSOCIATION_SUPPORT = 3  # rows a tag must appear in before a co-occurrence rule may merge it
 _TAG_RE = re.compile(r'"tag"\s*:\s*"((?:[^"\\]|\\.)*)"', re.I)
+_ITEM_RE = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s*\S")
 _LINE_RE = re.compile(r"^\s*(?:[-*\d.)]+\s*)?(?:tag\s*:\s*)?([A-Za-z][\w \-/&]{1,40}?)\s*(?::|-|$)", re.I)
 
 
@@ -44,9 +45,13 @@ def parse_tags(text: str) -> list[str]:
     if not out:
         out = [m.group(1) for m in _TAG_RE.finditer(text)]
     if not out and "{" not in text:
-        for line in text.splitlines():
+        lines = text.splitlines()
+        # with a list in the answer, only its items are tags: "The tags for this query are:"
+        # above it is a preamble (SmolLM2 wrote one to most answers, and it became a tag)
+        listed = [line for line in lines if _ITEM_RE.match(line)]
+        for line in listed or lines:
             m = _LINE_RE.match(line)
-            if m and ":" in line:
+            if m and ":" in line and m.group(1).strip().lower() not in ("tag", "tags"):
                 out.append(m.group(1))
     seen, clean = set(), []
     for t in out:
