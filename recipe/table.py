@@ -306,6 +306,12 @@ class KernelContext:
     def runtime(self):
         return self.runtime_factory()
 
+    def warn(self, message: str) -> None:
+        """A warning for the run summary and the manifest; a second one joins the first
+        rather than replacing it."""
+        had = self.info.get("warning")
+        self.info["warning"] = f"{had}; {message}" if had else message
+
 
 def added_mask(src, new, drop) -> tuple[np.ndarray, list | None]:
     """For `Output.add_columns`: which rows stay, and the reasons of those dropped."""

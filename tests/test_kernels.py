@@ -402,3 +402,11 @@ def test_select_partitioned_is_greedi_on_any_engine(eng):
     assert out.ids() == [f"s:{i}" for i in want]
     assert ctx.info["greedi"]["parts"] == 3 and ctx.info["greedi"]["won"] == facts["won"]
     accounted([t], out, aside)
+
+
+def test_a_second_warning_joins_the_first(eng):
+    # a step had one warning slot: a second warning replaced the first without a word
+    ctx = eng.context()
+    ctx.warn("first")
+    ctx.warn("second")
+    assert ctx.info["warning"] == "first; second"

@@ -33,13 +33,13 @@ def test_parse_tags_tolerates_small_model_output():
 def test_tagging_that_leaves_most_rows_untagged_warns():
     """More than half the rows without a tag is a warning that says why (a vocabulary's
     threshold above the texts' best cosines, or answers that did not parse); half is not."""
-    from types import SimpleNamespace
     from recipe.ops.tag import _warn_untagged
-    ctx = SimpleNamespace(info={})
+    from recipe.table import KernelContext
+    ctx = KernelContext(None, "t", {}, {})
     _warn_untagged(ctx, {"threshold": 0.5}, [["a"], [], [], []], np.array([0.6, 0.2, 0.3, 0.1]), 0)
     assert ctx.info["warning"].startswith("3 of 4 rows got no tag: their texts' best cosine to the vocabulary is "
                                           "below threshold=0.5 (the median row's best: 0.250)")
-    ctx = SimpleNamespace(info={})
+    ctx = KernelContext(None, "t", {}, {})
     _warn_untagged(ctx, {}, [["a"], ["b"], [], []], None, 2)
     assert "warning" not in ctx.info
     _warn_untagged(ctx, {"min_count": 2}, [[], [], ["x"]], None, 1)

@@ -154,7 +154,7 @@ def _warn_empty(ctx, n: int, on: str, method: str) -> None:
     unanswered rows `on=response` keeps one unanswered row; MinHash compares none of them (an
     empty text has no shingles), so it keeps them all. Said, since neither is often meant."""
     if n > 1:
-        ctx.info["warning"] = (
+        ctx.warn(
             f"{n} rows have an empty `{on}`: they count as one text, and all but the first are set aside as "
             f"its duplicates (filter them out first to keep them)" if method == "exact" else
             f"{n} rows have an empty `{on}`: MinHash has nothing to compare in them (no shingles), so all are "

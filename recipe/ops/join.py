@@ -47,8 +47,8 @@ class Join(Op):
         ctx.info["matched"] = left.count() - len(missing)
         repeats = len(rk) - rk.null_count - len(pc.unique(rk.drop_null()))
         if repeats:
-            ctx.info["warning"] = (f"{repeats} rows of `{args['right']}` repeat a key (`{on}`) of an earlier row: "
-                                   f"each key joins its first row")
+            ctx.warn(f"{repeats} rows of `{args['right']}` repeat a key (`{on}`) of an earlier row: "
+                     f"each key joins its first row")
         drop = None
         if args.get("how", "inner") == "inner" and len(missing):
             why = f"join: `{args['right']}` has no row with this `{on}`"

@@ -55,7 +55,7 @@ class Mix(Op):
         short = [f"input {i + 1} has only {s} of the {w} rows its weight asks" for i, (s, w) in enumerate(zip(sizes, want))
                  if s < w]
         if short:  # the mixture is smaller than `k`, and its proportions are not the weights'
-            ctx.info["warning"] = f"drew {sum(counts)} of the {args['k']} rows asked: {'; '.join(short)}"
+            ctx.warn(f"drew {sum(counts)} of the {args['k']} rows asked: {'; '.join(short)}")
 
 
 OP = Mix()

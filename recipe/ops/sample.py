@@ -33,7 +33,7 @@ class Sample(Op):
         n = args["n"] if "n" in args else int(round(args["fraction"] * total))
         keep = seeded_choice(total, min(n, total), args.get("seed", 0))
         if n > total:
-            ctx.info["warning"] = f"sampled {total} of the {n} rows asked: the input has only {total} rows"
+            ctx.warn(f"sampled {total} of the {n} rows asked: the input has only {total} rows")
         ctx.out.keep(inputs[0], keep, f"sample: not among the {len(keep)} sampled rows (seed {args.get('seed', 0)})")
 
 

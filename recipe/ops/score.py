@@ -117,7 +117,7 @@ class Score(Op):
             why = ("IFD and perplexity score the response, and these rows have none"
                    if m in ("ifd", "perplexity") and nulls == sum(not t for t in row_texts(ctx, src, "response"))
                    else "no finite value")
-            ctx.info["warning"] = f"{nulls} of {len(arr)} rows scored null ({why})"
+            ctx.warn(f"{nulls} of {len(arr)} rows scored null ({why})")
         ctx.out.add_columns(src, pa.table({name: pa.array([None if not math.isfinite(v) else v for v in values],
                                                       pa.float64())}))
 

@@ -200,7 +200,7 @@ class Select(Op):
         if asked is not None and len(order) < asked:
             why = limit or (f"the input has only {n} rows" if n < asked else f"{m} found no more rows to keep")
             ctx.info["asked"] = asked
-            ctx.info["warning"] = f"selected {len(order)} of the {asked} rows asked: {why}"
+            ctx.warn(f"selected {len(order)} of the {asked} rows asked: {why}")
         self._explain(ctx, src, m, args, order, k, budget, reasons, emb)
         ctx.out.keep(src, order, reasons)
 

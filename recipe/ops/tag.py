@@ -215,13 +215,12 @@ def _warn_untagged(ctx, args: dict, tags: list, best, unparsed: int) -> None:
     if not n or empty * 2 <= n:
         return
     if best is not None:
-        ctx.info["warning"] = (f"{empty} of {n} rows got no tag: their texts' best cosine to the vocabulary is below "
-                               f"threshold={args.get('threshold', 0.35)} (the median row's best: {float(np.median(best)):.3f}); "
-                               f"lower `threshold` or add tags nearer the texts")
+        ctx.warn(f"{empty} of {n} rows got no tag: their texts' best cosine to the vocabulary is below "
+                 f"threshold={args.get('threshold', 0.35)} (the median row's best: {float(np.median(best)):.3f}); "
+                 f"lower `threshold` or add tags nearer the texts")
     else:
-        ctx.info["warning"] = (f"{empty} of {n} rows got no tag ({unparsed} of the model's answers had no parseable tag"
-                               + (f"; min_count={args['min_count']} dropped the rest" if args.get("min_count", 1) > 1 else "")
-                               + ")")
+        ctx.warn(f"{empty} of {n} rows got no tag ({unparsed} of the model's answers had no parseable tag"
+                 + (f"; min_count={args['min_count']} dropped the rest" if args.get("min_count", 1) > 1 else "") + ")")
 
 
 OP = Tag()
