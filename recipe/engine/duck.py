@@ -247,18 +247,22 @@ class DuckOutput(Output):
         """Each input's kept rows, appended in turn; a repeated `_id` (checked on the ids
         alone, in Python) is set aside."""
         self._make()
-        views = self._widened(srcs)
-        union = " UNION ALL BY NAME ".join(f"SELECT * FROM {q(t.name)}" for t in views)
-        self.con.execute(f"CREATE TABLE {q(self.out)} AS SELECT * FROM ({union}) LIMIT 0")
-        at = 0
-        for t, (mask, why, default) in zip(views, concat_masks(srcs, keep, reasons)):
-            self._masked(t, mask, why, default, self.out, new_row=at + np.cumsum(mask) - 1, create=False)
-            at += int(mask.sum())
-        for t in views:
-            if t not in srcs:
-                self.con.execute(f"DROP VIEW {q(t.name)}")
-        for name in self._udfs:
-            self.con.remove_function(name)
+        self._udfs: list[str] = []
+        views = []
+        try:  # the conversions are the connection's, not the step's transaction's: always removed
+            views = self._widened(srcs)
+            union = " UNION ALL BY NAME ".join(f"SELECT * FROM {q(t.name)}" for t in views)
+            self.con.execute(f"CREATE TABLE {q(self.out)} AS SELECT * FROM ({union}) LIMIT 0")
+            at = 0
+            for t, (mask, why, default) in zip(views, concat_masks(srcs, keep, reasons)):
+                self._masked(t, mask, why, default, self.out, new_row=at + np.cumsum(mask) - 1, create=False)
+                at += int(mask.sum())
+        finally:
+            for t in views:
+                if t not in srcs:
+                    self.con.execute(f"DROP VIEW IF EXISTS {q(t.name)}")
+            for name in self._udfs:
+                self.con.remove_function(name)
 
     def _widened(self, srcs) -> list:
         """The inputs, each as a view with its columns in the types they unify to (`widen.py`)
@@ -273,7 +277,7 @@ class DuckOutput(Output):
             types.append({d[0]: str(d[1]) for d in res.description})
             schemas.append(res.arrow().schema)
         to = unified_schema(schemas, skip=(ROW,))
-        views, self._udfs = [], []
+        views = []
         for n, (t, schema) in enumerate(zip(srcs, schemas)):
             repl = []
             for f in schema:
