@@ -8,6 +8,7 @@ from __future__ import annotations
 from . import ops as registry
 from . import types
 from .check_io import check_sinks, check_sources, options_of as _options
+from .check_regex import regex_call_diagnostics
 from .checked import Checked, value_of as _value
 from .diagnostics import Diagnostic, Span, column_hint, did_you_mean
 from .syntax import FUNCTIONS, expr_columns
@@ -268,49 +269,6 @@ def _bare(lit: Lit) -> bool:
     return s.line == s.end_line and s.end_col - s.col == len(str(lit.value))
 
 
-def regex_problem(pattern: str) -> str | None:
-    """Why the engine (DuckDB's RE2) would refuse a pattern mid-run, or None."""
-    import duckdb
-    try:
-        duckdb.connect().execute("SELECT regexp_matches('', ?)", [pattern]).fetchall()
-    except duckdb.Error as e:
-        return str(e).split("Error: ", 1)[-1]
-    return None
-
-
-def regex_groups(pattern: str) -> int:
-    """How many capturing groups RE2 counts in a valid pattern (at most 10: a replacement
-    names groups \\1 to \\9), asked of DuckDB, which refuses more group names than groups."""
-    import duckdb
-    con = duckdb.connect()
-    for n in range(1, 11):
-        try:
-            con.execute("SELECT regexp_extract('', ?, ?)", [pattern, [f"g{i}" for i in range(n)]]).fetchall()
-        except duckdb.Error:
-            return n - 1
-    return 10
-
-
-def replacement_problem(rewrite: str, groups: int) -> str | None:
-    """Why RE2 would not apply a replacement text, or None. RE2 does not refuse a bad one:
-    DuckDB returns the text unchanged (a group the pattern lacks) or cut off at the bad escape
-    (`\\q`), so a recipe would run and silently not do what it says."""
-    i = 0
-    while i < len(rewrite):
-        if rewrite[i] == "\\":
-            nxt = rewrite[i + 1] if i + 1 < len(rewrite) else ""
-            if nxt.isdigit() and nxt.isascii():
-                if int(nxt) > groups:
-                    return (f"`\\{nxt}` names group {nxt}, but the pattern has "
-                            + (f"{groups} group{'s' if groups != 1 else ''}" if groups else "no groups"))
-            elif nxt != "\\":
-                return f"`\\{nxt}` is not a replacement escape" if nxt else "a replacement cannot end with `\\`"
-            i += 2
-        else:
-            i += 1
-    return None
-
-
 def _literal(c: Checked, x):
     """A literal argument's value, or a param's value; None for anything computed per row."""
     return x.value if isinstance(x, Lit) else c.params.get(x.name) if isinstance(x, ParamRef) else None
@@ -331,28 +289,10 @@ def _check_functions(c: Checked, e) -> None:
             elif not (f.min_args <= len(x.args) <= f.max_args):
                 c.diagnostics.append(Diagnostic("E0403", f"`{x.fn}` takes {f.arity_text()} argument(s), got {len(x.args)}", x.span))
             elif x.fn in ("regexp_matches", "regexp_replace"):
-                pat = x.args[1]
-                value = _literal(c, pat)
-                if not isinstance(pat, (Lit, ParamRef)):  # each row's own: only the run could judge it
-                    c.diagnostics.append(Diagnostic("E0408", f"the pattern of `{x.fn}` is computed per row, so it "
-                                                    "cannot be checked before the run", pat.span,
-                                                    ("write the pattern in the recipe (or as a param); "
-                                                     "contains(...) finds a column's text in another",)))
-                problem = regex_problem(value) if isinstance(value, str) else None
-                if problem:
-                    c.diagnostics.append(Diagnostic("E0408", f"invalid regular expression: {problem}", pat.span,
-                                                    ("patterns are RE2 syntax: no look-behind, back-references "
-                                                     "or possessive repeats",)))
-                rewrite = _literal(c, x.args[2]) if x.fn == "regexp_replace" else None
-                if isinstance(value, str) and not problem and isinstance(rewrite, str) and "\\" in rewrite:
-                    bad = replacement_problem(rewrite, regex_groups(value))
-                    if bad:
-                        c.diagnostics.append(Diagnostic("E0410", f"invalid replacement: {bad}", x.args[2].span,
-                                                        ("in a replacement, \\0 is the whole match, \\1 to \\9 the "
-                                                         "pattern's groups, and \\\\ a backslash",)))
+                c.diagnostics += regex_call_diagnostics(x, lambda arg: _literal(c, arg))
             elif x.fn in ("char_repetition", "word_repetition"):
                 n = x.args[1]
-                value = n.value if isinstance(n, Lit) else c.params.get(n.name) if isinstance(n, ParamRef) else None
+                value = _literal(c, n)
                 if isinstance(value, int) and not isinstance(value, bool) and value < 1:
                     c.diagnostics.append(Diagnostic("E0206", f"`{x.fn}` counts windows of n >= 1 units, got n={value}",
                                                     n.span, ("n=1 counts repeated characters or words; 10 and 2 "

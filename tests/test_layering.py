@@ -12,7 +12,7 @@ STAGES = [
     (0, ["recipe.codes", "recipe.diagnostics", "recipe.ir", "recipe.syntax", "recipe.types", "recipe.faults", "recipe.codehash", "recipe.ui"]),
     (1, ["recipe.table", "recipe.models"]),
     (1, ["recipe.algorithms", "recipe.io", "recipe.templates"]),
-    (2, ["recipe.frontend", "recipe.link", "recipe.ops", "recipe.check", "recipe.checked", "recipe.check_io", "recipe.schema"]),
+    (2, ["recipe.frontend", "recipe.link", "recipe.ops", "recipe.check", "recipe.checked", "recipe.check_io", "recipe.check_regex", "recipe.schema"]),
     (3, ["recipe.plan", "recipe.runtime"]),
     (4, ["recipe.engine", "recipe.explain", "recipe.report"]),
     (5, ["recipe.api", "recipe.cli", "recipe.diff", "recipe.evaluate", "recipe.__main__", "recipe"]),
