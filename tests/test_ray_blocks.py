@@ -140,3 +140,19 @@ def test_conversations_stored_once_read_back_unchanged(tmp_path):
     assert read_block(view).equals(tbl.filter(pa.array(keep)))
     for f, want in ((src, tbl), (view, tbl.filter(pa.array(keep)))):
         assert duckdb.sql(_block_sql(f)).to_arrow_table().to_pylist() == want.to_pylist()
+
+
+def test_a_ray_client_server_that_fails_to_start_once_is_tried_again(monkeypatch):
+    import ray
+    from recipe.engine import ray_store
+    calls = []
+
+    def init(**kw):
+        calls.append(kw["address"])
+        if len(calls) == 1:  # what the head's proxier says when the server it starts for a client fails
+            raise ConnectionError("Initialization failure from server:\nRuntimeError: Starting Ray client server failed.")
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    monkeypatch.setattr(ray_store.time, "sleep", lambda s: None)
+    ray_store.start_ray("ray://127.0.0.1:1")
+    assert calls == ["ray://127.0.0.1:1"] * 2

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -49,11 +50,18 @@ def start_ray(address: str | None = None) -> None:
             pass
         else:
             maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
-    try:
-        ray.init(**kw)
-    except ConnectionError as e:
-        raise UserError(f"cannot reach the Ray cluster at {address}: {e} (is the head's client port open? a "
-                        f"cluster with token authentication needs its token: RAY_AUTH_TOKEN or ~/.ray/auth_token)")
+    for attempt in range(3):
+        try:
+            ray.init(**kw)
+            return
+        except ConnectionError as e:
+            # a Ray Client head starts a server for each client, and under load that start can
+            # fail once ("Starting Ray client server failed"; seen in a full test run): try again
+            if "Starting Ray client server failed" in str(e) and attempt < 2:
+                time.sleep(2)
+                continue
+            raise UserError(f"cannot reach the Ray cluster at {address}: {e} (is the head's client port open? a "
+                            f"cluster with token authentication needs its token: RAY_AUTH_TOKEN or ~/.ray/auth_token)")
 
 
 class RayStore:
