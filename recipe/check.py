@@ -14,6 +14,7 @@ from .diagnostics import Diagnostic, Span, column_hint, did_you_mean
 from .syntax import FUNCTIONS, expr_columns
 from .ir import Arg, ListV, Lit, Node, OpCall, ParamRef, Recipe, walk
 from .ops.base import P
+from .model_files import local_folder_problem, tokenizer_problem
 from .models import BUILTIN_NAMES, CALL_TEXT, OPTIONS, SOURCE_TEXT, location_problem, option_problem, source_kind, unsupported
 
 PARAM_TYPES = ("int", "float", "str", "bool")
@@ -122,6 +123,8 @@ def check_models(c: Checked) -> None:
             c.diagnostics.append(Diagnostic("E0312", where, m.source.span, did_you_mean(src, BUILTIN_NAMES) or (
                 "give builtin:minilm, builtin:smollm2, a local model folder or .gguf file (relative to the "
                 "working directory), or openai:URL#MODEL; models are never downloaded",)))
+        elif (found := local_folder_problem(src, m.kind)) is not None:
+            c.diagnostics.append(Diagnostic(found.code, found.message, m.source.span, (found.hint,)))
         elif m.kind in ("classifier", "reward") and src.startswith("openai:"):
             # an OpenAI-compatible server has no classification API: say so now, not mid-run
             c.diagnostics.append(Diagnostic("E0307", f"a `{m.kind}` model cannot be served by an OpenAI-compatible "
@@ -131,6 +134,9 @@ def check_models(c: Checked) -> None:
         if isinstance(src, str):
             for a in m.options:
                 why = option_problem(src, a.name, _value(a.value, c.params))
+                if not why and a.name == "tokenizer" and (found := tokenizer_problem(_value(a.value, c.params))):
+                    c.diagnostics.append(Diagnostic(found.code, found.message, a.value.span, (found.hint,)))
+                    continue
                 if why:
                     known = OPTIONS[source_kind(src)]
                     c.diagnostics.append(Diagnostic("E0310", why, a.span, did_you_mean(a.name, known) or (

@@ -89,6 +89,19 @@ def win_rate(rt, judge: dict, pairs, mine: list[str], theirs: list[str]) -> floa
     return float(np.mean((first + second) / 2))
 
 
+def _refuse_model(flag: str, source: str | None) -> None:
+    from .model_files import local_folder_problem
+    from .models import location_problem
+    if source is None:
+        return
+    if source.startswith("openai:") and flag == "--base":
+        raise UserError(f"{flag} {source}: training needs the model's weights; give a local folder or builtin:smollm2")
+    if (where := location_problem(source)) is not None:
+        raise UserError(f"{flag} {source}: {where}")
+    if (found := local_folder_problem(source, "causal_lm")) is not None:
+        raise UserError(f"{flag} {source}: {found.message} ({found.hint})")
+
+
 def evaluate(recipe, params: dict, sources: dict, eval_path: str, out: Path, seeds: int = 3,
              base: str = "builtin:smollm2", pool: bool = False, judge: str | None = None,
              cache_dir: str = ".recipe", model_cache=None, settings: dict | None = None,
@@ -98,6 +111,8 @@ def evaluate(recipe, params: dict, sources: dict, eval_path: str, out: Path, see
     out = Path(out)
     settings = {**SETTINGS, **(settings or {})}
     eval_pairs = read_pairs(eval_path)
+    for flag, where in (("--base", base), ("--judge", judge)):
+        _refuse_model(flag, where)  # before the recipe runs (it may take an hour), not after
     res = recipe.run(params=params, sources=sources, out=out / "run", cache_dir=cache_dir, model_cache=model_cache,
                      runtime=runtime, quiet=quiet)
     if not res.manifest["sinks"]:

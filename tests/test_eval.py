@@ -137,3 +137,16 @@ def test_a_recipe_that_keeps_every_row_is_weighed_against_the_pool_under_trainin
     assert len({r["eval_loss"] for r in rep["random"]}) > 1 and rep["verdict"]["random_sd"] > 0  # seeds differ
     assert "trainings on the pool" in rep["verdict"]["text"]
     assert "pool (train seed 2)" in capsys.readouterr().out
+
+
+def test_a_base_or_judge_that_cannot_load_stops_eval_before_the_recipe_runs(setup, tmp_path, capsys):
+    root, f, ev = setup
+    from test_model_folders import _encoder
+    enc = _encoder(tmp_path / "encoder")
+    for flags, words in ((["--base", str(enc)], "BertModel"), (["--base", "openai:http://127.0.0.1:9/v1#m"], "weights"),
+                         (["--base", str(root / "lm"), "--judge", str(tmp_path / "nowhere")], "model not found")):
+        rc = main(["eval", str(f), "--eval", str(ev), *flags, "--out", str(tmp_path / "e"),
+                   "--cache-dir", str(tmp_path / "c"), "--model-cache", str(tmp_path / "m"), "--quiet"])
+        err = capsys.readouterr().err
+        assert rc != 0 and words in err and flags[-2] in err, err
+        assert not (tmp_path / "e" / "run").exists()  # the recipe did not run

@@ -61,6 +61,18 @@ def pick_dtype(device: str, requested: str | None):
     return torch.bfloat16 if cpu_has_amx() else torch.float32
 
 
+def refuse_fresh_weights(info: dict, src, kind: str) -> None:
+    """Stop when transformers initialised some of the model's weights at random (missing from
+    the checkpoint: an encoder loaded as a causal LM, a base model as a classifier), which
+    would score every row with noise and say nothing."""
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise UserError(f"the model at {src} lacks weights a {kind} needs ({', '.join(missing[:3])}{more}): "
+                        "transformers would fill them with random values. Give a folder saved from a model of "
+                        "this kind (`recipe check` names the folder's architecture)")
+
+
 class CausalLM:
     """A causal LM with its tokenizer; log-likelihoods, choice probabilities, generation."""
 
@@ -105,8 +117,9 @@ class CausalLM:
         if self._model is None:
             from transformers import AutoModelForCausalLM
             t0 = time.time()
-            self._model = AutoModelForCausalLM.from_pretrained(str(self._src), dtype=self.dtype,
-                                                               use_safetensors=True, **self._kw)
+            self._model, info = AutoModelForCausalLM.from_pretrained(
+                str(self._src), dtype=self.dtype, use_safetensors=True, output_loading_info=True, **self._kw)
+            refuse_fresh_weights(info, self._src, "causal_lm")
             self._model.to(self.device).eval()
             mark_used(self._src)  # `recipe cache --models` keeps what runs still load
             self._on_load(time.time() - t0)
@@ -244,8 +257,9 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
         if not (res.path / "modules.json").exists() and not (res.path / "config.json").exists():
             raise UserError(f"no sentence-transformers model at {res.path}")
+        # safetensors only, as for the other kinds: no pickle is read from a recipe-named path
         self.model = SentenceTransformer(str(res.path), device=device, local_files_only=True,
-                                         trust_remote_code=False)
+                                         trust_remote_code=False, model_kwargs={"use_safetensors": True})
 
     def embed(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         return self.model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
@@ -264,8 +278,11 @@ class Classifier:
         kw = dict(local_files_only=True, trust_remote_code=False)
         self.device = device
         self.tok = AutoTokenizer.from_pretrained(str(res.path), **kw)
-        self.model = AutoModelForSequenceClassification.from_pretrained(
-            str(res.path), dtype=pick_dtype(device, dtype or "fp32"), use_safetensors=True, **kw).to(device).eval()
+        self.model, info = AutoModelForSequenceClassification.from_pretrained(
+            str(res.path), dtype=pick_dtype(device, dtype or "fp32"), use_safetensors=True, output_loading_info=True,
+            **kw)
+        refuse_fresh_weights(info, res.path, "classifier")
+        self.model.to(device).eval()
 
     def classify_batch(self, items: list[tuple[str, str | None]]) -> list[list[float]]:
         import torch

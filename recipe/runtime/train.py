@@ -105,6 +105,7 @@ def finetune(src_dir: Path, tok, chat, prompts: list[str], responses: list[str],
              device: str, log=lambda *_: None) -> dict:
     """Train a copy of the model at `src_dir` and save it to `out`; returns what happened."""
     import torch
+    from .hf import refuse_fresh_weights
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
     s = {**DEFAULTS, **{k: v for k, v in settings.items() if v is not None}}
     torch.manual_seed(int(s["seed"]))
@@ -113,8 +114,11 @@ def finetune(src_dir: Path, tok, chat, prompts: list[str], responses: list[str],
         raise ValueError("finetune: no training row has a response to learn")
     cuda = device.startswith("cuda")
     bf16 = cuda and torch.cuda.is_bf16_supported()
-    model = AutoModelForCausalLM.from_pretrained(str(src_dir), dtype=torch.bfloat16 if bf16 else torch.float32,
-                                                 local_files_only=True).to(device)
+    model, info = AutoModelForCausalLM.from_pretrained(str(src_dir), dtype=torch.bfloat16 if bf16 else torch.float32,
+                                                       local_files_only=True, use_safetensors=True,
+                                                       trust_remote_code=False, output_loading_info=True)
+    refuse_fresh_weights(info, src_dir, "causal_lm")
+    model.to(device)
     before = mean_loss(model, seqs, device)
     if s["lora"]:
         from peft import LoraConfig, get_peft_model

@@ -1,0 +1,123 @@
+"""Whether a local model folder can serve a model kind, from its files alone (JSON only, no ML
+library): `check` refuses what would fail mid-run or, worse, load and answer nonsense.
+
+Found on a real try: a sentence-transformers folder (MiniLM, a `BertModel`) declared as
+`causal_lm` loaded without a word: transformers built a BERT language-model head with random
+weights and every IFD score was noise. A folder without weights, or with only pickle weights
+(which the runtime refuses to read: a pickle can run code), failed when the first step loaded it.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .models import location_problem
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.txt", "vocab.json",
+                   "spiece.model", "sentencepiece.bpe.model")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+# architectures (config.json) whose heads each kind needs; a folder that names none of them
+# would get a freshly initialised head from transformers' Auto classes
+HEADS = {"causal_lm": ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration"),
+         "classifier": ("ForSequenceClassification",), "reward": ("ForSequenceClassification",)}
+KIND_TEXT = {"causal_lm": "a causal language model (an architecture ending in ForCausalLM)",
+             "classifier": "a classifier (an architecture ending in ForSequenceClassification)",
+             "reward": "a reward model (an architecture ending in ForSequenceClassification)"}
+
+
+@dataclass(frozen=True)
+class FolderProblem:
+    code: str       # E0312: the folder cannot load; E0307: it loads as another kind than declared
+    message: str
+    hint: str
+
+
+def folder_problem(folder: Path, kind: str, label: str | None = None) -> FolderProblem | None:
+    """What stops `folder` from serving `kind` (embedding, causal_lm, classifier, reward), or
+    None. `label` is how the folder is named in messages (the recipe's spelling)."""
+    label = label or str(folder)
+    weights_at = folder
+    if kind == "embedding" and (folder / "modules.json").is_file():
+        weights_at, why = _transformer_module(folder, label)
+        if why:
+            return why
+    config, why = _json(weights_at / "config.json", label)
+    if why:
+        return why
+    if config is None:
+        return FolderProblem("E0312", f"`{label}` has no config.json", "a transformers model folder holds config.json, "
+                             "its weights (*.safetensors) and its tokenizer")
+    archs = config.get("architectures") or []
+    wanted = HEADS.get(kind)
+    if wanted and archs and not any(isinstance(a, str) and a.endswith(wanted) for a in archs):
+        return FolderProblem("E0307", f"`{label}` is a {', '.join(map(str, archs))}, not {KIND_TEXT[kind]}: "
+                             "loaded as one, its output layer would be random weights",
+                             _kind_hint(kind, archs))
+    weights = [p for p in weights_at.iterdir() if p.suffix == ".safetensors"]
+    if not weights:
+        pickles = sorted(p.name for p in weights_at.iterdir() if p.suffix in PICKLE_SUFFIXES)
+        if pickles:
+            return FolderProblem("E0312", f"`{label}` holds its weights only as a pickle ({pickles[0]}), which "
+                                 "recipe does not load (unpickling can run code)",
+                                 "convert it once to safetensors: load it with transformers where you trust the "
+                                 "file and `save_pretrained(DIR)` (safetensors is the default)")
+        return FolderProblem("E0312", f"`{label}` has config.json but no weights (*.safetensors)",
+                             "copy the whole model folder, not only its configuration")
+    if not any((weights_at / f).is_file() for f in TOKENIZER_FILES):
+        return FolderProblem("E0312", f"`{label}` has no tokenizer (tokenizer.json or tokenizer_config.json)",
+                             "save the tokenizer with the model: `tokenizer.save_pretrained(DIR)`")
+    return None
+
+
+def local_folder_problem(source: str, kind: str) -> FolderProblem | None:
+    """`folder_problem` for a source that names an existing local folder (relative to the
+    working directory, as the runtime resolves it); None for built-ins, GGUF files and
+    endpoints (`models.location_problem` judges their spelling)."""
+    if source.startswith(("openai:", "finetuned:", "builtin:")):
+        return None
+    p = Path(os.path.expanduser(source))
+    return folder_problem(p, kind, source) if p.is_dir() else None
+
+
+def tokenizer_problem(source) -> FolderProblem | None:
+    """What stops an endpoint's `tokenizer=` from lending the served model's tokenizer."""
+    hint = "point tokenizer= at a local copy of the served model's folder, or builtin:smollm2"
+    if not isinstance(source, str):
+        return None  # the option's type check says so
+    if source.startswith(("openai:", "finetuned:")):
+        return FolderProblem("E0312", f"`{source}` is not a local tokenizer", hint)
+    if (where := location_problem(source)) is not None:
+        return FolderProblem("E0312", where, hint)
+    p = Path(os.path.expanduser(source))
+    if p.is_dir() and not any((p / f).is_file() for f in TOKENIZER_FILES):
+        return FolderProblem("E0312", f"`{source}` has no tokenizer (tokenizer.json or tokenizer_config.json)", hint)
+    return None
+
+
+def _transformer_module(folder: Path, label: str) -> tuple[Path, FolderProblem | None]:
+    """The folder of a sentence-transformers model's Transformer module (its weights)."""
+    modules, why = _json(folder / "modules.json", label)
+    if why:
+        return folder, why
+    for m in modules if isinstance(modules, list) else []:
+        if isinstance(m, dict) and str(m.get("type", "")).endswith("Transformer"):
+            return folder / str(m.get("path") or ""), None
+    return folder, None  # another first module (a CLIP model, say): sentence-transformers decides
+
+
+def _json(path: Path, label: str):
+    if not path.is_file():
+        return None, None
+    try:
+        return json.loads(path.read_text(encoding="utf-8")), None
+    except (ValueError, UnicodeDecodeError) as e:
+        return None, FolderProblem("E0312", f"`{label}`: {path.name} is not valid JSON ({e})",
+                                   "copy the model folder again; the file may be cut short")
+
+
+def _kind_hint(kind: str, archs: list) -> str:
+    if any(isinstance(a, str) and a.endswith(("Model", "ForMaskedLM")) for a in archs) and kind == "causal_lm":
+        return "an encoder such as this one serves `embedding`; for causal_lm give a decoder (builtin:smollm2)"
+    return f"give a folder saved from {KIND_TEXT[kind].split(' (')[0]}, or declare this one as the kind it is"
