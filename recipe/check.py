@@ -14,7 +14,7 @@ from .diagnostics import Diagnostic, Span, column_hint, did_you_mean
 from .syntax import FUNCTIONS, expr_columns
 from .ir import Arg, ListV, Lit, Node, OpCall, ParamRef, Recipe, walk
 from .ops.base import P
-from .model_files import local_folder_problem, tokenizer_problem
+from .model_files import source_problem, tokenizer_problem
 from .models import BUILTIN_NAMES, CALL_TEXT, OPTIONS, SOURCE_TEXT, location_problem, option_problem, source_kind, unsupported
 
 PARAM_TYPES = ("int", "float", "str", "bool")
@@ -123,7 +123,7 @@ def check_models(c: Checked) -> None:
             c.diagnostics.append(Diagnostic("E0312", where, m.source.span, did_you_mean(src, BUILTIN_NAMES) or (
                 "give builtin:minilm, builtin:smollm2, a local model folder or .gguf file (relative to the "
                 "working directory), or openai:URL#MODEL; models are never downloaded",)))
-        elif (found := local_folder_problem(src, m.kind)) is not None:
+        elif (found := source_problem(src, m.kind)) is not None:
             c.diagnostics.append(Diagnostic(found.code, found.message, m.source.span, (found.hint,)))
         elif m.kind in ("classifier", "reward") and src.startswith("openai:"):
             # an OpenAI-compatible server has no classification API: say so now, not mid-run

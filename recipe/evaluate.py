@@ -90,7 +90,7 @@ def win_rate(rt, judge: dict, pairs, mine: list[str], theirs: list[str]) -> floa
 
 
 def _refuse_model(flag: str, source: str | None) -> None:
-    from .model_files import local_folder_problem
+    from .model_files import source_problem
     from .models import location_problem
     if source is None:
         return
@@ -98,7 +98,7 @@ def _refuse_model(flag: str, source: str | None) -> None:
         raise UserError(f"{flag} {source}: training needs the model's weights; give a local folder or builtin:smollm2")
     if (where := location_problem(source)) is not None:
         raise UserError(f"{flag} {source}: {where}")
-    if (found := local_folder_problem(source, "causal_lm")) is not None:
+    if (found := source_problem(source, "causal_lm")) is not None:
         raise UserError(f"{flag} {source}: {found.message} ({found.hint})")
 
 

@@ -22,6 +22,8 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 # would get a freshly initialised head from transformers' Auto classes
 HEADS = {"causal_lm": ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration"),
          "classifier": ("ForSequenceClassification",), "reward": ("ForSequenceClassification",)}
+KIND_NAMES = {"embedding": "an embedding model", "causal_lm": "a causal language model",
+              "classifier": "a classifier", "reward": "a reward model"}
 KIND_TEXT = {"causal_lm": "a causal language model (an architecture ending in ForCausalLM)",
              "classifier": "a classifier (an architecture ending in ForSequenceClassification)",
              "reward": "a reward model (an architecture ending in ForSequenceClassification)"}
@@ -71,13 +73,35 @@ def folder_problem(folder: Path, kind: str, label: str | None = None) -> FolderP
     return None
 
 
-def local_folder_problem(source: str, kind: str) -> FolderProblem | None:
-    """`folder_problem` for a source that names an existing local folder (relative to the
-    working directory, as the runtime resolves it); None for built-ins, GGUF files and
-    endpoints (`models.location_problem` judges their spelling)."""
+# what each built-in is (recipe.runtime.resolve.BUILTINS says where it lives)
+BUILTIN_KINDS = {"builtin:minilm": ("embedding", "an embedding model (all-MiniLM-L6-v2)"),
+                 "builtin:smollm2": ("causal_lm", "a causal language model (SmolLM2-135M-Instruct)")}
+
+
+def source_problem(source: str, kind: str) -> FolderProblem | None:
+    """What stops a model source from serving `kind`, as far as its files tell: a built-in of
+    another kind, a GGUF file that is not one or serves another kind than causal_lm, a local
+    folder (relative to the working directory, as the runtime resolves it) that
+    `folder_problem` refuses. None for endpoints and fine-tuned models, and for a spelling
+    `models.location_problem` refuses (it says why)."""
+    if source in BUILTIN_KINDS:
+        serves, what = BUILTIN_KINDS[source]
+        if kind in KIND_NAMES and kind != serves:
+            return FolderProblem("E0307", f"`{source}` is {what}, not {KIND_NAMES[kind]}",
+                                 f"declare it as `{serves}`, or give a local model folder of this kind")
+        return None
     if source.startswith(("openai:", "finetuned:", "builtin:")):
         return None
     p = Path(os.path.expanduser(source))
+    if p.is_file() and p.suffix == ".gguf":
+        with open(p, "rb") as f:
+            if f.read(4) != b"GGUF":
+                return FolderProblem("E0312", f"`{source}` is not a GGUF file (it does not start with GGUF's "
+                                     "magic bytes)", "the download may be incomplete or an HTML error page")
+        if kind in KIND_NAMES and kind != "causal_lm":
+            return FolderProblem("E0307", f"a GGUF file serves `causal_lm` here, not {KIND_NAMES[kind]}",
+                                 "give a local transformers or sentence-transformers folder for this kind")
+        return None
     return folder_problem(p, kind, source) if p.is_dir() else None
 
 

@@ -115,6 +115,8 @@ def location_problem(source: str) -> str | None:
     working directory, as the runtime resolves it."""
     import os
     from pathlib import Path
+    if not source.strip():
+        return "a model's location is empty"
     if source.startswith(("openai:", "finetuned:")):
         return None
     if source.startswith("builtin:"):

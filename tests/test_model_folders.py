@@ -132,3 +132,23 @@ def test_a_base_encoder_as_a_reward_model_stops_with_the_reason(folders, tmp_pat
     headless = _without(folders["encoder"], tmp_path / "enc", "no-such-key")  # architectures dropped only
     with pytest.raises(UserError, match="lacks weights a classifier needs"):
         load(_recipe("reward", headless, folders["data"])).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+
+
+def test_builtins_and_gguf_files_serve_only_their_kind(folders, tmp_path):
+    data = folders["data"]
+    for kind, source, words in (("causal_lm", "builtin:minilm", "an embedding model"),
+                                ("reward", "builtin:minilm", "an embedding model"),
+                                ("embedding", "builtin:smollm2", "a causal language model")):
+        (code, msg), = _errors(_recipe(kind, source, data))
+        assert code == "E0307" and words in msg
+    assert _errors(_recipe("embedding", "builtin:minilm", data)) == []
+    fake = tmp_path / "model.gguf"
+    fake.write_text("<html>404</html>")
+    (code, msg), = _errors(_recipe("causal_lm", fake, data))
+    assert code == "E0312" and "not a GGUF file" in msg
+    real = tmp_path / "real.gguf"
+    real.write_bytes(b"GGUF" + bytes(60))
+    (code, msg), = _errors(_recipe("embedding", real, data))
+    assert code == "E0307" and "GGUF" in msg
+    (code, msg), = _errors(_recipe("causal_lm", "", data))
+    assert code == "E0312" and "empty" in msg

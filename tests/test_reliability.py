@@ -182,6 +182,9 @@ def test_a_broken_local_model_is_a_clear_error_not_a_traceback(tmp_path):
     bad = tmp_path / "model"
     bad.mkdir()
     (bad / "config.json").write_text('{"model_type": "nonsense"}')
+    # files `check` looks for are there (it cannot tell), so the failure is the runtime's
+    (bad / "model.safetensors").write_bytes(b"not safetensors")
+    (bad / "tokenizer.json").write_text("{}")
     data = write_jsonl(tmp_path / "d.jsonl", alpaca_rows(3))
     f = tmp_path / "t.recipe"
     f.write_text(f'recipe t\nmodel lm = causal_lm("{bad}")\nsource raw = read("{data}")\n'
