@@ -561,6 +561,8 @@ def _check_op_columns(c: Checked, node: Node, op: OpCall, spec, args: dict, cur:
         if a is not None and isinstance(args.get(pname), str):
             c.diagnostics += _template_diags(args[pname], tuple(sorted(cur)) if cur is not None else None,
                                              a.value.span)
+    if cur is not None and (rendered := spec.template_fields(args)):
+        _check_template_fields(c, op, args, *rendered, cur)
     if spec.variadic != "expr":
         for col in spec.adds(args):
             if col in types.CANONICAL_TYPES or col == "_parents" and op.op != "fuse":
@@ -575,6 +577,25 @@ def _check_op_columns(c: Checked, node: Node, op: OpCall, spec, args: dict, cur:
             c.diagnostics.append(Diagnostic(
                 "E0406", f"`{op.op}({pname}={args[pname]})` needs a {_tname(want)} column; `{col}` holds {_tname(t)}",
                 a.value.span if a else op.span, (_want_hint(want),)))
+
+
+def _check_template_fields(c: Checked, op: OpCall, args: dict, pname: str, temps: list, cur: dict) -> None:
+    """W0411 when no template of the file can render a row here: each reads a field that is
+    not a column at this point (the run would set every row aside)."""
+    have = set(cur) - {"messages", "_parents"}  # rows are rendered without these
+    short = [(name, sorted(fs - have)) for name, fs in temps]
+    if not temps or not all(missing for _, missing in short):
+        return
+    name, missing = short[0]
+    a = op.arg(pname)
+    c.diagnostics.append(Diagnostic(
+        "W0411", f"no template in `{args[pname]}` can render a row here: `{name}` reads "
+                 f"{', '.join(f'`{m}`' for m in missing[:4])}, not a column at `{op.op}`"
+                 + ("" if len(temps) == 1 else " (nor can the other template)" if len(temps) == 2 else
+                    f" (nor can the other {len(temps) - 1})"),
+        a.value.span if a else op.span,
+        (f"columns here: {', '.join(sorted(have))}; a template's fields are the rows' columns (read the "
+         "dataset with format=\"raw\" to keep its own field names)",), severity="warning"))
 
 
 def _tname(t: str) -> str:

@@ -68,6 +68,8 @@ CODES: dict[str, Code] = {
     # 05xx: the graph
     "E0501": Code("cycle between nodes", "a node cannot read, directly or not, its own output"),
     # 06xx: warnings about the graph
+    "W0411": Code("no template can render a row at this point",
+                  "a template's fields must be columns of the rows it renders"),
     "W0601": Code("node reaches no sink", "write it with `write NODE to \"file\"`, or remove it"),
     "W0602": Code("recipe without a sink", "a run writes only what `write` statements name"),
     "W0903": Code("every row check read of a source is set aside", "name the file's format, or check the file"),

@@ -98,6 +98,7 @@ def _segment_digest(path: Path, at: int) -> bytes:
 def build_plan(c: Checked, source_paths: dict[str, str], model_identity) -> Plan:
     """`source_paths`: resolved path per source; `model_identity(kind, source, options)` -> str."""
     from .io.readers import list_files
+    from .templates import template_files
     r = c.recipe
     models = {}
     tuned: dict[str, tuple[str, dict]] = {}  # fine-tuned model -> (base model, settings with `on`)
@@ -191,6 +192,8 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity) -> Plan
             parts = {"op": op.op, "version": spec.version, "code": code, "args": cargs,
                      "parents": [fps[x] for x in inputs],
                      "models": [models[m]["identity"] for m in used]}
+            if spec.files(args):  # template files: their contents, so an edited one re-runs the step
+                parts["files"] = file_fingerprint([f for p in spec.files(args) for f in template_files(p)])
             fp = _h(parts)
             steps.append(Step(sname, name, op.op, spec.version, args, inputs, used, parts, fp, after))
             fps[sname] = fp
@@ -272,6 +275,8 @@ def why_rerun(old: dict | None, new: dict) -> str:
         return "code changed"
     if old.get("data") != new.get("data"):
         return "input file changed"
+    if old.get("files") != new.get("files"):
+        return "template file changed"
     if old.get("source") != new.get("source"):
         return "source renamed (row ids change)"
     if old.get("args") != new.get("args"):

@@ -104,6 +104,8 @@ def _how(o, s, old, new) -> list[str]:
         how.append("input data changed")
         if o.args.get("path") != s.args.get("path"):  # shown, though not in the key: contents are
             how.append(f"path: {o.args.get('path')} -> {s.args.get('path')}")
+    if a.get("files") != b.get("files"):
+        how.append("template file changed")
     if a.get("source") != b.get("source"):
         how.append(f"source {a.get('source')} -> {b.get('source')}")
     oa, na = a.get("args", {}), b.get("args", {})

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from recipe.api import load
-from recipe.diagnostics import UserError
+from recipe.diagnostics import RecipeError, UserError
 from recipe.io.formats import BadRow, canonical, from_row
 from recipe.io.readers import iter_rows, list_files
 
@@ -418,3 +418,51 @@ def test_a_csv_header_that_repeats_or_omits_names_loses_no_column(tmp_path):
     assert bad == [] and good[0][1]["response"] == "a1"
     assert {k: v for k, v in good[0][1].items() if k not in ("messages", "instruction", "response")} == {
         "column_1": "0", "output_2": "b1", "column_5": "x"}
+
+
+def test_openai_content_parts_are_read_and_tool_use_is_set_aside_with_its_reason(tmp_path):
+    parts = lambda *ts: [{"type": "text", "text": t} for t in ts]  # noqa: E731
+    rows = [{"messages": [{"role": "system", "content": parts("Be brief.")},
+                          {"role": "user", "content": parts("What is ", "2+2?")},
+                          {"role": "assistant", "content": parts("4")}]},
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x.png"}}]},
+                          {"role": "assistant", "content": "A cat."}]},
+            {"messages": [{"role": "user", "content": "Weather?"},
+                          {"role": "assistant", "content": None, "tool_calls": [{"id": "1", "type": "function"}]},
+                          {"role": "tool", "content": "sunny", "tool_call_id": "1"},
+                          {"role": "assistant", "content": "Sunny."}]},
+            {"conversations": [{"from": "human", "value": "Weather?"}, {"from": "function_call", "value": "{}"},
+                               {"from": "observation", "value": "sunny"}, {"from": "gpt", "value": "Sunny."}]},
+            {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]}]
+    (good, bad) = read_all(write_jsonl(tmp_path / "oai.jsonl", rows[:3] + rows[4:]))
+    assert good[0][1]["messages"] == [{"role": "system", "content": "Be brief."},
+                                      {"role": "user", "content": "What is 2+2?"},
+                                      {"role": "assistant", "content": "4"}]
+    assert good[0][1]["instruction"] == "What is 2+2?" and good[1][1]["response"] == "Hello."
+    reasons = [b[1] for b in bad]
+    assert len(bad) == 2 and "holds a `image_url` part: only text is supported" in reasons[0]
+    assert "tool call" in reasons[1]
+    (good, bad) = read_all(write_jsonl(tmp_path / "sg.jsonl", [rows[3]]))
+    assert not good and "tool call" in bad[0][1]
+    # a whole file of content parts takes the same path as its rows (Arrow's reader falls back)
+    f = write_jsonl(tmp_path / "all_parts.jsonl", [rows[0]] * 3)
+    res = load(f'recipe t\nsource raw = read("{f}")\nwrite raw to "x.jsonl"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c", quiet=True)
+    assert res.manifest["nodes"][0]["rows_out"] == 3
+    assert read_jsonl(tmp_path / "o" / "x.jsonl")[2]["messages"][1]["content"] == "What is 2+2?"
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv"])
+def test_a_utf16_file_is_one_clear_error_not_every_row_set_aside(tmp_path, suffix):
+    p = tmp_path / f"in{suffix}"
+    body = ('instruction,output\nSay 1,1\n' if suffix == ".csv" else
+            json.dumps({"instruction": "Say 1", "output": "1"}) + "\n")
+    p.write_text(body, encoding="utf-16")  # Windows tools write it with a byte-order mark
+    with pytest.raises(RecipeError, match=r"the file is UTF-16 encoded .*iconv -f UTF-16 -t UTF-8"):  # check's E0903
+        load(f'recipe t\nsource raw = read("{p}")\nwrite raw to "x.jsonl"\n').run(
+            out=tmp_path / "o", cache_dir=tmp_path / "c", quiet=True)
+    q = tmp_path / f"sig{suffix}"
+    q.write_text(body, encoding="utf-8-sig")  # UTF-8 with a byte-order mark reads as UTF-8
+    res = load(f'recipe t\nsource raw = read("{q}")\nwrite raw to "x.jsonl"\n').run(
+        out=tmp_path / "o2", cache_dir=tmp_path / "c", quiet=True)
+    assert res.manifest["nodes"][0]["rows_out"] == 1

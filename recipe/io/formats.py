@@ -10,6 +10,28 @@ from __future__ import annotations
 ROLE_MAP = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
             "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "model": "assistant",
             "system": "system"}
+TOOL_ROLES = ("tool", "function", "ipython", "function_call", "observation")  # OpenAI, Llama 3, glaive/ToolBench ShareGPT
+
+
+def text_parts(content, turn: int):
+    """A message's content as text: a string as it is; OpenAI's list of content parts, all
+    `{"type": "text", "text": ...}`, concatenated as the API and chat templates read them; a
+    part of another kind (an image, audio, a file) is refused with its type; anything else
+    is returned for the caller to refuse."""
+    if not isinstance(content, list) or not content:
+        return content
+    texts = []
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text" and isinstance(part.get("text"), str):
+            texts.append(part["text"])
+        elif isinstance(kind, str):
+            raise BadRow(f"turn {turn} holds a `{kind}` part: only text is supported")
+        else:
+            return None
+    return "".join(texts)
+
+
 FORMATS = ("alpaca", "sharegpt", "openai", "dolly", "prompt_completion", "question_answer", "ni", "oasst",
            "self_instruct", "instruction_only", "raw")
 
@@ -152,12 +174,17 @@ def to_messages(fmt: str, rec: dict) -> tuple[list[dict], set[str]]:
             raise BadRow(f"field `{key}` is missing or not a list")
         msgs = []
         for i, t in enumerate(turns):
-            if not isinstance(t, dict) or not isinstance(t.get(rk), str) or not isinstance(t.get(ck), str):
+            if isinstance(t, dict) and isinstance(t.get(rk), str) and (t.get("tool_calls") or t.get("function_call")
+                                                                        or t[rk].lower() in TOOL_ROLES):
+                raise BadRow(f"turn {i} of `{key}` is a tool call or a tool's result: conversations with tool use "
+                             "are not supported yet")
+            content = text_parts(t.get(ck), i) if isinstance(t, dict) else None
+            if not isinstance(t, dict) or not isinstance(t.get(rk), str) or not isinstance(content, str):
                 raise BadRow(f"turn {i} of `{key}` lacks text `{rk}`/`{ck}`")
             role = ROLE_MAP.get(t[rk].lower())
             if role is None:
                 raise BadRow(f"turn {i} has unknown role `{t[rk]}`")
-            msgs.append({"role": role, "content": t[ck]})
+            msgs.append({"role": role, "content": content})
         return msgs, {key}
     raise BadRow(f"unknown format `{fmt}`")
 

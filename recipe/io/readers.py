@@ -46,6 +46,9 @@ def _readable(path: Path) -> bool:
     return kind in EXTS and not (is_compressed(path) and kind in (".parquet", ".arrow")) and not is_metadata(path)
 
 
+UTF32_LE = b"\xff\xfe\x00\x00"
+
+
 def open_bytes(path: Path):
     """A data file as bytes, decompressed, past a UTF-8 byte-order mark (as Windows tools
     write one) so that the first record parses."""
@@ -55,12 +58,21 @@ def open_bytes(path: Path):
     opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix.lower())
     fh = opener(path, "rb") if opener else open(path, "rb")
     try:
-        if fh.peek(3)[:3] == BOM:
+        head = fh.peek(4)[:4]
+        if head[:3] == BOM:
             fh.read(3)
     except (OSError, EOFError) as e:  # not what its name says (a .gz that is not gzip)
         fh.close()
         raise UserError(f"{path}: cannot read it as {path.suffix} ({e})")
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):  # every line would be set aside as invalid UTF-8
+        fh.close()
+        wide = "32" if head == UTF32_LE else "16"
+        raise UserError(f"{path}: the file is UTF-{wide} encoded "
+                        "(it starts with that byte-order mark); recipe reads UTF-8: convert it first, e.g. "
+                        f"`iconv -f UTF-{wide} -t UTF-8 {path.name} > {path.stem}.utf8{path.suffix}`")
     return fh
+
+
 MAX_RECORD_BYTES = 16 * 1024 * 1024  # larger records are set aside, not parsed
 RAW_KEEP = 500  # characters of an unreadable line kept in set_aside.jsonl
 

@@ -117,6 +117,17 @@ class Op:
         """Text-template params (str.format style) whose placeholders name columns."""
         return []
 
+    def files(self, args: dict) -> list[str]:
+        """Files this call reads besides its input rows (templates), as given: their contents
+        are part of the step's fingerprint, so an edited file re-runs the step."""
+        return []
+
+    def template_fields(self, args: dict) -> tuple[str, list[tuple[str, frozenset]]] | None:
+        """For a call that renders templates read from a file: (the param naming the file,
+        [(template name, the row fields it reads)]); None when it renders none or they do
+        not load (`check` reports that)."""
+        return None
+
     def models(self, args: dict) -> list[str]:
         return [args[p.name] for p in self.params if p.type == "model" and args.get(p.name)]
 

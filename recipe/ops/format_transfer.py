@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
 
+from ..diagnostics import UserError
 from ..io.formats import BadRow, from_row
 from .base import Op, P
 from ._common import fetch_rows, set_aside, with_turn, write_rows
@@ -77,7 +79,26 @@ class FormatTransfer(Op):
             return [("method", "format_transfer(method=template) needs `promptsource=PATH` or `flan=PATH, flan_task=NAME`")]
         if m == "unify" and not args.get("model"):
             return [("method", "format_transfer(method=unify) needs `model=<causal_lm>`")]
+        if m == "template":
+            try:  # read now: a missing or unreadable file, or an unknown FLAN task, fails here, not mid-run
+                _templates(args)
+            except UserError as e:
+                where = "flan_task" if "no task" in str(e) else "promptsource" if args.get("promptsource") else "flan"
+                return [(where, str(e))]
         return []
+
+    def files(self, args):
+        return [args[k] for k in ("promptsource", "flan") if args.get(k)] if args.get("method") == "template" else []
+
+    def template_fields(self, args):
+        if args.get("method") != "template":
+            return None
+        from ..templates import template_fields
+        try:
+            temps = _templates(args)
+        except UserError:
+            return None
+        return ("promptsource" if args.get("promptsource") else "flan"), [(t.name, template_fields(t)) for t in temps]
 
     def run(self, ctx, args, inputs):
         getattr(self, "_" + args["method"])(ctx, args, inputs[0])
@@ -96,9 +117,8 @@ class FormatTransfer(Op):
 
     # ---- templates ------------------------------------------------------------------------
     def _template(self, ctx, args, src):
-        from ..templates import load_flan, load_promptsource, render
-        temps = load_promptsource(args["promptsource"]) if args.get("promptsource") else \
-            load_flan(args["flan"], args["flan_task"])
+        from ..templates import render
+        temps = _templates(args)
         rows, schema = fetch_rows(ctx, src)
         rng = np.random.Generator(np.random.PCG64(args.get("seed", 0)))
         picks = rng.integers(0, len(temps), size=len(rows))
@@ -184,3 +204,17 @@ def definition_losses(rt, model, cands: list[str], inputs: list[str], outputs: l
 
 
 OP = FormatTransfer()
+
+
+def _templates(args) -> list:
+    """The call's templates, read once per file state (`check` and the run both ask)."""
+    from ..templates import template_files
+    path = args.get("promptsource") or args.get("flan")
+    state = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in template_files(path))
+    return _load(bool(args.get("promptsource")), path, args.get("flan_task"), state)
+
+
+@lru_cache(maxsize=8)
+def _load(promptsource: bool, path: str, task, state) -> list:
+    from ..templates import load_flan, load_promptsource
+    return load_promptsource(path) if promptsource else load_flan(path, task)
