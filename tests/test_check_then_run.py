@@ -171,3 +171,17 @@ def test_score_statistics_keep_small_values():
     # rounded to six decimals, an IFD of 2e-07 was a min of 0 in the summary and the manifest
     assert score_stats(np.array([2.1350373e-07, 0.5, 0.96741712])) == {
         "mean": 0.489139, "min": 2.13504e-07, "max": 0.967417}
+
+
+def test_a_dedupe_threshold_of_zero_is_a_value_not_the_default(tmp_path):
+    import math
+    # six rows on a half circle: neighbours at cosine 0.81, none at 0.9 or more
+    rows = [{"instruction": f"q{i}", "output": "a", "e": [math.cos(i * 0.63), math.sin(i * 0.63)]} for i in range(6)]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    text = (f'recipe t\nsource raw = read("{data}")\nx = raw | dedupe(method="semantic", embedding_column=e{{t}})\n'
+            'write x to "x.jsonl"\n')
+    kept = lambda t: _run(text.replace("{t}", t), tmp_path).manifest["nodes"][-1]["rows_out"]  # noqa: E731
+    assert kept("") == 6 and kept(", threshold=0.9") == 6  # the default is 0.9
+    assert kept(", threshold=0.0") == 1  # every pair within 90 degrees joins one chain (0.0 ran at 0.9)
+    assert _codes(text.replace("semantic", "minhash").replace("{t}", ", threshold=0.0")
+                  .replace(", embedding_column=e", ", on=instruction")) == ["E0207"]

@@ -68,6 +68,8 @@ class Dedupe(Op):
             errs.append(("keep", "keep must be first, longest, max:<column> or min:<column>"))
         if args.get("method") == "semantic" and not (args.get("embedding") or args.get("embedding_column")):
             errs.append(("method", "semantic dedupe needs `embedding=<model>` or `embedding_column`"))
+        if args.get("method") == "minhash" and args.get("threshold") == 0:
+            errs.append(("threshold", "a MinHash threshold must be above 0 (a Jaccard similarity of 0 is every pair)"))
         return errs
 
     def run(self, ctx, args, inputs):
@@ -80,7 +82,7 @@ class Dedupe(Op):
         n = src.count()
         ids = src.ids()
         if method == "minhash" and not args.get("against"):  # streamed: holds signatures, not texts
-            labels, lengths = src.minhash_labels(on, args.get("threshold") or 0.8, args.get("ngram", 5),
+            labels, lengths = src.minhash_labels(on, _threshold(args), args.get("ngram", 5),
                                                  args.get("unit", "char"), args.get("num_perm", 256),
                                                  args.get("seed", 0), pmap=ctx.pmap, progress=ctx.progress)
             _warn_empty(ctx, sum(1 for n in lengths if not n), on, method)
@@ -96,7 +98,7 @@ class Dedupe(Op):
             ctx.out.keep(src, keep, reasons)
             return
         from ..algorithms import cell_semantic_clusters  # what remains: semantic within the node
-        labels, cells = cell_semantic_clusters(embeddings(ctx, src, args, on), args.get("threshold") or 0.9,
+        labels, cells = cell_semantic_clusters(embeddings(ctx, src, args, on), _threshold(args),
                                                args.get("cells"), ctx.pmap, args.get("seed", 0))
         if cells > 1:
             ctx.info["cells"] = cells
@@ -139,13 +141,13 @@ class Dedupe(Op):
             return np.asarray([idx.get(normalise(t), -1) for t in texts], dtype=np.int64)
         if method == "minhash":
             from ..algorithms import minhash_clusters
-            labels = minhash_clusters(list(ref_texts) + list(texts), args.get("threshold") or 0.8, args.get("ngram", 5),
+            labels = minhash_clusters(list(ref_texts) + list(texts), _threshold(args), args.get("ngram", 5),
                                       args.get("unit", "char"), args.get("num_perm", 256), args.get("seed", 0))
             m = len(ref_texts)
             # labels are the smallest index in a cluster: a label < m names a reference row
             return np.asarray([labels[m + i] if labels[m + i] < m else -1 for i in range(n)], dtype=np.int64)
         from ..algorithms import semantic_clusters
-        return semantic_clusters(embeddings(ctx, src, args, on), args.get("threshold") or 0.9,
+        return semantic_clusters(embeddings(ctx, src, args, on), _threshold(args),
                                  reference=embeddings(ctx, ref, args, on))
 
 
@@ -162,3 +164,10 @@ def _warn_empty(ctx, n: int, on: str, method: str) -> None:
 
 
 OP = Dedupe()
+
+
+def _threshold(args) -> float:
+    """The threshold given, else the method's default (0 is a value: `or` read it as unset
+    and ran semantic dedupe at 0.9)."""
+    t = args.get("threshold")
+    return float(t) if t is not None else (0.8 if args.get("method") == "minhash" else 0.9)
