@@ -251,6 +251,12 @@ def _check_arg(c: Checked, op: OpCall, spec, a: Arg, names: dict) -> object:
         c.diagnostics.append(Diagnostic("E0205", f"`{a.name}` must be one of {', '.join(map(str, p.choices))}",
                                         a.value.span, did_you_mean(str(v), map(str, p.choices))))
         return None
+    if ptype == "str" and isinstance(v, str) and not v.strip():
+        # no text param of any operator means anything by "": read as unset, it fell back to
+        # the default (`column=""` named the score after the metric, `prompt=""` used the built-in)
+        c.diagnostics.append(Diagnostic("E0206", f"`{a.name}` is empty", a.value.span,
+                                        (f"leave `{a.name}` out for its default, or give a value",)))
+        return None
     if p is not None and isinstance(v, (int, float)) and not isinstance(v, bool):
         if (p.min is not None and v < p.min) or (p.max is not None and v > p.max):
             rng = f"[{p.min if p.min is not None else '-inf'}, {p.max if p.max is not None else 'inf'}]"

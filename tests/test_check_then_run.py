@@ -185,3 +185,9 @@ def test_a_dedupe_threshold_of_zero_is_a_value_not_the_default(tmp_path):
     assert kept(", threshold=0.0") == 1  # every pair within 90 degrees joins one chain (0.0 ran at 0.9)
     assert _codes(text.replace("semantic", "minhash").replace("{t}", ", threshold=0.0")
                   .replace(", embedding_column=e", ", on=instruction")) == ["E0207"]
+
+
+def test_an_empty_text_param_is_an_error_not_its_default(tmp_path, data):
+    text = f'recipe t\nsource raw = read("{data}")\nx = raw | score(metric="length", column="{{c}}")\nwrite x to "x.jsonl"\n'
+    assert _codes(text.replace("{c}", "")) == ["E0206"] and _codes(text.replace("{c}", "  ")) == ["E0206"]
+    assert _codes(text.replace("{c}", "n")) == []  # was: "" named the column `length`
