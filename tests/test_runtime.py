@@ -181,3 +181,32 @@ def test_generation_counts_the_tokens_it_reads_and_writes(tmp_path):
     out = rt.generate(decl, ["w1 w2 w3", "w4 w5"], max_new_tokens=4)
     written = sum(len(tok(t, add_special_tokens=False)["input_ids"]) for outs in out for t in outs)
     assert written > 0 and rt.usage()["tokens"] == 5 + written
+
+
+def test_a_model_call_stopped_midway_keeps_the_pieces_it_finished(tmp_path, monkeypatch):
+    import recipe.runtime as rtmod
+    _tiny_lm(tmp_path / "lm")
+    decl = {"kind": "causal_lm", "source": str(tmp_path / "lm"), "options": {"dtype": "fp32"}, "identity": "tiny"}
+    prompts, conts = [f"w{i} w{i + 1}" for i in range(7)], [f"w{i + 2} w{i + 3}" for i in range(7)]
+    want = ModelRuntime(tmp_path / "ref").loglik(decl, prompts, conts)
+    monkeypatch.setattr(rtmod, "SAVE_EVERY", 3)
+    rt = ModelRuntime(tmp_path / "cache")
+    real, calls = rt._call, []
+
+    def dying(d, call):
+        fn = real(d, call)
+
+        def piece(items, progress):
+            calls.append(len(items))
+            if len(calls) == 2:  # stopped (Ctrl-C, SIGKILL) in the second piece
+                raise KeyboardInterrupt
+            return fn(items, progress)
+        return piece
+    monkeypatch.setattr(rt, "_call", dying)
+    with pytest.raises(KeyboardInterrupt):
+        rt.loglik(decl, prompts, conts)
+    assert calls == [3, 3]
+    again = ModelRuntime(tmp_path / "cache")  # the next run: the first piece comes from the cache
+    assert again.loglik(decl, prompts, conts) == want
+    st = again.stats()["tiny"]
+    assert st["cache_hits"] == 3 and st["computed"] == 4

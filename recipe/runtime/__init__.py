@@ -23,8 +23,22 @@ from . import backends
 from .backends import Backend, cache_item
 from .batching import unique_order
 from .cache import ResultCache, key
-from .endpoint import EndpointDown
+from .endpoint import CONCURRENCY, EndpointDown
 from .resolve import resolve
+
+# items computed between writes to the result cache: a run killed inside a long model step
+# recomputes at most one piece (about a minute of SmolLM2 scoring on a 2-core CPU), not the
+# whole step; pieces are fixed in size so what is batched together does not depend on timing
+SAVE_EVERY = 512
+EMBED_SAVE_EVERY = 8192
+
+
+def _piece(decl) -> int:
+    """Items per saved piece: an endpoint's pieces hold 32 requests per slot, so waiting for a
+    piece's last answers leaves the slots idle for a thirty-second of the time at most."""
+    if decl.source_kind == "openai":
+        return max(SAVE_EVERY, 32 * int(decl.options.get("concurrency") or CONCURRENCY))
+    return SAVE_EVERY
 
 
 @dataclass
@@ -170,18 +184,21 @@ class ModelRuntime:
         hit = self.cache.get_many(ukeys)
         todo = [j for j, k in enumerate(ukeys) if k not in hit]
         st.cache_hits += len(ukeys) - len(todo)
-        if todo:
+        piece = _piece(decl)
+        for lo in range(0, len(todo), piece):  # saved piece by piece: a killed run loses one piece
+            part = todo[lo:lo + piece]
+            prog = (lambda d, t, lo=lo: progress(lo + d, len(todo))) if progress else None
             t0 = time.time()
             try:
-                res = compute([items[uniq[j]] for j in todo], progress)
+                res = compute([items[uniq[j]] for j in part], prog)
             except EndpointDown as e:  # keep what the server answered: a re-run sends only the rest
-                self.cache.put_many({ukeys[todo[i]]: r for i, r in e.done.items()})
+                self.cache.put_many({ukeys[part[i]]: r for i, r in e.done.items()})
                 st.computed += len(e.done)
                 raise
             finally:
                 st.seconds += time.time() - t0
-            st.computed += len(todo)
-            new = {ukeys[j]: r for j, r in zip(todo, res)}
+            st.computed += len(part)
+            new = {ukeys[j]: r for j, r in zip(part, res)}
             self.cache.put_many(new)
             from ..faults import fault
             fault(f"model:{call}:after_cache")
@@ -211,15 +228,17 @@ class ModelRuntime:
         found = self.cache.get_embeddings(ukeys)
         todo = [j for j, k in enumerate(ukeys) if k not in found]
         st.cache_hits += len(ukeys) - len(todo)
-        if todo:
+        for lo in range(0, len(todo), EMBED_SAVE_EVERY):  # saved piece by piece, as `_cached` does
+            part = todo[lo:lo + EMBED_SAVE_EVERY]
+            prog = (lambda d, t, lo=lo: progress(lo + d, len(todo))) if progress else None
             t0 = time.time()
-            vecs = np.asarray(self._call(decl, "embed")([texts[uniq[j]] for j in todo], progress), dtype=np.float32)
+            vecs = np.asarray(self._call(decl, "embed")([texts[uniq[j]] for j in part], prog), dtype=np.float32)
             vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
             st.seconds += time.time() - t0
-            st.computed += len(todo)
-            self.cache.put_embeddings([ukeys[j] for j in todo], vecs)
+            st.computed += len(part)
+            self.cache.put_embeddings([ukeys[j] for j in part], vecs)
             vecs = vecs.astype(np.float16)  # what the cache holds: fresh and cached vectors agree
-            for j, v in zip(todo, vecs):
+            for j, v in zip(part, vecs):
                 found[ukeys[j]] = v
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)

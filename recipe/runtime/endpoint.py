@@ -28,6 +28,9 @@ from .backends import Chat
 EMBED_BATCH = 64
 
 
+CONCURRENCY = 64  # requests in flight by default
+
+
 class EndpointDown(UserError):
     """The server stayed down (or kept failing). `done` maps the index of each request that
     came back to its response, so the caller can keep them."""
@@ -66,7 +69,7 @@ def api_key(decl: ModelDecl) -> str | None:
 class Client:
     """POSTs JSON bodies to one server, `concurrency` at a time, in order of results."""
 
-    def __init__(self, url: str, label: str, concurrency: int = 64, retries: int = 3, timeout: float = 300.0,
+    def __init__(self, url: str, label: str, concurrency: int = CONCURRENCY, retries: int = 3, timeout: float = 300.0,
                  api_key: str | None = None, rate_limit: float | None = None):
         self.url, self.label = url.rstrip("/"), label
         self.concurrency, self.retries, self.timeout = max(1, int(concurrency)), int(retries), float(timeout)
@@ -176,7 +179,7 @@ class EndpointBackend:
     def __init__(self, rt, decl: ModelDecl, res):
         o = decl.options
         self.decl, self.rt, self.model = decl, rt, res.model
-        self.client = Client(res.url, f"model {decl.source}", o.get("concurrency", 64), o.get("retries", 3),
+        self.client = Client(res.url, f"model {decl.source}", o.get("concurrency", CONCURRENCY), o.get("retries", 3),
                              o.get("timeout", 300.0), api_key(decl), o.get("rate_limit"))
         self.client.stat = rt._stat(decl)
         self.tok = None
