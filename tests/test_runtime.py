@@ -210,3 +210,54 @@ def test_a_model_call_stopped_midway_keeps_the_pieces_it_finished(tmp_path, monk
     assert again.loglik(decl, prompts, conts) == want
     st = again.stats()["tiny"]
     assert st["cache_hits"] == 3 and st["computed"] == 4
+
+
+def test_sampled_generation_draws_each_completion_from_its_own_seed(tmp_path, monkeypatch):
+    from recipe.runtime import hf
+    _tiny_lm(tmp_path / "lm")
+    decl = {"kind": "causal_lm", "source": str(tmp_path / "lm"), "options": {"dtype": "fp32"}, "identity": "tiny"}
+    prompts = [f"w{i} w{i + 3} w{i + 7}" for i in range(5)]
+    calls = []
+    real = hf.CausalLM.generate_batch
+    monkeypatch.setattr(hf.CausalLM, "generate_batch", lambda self, ps, *a: calls.append(len(ps)) or real(self, ps, *a))
+    rt = ModelRuntime(tmp_path / "c1")
+    rt.invariant = False  # as on a GPU: sampled prompts are batched
+    batched = rt.generate(decl, prompts, n=2, max_new_tokens=6, temperature=1.0, seed=3)
+    assert calls == [5]
+    alone = []
+    for i, p in enumerate(prompts):
+        fresh = ModelRuntime(tmp_path / f"alone{i}")
+        fresh.invariant = False
+        alone += fresh.generate(decl, [p], n=2, max_new_tokens=6, temperature=1.0, seed=3)
+    assert batched == alone  # a completion's draws are its own, whatever else is in the batch
+    assert all(len(c) == 2 for c in batched) and any(a != b for a, b in batched)  # two samples each
+    other = ModelRuntime(tmp_path / "c2")
+    other.invariant = False
+    assert other.generate(decl, prompts, n=2, max_new_tokens=6, temperature=1.0, seed=4) != batched
+    # batch-invariant mode (a CPU's default): each sampled prompt alone, with the same draws
+    calls.clear()
+    inv = ModelRuntime(tmp_path / "c3")
+    assert inv.invariant and inv.generate(decl, prompts, n=2, max_new_tokens=6, temperature=1.0, seed=3) == batched
+    assert calls == [1] * 5
+
+
+def test_greedy_generation_in_batch_invariant_mode_runs_in_float32_and_leaves_the_model_as_it_was(tmp_path, monkeypatch):
+    import torch
+    from recipe.runtime import hf
+    _tiny_lm(tmp_path / "lm")
+    decl = {"kind": "causal_lm", "source": str(tmp_path / "lm"), "options": {"dtype": "bf16"}, "identity": "tiny16"}
+    rt = ModelRuntime(tmp_path / "c")
+    assert rt.invariant
+    before = rt.loglik(decl, ["w1 w2"], ["w3 w4"])
+    seen = []
+    real = hf.CausalLM.generate_batch
+    monkeypatch.setattr(hf.CausalLM, "generate_batch",
+                        lambda self, ps, *a: seen.append((len(ps), self.model.dtype)) or real(self, ps, *a))
+    rt.generate(decl, ["w1 w2", "w5", "w7 w8 w9"], max_new_tokens=4)
+    assert seen == [(3, torch.float32)]  # one batch, in float32
+    m = rt.model(decl).m.model
+    assert m.dtype == torch.bfloat16
+    # bf16 -> fp32 -> bf16 changed no weight: the model scores as one that never generated
+    after = rt.loglik(decl, ["w2 w3"], ["w5 w6"])
+    fresh = ModelRuntime(tmp_path / "c2")
+    assert fresh.loglik(decl, ["w2 w3"], ["w5 w6"]) == after and fresh.loglik(decl, ["w1 w2"], ["w3 w4"]) == before

@@ -7,6 +7,7 @@ weights are saved once as safetensors under the cache directory and loaded from 
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 import os
 import time
 from pathlib import Path
@@ -59,6 +60,9 @@ def pick_dtype(device: str, requested: str | None):
     if device.startswith("cuda"):
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if cpu_has_amx() else torch.float32
+
+
+FP32_MAX_BYTES = 4 << 30  # a model up to 1B parameters is upcast for generation in batch-invariant mode
 
 
 def refuse_fresh_weights(info: dict, src, kind: str) -> None:
@@ -230,26 +234,74 @@ class CausalLM:
             probs = torch.softmax(logits.float(), dim=-1)[:, choice_ids]
         return probs.cpu().tolist()
 
+    def fp32_fits(self) -> bool:
+        """Whether the model may run in float32 for generation: it does already, or its
+        float32 weights take at most FP32_MAX_BYTES."""
+        import torch
+        if self.dtype == torch.float32:
+            return True
+        n = sum(p.numel() for p in self.model.parameters())
+        return 4 * n <= FP32_MAX_BYTES
+
+    @contextmanager
+    def float32(self):
+        """The model in float32 for the block, then back in its own dtype (bf16 -> fp32 -> bf16
+        is exact, so later scores are unchanged)."""
+        import torch
+        if self.dtype == torch.float32:
+            yield
+            return
+        self.model.to(torch.float32)
+        try:
+            yield
+        finally:
+            self.model.to(self.dtype)
+
     def generate_batch(self, prompts: list[str], max_new_tokens: int, temperature: float,
-                       seed: int, n: int) -> list[list[str]]:
+                       seed: int, n: int, seeds: list[list[int]] | None = None) -> list[list[str]]:
+        """`n` completions of each prompt. Greedy at temperature 0; else sampled, the j-th
+        completion of prompt i from its own generator seeded `seeds[i][j]` (Gumbel-max: the
+        argmax of logits / T plus that generator's Gumbel noise is a draw from the softmax), so
+        the other prompts in the batch take none of its randomness (their shapes can still
+        move its logits' rounding: `LocalLM.generate` says when that matters)."""
         import torch
         self.tok.padding_side = "left"
         # the prompt keeps at least half the context: a short-context model generates less
         room = max(self.max_len // 2, self.max_len - max_new_tokens)
         max_new_tokens = min(max_new_tokens, self.max_len - room)
-        enc = self.tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False,
+        sampled = temperature > 0
+        rows = [p for p in prompts for _ in range(n)] if sampled else prompts
+        enc = self.tok(rows, return_tensors="pt", padding=True, add_special_tokens=False,
                        truncation=True, max_length=room)
         enc = {k: v.to(self.device) for k, v in enc.items()}
-        kw = dict(max_new_tokens=max_new_tokens, pad_token_id=self.tok.pad_token_id, num_return_sequences=n)
-        if temperature > 0:
-            torch.manual_seed(seed)
-            kw.update(do_sample=True, temperature=temperature, top_p=1.0, top_k=0)
+        kw = dict(max_new_tokens=max_new_tokens, pad_token_id=self.tok.pad_token_id, do_sample=False)
+        if sampled:
+            from transformers import LogitsProcessorList
+            seeds = seeds or [[seed + j for j in range(n)] for _ in prompts]
+            kw["logits_processor"] = LogitsProcessorList([_GumbelSampler(temperature, [s for ss in seeds for s in ss])])
         else:
-            kw.update(do_sample=False)
+            kw["num_return_sequences"] = n
         with torch.inference_mode():
             out = self.model.generate(**enc, **kw)
         texts = self.tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
         return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+
+class _GumbelSampler:
+    """A logits processor for sampling inside greedy decoding: each row adds Gumbel noise from
+    its own generator to its logits / temperature, drawing one vocabulary-wide vector per
+    step whether or not the row has finished, so a row's t-th token depends only on its seed."""
+
+    def __init__(self, temperature: float, seeds: list[int]):
+        import torch
+        self.t = float(temperature)
+        self.gens = [torch.Generator().manual_seed(int(s) % (1 << 63)) for s in seeds]
+
+    def __call__(self, input_ids, scores):
+        import torch
+        u = torch.stack([torch.rand(scores.shape[-1], generator=g, dtype=torch.float64) for g in self.gens])
+        gumbel = -torch.log(-torch.log(u.clamp(1e-300, 1.0 - 1e-16)))
+        return scores.float() / self.t + gumbel.to(scores.device, torch.float32)
 
 
 class Embedder:

@@ -6,6 +6,8 @@ or, in batch-invariant mode, compute each item alone (recipe/runtime/__init__.py
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 
 from ..models import ModelDecl
@@ -86,16 +88,28 @@ class LocalLM:
         if self.bos:
             prompts = [m.tok.bos_token + p for p in prompts]
         lens = [len(m.encode(p)) for p in prompts]
-        if temperature > 0:
-            # each prompt alone, seeded by (seed, prompt): results do not depend on the batch
+        seeds = [[int(key(seed, p, j)[:16], 16) for j in range(n)] for p in prompts]
+        if temperature > 0 and self.rt.invariant:
+            # batch-invariant mode (a CPU): each prompt alone, so a completion does not depend
+            # on the batch. Batched, even in float32, 1 of 16 sampled prompts came out otherwise
+            # (a near-tie among the noised logits resolved by the batch's rounding)
             out = []
             for i, p in enumerate(prompts):
-                out += m.generate_batch([p], max_new_tokens, temperature, int(key(seed, p)[:8], 16), n)
+                out += m.generate_batch([p], max_new_tokens, temperature, seed, n, [seeds[i]])
                 if progress:
                     progress(i + 1, len(prompts))
         else:
-            out = run_batched(prompts, [x + max_new_tokens for x in lens], self.rt._budget(self.decl),
-                              lambda b: m.generate_batch(b, max_new_tokens, 0.0, seed, n), progress)
+            # batched: each completion's randomness is its own generator's (seeded by seed,
+            # prompt, j), so a GPU batches sampled generation too (it ran one prompt at a time);
+            # greedy in batch-invariant mode runs in float32 where the model fits, as bf16's
+            # rounding can flip a near-tie between the two likeliest tokens with the batch
+            at = list(range(len(prompts)))
+            wide = m.float32() if self.rt.invariant and m.fp32_fits() else nullcontext()
+            with wide:
+                out = run_batched(at, [(x + max_new_tokens) * (n if temperature > 0 else 1) for x in lens],
+                                  self.rt._budget(self.decl),
+                                  lambda b: m.generate_batch([prompts[i] for i in b], max_new_tokens, temperature,
+                                                             seed, n, [seeds[i] for i in b]), progress)
         # the prompts read and the tokens written (the models table said 0 for generation)
         self._tokens(sum(lens) + sum(len(m.encode(t)) for outs in out for t in outs))
         return out
