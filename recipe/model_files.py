@@ -43,8 +43,11 @@ def folder_problem(folder: Path, kind: str, label: str | None = None) -> FolderP
     weights_at = folder
     if kind == "embedding" and (folder / "modules.json").is_file():
         weights_at, why = _transformer_module(folder, label)
-        if why:
-            return why
+        if why or weights_at is None:
+            return why  # None: no Transformer module (a CLIP model, say): sentence-transformers decides
+        if not weights_at.is_dir():
+            return FolderProblem("E0312", f"`{label}`: its modules.json names a folder `{weights_at.name}` that is "
+                                 "not there", "copy the whole model folder")
     config, why = _json(weights_at / "config.json", label)
     if why:
         return why
@@ -120,15 +123,16 @@ def tokenizer_problem(source) -> FolderProblem | None:
     return None
 
 
-def _transformer_module(folder: Path, label: str) -> tuple[Path, FolderProblem | None]:
-    """The folder of a sentence-transformers model's Transformer module (its weights)."""
+def _transformer_module(folder: Path, label: str) -> tuple[Path | None, FolderProblem | None]:
+    """The folder of a sentence-transformers model's Transformer module (its weights), None
+    when it has none."""
     modules, why = _json(folder / "modules.json", label)
     if why:
         return folder, why
     for m in modules if isinstance(modules, list) else []:
         if isinstance(m, dict) and str(m.get("type", "")).endswith("Transformer"):
             return folder / str(m.get("path") or ""), None
-    return folder, None  # another first module (a CLIP model, say): sentence-transformers decides
+    return None, None
 
 
 def _json(path: Path, label: str):

@@ -152,3 +152,19 @@ def test_builtins_and_gguf_files_serve_only_their_kind(folders, tmp_path):
     assert code == "E0307" and "GGUF" in msg
     (code, msg), = _errors(_recipe("causal_lm", "", data))
     assert code == "E0312" and "empty" in msg
+
+
+def test_sentence_transformers_folders_are_read_through_their_modules(folders, tmp_path):
+    from recipe.runtime.resolve import resolve
+    data = folders["data"]
+    assert _errors(_recipe("embedding", resolve("builtin:minilm").path, data)) == []  # the real MiniLM folder
+    st = tmp_path / "st"
+    st.mkdir()
+    (st / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "0_Transformer",
+                                                  "type": "sentence_transformers.models.Transformer"}]))
+    (code, msg), = _errors(_recipe("embedding", st, data))
+    assert code == "E0312" and "0_Transformer" in msg
+    clip = tmp_path / "clip"  # no Transformer module: sentence-transformers decides
+    clip.mkdir()
+    (clip / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.CLIPModel"}]))
+    assert _errors(_recipe("embedding", clip, data)) == []
