@@ -123,3 +123,30 @@ def test_a_pipe_inside_arguments_says_to_name_the_pipeline_first(text, hinted):
     d = e.value.diagnostics[0]
     assert d.code == "E0001" and "_OP" not in d.hints[0]
     assert any("a pipeline cannot be an argument" in h for h in d.hints) == hinted
+
+
+def test_yaml_scalars_read_as_the_text_form_reads_them():
+    # YAML 1.1 (PyYAML's default) read `010` as eight, `1:30` as ninety and `yes` as true
+    y = '''recipe: t
+sources:
+  raw: {read: "d.jsonl"}
+steps:
+  x:
+    input: raw
+    ops:
+      - limit: {n: 010}
+      - sample: {n: 0x10, seed: 1:30}
+      - filter: {where: "source == \\"2024-01-01\\""}
+sinks:
+  - {input: x, write: "x.jsonl", format: yes}
+'''
+    r = parse_yaml(y, "t.yaml")
+    lim, smp = r.nodes[0].ops[0], r.nodes[0].ops[1]
+    assert lim.arg("n").value == Lit(10) and smp.arg("n").value == Lit(16)
+    assert smp.arg("seed").value == Lit("1:30")  # text: `check` says it is not a number
+    assert r.sinks[0].options[0].value == Lit("yes")
+    text = parse_text('recipe t\nsource raw = read("d.jsonl")\nx = raw | limit(n=010)\nwrite x to "x.jsonl"\n', "t.recipe")
+    assert text.nodes[0].ops[0].arg("n").value == Lit(10)
+    for v, want in (("true", True), ("False", False), ("1e3", 1000.0), (".5", 0.5), ("-7", -7), ("0o17", 15)):
+        got = parse_yaml(y.replace("{n: 010}", "{n: " + v + "}"), "t.yaml").nodes[0].ops[0].arg("n").value
+        assert got == Lit(want) and type(got.value) is type(want), (v, got)

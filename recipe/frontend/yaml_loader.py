@@ -63,7 +63,32 @@ def _structural_schema() -> dict:
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader without implicit timestamps etc.; we only need plain data and marks."""
+    """SafeLoader reading plain scalars by YAML 1.2's core schema, as the text form reads
+    them. PyYAML's YAML 1.1 made `n: 010` eight (octal), `n: 1:30` ninety (base 60), `1_0`
+    ten, and `yes`/`no`/`on`/`off` true or false, where `limit(10)` and a written `010` mean
+    ten in the text form: the same recipe meant two things. Timestamps are plain text too."""
+
+
+_CORE = {
+    "tag:yaml.org,2002:bool": (r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    "tag:yaml.org,2002:int": (r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$", "-+0123456789"),
+    "tag:yaml.org,2002:float": (r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                                r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+.0123456789"),
+}
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in _CORE and tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+for _tag, (_rx, _first) in _CORE.items():
+    _Loader.add_implicit_resolver(_tag, re.compile(_rx), list(_first))
+
+
+def _core_int(loader, node) -> int:
+    """An int by the core schema: decimal (a leading 0 is still decimal), 0o octal, 0x hex."""
+    v = loader.construct_scalar(node)
+    return int(v[2:], 8) if v.startswith("0o") else int(v[2:], 16) if v.startswith("0x") else int(v, 10)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _core_int)
 
 
 def _span(file: str, node) -> Span:
@@ -75,7 +100,7 @@ MAX_NODES = 200_000  # aliases can make a small file expand enormously ("billion
 
 
 def _scalar(node):
-    return yaml.SafeLoader("").construct_object(node)
+    return _Loader("").construct_object(node)
 
 
 def _plain(node, budget=None):
