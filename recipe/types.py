@@ -108,7 +108,14 @@ def expr_type(e, columns: dict[str, str] | None, param_types: dict[str, str]) ->
 
     def go(x) -> str:
         if isinstance(x, Lit):
-            return NULL if x.value is None else of_value(x.value)
+            v = x.value
+            if isinstance(v, int) and not isinstance(v, bool) and not -(1 << 63) <= v < (1 << 63):
+                # DuckDB makes it a 128-bit integer that no 64-bit column or function takes
+                issues.append(TypeIssue(x, f"the whole number {v} does not fit in 64 bits",
+                                        "give it a decimal point or an exponent to make it a float, e.g. "
+                                        f"`{float(v):.6g}`"))
+                return ERR
+            return NULL if v is None else of_value(v)
         if isinstance(x, ParamRef):
             return param_types.get(x.name, ANY)
         if isinstance(x, Column):

@@ -191,3 +191,25 @@ def test_an_empty_text_param_is_an_error_not_its_default(tmp_path, data):
     text = f'recipe t\nsource raw = read("{data}")\nx = raw | score(metric="length", column="{{c}}")\nwrite x to "x.jsonl"\n'
     assert _codes(text.replace("{c}", "")) == ["E0206"] and _codes(text.replace("{c}", "  ")) == ["E0206"]
     assert _codes(text.replace("{c}", "n")) == []  # was: "" named the column `length`
+
+
+def test_a_whole_number_beyond_64_bits_is_a_check_error(tmp_path, data):
+    text = f'recipe t\nsource raw = read("{data}")\nx = raw | filter(length(instruction) > {{n}})\nwrite x to "x.jsonl"\n'
+    assert _codes(text.replace("{n}", str(10 ** 22))) == ["E0405"]  # the run stopped: INT128 to INT64
+    assert _codes(text.replace("{n}", str(2 ** 63 - 1))) == [] and _codes(text.replace("{n}", "1e22")) == []
+
+
+def test_nan_and_infinity_are_written_to_json_as_null_and_said(tmp_path, data):
+    import pyarrow.json as pj
+    import pyarrow.parquet as pq
+    text = (f'recipe t\nsource raw = read("{data}")\nx = raw | derive(z=1e400, w=1.5)\n'
+            'write x to "x.jsonl"\nwrite x to "x.json"\nwrite x to "x.parquet"\n')
+    res = _run(text, tmp_path)
+    rows = read_jsonl(tmp_path / "out" / "x.jsonl")
+    assert all(r["z"] is None and r["w"] == 1.5 for r in rows)  # was `Infinity`, which is not JSON
+    pj.read_json(tmp_path / "out" / "x.jsonl")  # Arrow's reader (Hugging Face's) takes the file
+    assert json.loads((tmp_path / "out" / "x.json").read_text())[0]["z"] is None
+    assert pq.read_table(tmp_path / "out" / "x.parquet").column("z")[0].as_py() == float("inf")  # Parquet holds it
+    sinks = {s["path"].rsplit("/", 1)[-1]: s for s in res.manifest["sinks"]}
+    assert sinks["x.jsonl"]["rows_with_nan_as_null"] == len(rows) and "rows_with_nan_as_null" not in sinks["x.parquet"]
+    assert any("written as null" in w for w in res.manifest["warnings"])

@@ -138,11 +138,18 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
                      f"is replaced: remove the file or use another --out")
     sinks = []
     aside_lines = []
+    sink_warnings: list[str] = []
     for s in plan.sinks:
         path = safe_sink_path(out_dir, s["path"])
-        n, rejected = write_sink(store.table_of(step_fp[s["step"]]), path, s["format"], s["options"], atomic_write)
+        nulled: list = []
+        n, rejected = write_sink(store.table_of(step_fp[s["step"]]), path, s["format"], s["options"], atomic_write,
+                                 nulled)
         sinks.append({"name": s["name"], "step": s["step"], "path": str(path), "format": s["format"] or "jsonl", "rows": n,
-                      "rows_not_written": len(rejected)})
+                      "rows_not_written": len(rejected)} | ({"rows_with_nan_as_null": len(nulled)} if nulled else {}))
+        if nulled:
+            sink_warnings.append(f"write {s['path']}: {len(nulled)} row(s) held NaN or infinite numbers, written as "
+                                 f"null (JSON has neither; the first: {nulled[0]})")
+            reporter.log(f"  warning: {sink_warnings[-1]}")
         aside_lines += [json.dumps({"_id": rid, "node": f"write {s['path']}", "reason": why}, ensure_ascii=False)
                         for rid, why in rejected]
         reporter.log(f"  wrote {n} rows to {path}" + (f" ({len(rejected)} not written: {s['format']} cannot hold them; "
@@ -162,6 +169,7 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
                           for r, s in zip(rows, plan.steps)],
                 "sinks": sinks,
                 "warnings": [f"{r['name']}: {r['info']['warning']}" for r in rows if (r["info"] or {}).get("warning")]
+                + sink_warnings
                 + [f"{f}: an earlier run's output that this run does not write" for f in stale],
                 "stale_outputs": stale}
     finish(manifest)

@@ -3,6 +3,7 @@ written atomically and streamed a batch at a time."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from ..diagnostics import UserError
@@ -36,8 +37,10 @@ def _rows_for(fmt: str, table, keep: list[str], rejected: list):
             rejected.append((row.get("_id"), f"cannot write as {fmt}: {e}"))
 
 
-def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write) -> tuple[int, list]:
-    """Returns (rows written, [(_id, reason)] for rows the format cannot hold).
+def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write,
+               nulled: list | None = None) -> tuple[int, list]:
+    """Returns (rows written, [(_id, reason)] for rows the format cannot hold); the ids of
+    rows whose NaN or infinite numbers a JSON sink wrote as null go to `nulled`.
     The extension chooses the container (JSON lines, a JSON array, parquet, CSV/TSV), the
     format the shape of each record; `columns` picks the columns of jsonl rows, and the
     extra columns carried by the other formats."""
@@ -77,7 +80,7 @@ def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write) 
         if suffix == ".json":
             fh.write("[")
         for rec in _rows_for(fmt, table, keep, rejected):
-            line = json.dumps(rec, ensure_ascii=False, default=str)
+            line = _json_line(rec, nulled if nulled is not None else [])
             if suffix == ".json":
                 fh.write(("\n" if n == 0 else ",\n") + line)
             else:
@@ -86,6 +89,27 @@ def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write) 
         if suffix == ".json":
             fh.write("\n]\n" if n else "]\n")
     return n, rejected
+
+
+def _json_line(rec: dict, nulled: list) -> str:
+    """A record as JSON. NaN and infinities are not JSON (json.dumps wrote `NaN`, which Arrow's
+    and Hugging Face's JSON readers refuse): such a number is written as null and the row's id
+    noted."""
+    try:
+        return json.dumps(rec, ensure_ascii=False, default=str, allow_nan=False)
+    except ValueError:
+        nulled.append(rec.get("_id"))
+        return json.dumps(_finite(rec), ensure_ascii=False, default=str, allow_nan=False)
+
+
+def _finite(v):
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v
 
 
 def _parquet(table, path: Path, fmt: str, keep: list[str], rejected: list) -> int:
