@@ -15,7 +15,7 @@ from ..plan import Plan, finished, status
 from ..ui import Reporter  # noqa: F401  (re-exported: callers import it from here)
 from ..io.json_lines import joined, set_aside_records
 from ..table import KernelContext
-from .writers import safe_sink_path, write_sink
+from .writers import finite, safe_sink_path, write_sink
 
 
 @dataclass
@@ -173,7 +173,9 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
                 + [f"{f}: an earlier run's output that this run does not write" for f in stale],
                 "stale_outputs": stale}
     finish(manifest)
-    atomic_write(out_dir / "manifest.json", (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode())
+    # a statistic that came out NaN is null: the manifest stays JSON that any reader takes
+    atomic_write(out_dir / "manifest.json", (json.dumps(finite(manifest), indent=2, ensure_ascii=False,
+                                                        allow_nan=False) + "\n").encode())
     reporter.summary(rows)
     reporter.stats(rows)
     return RunResult(out_dir, manifest, rows)

@@ -99,16 +99,17 @@ def _json_line(rec: dict, nulled: list) -> str:
         return json.dumps(rec, ensure_ascii=False, default=str, allow_nan=False)
     except ValueError:
         nulled.append(rec.get("_id"))
-        return json.dumps(_finite(rec), ensure_ascii=False, default=str, allow_nan=False)
+        return json.dumps(finite(rec), ensure_ascii=False, default=str, allow_nan=False)
 
 
-def _finite(v):
+def finite(v):
+    """`v` with every NaN or infinite float (in dicts and lists too) replaced by None."""
     if isinstance(v, float):
         return v if math.isfinite(v) else None
     if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
+        return {k: finite(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_finite(x) for x in v]
+        return [finite(x) for x in v]
     return v
 
 
