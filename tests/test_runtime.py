@@ -234,14 +234,15 @@ def test_sampled_generation_draws_each_completion_from_its_own_seed(tmp_path, mo
     other = ModelRuntime(tmp_path / "c2")
     other.invariant = False
     assert other.generate(decl, prompts, n=2, max_new_tokens=6, temperature=1.0, seed=4) != batched
-    # batch-invariant mode (a CPU's default): each sampled prompt alone, with the same draws
+    # batch-invariant mode (a CPU's default): prompts of one token length batched together only
     calls.clear()
     inv = ModelRuntime(tmp_path / "c3")
-    assert inv.invariant and inv.generate(decl, prompts, n=2, max_new_tokens=6, temperature=1.0, seed=3) == batched
-    assert calls == [1] * 5
+    odd = prompts + ["w9"]
+    got = inv.generate(decl, odd, n=2, max_new_tokens=6, temperature=1.0, seed=3)
+    assert inv.invariant and got[:5] == batched and sorted(calls) == [1, 5]
 
 
-def test_greedy_generation_in_batch_invariant_mode_runs_in_float32_and_leaves_the_model_as_it_was(tmp_path, monkeypatch):
+def test_generation_in_batch_invariant_mode_batches_one_length_in_float32_and_leaves_the_model_as_it_was(tmp_path, monkeypatch):
     import torch
     from recipe.runtime import hf
     _tiny_lm(tmp_path / "lm")
@@ -251,10 +252,19 @@ def test_greedy_generation_in_batch_invariant_mode_runs_in_float32_and_leaves_th
     before = rt.loglik(decl, ["w1 w2"], ["w3 w4"])
     seen = []
     real = hf.CausalLM.generate_batch
-    monkeypatch.setattr(hf.CausalLM, "generate_batch",
-                        lambda self, ps, *a: seen.append((len(ps), self.model.dtype)) or real(self, ps, *a))
-    rt.generate(decl, ["w1 w2", "w5", "w7 w8 w9"], max_new_tokens=4)
-    assert seen == [(3, torch.float32)]  # one batch, in float32
+    monkeypatch.setattr(hf.CausalLM, "generate_batch", lambda self, ps, *a: seen.append(
+        (sorted(len(self.encode(p)) for p in ps), self.model.dtype, torch.get_num_threads())) or real(self, ps, *a))
+    threads = torch.get_num_threads()
+    prompts = ["w1 w2", "w5", "w7 w8", "w3 w4 w5"]
+    got = rt.generate(decl, prompts, max_new_tokens=4)
+    # batches of one prompt length (no padding), in float32, on one thread (two threads' batched
+    # products rounded differently from run to run): each prompt comes out as it does alone
+    assert sorted(seen) == [([1], torch.float32, 1), ([2, 2], torch.float32, 1), ([3], torch.float32, 1)]
+    assert torch.get_num_threads() == threads
+    alone = []
+    for i, p in enumerate(prompts):
+        alone += ModelRuntime(tmp_path / f"alone{i}").generate(decl, [p], max_new_tokens=4)
+    assert got == alone
     m = rt.model(decl).m.model
     assert m.dtype == torch.bfloat16
     # bf16 -> fp32 -> bf16 changed no weight: the model scores as one that never generated

@@ -77,6 +77,18 @@ def run_batched(items: list, lengths: list[int], budget: int, fn: Callable[[list
                     lambda b: b, progress)
 
 
+def run_batched_apart(keys: Sequence[Hashable], lengths: Sequence[int], budget: int, fn: Callable[[list], list],
+                      progress: Callable[[int, int], None] | None = None) -> list:
+    """`run_batched` over item positions, with batches that never hold two keys: prompts of
+    one token length only, so a batch needs no padding (in float32 a row then comes out as it
+    does alone). `fn` gets a list of positions."""
+    by_key: dict = {}
+    for i, k in enumerate(keys):
+        by_key.setdefault(k, []).append(i)
+    batches = [[g[j] for j in b] for g in by_key.values() for b in token_batches([lengths[i] for i in g], budget)]
+    return _scatter(list(keys), batches, fn, lambda b: b, progress)
+
+
 def _scatter(items, groups, call, indices, progress) -> list:
     """Results of `call(group)` for each group, put back at `indices(group)` (caller's order)."""
     out: list = [None] * len(items)

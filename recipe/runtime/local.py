@@ -6,12 +6,12 @@ or, in batch-invariant mode, compute each item alone (recipe/runtime/__init__.py
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager
 
 import numpy as np
 
 from ..models import ModelDecl
-from .batching import run_batched, run_packed
+from .batching import run_batched, run_batched_apart, run_packed
 from .cache import key
 
 PACK_ROW = 512  # tokens per packed LM sequence: 384-512 measured best on CPU (attention per row stays cheap)
@@ -89,30 +89,44 @@ class LocalLM:
             prompts = [m.tok.bos_token + p for p in prompts]
         lens = [len(m.encode(p)) for p in prompts]
         seeds = [[int(key(seed, p, j)[:16], 16) for j in range(n)] for p in prompts]
-        if temperature > 0 and self.rt.invariant:
-            # batch-invariant mode (a CPU): each prompt alone, so a completion does not depend
-            # on the batch. Batched, even in float32, 1 of 16 sampled prompts came out otherwise
-            # (a near-tie among the noised logits resolved by the batch's rounding)
+        # each completion's randomness is its own generator's (seeded by seed, prompt, j)
+        cost = [(x + max_new_tokens) * (n if temperature > 0 else 1) for x in lens]
+        budget = self.rt._budget(self.decl)
+
+        def run(at: list) -> list:
+            return m.generate_batch([prompts[i] for i in at], max_new_tokens, temperature, seed, n,
+                                    [seeds[i] for i in at])
+        if not self.rt.invariant:  # a GPU: every prompt batched (sampled ones were one at a time)
+            out = run_batched(list(range(len(prompts))), cost, budget, run, progress)
+        elif m.fp32_fits():
+            # batch-invariant mode (a CPU): in float32, on one thread, batches of prompts of one
+            # token length (no padding): 30 of 30 prompts came out as they do alone, batched in
+            # any order or subset, greedy and sampled. bf16 batches changed 10 of 16 greedy
+            # completions; float32 ones on two threads differed from run to run
+            with m.float32(), one_thread():
+                out = run_batched_apart(lens, cost, budget, run, progress)
+        else:  # a large model held in bf16: each prompt alone
             out = []
-            for i, p in enumerate(prompts):
-                out += m.generate_batch([p], max_new_tokens, temperature, seed, n, [seeds[i]])
+            for i in range(len(prompts)):
+                out += run([i])
                 if progress:
                     progress(i + 1, len(prompts))
-        else:
-            # batched: each completion's randomness is its own generator's (seeded by seed,
-            # prompt, j), so a GPU batches sampled generation too (it ran one prompt at a time);
-            # greedy in batch-invariant mode runs in float32 where the model fits, as bf16's
-            # rounding can flip a near-tie between the two likeliest tokens with the batch
-            at = list(range(len(prompts)))
-            wide = m.float32() if self.rt.invariant and m.fp32_fits() else nullcontext()
-            with wide:
-                out = run_batched(at, [(x + max_new_tokens) * (n if temperature > 0 else 1) for x in lens],
-                                  self.rt._budget(self.decl),
-                                  lambda b: m.generate_batch([prompts[i] for i in b], max_new_tokens, temperature,
-                                                             seed, n, [seeds[i] for i in b]), progress)
         # the prompts read and the tokens written (the models table said 0 for generation)
         self._tokens(sum(lens) + sum(len(m.encode(t)) for outs in out for t in outs))
         return out
+
+
+@contextmanager
+def one_thread():
+    """torch on one thread for the block: its matrix products on two threads split the work in
+    ways that round differently from run to run when a batch has several rows."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class LocalEmbedder:
