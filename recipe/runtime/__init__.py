@@ -41,6 +41,12 @@ def _piece(decl) -> int:
     return SAVE_EVERY
 
 
+def _pieces(todo: list, size: int, progress):
+    """`todo` in pieces of `size`, each with a progress callback that counts over all of it."""
+    for lo in range(0, len(todo), size):
+        yield todo[lo:lo + size], ((lambda d, t, lo=lo: progress(lo + d, len(todo))) if progress else None)
+
+
 @dataclass
 class ModelStats:
     loads: int = 0
@@ -184,10 +190,7 @@ class ModelRuntime:
         hit = self.cache.get_many(ukeys)
         todo = [j for j, k in enumerate(ukeys) if k not in hit]
         st.cache_hits += len(ukeys) - len(todo)
-        piece = _piece(decl)
-        for lo in range(0, len(todo), piece):  # saved piece by piece: a killed run loses one piece
-            part = todo[lo:lo + piece]
-            prog = (lambda d, t, lo=lo: progress(lo + d, len(todo))) if progress else None
+        for part, prog in _pieces(todo, _piece(decl), progress):  # a killed run loses one piece
             t0 = time.time()
             try:
                 res = compute([items[uniq[j]] for j in part], prog)
@@ -228,9 +231,7 @@ class ModelRuntime:
         found = self.cache.get_embeddings(ukeys)
         todo = [j for j, k in enumerate(ukeys) if k not in found]
         st.cache_hits += len(ukeys) - len(todo)
-        for lo in range(0, len(todo), EMBED_SAVE_EVERY):  # saved piece by piece, as `_cached` does
-            part = todo[lo:lo + EMBED_SAVE_EVERY]
-            prog = (lambda d, t, lo=lo: progress(lo + d, len(todo))) if progress else None
+        for part, prog in _pieces(todo, EMBED_SAVE_EVERY, progress):
             t0 = time.time()
             vecs = np.asarray(self._call(decl, "embed")([texts[uniq[j]] for j in part], prog), dtype=np.float32)
             vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)

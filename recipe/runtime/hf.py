@@ -7,9 +7,9 @@ weights are saved once as safetensors under the cache directory and loaded from 
 from __future__ import annotations
 
 import hashlib
-from contextlib import contextmanager
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -258,7 +258,7 @@ class CausalLM:
             self.model.to(self.dtype)
 
     def generate_batch(self, prompts: list[str], max_new_tokens: int, temperature: float,
-                       seed: int, n: int, seeds: list[list[int]] | None = None) -> list[list[str]]:
+                       n: int, seeds: list[list[int]]) -> list[list[str]]:
         """`n` completions of each prompt. Greedy at temperature 0; else sampled, the j-th
         completion of prompt i from its own generator seeded `seeds[i][j]` (Gumbel-max: the
         argmax of logits / T plus that generator's Gumbel noise is a draw from the softmax), so
@@ -277,7 +277,6 @@ class CausalLM:
         kw = dict(max_new_tokens=max_new_tokens, pad_token_id=self.tok.pad_token_id, do_sample=False)
         if sampled:
             from transformers import LogitsProcessorList
-            seeds = seeds or [[seed + j for j in range(n)] for _ in prompts]
             kw["logits_processor"] = LogitsProcessorList([_GumbelSampler(temperature, [s for ss in seeds for s in ss])])
         else:
             kw["num_return_sequences"] = n

@@ -94,8 +94,7 @@ class LocalLM:
         budget = self.rt._budget(self.decl)
 
         def run(at: list) -> list:
-            return m.generate_batch([prompts[i] for i in at], max_new_tokens, temperature, seed, n,
-                                    [seeds[i] for i in at])
+            return m.generate_batch([prompts[i] for i in at], max_new_tokens, temperature, n, [seeds[i] for i in at])
         if not self.rt.invariant:  # a GPU: every prompt batched (sampled ones were one at a time)
             out = run_batched(list(range(len(prompts))), cost, budget, run, progress)
         elif m.fp32_fits():
