@@ -17,6 +17,7 @@ from .diagnostics import UserError, raise_if_errors
 from .frontend import parse_any
 from .ir import ListV, Lit, Recipe
 from .link import link, load_file
+from .paths import anchor
 
 
 @dataclass
@@ -30,11 +31,13 @@ class Loaded:
         return link(self.recipe)
 
     def source_paths(self, sources: dict[str, str] | None = None, params: dict | None = None) -> dict[str, str]:
-        """Where each source reads from: `--source NAME=PATH` first (relative to the working
-        directory), else the recipe's path (relative to the recipe file)."""
+        """Where each source reads from: `--source NAME=PATH` first, else the recipe's path. A
+        path written in a recipe file (a literal, a param's default) is relative to that file,
+        one given from outside (`--source`, `--set`, Python) to the working directory
+        (`recipe.paths`). `params`: the params given from outside."""
         r = self.linked
-        sources = dict(sources or {})
-        base = Path(self.file).parent if self.file != "<string>" else Path.cwd()
+        sources, params = dict(sources or {}), dict(params or {})
+        declared = {p.name: p for p in r.params}
         names = {s.name for s in r.sources}
         for n in sources:
             if n not in names:
@@ -46,9 +49,14 @@ class Loaded:
             if s.name in sources:
                 out[s.name] = sources[s.name]
                 continue
-            v = s.path.value if isinstance(s.path, Lit) else (params or {}).get(s.path.name)
-            p = Path(str(v))
-            out[s.name] = str(p if p.is_absolute() else base / p)
+            if isinstance(s.path, Lit):
+                out[s.name] = str(anchor(s.path.value, s.path.span.file))
+            elif s.path.name in params:
+                out[s.name] = str(params[s.path.name])
+            elif (d := declared.get(s.path.name)) is not None and d.default is not None:
+                out[s.name] = str(anchor(d.default.value, d.default.span.file))
+            else:  # no value: the check says so (E0703)
+                out[s.name] = ""
         return out
 
     def diagnose(self, params: dict | None = None, sources: dict[str, str] | None = None,
@@ -67,8 +75,8 @@ class Loaded:
                       for s in r.sources}
             placeholder = self._is_stdlib()
             for name, path in self.source_paths(sources, params).items():
-                if placeholder and name not in (sources or {}):
-                    continue  # a library recipe's data comes from --source at run time
+                if placeholder and name not in (sources or {}) or not path:
+                    continue  # a library recipe's data comes from --source at run time; no value: E0703
                 names = fields.get(name)
                 found, err, note = sniff_columns(path, fmt.get(name) if fmt.get(name) in FORMATS else None,
                                            names if names and all(isinstance(x, str) for x in names)
@@ -115,7 +123,7 @@ class Loaded:
         c = self.check(params, sources)
         if probe:
             self._probe(c, model_cache)
-        return build_plan(c, self.source_paths(sources, c.params), identity)
+        return build_plan(c, self.source_paths(sources, params), identity)
 
     def _probe(self, c, model_cache) -> None:
         from .runtime.probe import probe_diagnostics
@@ -143,7 +151,7 @@ class Loaded:
         self._probe(c, model_cache)
         from .plan import build_plan
         from .runtime.resolve import identity
-        plan = build_plan(c, self.source_paths(sources, c.params), identity)
+        plan = build_plan(c, self.source_paths(sources, params), identity)
         if engine == "ray":
             from .engine.ray_store import RayStore
             store = RayStore(cache_dir, address)

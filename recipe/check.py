@@ -9,7 +9,7 @@ from . import ops as registry
 from . import types
 from .check_io import check_sinks, check_sources, options_of as _options
 from .check_regex import regex_call_diagnostics
-from .checked import Checked, value_of as _value
+from .checked import Checked, model_option, model_source, path_of, value_of as _value
 from .diagnostics import Diagnostic, Span, column_hint, did_you_mean
 from .syntax import FUNCTIONS, expr_columns
 from .ir import Arg, ListV, Lit, Node, OpCall, ParamRef, Recipe, walk
@@ -98,6 +98,7 @@ def check_params(c: Checked, overrides: dict[str, str]) -> None:
             continue
         try:
             c.params[name] = coerce_param(p.type, raw)
+            c.given.add(name)
         except ValueError:
             c.diagnostics.append(Diagnostic("E0702", f"param `{name}` = {raw!r}: expected {p.type}", p.span,
                                             (f"`{name}` is declared as {p.type} here",)))
@@ -113,7 +114,7 @@ def check_models(c: Checked) -> None:
         if m.kind not in MODEL_KINDS:
             c.diagnostics.append(Diagnostic("E0306", f"unknown model kind `{m.kind}`", m.kind_span,
                                             did_you_mean(m.kind, MODEL_KINDS) or (f"kinds: {', '.join(MODEL_KINDS)}",)))
-        src = _value(m.source, c.params)
+        src = model_source(m, c)
         if m.kind == "finetune":
             _check_finetune(c, m, src)
             continue
@@ -122,7 +123,7 @@ def check_models(c: Checked) -> None:
         elif (where := location_problem(src)) is not None:  # found now, not when a step first loads it
             c.diagnostics.append(Diagnostic("E0312", where, m.source.span, did_you_mean(src, BUILTIN_NAMES) or (
                 "give builtin:minilm, builtin:smollm2, a local model folder or .gguf file (relative to the "
-                "working directory), or openai:URL#MODEL; models are never downloaded",)))
+                "recipe file), or openai:URL#MODEL; models are never downloaded",)))
         elif (found := source_problem(src, m.kind)) is not None:
             c.diagnostics.append(Diagnostic(found.code, found.message, m.source.span, (found.hint,)))
         elif m.kind in ("classifier", "reward") and src.startswith("openai:"):
@@ -133,8 +134,8 @@ def check_models(c: Checked) -> None:
                                              "local directory with one, e.g. a reward model checkpoint",)))
         if isinstance(src, str):
             for a in m.options:
-                why = option_problem(src, a.name, _value(a.value, c.params))
-                if not why and a.name == "tokenizer" and (found := tokenizer_problem(_value(a.value, c.params))):
+                why = option_problem(src, a.name, model_option(a, c))
+                if not why and a.name == "tokenizer" and (found := tokenizer_problem(model_option(a, c))):
                     c.diagnostics.append(Diagnostic(found.code, found.message, a.value.span, (found.hint,)))
                     continue
                 if why:
@@ -149,10 +150,10 @@ def check_model_calls(c: Checked, op: OpCall, spec, args: dict) -> None:
     model's line, since that is what to change."""
     for pname, calls in spec.model_calls(args).items():
         m = next((m for m in c.recipe.models if m.name == args.get(pname) and m.kind != "finetune"), None)
-        src = _value(m.source, c.params) if m else None
+        src = model_source(m, c) if m else None
         if not isinstance(src, str) or m.kind in ("classifier", "reward") and src.startswith("openai:"):
             continue  # no such model, or E0307 already said it
-        opts = {a.name: _value(a.value, c.params) for a in m.options}
+        opts = {a.name: model_option(a, c) for a in m.options}
         for call in calls:
             bad = unsupported(m.kind, src, opts, call)
             if bad:
@@ -231,7 +232,7 @@ def _check_arg(c: Checked, op: OpCall, spec, a: Arg, names: dict) -> object:
     if not isinstance(a.value, (Lit, ListV, ParamRef)):
         c.diagnostics.append(Diagnostic("E0204", f"`{a.name}` takes a value, not an expression", a.value.span))
         return None
-    v = _value(a.value, c.params)
+    v = path_of(a.value, c) if p is not None and p.path else _value(a.value, c.params)
     if v is None and isinstance(a.value, ParamRef):
         return None  # already reported (unknown param or missing value)
     if ptype == "float" and isinstance(v, int) and not isinstance(v, bool):

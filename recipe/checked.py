@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .ir import ListV, Lit, ParamRef, Recipe
+from .paths import MODEL_PATH_OPTIONS, anchor
 
 
 @dataclass
@@ -12,6 +13,7 @@ class Checked:
     """What the checks resolved, for the planner."""
     recipe: Recipe
     params: dict = field(default_factory=dict)             # param name -> value
+    given: set = field(default_factory=set)                # params set from outside (command line, Python)
     args: dict = field(default_factory=dict)               # (node, op index) -> {name: value}
     columns: dict = field(default_factory=dict)            # node or source -> set | None (open)
     types: dict = field(default_factory=dict)              # node or source -> {column: type} | None
@@ -34,3 +36,26 @@ def value_of(v, params: dict):
     if isinstance(v, ListV):
         return [value_of(i, params) for i in v.items]
     return v
+
+
+def path_of(v, c: Checked):
+    """The value of a path written as `v`, openable from the working directory: a literal or a
+    param's default is relative to the recipe file it is written in, a param set from outside
+    to the working directory (`paths.anchor`)."""
+    if isinstance(v, Lit):
+        return anchor(v.value, v.span.file)
+    if isinstance(v, ParamRef) and v.name not in c.given:
+        decl = next((p for p in c.recipe.params if p.name == v.name), None)
+        if decl is not None and decl.default is not None:
+            return anchor(c.params.get(v.name), decl.default.span.file)
+    return value_of(v, c.params)
+
+
+def model_source(m, c: Checked):
+    """A model's location (a path anchored as `path_of`); a fine-tuned model's is a model name."""
+    return value_of(m.source, c.params) if m.kind == "finetune" else path_of(m.source, c)
+
+
+def model_option(a, c: Checked):
+    """A model option's value; a path (`tokenizer=`) anchored as `path_of`."""
+    return path_of(a.value, c) if a.name in MODEL_PATH_OPTIONS else value_of(a.value, c.params)

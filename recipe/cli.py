@@ -382,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--out", default="out")
     p.add_argument("--cache-dir", default=".recipe")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
     p.add_argument("--model-cache", metavar="DIR",
                    help="converted weights and model results (default: $RECIPE_CACHE_HOME, else $XDG_CACHE_HOME/recipe)")
     p.add_argument("--report", action="store_true", help="also write OUT/report.html (see `recipe report`)")
@@ -407,7 +407,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="train every weight (default: LoRA adapters)")
     p.add_argument("--cache-dir", default=".recipe")
     p.add_argument("--model-cache", metavar="DIR")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
     common(p)
     p.set_defaults(fn=cmd_eval)
     p = sub.add_parser("report", help="an HTML report of a finished run (self-contained, no network)")

@@ -53,7 +53,7 @@ CODES: dict[str, Code] = {
     "E0310": Code("invalid model option", "the README's model section lists each source's options"),
     "E0311": Code("model cannot serve what the operator asks of it",
                   "use a local copy of the model, or a server that has the capability"),
-    "E0312": Code("model location holds no model", "check the path (relative to the working directory)"),
+    "E0312": Code("model location holds no model", "check the path (relative to the recipe file it is written in)"),
     # 04xx: expressions and columns
     "E0401": Code("unknown column", "`recipe compile --emit plan` shows the columns each step has"),
     "E0402": Code("unknown function", "the language's functions are listed in the README"),

@@ -84,7 +84,7 @@ BUILTIN_KINDS = {"builtin:minilm": ("embedding", "an embedding model (all-MiniLM
 def source_problem(source: str, kind: str) -> FolderProblem | None:
     """What stops a model source from serving `kind`, as far as its files tell: a built-in of
     another kind, a GGUF file that is not one or serves another kind than causal_lm, a local
-    folder (relative to the working directory, as the runtime resolves it) that
+    folder (a path the process can open: `checked.model_source` anchors it) that
     `folder_problem` refuses. None for endpoints and fine-tuned models, and for a spelling
     `models.location_problem` refuses (it says why)."""
     if source in BUILTIN_KINDS:

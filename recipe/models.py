@@ -111,8 +111,8 @@ BUILTIN_NAMES = ("builtin:minilm", "builtin:smollm2")  # recipe.runtime.resolve.
 def location_problem(source: str) -> str | None:
     """Why a model location cannot load, from the file system alone (a path that does not
     exist, a folder with no model in it, an unknown built-in); None for a loadable folder or
-    GGUF file, a built-in, an endpoint or a fine-tuned model. A local path is relative to the
-    working directory, as the runtime resolves it."""
+    GGUF file, a built-in, an endpoint or a fine-tuned model. `source` is a path the process
+    can open (`checked.model_source` anchors it at the recipe file)."""
     import os
     from pathlib import Path
     if not source.strip():

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from . import ops as registry
 from .check import Checked, deps
+from .checked import model_option, model_source
 from .codehash import ENGINE, RUNTIME, code_hash
 from .ir import Lit, ListV, ParamRef, walk
 
@@ -103,10 +104,8 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity) -> Plan
     models = {}
     tuned: dict[str, tuple[str, dict]] = {}  # fine-tuned model -> (base model, settings with `on`)
     for m in r.models:
-        src = m.source.value if isinstance(m.source, Lit) else c.params.get(getattr(m.source, "name", ""), "")
-        opts = {a.name: canon_arg(a.value.value if isinstance(a.value, Lit) else
-                                  [x.value for x in a.value.items] if isinstance(a.value, ListV) else
-                                  c.params.get(a.value.name), c.params) for a in m.options}
+        src = model_source(m, c)
+        opts = {a.name: canon_arg(model_option(a, c), c.params) for a in m.options}
         if m.kind == "finetune":  # its identity is its training step's fingerprint, made below
             tuned[m.name] = (src, opts)
             continue
@@ -185,7 +184,10 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity) -> Plan
             inputs = tuple(prev + extra)
             used = tuple(spec.models(args))
             after = tuple(train(m) for m in used if m in tuned)
-            cargs = {k: canon_arg(v, c.params) for k, v in sorted(args.items())}
+            # a path is in the key by its files' names and contents (`files`), not as spelled,
+            # which depends on the folder the run starts in
+            cargs = {k: canon_arg(v, c.params) for k, v in sorted(args.items())
+                     if not (spec.param(k) and spec.param(k).path)}
             # the step's code: its operator's, the engines' its kernels run through and, for
             # model-backed steps, the runtime's that computes their model calls
             code = code_hash(type(spec).__module__, *ENGINE, *(RUNTIME if used else ()))

@@ -29,6 +29,8 @@ def library_params(name: str, r) -> dict:
         params = {"n": "2", "eval_instances": "2"}
     if name == "lift":
         params["max_new"] = "4"
+    if name in ("uit", "instag", "lift"):  # short generations (about 40 ms a token here)
+        params["max_new_tokens"] = "48" if name == "lift" else "32"
     return params
 
 

@@ -27,6 +27,7 @@ class P:
     min: float | None = None
     max: float | None = None
     doc: str = ""
+    path: bool = False  # a file's path: relative to the recipe file it is written in (recipe.paths)
 
     def json_schema(self) -> dict:
         base = {"int": {"type": "integer"}, "float": {"type": "number"}, "str": {"type": "string"},

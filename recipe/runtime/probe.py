@@ -99,7 +99,8 @@ def probe_diagnostics(c, cache_dir: Path | None = None) -> list[Diagnostic]:
     """Diagnostics on the model lines of endpoints that an operator asks for prompt
     log-probabilities while the recipe does not declare `echo=`: the probe answers."""
     from .. import ops as registry
-    from ..check import _call_text, _value
+    from ..check import _call_text
+    from ..checked import model_option, model_source
     from .endpoint import Client, api_key
     wanted: dict[str, str] = {}  # model name -> the operator call that needs echo
     for node in c.recipe.nodes:
@@ -112,10 +113,10 @@ def probe_diagnostics(c, cache_dir: Path | None = None) -> list[Diagnostic]:
                     wanted.setdefault(args[pname], _call_text(op, args))
     out = []
     for m in c.recipe.models:
-        src = _value(m.source, c.params)
+        src = model_source(m, c)
         if m.name not in wanted or not isinstance(src, str) or not src.startswith("openai:") or m.kind != "causal_lm":
             continue
-        opts = {a.name: _value(a.value, c.params) for a in m.options}
+        opts = {a.name: model_option(a, c) for a in m.options}
         if "echo" in opts:
             continue  # declared: the check already judged it
         from .resolve import resolve
