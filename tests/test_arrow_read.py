@@ -18,12 +18,15 @@ VALUES = st.one_of(PLAIN, st.just({"k": 1}), st.just("2023-01-01"))
 # mostly rows the fast path takes, so its chunks meet the reader's in every order
 CLEAN = st.fixed_dictionaries(
     {"instruction": st.text(alphabet="abc", min_size=1, max_size=4), "output": st.text(alphabet="xyz ", max_size=4)},
-    optional={"input": st.one_of(st.sampled_from(["", " ", "q r", "\u00a0"]), st.none()), "c1": PLAIN, "c2": PLAIN})
+    optional={"input": st.one_of(st.sampled_from(["", " ", "q r", "\u00a0"]), st.none()), "c1": PLAIN, "c2": PLAIN,
+              "_id": st.text(alphabet="ab:1", max_size=4), "response": st.sampled_from(["x", "xyz"])})
 WEIRD = st.fixed_dictionaries(
     {"instruction": st.one_of(st.text(alphabet="abc \u3000", min_size=0, max_size=5), st.just(None), st.just(3)),
      "output": st.one_of(st.text(alphabet="xyz ", max_size=5), st.just(None))},
     optional={"input": st.one_of(st.text(alphabet="q \u00a0", max_size=3), st.none()),
-              "c1": VALUES, "c2": VALUES, "_hidden": VALUES, "system": st.just("be brief")})
+              "c1": VALUES, "c2": VALUES, "_hidden": VALUES, "system": st.just("be brief"),
+              # fields named as recipe's own columns: kept as `<name>_in_input` where they differ
+              "_id": PLAIN, "id_in_input": PLAIN, "response": st.sampled_from(["x", "z", None]), "__keep": PLAIN})
 LINE = st.one_of(*[CLEAN.map(json.dumps)] * 6, WEIRD.map(json.dumps),
                  st.sampled_from(["", "{broken", "[1, 2]", "null", '{"instruction": "n", "output": NaN}']))
 
@@ -315,6 +318,8 @@ def _chat_line(fmt: str, turns: list[dict], extra, weird: int) -> str:
         rec[key] = [t["c"] for t in turns]  # LIMA's plain strings
     elif weird == 3 and turns:
         rec[key][-1][ck] = 7  # a turn whose text is not text
+    elif weird == 4 and turns:  # as recipe writes canonical rows: its own columns beside the turns
+        rec.update({"_id": "raw:1", "instruction": turns[0]["c"], "response": "ab"})
     if extra is not None:
         rec["c1"] = extra
     return json.dumps(rec)
@@ -323,7 +328,7 @@ def _chat_line(fmt: str, turns: list[dict], extra, weird: int) -> str:
 @pytest.mark.parametrize("fmt", ["sharegpt", "openai"])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.tuples(st.lists(TURN, max_size=4), st.one_of(st.none(), PLAIN, st.just({"k": 1})),
-                               st.sampled_from([0] * 8 + [1, 2, 3])), min_size=1, max_size=10),
+                               st.sampled_from([0] * 8 + [1, 2, 3, 4])), min_size=1, max_size=10),
        broken=st.booleans())
 def test_chat_fast_and_line_by_line_reads_agree(tmp_path_factory, monkeypatch, fmt, rows, broken):
     """ShareGPT and OpenAI rows: roles of every case (unknown, non-ASCII), turns without text,

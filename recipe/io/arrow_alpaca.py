@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..syntax import WS_RE2
+from .formats import column_name
 from .newlines import line_ends
 from .readers import MAX_RECORD_BYTES
 
@@ -27,7 +28,7 @@ CHUNK = 20_000  # lines per chunk: the RowWriter's chunk, so both paths settle s
 BLANK = f"^{WS_RE2}*$"  # what str.strip() leaves empty
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 PLAIN = (pa.string(), pa.int64(), pa.float64(), pa.bool_(), pa.list_(pa.string()))
-CONSUMED = {"instruction", "output", "history", "system", "messages", "response"}
+CONSUMED = {"instruction", "output", "history", "system"}  # as formats.to_messages reads them
 _WHITE = np.frombuffer(b" \t\n\r\x0b\x0c", np.uint8)  # what bytes.strip() strips
 BLOCK = 1 << 24  # bytes read at a time (about 16 MB), then cut into CHUNK-line pieces
 
@@ -182,7 +183,7 @@ def canonical_table(t: pa.Table, prefix: str, start: int) -> pa.Table | None:
         if pc.any(has_input).as_py():  # most files' inputs are all empty: no join, no copy
             user = pc.if_else(has_input, pc.binary_join_element_wise(inst, inp, "\n\n"), inst)
     user, answer = _one_chunk(user), _one_chunk(out)
-    extras = plain_extras(t, CONSUMED)
+    extras = plain_extras(t, CONSUMED, {"response": answer})
     if extras is None:
         return None
     n = t.num_rows
@@ -192,14 +193,27 @@ def canonical_table(t: pa.Table, prefix: str, start: int) -> pa.Table | None:
     return pa.table(dict(cols))
 
 
-def plain_extras(t: pa.Table, consumed: set[str]) -> list[tuple[str, object]] | None:
-    """The columns besides the conversation (not in `consumed`, not `_`-prefixed) as the
-    record reader would keep them, or None when one holds what it treats otherwise."""
+def plain_extras(t: pa.Table, consumed: set[str], own: dict | None = None) -> list[tuple[str, object]] | None:
+    """The columns besides the conversation (not in `consumed`), named as the record reader
+    names them (`formats.column_name`), or None when one holds what it treats otherwise.
+    `own`: the row's own text columns (`instruction`, `response`); a field of that name is
+    kept, as `<name>_in_input`, only in rows where it holds something else."""
     extras = []
     for f in t.schema:
-        if f.name in consumed or f.name.startswith("_"):
+        if f.name in consumed:
             continue
+        name = column_name(f.name)
+        if name != f.name and (name in t.column_names or name in {x for x, _ in extras}):
+            return None  # two fields for one name: the record reader names them row by row
         col = t.column(f.name)
+        if f.name in ("instruction", "response", "messages"):
+            if f.name not in (own or {}) or f.type not in (pa.string(), pa.null()):
+                return None  # compared value by value by the record reader
+            col = col.cast(pa.string())
+            same = pc.fill_null(pc.equal(col, own[f.name]), False)
+            if pc.all(same).as_py():
+                continue  # the row's own column, as recipe writes canonical rows
+            col = pc.if_else(same, pa.scalar(None, pa.string()), col)
         if f.type == pa.null():
             col = col.cast(pa.string())
         elif f.type == pa.list_(pa.null()):
@@ -208,7 +222,7 @@ def plain_extras(t: pa.Table, consumed: set[str]) -> list[tuple[str, object]] | 
             return None  # nested values become JSON text on the slow path
         elif f.type == pa.float64() and pc.any(pc.is_nan(col)).as_py():
             return None  # the record reader sets NaN rows aside (Parquet can hold NaN; JSON cannot)
-        extras.append((f.name, col))
+        extras.append((name, col))
     return extras
 
 

@@ -66,7 +66,7 @@ def chat_table(t: pa.Table, fmt: str, prefix: str, start: int) -> pa.Table | Non
     # are contiguous and in order)
     answer_at = _first(parent, _is(mapped, "assistant") & (np.arange(len(parent)) > user[parent]), n)
     response = pc.if_else(pa.array(answer_at >= 0), contents.take(pa.array(np.maximum(answer_at, 0))), "")
-    extras = plain_extras(t, {key, "messages", "instruction", "response"})
+    extras = plain_extras(t, {key}, {"instruction": instruction, "response": response})  # as to_messages reads them
     if extras is None:
         return None
     offsets = pc.subtract(turns.offsets, turns.offsets[0])

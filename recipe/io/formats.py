@@ -138,7 +138,7 @@ def to_messages(fmt: str, rec: dict) -> tuple[list[dict], set[str]]:
                  {"role": "assistant", "content": _text(rec, "answer")}], {"question", "answer"})
     if fmt == "oasst":
         if "prompt" in rec:  # the tree export: {message_tree_id, tree_state, prompt: root message}
-            return _oasst_path(rec.get("prompt")), {"prompt", "message_tree_id", "tree_state"}
+            return _oasst_path(rec.get("prompt")), {"prompt"}  # the tree id and state stay columns
         ids = oasst_keys(rec) or ("message_id", "parent_id")
         if rec.get(ids[1]) is not None:  # readers fold replies of a message export into their roots
             raise BadRow("an OASST reply whose conversation start is not in this file")
@@ -260,13 +260,26 @@ def _oasst_path(msg) -> list[dict]:
     return msgs
 
 
+# names recipe gives columns of its own: an input field so named that the format does not read
+# into the conversation is kept as `<name>_in_input` (it was dropped without a word)
+OWN_NAMES = frozenset({"_id", "_row", "messages", "instruction", "response"})
+
+
+def column_name(field: str) -> str:
+    """The column an input field becomes when the format does not read it: its own name, or
+    `<name without leading underscores>_in_input` for a name recipe uses itself (`OWN_NAMES`,
+    and `__...`, the engine's working names)."""
+    if field in OWN_NAMES or field.startswith("__"):
+        return field.lstrip("_") + "_in_input"
+    return field
+
+
 def canonical(fmt: str, rec: dict) -> dict:
     """Raw record -> canonical row (without `_id`)."""
     if not isinstance(rec, dict):
         raise BadRow(f"not a JSON object ({type(rec).__name__})")
     if fmt == "raw":  # task data for templates: every field a column, no conversation yet
-        return {"messages": [], "instruction": "", "response": "",
-                **{k: v for k, v in rec.items() if k not in ("messages", "instruction", "response") and not k.startswith("_")}}
+        return _with_fields({"messages": [], "instruction": "", "response": ""}, rec, set())
     msgs, used = to_messages(fmt, rec)
     first = next((i for i, m in enumerate(msgs) if m["role"] == "user"), None)
     if first is None or not msgs[first]["content"].strip():
@@ -274,10 +287,25 @@ def canonical(fmt: str, rec: dict) -> dict:
     # the answer to the instruction: an assistant turn before it (a greeting, a chat log that
     # starts mid-way) answers something else
     answer = next((m["content"] for m in msgs[first + 1:] if m["role"] == "assistant"), "")
-    row = {"messages": msgs, "instruction": msgs[first]["content"], "response": answer}
+    return _with_fields({"messages": msgs, "instruction": msgs[first]["content"], "response": answer}, rec, used)
+
+
+def _with_fields(row: dict, rec: dict, used: set) -> dict:
+    """`row` with the record's fields that the format did not read, each as a column
+    (`column_name`; where the record already has a field of that name, the first free
+    `<name>_in_input_2`, `_3`, ...: a file recipe wrote from one that had `_id` has both). A
+    field that holds what the row's own column of that name holds (`instruction` beside the
+    `messages` it came from, as recipe writes canonical rows) is that column, not kept twice."""
+    plain = {k for k in rec if column_name(k) == k}
     for k, v in rec.items():
-        if k not in used and k not in row and not k.startswith("_"):
-            row[k] = v
+        if k in used or (k in row and row[k] == v):
+            continue
+        base = name = column_name(k)
+        n = 1
+        while name != k and (name in row or name in plain):
+            n += 1
+            name = f"{base}_{n}"
+        row[name] = v
     return row
 
 

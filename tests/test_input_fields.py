@@ -1,0 +1,76 @@
+"""Every field of an input row reaches the output: one whose name recipe uses for a column of
+its own (`_id`, `_row`, `messages`/`instruction`/`response` where the format does not read it,
+`__...`) is kept as `<name>_in_input`; other `_`-prefixed fields keep their names. Found on a
+real try: a labels file keyed by `_id` lost its keys without a word (every `_`-prefixed field
+was dropped), so `join` matched nothing."""
+import json
+
+import pytest
+
+import recipe.engine.read as read_mod
+from recipe.api import load
+
+from conftest import read_jsonl, write_jsonl
+
+
+def _run(tmp_path, text, name="o"):
+    load(text).run(out=tmp_path / name, cache_dir=tmp_path / f"c-{name}", quiet=True)
+    return read_jsonl(tmp_path / name / "x.jsonl")
+
+
+@pytest.mark.parametrize("path", ["fast", "record by record"])
+def test_fields_named_as_recipes_own_columns_are_kept_under_another_name(tmp_path, monkeypatch, path):
+    if path != "fast":
+        monkeypatch.setattr(read_mod, "_fast", lambda *a: None)
+    data = write_jsonl(tmp_path / "d.jsonl", [
+        {"instruction": f"task {i}", "output": f"answer {i}", "_id": f"doc-{i}", "_source": "web", "_row": i,
+         "response": "another answer" if i == 1 else f"answer {i}", "__keep": False} for i in range(3)])
+    rows = _run(tmp_path, f'recipe t\nsource raw = read("{data}", format="alpaca")\nwrite raw to "x.jsonl"\n')
+    assert [r["_id"] for r in rows] == ["raw:0", "raw:1", "raw:2"]
+    assert [r["id_in_input"] for r in rows] == ["doc-0", "doc-1", "doc-2"]
+    assert [r["row_in_input"] for r in rows] == [0, 1, 2] and all(r["keep_in_input"] is False for r in rows)
+    assert all(r["_source"] == "web" for r in rows)
+    # a `response` beside `output`: kept where it says something else, not where it repeats it
+    assert [r["response"] for r in rows] == ["answer 0", "answer 1", "answer 2"]
+    assert [r["response_in_input"] for r in rows] == [None, "another answer", None]
+
+
+def test_reading_back_what_recipe_wrote_keeps_the_earlier_ids_and_no_column_twice(tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"instruction": f"task {i}", "output": f"answer {i}", "_id": f"doc-{i}"}
+                                              for i in range(3)])
+    _run(tmp_path, f'recipe a\nsource raw = read("{data}", format="alpaca")\nwrite raw to "x.jsonl"\n', "first")
+    again = _run(tmp_path, f'recipe b\nsource back = read("{tmp_path / "first" / "x.jsonl"}")\nwrite back to "x.jsonl"\n')
+    assert [r["_id"] for r in again] == ["back:0", "back:1", "back:2"]
+    assert [r["id_in_input"] for r in again] == ["doc-0", "doc-1", "doc-2"]  # kept by the first read
+    assert [r["id_in_input_2"] for r in again] == ["raw:0", "raw:1", "raw:2"]  # the first run's ids
+    assert not any(k.endswith("_in_input") and k.split("_in_input")[0] in ("instruction", "response", "messages")
+                   for r in again for k in r)
+    assert (tmp_path / "o" / "set_aside.jsonl").read_text() == ""
+
+
+def test_a_raw_labels_file_keyed_by_id_keeps_its_keys_and_joins_with_id_option(tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"instruction": f"task {i}", "output": "a"} for i in range(3)])
+    labels = write_jsonl(tmp_path / "l.jsonl", [{"_id": "raw:1", "label": "good", "instruction": "not this one"}])
+    rows = _run(tmp_path, f'recipe t\nsource lab = read("{labels}", format="raw")\nwrite lab to "x.jsonl"\n', "lab")
+    assert rows[0]["id_in_input"] == "raw:1" and rows[0]["instruction_in_input"] == "not this one"
+    joined = _run(tmp_path, f'''recipe t
+source raw = read("{data}", format="alpaca")
+source lab = read("{labels}", format="raw", id="_id")
+x = raw | join(lab, on=_id, how="left", columns=["label"])
+write x to "x.jsonl"
+''')
+    assert [r["label"] for r in joined] == [None, "good", None]
+
+
+def test_the_two_read_paths_agree_on_renamed_fields(tmp_path, monkeypatch):
+    lines = [{"conversations": [{"from": "human", "value": f"q{i}"}, {"from": "gpt", "value": f"a{i}"}],
+              "instruction": f"q{i}" if i % 2 else "something else", "_id": i, "_meta": {"k": i} if i == 2 else None}
+             for i in range(4)]
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    text = f'recipe t\nsource raw = read("{data}", format="sharegpt")\nwrite raw to "x.jsonl"\n'
+    fast = _run(tmp_path, text, "fast")
+    monkeypatch.setattr(read_mod, "_fast", lambda *a: None)
+    assert _run(tmp_path, text, "slow") == fast
+    assert [r.get("instruction_in_input") for r in fast] == ["something else", None, "something else", None]
+    assert [r["id_in_input"] for r in fast] == [0, 1, 2, 3]
