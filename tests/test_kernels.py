@@ -372,6 +372,10 @@ def test_join_adds_the_other_nodes_columns_by_key(eng):
     only = eng.table([row(0, "x")])  # nothing to add: the rows with a match, unchanged
     out, aside, _ = run_op(eng, "join", {"right": "only"}, [t, only])
     assert out.ids() == ["s:0"] and len(aside) == 4
+    other = eng.table([{**row(40, "x"), "key": "zz", "label": "l"}])  # no key matches: said, not just nulls
+    out, aside, ctx = run_op(eng, "join", {"right": "other", "on": "key", "how": "left"}, [t, other])
+    assert ctx.info["warning"] == "no row matched a row of `other` on `key` (e.g. 'a' here, 'zz' there)"
+    assert ctx.info["matched"] == 0 and len(out.ids()) == 5
 
 
 def test_union_mix_score_ops(eng):

@@ -45,6 +45,11 @@ class Join(Op):
         new = pa.table({c: rt.column(c).take(at) for c in cols}) if cols else pa.table({})
         missing = np.flatnonzero(at.is_null().to_numpy(zero_copy_only=False))
         ctx.info["matched"] = left.count() - len(missing)
+        if len(missing) and len(missing) == left.count() and right.count():
+            # most often a key of another spelling (`_id`s of another source: read the file with
+            # id="<its key>"), not a wish for nulls
+            ctx.warn(f"no row matched a row of `{args['right']}` on `{on}` (e.g. {_example(lk)!r} here, "
+                     f"{_example(rk)!r} there)")
         repeats = len(rk) - rk.null_count - len(pc.unique(rk.drop_null()))
         if repeats:
             ctx.warn(f"{repeats} rows of `{args['right']}` repeat a key (`{on}`) of an earlier row: "
@@ -77,3 +82,9 @@ def _keys(left: pa.ChunkedArray, right: pa.ChunkedArray) -> tuple[pa.Array, pa.A
 
 
 OP = Join()
+
+
+def _example(keys: pa.Array):
+    """The first non-null key, for a message."""
+    k = keys.drop_null()
+    return k[0].as_py() if len(k) else None
