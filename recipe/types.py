@@ -143,8 +143,10 @@ def expr_type(e, columns: dict[str, str] | None, param_types: dict[str, str]) ->
                 return BOOL
             if x.op in _CMP:
                 if _join(lt, rt) is None or (x.op not in ("==", "!=") and _join(lt, rt) in (BOOL, LIST, MESSAGES)):
-                    issues.append(TypeIssue(x, f"cannot compare {lt} with {rt} using `{x.op}`",
-                                            "compare values of one type; numbers with numbers, text with text"))
+                    hint = "compare values of one type; numbers with numbers, text with text"
+                    if {lt, rt} in ({STR, INT}, {STR, FLOAT}):  # e.g. a column that holds both
+                        hint += "; `number(x)` reads a text as a number (null where it is not one)"
+                    issues.append(TypeIssue(x, f"cannot compare {lt} with {rt} using `{x.op}`", hint))
                 return BOOL
             # arithmetic
             if ERR in (lt, rt):
