@@ -9,6 +9,7 @@ from . import ops as registry
 from . import types
 from .check_io import check_sinks, check_sources, options_of as _options
 from .check_regex import regex_call_diagnostics
+from .check_types import tname as _tname, want_hint as _want_hint, warn_widened as _warn_widened
 from .checked import Checked, model_option, model_source, path_of, value_of as _value
 from .diagnostics import Diagnostic, Span, column_hint, did_you_mean
 from .syntax import FUNCTIONS, expr_columns
@@ -473,9 +474,13 @@ def check_columns(c: Checked) -> None:
         cur = None
         if ins and all(x is not None for x in ins):
             cur = {}
-            for x in ins:
+            first: dict[str, str] = {}
+            for x, inp in zip(ins, node.inputs):
                 for k, t in x.items():
+                    if k in cur:
+                        _warn_widened(c, node, k, (first[k], cur[k]), (inp.name, t))
                     cur[k] = t if k not in cur else types.unified(cur[k], t)
+                    first.setdefault(k, inp.name)
         for i, op in enumerate(node.ops):
             spec = registry.get(op.op)
             args = c.args.get((node.name, i))
@@ -603,20 +608,6 @@ def _check_template_fields(c: Checked, op: OpCall, args: dict, pname: str, temps
         a.value.span if a else op.span,
         (f"columns here: {', '.join(sorted(have))}; a template's fields are the rows' columns (read the "
          "dataset with format=\"raw\" to keep its own field names)",), severity="warning"))
-
-
-def _tname(t: str) -> str:
-    return {"int": "whole number", "float": "number", "str": "text", "bool": "true/false value",
-            "list": "list of text", "messages": "conversation", "vector": "list of numbers (an embedding)"}.get(t, t)
-
-
-def _want_hint(want: str) -> str:
-    if want in (types.INT, types.FLOAT):
-        return ("score the rows first (`score(...)`), or derive a number: `number(x)` reads one written as "
-                "text, length(...) and words(...) count")
-    if want == types.BOOL:
-        return "compare it, e.g. `length(response) > 0`"
-    return f"give it a {_tname(want)}"
 
 
 def _check_assignment(c: Checked, a: Arg, t: str) -> None:
