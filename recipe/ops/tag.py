@@ -162,6 +162,11 @@ class Tag(Op):
     def check(self, args):
         if args.get("method") == "vocab" and not args.get("vocab"):
             return [("method", "tag(method=vocab) needs `vocab=[...]`")]
+        seen: dict[str, str] = {}
+        for t in args.get("vocab") or []:  # "Math" and "math" would split one tag's rows in two
+            if t.strip().lower() in seen:
+                return [("vocab", f"`vocab` lists one tag twice: {seen[t.strip().lower()]!r} and {t!r}")]
+            seen[t.strip().lower()] = t
         if args.get("merge_similarity") is not None and not args.get("merge_model"):
             return [("merge_similarity", "the semantic merge needs `merge_model=<embedding model>`")]
         return []
