@@ -13,11 +13,11 @@ from importlib import metadata
 from pathlib import Path
 
 from .check import CANONICAL_COLUMNS, Checked, check
+from .checked import path_value
 from .diagnostics import UserError, raise_if_errors
 from .frontend import parse_any
 from .ir import ListV, Lit, Recipe
 from .link import link, load_file
-from .paths import anchor
 
 
 @dataclass
@@ -37,7 +37,6 @@ class Loaded:
         (`recipe.paths`). `params`: the params given from outside."""
         r = self.linked
         sources, params = dict(sources or {}), dict(params or {})
-        declared = {p.name: p for p in r.params}
         names = {s.name for s in r.sources}
         for n in sources:
             if n not in names:
@@ -49,14 +48,8 @@ class Loaded:
             if s.name in sources:
                 out[s.name] = sources[s.name]
                 continue
-            if isinstance(s.path, Lit):
-                out[s.name] = str(anchor(s.path.value, s.path.span.file))
-            elif s.path.name in params:
-                out[s.name] = str(params[s.path.name])
-            elif (d := declared.get(s.path.name)) is not None and d.default is not None:
-                out[s.name] = str(anchor(d.default.value, d.default.span.file))
-            else:  # no value: the check says so (E0703)
-                out[s.name] = ""
+            v = path_value(s.path, r, params)
+            out[s.name] = "" if v is None else str(v)  # no value: the check says so (E0703)
         return out
 
     def diagnose(self, params: dict | None = None, sources: dict[str, str] | None = None,

@@ -38,17 +38,26 @@ def value_of(v, params: dict):
     return v
 
 
-def path_of(v, c: Checked):
+def path_value(v, recipe: Recipe, given: dict):
     """The value of a path written as `v`, openable from the working directory: a literal or a
     param's default is relative to the recipe file it is written in, a param set from outside
-    to the working directory (`paths.anchor`)."""
+    (`given`: name -> value) to the working directory (`paths.anchor`); None without a value."""
     if isinstance(v, Lit):
         return anchor(v.value, v.span.file)
-    if isinstance(v, ParamRef) and v.name not in c.given:
-        decl = next((p for p in c.recipe.params if p.name == v.name), None)
+    if isinstance(v, ParamRef):
+        if v.name in given:
+            return given[v.name]
+        decl = next((p for p in recipe.params if p.name == v.name), None)
         if decl is not None and decl.default is not None:
-            return anchor(c.params.get(v.name), decl.default.span.file)
-    return value_of(v, c.params)
+            return anchor(decl.default.value, decl.default.span.file)
+    return None
+
+
+def path_of(v, c: Checked):
+    """`path_value` under the checked params (a value of another shape as it is, for the type check)."""
+    if not isinstance(v, (Lit, ParamRef)):
+        return value_of(v, c.params)
+    return path_value(v, c.recipe, {k: c.params[k] for k in c.given if k in c.params})
 
 
 def model_source(m, c: Checked):
