@@ -16,7 +16,7 @@ from .check import CANONICAL_COLUMNS, Checked, check
 from .checked import path_value
 from .diagnostics import UserError, raise_if_errors
 from .frontend import parse_any
-from .ir import ListV, Lit, Recipe
+from .ir import ListV, Lit, ParamRef, Recipe
 from .link import link, load_file
 
 
@@ -58,6 +58,8 @@ class Loaded:
         found (parse and link errors still raise `RecipeError`)."""
         r = self.linked
         cols, errors, notes, splits = {}, {}, {}, {}
+        given = {s.name for s in r.sources if s.name in (sources or {})
+                 or isinstance(s.path, ParamRef) and s.path.name in (params or {})}
         if sniff:
             from .io.formats import FORMATS
             from .io.readers import sniff_columns, source_splits
@@ -81,7 +83,7 @@ class Loaded:
                     notes[name] = note
                 if not err and (mixed := source_splits(path)):
                     splits[name] = mixed
-        return check(r, {k: str(v) for k, v in (params or {}).items()}, cols, errors, notes, splits)
+        return check(r, {k: str(v) for k, v in (params or {}).items()}, cols, errors, notes, splits, given)
 
     def check(self, params: dict | None = None, sources: dict[str, str] | None = None,
               sniff: bool = True) -> Checked:

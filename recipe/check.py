@@ -657,14 +657,15 @@ PASSES = (check_names, check_models, check_sources, check_ops, check_cycles, che
 def check(recipe: Recipe, overrides: dict[str, str] | None = None,
           source_columns: dict[str, set | None] | None = None,
           source_errors: dict[str, str] | None = None, source_notes: dict[str, str] | None = None,
-          source_splits: dict[str, list] | None = None) -> Checked:
+          source_splits: dict[str, list] | None = None, sources_given: set | None = None) -> Checked:
     """Run every pass; the result holds all diagnostics and the resolved arguments.
     `source_columns`: each source's first-row columns ({name: type}, or None when not read);
     `source_errors`: why a source's input could not be read; `source_notes`: why every row
     `check` read of a source was set aside; `source_splits`: the dataset splits a source's
-    files mix."""
+    files mix; `sources_given`: the sources whose path came from outside (relative to the
+    working directory, not to the recipe)."""
     c = Checked(recipe, source_errors=dict(source_errors or {}), source_notes=dict(source_notes or {}),
-                source_splits=dict(source_splits or {}))
+                source_splits=dict(source_splits or {}), sources_given=set(sources_given or ()))
     check_params(c, overrides or {})
     for s in recipe.sources:
         found = (source_columns or {}).get(s.name, None)

@@ -44,7 +44,8 @@ def check_sources(c: Checked) -> None:
                                                 a.value.span, ("each field needs its own name",)))
         err = c.source_errors.get(s.name)
         if err:
-            c.diagnostics.append(Diagnostic("E0903", err, s.path.span, (_read_hint(err, "format" in opts),)))
+            c.diagnostics.append(Diagnostic("E0903", err, s.path.span,
+                                            (_read_hint(err, "format" in opts, s.name in c.sources_given),)))
         splits = c.source_splits.get(s.name)
         if splits:  # a Hub dataset's folder read whole: its test split becomes training data
             c.diagnostics.append(Diagnostic(
@@ -68,8 +69,10 @@ def check_sources(c: Checked) -> None:
             c.diagnostics.append(Diagnostic("W0903", note, s.path.span, (hint,), severity="warning"))
 
 
-def _read_hint(err: str, format_given: bool = False) -> str:
-    """The hint for a source that cannot be read: the path when no file was found, else the file."""
+def _read_hint(err: str, format_given: bool = False, given: bool = False) -> str:
+    """The hint for a source that cannot be read: the path when no file was found, else the file.
+    `given`: the path came from outside (--source, --set, Python), so it is the working
+    directory's, not the recipe file's."""
     if "input is empty" in err:
         return "the file has no rows: check the path, or that whatever wrote it finished"
     if "cannot tell the format" in err:
@@ -78,6 +81,9 @@ def _read_hint(err: str, format_given: bool = False) -> str:
     if "DatasetDict" in err or "save_to_disk" in err:
         return "a Hugging Face dataset saved with save_to_disk: point the source at the folder of one split"
     if any(w in err for w in ("not found", "no readable file", "is a directory", "unknown file type")):
+        if given:
+            import os
+            return f"check the path given from outside (--source, --set): it is relative to the working directory, {os.getcwd()}"
         return "check the path (relative to the recipe file), or give --source NAME=PATH"
     return "check the file's contents" + ("" if format_given else ", or name its format with format=...")
 

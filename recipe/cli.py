@@ -298,6 +298,8 @@ def cmd_ops(a) -> int:
 
 def cmd_explain(a) -> int:
     from .explain import NotCached, explain
+    from .manifest import read_manifest
+    man = read_manifest(a.out)
     if (Path(a.cache_dir) / "cache.duckdb").exists() or (Path(a.cache_dir) / "ray" / "steps").is_dir():
         try:
             print("\n".join(f"{a.row}: " + line if i == 0 else "  " + line
@@ -307,7 +309,6 @@ def cmd_explain(a) -> int:
             print(f"(the step cache {a.cache_dir} does not hold this run: give the run's --cache-dir for "
                   f"the values at each step)", file=sys.stderr)
     out = Path(a.out)  # without the step cache: what set_aside.jsonl and the sinks say
-    man = json.loads((out / "manifest.json").read_text())
     lines = []
     aside = out / "set_aside.jsonl"
     if aside.exists():

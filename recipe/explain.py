@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 from .diagnostics import UserError
+from .manifest import read_manifest
 from .engine.sql import quote_ident as q
 
 SKIP = {"_id", "messages", "_row"}  # `_row`: the engine's row order, not data
@@ -28,10 +29,7 @@ class NotCached(Exception):
 
 def explain(out: Path, row: str, cache_dir: Path) -> list[str]:
     """Lines that tell where `row` went and why, step by step."""
-    mpath = Path(out) / "manifest.json"
-    if not mpath.exists():
-        raise UserError(f"no run in {out} (manifest.json is missing); give the run's --out")
-    man = json.loads(mpath.read_text())
+    man = read_manifest(out)
     if man.get("engine") == "ray":
         from .engine.ray_store import cache_views
         con = cache_views(cache_dir, man)

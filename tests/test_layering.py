@@ -16,7 +16,7 @@ STAGES = [
     (2, ["recipe.frontend", "recipe.link", "recipe.ops", "recipe.check", "recipe.checked", "recipe.check_io", "recipe.check_regex", "recipe.check_types",
          "recipe.schema"]),
     (3, ["recipe.plan", "recipe.runtime"]),
-    (4, ["recipe.engine", "recipe.explain", "recipe.report"]),
+    (4, ["recipe.engine", "recipe.explain", "recipe.report", "recipe.manifest"]),
     (5, ["recipe.api", "recipe.cli", "recipe.diff", "recipe.evaluate", "recipe.__main__", "recipe"]),
 ]
 

@@ -86,3 +86,21 @@ def test_template_files_are_relative_to_the_recipe_and_keyed_by_contents_not_spe
     monkeypatch.chdir(tmp_path / "r")
     res = load("t.recipe").run(out=tmp_path / "o2", cache_dir=tmp_path / "c", quiet=True)
     assert {n["name"]: n["cached"] for n in res.manifest["nodes"]}["x"] is True
+
+
+def test_a_missing_file_given_from_outside_is_looked_for_in_the_working_directory(tmp_path, monkeypatch, capsys):
+    """The hint names the folder the path was looked for in: the recipe's for a literal, the
+    working directory for --source and --set (it said "relative to the recipe file" for both)."""
+    (tmp_path / "r").mkdir()
+    (tmp_path / "w").mkdir()
+    _alpaca(tmp_path / "r" / "data.jsonl", "beside the recipe")
+    (tmp_path / "r" / "p.recipe").write_text('recipe p\nparam data: str = "data.jsonl"\n'
+                                             'source raw = read(data, format="alpaca")\nwrite raw to "o.jsonl"\n')
+    monkeypatch.chdir(tmp_path / "w")
+    for given in (["--source", "raw=data.jsonl"], ["--set", "data=data.jsonl"]):
+        assert main(["check", "../r/p.recipe", *given]) == 1
+        err = capsys.readouterr().err
+        assert "input not found: data.jsonl" in err and f"relative to the working directory, {tmp_path / 'w'}" in err, err
+    (tmp_path / "r" / "q.recipe").write_text('recipe q\nsource raw = read("nothere.jsonl")\nwrite raw to "o.jsonl"\n')
+    assert main(["check", "../r/q.recipe"]) == 1
+    assert "check the path (relative to the recipe file)" in capsys.readouterr().err

@@ -538,3 +538,19 @@ def test_a_join_adds_an_annotation_files_columns_by_the_datasets_own_id(tmp_path
     assert (node["rows_in"], node["rows_out"], node["rows_set_aside"]) == (3, 2, 1)
     assert [a["reason"] for a in read_jsonl(tmp_path / "out" / "set_aside.jsonl")] == \
         ["join: `labels` has no row with this `id`"]
+
+
+@pytest.mark.parametrize("cmd", ["explain", "report"])
+def test_explain_and_report_of_a_folder_without_a_run_say_so_in_one_line(tmp_path, capsys, cmd):
+    from recipe.cli import main
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "notjson").mkdir()
+    (tmp_path / "notjson" / "manifest.json").write_text("half a manif")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "manifest.json").write_text('{"name": "another tool\'s manifest"}')
+    for out, says in (("nothere", "no such folder"), ("empty", "manifest.json is missing"),
+                      ("notjson", "not JSON"), ("other", "no `nodes` and `sinks`")):
+        args = [cmd, "--out", str(tmp_path / out), "--cache-dir", str(tmp_path / "c")] + (["--row", "raw:0"] if cmd == "explain" else [])
+        assert main(args) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and says in err and err.count("\n") == 1 and "Traceback" not in err, err

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..diagnostics import UserError
+from ..manifest import read_manifest
 
 MAX_VALUES = 50_000   # numeric values per column and step drawn in a histogram
 SAMPLES = 5           # kept and removed rows shown per step
@@ -33,10 +33,7 @@ class Facts:
 
 
 def collect(out: Path, cache_dir: Path | None, model_cache: Path | None = None) -> Facts:
-    mpath = out / "manifest.json"
-    if not mpath.exists():
-        raise UserError(f"no run in {out} (manifest.json is missing); give the run's --out")
-    man = json.loads(mpath.read_text(encoding="utf-8"))
+    man = read_manifest(out)
     facts = Facts(man, cached=False)
     facts.removed = _removed(out / "set_aside.jsonl")
     if man.get("engine") == "ray" and cache_dir:

@@ -1,0 +1,25 @@
+"""Reading a finished run's `manifest.json` (written by engine/run.py) for the commands that
+look at a run afterwards (`explain`, `report`): a folder that holds no run, or a manifest that
+is not one, is one clear error instead of a traceback."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .diagnostics import UserError
+
+
+def read_manifest(out: Path | str) -> dict:
+    path = Path(out) / "manifest.json"
+    if not Path(out).is_dir():
+        raise UserError(f"no run in {out} (no such folder); give the run's --out")
+    if not path.is_file():
+        raise UserError(f"no run in {out} (manifest.json is missing); give the run's --out")
+    try:
+        man = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise UserError(f"{path} is not a run's manifest (not JSON: {e}); re-run the recipe to write it again")
+    if not isinstance(man, dict) or not isinstance(man.get("nodes"), list) or not isinstance(man.get("sinks"), list):
+        raise UserError(f"{path} is not a run's manifest (it has no `nodes` and `sinks` lists); "
+                        f"re-run the recipe to write it again")
+    return man
