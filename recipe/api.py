@@ -200,6 +200,7 @@ class Result:
         """The rows of a node (or source) as an Arrow table, in the node's order."""
         import duckdb
         from .engine.store import Store
+        from .engine.tables import arrow_of
         if node not in self.plan.node_step:
             raise KeyError(f"no node `{node}` in this run; nodes: {', '.join(sorted(self.plan.node_step))}")
         step = self.plan.step(self.plan.node_step[node])
@@ -209,7 +210,7 @@ class Result:
             return t.arrow(t.columns())
         con = duckdb.connect(str(self.cache_dir / "cache.duckdb"), read_only=True)
         try:
-            return con.execute(f'SELECT * EXCLUDE (_row) FROM "{Store.table(step.fingerprint)}" ORDER BY _row').to_arrow_table()
+            return arrow_of(con.execute(f'SELECT * EXCLUDE (_row) FROM "{Store.table(step.fingerprint)}" ORDER BY _row'))
         finally:
             con.close()
 

@@ -10,7 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from recipe.engine.duck import DuckOutput, DuckTable
-from recipe.engine.tables import ASIDE_DDL, RowWriter
+from recipe.engine.tables import ASIDE_DDL, RowWriter, arrow_of
 from recipe.table import KernelContext
 
 
@@ -78,7 +78,7 @@ class RayHarness:
         src = self.duck.table(rows)
         d = self.dir / f"t{next(self._n)}"
         d.mkdir()
-        t = self.duck.con.execute(f"SELECT * FROM {src.name}").to_arrow_table()
+        t = arrow_of(self.duck.con.execute(f"SELECT * FROM {src.name}"))
         for i, s in enumerate(range(0, max(t.num_rows, 1), 3)):
             rb.write_atomic(t.slice(s, 3), str(d / rb.block_name(i)))
         return RayTable(d)

@@ -3,6 +3,8 @@ on it, run against every engine in tests/kernel_harness.py. An engine passes whe
 test here passes for it: same rows, same order, same reasons, every input row accounted for."""
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -152,6 +154,22 @@ def test_concat_widens_columns_whose_types_differ_as_the_read_does(eng):
     assert [r["score"] for r in rows] == ["0.5", "1.5", "high"]
     assert [r["flag"] for r in rows] == ["true", "false", "yes"]
     assert [r["k"] for r in rows] == [3, 4, 5] and aside == []
+
+
+def test_concat_keeps_nested_values_as_json_beside_any_other_type(eng):
+    """A column of objects (a JSON column) unioned with text or numbers stays JSON: each value
+    is written back as the value it was (until session 26 an object came out as a string)."""
+    a = eng.table([row(0, "a0", meta={"src": "x", "n": [1, 2]}), row(1, "a1", meta=None)])
+    b = eng.table([row(2, "b2", meta="plain")])
+    n = eng.table([row(3, "b3", meta=7)])
+    c = eng.table([row(4, "c4", meta={"z": 1, "a": 2})])
+    ctx = eng.context()
+    ctx.out.concat([a, b, n, c])
+    out, aside = eng.result(ctx)
+    assert isinstance(out.arrow(["meta"]).schema.field("meta").type, pa.JsonType)
+    assert [None if v is None else json.loads(v) for v in (r["meta"] for r in rows_of(out))] == [
+        {"src": "x", "n": [1, 2]}, None, "plain", 7, {"z": 1, "a": 2}]  # keys in the input's order
+    assert aside == []
 
 
 def test_distinct_normalises_and_ranks(eng):

@@ -435,3 +435,23 @@ def test_a_cluster_started_with_ray_start_runs_a_recipe_through_ray_client(tmp_p
         assert json.loads((tmp_path / "ray" / "manifest.json").read_text())["engine"] == "ray"
     finally:
         subprocess.run([ray_bin, "stop", "--force"], capture_output=True, timeout=180)
+
+
+def test_nested_values_come_out_as_values_on_both_engines(tmp_path, monkeypatch):
+    """A JSON column (objects, lists of numbers) read by tasks in spans, filtered, unioned with a
+    branch that holds the field as text, and written: the DuckDB engine's bytes, values intact."""
+    monkeypatch.setenv("RECIPE_RAY_READ_BYTES", "2000")
+    rows = [dict(r, meta={"i": i, "tags": ["x", i]}) for i, r in enumerate(alpaca_rows(40))]
+    data = write_jsonl(tmp_path / "n.jsonl", rows)
+    text = write_jsonl(tmp_path / "t.jsonl", [{"instruction": "Plain?", "output": "Yes.", "meta": "just text"}])
+    res = both(load(f'recipe n\nsource raw = read("{data}")\nsource other = read("{text}")\n'
+                    f'kept = raw | filter(length(response) > 52)\nall = union(kept, other)\n'
+                    f'none = raw | filter(length(response) > 9999)\n'
+                    f'write all to "all.jsonl"\nwrite all to "all.parquet"\nwrite none to "none.parquet"\n'), tmp_path)
+    # Parquet sinks too: a list's item field is `element` whichever engine wrote it (until
+    # session 26 DuckDB's `l` and Ray's `element` made different bytes of the same rows)
+    assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
+    assert counts(res["ray"].manifest) == counts(res["duckdb"].manifest)
+    got = [json.loads(line)["meta"] for line in (tmp_path / "o-ray" / "all.jsonl").read_text().splitlines()]
+    assert got[-1] == "just text" and len(got) > 2
+    assert all(isinstance(m, dict) and m["tags"] == ["x", m["i"]] for m in got[:-1])

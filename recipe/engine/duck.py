@@ -20,7 +20,7 @@ import pyarrow as pa
 from ..table import (Output, Table, added_mask, concat_masks, empty_keys, first_of_keys, keyed_block, kept_mask,
                      source_column)
 from .sql import condition_sql, quote_ident as q, sync_messages_sql, text_sql, to_sql
-from .tables import raw_view, rebuilt_sql, rows_table
+from .tables import arrow_batches, arrow_of, raw_view, rebuilt_sql, rows_table
 
 ROW = "_row"
 
@@ -44,7 +44,7 @@ class DuckTable(Table):
         return self._n
 
     def arrow(self, cols: Sequence[str]) -> pa.Table:
-        return self.con.execute(f"SELECT {_sel(cols)} FROM {q(self.name)}").to_arrow_table()
+        return arrow_of(self.con.execute(f"SELECT {_sel(cols)} FROM {q(self.name)}"))
 
     def batches(self, cols: Sequence[str], size: int = 20_000) -> Iterator[pa.Table]:
         cur = self.con.cursor()  # its own cursor: the kernel may write while it reads
@@ -52,10 +52,7 @@ class DuckTable(Table):
         res = cur.execute(f"SELECT {_sel(cols)} FROM {q(self.name)}")
         # fetched in batches of at least 65,536 rows and sliced: DuckDB's cost per batch made
         # 8,192-row batches of text take twice as long (676k P3 rows: 1.05 s against 0.59 s)
-        fetch = max(size, 65_536)
-        reader = res.to_arrow_reader(fetch) if hasattr(res, "to_arrow_reader") else res.fetch_record_batch(fetch)
-        for b in reader:
-            t = pa.Table.from_batches([b])
+        for t in arrow_batches(res, max(size, 65_536)):
             for i in range(0, max(t.num_rows, 1), size):
                 yield t.slice(i, size)
 
@@ -65,8 +62,8 @@ class DuckTable(Table):
         return t.column(0).to_numpy()
 
 
-# DuckDB's column types as the language names them (a widened column is VARCHAR or JSON)
-_LANG_TYPES = {"VARCHAR": "str", "JSON": "str", "BIGINT": "int", "INTEGER": "int", "SMALLINT": "int",
+# DuckDB's column types as the language names them (a widened column is VARCHAR; JSON holds nested values)
+_LANG_TYPES = {"VARCHAR": "str", "JSON": "any", "BIGINT": "int", "INTEGER": "int", "SMALLINT": "int",
                "TINYINT": "int", "HUGEINT": "int", "UBIGINT": "int", "UINTEGER": "int", "DOUBLE": "float",
                "FLOAT": "float", "DECIMAL": "float", "BOOLEAN": "bool"}
 
@@ -270,12 +267,13 @@ class DuckOutput(Output):
         text to a list not at all (the step failed mid-run)."""
         import duckdb
 
-        from .widen import json_texts, unified_schema
+        from .tables import JSON
+        from .widen import json_texts, json_values, unified_schema
         schemas, types = [], []  # Arrow's types to unify, DuckDB's to declare a conversion's input
         for t in srcs:
             res = self.con.execute(f"SELECT * FROM {q(t.name)} LIMIT 0")
             types.append({d[0]: str(d[1]) for d in res.description})
-            schemas.append(res.arrow().schema)
+            schemas.append(arrow_of(res).schema)
         to = unified_schema(schemas, skip=(ROW,))
         views = []
         for n, (t, schema) in enumerate(zip(srcs, schemas)):
@@ -284,7 +282,13 @@ class DuckOutput(Output):
                 want = to.get(f.name)
                 if want is None or f.type.equals(want):
                     continue
-                if pa.types.is_string(want):  # its JSON text, from Python's json as the read writes it
+                if want == JSON:  # each value's JSON (a text quoted), as the read writes a JSON column
+                    fn = f"__json_value_{n}_{len(self._udfs)}"
+                    self.con.create_function(fn, json_values, [duckdb.sqltype(types[n][f.name])], "VARCHAR",
+                                             type="arrow", null_handling="special", side_effects=False)
+                    self._udfs.append(fn)
+                    repl.append(f"CAST({fn}({q(f.name)}) AS JSON) AS {q(f.name)}")
+                elif pa.types.is_string(want):  # its JSON text, from Python's json as the read writes it
                     fn = f"__json_text_{n}_{len(self._udfs)}"
                     self.con.create_function(fn, json_texts, [duckdb.sqltype(types[n][f.name])], "VARCHAR",
                                              type="arrow", null_handling="special", side_effects=False)

@@ -65,12 +65,12 @@ def sql_block(src: str, out: str, aside: str, how: str, args: tuple, params: dic
 def _run(con, tbl: pa.Table, how: str, args: tuple, params: dict) -> tuple[pa.Table, pa.Table]:
     """(the step's rows, the rows it set aside) of `how` over a table, on `con`."""
     from .duck import DuckOutput, DuckTable
-    from .tables import ASIDE_DDL
+    from .tables import ASIDE_DDL, arrow_of
     con.register("s", tbl)  # read in place, not copied into a table
     con.execute(f"CREATE TABLE a {ASIDE_DDL}")
     o = DuckOutput(con, "o", "a", params)
     getattr(o, how)(DuckTable(con, "s"), *args)
-    res = _row_last(con.execute("SELECT * FROM o").to_arrow_table())
+    res = _row_last(arrow_of(con.execute("SELECT * FROM o")))
     return res, con.execute("SELECT _id, reason, raw FROM a").to_arrow_table().cast(ASIDE_SCHEMA)
 
 

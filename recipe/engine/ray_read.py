@@ -64,17 +64,15 @@ def read_on_driver(store, fp: str, ctx, source: str, args: dict, log) -> None:
 
 def _blocks(con, outdir: Path, prefix: str, row_base: int, block_rows: int, keep_empty: bool) -> tuple[int, pa.Schema]:
     """Table `t` as blocks `<prefix><i>.parquet`, `_row` shifted by `row_base`."""
-    res = con.execute("SELECT * FROM t")
-    reader = res.to_arrow_reader(block_rows) if hasattr(res, "to_arrow_reader") else res.fetch_record_batch(block_rows)
+    from .tables import arrow_batches, arrow_of
     n, i = 0, 0
-    for b in reader:
-        tbl = pa.Table.from_batches([b])
+    for tbl in arrow_batches(con.execute("SELECT * FROM t"), block_rows):
         if row_base:
             at = tbl.column_names.index(rb.ROW)
             tbl = tbl.set_column(at, rb.ROW, pc.add(tbl.column(at), pa.scalar(row_base, pa.int64())))
         rb.write_atomic(tbl, str(outdir / f"{prefix}{rb.block_name(i)}"))
         n, i = n + tbl.num_rows, i + 1
-    empty = con.execute("SELECT * FROM t LIMIT 0").to_arrow_table()
+    empty = arrow_of(con.execute("SELECT * FROM t LIMIT 0"))
     if i == 0 and keep_empty:
         rb.write_atomic(empty, str(outdir / f"{prefix}{rb.block_name(0)}"))
     return n, empty.schema
@@ -185,11 +183,11 @@ def _stored_schema(tbl: pa.Table) -> pa.Schema:
     exports them (RowWriter, then `SELECT *`)."""
     con = scratch_connection(None, Path(os.devnull))
     try:
-        from .tables import RowWriter
+        from .tables import RowWriter, arrow_of
         w = RowWriter(con, "t")
         w.add_arrow(tbl.slice(0, 1))
         w.close()
-        return con.execute("SELECT * FROM t LIMIT 0").to_arrow_table().schema
+        return arrow_of(con.execute("SELECT * FROM t LIMIT 0")).schema
     finally:
         con.close()
 

@@ -12,8 +12,51 @@ from .sql import quote_ident as q
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 CORE = [("_id", pa.string()), ("messages", MESSAGES), ("instruction", pa.string()), ("response", pa.string())]
 ASIDE_DDL = "(_id VARCHAR, reason VARCHAR, raw VARCHAR)"
+# a nested value (an object, a list that is not all text) is kept as its JSON in a JSON
+# column: sinks write it back as the value it was (as text it came out as a string)
+JSON = pa.json_()
 SQL_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN",
-             pa.list_(pa.string()): "VARCHAR[]"}
+             pa.list_(pa.string()): "VARCHAR[]", JSON: "JSON"}
+
+
+def json_names(res) -> list[str]:
+    """The JSON columns of a DuckDB result: DuckDB hands them to Arrow as plain text (its
+    `arrow_lossless_conversion` would keep them, but turns booleans into `bool8` too)."""
+    return [d[0] for d in res.description if str(d[1]) == "JSON"]
+
+
+def with_json(tbl: pa.Table, names: list[str]) -> pa.Table:
+    """`tbl` with the columns `names` typed as JSON (their storage, text, unchanged)."""
+    for name in names:
+        i = tbl.schema.get_field_index(name)
+        col = tbl.column(i)
+        tbl = tbl.set_column(i, pa.field(name, JSON), pa.chunked_array(
+            [pa.ExtensionArray.from_storage(JSON, c) for c in col.chunks], JSON))
+    return tbl
+
+
+def arrow_of(res) -> pa.Table:
+    """A DuckDB result as an Arrow table, JSON columns as JSON."""
+    names = json_names(res)
+    return with_json(res.to_arrow_table(), names)
+
+
+def arrow_batches(res, size: int):
+    """A DuckDB result as Arrow tables of up to `size` rows, JSON columns as JSON."""
+    names = json_names(res)
+    reader = res.to_arrow_reader(size) if hasattr(res, "to_arrow_reader") else res.fetch_record_batch(size)
+    for b in reader:
+        yield with_json(pa.Table.from_batches([b]), names)
+
+
+def nested(v) -> bool:
+    """A value only a JSON column holds as it is: an object, or a list that is not all text."""
+    return isinstance(v, dict) or isinstance(v, list) and not all(isinstance(x, str) for x in v)
+
+
+def json_text(v) -> str:
+    """A value's JSON in a JSON column (keys in the input's order)."""
+    return json.dumps(v, ensure_ascii=False)
 
 
 def infer_type(values: list) -> pa.DataType:
@@ -30,11 +73,13 @@ def infer_type(values: list) -> pa.DataType:
         return pa.string()
     if all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in vals):
         return pa.list_(pa.string())
-    return pa.string()  # nested values are kept as JSON text
+    if any(nested(v) for v in vals):
+        return JSON  # every value as its JSON, so a text or number beside an object keeps its own type
+    return pa.string()  # other mixes (text and numbers, a list and text) are text
 
 
 def fits(t: pa.DataType, v) -> bool:
-    if v is None:
+    if v is None or t == JSON:
         return True
     if t == pa.bool_():
         return isinstance(v, bool)
@@ -44,12 +89,14 @@ def fits(t: pa.DataType, v) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool)
     if t == pa.list_(pa.string()):
         return isinstance(v, list) and all(isinstance(x, str) for x in v)
-    return True
+    return not nested(v)  # text holds a scalar or a list of texts as text; a nested value widens it to JSON
 
 
 def coerce(t: pa.DataType, v):
     if v is None:
         return None
+    if t == JSON:
+        return json_text(v)
     if t == pa.string() and not isinstance(v, str):
         return json.dumps(v, ensure_ascii=False, sort_keys=True)
     if t == pa.float64():
@@ -164,7 +211,8 @@ class RowWriter:
 
     def _widen(self, extras: dict[str, list]) -> None:
         """Columns first seen in this chunk are added (earlier rows get null); a column whose
-        values no longer fit its type is widened (int to float, anything else to JSON text),
+        values no longer fit its type is widened (int to float, to JSON where a nested value comes,
+        anything else to text),
         with the rows already written converted, so no row is lost to a schema guess."""
         written = self.count or self._exists()
         for k, vals in extras.items():
@@ -185,7 +233,9 @@ class RowWriter:
             elif all(fits(cur, v) for v in vals):
                 continue
             else:
-                new = pa.float64() if cur == pa.int64() and infer_type(vals) in (pa.int64(), pa.float64()) else pa.string()
+                got = infer_type(vals)
+                new = (pa.float64() if cur == pa.int64() and got in (pa.int64(), pa.float64())
+                       else JSON if got == JSON else pa.string())
             if new == cur:
                 continue
             if written:
@@ -194,15 +244,16 @@ class RowWriter:
 
     def _retype(self, k: str, cur: pa.DataType, new: pa.DataType) -> None:
         """Change a written column's type; lists become the JSON text a row read alone would
-        have had (json.dumps), which DuckDB's own rendering of a list is not."""
+        have had (json.dumps), which DuckDB's own rendering of a list is not, and every value
+        of a column that becomes JSON its JSON (a text quoted)."""
         self.end()
         t = q(self.table)
-        if cur == pa.list_(pa.string()) and new == pa.string():
+        if cur == pa.list_(pa.string()) and new == pa.string() or new == JSON:
             vals = self.con.execute(f"SELECT _row, {q(k)} FROM {t}").fetchall()
+            text = json_text if new == JSON else lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True)
             fixed = pa.table({"__r": pa.array([r for r, _ in vals], pa.int64()),
-                              "__v": pa.array([None if v is None else json.dumps(v, ensure_ascii=False, sort_keys=True)
-                                               for _, v in vals], pa.string())})
-            self.con.execute(f"ALTER TABLE {t} ALTER {q(k)} SET DATA TYPE VARCHAR USING NULL")
+                              "__v": pa.array([None if v is None else text(v) for _, v in vals], pa.string())})
+            self.con.execute(f"ALTER TABLE {t} ALTER {q(k)} SET DATA TYPE {SQL_TYPES[new]} USING NULL")
             self.con.register("__fixed", fixed)
             self.con.execute(f"UPDATE {t} SET {q(k)} = __fixed.__v FROM __fixed WHERE {t}._row = __fixed.__r")
             self.con.unregister("__fixed")

@@ -1,7 +1,7 @@
 """How `union` and `mix` widen a column whose inputs disagree on its type, on both engines:
 the read's rule (`tables.RowWriter._widen`) applied to whole columns. Whole numbers of any
-width stay whole numbers, numbers of mixed kinds become floats, and anything else becomes
-text: each value the JSON text a row read alone would have had (`json.dumps`, as the read
+width stay whole numbers, numbers of mixed kinds become floats, a JSON column (nested values)
+meeting anything stays JSON (each value its JSON), and anything else becomes text: each value the JSON text a row read alone would have had (`json.dumps`, as the read
 writes a list that a later row widened), so a list unioned with text is `["a", "b"]`, not
 DuckDB's own rendering `[a, b]` (until session 23 DuckDB's cast of one to the other stopped
 the run mid-step, after `check` had passed it)."""
@@ -12,6 +12,8 @@ from decimal import Decimal
 
 import pyarrow as pa
 
+from .tables import JSON
+
 
 def unified(a: pa.DataType, b: pa.DataType) -> pa.DataType:
     """The type a column takes when one input has it as `a` and another as `b`."""
@@ -19,6 +21,8 @@ def unified(a: pa.DataType, b: pa.DataType) -> pa.DataType:
         return a
     if pa.types.is_null(a):
         return b
+    if a == JSON or b == JSON:  # JSON holds any value as itself
+        return JSON
     if pa.types.is_integer(a) and pa.types.is_integer(b):
         return pa.int64()
     if _numeric(a) and _numeric(b):
@@ -49,6 +53,16 @@ def json_texts(arr) -> pa.Array:
                      for v in arr.to_pylist()], pa.string())
 
 
+def json_values(arr) -> pa.Array:
+    """Values as a JSON column: each value's JSON (a text quoted); nulls stay null."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if arr.type == JSON:
+        return arr
+    return pa.ExtensionArray.from_storage(JSON, pa.array(
+        [None if v is None else json.dumps(v, ensure_ascii=False, default=_plain) for v in arr.to_pylist()], pa.string()))
+
+
 def _plain(v):
     if isinstance(v, Decimal):  # a DuckDB decimal literal
         return float(v)
@@ -61,6 +75,8 @@ def converted(col, to: pa.DataType):
     """An Arrow column of one input as the unified type `to`."""
     if col.type.equals(to):
         return col
+    if to == JSON:
+        return json_values(col)
     if pa.types.is_string(to):
         return json_texts(col)
     return col.cast(to)

@@ -21,8 +21,15 @@ def safe_sink_path(out_dir: Path, rel: str) -> Path:
 
 
 def _records(table, batch: int = 10000):
+    """Rows as dicts; a JSON column's values (nested input values) as the values they are."""
+    import pyarrow as pa
     for b in table.batches(table.columns(), batch):
-        yield from b.to_pylist()
+        rows = b.to_pylist()
+        for name in [f.name for f in b.schema if isinstance(f.type, pa.JsonType)]:
+            for r in rows:
+                if r[name] is not None:
+                    r[name] = json.loads(r[name])
+        yield from rows
 
 
 def _rows_for(fmt: str, table, keep: list[str], rejected: list):
@@ -122,7 +129,8 @@ def _parquet(table, path: Path, fmt: str, keep: list[str], rejected: list) -> in
 
     def batches(rej):
         if fmt == "jsonl" and not keep:
-            yield from table.batches(table.columns(), 10_000)
+            for b in table.batches(table.columns(), 10_000):
+                yield b.cast(_element_named(b.schema))
             return
         buf = []
         for rec in _rows_for(fmt, table, keep, rej):
@@ -148,10 +156,25 @@ def _parquet(table, path: Path, fmt: str, keep: list[str], rejected: list) -> in
             writer.write_table(b)
             n += b.num_rows
         if writer is None:  # no rows: an empty file (with the table's columns, for jsonl)
-            writer = pq.ParquetWriter(fh, schema or (table.arrow(table.columns()).schema if fmt == "jsonl" and not keep
-                                                     else pa.schema([])))
+            writer = pq.ParquetWriter(fh, schema or (_element_named(table.arrow(table.columns()).schema)
+                                                     if fmt == "jsonl" and not keep else pa.schema([])))
         writer.close()
     return n
+
+
+def _element_named(schema):
+    """`schema` with every list's item field named `element` (Parquet's name for it): DuckDB
+    names it `l`, a table read back from Parquet `element`, and the file kept the name it was
+    given, so the same rows made different bytes on the two engines."""
+    import pyarrow as pa
+
+    def fix(t):
+        if pa.types.is_list(t):
+            return pa.list_(pa.field("element", fix(t.value_type), t.value_field.nullable))
+        if pa.types.is_struct(t):
+            return pa.struct([pa.field(f.name, fix(f.type), f.nullable, f.metadata) for f in t])
+        return t
+    return pa.schema([pa.field(f.name, fix(f.type), f.nullable, f.metadata) for f in schema], metadata=schema.metadata)
 
 
 def _tag_counts(table, path: Path, col: str, atomic_write) -> int:

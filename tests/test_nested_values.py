@@ -1,0 +1,59 @@
+"""A nested input value (an object, a list that is not all text) reaches every output as the
+value it was. Found on a probe: every object field came out of a JSON, JSONL or Parquet sink
+as a string holding its JSON (`"meta": "{\"src\": \"x\"}"`), so a consumer reading
+`row["meta"]["src"]` broke although the recipe never touched the field. Such a column is
+now a JSON column (Arrow's JSON type in the engines, DuckDB's JSON in SQL)."""
+import json
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from recipe.api import load
+from recipe.engine.tables import RowWriter
+
+from conftest import read_jsonl, write_jsonl
+
+ROWS = [
+    {"instruction": "Say hi", "output": "Hi!", "meta": {"src": "x", "n": [1, 2]}, "tags": ["a"], "vec": [0.5, 1]},
+    {"instruction": "Say bye", "output": "Bye!", "meta": {"src": "y", "n": []}, "tags": [], "vec": None},
+    {"instruction": "Count", "output": "1 2 3", "meta": None, "tags": ["c"], "vec": [2, 3.5]},
+]
+
+
+def test_nested_values_reach_every_container_as_they_were(tmp_path):
+    data = write_jsonl(tmp_path / "a.jsonl", ROWS)
+    load(f'recipe n\nsource raw = read("{data}")\nkept = raw | filter(length(instruction) > 0)\n'
+         'write kept to "o.jsonl"\nwrite kept to "o.json"\nwrite kept to "o.parquet"\nwrite kept to "o.csv"\n'
+         'write kept to "a.jsonl" (format="alpaca", columns=["meta"])\n').run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    want = [{k: r[k] for k in ("meta", "tags", "vec")} for r in ROWS]
+    for got in (read_jsonl(tmp_path / "o" / "o.jsonl"), json.loads((tmp_path / "o" / "o.json").read_text())):
+        assert [{k: r[k] for k in ("meta", "tags", "vec")} for r in got] == want
+        assert list(got[0]["meta"]) == ["src", "n"]  # the input's key order
+    assert [r["meta"] for r in read_jsonl(tmp_path / "o" / "a.jsonl")] == [r["meta"] for r in ROWS]
+    t = pq.read_table(tmp_path / "o" / "o.parquet")
+    assert isinstance(t.schema.field("meta").type, pa.JsonType)  # Parquet's JSON logical type
+    assert [None if v is None else json.loads(v) for v in t.column("meta").to_pylist()] == [r["meta"] for r in ROWS]
+    csv_text = (tmp_path / "o" / "o.csv").read_text()
+    assert '"{""src"": ""x"", ""n"": [1, 2]}"' in csv_text  # CSV holds no objects: JSON text, as before
+
+
+def test_a_column_that_meets_an_object_after_the_first_chunk_becomes_json_keeping_every_value():
+    con = duckdb.connect()
+    w = RowWriter(con, "t", chunk=2)
+    vals = ["text", "3", {"a": 1}, 7, [1, "b"], None, True]
+    for i, v in enumerate(vals):
+        w.add(f"r{i}", {"messages": [], "instruction": "i", "response": "r", "m": v})
+    w.close()
+    assert con.execute("SELECT typeof(m) FROM t LIMIT 1").fetchone()[0] == "JSON"
+    got = [None if v is None else json.loads(v) for (v,) in con.execute("SELECT m FROM t ORDER BY _row").fetchall()]
+    assert got == vals and w.rejected == []
+
+
+def test_text_and_numbers_without_nested_values_still_widen_to_text():
+    con = duckdb.connect()
+    w = RowWriter(con, "t", chunk=2)
+    for i, v in enumerate([1, 2, "x", ["l"]]):
+        w.add(f"r{i}", {"messages": [], "instruction": "i", "response": "r", "m": v})
+    w.close()
+    assert con.execute("SELECT m FROM t ORDER BY _row").fetchall() == [("1",), ("2",), ("x",), ('["l"]',)]
