@@ -26,8 +26,10 @@ $(STAMP): pyproject.toml Makefile
 demo: setup
 	$(VENV)/bin/recipe run stdlib:qdit --source raw=examples/data/default.jsonl --set k=40 --out out/demo
 
+# two workers (pytest-xdist): most tests use one core of this 2-core machine; the modules that
+# start Ray run on one worker (tests/conftest.py)
 test: setup
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=15
 
 clean:
 	rm -rf .recipe out

@@ -16,10 +16,25 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_configure(config):
-    # the per-user model cache of this test session: never the developer's own ~/.cache
+    # the per-user model cache of this test session: never the developer's own ~/.cache; each
+    # pytest-xdist worker (`make test` runs two) has its own, as two users' machines would
     import os
     import tempfile
-    os.environ.setdefault("RECIPE_CACHE_HOME", tempfile.mkdtemp(prefix="recipe-test-cache-"))
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["RECIPE_CACHE_HOME"] = tempfile.mkdtemp(prefix=f"recipe-test-cache-{os.environ['PYTEST_XDIST_WORKER']}-")
+    else:
+        os.environ.setdefault("RECIPE_CACHE_HOME", tempfile.mkdtemp(prefix="recipe-test-cache-"))
+
+
+# modules that start a local Ray instance (or a `ray start` cluster): one worker runs them all,
+# one after the other, since a second local instance on the machine would join the first's
+RAY_MODULES = {"test_ray", "test_ray_blocks", "test_kernels", "test_cache_prune", "test_check_then_run", "test_stdlib"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module.__name__ in RAY_MODULES:
+            item.add_marker(pytest.mark.xdist_group("ray"))
 
 
 def pytest_addoption(parser):
