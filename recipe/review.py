@@ -30,7 +30,11 @@ def old_text(against: str, file: str) -> tuple[str | None, str]:
         p = Path(against)
         if not p.exists():
             raise UserError(f"--against {against}: no such file")
-        return p.read_text(encoding="utf-8"), against
+        from .link import read_text
+        try:
+            return read_text(p), against
+        except UserError as e:  # a folder, a file that is not text
+            raise UserError(f"--against {against}: {e}") from None
     ref, path = against[4:] or "HEAD", Path(file).resolve()
     try:
         top = subprocess.run(["git", "-C", str(path.parent), "rev-parse", "--show-toplevel"], capture_output=True,

@@ -60,6 +60,12 @@ def test_against_a_git_revision_and_a_new_file(capsys, tmp_path):
     assert "not there: the recipe is new" in out and out.count("new  ") >= 2
     assert main(["plan", str(rec), "--against", "git:no-such-branch"]) == 1
     assert "no git revision `no-such-branch`" in capsys.readouterr().err
+    # a folder or a file that is not text: one line naming it (a folder was a traceback)
+    (tmp_path / "bin.recipe").write_bytes(b"\xff\xfe")
+    for bad, says in ((repo, "is a directory"), (tmp_path / "bin.recipe", "is not UTF-8 text")):
+        assert main(["plan", str(rec), "--against", str(bad)]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: --against {bad}: ") and says in err and err.count("\n") == 1, err
 
 
 def test_cache_status_says_what_will_run(capsys, tmp_path, monkeypatch):
