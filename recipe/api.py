@@ -133,6 +133,8 @@ class Loaded:
         `address`: "auto" or ray://HOST:10001; `replicas`: actors per model by default)."""
         if engine not in ("duckdb", "ray"):
             raise UserError(f"unknown engine `{engine}`; engines: duckdb, ray")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
+            raise UserError(f"replicas={replicas!r}: give a whole number of actors per model, at least 1")
         from .engine.run import Reporter, check_out_dir, execute
         from .engine.store import Store
         self._require_sources(sources)

@@ -21,6 +21,20 @@ def _kv(items: list[str] | None, flag: str) -> dict[str, str]:
     return out
 
 
+def _at_least(lo, kind=int, above: bool = False):
+    """An argparse type: a number of `kind` that is at least `lo` (above it with `above`), as
+    the recipe's own parameter of that name is checked."""
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'a whole number' if kind is int else 'a number'}")
+        if v < lo or above and v == lo:
+            raise argparse.ArgumentTypeError(f"{text} must be {'above' if above else 'at least'} {lo}")
+        return v
+    return parse
+
+
 def _load(target: str):
     from .api import load
     return load(target)
@@ -390,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=("duckdb", "ray"), default="duckdb",
                    help="duckdb: this machine (default); ray: Ray Data, a local instance or --address")
     p.add_argument("--address", metavar="ADDR", help="with --engine ray: a running cluster (auto, or ray://HOST:10001)")
-    p.add_argument("--replicas", type=int, default=1, metavar="N",
+    p.add_argument("--replicas", type=_at_least(1), default=1, metavar="N",
                    help="with --engine ray: actors per model unless the model says replicas= (default 1)")
     common(p)
     p.set_defaults(fn=cmd_run)
@@ -398,13 +412,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--eval", required=True, metavar="FILE", help="instruction/answer pairs to evaluate on (any supported format)")
     p.add_argument("--out", default="out/eval")
-    p.add_argument("--seeds", type=int, default=3, help="random subsets of the selection's size (default 3)")
+    p.add_argument("--seeds", type=_at_least(0), default=3, help="random subsets of the selection's size (default 3)")
     p.add_argument("--base", default="builtin:smollm2", help="the model every run fine-tunes (default builtin:smollm2)")
     p.add_argument("--pool", action="store_true", help="also fine-tune on the whole pool")
     p.add_argument("--judge", metavar="MODEL", help="a causal LM that judges answers against the base's (win rate)")
-    p.add_argument("--epochs", type=float, default=1.0)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--max-tokens", type=int, default=256, help="tokens per packed training sequence")
+    p.add_argument("--epochs", type=_at_least(0.01, float), default=1.0)
+    p.add_argument("--lr", type=_at_least(0.0, float, above=True), default=2e-4)
+    p.add_argument("--max-tokens", type=_at_least(8), default=256, help="tokens per packed training sequence")
     p.add_argument("--full", action="store_true", help="train every weight (default: LoRA adapters)")
     p.add_argument("--cache-dir", default=".recipe")
     p.add_argument("--model-cache", metavar="DIR")

@@ -34,6 +34,8 @@ def start_ray(address: str | None = None) -> None:
         raise UserError("--engine ray needs Ray: pip install 'recipe[ray]' (make setup installs it)")
     if ray.is_initialized():
         return
+    if address and address != "auto":
+        _reachable(address)
     kw = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
     if address:
         kw["address"] = address
@@ -64,6 +66,22 @@ def start_ray(address: str | None = None) -> None:
                 continue
             raise UserError(f"cannot reach the Ray cluster at {address}: {e} (is the head's client port open? a "
                             f"cluster with token authentication needs its token: RAY_AUTH_TOKEN or ~/.ray/auth_token)")
+
+
+def _reachable(address: str, timeout: float = 5.0) -> None:
+    """A cluster address whose port does not answer is one clear error at once (Ray itself
+    retried for minutes, printing its own warnings, before giving up)."""
+    import socket
+    hostport = address[len("ray://"):] if address.startswith("ray://") else address
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address {address}: write HOST:PORT (ray://HOST:10001 for Ray Client, HOST:6379 for the "
+                        f"head's own address), or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise UserError(f"cannot reach the Ray cluster at {address}: {e.strerror or e} (is it started? `ray start "
+                        f"--head` on the head; Ray Client listens on port 10001)") from None
 
 
 class RayStore:
