@@ -57,3 +57,24 @@ def test_text_and_numbers_without_nested_values_still_widen_to_text():
         w.add(f"r{i}", {"messages": [], "instruction": "i", "response": "r", "m": v})
     w.close()
     assert con.execute("SELECT m FROM t ORDER BY _row").fetchall() == [("1",), ("2",), ("x",), ('["l"]',)]
+
+
+def test_a_json_column_reads_as_its_text_in_expressions_joins_and_scores(tmp_path):
+    """What `check` passes on a column of nested values runs: compared with a text (DuckDB
+    parsed the text as JSON and stopped the run), joined on (Arrow's set lookup refused the
+    JSON type), scored by an expression (the cast to a number stopped the run; now null)."""
+    data = write_jsonl(tmp_path / "a.jsonl", ROWS)
+    lab = write_jsonl(tmp_path / "lab.jsonl", [{"meta": {"src": "x", "n": [1, 2]}, "label": "L1"}])
+    res = load(f'recipe j\nsource raw = read("{data}")\nsource lab = read("{lab}", format="raw")\n'
+               'a = raw | filter(meta == "x" or contains(meta, "\\"y\\""))\n'
+               'b = raw | join(lab, on=meta, how="left") | derive(copy = meta)\n'
+               'c = raw | score(metric="expr", expr=meta) | filter(meta > 3)\n'
+               'write a to "a.jsonl"\nwrite b to "b.jsonl"\nwrite c to "c.jsonl"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert [r["instruction"] for r in read_jsonl(tmp_path / "o" / "a.jsonl")] == ["Say bye"]
+    b = read_jsonl(tmp_path / "o" / "b.jsonl")
+    assert [r["label"] for r in b] == ["L1", None, None]
+    assert [r["copy"] for r in b] == [r["meta"] for r in ROWS]  # a copy of a JSON column stays JSON
+    assert read_jsonl(tmp_path / "o" / "c.jsonl") == []
+    c = next(n for n in res.manifest["nodes"] if n["name"] == "c/filter")
+    assert c["rows_set_aside"] == 3

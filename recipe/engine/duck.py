@@ -62,8 +62,9 @@ class DuckTable(Table):
         return t.column(0).to_numpy()
 
 
-# DuckDB's column types as the language names them (a widened column is VARCHAR; JSON holds nested values)
-_LANG_TYPES = {"VARCHAR": "str", "JSON": "any", "BIGINT": "int", "INTEGER": "int", "SMALLINT": "int",
+# DuckDB's column types as the language names them (a widened column is VARCHAR; `json`, a column
+# of nested values, is text to the translator: sql.to_sql reads it as its JSON text)
+_LANG_TYPES = {"VARCHAR": "str", "JSON": "json", "BIGINT": "int", "INTEGER": "int", "SMALLINT": "int",
                "TINYINT": "int", "HUGEINT": "int", "UBIGINT": "int", "UINTEGER": "int", "DOUBLE": "float",
                "FLOAT": "float", "DECIMAL": "float", "BOOLEAN": "bool"}
 
@@ -141,7 +142,7 @@ class DuckOutput(Output):
             if name in ("instruction", "response") or cast.get(name) == "text":  # conversation text: never null
                 sql = f"coalesce(CAST({sql} AS VARCHAR), '')"
             elif cast.get(name) == "float":
-                sql = f"CAST({sql} AS DOUBLE)"
+                sql = f"TRY_CAST({sql} AS DOUBLE)"  # a value that is no number (an open column) is null, not a stopped run
             if name in existing:  # replaced where it stands: a derived column keeps its place
                 replaced.append(f"{sql} AS {q(name)}")
                 binds_replaced += b

@@ -39,8 +39,13 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
     column that `check` saw as numbers in a source's first rows holds text when a later row
     held text (the read widens it): where a number is needed it is read as its numbers,
     null where a value is not one, so such a row is set aside rather than the run stopped."""
+    if isinstance(e, Column):  # a column as it is (a JSON column copied stays JSON)
+        return quote_ident(e.name), []
     binds: list = []
-    types = column_types or {}
+    # a JSON column (engine/duck.table_types: `json`) is read as its JSON text, as a text column:
+    # DuckDB compared it with a text by parsing the text as JSON (`meta == "x"` stopped the run)
+    json_cols = {n for n, t in (column_types or {}).items() if t == "json"}
+    types = {n: STR if t == "json" else t for n, t in (column_types or {}).items()}
     text_cols = {n for n, t in types.items() if t == STR}
     param_types = {k: of_value(v) for k, v in params.items()}
 
@@ -80,7 +85,7 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
                 raise ExprError(f"param {x.name} has no value")
             return bind(params[x.name])
         if isinstance(x, Column):
-            return quote_ident(x.name)
+            return f"CAST({quote_ident(x.name)} AS VARCHAR)" if x.name in json_cols else quote_ident(x.name)
         if isinstance(x, Unary):
             if x.op == "not":
                 return f"(NOT {go(x.operand)})"

@@ -76,6 +76,9 @@ def _keys(left: pa.ChunkedArray, right: pa.ChunkedArray) -> tuple[pa.Array, pa.A
     """Both sides' keys as one type: text when the types differ (an `id` read as a number
     on one side and as text on the other still matches)."""
     left, right = left.combine_chunks(), right.combine_chunks()
+    # a JSON column (nested values) is matched on its JSON text: Arrow's set lookup takes no
+    # extension type (a join on one stopped the run)
+    left, right = (a.storage if isinstance(a, pa.ExtensionArray) else a for a in (left, right))
     if left.type != right.type:
         left, right = left.cast(pa.string()), right.cast(pa.string())
     return left, right
