@@ -63,7 +63,7 @@ def test_a_json_column_reads_as_its_text_in_expressions_joins_and_scores(tmp_pat
     """What `check` passes on a column of nested values runs: compared with a text (DuckDB
     parsed the text as JSON and stopped the run), joined on (Arrow's set lookup refused the
     JSON type), scored by an expression (the cast to a number stopped the run; now null)."""
-    data = write_jsonl(tmp_path / "a.jsonl", ROWS)
+    data = write_jsonl(tmp_path / "a.jsonl", ROWS + [{"instruction": "Plain", "output": "x", "meta": "x"}])
     lab = write_jsonl(tmp_path / "lab.jsonl", [{"meta": {"src": "x", "n": [1, 2]}, "label": "L1"}])
     res = load(f'recipe j\nsource raw = read("{data}")\nsource lab = read("{lab}", format="raw")\n'
                'a = raw | filter(meta == "x" or contains(meta, "\\"y\\""))\n'
@@ -71,10 +71,11 @@ def test_a_json_column_reads_as_its_text_in_expressions_joins_and_scores(tmp_pat
                'c = raw | score(metric="expr", expr=meta) | filter(meta > 3)\n'
                'write a to "a.jsonl"\nwrite b to "b.jsonl"\nwrite c to "c.jsonl"\n').run(
         out=tmp_path / "o", cache_dir=tmp_path / "c")
-    assert [r["instruction"] for r in read_jsonl(tmp_path / "o" / "a.jsonl")] == ["Say bye"]
+    # a text among the objects is itself in an expression, not its quoted JSON
+    assert [r["instruction"] for r in read_jsonl(tmp_path / "o" / "a.jsonl")] == ["Say bye", "Plain"]
     b = read_jsonl(tmp_path / "o" / "b.jsonl")
-    assert [r["label"] for r in b] == ["L1", None, None]
-    assert [r["copy"] for r in b] == [r["meta"] for r in ROWS]  # a copy of a JSON column stays JSON
+    assert [r["label"] for r in b] == ["L1", None, None, None]
+    assert [r["copy"] for r in b] == [r["meta"] for r in ROWS] + ["x"]  # a copy of a JSON column stays JSON
     assert read_jsonl(tmp_path / "o" / "c.jsonl") == []
     c = next(n for n in res.manifest["nodes"] if n["name"] == "c/filter")
-    assert c["rows_set_aside"] == 3
+    assert c["rows_set_aside"] == 4

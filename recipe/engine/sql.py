@@ -85,7 +85,10 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
                 raise ExprError(f"param {x.name} has no value")
             return bind(params[x.name])
         if isinstance(x, Column):
-            return f"CAST({quote_ident(x.name)} AS VARCHAR)" if x.name in json_cols else quote_ident(x.name)
+            if x.name in json_cols:  # a text value as itself (not its quoted JSON), others as their JSON text
+                c = quote_ident(x.name)
+                return f"(CASE WHEN json_type({c}) = 'VARCHAR' THEN {c} ->> '$' ELSE CAST({c} AS VARCHAR) END)"
+            return quote_ident(x.name)
         if isinstance(x, Unary):
             if x.op == "not":
                 return f"(NOT {go(x.operand)})"
