@@ -79,3 +79,17 @@ def test_a_json_column_reads_as_its_text_in_expressions_joins_and_scores(tmp_pat
     assert read_jsonl(tmp_path / "o" / "c.jsonl") == []
     c = next(n for n in res.manifest["nodes"] if n["name"] == "c/filter")
     assert c["rows_set_aside"] == 4
+
+
+def test_not_and_or_read_a_column_of_another_type_as_booleans(tmp_path):
+    """Found by the recipe fuzzer once it drew JSON columns: `not (meta)` passed `check` (its
+    type is not known there) and DuckDB's cast of an object to a boolean stopped the run. Now
+    a value that is no boolean is null: the row is set aside with the filter's null reason."""
+    data = write_jsonl(tmp_path / "a.jsonl", ROWS + [{"instruction": "T", "output": "x", "meta": "true"}])
+    load(f'recipe b\nsource raw = read("{data}")\na = raw | filter(not (coalesce(meta, meta)))\n'
+         'b = raw | filter(meta or false)\nwrite a to "a.jsonl"\nwrite b to "b.jsonl"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert read_jsonl(tmp_path / "o" / "a.jsonl") == []
+    assert [r["instruction"] for r in read_jsonl(tmp_path / "o" / "b.jsonl")] == ["T"]  # the text "true"
+    aside = read_jsonl(tmp_path / "o" / "set_aside.jsonl")
+    assert len(aside) == 7 and all("is null" in a["reason"] or "is false" in a["reason"] for a in aside)

@@ -12,7 +12,10 @@ from recipe.diagnostics import RecipeError, UserError
 
 TYPES = {"int": st.integers(-5, 50), "float": st.floats(-5, 5, allow_nan=False).map(lambda x: round(x, 2)),
          "str": st.text(alphabet="ab cd\u00e9", max_size=8), "bool": st.booleans(),
-         "list": st.lists(st.sampled_from(["x", "y", "z"]), max_size=3)}
+         "list": st.lists(st.sampled_from(["x", "y", "z"]), max_size=3),
+         # nested values: a JSON column (objects, lists of numbers)
+         "json": st.one_of(st.dictionaries(st.sampled_from(["k", "s"]), st.integers(0, 9), max_size=2),
+                           st.lists(st.integers(0, 3), min_size=1, max_size=2))}
 COLNAMES = ["c1", "c2", "c3"]
 CANON = ["instruction", "response"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..ir import Binary, Call, Column, Lit, ParamRef, Unary
 from ..syntax import FUNCTIONS, WS_RE2
-from ..types import SIGNATURES, STR, expr_type, numeric, of_value
+from ..types import BOOL, SIGNATURES, STR, expr_type, numeric, of_value
 
 _ARITH = ("+", "-", "*", "/", "%")
 
@@ -53,6 +53,12 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
         sql = go(x)
         return f"TRY_CAST({sql} AS DOUBLE)" if isinstance(x, Column) and x.name in text_cols else sql
 
+    def logical(x) -> str:
+        """An operand of not/and/or not known to be a boolean (a text or JSON column, an open
+        one, `coalesce` of one) is read as one, null where a value is not (its cast stopped the run)."""
+        sql = go(x)
+        return sql if expr_type(x, types, param_types)[0] == BOOL else f"TRY_CAST({sql} AS BOOLEAN)"
+
     def compared(x, other) -> str:
         """A comparison's side: a text column compared with a number is read as numbers."""
         if isinstance(x, Column) and x.name in text_cols and numeric(expr_type(other, types, param_types)[0]):
@@ -91,7 +97,7 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
             return quote_ident(x.name)
         if isinstance(x, Unary):
             if x.op == "not":
-                return f"(NOT {go(x.operand)})"
+                return f"(NOT {logical(x.operand)})"
             return f"TRY(- {num(x.operand)})" if x.op == "-" else f"(+ {num(x.operand)})"
         if isinstance(x, Binary):
             op = _BINARY_SQL.get(x.op)
@@ -100,7 +106,7 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
             if x.op in _ARITH:
                 left, right = num(x.left), num(x.right)
             elif x.op in ("and", "or"):
-                left, right = go(x.left), go(x.right)
+                left, right = logical(x.left), logical(x.right)
             else:
                 left, right = compared(x.left, x.right), compared(x.right, x.left)
             if x.op in ("/", "%"):  # a zero divisor gives NULL, not an error (or a NaN) that stops the run
