@@ -93,3 +93,17 @@ def test_not_and_or_read_a_column_of_another_type_as_booleans(tmp_path):
     assert [r["instruction"] for r in read_jsonl(tmp_path / "o" / "b.jsonl")] == ["T"]  # the text "true"
     aside = read_jsonl(tmp_path / "o" / "set_aside.jsonl")
     assert len(aside) == 7 and all("is null" in a["reason"] or "is false" in a["reason"] for a in aside)
+
+
+def test_parquet_sinks_of_chosen_columns_hold_values_of_several_shapes(tmp_path):
+    """`columns=[...]` and other formats build Parquet rows record by record: a JSON column's
+    values there stay JSON (decoded, an object, a list and a text made no Arrow column and
+    stopped the run; found by a random-recipe probe)."""
+    rows = ROWS + [{"instruction": "P", "output": "x", "meta": "plain"}]
+    data = write_jsonl(tmp_path / "a.jsonl", rows)
+    load(f'recipe p\nsource raw = read("{data}")\nwrite raw to "c.parquet" (columns=["meta"])\n'
+         'write raw to "o.parquet" (format="openai", columns=["meta"])\n').run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    for name in ("c", "o"):
+        t = pq.read_table(tmp_path / "o" / f"{name}.parquet")
+        assert isinstance(t.schema.field("meta").type, pa.JsonType), name
+        assert [None if v is None else json.loads(v) for v in t.column("meta").to_pylist()] == [r["meta"] for r in rows]

@@ -20,21 +20,25 @@ def safe_sink_path(out_dir: Path, rel: str) -> Path:
     return out_dir / p
 
 
-def _records(table, batch: int = 10000):
-    """Rows as dicts; a JSON column's values (nested input values) as the values they are."""
+def _records(table, batch: int = 10000, json_cols: set | None = None):
+    """Rows as dicts; a JSON column's values (nested input values) as the values they are, or,
+    with `json_cols` (a set the names are added to), as their JSON text."""
     import pyarrow as pa
     for b in table.batches(table.columns(), batch):
         rows = b.to_pylist()
         for name in [f.name for f in b.schema if isinstance(f.type, pa.JsonType)]:
+            if json_cols is not None:
+                json_cols.add(name)
+                continue
             for r in rows:
                 if r[name] is not None:
                     r[name] = json.loads(r[name])
         yield from rows
 
 
-def _rows_for(fmt: str, table, keep: list[str], rejected: list):
+def _rows_for(fmt: str, table, keep: list[str], rejected: list, json_cols: set | None = None):
     """Records in the sink's format, in table order; rows the format cannot hold go to `rejected`."""
-    for row in _records(table):
+    for row in _records(table, json_cols=json_cols):
         if fmt == "jsonl":
             yield {k: row[k] for k in ["_id", *keep] if k in row} if keep else row
             continue
@@ -126,20 +130,27 @@ def _parquet(table, path: Path, fmt: str, keep: list[str], rejected: list) -> in
     import pyarrow as pa
     import pyarrow.parquet as pq
     from ..faults import atomic_file
+    from .tables import with_json
 
     def batches(rej):
         if fmt == "jsonl" and not keep:
             for b in table.batches(table.columns(), 10_000):
                 yield b.cast(_element_named(b.schema))
             return
-        buf = []
-        for rec in _rows_for(fmt, table, keep, rej):
+        # a JSON column's values stay their JSON text, typed JSON again below: decoded, values of
+        # several shapes (an object, a list, a text) make no Arrow column and stopped the run
+        buf, json_cols = [], set()
+
+        def typed(recs):
+            t = pa.Table.from_pylist(recs)
+            return with_json(t, [n for n in t.column_names if n in json_cols and pa.types.is_string(t.schema.field(n).type)])
+        for rec in _rows_for(fmt, table, keep, rej, json_cols):
             buf.append(rec)
             if len(buf) == 10_000:
-                yield pa.Table.from_pylist(buf)
+                yield typed(buf)
                 buf = []
         if buf:
-            yield pa.Table.from_pylist(buf)
+            yield typed(buf)
 
     schema = None
     if not (fmt == "jsonl" and not keep):
