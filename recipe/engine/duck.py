@@ -276,6 +276,14 @@ class DuckOutput(Output):
             types.append({d[0]: str(d[1]) for d in res.description})
             schemas.append(arrow_of(res).schema)
         to = unified_schema(schemas, skip=(ROW,))
+
+        def udf(prefix: str, fn, n: int, col: str) -> str:
+            """`fn` (Arrow in, text out) over input `n`'s column `col`, as SQL."""
+            name = f"__{prefix}_{n}_{len(self._udfs)}"
+            self.con.create_function(name, fn, [duckdb.sqltype(types[n][col])], "VARCHAR",
+                                     type="arrow", null_handling="special", side_effects=False)
+            self._udfs.append(name)
+            return f"{name}({q(col)})"
         views = []
         for n, (t, schema) in enumerate(zip(srcs, schemas)):
             repl = []
@@ -284,17 +292,9 @@ class DuckOutput(Output):
                 if want is None or f.type.equals(want):
                     continue
                 if want == JSON:  # each value's JSON (a text quoted), as the read writes a JSON column
-                    fn = f"__json_value_{n}_{len(self._udfs)}"
-                    self.con.create_function(fn, json_values, [duckdb.sqltype(types[n][f.name])], "VARCHAR",
-                                             type="arrow", null_handling="special", side_effects=False)
-                    self._udfs.append(fn)
-                    repl.append(f"CAST({fn}({q(f.name)}) AS JSON) AS {q(f.name)}")
+                    repl.append(f"CAST({udf('json_value', json_values, n, f.name)} AS JSON) AS {q(f.name)}")
                 elif pa.types.is_string(want):  # its JSON text, from Python's json as the read writes it
-                    fn = f"__json_text_{n}_{len(self._udfs)}"
-                    self.con.create_function(fn, json_texts, [duckdb.sqltype(types[n][f.name])], "VARCHAR",
-                                             type="arrow", null_handling="special", side_effects=False)
-                    self._udfs.append(fn)
-                    repl.append(f"{fn}({q(f.name)}) AS {q(f.name)}")
+                    repl.append(f"{udf('json_text', json_texts, n, f.name)} AS {q(f.name)}")
                 else:
                     repl.append(f"CAST({q(f.name)} AS {'BIGINT' if pa.types.is_integer(want) else 'DOUBLE'}) "
                                 f"AS {q(f.name)}")

@@ -42,8 +42,9 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
     if isinstance(e, Column):  # a column as it is (a JSON column copied stays JSON)
         return quote_ident(e.name), []
     binds: list = []
-    # a JSON column (engine/duck.table_types: `json`) is read as its JSON text, as a text column:
-    # DuckDB compared it with a text by parsing the text as JSON (`meta == "x"` stopped the run)
+    # a JSON column (engine/duck.table_types: `json`) is read as text, a text value as itself and
+    # any other as its JSON (`go`): DuckDB compared it with a text by parsing the text as JSON
+    # (`meta == "x"` stopped the run)
     json_cols = {n for n, t in (column_types or {}).items() if t == "json"}
     types = {n: STR if t == "json" else t for n, t in (column_types or {}).items()}
     text_cols = {n for n, t in types.items() if t == STR}
