@@ -1,5 +1,5 @@
 """How the checks name a value's type, and the warning for a column that `union`/`mix`
-inputs hold as different types (it becomes text)."""
+inputs hold as different types (it becomes a JSON column, read as text)."""
 from __future__ import annotations
 
 from . import types
@@ -24,15 +24,16 @@ def want_hint(want: str) -> str:
 
 def warn_widened(c: Checked, node: Node, col: str, a: tuple[str, str], b: tuple[str, str]) -> None:
     """A column that inputs of `union`/`mix` hold as a number (or list, ...) and as text becomes
-    text in every row (the engines' widening): said, since the output then changes its type."""
+    a JSON column (the engines' widening): each value is written back as itself, but row
+    expressions read every value as text, so a number is no longer compared as one: said."""
     (na, ta), (nb, tb) = a, b
     if ta == tb or types.unified(ta, tb) != types.STR or {ta, tb} & {types.ANY, types.NULL, types.ERR}:
         return
     if any(d.code == "W0412" and f"`{col}`" in d.message and d.span == node.span for d in c.diagnostics):
         return
     c.diagnostics.append(Diagnostic(
-        "W0412", f"`{col}` is {_a(tname(ta))} in `{na}` and {_a(tname(tb))} in `{nb}`: `{node.name}` holds it as text "
-                 "in every row", node.span, (f"give it one type in each input first, e.g. `derive({col} = number({col}))` "
+        "W0412", f"`{col}` is {_a(tname(ta))} in `{na}` and {_a(tname(tb))} in `{nb}`: `{node.name}` keeps each value "
+                 "as it is, but expressions read them all as text", node.span, (f"give it one type in each input first, e.g. `derive({col} = number({col}))` "
                                              f"or `derive({col} = text({col}))`",), severity="warning"))
 
 

@@ -108,7 +108,7 @@ class Table(ABC):
         `role: content` lines; other values are rendered as text."""
         if column == "conversation":
             return ["\n".join(f"{m['role']}: {m['content']}" for m in (ms or [])) for ms in self.column("messages")]
-        return [("" if v is None else text_of(v)) for v in self.column(column)]
+        return [("" if v is None else v) for v in as_texts(self.arrow([column]).column(0))]
 
     def text_batches(self, column: str, size: int = 20_000) -> Iterator[list[str]]:
         """`texts(column)`, `size` rows at a time: for kernels that hold less than a column."""
@@ -123,7 +123,7 @@ class Table(ABC):
 
     def strings(self, column: str) -> list[str | None]:
         """A column's values as text (null stays None): grouping keys, shown in reasons."""
-        return [None if v is None else text_of(v) for v in self.column(column)]
+        return as_texts(self.arrow([column]).column(0))
 
     def floats(self, column: str) -> np.ndarray:
         """A column as float64: numbers and numeric text as numbers, anything else NaN."""
@@ -159,7 +159,15 @@ def block_texts(block: pa.Table, column: str, arrow: bool = True):
     if arrow and (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
         import pyarrow.compute as pc
         return pc.fill_null(col.combine_chunks(), "")
-    return [("" if v is None else text_of(v)) for v in col.to_pylist()]
+    return [("" if v is None else v) for v in as_texts(col)]
+
+
+def as_texts(col) -> list[str | None]:
+    """An Arrow column's values as text (null stays None): `text_of` each value; in a JSON
+    column a text is itself and any other value its JSON text, as row expressions read it."""
+    if isinstance(col.type, pa.JsonType):
+        return [v if v is None or v[:1] != '"' else json.loads(v) for v in col.to_pylist()]
+    return [None if v is None else text_of(v) for v in col.to_pylist()]
 
 
 def sign_block(block: pa.Table, on: str, ngram: int, unit: str, num_perm: int, seed: int):

@@ -44,8 +44,9 @@ def numeric(t: str) -> bool:
 
 
 def unified(a: str, b: str) -> str:
-    """A column's type after `union`/`mix` of inputs that have it as `a` and `b`: the
-    engines' rule (engine/widen.py): numbers of mixed kinds are floats, other conflicts text."""
+    """A column's type after `union`/`mix` of inputs that have it as `a` and `b`, as row
+    expressions read it: numbers of mixed kinds are floats; other conflicts are text (the
+    engines keep each value as itself in a JSON column, engine/widen.py, which reads as text)."""
     if a == b or b == NULL:
         return a
     if a == NULL:

@@ -86,7 +86,7 @@ def test_fast_and_line_by_line_reads_agree(tmp_path_factory, monkeypatch, chunk,
     data = tmp / "d.jsonl"
     data.write_text("".join(line + "\n" for line in lines))
     # small chunks on both paths, so schemas change between chunks; the reference is the
-    # line-by-line reader, chunked alike (a column widened int -> float -> text renders its ints
+    # line-by-line reader, chunked alike (a column widened int -> float -> JSON renders its ints
     # as 0.0 whichever path read them: widening depends on chunking)
     _both_paths_agree(monkeypatch, tmp, data, "_fast", "\n".join(lines), chunk, fmt="alpaca")
 
@@ -111,7 +111,7 @@ def test_the_fast_path_is_taken(tmp_path, monkeypatch, fmt):
         assert [m["role"] for m in third["messages"]] == ["system", "user", "assistant", "user"]
 
 
-def test_a_list_column_widened_to_text_reads_as_json_of_each_row():
+def test_a_list_column_meeting_text_keeps_each_value_as_json():
     import duckdb
     con = duckdb.connect()
     w = tables_mod.RowWriter(con, "t", chunk=2)
@@ -119,7 +119,7 @@ def test_a_list_column_widened_to_text_reads_as_json_of_each_row():
         w.add(f"r{i}", {"messages": [], "instruction": "i", "response": "r", "c": v})
     w.close()
     assert [r[0] for r in con.execute("SELECT c FROM t ORDER BY _row").fetchall()] == \
-        [json.dumps(["x", "y"]), None, "plain", json.dumps(["z"])]
+        [json.dumps(["x", "y"]), None, '"plain"', json.dumps(["z"])]
 
 
 def test_rows_inserted_in_whole_row_groups_keep_their_order_across_schema_changes():
@@ -136,7 +136,7 @@ def test_rows_inserted_in_whole_row_groups_keep_their_order_across_schema_change
     rows = con.execute("SELECT _row, _id, late FROM t ORDER BY _row").fetchall()
     assert rows == [(i, f"r{i}", i if i >= 4 else None) for i in range(len(vals))]
     assert [r[0] for r in con.execute("SELECT c FROM t ORDER BY _row").fetchall()] == \
-        ["1.0", "2.0", "3.0", "4.0", "5.0", "2.5", "7.0", "8.0", "text", "10", "11"]  # int -> float -> text
+        ["1.0", "2.0", "3.0", "4.0", "5.0", "2.5", "7.0", "8.0", '"text"', "10", "11"]  # int -> float -> JSON
 
 
 def test_rows_are_stored_in_whole_row_groups_that_the_checkpoint_keeps(tmp_path):

@@ -160,8 +160,8 @@ def test_union_of_sources_that_disagree_on_a_column_type_widens_it(tmp_path):
             'write u to "u.jsonl"\n')
     _run(text, tmp_path)
     rows = read_jsonl(tmp_path / "out" / "u.jsonl")
-    assert [(r["tags"], r["score"]) for r in rows] == [('["t1"]', 0.5), ("t3", 3.0)]
-    # and check knows the column is text now: a list function on it is refused before the run
+    assert [(r["tags"], r["score"]) for r in rows] == [(["t1"], 0.5), ("t3", 3.0)]  # each value as it was
+    # and check knows expressions read the column as text: a list function on it is refused before the run
     assert _codes(text.replace("union(a, b)", "union(a, b) | filter(num_tags(tags) > 0)")) == ["E0405"]
 
 

@@ -149,10 +149,13 @@ def test_concat_widens_columns_whose_types_differ_as_the_read_does(eng):
     ctx.out.concat([a, b])
     out, aside = eng.result(ctx)
     rows = rows_of(out)
-    assert [r["tags"] for r in rows] == ['["t1", "é"]', None, "t3"]  # JSON text, as the read writes it
+    assert isinstance(out.arrow(["tags"]).schema.field("tags").type, pa.JsonType)  # each value as itself
+    assert [r["tags"] for r in rows] == ['["t1", "é"]', None, '"t3"']  # its JSON, as the read writes it
     assert [r["n"] for r in rows] == [1.0, 2.0, 2.5]  # numbers of mixed kinds: floats
-    assert [r["score"] for r in rows] == ["0.5", "1.5", "high"]
-    assert [r["flag"] for r in rows] == ["true", "false", "yes"]
+    assert [r["score"] for r in rows] == ["0.5", "1.5", '"high"']
+    assert [r["flag"] for r in rows] == ["true", "false", '"yes"']
+    # read as text, a text is itself (not its quoted JSON), as row expressions read it
+    assert out.texts("score") == ["0.5", "1.5", "high"] and out.strings("tags") == ['["t1", "é"]', None, "t3"]
     assert [r["k"] for r in rows] == [3, 4, 5] and aside == []
 
 

@@ -50,13 +50,15 @@ def test_a_column_that_meets_an_object_after_the_first_chunk_becomes_json_keepin
     assert got == vals and w.rejected == []
 
 
-def test_text_and_numbers_without_nested_values_still_widen_to_text():
+def test_text_and_numbers_without_nested_values_widen_to_json_too():
+    """Until session 27 a conflict among scalars (a number, then text) made a text column, and a
+    JSON sink wrote "1" for a 1: each value now stays itself."""
     con = duckdb.connect()
     w = RowWriter(con, "t", chunk=2)
     for i, v in enumerate([1, 2, "x", ["l"]]):
         w.add(f"r{i}", {"messages": [], "instruction": "i", "response": "r", "m": v})
     w.close()
-    assert con.execute("SELECT m FROM t ORDER BY _row").fetchall() == [("1",), ("2",), ("x",), ('["l"]',)]
+    assert con.execute("SELECT m FROM t ORDER BY _row").fetchall() == [("1",), ("2",), ('"x"',), ('["l"]',)]
 
 
 def test_a_json_column_reads_as_its_text_in_expressions_joins_and_scores(tmp_path):
@@ -107,3 +109,21 @@ def test_parquet_sinks_of_chosen_columns_hold_values_of_several_shapes(tmp_path)
         t = pq.read_table(tmp_path / "o" / f"{name}.parquet")
         assert isinstance(t.schema.field("meta").type, pa.JsonType), name
         assert [None if v is None else json.loads(v) for v in t.column("meta").to_pylist()] == [r["meta"] for r in rows]
+
+
+def test_a_column_of_numbers_and_text_keeps_each_value_and_reads_as_text(tmp_path):
+    """Numbers, text and a boolean in one column: every sink writes each value as it was, and everything that reads the column as text (row
+    expressions, exact dedupe's key, a kernel's `texts`) reads a text as itself and a number as
+    it is written, as a text column did."""
+    rows = [{"instruction": f"q{i}", "output": "a", "n": v} for i, v in enumerate([1, 2.5, "1", "x", True, None])]
+    data = write_jsonl(tmp_path / "m.jsonl", rows)
+    res = load(f'recipe m\nsource raw = read("{data}")\n'
+               'd = raw | dedupe(method="exact", on=n)\nf = raw | filter(n == "x" or n == "1" or length(n) == 3)\n'
+               'write raw to "raw.jsonl"\nwrite d to "d.jsonl"\nwrite f to "f.jsonl"\nwrite raw to "raw.csv"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert [r["n"] for r in read_jsonl(tmp_path / "o" / "raw.jsonl")] == [1, 2.5, "1", "x", True, None]
+    assert [r["n"] for r in read_jsonl(tmp_path / "o" / "d.jsonl")] == [1, 2.5, "x", True, None]  # "1" is 1's copy
+    assert [r["n"] for r in read_jsonl(tmp_path / "o" / "f.jsonl")] == [1, 2.5, "1", "x"]  # 2.5 has 3 characters
+    assert [line.split(",")[-1] for line in (tmp_path / "o" / "raw.csv").read_text().splitlines()[1:]] == \
+        ["1", "2.5", "1", "x", "True", ""]  # CSV: text as itself (not quoted JSON), others as a bool column writes them
+    assert res.manifest["nodes"][0]["rows_set_aside"] == 0

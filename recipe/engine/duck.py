@@ -269,7 +269,7 @@ class DuckOutput(Output):
         import duckdb
 
         from .tables import JSON
-        from .widen import json_texts, json_values, unified_schema
+        from .widen import json_values, unified_schema
         schemas, types = [], []  # Arrow's types to unify, DuckDB's to declare a conversion's input
         for t in srcs:
             res = self.con.execute(f"SELECT * FROM {q(t.name)} LIMIT 0")
@@ -293,8 +293,6 @@ class DuckOutput(Output):
                     continue
                 if want == JSON:  # each value's JSON (a text quoted), as the read writes a JSON column
                     repl.append(f"CAST({udf('json_value', json_values, n, f.name)} AS JSON) AS {q(f.name)}")
-                elif pa.types.is_string(want):  # its JSON text, from Python's json as the read writes it
-                    repl.append(f"{udf('json_text', json_texts, n, f.name)} AS {q(f.name)}")
                 else:
                     repl.append(f"CAST({q(f.name)} AS {'BIGINT' if pa.types.is_integer(want) else 'DOUBLE'}) "
                                 f"AS {q(f.name)}")

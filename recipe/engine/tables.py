@@ -73,9 +73,9 @@ def infer_type(values: list) -> pa.DataType:
         return pa.string()
     if all(isinstance(v, list) and all(isinstance(x, str) for x in v) for v in vals):
         return pa.list_(pa.string())
-    if any(nested(v) for v in vals):
-        return JSON  # every value as its JSON, so a text or number beside an object keeps its own type
-    return pa.string()  # other mixes (text and numbers, a list and text) are text
+    # any other mix (an object, text beside numbers, a list beside text): every value as its
+    # JSON, so each keeps its own type in the sinks (as text, a 1 came out as "1")
+    return JSON
 
 
 def fits(t: pa.DataType, v) -> bool:
@@ -89,7 +89,7 @@ def fits(t: pa.DataType, v) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool)
     if t == pa.list_(pa.string()):
         return isinstance(v, list) and all(isinstance(x, str) for x in v)
-    return not nested(v)  # text holds a scalar or a list of texts as text; a nested value widens it to JSON
+    return isinstance(v, str)  # anything else widens a text column to JSON
 
 
 def coerce(t: pa.DataType, v):
@@ -97,8 +97,6 @@ def coerce(t: pa.DataType, v):
         return None
     if t == JSON:
         return json_text(v)
-    if t == pa.string() and not isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False, sort_keys=True)
     if t == pa.float64():
         return float(v)
     return v
@@ -211,9 +209,8 @@ class RowWriter:
 
     def _widen(self, extras: dict[str, list]) -> None:
         """Columns first seen in this chunk are added (earlier rows get null); a column whose
-        values no longer fit its type is widened (int to float, to JSON where a nested value comes,
-        anything else to text),
-        with the rows already written converted, so no row is lost to a schema guess."""
+        values no longer fit its type is widened (int to float, anything else to JSON: each value
+        as itself), with the rows already written converted, so no row is lost to a schema guess."""
         written = self.count or self._exists()
         for k, vals in extras.items():
             nulls = all(v is None for v in vals)
@@ -234,8 +231,7 @@ class RowWriter:
                 continue
             else:
                 got = infer_type(vals)
-                new = (pa.float64() if cur == pa.int64() and got in (pa.int64(), pa.float64())
-                       else JSON if got == JSON else pa.string())
+                new = pa.float64() if cur == pa.int64() and got in (pa.int64(), pa.float64()) else JSON
             if new == cur:
                 continue
             if written:
@@ -243,16 +239,15 @@ class RowWriter:
             self.schema = self.schema.set(self.schema.get_field_index(k), pa.field(k, new))
 
     def _retype(self, k: str, cur: pa.DataType, new: pa.DataType) -> None:
-        """Change a written column's type; lists become the JSON text a row read alone would
-        have had (json.dumps), which DuckDB's own rendering of a list is not, and every value
-        of a column that becomes JSON its JSON (a text quoted)."""
+        """Change a written column's type: to float by a cast, to JSON by writing each value's
+        JSON (a text quoted) from Python's json, as the read writes a row alone (DuckDB's own
+        rendering of a list or a float is not that)."""
         self.end()
         t = q(self.table)
-        if cur == pa.list_(pa.string()) and new == pa.string() or new == JSON:
+        if new == JSON:
             vals = self.con.execute(f"SELECT _row, {q(k)} FROM {t}").fetchall()
-            text = json_text if new == JSON else lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True)
             fixed = pa.table({"__r": pa.array([r for r, _ in vals], pa.int64()),
-                              "__v": pa.array([None if v is None else text(v) for _, v in vals], pa.string())})
+                              "__v": pa.array([None if v is None else json_text(v) for _, v in vals], pa.string())})
             self.con.execute(f"ALTER TABLE {t} ALTER {q(k)} SET DATA TYPE {SQL_TYPES[new]} USING NULL")
             self.con.register("__fixed", fixed)
             self.con.execute(f"UPDATE {t} SET {q(k)} = __fixed.__v FROM __fixed WHERE {t}._row = __fixed.__r")

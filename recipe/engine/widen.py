@@ -1,10 +1,11 @@
 """How `union` and `mix` widen a column whose inputs disagree on its type, on both engines:
 the read's rule (`tables.RowWriter._widen`) applied to whole columns. Whole numbers of any
-width stay whole numbers, numbers of mixed kinds become floats, a JSON column (nested values)
-meeting anything stays JSON (each value its JSON), and anything else becomes text: each value the JSON text a row read alone would have had (`json.dumps`, as the read
-writes a list that a later row widened), so a list unioned with text is `["a", "b"]`, not
-DuckDB's own rendering `[a, b]` (until session 23 DuckDB's cast of one to the other stopped
-the run mid-step, after `check` had passed it)."""
+width stay whole numbers, numbers of mixed kinds become floats, and any other conflict makes a
+JSON column: each value its JSON, as Python's json writes it and the read writes a row alone, so
+every value is written back as itself (a list stays a list, a 1 beside text stays 1; until
+session 27 such a column became text and a JSON sink wrote "1"; until session 23 DuckDB's cast
+of a list to text stopped the run mid-step, after `check` had passed it). In expressions a JSON
+column reads as text (`check` types it so)."""
 from __future__ import annotations
 
 import json
@@ -21,13 +22,11 @@ def unified(a: pa.DataType, b: pa.DataType) -> pa.DataType:
         return a
     if pa.types.is_null(a):
         return b
-    if a == JSON or b == JSON:  # JSON holds any value as itself
-        return JSON
     if pa.types.is_integer(a) and pa.types.is_integer(b):
         return pa.int64()
     if _numeric(a) and _numeric(b):
         return pa.float64()
-    return pa.string()
+    return JSON  # holds any value as itself
 
 
 def _numeric(t: pa.DataType) -> bool:
@@ -42,15 +41,6 @@ def unified_schema(schemas: list[pa.Schema], skip: tuple[str, ...] = ()) -> dict
             if f.name not in skip:
                 fields[f.name] = unified(fields[f.name], f.type) if f.name in fields else f.type
     return fields
-
-
-def json_texts(arr) -> pa.Array:
-    """Values as text: a text as it is, anything else as its JSON text; nulls stay null."""
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    return pa.array([v if v is None or isinstance(v, str) else json.dumps(v, ensure_ascii=False, sort_keys=True,
-                                                                           default=_plain)
-                     for v in arr.to_pylist()], pa.string())
 
 
 def json_values(arr) -> pa.Array:
@@ -77,6 +67,4 @@ def converted(col, to: pa.DataType):
         return col
     if to == JSON:
         return json_values(col)
-    if pa.types.is_string(to):
-        return json_texts(col)
     return col.cast(to)
