@@ -475,8 +475,10 @@ def check_columns(c: Checked) -> None:
         if ins and all(x is not None for x in ins):
             cur = {}
             first: dict[str, str] = {}
+            spelled: dict[str, str] = {}
             for x, inp in zip(ins, node.inputs):
                 for k, t in x.items():
+                    k = spelled.setdefault(k.lower(), k)  # one column in any case, named as first seen
                     if k in cur:
                         _warn_widened(c, node, k, (first[k], cur[k]), (inp.name, t))
                     cur[k] = t if k not in cur else types.unified(cur[k], t)
@@ -532,10 +534,13 @@ def _joined_columns(c: Checked, op: OpCall, spec, args: dict, cur: dict, cols_of
                 c.diagnostics.append(Diagnostic("E0401", f"column `{k}` does not exist in `{ref}`", span,
                                                 column_hint(k, other)))
         adding = {k: other[k] for k in added_columns(other, on, given) if k in other and k not in NOT_JOINED}
-        both = sorted(k for k in adding if k in cur)
+        lower = {x.lower(): x for x in cur}
+        both = sorted(k for k in adding if k.lower() in lower)  # SQL names ignore case
         if both:
+            named = ", ".join(f"`{k}`" if lower[k.lower()] == k else f"`{k}` (`{lower[k.lower()]}` there: SQL names "
+                              f"ignore case)" for k in both)
             c.diagnostics.append(Diagnostic(
-                "E0409", f"`{ref}` and the rows it is joined to both have {', '.join(f'`{k}`' for k in both)}", span,
+                "E0409", f"`{ref}` and the rows it is joined to both have {named}", span,
                 ("name the columns to add with `columns=[...]`, leaving "
                  + ", ".join(f"`{k}`" for k in both) + " out",)))
         cur.update(adding)
@@ -575,6 +580,8 @@ def _check_op_columns(c: Checked, node: Node, op: OpCall, spec, args: dict, cur:
                                              a.value.span)
     if cur is not None and (rendered := spec.template_fields(args)):
         _check_template_fields(c, op, args, *rendered, cur)
+    if cur is not None:
+        _case_clashes(c, op, spec, args, cur)
     if spec.variadic != "expr":
         for col in spec.adds(args):
             if col in types.CANONICAL_TYPES or col == "_parents" and op.op != "fuse":
@@ -608,6 +615,24 @@ def _check_template_fields(c: Checked, op: OpCall, args: dict, pname: str, temps
         a.value.span if a else op.span,
         (f"columns here: {', '.join(sorted(have))}; a template's fields are the rows' columns (read the "
          "dataset with format=\"raw\" to keep its own field names)",), severity="warning"))
+
+
+def _case_clashes(c: Checked, op: OpCall, spec, args: dict, cur: dict) -> None:
+    """E0413: a column a call adds whose name is a column's (or another new one's) in another
+    case. SQL names ignore case, so DuckDB made `SKILL_1` of `derive(SKILL = ...)` beside
+    `Skill`, silently."""
+    if spec.variadic == "expr":
+        new = [(a.name, a.span) for a in op.args if spec.param(a.name) is None]
+    else:
+        new = [(col, op.span) for col in spec.adds(args)]
+    seen = {k.lower(): k for k in cur}
+    for name, span in new:
+        other = seen.get(name.lower())
+        if other is not None and other != name:
+            c.diagnostics.append(Diagnostic(
+                "E0413", f"`{name}` and `{other}` are one name in SQL (names ignore case)", span,
+                (f"write `{other}` to replace that column, or give the new one another name",)))
+        seen.setdefault(name.lower(), name)
 
 
 def _check_assignment(c: Checked, a: Arg, t: str) -> None:

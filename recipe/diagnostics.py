@@ -79,7 +79,13 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> tuple[str, ...]:
 
 
 def column_hint(name: str, columns: Iterable[str]) -> tuple[str, ...]:
-    """The hint for an unknown column: the nearest name, else the columns there are."""
+    """The hint for an unknown column: an input field the read renamed (`formats.column_name`),
+    else the nearest name, else the columns there are."""
+    columns = list(columns)
+    kept = name.lstrip("_") + "_in_input"
+    if kept in columns:
+        return (f"the input's `{name}` is the column `{kept}`: recipe's own `_id`, `messages`, `instruction` and "
+                f"`response` take those names, in any case (SQL names ignore case)",)
     return did_you_mean(name, columns) or (f"available: {', '.join(sorted(columns))}",)
 
 

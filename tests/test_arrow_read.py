@@ -26,7 +26,9 @@ WEIRD = st.fixed_dictionaries(
     optional={"input": st.one_of(st.text(alphabet="q \u00a0", max_size=3), st.none()),
               "c1": VALUES, "c2": VALUES, "_hidden": VALUES, "system": st.just("be brief"),
               # fields named as recipe's own columns: kept as `<name>_in_input` where they differ
-              "_id": PLAIN, "id_in_input": PLAIN, "response": st.sampled_from(["x", "z", None]), "__keep": PLAIN})
+              "_id": PLAIN, "id_in_input": PLAIN, "response": st.sampled_from(["x", "z", None]), "__keep": PLAIN,
+              # names that are another's in another case: one SQL name (`Instruction_in_input`; `C1` is `c1`)
+              "Instruction": PLAIN, "C1": PLAIN})
 LINE = st.one_of(*[CLEAN.map(json.dumps)] * 6, WEIRD.map(json.dumps),
                  st.sampled_from(["", "{broken", "[1, 2]", "null", '{"instruction": "n", "output": NaN}']))
 

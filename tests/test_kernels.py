@@ -159,6 +159,20 @@ def test_concat_widens_columns_whose_types_differ_as_the_read_does(eng):
     assert [r["k"] for r in rows] == [3, 4, 5] and aside == []
 
 
+def test_concat_makes_one_column_of_names_alike_in_any_case(eng):
+    """SQL names ignore case: DuckDB's UNION BY NAME made one column of `Label` and `label`,
+    Ray's blocks two (until session 27); now both engines one, named as first seen."""
+    a = eng.table([row(0, "a0", Label="x", n=1)])
+    b = eng.table([row(1, "b1", label="y", N="text")])
+    ctx = eng.context()
+    ctx.out.concat([a, b])
+    out, aside = eng.result(ctx)
+    rows = rows_of(out)
+    assert [r["Label"] for r in rows] == ["x", "y"] and "label" not in rows[0]
+    assert [r["n"] for r in rows] == ["1", '"text"'] and "N" not in rows[0]  # widened as one column: JSON
+    assert aside == []
+
+
 def test_concat_keeps_nested_values_as_json_beside_any_other_type(eng):
     """A column of objects (a JSON column) unioned with text or numbers stays JSON: each value
     is written back as the value it was (until session 26 an object came out as a string)."""

@@ -468,3 +468,27 @@ def test_a_utf16_file_is_one_clear_error_not_every_row_set_aside(tmp_path, suffi
     res = load(f'recipe t\nsource raw = read("{q}")\nwrite raw to "x.jsonl"\n').run(
         out=tmp_path / "o2", cache_dir=tmp_path / "c", quiet=True)
     assert res.manifest["nodes"][0]["rows_out"] == 1
+
+
+def test_field_names_that_differ_only_in_case_are_one_column(tmp_path):
+    """SQL names ignore case. WizardLM's test set has `Instruction`: read raw, it was DuckDB's
+    `Instruction_1` in the output while `Instruction` in an expression read the row's own empty
+    `instruction` (every row set aside, `check` silent); a folder whose files spell a field
+    `Label` and `label` stopped the read. Now: recipe's own names in any case are kept as
+    `<name>_in_input`, one record's `Text` and `text` are `Text` and `text_2`, and one field
+    spelled two ways across rows is one column, named as first seen; `check` knows the same."""
+    d = tmp_path / "d"
+    d.mkdir()
+    write_jsonl(d / "1.jsonl", [{"Instruction": "Add 2 and 2.", "Label": "x", "Text": "T", "text": "t"}])
+    write_jsonl(d / "2.jsonl", [{"Instruction": "Name a colour.", "label": "y"}])
+    text = (f'recipe t\nsource raw = read("{d}", format="raw")\n'
+            'x = raw | filter(length(Instruction_in_input) > 0 and Label != "z")\nwrite x to "x.jsonl"\n')
+    r = load(text)
+    assert not [d_ for d_ in r.diagnose().diagnostics if d_.is_error]
+    assert {"Instruction_in_input", "Label", "Text", "text_2"} <= r.check().columns["raw"]
+    r.run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    out = read_jsonl(tmp_path / "o" / "x.jsonl")
+    assert [(o["Instruction_in_input"], o["Label"]) for o in out] == [("Add 2 and 2.", "x"), ("Name a colour.", "y")]
+    assert (out[0]["Text"], out[0]["text_2"]) == ("T", "t") and "label" not in out[1]
+    codes = [d_.code for d_ in load(text.replace("Instruction_in_input", "Instruction")).diagnose().diagnostics]
+    assert codes == ["E0401"]  # its hint names `Instruction_in_input`

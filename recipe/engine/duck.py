@@ -275,7 +275,7 @@ class DuckOutput(Output):
             res = self.con.execute(f"SELECT * FROM {q(t.name)} LIMIT 0")
             types.append({d[0]: str(d[1]) for d in res.description})
             schemas.append(arrow_of(res).schema)
-        to = unified_schema(schemas, skip=(ROW,))
+        to = {k.lower(): t for k, t in unified_schema(schemas, skip=(ROW,)).items()}  # SQL names ignore case
 
         def udf(prefix: str, fn, n: int, col: str) -> str:
             """`fn` (Arrow in, text out) over input `n`'s column `col`, as SQL."""
@@ -288,7 +288,7 @@ class DuckOutput(Output):
         for n, (t, schema) in enumerate(zip(srcs, schemas)):
             repl = []
             for f in schema:
-                want = to.get(f.name)
+                want = to.get(f.name.lower())
                 if want is None or f.type.equals(want):
                     continue
                 if want == JSON:  # each value's JSON (a text quoted), as the read writes a JSON column

@@ -163,13 +163,11 @@ def take_block(src: str, aside: str, keep: np.ndarray, why: list | None, default
 def conform(tbl: pa.Table, schema: pa.Schema) -> pa.Table:
     """`tbl` with `schema`'s columns, in its order: missing ones null, others converted
     (`widen.converted`)."""
-    from .widen import converted
+    from .widen import column_in, converted
     cols = []
     for f in schema:
-        if f.name in tbl.column_names:
-            cols.append(converted(tbl.column(f.name), f.type))
-        else:
-            cols.append(pa.nulls(tbl.num_rows, f.type))
+        col = column_in(tbl, f.name)  # in any case, as the schema was unified
+        cols.append(converted(col, f.type) if col is not None else pa.nulls(tbl.num_rows, f.type))
     return pa.Table.from_arrays(cols, schema=schema)
 
 

@@ -7,6 +7,7 @@ import json
 import pyarrow as pa
 
 from ..io.arrow_alpaca import TWO
+from ..io.formats import same_name
 from .sql import quote_ident as q
 
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
@@ -154,6 +155,7 @@ class RowWriter:
     def flush(self) -> None:
         if not self.buf and self.schema is not None:
             return
+        same_name(self.buf, self.schema)
         extras: dict[str, list] = {}
         for _, row in self.buf:
             for k, v in row.items():

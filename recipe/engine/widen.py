@@ -34,13 +34,24 @@ def _numeric(t: pa.DataType) -> bool:
 
 
 def unified_schema(schemas: list[pa.Schema], skip: tuple[str, ...] = ()) -> dict[str, pa.DataType]:
-    """Columns by name in first-seen order, each with its unified type."""
+    """Columns by name in first-seen order, each with its unified type; names that differ
+    only in case are one column, named as first seen (SQL's rule: DuckDB's UNION BY NAME)."""
     fields: dict[str, pa.DataType] = {}
+    spelled: dict[str, str] = {}
     for s in schemas:
         for f in s:
             if f.name not in skip:
-                fields[f.name] = unified(fields[f.name], f.type) if f.name in fields else f.type
+                name = spelled.setdefault(f.name.lower(), f.name)
+                fields[name] = unified(fields[name], f.type) if name in fields else f.type
     return fields
+
+
+def column_in(tbl: pa.Table, name: str):
+    """`tbl`'s column of that name in any case (`unified_schema`), or None."""
+    if name in tbl.column_names:
+        return tbl.column(name)
+    other = next((n for n in tbl.column_names if n.lower() == name.lower()), None)
+    return tbl.column(other) if other is not None else None
 
 
 def json_values(arr) -> pa.Array:

@@ -199,12 +199,14 @@ def plain_extras(t: pa.Table, consumed: set[str], own: dict | None = None) -> li
     `own`: the row's own text columns (`instruction`, `response`); a field of that name is
     kept, as `<name>_in_input`, only in rows where it holds something else."""
     extras = []
+    fields = {c.lower() for c in t.column_names}
     for f in t.schema:
         if f.name in consumed:
             continue
         name = column_name(f.name)
-        if name != f.name and (name in t.column_names or name in {x for x, _ in extras}):
-            return None  # two fields for one name: the record reader names them row by row
+        taken = {x.lower() for x, _ in extras} | {"_id", "messages", "instruction", "response"}
+        if name.lower() in taken or name != f.name and name.lower() in fields:
+            return None  # two fields for one SQL name (in any case): the record reader names them row by row
         col = t.column(f.name)
         if f.name in ("instruction", "response", "messages"):
             if f.name not in (own or {}) or f.type not in (pa.string(), pa.null()):

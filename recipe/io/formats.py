@@ -267,9 +267,11 @@ OWN_NAMES = frozenset({"_id", "_row", "messages", "instruction", "response"})
 
 def column_name(field: str) -> str:
     """The column an input field becomes when the format does not read it: its own name, or
-    `<name without leading underscores>_in_input` for a name recipe uses itself (`OWN_NAMES`,
-    and `__...`, the engine's working names)."""
-    if field in OWN_NAMES or field.startswith("__"):
+    `<name without leading underscores>_in_input` for a name recipe uses itself (`OWN_NAMES`
+    in any case: column names are case-insensitive in SQL, so WizardLM's `Instruction` was
+    DuckDB's `Instruction_1` in the output and `instruction` in expressions; and `__...`, the
+    engine's working names)."""
+    if field.lower() in OWN_NAMES or field.startswith("__"):
         return field.lstrip("_") + "_in_input"
     return field
 
@@ -292,21 +294,38 @@ def canonical(fmt: str, rec: dict) -> dict:
 
 def _with_fields(row: dict, rec: dict, used: set) -> dict:
     """`row` with the record's fields that the format did not read, each as a column
-    (`column_name`; where the record already has a field of that name, the first free
-    `<name>_in_input_2`, `_3`, ...: a file recipe wrote from one that had `_id` has both). A
-    field that holds what the row's own column of that name holds (`instruction` beside the
-    `messages` it came from, as recipe writes canonical rows) is that column, not kept twice."""
-    plain = {k for k in rec if column_name(k) == k}
+    (`column_name`; where the record already has a field of that name, in any case, the first
+    free `<name>_2`, `_3`, ...: a file recipe wrote from one that had `_id` has both, and
+    `Text` beside `text` is one SQL name). A field that holds what the row's own column of that
+    name holds (`instruction` beside the `messages` it came from, as recipe writes canonical
+    rows) is that column, not kept twice."""
+    plain = {k.lower() for k in rec if column_name(k) == k}
+    taken = {k.lower() for k in row}
     for k, v in rec.items():
         if k in used or (k in row and row[k] == v):
             continue
         base = name = column_name(k)
         n = 1
-        while name != k and (name in row or name in plain):
+        while name.lower() in taken or (name != k and name.lower() in plain):
             n += 1
             name = f"{base}_{n}"
         row[name] = v
+        taken.add(name.lower())
     return row
+
+
+def same_name(rows: list, schema=None, spelled: dict | None = None) -> None:
+    """Rename, in place, each (id, row) field whose name is a column's (or an earlier row's
+    field's) in another case to that first spelling: SQL names ignore case, so `Label` in one
+    file and `label` in another are one column (DuckDB stopped the read: "Column with name label
+    already exists"). `spelled` (lower-cased name -> spelling) carries the names across calls."""
+    spell = spelled if spelled is not None else {}  # `schema`: an Arrow schema whose names come first
+    for n in (schema.names if schema is not None else ()):
+        spell.setdefault(n.lower(), n)
+    for _, row in rows:
+        odd = [k for k in row if spell.setdefault(k.lower(), k) != k]
+        for k in odd:  # a row's own fields never share a name in any case (`formats._with_fields`)
+            row[spell[k.lower()]] = row.pop(k)
 
 
 # ---- canonical -> format (writers) -----------------------------------------------------

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..diagnostics import UserError
-from .formats import FORMATS, BadRow, canonical, detect, is_oasst_message, oasst_trees
+from .formats import FORMATS, BadRow, canonical, detect, is_oasst_message, oasst_trees, same_name
 
 EXTS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
         ".csv": "csv", ".tsv": "tsv", ".arrow": "arrow"}
@@ -562,6 +562,7 @@ def sniff_columns(path: str, fmt: str | None, columns: list[str] | None = None
     `any`."""
     from ..types import ANY, CANONICAL_TYPES, FLOAT, INT, of_value
     seen: dict[str, set] | None = None
+    spelled: dict[str, str] = {}
     bad, first_bad = 0, None
     try:
         files = list_files(path)
@@ -577,6 +578,7 @@ def sniff_columns(path: str, fmt: str | None, columns: list[str] | None = None
                     bad, first_bad = bad + 1, first_bad or why
                     continue
                 seen = seen if seen is not None else {}
+                same_name([(None, row)], None, spelled)  # as the read names them (one name in any case)
                 for k, v in row.items():
                     seen.setdefault(k, set())
                     if v is not None:
