@@ -57,12 +57,12 @@ class Loaded:
         """All checks, without raising: the result's `.ok` and `.diagnostics` say what was
         found (parse and link errors still raise `RecipeError`)."""
         r = self.linked
-        cols, errors, notes, splits = {}, {}, {}, {}
+        cols, errors, notes, splits, headers = {}, {}, {}, {}, {}
         given = {s.name for s in r.sources if s.name in (sources or {})
                  or isinstance(s.path, ParamRef) and s.path.name in (params or {})}
         if sniff:
             from .io.formats import FORMATS
-            from .io.readers import sniff_columns, source_splits
+            from .io.readers import header_doubt, sniff_columns, source_splits
             fmt = {s.name: next((a.value.value for a in s.options if a.name == "format" and isinstance(a.value, Lit)), None)
                    for s in r.sources}
             fields = {s.name: next(([i.value for i in a.value.items] for a in s.options if a.name == "columns"
@@ -83,7 +83,9 @@ class Loaded:
                     notes[name] = note
                 if not err and (mixed := source_splits(path)):
                     splits[name] = mixed
-        return check(r, {k: str(v) for k, v in (params or {}).items()}, cols, errors, notes, splits, given)
+                if not err and not names and (doubt := header_doubt(path)):
+                    headers[name] = doubt
+        return check(r, {k: str(v) for k, v in (params or {}).items()}, cols, errors, notes, splits, given, headers)
 
     def check(self, params: dict | None = None, sources: dict[str, str] | None = None,
               sniff: bool = True) -> Checked:

@@ -682,15 +682,18 @@ PASSES = (check_names, check_models, check_sources, check_ops, check_cycles, che
 def check(recipe: Recipe, overrides: dict[str, str] | None = None,
           source_columns: dict[str, set | None] | None = None,
           source_errors: dict[str, str] | None = None, source_notes: dict[str, str] | None = None,
-          source_splits: dict[str, list] | None = None, sources_given: set | None = None) -> Checked:
+          source_splits: dict[str, list] | None = None, sources_given: set | None = None,
+          source_headers: dict[str, tuple] | None = None) -> Checked:
     """Run every pass; the result holds all diagnostics and the resolved arguments.
     `source_columns`: each source's first-row columns ({name: type}, or None when not read);
     `source_errors`: why a source's input could not be read; `source_notes`: why every row
     `check` read of a source was set aside; `source_splits`: the dataset splits a source's
     files mix; `sources_given`: the sources whose path came from outside (relative to the
-    working directory, not to the recipe)."""
+    working directory, not to the recipe); `source_headers`: why a source's CSV/TSV header
+    row looks like a record (`readers.header_doubt`)."""
     c = Checked(recipe, source_errors=dict(source_errors or {}), source_notes=dict(source_notes or {}),
-                source_splits=dict(source_splits or {}), sources_given=set(sources_given or ()))
+                source_splits=dict(source_splits or {}), sources_given=set(sources_given or ()),
+                source_headers=dict(source_headers or {}))
     check_params(c, overrides or {})
     for s in recipe.sources:
         found = (source_columns or {}).get(s.name, None)

@@ -54,6 +54,14 @@ def check_sources(c: Checked) -> None:
                 (f"read one split's files: a glob of its shards (`.../{'train' if 'train' in splits else splits[0]}-*`, "
                  f"with the files' extension) or its folder",),
                 severity="warning"))
+        doubt = c.source_headers.get(s.name)
+        if doubt and "columns" not in opts:
+            why, fields = doubt
+            names = ", ".join(json.dumps(f"f{i}") for i in range(1, fields + 1))
+            c.diagnostics.append(Diagnostic(
+                "W0906", why, s.path.span,
+                (f"if the file has no header row, name its {fields} fields: columns=[{names}] "
+                 f"(its first line is then a record)",), severity="warning"))
         note = c.source_notes.get(s.name)
         if note:  # the run would read nothing from it (or little): most often a format that is not the file's
             fmt = opts.get("format", (None, None))[1]

@@ -20,6 +20,7 @@ class Checked:
     source_errors: dict = field(default_factory=dict)      # source -> why its input cannot be read
     source_notes: dict = field(default_factory=dict)       # source -> why every row read was set aside
     source_splits: dict = field(default_factory=dict)      # source -> the dataset splits its files mix
+    source_headers: dict = field(default_factory=dict)     # source -> (why its CSV header looks like a record, fields)
     sources_given: set = field(default_factory=set)        # sources whose path came from outside (--source, --set)
     diagnostics: list = field(default_factory=list)
 

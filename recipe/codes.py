@@ -77,6 +77,7 @@ CODES: dict[str, Code] = {
     "W0602": Code("recipe without a sink", "a run writes only what `write` statements name"),
     "W0903": Code("every row check read of a source is set aside", "name the file's format, or check the file"),
     "W0905": Code("a source mixes dataset splits", "read one split's files"),
+    "W0906": Code("a CSV/TSV header row looks like a record", "name the fields of a file without a header: `columns=[...]`"),
     # 07xx: params given on the command line or in the API
     "E0701": Code("unknown param given a value", "`--set` names a param the recipe declares"),
     "E0702": Code("param value of the wrong type", "give the value in the param's declared type"),

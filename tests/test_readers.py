@@ -492,3 +492,20 @@ def test_field_names_that_differ_only_in_case_are_one_column(tmp_path):
     assert (out[0]["Text"], out[0]["text_2"]) == ("T", "t") and "label" not in out[1]
     codes = [d_.code for d_ in load(text.replace("Instruction_in_input", "Instruction")).diagnose().diagnostics]
     assert codes == ["E0401"]  # its hint names `Instruction_in_input`
+
+
+def test_a_csv_header_that_looks_like_a_record_is_doubted(tmp_path):
+    """FLAN's CoT TSVs have no header row: read without `columns`, the first question became a
+    column name and the first record was lost, silently. `check` now warns (W0906); ordinary
+    headers (short names, `column_3` for an unnamed one) raise no doubt."""
+    from recipe.io.readers import header_doubt
+    (tmp_path / "h.csv").write_text("instruction,output,Source Dataset,,score_2\nq,a,x,1,2\n")
+    assert header_doubt(str(tmp_path / "h.csv")) is None
+    (tmp_path / "n.tsv").write_text("What is 2 + 2?\t4\tTwo and two make four.\nq\ta\tb\n")
+    why, fields = header_doubt(str(tmp_path / "n.tsv"))
+    assert fields == 3 and "`What is 2 + 2?`" in why
+    (tmp_path / "k.csv").write_text("12,0.5\n3,4\n")  # numbers are no names
+    assert header_doubt(str(tmp_path / "k.csv"))[1] == 2
+    text = f'recipe t\nsource s = read("{tmp_path / "n.tsv"}", format="raw"{{opt}})\nwrite s to "s.jsonl"\n'
+    assert [d.code for d in load(text.replace("{opt}", "")).diagnose().diagnostics] == ["W0906"]
+    assert load(text.replace("{opt}", ', columns=["q", "a", "why"]')).diagnose().diagnostics == []
