@@ -30,7 +30,8 @@ WEIRD = st.fixed_dictionaries(
               # names that are another's in another case: one SQL name (`Instruction_in_input`; `C1` is `c1`)
               "Instruction": PLAIN, "C1": PLAIN})
 LINE = st.one_of(*[CLEAN.map(json.dumps)] * 6, WEIRD.map(json.dumps),
-                 st.sampled_from(["", "{broken", "[1, 2]", "null", '{"instruction": "n", "output": NaN}']))
+                 st.sampled_from(["", "{broken", "[1, 2]", "null", '{"instruction": "n", "output": NaN}',
+                                  '{"instruction": "half \\ud800 a pair", "output": "x"}']))
 
 
 def _outputs(out):

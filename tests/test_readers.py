@@ -509,3 +509,21 @@ def test_a_csv_header_that_looks_like_a_record_is_doubted(tmp_path):
     text = f'recipe t\nsource s = read("{tmp_path / "n.tsv"}", format="raw"{{opt}})\nwrite s to "s.jsonl"\n'
     assert [d.code for d in load(text.replace("{opt}", "")).diagnose().diagnostics] == ["W0906"]
     assert load(text.replace("{opt}", ', columns=["q", "a", "why"]')).diagnose().diagnostics == []
+
+
+def test_a_lone_surrogate_escape_sets_its_row_aside(tmp_path):
+    """JSON's `\\ud800` escape decodes to half a surrogate pair, which has no UTF-8: one such
+    line stopped the whole read mid-run (UnicodeEncodeError). Now its row is set aside saying
+    where (nested values and JSON arrays too); a whole pair is an emoji and reads."""
+    lines = ['{"instruction": "ok", "output": "a"}', '{"instruction": "lone \\ud800 x", "output": "b"}',
+             '{"instruction": "pair \\ud83d\\ude00", "output": "c"}',
+             '{"instruction": "deep", "output": "d", "meta": {"k": ["x", "\\udc00"]}}']
+    (tmp_path / "s.jsonl").write_text("\n".join(lines) + "\n")
+    load(f'recipe t\nsource s = read("{tmp_path / "s.jsonl"}")\nwrite s to "s.jsonl"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert [r["instruction"] for r in read_jsonl(tmp_path / "o" / "s.jsonl")] == ["ok", "pair \U0001F600"]
+    aside = {a["_id"]: a["reason"] for a in read_jsonl(tmp_path / "o" / "set_aside.jsonl")}
+    assert aside == {"s:1": "s.jsonl:2: field `instruction` holds `\\ud800`, half of a UTF-16 surrogate pair "
+                            "without its other half: no character",
+                     "s:3": "s.jsonl:4: field `meta` holds `\\udc00`, half of a UTF-16 surrogate pair "
+                            "without its other half: no character"}

@@ -462,6 +462,30 @@ def _bad_floats(rec: dict) -> str | None:
     for k, v in rec.items():
         if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
             return f"field `{k}` is {v}"
+    return _lone_surrogate(rec)
+
+
+def _lone_surrogate(v, field: str | None = None) -> str | None:
+    """Where a value (keys too, nested ones too) holds a lone UTF-16 surrogate: JSON's `\\ud800`
+    escape decodes to one, which is no character and has no UTF-8 (the read stopped mid-run)."""
+    if isinstance(v, str):
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError as e:
+            bad = v[e.start]
+            return (f"field `{field}` holds `\\u{ord(bad):04x}`, half of a UTF-16 surrogate pair without its "
+                    f"other half: no character")
+        return None
+    if isinstance(v, dict):
+        for k, x in v.items():
+            why = _lone_surrogate(k, field or k) or _lone_surrogate(x, field or k)
+            if why:
+                return why
+    elif isinstance(v, list):
+        for x in v:
+            why = _lone_surrogate(x, field)
+            if why:
+                return why
     return None
 
 
