@@ -28,7 +28,7 @@ WEIRD = st.fixed_dictionaries(
               # fields named as recipe's own columns: kept as `<name>_in_input` where they differ
               "_id": PLAIN, "id_in_input": PLAIN, "response": st.sampled_from(["x", "z", None]), "__keep": PLAIN,
               # names that are another's in another case: one SQL name (`Instruction_in_input`; `C1` is `c1`)
-              "Instruction": PLAIN, "C1": PLAIN})
+              "Instruction": PLAIN, "C1": PLAIN, "": PLAIN})
 LINE = st.one_of(*[CLEAN.map(json.dumps)] * 6, WEIRD.map(json.dumps),
                  st.sampled_from(["", "{broken", "[1, 2]", "null", '{"instruction": "n", "output": NaN}',
                                   '{"instruction": "half \\ud800 a pair", "output": "x"}']))

@@ -527,3 +527,13 @@ def test_a_lone_surrogate_escape_sets_its_row_aside(tmp_path):
                             "without its other half: no character",
                      "s:3": "s.jsonl:4: field `meta` holds `\\udc00`, half of a UTF-16 surrogate pair "
                             "without its other half: no character"}
+
+
+def test_a_field_named_empty_is_named_by_its_place(tmp_path):
+    """A JSON key "" was a column DuckDB named `v4` (its position in the table): now
+    `column_<position in the record>`, as a CSV header's unnamed column, on both read paths."""
+    rows = [{"instruction": f"q{i}", "output": "a", "": f"e{i}", "my col": i} for i in range(40)]
+    load(f'recipe t\nsource s = read("{write_jsonl(tmp_path / "k.jsonl", rows)}")\nwrite s to "s.jsonl"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    out = read_jsonl(tmp_path / "o" / "s.jsonl")
+    assert [(r["column_3"], r["my col"]) for r in out] == [(f"e{i}", i) for i in range(40)] and "v4" not in out[0]

@@ -203,6 +203,8 @@ def plain_extras(t: pa.Table, consumed: set[str], own: dict | None = None) -> li
     for f in t.schema:
         if f.name in consumed:
             continue
+        if not f.name:
+            return None  # named by its place in each record, by the record reader
         name = column_name(f.name)
         taken = {x.lower() for x, _ in extras} | {"_id", "messages", "instruction", "response"}
         if name.lower() in taken or name != f.name and name.lower() in fields:

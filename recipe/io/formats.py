@@ -294,17 +294,19 @@ def canonical(fmt: str, rec: dict) -> dict:
 
 def _with_fields(row: dict, rec: dict, used: set) -> dict:
     """`row` with the record's fields that the format did not read, each as a column
-    (`column_name`; where the record already has a field of that name, in any case, the first
+    (`column_name`, or `column_<position>` for a field named ""; where the record already has
+    a field of that name, in any case, the first
     free `<name>_2`, `_3`, ...: a file recipe wrote from one that had `_id` has both, and
     `Text` beside `text` is one SQL name). A field that holds what the row's own column of that
     name holds (`instruction` beside the `messages` it came from, as recipe writes canonical
     rows) is that column, not kept twice."""
-    plain = {k.lower() for k in rec if column_name(k) == k}
+    plain = {k.lower() for k in rec if k and column_name(k) == k}
     taken = {k.lower() for k in row}
-    for k, v in rec.items():
+    for pos, (k, v) in enumerate(rec.items(), 1):
         if k in used or (k in row and row[k] == v):
             continue
-        base = name = column_name(k)
+        # a field named "" is named by its place, as a CSV header's unnamed column (DuckDB named it `v4`)
+        base = name = column_name(k) if k else f"column_{pos}"
         n = 1
         while name.lower() in taken or (name != k and name.lower() in plain):
             n += 1
