@@ -537,3 +537,25 @@ def test_a_field_named_empty_is_named_by_its_place(tmp_path):
         out=tmp_path / "o", cache_dir=tmp_path / "c")
     out = read_jsonl(tmp_path / "o" / "s.jsonl")
     assert [(r["column_3"], r["my col"]) for r in out] == [(f"e{i}", i) for i in range(40)] and "v4" not in out[0]
+
+
+def test_whole_numbers_beyond_64_bits_stay_exact(tmp_path):
+    """Arrow's JSON reader reads a whole number beyond 64 bits as a float (the fast path wrote
+    1.2345678901234568e+29 for 123456789012345678901234567890, and 5.0 for 5 beside it); the
+    record reader stopped the run (OverflowError). Such a column is now JSON: every value exact."""
+    big = 123456789012345678901234567890
+    rows = [{"instruction": f"q{i}", "output": "a", "n": big if i == 20 else i, "f": 2.5} for i in range(40)]
+    res = load(f'recipe t\nsource s = read("{write_jsonl(tmp_path / "n.jsonl", rows)}")\n'
+               'x = s | filter(n > 30)\nwrite s to "s.jsonl"\nwrite x to "x.jsonl"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert [r["n"] for r in read_jsonl(tmp_path / "o" / "s.jsonl")] == [r["n"] for r in rows]
+    assert [r["n"] for r in read_jsonl(tmp_path / "o" / "x.jsonl")] == [big] + list(range(31, 40))
+    assert res.manifest["nodes"][0]["rows_set_aside"] == 0
+    import duckdb
+    from recipe.engine.tables import RowWriter
+    con = duckdb.connect()
+    w = RowWriter(con, "t", chunk=2)
+    for i, v in enumerate([5, 2.5, 2 ** 70, 7]):  # int, widened to float, then past 64 bits: JSON
+        w.add(f"r{i}", {"messages": [], "instruction": "i", "response": "r", "n": v})
+    w.close()
+    assert [v for (v,) in con.execute("SELECT n FROM t ORDER BY _row").fetchall()] == ["5.0", "2.5", str(2 ** 70), "7"]

@@ -66,6 +66,8 @@ def infer_type(values: list) -> pa.DataType:
         return pa.string()
     if all(isinstance(v, bool) for v in vals):
         return pa.bool_()
+    if any(isinstance(v, int) and not -2**63 <= v < 2**63 for v in vals):
+        return JSON  # a whole number beyond 64 bits: exact as JSON (as a float it lost its digits)
     if all(isinstance(v, int) and not isinstance(v, bool) for v in vals):
         return pa.int64()
     if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
@@ -87,7 +89,7 @@ def fits(t: pa.DataType, v) -> bool:
     if t == pa.int64():
         return isinstance(v, int) and not isinstance(v, bool) and -2**63 <= v < 2**63
     if t == pa.float64():
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
+        return isinstance(v, float) or isinstance(v, int) and not isinstance(v, bool) and -2**63 <= v < 2**63
     if t == pa.list_(pa.string()):
         return isinstance(v, list) and all(isinstance(x, str) for x in v)
     return isinstance(v, str)  # anything else widens a text column to JSON

@@ -8,6 +8,7 @@ paths write the same bytes.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -245,7 +246,16 @@ def parse_lines(lines: "Lines") -> pa.Table | None:
         t.validate(full=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, ValueError):
         return None  # a malformed line (or a non-object one): the slow path says which
+    if any(pa.types.is_floating(f.type) for f in t.schema) and _LONG_INT.search(memoryview(data)):
+        # Arrow reads a whole number beyond 64 bits as a float (123456789012345678901234567890
+        # came out as 1.2345678901234568e+29): the slow path keeps it exact (a JSON column)
+        return None
     return t if t.num_rows == len(lines) else None
+
+
+# 19 digits or more: a whole number that may not fit 64 bits (in a text too: that chunk then
+# takes the slow path, which is only slower)
+_LONG_INT = re.compile(rb"\d{19,}")
 
 
 def ids(prefix: str, start: int, n: int) -> pa.Array:
