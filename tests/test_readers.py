@@ -559,3 +559,26 @@ def test_whole_numbers_beyond_64_bits_stay_exact(tmp_path):
         w.add(f"r{i}", {"messages": [], "instruction": "i", "response": "r", "n": v})
     w.close()
     assert [v for (v,) in con.execute("SELECT n FROM t ORDER BY _row").fetchall()] == ["5.0", "2.5", str(2 ** 70), "7"]
+
+
+def test_parquet_values_json_has_no_type_for_are_made_plain(tmp_path):
+    """A Parquet timestamp column stopped the read ("datetime is not JSON serializable"):
+    dates and times are their ISO 8601 text, durations seconds, decimals numbers, bytes their
+    text (base64 when not UTF-8), nested ones too; a uint64 past 64 bits stays exact."""
+    import datetime
+    import decimal
+    t = pa.table({"instruction": ["q1", "q2"], "output": ["a", "b"],
+                  "ts": pa.array([datetime.datetime(2024, 1, 2, 3, 4, 5), None], pa.timestamp("us")),
+                  "d": [datetime.date(2024, 1, 2), datetime.date(2023, 5, 6)],
+                  "dur": pa.array([datetime.timedelta(seconds=90), None], pa.duration("s")),
+                  "dec": pa.array([decimal.Decimal("1.25"), decimal.Decimal("3.00")], pa.decimal128(5, 2)),
+                  "bin": pa.array([b"hi", b"\xff\x00"], pa.binary()),
+                  "u64": pa.array([2 ** 64 - 1, 3], pa.uint64()),
+                  "nest": [{"at": datetime.date(2020, 1, 1)}, None]})
+    pq.write_table(t, tmp_path / "t.parquet")
+    load(f'recipe t\nsource s = read("{tmp_path / "t.parquet"}")\nwrite s to "s.jsonl"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    got = [{k: r[k] for k in ("ts", "d", "dur", "dec", "bin", "u64", "nest")} for r in read_jsonl(tmp_path / "o" / "s.jsonl")]
+    assert got == [{"ts": "2024-01-02T03:04:05", "d": "2024-01-02", "dur": 90.0, "dec": 1.25, "bin": "hi",
+                    "u64": 2 ** 64 - 1, "nest": {"at": "2020-01-01"}},
+                   {"ts": None, "d": "2023-05-06", "dur": None, "dec": 3.0, "bin": "/wA=", "u64": 3, "nest": None}]

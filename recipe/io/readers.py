@@ -400,6 +400,39 @@ def open_parquet(path: Path):
         raise UserError(f"{path}: not a readable parquet file ({e})")
 
 
+def _odd(t) -> bool:
+    """An Arrow type (or one nested in it) whose values JSON has no type for."""
+    import pyarrow.types as pt
+    if pt.is_temporal(t) or pt.is_decimal(t) or pt.is_binary(t) or pt.is_large_binary(t) or pt.is_fixed_size_binary(t):
+        return True
+    return any(_odd(t.field(i).type) for i in range(t.num_fields))
+
+
+def plain_value(v):
+    """A Parquet/Arrow value as JSON holds it: a date or time as its ISO 8601 text (a timestamp
+    stopped the read: "datetime is not JSON serializable"), a duration as seconds, a decimal as
+    a float, bytes as their text when UTF-8, else as base64; inside lists and objects too."""
+    import base64
+    import datetime
+    import decimal
+    if isinstance(v, dict):
+        return {k: plain_value(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [plain_value(x) for x in v]
+    if isinstance(v, (datetime.datetime, datetime.date, datetime.time)):
+        return v.isoformat()
+    if isinstance(v, datetime.timedelta):
+        return v.total_seconds()
+    if isinstance(v, decimal.Decimal):
+        return float(v)  # one type for the column (a decimal of 38 digits loses some)
+    if isinstance(v, bytes):
+        try:
+            return v.decode("utf-8")
+        except UnicodeDecodeError:
+            return base64.b64encode(v).decode("ascii")
+    return v
+
+
 def _iter_parquet(path: Path) -> Iterator[Item]:
     pf = open_parquet(path)
     i = 0
@@ -418,18 +451,21 @@ def _iter_arrow(path: Path) -> Iterator[Item]:
 
 def parquet_items(batch, path: Path, first: int) -> list[Item]:
     """Rows of a Parquet batch as Items (row `first` on). Parquet strings are not checked for
-    UTF-8 when read: a row holding invalid bytes is set aside, not a crash of the whole read."""
+    UTF-8 when read: a row holding invalid bytes is set aside, not a crash of the whole read.
+    Values JSON has no type for are made plain (`plain_value`)."""
     try:
         recs = batch.to_pylist()
     except UnicodeDecodeError:
         recs = None
+    if recs is not None and any(_odd(f.type) for f in batch.schema):
+        recs = [plain_value(r) for r in recs]
     if recs is not None:
         return [Item(i, f"{path.name}[{i}]", record=rec) for i, rec in enumerate(recs, first)]
     out = []
     for j in range(batch.num_rows):
         i, where = first + j, f"{path.name}[{first + j}]"
         try:
-            out.append(Item(i, where, record=batch.slice(j, 1).to_pylist()[0]))
+            out.append(Item(i, where, record=plain_value(batch.slice(j, 1).to_pylist()[0])))
         except UnicodeDecodeError as e:
             out.append(Item(i, where, error=f"{where}: invalid UTF-8 in a text field ({e.reason})"))
     return out
