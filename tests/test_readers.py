@@ -582,3 +582,17 @@ def test_parquet_values_json_has_no_type_for_are_made_plain(tmp_path):
     assert got == [{"ts": "2024-01-02T03:04:05", "d": "2024-01-02", "dur": 90.0, "dec": 1.25, "bin": "hi",
                     "u64": 2 ** 64 - 1, "nest": {"at": "2020-01-01"}},
                    {"ts": None, "d": "2023-05-06", "dur": None, "dec": 3.0, "bin": "/wA=", "u64": 3, "nest": None}]
+
+
+def test_a_csv_file_separated_by_semicolons_reads(tmp_path):
+    """Spreadsheets where the comma is the decimal mark write CSV with semicolons: such a file
+    was one column, `instruction;output`, and an error. A first line with semicolons and no
+    comma now makes `;` the delimiter, on the fast path and the record reader alike."""
+    lines = ["instruction;output;score"] + [f'"q{i};x";a{i};{i},5' for i in range(30)]
+    (tmp_path / "s.csv").write_text("\r\n".join(lines) + "\r\n")
+    load(f'recipe t\nsource s = read("{tmp_path / "s.csv"}")\nwrite s to "s.jsonl"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    out = read_jsonl(tmp_path / "o" / "s.jsonl")
+    assert [(r["instruction"], r["response"], r["score"]) for r in out] == [(f"q{i};x", f"a{i}", f"{i},5") for i in range(30)]
+    good, bad = read_all(tmp_path / "s.csv")
+    assert len(good) == 30 and not bad and good[0][1]["instruction"] == "q0;x"

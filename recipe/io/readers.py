@@ -270,7 +270,17 @@ def _ni_items(path: Path, doc: dict) -> Iterator[Item]:
 
 
 def delimiter(path: Path) -> str:
-    return "\t" if kind_suffix(path) == ".tsv" else ","
+    """A TSV file's tab; a CSV file's comma, or its semicolon when its first line has
+    semicolons and no comma (as spreadsheets write CSV where the comma is the decimal mark:
+    such a file was one column named `instruction;output`, and an error)."""
+    if kind_suffix(path) == ".tsv":
+        return "\t"
+    try:
+        with open_bytes(path) as fh:
+            first = fh.readline(1 << 16)
+    except OSError:
+        return ","
+    return ";" if b";" in first and b"," not in first else ","
 
 
 def first_bad_utf8(path: Path) -> str:
@@ -619,7 +629,7 @@ def header_doubt(path: str) -> tuple[str, int] | None:
         files = [f for f in list_files(path) if kind_suffix(f) in (".csv", ".tsv")]
         if not files:
             return None
-        recs = CsvRecords(files[0], "\t" if kind_suffix(files[0]) == ".tsv" else ",")
+        recs = CsvRecords(files[0], delimiter(files[0]))
         try:
             names = list(recs.reader.fieldnames or [])
         finally:
