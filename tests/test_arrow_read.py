@@ -545,3 +545,15 @@ def test_compressed_csv_json_array_and_the_files_a_folder_offers(tmp_path):
     from recipe.diagnostics import RecipeError
     with pytest.raises(RecipeError, match="cannot read it as .gz"):  # found by `check`, before anything runs
         load(f'recipe t\nsource raw = read("{d / "f.jsonl.gz"}")\nwrite raw to "x.jsonl"\n').check()
+
+
+@pytest.mark.parametrize("second", ['{"instruction": "a", "output": "x", "response": "x"}',
+                                    '{"instruction": "a", "output": "x", "response": null}'])
+def test_an_own_named_field_that_holds_nothing_else_adds_no_column_on_either_path(tmp_path, monkeypatch, second):
+    # found by the array property test: a `response` field equal to the row's own response in
+    # one row and missing in the other made `response_in_input` (all null) on the fast path only
+    lines = ['{"instruction": "first", "output": "row"}', second]
+    data = tmp_path / "d.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    _both_paths_agree(monkeypatch, tmp_path, data, "_fast", second, 2, fmt="alpaca")
+    assert "response_in_input" not in (tmp_path / "fast" / "x.jsonl").read_text()

@@ -596,3 +596,19 @@ def test_a_csv_file_separated_by_semicolons_reads(tmp_path):
     assert [(r["instruction"], r["response"], r["score"]) for r in out] == [(f"q{i};x", f"a{i}", f"{i},5") for i in range(30)]
     good, bad = read_all(tmp_path / "s.csv")
     assert len(good) == 30 and not bad and good[0][1]["instruction"] == "q0;x"
+
+
+@pytest.mark.parametrize("container", ["jsonl", "json"])
+def test_json_nested_deeper_than_the_reader_follows_sets_its_row_aside(tmp_path, container):
+    """A record nested 50,000 deep stopped `check` and the run with Python's RecursionError
+    (a traceback): now its row is set aside as malformed JSON, the others read."""
+    deep = '{"instruction": "q", "output": "a", "x": ' + "[" * 50_000 + "]" * 50_000 + "}"
+    ok = '{"instruction": "ok", "output": "a"}'
+    p = tmp_path / f"d.{container}"
+    p.write_text(f"{ok}\n{deep}\n" if container == "jsonl" else f"[\n{ok},\n{deep}\n]\n")
+    text = f'recipe t\nsource s = read("{p}")\nwrite s to "s.jsonl"\n'
+    assert load(text).diagnose().diagnostics == []
+    load(text).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert [r["instruction"] for r in read_jsonl(tmp_path / "o" / "s.jsonl")] == ["ok"]
+    (aside,) = read_jsonl(tmp_path / "o" / "set_aside.jsonl")
+    assert "malformed JSON (nested deeper than the JSON reader follows)" in aside["reason"]

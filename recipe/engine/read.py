@@ -239,7 +239,7 @@ def _fast(f: Path, args: dict, source: str, log, multi: bool = False) -> str | N
             if line.strip():
                 try:
                     rec = json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     return None
                 return _detected(rec, FAST, f, source, log, multi)
     return None

@@ -93,6 +93,9 @@ def blocks(path: Path, span: tuple | None = None) -> Iterator[tuple[bytearray, n
                 return
 
 
+DEEP = 2000  # brackets a line may open before the record reader takes its chunk (Python's json then refuses it)
+
+
 class Lines:
     """Consecutive lines of a block of bytes: where each starts and ends (past its newline).
     The lines as Python bytes only when asked (the record reader's fallback)."""
@@ -123,6 +126,15 @@ class Lines:
         odd = np.frombuffer(self.buf, np.uint8)[self.starts] != ord("{")
         b = self.buf
         return all(b[s:e].lstrip().startswith(b"{") for s, e in zip(self.starts[odd].tolist(), self.ends[odd].tolist()))
+
+    def shallow(self) -> bool:
+        """No line can nest deeper than DEEP (Arrow's JSON reader crashed the process, a
+        segmentation fault, on a line nested 10,000 deep): a line needs a bracket a level, so
+        only the lines longer than DEEP bytes are counted."""
+        b = self.buf
+        long = np.flatnonzero(self.ends - self.starts > DEEP)
+        return all(b.count(b"[", s, e) + b.count(b"{", s, e) <= DEEP
+                   for s, e in zip(self.starts[long].tolist(), self.ends[long].tolist()))
 
     def data(self) -> pa.Buffer:
         """The lines' bytes, each ending with a newline, without a copy where they do."""
@@ -215,7 +227,7 @@ def plain_extras(t: pa.Table, consumed: set[str], own: dict | None = None) -> li
             if f.name not in (own or {}) or f.type not in (pa.string(), pa.null()):
                 return None  # compared value by value by the record reader
             col = col.cast(pa.string())
-            same = pc.fill_null(pc.equal(col, own[f.name]), False)
+            same = pc.fill_null(pc.equal(col, own[f.name]), True)  # a null holds nothing else
             if pc.all(same).as_py():
                 continue  # the row's own column, as recipe writes canonical rows
             col = pc.if_else(same, pa.scalar(None, pa.string()), col)
@@ -233,7 +245,7 @@ def plain_extras(t: pa.Table, consumed: set[str], own: dict | None = None) -> li
 
 def parse_lines(lines: "Lines") -> pa.Table | None:
     """JSON lines parsed by Arrow, or None where the record reader must say what is wrong."""
-    if not lines.objects_only():
+    if not lines.objects_only() or not lines.shallow():
         # blank lines do not count as rows, long ones are set aside: the slow path's rules; and
         # a line that is not an object is the slow path's to name (pyarrow 26 crashes on `null`)
         return None

@@ -210,16 +210,13 @@ _DAMAGED = object()
 
 def _decoded(path: Path, out, a: int, b: int, at: int):
     """One element's value as json_array decodes it, or _DAMAGED where it reports one."""
-    from .json_array import _LOOSE, _STRICT, _NonStandard
+    from .json_array import decode_at
     try:
         text = bytes(out[a:b - 1]).decode("utf-8")
     except UnicodeDecodeError as e:  # the record reader fails the file at its first such byte
         raise UserError(f"{path}: invalid UTF-8 at byte {at + e.start}") from None
     try:
-        try:
-            rec, end = _STRICT.raw_decode(text)
-        except _NonStandard:
-            rec, end = _LOOSE.raw_decode(text)
+        rec, end = decode_at(text)
     except json.JSONDecodeError:
         return _DAMAGED
     return rec if not text[end:].strip() else _DAMAGED

@@ -303,8 +303,8 @@ def _with_fields(row: dict, rec: dict, used: set) -> dict:
     plain = {k.lower() for k in rec if k and column_name(k) == k}
     taken = {k.lower() for k in row}
     for pos, (k, v) in enumerate(rec.items(), 1):
-        if k in used or (k in row and row[k] == v):
-            continue
+        if k in used or (k in row and (row[k] == v or v is None)):
+            continue  # a null holds nothing else (Arrow's reader cannot tell it from a missing field)
         # a field named "" is named by its place, as a CSV header's unnamed column (DuckDB named it `v4`)
         base = name = column_name(k) if k else f"column_{pos}"
         n = 1

@@ -29,6 +29,19 @@ _STRICT = json.JSONDecoder(parse_constant=_no_nan)
 _LOOSE = json.JSONDecoder()  # NaN and Infinity: the rows' own checks set such fields aside
 
 
+def decode_at(text: str, pos: int = 0):
+    """(value, end) of the JSON value at `pos`, NaN and Infinity taken; nesting deeper than
+    Python's recursion allows is a JSONDecodeError like any damage (its RecursionError stopped
+    `check` and the run with a traceback)."""
+    try:
+        try:
+            return _STRICT.raw_decode(text, pos)
+        except _NonStandard:
+            return _LOOSE.raw_decode(text, pos)
+    except RecursionError:
+        raise json.JSONDecodeError("nested deeper than the JSON reader follows", text, pos) from None
+
+
 class BadUtf8(Exception):
     def __init__(self, offset: int):
         self.offset = offset
@@ -103,10 +116,7 @@ def elements(fh: BinaryIO, max_bytes: int, resume: tuple[int, int] | None = None
         if c is None or c == "]":
             return
         try:
-            try:
-                rec, end = _STRICT.raw_decode(t.buf, t.pos)
-            except _NonStandard:
-                rec, end = _LOOSE.raw_decode(t.buf, t.pos)
+            rec, end = decode_at(t.buf, t.pos)
             if not t.eof and t.buf[t.pos] not in '{["' and _NUMBER_TAIL.fullmatch(t.buf, end):
                 # a bare number (or true/false/null) may go on in the next block
                 raise json.JSONDecodeError("element at the end of the text read", t.buf, end)

@@ -119,8 +119,14 @@ def _no_nan(name):
     raise ValueError(f"non-standard JSON constant {name}")
 
 
-def _loads(text: str):
-    return json.loads(text, parse_constant=_no_nan)
+def _loads(text: str, nan: bool = False):
+    """`json.loads`; NaN and Infinity refused unless `nan`; nesting deeper than Python's
+    recursion allows is a ValueError like any malformed JSON (its RecursionError stopped
+    `check` and the run with a traceback)."""
+    try:
+        return json.loads(text) if nan else json.loads(text, parse_constant=_no_nan)
+    except RecursionError:
+        raise ValueError("nested deeper than the JSON reader follows") from None
 
 
 def _iter_jsonl(path: Path) -> Iterator[Item]:
@@ -205,7 +211,7 @@ def _iter_json_whole(path: Path) -> Iterator[Item]:
         # NaN/Infinity somewhere (often in metadata): parse anyway; rows that carry one in a
         # field are set aside by the per-row checks
         try:
-            doc = json.loads(text)
+            doc = _loads(text, nan=True)
         except ValueError:
             yield from _iter_json_recover(path, text)
             return
@@ -238,7 +244,10 @@ def _iter_json_recover(path: Path, text: str) -> Iterator[Item]:
             break
         line = text.count("\n", 0, pos) + 1
         try:
-            rec, end = dec.raw_decode(text, pos)
+            try:
+                rec, end = dec.raw_decode(text, pos)
+            except RecursionError:
+                raise ValueError("nested deeper than the JSON reader follows") from None
             yield Item(idx, f"{path.name}:{line}", record=rec)
             pos = end
         except ValueError as e:
@@ -387,7 +396,7 @@ def _lists_decoded(rec: dict) -> dict:
         if isinstance(v, str) and v.startswith("["):
             try:
                 got = json.loads(v)
-            except ValueError:
+            except (ValueError, RecursionError):  # not a list, or nested past what json follows
                 continue
             if isinstance(got, list):
                 rec[k] = got
