@@ -93,7 +93,7 @@ def blocks(path: Path, span: tuple | None = None) -> Iterator[tuple[bytearray, n
                 return
 
 
-DEEP = 2000  # brackets a line may open before the record reader takes its chunk (Python's json then refuses it)
+DEEP = 4000  # brackets a line may open before the record reader takes its chunk (Arrow crashed at 7,000 here)
 
 
 class Lines:
@@ -129,7 +129,7 @@ class Lines:
 
     def shallow(self) -> bool:
         """No line can nest deeper than DEEP (Arrow's JSON reader crashed the process, a
-        segmentation fault, on a line nested 10,000 deep): a line needs a bracket a level, so
+        segmentation fault, on a list nested 7,000 deep): a line needs a bracket a level, so
         only the lines longer than DEEP bytes are counted."""
         b = self.buf
         long = np.flatnonzero(self.ends - self.starts > DEEP)
