@@ -62,7 +62,8 @@ class Loaded:
                  or isinstance(s.path, ParamRef) and s.path.name in (params or {})}
         if sniff:
             from .io.formats import FORMATS
-            from .io.readers import header_doubt, sniff_columns, source_splits
+            from .io.csv_header import header_doubt
+            from .io.readers import sniff_columns, source_splits
             fmt = {s.name: next((a.value.value for a in s.options if a.name == "format" and isinstance(a.value, Lit)), None)
                    for s in r.sources}
             fields = {s.name: next(([i.value for i in a.value.items] for a in s.options if a.name == "columns"

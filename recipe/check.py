@@ -8,6 +8,7 @@ from __future__ import annotations
 from . import ops as registry
 from . import types
 from .check_io import check_sinks, check_sources, options_of as _options
+from .check_names import case_clashes
 from .check_regex import regex_call_diagnostics
 from .check_types import tname as _tname, want_hint as _want_hint, warn_widened as _warn_widened
 from .checked import Checked, model_option, model_source, path_of, value_of as _value
@@ -581,7 +582,7 @@ def _check_op_columns(c: Checked, node: Node, op: OpCall, spec, args: dict, cur:
     if cur is not None and (rendered := spec.template_fields(args)):
         _check_template_fields(c, op, args, *rendered, cur)
     if cur is not None:
-        _case_clashes(c, op, spec, args, cur)
+        case_clashes(c, op, spec, args, cur)
     if spec.variadic != "expr":
         for col in spec.adds(args):
             if col in types.CANONICAL_TYPES or col == "_parents" and op.op != "fuse":
@@ -615,24 +616,6 @@ def _check_template_fields(c: Checked, op: OpCall, args: dict, pname: str, temps
         a.value.span if a else op.span,
         (f"columns here: {', '.join(sorted(have))}; a template's fields are the rows' columns (read the "
          "dataset with format=\"raw\" to keep its own field names)",), severity="warning"))
-
-
-def _case_clashes(c: Checked, op: OpCall, spec, args: dict, cur: dict) -> None:
-    """E0413: a column a call adds whose name is a column's (or another new one's) in another
-    case. SQL names ignore case, so DuckDB made `SKILL_1` of `derive(SKILL = ...)` beside
-    `Skill`, silently."""
-    if spec.variadic == "expr":
-        new = [(a.name, a.span) for a in op.args if spec.param(a.name) is None]
-    else:
-        new = [(col, op.span) for col in spec.adds(args)]
-    seen = {k.lower(): k for k in cur}
-    for name, span in new:
-        other = seen.get(name.lower())
-        if other is not None and other != name:
-            c.diagnostics.append(Diagnostic(
-                "E0413", f"`{name}` and `{other}` are one name in SQL (names ignore case)", span,
-                (f"write `{other}` to replace that column, or give the new one another name",)))
-        seen.setdefault(name.lower(), name)
 
 
 def _check_assignment(c: Checked, a: Arg, t: str) -> None:

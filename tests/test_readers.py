@@ -498,7 +498,7 @@ def test_a_csv_header_that_looks_like_a_record_is_doubted(tmp_path):
     """FLAN's CoT TSVs have no header row: read without `columns`, the first question became a
     column name and the first record was lost, silently. `check` now warns (W0906); ordinary
     headers (short names, `column_3` for an unnamed one) raise no doubt."""
-    from recipe.io.readers import header_doubt
+    from recipe.io.csv_header import header_doubt
     (tmp_path / "h.csv").write_text("instruction,output,Source Dataset,,score_2\nq,a,x,1,2\n")
     assert header_doubt(str(tmp_path / "h.csv")) is None
     (tmp_path / "n.tsv").write_text("What is 2 + 2?\t4\tTwo and two make four.\nq\ta\tb\n")

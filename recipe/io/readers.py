@@ -21,6 +21,7 @@ from typing import Iterator
 
 from ..diagnostics import UserError
 from .formats import FORMATS, BadRow, canonical, detect, is_oasst_message, oasst_trees, same_name
+from .values import lone_surrogate, odd_type, plain_value
 
 EXTS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
         ".csv": "csv", ".tsv": "tsv", ".arrow": "arrow"}
@@ -419,39 +420,6 @@ def open_parquet(path: Path):
         raise UserError(f"{path}: not a readable parquet file ({e})")
 
 
-def _odd(t) -> bool:
-    """An Arrow type (or one nested in it) whose values JSON has no type for."""
-    import pyarrow.types as pt
-    if pt.is_temporal(t) or pt.is_decimal(t) or pt.is_binary(t) or pt.is_large_binary(t) or pt.is_fixed_size_binary(t):
-        return True
-    return any(_odd(t.field(i).type) for i in range(t.num_fields))
-
-
-def plain_value(v):
-    """A Parquet/Arrow value as JSON holds it: a date or time as its ISO 8601 text (a timestamp
-    stopped the read: "datetime is not JSON serializable"), a duration as seconds, a decimal as
-    a float, bytes as their text when UTF-8, else as base64; inside lists and objects too."""
-    import base64
-    import datetime
-    import decimal
-    if isinstance(v, dict):
-        return {k: plain_value(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [plain_value(x) for x in v]
-    if isinstance(v, (datetime.datetime, datetime.date, datetime.time)):
-        return v.isoformat()
-    if isinstance(v, datetime.timedelta):
-        return v.total_seconds()
-    if isinstance(v, decimal.Decimal):
-        return float(v)  # one type for the column (a decimal of 38 digits loses some)
-    if isinstance(v, bytes):
-        try:
-            return v.decode("utf-8")
-        except UnicodeDecodeError:
-            return base64.b64encode(v).decode("ascii")
-    return v
-
-
 def _iter_parquet(path: Path) -> Iterator[Item]:
     pf = open_parquet(path)
     i = 0
@@ -476,7 +444,7 @@ def parquet_items(batch, path: Path, first: int) -> list[Item]:
         recs = batch.to_pylist()
     except UnicodeDecodeError:
         recs = None
-    if recs is not None and any(_odd(f.type) for f in batch.schema):
+    if recs is not None and any(odd_type(f.type) for f in batch.schema):
         recs = [plain_value(r) for r in recs]
     if recs is not None:
         return [Item(i, f"{path.name}[{i}]", record=rec) for i, rec in enumerate(recs, first)]
@@ -517,31 +485,7 @@ def _bad_floats(rec: dict) -> str | None:
     for k, v in rec.items():
         if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
             return f"field `{k}` is {v}"
-    return _lone_surrogate(rec)
-
-
-def _lone_surrogate(v, field: str | None = None) -> str | None:
-    """Where a value (keys too, nested ones too) holds a lone UTF-16 surrogate: JSON's `\\ud800`
-    escape decodes to one, which is no character and has no UTF-8 (the read stopped mid-run)."""
-    if isinstance(v, str):
-        try:
-            v.encode("utf-8")
-        except UnicodeEncodeError as e:
-            bad = v[e.start]
-            return (f"field `{field}` holds `\\u{ord(bad):04x}`, half of a UTF-16 surrogate pair without its "
-                    f"other half: no character")
-        return None
-    if isinstance(v, dict):
-        for k, x in v.items():
-            why = _lone_surrogate(k, field or k) or _lone_surrogate(x, field or k)
-            if why:
-                return why
-    elif isinstance(v, list):
-        for x in v:
-            why = _lone_surrogate(x, field)
-            if why:
-                return why
-    return None
+    return lone_surrogate(rec)
 
 
 def _fold_oasst(items: list) -> tuple[list, dict[int, str]]:
@@ -626,39 +570,6 @@ def source_splits(path: str) -> list[str]:
         return mixed_splits(list_files(path))
     except (UserError, OSError):
         return []
-
-
-def header_doubt(path: str) -> tuple[str, int] | None:
-    """Why the first CSV/TSV file of a source seems to have no header row, and its number of
-    fields; or None. (Its first line,
-    read as the header, looks like a record: FLAN's CoT TSVs have none, and their first
-    question became a column name.) A name looks like data when it is long, holds a newline,
-    ends a sentence or is a number."""
-    try:
-        files = [f for f in list_files(path) if kind_suffix(f) in (".csv", ".tsv")]
-        if not files:
-            return None
-        recs = CsvRecords(files[0], delimiter(files[0]))
-        try:
-            names = list(recs.reader.fieldnames or [])
-        finally:
-            recs.close()
-    except (UserError, OSError):
-        return None
-
-    def datum(n: str) -> bool:
-        n = n.strip()
-        try:
-            float(n)
-            return True
-        except ValueError:
-            return len(n) > 48 or "\n" in n or n.endswith(("?", ".", "!"))
-    odd = [n for n in names if datum(n)]
-    if not odd:
-        return None
-    shown = odd[0] if len(odd[0]) <= 60 else odd[0][:57] + "..."
-    return (f"{files[0].name}'s first line is read as its header, but it looks like a record "
-            f"(a column would be named `{shown}`)", len(names))
 
 
 SNIFF_ROWS = 200  # rows `check` reads from a source's first file for its column types
