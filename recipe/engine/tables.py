@@ -13,8 +13,8 @@ from .sql import quote_ident as q
 MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
 CORE = [("_id", pa.string()), ("messages", MESSAGES), ("instruction", pa.string()), ("response", pa.string())]
 ASIDE_DDL = "(_id VARCHAR, reason VARCHAR, raw VARCHAR)"
-# a nested value (an object, a list that is not all text) is kept as its JSON in a JSON
-# column: sinks write it back as the value it was (as text it came out as a string)
+# a column of nested values (objects, lists that are not all text), or of values whose types
+# conflict, is a JSON column: sinks write each value back as it was (as text it was a string)
 JSON = pa.json_()
 SQL_TYPES = {pa.string(): "VARCHAR", pa.int64(): "BIGINT", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN",
              pa.list_(pa.string()): "VARCHAR[]", JSON: "JSON"}
@@ -48,11 +48,6 @@ def arrow_batches(res, size: int):
     reader = res.to_arrow_reader(size) if hasattr(res, "to_arrow_reader") else res.fetch_record_batch(size)
     for b in reader:
         yield with_json(pa.Table.from_batches([b]), names)
-
-
-def nested(v) -> bool:
-    """A value only a JSON column holds as it is: an object, or a list that is not all text."""
-    return isinstance(v, dict) or isinstance(v, list) and not all(isinstance(x, str) for x in v)
 
 
 def json_text(v) -> str:
