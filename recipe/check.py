@@ -673,7 +673,7 @@ def check(recipe: Recipe, overrides: dict[str, str] | None = None,
     `check` read of a source was set aside; `source_splits`: the dataset splits a source's
     files mix; `sources_given`: the sources whose path came from outside (relative to the
     working directory, not to the recipe); `source_headers`: why a source's CSV/TSV header
-    row looks like a record (`readers.header_doubt`)."""
+    row looks like a record (`csv_header.header_doubt`)."""
     c = Checked(recipe, source_errors=dict(source_errors or {}), source_notes=dict(source_notes or {}),
                 source_splits=dict(source_splits or {}), sources_given=set(sources_given or ()),
                 source_headers=dict(source_headers or {}))
