@@ -323,6 +323,11 @@ def _chat_line(fmt: str, turns: list[dict], extra, weird: int) -> str:
         rec[key][-1][ck] = 7  # a turn whose text is not text
     elif weird == 4 and turns:  # as recipe writes canonical rows: its own columns beside the turns
         rec.update({"_id": "raw:1", "instruction": turns[0]["c"], "response": "ab"})
+    elif weird == 5 and turns:  # a turn's own field: kept, with the turns, by the record reader
+        rec[key][-1]["name"] = "bo"
+    elif weird == 6 and turns:  # one that holds nothing (OpenHermes' `weight: null`): the fast path's
+        for t in rec[key]:
+            t["weight"] = None
     if extra is not None:
         rec["c1"] = extra
     return json.dumps(rec)
@@ -331,11 +336,12 @@ def _chat_line(fmt: str, turns: list[dict], extra, weird: int) -> str:
 @pytest.mark.parametrize("fmt", ["sharegpt", "openai"])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.tuples(st.lists(TURN, max_size=4), st.one_of(st.none(), PLAIN, st.just({"k": 1})),
-                               st.sampled_from([0] * 8 + [1, 2, 3, 4])), min_size=1, max_size=10),
+                               st.sampled_from([0] * 8 + [1, 2, 3, 4, 5, 6])), min_size=1, max_size=10),
        broken=st.booleans())
 def test_chat_fast_and_line_by_line_reads_agree(tmp_path_factory, monkeypatch, fmt, rows, broken):
     """ShareGPT and OpenAI rows: roles of every case (unknown, non-ASCII), turns without text,
-    LIMA's strings, no user turn or a blank one, extra columns of every kind; the bytes agree."""
+    LIMA's strings, no user turn or a blank one, extra columns of every kind, turns with fields
+    of their own; the bytes agree."""
     lines = [_chat_line(fmt, [{"r": "human", "c": "first"}, {"r": "gpt", "c": "row"}], None, 0)]
     lines += [_chat_line(fmt, *r) for r in rows] + (["{broken"] if broken else [])
     tmp = tmp_path_factory.mktemp("chat")

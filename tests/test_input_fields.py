@@ -74,3 +74,35 @@ def test_the_two_read_paths_agree_on_renamed_fields(tmp_path, monkeypatch):
     assert _run(tmp_path, text, "slow") == fast
     assert [r.get("instruction_in_input") for r in fast] == ["something else", None, "something else", None]
     assert [r["id_in_input"] for r in fast] == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("path", ["fast", "record by record"])
+def test_a_turns_own_fields_are_kept_and_written_back_by_the_chat_formats(tmp_path, monkeypatch, path):
+    """OpenAI's `name` on a message and a ShareGPT `weight` (which masks a turn's loss) were
+    dropped without a word: the turns as they came are kept as a column and the chat sinks put
+    the fields back; a field that is null everywhere (OpenHermes' `weight: null`) keeps nothing."""
+    if path != "fast":
+        monkeypatch.setattr(read_mod, "_fast", lambda *a: None)
+    named = [{"role": "system", "content": "be brief", "name": "ops"}, {"role": "user", "content": "q0", "name": "alice"},
+             {"role": "assistant", "content": "a0", "weight": 0}]
+    plain = [{"role": "user", "content": "q1", "weight": None}, {"role": "assistant", "content": "a1", "weight": None}]
+    data = write_jsonl(tmp_path / "d.jsonl", [{"messages": named}, {"messages": plain}])
+    text = f'''recipe t
+source raw = read("{data}", format="openai")
+edited = raw | derive(response = upper(response))
+write raw to "x.jsonl"
+write raw to "o.jsonl" (format="openai")
+write raw to "s.jsonl" (format="sharegpt")
+write edited to "e.jsonl" (format="openai")
+'''
+    rows = _run(tmp_path, text)
+    assert rows[0]["messages_in_input"] == named and rows[1]["messages_in_input"] is None
+    assert [m for m in rows[0]["messages"]] == [{"role": r, "content": c} for r, c in
+                                                 (("system", "be brief"), ("user", "q0"), ("assistant", "a0"))]
+    assert [r["messages"] for r in read_jsonl(tmp_path / "o" / "o.jsonl")] == [
+        named, [{"role": "user", "content": "q1"}, {"role": "assistant", "content": "a1"}]]
+    assert read_jsonl(tmp_path / "o" / "s.jsonl")[0]["conversations"] == [
+        {"from": "system", "value": "be brief", "name": "ops"}, {"from": "human", "value": "q0", "name": "alice"},
+        {"from": "gpt", "value": "a0", "weight": 0}]
+    # the same turns with a rewritten text: still the speaker's turn
+    assert [m.get("name") for m in read_jsonl(tmp_path / "o" / "e.jsonl")[0]["messages"]] == ["ops", "alice", None]

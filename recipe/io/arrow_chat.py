@@ -3,7 +3,7 @@
 Arrow compute build the canonical columns 20,000 lines at a time (`arrow_alpaca.chunks`); a
 chunk with anything the record reader treats its own way (a turn without text, an unknown or
 non-ASCII role, no user turn or a blank first one, LIMA's plain-string turns, nested extra
-values) goes to the record reader, and a differential test keeps both in step.
+values, a turn with a field of its own) goes to the record reader, and a differential test keeps both in step.
 """
 from __future__ import annotations
 
@@ -47,6 +47,8 @@ def chat_table(t: pa.Table, fmt: str, prefix: str, start: int) -> pa.Table | Non
     flat = turns.flatten()
     if flat.null_count:
         return None
+    if any(pc.struct_field(flat, f).null_count < len(flat) for f in fields if f not in (rk, ck)):
+        return None  # a turn's own field (`name`, `weight`): the record reader keeps the turns
     roles, contents = pc.struct_field(flat, rk), pc.struct_field(flat, ck)
     if roles.null_count or contents.null_count or not pc.all(pc.string_is_ascii(roles)).as_py():
         return None  # str.lower() and Arrow's lower agree on ASCII

@@ -185,7 +185,12 @@ def to_messages(fmt: str, rec: dict) -> tuple[list[dict], set[str]]:
             if role is None:
                 raise BadRow(f"turn {i} has unknown role `{t[rk]}`")
             msgs.append({"role": role, "content": content})
-        return msgs, {key}
+        # a turn's other fields (OpenAI's `name`, a ShareGPT `weight` that masks the loss) have no
+        # place in the canonical messages: the turns as they came stay a column (`messages_in_input`,
+        # `conversations`) and the chat writers put those fields back (`turn_fields`)
+        kept = any(isinstance(t, dict) and any(k not in (rk, ck) and v is not None for k, v in t.items())
+                   for t in turns)
+        return msgs, (set() if kept else {key})
     raise BadRow(f"unknown format `{fmt}`")
 
 
@@ -332,6 +337,25 @@ def same_name(rows: list, schema=None, spelled: dict | None = None) -> None:
 
 # ---- canonical -> format (writers) -----------------------------------------------------
 
+# where the reader keeps a chat's turns that carried fields of their own (`to_messages`)
+KEPT_TURNS = (("messages_in_input", "role", "content"), ("conversations", "from", "value"))
+
+
+def turn_fields(row: dict, msgs: list[dict]) -> list[dict]:
+    """Each message's own fields besides role and text (OpenAI's `name`, ShareGPT's `weight`)
+    from the turns the reader kept, when those turns are still these messages' turns (as many,
+    the same roles: a rewritten text is still its speaker's, and its weight still masks it);
+    else none (turns fused or dropped: which field belongs where is unknown)."""
+    for col, rk, ck in KEPT_TURNS:
+        turns = row.get(col)
+        if not isinstance(turns, list) or len(turns) != len(msgs):
+            continue
+        if all(isinstance(t, dict) and isinstance(t.get(rk), str) and ROLE_MAP.get(t[rk].lower()) == m["role"]
+               for t, m in zip(turns, msgs)):
+            return [{k: v for k, v in t.items() if k not in (rk, ck, "role", "content", "from", "value")
+                     and v is not None} for t in turns]
+    return [{} for _ in msgs]
+
 def from_row(fmt: str, row: dict, keep: list[str] = ()) -> dict:
     """Canonical row -> a record of `fmt`; raises BadRow where the format cannot hold it."""
     msgs = [m for m in row.get("messages") or []]
@@ -339,10 +363,11 @@ def from_row(fmt: str, row: dict, keep: list[str] = ()) -> dict:
     turns = [m for m in msgs if m["role"] != "system"]
     extra = {k: row[k] for k in keep if k in row}
     if fmt in ("openai", "jsonl"):
-        return {"messages": msgs, **extra}
+        return {"messages": [{**m, **f} for m, f in zip(msgs, turn_fields(row, msgs))], **extra}
     if fmt == "sharegpt":
         back = {"user": "human", "assistant": "gpt", "system": "system"}
-        return {"conversations": [{"from": back[m["role"]], "value": m["content"]} for m in msgs], **extra}
+        return {"conversations": [{"from": back[m["role"]], "value": m["content"], **f}
+                                  for m, f in zip(msgs, turn_fields(row, msgs))], **extra}
     pairs, i = [], 0
     while i < len(turns):
         if turns[i]["role"] != "user":
