@@ -529,6 +529,32 @@ def test_a_lone_surrogate_escape_sets_its_row_aside(tmp_path):
                             "without its other half: no character"}
 
 
+@pytest.mark.parametrize("container", ["jsonl", "json", "pretty json"])
+def test_a_field_named_twice_with_two_values_sets_its_row_aside(tmp_path, container):
+    """`{"instruction": "q", "instruction": "other"}`: json.loads kept the last value without
+    a word (Arrow's reader stops on it; other JSON readers keep the first): now the row is set
+    aside saying which field, nested objects too, in every container; the same value twice is
+    that value. A pretty-printed array element is set aside whole, and the next one reads."""
+    recs = ['{"instruction": "q0", "output": "a", "instruction": "other"}',
+            '{"instruction": "q1", "output": "a", "output": "a"}',
+            '{"instruction": "q2", "output": "a", "meta": [{"k": 1, "k": 2}]}',
+            '{"instruction": "q3", "output": "a"}']
+    if container == "pretty json":  # elements over several lines, the second field in another line
+        recs[2] = '{\n  "instruction": "q2",\n  "output": "a",\n  "meta": [\n    {"k": 1,\n     "k": 2}\n  ]\n}'
+    if container == "jsonl":
+        (tmp_path / "d.jsonl").write_text("\n".join(recs * 10) + "\n")
+    else:
+        (tmp_path / "d.json").write_text("[\n" + ",\n".join(recs * 10) + "\n]\n")
+    name = "d.jsonl" if container == "jsonl" else "d.json"
+    load(f'recipe t\nsource s = read("{tmp_path / name}", format="alpaca")\nwrite s to "s.jsonl"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    kept = [r["instruction"] for r in read_jsonl(tmp_path / "o" / "s.jsonl")]
+    reasons = [a["reason"].split(": ", 1)[1] for a in read_jsonl(tmp_path / "o" / "set_aside.jsonl")]
+    assert kept == ["q1", "q3"] * 10
+    assert reasons == ["malformed JSON (field `instruction` given twice, with different values)",
+                       "malformed JSON (field `k` given twice, with different values)"] * 10
+
+
 def test_a_field_named_empty_is_named_by_its_place(tmp_path):
     """A JSON key "" was a column DuckDB named `v4` (its position in the table): now
     `column_<position in the record>`, as a CSV header's unnamed column, on both read paths."""

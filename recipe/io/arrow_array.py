@@ -211,13 +211,14 @@ _DAMAGED = object()
 def _decoded(path: Path, out, a: int, b: int, at: int):
     """One element's value as json_array decodes it, or _DAMAGED where it reports one."""
     from .json_array import decode_at
+    from .values import Twice
     try:
         text = bytes(out[a:b - 1]).decode("utf-8")
     except UnicodeDecodeError as e:  # the record reader fails the file at its first such byte
         raise UserError(f"{path}: invalid UTF-8 at byte {at + e.start}") from None
     try:
         rec, end = decode_at(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, Twice):  # the record reader sets it aside with the reason
         return _DAMAGED
     return rec if not text[end:].strip() else _DAMAGED
 

@@ -12,6 +12,8 @@ import json
 import re
 from typing import BinaryIO, Iterator
 
+from .values import Twice, unique_keys
+
 BLOCK = 4 << 20  # bytes read at a time
 _SPACE = " \t\r\n,"
 _NUMBER_TAIL = re.compile(r"[0-9.eE+\-]*")
@@ -25,19 +27,25 @@ def _no_nan(name):
     raise _NonStandard(f"non-standard JSON constant {name}")
 
 
-_STRICT = json.JSONDecoder(parse_constant=_no_nan)
-_LOOSE = json.JSONDecoder()  # NaN and Infinity: the rows' own checks set such fields aside
+_STRICT = json.JSONDecoder(parse_constant=_no_nan, object_pairs_hook=unique_keys)
+# NaN and Infinity: the rows' own checks set such fields aside
+_LOOSE = json.JSONDecoder(object_pairs_hook=unique_keys)
+_PLAIN = json.JSONDecoder()  # where an element that names a field twice ends
 
 
 def decode_at(text: str, pos: int = 0):
-    """(value, end) of the JSON value at `pos`, NaN and Infinity taken; nesting deeper than
+    """(value, end) of the JSON value at `pos`, NaN and Infinity taken, a field named twice
+    with two values refused (`values.Twice`, with the end); nesting deeper than
     Python's recursion allows is a JSONDecodeError like any damage (its RecursionError stopped
     `check` and the run with a traceback)."""
     try:
         try:
-            return _STRICT.raw_decode(text, pos)
-        except _NonStandard:
-            return _LOOSE.raw_decode(text, pos)
+            try:
+                return _STRICT.raw_decode(text, pos)
+            except _NonStandard:
+                return _LOOSE.raw_decode(text, pos)
+        except Twice as e:
+            raise Twice(str(e), _PLAIN.raw_decode(text, pos)[1]) from None  # a cut-off element: JSONDecodeError
     except RecursionError:
         raise json.JSONDecodeError("nested deeper than the JSON reader follows", text, pos) from None
 
@@ -129,6 +137,10 @@ def elements(fh: BinaryIO, max_bytes: int, resume: tuple[int, int] | None = None
             why = f"record larger than {max_bytes} bytes" if too_long else f"malformed JSON ({e.msg})"
             yield ("bad", why, t.buf[t.pos:stop].strip(), line)
             t.pos = stop
+            continue
+        except Twice as e:
+            yield ("bad", f"malformed JSON ({e})", t.buf[t.pos:e.end].strip(), t.line(t.pos))
+            t.pos = e.end
             continue
         yield ("ok", rec, None, None)
         t.pos = end

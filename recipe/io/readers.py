@@ -21,7 +21,7 @@ from typing import Iterator
 
 from ..diagnostics import UserError
 from .formats import FORMATS, BadRow, canonical, detect, is_oasst_message, oasst_trees, same_name
-from .values import lone_surrogate, odd_type, plain_value
+from .values import Twice, lone_surrogate, odd_type, plain_value, unique_keys
 
 EXTS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
         ".csv": "csv", ".tsv": "tsv", ".arrow": "arrow"}
@@ -120,12 +120,17 @@ def _no_nan(name):
     raise ValueError(f"non-standard JSON constant {name}")
 
 
+_STRICT = json.JSONDecoder(parse_constant=_no_nan, object_pairs_hook=unique_keys)
+_LOOSE = json.JSONDecoder(object_pairs_hook=unique_keys)
+
+
 def _loads(text: str, nan: bool = False):
-    """`json.loads`; NaN and Infinity refused unless `nan`; nesting deeper than Python's
-    recursion allows is a ValueError like any malformed JSON (its RecursionError stopped
-    `check` and the run with a traceback)."""
+    """`json.loads`; NaN and Infinity refused unless `nan`; a field given twice with two
+    values refused (`values.unique_keys`); nesting deeper than Python's recursion allows is a
+    ValueError like any malformed JSON (its RecursionError stopped `check` and the run with a
+    traceback)."""
     try:
-        return json.loads(text) if nan else json.loads(text, parse_constant=_no_nan)
+        return (_LOOSE if nan else _STRICT).decode(text)
     except RecursionError:
         raise ValueError("nested deeper than the JSON reader follows") from None
 
@@ -205,6 +210,8 @@ def _iter_json_whole(path: Path) -> Iterator[Item]:
         raise UserError(f"{path}: invalid UTF-8 at byte {e.start}")
     try:
         doc = _loads(text)
+    except Twice as e:  # a whole document (not an array: those stream) whose fields are in doubt
+        raise UserError(f"{path}: {e}") from None
     except ValueError as e:
         if "non-standard JSON constant" not in str(e):
             yield from _iter_json_recover(path, text)
@@ -231,7 +238,7 @@ def _iter_json_recover(path: Path, text: str) -> Iterator[Item]:
     """A JSON array with broken elements: decode element by element, skip past damage.
     NaN and Infinity decode (as the whole-file and streamed readers take them): the row's
     own checks set aside a record that carries one, with the field's name."""
-    dec = json.JSONDecoder()
+    dec = _LOOSE
     pos = text.find("[")
     if pos < 0:
         raise UserError(f"{path}: not a JSON array and not valid JSON")

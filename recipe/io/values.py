@@ -1,5 +1,6 @@
-"""Input values made fit for a row: Parquet/Arrow values JSON has no type for made plain, and
-texts that hold no character (half a UTF-16 surrogate pair) found."""
+"""Input values made fit for a row: Parquet/Arrow values JSON has no type for made plain,
+texts that hold no character (half a UTF-16 surrogate pair) found, and a JSON object that
+names a field twice refused."""
 from __future__ import annotations
 
 
@@ -58,3 +59,26 @@ def lone_surrogate(v, field: str | None = None) -> str | None:
             if why:
                 return why
     return None
+
+
+class Twice(ValueError):
+    """A JSON object names a field twice, with two values; `end`: where the value ends, when
+    a reader knows it."""
+
+    def __init__(self, msg: str, end: int | None = None):
+        super().__init__(msg)
+        self.end = end
+
+
+def unique_keys(pairs: list) -> dict:
+    """A JSON object's fields (the decoders' `object_pairs_hook`); one named twice with two
+    values is refused: `json.loads` kept the last without a word, Arrow's reader stops, and
+    JSON readers elsewhere differ on which counts. Twice with one value is that value."""
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen: dict = {}
+        for k, v in pairs:
+            if k in seen and seen[k] != v:
+                raise Twice(f"field `{k}` given twice, with different values")
+            seen[k] = v
+    return d
