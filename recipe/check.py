@@ -13,7 +13,7 @@ from .check_regex import regex_call_diagnostics
 from .check_types import tname as _tname, want_hint as _want_hint, warn_widened as _warn_widened
 from .checked import Checked, model_option, model_source, path_of, value_of as _value
 from .diagnostics import Diagnostic, Span, column_hint, did_you_mean
-from .syntax import FUNCTIONS, expr_columns
+from .syntax import FUNCTIONS, expr_columns, field_path
 from .ir import Arg, ListV, Lit, Node, OpCall, ParamRef, Recipe, walk
 from .ops.base import P
 from .model_files import source_problem, tokenizer_problem
@@ -552,17 +552,29 @@ def _check_op_columns(c: Checked, node: Node, op: OpCall, spec, args: dict, cur:
     """Columns read by one call exist and have the types it needs; its expressions type-check."""
     exprs = [a for a in op.args if (spec.param(a.name) and spec.param(a.name).type == "expr")
              or (spec.variadic == "expr" and spec.param(a.name) is None)]
+    fields: dict[str, str] = {}  # `meta.lang` in an expression: a field of a nested value, read as text
     if cur is not None:
         reads = list(spec.reads(args))
         for a in exprs:
-            reads += [(col.name, col.span) for col in expr_columns(a.value)]
+            for col in expr_columns(a.value):
+                got = field_path(col.name, cur)
+                if got is None:
+                    reads.append((col.name, col.span))
+                elif cur[got[0]] in (types.ANY, types.NULL, types.ERR):
+                    fields[col.name] = types.STR
+                else:
+                    c.diagnostics.append(Diagnostic(
+                        "E0401", f"`{col.name}` reads a field of `{got[0]}`, which holds {_tname(cur[got[0]])}, "
+                                 f"not objects", col.span,
+                        (f"a dotted name reads a field of a column of JSON objects (`meta.lang` for "
+                         f"{{\"meta\": {{\"lang\": ...}}}})",)))
         for r in reads:
             name_, span = r if isinstance(r, tuple) else (r, _arg_span(op, r))
             if name_ not in cur:
                 c.diagnostics.append(Diagnostic(
                     "E0401", f"column `{name_}` does not exist at `{op.op}` in `{node.name}`", span,
                     column_hint(name_, cur)))
-    known = {k: t for k, t in (cur or {}).items()}
+    known = {k: t for k, t in (cur or {}).items()} | fields
     for a in exprs:
         t, issues = types.expr_type(a.value, known, ptypes)
         for iss in issues:

@@ -106,3 +106,23 @@ def to_text(e, parent: int = 0) -> str:
 def expr_columns(e) -> list[Column]:
     """The column references in an expression."""
     return [x for x in walk(e) if isinstance(x, Column)]
+
+
+def field_path(name: str, columns) -> tuple[str, tuple[str, ...]] | None:
+    """`meta.lang` read as the field `lang` of the column `meta` (a nested value): (column,
+    keys), when `name` is not itself a column and a dotted prefix of it is (the longest:
+    a CSV header may name a column `a.b`); else None."""
+    if "." not in name or name in columns:
+        return None
+    parts = name.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        base = ".".join(parts[:i])
+        if base in columns:
+            return base, tuple(parts[i:])
+    return None
+
+
+def base_column(name: str, columns) -> str:
+    """The column a reference reads: itself, or the column whose field it names."""
+    got = field_path(name, columns)
+    return got[0] if got else name

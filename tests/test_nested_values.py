@@ -127,3 +127,44 @@ def test_a_column_of_numbers_and_text_keeps_each_value_and_reads_as_text(tmp_pat
     assert [line.split(",")[-1] for line in (tmp_path / "o" / "raw.csv").read_text().splitlines()[1:]] == \
         ["1", "2.5", "1", "x", "True", ""]  # CSV: text as itself (not quoted JSON), others as a bool column writes them
     assert res.manifest["nodes"][0]["rows_set_aside"] == 0
+
+
+def test_a_dotted_name_reads_a_field_of_a_nested_value(tmp_path):
+    """`meta.src` in an expression is the field `src` of the column `meta` (any depth), read as
+    a JSON column's value is: text as itself, anything else as its JSON, null where the row has
+    no such field; a column really named with a dot is that column. Until session 28 a recipe
+    could not reach into an object at all (`meta.src` was an unknown column)."""
+    rows = [dict(r, deep={"a": {"b": i}}, **{"x.y": f"dotted {i}"}) for i, r in enumerate(ROWS)]
+    data = write_jsonl(tmp_path / "a.jsonl", rows)
+    text = (f'recipe n\nsource raw = read("{data}")\n'
+            'kept = raw | filter(meta.src == "x" or number(deep.a.b) >= 2)\n'
+            '  | derive(src = meta.src, n = meta.n, b = number(deep.a.b) * 10, none = meta.nothing, xy = x.y)\n'
+            'write kept to "o.jsonl"\n')
+    assert load(text).check().ok
+    res = load(text).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    got = [{k: r[k] for k in ("src", "n", "b", "none", "xy")} for r in read_jsonl(tmp_path / "o" / "o.jsonl")]
+    assert got == [{"src": "x", "n": "[1,2]", "b": 0.0, "none": None, "xy": "dotted 0"},
+                   {"src": None, "n": None, "b": 20.0, "none": None, "xy": "dotted 2"}]
+    assert "column `none` is null in all 2 rows" in res.manifest["warnings"][0]
+    # a field of a column that holds no objects, and a comparison of a field's text with a number
+    for expr, code, says in (('length(instruction.x) > 0', "E0401", "`instruction.x` reads a field of `instruction`, "
+                              "which holds text, not objects"),
+                             ("meta.src > 1", "E0405", "cannot compare str with int")):
+        diags = load(f'recipe n\nsource raw = read("{data}")\nk = raw | filter({expr})\nwrite k to "o.jsonl"\n'
+                     ).diagnose().diagnostics
+        assert [(d.code, says in d.message) for d in diags] == [(code, True)], diags
+
+
+def test_a_score_expression_says_its_statistics_and_its_nulls(tmp_path):
+    """`score(metric="expr")` said nothing of what it computed: a misspelt field scored every
+    row null and `select` then ranked nulls, without a word. Its summary now has the mean, min
+    and max, and a warning counts the null scores."""
+    data = write_jsonl(tmp_path / "a.jsonl", ROWS)
+    res = load(f'recipe n\nsource raw = read("{data}")\n'
+               's = raw | score(metric="expr", expr=length(response) + number(meta.src), column="q")\n'
+               't = raw | score(metric="expr", expr=length(response) * 2, column="q")\n'
+               'write s to "s.jsonl"\nwrite t to "t.jsonl"\n').run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    stats = {n["name"]: n.get("stats") for n in res.manifest["nodes"]}
+    assert stats["t"]["q"] == {"mean": 8.0, "min": 6.0, "max": 10.0}  # "Hi!", "Bye!", "1 2 3"
+    assert res.manifest["warnings"] == ["s: 3 of 3 rows scored null (the expression is null for them: a field "
+                                        "they lack, or text that is no number)"]

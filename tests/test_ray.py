@@ -439,7 +439,8 @@ def test_a_cluster_started_with_ray_start_runs_a_recipe_through_ray_client(tmp_p
 
 def test_nested_values_come_out_as_values_on_both_engines(tmp_path, monkeypatch):
     """A JSON column (objects, lists of numbers) read by tasks in spans, filtered, unioned with a
-    branch that holds the field as text, and written: the DuckDB engine's bytes, values intact."""
+    branch that holds the field as text, its fields read by a filter and a derive, and written:
+    the DuckDB engine's bytes, values intact."""
     monkeypatch.setenv("RECIPE_RAY_READ_BYTES", "2000")
     rows = [dict(r, meta={"i": i, "tags": ["x", i]}) for i, r in enumerate(alpaca_rows(40))]
     data = write_jsonl(tmp_path / "n.jsonl", rows)
@@ -447,7 +448,9 @@ def test_nested_values_come_out_as_values_on_both_engines(tmp_path, monkeypatch)
     res = both(load(f'recipe n\nsource raw = read("{data}")\nsource other = read("{text}")\n'
                     f'kept = raw | filter(length(response) > 52)\nall = union(kept, other)\n'
                     f'none = raw | filter(length(response) > 9999)\n'
-                    f'write all to "all.jsonl"\nwrite all to "all.parquet"\nwrite none to "none.parquet"\n'), tmp_path)
+                    f'late = raw | filter(number(meta.i) >= 30) | derive(tags = meta.tags)\n'
+                    f'write all to "all.jsonl"\nwrite all to "all.parquet"\nwrite none to "none.parquet"\n'
+                    f'write late to "late.jsonl"\n'), tmp_path)
     # Parquet sinks too: a list's item field is `element` whichever engine wrote it (until
     # session 26 DuckDB's `l` and Ray's `element` made different bytes of the same rows)
     assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
@@ -455,3 +458,6 @@ def test_nested_values_come_out_as_values_on_both_engines(tmp_path, monkeypatch)
     got = [json.loads(line)["meta"] for line in (tmp_path / "o-ray" / "all.jsonl").read_text().splitlines()]
     assert got[-1] == "just text" and len(got) > 2
     assert all(isinstance(m, dict) and m["tags"] == ["x", m["i"]] for m in got[:-1])
+    # a field of a nested value (`meta.i`), in a filter and a derive: read as its JSON text
+    late = [json.loads(line) for line in (tmp_path / "o-ray" / "late.jsonl").read_text().splitlines()]
+    assert [(r["meta"]["i"], r["tags"]) for r in late] == [(i, f'["x",{i}]') for i in range(30, 40)]

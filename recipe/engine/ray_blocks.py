@@ -79,12 +79,12 @@ def _keeps_whole(src: str, cond, reason: str, null_reason: str | None = None, *,
     the columns it names are read), and its output has the block's own schema (the filter
     run on an empty copy)."""
     import duckdb
-    from ..syntax import expr_columns
+    from ..syntax import base_column, expr_columns
     from .duck import table_types
     from .sql import condition_sql
     schema = block_schema(src)
     conds = cond if isinstance(cond, tuple) else (cond,)
-    need = sorted({c.name for e in conds for c in expr_columns(e)})
+    need = sorted({base_column(c.name, schema.names) for e in conds for c in expr_columns(e)})
     if not need or not set(need) <= set(schema.names):
         return False
     con = _connect()

@@ -91,9 +91,11 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
                 if step.op == "read":
                     store.read(step.fingerprint, ctx, step.node, step.args, reporter.log)
                 else:
-                    registry.get(step.op, internal=True).run(ctx, step.args, inputs)
+                    op = registry.get(step.op, internal=True)
+                    op.run(ctx, step.args, inputs)
                     if not ctx.out.made:
                         raise RuntimeError(f"operator {step.op} built no output")
+                    op.finish(ctx, step.args, store.table_of(step.fingerprint))
             n_in = sum(t.count() for t in inputs[:_main_inputs(step)])
             n_out = store.table_of(step.fingerprint).count()
             n_aside = store.aside_count(step.fingerprint)

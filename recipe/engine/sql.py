@@ -8,7 +8,7 @@ parameter, so no user text is ever pasted into SQL.
 from __future__ import annotations
 
 from ..ir import Binary, Call, Column, Lit, ParamRef, Unary
-from ..syntax import FUNCTIONS, WS_RE2
+from ..syntax import FUNCTIONS, WS_RE2, expr_columns, field_path
 from ..types import BOOL, SIGNATURES, STR, expr_type, numeric, of_value
 
 _ARITH = ("+", "-", "*", "/", "%")
@@ -39,14 +39,18 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
     column that `check` saw as numbers in a source's first rows holds text when a later row
     held text (the read widens it): where a number is needed it is read as its numbers,
     null where a value is not one, so such a row is set aside rather than the run stopped."""
-    if isinstance(e, Column):  # a column as it is (a JSON column copied stays JSON)
-        return quote_ident(e.name), []
+    if isinstance(e, Column) and field_path(e.name, column_types or {}) is None:
+        return quote_ident(e.name), []  # a column as it is (a JSON column copied stays JSON)
     binds: list = []
     # a JSON column (engine/duck.table_types: `json`) is read as text, a text value as itself and
     # any other as its JSON (`go`): DuckDB compared it with a text by parsing the text as JSON
     # (`meta == "x"` stopped the run)
     json_cols = {n for n, t in (column_types or {}).items() if t == "json"}
     types = {n: STR if t == "json" else t for n, t in (column_types or {}).items()}
+    # `meta.lang`: a field of a nested value, read as a JSON column's value is (text as itself,
+    # anything else as its JSON; null where the row has no such field)
+    fields = {c.name: got for c in expr_columns(e) if (got := field_path(c.name, column_types or {}))}
+    types.update(dict.fromkeys(fields, STR))
     text_cols = {n for n, t in types.items() if t == STR}
     param_types = {k: of_value(v) for k, v in params.items()}
 
@@ -92,6 +96,10 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
                 raise ExprError(f"param {x.name} has no value")
             return bind(params[x.name])
         if isinstance(x, Column):
+            if x.name in fields:
+                base, keys = fields[x.name]
+                doc = quote_ident(base) if base in json_cols else f"to_json({quote_ident(base)})"
+                return f"json_extract_string({doc}, {bind('$' + ''.join('.' + quote_ident(k) for k in keys))})"
             if x.name in json_cols:  # a text value as itself (not its quoted JSON), others as their JSON text
                 c = quote_ident(x.name)
                 return f"(CASE WHEN json_type({c}) = 'VARCHAR' THEN {c} ->> '$' ELSE CAST({c} AS VARCHAR) END)"

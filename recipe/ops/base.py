@@ -162,6 +162,11 @@ class Op:
         `ctx.out` (recipe.table.Output) exactly once."""
         raise NotImplementedError
 
+    def finish(self, ctx, args: dict, out) -> None:
+        """After `run`, with the step's output rows (a recipe.table.Table): what can only be
+        said of the result (an expression's statistics, a column that came out empty), through
+        `ctx.info` and `ctx.warn`."""
+
     def json_schema(self) -> dict:
         props = {p.name: p.json_schema() for p in self.params}
         s: dict = {"type": "object", "description": self.doc, "properties": props,

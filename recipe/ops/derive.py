@@ -19,5 +19,15 @@ class Derive(Op):
     def run(self, ctx, args, inputs):
         ctx.out.derive(inputs[0], dict(args))
 
+    def finish(self, ctx, args, out):
+        """A column null in every row is said: its expression read something the rows lack (a
+        misspelt JSON path, a field of another source) and nothing else would tell."""
+        for name in args:
+            if any(b.column(0).null_count < b.num_rows for b in out.batches([name])):
+                continue  # stops at the first batch with a value
+            n = out.count()
+            if n:
+                ctx.warn(f"column `{name}` is null in all {n} rows")
+
 
 OP = Derive()

@@ -97,7 +97,7 @@ class Score(Op):
     def run(self, ctx, args, inputs):
         src = inputs[0]
         m, name = args["metric"], self.out_name(args)
-        if m == "expr":
+        if m == "expr":  # the engine evaluates it; `finish` reads what it made
             ctx.out.derive(src, {name: args["expr"]}, cast={name: "float"})
             return
         if m == "complexity":
@@ -109,10 +109,7 @@ class Score(Op):
         else:
             values = self.model_scores(ctx, src, args, m)
         arr = np.asarray(values, dtype=np.float64)
-        finite = arr[np.isfinite(arr)]
-        if len(finite):
-            ctx.info[name] = score_stats(finite)
-        nulls = len(arr) - len(finite)
+        nulls = _describe(ctx, name, arr)
         if nulls:  # a null score is not a low one: selections and filters treat it apart, so say so
             why = ("IFD and perplexity score the response, and these rows have none"
                    if m in ("ifd", "perplexity") and nulls == sum(not t for t in row_texts(ctx, src, "response"))
@@ -120,6 +117,16 @@ class Score(Op):
             ctx.warn(f"{nulls} of {len(arr)} rows scored null ({why})")
         ctx.out.add_columns(src, pa.table({name: pa.array([None if not math.isfinite(v) else v for v in values],
                                                       pa.float64())}))
+
+    def finish(self, ctx, args, out):
+        if args["metric"] != "expr":
+            return
+        name = self.out_name(args)
+        arr = out.floats(name)
+        nulls = _describe(ctx, name, arr)
+        if nulls:  # an expression over a column the rows lack, or text that is no number, is null
+            ctx.warn(f"{nulls} of {len(arr)} rows scored null (the expression is null for them: a field "
+                     f"they lack, or text that is no number)")
 
     def model_scores(self, ctx, src, args, m) -> list[float]:
         rt, model = ctx.runtime, ctx.models[args["model"]]
@@ -147,6 +154,14 @@ class Score(Op):
             return (p @ np.arange(1, 6)).tolist()
         logits = rt.classify(model, inst, resp, progress=ctx.progress)
         return (logits[:, 0] if logits.shape[1] == 1 else logits[:, -1]).tolist()
+
+
+def _describe(ctx, name: str, arr: np.ndarray) -> int:
+    """The scores' statistics into the run summary; returns how many are null."""
+    finite = arr[np.isfinite(arr)]
+    if len(finite):
+        ctx.info[name] = score_stats(finite)
+    return len(arr) - len(finite)
 
 
 def _ppl(r: dict) -> float:
