@@ -571,9 +571,11 @@ def _check_op_columns(c: Checked, node: Node, op: OpCall, spec, args: dict, cur:
         for r in reads:
             name_, span = r if isinstance(r, tuple) else (r, _arg_span(op, r))
             if name_ not in cur:
+                got = field_path(name_, cur)
                 c.diagnostics.append(Diagnostic(
                     "E0401", f"column `{name_}` does not exist at `{op.op}` in `{node.name}`", span,
-                    column_hint(name_, cur)))
+                    (f"a field of a nested value is read by row expressions: derive a column from it first, "
+                     f"`derive({got[1][-1]} = {name_})`",) if got else column_hint(name_, cur)))
     known = {k: t for k, t in (cur or {}).items()} | fields
     for a in exprs:
         t, issues = types.expr_type(a.value, known, ptypes)

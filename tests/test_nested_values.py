@@ -153,6 +153,10 @@ def test_a_dotted_name_reads_a_field_of_a_nested_value(tmp_path):
         diags = load(f'recipe n\nsource raw = read("{data}")\nk = raw | filter({expr})\nwrite k to "o.jsonl"\n'
                      ).diagnose().diagnostics
         assert [(d.code, says in d.message) for d in diags] == [(code, True)], diags
+    # an operator's column parameter is a column: the hint says how to make one of the field
+    diags = load(f'recipe n\nsource raw = read("{data}")\nk = raw | dedupe(method="exact", on=meta.src)\n'
+                 'write k to "o.jsonl"\n').diagnose().diagnostics
+    assert [d.code for d in diags] == ["E0401"] and "`derive(src = meta.src)`" in diags[0].hints[0]
 
 
 def test_a_score_expression_says_its_statistics_and_its_nulls(tmp_path):
