@@ -8,8 +8,11 @@ import json
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+from hypothesis import given, settings, strategies as st
 
 from recipe.api import load
+from recipe.engine.sql import to_sql
+from recipe.ir import Column
 from recipe.engine.tables import RowWriter
 
 from conftest import read_jsonl, write_jsonl
@@ -172,3 +175,42 @@ def test_a_score_expression_says_its_statistics_and_its_nulls(tmp_path):
     assert stats["t"]["q"] == {"mean": 8.0, "min": 6.0, "max": 10.0}  # "Hi!", "Bye!", "1 2 3"
     assert res.manifest["warnings"] == ["s: 3 of 3 rows scored null (the expression is null for them: a field "
                                         "they lack, or text that is no number)"]
+
+
+# ---- a field of a nested value (`meta.a.b`), against a reference -------------------------
+KEY = st.sampled_from(["a", "b", "Ab", "select"])
+LEAF = st.one_of(st.none(), st.booleans(), st.integers(-2**53, 2**53), st.floats(allow_nan=False, allow_infinity=False),
+                 st.text(alphabet='ab "\\\u00e9\U0001f600', max_size=4))
+VALUE = st.recursive(LEAF, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                   st.dictionaries(KEY, inner, max_size=3)), max_leaves=6)
+
+
+def _field_ref(value, keys):
+    """A field as the docs say it reads: text as itself, any other value as its JSON, null where
+    there is no such field (or it holds JSON's null)."""
+    for k in keys:
+        if not isinstance(value, dict) or k not in value:
+            return None
+        value = value[k]
+    return value
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=st.lists(st.one_of(st.none(), st.dictionaries(KEY, VALUE, max_size=3)), min_size=1, max_size=6),
+       keys=st.lists(KEY, min_size=1, max_size=3))
+def test_a_dotted_name_reads_the_field_the_reference_reads(rows, keys):
+    from recipe.engine.tables import JSON, json_text
+    col = pa.array([None if r is None else json_text(r) for r in rows], pa.string())
+    con = duckdb.connect()
+    con.register("t", pa.table({"m": pa.ExtensionArray.from_storage(JSON, col)}))
+    name = "m." + ".".join(keys)
+    sql, binds = to_sql(Column(name), {}, {"m": "json"})
+    got = [r[0] for r in con.execute(f"SELECT {sql} FROM t", binds).fetchall()]
+    for r, g in zip(rows, got):
+        want = _field_ref(r, keys)
+        if want is None:
+            assert g is None, (r, keys, g)
+        elif isinstance(want, str):
+            assert g == want, (r, keys, g)
+        else:
+            assert json.loads(g) == want, (r, keys, g)
