@@ -36,6 +36,9 @@ def check_out_dir(out: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as e:
+        blocked = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+        if blocked is not None:  # mkdir's "File exists" named no file
+            raise UserError(f"cannot write to output directory {out}: `{blocked}` is a file, not a directory")
         raise UserError(f"cannot write to output directory {out}: {e.strerror}")
 
 
