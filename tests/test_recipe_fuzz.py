@@ -27,6 +27,8 @@ def literal(draw):
 
 def expr(draw, cols, depth=2):
     if depth == 0 or draw(st.integers(0, 3)) == 0:
+        if draw(st.integers(0, 5)) == 0:  # a field of a nested value (of a column of any type)
+            return f"{draw(st.sampled_from(COLNAMES))}.{draw(st.sampled_from(['k', 's', 'k.s']))}"
         return draw(st.sampled_from(cols)) if draw(st.booleans()) else literal(draw)
     kind = draw(st.sampled_from(["bin", "fn", "not"]))
     if kind == "not":
