@@ -563,3 +563,59 @@ def test_an_own_named_field_that_holds_nothing_else_adds_no_column_on_either_pat
     data.write_text("\n".join(lines) + "\n")
     _both_paths_agree(monkeypatch, tmp_path, data, "_fast", second, 2, fmt="alpaca")
     assert "response_in_input" not in (tmp_path / "fast" / "x.jsonl").read_text()
+
+
+# the other one-turn formats (io/arrow_pairs.py): Dolly, prompt/completion, question/answer
+PAIR_FIELDS = {"dolly": ("instruction", "response"), "prompt_completion": ("prompt", "completion"),
+               "question_answer": ("question", "answer")}
+ASK = st.one_of(*[st.text(alphabet="abc", min_size=1, max_size=4)] * 8, st.sampled_from(["", " ", "\u3000"]),
+                st.none(), st.just(3))
+ANSWER = st.one_of(*[st.text(alphabet="xyz ", max_size=4)] * 8, st.none(), st.just(["x"]))
+PAIR_EXTRA = st.fixed_dictionaries({}, optional={
+    "context": st.one_of(st.sampled_from(["", " ", "more", "\u00a0"]), st.none(), st.just(2)),
+    "input": st.sampled_from(["", "inp"]), "c1": VALUES, "_id": PLAIN, "C1": PLAIN,
+    # recipe's own names beside the format's fields: kept where they say something else
+    "instruction": st.sampled_from(["abc", "x"]), "response": st.sampled_from(["x", "xyz", None]),
+    "output": st.sampled_from(["o"])})
+
+
+def _pair_line(fmt: str, ask, answer, extra: dict, drop: int) -> str:
+    a, b = PAIR_FIELDS[fmt]
+    rec = {k: v for k, v in extra.items() if k not in (a, b)}
+    if fmt != "dolly":
+        rec.pop("context", None)
+        rec.pop("input", None)
+    if drop != 1:
+        rec[a] = ask
+    if drop != 2:
+        rec[b] = answer
+    return json.dumps(rec)
+
+
+@pytest.mark.parametrize("fmt", ["dolly", "prompt_completion", "question_answer"])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(ASK, ANSWER, PAIR_EXTRA, st.sampled_from([0] * 12 + [1, 2])), min_size=1, max_size=10),
+       broken=st.booleans(), given_fmt=st.booleans())
+def test_one_turn_formats_read_alike_on_both_paths(tmp_path_factory, monkeypatch, fmt, rows, broken, given_fmt):
+    """Dolly (`context` or `input`), prompt/completion and question/answer rows: missing, null,
+    blank and non-text fields, recipe's own names beside them, extra columns of every kind;
+    the fast path and the line-by-line reader write the same bytes."""
+    a, b = PAIR_FIELDS[fmt]
+    lines = [json.dumps({a: "first", b: "row"})] + [_pair_line(fmt, *r) for r in rows] + (["{broken"] if broken else [])
+    tmp = tmp_path_factory.mktemp("pairs")
+    data = tmp / "d.jsonl"
+    data.write_text("".join(line + "\n" for line in lines))
+    _both_paths_agree(monkeypatch, tmp, data, "_fast", "\n".join(lines), fmt=fmt if given_fmt else "")
+
+
+def test_one_turn_formats_take_the_fast_path(tmp_path, monkeypatch):
+    """Clean Dolly rows take Arrow's path whole (they went line by line until session 28)."""
+    rows = [{"instruction": f"q{i}", "context": "c" if i % 2 else "", "response": f"a{i}", "category": "qa"}
+            for i in range(9)]
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = f'recipe t\nsource raw = read("{data}")\nwrite raw to "x.jsonl"\n'
+    assert _fast_then_slow(monkeypatch, tmp_path, text, "_fast") == [3, 3, 3]
+    assert _outputs(tmp_path / "fast") == _outputs(tmp_path / "slow")
+    out = [json.loads(line) for line in (tmp_path / "fast" / "x.jsonl").read_text().splitlines()]
+    assert [r["instruction"] for r in out[:2]] == ["q0", "q1\n\nc"] and out[1]["context"] == "c"

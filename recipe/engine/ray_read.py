@@ -116,8 +116,8 @@ def read_piece(piece: tuple, args: dict, source: str, index: int, work: str, blo
     if piece[0] == "span" and not isinstance(piece[3][0], list):  # a JSON-lines span
         _, path, fmt, span = piece
         from ..io.arrow_alpaca import chunks
-        from ..io.arrow_chat import canon_for
-        got = direct_blocks(chunks(Path(path), f"{source}:", None if fmt == "alpaca" else canon_for(fmt), span=span),
+        from ..io.arrow_formats import canon_for
+        got = direct_blocks(chunks(Path(path), f"{source}:", canon_for(fmt), span=span),
                             d, index << FILE_ROWS, block_rows)
         if got is not None:
             for k in (0, 1):

@@ -1,8 +1,9 @@
 """The read step: a source's files -> a canonical table, unreadable records set aside.
 
-Each JSON-lines file or JSON array of Alpaca, ShareGPT or OpenAI rows, and each Parquet,
-Arrow (save_to_disk) or CSV/TSV file of Alpaca rows, takes Arrow's fast path
-(`io/arrow_alpaca.py`, `io/arrow_chat.py`, `io/arrow_array.py`, `io/arrow_csv.py`) chunk by
+Each JSON-lines file or JSON array of Alpaca, ShareGPT, OpenAI, Dolly, prompt/completion or
+question/answer rows, and each Parquet, Arrow (save_to_disk) or CSV/TSV file of Alpaca rows,
+takes Arrow's fast path (`io/arrow_alpaca.py`, `io/arrow_chat.py`, `io/arrow_pairs.py`,
+`io/arrow_array.py`, `io/arrow_csv.py`) chunk by
 chunk; every other file, and any chunk the fast path cannot take exactly, is read record by
 record."""
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pyarrow as pa
 from pathlib import Path
 
 from ..diagnostics import UserError
+from ..io.arrow_formats import FAST
 from ..io.formats import detect, is_oasst_message
 from ..io.prefetch import prefetched
 from ..io.readers import (array_items, delimiter, iter_csv, iter_rows, item_row, jsonl_items, kind_suffix, list_files,
@@ -145,13 +147,13 @@ def read_range(con, out: str, aside_table: str, ctx, source: str, f: Path, fmt: 
     index); for a Parquet file of Alpaca rows, (row groups, first row index). Rows, ids and
     reasons are those of reading the whole file."""
     from ..io.arrow_alpaca import chunks
-    from ..io.arrow_chat import canon_for
+    from ..io.arrow_formats import canon_for
     rows = _Rows(con, out, aside_table, ctx)
     prefix = f"{source}:"
     if kind_suffix(f) == ".parquet":
         _parquet_rows(f, open_parquet(f), prefix, rows.take, rows.take_arrow, span)
         return rows.close()
-    for kind, payload, first_line, first_idx in prefetched(chunks(f, prefix, None if fmt == "alpaca" else canon_for(fmt),
+    for kind, payload, first_line, first_idx in prefetched(chunks(f, prefix, canon_for(fmt),
                                                                   span=span)):
         if kind == "arrow":
             rows.take_arrow(payload)
@@ -200,8 +202,8 @@ def _read_file(f: Path, args: dict, source: str, log, multi: bool, distinct: boo
                     take(*item_row(it, prefix, "alpaca"))
     elif distinct and (fmt := _fast_array(f, args, source, log, multi)):
         from ..io.arrow_array import array_chunks
-        from ..io.arrow_chat import canon_for
-        for kind, payload in prefetched(array_chunks(f, prefix, None if fmt == "alpaca" else canon_for(fmt))):
+        from ..io.arrow_formats import canon_for
+        for kind, payload in prefetched(array_chunks(f, prefix, canon_for(fmt))):
             if kind == "arrow":
                 take_arrow(payload)
             else:
@@ -209,8 +211,8 @@ def _read_file(f: Path, args: dict, source: str, log, multi: bool, distinct: boo
                     take(*item_row(it, prefix, fmt))
     elif distinct and (fmt := _fast(f, args, source, log, multi)):
         from ..io.arrow_alpaca import chunks
-        from ..io.arrow_chat import canon_for
-        for kind, payload, lineno, idx in prefetched(chunks(f, prefix, None if fmt == "alpaca" else canon_for(fmt))):
+        from ..io.arrow_formats import canon_for
+        for kind, payload, lineno, idx in prefetched(chunks(f, prefix, canon_for(fmt))):
             if kind == "arrow":
                 take_arrow(payload)
             else:
@@ -222,12 +224,11 @@ def _read_file(f: Path, args: dict, source: str, log, multi: bool, distinct: boo
             take(rid, row, reason, raw)
 
 
-FAST = ("alpaca", "sharegpt", "openai")
 _DETECTED = re.compile(r": detected format `(\w+)`")  # the JSON-lines formats Arrow reads (io/arrow_*.py)
 
 
 def _fast(f: Path, args: dict, source: str, log, multi: bool = False) -> str | None:
-    """The format, when `f` is a JSON-lines file of Alpaca, ShareGPT or OpenAI rows with
+    """The format, when `f` is a JSON-lines file of rows in a fast-path format (`FAST`) with
     default ids (None: read it record by record)."""
     if kind_suffix(f) not in (".jsonl", ".ndjson") or args.get("id"):
         return None
@@ -256,8 +257,8 @@ def _detected(rec, allowed: tuple, f: Path, source: str, log, multi: bool) -> st
 
 
 def _fast_array(f: Path, args: dict, source: str, log, multi: bool = False) -> str | None:
-    """The format, when `f` is a JSON array of Alpaca, ShareGPT or OpenAI rows with default
-    ids (None: read it record by record)."""
+    """The format, when `f` is a JSON array of rows in a fast-path format with default ids
+    (None: read it record by record)."""
     from ..io.arrow_array import is_array
     if kind_suffix(f) != ".json" or args.get("id") or args.get("format") not in (None, *FAST) or not is_array(f):
         return None

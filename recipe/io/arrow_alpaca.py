@@ -197,10 +197,13 @@ def canonical_table(t: pa.Table, prefix: str, start: int) -> pa.Table | None:
             user = pc.if_else(has_input, pc.binary_join_element_wise(inst, inp, "\n\n"), inst)
     user, answer = _one_chunk(user), _one_chunk(out)
     extras = plain_extras(t, CONSUMED, {"response": answer})
-    if extras is None:
-        return None
-    n = t.num_rows
-    # every row's conversation is its two turns: left null and marked, the table rebuilds it
+    return two_turns(prefix, start, user, answer, extras) if extras is not None else None
+
+
+def two_turns(prefix: str, start: int, user, answer, extras: list) -> pa.Table:
+    """The canonical table of rows that are one user turn and its answer: each conversation
+    is left null and marked, and the table rebuilds it from the two texts."""
+    n = len(user)
     cols = [("_id", ids(prefix, start, n)), ("messages", pa.nulls(n, MESSAGES)), ("instruction", user),
             ("response", answer)] + extras + [(TWO, pa.array(np.ones(n, dtype=bool)))]
     return pa.table(dict(cols))

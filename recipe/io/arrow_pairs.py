@@ -1,0 +1,63 @@
+"""The Arrow fast path for the other one-turn formats in JSON lines and JSON arrays: Dolly
+(`instruction`, `context` or `input`, `response`), `prompt_completion` and `question_answer`
+(GSM8K). As `arrow_alpaca` does for Alpaca rows, Arrow's parser and Arrow compute build the
+canonical columns a chunk at a time; a chunk with anything the record reader treats its own
+way (a missing or blank prompt, a field that is not text, both `context` and `input`, nested
+extra values) goes to the record reader, and a differential test keeps both in step.
+"""
+from __future__ import annotations
+
+from functools import partial
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .arrow_alpaca import blank, parse_lines, plain_extras, two_turns
+
+# format -> (prompt field, answer field), as formats.to_messages reads them
+FIELDS = {"dolly": ("instruction", "response"), "prompt_completion": ("prompt", "completion"),
+          "question_answer": ("question", "answer")}
+
+
+def canon_for(fmt: str):
+    """The `canon(lines, prefix, start)` of `arrow_alpaca.chunks` for a one-turn format."""
+    return partial(_canonical, fmt)
+
+
+def _canonical(fmt: str, lines, prefix: str, start: int) -> pa.Table | None:
+    t = parse_lines(lines)
+    return pair_table(t, fmt, prefix, start) if t is not None else None
+
+
+def _texts(t: pa.Table, name: str, required: bool) -> pa.Array | None:
+    """A field as text for every row ("" where null or absent and not `required`), or None
+    when the record reader must judge a row (missing, null, not text)."""
+    if name not in t.column_names:
+        return None if required else pa.array([""] * t.num_rows, pa.string())
+    col = t.column(name)
+    if col.type not in (pa.string(), pa.null()) or (required and col.null_count):
+        return None
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    return pc.fill_null(col.cast(pa.string()), "")
+
+
+def pair_table(t: pa.Table, fmt: str, prefix: str, start: int) -> pa.Table | None:
+    """The canonical table of `fmt` records `t` (rows `start`...), or None when some record
+    needs the record reader's rules."""
+    ask, answer_field = FIELDS[fmt]
+    prompt, answer = _texts(t, ask, True), _texts(t, answer_field, True)
+    if prompt is None or answer is None or pc.any(blank(prompt)).as_py():
+        return None  # missing, null or blank: the record reader names the field
+    consumed = {ask, answer_field}
+    user = prompt
+    if fmt == "dolly":
+        if "context" in t.column_names and "input" in t.column_names:
+            return None  # which one a row reads depends on the keys it has: null and absent look alike here
+        ctx = _texts(t, "context" if "context" in t.column_names else "input", False)
+        if ctx is None:
+            return None
+        has = pc.invert(blank(ctx))
+        if pc.any(has).as_py():
+            user = pc.if_else(has, pc.binary_join_element_wise(prompt, ctx, "\n\n"), prompt)
+    extras = plain_extras(t, consumed, {"instruction": user, "response": answer})
+    return two_turns(prefix, start, user, answer, extras) if extras is not None else None
