@@ -619,3 +619,51 @@ def test_one_turn_formats_take_the_fast_path(tmp_path, monkeypatch):
     assert _outputs(tmp_path / "fast") == _outputs(tmp_path / "slow")
     out = [json.loads(line) for line in (tmp_path / "fast" / "x.jsonl").read_text().splitlines()]
     assert [r["instruction"] for r in out[:2]] == ["q0", "q1\n\nc"] and out[1]["context"] == "c"
+
+
+PQ_TURN = st.fixed_dictionaries({"r": ROLES, "c": st.one_of(*[st.text(alphabet="ab \u3000", max_size=4)] * 6, st.none())},
+                                optional={"name": st.one_of(st.none(), st.just("bo"))})
+
+
+@pytest.mark.parametrize("fmt", ["sharegpt", "openai", "question_answer", "dolly"])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(st.lists(PQ_TURN, max_size=3), ASK.filter(lambda v: not isinstance(v, int)),
+                               ANSWER.filter(lambda v: not isinstance(v, list)), PLAIN.filter(lambda v: v != [])),
+                     min_size=1, max_size=10),
+       extra=st.sampled_from(sorted(PQ_COLS)), data=st.data())
+def test_other_formats_in_parquet_read_alike_on_both_paths(tmp_path_factory, monkeypatch, fmt, rows, extra, data):
+    """ShareGPT and OpenAI turns (unknown roles, null texts, a turn's own field), Dolly and
+    question/answer rows (null, blank, `context`) in Parquet, an extra column of each type:
+    Arrow's path and the record reader write the same bytes (only Alpaca took Arrow's path
+    until session 28)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    recs = []
+    for turns, ask, answer, ctx in [([{"r": "human", "c": "first"}, {"r": "gpt", "c": "row"}], "first", "row", "")] + rows:
+        if fmt in ("sharegpt", "openai"):
+            key, rk, ck = {"sharegpt": ("conversations", "from", "value"), "openai": ("messages", "role", "content")}[fmt]
+            rec = {key: [{rk: t["r"], ck: t["c"], **({"name": t["name"]} if "name" in t else {})} for t in turns]}
+        else:
+            a, b = PAIR_FIELDS[fmt]
+            rec = {a: ask, b: answer, **({"context": ctx if isinstance(ctx, str) else None} if fmt == "dolly" else {})}
+        rec[extra] = data.draw(st.one_of(st.none(), PQ_COLS[extra]))
+        recs.append(rec)
+    tmp = tmp_path_factory.mktemp("pqf")
+    pq.write_table(pa.Table.from_pylist(recs), tmp / "d.parquet", row_group_size=3)
+    _both_paths_agree(monkeypatch, tmp, tmp / "d.parquet", "_fast_parquet", str(recs), fmt=fmt)
+
+
+@pytest.mark.parametrize("fmt", ["openai", "question_answer"])
+def test_other_formats_in_parquet_take_the_fast_path(tmp_path, monkeypatch, fmt):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    if fmt == "openai":
+        recs = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}], "n": i}
+                for i in range(9)]
+    else:
+        recs = [{"question": f"q{i}", "answer": "a", "n": i} for i in range(9)]
+    pq.write_table(pa.Table.from_pylist(recs), tmp_path / "d.parquet")
+    text = f'recipe t\nsource raw = read("{tmp_path / "d.parquet"}")\nwrite raw to "x.jsonl"\n'
+    assert _fast_then_slow(monkeypatch, tmp_path, text, "_fast_parquet") == [3, 3, 3]
+    assert _outputs(tmp_path / "fast") == _outputs(tmp_path / "slow")
+    assert [json.loads(x)["instruction"] for x in (tmp_path / "fast" / "x.jsonl").read_text().splitlines()][8] == "q8"

@@ -210,7 +210,7 @@ def pieces_of(store, source: str, args: dict, files: list[Path], log) -> list[tu
     (128 MB by default): a folder's files one each; one large JSON-lines file in
     a fast-path format into byte spans of that size,
     counted first (in tasks) so that each span knows its first line and row; one large Parquet
-    file of Alpaca rows into runs of row groups; else None."""
+    file of rows in a fast-path format into runs of row groups; else None."""
     if args.get("id") or len({f.name for f in files}) != len(files):
         return None
     step = int(os.environ.get("RECIPE_RAY_READ_BYTES") or SPAN_BYTES)
@@ -225,8 +225,8 @@ def pieces_of(store, source: str, args: dict, files: list[Path], log) -> list[tu
     if is_compressed(f):  # a compressed stream cannot be entered midway: read whole
         return None
     if f.suffix.lower() == ".parquet":
-        pf = _fast_parquet(f, args, source, log)
-        return _row_groups(pf, str(f), -(-size // step)) if pf is not None else None
+        got = _fast_parquet(f, args, source, log)
+        return _row_groups(*got, str(f), -(-size // step)) if got is not None else None
     if not (fmt := _fast(f, args, source, log)):
         return None
     cut = spans(f, -(-size // step))
@@ -240,7 +240,7 @@ def pieces_of(store, source: str, args: dict, files: list[Path], log) -> list[tu
     return out
 
 
-def _row_groups(pf, path: str, pieces: int) -> list[tuple] | None:
+def _row_groups(pf, fmt: str, path: str, pieces: int) -> list[tuple] | None:
     """A Parquet file's row groups dealt into about `pieces` runs of consecutive groups, each
     with its first row index (from the file's metadata: nothing is read)."""
     meta = pf.metadata
@@ -251,7 +251,7 @@ def _row_groups(pf, path: str, pieces: int) -> list[tuple] | None:
     out, idx = [], 0
     for g in range(0, n, per):
         groups = list(range(g, min(g + per, n)))
-        out.append(("span", path, "alpaca", (groups, idx)))
+        out.append(("span", path, fmt, (groups, idx)))
         idx += sum(meta.row_group(k).num_rows for k in groups)
     return out if len(out) > 1 else None
 

@@ -151,7 +151,7 @@ def read_range(con, out: str, aside_table: str, ctx, source: str, f: Path, fmt: 
     rows = _Rows(con, out, aside_table, ctx)
     prefix = f"{source}:"
     if kind_suffix(f) == ".parquet":
-        _parquet_rows(f, open_parquet(f), prefix, rows.take, rows.take_arrow, span)
+        _parquet_rows(f, open_parquet(f), fmt, prefix, rows.take, rows.take_arrow, span)
         return rows.close()
     for kind, payload, first_line, first_idx in prefetched(chunks(f, prefix, canon_for(fmt),
                                                                   span=span)):
@@ -163,31 +163,33 @@ def read_range(con, out: str, aside_table: str, ctx, source: str, f: Path, fmt: 
     return rows.close()
 
 
-def _parquet_rows(f: Path, pf, prefix: str, take, take_arrow, groups=None) -> None:
+def _parquet_rows(f: Path, pf, fmt: str, prefix: str, take, take_arrow, groups=None) -> None:
     from ..io.arrow_alpaca import parquet_chunks
-    _batch_rows(parquet_chunks(pf, f, prefix, groups), prefix, take, take_arrow)
+    from ..io.arrow_formats import table_for
+    _batch_rows(parquet_chunks(pf, f, prefix, groups, table_for(fmt)), fmt, prefix, take, take_arrow)
 
 
-def _batch_rows(chunks, prefix: str, take, take_arrow) -> None:
-    """Rows of Alpaca record batches (Parquet's, an Arrow file's): canonical chunks as they
+def _batch_rows(chunks, fmt: str, prefix: str, take, take_arrow) -> None:
+    """Rows of record batches in `fmt` (Parquet's, an Arrow file's): canonical chunks as they
     are, a refused chunk's rows one by one."""
     for kind, payload, idx in prefetched(chunks):
         if kind == "arrow":
             take_arrow(payload)
         else:
             for it in payload:
-                take(*item_row(it, prefix, "alpaca"))
+                take(*item_row(it, prefix, fmt))
 
 
 def _read_file(f: Path, args: dict, source: str, log, multi: bool, distinct: bool, prefix: str, take, take_arrow) -> None:
     """One file's rows: Arrow's fast path where it applies, else record by record."""
-    pf = _fast_parquet(f, args, source, log, multi) if distinct else None
-    if pf is not None:
-        _parquet_rows(f, pf, prefix, take, take_arrow)
-    elif distinct and _fast_arrow(f, args, source, log, multi):
+    got = _fast_parquet(f, args, source, log, multi) if distinct else None
+    if got is not None:
+        _parquet_rows(f, got[0], got[1], prefix, take, take_arrow)
+    elif distinct and (fmt := _fast_arrow(f, args, source, log, multi)):
         from ..io.arrow_alpaca import CHUNK, batch_chunks
+        from ..io.arrow_formats import table_for
         from ..io.hf_disk import arrow_batches
-        _batch_rows(batch_chunks(arrow_batches(f, CHUNK), f, prefix), prefix, take, take_arrow)
+        _batch_rows(batch_chunks(arrow_batches(f, CHUNK), f, prefix, 0, table_for(fmt)), fmt, prefix, take, take_arrow)
     elif distinct and (names := _fast_csv(f, args, source, log, multi)):
         from ..io.arrow_csv import csv_chunks
         # a refused block's records are read lazily from the open file: read them before the
@@ -269,14 +271,13 @@ def _fast_array(f: Path, args: dict, source: str, log, multi: bool = False) -> s
 
 
 def _fast_parquet(f: Path, args: dict, source: str, log, multi: bool = False):
-    """The open ParquetFile when `f` is a Parquet file of Alpaca rows with default ids."""
-    if kind_suffix(f) != ".parquet" or args.get("id") or args.get("format") not in (None, "alpaca"):
+    """(the open ParquetFile, the format) when `f` is a Parquet file of rows in a fast-path
+    format with default ids (None: read it record by record)."""
+    if kind_suffix(f) != ".parquet" or args.get("id") or args.get("format") not in (None, *FAST):
         return None
     pf = open_parquet(f)
-    if args.get("format") is None:  # detected from the first record, as the record reader does
-        if not _detected(_first_record(pf.iter_batches(batch_size=1)), ("alpaca",), f, source, log, multi):
-            return None
-    return pf
+    fmt = args.get("format") or _detected(_first_record(pf.iter_batches(batch_size=1)), FAST, f, source, log, multi)
+    return (pf, fmt) if fmt else None  # detected from the first record, as the record reader does
 
 
 def _first_record(batches) -> dict | None:
@@ -285,15 +286,15 @@ def _first_record(batches) -> dict | None:
     return first.to_pylist()[0] if first is not None and first.num_rows else None
 
 
-def _fast_arrow(f: Path, args: dict, source: str, log, multi: bool = False) -> bool:
-    """Whether `f` is an Arrow file (a Hugging Face save_to_disk shard) of Alpaca rows with
-    default ids."""
-    if kind_suffix(f) != ".arrow" or args.get("id") or args.get("format") not in (None, "alpaca"):
-        return False
+def _fast_arrow(f: Path, args: dict, source: str, log, multi: bool = False) -> str | None:
+    """The format, when `f` is an Arrow file (a Hugging Face save_to_disk shard) of rows in a
+    fast-path format with default ids (None: read it record by record)."""
+    if kind_suffix(f) != ".arrow" or args.get("id") or args.get("format") not in (None, *FAST):
+        return None
     if args.get("format") is None:  # detected from the first record, as the record reader does
         from ..io.hf_disk import arrow_batches
-        return _detected(_first_record(arrow_batches(f, 1)), ("alpaca",), f, source, log, multi) is not None
-    return True
+        return _detected(_first_record(arrow_batches(f, 1)), FAST, f, source, log, multi)
+    return args["format"]
 
 
 def _fast_csv(f: Path, args: dict, source: str, log, multi: bool = False) -> list[str] | None:

@@ -144,25 +144,27 @@ class Lines:
         return pa.py_buffer(self.buf[s:e] + b"\n")
 
 
-def parquet_chunks(pf, path: Path, prefix: str, groups: tuple[list[int], int] | None = None
+def parquet_chunks(pf, path: Path, prefix: str, groups: tuple[list[int], int] | None = None, canon=None
                    ) -> Iterator[tuple[str, object, int]]:
     """For each CHUNK rows of the open `pyarrow.parquet.ParquetFile` of `path`: ("arrow", canonical
     table, first row index) or ("records", the rows as `readers.Item`s, ...) for the record
-    reader. `groups` = (row groups, the first one's row index) reads only those row groups."""
+    reader. `groups` = (row groups, the first one's row index) reads only those row groups;
+    `canon(t, prefix, start)` makes the canonical table (default: of Alpaca rows)."""
     idx = groups[1] if groups else 0
     yield from batch_chunks(pf.iter_batches(batch_size=CHUNK, row_groups=groups[0] if groups else None), path,
-                            prefix, idx)
+                            prefix, idx, canon)
 
 
-def batch_chunks(batches, path: Path, prefix: str, idx: int = 0) -> Iterator[tuple[str, object, int]]:
+def batch_chunks(batches, path: Path, prefix: str, idx: int = 0, canon=None) -> Iterator[tuple[str, object, int]]:
     """`parquet_chunks` of Arrow record batches (Parquet's, or an Arrow file's), the first
     being row `idx`."""
     from .readers import parquet_items
+    canon = canon or canonical_table
     for batch in batches:
         t = pa.Table.from_batches([batch])
         try:
             t.validate(full=True)  # Parquet strings are not checked for UTF-8 when read
-            tbl = canonical_table(t, prefix, idx)
+            tbl = canon(t, prefix, idx)
         except pa.ArrowInvalid:
             tbl = None
         yield ("arrow", tbl, idx) if tbl is not None else ("records", parquet_items(batch, path, idx), idx)
@@ -179,7 +181,7 @@ def canonical_table(t: pa.Table, prefix: str, start: int) -> pa.Table | None:
     needs the record reader's rules."""
     if "history" in t.column_names or "system" in t.column_names:
         return None
-    t = t.cast(pa.schema([pa.field(f.name, _small(f.type)) for f in t.schema]))
+    t = small_types(t)
     for need in ("instruction", "output"):
         if need not in t.column_names or t.schema.field(need).type != pa.string():
             return None
@@ -299,6 +301,11 @@ def _one_chunk(col) -> pa.Array:
     if isinstance(col, pa.ChunkedArray):
         return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
     return col
+
+
+def small_types(t: pa.Table) -> pa.Table:
+    """A table of records (Parquet's, an Arrow file's) with the JSON parser's types (`_small`)."""
+    return t.cast(pa.schema([pa.field(f.name, _small(f.type)) for f in t.schema]))
 
 
 def _small(t: pa.DataType) -> pa.DataType:
