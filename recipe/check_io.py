@@ -84,7 +84,8 @@ def _read_hint(err: str, format_given: bool = False, given: bool = False) -> str
     if "input is empty" in err:
         return "the file has no rows: check the path, or that whatever wrote it finished"
     if "cannot tell the format" in err:
-        return ('name the format: read("...", format="alpaca"), or format="raw" for every field as a column; '
+        return ('name the format: read("...", format="alpaca"), or format="raw" for every field as a column, '
+                f'then {_pair_derive(err)} makes the conversation; '
                 'a CSV/TSV file without a header row needs columns=[...]')
     if "DatasetDict" in err or "save_to_disk" in err:
         return "a Hugging Face dataset saved with save_to_disk: point the source at the folder of one split"
@@ -94,6 +95,20 @@ def _read_hint(err: str, format_given: bool = False, given: bool = False) -> str
             return f"check the path given from outside (--source, --set): it is relative to the working directory, {os.getcwd()}"
         return "check the path (relative to the recipe file), or give --source NAME=PATH"
     return "check the file's contents" + ("" if format_given else ", or name its format with format=...")
+
+
+_ASKS = ("input", "inputs", "prompt", "question", "query", "instruction", "source", "src", "text")
+_ANSWERS = ("output", "outputs", "response", "answer", "target", "targets", "completion", "tgt", "label")
+
+
+def _pair_derive(err: str) -> str:
+    """`derive(instruction = X, response = Y)` with the file's fields that look like a prompt
+    and its answer (UIT's `Input`/`Output`), else with placeholders."""
+    import re
+    keys = re.findall(r"`([^`]+)`", err.split("from keys", 1)[1]) if "from keys" in err else []
+    ask = next((k for k in keys if k.lower() in _ASKS), "FIELD")
+    answer = next((k for k in keys if k.lower() in _ANSWERS and k != ask), "FIELD")
+    return f"`derive(instruction = {ask}, response = {answer})`"
 
 
 RUN_FILES = ("manifest.json", "set_aside.jsonl", "report.html")  # what a run (and `recipe report`) writes in --out

@@ -638,3 +638,16 @@ def test_json_nested_deeper_than_the_reader_follows_sets_its_row_aside(tmp_path,
     assert [r["instruction"] for r in read_jsonl(tmp_path / "o" / "s.jsonl")] == ["ok"]
     (aside,) = read_jsonl(tmp_path / "o" / "set_aside.jsonl")
     assert "malformed JSON (nested deeper than the JSON reader follows)" in aside["reason"]
+
+
+def test_an_undetected_format_hints_the_derive_that_makes_the_conversation(tmp_path):
+    """UIT's unified files name their fields `Input` and `Output`: no format reads them, and the
+    hint said only to name one; it now spells the `raw` read's derive with the file's fields,
+    and that recipe runs."""
+    data = write_jsonl(tmp_path / "u.jsonl", [{"Input": f"q{i}", "Output": f"a{i}"} for i in range(3)])
+    diags = load(f'recipe t\nsource s = read("{data}")\nwrite s to "s.jsonl"\n').diagnose().diagnostics
+    assert [d.code for d in diags] == ["E0903"]
+    assert "`derive(instruction = Input, response = Output)`" in diags[0].hints[0]
+    load(f'recipe t\nsource s = read("{data}", format="raw")\nx = s | derive(instruction = Input, response = Output)\n'
+         'write x to "s.jsonl" (format="alpaca")\n').run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert read_jsonl(tmp_path / "o" / "s.jsonl")[2] == {"instruction": "q2", "input": "", "output": "a2"}
