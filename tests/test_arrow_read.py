@@ -608,6 +608,17 @@ def test_one_turn_formats_read_alike_on_both_paths(tmp_path_factory, monkeypatch
     _both_paths_agree(monkeypatch, tmp, data, "_fast", "\n".join(lines), fmt=fmt if given_fmt else "")
 
 
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(LINE, min_size=1, max_size=14))
+def test_raw_fast_and_line_by_line_reads_agree(tmp_path_factory, monkeypatch, lines):
+    """`format="raw"` (every field a column, recipe's own names kept apart, no conversation):
+    Alpaca-shaped and odd lines read to the same bytes on Arrow's path and line by line."""
+    tmp = tmp_path_factory.mktemp("raw")
+    data = tmp / "d.jsonl"
+    data.write_text("".join(line + "\n" for line in ['{"n": 1}'] + lines))
+    _both_paths_agree(monkeypatch, tmp, data, "_fast", "\n".join(lines), fmt="raw")
+
+
 def test_one_turn_formats_take_the_fast_path(tmp_path, monkeypatch):
     """Clean Dolly rows take Arrow's path whole (they went line by line until session 28)."""
     rows = [{"instruction": f"q{i}", "context": "c" if i % 2 else "", "response": f"a{i}", "category": "qa"}
@@ -625,7 +636,7 @@ PQ_TURN = st.fixed_dictionaries({"r": ROLES, "c": st.one_of(*[st.text(alphabet="
                                 optional={"name": st.one_of(st.none(), st.just("bo"))})
 
 
-@pytest.mark.parametrize("fmt", ["sharegpt", "openai", "question_answer", "dolly"])
+@pytest.mark.parametrize("fmt", ["sharegpt", "openai", "question_answer", "dolly", "raw"])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.tuples(st.lists(PQ_TURN, max_size=3), ASK.filter(lambda v: not isinstance(v, int)),
                                ANSWER.filter(lambda v: not isinstance(v, list)), PLAIN.filter(lambda v: v != [])),
@@ -633,7 +644,7 @@ PQ_TURN = st.fixed_dictionaries({"r": ROLES, "c": st.one_of(*[st.text(alphabet="
        extra=st.sampled_from(sorted(PQ_COLS)), data=st.data())
 def test_other_formats_in_parquet_read_alike_on_both_paths(tmp_path_factory, monkeypatch, fmt, rows, extra, data):
     """ShareGPT and OpenAI turns (unknown roles, null texts, a turn's own field), Dolly and
-    question/answer rows (null, blank, `context`) in Parquet, an extra column of each type:
+    question/answer rows (null, blank, `context`) and raw ones in Parquet, an extra column of each type:
     Arrow's path and the record reader write the same bytes (only Alpaca took Arrow's path
     until session 28)."""
     import pyarrow as pa
@@ -644,7 +655,7 @@ def test_other_formats_in_parquet_read_alike_on_both_paths(tmp_path_factory, mon
             key, rk, ck = {"sharegpt": ("conversations", "from", "value"), "openai": ("messages", "role", "content")}[fmt]
             rec = {key: [{rk: t["r"], ck: t["c"], **({"name": t["name"]} if "name" in t else {})} for t in turns]}
         else:
-            a, b = PAIR_FIELDS[fmt]
+            a, b = PAIR_FIELDS.get(fmt, ("instruction", "response"))  # raw: recipe's own names, kept apart
             rec = {a: ask, b: answer, **({"context": ctx if isinstance(ctx, str) else None} if fmt == "dolly" else {})}
         rec[extra] = data.draw(st.one_of(st.none(), PQ_COLS[extra]))
         recs.append(rec)

@@ -3,7 +3,7 @@ files), and the canonicaliser of each: of a chunk of lines (`canon_for`, `arrow_
 `canon`; None: Alpaca's own) and of a table of records (`table_for`, Parquet's batches)."""
 from __future__ import annotations
 
-FAST = ("alpaca", "sharegpt", "openai", "dolly", "prompt_completion", "question_answer")
+FAST = ("alpaca", "sharegpt", "openai", "dolly", "prompt_completion", "question_answer", "raw")
 
 
 def canon_for(fmt: str):
@@ -24,6 +24,8 @@ def table_for(fmt: str):
         return canonical_table
     if fmt in ("sharegpt", "openai"):
         from .arrow_chat import chat_table as table
+    elif fmt == "raw":
+        from .arrow_pairs import raw_table as table
     else:
         from .arrow_pairs import pair_table as table
     return lambda t, prefix, start: table(small_types(t), fmt, prefix, start)

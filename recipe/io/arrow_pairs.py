@@ -1,18 +1,20 @@
-"""The Arrow fast path for the other one-turn formats in JSON lines and JSON arrays: Dolly
-(`instruction`, `context` or `input`, `response`), `prompt_completion` and `question_answer`
-(GSM8K). As `arrow_alpaca` does for Alpaca rows, Arrow's parser and Arrow compute build the
-canonical columns a chunk at a time; a chunk with anything the record reader treats its own
-way (a missing or blank prompt, a field that is not text, both `context` and `input`, nested
-extra values) goes to the record reader, and a differential test keeps both in step.
+"""The Arrow fast path for the other one-turn formats: Dolly (`instruction`, `context` or
+`input`, `response`), `prompt_completion` and `question_answer` (GSM8K), and for `raw` records
+(every field a column, no conversation yet). As `arrow_alpaca` does for Alpaca rows, Arrow's
+parser and Arrow compute build the canonical columns a chunk at a time; a chunk with anything
+the record reader treats its own way (a missing or blank prompt, a field that is not text, both
+`context` and `input`, nested extra values) goes to the record reader, and differential tests
+keep both in step.
 """
 from __future__ import annotations
 
 from functools import partial
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .arrow_alpaca import blank, parse_lines, plain_extras, two_turns
+from .arrow_alpaca import MESSAGES, blank, ids, parse_lines, plain_extras, two_turns
 
 # format -> (prompt field, answer field), as formats.to_messages reads them
 FIELDS = {"dolly": ("instruction", "response"), "prompt_completion": ("prompt", "completion"),
@@ -26,7 +28,7 @@ def canon_for(fmt: str):
 
 def _canonical(fmt: str, lines, prefix: str, start: int) -> pa.Table | None:
     t = parse_lines(lines)
-    return pair_table(t, fmt, prefix, start) if t is not None else None
+    return None if t is None else (raw_table if fmt == "raw" else pair_table)(t, fmt, prefix, start)
 
 
 def _texts(t: pa.Table, name: str, required: bool) -> pa.Array | None:
@@ -39,6 +41,19 @@ def _texts(t: pa.Table, name: str, required: bool) -> pa.Array | None:
         return None
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     return pc.fill_null(col.cast(pa.string()), "")
+
+
+def raw_table(t: pa.Table, fmt: str, prefix: str, start: int) -> pa.Table | None:
+    """The canonical table of `raw` records: an empty conversation, every field a column."""
+    n = t.num_rows
+    empty = pa.array([""] * n, pa.string())
+    extras = plain_extras(t, set(), {"instruction": empty, "response": empty})
+    if extras is None:
+        return None
+    messages = pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, dtype=np.int32)),
+                                        pa.array([], MESSAGES.value_type), type=MESSAGES)
+    return pa.table(dict([("_id", ids(prefix, start, n)), ("messages", messages), ("instruction", empty),
+                          ("response", empty)] + extras))
 
 
 def pair_table(t: pa.Table, fmt: str, prefix: str, start: int) -> pa.Table | None:
