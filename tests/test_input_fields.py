@@ -106,3 +106,18 @@ write edited to "e.jsonl" (format="openai")
         {"from": "gpt", "value": "a0", "weight": 0}]
     # the same turns with a rewritten text: still the speaker's turn
     assert [m.get("name") for m in read_jsonl(tmp_path / "o" / "e.jsonl")[0]["messages"]] == ["ops", "alice", None]
+
+
+def test_a_field_kept_apart_from_a_later_row_on_lands_where_both_paths_put_it(tmp_path, monkeypatch):
+    """A `response` beside `output` that repeats it in the first row and differs in the second:
+    the record reader adds `response_in_input` where a row first holds something else (after
+    `z`), Arrow's path put it where the field stood (before `z`): other bytes for the same rows,
+    found by the CSV property test in session 28. Both paths now write the reader's order."""
+    data = write_jsonl(tmp_path / "d.jsonl", [{"instruction": "q", "output": "row", "response": "row", "z": 1},
+                                               {"instruction": "q2", "output": "x", "response": "other", "z": 2}])
+    text = f'recipe t\nsource raw = read("{data}", format="alpaca")\nwrite raw to "x.jsonl"\n'
+    fast = _run(tmp_path, text, "fast")
+    monkeypatch.setattr(read_mod, "_fast", lambda *a: None)
+    _run(tmp_path, text, "slow")
+    assert (tmp_path / "fast" / "x.jsonl").read_bytes() == (tmp_path / "slow" / "x.jsonl").read_bytes()
+    assert list(fast[1])[-2:] == ["z", "response_in_input"]

@@ -17,7 +17,7 @@ import pyarrow as pa
 from pathlib import Path
 
 from ..diagnostics import UserError
-from ..io.arrow_formats import FAST
+from ..io.arrow_formats import CSV_FAST, FAST
 from ..io.formats import detect, is_oasst_message
 from ..io.prefetch import prefetched
 from ..io.readers import (array_items, delimiter, iter_csv, iter_rows, item_row, jsonl_items, kind_suffix, list_files,
@@ -190,18 +190,21 @@ def _read_file(f: Path, args: dict, source: str, log, multi: bool, distinct: boo
         from ..io.arrow_formats import table_for
         from ..io.hf_disk import arrow_batches
         _batch_rows(batch_chunks(arrow_batches(f, CHUNK), f, prefix, 0, table_for(fmt)), fmt, prefix, take, take_arrow)
-    elif distinct and (names := _fast_csv(f, args, source, log, multi)):
+    elif distinct and (got := _fast_csv(f, args, source, log, multi)):
         from ..io.arrow_csv import csv_chunks
+        from ..io.arrow_formats import table_for
+        names, fmt = got
         # a refused block's records are read lazily from the open file: read them before the
         # worker moves on to the next block
         blocks = ((kind, p if kind == "arrow" else list(p))
-                  for kind, p in csv_chunks(f, delimiter(f), prefix, names, headerless=bool(args.get("columns"))))
+                  for kind, p in csv_chunks(f, delimiter(f), prefix, names, headerless=bool(args.get("columns")),
+                                            canon=table_for(fmt)))
         for kind, payload in prefetched(blocks):
             if kind == "arrow":
                 take_arrow(payload)
             else:
                 for it in payload:
-                    take(*item_row(it, prefix, "alpaca"))
+                    take(*item_row(it, prefix, fmt))
     elif distinct and (fmt := _fast_array(f, args, source, log, multi)):
         from ..io.arrow_array import array_chunks
         from ..io.arrow_formats import canon_for
@@ -297,10 +300,10 @@ def _fast_arrow(f: Path, args: dict, source: str, log, multi: bool = False) -> s
     return args["format"]
 
 
-def _fast_csv(f: Path, args: dict, source: str, log, multi: bool = False) -> list[str] | None:
-    """The column names when `f` is a CSV/TSV file of Alpaca rows with default ids (None:
-    read it record by record)."""
-    if kind_suffix(f) not in (".csv", ".tsv") or args.get("id") or args.get("format") not in (None, "alpaca"):
+def _fast_csv(f: Path, args: dict, source: str, log, multi: bool = False) -> tuple[list[str], str] | None:
+    """(the column names, the format) when `f` is a CSV/TSV file of rows in a format whose
+    fields are text (`CSV_FAST`) with default ids (None: read it record by record)."""
+    if kind_suffix(f) not in (".csv", ".tsv") or args.get("id") or args.get("format") not in (None, *CSV_FAST):
         return None
     from ..diagnostics import UserError
     from ..io.arrow_csv import header
@@ -308,11 +311,11 @@ def _fast_csv(f: Path, args: dict, source: str, log, multi: bool = False) -> lis
     names = list(given) if given else header(f, delimiter(f))
     if names is None:
         return None
-    if args.get("format") is None:  # detected from the first record, as the record reader does
+    fmt = args.get("format")
+    if fmt is None:  # detected from the first record, as the record reader does
         try:
             first = next(iter(iter_csv(f, delimiter(f), given or None)), None)
         except UserError:
             return None  # the record reader says what is wrong
-        if not _detected(first.record if first is not None else None, ("alpaca",), f, source, log, multi):
-            return None
-    return names
+        fmt = _detected(first.record if first is not None else None, CSV_FAST, f, source, log, multi)
+    return (names, fmt) if fmt else None

@@ -235,6 +235,10 @@ def plain_extras(t: pa.Table, consumed: set[str], own: dict | None = None) -> li
             same = pc.fill_null(pc.equal(col, own[f.name]), True)  # a null holds nothing else
             if pc.all(same).as_py():
                 continue  # the row's own column, as recipe writes canonical rows
+            if len(same) and same[0].as_py():
+                # the record reader adds the column where a row first holds something else, after
+                # the fields earlier rows brought: the column order is its to decide
+                return None
             col = pc.if_else(same, pa.scalar(None, pa.string()), col)
         if f.type == pa.null():
             col = col.cast(pa.string())

@@ -1,6 +1,6 @@
-"""A fast path for Alpaca rows in CSV/TSV: Arrow's CSV reader, every column as text (as
-Python's csv module reads it: no type guessing, empty fields stay ""), a block at a time,
-then the Alpaca canonical columns of `arrow_alpaca`.
+"""A fast path for rows in CSV/TSV: Arrow's CSV reader, every column as text (as Python's
+csv module reads it: no type guessing, empty fields stay ""), a block at a time, then the
+canonical columns of the format (`arrow_formats.table_for`; Alpaca's by default).
 
 The record reader (`readers.iter_csv`) stays the reference: a block whose rows need its
 rules (an empty instruction, say) is read by it, and when Arrow cannot parse a block (a row
@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .arrow_alpaca import canonical_table
-from .readers import CsvRecords, Item
+from .readers import LIST_FIELDS, CsvRecords, Item
 
 ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)  # a block Arrow cannot read
 LONE_CR = "\r([^\n]|$)"
@@ -41,7 +41,7 @@ def header(path: Path, delim: str) -> list[str] | None:
 
 
 def csv_chunks(path: Path, delim: str, prefix: str, names: list[str],
-               headerless: bool = False) -> Iterator[tuple[str, object]]:
+               headerless: bool = False, canon=None) -> Iterator[tuple[str, object]]:
     """("arrow", canonical table) for each block Arrow reads as the record reader would, or
     ("items", record-reader Items) for the rows it must read; together, every row in order.
     `headerless`: the file has no header row and `names` name its fields."""
@@ -54,14 +54,14 @@ def csv_chunks(path: Path, delim: str, prefix: str, names: list[str],
         return slow.items(None if stop is None else stop - start)
 
     try:
-        yield from _blocks(path, delim, prefix, names, records, headerless)
+        yield from _blocks(path, delim, prefix, names, records, headerless, canon or canonical_table)
     finally:
         if slow is not None:
             slow.close()
 
 
 def _blocks(path: Path, delim: str, prefix: str, names: list[str], records,
-            headerless: bool = False) -> Iterator[tuple[str, object]]:
+            headerless: bool = False, canon=canonical_table) -> Iterator[tuple[str, object]]:
     import pyarrow.csv as pcsv
     try:
         reader = pcsv.open_csv(
@@ -88,6 +88,9 @@ def _blocks(path: Path, delim: str, prefix: str, names: list[str], records,
         # pyarrow 26 drops the \n of a quoted \r\n that a block boundary splits: a block with
         # a carriage return not followed by a line feed is read by the record reader
         cr = any(pc.any(pc.match_substring_regex(t.column(n), LONE_CR)).as_py() for n in names)
-        tbl = None if cr else canonical_table(t, prefix, idx)
+        # the record reader reads a list field's JSON text back as the list the CSV sink wrote
+        # (`readers.LIST_FIELDS`; this path kept `turns` and `instances` as text until session 28)
+        lists = any(n in LIST_FIELDS and pc.any(pc.starts_with(t.column(n), "[")).as_py() for n in names)
+        tbl = None if cr or lists else canon(t, prefix, idx)
         yield ("arrow", tbl) if tbl is not None else ("items", records(idx, idx + t.num_rows))
         idx += t.num_rows

@@ -4,6 +4,7 @@ files), and the canonicaliser of each: of a chunk of lines (`canon_for`, `arrow_
 from __future__ import annotations
 
 FAST = ("alpaca", "sharegpt", "openai", "dolly", "prompt_completion", "question_answer", "raw")
+CSV_FAST = ("alpaca", "dolly", "prompt_completion", "question_answer", "raw")  # a CSV field is text: no turns
 
 
 def canon_for(fmt: str):
