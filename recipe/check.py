@@ -8,12 +8,12 @@ from __future__ import annotations
 from . import ops as registry
 from . import types
 from .check_io import check_sinks, check_sources, options_of as _options
-from .check_names import case_clashes
+from .check_names import case_clashes, expression_reads
 from .check_regex import regex_call_diagnostics
 from .check_types import tname as _tname, want_hint as _want_hint, warn_widened as _warn_widened
 from .checked import Checked, model_option, model_source, path_of, value_of as _value
 from .diagnostics import Diagnostic, Span, column_hint, did_you_mean
-from .syntax import FUNCTIONS, expr_columns, field_path
+from .syntax import FUNCTIONS, field_path
 from .ir import Arg, ListV, Lit, Node, OpCall, ParamRef, Recipe, walk
 from .ops.base import P
 from .model_files import source_problem, tokenizer_problem
@@ -556,18 +556,7 @@ def _check_op_columns(c: Checked, node: Node, op: OpCall, spec, args: dict, cur:
     if cur is not None:
         reads = list(spec.reads(args))
         for a in exprs:
-            for col in expr_columns(a.value):
-                got = field_path(col.name, cur)
-                if got is None:
-                    reads.append((col.name, col.span))
-                elif cur[got[0]] in (types.ANY, types.NULL, types.ERR):
-                    fields[col.name] = types.STR
-                else:
-                    c.diagnostics.append(Diagnostic(
-                        "E0401", f"`{col.name}` reads a field of `{got[0]}`, which holds {_tname(cur[got[0]])}, "
-                                 f"not objects", col.span,
-                        (f"a dotted name reads a field of a column of JSON objects (`meta.lang` for "
-                         f"{{\"meta\": {{\"lang\": ...}}}})",)))
+            reads += expression_reads(c, a.value, cur, fields)
         for r in reads:
             name_, span = r if isinstance(r, tuple) else (r, _arg_span(op, r))
             if name_ not in cur:

@@ -1,10 +1,33 @@
 """Column names as SQL compares them (ignoring case): a new column named as another in another
-case is an error (E0413)."""
+case is an error (E0413); and the names an expression reads, a field of a nested value
+(`meta.lang`) among them."""
 from __future__ import annotations
 
+from . import types
+from .check_types import tname
 from .checked import Checked
 from .diagnostics import Diagnostic
 from .ir import OpCall
+from .syntax import expr_columns, field_path
+
+
+def expression_reads(c: Checked, e, cur: dict, fields: dict) -> list[tuple]:
+    """The (column, span) an expression reads that must be columns of `cur`; a dotted name
+    that reads a field of a column of nested values goes into `fields` (typed as text) instead,
+    and one of a column that holds no objects is E0401."""
+    reads = []
+    for col in expr_columns(e):
+        got = field_path(col.name, cur)
+        if got is None:
+            reads.append((col.name, col.span))
+        elif cur[got[0]] in (types.ANY, types.NULL, types.ERR):
+            fields[col.name] = types.STR
+        else:
+            c.diagnostics.append(Diagnostic(
+                "E0401", f"`{col.name}` reads a field of `{got[0]}`, which holds {tname(cur[got[0]])}, not objects",
+                col.span, ("a dotted name reads a field of a column of JSON objects (`meta.lang` for "
+                           "{\"meta\": {\"lang\": ...}})",)))
+    return reads
 
 
 def case_clashes(c: Checked, op: OpCall, spec, args: dict, cur: dict) -> None:
