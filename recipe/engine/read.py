@@ -1,8 +1,8 @@
 """The read step: a source's files -> a canonical table, unreadable records set aside.
 
 Each JSON-lines file, JSON array, Parquet or Arrow (save_to_disk) file of Alpaca, ShareGPT,
-OpenAI, Dolly, prompt/completion, question/answer or raw rows, and each CSV/TSV file of Alpaca
-rows, takes Arrow's fast path (`io/arrow_formats.py` names the formats; `io/arrow_alpaca.py`,
+OpenAI, Dolly, prompt/completion, question/answer or raw rows, and each CSV/TSV file of those
+but the chats, takes Arrow's fast path (`io/arrow_formats.py` names the formats; `io/arrow_alpaca.py`,
 `io/arrow_chat.py`, `io/arrow_pairs.py`, `io/arrow_array.py`, `io/arrow_csv.py`) chunk by
 chunk; every other file, and any chunk the fast path cannot take exactly, is read record by
 record."""
