@@ -145,7 +145,8 @@ def check_sinks(c: Checked) -> None:
         problem = sink_extension_problem(path, fmt or "jsonl")
         if problem:
             c.diagnostics.append(Diagnostic("E0906", problem, s.path.span,
-                                            (f"extensions: {', '.join(SINK_EXTENSIONS)}",)))
+                                            (f"extensions: {', '.join(SINK_EXTENSIONS)} (all but .parquet optionally "
+                                             f"compressed: .gz, .bz2, .xz, .zst)",)))
         known = c.columns.get(s.input.name)
         if "columns" in opts and known is not None and isinstance(opts["columns"][1], list):
             for col in opts["columns"][1]:

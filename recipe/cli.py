@@ -141,8 +141,12 @@ def _sink_shape(path: str, fmt: str | None) -> str:
     file's container (its extension): `x.parquet` of rows is not "jsonl"."""
     if fmt == "tag_counts":
         return "tag counts"
+    from .io.sinks import SINK_COMPRESSIONS, sink_kind
     shape = "rows" if fmt in (None, "", "jsonl") else f"{fmt} records"
-    container = CONTAINERS.get(Path(str(path)).suffix.lower())
+    kind, packed = sink_kind(str(path))
+    container = CONTAINERS.get(kind)
+    if container and packed:
+        container += f", {SINK_COMPRESSIONS[packed]}-compressed"
     return f"{shape}, {container}" if container else shape
 
 
@@ -342,19 +346,23 @@ def cmd_explain(a) -> int:
 
 def sink_holds(path: Path, row: str) -> bool:
     """Whether a sink file holds the row `row` (by `_id`; a format without ids, as Alpaca's, never does)."""
+    import io
+
+    from .io.readers import open_bytes
+    from .io.sinks import sink_kind
     if not path.exists():
         return False
-    if path.suffix == ".parquet":
+    kind, _ = sink_kind(path)
+    if kind == ".parquet":
         import pyarrow.parquet as pq
         if "_id" not in pq.read_schema(path).names:
             return False
         return row in pq.read_table(path, columns=["_id"]).column(0).to_pylist()
-    if path.suffix in (".csv", ".tsv"):
-        import csv
-        with open(path, encoding="utf-8", newline="") as fh:
-            return any(r.get("_id") == row for r in csv.DictReader(fh, delimiter="\t" if path.suffix == ".tsv" else ","))
-    with open(path, encoding="utf-8") as fh:
-        if path.suffix == ".json":  # an array: one record a line, as the writer puts them
+    with io.TextIOWrapper(open_bytes(path), encoding="utf-8", newline="" if kind in (".csv", ".tsv") else None) as fh:
+        if kind in (".csv", ".tsv"):
+            import csv
+            return any(r.get("_id") == row for r in csv.DictReader(fh, delimiter="\t" if kind == ".tsv" else ","))
+        if kind == ".json":  # an array: one record a line, as the writer puts them
             return any(row in line and json.loads(line.strip().rstrip(",")).get("_id") == row
                        for line in fh if line.strip() not in ("[", "]", ""))
         return any(row in line and json.loads(line).get("_id") == row for line in fh)

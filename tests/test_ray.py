@@ -445,12 +445,15 @@ def test_nested_values_come_out_as_values_on_both_engines(tmp_path, monkeypatch)
     rows = [dict(r, meta={"i": i, "tags": ["x", i]}) for i, r in enumerate(alpaca_rows(40))]
     data = write_jsonl(tmp_path / "n.jsonl", rows)
     text = write_jsonl(tmp_path / "t.jsonl", [{"instruction": "Plain?", "output": "Yes.", "meta": "just text"}])
+    from test_compressed import zstd_bytes  # a compressed source, and compressed sinks below
+    text = tmp_path / "t.jsonl.zst"
+    text.write_bytes(zstd_bytes((tmp_path / "t.jsonl").read_bytes()))
     res = both(load(f'recipe n\nsource raw = read("{data}")\nsource other = read("{text}")\n'
                     f'kept = raw | filter(length(response) > 52)\nall = union(kept, other)\n'
                     f'none = raw | filter(length(response) > 9999)\n'
                     f'late = raw | filter(number(meta.i) >= 30) | derive(tags = meta.tags)\n'
                     f'write all to "all.jsonl"\nwrite all to "all.parquet"\nwrite none to "none.parquet"\n'
-                    f'write late to "late.jsonl"\n'), tmp_path)
+                    f'write late to "late.jsonl"\nwrite all to "all.jsonl.gz"\nwrite late to "late.csv.zst"\n'), tmp_path)
     # Parquet sinks too: a list's item field is `element` whichever engine wrote it (until
     # session 26 DuckDB's `l` and Ray's `element` made different bytes of the same rows)
     assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")

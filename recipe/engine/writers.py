@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..diagnostics import UserError
 from ..io.formats import BadRow, from_row
-from ..io.sinks import SINK_EXTENSIONS, WRITE_FORMATS, sink_extension_problem  # noqa: F401
-
+from ..io.sinks import SINK_EXTENSIONS, WRITE_FORMATS, SINK_COMPRESSIONS, sink_extension_problem, sink_kind  # noqa: F401
 
 
 def safe_sink_path(out_dir: Path, rel: str) -> Path:
@@ -63,13 +63,12 @@ def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write,
         raise UserError(problem)
     path.parent.mkdir(parents=True, exist_ok=True)
     keep = list(options.get("columns") or [])
-    suffix = path.suffix.lower()
+    suffix, packed = sink_kind(path)
     rejected: list[tuple[str, str]] = []
     if fmt == "tag_counts":
         return _tag_counts(table, path, options.get("column", "tags"), atomic_write), rejected
     if suffix == ".parquet":
         return _parquet(table, path, fmt, keep, rejected), rejected
-    from ..faults import atomic_file
     n = 0
     if suffix in (".csv", ".tsv"):
         import csv
@@ -78,7 +77,7 @@ def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write,
             fields.update(dict.fromkeys(rec))
         if not fields and fmt == "jsonl":  # no rows: the header still names the columns
             fields = dict.fromkeys(c for c in (["_id", *keep] if keep else table.columns()) if c in table.columns())
-        with atomic_file(path) as fh:  # pass 2: the rows, streamed
+        with text_file(path, packed) as fh:  # pass 2: the rows, streamed
             w = csv.DictWriter(fh, fieldnames=list(fields), delimiter="," if suffix == ".csv" else "\t",
                                lineterminator="\n")
             w.writeheader()
@@ -87,7 +86,7 @@ def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write,
                             for k, v in rec.items()})
                 n += 1
         return n, rejected
-    with atomic_file(path) as fh:  # streamed: memory holds one batch of rows, not the file
+    with text_file(path, packed) as fh:  # streamed: memory holds one batch of rows, not the file
         if suffix == ".json":
             fh.write("[")
         for rec in _rows_for(fmt, table, keep, rejected):
@@ -100,6 +99,63 @@ def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write,
         if suffix == ".json":
             fh.write("\n]\n" if n else "]\n")
     return n, rejected
+
+
+@contextmanager
+def text_file(path: Path, packed: str | None):
+    """A text file written atomically, compressed as a whole by its last extension (`.gz`,
+    `.bz2`, `.xz`, `.zst`) when it has one. The bytes depend on the rows alone: gzip's header
+    gets no file name or time, so two runs (and both engines) write the same file."""
+    import io
+    from ..faults import atomic_file
+    if packed is None:
+        with atomic_file(path) as fh:
+            yield fh
+        return
+    with atomic_file(path, "wb") as raw:
+        inner = _Unclosed(raw)  # closing the compressor must leave the file to atomic_file
+        if packed == ".gz":
+            import gzip
+            z = gzip.GzipFile(filename="", mode="wb", fileobj=inner, mtime=0)
+        elif packed == ".bz2":
+            import bz2
+            z = bz2.BZ2File(inner, "wb")
+        elif packed == ".xz":
+            import lzma
+            z = lzma.LZMAFile(inner, "wb")
+        else:
+            import pyarrow as pa
+            z = pa.CompressedOutputStream(pa.PythonFile(inner, mode="w"), SINK_COMPRESSIONS[packed])
+        fh = io.TextIOWrapper(z if isinstance(z, io.BufferedIOBase) else io.BufferedWriter(z),
+                              encoding="utf-8", newline="")
+        try:
+            yield fh
+        except BaseException:
+            inner.fh = None  # the run failed: atomic_file drops the file; nothing more is written
+            raise
+        fh.close()  # the compressor's end of stream, then atomic_file's fsync and rename
+
+
+class _Unclosed:
+    """A file's write end for a compressor: its close (which compressors call) leaves the
+    file open."""
+
+    def __init__(self, fh):
+        self.fh = fh
+        self.closed = False
+
+    def write(self, b) -> int:
+        return self.fh.write(b) if self.fh is not None else len(b)
+
+    def writable(self) -> bool:
+        return True
+
+    def flush(self) -> None:
+        if self.fh is not None:
+            self.fh.flush()
+
+    def close(self) -> None:
+        self.closed = True
 
 
 def _json_line(rec: dict, nulled: list) -> str:

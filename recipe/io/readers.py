@@ -27,7 +27,7 @@ EXTS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "par
         ".csv": "csv", ".tsv": "tsv", ".arrow": "arrow"}
 # text files may come compressed (`data.jsonl.gz`), as dataset dumps often are; Parquet
 # compresses inside the file
-COMPRESSIONS = (".gz", ".bz2", ".xz")
+COMPRESSIONS = (".gz", ".bz2", ".xz", ".zst")
 BOM = b"\xef\xbb\xbf"
 
 
@@ -56,13 +56,13 @@ def open_bytes(path: Path):
     import bz2
     import gzip
     import lzma
-    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix.lower())
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open, ".zst": _zstd_open}.get(path.suffix.lower())
     fh = opener(path, "rb") if opener else open(path, "rb")
     try:
         head = fh.peek(4)[:4]
         if head[:3] == BOM:
             fh.read(3)
-    except (OSError, EOFError) as e:  # not what its name says (a .gz that is not gzip)
+    except (OSError, EOFError, ValueError) as e:  # not what its name says (a .gz that is not gzip)
         fh.close()
         raise UserError(f"{path}: cannot read it as {path.suffix} ({e})")
     if head[:2] in (b"\xff\xfe", b"\xfe\xff"):  # every line would be set aside as invalid UTF-8
@@ -72,6 +72,15 @@ def open_bytes(path: Path):
                         "(it starts with that byte-order mark); recipe reads UTF-8: convert it first, e.g. "
                         f"`iconv -f UTF-{wide} -t UTF-8 {path.name} > {path.stem}.utf8{path.suffix}`")
     return fh
+
+
+def _zstd_open(path: Path, mode: str):
+    """A Zstandard file (`data.jsonl.zst`, as large corpora ship) through pyarrow's codec:
+    Python 3.11's standard library has none."""
+    import io
+
+    import pyarrow as pa
+    return io.BufferedReader(pa.input_stream(str(path), compression="zstd"))
 
 
 MAX_RECORD_BYTES = 16 * 1024 * 1024  # larger records are set aside, not parsed
@@ -95,7 +104,7 @@ def list_files(path: str) -> list[Path]:
     if any(ch in path for ch in "*?["):
         files = sorted(Path(f) for f in glob.glob(path, recursive=True) if Path(f).is_file() and _readable(Path(f)))
         if not files:
-            raise UserError(f"no readable file matches {path} ({', '.join(sorted(EXTS))}, optionally .gz/.bz2/.xz)")
+            raise UserError(f"no readable file matches {path} ({', '.join(sorted(EXTS))}, optionally .gz/.bz2/.xz/.zst)")
         return files
     if not p.exists():
         raise UserError(f"input not found: {path}")
@@ -110,7 +119,7 @@ def list_files(path: str) -> list[Path]:
         return files
     if not _readable(p):
         raise UserError(f"{path}: unknown file type `{''.join(p.suffixes[-2:]) if is_compressed(p) else p.suffix}`; "
-                        f"use one of {', '.join(sorted(EXTS))} (text files optionally .gz, .bz2 or .xz)")
+                        f"use one of {', '.join(sorted(EXTS))} (text files optionally .gz, .bz2, .xz or .zst)")
     if p.stat().st_size == 0:
         raise UserError(f"input is empty: {path}")
     return [p]

@@ -7,14 +7,31 @@ from pathlib import Path
 # the record shapes `formats.from_row` writes (the others are read-only)
 WRITE_FORMATS = ("jsonl", "tag_counts", "alpaca", "sharegpt", "openai", "dolly", "prompt_completion")
 SINK_EXTENSIONS = (".jsonl", ".json", ".parquet", ".csv", ".tsv")
+# a text sink may be compressed as a whole (`out.jsonl.gz`), as datasets are shipped; the
+# codec's name as pyarrow's streams take it. Parquet compresses inside the file.
+SINK_COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
+
+
+def sink_kind(path: str | Path) -> tuple[str, str | None]:
+    """(the container's extension, the compression or None): `a.jsonl.gz` -> (".jsonl", ".gz")."""
+    p = Path(path)
+    s = p.suffix.lower()
+    if s in SINK_COMPRESSIONS:
+        return Path(p.stem).suffix.lower(), s
+    return s, None
 
 
 def sink_extension_problem(path: str, fmt: str) -> str | None:
     """Why a sink's file name does not fit its format (None when it does)."""
-    suffix = Path(path).suffix.lower()
+    suffix, packed = sink_kind(path)
     if fmt == "tag_counts":
-        return None if suffix == ".json" else f"`tag_counts` writes one JSON document: name the file `.json`, not `{suffix or path}`"
+        if suffix == ".json" and not packed:
+            return None
+        return f"`tag_counts` writes one JSON document: name the file `.json`, not `{''.join(Path(path).suffixes[-2:]) or path}`"
+    if packed and suffix == ".parquet":
+        return f"`{path}`: Parquet compresses inside the file: name it `.parquet`"
     if suffix not in SINK_EXTENSIONS:
-        return f"cannot tell how to write `{path}`: unknown extension `{suffix}`" if suffix else \
+        shown = "".join(Path(path).suffixes[-2:]) if packed else suffix
+        return f"cannot tell how to write `{path}`: unknown extension `{shown}`" if suffix else \
             f"`{path}` has no extension: name it .jsonl, .json, .parquet, .csv or .tsv"
     return None
