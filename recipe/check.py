@@ -527,6 +527,11 @@ def _joined_columns(c: Checked, op: OpCall, spec, args: dict, cur: dict, cols_of
                                             column_hint(on, other)))
         a = op.arg("columns") or op.arg("right")
         span = a.value.span if a else op.span
+        if args.get("how") == "anti":
+            if given:
+                c.diagnostics.append(Diagnostic("E0409", "`how=\"anti\"` keeps the rows `right` lacks: there is no row "
+                                                         "to take columns from", span, ("leave `columns` out",)))
+            continue
         for k in given or []:
             if k in NOT_JOINED:
                 c.diagnostics.append(Diagnostic("E0409", f"`{k}` is a row's identity or conversation: a join adds "

@@ -413,6 +413,26 @@ def test_join_adds_the_other_nodes_columns_by_key(eng):
     assert ctx.info["matched"] == 0 and len(out.ids()) == 5
 
 
+def test_an_anti_join_keeps_the_rows_the_other_node_lacks(eng):
+    """how="anti" is the complement of inner: the rows whose key the other node lacks (a null
+    key matches nothing, so it stays), in order, nothing added; the others are set aside."""
+    t = eng.table([row(i, f"q{i}", key=k) for i, k in enumerate(["a", "b", None, "c", "a"])])
+    ann = eng.table([{**row(20 + i, "x"), "key": k, "label": "l"} for i, k in enumerate(["c", "a", "a"])])
+    inner, _, _ = run_op(eng, "join", {"right": "ann", "on": "key"}, [t, ann])
+    out, aside, ctx = run_op(eng, "join", {"right": "ann", "on": "key", "how": "anti"}, [t, ann])
+    assert out.ids() == ["s:1", "s:2"] and sorted(out.ids() + inner.ids()) == t.ids()
+    assert out.columns() == t.columns() and "label" not in out.columns()
+    assert aside == [(i, "join(anti): `ann` has a row with this `key`") for i in ("s:0", "s:3", "s:4")]
+    assert ctx.info["matched"] == 3 and "warning" not in ctx.info
+    accounted([t], out, aside)
+    held = eng.table([row(1, "x"), row(3, "y")])  # on `_id` (default): a held-out split
+    out, aside, _ = run_op(eng, "join", {"right": "train", "how": "anti"}, [t, held])
+    assert out.ids() == ["s:0", "s:2", "s:4"] and [a for a, _ in aside] == ["s:1", "s:3"]
+    other = eng.table([{**row(40, "x"), "key": "zz"}])  # nothing matches: said, since nothing is held out
+    out, aside, ctx = run_op(eng, "join", {"right": "other", "on": "key", "how": "anti"}, [t, other])
+    assert out.ids() == t.ids() and ctx.info["warning"].startswith("no row matched a row of `other` on `key`")
+
+
 def test_union_mix_score_ops(eng):
     a = eng.table([row(i, f"a{i}") for i in range(4)])
     b = eng.table([row(10 + i, f"b{i}", response="x" * i) for i in range(4)])

@@ -72,8 +72,11 @@ def case(draw):
     for _ in range(draw(st.integers(1, 3))):
         c = draw(st.sampled_from(cols))
         op = draw(st.sampled_from(["filter", "derive", "topk", "threshold", "quota", "sample", "limit",
-                                   "dedupe", "score", "deita"]))
-        if op == "filter":
+                                   "dedupe", "score", "deita"] + (["join"] if other else [])))
+        if op == "join":  # by a column or `_id`; inner/left add raw2's columns (a clash is a diagnostic)
+            how = draw(st.sampled_from(["inner", "left", "anti"]))
+            ops.append(f'join(raw2, on={draw(st.sampled_from([c, "_id"]))}, how="{how}")')
+        elif op == "filter":
             ops.append(f"filter({expr(draw, cols)})")
         elif op == "derive":
             name = draw(st.sampled_from(["n1", "n2", "instruction", "response", "c1"]))
@@ -100,7 +103,7 @@ def case(draw):
                        f'on={c}, tags={c}, column="s1")')
             cols = cols + ["s1"]
     sink = draw(st.sampled_from(['"o.jsonl"', '"o.csv"', '"o.json" (format="alpaca")',
-                                 '"o.parquet"', '"o.jsonl" (format="sharegpt")']))
+                                 '"o.parquet"', '"o.jsonl" (format="sharegpt")', '"o.jsonl.gz"', '"o.csv.zst"']))
     return (rows, other, start), "\n  | ".join(ops), sink
 
 

@@ -6,6 +6,8 @@ The other node (`right`) is gathered whole, its key and added columns only, as `
 not for a second pool as large as the first. Rows keep their order; with `how="inner"` a
 row whose key the other node lacks is set aside with the reason. A key that repeats in
 `right` joins its first row (a warning says how many repeat); a null key joins nothing.
+`how="anti"` is the other half: it keeps the rows whose key `right` lacks and adds nothing
+(a held-out split: `rest = pool | join(train, how="anti")`).
 """
 from __future__ import annotations
 
@@ -25,8 +27,9 @@ class Join(Op):
     doc = "Add another node's columns to the rows with the same key, `_id` or `on` (annotations, a branch's scores)."
     params = (
         P("right", "node", required=True, doc="the node whose columns are added (its rows are gathered in memory)"),
-        P("how", "str", default="inner", choices=("inner", "left"),
-          doc="inner: a row whose key `right` lacks is set aside; left: it is kept, the columns null"),
+        P("how", "str", default="inner", choices=("inner", "left", "anti"),
+          doc="inner: a row whose key `right` lacks is set aside; left: it is kept, the columns null; "
+              "anti: only such rows are kept, nothing added"),
         P("columns", "columns", doc="the columns of `right` to add (default: all but the key, `_id` and the conversation)"),
         P("on", "column", default="_id", doc="the key: a column both nodes have (default: `_id`)"),
     )
@@ -38,6 +41,8 @@ class Join(Op):
     def run(self, ctx, args, inputs):
         left, right = inputs[0], inputs[1]
         on = args.get("on") or "_id"
+        if args.get("how") == "anti":
+            return _anti(ctx, args, left, right, on)
         cols = added_columns(right.columns(), on, args.get("columns"))
         rt = right.arrow([on, *cols])
         lk, rk = _keys(left.arrow([on]).column(0), rt.column(0))
@@ -64,6 +69,18 @@ class Join(Op):
             ctx.out.keep(left, np.flatnonzero(keep), drop or {})
             return
         ctx.out.add_columns(left, new, drop=drop)
+
+
+def _anti(ctx, args, left, right, on: str) -> None:
+    """Keep the rows whose key `right` lacks (a null key matches nothing, so it is kept)."""
+    lk, rk = _keys(left.arrow([on]).column(0), right.arrow([on]).column(0))
+    hit = pc.is_in(lk, options=pc.SetLookupOptions(value_set=rk, skip_nulls=True)).to_numpy(zero_copy_only=False)
+    ctx.info["matched"] = int(hit.sum())
+    if not hit.any() and left.count() and right.count():  # as for inner: most often keys of another spelling
+        ctx.warn(f"no row matched a row of `{args['right']}` on `{on}`, so none is held out (e.g. "
+                 f"{_example(lk)!r} here, {_example(rk)!r} there)")
+    why = f"join(anti): `{args['right']}` has a row with this `{on}`"
+    ctx.out.keep(left, np.flatnonzero(~hit), {int(i): why for i in np.flatnonzero(hit)})
 
 
 def added_columns(right_columns, on: str, given=None) -> list[str]:
