@@ -55,6 +55,9 @@ FUNCTIONS: dict[str, Fn] = {
     "num_tags": Fn("len", 1, 1, "number of tags in a list column"),
     "number": Fn("__number", 1, 1, "a text's number (null where the text is not one); a number as it is"),
     "text": Fn("__text", 1, 1, "a number or true/false as text (1.5 -> \"1.5\"); a text as it is"),
+    "bucket": Fn("__bucket", 2, 2, "a value's stable bucket in [0, n), from the MD5 of its text: the same on "
+                                   "every run, engine and machine (`bucket(instruction, 100) < 5`: a 5% split "
+                                   "that stays put as data grows, duplicates on one side)"),
     # text statistics for heuristic quality filters
     "lines": Fn("__lines", 1, 1, "number of lines (an empty text has none; a final newline ends the last line)"),
     "max_line_length": Fn("__max_line_length", 1, 1, "characters in the longest line"),

@@ -84,6 +84,7 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "num_tags": ((LIST,), INT), "lines": ((STR,), INT), "max_line_length": ((STR,), INT),
     "alpha_ratio": ((STR,), FLOAT), "digit_ratio": ((STR,), FLOAT), "char_repetition": ((STR, INT), FLOAT),
     "word_repetition": ((STR, INT), FLOAT), "number": ((ANY,), FLOAT), "text": ((ANY,), STR),
+    "bucket": ((ANY, INT), INT),
 }
 
 _ARITH = ("+", "-", "*", "/", "%")

@@ -9,6 +9,7 @@ whitespace (Python's: no-break and ideographic spaces too), regexp_replace repla
 match, and the text statistics (lines, max_line_length, alpha_ratio, digit_ratio,
 char_repetition, word_repetition) are what their Python definitions here say."""
 import functools
+import hashlib
 import math
 import re
 from decimal import ROUND_HALF_UP, Decimal
@@ -78,6 +79,11 @@ def ref(e, row):
     if fn == "text":
         a = args[0]
         return None if a is None else ("true" if a else "false") if isinstance(a, bool) else a if isinstance(a, str) else repr(a)
+    if fn == "bucket":  # the first 60 bits of the MD5 of the value's text, mod n (n < 1: null)
+        t, n = ref(Call("text", e.args[:1]), row), args[1]
+        if t is None or n is None or n < 1:
+            return None
+        return int(hashlib.md5(t.encode("utf-8")).hexdigest()[:15], 16) % n
     if any(a is None for a in args):
         return None
     a = args[0]
@@ -164,6 +170,8 @@ def typed(t, depth):
             st.tuples(st.sampled_from(["length", "words", "lines", "max_line_length"]), sub("str")).map(
                 lambda x: Call(x[0], (x[1],))),
             sub("int").map(lambda a: Call("abs", (a,))),
+            st.tuples(st.sampled_from(["str", "int", "float", "bool"]).flatmap(sub),
+                      st.one_of(st.integers(-1, 7).map(Lit), sub("int"))).map(lambda x: Call("bucket", x)),
             st.tuples(st.sampled_from(["least", "greatest", "coalesce"]), sub("int"), sub("int")).map(
                 lambda x: Call(x[0], (x[1], x[2])))]
     elif t == "float":
@@ -242,7 +250,7 @@ def test_checker_types_match_what_duckdb_returns():
              "concat(s, 'x')": "VARCHAR", "i > 1 and b": "BOOLEAN", "round(f, 1)": "DOUBLE",
              "lines(s)": "BIGINT", "max_line_length(s)": "BIGINT", "alpha_ratio(s)": "DOUBLE",
              "digit_ratio(s)": "DOUBLE", "char_repetition(s, 3)": "DOUBLE", "word_repetition(s, i)": "DOUBLE",
-             "number(s)": "DOUBLE", "text(f)": "VARCHAR", "i * 2": "BIGINT", "-i": "BIGINT", "abs(i)": "BIGINT"}
+             "number(s)": "DOUBLE", "text(f)": "VARCHAR", "bucket(s, 10)": "BIGINT", "bucket(f, i)": "BIGINT", "i * 2": "BIGINT", "-i": "BIGINT", "abs(i)": "BIGINT"}
     from recipe.frontend import parse_text
     names = {"BIGINT": "int", "DOUBLE": "float", "VARCHAR": "str", "BOOLEAN": "bool"}
     for text, sqltype in cases.items():
@@ -309,3 +317,25 @@ def test_a_text_column_where_a_number_is_needed_is_read_as_numbers():
                     (Binary("==", Column("s"), Lit("x")), [False, True])]:
         sql, binds = to_sql(e, {}, types)
         assert [r[0] for r in con.execute(f"SELECT {sql} FROM t", binds).fetchall()] == want, e
+
+
+def test_bucket_is_pinned_to_md5_of_the_text():
+    """bucket() is a promise across versions and engines (a held-out split must stay put):
+    the first 60 bits of the MD5 of the value's text, mod n, pinned here by value."""
+    con = _connect()
+    rows = [{"i": 7, "f": 1.5, "s": "hello", "b": True}, {"i": -3, "f": None, "s": "héllo wörld", "b": False}]
+    con.register("t", pa.Table.from_pylist(rows, schema=SCHEMA))
+    from recipe.frontend import parse_text
+    got = {}
+    for text in ("bucket(s, 1000)", "bucket(i, 1000)", "bucket(f, 97)", "bucket(b, 1000)", "bucket(s, 0)", "bucket(s, i)"):
+        r = parse_text(f'recipe t\nsource raw = read("x.jsonl")\nx = raw | derive(v={text})\nwrite x to "x.jsonl"\n', "t")
+        e = r.nodes[0].ops[0].args[0].value
+        sql, binds = to_sql(e, {})
+        got[text] = [v for (v,) in con.execute(f"SELECT {sql} FROM t", binds).fetchall()]
+        assert got[text] == [ref(e, row) for row in rows], text
+    # md5("hello") = 5d41402abc4b2a76b9719d911017c592: 0x5d41402abc4b2a7 = 419982666956583591
+    assert got["bucket(s, 1000)"][0] == 591 and got["bucket(s, 0)"] == [None, None]
+    assert got["bucket(i, 1000)"] == [int(hashlib.md5(b"7").hexdigest()[:15], 16) % 1000,
+                                      int(hashlib.md5(b"-3").hexdigest()[:15], 16) % 1000]
+    assert got["bucket(b, 1000)"][0] == int(hashlib.md5(b"true").hexdigest()[:15], 16) % 1000
+    assert got["bucket(s, i)"][1] is None  # n < 1

@@ -257,6 +257,18 @@ def test_filter_and_derive_ops(eng):
         "s:1": "filter: `cat != \"a\"` is false"}
 
 
+def test_a_bucket_split_is_the_same_on_any_engine(eng):
+    """bucket(): the same rows on either side of a split whichever engine runs it, the two
+    sides together every row (the values pinned in tests/test_expr_differential.py)."""
+    import hashlib
+    t = eng.table([row(i, f"question {i % 7}") for i in range(40)])
+    held = Binary("<", Call("bucket", (Column("instruction"), Lit(10))), Lit(3))
+    out, aside, _ = run_op(eng, "filter", {"where": held}, [t])
+    want = [f"s:{i}" for i in range(40) if int(hashlib.md5(f"question {i % 7}".encode()).hexdigest()[:15], 16) % 10 < 3]
+    assert out.ids() == want and 0 < len(want) < 40 and len(aside) == 40 - len(want)
+    out, _, _ = run_op(eng, "derive", {"b": Call("bucket", (Column("_id"), Lit(1000)))}, [t])
+    assert out.column("b") == [int(hashlib.md5(f"s:{i}".encode()).hexdigest()[:15], 16) % 1000 for i in range(40)]
+
 
 def test_filter_names_the_part_of_a_conjunction_that_failed(eng):
     """`a and b and c`: a row set aside is told the first part that is false, else the first

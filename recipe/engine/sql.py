@@ -167,6 +167,10 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
                 return f"TRY_CAST({args[0]} AS DOUBLE)"
             if f.sql == "__text":
                 return f"CAST({args[0]} AS VARCHAR)"
+            if f.sql == "__bucket":  # the first 60 bits of the MD5 of the text (as `text` gives it), mod n;
+                # DuckDB's hash() may change between versions, MD5 cannot. n <= 0: null
+                return (f"(CAST(('0x' || left(md5(CAST({args[0]} AS VARCHAR)), 15)) AS BIGINT) "
+                        f"% NULLIF(greatest(CAST({args[1]} AS BIGINT), 0), 0))")
             return f"{f.sql}({', '.join(args)})"
         raise ExprError(f"unsupported expression {type(x).__name__}")
 
