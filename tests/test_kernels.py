@@ -299,6 +299,11 @@ def test_dedupe_ops(eng):
     ref = eng.table([row(9, base.title())])
     out, aside, _ = run_op(eng, "dedupe", {"method": "exact", "against": "ref"}, [t, ref])
     assert out.ids() == ["s:2", "s:3"] and aside[0] == ("s:0", "duplicate of reference row s:9 (exact)")
+    out, aside, ctx = run_op(eng, "dedupe", {"method": "ngram", "against": "ref", "ngram": 13}, [t, ref])
+    assert out.ids() == ["s:3"] and ctx.info["removed_against"] == 4 and aside[0] == (
+        "s:0", 'shares 13 words in a row with reference row s:9 (ngram): "the quick brown fox jumps over the lazy '
+               'dog near the river bank"')
+    accounted([t], out, aside)
     # rows with an empty `on`: one text to exact dedupe, none to compare for MinHash; the
     # warning says which, and what happened to them
     t = eng.table([row(i, f"q{i}", response=["", "a b c d e f", " ", "", "x y z w v u"][i]) for i in range(5)])

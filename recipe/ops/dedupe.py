@@ -1,4 +1,6 @@
-"""dedupe: exact, MinHash or semantic near-duplicates, within a node or against another one.
+"""dedupe: exact, MinHash or semantic near-duplicates, within a node or against another one;
+`ngram` against another one: decontamination, a row sharing any n words in a row (13 by
+default) with a reference row is removed (`algorithms/ngrams.py`).
 
 Memory: `exact` within a node is the engine's own distinct (DuckDB: a window over an MD5
 of the text normalised a block at a time, which spills); `minhash` is the engine's too
@@ -20,13 +22,13 @@ class Dedupe(Op):
     version = 1
     doc = "Remove duplicate rows (exact, MinHash near-duplicates, or semantic), keeping one per cluster."
     params = (
-        P("method", "str", default="exact", choices=("exact", "minhash", "semantic")),
+        P("method", "str", default="exact", choices=("exact", "minhash", "semantic", "ngram")),
         P("on", "column", default="instruction", doc="instruction, response, conversation, or a text column"),
         P("threshold", "float", min=0.0, max=1.0, doc="Jaccard (minhash, default 0.8) or cosine (semantic, default 0.9)"),
         P("keep", "str", default="first", doc="which row of a group stays: first | longest (the longest `on` text) | "
                                              "max:<column> | min:<column>"),
         P("against", "node", doc="a reference node: remove rows near-duplicate to it (decontamination)"),
-        P("ngram", "int", default=5, min=1, doc="minhash shingle size"),
+        P("ngram", "int", min=1, doc="minhash: shingle size (default 5); ngram: words in a shared sequence (default 13)"),
         P("unit", "str", default="char", choices=("char", "word"), doc="minhash shingle unit"),
         P("num_perm", "int", default=256, min=16, max=2048, doc="minhash permutations"),
         P("seed", "int", default=0),
@@ -70,6 +72,13 @@ class Dedupe(Op):
             errs.append(("method", "semantic dedupe needs `embedding=<model>` or `embedding_column`"))
         if args.get("method") == "minhash" and args.get("threshold") == 0:
             errs.append(("threshold", "a MinHash threshold must be above 0 (a Jaccard similarity of 0 is every pair)"))
+        if args.get("method") == "ngram":
+            if not args.get("against"):
+                errs.append(("method", "ngram looks for sequences shared with a reference: give `against=<node>` "
+                                       "(the evaluation set to decontaminate against)"))
+            if args.get("threshold") is not None:
+                errs.append(("threshold", "ngram removes a row that shares any `ngram` words in a row with the "
+                                          "reference: set `ngram` (fewer words find more), not a threshold"))
         return errs
 
     def run(self, ctx, args, inputs):
@@ -82,12 +91,14 @@ class Dedupe(Op):
         n = src.count()
         ids = src.ids()
         if method == "minhash" and not args.get("against"):  # streamed: holds signatures, not texts
-            labels, lengths = src.minhash_labels(on, _threshold(args), args.get("ngram", 5),
+            labels, lengths = src.minhash_labels(on, _threshold(args), args.get("ngram") or 5,
                                                  args.get("unit", "char"), args.get("num_perm", 256),
                                                  args.get("seed", 0), pmap=ctx.pmap, progress=ctx.progress)
             _warn_empty(ctx, sum(1 for n in lengths if not n), on, method)
             return self._finish(ctx, src, args, labels, lengths, ids, method, on)
         texts = row_texts(ctx, src, on)
+        if method == "ngram":
+            return self._decontaminate(ctx, args, src, inputs[1], texts, on)
         if args.get("against"):
             ref = inputs[1]
             ref_ids = ref.ids()
@@ -130,6 +141,19 @@ class Dedupe(Op):
         uniq, first = np.unique(labels[order], return_index=True)
         return order[first][np.searchsorted(uniq, labels)]
 
+    def _decontaminate(self, ctx, args, src, ref, texts, on) -> None:
+        from ..algorithms.ngrams import ReferenceNgrams
+        n = args.get("ngram") or 13
+        index = ReferenceNgrams(row_texts(ctx, ref, on), n)
+        if index.short:
+            ctx.warn(f"{index.short} rows of `{args['against']}` have fewer than {n} words in `{on}`: no sequence of "
+                     f"{n} to look for (a smaller `ngram`, or `method=\"exact\"` against them, covers them)")
+        ref_ids = ref.ids()
+        found = index.matches(texts)
+        reasons = {i: _decontaminate_reason(n, ref_ids[m[0]], m[1]) for i, m in enumerate(found) if m is not None}
+        ctx.info["removed_against"] = len(reasons)
+        ctx.out.keep(src, [i for i, m in enumerate(found) if m is None], reasons)
+
     def _against(self, ctx, args, src, ref, texts, method, on) -> np.ndarray:
         ref_texts = row_texts(ctx, ref, on)
         n = len(texts)
@@ -141,7 +165,7 @@ class Dedupe(Op):
             return np.asarray([idx.get(normalise(t), -1) for t in texts], dtype=np.int64)
         if method == "minhash":
             from ..algorithms import minhash_clusters
-            labels = minhash_clusters(list(ref_texts) + list(texts), _threshold(args), args.get("ngram", 5),
+            labels = minhash_clusters(list(ref_texts) + list(texts), _threshold(args), args.get("ngram") or 5,
                                       args.get("unit", "char"), args.get("num_perm", 256), args.get("seed", 0))
             m = len(ref_texts)
             # labels are the smallest index in a cluster: a label < m names a reference row
@@ -149,6 +173,11 @@ class Dedupe(Op):
         from ..algorithms import semantic_clusters
         return semantic_clusters(embeddings(ctx, src, args, on), _threshold(args),
                                  reference=embeddings(ctx, ref, args, on))
+
+
+def _decontaminate_reason(n: int, ref_id: str, shared: str) -> str:
+    shown = shared if len(shared) <= 120 else shared[:117] + "..."
+    return f'shares {n} words in a row with reference row {ref_id} (ngram): "{shown}"'
 
 
 def _warn_empty(ctx, n: int, on: str, method: str) -> None:
