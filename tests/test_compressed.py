@@ -149,3 +149,18 @@ def test_the_plan_says_which_sinks_are_compressed(tmp_path):
     assert got.returncode == 0, got.stderr
     assert "write kept -> packed/rows.json.zst (alpaca records, a JSON array, zstd-compressed)" in got.stdout
     assert "write kept -> plain/rows.json (alpaca records, a JSON array)\n" in got.stdout
+
+
+def test_csv_sinks_write_booleans_as_duckdb_and_arrow_do(tmp_path):
+    import pyarrow.csv as pcsv
+    rows = [dict(r, ok=i % 2 == 0) for i, r in enumerate(alpaca_rows(4))]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    load(f'recipe t\nsource raw = read("{data}")\nwrite raw to "x.csv"\nwrite raw to "x.tsv.gz"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    import csv
+    import io
+    with open(tmp_path / "o" / "x.csv", newline="") as fh:
+        assert [r["ok"] for r in csv.DictReader(fh)] == ["true", "false", "true", "false"]
+    tsv = csv.DictReader(io.StringIO(unpack(tmp_path / "o" / "x.tsv.gz").decode(), newline=""), delimiter="\t")
+    assert [r["ok"] for r in tsv] == ["true", "false", "true", "false"]
+    assert pcsv.read_csv(tmp_path / "o" / "x.csv").column("ok").to_pylist() == [True, False, True, False]

@@ -128,7 +128,7 @@ def test_a_column_of_numbers_and_text_keeps_each_value_and_reads_as_text(tmp_pat
     assert [r["n"] for r in read_jsonl(tmp_path / "o" / "d.jsonl")] == [1, 2.5, "x", True, None]  # "1" is 1's copy
     assert [r["n"] for r in read_jsonl(tmp_path / "o" / "f.jsonl")] == [1, 2.5, "1", "x"]  # 2.5 has 3 characters
     assert [line.split(",")[-1] for line in (tmp_path / "o" / "raw.csv").read_text().splitlines()[1:]] == \
-        ["1", "2.5", "1", "x", "True", ""]  # CSV: text as itself (not quoted JSON), others as a bool column writes them
+        ["1", "2.5", "1", "x", "true", ""]  # CSV: text as itself (not quoted JSON), true as DuckDB and Arrow write it
     assert res.manifest["nodes"][0]["rows_set_aside"] == 0
 
 

@@ -82,8 +82,7 @@ def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write,
                                lineterminator="\n")
             w.writeheader()
             for rec in _rows_for(fmt, table, keep, rejected):
-                w.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, (list, dict)) else v
-                            for k, v in rec.items()})
+                w.writerow({k: _csv_value(v) for k, v in rec.items()})
                 n += 1
         return n, rejected
     with text_file(path, packed) as fh:  # streamed: memory holds one batch of rows, not the file
@@ -99,6 +98,16 @@ def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write,
         if suffix == ".json":
             fh.write("\n]\n" if n else "]\n")
     return n, rejected
+
+
+def _csv_value(v):
+    """A CSV cell: nested values as their JSON; true/false as JSON, DuckDB and Arrow write them
+    (Python's csv module wrote `True`)."""
+    if isinstance(v, (list, dict)):
+        return json.dumps(v, ensure_ascii=False)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return v
 
 
 @contextmanager
