@@ -66,7 +66,8 @@ def exprs():
 SQL_FUNCS = {f.sql for f in FUNCTIONS.values()} | {"NULLIF", "len", "regexp_extract_all", "regexp_replace", "CAST",
                                                   "AS", "BIGINT", "DOUBLE", "INTEGER", "VARCHAR", "BOOLEAN", "CASE", "WHEN", "THEN",
                                                   "ELSE", "END", "list_transform", "list_distinct", "list_max", "range", "substr",
-                                                  "array_to_string", "string_split", "replace", "chr", "ends_with", "length", "TRY", "TRY_CAST"}
+                                                  "array_to_string", "string_split", "replace", "chr", "ends_with", "length", "TRY", "TRY_CAST",
+                                                  "left", "md5"}
 LAMBDA_PARAMS = re.compile(r"__(a\d+|i|l|w)$")  # the translation's own lambda parameters
 FIXED_LITERALS = set(sql_module.FIXED_LITERALS)  # the fixed patterns of words(), trim(), the ratios
 TOKEN = re.compile(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'|\?|->|[A-Za-z_][A-Za-z0-9_]*|\S')
@@ -85,8 +86,8 @@ def test_translated_sql_uses_only_whitelisted_tokens(e):
         assert tok.startswith("'") is False, f"string literal pasted into SQL: {sql}"
         if tok[0].isalpha() or tok[0] == "_":
             assert tok in SQL_FUNCS or tok.upper() in KEYWORDS or LAMBDA_PARAMS.match(tok), f"unexpected word {tok!r} in {sql}"
-        elif tok not in ("0", "1", "2", "10", "400", "->"):  # fixed numbers: NULLIF(divisor, 0), list indexes,
-            # chr(10), round's digits clamped to 400
+        elif tok not in ("0", "1", "2", "4", "5", "->"):  # digits of fixed numbers: NULLIF(divisor, 0), list indexes,
+            # chr(10), bucket's 15 hex digits, round's digits clamped to 400 (one token a digit)
             assert tok in "()+-*/%=<>!,?[]:", f"unexpected token {tok!r} in {sql}"
     # every literal travels as a bound parameter
     assert sql.count("?") == len(binds)

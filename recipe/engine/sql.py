@@ -18,7 +18,7 @@ _ARITH = ("+", "-", "*", "/", "%")
 WS = WS_RE2 + "+"
 NOT_WS = "[^" + WS_RE2[1:] + "+"
 # the fixed SQL string literals the translation emits (no user text is among them)
-FIXED_LITERALS = (f"'{NOT_WS}'", f"'^{WS}|{WS}$'", "''", "'g'", "'\\PL+'", "'\\P{Nd}+'", "'\\'", "'\\\\'")
+FIXED_LITERALS = ("'0x'", f"'{NOT_WS}'", f"'^{WS}|{WS}$'", "''", "'g'", "'\\PL+'", "'\\P{Nd}+'", "'\\'", "'\\\\'")
 
 _NULL_SQL = {"str": "VARCHAR", "int": "BIGINT", "num": "DOUBLE", "float": "DOUBLE", "bool": "BOOLEAN"}
 
@@ -169,7 +169,7 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
                 return f"CAST({args[0]} AS VARCHAR)"
             if f.sql == "__bucket":  # the first 60 bits of the MD5 of the text (as `text` gives it), mod n;
                 # DuckDB's hash() may change between versions, MD5 cannot. n <= 0: null
-                return (f"(CAST(('0x' || left(md5(CAST({args[0]} AS VARCHAR)), 15)) AS BIGINT) "
+                return (f"(TRY_CAST(concat({FIXED_LITERALS[0]}, left(md5(CAST({args[0]} AS VARCHAR)), 15)) AS BIGINT) "
                         f"% NULLIF(greatest(CAST({args[1]} AS BIGINT), 0), 0))")
             return f"{f.sql}({', '.join(args)})"
         raise ExprError(f"unsupported expression {type(x).__name__}")
