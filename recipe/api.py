@@ -129,11 +129,12 @@ class Loaded:
         raise_if_errors(found)
 
     def run(self, params=None, sources=None, out="out", cache_dir=".recipe", quiet=True, runtime=None,
-            model_cache=None, engine="duckdb", address=None, replicas=1):
+            model_cache=None, engine="duckdb", address=None, replicas=1, keep=()):
         """Run the recipe. `cache_dir`: this project's step cache; `model_cache`: converted
         weights and model results (default: the per-user cache, see runtime.user_cache_dir).
         `engine`: "duckdb" (one machine) or "ray" (a local Ray instance, or the cluster at
-        `address`: "auto" or ray://HOST:10001; `replicas`: actors per model by default)."""
+        `address`: "auto" or ray://HOST:10001; `replicas`: actors per model by default);
+        `keep`: nodes to run even where no sink needs them."""
         if engine not in ("duckdb", "ray"):
             raise UserError(f"unknown engine `{engine}`; engines: duckdb, ray")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
@@ -151,7 +152,7 @@ class Loaded:
         self._probe(c, model_cache)
         from .plan import build_plan
         from .runtime.resolve import identity
-        plan = build_plan(c, self.source_paths(sources, params), identity)
+        plan = build_plan(c, self.source_paths(sources, params), identity, tuple(keep))
         if engine == "ray":
             from .engine.ray_store import RayStore
             store = RayStore(cache_dir, address)

@@ -344,6 +344,13 @@ def cmd_explain(a) -> int:
     return 0
 
 
+def cmd_inspect(a) -> int:
+    from .inspect import inspect, render
+    facts = inspect(a.path, a.data_format, a.id, a.cache_dir)
+    print(json.dumps(facts, indent=2, ensure_ascii=False) if a.format == "json" else render(facts))
+    return 0
+
+
 def sink_holds(path: Path, row: str) -> bool:
     """Whether a sink file holds the row `row` (by `_id`; a format without ids, as Alpaca's, never does)."""
     import io
@@ -433,6 +440,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true")
     common(p)
     p.set_defaults(fn=cmd_eval)
+    p = sub.add_parser("inspect", help="what a data file holds: format, columns, lengths, duplicates, bad rows")
+    p.add_argument("path", help="a file, a folder or a glob, as a source reads it")
+    from .io.formats import FORMATS
+    p.add_argument("--data-format", choices=FORMATS, metavar="FORMAT",
+                   help=f"read it as this format (default: detected): {', '.join(FORMATS)}")
+    p.add_argument("--id", metavar="COLUMN", help="the column that holds each row's id (as read(..., id=))")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--cache-dir", help="keep the read in this step cache (default: a temporary one)")
+    p.set_defaults(fn=cmd_inspect)
     p = sub.add_parser("report", help="an HTML report of a finished run (self-contained, no network)")
     p.add_argument("--out", default="out", help="the run's --out (default: out)")
     p.add_argument("--cache-dir", default=".recipe", help="the run's --cache-dir (default: .recipe)")

@@ -96,8 +96,9 @@ def _segment_digest(path: Path, at: int) -> bytes:
     return h.digest()
 
 
-def build_plan(c: Checked, source_paths: dict[str, str], model_identity) -> Plan:
-    """`source_paths`: resolved path per source; `model_identity(kind, source, options)` -> str."""
+def build_plan(c: Checked, source_paths: dict[str, str], model_identity, keep: tuple[str, ...] = ()) -> Plan:
+    """`source_paths`: resolved path per source; `model_identity(kind, source, options)` -> str;
+    `keep`: nodes to run although no sink needs them (`recipe inspect` runs a read alone)."""
     from .io.readers import list_files
     from .templates import template_files
     r = c.recipe
@@ -126,6 +127,8 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity) -> Plan
 
     for s in r.sinks:
         visit(s.input.name)
+    for n in keep:
+        visit(n)
     steps: list[Step] = []
     node_step: dict[str, str] = {}
     fps: dict[str, str] = {}

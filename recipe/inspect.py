@@ -1,0 +1,187 @@
+"""`recipe inspect PATH`: what a data file holds, before a recipe is written for it.
+
+The file is read as a recipe's source is (the same detection, the same rows set aside), then
+one streamed pass over the read's rows (the engine's `Table`, a block at a time) counts what a
+curator decides on first: the columns, empty texts and lengths, turns, how many rows exact
+dedupe would set aside (the same normalised-text key it uses), and the first words of the
+instructions (the verb analysis of the Self-Instruct and Alpaca papers, in one line).
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+TEXTS = ("instruction", "response")
+QUANTILES = (5, 50, 95)
+BLOCK = 20_000
+# a reason's own place ("file.jsonl:17: ") apart, so that reasons group
+_WHERE = re.compile(r"^(?P<where>.+?:\d+): ")
+
+
+def inspect(path: str, data_format: str | None = None, id_column: str | None = None,
+            cache_dir: str | None = None) -> dict:
+    """The facts `render` prints; `cache_dir` keeps the read for a later inspect or run
+    (default: a temporary one, removed)."""
+    from .api import load
+    from .syntax import to_text
+    from .ir import Lit
+    opts = "".join(f", {k}={to_text(Lit(v))}" for k, v in (("format", data_format), ("id", id_column)) if v)
+    from .diagnostics import RecipeError, UserError
+    r = load(f'recipe inspect\nsource data = read("data.jsonl"{opts})\n')
+    tmp = Path(tempfile.mkdtemp(prefix="recipe-inspect-"))
+    try:
+        try:
+            res = r.run(sources={"data": path}, out=tmp / "out", cache_dir=cache_dir or tmp / "cache", keep=("data",))
+        except RecipeError as e:  # the read's own diagnostics point into a recipe the user never wrote
+            errors = [d for d in e.diagnostics if d.is_error]
+            raise UserError("\n".join(f"{d.message}" + "".join(f"\n  hint: {h}" for h in d.hints) for d in errors)
+                            + "\n  (here read's format= is --data-format, its id= is --id)") from None
+        node = res.manifest["nodes"][0]
+        from .engine.store import Store
+        store = Store(res.cache_dir)
+        try:
+            fp = node["fingerprint"]
+            facts = _facts(store.table_of(fp), store.aside_batches(fp))
+        finally:
+            store.close()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    stats = node.get("stats") or {}
+    return {"path": path, "format": stats.get("format"), "files": stats.get("files"), "rows": node["rows_out"],
+            **facts, **({"warning": stats["warning"]} if stats.get("warning") else {})}
+
+
+def _facts(table, aside) -> dict:
+    from .algorithms.shingles import normalised_keys
+    cols = table.columns()
+    shown = [c for c in cols if c != "_row"]
+    nulls = Counter()
+    lengths = {c: [] for c in TEXTS if c in cols}
+    words = {c: [] for c in lengths}
+    empty = Counter()
+    keys = {c: [] for c in lengths}
+    turns: Counter = Counter()
+    starts: Counter = Counter()
+    n = 0
+    kinds: dict[str, str] = {}
+    for b in table.batches(shown, BLOCK):
+        n += b.num_rows
+        kinds = kinds or {f.name: _kind(f.type) for f in b.schema}
+        for c in shown:
+            nulls[c] += b.column(c).null_count
+        for c in lengths:
+            col = pc.fill_null(b.column(c).combine_chunks().cast(pa.large_string()), "")
+            lengths[c].append(pc.utf8_length(col).to_numpy(zero_copy_only=False))
+            words[c].append(pc.list_value_length(pc.utf8_split_whitespace(col)).to_numpy(zero_copy_only=False))
+            empty[c] += int(pc.sum(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0)).as_py() or 0)
+            keys[c].append(np.stack(normalised_keys(col), axis=1))
+        if "messages" in cols:
+            turns.update(pc.list_value_length(b.column("messages")).fill_null(0).to_pylist())
+        if "instruction" in cols:
+            first = pc.extract_regex(pc.utf8_lower(pc.fill_null(b.column("instruction").combine_chunks(), "")),
+                                     r"^[^\pL\pN]*(?P<w>[\pL\pN]+)")
+            starts.update(v for v in first.field("w").to_pylist() if v)
+    out = {"columns": [{"name": c, "type": kinds.get(c, "?"), "non_null": n - nulls[c]} for c in shown],
+           "texts": {}, "turns": dict(sorted(turns.items())),
+           "first_words": [[w, k] for w, k in starts.most_common(10)]}
+    for c in lengths:
+        ln = np.concatenate(lengths[c]) if lengths[c] else np.zeros(0, np.int64)
+        wd = np.concatenate(words[c]) if words[c] else np.zeros(0, np.int64)
+        out["texts"][c] = {"empty": empty[c], "chars": _spread(ln), "words_median": int(np.median(wd)) if len(wd) else 0,
+                           "exact_duplicates": _repeats(keys[c])}
+    if len(keys) == 2:
+        both = [np.concatenate([a, b], axis=1) for a, b in zip(*keys.values())]
+        out["exact_duplicates_of_both"] = _repeats(both)
+    out["set_aside"] = _reasons(aside)
+    return out
+
+
+def _kind(t: pa.DataType) -> str:
+    """A column's type in the words the docs use."""
+    if isinstance(t, pa.ExtensionType):
+        return "mixed (JSON)"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "text"
+    if pa.types.is_integer(t):
+        return "int"
+    if pa.types.is_floating(t):
+        return "float"
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        v = t.value_type
+        if pa.types.is_struct(v) and {f.name for f in v} == {"role", "content"}:
+            return "conversation"
+        return f"list of {_kind(v)}"
+    if pa.types.is_struct(t):
+        return "object"
+    return str(t)
+
+
+def _spread(ln: np.ndarray) -> dict:
+    if not len(ln):
+        return {}
+    return {**{f"p{q}": int(np.percentile(ln, q, method="lower")) for q in QUANTILES}, "max": int(ln.max())}
+
+
+def _repeats(parts: list[np.ndarray]) -> int:
+    """Rows whose key an earlier row has: what exact dedupe sets aside."""
+    if not parts:
+        return 0
+    k = np.ascontiguousarray(np.concatenate(parts))
+    return int(len(k) - len(np.unique(k.view(np.dtype((np.void, k.dtype.itemsize * k.shape[1]))))))
+
+
+def _reasons(aside) -> list[dict]:
+    """Set-aside rows grouped by reason (its place apart), most common first, each with its
+    first place."""
+    groups: dict[str, dict] = {}
+    for b in aside:
+        for why in b.column("reason").to_pylist():
+            m = _WHERE.match(why or "")
+            key = why[m.end():] if m else (why or "")
+            g = groups.setdefault(key, {"reason": key, "rows": 0, "first": m.group("where") if m else None})
+            g["rows"] += 1
+    return sorted(groups.values(), key=lambda g: -g["rows"])
+
+
+def render(f: dict) -> str:
+    """The facts as the terminal shows them."""
+    aside = sum(g["rows"] for g in f["set_aside"])
+    files = f" in {f['files']} files" if (f.get("files") or 1) > 1 else ""
+    lines = [f"{f['path']}: {f['rows']:,} rows (format {f['format']}{files})"
+             + (f", {aside:,} set aside:" if aside else ", none set aside")]
+    for g in f["set_aside"][:8]:
+        lines.append(f"  {g['rows']:>7,}  {g['reason']}" + (f"  (first: {g['first']})" if g["first"] else ""))
+    if len(f["set_aside"]) > 8:
+        lines.append(f"  ... {len(f['set_aside']) - 8} other reasons")
+    if f.get("warning"):
+        lines.append(f"warning: {f['warning']}")
+    if not f["rows"]:
+        return "\n".join(lines)
+    cols = [c["name"] + f" ({c['type']}" + (f", {c['non_null']:,} not null" if c["non_null"] < f["rows"] else "") + ")"
+            for c in f["columns"]]
+    lines.append("columns: " + ", ".join(cols))
+    if f["texts"]:
+        lines.append(f"{'':<12} {'empty':>7} {'chars p5':>9} {'median':>7} {'p95':>7} {'max':>8} {'words median':>13}"
+                     f" {'exact duplicates':>17}")
+        for c, t in f["texts"].items():
+            ch = t["chars"] or {"p5": 0, "p50": 0, "p95": 0, "max": 0}
+            lines.append(f"{c:<12} {t['empty']:>7,} {ch['p5']:>9,} {ch['p50']:>7,} {ch['p95']:>7,} {ch['max']:>8,} "
+                         f"{t['words_median']:>13,} {t['exact_duplicates']:>17,}")
+        lines.append("  (exact duplicates: the rows `dedupe(method=\"exact\", on=...)` sets aside, case and spaces "
+                     "normalised" + (f"; on both instruction and response: {f['exact_duplicates_of_both']:,})"
+                                     if "exact_duplicates_of_both" in f else ")"))
+    if f["turns"]:
+        lines.append("turns: " + ", ".join(f"{k} in {v:,} rows" for k, v in f["turns"].items()))
+    if f["first_words"] and f["rows"]:
+        lines.append("instructions start with: " + ", ".join(f"{w} {k:,} ({100 * k / f['rows']:.1f}%)"
+                                                           for w, k in f["first_words"]))
+    return "\n".join(lines)

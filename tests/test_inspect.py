@@ -1,0 +1,87 @@
+"""`recipe inspect PATH`: the facts of a data file, read as a source reads it: rows and what
+was set aside (grouped by reason, with the first place), columns, empty texts, lengths,
+turns, the rows exact dedupe would set aside (checked against the op itself), first words."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from conftest import write_jsonl
+from recipe.api import load
+from recipe.inspect import inspect, render
+
+ROWS = [
+    {"instruction": "Write a poem.", "output": "Roses are red.", "cat": "art"},
+    {"instruction": "write   a POEM.", "output": "Violets are blue."},
+    {"instruction": "Explain gravity to me", "output": " "},
+    '{"instruction": "broken',
+    {"instruction": "Explain tides", "output": "Roses are red."},
+    {"instruction": "Name three colours", "input": "in French", "output": "rouge, bleu, vert", "cat": "lang"},
+    {"output": "no instruction"},
+    '{"instruction": "also broken',
+]
+
+
+def data(tmp_path):
+    return write_jsonl(tmp_path / "d.jsonl", ROWS)
+
+
+def test_the_facts_of_a_small_file(tmp_path):
+    f = inspect(str(data(tmp_path)))
+    assert f["rows"] == 5 and f["format"] == "alpaca (detected)" and f["files"] == 1
+    assert [(g["rows"], g["first"]) for g in f["set_aside"]] == [(2, "d.jsonl:4"), (1, "d.jsonl:7")]
+    assert f["set_aside"][0]["reason"].startswith("malformed JSON")
+    cols = {c["name"]: (c["type"], c["non_null"]) for c in f["columns"]}
+    assert cols["messages"] == ("conversation", 5) and cols["cat"] == ("text", 2) and cols["instruction"] == ("text", 5)
+    ins, res = f["texts"]["instruction"], f["texts"]["response"]
+    assert (ins["empty"], res["empty"]) == (0, 1)
+    assert (ins["exact_duplicates"], res["exact_duplicates"], f["exact_duplicates_of_both"]) == (1, 1, 0)
+    # the lengths of the texts as read (Alpaca's input joins the instruction)
+    got = load(f'recipe t\nsource raw = read("{tmp_path / "d.jsonl"}")\nwrite raw to "x.jsonl"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c").table("raw")
+    lens = np.array([len(t) for t in got.column("instruction").to_pylist()])
+    assert ins["chars"] == {"p5": int(np.percentile(lens, 5, method="lower")), "p50": int(np.percentile(lens, 50, method="lower")),
+                            "p95": int(np.percentile(lens, 95, method="lower")), "max": int(lens.max())}
+    assert f["first_words"] == [["write", 2], ["explain", 2], ["name", 1]]
+    text = render(f)
+    assert "5 rows (format alpaca (detected)), 3 set aside:" in text and "(first: d.jsonl:4)" in text
+    assert "instructions start with: write 2 (40.0%), explain 2 (40.0%), name 1 (20.0%)" in text
+
+
+def test_exact_duplicates_are_what_exact_dedupe_sets_aside(tmp_path):
+    rows = [{"instruction": f"Task {i % 7}:  DO it", "output": f"answer {i % 5}"} for i in range(60)]
+    d = write_jsonl(tmp_path / "d.jsonl", rows)
+    f = inspect(str(d))
+    res = load(f'recipe t\nsource raw = read("{d}")\na = raw | dedupe(method="exact", on=instruction)\n'
+               f'b = raw | dedupe(method="exact", on=response)\nwrite a to "a.jsonl"\nwrite b to "b.jsonl"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    aside = {n["name"]: n["rows_set_aside"] for n in res.manifest["nodes"]}
+    assert f["texts"]["instruction"]["exact_duplicates"] == aside["a"] == 53
+    assert f["texts"]["response"]["exact_duplicates"] == aside["b"] == 55
+    assert f["exact_duplicates_of_both"] == 60 - 35  # (i % 7, i % 5) repeats every 35 rows
+
+
+def test_the_command_prints_text_or_json_and_keeps_a_cache_when_asked(tmp_path):
+    d = data(tmp_path)
+    cmd = [sys.executable, "-m", "recipe", "inspect", str(d), "--cache-dir", str(tmp_path / "c")]
+    a = subprocess.run(cmd + ["--format", "json"], capture_output=True, text=True)
+    assert a.returncode == 0, a.stderr
+    assert json.loads(a.stdout)["rows"] == 5 and (tmp_path / "c" / "cache.duckdb").exists()
+    b = subprocess.run(cmd, capture_output=True, text=True)  # the second reads from the cache
+    assert b.returncode == 0 and "5 rows" in b.stdout and "exact duplicates" in b.stdout
+    forced = subprocess.run([sys.executable, "-m", "recipe", "inspect", str(d), "--data-format", "sharegpt"],
+                            capture_output=True, text=True)
+    assert forced.returncode == 0 and "0 rows (format sharegpt), 8 set aside" in forced.stdout
+
+
+def test_a_bad_path_or_an_unknown_format_is_one_clear_error(tmp_path):
+    miss = subprocess.run([sys.executable, "-m", "recipe", "inspect", str(tmp_path / "nope.jsonl")],
+                          capture_output=True, text=True)
+    assert miss.returncode == 1 and "input not found" in miss.stderr and "<string>" not in miss.stderr
+    odd = write_jsonl(tmp_path / "odd.jsonl", [{"a": 1, "b": 2}])
+    got = subprocess.run([sys.executable, "-m", "recipe", "inspect", str(odd)], capture_output=True, text=True)
+    assert got.returncode == 1 and "cannot tell the format" in got.stderr and "--data-format" in got.stderr
+    assert "Traceback" not in got.stderr and "writes nothing" not in got.stderr
