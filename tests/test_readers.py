@@ -73,14 +73,44 @@ def test_detection_and_round_trip(tmp_path, fmt):
     rows = list(iter_rows("s", list_files(str(p)), None, log=logs.append))
     assert f"detected format `{fmt}`" in logs[0]
     row = rows[0][1]
-    back = from_row(fmt, row, [k for k in ("category", "context") if k in GOOD[fmt] and fmt != "dolly"])
-    if fmt == "dolly":  # dolly's context is folded into the user turn
-        assert back["response"] == GOOD[fmt]["response"]
-        assert back["instruction"] == "Who?\n\nA text."
-    elif fmt == "openai":
+    back = from_row(fmt, row, [k for k in ("category",) if k in GOOD[fmt]])
+    if fmt == "openai":
         assert back == {"messages": GOOD[fmt]["messages"]}
     else:
         assert back == GOOD[fmt]
+
+
+def test_a_system_message_a_format_cannot_hold_is_set_aside_not_dropped():
+    """Dolly and prompt/completion have no place for a system message, and alpaca holds one, at
+    the start: until session 29 the first two wrote the row without it, and alpaca kept only
+    the first of several."""
+    msgs = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Hi?"},
+            {"role": "assistant", "content": "Hello."}]
+    row = canonical("openai", {"messages": msgs})
+    assert from_row("alpaca", row)["system"] == "You are terse."
+    for fmt in ("dolly", "prompt_completion"):
+        with pytest.raises(BadRow, match=f"{fmt} has no place for the system message \\('You are terse.'\\)"):
+            from_row(fmt, row)
+    two = canonical("openai", {"messages": msgs[:2] + [{"role": "system", "content": "Be kind."}] + msgs[2:]})
+    with pytest.raises(BadRow, match="2 system messages; alpaca holds one, first"):
+        from_row("alpaca", two)
+    late = canonical("openai", {"messages": msgs[1:] + [{"role": "system", "content": "Now be kind."},
+                                                        {"role": "user", "content": "Bye?"},
+                                                        {"role": "assistant", "content": "Bye."}]})
+    with pytest.raises(BadRow, match="a system message after the first turn"):
+        from_row("alpaca", late)
+    assert from_row("sharegpt", two)["conversations"][2] == {"from": "system", "value": "Be kind."}
+
+
+def test_an_input_joined_to_the_instruction_is_split_back_in_either_format():
+    """Dolly's `context` and Alpaca's `input` are the same field: each format written from the
+    other's rows puts it back in its own place (until session 29 Dolly wrote it inside the
+    instruction and an empty `context`)."""
+    dolly = canonical("dolly", GOOD["dolly"])
+    assert from_row("alpaca", dolly) == {"instruction": "Who?", "input": "A text.", "output": "Someone."}
+    alpaca = canonical("alpaca", {"instruction": "Sum", "input": "2 and 3", "output": "5"})
+    assert from_row("dolly", alpaca) == {"instruction": "Sum", "context": "2 and 3", "response": "5"}
+    assert from_row("prompt_completion", alpaca) == {"prompt": "Sum\n\n2 and 3", "completion": "5"}
 
 
 def test_multi_turn_conversions():

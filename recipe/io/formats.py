@@ -356,6 +356,16 @@ def turn_fields(row: dict, msgs: list[dict]) -> list[dict]:
                      and v is not None} for t in turns]
     return [{} for _ in msgs]
 
+def _split_input(row: dict, text: str) -> tuple[str, str]:
+    """(instruction, input) of a user turn the reader joined (`_join`) from the row's
+    `input` or `context` column; (text, "") when it was not joined from them."""
+    for key in ("input", "context"):
+        inp = row.get(key)
+        if isinstance(inp, str) and inp.strip() and text.endswith("\n\n" + inp):
+            return text[: -len(inp) - 2], inp
+    return text, ""
+
+
 def from_row(fmt: str, row: dict, keep: list[str] = ()) -> dict:
     """Canonical row -> a record of `fmt`; raises BadRow where the format cannot hold it."""
     msgs = [m for m in row.get("messages") or []]
@@ -378,10 +388,14 @@ def from_row(fmt: str, row: dict, keep: list[str] = ()) -> dict:
     if not pairs:
         raise BadRow(f"no user turn to write as {fmt}")
     last_q, last_a = pairs[-1]
+    if len(system) > 1 or (system and msgs[0]["role"] != "system"):
+        where = f"{len(system)} system messages" if len(system) > 1 else "a system message after the first turn"
+        raise BadRow(f"{where}; {fmt} holds one, first: write sharegpt or openai to keep them")
+    # the input the reader joined to the instruction (`input`, Dolly's `context`) is split off
+    # again, so a file written in its own format keeps its shape
+    inst, inp = _split_input(row, last_q)
     if fmt == "alpaca":
-        inp = row.get("input") or ""
-        inst = last_q[: -len(inp) - 2] if inp and last_q.endswith("\n\n" + inp) else last_q
-        rec = {"instruction": inst, "input": inp if inst != last_q else "", "output": last_a}
+        rec = {"instruction": inst, "input": inp, "output": last_a}
         if len(pairs) > 1:
             rec["history"] = [list(p) for p in pairs[:-1]]
         if system:
@@ -389,8 +403,12 @@ def from_row(fmt: str, row: dict, keep: list[str] = ()) -> dict:
         return {**rec, **extra}
     if len(pairs) > 1:
         raise BadRow(f"{len(pairs)} turns cannot be written as single-turn {fmt}")
+    if system:  # nowhere to put it: said, not dropped (alpaca, sharegpt and openai hold it)
+        shown = system[0] if len(system[0]) <= 60 else system[0][:57] + "..."
+        raise BadRow(f"{fmt} has no place for the system message ({shown!r}): write alpaca, sharegpt or openai "
+                     f"to keep it")
     if fmt == "dolly":
-        return {"instruction": last_q, "context": "", "response": last_a, **extra}
+        return {"instruction": inst, "context": inp, "response": last_a, **extra}
     if fmt == "prompt_completion":
         return {"prompt": last_q, "completion": last_a, **extra}
     raise BadRow(f"cannot write format `{fmt}`")
