@@ -108,6 +108,26 @@ write edited to "e.jsonl" (format="openai")
     assert [m.get("name") for m in read_jsonl(tmp_path / "o" / "e.jsonl")[0]["messages"]] == ["ops", "alice", None]
 
 
+def test_turn_fields_reach_parquet_sinks_and_formats_without_a_place_for_them_say_so(tmp_path):
+    """A Parquet sink reads a JSON column as its text: until session 29 the kept turns were
+    not recognised there and a ShareGPT Parquet sink dropped every `weight` and `name`. A format
+    with no place for them (alpaca, Dolly, prompt/completion) writes the row without them and
+    says so in a warning, per field, since a dropped `weight` unmasks a turn."""
+    import pyarrow.parquet as pq
+    rows = [{"conversations": [{"from": "human", "value": "Hi", "weight": 0}, {"from": "gpt", "value": "Yo", "weight": 1}]},
+            {"conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]}]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    res = load(f'recipe t\nsource raw = read("{data}")\nwrite raw to "s.parquet" (format="sharegpt")\n'
+               f'write raw to "a.jsonl" (format="alpaca")\nwrite raw to "s.jsonl" (format="sharegpt")\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    got = pq.read_table(tmp_path / "o" / "s.parquet").to_pylist()
+    assert [[t.get("weight") for t in r["conversations"]] for r in got] == [[0, 1], [None, None]]
+    assert [r["conversations"] for r in read_jsonl(tmp_path / "o" / "s.jsonl")] == [r["conversations"] for r in rows]
+    assert res.manifest["warnings"] == ["write a.jsonl: alpaca has no place for the turns' own `weight` (1 rows): "
+                                        "not written (sharegpt and openai keep them)"]
+    assert [r["instruction"] for r in read_jsonl(tmp_path / "o" / "a.jsonl")] == ["Hi", "Q"]
+
+
 def test_a_field_kept_apart_from_a_later_row_on_lands_where_both_paths_put_it(tmp_path, monkeypatch):
     """A `response` beside `output` that repeats it in the first row and differs in the second:
     the record reader adds `response_in_input` where a row first holds something else (after

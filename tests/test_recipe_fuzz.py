@@ -94,8 +94,9 @@ def case(draw):
         elif op == "limit":
             ops.append(f"limit(n={draw(st.integers(0, 5))})")
         elif op == "dedupe":
-            m = draw(st.sampled_from(["exact", "minhash"]))
-            ops.append(f'dedupe(method="{m}", on={c})')
+            m = draw(st.sampled_from(["exact", "minhash"] + (["ngram"] if other else [])))
+            ops.append(f'dedupe(method="{m}", on={c}' + (f', against=raw2, ngram={draw(st.integers(1, 3))})'
+                                                          if m == "ngram" else ")"))
         elif op == "deita":
             ops.append(f'select(method="deita", k=3, quality={c}, embedding_column={draw(st.sampled_from(cols))})')
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -147,13 +148,19 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
     for s in plan.sinks:
         path = safe_sink_path(out_dir, s["path"])
         nulled: list = []
+        dropped: Counter = Counter()
         n, rejected = write_sink(store.table_of(step_fp[s["step"]]), path, s["format"], s["options"], atomic_write,
-                                 nulled)
+                                 nulled, dropped)
         sinks.append({"name": s["name"], "step": s["step"], "path": str(path), "format": s["format"] or "jsonl", "rows": n,
                       "rows_not_written": len(rejected)} | ({"rows_with_nan_as_null": len(nulled)} if nulled else {}))
         if nulled:
             sink_warnings.append(f"write {s['path']}: {len(nulled)} row(s) held NaN or infinite numbers, written as "
                                  f"null (JSON has neither; the first: {nulled[0]})")
+            reporter.log(f"  warning: {sink_warnings[-1]}")
+        if dropped:  # said, not silent: a dropped `weight` unmasks a turn the data meant to mask
+            sink_warnings.append(f"write {s['path']}: {s['format']} has no place for the turns' own "
+                                 + ", ".join(f"`{k}` ({v} rows)" for k, v in sorted(dropped.items()))
+                                 + ": not written (sharegpt and openai keep them)")
             reporter.log(f"  warning: {sink_warnings[-1]}")
         aside_lines += [json.dumps({"_id": rid, "node": f"write {s['path']}", "reason": why}, ensure_ascii=False)
                         for rid, why in rejected]

@@ -36,22 +36,24 @@ def _records(table, batch: int = 10000, json_cols: set | None = None):
         yield from rows
 
 
-def _rows_for(fmt: str, table, keep: list[str], rejected: list, json_cols: set | None = None):
-    """Records in the sink's format, in table order; rows the format cannot hold go to `rejected`."""
+def _rows_for(fmt: str, table, keep: list[str], rejected: list, json_cols: set | None = None, dropped=None):
+    """Records in the sink's format, in table order; rows the format cannot hold go to `rejected`,
+    the turn fields it has no place for are counted in `dropped`."""
     for row in _records(table, json_cols=json_cols):
         if fmt == "jsonl":
             yield {k: row[k] for k in ["_id", *keep] if k in row} if keep else row
             continue
         try:
-            yield from_row(fmt, row, keep)
+            yield from_row(fmt, row, keep, dropped)
         except BadRow as e:
             rejected.append((row.get("_id"), f"cannot write as {fmt}: {e}"))
 
 
 def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write,
-               nulled: list | None = None) -> tuple[int, list]:
+               nulled: list | None = None, dropped=None) -> tuple[int, list]:
     """Returns (rows written, [(_id, reason)] for rows the format cannot hold); the ids of
-    rows whose NaN or infinite numbers a JSON sink wrote as null go to `nulled`.
+    rows whose NaN or infinite numbers a JSON sink wrote as null go to `nulled`, the turn
+    fields the format has no place for are counted in `dropped` (a Counter: field -> rows).
     The extension chooses the container (JSON lines, a JSON array, parquet, CSV/TSV), the
     format the shape of each record; `columns` picks the columns of jsonl rows, and the
     extra columns carried by the other formats."""
@@ -68,7 +70,7 @@ def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write,
     if fmt == "tag_counts":
         return _tag_counts(table, path, options.get("column", "tags"), atomic_write), rejected
     if suffix == ".parquet":
-        return _parquet(table, path, fmt, keep, rejected), rejected
+        return _parquet(table, path, fmt, keep, rejected, dropped), rejected
     n = 0
     if suffix in (".csv", ".tsv"):
         import csv
@@ -81,14 +83,14 @@ def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write,
             w = csv.DictWriter(fh, fieldnames=list(fields), delimiter="," if suffix == ".csv" else "\t",
                                lineterminator="\n")
             w.writeheader()
-            for rec in _rows_for(fmt, table, keep, rejected):
+            for rec in _rows_for(fmt, table, keep, rejected, dropped=dropped):
                 w.writerow({k: _csv_value(v) for k, v in rec.items()})
                 n += 1
         return n, rejected
     with text_file(path, packed) as fh:  # streamed: memory holds one batch of rows, not the file
         if suffix == ".json":
             fh.write("[")
-        for rec in _rows_for(fmt, table, keep, rejected):
+        for rec in _rows_for(fmt, table, keep, rejected, dropped=dropped):
             line = _json_line(rec, nulled if nulled is not None else [])
             if suffix == ".json":
                 fh.write(("\n" if n == 0 else ",\n") + line)
@@ -189,7 +191,7 @@ def finite(v):
     return v
 
 
-def _parquet(table, path: Path, fmt: str, keep: list[str], rejected: list) -> int:
+def _parquet(table, path: Path, fmt: str, keep: list[str], rejected: list, dropped=None) -> int:
     """Streamed a batch at a time. Rows in another format than `jsonl` are records whose
     fields vary, so a first pass finds the schema that holds them all."""
     import pyarrow as pa
@@ -209,7 +211,7 @@ def _parquet(table, path: Path, fmt: str, keep: list[str], rejected: list) -> in
         def typed(recs):
             t = pa.Table.from_pylist(recs)
             return with_json(t, [n for n in t.column_names if n in json_cols and pa.types.is_string(t.schema.field(n).type)])
-        for rec in _rows_for(fmt, table, keep, rej, json_cols):
+        for rec in _rows_for(fmt, table, keep, rej, json_cols, dropped if rej is rejected else None):
             buf.append(rec)
             if len(buf) == 10_000:
                 yield typed(buf)

@@ -7,6 +7,8 @@ with the reason that goes to `set_aside.jsonl`.
 """
 from __future__ import annotations
 
+import json
+
 ROLE_MAP = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
             "chatgpt": "assistant", "bing": "assistant", "bard": "assistant", "model": "assistant",
             "system": "system"}
@@ -348,6 +350,11 @@ def turn_fields(row: dict, msgs: list[dict]) -> list[dict]:
     else none (turns fused or dropped: which field belongs where is unknown)."""
     for col, rk, ck in KEPT_TURNS:
         turns = row.get(col)
+        if isinstance(turns, str):  # a JSON column as its text (the Parquet writer reads them so)
+            try:
+                turns = json.loads(turns)
+            except ValueError:
+                continue
         if not isinstance(turns, list) or len(turns) != len(msgs):
             continue
         if all(isinstance(t, dict) and isinstance(t.get(rk), str) and ROLE_MAP.get(t[rk].lower()) == m["role"]
@@ -355,6 +362,7 @@ def turn_fields(row: dict, msgs: list[dict]) -> list[dict]:
             return [{k: v for k, v in t.items() if k not in (rk, ck, "role", "content", "from", "value")
                      and v is not None} for t in turns]
     return [{} for _ in msgs]
+
 
 def _split_input(row: dict, text: str) -> tuple[str, str]:
     """(instruction, input) of a user turn the reader joined (`_join`) from the row's
@@ -366,8 +374,10 @@ def _split_input(row: dict, text: str) -> tuple[str, str]:
     return text, ""
 
 
-def from_row(fmt: str, row: dict, keep: list[str] = ()) -> dict:
-    """Canonical row -> a record of `fmt`; raises BadRow where the format cannot hold it."""
+def from_row(fmt: str, row: dict, keep: list[str] = (), dropped=None) -> dict:
+    """Canonical row -> a record of `fmt`; raises BadRow where the format cannot hold it.
+    `dropped` (a Counter), when given, counts the turns' own fields (OpenAI's `name`,
+    ShareGPT's `weight`) that alpaca, Dolly and prompt/completion have no place for."""
     msgs = [m for m in row.get("messages") or []]
     system = [m["content"] for m in msgs if m["role"] == "system"]
     turns = [m for m in msgs if m["role"] != "system"]
@@ -378,6 +388,8 @@ def from_row(fmt: str, row: dict, keep: list[str] = ()) -> dict:
         back = {"user": "human", "assistant": "gpt", "system": "system"}
         return {"conversations": [{"from": back[m["role"]], "value": m["content"], **f}
                                   for m, f in zip(msgs, turn_fields(row, msgs))], **extra}
+    if dropped is not None:
+        dropped.update(sorted({k for f in turn_fields(row, msgs) for k in f}))
     pairs, i = [], 0
     while i < len(turns):
         if turns[i]["role"] != "user":
