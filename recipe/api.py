@@ -111,7 +111,7 @@ class Loaded:
                                 + " ".join(f"--source {m}=FILE" for m in missing) + " (command line) or sources={"
                                 + ", ".join(f'"{m}": FILE' for m in missing) + "} (Python)")
 
-    def plan(self, params=None, sources=None, probe=False, model_cache=None):
+    def plan(self, params=None, sources=None, probe=False, model_cache=None, head=None):
         """The plan; with `probe`, endpoints asked for what the recipe leaves undeclared are
         probed first (one tiny request each, remembered for a day), and a missing
         capability is an error on the model's line."""
@@ -121,7 +121,7 @@ class Loaded:
         c = self.check(params, sources)
         if probe:
             self._probe(c, model_cache)
-        return build_plan(c, self.source_paths(sources, params), identity)
+        return build_plan(c, self.source_paths(sources, params), identity, head=_head(head))
 
     def _probe(self, c, model_cache) -> None:
         from .runtime.probe import probe_diagnostics
@@ -129,12 +129,13 @@ class Loaded:
         raise_if_errors(found)
 
     def run(self, params=None, sources=None, out="out", cache_dir=".recipe", quiet=True, runtime=None,
-            model_cache=None, engine="duckdb", address=None, replicas=1, keep=()):
+            model_cache=None, engine="duckdb", address=None, replicas=1, keep=(), head=None):
         """Run the recipe. `cache_dir`: this project's step cache; `model_cache`: converted
         weights and model results (default: the per-user cache, see runtime.user_cache_dir).
         `engine`: "duckdb" (one machine) or "ray" (a local Ray instance, or the cluster at
         `address`: "auto" or ray://HOST:10001; `replicas`: actors per model by default);
-        `keep`: nodes to run even where no sink needs them."""
+        `keep`: nodes to run even where no sink needs them; `head`: each source reads only its
+        first `head` records (a trial run; a source's own `head=` wins)."""
         if engine not in ("duckdb", "ray"):
             raise UserError(f"unknown engine `{engine}`; engines: duckdb, ray")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
@@ -152,7 +153,7 @@ class Loaded:
         self._probe(c, model_cache)
         from .plan import build_plan
         from .runtime.resolve import identity
-        plan = build_plan(c, self.source_paths(sources, params), identity, tuple(keep))
+        plan = build_plan(c, self.source_paths(sources, params), identity, tuple(keep), _head(head))
         if engine == "ray":
             from .engine.ray_store import RayStore
             store = RayStore(cache_dir, address)
@@ -235,6 +236,12 @@ class Result:
         except ImportError:
             raise UserError("to_pandas() needs pandas: pip install 'recipe[pandas]' (or use .table(), an Arrow table)")
         return self.table(node).to_pandas()
+
+
+def _head(head):
+    if head is not None and (not isinstance(head, int) or isinstance(head, bool) or head < 1):
+        raise UserError(f"head={head!r}: give a whole number of records, at least 1")
+    return head
 
 
 def versions() -> dict:

@@ -8,7 +8,8 @@ from .checked import Checked, value_of
 from .diagnostics import Diagnostic, column_hint, did_you_mean
 
 SOURCE_OPTIONS = {"format": "the row format (detected when not given)", "id": "a column of unique row ids",
-                  "columns": "a CSV/TSV file without a header row: the name of each field, in order"}
+                  "columns": "a CSV/TSV file without a header row: the name of each field, in order",
+                  "head": "read only the first N records (a trial run; `recipe run --head N` sets it on every source)"}
 SINK_OPTIONS = {"format": "the row format written", "columns": "columns to write (jsonl) or to carry along (other formats)",
                 "column": "tag_counts: the list column counted"}
 
@@ -42,6 +43,11 @@ def check_sources(c: Checked) -> None:
                 twice = sorted({x for x in v if v.count(x) > 1})
                 c.diagnostics.append(Diagnostic("E0907", f"`columns` names {', '.join(f'`{x}`' for x in twice)} twice",
                                                 a.value.span, ("each field needs its own name",)))
+        if "head" in opts:
+            a, v = opts["head"]
+            if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+                c.diagnostics.append(Diagnostic("E0907", "`head` must be a whole number of records, at least 1",
+                                                a.value.span, ("e.g. head=500: the first 500 records of the source",)))
         err = c.source_errors.get(s.name)
         if err:
             c.diagnostics.append(Diagnostic("E0903", err, s.path.span,

@@ -153,7 +153,7 @@ def _sink_shape(path: str, fmt: str | None) -> str:
 def cmd_plan(a) -> int:
     r = _load(a.file)
     params, sources = _kv(a.set, "--set"), _kv(a.source, "--source")
-    plan = r.plan(params, sources, probe=True, model_cache=getattr(a, "model_cache", None))
+    plan = r.plan(params, sources, probe=True, model_cache=getattr(a, "model_cache", None), head=a.head)
     if a.format != "text" and not a.against:
         raise UserError("--format json|markdown is for `--against OLD` (what a change does)")
     store = _plan_cache(Path(a.cache_dir))
@@ -209,7 +209,7 @@ def _plan_against(a, r, plan, params, sources, store) -> str:
 def cmd_run(a) -> int:
     r = _load(a.file)
     res = r.run(_kv(a.set, "--set"), _kv(a.source, "--source"), a.out, a.cache_dir, quiet=a.quiet,
-                model_cache=a.model_cache, engine=a.engine, address=a.address, replicas=a.replicas)
+                model_cache=a.model_cache, engine=a.engine, address=a.address, replicas=a.replicas, head=a.head)
     main = res.manifest["sinks"][0] if res.manifest["sinks"] else None
     if main:
         print(f"done: {main['rows']} rows in {main['path']}; manifest.json and set_aside.jsonl in {a.out}")
@@ -406,6 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(this file at a git revision, e.g. git:main)")
     p.add_argument("--format", choices=("text", "json", "markdown"), default="text",
                    help="with --against: markdown is ready for a pull-request comment")
+    p.add_argument("--head", type=_at_least(1), metavar="N",
+                   help="every source reads only its first N records: a trial run (a source's own head= wins)")
     common(p)
     p.set_defaults(fn=cmd_plan)
     p = sub.add_parser("run", help="run a recipe")
@@ -421,6 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--address", metavar="ADDR", help="with --engine ray: a running cluster (auto, or ray://HOST:10001)")
     p.add_argument("--replicas", type=_at_least(1), default=1, metavar="N",
                    help="with --engine ray: actors per model unless the model says replicas= (default 1)")
+    p.add_argument("--head", type=_at_least(1), metavar="N",
+                   help="every source reads only its first N records: a trial run (a source's own head= wins)")
     common(p)
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("eval", help="fine-tune on the recipe's output and on random rows; compare on an eval set")

@@ -69,12 +69,21 @@ def _count_lines(path: Path) -> int:
 
 
 def _source_rows(step, history) -> float | None:
+    """Rows a read will give: as many as the files hold, at most its `head`."""
+    rows = _file_rows(step, history)
+    head = step.args.get("head")
+    return float(head) if head and (rows is None or rows > head) else rows
+
+
+def _file_rows(step, history) -> float | None:
     from .io.readers import list_files
     try:
         files = list_files(step.args["path"])
     except Exception:  # a path `check` already accepted but that is gone now: say unknown
         return None
-    past = [h for h in history if h["parts"].get("op") == "read" and h["parts"].get("data") == step.parts.get("data")]
+    # the last whole read of the same files (a `head` read counted only its first records)
+    past = [h for h in history if h["parts"].get("op") == "read" and h["parts"].get("data") == step.parts.get("data")
+            and not (h["parts"].get("args") or {}).get("head")]
     if past:
         return float(past[-1]["rows_out"])  # the last read of the same files
     counts = [_count_records(f, bool(step.args.get("columns"))) for f in files]

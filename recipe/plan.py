@@ -96,9 +96,11 @@ def _segment_digest(path: Path, at: int) -> bytes:
     return h.digest()
 
 
-def build_plan(c: Checked, source_paths: dict[str, str], model_identity, keep: tuple[str, ...] = ()) -> Plan:
+def build_plan(c: Checked, source_paths: dict[str, str], model_identity, keep: tuple[str, ...] = (),
+               head: int | None = None) -> Plan:
     """`source_paths`: resolved path per source; `model_identity(kind, source, options)` -> str;
-    `keep`: nodes to run although no sink needs them (`recipe inspect` runs a read alone)."""
+    `keep`: nodes to run although no sink needs them (`recipe inspect` runs a read alone);
+    `head`: each source reads its first `head` records (unless it says its own `head`)."""
     from .io.readers import list_files
     from .templates import template_files
     r = c.recipe
@@ -164,6 +166,8 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity, keep: t
             path = source_paths[name]
             files = list_files(path)
             opts = {a.name: canon_arg(_option(a.value, c.params), c.params) for a in s.options}
+            if head is not None:
+                opts.setdefault("head", head)
             # the source name is in the rows (`_id` = `<source>:<index>`), so it is in the key;
             # the path as spelled is not (the file names and contents are, in `data`), so a
             # recipe run from another folder, or with the same file given another way, hits

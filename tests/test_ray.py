@@ -464,3 +464,16 @@ def test_nested_values_come_out_as_values_on_both_engines(tmp_path, monkeypatch)
     # a field of a nested value (`meta.i`), in a filter and a derive: read as its JSON text
     late = [json.loads(line) for line in (tmp_path / "o-ray" / "late.jsonl").read_text().splitlines()]
     assert [(r["meta"]["i"], r["tags"]) for r in late] == [(i, f'["x",{i}]') for i in range(30, 40)]
+
+
+def test_a_head_read_gives_the_same_first_records_on_both_engines(tmp_path, monkeypatch):
+    """`head` is a sequence's first records: the Ray engine reads such a source in one task
+    (not in byte spans or a task per file), with the DuckDB engine's rows and ids."""
+    monkeypatch.setenv("RECIPE_RAY_READ_BYTES", "500")
+    folder = tmp_path / "f"
+    folder.mkdir()
+    for i in range(3):
+        write_jsonl(folder / f"p{i}.jsonl", alpaca_rows(8))
+    res = both(load(f'recipe h\nsource raw = read("{folder}", head=11)\nwrite raw to "x.jsonl"\n'), tmp_path)
+    assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
+    assert res["ray"].manifest["nodes"][0]["rows_out"] == 11

@@ -211,8 +211,8 @@ def pieces_of(store, source: str, args: dict, files: list[Path], log) -> list[tu
     a fast-path format into byte spans of that size,
     counted first (in tasks) so that each span knows its first line and row; one large Parquet
     file of rows in a fast-path format into runs of row groups; else None."""
-    if args.get("id") or len({f.name for f in files}) != len(files):
-        return None
+    if args.get("id") or args.get("head") or len({f.name for f in files}) != len(files):
+        return None  # (the first `head` records are a sequence: one task reads them)
     step = int(os.environ.get("RECIPE_RAY_READ_BYTES") or SPAN_BYTES)
     size = sum(f.stat().st_size for f in files)
     if size <= step:  # a task's start-up (a scratch database, Parquet writes) would cost more

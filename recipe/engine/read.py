@@ -29,24 +29,35 @@ ASIDE_CHUNK = 20_000
 ASIDE_SCHEMA = pa.schema([("_id", pa.string()), ("reason", pa.string()), ("raw", pa.string())])
 
 
+class Enough(Exception):
+    """The read took its `head` records: it stops (the readers' files and threads close)."""
+
+
 class _Rows:
     """Where a read's rows go: canonical Arrow chunks and single rows into the table, the
     rest (and repeated ids) into the set-aside list, with progress."""
 
-    def __init__(self, con, out: str, aside_table: str, ctx):
+    def __init__(self, con, out: str, aside_table: str, ctx, head: int | None = None):
         from .store import ROW_GROUP_SIZE
         self.con, self.ctx, self.aside_table = con, ctx, aside_table
+        self.head = head  # read's `head`: records taken (rows or not) before the read stops
         self.writer = RowWriter(con, out, row_group=ROW_GROUP_SIZE)
         self.aside: list[tuple[str, str, str | None]] = []
         self.seen: set[str] = set()
         self.n = 0
 
     def take_arrow(self, tbl) -> None:  # a canonical chunk: ids are unique by construction
+        if self.head is not None and self.n + tbl.num_rows >= self.head:
+            tbl = tbl.slice(0, self.head - self.n)
         self.writer.add_arrow(tbl)
         self.n += tbl.num_rows
         self.ctx.progress(self.n, None)
+        if self.head is not None and self.n >= self.head:
+            raise Enough
 
     def take(self, rid, row, reason, raw) -> None:
+        if self.head is not None and self.n >= self.head:
+            raise Enough
         self.n += 1
         if self.n % 5000 == 0:
             self.ctx.progress(self.n, None)
@@ -87,7 +98,7 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
     engine's read tasks do. Returns how many of the set-aside records, at the end, are rows
     the table could not hold (they follow every file's unreadable records)."""
     files = list_files(args["path"]) if files is None else files
-    rows = _Rows(con, out, aside_table, ctx)
+    rows = _Rows(con, out, aside_table, ctx, args.get("head"))
     said: list[str] = []
 
     multi = len(files) > 1 if multi is None else multi
@@ -104,6 +115,9 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
         prefix = f"{source}:{f.name}:" if multi else f"{source}:"
         try:
             _read_file(f, args, source, noting, multi, distinct, prefix, rows.take, rows.take_arrow)
+        except Enough:
+            ctx.info["head"] = f"the first {rows.n} records"
+            break
         except (EOFError, OSError, zlib.error, lzma.LZMAError) as e:  # a file cut short, or bad bytes
             raise UserError(f"source `{source}`: {f} cannot be read to its end ({type(e).__name__}: {e}): "
                             f"is the file complete?") from e
