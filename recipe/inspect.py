@@ -26,7 +26,7 @@ _WHERE = re.compile(r"^(?P<where>.+?:\d+): ")
 
 
 def inspect(path: str, data_format: str | None = None, id_column: str | None = None,
-            cache_dir: str | None = None) -> dict:
+            cache_dir: str | None = None, head: int | None = None) -> dict:
     """The facts `render` prints; `cache_dir` keeps the read for a later inspect or run
     (default: a temporary one, removed)."""
     from .api import load
@@ -38,7 +38,8 @@ def inspect(path: str, data_format: str | None = None, id_column: str | None = N
     tmp = Path(tempfile.mkdtemp(prefix="recipe-inspect-"))
     try:
         try:
-            res = r.run(sources={"data": path}, out=tmp / "out", cache_dir=cache_dir or tmp / "cache", keep=("data",))
+            res = r.run(sources={"data": path}, out=tmp / "out", cache_dir=cache_dir or tmp / "cache", keep=("data",),
+                        head=head)
         except RecipeError as e:  # the read's own diagnostics point into a recipe the user never wrote
             errors = [d for d in e.diagnostics if d.is_error]
             raise UserError("\n".join(f"{d.message}" + "".join(f"\n  hint: {h}" for h in d.hints) for d in errors)

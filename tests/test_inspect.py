@@ -72,6 +72,8 @@ def test_the_command_prints_text_or_json_and_keeps_a_cache_when_asked(tmp_path):
     assert json.loads(a.stdout)["rows"] == 5 and (tmp_path / "c" / "cache.duckdb").exists()
     b = subprocess.run(cmd, capture_output=True, text=True)  # the second reads from the cache
     assert b.returncode == 0 and "5 rows" in b.stdout and "exact duplicates" in b.stdout
+    first = subprocess.run(cmd[:5] + ["--head", "3", "--format", "json"], capture_output=True, text=True)
+    assert first.returncode == 0 and json.loads(first.stdout)["rows"] == 3  # the first 3 records are rows
     forced = subprocess.run([sys.executable, "-m", "recipe", "inspect", str(d), "--data-format", "sharegpt"],
                             capture_output=True, text=True)
     assert forced.returncode == 0 and "0 rows (format sharegpt), 8 set aside" in forced.stdout
