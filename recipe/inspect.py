@@ -35,6 +35,9 @@ def inspect(path: str, data_format: str | None = None, id_column: str | None = N
     opts = "".join(f", {k}={to_text(Lit(v))}" for k, v in (("format", data_format), ("id", id_column)) if v)
     from .diagnostics import RecipeError, UserError
     r = load(f'recipe inspect\nsource data = read("data.jsonl"{opts})\n')
+    # what `check` warns of in the file (a Hub folder of several splits, a CSV that may lack
+    # its header row), the recipe's own "writes nothing" apart
+    said = [d for d in r.diagnose(sources={"data": path}).diagnostics if not d.is_error and d.code != "W0602"]
     tmp = Path(tempfile.mkdtemp(prefix="recipe-inspect-"))
     try:
         try:
@@ -55,8 +58,11 @@ def inspect(path: str, data_format: str | None = None, id_column: str | None = N
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     stats = node.get("stats") or {}
+    warnings = [d.message + "".join(f" ({h})" for h in d.hints) for d in said]
+    if stats.get("warning"):
+        warnings.append(stats["warning"])
     return {"path": path, "format": stats.get("format"), "files": stats.get("files"), "rows": node["rows_out"],
-            **facts, **({"warning": stats["warning"]} if stats.get("warning") else {})}
+            **facts, "warnings": warnings}
 
 
 def _facts(table, aside) -> dict:
@@ -163,8 +169,7 @@ def render(f: dict) -> str:
         lines.append(f"  {g['rows']:>7,}  {g['reason']}" + (f"  (first: {g['first']})" if g["first"] else ""))
     if len(f["set_aside"]) > 8:
         lines.append(f"  ... {len(f['set_aside']) - 8} other reasons")
-    if f.get("warning"):
-        lines.append(f"warning: {f['warning']}")
+    lines += [f"warning: {w}" for w in f.get("warnings", [])]
     if not f["rows"]:
         return "\n".join(lines)
     cols = [c["name"] + f" ({c['type']}" + (f", {c['non_null']:,} not null" if c["non_null"] < f["rows"] else "") + ")"

@@ -31,7 +31,7 @@ def data(tmp_path):
 
 def test_the_facts_of_a_small_file(tmp_path):
     f = inspect(str(data(tmp_path)))
-    assert f["rows"] == 5 and f["format"] == "alpaca (detected)" and f["files"] == 1
+    assert f["rows"] == 5 and f["format"] == "alpaca (detected)" and f["files"] == 1 and f["warnings"] == []
     assert [(g["rows"], g["first"]) for g in f["set_aside"]] == [(2, "d.jsonl:4"), (1, "d.jsonl:7")]
     assert f["set_aside"][0]["reason"].startswith("malformed JSON")
     cols = {c["name"]: (c["type"], c["non_null"]) for c in f["columns"]}
@@ -77,6 +77,20 @@ def test_the_command_prints_text_or_json_and_keeps_a_cache_when_asked(tmp_path):
     forced = subprocess.run([sys.executable, "-m", "recipe", "inspect", str(d), "--data-format", "sharegpt"],
                             capture_output=True, text=True)
     assert forced.returncode == 0 and "0 rows (format sharegpt), 8 set aside" in forced.stdout
+    assert "warning: every row" in forced.stdout  # the read's own warning
+
+
+def test_what_check_warns_of_in_the_file_is_said(tmp_path):
+    """A Hub dataset folder of two splits: read whole, its test split would be training data."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    d = tmp_path / "hub" / "data"
+    d.mkdir(parents=True)
+    for split in ("train", "test"):
+        pq.write_table(pa.Table.from_pylist([{"instruction": f"{split} q", "output": "a"}]), d / f"{split}-00000-of-00001.parquet")
+    f = inspect(str(tmp_path / "hub"))
+    assert f["rows"] == 2 and len(f["warnings"]) == 1 and "several dataset splits (test, train)" in f["warnings"][0]
+    assert "warning: the files of this source belong to several dataset splits" in render(f)
 
 
 def test_a_bad_path_or_an_unknown_format_is_one_clear_error(tmp_path):
