@@ -26,13 +26,15 @@ _WHERE = re.compile(r"^(?P<where>.+?:\d+): ")
 
 
 def inspect(path: str, data_format: str | None = None, id_column: str | None = None,
-            cache_dir: str | None = None, head: int | None = None) -> dict:
+            cache_dir: str | None = None, head: int | None = None, columns: list[str] | None = None) -> dict:
     """The facts `render` prints; `cache_dir` keeps the read for a later inspect or run
     (default: a temporary one, removed)."""
     from .api import load
     from .syntax import to_text
     from .ir import Lit
     opts = "".join(f", {k}={to_text(Lit(v))}" for k, v in (("format", data_format), ("id", id_column)) if v)
+    if columns:  # a CSV/TSV file without a header row: its fields' names
+        opts += ", columns=[" + ", ".join(to_text(Lit(c)) for c in columns) + "]"
     from .diagnostics import RecipeError, UserError
     r = load(f'recipe inspect\nsource data = read("data.jsonl"{opts})\n')
     # what `check` warns of in the file (a Hub folder of several splits, a CSV that may lack
@@ -46,7 +48,7 @@ def inspect(path: str, data_format: str | None = None, id_column: str | None = N
         except RecipeError as e:  # the read's own diagnostics point into a recipe the user never wrote
             errors = [d for d in e.diagnostics if d.is_error]
             raise UserError("\n".join(f"{d.message}" + "".join(f"\n  hint: {h}" for h in d.hints) for d in errors)
-                            + "\n  (here read's format= is --data-format, its id= is --id)") from None
+                            + "\n  (here read's format= is --data-format, id= is --id, columns=[...] is --columns a,b,...)") from None
         node = res.manifest["nodes"][0]
         from .engine.store import Store
         store = Store(res.cache_dir)
@@ -86,8 +88,11 @@ def _facts(table, aside) -> dict:
         for c in lengths:
             col = pc.fill_null(b.column(c).combine_chunks().cast(pa.large_string()), "")
             lengths[c].append(pc.utf8_length(col).to_numpy(zero_copy_only=False))
-            words[c].append(pc.list_value_length(pc.utf8_split_whitespace(col)).to_numpy(zero_copy_only=False))
-            empty[c] += int(pc.sum(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0)).as_py() or 0)
+            blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0)
+            # Arrow splits "" into one empty word, and "  a " into three: count the non-empty ones
+            split = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(col))
+            words[c].append(pc.if_else(blank, 0, pc.list_value_length(split)).to_numpy(zero_copy_only=False))
+            empty[c] += int(pc.sum(blank).as_py() or 0)
             keys[c].append(np.stack(normalised_keys(col), axis=1))
         if "messages" in cols:
             turns.update(pc.list_value_length(b.column("messages")).fill_null(0).to_pylist())

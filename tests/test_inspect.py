@@ -101,3 +101,15 @@ def test_a_bad_path_or_an_unknown_format_is_one_clear_error(tmp_path):
     got = subprocess.run([sys.executable, "-m", "recipe", "inspect", str(odd)], capture_output=True, text=True)
     assert got.returncode == 1 and "cannot tell the format" in got.stderr and "--data-format" in got.stderr
     assert "Traceback" not in got.stderr and "writes nothing" not in got.stderr
+
+
+def test_a_headerless_tsv_takes_its_fields_names_and_an_empty_text_has_no_words(tmp_path):
+    (tmp_path / "d.tsv").write_text("What is 2+2?\t4\tcount\nName a colour\tred\tpick\n")
+    got = subprocess.run([sys.executable, "-m", "recipe", "inspect", str(tmp_path / "d.tsv"), "--columns", "q, a, why",
+                          "--data-format", "raw", "--format", "json"], capture_output=True, text=True)
+    assert got.returncode == 0, got.stderr
+    f = json.loads(got.stdout)
+    assert [c["name"] for c in f["columns"]][-3:] == ["q", "a", "why"] and f["rows"] == 2
+    assert f["texts"]["instruction"]["empty"] == 2 and f["texts"]["instruction"]["words_median"] == 0  # raw: no turns
+    t = inspect(str(tmp_path / "d.tsv"), "alpaca", columns=["instruction", "output", "why"])
+    assert t["texts"]["instruction"]["words_median"] == 3 and t["texts"]["response"]["chars"]["max"] == 3
