@@ -68,7 +68,7 @@ def inspect(path: str, data_format: str | None = None, id_column: str | None = N
 
 
 def _facts(table, aside) -> dict:
-    from .algorithms.shingles import normalised_keys
+    from .algorithms.shingles import normalised_keys, units
     cols = table.columns()
     shown = [c for c in cols if c != "_row"]
     nulls = Counter()
@@ -89,17 +89,17 @@ def _facts(table, aside) -> dict:
             col = pc.fill_null(b.column(c).combine_chunks().cast(pa.large_string()), "")
             lengths[c].append(pc.utf8_length(col).to_numpy(zero_copy_only=False))
             blank = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0)
-            # Arrow splits "" into one empty word, and "  a " into three: count the non-empty ones
-            split = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(col))
-            words[c].append(pc.if_else(blank, 0, pc.list_value_length(split)).to_numpy(zero_copy_only=False))
+            words[c].append(units(col, "word")[1])  # as `words()` counts them, by a compiled pass
             empty[c] += int(pc.sum(blank).as_py() or 0)
             keys[c].append(np.stack(normalised_keys(col), axis=1))
         if "messages" in cols:
             turns.update(pc.list_value_length(b.column("messages")).fill_null(0).to_pylist())
         if "instruction" in cols:
-            first = pc.extract_regex(pc.utf8_lower(pc.fill_null(b.column("instruction").combine_chunks(), "")),
+            first = pc.extract_regex(pc.fill_null(b.column("instruction").combine_chunks(), ""),
                                      r"^[^\pL\pN]*(?P<w>[\pL\pN]+)")
-            starts.update(v for v in first.field("w").to_pylist() if v)
+            counts = pc.value_counts(pc.utf8_lower(first.field("w")))  # a word once per batch, not per row
+            starts.update({w: n for w, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())
+                           if w})
     out = {"columns": [{"name": c, "type": kinds.get(c, "?"), "non_null": n - nulls[c]} for c in shown],
            "texts": {}, "turns": dict(sorted(turns.items())),
            "first_words": [[w, k] for w, k in starts.most_common(10)]}
