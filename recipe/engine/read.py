@@ -111,12 +111,15 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
     # a file's ids are `<source>:<file name>:<index>` among several: same-named files in two
     # folders would collide, and only the record-by-record reader checks for that
     distinct = len({f.name for f in files}) == len(files)
+    opened = 0
     for f in files:
         prefix = f"{source}:{f.name}:" if multi else f"{source}:"
+        opened += 1
         try:
             _read_file(f, args, source, noting, multi, distinct, prefix, rows.take, rows.take_arrow)
         except Enough:
-            ctx.info["head"] = f"the first {rows.n} records"
+            ctx.info["head"] = f"the first {rows.n} records" + (f", from {opened} of the {len(files)} files"
+                                                                  if len(files) > 1 else "")
             break
         except (EOFError, OSError, zlib.error, lzma.LZMAError) as e:  # a file cut short, or bad bytes
             raise UserError(f"source `{source}`: {f} cannot be read to its end ({type(e).__name__}: {e}): "
