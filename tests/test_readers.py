@@ -111,6 +111,11 @@ def test_an_input_joined_to_the_instruction_is_split_back_in_either_format():
     alpaca = canonical("alpaca", {"instruction": "Sum", "input": "2 and 3", "output": "5"})
     assert from_row("dolly", alpaca) == {"instruction": "Sum", "context": "2 and 3", "response": "5"}
     assert from_row("prompt_completion", alpaca) == {"prompt": "Sum\n\n2 and 3", "completion": "5"}
+    # a multi-turn alpaca row with a system prompt and an input: the same record, keys in order
+    full = {"instruction": "Translate", "input": "bonjour", "output": "hello", "system": "Be exact.",
+            "history": [["Hi", "Hello!"], ["How are you?", "Fine."]]}
+    back = from_row("alpaca", canonical("alpaca", full))
+    assert back == full and list(back) == list(full)
 
 
 def test_multi_turn_conversions():

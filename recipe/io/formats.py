@@ -408,10 +408,10 @@ def from_row(fmt: str, row: dict, keep: list[str] = (), dropped=None) -> dict:
     inst, inp = _split_input(row, last_q)
     if fmt == "alpaca":
         rec = {"instruction": inst, "input": inp, "output": last_a}
+        if system:  # LLaMA-Factory's order: instruction, input, output, system, history
+            rec["system"] = system[0]
         if len(pairs) > 1:
             rec["history"] = [list(p) for p in pairs[:-1]]
-        if system:
-            rec["system"] = system[0]
         return {**rec, **extra}
     if len(pairs) > 1:
         raise BadRow(f"{len(pairs)} turns cannot be written as single-turn {fmt}")
