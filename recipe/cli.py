@@ -347,7 +347,9 @@ def cmd_explain(a) -> int:
 def cmd_inspect(a) -> int:
     from .inspect import inspect, render
     columns = [c.strip() for c in a.columns.split(",")] if a.columns else None
-    facts = inspect(a.path, a.data_format, a.id, a.cache_dir, a.head, columns)
+    if a.near is not None and a.near > 1:
+        raise UserError(f"--near {a.near}: a Jaccard threshold is at most 1 (e.g. 0.8)")
+    facts = inspect(a.path, a.data_format, a.id, a.cache_dir, a.head, columns, a.near)
     print(json.dumps(facts, indent=2, ensure_ascii=False) if a.format == "json" else render(facts))
     return 0
 
@@ -455,6 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", help="keep the read in this step cache (default: a temporary one)")
     p.add_argument("--head", type=_at_least(1), metavar="N", help="only the first N records (a quick look at a large file)")
     p.add_argument("--columns", metavar="A,B,...", help="a CSV/TSV file without a header row: its fields' names")
+    p.add_argument("--near", type=_at_least(0.0, float, above=True), metavar="T",
+                   help="also count the instructions MinHash dedupe sets aside at Jaccard threshold T (e.g. 0.8)")
     p.set_defaults(fn=cmd_inspect)
     p = sub.add_parser("report", help="an HTML report of a finished run (self-contained, no network)")
     p.add_argument("--out", default="out", help="the run's --out (default: out)")

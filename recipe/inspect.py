@@ -26,9 +26,11 @@ _WHERE = re.compile(r"^(?P<where>.+?:\d+): ")
 
 
 def inspect(path: str, data_format: str | None = None, id_column: str | None = None,
-            cache_dir: str | None = None, head: int | None = None, columns: list[str] | None = None) -> dict:
+            cache_dir: str | None = None, head: int | None = None, columns: list[str] | None = None,
+            near: float | None = None) -> dict:
     """The facts `render` prints; `cache_dir` keeps the read for a later inspect or run
-    (default: a temporary one, removed)."""
+    (default: a temporary one, removed); `near`: also count the instructions MinHash dedupe
+    would set aside at that Jaccard threshold (its defaults otherwise)."""
     from .api import load
     from .syntax import to_text
     from .ir import Lit
@@ -54,7 +56,11 @@ def inspect(path: str, data_format: str | None = None, id_column: str | None = N
         store = Store(res.cache_dir)
         try:
             fp = node["fingerprint"]
-            facts = _facts(store.table_of(fp), store.aside_batches(fp))
+            table = store.table_of(fp)
+            facts = _facts(table, store.aside_batches(fp))
+            if near is not None and "instruction" in table.columns():
+                labels, _ = table.minhash_labels("instruction", near, 5, "char", 256, 0)  # dedupe's defaults
+                facts["near_duplicates"] = {"threshold": near, "instruction": int(len(labels) - len(np.unique(labels)))}
         finally:
             store.close()
     finally:
@@ -190,6 +196,10 @@ def render(f: dict) -> str:
         lines.append("  (exact duplicates: the rows `dedupe(method=\"exact\", on=...)` sets aside, case and spaces "
                      "normalised" + (f"; on both instruction and response: {f['exact_duplicates_of_both']:,})"
                                      if "exact_duplicates_of_both" in f else ")"))
+    if "near_duplicates" in f:
+        nd = f["near_duplicates"]
+        lines.append(f"near-duplicate instructions: {nd['instruction']:,} rows `dedupe(method=\"minhash\", "
+                     f"threshold={nd['threshold']})` sets aside (character 5-grams, 256 permutations)")
     if f["turns"]:
         lines.append("turns: " + ", ".join(f"{k} in {v:,} rows" for k, v in f["turns"].items()))
     if f["first_words"] and f["rows"]:

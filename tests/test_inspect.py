@@ -113,3 +113,18 @@ def test_a_headerless_tsv_takes_its_fields_names_and_an_empty_text_has_no_words(
     assert f["texts"]["instruction"]["empty"] == 2 and f["texts"]["instruction"]["words_median"] == 0  # raw: no turns
     t = inspect(str(tmp_path / "d.tsv"), "alpaca", columns=["instruction", "output", "why"])
     assert t["texts"]["instruction"]["words_median"] == 3 and t["texts"]["response"]["chars"]["max"] == 3
+
+
+def test_near_duplicates_are_what_minhash_dedupe_sets_aside(tmp_path):
+    base = "Write a short poem about the sea and the wind at night, with rhymes"
+    rows = [{"instruction": base + "!" * (i % 3) + (" please" if i % 4 == 0 else ""), "output": f"p{i}"} for i in range(12)]
+    rows += [{"instruction": f"Unrelated task number {i} about {'xyz' * i}", "output": "o"} for i in range(1, 6)]
+    d = write_jsonl(tmp_path / "d.jsonl", rows)
+    f = inspect(str(d), near=0.8)
+    res = load(f'recipe t\nsource raw = read("{d}")\na = raw | dedupe(method="minhash", on=instruction, threshold=0.8)\n'
+               f'write a to "a.jsonl"\n').run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    aside = res.manifest["nodes"][1]["rows_set_aside"]
+    assert f["near_duplicates"] == {"threshold": 0.8, "instruction": aside} and aside >= 10
+    assert "near-duplicate instructions: " in render(f)
+    bad = subprocess.run([sys.executable, "-m", "recipe", "inspect", str(d), "--near", "1.5"], capture_output=True, text=True)
+    assert bad.returncode == 1 and "at most 1" in bad.stderr
