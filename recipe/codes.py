@@ -46,7 +46,7 @@ CODES: dict[str, Code] = {
     "E0303": Code("unknown param", "declare it: `param NAME: TYPE = DEFAULT`"),
     "E0304": Code("name defined twice", "give each source, node, model and param its own name"),
     "E0305": Code("unknown param type", "the README's language section lists the param types"),
-    "E0306": Code("unknown model kind", "model kinds: embedding, causal_lm, classifier, reward, finetune"),
+    "E0306": Code("unknown model kind", "model kinds: embedding, causal_lm, classifier, reward, language_id, finetune"),
     "E0307": Code("model kind the source cannot serve", "use a local model for this kind"),
     "E0308": Code("finetune without a causal LM to start from", "declare a causal_lm model and name it first"),
     "E0309": Code("finetune without rows to train on", "name a node or source: `on=NODE`"),

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .models import location_problem
+from .models import FASTTEXT_SUFFIXES, location_problem
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.txt", "vocab.json",
                    "spiece.model", "sentencepiece.bpe.model")
@@ -23,7 +23,8 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 HEADS = {"causal_lm": ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration"),
          "classifier": ("ForSequenceClassification",), "reward": ("ForSequenceClassification",)}
 KIND_NAMES = {"embedding": "an embedding model", "causal_lm": "a causal language model",
-              "classifier": "a classifier", "reward": "a reward model"}
+              "classifier": "a classifier", "reward": "a reward model", "language_id": "a language identifier"}
+FASTTEXT_MAGIC = (793712314).to_bytes(4, "little")  # the first int32 of every fastText model file
 KIND_TEXT = {"causal_lm": "a causal language model (an architecture ending in ForCausalLM)",
              "classifier": "a classifier (an architecture ending in ForSequenceClassification)",
              "reward": "a reward model (an architecture ending in ForSequenceClassification)"}
@@ -78,7 +79,19 @@ def folder_problem(folder: Path, kind: str, label: str | None = None) -> FolderP
 
 # what each built-in is (recipe.runtime.resolve.BUILTINS says where it lives)
 BUILTIN_KINDS = {"builtin:minilm": ("embedding", "an embedding model (all-MiniLM-L6-v2)"),
-                 "builtin:smollm2": ("causal_lm", "a causal language model (SmolLM2-135M-Instruct)")}
+                 "builtin:smollm2": ("causal_lm", "a causal language model (SmolLM2-135M-Instruct)"),
+                 "builtin:lid176": ("language_id", "a language identifier (fastText's lid.176)")}
+
+
+# the languages builtin:lid176 gives (tests/test_language.py checks them against the model), so
+# that `check` can refuse a misspelt `keep` without loading a model
+LID176_LABELS = frozenset("""
+af als am an ar arz as ast av az azb ba bar bcl be bg bh bn bo bpy br bs bxr ca cbk ce ceb ckb co cs cv cy da de
+diq dsb dty dv el eml en eo es et eu fa fi fr frr fy ga gd gl gn gom gu gv he hi hif hr hsb ht hu hy ia id ie ilo
+io is it ja jbo jv ka kk km kn ko krc ku kv kw ky la lb lez li lmo lo lrc lt lv mai mg mhr min mk ml mn mr mrj ms
+mt mwl my myv mzn nah nap nds ne new nl nn no oc or os pa pam pfl pl pms pnb ps pt qu rm ro ru rue sa sah sc scn
+sco sd sh si sk sl so sq sr su sv sw ta te tg th tk tl tr tt tyv ug uk ur uz vec vep vi vls vo wa war wuu xal xmf
+yi yo yue zh""".split())
 
 
 def source_problem(source: str, kind: str) -> FolderProblem | None:
@@ -105,6 +118,19 @@ def source_problem(source: str, kind: str) -> FolderProblem | None:
             return FolderProblem("E0307", f"a GGUF file serves `causal_lm` here, not {KIND_NAMES[kind]}",
                                  "give a local transformers or sentence-transformers folder for this kind")
         return None
+    if p.is_file() and p.suffix in FASTTEXT_SUFFIXES:
+        with open(p, "rb") as f:
+            if f.read(4) != FASTTEXT_MAGIC:
+                return FolderProblem("E0312", f"`{source}` is not a fastText model (it does not start with "
+                                     "fastText's magic number)", "the download may be incomplete or another "
+                                     "format; lid.176.bin, lid.176.ftz and GlotLID's model.bin are fastText files")
+        if kind in KIND_NAMES and kind != "language_id":
+            return FolderProblem("E0307", f"a fastText model file serves `language_id` here, not {KIND_NAMES[kind]}",
+                                 "declare it as `language_id`, or give a local model folder for this kind")
+        return None
+    if kind == "language_id" and (p.is_dir() or p.suffix == ".gguf"):
+        return FolderProblem("E0307", f"`{source}` is not a fastText model file: a language identifier is one "
+                             "(.ftz or .bin)", "give builtin:lid176, or a local lid.176.bin or GlotLID model.bin")
     return folder_problem(p, kind, source) if p.is_dir() else None
 
 

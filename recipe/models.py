@@ -14,12 +14,13 @@ from types import MappingProxyType
 from typing import Mapping
 
 # the calls an operator makes on a model (recipe.runtime.ModelRuntime methods)
-CALLS = ("embed", "loglik", "loglik_chat", "choice_probs", "generate", "classify")
+CALLS = ("embed", "loglik", "loglik_chat", "choice_probs", "generate", "classify", "identify")
 KIND_CALLS = {"embedding": ("embed",), "causal_lm": ("loglik", "loglik_chat", "choice_probs", "generate"),
-              "classifier": ("classify",), "reward": ("classify",)}
+              "classifier": ("classify",), "reward": ("classify",), "language_id": ("identify",)}
 CALL_TEXT = {"embed": "embeddings", "loglik": "log-likelihoods of responses (prompt log-probabilities)",
              "loglik_chat": "log-likelihoods of responses under the chat template",
-             "choice_probs": "next-token probabilities", "generate": "generation", "classify": "a classification head"}
+             "choice_probs": "next-token probabilities", "generate": "generation", "classify": "a classification head",
+             "identify": "language identification"}
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,14 @@ ENDPOINT = COMMON | {
     "tokenizer": Opt("str", "a local copy of the served model's tokenizer (a model directory or builtin:): "
                             "renders its chat template for scoring and counts tokens exactly"),
 }
-OPTIONS = {"local": LOCAL, "gguf": LOCAL, "finetuned": LOCAL, "openai": ENDPOINT}
-SOURCE_TEXT = {"local": "a local", "gguf": "a GGUF", "finetuned": "a fine-tuned", "openai": "an endpoint (openai:)"}
+# a fastText classifier file: nothing to tune but where it runs
+FASTTEXT = {"replicas": COMMON["replicas"]}
+OPTIONS = {"local": LOCAL, "gguf": LOCAL, "finetuned": LOCAL, "openai": ENDPOINT, "fasttext": FASTTEXT}
+SOURCE_TEXT = {"local": "a local", "gguf": "a GGUF", "finetuned": "a fine-tuned", "openai": "an endpoint (openai:)",
+               "fasttext": "a fastText"}
+# kinds no OpenAI-compatible endpoint can serve (no API for them)
+LOCAL_ONLY_KINDS = ("classifier", "reward", "language_id")
+FASTTEXT_SUFFIXES = (".ftz", ".bin")
 # options that change how requests are made, never what a model answers: not in identities
 HOW_NOT_WHAT = ("batch_tokens", "concurrency", "batch", "api_key_env", "rate_limit", "retries", "timeout",
                 "replicas", "echo")
@@ -95,17 +102,20 @@ class ModelDecl:
 
 
 def source_kind(source: str) -> str:
-    """local | gguf | openai | finetuned, from the source's spelling alone (no file access)."""
+    """local | gguf | openai | finetuned | fasttext, from the source's spelling alone (no file
+    access)."""
     if source.startswith("openai:"):
         return "openai"
     if source.startswith("finetuned:"):
         return "finetuned"
     if source == "builtin:smollm2" or source.endswith(".gguf"):
         return "gguf"
+    if source == "builtin:lid176" or source.endswith(FASTTEXT_SUFFIXES):
+        return "fasttext"
     return "local"
 
 
-BUILTIN_NAMES = ("builtin:minilm", "builtin:smollm2")  # recipe.runtime.resolve.BUILTINS says where each lives
+BUILTIN_NAMES = ("builtin:minilm", "builtin:smollm2", "builtin:lid176")  # recipe.runtime.resolve.BUILTINS says where each lives
 
 
 def location_problem(source: str) -> str | None:
@@ -125,7 +135,8 @@ def location_problem(source: str) -> str | None:
     if not p.exists():
         return f"model not found at `{source}`"
     if p.is_file():
-        return None if p.suffix == ".gguf" else f"`{source}` is a file, not a model folder or a .gguf file"
+        return None if p.suffix in (".gguf",) + FASTTEXT_SUFFIXES else \
+            f"`{source}` is a file, not a model folder, a .gguf file or a fastText model (.ftz, .bin)"
     if not ((p / "config.json").is_file() or (p / "modules.json").is_file()):
         return (f"`{source}` is a folder with no model in it (a transformers model has config.json, "
                 f"a sentence-transformers one modules.json)")
@@ -139,6 +150,9 @@ def unsupported(kind: str, source: str, options: Mapping, call: str) -> tuple[st
         return None  # the kind check (E0209) reports this
     if source_kind(source) != "openai":
         return None
+    if call == "identify":
+        return ("an OpenAI-compatible endpoint has no language identification",
+                "give a fastText model file: builtin:lid176, or a local lid.176.bin or GlotLID model.bin")
     if call == "classify":
         return ("an OpenAI-compatible endpoint has no classification head",
                 "point the model at a local directory with one, e.g. a reward model checkpoint")

@@ -8,9 +8,11 @@ from recipe.models import KIND_CALLS, unsupported
 from recipe.runtime import as_decl
 from recipe.runtime.backends import INTERFACE
 from recipe.runtime.endpoint import EndpointBackend
+from recipe.runtime.fasttext_lid import FastTextLID
 from recipe.runtime.local import LocalClassifier, LocalEmbedder, LocalLM
 
-LOCAL = {"embedding": LocalEmbedder, "causal_lm": LocalLM, "classifier": LocalClassifier, "reward": LocalClassifier}
+LOCAL = {"embedding": LocalEmbedder, "causal_lm": LocalLM, "classifier": LocalClassifier, "reward": LocalClassifier,
+         "language_id": FastTextLID}
 
 
 def serves(cls, call) -> bool:
@@ -41,4 +43,5 @@ def test_the_endpoint_serves_what_the_checker_allows_and_nothing_it_forbids(kind
 def test_a_bare_source_gets_its_kind_from_its_files():
     assert as_decl("builtin:minilm").kind == "embedding"
     assert as_decl("builtin:smollm2").kind == "causal_lm"
+    assert as_decl("builtin:lid176").kind == "language_id"
     assert as_decl("openai:http://127.0.0.1:9/v1#m").kind == "causal_lm"

@@ -150,3 +150,18 @@ sinks:
     for v, want in (("true", True), ("False", False), ("1e3", 1000.0), (".5", 0.5), ("-7", -7), ("0o17", 15)):
         got = parse_yaml(y.replace("{n: 010}", "{n: " + v + "}"), "t.yaml").nodes[0].ops[0].arg("n").value
         assert got == Lit(want) and type(got.value) is type(want), (v, got)
+
+
+@pytest.mark.parametrize("name", ["note", "nothing", "notes", "orders", "android", "trueness", "falsey", "nullable"])
+def test_a_name_that_starts_with_a_keyword_is_a_name(name):
+    """`not`, `or`, `and`, `true`, `false` and `null` are keywords only as whole words: until
+    session 30 `filter(note > 0)` parsed as `not e > 0` (and `derive(note=...)` failed)."""
+    r = parse_text(f'recipe t\nsource raw = read("d.jsonl")\nx = raw | derive({name}=1) | filter({name} > 0 and not {name})\n'
+                   'write x to "x.jsonl"\n', "t.recipe")
+    derive, flt = r.nodes[0].ops
+    assert derive.args[0].name == name
+    cond = flt.args[0].value
+    assert isinstance(cond, Binary) and cond.op == "and"
+    assert cond.left.left == Column(name, cond.left.left.span)
+    assert cond.right.operand == Column(name, cond.right.operand.span)
+    assert to_text(r).count(name) == 3

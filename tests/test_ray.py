@@ -58,7 +58,7 @@ def both(r, tmp_path, runtimes=(None, None), **kw):
     return res
 
 
-@pytest.mark.parametrize("example", ["quickstart.recipe", "decontaminate.recipe", "quickstart.yaml"])
+@pytest.mark.parametrize("example", ["quickstart.recipe", "decontaminate.recipe", "quickstart.yaml", "languages.recipe"])
 def test_examples_give_the_same_bytes_on_both_engines(example, tmp_path, monkeypatch):
     monkeypatch.chdir(ROOT / "examples")
     res = both(load(str(ROOT / "examples" / example)), tmp_path)

@@ -72,7 +72,7 @@ def case(draw):
     for _ in range(draw(st.integers(1, 3))):
         c = draw(st.sampled_from(cols))
         op = draw(st.sampled_from(["filter", "derive", "topk", "threshold", "quota", "sample", "limit",
-                                   "dedupe", "score", "deita"] + (["join"] if other else [])))
+                                   "dedupe", "score", "deita", "language"] + (["join"] if other else [])))
         if op == "join":  # by a column or `_id`; inner/left add raw2's columns (a clash is a diagnostic)
             how = draw(st.sampled_from(["inner", "left", "anti"]))
             ops.append(f'join(raw2, on={draw(st.sampled_from([c, "_id"]))}, how="{how}")')
@@ -97,6 +97,11 @@ def case(draw):
             m = draw(st.sampled_from(["exact", "minhash"] + (["ngram"] if other else [])))
             ops.append(f'dedupe(method="{m}", on={c}' + (f', against=raw2, ngram={draw(st.integers(1, 3))})'
                                                           if m == "ngram" else ")"))
+        elif op == "language":  # builtin:lid176 (a real model, loaded in a tenth of a second)
+            keep = draw(st.sampled_from(["", ', keep=["en"]', ', keep=["en", "fr"]', ', keep=["eng"]', ", keep=[]"]))
+            floor = draw(st.sampled_from(["", ", min_score=0.5", ", min_score=0"]))
+            ops.append(f"language(model=lid, on={c}{keep}{floor})")
+            cols = cols + [x for x in ("language", "language_score") if x not in cols]
         elif op == "deita":
             ops.append(f'select(method="deita", k=3, quality={c}, embedding_column={draw(st.sampled_from(cols))})')
         else:
@@ -116,6 +121,8 @@ def test_fuzzed_recipes_end_in_a_diagnostic_or_a_clean_run(tmp_path_factory, c):
     data = tmp / "d.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     text = f'recipe fz\nsource raw = read("{data}", format="alpaca")\n'
+    if "language(" in ops:
+        text += 'model lid = language_id("builtin:lid176")\n'
     if other is not None:
         (tmp / "d2.jsonl").write_text("".join(json.dumps(r) + "\n" for r in other))
         text += f'source raw2 = read("{tmp / "d2.jsonl"}", format="alpaca")\n'

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-SHARDED = ("embed", "loglik", "choice_probs", "generate", "classify")
+SHARDED = ("embed", "loglik", "choice_probs", "generate", "classify", "identify")
 
 
 class _Actor:
@@ -109,6 +109,9 @@ class ModelPool:
 
     def classify(self, model, texts, pairs=None, progress=None):
         return self._call("classify", model, list(texts), (list(pairs) if pairs is not None else None,), {}, progress)
+
+    def identify(self, model, texts, progress=None):
+        return self._call("identify", model, list(texts), (), {}, progress)
 
     def release(self, model) -> None:
         import ray

@@ -12,7 +12,7 @@ _MODULES = {
     "filter": "filter", "derive": "derive", "union": "union", "mix": "mix",
     "sample": "sample", "limit": "limit", "dedupe": "dedupe", "select": "select",
     "score": "score", "tag": "tag", "fuse": "fuse", "necessity": "necessity",
-    "format_transfer": "format_transfer", "join": "join",
+    "format_transfer": "format_transfer", "join": "join", "language": "language",
 }
 # steps the planner makes from declarations, never written in a pipeline
 _INTERNAL = {"finetune": "finetune"}

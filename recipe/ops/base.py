@@ -152,6 +152,11 @@ class Op:
         """Cross-parameter checks: a list of (param name, message)."""
         return []
 
+    def check_model(self, args: dict, pname: str, source: str) -> list[tuple[str, str, tuple[str, ...]]]:
+        """Checks of this call's args against the model source that `pname` names (what a
+        built-in model can answer): a list of (param name, message, hints)."""
+        return []
+
     def check_inputs(self, args: dict, n_inputs: int) -> list[tuple[str, str]]:
         """Checks that need the number of input nodes (multi-input operators)."""
         return []

