@@ -72,7 +72,7 @@ def case(draw):
     for _ in range(draw(st.integers(1, 3))):
         c = draw(st.sampled_from(cols))
         op = draw(st.sampled_from(["filter", "derive", "topk", "threshold", "quota", "sample", "limit",
-                                   "dedupe", "score", "deita", "language"] + (["join"] if other else [])))
+                                   "dedupe", "score", "deita", "language", "redact"] + (["join"] if other else [])))
         if op == "join":  # by a column or `_id`; inner/left add raw2's columns (a clash is a diagnostic)
             how = draw(st.sampled_from(["inner", "left", "anti"]))
             ops.append(f'join(raw2, on={draw(st.sampled_from([c, "_id"]))}, how="{how}")')
@@ -102,6 +102,13 @@ def case(draw):
             floor = draw(st.sampled_from(["", ", min_score=0.5", ", min_score=0"]))
             ops.append(f"language(model=lid, on={c}{keep}{floor})")
             cols = cols + [x for x in ("language", "language_score") if x not in cols]
+        elif op == "redact":
+            on = draw(st.sampled_from(["conversation", "instruction", "response", c]))
+            kinds = draw(st.sampled_from(["", ', kinds=["email", "phone", "credit_card"]', ', kinds=["ipv4"]']))
+            how = draw(st.sampled_from(["", ", drop=true", ', replace="fake"']))
+            ops.append(f"redact(on={on}{kinds}{how})")
+            if "redactions" not in cols:
+                cols = cols + ["redactions"]
         elif op == "deita":
             ops.append(f'select(method="deita", k=3, quality={c}, embedding_column={draw(st.sampled_from(cols))})')
         else:
