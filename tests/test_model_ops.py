@@ -155,6 +155,28 @@ write s to "s.jsonl"
 
 
 @pytest.mark.slow
+def test_tokens_with_a_model_count_the_conversation_as_its_chat_template_renders_it(tmp_path, model_cache):
+    rows = [{"conversations": [{"from": "human", "value": "Hi there"}, {"from": "gpt", "value": "Hello! How can I help?"},
+                               {"from": "human", "value": "Count to three."}, {"from": "gpt", "value": "1, 2, 3."}]}]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    run(f'''recipe t
+model lm = causal_lm("builtin:smollm2")
+source raw = read("{data}", format="sharegpt")
+s = raw
+  | score(metric="tokens", model=lm, on=conversation, column="chat")
+  | score(metric="tokens", model=lm, on=response, column="answer")
+write s to "s.jsonl"
+''', tmp_path, model_cache)
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(next((model_cache / "dequantised").iterdir()))
+    msgs = [{"role": r, "content": c} for r, c in zip(["user", "assistant"] * 2, [t["value"] for t in rows[0]["conversations"]])]
+    want = len(tok.apply_chat_template(msgs, tokenize=True, return_dict=True)["input_ids"])
+    out = read_jsonl(tmp_path / "o" / "s.jsonl")[0]
+    assert out["chat"] == want > sum(len(tok(m["content"])["input_ids"]) for m in msgs)  # the template's tokens count
+    assert out["answer"] == len(tok("Hello! How can I help?", add_special_tokens=False)["input_ids"])
+
+
+@pytest.mark.slow
 def test_unify_keeps_the_argmin_loss_candidate(tmp_path, model_cache):
     rows = [{"instruction": "x", "input": f"{a} + {b}", "output": str(a + b), "task": "add"}
             for a, b in [(2, 3), (10, 5), (7, 1), (4, 4), (20, 30), (6, 9)]]

@@ -273,3 +273,18 @@ def test_generation_in_batch_invariant_mode_batches_one_length_in_float32_and_le
     after = rt.loglik(decl, ["w2 w3"], ["w5 w6"])
     fresh = ModelRuntime(tmp_path / "c2")
     assert fresh.loglik(decl, ["w2 w3"], ["w5 w6"]) == after and fresh.loglik(decl, ["w1 w2"], ["w3 w4"]) == before
+
+
+@pytest.mark.slow
+def test_token_counts_are_the_tokenizers_own_with_the_chat_template_for_a_conversation(runtime):
+    """`score(metric="tokens", model=lm, on=conversation)`: a conversation rendered and then
+    tokenized without special tokens is the template's own tokenization (no second BOS)."""
+    chat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2 + 2?"},
+            {"role": "assistant", "content": "4."}, {"role": "user", "content": "And 3 + 3?"},
+            {"role": "assistant", "content": "6."}]
+    tok = runtime.model(LM).tok
+    got = runtime.token_counts(LM, [chat, "Hello there, world.", ""])
+    assert got == [len(tok.apply_chat_template(chat, tokenize=True, return_dict=True)["input_ids"]), len(tok("Hello there, world.")["input_ids"]), 0]
+    assert got[0] > sum(len(tok(m["content"])["input_ids"]) for m in chat)  # the template's own tokens count
+    mini = runtime.model(EMB).m.model.tokenizer
+    assert runtime.token_counts(EMB, ["Hello there, world."]) == [len(mini("Hello there, world.", add_special_tokens=False)["input_ids"])]

@@ -36,12 +36,14 @@ class Score(Op):
     params = (
         P("metric", "str", required=True, choices=MODEL_METRICS + ("length", "words", "tokens", "complexity", "expr")),
         P("column", "str", doc="name of the new column (default: the metric name)"),
-        P("model", "model", doc="the model for ifd, perplexity, judge, rubric, reward"),
+        P("model", "model", doc="the model for ifd, perplexity, judge, rubric, reward; for tokens, the tokenizer to "
+                                "count with (default: an estimate from words and punctuation)"),
         P("on", "column", default="response", doc="text column for length/words/tokens"),
         P("tags", "column", default="tags", doc="list column for complexity"),
         P("expr", "expr", doc="expression for metric=expr, e.g. `0.9 * judge + 0.1 * length_score`"),
         P("prompt", "str", doc="judge/rubric prompt; {column} placeholders, e.g. {instruction} and {response}"),
-        P("chat_template", "bool", default=True, doc="wrap prompts in the model's chat template"),
+        P("chat_template", "bool", default=True, doc="wrap prompts in the model's chat template (tokens of a "
+                                                     "conversation: render it with the template)"),
     )
 
     def out_name(self, args) -> str:
@@ -62,6 +64,8 @@ class Score(Op):
             return {"model": ("causal_lm",)}
         if m == "reward":
             return {"model": ("reward", "classifier")}
+        if m == "tokens":  # optional: any model with a tokenizer counts exactly
+            return {"model": ("causal_lm", "embedding", "classifier", "reward")}
         return {}
 
     def model_calls(self, args):
@@ -105,7 +109,8 @@ class Score(Op):
         elif m in ("length", "words", "tokens"):
             texts = row_texts(ctx, src, args.get("on", "response"))
             values = ([float(len(t)) for t in texts] if m == "length" else
-                      [float(len(t.split())) for t in texts] if m == "words" else approx_tokens(texts).tolist())
+                      [float(len(t.split())) for t in texts] if m == "words" else
+                      self.model_tokens(ctx, src, args) if args.get("model") else approx_tokens(texts).tolist())
         else:
             values = self.model_scores(ctx, src, args, m)
         arr = np.asarray(values, dtype=np.float64)
@@ -127,6 +132,17 @@ class Score(Op):
         if nulls:  # an expression over a column the rows lack, or text that is no number, is null
             ctx.warn(f"{nulls} of {len(arr)} rows scored null (the expression is null for them: a field "
                      f"they lack, or text that is no number)")
+
+    def model_tokens(self, ctx, src, args) -> list[float]:
+        """Tokens under the model's tokenizer: of the text `on`, or with `on=conversation` (and
+        `chat_template`, the default) of every turn rendered by the model's chat template, as a
+        training run would see the row (`filter(tokens <= 2048)` keeps what fits a context)."""
+        on = args.get("on", "response")
+        if on == "conversation" and args.get("chat_template", True):
+            items = [list(ms or []) for ms in src.column("messages")]
+        else:
+            items = row_texts(ctx, src, on)
+        return [float(n) for n in ctx.runtime.token_counts(ctx.models[args["model"]], items)]
 
     def model_scores(self, ctx, src, args, m) -> list[float]:
         rt, model = ctx.runtime, ctx.models[args["model"]]

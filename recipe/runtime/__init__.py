@@ -302,6 +302,11 @@ class ModelRuntime:
         """Tokens of a text under the model's tokenizer (words for an endpoint without one)."""
         return self.model(as_decl(model)).count_tokens(text)
 
+    def token_counts(self, model, items: list) -> list[int]:
+        """Tokens of each text, or of each conversation (a list of {role, content}) under the
+        model's chat template, by the model's tokenizer (words for an endpoint without one)."""
+        return self.model(as_decl(model)).token_counts(list(items))
+
     def stats(self) -> dict:
         return {k: vars(v) | {"seconds": round(v.seconds, 3), "load_seconds": round(v.load_seconds, 3)}
                 for k, v in self._stats.items()}

@@ -11,6 +11,7 @@ items it is given, in order:
     classify(items)                              -> [[logits]]  (text, text pair or None)
     identify(texts)                              -> [[language, probability] or None]
     chat(user, system) -> prompt;  count_tokens(text) -> int
+    token_counts(items) -> [int]  (texts, or conversations under the chat template)
 
 `progress(done, total)` is passed to each call. Implementations: recipe/runtime/local.py
 (transformers and sentence-transformers, GGUF via transformers),
@@ -85,6 +86,7 @@ class Backend(Protocol):
 
     def chat(self, user: str, system: str | None = None) -> str: ...
     def count_tokens(self, text: str) -> int: ...
+    def token_counts(self, items: list) -> list[int]: ...
 
 
 # recipe.models.CALLS -> the interface that serves it

@@ -101,3 +101,23 @@ def _scatter(items, groups, call, indices, progress) -> list:
         if progress:
             progress(done, len(items))
     return out
+
+
+def token_counts(tok, items: list) -> list[int]:
+    """Tokens of each item under a Hugging Face tokenizer: a text as it is (no special tokens
+    added), a conversation (a list of {role, content}) rendered by the tokenizer's chat template
+    as training sees it (its own special tokens included; turns joined by newlines when it has
+    no template). Tokenized in one batched call."""
+    def render(msgs) -> str:
+        turns = [{"role": m["role"], "content": m["content"] or ""} for m in msgs]
+        if getattr(tok, "chat_template", None):
+            return tok.apply_chat_template(turns, tokenize=False)
+        return "\n".join(t["content"] for t in turns)
+    texts = [render(x) if isinstance(x, list) else (x or "") for x in items]
+    return [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]] if texts else []
+
+
+def word_counts(items: list) -> list[int]:
+    """Words of each text or conversation: the count for a model without a tokenizer."""
+    return [sum(len((m["content"] or "").split()) for m in x) if isinstance(x, list) else len((x or "").split())
+            for x in items]

@@ -311,6 +311,10 @@ class EndpointBackend:
     def count_tokens(self, text: str) -> int:
         return len(self.tok.encode(text)) if self.tok is not None else len(text.split())
 
+    def token_counts(self, items: list) -> list[int]:
+        from .batching import token_counts, word_counts
+        return token_counts(self.tok.tok, items) if self.tok is not None else word_counts(items)
+
 
 def continuation_logprob(choice: dict, prompt: str, cont: str, first: bool = False) -> dict:
     """Summed log-probability of the continuation's tokens, from an echoed completion whose

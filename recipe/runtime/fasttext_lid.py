@@ -55,3 +55,7 @@ class FastTextLID:
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
+
+    def token_counts(self, items: list) -> list[int]:
+        from .batching import word_counts
+        return word_counts(items)

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..models import ModelDecl
-from .batching import run_batched, run_batched_apart, run_packed
+from .batching import run_batched, run_batched_apart, run_packed, token_counts
 from .cache import key
 
 PACK_ROW = 512  # tokens per packed LM sequence: 384-512 measured best on CPU (attention per row stays cheap)
@@ -55,6 +55,9 @@ class LocalLM:
 
     def count_tokens(self, text: str) -> int:
         return len(self.m.encode(text))
+
+    def token_counts(self, items: list) -> list[int]:
+        return token_counts(self.m.tok, items)
 
     def loglik(self, pairs, progress=None) -> list[dict]:
         m = self.m
@@ -145,6 +148,9 @@ class LocalEmbedder:
     def count_tokens(self, text: str) -> int:
         return self.m.n_tokens([text])
 
+    def token_counts(self, items: list) -> list[int]:
+        return token_counts(self.m.model.tokenizer, items)
+
 
 class LocalClassifier:
     def __init__(self, rt, decl: ModelDecl, res):
@@ -163,4 +169,7 @@ class LocalClassifier:
 
     def count_tokens(self, text: str) -> int:
         return len(self.m.tok(text)["input_ids"])
+
+    def token_counts(self, items: list) -> list[int]:
+        return token_counts(self.m.tok, items)
 
