@@ -479,20 +479,20 @@ def test_a_head_read_gives_the_same_first_records_on_both_engines(tmp_path, monk
     assert res["ray"].manifest["nodes"][0]["rows_out"] == 11
 
 
-def test_redacted_turns_and_joined_inputs_are_the_same_on_both_engines(tmp_path, monkeypatch):
-    """`redact` rewrites `messages` (several turns, a system prompt), `instruction`, `response`
+def test_redacted_and_normalized_turns_are_the_same_on_both_engines(tmp_path, monkeypatch):
+    """`redact` (and `normalize`, through the same rewriting) rewrites `messages` (several turns, a system prompt), `instruction`, `response`
     and an alpaca `input` column: Ray's blocks (two-turn conversations stored as a flag) must
     come out as the DuckDB engine's."""
     rows = []
     for i in range(20):
         rows.append({"instruction": f"Forward note {i}." if i % 3 else "Hi", "input": f"From: user{i}@gmail.com" if i % 2 else "",
-                     "output": f"Sent from 81.2.69.{i + 10}." if i % 4 else "Ok", "history": [["Who?", "me@corp.io"]] if i % 5 == 0 else [],
+                     "output": f"Sent from 81.2.69.{i + 10}.  \n\n\n" if i % 4 else "Ok \u00e2\u20ac\u201c fine", "history": [["Who?", "me@corp.io"]] if i % 5 == 0 else [],
                      "system": "Mail ops@acme-corp.com" if i % 7 == 0 else ""})
     data = write_jsonl(tmp_path / "d.jsonl", rows)
     f = tmp_path / "r.recipe"
     f.write_text(f'recipe r\nsource raw = read("{data}", format="alpaca")\nx = raw | redact()\n'
-                 'd = raw | redact(drop=true, kinds=["ip"])\nwrite x to "x.jsonl"\nwrite x to "x.json" (format="alpaca")\n'
-                 'write d to "d.jsonl"\n')
+                 'd = raw | redact(drop=true, kinds=["ip"])\nn = x | normalize()\nwrite x to "x.jsonl"\n'
+                 'write x to "x.json" (format="alpaca")\nwrite d to "d.jsonl"\nwrite n to "n.jsonl"\n')
     res = both(load(str(f)), tmp_path)
     assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
     assert counts(res["ray"].manifest) == counts(res["duckdb"].manifest)

@@ -72,7 +72,7 @@ def case(draw):
     for _ in range(draw(st.integers(1, 3))):
         c = draw(st.sampled_from(cols))
         op = draw(st.sampled_from(["filter", "derive", "topk", "threshold", "quota", "sample", "limit",
-                                   "dedupe", "score", "deita", "language", "redact"] + (["join"] if other else [])))
+                                   "dedupe", "score", "deita", "language", "redact", "normalize"] + (["join"] if other else [])))
         if op == "join":  # by a column or `_id`; inner/left add raw2's columns (a clash is a diagnostic)
             how = draw(st.sampled_from(["inner", "left", "anti"]))
             ops.append(f'join(raw2, on={draw(st.sampled_from([c, "_id"]))}, how="{how}")')
@@ -109,6 +109,9 @@ def case(draw):
             ops.append(f"redact(on={on}{kinds}{how})")
             if "redactions" not in cols:
                 cols = cols + ["redactions"]
+        elif op == "normalize":
+            on = draw(st.sampled_from(["conversation", "response", c]))
+            ops.append(f"normalize(on={on}{draw(st.sampled_from(['', ', nfkc=true', ', unicode=false']))})")
         elif op == "deita":
             ops.append(f'select(method="deita", k=3, quality={c}, embedding_column={draw(st.sampled_from(cols))})')
         else:

@@ -1,0 +1,51 @@
+"""Text repairs for `normalize`: ftfy's fixes of broken Unicode (mojibake such as `â€™` for
+`'`, HTML entities in text without HTML, control characters, CRLF line ends, NFC) and
+whitespace tidying that keeps indentation.
+
+Left as written on purpose: curly quotes, ligatures and full-width characters (ftfy would
+straighten and narrow them by default: they are the author's text, and full-width forms are
+ordinary in Chinese and Japanese), and zero-width joiners (Persian and Indic scripts need them).
+"""
+from __future__ import annotations
+
+import re
+
+_ZERO_WIDTH = re.compile("[\u200b\ufeff]")      # zero-width space, byte-order mark
+_TRAILING = re.compile(r"[ \t]+$", re.M)
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+def ftfy_config(nfkc: bool = False):
+    import ftfy
+    return ftfy.TextFixerConfig(uncurl_quotes=False, fix_latin_ligatures=False, fix_character_width=False,
+                                normalization="NFKC" if nfkc else "NFC", explain=False)
+
+
+def tidy_whitespace(text: str) -> str:
+    """Trailing spaces and tabs cut from each line, runs of blank lines made one, zero-width
+    spaces and byte-order marks removed, the text trimmed; indentation stays."""
+    text = _ZERO_WIDTH.sub("", text)
+    text = _TRAILING.sub("", text)
+    return _BLANK_RUNS.sub("\n\n", text).strip()
+
+
+class Cleaner:
+    def __init__(self, unicode: bool = True, whitespace: bool = True, nfkc: bool = False):
+        self.config = ftfy_config(nfkc) if unicode or nfkc else None
+        self.whitespace = whitespace
+
+    def clean(self, text: str) -> tuple[str, list[str]]:
+        """The repaired text and which repairs changed it (`unicode`, `whitespace`)."""
+        done = []
+        if self.config is not None:
+            import ftfy
+            fixed = ftfy.fix_text(text, self.config)
+            if fixed != text:
+                done.append("unicode")
+                text = fixed
+        if self.whitespace:
+            tidy = tidy_whitespace(text)
+            if tidy != text:
+                done.append("whitespace")
+                text = tidy
+        return text, done

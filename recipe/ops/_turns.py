@@ -1,0 +1,71 @@
+"""Rewriting the text of rows, for operators that edit text in place (redact, normalize).
+
+`on="conversation"` is every turn, system prompts included, and the `input` and `context`
+columns that a reader joined into the user turn (the Alpaca and Dolly writers split them back
+out: left alone they would write the original text again). `instruction` or `response` is
+that turn alone (the first user turn; the first assistant turn after it), another column that
+column. `instruction` and `response` always follow the rewritten turns.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import pyarrow as pa
+
+JOINED = ("input", "context")  # columns a reader joined into the user turn (io/formats.py `_join`)
+TURN_FIELDS = ("conversation", "instruction", "response")
+
+
+def reads(on: str) -> list[str]:
+    return [] if on in TURN_FIELDS else [on]
+
+
+def rewrite(src, on: str, fix: Callable[[str], tuple[str, list]]) -> tuple[pa.Table, list[list]]:
+    """The columns that hold the texts `on` names, each text replaced by `fix(text)[0]` (row for
+    row, types kept), and each row's findings: the lists `fix` returned for its texts, joined. A
+    joined `input`/`context` is fixed again alone; its findings were counted in the turn."""
+    turns = on in TURN_FIELDS
+    cols = (["messages", "instruction", "response"] + [c for c in JOINED if c in src.columns()]) if turns else [on]
+    tbl = src.arrow(cols)
+    data = {c: tbl.column(c).to_pylist() for c in cols}
+    found: list[list] = [[] for _ in range(tbl.num_rows)]
+
+    def one(i: int, text):
+        if not isinstance(text, str):
+            return text
+        out, f = fix(text)
+        found[i] += f
+        return out
+
+    if turns:
+        for i, msgs in enumerate(data["messages"]):
+            msgs = msgs or []
+            for j in targets(msgs, on):
+                msgs[j] = {**msgs[j], "content": one(i, msgs[j]["content"])}
+            if on == "conversation":
+                for c in JOINED:
+                    if c in data and isinstance(data[c][i], str):
+                        data[c][i] = fix(data[c][i])[0]
+            data["instruction"][i], data["response"][i] = pair(msgs, data["instruction"][i], data["response"][i])
+    else:
+        data[on] = [one(i, t) for i, t in enumerate(data[on])]
+    return pa.table({c: pa.array(data[c], tbl.schema.field(c).type) for c in cols}), found
+
+
+def targets(msgs: list, on: str) -> list[int]:
+    """The turns `on` names: all; the first user turn; the first assistant turn after it."""
+    if on == "conversation":
+        return list(range(len(msgs)))
+    user = next((i for i, m in enumerate(msgs) if m.get("role") == "user"), None)
+    if on == "instruction":
+        return [] if user is None else [user]
+    start = 0 if user is None else user + 1
+    return [i for i in range(start, len(msgs)) if msgs[i].get("role") == "assistant"][:1]
+
+
+def pair(msgs: list, instruction, response) -> tuple:
+    """`instruction` and `response` as the readers derive them from the turns (the first user
+    turn, the first assistant turn after it); unchanged where there is no such turn."""
+    user = targets(msgs, "instruction")
+    answer = targets(msgs, "response")
+    return (msgs[user[0]]["content"] if user else instruction, msgs[answer[0]]["content"] if answer else response)

@@ -1,0 +1,52 @@
+"""normalize: repair text in place: broken Unicode (mojibake, HTML entities, control characters,
+CRLF line ends; ftfy) and untidy whitespace (trailing spaces, runs of blank lines, zero-width
+spaces), as Data-Juicer's `fix_unicode_mapper` and `whitespace_normalization_mapper` do.
+
+Which texts: `ops/_turns.py` (by default every turn, and the `input`/`context` columns a user
+turn was joined from). What each repair does and leaves alone: `algorithms/text_clean.py`.
+Memory: the texts of one node.
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+from . import _turns
+from .base import Op, P
+
+
+class Normalize(Op):
+    name = "normalize"
+    kind = "map"
+    version = 1
+    doc = "Repair broken Unicode (mojibake, HTML entities, control characters) and untidy whitespace in the text."
+    params = (
+        P("unicode", "bool", default=True, doc="ftfy's repairs: mojibake, HTML entities in text without HTML, "
+                                               "control characters, CRLF, NFC (curly quotes and full-width forms stay)"),
+        P("whitespace", "bool", default=True, doc="trailing spaces, runs of blank lines, zero-width spaces, and "
+                                                  "each text trimmed (indentation stays)"),
+        P("nfkc", "bool", default=False, doc="compatibility forms too: full-width letters, ligatures and "
+                                             "superscripts as their plain forms (changes CJK and math text)"),
+        P("on", "column", default="conversation",
+          doc="conversation (every turn, and the input/context columns), instruction, response, or a text column"),
+    )
+
+    def reads(self, args):
+        return _turns.reads(args.get("on", "conversation"))
+
+    def check(self, args):
+        if not (args.get("unicode", True) or args.get("whitespace", True) or args.get("nfkc")):
+            return [("unicode", "every repair is off: the step would change nothing")]
+        return []
+
+    def run(self, ctx, args, inputs):
+        from ..algorithms.text_clean import Cleaner
+        src = inputs[0]
+        cleaner = Cleaner(args.get("unicode", True), args.get("whitespace", True), args.get("nfkc", False))
+        new, done = _turns.rewrite(src, args.get("on", "conversation"), cleaner.clean)
+        counts = Counter(k for d in done for k in set(d))
+        if counts:
+            ctx.info["rows changed"] = dict(sorted(counts.items()))
+        ctx.out.add_columns(src, new)
+
+
+OP = Normalize()

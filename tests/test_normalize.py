@@ -1,0 +1,74 @@
+"""`normalize`: broken Unicode and untidy whitespace repaired in every turn, the author's own
+characters (curly quotes, full-width forms, joiners) and indentation left as written."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recipe.algorithms.text_clean import Cleaner, tidy_whitespace
+from recipe.api import load
+from recipe.diagnostics import RecipeError
+
+from conftest import write_jsonl
+
+MOJIBAKE = "Area = \u00e2\u02c6\u0161" + "3/4 S2 \u00e2\u20ac\u201c the word \u00e2\u20ac\u02dcCASES\u00e2\u20ac\u2122"  # FLAN's AQuA CoT
+
+
+def test_mojibake_is_repaired_and_the_authors_characters_stay():
+    c = Cleaner(whitespace=False)
+    assert c.clean(MOJIBAKE) == ("Area = \u221a3/4 S2 \u2013 the word \u2018CASES\u2019", ["unicode"])
+    for kept in ("\u201cquoted\u201d", "\uff21\uff22\uff23\u5168\u89d2", "\ufb01ne", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+                 "Tom &amp; <b>Jerry</b>"):
+        assert c.clean(kept) == (kept, [])
+    assert c.clean("Tom &amp; Jerry") == ("Tom & Jerry", ["unicode"])
+    assert c.clean("line\r\nnext") == ("line\nnext", ["unicode"])
+
+
+def test_nfkc_turns_compatibility_forms_into_plain_ones():
+    assert Cleaner(nfkc=True).clean("\uff21\uff22\uff23 \ufb01ne x\u00b2")[0] == "ABC fine x2"
+
+
+def test_whitespace_is_tidied_and_indentation_kept():
+    code = "def f():\n    return 1   \n\n\n\n# end\u200b\ufeff  \n"
+    assert tidy_whitespace(code) == "def f():\n    return 1\n\n# end"
+    assert tidy_whitespace("    indented first line") == "indented first line"  # the text is trimmed as a whole
+    assert Cleaner(unicode=False).clean("ok") == ("ok", [])
+
+
+def run(tmp_path, body: str, rows, fmt):
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    f = tmp_path / "r.recipe"
+    f.write_text(f'recipe r\nsource raw = read("{data}", format="{fmt}")\n{body}')
+    return load(str(f)).run(out=tmp_path / "out", cache_dir=tmp_path / "cache"), tmp_path / "out"
+
+
+def test_every_turn_and_the_joined_input_are_repaired(tmp_path):
+    rows = [{"instruction": "Solve:  ", "input": MOJIBAKE, "output": "It is 144\u00e2\u02c6\u01613.\n\n\n\nDone  ",
+             "system": "Be exact.\u200b"},
+            {"instruction": "Hi", "input": "", "output": "Hello"}]
+    res, out = run(tmp_path, 'x = raw | normalize()\nwrite x to "x.json" (format="alpaca")\nwrite x to "c.jsonl"\n',
+                   rows, "alpaca")
+    rec = json.loads((out / "x.json").read_text())
+    assert rec[0] == {"instruction": "Solve:", "input": "Area = \u221a3/4 S2 \u2013 the word \u2018CASES\u2019",
+                      "output": "It is 144\u221a3.\n\nDone", "system": "Be exact."}
+    assert rec[1] == {"instruction": "Hi", "input": "", "output": "Hello"}
+    canon = json.loads((out / "c.jsonl").read_text().splitlines()[0])
+    assert canon["instruction"] == canon["messages"][1]["content"] and canon["response"] == "It is 144\u221a3.\n\nDone"
+    assert res.manifest["nodes"][1]["stats"]["rows changed"] == {"unicode": 1, "whitespace": 1}
+
+
+def test_on_a_column_repairs_that_column_alone(tmp_path):
+    rows = [{"instruction": "Tom &amp; Jerry", "output": "ok", "note": "caf\u00c3\u00a9  "}]
+    _, out = run(tmp_path, 'x = raw | normalize(on=note)\nwrite x to "x.jsonl"\n', rows, "alpaca")
+    row = json.loads((out / "x.jsonl").read_text())
+    assert row["note"] == "caf\u00e9" and row["instruction"] == "Tom &amp; Jerry"
+
+
+def test_a_normalize_that_repairs_nothing_is_a_check_error(tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", [{"instruction": "a", "output": "b"}])
+    f = tmp_path / "r.recipe"
+    f.write_text(f'recipe r\nsource raw = read("{data}")\nx = raw | normalize(unicode=false, whitespace=false)\n'
+                 'write x to "x.jsonl"\n')
+    with pytest.raises(RecipeError, match="every repair is off"):
+        load(str(f)).check()
