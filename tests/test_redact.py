@@ -147,3 +147,17 @@ def test_check_refuses_what_redact_cannot_do(tmp_path, args, words):
     with pytest.raises(RecipeError) as e:
         load(str(f)).check()
     assert words in e.value.diagnostics[0].message
+
+
+def test_the_turns_kept_for_their_weights_are_redacted_too(tmp_path):
+    """A ShareGPT row whose turns have a `weight` keeps its `conversations` for the writers; a
+    canonical sink writes that column, and it held the original address until session 30."""
+    rows = [{"conversations": [{"from": "human", "value": "mail jane@gmail.com", "weight": 0},
+                               {"from": "gpt", "value": "Done, jane@gmail.com", "weight": 1}]}]
+    _, out = run(tmp_path, 'x = raw | redact()\nwrite x to "x.jsonl"\nwrite x to "s.jsonl" (format="sharegpt")\n'
+                 'write x to "x.parquet"\n', rows)
+    for p in out.iterdir():
+        assert b"jane@gmail.com" not in p.read_bytes(), p.name
+    rec = json.loads((out / "s.jsonl").read_text())
+    assert rec["conversations"] == [{"from": "human", "value": "mail <EMAIL>", "weight": 0},
+                                    {"from": "gpt", "value": "Done, <EMAIL>", "weight": 1}]

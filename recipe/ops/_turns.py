@@ -2,7 +2,9 @@
 
 `on="conversation"` is every turn, system prompts included, and the `input` and `context`
 columns that a reader joined into the user turn (the Alpaca and Dolly writers split them back
-out: left alone they would write the original text again). `instruction` or `response` is
+out: left alone they would write the original text again). The turns a reader kept for their
+own fields (ShareGPT's `conversations` with a `weight`) are rewritten with them: a canonical
+sink writes that column, and it held the original text (an address `redact` had replaced). `instruction` or `response` is
 that turn alone (the first user turn; the first assistant turn after it), another column that
 column. `instruction` and `response` always follow the rewritten turns.
 """
@@ -10,7 +12,11 @@ from __future__ import annotations
 
 from typing import Callable
 
+import json
+
 import pyarrow as pa
+
+from ..io.formats import KEPT_TURNS
 
 JOINED = ("input", "context")  # columns a reader joined into the user turn (io/formats.py `_join`)
 TURN_FIELDS = ("conversation", "instruction", "response")
@@ -25,7 +31,9 @@ def rewrite(src, on: str, fix: Callable[[str], tuple[str, list]]) -> tuple[pa.Ta
     row, types kept), and each row's findings: the lists `fix` returned for its texts, joined. A
     joined `input`/`context` is fixed again alone; its findings were counted in the turn."""
     turns = on in TURN_FIELDS
-    cols = (["messages", "instruction", "response"] + [c for c in JOINED if c in src.columns()]) if turns else [on]
+    kept = [(c, k) for c, _, k in KEPT_TURNS if c in src.columns()] if turns else []
+    cols = (["messages", "instruction", "response"] + [c for c in JOINED if c in src.columns()]
+            + [c for c, _ in kept]) if turns else [on]
     tbl = src.arrow(cols)
     data = {c: tbl.column(c).to_pylist() for c in cols}
     found: list[list] = [[] for _ in range(tbl.num_rows)]
@@ -46,10 +54,29 @@ def rewrite(src, on: str, fix: Callable[[str], tuple[str, list]]) -> tuple[pa.Ta
                 for c in JOINED:
                     if c in data and isinstance(data[c][i], str):
                         data[c][i] = fix(data[c][i])[0]
+            for c, key in kept:
+                data[c][i] = _kept_turns(data[c][i], key, len(msgs), targets(msgs, on), fix)
             data["instruction"][i], data["response"][i] = pair(msgs, data["instruction"][i], data["response"][i])
     else:
         data[on] = [one(i, t) for i, t in enumerate(data[on])]
     return pa.table({c: pa.array(data[c], tbl.schema.field(c).type) for c in cols}), found
+
+
+def _kept_turns(value, key: str, n: int, at: list[int], fix):
+    """A kept-turns value (a list of turn objects, or its JSON text) with the text `key` of the
+    turns at `at` fixed, when it has the messages' `n` turns; of every turn when it does not (a
+    turn dropped or fused since: which is which is unknown, and none may keep its old text)."""
+    text = isinstance(value, str)
+    try:
+        turns = json.loads(value) if text else value
+    except ValueError:
+        return fix(value)[0]
+    if not isinstance(turns, list):
+        return value
+    which = set(at) if len(turns) == n else set(range(len(turns)))
+    turns = [{**t, key: fix(t[key])[0]} if j in which and isinstance(t, dict) and isinstance(t.get(key), str) else t
+             for j, t in enumerate(turns)]
+    return json.dumps(turns, ensure_ascii=False) if text else turns
 
 
 def targets(msgs: list, on: str) -> list[int]:
