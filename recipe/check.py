@@ -479,7 +479,7 @@ def _check_op_columns(c: Checked, node: Node, op: OpCall, spec, args: dict, cur:
         case_clashes(c, op, spec, args, cur)
     if spec.variadic != "expr":
         for col in spec.adds(args):
-            if col in types.CANONICAL_TYPES or col == "_parents" and op.op != "fuse":
+            if col in types.CANONICAL_TYPES or col == "_parents" and not spec.creates_rows:
                 c.diagnostics.append(Diagnostic(
                     "E0407", f"`{op.op}` would overwrite `{col}`", op.span,
                     ("name the new column something else, e.g. `column=\"" + col.strip("_") + "_score\"`",)))

@@ -177,6 +177,28 @@ write s to "s.jsonl"
 
 
 @pytest.mark.slow
+def test_split_turns_parts_fit_max_tokens_as_the_chat_template_counts_them(tmp_path, model_cache):
+    turns = []
+    for i in range(6):
+        turns += [{"from": "human", "value": f"Question {i}: what is {i} plus {i}?"},
+                  {"from": "gpt", "value": f"{i} plus {i} is {2 * i}."}]
+    data = write_jsonl(tmp_path / "d.jsonl", [{"conversations": turns}])
+    res = run(f'''recipe t
+model lm = causal_lm("builtin:smollm2")
+source raw = read("{data}", format="sharegpt")
+whole = raw | score(metric="tokens", model=lm, on=conversation)
+parts = raw | split_turns(max_tokens=90, model=lm) | score(metric="tokens", model=lm, on=conversation)
+write whole to "whole.jsonl"
+write parts to "parts.jsonl"
+''', tmp_path, model_cache)
+    whole = read_jsonl(tmp_path / "o" / "whole.jsonl")[0]["tokens"]
+    parts = read_jsonl(tmp_path / "o" / "parts.jsonl")
+    assert whole > 90 and len(parts) > 1 and all(p["tokens"] <= 90 for p in parts)
+    assert [m for p in parts for m in p["messages"]] == read_jsonl(tmp_path / "o" / "whole.jsonl")[0]["messages"]
+    assert res.manifest["nodes"][2]["rows_created"] == len(parts) - 1
+
+
+@pytest.mark.slow
 def test_unify_keeps_the_argmin_loss_candidate(tmp_path, model_cache):
     rows = [{"instruction": "x", "input": f"{a} + {b}", "output": str(a + b), "task": "add"}
             for a, b in [(2, 3), (10, 5), (7, 1), (4, 4), (20, 30), (6, 9)]]

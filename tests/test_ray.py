@@ -480,7 +480,7 @@ def test_a_head_read_gives_the_same_first_records_on_both_engines(tmp_path, monk
 
 
 def test_redacted_and_normalized_turns_are_the_same_on_both_engines(tmp_path, monkeypatch):
-    """`redact` (and `normalize`, through the same rewriting) rewrites `messages` (several turns, a system prompt), `instruction`, `response`
+    """`redact` (and `normalize`, through the same rewriting, and `split_turns`) rewrites `messages` (several turns, a system prompt), `instruction`, `response`
     and an alpaca `input` column: Ray's blocks (two-turn conversations stored as a flag) must
     come out as the DuckDB engine's."""
     rows = []
@@ -491,8 +491,9 @@ def test_redacted_and_normalized_turns_are_the_same_on_both_engines(tmp_path, mo
     data = write_jsonl(tmp_path / "d.jsonl", rows)
     f = tmp_path / "r.recipe"
     f.write_text(f'recipe r\nsource raw = read("{data}", format="alpaca")\nx = raw | redact()\n'
-                 'd = raw | redact(drop=true, kinds=["ip"])\nn = x | normalize()\nwrite x to "x.jsonl"\n'
-                 'write x to "x.json" (format="alpaca")\nwrite d to "d.jsonl"\nwrite n to "n.jsonl"\n')
+                 'd = raw | redact(drop=true, kinds=["ip"])\nn = x | normalize()\np = raw | split_turns(max_tokens=9)\n'
+                 'write x to "x.jsonl"\nwrite x to "x.json" (format="alpaca")\nwrite d to "d.jsonl"\nwrite n to "n.jsonl"\n'
+                 'write p to "p.jsonl"\n')
     res = both(load(str(f)), tmp_path)
     assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
     assert counts(res["ray"].manifest) == counts(res["duckdb"].manifest)

@@ -72,7 +72,7 @@ def case(draw):
     for _ in range(draw(st.integers(1, 3))):
         c = draw(st.sampled_from(cols))
         op = draw(st.sampled_from(["filter", "derive", "topk", "threshold", "quota", "sample", "limit",
-                                   "dedupe", "score", "deita", "language", "redact", "normalize"] + (["join"] if other else [])))
+                                   "dedupe", "score", "deita", "language", "redact", "normalize", "split_turns"] + (["join"] if other else [])))
         if op == "join":  # by a column or `_id`; inner/left add raw2's columns (a clash is a diagnostic)
             how = draw(st.sampled_from(["inner", "left", "anti"]))
             ops.append(f'join(raw2, on={draw(st.sampled_from([c, "_id"]))}, how="{how}")')
@@ -112,6 +112,9 @@ def case(draw):
         elif op == "normalize":
             on = draw(st.sampled_from(["conversation", "response", c]))
             ops.append(f"normalize(on={on}{draw(st.sampled_from(['', ', nfkc=true', ', unicode=false']))})")
+        elif op == "split_turns":
+            ops.append(f"split_turns(max_tokens={draw(st.integers(1, 12))})")
+            cols = cols + [x for x in ("_parents",) if x not in cols]
         elif op == "deita":
             ops.append(f'select(method="deita", k=3, quality={c}, embedding_column={draw(st.sampled_from(cols))})')
         else:

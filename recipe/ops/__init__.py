@@ -13,7 +13,7 @@ _MODULES = {
     "sample": "sample", "limit": "limit", "dedupe": "dedupe", "select": "select",
     "score": "score", "tag": "tag", "fuse": "fuse", "necessity": "necessity",
     "format_transfer": "format_transfer", "join": "join", "language": "language",
-    "redact": "redact", "normalize": "normalize",
+    "redact": "redact", "normalize": "normalize", "split_turns": "split_turns",
 }
 # steps the planner makes from declarations, never written in a pipeline
 _INTERNAL = {"finetune": "finetune"}
