@@ -349,7 +349,7 @@ def cmd_inspect(a) -> int:
     columns = [c.strip() for c in a.columns.split(",")] if a.columns else None
     if a.near is not None and a.near > 1:
         raise UserError(f"--near {a.near}: a Jaccard threshold is at most 1 (e.g. 0.8)")
-    facts = inspect(a.path, a.data_format, a.id, a.cache_dir, a.head, columns, a.near)
+    facts = inspect(a.path, a.data_format, a.id, a.cache_dir, a.head, columns, a.near, a.languages, a.pii, a.repairs)
     print(json.dumps(facts, indent=2, ensure_ascii=False) if a.format == "json" else render(facts))
     return 0
 
@@ -459,6 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", metavar="A,B,...", help="a CSV/TSV file without a header row: its fields' names")
     p.add_argument("--near", type=_at_least(0.0, float, above=True), metavar="T",
                    help="also count the instructions MinHash dedupe sets aside at Jaccard threshold T (e.g. 0.8)")
+    p.add_argument("--languages", action="store_true", help="also the languages builtin:lid176 finds (as `language()`)")
+    p.add_argument("--pii", action="store_true", help="also the personal data and keys `redact` finds, every kind")
+    p.add_argument("--repairs", action="store_true", help="also the rows `normalize()` would repair")
     p.set_defaults(fn=cmd_inspect)
     p = sub.add_parser("report", help="an HTML report of a finished run (self-contained, no network)")
     p.add_argument("--out", default="out", help="the run's --out (default: out)")

@@ -27,10 +27,12 @@ _WHERE = re.compile(r"^(?P<where>.+?:\d+): ")
 
 def inspect(path: str, data_format: str | None = None, id_column: str | None = None,
             cache_dir: str | None = None, head: int | None = None, columns: list[str] | None = None,
-            near: float | None = None) -> dict:
+            near: float | None = None, languages: bool = False, pii: bool = False, repairs: bool = False) -> dict:
     """The facts `render` prints; `cache_dir` keeps the read for a later inspect or run
     (default: a temporary one, removed); `near`: also count the instructions MinHash dedupe
-    would set aside at that Jaccard threshold (its defaults otherwise)."""
+    would set aside at that Jaccard threshold (its defaults otherwise); `languages`, `pii`,
+    `repairs`: what `language(model=builtin:lid176)`, `redact(kinds=every kind)` and
+    `normalize()` would find in every turn."""
     from .api import load
     from .syntax import to_text
     from .ir import Lit
@@ -61,6 +63,8 @@ def inspect(path: str, data_format: str | None = None, id_column: str | None = N
             if near is not None and "instruction" in table.columns():
                 labels, _ = table.minhash_labels("instruction", near, 5, "char", 256, 0)  # dedupe's defaults
                 facts["near_duplicates"] = {"threshold": near, "instruction": int(len(labels) - len(np.unique(labels)))}
+            if (languages or pii or repairs) and "messages" in table.columns():
+                facts |= _content(table, languages, pii, repairs)
         finally:
             store.close()
     finally:
@@ -121,6 +125,31 @@ def _facts(table, aside) -> dict:
     return out
 
 
+def _content(table, languages: bool, pii: bool, repairs: bool) -> dict:
+    """What the text-reading operators would find, counted as they count (tests compare)."""
+    from collections import Counter
+    from .ops._turns import rewrite
+    out = {}
+    if languages:
+        from .ops.language import _texts
+        from .runtime import ModelRuntime
+        found = ModelRuntime().identify("builtin:lid176", _texts(table, "conversation"))
+        langs = Counter(f[0] for f in found if f)
+        out["languages"] = {"model": "builtin:lid176", "counts": dict(langs.most_common(10)), "other": sum(langs.values())
+                            - sum(c for _, c in langs.most_common(10)), "none": sum(1 for f in found if not f),
+                            "below_0.8": sum(1 for f in found if f and f[1] < 0.8)}
+    if pii:
+        from .algorithms.pii import KINDS, Redactor
+        _, found = rewrite(table, "conversation", Redactor(KINDS).redact)
+        out["personal_data"] = {"found": dict(sorted(Counter(k for f in found for k, _ in f).items())),
+                                "rows": sum(1 for f in found if f)}
+    if repairs:
+        from .algorithms.text_clean import Cleaner
+        _, done = rewrite(table, "conversation", Cleaner().clean)
+        out["repairs"] = dict(sorted(Counter(k for d in done for k in set(d)).items()))
+    return out
+
+
 def _kind(t: pa.DataType) -> str:
     """A column's type in the words the docs use."""
     if isinstance(t, pa.ExtensionType):
@@ -170,6 +199,10 @@ def _reasons(aside) -> list[dict]:
     return sorted(groups.values(), key=lambda g: -g["rows"])
 
 
+def _rows(n: int) -> str:
+    return f"{n:,} row" + ("" if n == 1 else "s")
+
+
 def render(f: dict) -> str:
     """The facts as the terminal shows them."""
     aside = sum(g["rows"] for g in f["set_aside"])
@@ -200,6 +233,20 @@ def render(f: dict) -> str:
         nd = f["near_duplicates"]
         lines.append(f"near-duplicate instructions: {nd['instruction']:,} rows `dedupe(method=\"minhash\", "
                      f"threshold={nd['threshold']})` sets aside (character 5-grams, 256 permutations)")
+    if "languages" in f:
+        lg = f["languages"]
+        total = sum(lg["counts"].values()) + lg["other"] + lg["none"]
+        lines.append("languages (builtin:lid176, every turn's text): " + ", ".join(
+            f"{k} {v:,} ({100 * v / total:.1f}%)" for k, v in lg["counts"].items())
+            + (f", {lg['other']:,} in others" if lg["other"] else "") + (f", {lg['none']:,} without text" if lg["none"] else "")
+            + f"; {lg['below_0.8']:,} identified below 0.8")
+    if "personal_data" in f:
+        pd = f["personal_data"]
+        lines.append("personal data (`redact` with every kind): " + (", ".join(f"{k} {v:,}" for k, v in pd["found"].items())
+                                                                 + f", in {_rows(pd['rows'])}" if pd["found"] else "none"))
+    if "repairs" in f:
+        lines.append("repairs `normalize()` makes: " + (", ".join(f"{k} in {_rows(v)}" for k, v in f["repairs"].items())
+                                                       or "none"))
     if f["turns"]:
         lines.append("turns: " + ", ".join(f"{k} in {v:,} rows" for k, v in f["turns"].items()))
     if f["first_words"] and f["rows"]:

@@ -128,3 +128,24 @@ def test_near_duplicates_are_what_minhash_dedupe_sets_aside(tmp_path):
     assert "near-duplicate instructions: " in render(f)
     bad = subprocess.run([sys.executable, "-m", "recipe", "inspect", str(d), "--near", "1.5"], capture_output=True, text=True)
     assert bad.returncode == 1 and "at most 1" in bad.stderr
+
+
+def test_languages_personal_data_and_repairs_are_what_the_operators_find(tmp_path):
+    rows = [{"instruction": "What is the capital of France?", "output": "Paris, jane@gmail.com says."},
+            {"instruction": "Quelle est la capitale de l'Allemagne ?", "output": "Berlin. Appelez +33 1 23 45 67 89."},
+            {"instruction": "Area = 64\u00e2\u02c6\u01613 cm2?", "output": "Yes  "},
+            {"instruction": "Server 8.8.8.8 is down", "output": "Restart it."}]
+    d = write_jsonl(tmp_path / "d.jsonl", rows)
+    f = inspect(str(d), languages=True, pii=True, repairs=True)
+    res = load(f'recipe t\nmodel lid = language_id("builtin:lid176")\nsource raw = read("{d}")\n'
+               'a = raw | language(model=lid)\nb = raw | redact(kinds=["email", "ip", "key", "phone", "credit_card"])\n'
+               'c = raw | normalize()\nwrite a to "a.jsonl"\nwrite b to "b.jsonl"\nwrite c to "c.jsonl"\n'
+               ).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    stats = {n["name"]: n.get("stats") or {} for n in res.manifest["nodes"]}
+    assert f["languages"]["counts"] == stats["a"]["languages"] and f["languages"]["counts"]["fr"] == 1
+    assert f["personal_data"]["found"] == stats["b"]["found"] == {"email": 1, "ip": 1, "phone": 1}
+    assert f["personal_data"]["rows"] == stats["b"]["rows changed"] == 3
+    assert f["repairs"] == stats["c"]["rows changed"] == {"unicode": 1, "whitespace": 1}
+    text = render(f)
+    assert "languages (builtin:lid176" in text and "email 1, ip 1, phone 1, in 3 rows" in text
+    assert "unicode in 1 row," in text
