@@ -172,6 +172,7 @@ class Loaded:
             return holder["rt"]
         try:
             extra = {"recipe": self.recipe.name, "recipe_hash": self.hash(c.params),
+                     "recipe_file": self.file, "recipe_text": self.text,
                      "params": c.params,
                      "inputs": {s.name: {"path": s.args["path"], "sha256": s.parts["data"]}
                                 for s in plan.steps if s.op == "read"},

@@ -217,6 +217,15 @@ def cmd_run(a) -> int:
     if a.report:
         from .report import write_report
         print(f"report: {write_report(Path(a.out), Path(a.cache_dir), model_cache=a.model_cache)}")
+    if a.card:
+        from .card import write_card
+        print(f"dataset card: {write_card(Path(a.out), cache_dir=Path(a.cache_dir))}")
+    return 0
+
+
+def cmd_card(a) -> int:
+    from .card import write_card
+    print(f"dataset card: {write_card(Path(a.out), Path(a.to) if a.to else None, Path(a.cache_dir))}")
     return 0
 
 
@@ -421,6 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-cache", metavar="DIR",
                    help="converted weights and model results (default: $RECIPE_CACHE_HOME, else $XDG_CACHE_HOME/recipe)")
     p.add_argument("--report", action="store_true", help="also write OUT/report.html (see `recipe report`)")
+    p.add_argument("--card", action="store_true", help="also write OUT/README.md, a dataset card (see `recipe card`)")
     p.add_argument("--engine", choices=("duckdb", "ray"), default="duckdb",
                    help="duckdb: this machine (default); ray: Ray Data, a local instance or --address")
     p.add_argument("--address", metavar="ADDR", help="with --engine ray: a running cluster (auto, or ray://HOST:10001)")
@@ -463,6 +473,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pii", action="store_true", help="also the personal data and keys `redact` finds, every kind")
     p.add_argument("--repairs", action="store_true", help="also the rows `normalize()` would repair")
     p.set_defaults(fn=cmd_inspect)
+    p = sub.add_parser("card", help="a dataset card (README.md for the Hugging Face Hub) of a finished run")
+    p.add_argument("--out", default="out", help="the run's --out (default: out)")
+    p.add_argument("--to", metavar="FILE", help="where to write it (default: OUT/README.md)")
+    p.add_argument("--cache-dir", default=".recipe", help="the run's step cache: the written rows' languages (default: .recipe)")
+    p.set_defaults(fn=cmd_card)
     p = sub.add_parser("report", help="an HTML report of a finished run (self-contained, no network)")
     p.add_argument("--out", default="out", help="the run's --out (default: out)")
     p.add_argument("--cache-dir", default=".recipe", help="the run's --cache-dir (default: .recipe)")
