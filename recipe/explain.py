@@ -74,9 +74,15 @@ def _walk(con, man: dict, row: str) -> list[str]:
         if "fingerprint" not in n:
             raise UserError("this run's manifest predates `explain` paths; run the recipe again")
         before = next((state[i] for i in n["inputs"] if i in state), None)
-        if n["inputs"] and before is None:
-            continue  # the row never reached this step
         fp = n["fingerprint"]
+        if n["inputs"] and before is None:
+            made = _get(con, Store.table(fp), row) if n.get("rows_created") else None
+            if made is not None:  # a row this step created (fuse, split_turns): its path starts here
+                state[n["name"]] = made
+                parents = made.get("_parents")
+                lines.append(f"{n['name']} ({n['op']}): created" + (f" from {', '.join(parents)}" if parents else "")
+                             + (f"; instruction={_short(made['instruction'])}" if "instruction" in made else ""))
+            continue  # else the row never reached this step
         after = _get(con, Store.table(fp), row)
         if after is not None:
             state[n["name"]] = after

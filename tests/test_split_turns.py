@@ -85,3 +85,8 @@ def test_a_run_splits_rows_into_parts_with_ids_parents_and_sliced_weights(tmp_pa
     assert aside == [{"_id": "raw:2", "node": "x", "reason": "split_turns: its one exchange is 31 tokens, over max_tokens 8"}]
     step = res.manifest["nodes"][1]
     assert (step["rows_in"], step["rows_created"], step["rows_out"], step["rows_set_aside"]) == (3, 1, 3, 1)
+    # a part's own path starts where it was made (explain found no created row before session 30)
+    from recipe.explain import explain
+    assert explain(tmp_path / "out", "raw:0+part2", tmp_path / "cache") == [
+        "x (split_turns): created from raw:0; instruction='seven eight'", f"written to {tmp_path / 'out' / 'x.jsonl'}",
+        f"written to {tmp_path / 'out' / 's.jsonl'}"]
