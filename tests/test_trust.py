@@ -554,3 +554,31 @@ def test_explain_and_report_of_a_folder_without_a_run_say_so_in_one_line(tmp_pat
         assert main(args) == 1
         err = capsys.readouterr().err
         assert err.startswith("error: ") and says in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_a_canonical_sink_writes_the_kept_turns_with_the_edited_text(tmp_path):
+    """A ShareGPT row with `weight`s keeps its `conversations` for the writers; a canonical sink
+    writes that column as it is, and after `derive(response=...)` it held the old answer beside
+    the new `messages` (until session 30)."""
+    rows = [{"conversations": [{"from": "human", "value": "hi", "weight": 0}, {"from": "gpt", "value": "old", "weight": 1}]}]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    out = tmp_path / "o"
+    load(f'recipe t\nsource raw = read("{data}", format="sharegpt")\nx = raw | derive(response="new")\n'
+         'write x to "x.jsonl"\nwrite x to "x.parquet"\nwrite x to "x.csv"\nwrite x to "s.jsonl" (format="sharegpt")\n'
+         ).run(out=out, cache_dir=tmp_path / "c")
+    want = [{"from": "human", "value": "hi", "weight": 0}, {"from": "gpt", "value": "new", "weight": 1}]
+    assert read_jsonl(out / "x.jsonl")[0]["conversations"] == want
+    assert json.loads(pq.read_table(out / "x.parquet").column("conversations")[0].as_py()) == want
+    assert json.loads(next(csv.DictReader(open(out / "x.csv")))["conversations"]) == want
+    assert read_jsonl(out / "s.jsonl")[0]["conversations"] == want
+
+
+def test_kept_turns_that_no_longer_match_the_messages_are_not_written_as_current():
+    from recipe.io.formats import refreshed_turns
+    msgs = [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+    kept = [{"from": "human", "value": "a", "weight": 0}, {"from": "gpt", "value": "b", "weight": 1}]
+    assert refreshed_turns(kept, "from", "value", msgs) is kept  # nothing changed: the very same value
+    text = json.dumps(kept)
+    assert refreshed_turns(text, "from", "value", msgs) is text
+    assert refreshed_turns(kept, "from", "value", msgs[:1]) is None  # a turn dropped since
+    assert refreshed_turns(kept[::-1], "from", "value", msgs) is None  # roles no longer line up

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..diagnostics import UserError
-from ..io.formats import BadRow, from_row
+from ..io.formats import KEPT_TURNS, BadRow, from_row, refreshed_turns
 from ..io.sinks import SINK_EXTENSIONS, WRITE_FORMATS, SINK_COMPRESSIONS, sink_extension_problem, sink_kind  # noqa: F401
 
 
@@ -41,12 +41,34 @@ def _rows_for(fmt: str, table, keep: list[str], rejected: list, json_cols: set |
     the turn fields it has no place for are counted in `dropped`."""
     for row in _records(table, json_cols=json_cols):
         if fmt == "jsonl":
+            _refresh(row)
             yield {k: row[k] for k in ["_id", *keep] if k in row} if keep else row
             continue
         try:
             yield from_row(fmt, row, keep, dropped)
         except BadRow as e:
             rejected.append((row.get("_id"), f"cannot write as {fmt}: {e}"))
+
+
+def _refresh(row: dict) -> None:
+    """The turns a reader kept for their fields, with the texts the messages have now."""
+    for col, rk, ck in KEPT_TURNS:
+        if row.get(col) is not None and row.get("messages") is not None:
+            row[col] = refreshed_turns(row[col], rk, ck, row["messages"])
+
+
+def _refreshed_batch(b):
+    """`_refresh` over an Arrow batch (the canonical Parquet path): only when it has kept turns."""
+    import pyarrow as pa
+    cols = [c for c, _, _ in KEPT_TURNS if c in b.column_names]
+    if not cols or "messages" not in b.column_names:
+        return b
+    msgs = b.column("messages").to_pylist()
+    for c in cols:
+        rk, ck = next((r, k) for n, r, k in KEPT_TURNS if n == c)
+        vals = [refreshed_turns(v, rk, ck, m) if m is not None else v for v, m in zip(b.column(c).to_pylist(), msgs)]
+        b = b.set_column(b.column_names.index(c), c, pa.array(vals, b.schema.field(c).type))
+    return b
 
 
 def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write,
@@ -202,7 +224,7 @@ def _parquet(table, path: Path, fmt: str, keep: list[str], rejected: list, dropp
     def batches(rej):
         if fmt == "jsonl" and not keep:
             for b in table.batches(table.columns(), 10_000):
-                yield b.cast(_element_named(b.schema))
+                yield _refreshed_batch(b).cast(_element_named(b.schema))
             return
         # a JSON column's values stay their JSON text, typed JSON again below: decoded, values of
         # several shapes (an object, a list, a text) make no Arrow column and stopped the run
