@@ -74,7 +74,7 @@ def test_examples_and_edits_give_the_same_bytes_on_warm_and_fresh_caches(tmp_pat
             assert warm == fresh, f"variant {i} params {prm}:\n{text}"
 
 
-LIBRARY = ["qdit", "superfiltering", "deita", "mods", "instag", "lift", "uit", "clean"]
+LIBRARY = ["qdit", "superfiltering", "deita", "mods", "instag", "lift", "uit", "clean", "vicuna"]
 # short generations: what these tests assert does not depend on their length (each generated
 # token costs about 40 ms on this CPU in batch-invariant float32)
 SMALL = {"uit": {"n": "2", "eval_instances": "2", "max_new_tokens": "32"}, "lift": {"max_new": "2", "max_new_tokens": "48"},

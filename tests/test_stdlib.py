@@ -12,7 +12,7 @@ from conftest import alpaca_rows, read_jsonl, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 
-EXPECTED = ["clean", "deita", "instag", "lift", "mods", "qdit", "superfiltering", "uit"]
+EXPECTED = ["clean", "deita", "instag", "lift", "mods", "qdit", "superfiltering", "uit", "vicuna"]
 
 
 def small_input(tmp_path):
@@ -29,6 +29,8 @@ def library_params(name: str, r) -> dict:
         params = {"n": "2", "eval_instances": "2"}
     if name == "lift":
         params["max_new"] = "4"
+    if name == "vicuna":  # a context short enough that SmolLM2's template splits some rows
+        params["seq_len"] = "72"
     if name in ("uit", "instag", "lift"):  # short generations (about 40 ms a token here)
         params["max_new_tokens"] = "48" if name == "lift" else "32"
     return params
@@ -68,6 +70,35 @@ def test_clean_sets_aside_each_rules_rows_naming_the_rule(tmp_path):
                     "near": "clean/dedupe#2"}
     assert aside["dup"][1] == "duplicate of good (exact on instruction)"
     assert "word_repetition(response, 10)" in aside["loop"][1]
+
+
+@pytest.mark.slow
+def test_vicuna_drops_and_splits_as_fastchat_did_naming_each_step(tmp_path, model_cache):
+    def chat(*turns):
+        return {"conversations": [{"from": "human" if i % 2 == 0 else "gpt", "value": t} for i, t in enumerate(turns)]}
+    long = chat(*[f"Question {i}: what is {i} times {i}?" if j == 0 else f"{i} times {i} is {i * i}."
+                  for i in range(6) for j in range(2)])
+    rows = {"good": chat("Name a prime.", "Seven is a prime number."),
+            "long": long,
+            "short": {"conversations": [{"from": "human", "value": "Hello there?"}]},
+            "brand": chat("Are you ChatGPT?", "I am an assistant."),
+            "limit": chat("Hi", "Too many requests in 1 hour. Try again later."),
+            "dup": chat("name a PRIME.", "Seven  is a prime number."),
+            "french": chat("Quelle est la capitale de la France ?", "La capitale de la France est Paris."),
+            "list": chat("List two fruits.", "Here:\n1. apple\n1. pear")}
+    data = write_jsonl(tmp_path / "d.jsonl", [{"id": k, **v} for k, v in rows.items()])
+    res = load("stdlib:vicuna").run(params={"seq_len": "90", "test_share": "0"}, sources={"raw": str(data)},
+                                    out=tmp_path / "o", cache_dir=tmp_path / "c", runtime=ModelRuntime(model_cache))
+    aside = {a["_id"]: a["node"] for a in read_jsonl(tmp_path / "o" / "set_aside.jsonl") if a["node"] != "test"}
+    assert aside == {"raw:2": "cleaned/filter", "raw:3": "cleaned/filter#2", "raw:4": "cleaned/filter#3",
+                     "raw:5": "cleaned/dedupe", "raw:6": "one_language", "raw:7": "parts/filter"}
+    kept = read_jsonl(tmp_path / "o" / "vicuna.jsonl")
+    assert kept[0]["_id"] == "raw:0" and [r["_id"] for r in kept[1:]][:2] == ["raw:1", "raw:1+part2"]
+    split = next(n for n in res.manifest["nodes"] if n["name"] == "parts/split_turns")
+    assert split["rows_created"] == len(kept) - 2 > 0
+    import json
+    train = json.loads((tmp_path / "o" / "vicuna_train.json").read_text())
+    assert len(train) == len(kept) and train[0]["conversations"][0] == {"from": "human", "value": "Name a prime."}
 
 
 @pytest.mark.slow
