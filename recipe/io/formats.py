@@ -343,27 +343,38 @@ def same_name(rows: list, schema=None, spelled: dict | None = None) -> None:
 KEPT_TURNS = (("messages_in_input", "role", "content"), ("conversations", "from", "value"))
 
 
-def refreshed_turns(value, rk: str, ck: str, msgs: list[dict]):
-    """A kept-turns value (a list of turn objects, or its JSON text) with each turn's text that
-    of its message now, for the canonical sinks, which write the column as it is: after an
-    edit (`derive(response=...)`) it held the old text beside the new `messages`. Unchanged
-    (the same object) when every text already agrees; None when the turns no longer match
-    the messages (fused or dropped since), since no turn's old text may be written as if current."""
-    if value is None:
-        return None
+def map_kept(value, fn, bad=None):
+    """Kept turns (a list of turn objects, or its JSON text) through `fn(turns)`, given back as
+    they came: JSON text where they were text, the very same value where `fn` returns its input
+    unchanged, None where `fn` returns None; `bad(value)` where they are no list."""
     text = isinstance(value, str)
     try:
         turns = json.loads(value) if text else value
     except ValueError:
-        return value
-    if not isinstance(turns, list) or len(turns) != len(msgs) or not all(
-            isinstance(t, dict) and isinstance(t.get(rk), str) and ROLE_MAP.get(t[rk].lower()) == m["role"]
-            for t, m in zip(turns, msgs)):
-        return None
-    if all(t.get(ck) == m["content"] for t, m in zip(turns, msgs)):
-        return value
-    turns = [{**t, ck: m["content"]} for t, m in zip(turns, msgs)]
-    return json.dumps(turns, ensure_ascii=False) if text else turns
+        turns = None
+    if not isinstance(turns, list):
+        return bad(value) if bad else None
+    out = fn(turns)
+    if out is None or out is turns:
+        return value if out is turns else None
+    return json.dumps(out, ensure_ascii=False) if text else out
+
+
+def refreshed_turns(value, rk: str, ck: str, msgs: list[dict]):
+    """A kept-turns value with each turn's text that of its message now, for the canonical
+    sinks, which write the column as it is: after an edit (`derive(response=...)`) it held the
+    old text beside the new `messages`. Unchanged (the same object) when every text already
+    agrees; None when the turns no longer match the messages (fused or dropped since), since no
+    turn's old text may be written as if current."""
+    def fresh(turns):
+        if len(turns) != len(msgs) or not all(
+                isinstance(t, dict) and isinstance(t.get(rk), str) and ROLE_MAP.get(t[rk].lower()) == m["role"]
+                for t, m in zip(turns, msgs)):
+            return None
+        if all(t.get(ck) == m["content"] for t, m in zip(turns, msgs)):
+            return turns
+        return [{**t, ck: m["content"]} for t, m in zip(turns, msgs)]
+    return None if value is None else map_kept(value, fresh, bad=lambda v: v if isinstance(v, str) else None)
 
 
 def turn_fields(row: dict, msgs: list[dict]) -> list[dict]:

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-import json
-
 import pyarrow as pa
 
-from ..io.formats import KEPT_TURNS
+from ..io.formats import KEPT_TURNS, map_kept
 
 JOINED = ("input", "context")  # columns a reader joined into the user turn (io/formats.py `_join`)
 TURN_FIELDS = ("conversation", "instruction", "response")
@@ -63,20 +61,14 @@ def rewrite(src, on: str, fix: Callable[[str], tuple[str, list]]) -> tuple[pa.Ta
 
 
 def _kept_turns(value, key: str, n: int, at: list[int], fix):
-    """A kept-turns value (a list of turn objects, or its JSON text) with the text `key` of the
-    turns at `at` fixed, when it has the messages' `n` turns; of every turn when it does not (a
-    turn dropped or fused since: which is which is unknown, and none may keep its old text)."""
-    text = isinstance(value, str)
-    try:
-        turns = json.loads(value) if text else value
-    except ValueError:
-        return fix(value)[0]
-    if not isinstance(turns, list):
-        return value
-    which = set(at) if len(turns) == n else set(range(len(turns)))
-    turns = [{**t, key: fix(t[key])[0]} if j in which and isinstance(t, dict) and isinstance(t.get(key), str) else t
-             for j, t in enumerate(turns)]
-    return json.dumps(turns, ensure_ascii=False) if text else turns
+    """A kept-turns value with the text `key` of the turns at `at` fixed, when it has the
+    messages' `n` turns; of every turn when it does not (a turn dropped or fused since: which is
+    which is unknown, and none may keep its old text); text that is no JSON list, fixed whole."""
+    def fixed(turns):
+        which = set(at) if len(turns) == n else set(range(len(turns)))
+        return [{**t, key: fix(t[key])[0]} if j in which and isinstance(t, dict) and isinstance(t.get(key), str) else t
+                for j, t in enumerate(turns)]
+    return map_kept(value, fixed, bad=lambda v: fix(v)[0] if isinstance(v, str) else v)
 
 
 def targets(msgs: list, on: str) -> list[int]:

@@ -14,14 +14,12 @@ over the rows. Memory: the rows of one node.
 """
 from __future__ import annotations
 
-import json
-
 import pyarrow as pa
 
 from . import _turns
 from .base import Op, P
 from ._common import approx_tokens, fetch_rows, set_aside, write_rows
-from ..io.formats import KEPT_TURNS
+from ..io.formats import KEPT_TURNS, map_kept
 
 PARENTS = pa.field("_parents", pa.list_(pa.string()))
 
@@ -183,17 +181,9 @@ def _rows_of(row: dict, pieces: list[list[int]]) -> list[dict]:
 
 
 def _slice_kept(value, n: int, pos: list[int]):
-    """Kept turns (a list, or its JSON text) at the part's positions when they align with the
-    messages; none when they do not (their fields could not be placed)."""
-    text = isinstance(value, str)
-    try:
-        turns = json.loads(value) if text else value
-    except ValueError:
-        return None
-    if not isinstance(turns, list) or len(turns) != n:
-        return None
-    part = [turns[j] for j in pos]
-    return json.dumps(part, ensure_ascii=False) if text else part
+    """Kept turns at the part's positions when they align with the messages; none when they do
+    not (their fields could not be placed)."""
+    return map_kept(value, lambda turns: [turns[j] for j in pos] if len(turns) == n else None)
 
 
 OP = SplitTurns()
