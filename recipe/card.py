@@ -42,7 +42,8 @@ def card(out: Path, cache_dir: Path | None = None) -> str:
     langs = _languages(m, [s for _, s in data], cache_dir)
     meta = ["---", "configs:"]
     for name, s in data:
-        meta += [f"- config_name: {_yaml(s['name'])}", "  data_files:", "  - split: train", f"    path: {_yaml(name)}"]
+        meta += [f"- config_name: {_yaml(_config_name(name, [n for n, _ in data]))}", "  data_files:",
+                 "  - split: train", f"    path: {_yaml(name)}"]
     if not data:
         meta[-1] = "configs: []"
     meta += ["size_categories:", f"- {size_category(most)}", "task_categories:", "- text-generation", "tags:",
@@ -80,6 +81,14 @@ def card(out: Path, cache_dir: Path | None = None) -> str:
     if m.get("recipe_text"):
         lines += ["", "## The recipe", "", "```", m["recipe_text"].rstrip("\n"), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _config_name(name: str, names: list[str]) -> str:
+    """A data file's config on the Hub: its name without extensions, unless another file shares
+    that (`x.jsonl` and `x.parquet`), then its whole name; config names must differ (the nodes'
+    names did not: train.jsonl and train.json written from one node were two `train` configs)."""
+    stem = name.split(".")[0]
+    return stem if sum(1 for n in names if n.split(".")[0] == stem) == 1 else name.replace(".", "_")
 
 
 def _languages(m: dict, sinks: list, cache_dir: Path | None) -> list[str]:

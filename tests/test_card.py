@@ -37,6 +37,7 @@ def test_the_card_says_what_the_run_did(tmp_path):
     body = card(tmp_path / "out", tmp_path / "cache")
     meta = yaml.safe_load(body.split("---\n")[1])
     assert [c["data_files"][0]["path"] for c in meta["configs"]] == ["train.jsonl", "train.parquet"]
+    assert [c["config_name"] for c in meta["configs"]] == ["train_jsonl", "train_parquet"]  # names must differ
     assert meta["size_categories"] == ["n<1K"] and meta["language"] == ["en", "fr"]  # de was set aside
     for n in res.manifest["nodes"]:
         assert f"| `{n['name']}` | {n['op']} | {n['rows_in']:,} | {n['rows_created']:,} | {n['rows_out']:,} | " \
@@ -68,4 +69,4 @@ def test_run_card_writes_readme(tmp_path):
     p = subprocess.run([sys.executable, "-m", "recipe", "run", str(f), "--out", str(tmp_path / "o"), "--cache-dir",
                         str(tmp_path / "c"), "--card", "-q"], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
-    assert (tmp_path / "o" / "README.md").read_text().startswith("---\nconfigs:\n- config_name: \"raw\"")
+    assert (tmp_path / "o" / "README.md").read_text().startswith("---\nconfigs:\n- config_name: \"x\"")
