@@ -20,7 +20,6 @@ from .diagnostics import UserError
 # the Hub's size buckets (dataset card metadata `size_categories`)
 _SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
           (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"))
-_HUB_DATA = (".jsonl", ".json", ".parquet", ".csv", ".tsv")
 
 
 def size_category(n: int) -> str:
@@ -36,8 +35,9 @@ def card(out: Path, cache_dir: Path | None = None) -> str:
     m = json.loads(mf.read_text(encoding="utf-8"))
     sinks = m.get("sinks") or []
     files = [(Path(s["path"]).name, s) for s in sinks]
-    data = [(name, s) for name, s in files if name.endswith(_HUB_DATA) or name.endswith(tuple(
-        x + c for x in _HUB_DATA for c in (".gz", ".bz2", ".xz", ".zst")))]
+    # every sink's extension is one the Hub reads (`check` allows no other); a tag vocabulary
+    # (`tag_counts`) is not rows
+    data = [(name, s) for name, s in files if s.get("format") != "tag_counts"]
     most = max((s["rows"] for _, s in data), default=0)
     langs = _languages(m, [s for _, s in data], cache_dir)
     meta = ["---", "configs:"]

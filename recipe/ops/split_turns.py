@@ -118,9 +118,7 @@ def _parts(convs: list[list], limit: int, count) -> tuple[list[list[list[int]]],
     alone = dict(zip(where, count(alone_items)))
     parts: list[list[list[int]]] = [[] for _ in convs]
     dropped: list[list[int]] = [[] for _ in convs]
-    state = []  # per conversation: (next exchange, the open part's exchanges)
-    for c, (_, groups) in enumerate(shapes):
-        state.append([0, []])
+    state = [[0, []] for _ in convs]  # per conversation: (next exchange, the open part's exchanges)
     active = set(range(len(convs)))
     while active:
         trial, who = [], []
