@@ -52,6 +52,8 @@ ENDPOINT = COMMON | {
                                "default; llama.cpp any number)", 1),
     "tokenizer": Opt("str", "a local copy of the served model's tokenizer (a model directory or builtin:): "
                             "renders its chat template for scoring and counts tokens exactly"),
+    "context": Opt("int", "the served model's context in tokens: a prompt that leaves no room for the answer "
+                          "is set aside rather than cut by the server", 1),
 }
 # a fastText classifier file: nothing to tune but where it runs
 FASTTEXT = {"replicas": COMMON["replicas"]}

@@ -67,6 +67,29 @@ def data_file(tmp_path):
     return write_jsonl(tmp_path / "data.jsonl", alpaca_rows(30, dup_every=10))
 
 
+def tiny_chat_lm(path: Path):
+    """A tiny llama (word-level vocabulary w0..w39) whose tokenizer has a chat template and an
+    end token the model may pick, saved at `path`; returns (model, tokenizer)."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    words = [f"w{i}" for i in range(40)] + ["user", "assistant", "system"]
+    vocab = {w: i for i, w in enumerate(words + ["[UNK]", "[PAD]", "[EOS]"])}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", eos_token="[EOS]")
+    tok.chat_template = ("{% for m in messages %}{{ m['role'] }} {{ m['content'] }} {% endfor %}"
+                         "{% if add_generation_prompt %}assistant {% endif %}")
+    torch.manual_seed(3)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64,
+                                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
+                                         max_position_embeddings=64, eos_token_id=vocab["[EOS]"],
+                                         pad_token_id=vocab["[PAD]"]))
+    model.save_pretrained(path)
+    tok.save_pretrained(path)
+    return model.eval(), tok
+
+
 def read_jsonl(path: Path):
     return [json.loads(l) for l in Path(path).read_text(encoding="utf-8").splitlines() if l.strip()]
 

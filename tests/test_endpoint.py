@@ -48,6 +48,7 @@ class Handler(BaseHTTPRequestHandler):
                    "top_logprobs": [{"token": "4", "logprob": -0.1}, {"token": " 5", "logprob": -2.5},
                                     {"token": "x", "logprob": -3.0}]}]}}]}
         else:
+            Handler.calls.setdefault("chats", []).append(body["messages"])
             msg = body["messages"][0]["content"]
             out = {"choices": [{"message": {"content": f"echo {msg} #{i}"}} for i in range(body.get("n", 1))]}
         raw = json.dumps(out).encode()
@@ -98,6 +99,25 @@ def test_completions_go_in_lists_where_the_server_takes_them(server, tmp_path):
     assert [r["tokens"] for r in ll] == [1, 2, 3, 4, 5, 6] and ll[5]["logprob"] == -3.0
     # two requests, sent together (in flight at once, so they may arrive in either order)
     assert sorted(len(p) for p in Handler.calls["prompts"]) == [2, 4]
+
+
+def test_respond_sends_an_endpoint_the_conversation_so_far(server, tmp_path):
+    """Without a local tokenizer the server applies its own template: `respond` sends the turns,
+    each later turn with the answers before it."""
+    from recipe.api import load
+    from conftest import read_jsonl, write_jsonl
+    data = write_jsonl(tmp_path / "q.jsonl", [{"question_id": 1, "turns": ["q one", "q two"]}])
+    Handler.calls["chats"] = []
+    load(f'recipe r\nmodel lm = causal_lm("openai:{server}#toy", retries=2)\nsource q = read("{data}")\n'
+         'a = q | respond(model=lm, turns=turns, system="be brief")\nwrite a to "a.jsonl"\n'
+         ).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    system = {"role": "system", "content": "be brief"}
+    assert Handler.calls["chats"] == [[system, {"role": "user", "content": "q one"}],
+                                      [system, {"role": "user", "content": "q one"},
+                                       {"role": "assistant", "content": "echo be brief #0"},
+                                       {"role": "user", "content": "q two"}]]
+    (row,) = read_jsonl(tmp_path / "o" / "a.jsonl")
+    assert row["messages"] == Handler.calls["chats"][1] + [{"role": "assistant", "content": "echo be brief #0"}]
 
 
 def test_unreachable_endpoint_is_a_clear_error(tmp_path):

@@ -323,3 +323,25 @@ write grown to "g.jsonl"
             assert any(i.startswith(f + "+") for f in first)
     fz = {n["name"]: n for n in res.manifest["nodes"]}["grown"]
     assert fz["rows_in"] + fz["rows_created"] == fz["rows_out"] + fz["rows_set_aside"]
+
+
+@pytest.mark.slow
+def test_respond_answers_questions_turn_by_turn_with_smollm2(tmp_path, model_cache):
+    """examples/answers.recipe on the real model: each question answered, later turns after the
+    earlier answers, under SmolLM2's chat template."""
+    from pathlib import Path
+    from recipe.api import load as load_file
+    root = Path(__file__).resolve().parent.parent
+    res = load_file(str(root / "examples" / "answers.recipe")).run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c", runtime=ModelRuntime(model_cache))
+    node = next(n for n in res.manifest["nodes"] if n["name"] == "answered/respond")
+    out = [r["conversations"] for r in read_jsonl(tmp_path / "o" / "answers.jsonl")]
+    asked = [r["turns"] for r in read_jsonl(root / "examples" / "data" / "questions.jsonl")]
+    assert node["rows_in"] == 6 and node["rows_out"] + node["rows_set_aside"] == 6 and node["rows_out"] >= 5
+    for conv in out:
+        turns = next(t for t in asked if t[0] == conv[0]["value"])
+        assert [m["from"] for m in conv] == ["human", "gpt"] * len(turns)
+        assert [m["value"] for m in conv[::2]] == turns and all(m["value"].strip() for m in conv[1::2])
+    by_q = {conv[0]["value"]: conv for conv in out}
+    assert "Paris" in by_q["What is the capital of France?"][1]["value"]
+    assert "51" in by_q["What is 17 multiplied by 3?"][1]["value"]

@@ -298,6 +298,16 @@ class ModelRuntime:
         """The model's chat template around one user turn (operators that want one use this)."""
         return self.model(as_decl(model)).chat(user, system)
 
+    def chat_turns(self, model, turns: list[dict]) -> str:
+        """The model's chat template around a conversation ending in the user turn to answer
+        (for an endpoint without a local tokenizer: the turns, for the server's template)."""
+        return backends.needs(self.model(as_decl(model)), "chat_turns")(turns)
+
+    def context_length(self, model) -> int | None:
+        """Tokens of prompt and answer the model takes (None when unknown: an endpoint not told)."""
+        b = self.model(as_decl(model))
+        return b.context_length() if hasattr(b, "context_length") else None
+
     def count_tokens(self, model, text: str) -> int:
         """Tokens of a text under the model's tokenizer (words for an endpoint without one)."""
         return self.model(as_decl(model)).count_tokens(text)

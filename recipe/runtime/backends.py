@@ -29,27 +29,36 @@ from ..models import KIND_CALLS, ModelDecl
 
 
 class Chat(str):
-    """A user turn (and optional system text) that a server should put in its own chat
-    template (an endpoint given no local tokenizer). It is the user text itself, so it
-    prints as that; result cache keys tell it apart from the same raw text (`cache_item`)."""
+    """A user turn (and optional system text, and the turns before it) that a server should
+    put in its own chat template (an endpoint given no local tokenizer). It is the user text
+    itself, so it prints as that; result cache keys tell it apart from the same raw text
+    (`cache_item`). `history`: (role, content) pairs between the system text and the turn."""
 
-    def __new__(cls, user: str, system: str | None = None):
+    def __new__(cls, user: str, system: str | None = None, history: tuple = ()):
         obj = super().__new__(cls, user)
         obj.system = system
+        obj.history = tuple((r, c) for r, c in history)
         return obj
+
+    @classmethod
+    def of(cls, turns: list[dict]) -> "Chat":
+        """The conversation `turns` (a leading system turn, ..., the user turn to answer)."""
+        system = turns[0]["content"] if turns and turns[0]["role"] == "system" else None
+        rest = turns[1:] if system is not None else turns
+        return cls(rest[-1]["content"], system, tuple((t["role"], t["content"]) for t in rest[:-1]))
 
     def messages(self) -> list[dict]:
         return ([{"role": "system", "content": self.system}] if self.system else []) + \
-            [{"role": "user", "content": str(self)}]
+            [{"role": r, "content": c} for r, c in self.history] + [{"role": "user", "content": str(self)}]
 
     def __reduce__(self):  # survives pickling (Ray actors) as a Chat
-        return (Chat, (str(self), self.system))
+        return (Chat, (str(self), self.system, self.history))
 
 
 def cache_item(x):
     """A request item as its cache key sees it: a chat turn differs from the same raw text."""
-    if isinstance(x, Chat):
-        return ["chat", str(x), x.system]
+    if isinstance(x, Chat):  # a single turn's key is what it was before turns had a history
+        return ["chat", str(x), x.system] + ([[list(h) for h in x.history]] if x.history else [])
     if isinstance(x, (tuple, list)):
         return [cache_item(v) for v in x]
     return x
@@ -85,6 +94,7 @@ class Backend(Protocol):
     decl: ModelDecl
 
     def chat(self, user: str, system: str | None = None) -> str: ...
+    def chat_turns(self, turns: list[dict]) -> str: ...
     def count_tokens(self, text: str) -> int: ...
     def token_counts(self, items: list) -> list[int]: ...
 

@@ -308,6 +308,14 @@ class EndpointBackend:
     def chat(self, user: str, system: str | None = None) -> str:
         return self.tok.chat(user, system) if self.tok is not None else Chat(user, system)
 
+    def chat_turns(self, turns: list[dict]) -> str:
+        return self.tok.chat_turns(turns) if self.tok is not None else Chat.of(turns)
+
+    def context_length(self) -> int | None:
+        """The served model's context, when the declaration gives it (`context=`)."""
+        c = self.decl.options.get("context")
+        return int(c) if c else None
+
     def count_tokens(self, text: str) -> int:
         return len(self.tok.encode(text)) if self.tok is not None else len(text.split())
 

@@ -139,6 +139,14 @@ class CausalLM:
             return self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         return (f"{system}\n\n" if system else "") + f"{user}\n"
 
+    def chat_turns(self, turns: list[dict]) -> str:
+        """The prompt for the next assistant turn after `turns` (system, user, assistant, ...,
+        user) under the model's chat template; `chat` for one turn."""
+        msgs = [{"role": t["role"], "content": t["content"] or ""} for t in turns]
+        if getattr(self.tok, "chat_template", None):
+            return self.tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        return "\n\n".join(m["content"] for m in msgs) + "\n"
+
     def loglik_rows(self, rows: list[list[tuple[list[int], list[int]]]]) -> list[dict]:
         """Summed log-probability of each continuation given its prompt (token ids), for rows
         that each pack several (prompt, continuation) pairs into one sequence; results come

@@ -53,6 +53,12 @@ class LocalLM:
     def chat(self, user: str, system: str | None = None) -> str:
         return self.m.chat(user, system)
 
+    def chat_turns(self, turns: list[dict]) -> str:
+        return self.m.chat_turns(turns)
+
+    def context_length(self) -> int:
+        return self.m.max_len
+
     def count_tokens(self, text: str) -> int:
         return len(self.m.encode(text))
 

@@ -1,0 +1,207 @@
+"""respond: answer each row's last user turn with an LM, as distilabel's `TextGeneration` and
+FastChat's `gen_model_answer` do: instruction-only rows (an evaluation set's questions, a prompt
+list, a self-instruct pool) get answers, and with `replace=true` every row's final answer is
+written again by the model (distillation from a stronger one).
+
+The prompt is the conversation up to the turn answered, under the model's chat template (an
+endpoint without a local tokenizer gets the turns and applies its own), with `system` first when
+the row has no system turn of its own. With `turns=<column>` (a list of user turns, as MT-Bench's
+`turns`), the conversation is built from those turns, each answered in order: round k asks the
+k-th turn of every row that has one, with the answers of the rounds before in its prompt.
+
+A row is set aside, with the reason, when it has no user turn, when its prompt leaves the model
+no room for `max_new_tokens` (the model would cut the prompt), when the model writes nothing,
+or when the answer reaches `max_new_tokens` (cut off; `keep_truncated=true` keeps it). Rows
+answered get `answered_by` (the model's name in the recipe); rows left as they were, null.
+Memory: the conversations of one node.
+"""
+from __future__ import annotations
+
+import pyarrow as pa
+
+from . import _turns
+from .base import Op, P
+
+
+class Respond(Op):
+    name = "respond"
+    kind = "map"
+    version = 1
+    doc = "Answer each row's last user turn with an LM (instruction-only rows; every row with replace=true)."
+    params = (
+        P("model", "model", required=True, doc="the LM that answers (causal_lm, or an endpoint)"),
+        P("replace", "bool", default=False,
+          doc="answer rows that have an answer too: the turns after the last user turn are replaced"),
+        P("turns", "column", doc="a list column of user turns (MT-Bench's `turns`): the conversation is built "
+                                 "from them, each answered in order"),
+        P("system", "str", doc="a system prompt for rows without a system turn (written into the row's turns)"),
+        P("max_new_tokens", "int", default=512, min=1, doc="the longest answer; one that reaches it is cut off"),
+        P("keep_truncated", "bool", default=False, doc="keep answers cut off at max_new_tokens (default: set aside)"),
+        P("temperature", "float", default=0.0, min=0.0, max=2.0, doc="0: greedy"),
+        P("seed", "int", default=0, doc="sampling seed (with temperature > 0)"),
+        P("column", "str", default="answered_by", doc="the new column: the model's name on rows it answered"),
+    )
+
+    def adds(self, args):
+        return [args.get("column", "answered_by")]
+
+    def types(self, args):
+        return {args.get("column", "answered_by"): "str"}
+
+    def column_types(self, args):
+        return {"turns": "list"}
+
+    def model_kinds(self, args):
+        return {"model": ("causal_lm",)}
+
+    def model_calls(self, args):
+        return {"model": ("generate",)}
+
+    def check(self, args):
+        if args.get("system") is not None and not str(args["system"]).strip():
+            return [("system", "`system` is empty: leave it out for no system prompt")]
+        return []
+
+    def run(self, ctx, args, inputs):
+        src = inputs[0]
+        rt, name = ctx.runtime, args["model"]
+        model = ctx.models[name]
+        # ShareGPT's kept turns are not touched: a sink writes them with the new text when they
+        # still line up with the turns (a replaced answer), and not at all when they do not
+        cols = ["messages", "instruction", "response"]
+        tbl = src.arrow(cols + ([args["turns"]] if args.get("turns") else []))
+        convs = [list(m or []) for m in tbl.column("messages").to_pylist()]
+        plans, drop = plan_rows(convs, _values(tbl.column(args["turns"])) if args.get("turns") else None,
+                                args.get("replace", False), args.get("system"), args.get("turns"))
+        answered = Answerer(rt, model, args, ctx.progress).run(plans, drop)
+        data = {c: tbl.column(c).to_pylist() for c in cols}
+        by = [None] * tbl.num_rows
+        for i, msgs in answered.items():
+            data["messages"][i] = msgs
+            data["instruction"][i], data["response"][i] = _turns.pair(msgs, data["instruction"][i], data["response"][i])
+            by[i] = name
+        ctx.info.update({"answered": len(answered), "left as they were": tbl.num_rows - len(answered) - len(drop)})
+        if not answered:
+            ctx.warn("no row was answered" + (" (every row has an answer: `replace=true` answers them again)"
+                                               if not drop and not args.get("replace") else ""))
+        new = {c: pa.array(data[c], tbl.schema.field(c).type) for c in ("messages", "instruction", "response")}
+        new[args.get("column", "answered_by")] = pa.array(by, pa.string())
+        ctx.out.add_columns(src, pa.table(new), drop=drop or None)
+
+
+def plan_rows(convs: list[list[dict]], turn_lists, replace: bool, system: str | None, turns_col: str | None):
+    """Per row to answer: (the conversation before the first turn to answer, the user turns to
+    answer in order); and the rows set aside, with why. Rows that have their answer (the last
+    turn is an assistant's, not empty) are neither, unless `replace`."""
+    plans: dict[int, tuple[list[dict], list[str]]] = {}
+    drop: dict[int, str] = {}
+    for i, msgs in enumerate(convs):
+        head = [m for m in msgs[:1] if m.get("role") == "system"] or \
+            ([{"role": "system", "content": system}] if system else [])
+        if turn_lists is not None and turn_lists[i] is not None:
+            asks = turn_lists[i]
+            if not isinstance(asks, list) or not all(isinstance(t, str) for t in asks):
+                drop[i] = f"respond: `{turns_col}` is not a list of texts"
+                continue
+            if not asks:
+                drop[i] = f"respond: `{turns_col}` holds no turn to answer"
+                continue
+            if _answered(msgs) and not replace and _user_texts(msgs) == asks:
+                continue
+            plans[i] = (head, list(asks))
+            continue
+        last_user = max((j for j, m in enumerate(msgs) if m.get("role") == "user"), default=None)
+        if last_user is None:
+            drop[i] = "respond: no user turn to answer"
+            continue
+        if _answered(msgs) and not replace:
+            continue
+        before = [m for m in msgs[:last_user] if m.get("role") != "system"]
+        plans[i] = (head + [{"role": m["role"], "content": m.get("content") or ""} for m in before],
+                    [msgs[last_user].get("content") or ""])
+    return plans, drop
+
+
+def _values(col) -> list:
+    """A column's values; a JSON column's (its values' types differ from row to row) parsed."""
+    import json
+    vals = col.to_pylist()
+    if isinstance(col.type, pa.JsonType):
+        return [None if v is None else json.loads(v) for v in vals]
+    return vals
+
+
+def _answered(msgs: list[dict]) -> bool:
+    return bool(msgs) and msgs[-1].get("role") == "assistant" and bool((msgs[-1].get("content") or "").strip())
+
+
+def _user_texts(msgs: list[dict]) -> list[str]:
+    return [m.get("content") or "" for m in msgs if m.get("role") == "user"]
+
+
+class Answerer:
+    """The rounds of generation: round k answers the k-th turn of every plan that has one, in one
+    batched call to the model (the runtime batches and caches)."""
+
+    def __init__(self, rt, model, args: dict, progress):
+        self.rt, self.model, self.progress = rt, model, progress
+        self.mnt = args.get("max_new_tokens", 512)
+        self.temperature, self.seed = args.get("temperature", 0.0), args.get("seed", 0)
+        self.keep_cut = args.get("keep_truncated", False)
+        ctx_len = rt.context_length(model)
+        # what the backend leaves the prompt (runtime/hf.py `generate_batch`): a longer one is
+        # cut, and the answer gets the rest of the context at most
+        self.room = None if not ctx_len else max(ctx_len // 2, ctx_len - self.mnt)
+        self.cut_at = self.mnt if not ctx_len else min(self.mnt, ctx_len - self.room)
+        self.ctx_len = ctx_len
+
+    def run(self, plans: dict, drop: dict) -> dict[int, list[dict]]:
+        convs = {i: list(head) for i, (head, _) in plans.items()}
+        live = sorted(plans)
+        k = 0
+        while live:
+            asks = [(i, plans[i][1][k]) for i in live]
+            for i, text in asks:
+                convs[i].append({"role": "user", "content": text})
+            prompts = [self.rt.chat_turns(self.model, convs[i]) for i, _ in asks]
+            fits = self._fits(prompts)
+            todo = [j for j, ok in enumerate(fits) if ok is True]
+            for j, ok in enumerate(fits):
+                if ok is not True:
+                    drop[asks[j][0]] = f"respond: {_nth(k, plans[asks[j][0]][1])}the prompt is {ok}"
+            outs = self.rt.generate(self.model, [prompts[j] for j in todo], max_new_tokens=self.mnt,
+                                    temperature=self.temperature, seed=self.seed, progress=self.progress)
+            for j, out in zip(todo, outs):
+                i, text = asks[j][0], out[0].strip()
+                why = None
+                if not text:
+                    why = "the model wrote an empty answer"
+                elif not self.keep_cut and self.rt.count_tokens(self.model, out[0]) >= self.cut_at:
+                    why = (f"the answer was cut off at {self.cut_at} tokens (raise max_new_tokens, or keep_truncated=true)"
+                           if self.cut_at == self.mnt else
+                           f"the answer was cut off at {self.cut_at} tokens, what the model's context of {self.ctx_len} "
+                           f"leaves (keep_truncated=true keeps it)")
+                if why:
+                    drop[i] = f"respond: {_nth(k, plans[i][1])}{why}"
+                else:
+                    convs[i].append({"role": "assistant", "content": text})
+            k += 1
+            live = [i for i in live if i not in drop and len(plans[i][1]) > k]
+        return {i: c for i, c in convs.items() if i not in drop}
+
+    def _fits(self, prompts: list) -> list:
+        """True for each prompt that leaves room for the answer, else why not."""
+        if self.room is None:
+            return [True] * len(prompts)
+        # an endpoint's turns (no local template): the words of every turn
+        counts = self.rt.token_counts(self.model, [p.messages() if hasattr(p, "messages") else p for p in prompts])
+        return [True if n <= self.room else
+                f"{n} tokens: with max_new_tokens={self.mnt} it does not fit the model's context of {self.ctx_len}"
+                for n in counts]
+
+
+def _nth(k: int, asks: list) -> str:
+    return f"turn {k + 1} of {len(asks)}: " if len(asks) > 1 else ""
+
+
+OP = Respond()

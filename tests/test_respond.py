@@ -1,0 +1,121 @@
+"""`respond`: rows answered by an LM, checked against the model itself (a tiny llama built here,
+with a chat template): each answer is what `generate` gives for the conversation rendered by the
+template, multi-turn rows are answered turn by turn with the earlier answers in the prompt, and
+every row not answered is either left as it was or set aside with its reason."""
+from __future__ import annotations
+
+import pytest
+
+from recipe.api import load
+from recipe.ops.respond import plan_rows
+from recipe.runtime.backends import Chat, cache_item
+
+from conftest import read_jsonl, tiny_chat_lm, write_jsonl
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lm") / "lm"
+    model, tok = tiny_chat_lm(path)
+    return path, model, tok
+
+
+def direct(tiny, turns, max_new_tokens):
+    """What the model writes after the template's rendering of `turns`, greedy."""
+    import torch
+    _, model, tok = tiny
+    text = tok.apply_chat_template(turns, tokenize=False, add_generation_prompt=True)
+    ids = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    with torch.inference_mode():
+        out = model.generate(ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+    return tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
+
+
+def run(tmp_path, tiny, rows, steps: str, fmt="alpaca"):
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    f = tmp_path / "r.recipe"
+    f.write_text(f'recipe r\nmodel lm = causal_lm("{tiny[0]}", dtype="fp32")\n'
+                 f'source raw = read("{data}", format="{fmt}")\n{steps}')
+    res = load(str(f)).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    aside = {a["_id"]: a["reason"] for a in read_jsonl(tmp_path / "o" / "set_aside.jsonl")}
+    return res, aside
+
+
+def test_unanswered_rows_get_the_models_answer_and_answered_rows_stay(tmp_path, tiny):
+    rows = [{"instruction": "w1 w2 w3", "input": "", "output": ""},
+            {"instruction": "w4 w5", "input": "w6", "output": ""},
+            {"instruction": "w7 w8", "input": "", "output": "w9 w10 w11"}]
+    res, aside = run(tmp_path, tiny, rows, 'a = raw | respond(model=lm, max_new_tokens=6, keep_truncated=true)\n'
+                                           'write a to "a.jsonl"\n')
+    out = read_jsonl(tmp_path / "o" / "a.jsonl")
+    assert aside == {} and [r["answered_by"] for r in out] == ["lm", "lm", None]
+    for r in out[:2]:
+        user = r["messages"][0]
+        assert r["messages"][1] == {"role": "assistant", "content": direct(tiny, [user], 6)} and r["response"]
+        assert r["response"] == r["messages"][1]["content"] and len(r["messages"]) == 2
+    assert out[1]["messages"][0]["content"] == "w4 w5\n\nw6"  # the input is part of the question
+    assert out[2]["response"] == "w9 w10 w11"
+    node = next(n for n in res.manifest["nodes"] if n["name"] == "a")
+    assert node["stats"]["answered"] == 2 and node["stats"]["left as they were"] == 1
+
+
+def test_replace_answers_again_and_a_system_prompt_is_written_with_the_turns(tmp_path, tiny):
+    rows = [{"instruction": "w7 w8", "input": "", "output": "w9 w10 w11"}]
+    run(tmp_path, tiny, rows, 'a = raw | respond(model=lm, replace=true, system="w30 w31", max_new_tokens=5, '
+                              'keep_truncated=true)\nwrite a to "a.jsonl"\n')
+    (r,) = read_jsonl(tmp_path / "o" / "a.jsonl")
+    turns = [{"role": "system", "content": "w30 w31"}, {"role": "user", "content": "w7 w8"}]
+    assert r["messages"] == turns + [{"role": "assistant", "content": direct(tiny, turns, 5)}]
+    assert r["response"] != "w9 w10 w11" and r["answered_by"] == "lm"
+
+
+def test_turns_are_answered_in_order_with_the_earlier_answers_in_the_prompt(tmp_path, tiny):
+    rows = [{"turns": ["w1 w2", "w3 w4", "w5"]}, {"turns": ["w6 w7"]}, {"turns": []}, {"turns": "w8"}]
+    res, aside = run(tmp_path, tiny, rows, 'a = raw | respond(model=lm, turns=turns, max_new_tokens=4, '
+                                           'keep_truncated=true)\nwrite a to "a.jsonl"\n', fmt="raw")
+    out = {r["_id"]: r for r in read_jsonl(tmp_path / "o" / "a.jsonl")}
+    conv: list[dict] = []
+    for q in rows[0]["turns"]:
+        conv.append({"role": "user", "content": q})
+        conv.append({"role": "assistant", "content": direct(tiny, conv, 4)})
+    assert out["raw:0"]["messages"] == conv
+    assert out["raw:0"]["instruction"] == "w1 w2" and out["raw:0"]["response"] == conv[1]["content"]
+    assert len(out["raw:1"]["messages"]) == 2
+    assert aside == {"raw:2": "respond: `turns` holds no turn to answer",
+                     "raw:3": "respond: `turns` is not a list of texts"}
+    node = next(n for n in res.manifest["nodes"] if n["name"] == "a")
+    assert node["rows_in"] == node["rows_out"] + node["rows_set_aside"] == 4
+
+
+def test_cut_off_answers_and_prompts_too_long_for_the_context_are_set_aside(tmp_path, tiny):
+    # the model's context is 64 tokens: with max_new_tokens=8 a prompt may take 56
+    long = " ".join(f"w{i % 40}" for i in range(60))
+    rows = [{"instruction": q, "input": "", "output": ""} for q in ("w7 w8", "w20 w21", long)]
+    res, aside = run(tmp_path, tiny, rows, 'a = raw | respond(model=lm, max_new_tokens=8)\nwrite a to "a.jsonl"\n')
+    cut, done = (direct(tiny, [{"role": "user", "content": q}], 8) for q in ("w7 w8", "w20 w21"))
+    assert len(cut.split()) == 8 and len(done.split()) < 8  # this seed's model: all 8 tokens, and fewer
+    assert aside == {"raw:0": "respond: the answer was cut off at 8 tokens (raise max_new_tokens, or keep_truncated=true)",
+                     "raw:2": "respond: the prompt is 62 tokens: with max_new_tokens=8 it does not fit the model's "
+                              "context of 64"}
+    assert [r["response"] for r in read_jsonl(tmp_path / "o" / "a.jsonl")] == [done]
+
+
+def test_plan_rows_answers_what_has_no_answer():
+    u = lambda t: {"role": "user", "content": t}  # noqa: E731
+    a = lambda t: {"role": "assistant", "content": t}  # noqa: E731
+    convs = [[u("q")], [u("q"), a("")], [u("q"), a("x")], [a("hello")], [u("q1"), a("x"), u("q2")]]
+    plans, drop = plan_rows(convs, None, False, None, None)
+    assert plans == {0: ([], ["q"]), 1: ([], ["q"]), 4: ([u("q1"), a("x")], ["q2"])}
+    assert drop == {3: "respond: no user turn to answer"}
+    plans, _ = plan_rows(convs, None, True, "be brief", None)
+    assert plans[2] == ([{"role": "system", "content": "be brief"}], ["q"])
+
+
+def test_an_endpoint_gets_the_turns_and_keys_them_apart():
+    c = Chat.of([{"role": "system", "content": "s"}, {"role": "user", "content": "q1"},
+                 {"role": "assistant", "content": "a1"}, {"role": "user", "content": "q2"}])
+    assert str(c) == "q2" and c.messages() == [{"role": "system", "content": "s"}, {"role": "user", "content": "q1"},
+                                               {"role": "assistant", "content": "a1"}, {"role": "user", "content": "q2"}]
+    assert cache_item(c) != cache_item(Chat("q2", "s"))
+    assert cache_item(Chat("q2", "s")) == ["chat", "q2", "s"]  # a single turn keys as it always did
+    import pickle
+    assert pickle.loads(pickle.dumps(c)).messages() == c.messages()
