@@ -345,3 +345,32 @@ def test_respond_answers_questions_turn_by_turn_with_smollm2(tmp_path, model_cac
     by_q = {conv[0]["value"]: conv for conv in out}
     assert "Paris" in by_q["What is the capital of France?"][1]["value"]
     assert "51" in by_q["What is 17 multiplied by 3?"][1]["value"]
+
+
+@pytest.mark.slow
+def test_self_instruct_bootstraps_novel_instructions_with_smollm2(tmp_path, model_cache):
+    """SmolLM2 continues the published prompt; what it writes is kept only past the paper's
+    filters, and every candidate is accounted for."""
+    from rouge_score import rouge_scorer
+    from recipe.ops.self_instruct import unusable
+    seeds = ["Give three tips for staying healthy.", "What is the capital of Peru?",
+             "Rewrite the sentence in the passive voice.", "Summarise the paragraph in one sentence.",
+             "Classify the animal as a mammal, bird or fish.", "Suggest a name for a bakery that sells bagels.",
+             "Explain why the sky looks blue during the day.", "List four uses for a paperclip."]
+    data = write_jsonl(tmp_path / "s.jsonl", [{"instruction": s, "input": "", "output": ""} for s in seeds])
+    res = run(f'''recipe t
+model lm = causal_lm("builtin:smollm2")
+source seeds = read("{data}")
+grown = seeds | self_instruct(model=lm, n=3, prompts_per_round=2, max_new_tokens=120, max_rounds=2)
+write grown to "g.jsonl"
+''', tmp_path, model_cache)
+    node = next(n for n in res.manifest["nodes"] if n["name"] == "grown")
+    new = read_jsonl(tmp_path / "o" / "g.jsonl")[len(seeds):]
+    assert node["rows_in"] + node["rows_created"] == node["rows_out"] + node["rows_set_aside"]
+    assert 1 <= len(new) <= 3 and node["stats"]["made"] == len(new)
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    pool = list(seeds)
+    for r in new:
+        assert unusable(r["instruction"]) is None
+        assert max(scorer.score(p, r["instruction"])["rougeL"].fmeasure for p in pool) <= 0.7
+        pool.append(r["instruction"])

@@ -518,3 +518,19 @@ def test_answers_are_the_same_on_both_engines(tmp_path, monkeypatch):
     assert counts(res["ray"].manifest) == counts(res["duckdb"].manifest)
     node = {n["name"]: n for n in res["ray"].manifest["nodes"]}
     assert node["b"]["rows_out"] == 9 and 0 < node["a"]["rows_set_aside"] < 10
+
+
+def test_bootstrapped_instructions_are_the_same_on_both_engines(tmp_path):
+    """`self_instruct` (a global step creating rows) through a server on both engines."""
+    import task_server
+    srv, url = task_server.start()
+    try:
+        data = write_jsonl(tmp_path / "d.jsonl", alpaca_rows(12))
+        r = load(f'recipe r\nmodel lm = causal_lm("openai:{url}#toy")\nsource raw = read("{data}")\n'
+                 'g = raw | self_instruct(model=lm, n=6, prompts_per_round=2, per_prompt=5)\nwrite g to "g.jsonl"\n')
+        res = both(r, tmp_path)
+        assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
+        assert counts(res["ray"].manifest) == counts(res["duckdb"].manifest)
+        assert res["ray"].manifest["nodes"][-1]["stats"]["made"] == 6
+    finally:
+        srv.shutdown()

@@ -1,0 +1,234 @@
+"""self_instruct: new instructions bootstrapped from the input rows' instructions by an LM, as
+Self-Instruct (Wang et al. 2023, `bootstrap_instructions.py`) and Stanford Alpaca made theirs.
+
+Each prompt lists `per_prompt` example tasks, `from_made` of them drawn from the instructions
+made so far (when there are any) and the rest from the input rows, in a seeded random order,
+and asks for more ("Come up with a series of tasks:" and the next number: the published prompt,
+continued as plain text; `prompt="chat"` puts it in the model's chat template for a model that
+only follows chats). The numbered tasks the model writes are taken up to a blank line (the
+paper's stop sequence); the last one is dropped when the answer reached `max_new_tokens` (it
+may be cut mid-sentence). Each candidate is then kept or set aside, in order, by the paper's
+filters: more than 3 and at most 150 words; none of its words for what a language model cannot
+do (image, graph, picture, file, map, draw, plot, go to, and their plurals); not starting with
+"Write a program", punctuation or a non-ASCII character; and ROUGE-L F1 at most `max_similarity`
+with every instruction in the pool (the input rows' and those kept so far; rouge-score's, with
+an exact shortcut in algorithms/rouge_pool.py). The paper also capitalised each candidate
+(lower-casing the rest of it); here only the first letter is raised.
+
+Rounds of `prompts_per_round` prompts run until `n` instructions are made, `max_rounds` pass,
+or three rounds in a row make none. The input rows come out first, unchanged; new rows follow,
+instruction-only (answer them with `respond`), with `_parents` (the example tasks of their
+prompt). Candidates set aside are created rows set aside with their reason, so accounting is
+exact. Memory: the rows of one node and the pool's token counts.
+"""
+from __future__ import annotations
+
+import re
+import string
+
+import numpy as np
+import pyarrow as pa
+
+from .base import Op, P
+from ._common import fetch_rows, set_aside, write_rows
+
+PARENTS = pa.field("_parents", pa.list_(pa.string()))
+HEADER = "Come up with a series of tasks:\n"
+# Self-Instruct's keyword filter: things a language model cannot see, make or do
+CANNOT = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps", "draw",
+          "plot", "go to")
+_ITEM = re.compile(r"(?:^|\n)[ \t]*(?:task[ \t]*)?\d+[ \t]*[.):][ \t]*", re.I)
+STALL_ROUNDS = 3
+
+
+def encode_prompt(tasks: list[str]) -> str:
+    """The published prompt: the tasks numbered, then the next number for the model to go on."""
+    lines = "".join(f"{i + 1}. {_one_line(t)}\n" for i, t in enumerate(tasks))
+    return f"{HEADER}{lines}{len(tasks) + 1}."
+
+
+def _one_line(task: str) -> str:
+    return re.sub(r"\s+", " ", task).strip().rstrip(":")
+
+
+def parse_tasks(text: str, continued: bool, cut: bool) -> list[str]:
+    """The tasks in a model's answer: numbered items up to the first blank line; with
+    `continued` (a plain-text prompt that ended in the next number) the text before the first
+    number is a task too; with `cut` (the answer reached max_new_tokens) the last is dropped."""
+    text = text.split("\n\n", 1)[0] if continued else _first_list(text)
+    parts = _ITEM.split(text)
+    items = parts if continued else parts[1:]
+    items = [re.sub(r"\s+", " ", t).strip() for t in items]
+    if cut and items:
+        items = items[:-1]
+    return [t for t in items if t]
+
+
+def _first_list(text: str) -> str:
+    """A chat answer's numbered list: from its first item to the blank line after the list."""
+    m = _ITEM.search(text)
+    if not m:
+        return ""
+    rest = text[m.start():]
+    end = re.search(r"\n[ \t]*\n(?![ \t]*(?:task[ \t]*)?\d+[ \t]*[.):])", rest, re.I)
+    return rest[:end.start()] if end else rest
+
+
+def unusable(task: str) -> tuple[str, str] | None:
+    """(filter, why) when one of Self-Instruct's filters drops a candidate, else None."""
+    words = len(task.split())
+    if words <= 3 or words > 150:
+        return "length", f"{words} words (more than 3 and at most 150 needed)"
+    low = task.lower()
+    for w in CANNOT:
+        if re.search(rf"\b{re.escape(w)}\b", low):
+            return "asks for what a language model cannot do", f"asks for `{w}`, which a language model cannot see or make"
+    if task.startswith("Write a program"):
+        return "starts with `Write a program`", "starts with `Write a program` (the paper found the model adding it to other tasks)"
+    if task[0] in string.punctuation:
+        return "starts with punctuation", "starts with punctuation"
+    if not task[0].isascii():
+        return "starts with a non-ASCII character", "starts with a non-ASCII character"
+    return None
+
+
+class SelfInstruct(Op):
+    name = "self_instruct"
+    kind = "global"  # every prompt draws from all the rows and from what earlier rounds made
+    version = 1
+    doc = "Bootstrap new instructions from the rows' instructions with an LM (Self-Instruct); new rows keep _parents."
+    creates_rows = True
+    params = (
+        P("model", "model", required=True, doc="the LM that writes new tasks"),
+        P("n", "int", required=True, min=1, doc="new instructions to make"),
+        P("per_prompt", "int", default=8, min=2, max=30, doc="example tasks in each prompt"),
+        P("from_made", "int", default=2, min=0, doc="of those, how many come from the instructions made so far"),
+        P("max_similarity", "float", default=0.7, min=0.0, max=1.0,
+          doc="a task with a higher ROUGE-L F1 with any instruction in the pool is set aside"),
+        P("prompt", "str", default="raw", choices=("raw", "chat"),
+          doc="raw: the published prompt continued as text (base models); chat: in the model's chat template"),
+        P("prompts_per_round", "int", default=8, min=1, doc="prompts sent to the model together"),
+        P("max_rounds", "int", default=50, min=1, doc="rounds at most, however many were made"),
+        P("max_new_tokens", "int", default=512, min=16, doc="per answer"),
+        P("temperature", "float", default=0.7, min=0.0, max=2.0, doc="the paper's 0.7"),
+        P("seed", "int", default=0, doc="which example tasks each prompt draws, and sampling"),
+    )
+
+    def models(self, args):
+        return [args["model"]] if args.get("model") else []
+
+    def adds(self, args):
+        return ["_parents"]
+
+    def types(self, args):
+        return {"_parents": "list"}
+
+    def model_kinds(self, args):
+        return {"model": ("causal_lm",)}
+
+    def model_calls(self, args):
+        return {"model": ("generate",)}
+
+    def check(self, args):
+        if args.get("from_made", 2) >= args.get("per_prompt", 8):
+            return [("from_made", f"`from_made` must be below `per_prompt` ({args.get('per_prompt', 8)}): "
+                                  f"every prompt needs an input row's task")]
+        return []
+
+    def run(self, ctx, args, inputs):
+        from ..algorithms.rouge_pool import RougePool
+        rows, schema = fetch_rows(ctx, inputs[0])
+        seeds = [(r["_id"], r["instruction"]) for r in rows if (r.get("instruction") or "").strip()]
+        if not seeds:
+            ctx.warn("no row has an instruction to start from: nothing was made")
+            write_rows(ctx, rows, schema, [PARENTS])
+            return
+        pool = RougePool()
+        for rid, text in seeds:
+            pool.add(rid, text)
+        made, aside = Bootstrap(ctx, args, seeds, pool).run()
+        base = {k: None for k in schema.names}
+        new = [{**base, "_id": rid, "_parents": parents, "messages": [{"role": "user", "content": text}],
+                "instruction": text, "response": ""} for rid, text, parents in made]
+        write_rows(ctx, rows + new, schema, [PARENTS])
+        set_aside(ctx, aside)
+
+
+class Bootstrap:
+    """The rounds: prompts drawn, answers parsed, candidates filtered in order into the pool."""
+
+    def __init__(self, ctx, args: dict, seeds: list[tuple[str, str]], pool):
+        self.ctx, self.args, self.seeds, self.pool = ctx, args, seeds, pool
+        self.rt, self.model = ctx.runtime, ctx.models[args["model"]]
+        self.n, self.per = args["n"], args.get("per_prompt", 8)
+        self.from_made = args.get("from_made", 2)
+        self.made: list[tuple[str, str, list[str]]] = []
+        self.aside: list[tuple[str, str]] = []
+        self.why: dict[str, int] = {}
+
+    def run(self) -> tuple[list, list]:
+        a = self.args
+        mnt, chat = a.get("max_new_tokens", 512), a.get("prompt", "raw") == "chat"
+        stalled = rnd = unread = 0
+        for rnd in range(a.get("max_rounds", 50)):
+            jobs = [self._draw(rnd, k) for k in range(a.get("prompts_per_round", 8))]
+            prompts = [self.rt.chat_prompt(self.model, encode_prompt([t for _, t in tasks])) if chat
+                       else encode_prompt([t for _, t in tasks]) for tasks in jobs]
+            outs = self.rt.generate(self.model, prompts, max_new_tokens=mnt, temperature=a.get("temperature", 0.7),
+                                    seed=a.get("seed", 0), progress=self.ctx.progress)
+            before = len(self.made)
+            for tasks, out in zip(jobs, outs):
+                cut = self.rt.count_tokens(self.model, out[0]) >= mnt
+                cands = parse_tasks(out[0], not chat, cut)
+                for i, cand in enumerate(cands):
+                    if len(self.made) >= self.n:
+                        unread += len(cands) - i
+                        break
+                    self._consider(cand[0].upper() + cand[1:], [rid for rid, _ in tasks])
+            stalled = stalled + 1 if len(self.made) == before else 0
+            if len(self.made) >= self.n or stalled >= STALL_ROUNDS:
+                break
+        info = {"made": len(self.made), "rounds": rnd + 1, "candidates set aside": len(self.aside)}
+        if self.why:
+            info["set aside for"] = dict(sorted(self.why.items(), key=lambda kv: -kv[1]))
+        if unread:
+            info["candidates not needed"] = unread
+        self.ctx.info.update(info)
+        if len(self.made) < self.n:
+            self.ctx.warn(f"made {len(self.made)} of n={self.n} new instructions in {rnd + 1} rounds"
+                          + (f" ({STALL_ROUNDS} rounds in a row made none)" if stalled >= STALL_ROUNDS else "")
+                          + ": raise max_rounds, or see the reasons in set_aside.jsonl")
+        return self.made, self.aside
+
+    def _draw(self, rnd: int, k: int) -> list[tuple[str, str]]:
+        """A prompt's example tasks: `from_made` made ones (as many as there are), the rest
+        from the input rows, in a seeded random order."""
+        rng = np.random.default_rng([self.args.get("seed", 0), rnd, k])
+        m = min(self.from_made, len(self.made))
+        mine = [self.made[i][:2] for i in sorted(rng.choice(len(self.made), m, replace=False))] if m else []
+        s = min(self.per - m, len(self.seeds))
+        theirs = [self.seeds[i] for i in sorted(rng.choice(len(self.seeds), s, replace=False))]
+        tasks = mine + theirs
+        return [tasks[i] for i in rng.permutation(len(tasks))]
+
+    def _consider(self, task: str, parents: list[str]) -> None:
+        rid = f"{self.ctx.step.split('/')[0]}+self_instruct{len(self.made) + len(self.aside) + 1}"
+        bad = unusable(task)
+        if bad is None:
+            limit = self.args.get("max_similarity", 0.7)
+            hit = self.pool.most_similar(task, limit)
+            if hit:
+                bad = "too similar", f"ROUGE-L {hit[1]:.2f} with `{hit[0]}` (max_similarity {limit:g})"
+        if bad:
+            self.aside.append((rid, f"self_instruct: {bad[1]}: {_short(task)}"))
+            self.why[bad[0]] = self.why.get(bad[0], 0) + 1
+            return
+        self.made.append((rid, task, parents))
+        self.pool.add(rid, task)
+
+
+def _short(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[:n - 3] + "..."
+
+
+OP = SelfInstruct()

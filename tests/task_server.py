@@ -1,0 +1,48 @@
+"""A small OpenAI-compatible server on loopback that continues Self-Instruct prompts: for a
+`/completions` prompt it writes numbered tasks, deterministic in the prompt: new tasks of
+random words, a task asking for a picture, a three-word one, a copy of the prompt's first task,
+and, after a blank line (the stop), one more that must never be read."""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+WORDS = [f"{a}{b}" for a in ("tal", "mor", "ven", "sil", "dru", "ka", "pe", "lo") for b in
+         ("ra", "nis", "to", "vel", "mu", "sa", "ko", "di", "fe", "gu")]
+
+
+def continuation(prompt: str) -> str:
+    tasks = re.findall(r"^\d+\. (.*)$", prompt, re.M)
+    rng = random.Random(hashlib.sha256(prompt.encode()).hexdigest())
+    fresh = [" ".join(rng.choice(WORDS) for _ in range(9)).capitalize() + "." for _ in range(2)]
+    n = len(tasks) + 1
+    items = [fresh[0], "Draw a picture of a tall tree.", "Name three colours.", tasks[0], fresh[1]]
+    text = " " + items[0] + "".join(f"\n{n + i}. {t}" for i, t in enumerate(items[1:], 1))
+    return text + f"\n\n{n + len(items)}. Never read: after the blank line the model stopped."
+
+
+class Handler(BaseHTTPRequestHandler):
+    prompts: list = []
+
+    def log_message(self, *a):
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        Handler.prompts.append(body["prompt"])
+        raw = json.dumps({"choices": [{"index": 0, "text": continuation(body["prompt"])}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+
+def start() -> tuple[ThreadingHTTPServer, str]:
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.server_address[1]}/v1"
