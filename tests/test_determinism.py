@@ -74,11 +74,12 @@ def test_examples_and_edits_give_the_same_bytes_on_warm_and_fresh_caches(tmp_pat
             assert warm == fresh, f"variant {i} params {prm}:\n{text}"
 
 
-LIBRARY = ["qdit", "superfiltering", "deita", "mods", "instag", "lift", "uit", "clean", "vicuna"]
+LIBRARY = ["qdit", "superfiltering", "deita", "mods", "instag", "lift", "uit", "clean", "vicuna", "self_instruct"]
 # short generations: what these tests assert does not depend on their length (each generated
 # token costs about 40 ms on this CPU in batch-invariant float32)
 SMALL = {"uit": {"n": "2", "eval_instances": "2", "max_new_tokens": "32"}, "lift": {"max_new": "2", "max_new_tokens": "48"},
-         "instag": {"max_new_tokens": "32"}}
+         "instag": {"max_new_tokens": "32"},
+         "self_instruct": {"n": "2", "prompts_per_round": "1", "task_tokens": "64", "max_rounds": "2", "max_new_tokens": "32"}}
 
 
 # Known bug (2026-12-04): in full clean-clone runs on an AMX CPU, qdit's raw:0 IFD came out

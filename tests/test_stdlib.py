@@ -12,7 +12,7 @@ from conftest import alpaca_rows, read_jsonl, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 
-EXPECTED = ["clean", "deita", "instag", "lift", "mods", "qdit", "superfiltering", "uit", "vicuna"]
+EXPECTED = ["clean", "deita", "instag", "lift", "mods", "qdit", "self_instruct", "superfiltering", "uit", "vicuna"]
 
 
 def small_input(tmp_path):
@@ -31,7 +31,9 @@ def library_params(name: str, r) -> dict:
         params["max_new"] = "4"
     if name == "vicuna":  # a context short enough that SmolLM2's template splits some rows
         params["seq_len"] = "72"
-    if name in ("uit", "instag", "lift"):  # short generations (about 40 ms a token here)
+    if name == "self_instruct":
+        params = {"n": "2", "prompts_per_round": "1", "task_tokens": "64", "max_rounds": "2"}
+    if name in ("uit", "instag", "lift", "self_instruct"):  # short generations (about 40 ms a token here)
         params["max_new_tokens"] = "48" if name == "lift" else "32"
     return params
 
