@@ -109,6 +109,9 @@ def plan_text(plan, store, fingerprints: bool = True, weights_dir=None) -> str:
     if store is not None:
         from .estimate import estimate, fmt
         costs = estimate(plan, store, weights_dir)
+    # columns as wide as the longest step name and op (a long one shifted its row's arrows)
+    nw = max([24] + [len(s.name) for s in plan.steps])
+    ow = max([10] + [len(s.op) for s in plan.steps])
     for s in plan.steps:
         status = ""
         if store is not None:
@@ -116,11 +119,11 @@ def plan_text(plan, store, fingerprints: bool = True, weights_dir=None) -> str:
             status = f"  [{step_status(store, s, weights_dir)}]"
         ins = ", ".join(s.inputs) or _shown_path(s.args.get("path", ""))
         models = f"  models: {', '.join(s.models)}" if s.models else ""
-        lines.append(f"{s.name:<24} {s.op:<10} <- {ins}{models}{status}")
+        lines.append(f"{s.name:<{nw}} {s.op:<{ow}} <- {ins}{models}{status}")
         if fingerprints:
-            lines.append(f"{'':<24} fingerprint {s.fingerprint[:16]}")
+            lines.append(f"{'':<{nw}} fingerprint {s.fingerprint[:16]}")
         if costs is not None and not costs[s.name].cached:
-            lines.append(f"{'':<24} estimate {fmt(costs[s.name])} ({costs[s.name].basis})")
+            lines.append(f"{'':<{nw}} estimate {fmt(costs[s.name])} ({costs[s.name].basis})")
     for s in plan.sinks:
         lines.append(f"write {s['name']} -> {s['path']} ({_sink_shape(s['path'], s['format'])})")
     if plan.models:

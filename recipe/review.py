@@ -149,9 +149,11 @@ def summary(changes: list[StepChange]) -> str:
 
 def as_text(changes: list[StepChange], label: str, sinks: list[str] = ()) -> str:
     lines = [f"against {label}: {summary(changes)}"]
+    nw = max([24] + [len(c.name) for c in changes])
+    ow = max([10] + [len(c.op or "") for c in changes])
     for c in changes:
         cache = f"  [{c.cache}]" if c.cache else ""
-        lines.append(f"{c.status:<10} {c.name:<24} {c.op:<10}{cache}".rstrip())
+        lines.append(f"{c.status:<10} {c.name:<{nw}} {c.op:<{ow}}{cache}".rstrip())
         lines += [f"{'':<11}{h}" for h in c.how]
         if c.estimate:
             lines.append(f"{'':<11}estimate: {c.estimate}")
