@@ -11,12 +11,19 @@ from .ir import OpCall
 from .syntax import expr_columns, field_path
 
 
+# a name row expressions read as the conversation's text where no column has it
+CONVERSATION = "conversation"
+
+
 def expression_reads(c: Checked, e, cur: dict, fields: dict) -> list[tuple]:
     """The (column, span) an expression reads that must be columns of `cur`; a dotted name
     that reads a field of a column of nested values goes into `fields` (typed as text) instead,
     and one of a column that holds no objects is E0401."""
     reads = []
     for col in expr_columns(e):
+        if col.name == CONVERSATION and CONVERSATION not in cur and "messages" in cur:
+            fields[col.name] = types.STR  # every turn as `role: content` lines (engine/sql.py)
+            continue
         got = field_path(col.name, cur)
         if got is None:
             reads.append((col.name, col.span))

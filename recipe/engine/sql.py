@@ -39,7 +39,9 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
     column that `check` saw as numbers in a source's first rows holds text when a later row
     held text (the read widens it): where a number is needed it is read as its numbers,
     null where a value is not one, so such a row is set aside rather than the run stopped."""
-    if isinstance(e, Column) and field_path(e.name, column_types or {}) is None:
+    # `conversation` where no column has that name: every turn as `role: content` lines
+    talk = "conversation" not in (column_types or {})
+    if isinstance(e, Column) and field_path(e.name, column_types or {}) is None and not (talk and e.name == "conversation"):
         return quote_ident(e.name), []  # a column as it is (a JSON column copied stays JSON)
     binds: list = []
     # a JSON column (engine/duck.table_types: `json`) is read as text, a text value as itself and
@@ -51,6 +53,8 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
     # anything else as its JSON; null where the row has no such field)
     fields = {c.name: got for c in expr_columns(e) if (got := field_path(c.name, column_types or {}))}
     types.update(dict.fromkeys(fields, STR))
+    if talk:
+        types["conversation"] = STR
     text_cols = {n for n, t in types.items() if t == STR}
     param_types = {k: of_value(v) for k, v in params.items()}
 
@@ -96,6 +100,8 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
                 raise ExprError(f"param {x.name} has no value")
             return bind(params[x.name])
         if isinstance(x, Column):
+            if talk and x.name == "conversation":
+                return CONVERSATION
             if x.name in fields:
                 base, keys = fields[x.name]
                 doc = quote_ident(base) if base in json_cols else f"to_json({quote_ident(base)})"
