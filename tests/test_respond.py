@@ -119,3 +119,50 @@ def test_an_endpoint_gets_the_turns_and_keys_them_apart():
     assert cache_item(Chat("q2", "s")) == ["chat", "q2", "s"]  # a single turn keys as it always did
     import pickle
     assert pickle.loads(pickle.dumps(c)).messages() == c.messages()
+
+
+def tiny_reward(path):
+    """A one-layer BERT reward head over the tiny LM's words, saved at `path`."""
+    import torch
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from tokenizers.processors import TemplateProcessing
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + [f"w{i}" for i in range(40)])}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tk.post_processor = TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+                                           special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]")
+    torch.manual_seed(1)
+    model = BertForSequenceClassification(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1,
+                                                     num_attention_heads=2, intermediate_size=32, num_labels=1))
+    model.save_pretrained(path)
+    fast.save_pretrained(path)
+    return model.eval(), fast
+
+
+def test_candidates_are_sampled_and_the_reward_model_picks_the_best(tmp_path, tiny):
+    import torch
+    from recipe.runtime import ModelRuntime
+    rm, rtok = tiny_reward(tmp_path / "rm")
+    rows = [{"instruction": q, "input": "", "output": ""} for q in ("w1 w2 w3", "w5 w6")]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    f = tmp_path / "r.recipe"
+    f.write_text(f'recipe r\nmodel lm = causal_lm("{tiny[0]}", dtype="fp32")\nmodel rm = reward("{tmp_path / "rm"}")\n'
+                 f'source raw = read("{data}")\n'
+                 'a = raw | respond(model=lm, candidates=4, pick=rm, temperature=1.0, seed=7, max_new_tokens=5, '
+                 'keep_truncated=true)\nwrite a to "a.jsonl"\n')
+    load(str(f)).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    out = read_jsonl(tmp_path / "o" / "a.jsonl")
+    lm = {"kind": "causal_lm", "source": str(tiny[0]), "options": {"dtype": "fp32"}, "identity": "tiny-direct"}
+    rt = ModelRuntime(tmp_path / "direct")
+    for row, r in zip(rows, out):
+        prompt = tiny[2].apply_chat_template([{"role": "user", "content": row["instruction"]}], tokenize=False,
+                                             add_generation_prompt=True)
+        cands = [c.strip() for c in rt.generate(lm, [prompt], n=4, max_new_tokens=5, temperature=1.0, seed=7)[0]]
+        assert len(set(cands)) > 1  # sampled: the candidates differ
+        with torch.no_grad():
+            rewards = [float(rm(**rtok(row["instruction"], c, return_tensors="pt")).logits[0, 0]) for c in cands]
+        best = max(range(4), key=lambda c: (rewards[c], -c))
+        assert r["response"] == cands[best] and abs(r["answer_reward"] - rewards[best]) < 1e-4

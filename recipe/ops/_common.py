@@ -80,3 +80,8 @@ def with_turn(row: dict, instruction: str, response: str) -> dict:
     """A row whose conversation is one user turn and one assistant turn."""
     return {**row, "messages": [{"role": "user", "content": instruction}, {"role": "assistant", "content": response}],
             "instruction": instruction, "response": response}
+
+
+def reward_values(logits):
+    """A reward or classifier head's score per row: its one logit, or the last label's."""
+    return (logits[:, 0] if logits.shape[1] == 1 else logits[:, -1]).tolist()

@@ -9,9 +9,14 @@ the row has no system turn of its own. With `turns=<column>` (a list of user tur
 `turns`), the conversation is built from those turns, each answered in order: round k asks the
 k-th turn of every row that has one, with the answers of the rounds before in its prompt.
 
+With `candidates=n` (sampled: `temperature` above 0) each turn gets n answers, and `pick`, a
+reward or classifier model, scores each usable one as the answer to its turn; the best is kept
+(rejection sampling, as Llama 2's and RAFT's data were made) and its reward is `answer_reward`.
+
 A row is set aside, with the reason, when it has no user turn, when its prompt leaves the model
 no room for `max_new_tokens` (the model would cut the prompt), when the model writes nothing,
-or when the answer reaches `max_new_tokens` (cut off; `keep_truncated=true` keeps it). Rows
+or when the answer reaches `max_new_tokens` (cut off; `keep_truncated=true` keeps it): with
+candidates, when none is usable. Rows
 answered get `answered_by` (the model's name in the recipe); rows left as they were, null.
 Memory: the conversations of one node.
 """
@@ -37,29 +42,41 @@ class Respond(Op):
         P("system", "str", doc="a system prompt for rows without a system turn (written into the row's turns)"),
         P("max_new_tokens", "int", default=512, min=1, doc="the longest answer; one that reaches it is cut off"),
         P("keep_truncated", "bool", default=False, doc="keep answers cut off at max_new_tokens (default: set aside)"),
+        P("candidates", "int", default=1, min=1, max=16,
+          doc="answers sampled per turn (temperature > 0); `pick` keeps the best (rejection sampling)"),
+        P("pick", "model", doc="a reward (or classifier) model scoring each candidate as the answer to its turn"),
         P("temperature", "float", default=0.0, min=0.0, max=2.0, doc="0: greedy"),
         P("seed", "int", default=0, doc="sampling seed (with temperature > 0)"),
         P("column", "str", default="answered_by", doc="the new column: the model's name on rows it answered"),
     )
 
     def adds(self, args):
-        return [args.get("column", "answered_by")]
+        return [args.get("column", "answered_by")] + (["answer_reward"] if args.get("pick") else [])
 
     def types(self, args):
-        return {args.get("column", "answered_by"): "str"}
+        return {args.get("column", "answered_by"): "str"} | ({"answer_reward": "float"} if args.get("pick") else {})
 
     def column_types(self, args):
         return {"turns": "list"}
 
     def model_kinds(self, args):
-        return {"model": ("causal_lm",)}
+        return {"model": ("causal_lm",), "pick": ("reward", "classifier")}
 
     def model_calls(self, args):
-        return {"model": ("generate",)}
+        return {"model": ("generate",), "pick": ("classify",)}
 
     def check(self, args):
         if args.get("system") is not None and not str(args["system"]).strip():
             return [("system", "`system` is empty: leave it out for no system prompt")]
+        n = args.get("candidates", 1)
+        if isinstance(n, int) and n > 1 and not args.get("pick"):
+            return [("candidates", f"{n} candidates need `pick=<reward model>` to choose among them")]
+        if args.get("pick") and not (isinstance(n, int) and n > 1):
+            return [("pick", "`pick` chooses among candidates: give `candidates=` 2 or more")]
+        t = args.get("temperature", 0.0)
+        if isinstance(n, int) and n > 1 and isinstance(t, (int, float)) and t == 0:
+            return [("candidates", "at temperature 0 every candidate is the same greedy answer: give `temperature=` "
+                                   "above 0 (0.7, say)")]
         return []
 
     def run(self, ctx, args, inputs):
@@ -73,7 +90,8 @@ class Respond(Op):
         convs = [list(m or []) for m in tbl.column("messages").to_pylist()]
         plans, drop = plan_rows(convs, _values(tbl.column(args["turns"])) if args.get("turns") else None,
                                 args.get("replace", False), args.get("system"), args.get("turns"))
-        answered = Answerer(rt, model, args, ctx.progress).run(plans, drop)
+        answerer = Answerer(rt, model, args, ctx.progress, ctx.models[args["pick"]] if args.get("pick") else None)
+        answered = answerer.run(plans, drop)
         data = {c: tbl.column(c).to_pylist() for c in cols}
         by = [None] * tbl.num_rows
         for i, msgs in answered.items():
@@ -86,6 +104,9 @@ class Respond(Op):
                                                if not drop and not args.get("replace") else ""))
         new = {c: pa.array(data[c], tbl.schema.field(c).type) for c in ("messages", "instruction", "response")}
         new[args.get("column", "answered_by")] = pa.array(by, pa.string())
+        if args.get("pick"):
+            new["answer_reward"] = pa.array([answerer.rewards.get(i) if i in answered else None
+                                             for i in range(tbl.num_rows)], pa.float64())
         ctx.out.add_columns(src, pa.table(new), drop=drop or None)
 
 
@@ -141,11 +162,13 @@ def _user_texts(msgs: list[dict]) -> list[str]:
 
 class Answerer:
     """The rounds of generation: round k answers the k-th turn of every plan that has one, in one
-    batched call to the model (the runtime batches and caches)."""
+    batched call to the model (the runtime batches and caches); with `candidates`, each turn's
+    usable answers are scored by `pick` in one call and the best is kept."""
 
-    def __init__(self, rt, model, args: dict, progress):
-        self.rt, self.model, self.progress = rt, model, progress
+    def __init__(self, rt, model, args: dict, progress, pick=None):
+        self.rt, self.model, self.progress, self.pick = rt, model, progress, pick
         self.mnt = args.get("max_new_tokens", 512)
+        self.n = args.get("candidates", 1)
         self.temperature, self.seed = args.get("temperature", 0.0), args.get("seed", 0)
         self.keep_cut = args.get("keep_truncated", False)
         ctx_len = rt.context_length(model)
@@ -154,6 +177,7 @@ class Answerer:
         self.room = None if not ctx_len else max(ctx_len // 2, ctx_len - self.mnt)
         self.cut_at = self.mnt if not ctx_len else min(self.mnt, ctx_len - self.room)
         self.ctx_len = ctx_len
+        self.rewards: dict[int, float] = {}  # row -> the reward of its last kept answer
 
     def run(self, plans: dict, drop: dict) -> dict[int, list[dict]]:
         convs = {i: list(head) for i, (head, _) in plans.items()}
@@ -169,25 +193,52 @@ class Answerer:
             for j, ok in enumerate(fits):
                 if ok is not True:
                     drop[asks[j][0]] = f"respond: {_nth(k, plans[asks[j][0]][1])}the prompt is {ok}"
-            outs = self.rt.generate(self.model, [prompts[j] for j in todo], max_new_tokens=self.mnt,
+            outs = self.rt.generate(self.model, [prompts[j] for j in todo], n=self.n, max_new_tokens=self.mnt,
                                     temperature=self.temperature, seed=self.seed, progress=self.progress)
+            usable = {}  # row -> its usable answers, in the order generated
             for j, out in zip(todo, outs):
-                i, text = asks[j][0], out[0].strip()
-                why = None
-                if not text:
-                    why = "the model wrote an empty answer"
-                elif not self.keep_cut and self.rt.count_tokens(self.model, out[0]) >= self.cut_at:
-                    why = (f"the answer was cut off at {self.cut_at} tokens (raise max_new_tokens, or keep_truncated=true)"
-                           if self.cut_at == self.mnt else
-                           f"the answer was cut off at {self.cut_at} tokens, what the model's context of {self.ctx_len} "
-                           f"leaves (keep_truncated=true keeps it)")
-                if why:
-                    drop[i] = f"respond: {_nth(k, plans[i][1])}{why}"
-                else:
-                    convs[i].append({"role": "assistant", "content": text})
+                i = asks[j][0]
+                verdicts = [self._why(t) for t in out]
+                usable[i] = [t.strip() for t, why in zip(out, verdicts) if why is None]
+                if not usable[i]:
+                    drop[i] = f"respond: {_nth(k, plans[i][1])}{verdicts[0]}" + (
+                        f" (and the other {self.n - 1} candidates were unusable too)" if self.n > 1 else "")
+            for i, answer in self._chosen(usable, convs).items():
+                convs[i].append({"role": "assistant", "content": answer})
             k += 1
             live = [i for i in live if i not in drop and len(plans[i][1]) > k]
         return {i: c for i, c in convs.items() if i not in drop}
+
+    def _why(self, text: str) -> str | None:
+        """Why an answer is unusable (empty, cut off), or None."""
+        if not text.strip():
+            return "the model wrote an empty answer"
+        if not self.keep_cut and self.rt.count_tokens(self.model, text) >= self.cut_at:
+            return (f"the answer was cut off at {self.cut_at} tokens (raise max_new_tokens, or keep_truncated=true)"
+                    if self.cut_at == self.mnt else
+                    f"the answer was cut off at {self.cut_at} tokens, what the model's context of {self.ctx_len} "
+                    f"leaves (keep_truncated=true keeps it)")
+        return None
+
+    def _chosen(self, usable: dict, convs: dict) -> dict[int, str]:
+        """Each row's answer: its first usable one, or with `pick` the one the reward model
+        scores highest as the answer to the turn (the first of equals)."""
+        rows = [i for i in usable if usable[i]]
+        if self.pick is None:
+            return {i: usable[i][0] for i in rows}
+        pairs = [(convs[i][-1]["content"], a) for i in rows for a in usable[i]]
+        if not pairs:
+            return {}
+        from ._common import reward_values
+        scores = reward_values(self.rt.classify(self.pick, [q for q, _ in pairs], [a for _, a in pairs],
+                                                progress=self.progress))
+        out, at = {}, 0
+        for i in rows:
+            mine = scores[at:at + len(usable[i])]
+            best = max(range(len(mine)), key=lambda c: (mine[c], -c))
+            out[i], self.rewards[i] = usable[i][best], float(mine[best])
+            at += len(usable[i])
+        return out
 
     def _fits(self, prompts: list) -> list:
         """True for each prompt that leaves room for the answer, else why not."""

@@ -168,8 +168,8 @@ class Score(Op):
             # expected rating under the renormalised distribution over the five digits (SelectIT-style)
             p = probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)
             return (p @ np.arange(1, 6)).tolist()
-        logits = rt.classify(model, inst, resp, progress=ctx.progress)
-        return (logits[:, 0] if logits.shape[1] == 1 else logits[:, -1]).tolist()
+        from ._common import reward_values
+        return reward_values(rt.classify(model, inst, resp, progress=ctx.progress))
 
 
 def _describe(ctx, name: str, arr: np.ndarray) -> int:
