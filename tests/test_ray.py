@@ -503,16 +503,19 @@ def test_redacted_and_normalized_turns_are_the_same_on_both_engines(tmp_path, mo
 def test_answers_are_the_same_on_both_engines(tmp_path, monkeypatch):
     """`respond` on Ray: prompts sharded over two model actors, rounds of turns, rows set aside
     (a cut-off answer, a prompt too long) as on the DuckDB engine."""
-    from conftest import tiny_chat_lm
+    from conftest import tiny_chat_lm, tiny_reward
     tiny_chat_lm(tmp_path / "lm")
+    tiny_reward(tmp_path / "rm")
     long = " ".join(f"w{i % 40}" for i in range(60))
     rows = [{"turns": [f"w{i} w{i + 1}", f"w{i + 2}"] if i % 3 else [f"w{i}"]} for i in range(9)] + [{"turns": [long]}]
     data = write_jsonl(tmp_path / "d.jsonl", rows)
     f = tmp_path / "r.recipe"
-    f.write_text(f'recipe r\nmodel lm = causal_lm("{tmp_path / "lm"}", dtype="fp32")\nsource raw = read("{data}")\n'
+    f.write_text(f'recipe r\nmodel lm = causal_lm("{tmp_path / "lm"}", dtype="fp32")\nmodel rm = reward("{tmp_path / "rm"}")\n'
+                 f'source raw = read("{data}")\n'
                  'a = raw | respond(model=lm, turns=turns, max_new_tokens=6)\n'
                  'b = raw | respond(model=lm, turns=turns, max_new_tokens=6, keep_truncated=true)\n'
-                 'write a to "a.jsonl"\nwrite b to "b.jsonl"\n')
+                 'c = raw | respond(model=lm, turns=turns, max_new_tokens=6, keep_truncated=true, candidates=3, pick=rm, '
+                 'temperature=1.0)\nwrite a to "a.jsonl"\nwrite b to "b.jsonl"\nwrite c to "c.jsonl"\n')
     res = both(load(str(f)), tmp_path)
     assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
     assert counts(res["ray"].manifest) == counts(res["duckdb"].manifest)

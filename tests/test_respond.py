@@ -10,7 +10,7 @@ from recipe.api import load
 from recipe.ops.respond import plan_rows
 from recipe.runtime.backends import Chat, cache_item
 
-from conftest import read_jsonl, tiny_chat_lm, write_jsonl
+from conftest import read_jsonl, tiny_chat_lm, tiny_reward, write_jsonl
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
@@ -119,27 +119,6 @@ def test_an_endpoint_gets_the_turns_and_keys_them_apart():
     assert cache_item(Chat("q2", "s")) == ["chat", "q2", "s"]  # a single turn keys as it always did
     import pickle
     assert pickle.loads(pickle.dumps(c)).messages() == c.messages()
-
-
-def tiny_reward(path):
-    """A one-layer BERT reward head over the tiny LM's words, saved at `path`."""
-    import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from tokenizers.processors import TemplateProcessing
-    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
-    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + [f"w{i}" for i in range(40)])}
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    tk.post_processor = TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
-                                           special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
-                                   sep_token="[SEP]")
-    torch.manual_seed(1)
-    model = BertForSequenceClassification(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1,
-                                                     num_attention_heads=2, intermediate_size=32, num_labels=1))
-    model.save_pretrained(path)
-    fast.save_pretrained(path)
-    return model.eval(), fast
 
 
 def test_candidates_are_sampled_and_the_reward_model_picks_the_best(tmp_path, tiny):
