@@ -49,6 +49,7 @@ class Handler(BaseHTTPRequestHandler):
                                     {"token": "x", "logprob": -3.0}]}]}}]}
         else:
             Handler.calls.setdefault("chats", []).append(body["messages"])
+            Handler.calls["last"] = body
             msg = body["messages"][0]["content"]
             out = {"choices": [{"message": {"content": f"echo {msg} #{i}"}} for i in range(body.get("n", 1))]}
         raw = json.dumps(out).encode()
@@ -118,6 +119,13 @@ def test_respond_sends_an_endpoint_the_conversation_so_far(server, tmp_path):
                                        {"role": "user", "content": "q two"}]]
     (row,) = read_jsonl(tmp_path / "o" / "a.jsonl")
     assert row["messages"] == Handler.calls["chats"][1] + [{"role": "assistant", "content": "echo be brief #0"}]
+
+
+def test_stop_strings_go_to_the_server_and_cut_what_comes_back(server, tmp_path):
+    rt = ModelRuntime(tmp_path)
+    lm = decl("causal_lm", server)
+    assert rt.generate(lm, [rt.chat_prompt(lm, "p1")], n=2, stop=[" #"]) == [["echo p1", "echo p1"]]
+    assert Handler.calls["last"]["stop"] == [" #"]  # a server that honours it stops there itself
 
 
 def test_unreachable_endpoint_is_a_clear_error(tmp_path):

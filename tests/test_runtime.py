@@ -1,5 +1,6 @@
 """The shared model runtime on the real offline models (slow) and on tiny models built here."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -288,3 +289,24 @@ def test_token_counts_are_the_tokenizers_own_with_the_chat_template_for_a_conver
     assert got[0] > sum(len(tok(m["content"])["input_ids"]) for m in chat)  # the template's own tokens count
     mini = runtime.model(EMB).m.model.tokenizer
     assert runtime.token_counts(EMB, ["Hello there, world."]) == [len(mini("Hello there, world.", add_special_tokens=False)["input_ids"])]
+
+
+def test_generation_stops_at_a_stop_string_with_the_text_it_would_have_had(tmp_path):
+    """A completion with `stop` is the whole completion cut before the first stop string, greedy
+    and sampled, batched with rows that go on."""
+    import sys
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import tiny_chat_lm
+    from recipe.runtime.backends import cut_at_stop
+    tiny_chat_lm(tmp_path / "lm")
+    decl = {"kind": "causal_lm", "source": str(tmp_path / "lm"), "options": {"dtype": "fp32"}, "identity": "tiny-stop"}
+    prompts = ["user w1 w2 assistant", "user w5 assistant", "user w9 w10 w11 assistant"]
+    for temperature in (0.0, 1.0):
+        full = ModelRuntime(tmp_path / "a").generate(decl, prompts, n=2, max_new_tokens=12, temperature=temperature,
+                                                     seed=3)
+        words = {w for outs in full for t in outs for w in t.split()[2:4]}  # words some rows write midway
+        stop = sorted(words)[:2]
+        cut = ModelRuntime(tmp_path / "b").generate(decl, prompts, n=2, max_new_tokens=12, temperature=temperature,
+                                                    seed=3, stop=stop)
+        assert cut == [[cut_at_stop(t, stop) for t in outs] for outs in full]
+        assert any(len(c) < len(f) for co, fo in zip(cut, full) for c, f in zip(co, fo))

@@ -5,9 +5,10 @@ Each prompt lists `per_prompt` example tasks, `from_made` of them drawn from the
 made so far (when there are any) and the rest from the input rows, in a seeded random order,
 and asks for more ("Come up with a series of tasks:" and the next number: the published prompt,
 continued as plain text; `prompt="chat"` puts it in the model's chat template for a model that
-only follows chats). The numbered tasks the model writes are taken up to a blank line (the
-paper's stop sequence); the last one is dropped when the answer reached `max_new_tokens` (it
-may be cut mid-sentence). Each candidate is then kept or set aside, in order, by the paper's
+only follows chats). Generation stops at the paper's stop sequences (a blank line, or the number
+after seven new tasks: "16." for 8 examples); the numbered tasks written before are the
+candidates, the last one dropped when the answer reached `max_new_tokens` (it may be cut
+mid-sentence). Each candidate is then kept or set aside, in order, by the paper's
 filters: more than 3 and at most 150 words; none of its words for what a language model cannot
 do (image, graph, picture, file, map, draw, plot, go to, and their plurals); not starting with
 "Write a program", punctuation or a non-ASCII character; and ROUGE-L F1 at most `max_similarity`
@@ -174,11 +175,14 @@ class Bootstrap:
             jobs = [self._draw(rnd, k) for k in range(a.get("prompts_per_round", 8))]
             prompts = [self.rt.chat_prompt(self.model, encode_prompt([t for _, t in tasks])) if chat
                        else encode_prompt([t for _, t in tasks]) for tasks in jobs]
+            # the paper's stop sequences: a blank line, or the number after seven new tasks
+            last = f"\n{self.per + 8}"
+            stop = ([last + ".", last + " ."] if chat else ["\n\n", last + ".", last + " ."])
             outs = self.rt.generate(self.model, prompts, max_new_tokens=mnt, temperature=a.get("temperature", 0.7),
-                                    seed=a.get("seed", 0), progress=self.ctx.progress)
+                                    seed=a.get("seed", 0), progress=self.ctx.progress, stop=stop)
             before = len(self.made)
             for tasks, out in zip(jobs, outs):
-                cut = self.rt.count_tokens(self.model, out[0]) >= mnt
+                cut = self.rt.count_tokens(self.model, out[0]) >= mnt  # a stopped answer is shorter
                 cands = parse_tasks(out[0], not chat, cut)
                 for i, cand in enumerate(cands):
                     if len(self.made) >= self.n:

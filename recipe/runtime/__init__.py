@@ -265,15 +265,20 @@ class ModelRuntime:
         return np.asarray(res, dtype=np.float64).reshape(len(prompts), len(choices))
 
     def generate(self, model, prompts: list[str], n: int = 1, max_new_tokens: int = 128,
-                 temperature: float = 0.0, seed: int = 0, progress=None) -> list[list[str]]:
+                 temperature: float = 0.0, seed: int = 0, progress=None, stop: list[str] | None = None) -> list[list[str]]:
         """`n` completions per prompt. Greedy when temperature is 0; with sampling, each prompt
         is generated on its own with a seed derived from (seed, prompt), so results do not
-        depend on what else is in the batch or in the cache."""
+        depend on what else is in the batch or in the cache. With `stop`, a completion ends
+        before the first of those strings it writes (generation stops there; the text is what
+        the whole completion cut there would be)."""
         decl = as_decl(model)
         args = {"n": n, "max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed}
+        extra = {}
+        if stop:  # only when given: results cached before stop strings keep their keys
+            args["stop"] = extra["stop"] = list(stop)
         return self._cached(decl, "generate", args, list(prompts),
                             lambda items, prog: self._call(decl, "generate")(items, n, max_new_tokens, temperature,
-                                                                             seed, prog), progress)
+                                                                             seed, prog, **extra), progress)
 
     def classify(self, model, texts: list[str], pairs: list[str] | None = None, progress=None) -> np.ndarray:
         """Logits of a sequence-classification (or reward) head for each text (or text pair)."""

@@ -78,7 +78,7 @@ class Chooses(Protocol):  # choice probabilities
 
 class Generates(Protocol):
     def generate(self, prompts: list[str], n: int, max_new_tokens: int, temperature: float, seed: int,
-                 progress=None) -> list[list[str]]: ...
+                 progress=None, stop: list[str] | None = None) -> list[list[str]]: ...
 
 
 class Classifies(Protocol):
@@ -139,3 +139,11 @@ def needs(backend, call: str):
         d = backend.decl
         raise UserError(f"model {d.source} ({d.kind}) cannot serve {CALL_TEXT.get(call, call)}")
     return fn
+
+
+def cut_at_stop(text: str, stop: list[str] | None) -> str:
+    """`text` up to the first of the `stop` strings in it (the strings themselves left out)."""
+    if not stop:
+        return text
+    at = min((i for i in (text.find(x) for x in stop if x) if i >= 0), default=-1)
+    return text if at < 0 else text[:at]

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..diagnostics import UserError
 from ..models import ModelDecl
-from .backends import Chat
+from .backends import Chat, cut_at_stop
 
 EMBED_BATCH = 64
 
@@ -275,10 +275,16 @@ class EndpointBackend:
             out[i][j] = math.exp(r["logprob"]) if r["tokens"] else 0.0
         return [[0.0 if x is None else x for x in v] for v in out]
 
-    def generate(self, prompts, n, max_new_tokens, temperature, seed, progress=None) -> list[list[str]]:
+    def generate(self, prompts, n, max_new_tokens, temperature, seed, progress=None, stop=None) -> list[list[str]]:
+        out = self._generate(prompts, n, max_new_tokens, temperature, seed, progress, stop)
+        return [[cut_at_stop(t, stop) for t in outs] for outs in out]
+
+    def _generate(self, prompts, n, max_new_tokens, temperature, seed, progress, stop) -> list[list[str]]:
         bodies = []
         for p in prompts:
             base = {"model": self.model, "max_tokens": max_new_tokens, "temperature": temperature, "seed": seed, "n": n}
+            if stop:
+                base["stop"] = list(stop)
             bodies.append(("/chat/completions", base | {"messages": p.messages()}) if isinstance(p, Chat)
                           else ("/completions", base | {"prompt": p}))
         out = self._by_path(prompts, bodies, lambda r: [texts_of(r)], progress)

@@ -266,7 +266,7 @@ class CausalLM:
             self.model.to(self.dtype)
 
     def generate_batch(self, prompts: list[str], max_new_tokens: int, temperature: float,
-                       n: int, seeds: list[list[int]]) -> list[list[str]]:
+                       n: int, seeds: list[list[int]], stop: list[str] | None = None) -> list[list[str]]:
         """`n` completions of each prompt. Greedy at temperature 0; else sampled, the j-th
         completion of prompt i from its own generator seeded `seeds[i][j]` (Gumbel-max: the
         argmax of logits / T plus that generator's Gumbel noise is a draw from the softmax), so
@@ -283,15 +283,35 @@ class CausalLM:
                        truncation=True, max_length=room)
         enc = {k: v.to(self.device) for k, v in enc.items()}
         kw = dict(max_new_tokens=max_new_tokens, pad_token_id=self.tok.pad_token_id, do_sample=False)
+        if stop:  # a row that writes one stops (and is padded) while the others go on
+            from transformers import StoppingCriteriaList
+            kw["stopping_criteria"] = StoppingCriteriaList([_StopStrings(self.tok, stop, enc["input_ids"].shape[1])])
         if sampled:
             from transformers import LogitsProcessorList
             kw["logits_processor"] = LogitsProcessorList([_GumbelSampler(temperature, [s for ss in seeds for s in ss])])
-        else:
-            kw["num_return_sequences"] = n
+        # greedy: one completion per prompt, the same n times (transformers refuses n > 1)
         with torch.inference_mode():
             out = self.model.generate(**enc, **kw)
         texts = self.tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        if not sampled:
+            return [[t] * n for t in texts]
         return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+
+class _StopStrings:
+    """Stops each row once its generated text holds one of the stop strings, looking at its last
+    few tokens only (a stop string of c characters spans at most c tokens). transformers' own
+    `stop_strings` reads the tokenizer's vocabulary in a way that fails for some tokenizers."""
+
+    def __init__(self, tok, stop: list[str], start: int):
+        self.tok, self.stop, self.start = tok, [x for x in stop if x], start
+        self.tail = max(len(x) for x in self.stop) + 2
+
+    def __call__(self, input_ids, scores, **kw):
+        import torch
+        new = input_ids[:, self.start:]
+        texts = self.tok.batch_decode(new[:, -self.tail:], skip_special_tokens=True)
+        return torch.tensor([any(x in t for x in self.stop) for t in texts], dtype=torch.bool, device=input_ids.device)
 
 
 class _GumbelSampler:

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..models import ModelDecl
+from .backends import cut_at_stop
 from .batching import run_batched, run_batched_apart, run_packed, token_counts
 from .cache import key
 
@@ -92,7 +93,7 @@ class LocalLM:
         return run_packed(toks, [len(t) for t in toks], min(m.max_len, PACK_ROW), self.rt._budget(self.decl, packed=True),
                           lambda rows: m.next_token_rows(rows, ids), progress)
 
-    def generate(self, prompts, n, max_new_tokens, temperature, seed, progress=None) -> list[list[str]]:
+    def generate(self, prompts, n, max_new_tokens, temperature, seed, progress=None, stop=None) -> list[list[str]]:
         m = self.m
         if self.bos:
             prompts = [m.tok.bos_token + p for p in prompts]
@@ -103,7 +104,8 @@ class LocalLM:
         budget = self.rt._budget(self.decl)
 
         def run(at: list) -> list:
-            return m.generate_batch([prompts[i] for i in at], max_new_tokens, temperature, n, [seeds[i] for i in at])
+            return m.generate_batch([prompts[i] for i in at], max_new_tokens, temperature, n, [seeds[i] for i in at],
+                                    stop)
         if not self.rt.invariant:  # a GPU: every prompt batched (sampled ones were one at a time)
             out = run_batched(list(range(len(prompts))), cost, budget, run, progress)
         elif m.fp32_fits():
@@ -121,7 +123,7 @@ class LocalLM:
                     progress(i + 1, len(prompts))
         # the prompts read and the tokens written (the models table said 0 for generation)
         self._tokens(sum(lens) + sum(len(m.encode(t)) for outs in out for t in outs))
-        return out
+        return [[cut_at_stop(t, stop) for t in outs] for outs in out]
 
 
 @contextmanager
