@@ -13,7 +13,7 @@ from .check_regex import regex_call_diagnostics
 from .check_types import tname as _tname, want_hint as _want_hint, warn_widened as _warn_widened
 from .checked import Checked, path_of, value_of as _value
 from .diagnostics import Diagnostic, Span, column_hint, did_you_mean
-from .syntax import FUNCTIONS, field_path
+from .syntax import FUNCTIONS, expr_columns, field_path
 from .ir import Arg, ListV, Lit, Node, OpCall, ParamRef, Recipe, walk
 from .ops.base import P
 from .check_models import (MODEL_KINDS, _call_text, check_model_calls, check_models, finetune_node,  # noqa: F401
@@ -349,6 +349,7 @@ def check_columns(c: Checked) -> None:
     by_name = {n.name: n for n in c.recipe.nodes}
     cols: dict[str, dict | None] = {k: (dict(v) if v is not None else None) for k, v in c.types.items()}
     ptypes = {p.name: p.type for p in c.recipe.params}
+    described: dict[str, dict] = {}  # node -> its columns that describe the text -> the call that added them
 
     def cols_of(name: str):
         if name in cols:
@@ -358,6 +359,7 @@ def check_columns(c: Checked) -> None:
             return None
         cols[name] = None  # guard while computing
         ins = [cols_of(i.name) for i in node.inputs]
+        said = {k: v for i in node.inputs for k, v in (described.get(i.name) or {}).items()}
         cur = None
         if ins and all(x is not None for x in ins):
             cur = {}
@@ -377,6 +379,7 @@ def check_columns(c: Checked) -> None:
                 cur = None
                 continue
             _check_op_columns(c, node, op, spec, args, cur, ptypes)
+            _stale_descriptions(c, op, spec, args, said, cur)
             if cur is None:
                 continue
             for r in spec.removes(args):
@@ -387,14 +390,44 @@ def check_columns(c: Checked) -> None:
                         cur[a.name] = types.expr_type(a.value, cur, ptypes)[0]
             else:
                 cur.update(spec.types(args))
+            if spec.describes_text:
+                said.update(dict.fromkeys(spec.adds(args), op))
+            elif spec.variadic == "expr":  # derive: a column computed from the text describes it
+                said.update({a.name: op for a in op.args if spec.param(a.name) is None
+                             and {x.name for x in expr_columns(a.value)} & TEXT_COLUMNS})
             cur = _joined_columns(c, op, spec, args, cur, cols_of)
         cols[name] = cur
+        described[name] = said
         return cur
 
     for n in c.recipe.nodes:
         cols_of(n.name)
         c.types[n.name] = cols.get(n.name)
         c.columns[n.name] = set(c.types[n.name]) if c.types[n.name] is not None else None
+
+
+TEXT_COLUMNS = {"messages", "instruction", "response", "conversation"}
+
+
+def _stale_descriptions(c: Checked, op: OpCall, spec, args: dict, said: dict, cur: dict | None) -> None:
+    """W0414: columns that describe the text (a score, tags, a language, a count derived from
+    it), computed before a step that cuts or rewrites the conversation, are carried unchanged
+    onto rows whose text they no longer describe."""
+    how = spec.rewrites(args)
+    if not how:
+        return
+    stale = [k for k in said if cur is None or k in cur]
+    if stale:
+        names = ", ".join(f"`{k}`" for k in stale[:4]) + (f" and {len(stale) - 4} more" if len(stale) > 4 else "")
+        first = said[stale[0]]
+        c.diagnostics.append(Diagnostic(
+            "W0414", f"{names} {'was' if len(stale) == 1 else 'were'} computed from the text before `{op.op}`, which "
+                     f"{how}: {'it is' if len(stale) == 1 else 'they are'} carried unchanged onto rows "
+                     f"whose text {'it' if len(stale) == 1 else 'they'} no longer describe{'s' if len(stale) == 1 else ''}",
+            op.span, (f"compute {'it' if len(stale) == 1 else 'them'} after `{op.op}` (`{first.op}` at line "
+                      f"{first.span.line} now)",), severity="warning"))
+    for k in stale:
+        said.pop(k)
 
 
 def _joined_columns(c: Checked, op: OpCall, spec, args: dict, cur: dict, cols_of) -> dict | None:

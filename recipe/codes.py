@@ -73,6 +73,8 @@ CODES: dict[str, Code] = {
     "W0411": Code("no template can render a row at this point",
                   "a template's fields must be columns of the rows it renders"),
     "W0412": Code("inputs hold a column as different types", "give it one type in each input first"),
+    "W0414": Code("a column describes the text before a step changes it",
+                  "compute it after that step, where it describes the rows it is written with"),
     "W0601": Code("node reaches no sink", "write it with `write NODE to \"file\"`, or remove it"),
     "W0602": Code("recipe without a sink", "a run writes only what `write` statements name"),
     "W0903": Code("every row check read of a source is set aside", "name the file's format, or check the file"),

@@ -145,3 +145,18 @@ def test_candidates_are_sampled_and_the_reward_model_picks_the_best(tmp_path, ti
             rewards = [float(rm(**rtok(row["instruction"], c, return_tensors="pt")).logits[0, 0]) for c in cands]
         best = max(range(4), key=lambda c: (rewards[c], -c))
         assert r["response"] == cands[best] and abs(r["answer_reward"] - rewards[best]) < 1e-4
+
+
+def test_check_warns_of_scores_that_a_replaced_answer_makes_stale(tmp_path):
+    """W0414: a column describing the text, computed before `respond(replace=true)`; answering
+    unanswered rows leaves what was said of their questions true (no warning)."""
+    d = write_jsonl(tmp_path / "d.jsonl", [{"instruction": "w1 w2", "output": "w3"}])
+    f = tmp_path / "r.recipe"
+    body = (f'recipe r\nmodel lm = causal_lm("builtin:smollm2")\nsource raw = read("{d}")\n'
+            'a = raw | score(metric="words", on=response) | derive(n = length(response), k = 1) | respond(model=lm{})\n'
+            'write a to "a.jsonl"\n')
+    f.write_text(body.format(", replace=true"))
+    (w,) = [x for x in load(str(f)).check().diagnostics if x.code == "W0414"]
+    assert w.severity == "warning" and w.message.startswith("`words`, `n` were computed from the text before `respond`")
+    f.write_text(body.format(""))
+    assert not [x for x in load(str(f)).check().diagnostics if x.code == "W0414"]

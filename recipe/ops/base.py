@@ -65,6 +65,14 @@ class Op:
     multi_input: bool = False             # takes its inputs as positional node names (union, mix)
     creates_rows: bool = False            # may add rows (fuse); rows_created is then > 0
     needs_models: bool = False
+    # the columns it adds describe the row's text (scores, tags, languages, counts)
+    describes_text: bool = False
+    # it cuts or rewrites the conversation, so such columns computed before it go stale
+    rewrites_turns: str = ""              # how, for the warning: "cuts each conversation into parts"
+
+    def rewrites(self, args: dict) -> str:
+        """How this call cuts or rewrites the conversations it gets ("" when it does not)."""
+        return self.rewrites_turns
 
     def kind_of(self, args: dict) -> str:
         """This call's kind (some operators are row-local for one method, global for another)."""

@@ -18,6 +18,7 @@ from ..diagnostics import UserError, did_you_mean
 class Language(Op):
     name = "language"
     kind = "map"
+    describes_text = True
     version = 1
     doc = "Identify each row's language (a language_id model); add `language` and `language_score`, keep some."
     params = (

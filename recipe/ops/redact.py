@@ -19,6 +19,7 @@ from .base import Op, P
 class Redact(Op):
     name = "redact"
     kind = "map"
+    describes_text = True
     version = 1
     doc = "Replace e-mail addresses, public IPs and secrets (and phone or card numbers) in the text, or drop such rows."
     params = (

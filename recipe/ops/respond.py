@@ -31,6 +31,9 @@ from .base import Op, P
 class Respond(Op):
     name = "respond"
     kind = "map"
+
+    def rewrites(self, args):  # answering unanswered rows leaves what was said of their questions true
+        return "writes new answers over the old ones" if args.get("replace") else ""
     version = 1
     doc = "Answer each row's last user turn with an LM (instruction-only rows; every row with replace=true)."
     params = (

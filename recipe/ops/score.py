@@ -28,6 +28,7 @@ MODEL_METRICS = ("ifd", "perplexity", "judge", "rubric", "reward")
 class Score(Op):
     name = "score"
     kind = "map"
+    describes_text = True
 
     def kind_of(self, args):
         return "relational" if args.get("metric") == "expr" else "map"

@@ -29,6 +29,7 @@ class SplitTurns(Op):
     kind = "map"
     version = 1
     creates_rows = True
+    rewrites_turns = "cuts each conversation into parts"
     doc = "Cut conversations longer than max_tokens into parts of whole exchanges that fit (FastChat's split)."
     params = (
         P("max_tokens", "int", required=True, min=1, doc="the most tokens a part may have (the training context)"),

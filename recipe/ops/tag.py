@@ -115,6 +115,7 @@ def normalise_tags(rows: list[list[str]], min_count: int = 1, stem: bool | None 
 class Tag(Op):
     name = "tag"
     kind = "map"
+    describes_text = True
 
     def kind_of(self, args):
         # counting or merging tags across rows needs them all
