@@ -366,6 +366,14 @@ def cmd_inspect(a) -> int:
     return 0
 
 
+def cmd_new(a) -> int:
+    from .starter import write_starter
+    text = write_starter(a.file, a.source, a.head, a.force)
+    sys.stdout.write(text)
+    print(f"wrote {a.file}: `recipe plan {a.file}` shows what it will do", file=sys.stderr)
+    return 0
+
+
 def sink_holds(path: Path, row: str) -> bool:
     """Whether a sink file holds the row `row` (by `_id`; a format without ids, as Alpaca's, never does)."""
     import io
@@ -476,6 +484,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pii", action="store_true", help="also the personal data and keys `redact` finds, every kind")
     p.add_argument("--repairs", action="store_true", help="also the rows `normalize()` would repair")
     p.set_defaults(fn=cmd_inspect)
+    p = sub.add_parser("new", help="a starter recipe for a data file, from what inspect finds in it")
+    p.add_argument("file", help="the recipe file to write (NAME.recipe)")
+    p.add_argument("--source", required=True, metavar="PATH", help="the data: a file, a folder or a glob")
+    p.add_argument("--head", type=_at_least(1), default=2000, metavar="N",
+                   help="inspect the first N records (default 2000)")
+    p.add_argument("--force", action="store_true", help="replace the file if it exists")
+    p.set_defaults(fn=cmd_new)
     p = sub.add_parser("card", help="a dataset card (README.md for the Hugging Face Hub) of a finished run")
     p.add_argument("--out", default="out", help="the run's --out (default: out)")
     p.add_argument("--to", metavar="FILE", help="where to write it (default: OUT/README.md)")

@@ -67,7 +67,7 @@ def case(draw):
     # sometimes a second source whose columns have types of their own, unioned or mixed in first
     other = source_rows(draw, "other") if draw(st.integers(0, 3)) == 0 else None
     start = draw(st.sampled_from(["union(raw, raw2)", "mix(raw, raw2, weights=[1, 1], seed=1)"])) if other else "raw"
-    cols = COLNAMES + CANON
+    cols = COLNAMES + CANON + ["conversation"]  # the pseudo-column: every turn as text
     ops = []
     for _ in range(draw(st.integers(1, 3))):
         c = draw(st.sampled_from(cols))

@@ -1,0 +1,103 @@
+"""`recipe new FILE --source DATA`: a starter recipe written from what `recipe inspect` finds in
+the data, each step with a comment saying why it is there (what the data holds that the step
+deals with), checked before it is written and in canonical form, for a person to edit.
+
+What it chooses: the detected format, named; `normalize()`; rows without an answer set aside
+(or, when no row has one, a `respond` step that answers them, with the built-in model); exact
+duplicates and near-duplicates of the instructions (of the whole conversation when rows have
+several turns) set aside; every turn in one language when the data mixes languages; the result
+written as JSON lines.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .diagnostics import UserError
+
+
+def starter_text(name: str, data: str, facts: dict, languages: dict | None = None, shown: str | None = None,
+                 head: int | None = None) -> str:
+    """The recipe's text for data described by `facts` (`inspect`), reading `data` (a path as the
+    recipe file should hold it; `shown`: as the user gave it)."""
+    fmt = facts["format"].split(" (")[0]
+    rows = facts["rows"]
+    texts = facts.get("texts", {})
+    resp = texts.get("response", {})
+    inst = texts.get("instruction", {})
+    turns = {int(k): v for k, v in (facts.get("turns") or {}).items()}
+    multi = sum(v for k, v in turns.items() if k > 2)
+    on = "conversation" if multi else "instruction"
+    seen_rows = f"its first {rows:,} rows" if head and rows >= head else f"{rows:,} rows"
+    lines = [f"# A starter recipe for {shown or data}: {seen_rows} read by `recipe new` ({facts['format']}).",
+             "# Each step says what it is for; remove what you do not need, then `recipe plan` it.",
+             f"recipe {name}", ""]
+    answered = rows - resp.get("empty", 0)
+    lid = bool(languages and len(languages) > 1)
+    if not answered:
+        lines.append('model lm = causal_lm("builtin:smollm2")  # answers the rows: give a stronger model here')
+    if lid:
+        lines.append('model lid = language_id("builtin:lid176")')
+    if not answered or lid:
+        lines.append("")
+    lines += [f'source raw = read("{data}", format="{fmt}")', "", "clean = raw",
+              "  | normalize()  # broken Unicode (mojibake, HTML entities) and untidy whitespace"]
+    if answered and resp.get("empty"):
+        n = resp["empty"]
+        lines.append(f"  | filter(length(response) > 0)  # {n:,} {'row has' if n == 1 else 'rows have'} no answer")
+    if lid:
+        top = max(languages, key=languages.get)
+        seen = ", ".join(f"{k} {v:,}" for k, v in sorted(languages.items(), key=lambda kv: -kv[1])[:4])
+        lines.append(f'  | language(model=lid, keep=["{top}"])  # languages found: {seen}')
+    dup = (inst.get("exact_duplicates") if on == "instruction" else None)
+    lines.append(f"  | dedupe(method=\"exact\", on={on})  # the same {_what(on)} twice"
+                 + (f": {dup:,} in the rows read" if dup else ""))
+    lines.append(f"  | dedupe(method=\"minhash\", on={on}, threshold=0.8)  # near-duplicates (Jaccard of "
+                 f"5-character shingles)")
+    if not answered:
+        cols = {c["name"]: c["type"] for c in facts.get("columns", [])}
+        if cols.get("turns") == "list of text":  # MT-Bench's layout: every user turn, answered in order
+            lines.append("  | respond(model=lm, turns=turns, max_new_tokens=512)  # no row has an answer: the model "
+                         "answers each of `turns`")
+        else:
+            lines.append("  | respond(model=lm, max_new_tokens=512)  # no row has an answer: the model writes them")
+    lines += ["", f'write clean to "{name}.jsonl"', ""]
+    return "\n".join(lines)
+
+
+def _what(on: str) -> str:
+    return "conversation" if on == "conversation" else "instruction"
+
+
+def write_starter(out: str, data: str, head: int | None = 2000, force: bool = False) -> str:
+    """Write the starter recipe for `data` to `out` (refusing to replace a file unless `force`),
+    after `check` passes it; returns the text written."""
+    from .api import load
+    from .frontend import parse_any
+    from .frontend.printer import to_text
+    from .inspect import inspect
+    target = Path(out)
+    if target.suffix not in (".recipe",):
+        raise UserError(f"{out}: a recipe file ends in .recipe")
+    if target.exists() and not force:
+        raise UserError(f"{out} exists: pick another name, or pass --force to replace it")
+    facts = inspect(data, head=head, languages=True)
+    languages = (facts.get("languages") or {}).get("counts")
+    # the path as the recipe file should hold it: relative to the folder it is written in
+    rel = os.path.relpath(Path(data).resolve(), target.resolve().parent)
+    name = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in target.stem) or "starter"
+    if name[0].isdigit():
+        name = "r_" + name
+    text = to_text(parse_any(starter_text(name, rel, facts, languages, data, head), str(target)))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    try:
+        errors = [d for d in load(str(tmp)).check().diagnostics if d.is_error]
+    finally:
+        tmp.unlink(missing_ok=True)
+    if errors:  # a bug here, not the user's: say so rather than write a recipe that fails
+        raise UserError(f"the starter recipe for {data} does not pass `check` ({errors[0].message}); "
+                        f"please report it")
+    target.write_text(text, encoding="utf-8")
+    return text

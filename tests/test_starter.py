@@ -1,0 +1,53 @@
+"""`recipe new`: a starter recipe from what `inspect` finds, checked, canonical, and runnable."""
+from __future__ import annotations
+
+import pytest
+
+from recipe.api import load
+from recipe.cli import main
+from recipe.diagnostics import UserError
+from recipe.starter import write_starter
+
+from conftest import read_jsonl, write_jsonl
+
+
+def test_a_starter_says_what_the_data_needs_and_runs(tmp_path, capsys):
+    rows = [{"instruction": f"Explain item {i % 5} in detail.", "input": "", "output": "" if i == 3 else f"Item {i}."}
+            for i in range(12)]
+    (tmp_path / "data").mkdir()
+    data = write_jsonl(tmp_path / "data" / "pool.jsonl", rows)
+    out = tmp_path / "recipes" / "pool.recipe"
+    assert main(["new", str(out), "--source", str(data)]) == 0
+    text = out.read_text()
+    assert 'source raw = read("../data/pool.jsonl", format="alpaca")' in text  # beside the recipe file
+    assert "filter(length(response) > 0)  # 1 row has no answer" in text
+    assert 'dedupe(method="exact", on=instruction)  # the same instruction twice: 7 in the rows read' in text
+    assert "respond(" not in text and "language(" not in text
+    res = load(str(out)).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    # item 3's first row had no answer: its next one is kept, after item 4's first
+    assert [r["instruction"] for r in read_jsonl(tmp_path / "o" / "pool.jsonl")] == \
+        [f"Explain item {i} in detail." for i in (0, 1, 2, 4, 3)]
+    assert main(["fmt", "--check", str(out)]) == 0  # canonical as written
+    with pytest.raises(UserError, match="exists: pick another name, or pass --force"):
+        write_starter(str(out), str(data))
+    assert res.manifest["nodes"][-1]["rows_out"] == 5
+
+
+def test_questions_without_answers_get_a_respond_step_over_their_turns(tmp_path):
+    data = write_jsonl(tmp_path / "q.jsonl", [{"question_id": i, "turns": [f"Question {i}?", "And then?"]}
+                                             for i in range(4)])
+    text = write_starter(str(tmp_path / "q.recipe"), str(data))
+    assert 'model lm = causal_lm("builtin:smollm2")' in text
+    assert "respond(model=lm, turns=turns, max_new_tokens=512)" in text and "filter(" not in text
+
+
+def test_mixed_languages_keep_the_most_common_one(tmp_path):
+    rows = [{"instruction": t, "output": a} for t, a in [
+        ("Describe the weather in London in autumn.", "It is often grey, mild and rainy."),
+        ("Name three fruits that grow on trees.", "Apples, pears and cherries."),
+        ("Explain how a bicycle gear works.", "A gear changes how far the wheel turns per pedal stroke."),
+        ("Décris le temps qu'il fait à Paris en hiver.", "Il fait souvent froid et gris.")]]
+    data = write_jsonl(tmp_path / "m.jsonl", rows)
+    text = write_starter(str(tmp_path / "m.recipe"), str(data))
+    assert 'model lid = language_id("builtin:lid176")' in text
+    assert 'language(model=lid, keep=["en"])  # languages found: en 3, fr 1' in text
