@@ -2,7 +2,9 @@
 the data, each step with a comment saying why it is there (what the data holds that the step
 deals with), checked before it is written and in canonical form, for a person to edit.
 
-What it chooses: the detected format, named; `normalize()`; rows without an answer set aside
+What it chooses: the detected format, named; `normalize()` when texts need its repairs;
+`redact()` when they hold e-mail addresses, public IPs or keys (phone and card numbers, often a
+task's own data, only named); rows without an answer set aside
 (or, when no row has one, a `respond` step that answers them, with the built-in model); exact
 duplicates and near-duplicates of the instructions (of the whole conversation when rows have
 several turns) set aside; every turn in one language when the data mixes languages; the result
@@ -33,22 +35,41 @@ def starter_text(name: str, data: str, facts: dict, languages: dict | None = Non
              "# Each step says what it is for; remove what you do not need, then `recipe plan` it.",
              f"recipe {name}", ""]
     answered = rows - resp.get("empty", 0)
-    lid = bool(languages and len(languages) > 1)
+    # a language step when other languages are more than a trace (code and names fool lid.176 now
+    # and then: Code Alpaca's snippets came out `es`, `de`, `yi`); the header names them otherwise
+    others = sum(languages.values()) - max(languages.values()) if languages else 0
+    lid = bool(languages and others >= max(1, 0.02 * rows))
+    if languages and len(languages) > 1 and not lid:
+        lines.insert(2, "# Languages in the rows read: " + _counts(languages) + " (too few others for a "
+                        "`language` step; add one to keep a single language).")
     if not answered:
         lines.append('model lm = causal_lm("builtin:smollm2")  # answers the rows: give a stronger model here')
     if lid:
         lines.append('model lid = language_id("builtin:lid176")')
     if not answered or lid:
         lines.append("")
-    lines += [f'source raw = read("{data}", format="{fmt}")', "", "clean = raw",
-              "  | normalize()  # broken Unicode (mojibake, HTML entities) and untidy whitespace"]
+    lines += [f'source raw = read("{data}", format="{fmt}")', "", "clean = raw"]
+    fixes = facts.get("repairs") or {}
+    if fixes:
+        what = {"unicode": "broken Unicode (mojibake, HTML entities, control characters)",
+                "whitespace": "untidy whitespace"}
+        lines.append("  | normalize()  # rows read with " + ", ".join(
+            f"{what.get(k, k)}: {v:,}" for k, v in sorted(fixes.items())))
+    found = (facts.get("personal_data") or {}).get("found") or {}
+    usual = {k: v for k, v in found.items() if k in ("email", "ip", "key")}
+    # phone and card numbers are often a task's own data ("validate this phone number"): named, not redacted
+    rare = ", ".join(_many(v, k) for k, v in sorted(found.items()) if k not in usual)
+    if usual:
+        lines.append("  | redact()  # found in the rows read: " + ", ".join(_many(v, k) for k, v in sorted(usual.items()))
+                     + (f"; and {rare} (kinds=[\"phone\", \"credit_card\"] would replace them too)" if rare else ""))
+    elif rare:
+        lines.insert(2, f"# Found in the rows read: {rare}; `redact(kinds=[\"phone\", \"credit_card\"])` would replace them.")
     if answered and resp.get("empty"):
         n = resp["empty"]
         lines.append(f"  | filter(length(response) > 0)  # {n:,} {'row has' if n == 1 else 'rows have'} no answer")
     if lid:
         top = max(languages, key=languages.get)
-        seen = ", ".join(f"{k} {v:,}" for k, v in sorted(languages.items(), key=lambda kv: -kv[1])[:4])
-        lines.append(f'  | language(model=lid, keep=["{top}"])  # languages found: {seen}')
+        lines.append(f'  | language(model=lid, keep=["{top}"])  # languages found: {_counts(languages)}')
     dup = (inst.get("exact_duplicates") if on == "instruction" else None)
     lines.append(f"  | dedupe(method=\"exact\", on={on})  # the same {_what(on)} twice"
                  + (f": {dup:,} in the rows read" if dup else ""))
@@ -63,6 +84,18 @@ def starter_text(name: str, data: str, facts: dict, languages: dict | None = Non
             lines.append("  | respond(model=lm, max_new_tokens=512)  # no row has an answer: the model writes them")
     lines += ["", f'write clean to "{name}.jsonl"', ""]
     return "\n".join(lines)
+
+
+_PII = {"email": "e-mail addresses", "ip": "public IP addresses", "key": "keys", "phone": "phone numbers",
+        "credit_card": "card numbers"}
+
+
+def _many(n: int, kind: str) -> str:
+    return f"{n:,} {_PII[kind][:-1] if n == 1 else _PII[kind]}"
+
+
+def _counts(languages: dict) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(languages.items(), key=lambda kv: -kv[1])[:4])
 
 
 def _what(on: str) -> str:
@@ -81,7 +114,7 @@ def write_starter(out: str, data: str, head: int | None = 2000, force: bool = Fa
         raise UserError(f"{out}: a recipe file ends in .recipe")
     if target.exists() and not force:
         raise UserError(f"{out} exists: pick another name, or pass --force to replace it")
-    facts = inspect(data, head=head, languages=True)
+    facts = inspect(data, head=head, languages=True, pii=True, repairs=True)
     languages = (facts.get("languages") or {}).get("counts")
     # the path as the recipe file should hold it: relative to the folder it is written in
     rel = os.path.relpath(Path(data).resolve(), target.resolve().parent)

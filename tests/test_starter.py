@@ -51,3 +51,15 @@ def test_mixed_languages_keep_the_most_common_one(tmp_path):
     text = write_starter(str(tmp_path / "m.recipe"), str(data))
     assert 'model lid = language_id("builtin:lid176")' in text
     assert 'language(model=lid, keep=["en"])  # languages found: en 3, fr 1' in text
+
+
+def test_repairs_and_personal_data_found_are_steps_with_their_counts(tmp_path):
+    rows = [{"instruction": "Reply to bob@corp.io about the meeting.", "output": "Dear Bob,  \n\nSee you then."},
+            {"instruction": "Is 555-867-5309 a valid phone number?", "output": "Yes, it has ten digits."},
+            {"instruction": "Fix the caf\u00c3\u00a9 sign.", "output": "It should read caf\u00e9."}]
+    data = write_jsonl(tmp_path / "p.jsonl", rows)
+    text = write_starter(str(tmp_path / "p.recipe"), str(data))
+    assert "normalize()  # rows read with broken Unicode (mojibake, HTML entities, control characters): 1, " \
+           "untidy whitespace: 1" in text
+    assert ('redact()  # found in the rows read: 1 e-mail address; and 1 phone number '
+            '(kinds=["phone", "credit_card"] would replace them too)') in text
