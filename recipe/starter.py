@@ -91,7 +91,8 @@ _PII = {"email": "e-mail addresses", "ip": "public IP addresses", "key": "keys",
 
 
 def _many(n: int, kind: str) -> str:
-    return f"{n:,} {_PII[kind][:-1] if n == 1 else _PII[kind]}"
+    name = _PII[kind]
+    return f"{n:,} {name if n != 1 else name[:-2] if name.endswith('sses') else name[:-1]}"
 
 
 def _counts(languages: dict) -> str:
