@@ -220,7 +220,7 @@ def test_oasst_tree_self_instruct_and_prompt_only(tmp_path):
     (good, bad) = read_all(p)
     assert [m["content"] for m in good[0][1]["messages"]] == ["Hi?", "best", "thanks"]
     (good, _) = read_all(write_jsonl(tmp_path / "s.jsonl", [seed]))
-    assert good[0][1]["instruction"] == "Add.\n\n1 2" and good[0][1]["response"] == "3"
+    assert good[0][1]["instruction"] == "Add.\n\n1 2" and good[0][1]["response"] == "3" and good[0][1]["input"] == "1 2"
     (good, _) = read_all(write_jsonl(tmp_path / "q.jsonl", [{"question_id": 1, "turns": ["a?", "b?"]},
                                                             {"question_id": 2, "turns": ["c?"]}]))
     assert good[0][1]["instruction"] == "a?" and good[0][1]["response"] == "" and good[0][1]["turns"] == ["a?", "b?"]

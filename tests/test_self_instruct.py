@@ -109,3 +109,19 @@ def test_too_few_made_is_a_warning_that_says_why(tmp_path, server):
     node = next(n for n in res.manifest["nodes"] if n["name"] == "grown")
     assert node["stats"]["made"] == len(out) - len(SEEDS) <= 4
     assert node["stats"]["warning"].startswith(f"made {node['stats']['made']} of n=50 new instructions in 2 rounds")
+
+
+def test_prompts_hold_the_instructions_alone_without_their_inputs(tmp_path, server):
+    """As the paper's: a seed's input (Alpaca's `input`, a Self-Instruct instance's) is not part
+    of the example task, nor of the pool the novelty test compares with."""
+    rows = [{"id": f"s{i}", "instruction": s, "instances": [{"input": f"CONTEXT-{i} data", "output": "x"}],
+             "is_classification": False} for i, s in enumerate(SEEDS)]
+    data = write_jsonl(tmp_path / "seeds.jsonl", rows)
+    f = tmp_path / "r.recipe"
+    f.write_text(f'recipe r\nmodel lm = causal_lm("openai:{server}#toy")\nsource seeds = read("{data}", format="self_instruct")\n'
+                 'grown = seeds | self_instruct(model=lm, n=2, prompts_per_round=2)\nwrite grown to "g.json" (format="alpaca")\n')
+    load(str(f)).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert task_server.Handler.prompts and not any("CONTEXT-" in p for p in task_server.Handler.prompts)
+    import json
+    written = json.loads((tmp_path / "o" / "g.json").read_text())
+    assert written[0] == {"instruction": SEEDS[0], "input": "CONTEXT-0 data", "output": "x"}  # split back out

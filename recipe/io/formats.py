@@ -151,7 +151,11 @@ def to_messages(fmt: str, rec: dict) -> tuple[list[dict], set[str]]:
         if not isinstance(insts, list) or not insts or not isinstance(insts[0], dict):
             raise BadRow("field `instances` is not a list of {input, output}")
         first = insts[0]
-        return ([{"role": "user", "content": _join(inst, _text(first, "input", required=False))},
+        inp = _text(first, "input", required=False)
+        # the input stays a column, as Alpaca's does: writers split it back out of the user turn,
+        # and `self_instruct` prompts with the instruction alone, as the paper did
+        rec.setdefault("input", inp)
+        return ([{"role": "user", "content": _join(inst, inp)},
                  {"role": "assistant", "content": _text(first, "output")}], {"instruction", "instances"})
     if fmt == "instruction_only":  # eval sets and prompt lists: no answer yet
         key = next((k for k in ("instruction", "Instruction", "question", "prompt", "turns", "text") if k in rec), None)

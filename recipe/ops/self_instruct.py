@@ -48,6 +48,14 @@ def encode_prompt(tasks: list[str]) -> str:
     return f"{HEADER}{lines}{len(tasks) + 1}."
 
 
+def bare(instruction: str, given) -> str:
+    """The instruction without the input a reader joined to it (Alpaca's `input`, a Self-Instruct
+    instance's): the paper's prompts and its novelty test hold instructions alone."""
+    if isinstance(given, str) and given.strip() and instruction.endswith("\n\n" + given):
+        return instruction[:-len(given) - 2]
+    return instruction
+
+
 def _one_line(task: str) -> str:
     return re.sub(r"\s+", " ", task).strip().rstrip(":")
 
@@ -139,7 +147,7 @@ class SelfInstruct(Op):
     def run(self, ctx, args, inputs):
         from ..algorithms.rouge_pool import RougePool
         rows, schema = fetch_rows(ctx, inputs[0])
-        seeds = [(r["_id"], r["instruction"]) for r in rows if (r.get("instruction") or "").strip()]
+        seeds = [(r["_id"], bare(r["instruction"], r.get("input"))) for r in rows if (r.get("instruction") or "").strip()]
         if not seeds:
             ctx.warn("no row has an instruction to start from: nothing was made")
             write_rows(ctx, rows, schema, [PARENTS])
