@@ -15,7 +15,25 @@ WORDS = [f"{a}{b}" for a in ("tal", "mor", "ven", "sil", "dru", "ka", "pe", "lo"
          ("ra", "nis", "to", "vel", "mu", "sa", "ko", "di", "fe", "gu")]
 
 
+def alpaca_continuation(prompt: str) -> str:
+    """Alpaca's layout: whole tasks between `###` lines, from the number the prompt ends with."""
+    n = int(re.findall(r"(\d+)\. Instruction:$", prompt)[0])
+    rng = random.Random(hashlib.sha256(prompt.encode()).hexdigest())
+    words = lambda k: " ".join(rng.choice(WORDS) for _ in range(k))  # noqa: E731
+    tasks = [(words(9).capitalize() + ".", words(5), words(12)),
+             ("Summarise the video in two sentences please.", "<noinput>", "A summary."),
+             (words(8).capitalize() + "?", "<noinput>", ""),
+             (words(10).capitalize() + ".", "<noinput>", words(7))]
+    text = ""
+    for k, (i, x, o) in enumerate(tasks):
+        head = f" {i}" if k == 0 else f"###\n{n + k}. Instruction: {i}"
+        text += f"{head}\n{n + k}. Input:\n{x}\n{n + k}. Output:\n{o}\n"
+    return text
+
+
 def continuation(prompt: str) -> str:
+    if prompt.rstrip().endswith("Instruction:"):
+        return alpaca_continuation(prompt)
     tasks = re.findall(r"^\d+\. (.*)$", prompt, re.M)
     rng = random.Random(hashlib.sha256(prompt.encode()).hexdigest())
     fresh = [" ".join(rng.choice(WORDS) for _ in range(9)).capitalize() + "." for _ in range(2)]

@@ -125,3 +125,32 @@ def test_prompts_hold_the_instructions_alone_without_their_inputs(tmp_path, serv
     import json
     written = json.loads((tmp_path / "o" / "g.json").read_text())
     assert written[0] == {"instruction": SEEDS[0], "input": "CONTEXT-0 data", "output": "x"}  # split back out
+
+
+def test_alpaca_reads_whole_tasks_back_as_alpaca_did():
+    from recipe.ops._alpaca_prompt import Task, encode, parse
+    prompt = encode([Task("Add the numbers:", "1 2", "3"), Task("Name a colour.", "", "Red.")], "Reqs.")
+    assert prompt == ("Reqs.\n###\n1. Instruction: Add the numbers\n1. Input:\n1 2\n1. Output:\n3\n###\n"
+                      "2. Instruction: Name a colour.\n2. Input:\n<noinput>\n2. Output:\nRed.\n###\n3. Instruction:")
+    answer = (" Sort the list.\n3. Input:\n3 1 2\n3. Output:\n1 2 3\n###\n4. Instruction: Say hi.\n4. Input:\n"
+              "<noinput>\n4. Output:\nHi!\n###\n5. Instruction: Broken task\n5. Output:\nno input part\n###\n"
+              "6. Instruction: Cut")
+    assert parse(answer, 2, cut=False) == [Task("Sort the list.", "3 1 2", "1 2 3"), Task("Say hi.", "", "Hi!")]
+    assert parse(answer, 2, cut=True) == parse(answer, 2, cut=False)  # the cut one was incomplete anyway
+
+
+def test_alpaca_makes_whole_rows_with_inputs_and_outputs(tmp_path, server):
+    req = tmp_path / "prompt.txt"
+    req.write_text("Write tasks like these.\n\nList of 20 tasks:")
+    res, out, aside = grow(tmp_path, server, f'n=4, method="alpaca", prompts_per_round=2, prompt_file="{req}"')
+    new = out[len(SEEDS):]
+    assert len(new) == 4 and all(r["response"] and r["_parents"] and len(r["_parents"]) == 3 for r in new)
+    with_input = [r for r in new if r["input"]]
+    assert with_input and all(r["instruction"] == r["messages"][0]["content"] and
+                              r["instruction"].endswith("\n\n" + r["input"]) for r in with_input)
+    assert all(p.startswith("Write tasks like these.\n\nList of 20 tasks:\n###\n1. Instruction: ")
+               for p in task_server.Handler.prompts)
+    reasons = [a["reason"] for a in aside]
+    assert any("asks for `video`" in r for r in reasons) and any("the task has no output" in r for r in reasons)
+    node = next(n for n in res.manifest["nodes"] if n["name"] == "grown")
+    assert node["rows_in"] + node["rows_created"] == node["rows_out"] + node["rows_set_aside"]

@@ -21,19 +21,28 @@ or three rounds in a row make none. The input rows come out first, unchanged; ne
 instruction-only (answer them with `respond`), with `_parents` (the example tasks of their
 prompt). Candidates set aside are created rows set aside with their reason, so accounting is
 exact. Memory: the rows of one node and the pool's token counts.
+
+`method="alpaca"` is Stanford Alpaca's one pass instead (`ops/_alpaca_prompt.py`): 3 example
+tasks from the rows, each with its input and output, after a list of requirements; the model
+writes whole tasks up to task 20, and each is kept with its input and output (Alpaca's longer
+keyword list, a task without an output set aside), so the new rows need no `respond`.
 """
 from __future__ import annotations
 
 import re
 import string
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
+from . import _alpaca_prompt as alpaca
 from .base import Op, P
+from ._alpaca_prompt import Task
 from ._common import fetch_rows, set_aside, write_rows
 
 PARENTS = pa.field("_parents", pa.list_(pa.string()))
+INPUT = pa.field("input", pa.string())
 HEADER = "Come up with a series of tasks:\n"
 # Self-Instruct's keyword filter: things a language model cannot see, make or do
 CANNOT = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps", "draw",
@@ -83,13 +92,14 @@ def _first_list(text: str) -> str:
     return rest[:end.start()] if end else rest
 
 
-def unusable(task: str) -> tuple[str, str] | None:
-    """(filter, why) when one of Self-Instruct's filters drops a candidate, else None."""
+def unusable(task: str, cannot: tuple = CANNOT) -> tuple[str, str] | None:
+    """(filter, why) when one of Self-Instruct's filters drops a candidate, else None (`cannot`:
+    the words for what a language model cannot do; Alpaca's list is longer)."""
     words = len(task.split())
     if words <= 3 or words > 150:
         return "length", f"{words} words (more than 3 and at most 150 needed)"
     low = task.lower()
-    for w in CANNOT:
+    for w in cannot:
         if re.search(rf"\b{re.escape(w)}\b", low):
             return "asks for what a language model cannot do", f"asks for `{w}`, which a language model cannot see or make"
     if task.startswith("Write a program"):
@@ -110,8 +120,14 @@ class SelfInstruct(Op):
     params = (
         P("model", "model", required=True, doc="the LM that writes new tasks"),
         P("n", "int", required=True, min=1, doc="new instructions to make"),
-        P("per_prompt", "int", default=8, min=2, max=30, doc="example tasks in each prompt"),
-        P("from_made", "int", default=2, min=0, doc="of those, how many come from the instructions made so far"),
+        P("method", "str", default="self_instruct", choices=("self_instruct", "alpaca"),
+          doc="self_instruct: instructions alone (answer them with `respond`); alpaca: Stanford Alpaca's one "
+              "pass, each task an instruction, an input and an output"),
+        P("per_prompt", "int", min=2, max=30, doc="example tasks in each prompt (self_instruct: 8; alpaca: 3)"),
+        P("from_made", "int", min=0, doc="of those, how many come from the instructions made so far "
+                                         "(self_instruct: 2; alpaca: 0)"),
+        P("prompt_file", "str", path=True, doc="alpaca: the requirements to put before the examples (Alpaca's "
+                                               "prompt.txt, word for word); default: this project's wording"),
         P("max_similarity", "float", default=0.7, min=0.0, max=1.0,
           doc="a task with a higher ROUGE-L F1 with any instruction in the pool is set aside"),
         P("prompt", "str", default="raw", choices=("raw", "chat"),
@@ -127,10 +143,10 @@ class SelfInstruct(Op):
         return [args["model"]] if args.get("model") else []
 
     def adds(self, args):
-        return ["_parents"]
+        return ["_parents"] + (["input"] if args.get("method") == "alpaca" else [])
 
     def types(self, args):
-        return {"_parents": "list"}
+        return {"_parents": "list"} | ({"input": "str"} if args.get("method") == "alpaca" else {})
 
     def model_kinds(self, args):
         return {"model": ("causal_lm",)}
@@ -138,29 +154,56 @@ class SelfInstruct(Op):
     def model_calls(self, args):
         return {"model": ("generate",)}
 
+    def files(self, args):
+        return [args["prompt_file"]] if args.get("prompt_file") else []
+
     def check(self, args):
-        if args.get("from_made", 2) >= args.get("per_prompt", 8):
-            return [("from_made", f"`from_made` must be below `per_prompt` ({args.get('per_prompt', 8)}): "
-                                  f"every prompt needs an input row's task")]
+        per, made = sizes(args)
+        if made >= per:
+            return [("from_made", f"`from_made` must be below `per_prompt` ({per}): every prompt needs an input "
+                                  f"row's task")]
+        if args.get("prompt_file") and args.get("method", "self_instruct") != "alpaca":
+            return [("prompt_file", "`prompt_file` is the requirements of `method=\"alpaca\"`'s prompt")]
+        if args.get("method") == "alpaca" and args.get("prompt", "raw") == "chat":
+            return [("prompt", "`method=\"alpaca\"` continues Alpaca's prompt as text: leave `prompt` out")]
         return []
 
     def run(self, ctx, args, inputs):
         from ..algorithms.rouge_pool import RougePool
         rows, schema = fetch_rows(ctx, inputs[0])
-        seeds = [(r["_id"], bare(r["instruction"], r.get("input"))) for r in rows if (r.get("instruction") or "").strip()]
+        seeds = [(r["_id"], Task(bare(r["instruction"], r.get("input")), r.get("input") or "", r.get("response") or ""))
+                 for r in rows if (r.get("instruction") or "").strip()]
         if not seeds:
             ctx.warn("no row has an instruction to start from: nothing was made")
             write_rows(ctx, rows, schema, [PARENTS])
             return
         pool = RougePool()
-        for rid, text in seeds:
-            pool.add(rid, text)
+        for rid, task in seeds:
+            pool.add(rid, task.instruction)
         made, aside = Bootstrap(ctx, args, seeds, pool).run()
         base = {k: None for k in schema.names}
-        new = [{**base, "_id": rid, "_parents": parents, "messages": [{"role": "user", "content": text}],
-                "instruction": text, "response": ""} for rid, text, parents in made]
-        write_rows(ctx, rows + new, schema, [PARENTS])
+        alpaca = args.get("method") == "alpaca"
+        new = [{**base, "_id": rid, "_parents": parents, **_row(task, alpaca)} for rid, task, parents in made]
+        write_rows(ctx, rows + new, schema, [PARENTS] + ([INPUT] if alpaca else []))
         set_aside(ctx, aside)
+
+
+def sizes(args: dict) -> tuple[int, int]:
+    """(per_prompt, from_made), the method's defaults where not given."""
+    alpaca = args.get("method") == "alpaca"
+    per, made = args.get("per_prompt"), args.get("from_made")
+    return (per if isinstance(per, int) else 3 if alpaca else 8), (made if isinstance(made, int) else 0 if alpaca else 2)
+
+
+def _row(task: Task, alpaca: bool) -> dict:
+    """A new row: the instruction alone (self_instruct), or Alpaca's three parts, the input joined
+    to the user turn as the Alpaca reader joins it and kept as the column `input`."""
+    if not alpaca:
+        return {"messages": [{"role": "user", "content": task.instruction}], "instruction": task.instruction,
+                "response": ""}
+    user = f"{task.instruction}\n\n{task.input}" if task.input.strip() else task.instruction
+    return {"messages": [{"role": "user", "content": user}, {"role": "assistant", "content": task.output}],
+            "instruction": user, "response": task.output, "input": task.input}
 
 
 class Bootstrap:
@@ -169,9 +212,13 @@ class Bootstrap:
     def __init__(self, ctx, args: dict, seeds: list[tuple[str, str]], pool):
         self.ctx, self.args, self.seeds, self.pool = ctx, args, seeds, pool
         self.rt, self.model = ctx.runtime, ctx.models[args["model"]]
-        self.n, self.per = args["n"], args.get("per_prompt", 8)
-        self.from_made = args.get("from_made", 2)
-        self.made: list[tuple[str, str, list[str]]] = []
+        self.n = args["n"]
+        self.per, self.from_made = sizes(args)
+        self.alpaca = args.get("method") == "alpaca"
+        self.requirements = alpaca.REQUIREMENTS
+        if self.alpaca and args.get("prompt_file"):
+            self.requirements = Path(args["prompt_file"]).read_text(encoding="utf-8")
+        self.made: list[tuple[str, Task, list[str]]] = []
         self.aside: list[tuple[str, str]] = []
         self.why: dict[str, int] = {}
 
@@ -181,22 +228,26 @@ class Bootstrap:
         stalled = rnd = unread = 0
         for rnd in range(a.get("max_rounds", 50)):
             jobs = [self._draw(rnd, k) for k in range(a.get("prompts_per_round", 8))]
-            prompts = [self.rt.chat_prompt(self.model, encode_prompt([t for _, t in tasks])) if chat
-                       else encode_prompt([t for _, t in tasks]) for tasks in jobs]
-            # the paper's stop sequences: a blank line, or the number after seven new tasks
+            prompts = [self._prompt([t for _, t in tasks], chat) for tasks in jobs]
+            # the paper's stop sequences: a blank line, or the number after seven new tasks;
+            # Alpaca's: task 20
             last = f"\n{self.per + 8}"
-            stop = ([last + ".", last + " ."] if chat else ["\n\n", last + ".", last + " ."])
+            stop = (alpaca.stops() if self.alpaca else [last + ".", last + " ."] if chat
+                    else ["\n\n", last + ".", last + " ."])
             outs = self.rt.generate(self.model, prompts, max_new_tokens=mnt, temperature=a.get("temperature", 0.7),
                                     seed=a.get("seed", 0), progress=self.ctx.progress, stop=stop)
             before = len(self.made)
             for tasks, out in zip(jobs, outs):
                 cut = self.rt.count_tokens(self.model, out[0]) >= mnt  # a stopped answer is shorter
-                cands = parse_tasks(out[0], not chat, cut)
+                cands = (alpaca.parse(out[0], len(tasks), cut) if self.alpaca
+                         else [Task(t) for t in parse_tasks(out[0], not chat, cut)])
                 for i, cand in enumerate(cands):
                     if len(self.made) >= self.n:
                         unread += len(cands) - i
                         break
-                    self._consider(cand[0].upper() + cand[1:], [rid for rid, _ in tasks])
+                    if cand.instruction:
+                        cand = cand._replace(instruction=cand.instruction[0].upper() + cand.instruction[1:])
+                    self._consider(cand, [rid for rid, _ in tasks])
             stalled = stalled + 1 if len(self.made) == before else 0
             if len(self.made) >= self.n or stalled >= STALL_ROUNDS:
                 break
@@ -212,7 +263,13 @@ class Bootstrap:
                           + ": raise max_rounds, or see the reasons in set_aside.jsonl")
         return self.made, self.aside
 
-    def _draw(self, rnd: int, k: int) -> list[tuple[str, str]]:
+    def _prompt(self, tasks: list[Task], chat: bool) -> str:
+        if self.alpaca:
+            return alpaca.encode(tasks, self.requirements)
+        text = encode_prompt([t.instruction for t in tasks])
+        return self.rt.chat_prompt(self.model, text) if chat else text
+
+    def _draw(self, rnd: int, k: int) -> list[tuple[str, Task]]:
         """A prompt's example tasks: `from_made` made ones (as many as there are), the rest
         from the input rows, in a seeded random order."""
         rng = np.random.default_rng([self.args.get("seed", 0), rnd, k])
@@ -223,20 +280,23 @@ class Bootstrap:
         tasks = mine + theirs
         return [tasks[i] for i in rng.permutation(len(tasks))]
 
-    def _consider(self, task: str, parents: list[str]) -> None:
+    def _consider(self, task: Task, parents: list[str]) -> None:
         rid = f"{self.ctx.step.split('/')[0]}+self_instruct{len(self.made) + len(self.aside) + 1}"
-        bad = unusable(task)
+        bad = unusable(task.instruction, alpaca.CANNOT if self.alpaca else CANNOT) if task.instruction else \
+            ("length", "no instruction")
+        if bad is None and self.alpaca and not task.output:
+            bad = "no output", "the task has no output"
         if bad is None:
             limit = self.args.get("max_similarity", 0.7)
-            hit = self.pool.most_similar(task, limit)
+            hit = self.pool.most_similar(task.instruction, limit)
             if hit:
                 bad = "too similar", f"ROUGE-L {hit[1]:.2f} with `{hit[0]}` (max_similarity {limit:g})"
         if bad:
-            self.aside.append((rid, f"self_instruct: {bad[1]}: {_short(task)}"))
+            self.aside.append((rid, f"self_instruct: {bad[1]}: {_short(task.instruction)}"))
             self.why[bad[0]] = self.why.get(bad[0], 0) + 1
             return
         self.made.append((rid, task, parents))
-        self.pool.add(rid, task)
+        self.pool.add(rid, task.instruction)
 
 
 def _short(text: str, n: int = 80) -> str:
