@@ -225,7 +225,7 @@ class Bootstrap:
     def run(self) -> tuple[list, list]:
         a = self.args
         mnt, chat = a.get("max_new_tokens", 512), a.get("prompt", "raw") == "chat"
-        stalled = rnd = unread = 0
+        stalled = rnd = unread = empty = 0
         for rnd in range(a.get("max_rounds", 50)):
             jobs = [self._draw(rnd, k) for k in range(a.get("prompts_per_round", 8))]
             prompts = [self._prompt([t for _, t in tasks], chat) for tasks in jobs]
@@ -241,6 +241,7 @@ class Bootstrap:
                 cut = self.rt.count_tokens(self.model, out[0]) >= mnt  # a stopped answer is shorter
                 cands = (alpaca.parse(out[0], len(tasks), cut) if self.alpaca
                          else [Task(t) for t in parse_tasks(out[0], not chat, cut)])
+                empty += not cands
                 for i, cand in enumerate(cands):
                     if len(self.made) >= self.n:
                         unread += len(cands) - i
@@ -256,6 +257,8 @@ class Bootstrap:
             info["set aside for"] = dict(sorted(self.why.items(), key=lambda kv: -kv[1]))
         if unread:
             info["candidates not needed"] = unread
+        if empty:  # the model did not write the list's layout: a smaller model's usual failure
+            info["answers without a task"] = empty
         self.ctx.info.update(info)
         if len(self.made) < self.n:
             self.ctx.warn(f"made {len(self.made)} of n={self.n} new instructions in {rnd + 1} rounds"
