@@ -166,27 +166,3 @@ def test_a_name_that_starts_with_a_keyword_is_a_name(name):
     assert cond.right.operand == Column(name, cond.right.operand.span)
     assert to_text(r).count(name) == 3
 
-
-def test_conversation_reads_every_turn_where_no_column_has_the_name(tmp_path):
-    """`conversation` in a row expression: the turns as `role: content` lines (a system turn
-    and a joined input included), on both engines; a column of that name is read as itself."""
-    import json
-    from recipe.api import load
-    rows = [{"instruction": "Say hi", "input": "to Ann", "output": "Hi Ann", "system": "Be kind."},
-            {"instruction": "Add 2 and 2", "input": "", "output": "4"}]
-    d = tmp_path / "d.jsonl"
-    d.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    f = tmp_path / "r.recipe"
-    f.write_text(f'recipe r\nsource raw = read("{d}", format="alpaca")\n'
-                 'a = raw | filter(contains(conversation, "system: Be kind.")) | derive(t = conversation)\n'
-                 'write a to "a.jsonl" (columns=["t"])\n')
-    for engine in ("duckdb", "ray"):
-        load(str(f)).run(out=tmp_path / engine, cache_dir=tmp_path / f"c-{engine}", engine=engine)
-        got = [json.loads(x) for x in (tmp_path / engine / "a.jsonl").read_text().splitlines()]
-        assert got == [{"_id": "raw:0", "t": "system: Be kind.\nuser: Say hi\n\nto Ann\nassistant: Hi Ann"}]
-    own = tmp_path / "own.jsonl"
-    own.write_text(json.dumps({"instruction": "q", "output": "a", "conversation": "mine"}) + "\n")
-    f.write_text(f'recipe r\nsource raw = read("{own}", format="alpaca")\na = raw | derive(t = conversation)\n'
-                 'write a to "a.jsonl" (columns=["t"])\n')
-    load(str(f)).run(out=tmp_path / "own", cache_dir=tmp_path / "c-own")
-    assert json.loads((tmp_path / "own" / "a.jsonl").read_text())["t"] == "mine"

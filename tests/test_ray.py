@@ -510,7 +510,7 @@ def test_answers_are_the_same_on_both_engines(tmp_path, monkeypatch):
     rows = [{"turns": [f"w{i} w{i + 1}", f"w{i + 2}"] if i % 3 else [f"w{i}"]} for i in range(9)] + [{"turns": [long]}]
     data = write_jsonl(tmp_path / "d.jsonl", rows)
     f = tmp_path / "r.recipe"
-    f.write_text(f'recipe r\nmodel lm = causal_lm("{tmp_path / "lm"}", dtype="fp32")\nmodel rm = reward("{tmp_path / "rm"}")\n'
+    f.write_text(f'recipe r\nmodel lm = causal_lm("{tmp_path / "lm"}", dtype="fp32")\nmodel rm = reward("{tmp_path / "rm"}", replicas=1)\n'
                  f'source raw = read("{data}")\n'
                  'a = raw | respond(model=lm, turns=turns, max_new_tokens=6)\n'
                  'b = raw | respond(model=lm, turns=turns, max_new_tokens=6, keep_truncated=true)\n'
@@ -537,3 +537,26 @@ def test_bootstrapped_instructions_are_the_same_on_both_engines(tmp_path):
         assert res["ray"].manifest["nodes"][-1]["stats"]["made"] == 6
     finally:
         srv.shutdown()
+
+
+def test_conversation_reads_every_turn_where_no_column_has_the_name(tmp_path):
+    """`conversation` in a row expression: the turns as `role: content` lines (a system turn
+    and a joined input included), on both engines; a column of that name is read as itself."""
+    rows = [{"instruction": "Say hi", "input": "to Ann", "output": "Hi Ann", "system": "Be kind."},
+            {"instruction": "Add 2 and 2", "input": "", "output": "4"}]
+    d = tmp_path / "d.jsonl"
+    d.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    f = tmp_path / "r.recipe"
+    f.write_text(f'recipe r\nsource raw = read("{d}", format="alpaca")\n'
+                 'a = raw | filter(contains(conversation, "system: Be kind.")) | derive(t = conversation)\n'
+                 'write a to "a.jsonl" (columns=["t"])\n')
+    for engine in ("duckdb", "ray"):
+        load(str(f)).run(out=tmp_path / engine, cache_dir=tmp_path / f"c-{engine}", engine=engine)
+        got = [json.loads(x) for x in (tmp_path / engine / "a.jsonl").read_text().splitlines()]
+        assert got == [{"_id": "raw:0", "t": "system: Be kind.\nuser: Say hi\n\nto Ann\nassistant: Hi Ann"}]
+    own = tmp_path / "own.jsonl"
+    own.write_text(json.dumps({"instruction": "q", "output": "a", "conversation": "mine"}) + "\n")
+    f.write_text(f'recipe r\nsource raw = read("{own}", format="alpaca")\na = raw | derive(t = conversation)\n'
+                 'write a to "a.jsonl" (columns=["t"])\n')
+    load(str(f)).run(out=tmp_path / "own", cache_dir=tmp_path / "c-own")
+    assert json.loads((tmp_path / "own" / "a.jsonl").read_text())["t"] == "mine"
