@@ -31,6 +31,7 @@ def pytest_configure(config):
 RAY_MODULES = {"test_ray", "test_ray_blocks", "test_kernels", "test_cache_prune", "test_check_then_run", "test_stdlib"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the group marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.module.__name__ in RAY_MODULES:

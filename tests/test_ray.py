@@ -560,3 +560,13 @@ def test_conversation_reads_every_turn_where_no_column_has_the_name(tmp_path):
                  'write a to "a.jsonl" (columns=["t"])\n')
     load(str(f)).run(out=tmp_path / "own", cache_dir=tmp_path / "c-own")
     assert json.loads((tmp_path / "own" / "a.jsonl").read_text())["t"] == "mine"
+
+
+def test_this_module_runs_in_the_one_worker_that_starts_ray(request):
+    """Under `make test` (pytest-xdist, `--dist loadgroup`) every module that starts Ray is in
+    one group, so one worker runs them one after another: a local instance on the other worker
+    shared this machine's Ray processes, and `ray stop` in the cluster test took its GCS down
+    (session 31's CI). pytest 9.2 with pytest-xdist 3.8 lost the group silently."""
+    if not (os.environ.get("PYTEST_XDIST_WORKER") and request.config.getvalue("loadgroup")):
+        pytest.skip("not under pytest-xdist's loadgroup")
+    assert request.node.nodeid.endswith("@ray"), request.node.nodeid
