@@ -266,20 +266,8 @@ write tagged to "t.jsonl"
 
 def test_reward_score_with_a_tiny_classifier(tmp_path):
     import torch
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
-    vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]"] + [f"w{i}" for i in range(40)])}
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tk.pre_tokenizer = pre_tokenizers.Whitespace()
-    from tokenizers.processors import TemplateProcessing
-    tk.post_processor = TemplateProcessing(single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
-                                           special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tk, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]")
-    torch.manual_seed(0)
-    model = BertForSequenceClassification(BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1,
-                                                     num_attention_heads=2, intermediate_size=32, num_labels=1))
-    model.save_pretrained(tmp_path / "rm")
-    fast.save_pretrained(tmp_path / "rm")
+    from conftest import tiny_reward
+    model, fast = tiny_reward(tmp_path / "rm")
     rows = [{"instruction": f"w{i} w{i + 1}", "input": "", "output": f"w{i * 2} w3 w{i}"} for i in range(5)]
     data = write_jsonl(tmp_path / "d.jsonl", rows)
     load(f'''recipe t
