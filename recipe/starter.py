@@ -48,7 +48,7 @@ def starter_text(name: str, data: str, facts: dict, languages: dict | None = Non
         lines.append('model lid = language_id("builtin:lid176")')
     if not answered or lid:
         lines.append("")
-    lines += [f'source raw = read("{data}", format="{fmt}")', "", "clean = raw"]
+    lines += [f'source raw = read({_quoted(data)}, format="{fmt}")', "", "clean = raw"]
     fixes = facts.get("repairs") or {}
     if fixes:
         what = {"unicode": "broken Unicode (mojibake, HTML entities, control characters)",
@@ -69,7 +69,7 @@ def starter_text(name: str, data: str, facts: dict, languages: dict | None = Non
         lines.append(f"  | filter(length(response) > 0)  # {n:,} {'row has' if n == 1 else 'rows have'} no answer")
     if lid:
         top = max(languages, key=languages.get)
-        lines.append(f'  | language(model=lid, keep=["{top}"])  # languages found: {_counts(languages)}')
+        lines.append(f'  | language(model=lid, keep=[{_quoted(top)}])  # languages found: {_counts(languages)}')
     dup = (inst.get("exact_duplicates") if on == "instruction" else None)
     lines.append(f"  | dedupe(method=\"exact\", on={on})  # the same {_what(on)} twice"
                  + (f": {dup:,} in the rows read" if dup else ""))
@@ -88,6 +88,13 @@ def starter_text(name: str, data: str, facts: dict, languages: dict | None = Non
 
 _PII = {"email": "e-mail addresses", "ip": "public IP addresses", "key": "keys", "phone": "phone numbers",
         "credit_card": "card numbers"}
+
+
+def _quoted(text: str) -> str:
+    """A string literal of the language (a path with a quote or a backslash in it stays one)."""
+    from .ir import Lit
+    from .syntax import to_text
+    return to_text(Lit(text))
 
 
 def _many(n: int, kind: str) -> str:
