@@ -221,6 +221,11 @@ def test_oasst_tree_self_instruct_and_prompt_only(tmp_path):
     assert [m["content"] for m in good[0][1]["messages"]] == ["Hi?", "best", "thanks"]
     (good, _) = read_all(write_jsonl(tmp_path / "s.jsonl", [seed]))
     assert good[0][1]["instruction"] == "Add.\n\n1 2" and good[0][1]["response"] == "3" and good[0][1]["input"] == "1 2"
+    assert "instances" not in good[0][1]
+    # a task of several instances: the row is the first, the column keeps them all
+    many = seed | {"instances": [{"input": "1 2", "output": "3"}, {"input": "2 2", "output": "4"}]}
+    (good, _) = read_all(write_jsonl(tmp_path / "m.jsonl", [many]))
+    assert good[0][1]["response"] == "3" and good[0][1]["instances"] == many["instances"]
     (good, _) = read_all(write_jsonl(tmp_path / "q.jsonl", [{"question_id": 1, "turns": ["a?", "b?"]},
                                                             {"question_id": 2, "turns": ["c?"]}]))
     assert good[0][1]["instruction"] == "a?" and good[0][1]["response"] == "" and good[0][1]["turns"] == ["a?", "b?"]

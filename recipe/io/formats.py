@@ -155,8 +155,11 @@ def to_messages(fmt: str, rec: dict) -> tuple[list[dict], set[str]]:
         # the input stays a column, as Alpaca's does: writers split it back out of the user turn,
         # and `self_instruct` prompts with the instruction alone, as the paper did
         rec.setdefault("input", inp)
+        # the row is the first instance; a task with more keeps `instances` as a column, so the
+        # others reach the sinks instead of vanishing (the 175 published seeds have one each)
+        used = {"instruction", "instances"} if len(insts) == 1 else {"instruction"}
         return ([{"role": "user", "content": _join(inst, inp)},
-                 {"role": "assistant", "content": _text(first, "output")}], {"instruction", "instances"})
+                 {"role": "assistant", "content": _text(first, "output")}], used)
     if fmt == "instruction_only":  # eval sets and prompt lists: no answer yet
         key = next((k for k in ("instruction", "Instruction", "question", "prompt", "turns", "text") if k in rec), None)
         if key == "turns":
