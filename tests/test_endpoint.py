@@ -51,7 +51,10 @@ class Handler(BaseHTTPRequestHandler):
             Handler.calls.setdefault("chats", []).append(body["messages"])
             Handler.calls["last"] = body
             msg = body["messages"][0]["content"]
-            out = {"choices": [{"message": {"content": f"echo {msg} #{i}"}} for i in range(body.get("n", 1))]}
+            # a message asking for a long answer runs to the token limit (as a server says it)
+            end = "length" if "long" in msg else "stop"
+            out = {"choices": [{"message": {"content": f"echo {msg} #{i}"}, "finish_reason": end}
+                               for i in range(body.get("n", 1))]}
         raw = json.dumps(out).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -119,6 +122,24 @@ def test_respond_sends_an_endpoint_the_conversation_so_far(server, tmp_path):
                                        {"role": "user", "content": "q two"}]]
     (row,) = read_jsonl(tmp_path / "o" / "a.jsonl")
     assert row["messages"] == Handler.calls["chats"][1] + [{"role": "assistant", "content": "echo be brief #0"}]
+
+
+def test_an_answer_the_server_cut_is_set_aside_whatever_its_length(server, tmp_path):
+    """Without a local tokenizer the words of an answer say nothing of the server's tokens: the
+    server's `finish_reason` tells a cut answer (counting words passed it until session 32)."""
+    from recipe.api import load
+    from conftest import read_jsonl, write_jsonl
+    data = write_jsonl(tmp_path / "q.jsonl", [{"instruction": "a long essay"}, {"instruction": "a word"}])
+    load(f'recipe r\nmodel lm = causal_lm("openai:{server}#toy", retries=2)\nsource q = read("{data}")\n'
+         'a = q | respond(model=lm, max_new_tokens=64)\nwrite a to "a.jsonl"\n'
+         ).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert [r["response"] for r in read_jsonl(tmp_path / "o" / "a.jsonl")] == ["echo a word #0"]
+    (aside,) = read_jsonl(tmp_path / "o" / "set_aside.jsonl")
+    assert aside["reason"] == "respond: the answer was cut off at 64 tokens (raise max_new_tokens, or keep_truncated=true)"
+    rt = ModelRuntime(tmp_path / "c2")
+    lm = decl("causal_lm", server)
+    assert rt.generate(lm, [rt.chat_prompt(lm, "long"), rt.chat_prompt(lm, "short")], ends=True) == [
+        [["echo long #0", True]], [["echo short #0", False]]]
 
 
 def test_stop_strings_go_to_the_server_and_cut_what_comes_back(server, tmp_path):

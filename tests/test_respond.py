@@ -89,12 +89,19 @@ def test_turns_are_answered_in_order_with_the_earlier_answers_in_the_prompt(tmp_
 def test_cut_off_answers_and_prompts_too_long_for_the_context_are_set_aside(tmp_path, tiny):
     # the model's context is 64 tokens: with max_new_tokens=8 a prompt may take 56
     long = " ".join(f"w{i % 40}" for i in range(60))
-    rows = [{"instruction": q, "input": "", "output": ""} for q in ("w7 w8", "w20 w21", long)]
+    qs = ("w7 w8", "w20 w21", "w1 w18")
+    rows = [{"instruction": q, "input": "", "output": ""} for q in qs + (long,)]
     res, aside = run(tmp_path, tiny, rows, 'a = raw | respond(model=lm, max_new_tokens=8)\nwrite a to "a.jsonl"\n')
-    cut, done = (direct(tiny, [{"role": "user", "content": q}], 8) for q in ("w7 w8", "w20 w21"))
-    assert len(cut.split()) == 8 and len(done.split()) < 8  # this seed's model: all 8 tokens, and fewer
-    assert aside == {"raw:0": "respond: the answer was cut off at 8 tokens (raise max_new_tokens, or keep_truncated=true)",
-                     "raw:2": "respond: the prompt is 62 tokens: with max_new_tokens=8 it does not fit the model's "
+    cut, odd, done = (direct(tiny, [{"role": "user", "content": q}], 8) for q in qs)
+    _, _, tok = tiny
+    assert len(cut.split()) == 8
+    # this seed's model: "w20 w21" is answered with 8 tokens, two of which do not decode (so its
+    # text is 6 words, and re-counting it, as respond did until session 32, passed it as
+    # whole); "w1 w18" writes its end token as the 8th: whole, although it used them all
+    assert len(odd.split()) == 6 and len(done.split()) == 6 and len(tok(done)["input_ids"]) == 6
+    why = "respond: the answer was cut off at 8 tokens (raise max_new_tokens, or keep_truncated=true)"
+    assert aside == {"raw:0": why, "raw:1": why,
+                     "raw:3": "respond: the prompt is 62 tokens: with max_new_tokens=8 it does not fit the model's "
                               "context of 64"}
     assert [r["response"] for r in read_jsonl(tmp_path / "o" / "a.jsonl")] == [done]
 

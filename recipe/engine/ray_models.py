@@ -103,10 +103,11 @@ class ModelPool:
     def choice_probs(self, model, prompts, choices, progress=None):
         return self._call("choice_probs", model, list(prompts), (choices,), {}, progress)
 
-    def generate(self, model, prompts, n=1, max_new_tokens=128, temperature=0.0, seed=0, progress=None, stop=None):
+    def generate(self, model, prompts, n=1, max_new_tokens=128, temperature=0.0, seed=0, progress=None, stop=None,
+                 ends=False):
         return self._call("generate", model, list(prompts), (),
                           {"n": n, "max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed}
-                          | ({"stop": list(stop)} if stop else {}), progress)
+                          | ({"stop": list(stop)} if stop else {}) | ({"ends": True} if ends else {}), progress)
 
     def classify(self, model, texts, pairs=None, progress=None):
         return self._call("classify", model, list(texts), (list(pairs) if pairs is not None else None,), {}, progress)

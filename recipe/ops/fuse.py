@@ -105,16 +105,16 @@ class Fuse(Op):
             prompts = [rt.chat_prompt(model, p) for _, _, _, p in jobs]
             new_inst = [g[0] for g in rt.generate(model, prompts, max_new_tokens=mnt,
                                                   temperature=args.get("temperature", 0.0), seed=seed + rnd,
-                                                  progress=ctx.progress)]
+                                                  progress=ctx.progress, ends=True)]
             ok_jobs = []
-            for (nid, parents, old, _), text in zip(jobs, new_inst):
+            for (nid, parents, old, _), (text, cut) in zip(jobs, new_inst):
                 inst = clean_instruction(text)
                 why = None
                 if not inst:
                     why = "fuse: the model wrote an empty instruction"
                 elif _norm(inst) == _norm(old):
                     why = "fuse: the new instruction is the original unchanged"
-                elif rt.count_tokens(model, text) >= mnt:
+                elif cut:
                     why = f"fuse: instruction truncated at {mnt} tokens"
                 elif len(inst.split()) < 3:
                     why = "fuse: the new instruction is not parseable as an instruction"
@@ -124,13 +124,13 @@ class Fuse(Op):
                     ok_jobs.append((nid, parents, inst))
             answers = rt.generate(model, [rt.chat_prompt(model, i) for _, _, i in ok_jobs], max_new_tokens=mnt,
                                   temperature=args.get("temperature", 0.0), seed=seed + 100 + rnd,
-                                  progress=ctx.progress)
+                                  progress=ctx.progress, ends=True)
             fresh = []
-            for (nid, parents, inst), ans in zip(ok_jobs, answers):
-                a = ans[0].strip()
+            for (nid, parents, inst), ((text, cut),) in zip(ok_jobs, answers):
+                a = text.strip()
                 if not a:
                     aside.append((nid, "fuse: the model wrote an empty answer"))
-                elif rt.count_tokens(model, ans[0]) >= mnt:
+                elif cut:
                     aside.append((nid, f"fuse: answer truncated at {mnt} tokens"))
                 else:
                     base = {k: None for k in schema.names}

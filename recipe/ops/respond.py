@@ -197,12 +197,12 @@ class Answerer:
                 if ok is not True:
                     drop[asks[j][0]] = f"respond: {_nth(k, plans[asks[j][0]][1])}the prompt is {ok}"
             outs = self.rt.generate(self.model, [prompts[j] for j in todo], n=self.n, max_new_tokens=self.mnt,
-                                    temperature=self.temperature, seed=self.seed, progress=self.progress)
+                                    temperature=self.temperature, seed=self.seed, progress=self.progress, ends=True)
             usable = {}  # row -> its usable answers, in the order generated
             for j, out in zip(todo, outs):
                 i = asks[j][0]
-                verdicts = [self._why(t) for t in out]
-                usable[i] = [t.strip() for t, why in zip(out, verdicts) if why is None]
+                verdicts = [self._why(t, cut) for t, cut in out]
+                usable[i] = [t.strip() for (t, _), why in zip(out, verdicts) if why is None]
                 if not usable[i]:
                     drop[i] = f"respond: {_nth(k, plans[i][1])}{verdicts[0]}" + (
                         f" (and the other {self.n - 1} candidates were unusable too)" if self.n > 1 else "")
@@ -212,11 +212,12 @@ class Answerer:
             live = [i for i in live if i not in drop and len(plans[i][1]) > k]
         return {i: c for i, c in convs.items() if i not in drop}
 
-    def _why(self, text: str) -> str | None:
-        """Why an answer is unusable (empty, cut off), or None."""
+    def _why(self, text: str, cut: bool) -> str | None:
+        """Why an answer is unusable (empty, cut off: generation ended at the token limit, as the
+        model counted or the server said), or None."""
         if not text.strip():
             return "the model wrote an empty answer"
-        if not self.keep_cut and self.rt.count_tokens(self.model, text) >= self.cut_at:
+        if not self.keep_cut and cut:
             return (f"the answer was cut off at {self.cut_at} tokens (raise max_new_tokens, or keep_truncated=true)"
                     if self.cut_at == self.mnt else
                     f"the answer was cut off at {self.cut_at} tokens, what the model's context of {self.ctx_len} "

@@ -235,12 +235,11 @@ class Bootstrap:
             stop = (alpaca.stops() if self.alpaca else [last + ".", last + " ."] if chat
                     else ["\n\n", last + ".", last + " ."])
             outs = self.rt.generate(self.model, prompts, max_new_tokens=mnt, temperature=a.get("temperature", 0.7),
-                                    seed=a.get("seed", 0), progress=self.ctx.progress, stop=stop)
+                                    seed=a.get("seed", 0), progress=self.ctx.progress, stop=stop, ends=True)
             before = len(self.made)
-            for tasks, out in zip(jobs, outs):
-                cut = self.rt.count_tokens(self.model, out[0]) >= mnt  # a stopped answer is shorter
-                cands = (alpaca.parse(out[0], len(tasks), cut) if self.alpaca
-                         else [Task(t) for t in parse_tasks(out[0], not chat, cut)])
+            for tasks, ((text, cut),) in zip(jobs, outs):
+                cands = (alpaca.parse(text, len(tasks), cut) if self.alpaca
+                         else [Task(t) for t in parse_tasks(text, not chat, cut)])
                 empty += not cands
                 for i, cand in enumerate(cands):
                     if len(self.made) >= self.n:

@@ -265,17 +265,22 @@ class ModelRuntime:
         return np.asarray(res, dtype=np.float64).reshape(len(prompts), len(choices))
 
     def generate(self, model, prompts: list[str], n: int = 1, max_new_tokens: int = 128,
-                 temperature: float = 0.0, seed: int = 0, progress=None, stop: list[str] | None = None) -> list[list[str]]:
+                 temperature: float = 0.0, seed: int = 0, progress=None, stop: list[str] | None = None,
+                 ends: bool = False) -> list[list]:
         """`n` completions per prompt. Greedy when temperature is 0; with sampling, each prompt
         is generated on its own with a seed derived from (seed, prompt), so results do not
         depend on what else is in the batch or in the cache. With `stop`, a completion ends
         before the first of those strings it writes (generation stops there; the text is what
-        the whole completion cut there would be)."""
+        the whole completion cut there would be). With `ends`, each completion is [text, cut]:
+        cut when it ended at `max_new_tokens` or the context's end (the model's own count of its
+        tokens, or a server's `finish_reason`), which re-counting the text cannot tell."""
         decl = as_decl(model)
         args = {"n": n, "max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed}
         extra = {}
         if stop:  # only when given: results cached before stop strings keep their keys
             args["stop"] = extra["stop"] = list(stop)
+        if ends:
+            args["ends"] = extra["ends"] = True
         return self._cached(decl, "generate", args, list(prompts),
                             lambda items, prog: self._call(decl, "generate")(items, n, max_new_tokens, temperature,
                                                                              seed, prog, **extra), progress)

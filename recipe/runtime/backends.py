@@ -78,7 +78,9 @@ class Chooses(Protocol):  # choice probabilities
 
 class Generates(Protocol):
     def generate(self, prompts: list[str], n: int, max_new_tokens: int, temperature: float, seed: int,
-                 progress=None, stop: list[str] | None = None) -> list[list[str]]: ...
+                 progress=None, stop: list[str] | None = None, ends: bool = False) -> list[list]:
+        """Each prompt's `n` completions; with `ends`, each as [text, cut]: cut when generation
+        ended at `max_new_tokens` (or the context's end) rather than at an end of turn or a stop."""
 
 
 class Classifies(Protocol):
@@ -139,6 +141,12 @@ def needs(backend, call: str):
         d = backend.decl
         raise UserError(f"model {d.source} ({d.kind}) cannot serve {CALL_TEXT.get(call, call)}")
     return fn
+
+
+def finished(texts: list[list[str]], cuts: list[list[bool]], stop: list[str] | None, ends: bool) -> list[list]:
+    """What `generate` returns: the texts cut at the stop strings, with `ends` each beside its cut flag."""
+    out = [[cut_at_stop(t, stop) for t in ts] for ts in texts]
+    return [[[t, bool(c)] for t, c in zip(ts, cs)] for ts, cs in zip(out, cuts)] if ends else out
 
 
 def cut_at_stop(text: str, stop: list[str] | None) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..diagnostics import UserError
 from ..models import ModelDecl
-from .backends import Chat, cut_at_stop
+from .backends import Chat, finished
 
 EMBED_BATCH = 64
 
@@ -275,11 +275,13 @@ class EndpointBackend:
             out[i][j] = math.exp(r["logprob"]) if r["tokens"] else 0.0
         return [[0.0 if x is None else x for x in v] for v in out]
 
-    def generate(self, prompts, n, max_new_tokens, temperature, seed, progress=None, stop=None) -> list[list[str]]:
+    def generate(self, prompts, n, max_new_tokens, temperature, seed, progress=None, stop=None,
+                 ends=False) -> list[list]:
         out = self._generate(prompts, n, max_new_tokens, temperature, seed, progress, stop)
-        return [[cut_at_stop(t, stop) for t in outs] for outs in out]
+        return finished([[t for t, _ in outs] for outs in out], [[c for _, c in outs] for outs in out], stop, ends)
 
-    def _generate(self, prompts, n, max_new_tokens, temperature, seed, progress, stop) -> list[list[str]]:
+    def _generate(self, prompts, n, max_new_tokens, temperature, seed, progress, stop) -> list[list[tuple]]:
+        """Each prompt's completions as (text, cut): the server's `finish_reason` says "length"."""
         bodies = []
         for p in prompts:
             base = {"model": self.model, "max_tokens": max_new_tokens, "temperature": temperature, "seed": seed, "n": n}
@@ -287,12 +289,12 @@ class EndpointBackend:
                 base["stop"] = list(stop)
             bodies.append(("/chat/completions", base | {"messages": p.messages()}) if isinstance(p, Chat)
                           else ("/completions", base | {"prompt": p}))
-        out = self._by_path(prompts, bodies, lambda r: [texts_of(r)], progress)
+        out = self._by_path(prompts, bodies, lambda r: [ends_of(r)], progress)
         short = [i for i, t in enumerate(out) if len(t) < n]
         if short:  # a server that ignores `n` (llama.cpp): one request per further sample, seeds apart
             more = [(bodies[i][0], bodies[i][1] | {"n": 1, "seed": seed + k}) for i in short for k in range(len(out[i]), n)]
             try:
-                extra = iter(self._by_path(more, more, lambda r: [texts_of(r)[:1]], None))
+                extra = iter(self._by_path(more, more, lambda r: [ends_of(r)[:1]], None))
             except EndpointDown as e:
                 raise EndpointDown(str(e), {i: t for i, t in enumerate(out) if i not in short}) from None
             for i in short:
@@ -373,6 +375,9 @@ def choice_probs(r: dict, choices: list[str]) -> list[float]:
     return out
 
 
-def texts_of(r: dict) -> list[str]:
+def ends_of(r: dict) -> list[tuple[str, bool]]:
+    """A response's completions as (text, cut): OpenAI's `finish_reason` is "length" where the
+    token limit (or the context) ended one."""
     ch = sorted(r["choices"], key=lambda c: c.get("index", 0))
-    return [(c.get("message") or {}).get("content") or c.get("text") or "" for c in ch]
+    return [((c.get("message") or {}).get("content") or c.get("text") or "", c.get("finish_reason") == "length")
+            for c in ch]

@@ -266,8 +266,9 @@ class CausalLM:
             self.model.to(self.dtype)
 
     def generate_batch(self, prompts: list[str], max_new_tokens: int, temperature: float,
-                       n: int, seeds: list[list[int]], stop: list[str] | None = None) -> list[list[str]]:
-        """`n` completions of each prompt. Greedy at temperature 0; else sampled, the j-th
+                       n: int, seeds: list[list[int]], stop: list[str] | None = None) -> list[list[tuple]]:
+        """`n` completions of each prompt, each as (text, cut): cut when it ran to the token limit
+        without ending its turn or writing a stop string. Greedy at temperature 0; else sampled, the j-th
         completion of prompt i from its own generator seeded `seeds[i][j]` (Gumbel-max: the
         argmax of logits / T plus that generator's Gumbel noise is a draw from the softmax), so
         the other prompts in the batch take none of its randomness (their shapes can still
@@ -292,10 +293,23 @@ class CausalLM:
         # greedy: one completion per prompt, the same n times (transformers refuses n > 1)
         with torch.inference_mode():
             out = self.model.generate(**enc, **kw)
-        texts = self.tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        new = out[:, enc["input_ids"].shape[1]:]
+        texts = self.tok.batch_decode(new, skip_special_tokens=True)
+        # a row that ended its turn is padded to the batch's length: its last token is an end
+        ended = self._end_ids()
+        full = new.shape[1] >= max_new_tokens
+        done = [(t, full and int(row[-1]) not in ended and not (stop and any(x in t for x in stop if x)))
+                for t, row in zip(texts, new)]
         if not sampled:
-            return [[t] * n for t in texts]
-        return [texts[i * n:(i + 1) * n] for i in range(len(prompts))]
+            return [[d] * n for d in done]
+        return [done[i * n:(i + 1) * n] for i in range(len(prompts))]
+
+    def _end_ids(self) -> set[int]:
+        """Tokens that end generation (the generation config's, the tokenizer's) and padding."""
+        eos = getattr(self.model.generation_config, "eos_token_id", None)
+        ids = set(eos if isinstance(eos, (list, tuple)) else [eos])
+        ids |= {self.tok.eos_token_id, self.tok.pad_token_id}
+        return {int(i) for i in ids if i is not None}
 
 
 class _StopStrings:

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from ..models import ModelDecl
-from .backends import cut_at_stop
+from .backends import finished
 from .batching import run_batched, run_batched_apart, run_packed, token_counts
 from .cache import key
 
@@ -93,7 +93,8 @@ class LocalLM:
         return run_packed(toks, [len(t) for t in toks], min(m.max_len, PACK_ROW), self.rt._budget(self.decl, packed=True),
                           lambda rows: m.next_token_rows(rows, ids), progress)
 
-    def generate(self, prompts, n, max_new_tokens, temperature, seed, progress=None, stop=None) -> list[list[str]]:
+    def generate(self, prompts, n, max_new_tokens, temperature, seed, progress=None, stop=None,
+                 ends=False) -> list[list]:
         m = self.m
         if self.bos:
             prompts = [m.tok.bos_token + p for p in prompts]
@@ -122,8 +123,8 @@ class LocalLM:
                 if progress:
                     progress(i + 1, len(prompts))
         # the prompts read and the tokens written (the models table said 0 for generation)
-        self._tokens(sum(lens) + sum(len(m.encode(t)) for outs in out for t in outs))
-        return [[cut_at_stop(t, stop) for t in outs] for outs in out]
+        self._tokens(sum(lens) + sum(len(m.encode(t)) for outs in out for t, _ in outs))
+        return finished([[t for t, _ in outs] for outs in out], [[c for _, c in outs] for outs in out], stop, ends)
 
 
 @contextmanager
