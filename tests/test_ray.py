@@ -515,12 +515,14 @@ def test_answers_are_the_same_on_both_engines(tmp_path, monkeypatch):
                  'a = raw | respond(model=lm, turns=turns, max_new_tokens=6)\n'
                  'b = raw | respond(model=lm, turns=turns, max_new_tokens=6, keep_truncated=true)\n'
                  'c = raw | respond(model=lm, turns=turns, max_new_tokens=6, keep_truncated=true, candidates=3, pick=rm, '
-                 'temperature=1.0)\nwrite a to "a.jsonl"\nwrite b to "b.jsonl"\nwrite c to "c.jsonl"\n')
+                 'temperature=1.0)\nd = b | respond(model=lm, replace=true, all_turns=true, max_new_tokens=5, '
+                 'keep_truncated=true)\nwrite a to "a.jsonl"\nwrite b to "b.jsonl"\nwrite c to "c.jsonl"\n'
+                 'write d to "d.jsonl"\n')
     res = both(load(str(f)), tmp_path)
     assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
     assert counts(res["ray"].manifest) == counts(res["duckdb"].manifest)
     node = {n["name"]: n for n in res["ray"].manifest["nodes"]}
-    assert node["b"]["rows_out"] == 9 and 0 < node["a"]["rows_set_aside"] < 10
+    assert node["b"]["rows_out"] == 9 and 0 < node["a"]["rows_set_aside"] < 10 and node["d"]["rows_out"] == 9
 
 
 def test_bootstrapped_instructions_are_the_same_on_both_engines(tmp_path):

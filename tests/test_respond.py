@@ -68,6 +68,30 @@ def test_replace_answers_again_and_a_system_prompt_is_written_with_the_turns(tmp
     assert r["response"] != "w9 w10 w11" and r["answered_by"] == "lm"
 
 
+def test_all_turns_answers_every_turn_again_with_the_new_answers_in_the_prompts(tmp_path, tiny):
+    conv = lambda *ts: [{"role": ("user", "assistant")[i % 2], "content": t} for i, t in enumerate(ts)]  # noqa: E731
+    rows = [{"messages": conv("w1 w2", "old one", "w3 w4", "old two")},
+            {"messages": conv("w5", "old")},
+            {"messages": conv("w6", "old") + [{"role": "user", "content": "w7"}, {"role": "user", "content": "w8"}]}]
+    res, aside = run(tmp_path, tiny, rows, 'a = raw | respond(model=lm, replace=true, all_turns=true, max_new_tokens=4, '
+                                           'keep_truncated=true)\nwrite a to "a.jsonl"\n', fmt="openai")
+    out = {r["_id"]: r for r in read_jsonl(tmp_path / "o" / "a.jsonl")}
+    new: list[dict] = []
+    for q in ("w1 w2", "w3 w4"):
+        new.append({"role": "user", "content": q})
+        new.append({"role": "assistant", "content": direct(tiny, new, 4)})
+    assert out["raw:0"]["messages"] == new and new[1]["content"] != "old one"
+    assert out["raw:1"]["messages"][1]["content"] == direct(tiny, conv("w5"), 4)
+    assert aside == {"raw:2": "respond: the turns do not alternate between user and assistant (all_turns would "
+                              "change the conversation's shape)"}
+    # without all_turns only the last answer is new, its prompt holding the old first answer
+    run(tmp_path, tiny, rows[:1], 'a = raw | respond(model=lm, replace=true, max_new_tokens=4, '
+                                  'keep_truncated=true)\nwrite a to "a.jsonl"\n', fmt="openai")
+    (r,) = read_jsonl(tmp_path / "o" / "a.jsonl")
+    assert r["messages"][:3] == rows[0]["messages"][:3]
+    assert r["messages"][3]["content"] == direct(tiny, rows[0]["messages"][:3], 4)
+
+
 def test_turns_are_answered_in_order_with_the_earlier_answers_in_the_prompt(tmp_path, tiny):
     rows = [{"turns": ["w1 w2", "w3 w4", "w5"]}, {"turns": ["w6 w7"]}, {"turns": []}, {"turns": "w8"}]
     res, aside = run(tmp_path, tiny, rows, 'a = raw | respond(model=lm, turns=turns, max_new_tokens=4, '

@@ -1,7 +1,9 @@
 """respond: answer each row's last user turn with an LM, as distilabel's `TextGeneration` and
 FastChat's `gen_model_answer` do: instruction-only rows (an evaluation set's questions, a prompt
 list, a self-instruct pool) get answers, and with `replace=true` every row's final answer is
-written again by the model (distillation from a stronger one).
+written again by the model (distillation from a stronger one); with `all_turns=true` too, every
+assistant turn of a conversation is, in order, each prompt holding the new answers before it
+(as regenerating ShareGPT's answers with a stronger model does).
 
 The prompt is the conversation up to the turn answered, under the model's chat template (an
 endpoint without a local tokenizer gets the turns and applies its own), with `system` first when
@@ -40,6 +42,9 @@ class Respond(Op):
         P("model", "model", required=True, doc="the LM that answers (causal_lm, or an endpoint)"),
         P("replace", "bool", default=False,
           doc="answer rows that have an answer too: the turns after the last user turn are replaced"),
+        P("all_turns", "bool", default=False,
+          doc="with replace: answer every user turn again, in order, not only the last (the earlier answers "
+              "in each prompt are the new ones)"),
         P("turns", "column", doc="a list column of user turns (MT-Bench's `turns`): the conversation is built "
                                  "from them, each answered in order"),
         P("system", "str", doc="a system prompt for rows without a system turn (written into the row's turns)"),
@@ -74,6 +79,10 @@ class Respond(Op):
         n = args.get("candidates", 1)
         if isinstance(n, int) and n > 1 and not args.get("pick"):
             return [("candidates", f"{n} candidates need `pick=<reward model>` to choose among them")]
+        if args.get("all_turns") and not args.get("replace"):
+            return [("all_turns", "`all_turns` answers again the turns that have answers: give `replace=true` too")]
+        if args.get("all_turns") and args.get("turns"):
+            return [("all_turns", "`turns=` gives the turns to answer, each in order already: leave `all_turns` out")]
         if args.get("pick") and not (isinstance(n, int) and n > 1):
             return [("pick", "`pick` chooses among candidates: give `candidates=` 2 or more")]
         t = args.get("temperature", 0.0)
@@ -92,7 +101,8 @@ class Respond(Op):
         tbl = src.arrow(cols + ([args["turns"]] if args.get("turns") else []))
         convs = [list(m or []) for m in tbl.column("messages").to_pylist()]
         plans, drop = plan_rows(convs, _values(tbl.column(args["turns"])) if args.get("turns") else None,
-                                args.get("replace", False), args.get("system"), args.get("turns"))
+                                args.get("replace", False), args.get("system"), args.get("turns"),
+                                args.get("all_turns", False))
         answerer = Answerer(rt, model, args, ctx.progress, ctx.models[args["pick"]] if args.get("pick") else None)
         answered = answerer.run(plans, drop)
         data = {c: tbl.column(c).to_pylist() for c in cols}
@@ -113,10 +123,13 @@ class Respond(Op):
         ctx.out.add_columns(src, pa.table(new), drop=drop or None)
 
 
-def plan_rows(convs: list[list[dict]], turn_lists, replace: bool, system: str | None, turns_col: str | None):
+def plan_rows(convs: list[list[dict]], turn_lists, replace: bool, system: str | None, turns_col: str | None,
+              all_turns: bool = False):
     """Per row to answer: (the conversation before the first turn to answer, the user turns to
     answer in order); and the rows set aside, with why. Rows that have their answer (the last
-    turn is an assistant's, not empty) are neither, unless `replace`."""
+    turn is an assistant's, not empty) are neither, unless `replace`. With `all_turns`, every
+    user turn of the row is answered in order (a row whose turns do not alternate is set aside:
+    the answers would change its shape)."""
     plans: dict[int, tuple[list[dict], list[str]]] = {}
     drop: dict[int, str] = {}
     for i, msgs in enumerate(convs):
@@ -139,6 +152,15 @@ def plan_rows(convs: list[list[dict]], turn_lists, replace: bool, system: str | 
             drop[i] = "respond: no user turn to answer"
             continue
         if _answered(msgs) and not replace:
+            continue
+        if all_turns:
+            talk = [m.get("role") for m in msgs if m.get("role") != "system"]
+            if (any(r == talk[j + 1] for j, r in enumerate(talk[:-1])) or talk[0] != "user"
+                    or any(m.get("role") == "system" for m in msgs[1:])):
+                drop[i] = ("respond: the turns do not alternate between user and assistant (all_turns would "
+                           "change the conversation's shape)")
+                continue
+            plans[i] = (head, _user_texts(msgs))
             continue
         before = [m for m in msgs[:last_user] if m.get("role") != "system"]
         plans[i] = (head + [{"role": m["role"], "content": m.get("content") or ""} for m in before],
