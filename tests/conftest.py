@@ -112,6 +112,15 @@ def tiny_reward(path):
     return model.eval(), fast
 
 
+def run_recipe(tmp_path: Path, text: str):
+    """Runs recipe `text` into tmp_path/o (cache tmp_path/c): (the result, set-aside reasons by id)."""
+    from recipe.api import load
+    f = tmp_path / "r.recipe"
+    f.write_text(text)
+    res = load(str(f)).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    return res, {a["_id"]: a["reason"] for a in read_jsonl(tmp_path / "o" / "set_aside.jsonl")}
+
+
 def read_jsonl(path: Path):
     return [json.loads(l) for l in Path(path).read_text(encoding="utf-8").splitlines() if l.strip()]
 

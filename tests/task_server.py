@@ -1,7 +1,8 @@
 """A small OpenAI-compatible server on loopback that continues Self-Instruct prompts: for a
 `/completions` prompt it writes numbered tasks, deterministic in the prompt: new tasks of
 random words, a task asking for a picture, a three-word one, a copy of the prompt's first task,
-and, after a blank line (the stop), one more that must never be read."""
+and, after a blank line (the stop), one more that must never be read. It answers the
+classification check and the instance prompts of `instances` too (`instance_continuation`)."""
 from __future__ import annotations
 
 import hashlib
@@ -31,16 +32,44 @@ def alpaca_continuation(prompt: str) -> str:
     return text
 
 
+def instance_continuation(task: str) -> tuple[str, bool]:
+    """Self-Instruct's instance prompts: (the answer, whether it ran to the token limit). By the
+    task's words: "Classify" is a classification task (labels first), "broken" answers out of
+    layout, "clash" gives one input two outputs, "long" runs to the limit; the others get a
+    good example, a repeat of it, one whose output is its input, one ending in a colon."""
+    if "broken" in task:
+        return "Sure! Here is what I think about that.", False
+    if task.startswith("Classify"):
+        return "Class label: Good\nSentence: a fine day\nClass label: Bad\nSentence: a grey day\n" \
+               "Class label: Good\nSentence: a fine day\nClass label: Good\nSentence: a sunny day\n", False
+    if "clash" in task:
+        return "Example 1\nInput: 2\nOutput: 4\nExample 2\nInput: 2\nOutput: 5\n", False
+    text = ("Example 1\nInput: one two\nOutput: two one\nExample 2\nInput: one two\nOutput: two one\n"
+            "Example 3\nInput: same\nOutput: same\nExample 4\nInput: three\nOutput: the answer is:\n"
+            "Example 5\nInput: four five\nOutput: five fo")
+    return (text, True) if "long" in task else (text + "ur\n", False)
+
+
 def continuation(prompt: str) -> str:
+    return answer(prompt)[0]
+
+
+def answer(prompt: str) -> tuple[str, bool]:
+    """The continuation of a prompt and whether it ran to the token limit."""
+    if prompt.endswith("Is it classification?"):
+        task = prompt.rsplit("Task:", 1)[1]
+        return (" Yes" if task.strip().startswith("Classify") else " No"), False
+    if prompt.endswith("\n") and "\nTask:" in prompt:
+        return instance_continuation(prompt.rsplit("Task:", 1)[1].strip())
     if prompt.rstrip().endswith("Instruction:"):
-        return alpaca_continuation(prompt)
+        return alpaca_continuation(prompt), False
     tasks = re.findall(r"^\d+\. (.*)$", prompt, re.M)
     rng = random.Random(hashlib.sha256(prompt.encode()).hexdigest())
     fresh = [" ".join(rng.choice(WORDS) for _ in range(9)).capitalize() + "." for _ in range(2)]
     n = len(tasks) + 1
     items = [fresh[0], "Draw a picture of a tall tree.", "Name three colours.", tasks[0], fresh[1]]
     text = " " + items[0] + "".join(f"\n{n + i}. {t}" for i, t in enumerate(items[1:], 1))
-    return text + f"\n\n{n + len(items)}. Never read: after the blank line the model stopped."
+    return text + f"\n\n{n + len(items)}. Never read: after the blank line the model stopped.", False
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -52,7 +81,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         Handler.prompts.append(body["prompt"])
-        raw = json.dumps({"choices": [{"index": 0, "text": continuation(body["prompt"])}]}).encode()
+        text, cut = answer(body["prompt"])
+        raw = json.dumps({"choices": [{"index": 0, "text": text,
+                                       "finish_reason": "length" if cut else "stop"}]}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(raw)))

@@ -532,11 +532,13 @@ def test_bootstrapped_instructions_are_the_same_on_both_engines(tmp_path):
     try:
         data = write_jsonl(tmp_path / "d.jsonl", alpaca_rows(12))
         r = load(f'recipe r\nmodel lm = causal_lm("openai:{url}#toy")\nsource raw = read("{data}")\n'
-                 'g = raw | self_instruct(model=lm, n=6, prompts_per_round=2, per_prompt=5)\nwrite g to "g.jsonl"\n')
+                 'g = raw | self_instruct(model=lm, n=6, prompts_per_round=2, per_prompt=5)\nwrite g to "g.jsonl"\n'
+                 'i = g | instances(model=lm)\nwrite i to "i.jsonl"\n')
         res = both(r, tmp_path)
         assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
         assert counts(res["ray"].manifest) == counts(res["duckdb"].manifest)
-        assert res["ray"].manifest["nodes"][-1]["stats"]["made"] == 6
+        node = {n["name"]: n for n in res["ray"].manifest["nodes"]}
+        assert node["g"]["stats"]["made"] == 6 and node["i"]["stats"]["instances"] == 12  # two for each task
     finally:
         srv.shutdown()
 

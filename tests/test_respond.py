@@ -10,7 +10,7 @@ from recipe.api import load
 from recipe.ops.respond import plan_rows
 from recipe.runtime.backends import Chat, cache_item
 
-from conftest import read_jsonl, tiny_chat_lm, tiny_reward, write_jsonl
+from conftest import read_jsonl, run_recipe, tiny_chat_lm, tiny_reward, write_jsonl
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
@@ -32,12 +32,8 @@ def direct(tiny, turns, max_new_tokens):
 
 def run(tmp_path, tiny, rows, steps: str, fmt="alpaca"):
     data = write_jsonl(tmp_path / "d.jsonl", rows)
-    f = tmp_path / "r.recipe"
-    f.write_text(f'recipe r\nmodel lm = causal_lm("{tiny[0]}", dtype="fp32")\n'
-                 f'source raw = read("{data}", format="{fmt}")\n{steps}')
-    res = load(str(f)).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
-    aside = {a["_id"]: a["reason"] for a in read_jsonl(tmp_path / "o" / "set_aside.jsonl")}
-    return res, aside
+    return run_recipe(tmp_path, f'recipe r\nmodel lm = causal_lm("{tiny[0]}", dtype="fp32")\n'
+                                f'source raw = read("{data}", format="{fmt}")\n{steps}')
 
 
 def test_unanswered_rows_get_the_models_answer_and_answered_rows_stay(tmp_path, tiny):

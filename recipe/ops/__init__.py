@@ -14,7 +14,7 @@ _MODULES = {
     "score": "score", "tag": "tag", "fuse": "fuse", "necessity": "necessity",
     "format_transfer": "format_transfer", "join": "join", "language": "language",
     "redact": "redact", "normalize": "normalize", "split_turns": "split_turns",
-    "respond": "respond", "self_instruct": "self_instruct",
+    "respond": "respond", "self_instruct": "self_instruct", "instances": "instances",
 }
 # steps the planner makes from declarations, never written in a pipeline
 _INTERNAL = {"finetune": "finetune"}
