@@ -37,6 +37,8 @@ def instance_continuation(task: str) -> tuple[str, bool]:
     task's words: "Classify" is a classification task (labels first), "broken" answers out of
     layout, "clash" gives one input two outputs, "long" runs to the limit; the others get a
     good example, a repeat of it, one whose output is its input, one ending in a colon."""
+    if "endless" in task:
+        return "Output: and on and on and on", True
     if "broken" in task:
         return "Sure! Here is what I think about that.", False
     if task.startswith("Classify"):

@@ -21,7 +21,7 @@ def server():
 
 
 TASKS = ["Give the reverse of the words.", "Classify the day as good or bad.", "Give a clash of numbers.",
-         "Give a long list of words.", "Answer this broken task."]
+         "Give a long list of words.", "Answer this broken task.", "Write an endless story."]
 
 
 def run(tmp_path, url, rows, args="", fmt="instruction_only"):
@@ -58,11 +58,13 @@ def test_instances_are_parsed_filtered_and_accounted_for(tmp_path, server):
         "raw:3+instance3": "instances: the input and the output are the same",
         "raw:3+instance4": "instances: ends with a colon (usually an unfinished generation)",
         "raw:4": "instances: the model's answer holds no instance in the prompt's layout: Sure! Here is what "
-                 "I think about that."}
+                 "I think about that.",
+        "raw:5": "instances: the answer ran to max_new_tokens=300 and its one instance was cut off there: Output: "
+                 "and on and on and on"}
     (node,) = [n for n in res.manifest["nodes"] if n["name"] == "made"]
     assert node["rows_in"] + node["rows_created"] == node["rows_out"] + node["rows_set_aside"]
-    assert node["stats"]["tasks"] == 5 and node["stats"]["classification tasks"] == 1
-    assert node["stats"]["instances"] == 6 and node["stats"]["tasks set aside"] == 2
+    assert node["stats"]["tasks"] == 6 and node["stats"]["classification tasks"] == 1
+    assert node["stats"]["instances"] == 6 and node["stats"]["tasks set aside"] == 3
 
 
 def test_per_task_keeps_a_seeded_draw_and_answered_rows_stay(tmp_path, server):

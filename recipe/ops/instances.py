@@ -82,7 +82,7 @@ class Instances(Op):
         rows, schema = fetch_rows(ctx, inputs[0])
         tasks = [i for i, r in enumerate(rows) if _unanswered(r.get("messages"))]
         if not tasks:
-            ctx.warn("no row is a task without an answer: nothing was made")
+            ctx.warn("no row is a task without an answer: nothing was made (rows with answers are left as they were)")
         maker = Maker(ctx, args)
         out, aside = maker.run(rows, tasks)
         write_rows(ctx, out, schema, [PARENTS, INPUT, CLF])
@@ -133,13 +133,14 @@ class Maker:
         for i, t, c, (text, cut) in zip(tasks, instr, clf, made):
             rid = rows[i]["_id"]
             pairs = ip.parse_classification(text) if c else ip.parse_generation(text)
-            if cut and pairs:
+            cut_one = bool(cut and pairs)
+            if cut_one:
                 pairs = pairs[:-1]
                 self._count("cut off at max_new_tokens (the last instance)")
             kept, lost, whole = self._sift(rid, pairs, c)
             aside += lost
             if whole or not kept:
-                aside.append((rid, f"instances: {whole or self._none_why(text, pairs)}"))
+                aside.append((rid, f"instances: {whole or self._none_why(text, pairs, cut_one)}"))
                 gone.add(i)
                 continue
             news = [_row(rows[i], t, inp, o, c) for _, inp, o in kept]
@@ -191,7 +192,10 @@ class Maker:
             kept = [x for j, x in enumerate(kept) if j in pick]
         return kept, lost, None
 
-    def _none_why(self, text: str, pairs: list) -> str:
+    def _none_why(self, text: str, pairs: list, cut_one: bool) -> str:
+        if not pairs and cut_one:
+            return (f"the answer ran to max_new_tokens={self.args.get('max_new_tokens', 300)} and its one instance "
+                    f"was cut off there: {_short(text.strip())}")
         if not pairs:
             self._count("no instance in the model's layout")
             return f"the model's answer holds no instance in the prompt's layout: {_short(text.strip()) or '(empty)'}"
