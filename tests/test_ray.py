@@ -507,12 +507,14 @@ def test_answers_are_the_same_on_both_engines(tmp_path, monkeypatch):
     tiny_chat_lm(tmp_path / "lm")
     tiny_reward(tmp_path / "rm")
     long = " ".join(f"w{i % 40}" for i in range(60))
-    rows = [{"turns": [f"w{i} w{i + 1}", f"w{i + 2}"] if i % 3 else [f"w{i}"]} for i in range(9)] + [{"turns": [long]}]
+    # "w1 w18": this seed's model ends its answer (with its end token) within 8 tokens; most run on
+    rows = [{"turns": [f"w{i} w{i + 1}", f"w{i + 2}"] if i % 3 else [f"w{i}"]} for i in range(9)] + [{"turns": [long]},
+                                                                                                   {"turns": ["w1 w18"]}]
     data = write_jsonl(tmp_path / "d.jsonl", rows)
     f = tmp_path / "r.recipe"
     f.write_text(f'recipe r\nmodel lm = causal_lm("{tmp_path / "lm"}", dtype="fp32")\nmodel rm = reward("{tmp_path / "rm"}", replicas=1)\n'
                  f'source raw = read("{data}")\n'
-                 'a = raw | respond(model=lm, turns=turns, max_new_tokens=6)\n'
+                 'a = raw | respond(model=lm, turns=turns, max_new_tokens=8)\n'
                  'b = raw | respond(model=lm, turns=turns, max_new_tokens=6, keep_truncated=true)\n'
                  'c = raw | respond(model=lm, turns=turns, max_new_tokens=6, keep_truncated=true, candidates=3, pick=rm, '
                  'temperature=1.0)\nd = b | respond(model=lm, replace=true, all_turns=true, max_new_tokens=5, '
@@ -522,7 +524,7 @@ def test_answers_are_the_same_on_both_engines(tmp_path, monkeypatch):
     assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
     assert counts(res["ray"].manifest) == counts(res["duckdb"].manifest)
     node = {n["name"]: n for n in res["ray"].manifest["nodes"]}
-    assert node["b"]["rows_out"] == 9 and 0 < node["a"]["rows_set_aside"] < 10 and node["d"]["rows_out"] == 9
+    assert node["b"]["rows_out"] == 10 and 0 < node["a"]["rows_set_aside"] < 11 and node["d"]["rows_out"] == 10
 
 
 def test_bootstrapped_instructions_are_the_same_on_both_engines(tmp_path):
