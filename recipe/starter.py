@@ -18,6 +18,14 @@ from pathlib import Path
 from .diagnostics import UserError
 
 
+
+def recipe_path(data: str, home: str) -> str:
+    """The data's path as a recipe file in folder `home` should hold it (both absolute):
+    relative, so a project moves whole, unless the two share nothing below the root
+    (`../../work/data.jsonl` from /tmp/x reads worse than the path itself)."""
+    shared = os.path.commonpath([data, home])
+    return data if shared == os.path.dirname(shared) else os.path.relpath(data, home)
+
 def starter_text(name: str, data: str, facts: dict, languages: dict | None = None, shown: str | None = None,
                  head: int | None = None) -> str:
     """The recipe's text for data described by `facts` (`inspect`), reading `data` (a path as the
@@ -124,8 +132,7 @@ def write_starter(out: str, data: str, head: int | None = 2000, force: bool = Fa
         raise UserError(f"{out} exists: pick another name, or pass --force to replace it")
     facts = inspect(data, head=head, languages=True, pii=True, repairs=True)
     languages = (facts.get("languages") or {}).get("counts")
-    # the path as the recipe file should hold it: relative to the folder it is written in
-    rel = os.path.relpath(Path(data).resolve(), target.resolve().parent)
+    rel = recipe_path(str(Path(data).resolve()), str(target.resolve().parent))
     name = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in target.stem) or "starter"
     if name[0].isdigit():
         name = "r_" + name

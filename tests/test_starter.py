@@ -63,3 +63,10 @@ def test_repairs_and_personal_data_found_are_steps_with_their_counts(tmp_path):
            "untidy whitespace: 1" in text
     assert ('redact()  # found in the rows read: 1 e-mail address; and 1 phone number '
             '(kinds=["phone", "credit_card"] would replace them too)') in text
+
+
+def test_the_data_path_is_relative_unless_only_the_root_is_shared():
+    from recipe.starter import recipe_path
+    assert recipe_path("/home/me/data/pool.jsonl", "/home/me/recipes") == "../data/pool.jsonl"
+    assert recipe_path("/home/me/pool.jsonl", "/home/me") == "pool.jsonl"
+    assert recipe_path("/work/shared/pool.jsonl", "/tmp/p") == "/work/shared/pool.jsonl"
