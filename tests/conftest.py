@@ -17,13 +17,34 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def pytest_configure(config):
     # the per-user model cache of this test session: never the developer's own ~/.cache; each
-    # pytest-xdist worker (`make test` runs two) has its own, as two users' machines would
-    import os
+    # pytest-xdist worker (`make test` runs two) has its own, as two users' machines would, but
+    # their converted weights (SmolLM2 dequantised: a function of the GGUF alone, written once
+    # under a lock) are one folder the controller makes before the workers start, so the
+    # session converts it once, not once per worker and model cache (about 40 s each here)
     import tempfile
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        os.environ["RECIPE_CACHE_HOME"] = tempfile.mkdtemp(prefix=f"recipe-test-cache-{os.environ['PYTEST_XDIST_WORKER']}-")
-    else:
-        os.environ.setdefault("RECIPE_CACHE_HOME", tempfile.mkdtemp(prefix="recipe-test-cache-"))
+    owned = []
+    if not os.environ.get("RECIPE_TEST_WEIGHTS"):  # the controller (a worker inherits its environment)
+        os.environ["RECIPE_TEST_WEIGHTS"] = tempfile.mkdtemp(prefix="recipe-test-weights-")
+        owned.append(os.environ["RECIPE_TEST_WEIGHTS"])
+    if os.environ.get("PYTEST_XDIST_WORKER") or not os.environ.get("RECIPE_CACHE_HOME"):
+        worker = os.environ.get("PYTEST_XDIST_WORKER")
+        home = Path(tempfile.mkdtemp(prefix=f"recipe-test-cache-{worker + '-' if worker else ''}"))
+        os.environ["RECIPE_CACHE_HOME"] = str(home)
+        owned.append(str(home))
+        share_weights(home / "models")
+    config._recipe_test_dirs = owned
+
+
+def pytest_unconfigure(config):
+    import shutil
+    for d in getattr(config, "_recipe_test_dirs", []):  # a run no longer leaves 1 GB of weights in /tmp
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def share_weights(model_cache: Path) -> None:
+    """`model_cache`'s converted weights are the session's shared ones."""
+    model_cache.mkdir(parents=True, exist_ok=True)
+    (model_cache / "dequantised").symlink_to(os.environ["RECIPE_TEST_WEIGHTS"], target_is_directory=True)
 
 
 # modules that start a local Ray instance (or a `ray start` cluster): one worker runs them all,
@@ -127,8 +148,18 @@ def read_jsonl(path: Path):
 
 @pytest.fixture(scope="session")
 def model_cache(tmp_path_factory):
-    """One model cache for the session, so the GGUF is dequantised once."""
-    return tmp_path_factory.mktemp("models")
+    """One model cache per test process (its results start empty); its converted weights are the
+    session's shared ones (`pytest_configure`)."""
+    d = tmp_path_factory.mktemp("models")
+    share_weights(d)
+    return d
+
+
+def dequantised(model_cache: Path) -> Path:
+    """The folder of SmolLM2's dequantised weights in a model cache."""
+    from recipe.runtime.resolve import resolve
+    import hashlib
+    return model_cache / "dequantised" / hashlib.sha256(resolve("builtin:smollm2").identity.encode()).hexdigest()[:16]
 
 
 @pytest.fixture(scope="session")

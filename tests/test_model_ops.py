@@ -9,7 +9,7 @@ from recipe.ops.tag import normalise_tags, parse_tags
 from recipe.runtime import ModelRuntime
 from recipe.templates import Template, load_promptsource, render
 
-from conftest import alpaca_rows, read_jsonl, write_jsonl
+from conftest import alpaca_rows, dequantised, read_jsonl, write_jsonl
 
 
 def run(text, tmp_path, model_cache, out="o"):
@@ -136,7 +136,7 @@ write s to "s.jsonl"
     rows = read_jsonl(tmp_path / "o" / "s.jsonl")
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    saved = next((model_cache / "dequantised").iterdir())
+    saved = dequantised(model_cache)
     tok = AutoTokenizer.from_pretrained(saved)
     model = AutoModelForCausalLM.from_pretrained(saved, dtype=torch.float32).eval()
 
@@ -168,7 +168,7 @@ s = raw
 write s to "s.jsonl"
 ''', tmp_path, model_cache)
     from transformers import AutoTokenizer
-    tok = AutoTokenizer.from_pretrained(next((model_cache / "dequantised").iterdir()))
+    tok = AutoTokenizer.from_pretrained(dequantised(model_cache))
     msgs = [{"role": r, "content": c} for r, c in zip(["user", "assistant"] * 2, [t["value"] for t in rows[0]["conversations"]])]
     want = len(tok.apply_chat_template(msgs, tokenize=True, return_dict=True)["input_ids"])
     out = read_jsonl(tmp_path / "o" / "s.jsonl")[0]

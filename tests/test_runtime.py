@@ -9,7 +9,7 @@ from recipe.diagnostics import UserError
 from recipe.runtime import ModelRuntime
 from recipe.runtime.batching import pack_rows, token_batches, unique_order
 
-from conftest import EMB, LM
+from conftest import EMB, LM, dequantised
 
 TEXTS = ["How do I sort a list in Python?", "Explain photosynthesis.", "How do I sort a list in Python?",
          "Write a haiku about the sea.", "What is 2 + 2?"]
@@ -120,7 +120,7 @@ def test_loglik_equals_direct_fp32_forward(runtime, model_cache):
     prompts = ["The capital of France is", "Q: What is 2 + 2?\nA:"]
     conts = [" Paris, a city on the Seine.", " 4"]
     got = runtime.loglik(LM, prompts, conts)
-    saved = next((model_cache / "dequantised").iterdir())
+    saved = dequantised(model_cache)
     tok = AutoTokenizer.from_pretrained(saved)
     model = AutoModelForCausalLM.from_pretrained(saved, dtype=torch.float32).eval()
     for p, c, g in zip(prompts, conts, got):

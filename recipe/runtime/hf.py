@@ -77,34 +77,34 @@ def refuse_fresh_weights(info: dict, src, kind: str) -> None:
                         "this kind (`recipe check` names the folder's architecture)")
 
 
+@contextmanager
+def _held(path: Path):
+    """An exclusive lock on `path` for the block, waiting for another process that holds it
+    (two runs, or two test workers, dequantising one GGUF: one writes, the other then loads)."""
+    import fcntl
+    with open(path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 class CausalLM:
     """A causal LM with its tokenizer; log-likelihoods, choice probabilities, generation."""
 
     def __init__(self, res: Resolved, cache_root: Path, device: str, dtype: str | None, log=print,
                  on_load=lambda secs: None):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoTokenizer
         self.device = device
         self.dtype = pick_dtype(device, dtype)
         src = res.path
         kw = dict(local_files_only=True, trust_remote_code=False)
         if res.gguf_file:
             saved = cache_root / "dequantised" / hashlib.sha256(res.identity.encode()).hexdigest()[:16]
-            if not (saved / "config.json").exists():
-                log(f"dequantising {res.gguf_file} once (later runs load {saved})")
-                t0 = time.time()
-                tok = AutoTokenizer.from_pretrained(str(src), gguf_file=res.gguf_file, **kw)
-                model = AutoModelForCausalLM.from_pretrained(str(src), gguf_file=res.gguf_file,
-                                                             dtype=torch.float32, **kw)
-                model.hf_quantizer = None
-                if hasattr(model.config, "quantization_config"):
-                    del model.config.quantization_config
-                tmp = saved.with_name(saved.name + f".tmp{os.getpid()}")
-                model.save_pretrained(str(tmp), safe_serialization=True)
-                tok.save_pretrained(str(tmp))
-                describe(tmp, f"{res.gguf_file} ({res.identity})")
-                os.replace(tmp, saved) if not saved.exists() else None
-                log(f"dequantised in {time.time() - t0:.1f}s")
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            with _held(saved.with_name(saved.name + ".lock")):  # another process may be writing it
+                self._dequantise(res, saved, kw, log)
             src = saved
         if not (Path(src) / "config.json").exists():
             raise UserError(f"no model at {src} (a local model directory needs config.json)")
@@ -115,6 +115,27 @@ class CausalLM:
         from transformers import AutoConfig
         cfg = AutoConfig.from_pretrained(str(src), **kw)
         self.max_len = int(min(getattr(cfg, "max_position_embeddings", 2048) or 2048, 2048))
+
+    @staticmethod
+    def _dequantise(res: Resolved, saved: Path, kw: dict, log) -> None:
+        """The GGUF's weights saved as safetensors at `saved`, once (a function of the file alone)."""
+        if (saved / "config.json").exists():
+            return
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        log(f"dequantising {res.gguf_file} once (later runs load {saved})")
+        t0 = time.time()
+        tok = AutoTokenizer.from_pretrained(str(res.path), gguf_file=res.gguf_file, **kw)
+        model = AutoModelForCausalLM.from_pretrained(str(res.path), gguf_file=res.gguf_file, dtype=torch.float32, **kw)
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        tmp = saved.with_name(saved.name + f".tmp{os.getpid()}")
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tok.save_pretrained(str(tmp))
+        describe(tmp, f"{res.gguf_file} ({res.identity})")
+        os.replace(tmp, saved) if not saved.exists() else None
+        log(f"dequantised in {time.time() - t0:.1f}s")
 
     @property
     def model(self):
