@@ -22,6 +22,10 @@ def pytest_configure(config):
     # under a lock) are one folder the controller makes before the workers start, so the
     # session converts it once, not once per worker and model cache (about 40 s each here)
     import tempfile
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # two workers on two cores: torch's default of a thread per core each ran four threads on
+        # two cores, and model tests on one worker took 3-5x their time alone
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
     owned = []
     if not os.environ.get("RECIPE_TEST_WEIGHTS"):  # the controller (a worker inherits its environment)
         os.environ["RECIPE_TEST_WEIGHTS"] = tempfile.mkdtemp(prefix="recipe-test-weights-")
