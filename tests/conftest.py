@@ -161,9 +161,9 @@ def model_cache(tmp_path_factory):
 
 def dequantised(model_cache: Path) -> Path:
     """The folder of SmolLM2's dequantised weights in a model cache."""
+    from recipe.runtime.hf import dequantised_dir
     from recipe.runtime.resolve import resolve
-    import hashlib
-    return model_cache / "dequantised" / hashlib.sha256(resolve("builtin:smollm2").identity.encode()).hexdigest()[:16]
+    return dequantised_dir(model_cache, resolve("builtin:smollm2").identity)
 
 
 @pytest.fixture(scope="session")

@@ -77,6 +77,11 @@ def refuse_fresh_weights(info: dict, src, kind: str) -> None:
                         "this kind (`recipe check` names the folder's architecture)")
 
 
+def dequantised_dir(cache_root: Path, identity: str) -> Path:
+    """Where a GGUF checkpoint's dequantised weights live in a model cache."""
+    return Path(cache_root) / "dequantised" / hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
 @contextmanager
 def _held(path: Path):
     """An exclusive lock on `path` for the block, waiting for another process that holds it
@@ -101,7 +106,7 @@ class CausalLM:
         src = res.path
         kw = dict(local_files_only=True, trust_remote_code=False)
         if res.gguf_file:
-            saved = cache_root / "dequantised" / hashlib.sha256(res.identity.encode()).hexdigest()[:16]
+            saved = dequantised_dir(cache_root, res.identity)
             saved.parent.mkdir(parents=True, exist_ok=True)
             with _held(saved.with_name(saved.name + ".lock")):  # another process may be writing it
                 self._dequantise(res, saved, kw, log)
