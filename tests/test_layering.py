@@ -12,7 +12,7 @@ STAGES = [
     (0, ["recipe.codes", "recipe.diagnostics", "recipe.ir", "recipe.syntax", "recipe.types", "recipe.faults", "recipe.codehash", "recipe.ui",
          "recipe.paths"]),
     (1, ["recipe.table", "recipe.models", "recipe.model_files"]),
-    (1, ["recipe.algorithms", "recipe.io", "recipe.templates"]),
+    (1, ["recipe.algorithms", "recipe.io", "recipe.templates", "recipe.compiled"]),
     (2, ["recipe.frontend", "recipe.link", "recipe.ops", "recipe.check", "recipe.checked", "recipe.check_io", "recipe.check_models", "recipe.check_regex", "recipe.check_types", "recipe.check_names",
          "recipe.schema"]),
     (3, ["recipe.plan", "recipe.runtime"]),

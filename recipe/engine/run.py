@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import ops as registry
+from .. import compiled, ops as registry
 from ..diagnostics import UserError
 from ..faults import atomic_file, atomic_write, fault  # noqa: F401  (re-exported for callers)
 from ..plan import Plan, finished, status
@@ -64,6 +64,7 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
         finished_with.setdefault(s, []).append(m)
     rows: list[dict] = []
     step_fp: dict[str, str] = {}  # step name -> the fingerprint its table is stored under
+    noted = False
     for step in plan.steps:
         t0 = time.time()
         # a training step's record counts only while its weights are in the model cache
@@ -82,6 +83,9 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
                 release(m)
             continue
         why = status(store, step, weights)
+        if not noted and not reporter.quiet:  # once, before the first step that runs
+            noted = True
+            compiled.note(reporter.log)
         reporter.log(f"  {step.name}: running {step.op} ({why})")
         store.begin_step(step.fingerprint)
         ctx = KernelContext(store.output(step.fingerprint, plan.params), step.name, plan.params,
