@@ -76,16 +76,22 @@ def answer(prompt: str) -> tuple[str, bool]:
 
 class Handler(BaseHTTPRequestHandler):
     prompts: list = []
+    chats: list = []  # the messages of each /chat/completions request
 
     def log_message(self, *a):
         pass
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        Handler.prompts.append(body["prompt"])
-        text, cut = answer(body["prompt"])
-        raw = json.dumps({"choices": [{"index": 0, "text": text,
-                                       "finish_reason": "length" if cut else "stop"}]}).encode()
+        if self.path.endswith("/chat/completions"):  # the user's last turn is the prompt, answered as text is
+            Handler.chats.append(body["messages"])
+            text, cut = answer(body["messages"][-1]["content"])
+            choice = {"index": 0, "message": {"role": "assistant", "content": text.strip()}}
+        else:
+            Handler.prompts.append(body["prompt"])
+            text, cut = answer(body["prompt"])
+            choice = {"index": 0, "text": text}
+        raw = json.dumps({"choices": [choice | {"finish_reason": "length" if cut else "stop"}]}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(raw)))

@@ -16,6 +16,7 @@ def server():
     import task_server
     srv, url = task_server.start()
     task_server.Handler.prompts.clear()
+    task_server.Handler.chats.clear()
     yield url, task_server.Handler.prompts
     srv.shutdown()
 
@@ -88,6 +89,23 @@ def test_the_papers_templates_come_from_files(tmp_path, server):
                     f', check_file="{tmp_path / "check.txt"}", input_first_file="{tmp_path / "gen.txt"}"')
     assert f"Is the task classification?\n\nTask: {TASKS[0]}\nIs it classification?" in prompts
     assert f"Examples, please.\n\nTask: {TASKS[0]}\n" in prompts and len(out) == 2
+
+
+def test_chat_prompts_go_to_a_chat_model_as_user_turns_and_give_the_same_instances(tmp_path, server):
+    """prompt="chat": each prompt is the user's turn of a chat (an endpoint's /chat/completions
+    here, its template applied by the server); the answers are parsed as raw continuations are."""
+    import task_server
+    url, prompts = server
+    tasks = [{"instruction": t} for t in TASKS[:3]]
+    (tmp_path / "raw").mkdir()
+    (tmp_path / "chat").mkdir()
+    _, raw, raw_aside = run(tmp_path / "raw", url, tasks)
+    _, chat, chat_aside = run(tmp_path / "chat", url, tasks, ', prompt="chat"')
+    users = [m[-1]["content"] for m in task_server.Handler.chats]
+    assert all(len(m) == 1 and m[0]["role"] == "user" for m in task_server.Handler.chats)
+    assert ip.check_prompt(ip.CLF_CHECK, TASKS[0]) in users and ip.instance_prompt(ip.OUTPUT_FIRST, TASKS[1]) in users
+    assert len(users) == len(prompts) == 6  # three checks and three instance prompts each way
+    assert chat == raw and chat_aside == raw_aside and len(chat) == 5
 
 
 def test_parsing_follows_the_papers_layouts():
