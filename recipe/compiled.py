@@ -24,9 +24,7 @@ def missing() -> list[str]:
     them). Unknown numba internals answer nothing missing: this only informs."""
     out = []
     try:
-        for name, d in _dispatchers():
-            if d.targetoptions.get("inline") == "always":  # compiled into its callers, never alone
-                continue
+        for name, d in _standalone():
             if not os.path.exists(d._cache._cache_file._index_path):
                 out.append(name)
     except Exception:  # pragma: no cover - another numba's internals
@@ -34,9 +32,19 @@ def missing() -> list[str]:
     return out
 
 
+def _standalone():
+    """The loops compiled on their own (those inlined into their callers never are)."""
+    return [(n, d) for n, d in _dispatchers() if d.targetoptions.get("inline") != "always"]
+
+
 def note(log) -> None:
-    """Say, before the steps run, that some compiled loops will compile on first use."""
-    todo = missing()
-    if todo:
-        log(f"  note: {len(todo)} compiled loops are not on disk yet (a fresh install): the steps that use them "
+    """Say, before the steps run, that the compiled loops will compile on first use: only where
+    none is on disk (a fresh install), since a user whose recipes never take some paths would
+    otherwise hear it on every run."""
+    try:
+        todo, every = missing(), _standalone()
+    except Exception:  # pragma: no cover - another numba's internals
+        return
+    if todo and len(todo) == len(every):
+        log(f"  note: the {len(todo)} compiled loops are not on disk yet (a fresh install): the steps that use them "
             "compile them first (10-20 s once; `python -m recipe.warm` does it ahead)")
