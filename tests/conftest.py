@@ -26,6 +26,12 @@ def pytest_configure(config):
         # two workers on two cores: torch's default of a thread per core each ran four threads on
         # two cores, and model tests on one worker took 3-5x their time alone
         os.environ.setdefault("OMP_NUM_THREADS", "1")
+        # numba's parallel loops (apricot's, in the test that compares with it) run on OpenMP by
+        # default, the same libgomp as torch's, and starting its pool set every later torch op
+        # of that worker to two threads: on a loaded machine each op's barrier then spun while
+        # the other thread waited for a core, and the worker's model tests took 3-9x their time
+        # (deita's cache test 93-114 s against 11 s). numba's own thread pool leaves torch alone.
+        os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
     owned = []
     if not os.environ.get("RECIPE_TEST_WEIGHTS"):  # the controller (a worker inherits its environment)
         os.environ["RECIPE_TEST_WEIGHTS"] = tempfile.mkdtemp(prefix="recipe-test-weights-")
@@ -61,6 +67,18 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.module.__name__ in RAY_MODULES:
             item.add_marker(pytest.mark.xdist_group("ray"))
+
+
+def pytest_runtest_teardown(item):
+    """A test that leaves torch on more threads than the worker's one fails, naming itself:
+    every later model test of the worker would share two cores with the other worker at twice
+    the threads (see `pytest_configure`)."""
+    import sys
+    want, torch = os.environ.get("OMP_NUM_THREADS"), sys.modules.get("torch")
+    if os.environ.get("PYTEST_XDIST_WORKER") and want and torch is not None and torch.get_num_threads() != int(want):
+        left = torch.get_num_threads()
+        torch.set_num_threads(int(want))
+        raise AssertionError(f"{item.nodeid} left torch on {left} threads (the worker runs {want})")
 
 
 def pytest_addoption(parser):

@@ -310,3 +310,28 @@ def test_generation_stops_at_a_stop_string_with_the_text_it_would_have_had(tmp_p
                                                     seed=3, stop=stop)
         assert cut == [[cut_at_stop(t, stop) for t in outs] for outs in full]
         assert any(len(c) < len(f) for co, fo in zip(cut, full) for c, f in zip(co, fo))
+
+
+def test_a_gguf_header_is_parsed_once_while_dequantising_and_the_library_is_left_as_it_was(tmp_path):
+    import gguf
+    from recipe.runtime.hf import _gguf_read_once
+    path = tmp_path / "tiny.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_string("general.name", "tiny")
+    w.add_block_count(2)
+    w.add_tensor("token_embd.weight", np.arange(12, dtype=np.float32).reshape(3, 4))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    make, table = gguf.GGUFReader, gguf.get_tensor_name_map
+    with _gguf_read_once():
+        a, b = gguf.GGUFReader(str(path)), gguf.GGUFReader(path)  # transformers passes either
+        assert a is b and bytes(a.fields["general.name"].parts[-1]).decode() == "tiny"
+        assert np.array_equal(np.asarray(a.tensors[0].data), np.arange(12, dtype=np.float32).reshape(3, 4))
+        names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 2)
+        assert names is gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 2)
+        assert names.get_name("model.layers.1.self_attn.q_proj") == "blk.1.attn_q"
+        assert gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 3) is not names
+    assert gguf.GGUFReader is make and gguf.get_tensor_name_map is table
+    assert gguf.GGUFReader(str(path)) is not gguf.GGUFReader(str(path))

@@ -95,6 +95,31 @@ def _held(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+@contextmanager
+def _gguf_read_once():
+    """transformers parses the GGUF's header three times (config, tokenizer, weights: each a
+    Python walk over the 49k-token vocabulary, 6 s here) and builds gguf's tensor-name table
+    once per module of the model (397 times for SmolLM2, 8 s): within the block, one reader per
+    file and one table per (architecture, blocks) serve every call. Both only read."""
+    import gguf
+    make, table, memo = gguf.GGUFReader, gguf.get_tensor_name_map, {}
+
+    def once(fn):
+        def call(*args, **kw):
+            key = (fn, tuple(os.fspath(a) if isinstance(a, Path) else a for a in args), tuple(sorted(kw.items())))
+            if key not in memo:
+                memo[key] = fn(*args, **kw)
+            return memo[key]
+        return call
+
+    # transformers imports both from the module at each call
+    gguf.GGUFReader, gguf.get_tensor_name_map = once(make), once(table)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = make, table
+
+
 class CausalLM:
     """A causal LM with its tokenizer; log-likelihoods, choice probabilities, generation."""
 
@@ -130,8 +155,10 @@ class CausalLM:
         from transformers import AutoModelForCausalLM, AutoTokenizer
         log(f"dequantising {res.gguf_file} once (later runs load {saved})")
         t0 = time.time()
-        tok = AutoTokenizer.from_pretrained(str(res.path), gguf_file=res.gguf_file, **kw)
-        model = AutoModelForCausalLM.from_pretrained(str(res.path), gguf_file=res.gguf_file, dtype=torch.float32, **kw)
+        with _gguf_read_once():
+            tok = AutoTokenizer.from_pretrained(str(res.path), gguf_file=res.gguf_file, **kw)
+            model = AutoModelForCausalLM.from_pretrained(str(res.path), gguf_file=res.gguf_file, dtype=torch.float32,
+                                                         **kw)
         model.hf_quantizer = None
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
