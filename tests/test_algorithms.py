@@ -38,8 +38,11 @@ def naive_qdit(x, k, q, alpha, costs=None, budget=None):
     qn = (q - q.min()) / (q.max() - q.min())
     cur = np.zeros(n)
     out, spent = [], 0.0
+    # one n x n buffer for every pick: a fresh 32 MB temporary a pick cost 9M page faults
+    # (25 s of system time) over 600 picks of 2,000 rows
+    buf = np.empty_like(s)
     for _ in range(k):
-        gains = np.maximum(s - cur[None, :], 0).sum(1)
+        gains = np.maximum(np.subtract(s, cur[None, :], out=buf), 0, out=buf).sum(1)
         score = (1 - alpha) * gains / n + alpha * qn
         score[out] = -np.inf
         if budget is not None:
