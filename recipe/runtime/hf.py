@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -95,29 +96,34 @@ def _held(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+_GGUF_PATCH = threading.Lock()
+
+
 @contextmanager
 def _gguf_read_once():
     """transformers parses the GGUF's header three times (config, tokenizer, weights: each a
     Python walk over the 49k-token vocabulary, 6 s here) and builds gguf's tensor-name table
     once per module of the model (397 times for SmolLM2, 8 s): within the block, one reader per
-    file and one table per (architecture, blocks) serve every call. Both only read."""
+    file and one table per (architecture, blocks) serve every call. Both only read. One block
+    at a time in a process: two threads' patches would otherwise restore each other's."""
     import gguf
-    make, table, memo = gguf.GGUFReader, gguf.get_tensor_name_map, {}
+    with _GGUF_PATCH:
+        make, table, memo = gguf.GGUFReader, gguf.get_tensor_name_map, {}
 
-    def once(fn):
-        def call(*args, **kw):
-            key = (fn, tuple(os.fspath(a) if isinstance(a, Path) else a for a in args), tuple(sorted(kw.items())))
-            if key not in memo:
-                memo[key] = fn(*args, **kw)
-            return memo[key]
-        return call
+        def once(fn):
+            def call(*args, **kw):
+                key = (fn, tuple(os.fspath(a) if isinstance(a, Path) else a for a in args), tuple(sorted(kw.items())))
+                if key not in memo:
+                    memo[key] = fn(*args, **kw)
+                return memo[key]
+            return call
 
-    # transformers imports both from the module at each call
-    gguf.GGUFReader, gguf.get_tensor_name_map = once(make), once(table)
-    try:
-        yield
-    finally:
-        gguf.GGUFReader, gguf.get_tensor_name_map = make, table
+        # transformers imports both from the module at each call
+        gguf.GGUFReader, gguf.get_tensor_name_map = once(make), once(table)
+        try:
+            yield
+        finally:
+            gguf.GGUFReader, gguf.get_tensor_name_map = make, table
 
 
 class CausalLM:
