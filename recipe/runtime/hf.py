@@ -113,6 +113,10 @@ def _gguf_read_once():
         def once(fn):
             def call(*args, **kw):
                 key = (fn, tuple(os.fspath(a) if isinstance(a, Path) else a for a in args), tuple(sorted(kw.items())))
+                try:
+                    hash(key)
+                except TypeError:  # arguments another transformers may pass that cannot be keys
+                    return fn(*args, **kw)
                 if key not in memo:
                     memo[key] = fn(*args, **kw)
                 return memo[key]
