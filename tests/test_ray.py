@@ -21,7 +21,7 @@ pytest.importorskip("ray")
 
 from recipe.api import load  # noqa: E402
 
-from conftest import alpaca_rows, write_jsonl  # noqa: E402
+from conftest import alpaca_rows, read_jsonl, write_jsonl  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -499,6 +499,41 @@ def test_redacted_and_normalized_turns_are_the_same_on_both_engines(tmp_path, mo
     assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
     assert counts(res["ray"].manifest) == counts(res["duckdb"].manifest)
     assert b"@gmail.com" not in (tmp_path / "o-ray" / "x.json").read_bytes()
+
+
+def test_results_in_the_cache_start_no_actor_and_the_actors_compute_only_the_rest(tmp_path, monkeypatch):
+    """The driver looks model results up in the result cache and writes them there itself;
+    actors only compute what is missing. A Ray run after a DuckDB run on the same result
+    cache starts no actor and loads no model; on an empty cache the two actors compute
+    every result (sharded), and all three runs write the same bytes."""
+    from conftest import tiny_chat_lm
+    from recipe.engine.ray_models import ModelPool
+    from recipe.runtime import ModelRuntime
+    tiny_chat_lm(tmp_path / "lm")
+    data = write_jsonl(tmp_path / "d.jsonl", alpaca_rows(10))
+    r = load(f'recipe r\nmodel lm = causal_lm("{tmp_path / "lm"}", dtype="fp32")\nsource raw = read("{data}")\n'
+             's = raw | score(metric="perplexity", model=lm)\nwrite s to "s.jsonl"\n')
+    r.run(out=tmp_path / "o-duck", cache_dir=tmp_path / "c-duck", runtime=ModelRuntime(tmp_path / "m"))
+    started = []
+    real = ModelPool._actors
+    monkeypatch.setattr(ModelPool, "_actors", lambda self, decl: started.append(decl) or real(self, decl))
+    cached = r.run(out=tmp_path / "o-cached", cache_dir=tmp_path / "c-cached", engine="ray", replicas=2,
+                   runtime=ModelRuntime(tmp_path / "m"))
+    assert not started
+    (st,) = cached.manifest["model_runtime"].values()
+    assert st["requests"] == st["cache_hits"] == 10 and st["computed"] == 0 and st["loads"] == 0
+    fresh = r.run(out=tmp_path / "o-fresh", cache_dir=tmp_path / "c-fresh", engine="ray", replicas=2,
+                  runtime=ModelRuntime(tmp_path / "m-fresh"))
+    assert len(started) == 1
+    (st,) = fresh.manifest["model_runtime"].values()
+    assert st["requests"] == st["computed"] == 10 and st["cache_hits"] == 0 and st["loads"] == 2
+    assert outputs(tmp_path / "o-cached") == outputs(tmp_path / "o-duck")
+    # the actors' own numbers: equal up to rounding (torch on 1 thread in each of two actors
+    # here, on the test process's threads for the DuckDB run; the suite's parity tests run
+    # both on one thread and compare bytes)
+    duck, ray_ = (read_jsonl(tmp_path / o / "s.jsonl") for o in ("o-duck", "o-fresh"))
+    assert [r["_id"] for r in duck] == [r["_id"] for r in ray_]
+    assert np.allclose([r["perplexity"] for r in duck], [r["perplexity"] for r in ray_], rtol=1e-6, atol=0)
 
 
 def test_answers_are_the_same_on_both_engines(tmp_path, monkeypatch):

@@ -1,20 +1,19 @@
-"""Model-backed steps on Ray: each model runs in a pool of actors, one loaded copy per actor,
-each actor a `ModelRuntime` with the run's batching and the run's model-result cache (a
-directory on shared storage), so a re-run computes only what no actor has cached.
+"""Model-backed steps on Ray: each model runs in a pool of actors, one loaded copy per actor.
 
-Operators call this pool exactly as they call a `ModelRuntime`. A call's items are split
-into one contiguous shard per actor (replicas: the model's `replicas=` option, else the
-run's); the driver keeps only a tokenizer for chat templates and token counts. On a CPU
-scores and embeddings are computed one text at a time (batch-invariant, see
-runtime/__init__.py), so a pool gives the same numbers as one process; greedy generation
-is batched, so it is sharded only when a model asks for more than one replica.
+The driver keeps the run's `ModelRuntime` and with it everything but the computing: the
+result cache (looked up and written on the driver alone, exactly as on the DuckDB engine,
+so a re-run whose results are all cached starts no actor and loads no model), the pieces a
+killed run resumes from, the statistics. What is not cached is split into one contiguous
+shard per actor (replicas: the model's `replicas=` option, else the run's), each computed by
+the actor's backend. On a CPU scores and embeddings are computed one text at a time
+(batch-invariant, see runtime/__init__.py), so a pool gives the same numbers as one process.
+The driver keeps only a tokenizer for chat templates and token counts.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
-
-SHARDED = ("embed", "loglik", "choice_probs", "generate", "classify", "identify")
-
 
 class _Actor:
     """One model runtime in a Ray actor (wrapped with ray.remote by `ModelPool`)."""
@@ -25,8 +24,10 @@ class _Actor:
         from ..runtime import ModelRuntime
         self.rt = ModelRuntime(cache_dir=cache_dir, weights_dir=weights_dir, device=device)
 
-    def call(self, method: str, decl: dict, args: tuple, kwargs: dict):
-        return getattr(self.rt, method)(decl, *args, **kwargs)
+    def compute(self, call: str, decl, args: tuple, kwargs: dict):
+        """The backend's `call` on these items (the driver has looked them up in the cache)."""
+        from ..runtime import backends
+        return backends.needs(self.rt.model(decl), call)(*args, **kwargs)
 
     def usage(self) -> dict:
         return self.rt.usage()
@@ -36,18 +37,21 @@ class _Actor:
 
 
 class ModelPool:
-    """A `ModelRuntime` look-alike whose model calls run on Ray actors."""
+    """A `ModelRuntime` look-alike whose computations run on Ray actors."""
 
     def __init__(self, local, replicas: int = 1, log=lambda *_: None):
-        self.local, self.replicas, self.log = local, max(1, int(replicas)), log
+        # a copy sharing the caller's caches and statistics; only the copy computes remotely
+        self.local = copy.copy(local)
+        self.local.remote = self._remote
+        self.replicas, self.log = max(1, int(replicas)), log
         self._pools: dict[str, list] = {}
         self._retired: list[dict] = []  # usage of released actors
         self._retired_stats: list[dict] = []
 
-    def __getattr__(self, name):  # chat_prompt, count_tokens, device, ...: the local runtime
+    def __getattr__(self, name):  # embed, loglik, chat_prompt, count_tokens, device, ...: the runtime
         return getattr(self.local, name)
 
-    def _actors(self, decl: dict) -> list:
+    def _actors(self, decl) -> list:
         ident = decl["identity"]
         if ident not in self._pools:
             import ray
@@ -65,55 +69,30 @@ class ModelPool:
                                   for _ in range(n)]
         return self._pools[ident]
 
-    def _call(self, method: str, model, first: list, rest: tuple, kwargs: dict, progress=None):
-        import ray
-        from ..runtime import as_decl
-        decl = as_decl(model)
-        if decl.source_kind == "openai":  # a server does the work: the driver's one client keeps its requests in flight
-            return getattr(self.local, method)(decl, first, *rest, **kwargs, progress=progress)
-        actors = self._actors(decl)
-        n = len(first)
-        shards = len(actors) if (method != "generate" or len(actors) > 1) else 1
-        shards = max(1, min(shards, n))
-        bounds = np.linspace(0, n, shards + 1).astype(int)
-        refs = []
-        for i in range(shards):
-            a, b = int(bounds[i]), int(bounds[i + 1])
-            args = tuple(x[a:b] if isinstance(x, list) and len(x) == n else x for x in (first, *rest))
-            refs.append(actors[i].call.remote(method, decl, args, kwargs))
-        parts = []
-        for i, r in enumerate(refs):
-            parts.append(ray.get(r))
-            if progress:
-                progress(int(bounds[i + 1]), n)
-        if method in ("embed", "choice_probs", "classify"):
-            parts = [p for p in parts if len(p)]
-            return np.concatenate(parts) if parts else self._empty(method, decl, first, rest, kwargs)
-        return [x for p in parts for x in p]
+    def _remote(self, decl, call: str):
+        """The runtime's backend call for `decl`, computed on its actors (None: in this process,
+        as for a server, which does the work itself: the driver's one client keeps its requests
+        in flight)."""
+        if decl.source_kind == "openai":
+            return None
 
-    def _empty(self, method, decl, first, rest, kwargs):
-        return getattr(self.local, method)(decl, first, *rest, **kwargs)
-
-    def embed(self, model, texts, progress=None):
-        return self._call("embed", model, list(texts), (), {}, progress)
-
-    def loglik(self, model, prompts, continuations, progress=None):
-        return self._call("loglik", model, list(prompts), (list(continuations),), {}, progress)
-
-    def choice_probs(self, model, prompts, choices, progress=None):
-        return self._call("choice_probs", model, list(prompts), (choices,), {}, progress)
-
-    def generate(self, model, prompts, n=1, max_new_tokens=128, temperature=0.0, seed=0, progress=None, stop=None,
-                 ends=False):
-        return self._call("generate", model, list(prompts), (),
-                          {"n": n, "max_new_tokens": max_new_tokens, "temperature": temperature, "seed": seed}
-                          | ({"stop": list(stop)} if stop else {}) | ({"ends": True} if ends else {}), progress)
-
-    def classify(self, model, texts, pairs=None, progress=None):
-        return self._call("classify", model, list(texts), (list(pairs) if pairs is not None else None,), {}, progress)
-
-    def identify(self, model, texts, progress=None):
-        return self._call("identify", model, list(texts), (), {}, progress)
+        def compute(items, *rest, progress=None, **kwargs):
+            import ray
+            actors = self._actors(decl)
+            n = len(items)
+            shards = max(1, min(len(actors), n))
+            bounds = np.linspace(0, n, shards + 1).astype(int)
+            refs = [actors[i].compute.remote(call, decl, (items[bounds[i]:bounds[i + 1]], *rest), kwargs)
+                    for i in range(shards)]
+            parts = []
+            for i, r in enumerate(refs):
+                parts.append(ray.get(r))
+                if progress:
+                    progress(int(bounds[i + 1]), n)
+            if call in ("embed", "choice_probs", "classify"):
+                return np.concatenate([np.asarray(p) for p in parts if len(p)])
+            return [x for p in parts for x in p]
+        return compute
 
     def release(self, model) -> None:
         import ray

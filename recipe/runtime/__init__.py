@@ -110,6 +110,9 @@ class ModelRuntime:
         self.cache = ResultCache(self.cache_dir)
         self._models: dict[str, object] = {}
         self._stats: dict[str, ModelStats] = {}
+        # where backends compute instead of in this process (the Ray engine's actor pools): a
+        # function of (decl, call) giving the backend call to make, or None to compute here
+        self.remote = None
 
     def usage(self) -> dict:
         """Requests, computed calls, tokens, compute and load seconds so far, over all models."""
@@ -220,7 +223,9 @@ class ModelRuntime:
         return 16384 if self.device.startswith("cuda") else (4096 if packed else 2048)
 
     def _call(self, decl, call: str):
-        return backends.needs(self.model(decl), call)
+        """The backend function computing `call` (what is not in the result cache)."""
+        fn = self.remote(decl, call) if self.remote is not None else None
+        return fn if fn is not None else backends.needs(self.model(decl), call)
 
     # ---- calls -------------------------------------------------------------------------
     def embed(self, model, texts: list[str], progress=None) -> np.ndarray:
@@ -235,7 +240,7 @@ class ModelRuntime:
         st.cache_hits += len(ukeys) - len(todo)
         for part, prog in _pieces(todo, EMBED_SAVE_EVERY, progress):
             t0 = time.time()
-            vecs = np.asarray(self._call(decl, "embed")([texts[uniq[j]] for j in part], prog), dtype=np.float32)
+            vecs = np.asarray(self._call(decl, "embed")([texts[uniq[j]] for j in part], progress=prog), dtype=np.float32)
             vecs /= np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
             st.seconds += time.time() - t0
             st.computed += len(part)
@@ -255,13 +260,13 @@ class ModelRuntime:
         special tokens added); with an empty prompt the first continuation token is not scored."""
         decl = as_decl(model)
         return self._cached(decl, "loglik", {}, list(zip(prompts, continuations)),
-                            lambda items, prog: self._call(decl, "loglik")(items, prog), progress)
+                            lambda items, prog: self._call(decl, "loglik")(items, progress=prog), progress)
 
     def choice_probs(self, model, prompts: list[str], choices: list[str], progress=None) -> np.ndarray:
         """Next-token probability of each choice (its first token) after each prompt."""
         decl = as_decl(model)
         res = self._cached(decl, "choice_probs", {"choices": choices}, list(prompts),
-                           lambda items, prog: self._call(decl, "choice_probs")(items, choices, prog), progress)
+                           lambda items, prog: self._call(decl, "choice_probs")(items, choices, progress=prog), progress)
         return np.asarray(res, dtype=np.float64).reshape(len(prompts), len(choices))
 
     def generate(self, model, prompts: list[str], n: int = 1, max_new_tokens: int = 128,
@@ -283,14 +288,15 @@ class ModelRuntime:
             args["ends"] = extra["ends"] = True
         return self._cached(decl, "generate", args, list(prompts),
                             lambda items, prog: self._call(decl, "generate")(items, n, max_new_tokens, temperature,
-                                                                             seed, prog, **extra), progress)
+                                                                             seed, progress=prog, **extra),
+                            progress)
 
     def classify(self, model, texts: list[str], pairs: list[str] | None = None, progress=None) -> np.ndarray:
         """Logits of a sequence-classification (or reward) head for each text (or text pair)."""
         decl = as_decl(model)
         items = list(zip(texts, pairs if pairs is not None else [None] * len(texts)))
         res = self._cached(decl, "classify", {}, items,
-                           lambda its, prog: self._call(decl, "classify")(its, prog), progress)
+                           lambda its, prog: self._call(decl, "classify")(its, progress=prog), progress)
         return np.asarray(res, dtype=np.float64)
 
     def identify(self, model, texts: list[str], progress=None) -> list:
@@ -298,7 +304,7 @@ class ModelRuntime:
         for a text with nothing to identify (empty, or only whitespace)."""
         decl = as_decl(model)
         return self._cached(decl, "identify", {}, list(texts),
-                            lambda items, prog: self._call(decl, "identify")(items, prog), progress)
+                            lambda items, prog: self._call(decl, "identify")(items, progress=prog), progress)
 
     def labels(self, model) -> list[str]:
         """The languages a language_id model can give."""
