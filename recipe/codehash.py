@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import re
 import unicodedata
 from functools import lru_cache
 from importlib import metadata
@@ -24,16 +25,42 @@ def _module_file(name: str) -> Path | None:
     return None
 
 
+# the start of an import statement at the start of a line (lazy imports inside functions
+# included); a docstring line that reads like one only adds a dependency
+_IMPORT = re.compile(r"^[ \t]*(?=from[ \t]+[\w.]+[ \t]+import\b|import[ \t])", re.M)
+
+
+def import_statements(source: str) -> list:
+    """The import statements of a module's source, as AST nodes. Parses only the lines that
+    start one, each with the lines after it until it parses (a parenthesised list of names,
+    whose comments may hold parentheses); parsing whole modules took 1.2 s for the package
+    at every start of a run. tests/test_trust.py checks that this finds what a walk of the
+    whole syntax tree finds in every module of the package."""
+    out = []
+    for m in _IMPORT.finditer(source):
+        end = source.find("\n", m.end())
+        end = len(source) if end < 0 else end
+        while True:
+            try:
+                out += ast.parse(source[m.end():end]).body
+                break
+            except SyntaxError:  # a statement going on, or prose that begins like an import
+                nxt = source.find("\n", end + 1)
+                if nxt < 0 or "(" not in source[m.end():end] or end - m.end() > 4000:
+                    break
+                end = nxt
+    return out
+
+
 @lru_cache(maxsize=None)
 def _imports(name: str) -> tuple[str, ...]:
     """Modules of this package that module `name` imports (at any depth of its code)."""
     path = _module_file(name)
     if path is None:
         return ()
-    tree = ast.parse(path.read_text(encoding="utf-8"))
     is_pkg = path.name == "__init__.py"
     out = set()
-    for node in ast.walk(tree):
+    for node in import_statements(path.read_text(encoding="utf-8")):
         if isinstance(node, ast.ImportFrom):
             if node.level:
                 base = name.split(".") if is_pkg else name.split(".")[:-1]

@@ -389,6 +389,33 @@ def test_an_engine_source_change_reruns_the_steps_that_run_through_it(tmp_path, 
     assert why == {"raw": "code changed", "x": "code changed"}
 
 
+def test_import_lines_find_what_a_walk_of_the_whole_syntax_tree_finds():
+    """Fingerprints follow each operator's imports; they are read from the lines that start
+    an import statement (parsing whole modules cost a second at every run's start). In every
+    module of the package, lazy and parenthesised imports included, that finds the same
+    imports as walking the module's whole syntax tree."""
+    import ast
+    import recipe.codehash as ch
+
+    def key(n):
+        return (type(n).__name__, getattr(n, "module", None), getattr(n, "level", None),
+                tuple((a.name, a.asname) for a in n.names))
+    files = sorted(ch.PKG.rglob("*.py"))
+    assert len(files) > 100
+    for path in files:
+        src = path.read_text(encoding="utf-8")
+        walked = sorted((key(n) for n in ast.walk(ast.parse(src)) if isinstance(n, (ast.Import, ast.ImportFrom))),
+                        key=repr)
+        found = sorted((key(n) for n in ch.import_statements(src)), key=repr)
+        assert found == walked, path
+    # what the line finder must not miss, and prose it must not take for an import
+    src = ('"""Docs.\nimport this is prose\n"""\nfrom .a import (b,\n    c)  # two\nimport recipe.x as y\n'
+           'def f():\n    from ..d import e\n')
+    assert [key(n) for n in ch.import_statements(src)] == [
+        ("ImportFrom", "a", 1, (("b", None), ("c", None))), ("Import", None, None, (("recipe.x", "y"),)),
+        ("ImportFrom", "d", 2, (("e", None),))]
+
+
 def test_a_python_with_other_unicode_tables_reruns_the_steps(tmp_path, data, monkeypatch):
     """Normalisation lower-cases with the running Python's Unicode tables, so a cache made
     under another Unicode version is not served: every step says "code changed"."""
