@@ -2,8 +2,6 @@
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import pytest
 from recipe.api import load
 from recipe.diagnostics import RecipeError
 
+import forked
 from conftest import alpaca_rows, write_jsonl
 
 RECIPE = '''recipe crash
@@ -51,9 +50,8 @@ def _run(f, out, cache, fault=None):
     if fault:
         env["RECIPE_FAULT_INJECT"] = fault
     # each run's model results live with its step cache: a killed run must compute them itself
-    return subprocess.run([sys.executable, "-m", "recipe", "run", str(f), "--out", str(out), "--cache-dir", str(cache),
-                           "--model-cache", str(Path(cache) / "models"), "--quiet"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    return forked.run(["run", str(f), "--out", str(out), "--cache-dir", str(cache),
+                       "--model-cache", str(Path(cache) / "models"), "--quiet"], env)
 
 
 def _outputs(out: Path) -> dict:
@@ -90,10 +88,8 @@ def test_kill_at_a_random_moment(crash_setup, tmp_path):
     ref = root / "ref"
     if not ref.exists():
         assert _run(f, ref, root / "ref-cache").returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "recipe", "run", str(f), "--out", str(tmp_path / "o"),
-                             "--cache-dir", str(tmp_path / "c"), "--quiet"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    time.sleep(2.5)
+    proc = forked.Run(["run", str(f), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "--quiet"])
+    time.sleep(1.0)  # a forked run starts without its imports (a fresh process spent 2-3 s on them)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert _run(f, tmp_path / "o", tmp_path / "c").returncode == 0
@@ -103,8 +99,7 @@ def test_kill_at_a_random_moment(crash_setup, tmp_path):
 def test_concurrent_runs_on_one_cache_are_refused(crash_setup, tmp_path):
     root, f = crash_setup
     # the first run holds the lock while it works
-    first = subprocess.Popen([sys.executable, "-m", "recipe", "run", str(f), "--out", str(tmp_path / "a"),
-                              "--cache-dir", str(tmp_path / "c"), "--quiet"], stderr=subprocess.PIPE, text=True)
+    first = forked.Run(["run", str(f), "--out", str(tmp_path / "a"), "--cache-dir", str(tmp_path / "c"), "--quiet"])
     deadline = time.time() + 30
     while not (tmp_path / "c" / "lock").exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -190,7 +185,6 @@ def test_a_broken_local_model_is_a_clear_error_not_a_traceback(tmp_path):
     f.write_text(f'recipe t\nmodel lm = causal_lm("{bad}")\nsource raw = read("{data}")\n'
                  f'a = raw | score(metric="perplexity", model=lm)\nwrite a to "a.jsonl"\n')
     env = {k: v for k, v in os.environ.items() if k != "RECIPE_DEBUG"}
-    p = subprocess.run([sys.executable, "-m", "recipe", "run", str(f), "--out", str(tmp_path / "o"),
-                        "--cache-dir", str(tmp_path / "c"), "--quiet"], capture_output=True, text=True, env=env)
+    p = forked.run(["run", str(f), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "--quiet"], env)
     assert p.returncode == 1 and "Traceback" not in p.stderr
     assert "step `a` (score) failed" in p.stderr and "finished steps are cached" in p.stderr
