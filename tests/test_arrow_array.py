@@ -67,17 +67,17 @@ def _both_agree(monkeypatch, tmp, text: str, chunk: int, block: int, room: int) 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=arrays(st.one_of(*[CLEAN] * 4, WEIRD)), chunk=st.sampled_from([2, 3]), block=st.sampled_from([7, 37, 1 << 20]),
        room=st.sampled_from([1, 2, 64]))
-def test_alpaca_arrays_read_alike_on_both_paths(tmp_path_factory, monkeypatch, text, chunk, block, room):
+def test_alpaca_arrays_read_alike_on_both_paths(ram_tmp, monkeypatch, text, chunk, block, room):
     first = '{"instruction": "first", "output": "row"}'  # detected as Alpaca rows from the first element
-    _both_agree(monkeypatch, tmp_path_factory.mktemp("aa"), text.replace("[\n  ", "[\n  " + first + ",\n  ", 1),
+    _both_agree(monkeypatch, ram_tmp.mktemp("aa"), text.replace("[\n  ", "[\n  " + first + ",\n  ", 1),
                 chunk, block, room)
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=arrays(CHAT), chunk=st.sampled_from([2, 3]), block=st.sampled_from([7, 37]), room=st.sampled_from([1, 64]))
-def test_sharegpt_arrays_read_alike_on_both_paths(tmp_path_factory, monkeypatch, text, chunk, block, room):
+def test_sharegpt_arrays_read_alike_on_both_paths(ram_tmp, monkeypatch, text, chunk, block, room):
     first = '{"conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "yo"}]}'
-    _both_agree(monkeypatch, tmp_path_factory.mktemp("sa"), text.replace("[\n  ", "[\n  " + first + ",\n  ", 1),
+    _both_agree(monkeypatch, ram_tmp.mktemp("sa"), text.replace("[\n  ", "[\n  " + first + ",\n  ", 1),
                 chunk, block, room)
 
 

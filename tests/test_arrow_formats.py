@@ -22,13 +22,13 @@ LIST_FIELD = st.sampled_from(['["x", "y"]', "[]", "[1", '[{"input": "", "output"
 @given(rows=st.lists(st.tuples(CSV_ROW, LIST_FIELD), min_size=1, max_size=10),
        broken=st.lists(st.tuples(st.integers(0, 9), BROKEN_CSV), max_size=1), last=st.sampled_from(["note", "turns", "instances"]),
        given_fmt=st.booleans())
-def test_csv_of_each_format_reads_alike_on_both_paths(tmp_path_factory, monkeypatch, fmt, rows, broken, last, given_fmt):
+def test_csv_of_each_format_reads_alike_on_both_paths(ram_tmp, monkeypatch, fmt, rows, broken, last, given_fmt):
     """Dolly, question/answer and raw rows in CSV take Arrow's path too (Alpaca's alone until
     session 28); a field the record reader reads as a list (`turns`, `instances`: the CSV sink
     writes lists as JSON text) made the fast path keep the text: both paths agree now."""
     import recipe.io.arrow_csv as csv_mod
     monkeypatch.setattr(csv_mod, "BLOCK", 64)
-    tmp = tmp_path_factory.mktemp("csvf")
+    tmp = ram_tmp.mktemp("csvf")
     data = tmp / "d.csv"
     rows = [(*r[:3], lf if last != "note" else r[3]) for r, lf in rows]
     data.write_bytes(_csv_text(rows, broken, ",", False, names=CSV_NAMES[fmt] + (last,)).encode())
@@ -67,13 +67,13 @@ def _pair_line(fmt: str, ask, answer, extra: dict, drop: int) -> str:
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.tuples(ASK, ANSWER, PAIR_EXTRA, st.sampled_from([0] * 12 + [1, 2])), min_size=1, max_size=10),
        broken=st.booleans(), given_fmt=st.booleans())
-def test_one_turn_formats_read_alike_on_both_paths(tmp_path_factory, monkeypatch, fmt, rows, broken, given_fmt):
+def test_one_turn_formats_read_alike_on_both_paths(ram_tmp, monkeypatch, fmt, rows, broken, given_fmt):
     """Dolly (`context` or `input`), prompt/completion and question/answer rows: missing, null,
     blank and non-text fields, recipe's own names beside them, extra columns of every kind;
     the fast path and the line-by-line reader write the same bytes."""
     a, b = PAIR_FIELDS[fmt]
     lines = [json.dumps({a: "first", b: "row"})] + [_pair_line(fmt, *r) for r in rows] + (["{broken"] if broken else [])
-    tmp = tmp_path_factory.mktemp("pairs")
+    tmp = ram_tmp.mktemp("pairs")
     data = tmp / "d.jsonl"
     data.write_text("".join(line + "\n" for line in lines))
     _both_paths_agree(monkeypatch, tmp, data, "_fast", "\n".join(lines), fmt=fmt if given_fmt else "")
@@ -81,10 +81,10 @@ def test_one_turn_formats_read_alike_on_both_paths(tmp_path_factory, monkeypatch
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(LINE, min_size=1, max_size=14))
-def test_raw_fast_and_line_by_line_reads_agree(tmp_path_factory, monkeypatch, lines):
+def test_raw_fast_and_line_by_line_reads_agree(ram_tmp, monkeypatch, lines):
     """`format="raw"` (every field a column, recipe's own names kept apart, no conversation):
     Alpaca-shaped and odd lines read to the same bytes on Arrow's path and line by line."""
-    tmp = tmp_path_factory.mktemp("raw")
+    tmp = ram_tmp.mktemp("raw")
     data = tmp / "d.jsonl"
     data.write_text("".join(line + "\n" for line in ['{"n": 1}'] + lines))
     # one-line chunks on both paths: a column of ints and floats widened to JSON by a later
@@ -116,7 +116,7 @@ PQ_TURN = st.fixed_dictionaries({"r": ROLES, "c": st.one_of(*[st.text(alphabet="
                                ANSWER.filter(lambda v: not isinstance(v, list)), PLAIN.filter(lambda v: v != [])),
                      min_size=1, max_size=10),
        extra=st.sampled_from(sorted(PQ_COLS)), data=st.data())
-def test_other_formats_in_parquet_read_alike_on_both_paths(tmp_path_factory, monkeypatch, fmt, rows, extra, data):
+def test_other_formats_in_parquet_read_alike_on_both_paths(ram_tmp, monkeypatch, fmt, rows, extra, data):
     """ShareGPT and OpenAI turns (unknown roles, null texts, a turn's own field), Dolly and
     question/answer rows (null, blank, `context`) and raw ones in Parquet, an extra column of each type:
     Arrow's path and the record reader write the same bytes (only Alpaca took Arrow's path
@@ -133,7 +133,7 @@ def test_other_formats_in_parquet_read_alike_on_both_paths(tmp_path_factory, mon
             rec = {a: ask, b: answer, **({"context": ctx if isinstance(ctx, str) else None} if fmt == "dolly" else {})}
         rec[extra] = data.draw(st.one_of(st.none(), PQ_COLS[extra]))
         recs.append(rec)
-    tmp = tmp_path_factory.mktemp("pqf")
+    tmp = ram_tmp.mktemp("pqf")
     pq.write_table(pa.Table.from_pylist(recs), tmp / "d.parquet", row_group_size=3)
     _both_paths_agree(monkeypatch, tmp, tmp / "d.parquet", "_fast_parquet", str(recs), fmt=fmt)
 

@@ -82,10 +82,10 @@ def _fast_then_slow(monkeypatch, tmp, text: str, slow: str) -> list[int]:
 @pytest.mark.parametrize("chunk", [2, 3])
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=st.lists(LINE, min_size=1, max_size=14))
-def test_fast_and_line_by_line_reads_agree(tmp_path_factory, monkeypatch, chunk, lines):
+def test_fast_and_line_by_line_reads_agree(ram_tmp, monkeypatch, chunk, lines):
     if not any(line.startswith('{"instruction"') for line in lines):
         lines = ['{"instruction": "first", "output": "row"}'] + lines
-    tmp = tmp_path_factory.mktemp("ar")
+    tmp = ram_tmp.mktemp("ar")
     data = tmp / "d.jsonl"
     data.write_text("".join(line + "\n" for line in lines))
     # small chunks on both paths, so schemas change between chunks; the reference is the
@@ -205,7 +205,7 @@ PQ_ROW = st.fixed_dictionaries(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(PQ_ROW, min_size=1, max_size=12), extra=st.sampled_from(sorted(PQ_COLS)), data=st.data(),
        narrow=st.booleans())
-def test_parquet_fast_and_record_by_record_reads_agree(tmp_path_factory, monkeypatch, rows, extra, data, narrow):
+def test_parquet_fast_and_record_by_record_reads_agree(ram_tmp, monkeypatch, rows, extra, data, narrow):
     """Alpaca rows in Parquet: an extra column of each type (NaN and nested values send their
     chunk to the record reader), narrow ints and floats, large strings; the bytes agree."""
     import pyarrow as pa
@@ -218,7 +218,7 @@ def test_parquet_fast_and_record_by_record_reads_agree(tmp_path_factory, monkeyp
         t = t.set_column(t.schema.get_field_index(extra), extra,
                          t.column(extra).cast(pa.int32() if extra == "c_int" else pa.float32()))
     t = t.set_column(0, "instruction", t.column("instruction").cast(pa.large_string()))
-    tmp = tmp_path_factory.mktemp("pq")
+    tmp = ram_tmp.mktemp("pq")
     pq.write_table(t, tmp / "d.parquet", row_group_size=3)
     _both_paths_agree(monkeypatch, tmp, tmp / "d.parquet", "_fast_parquet", str(rows))
 
@@ -226,7 +226,7 @@ def test_parquet_fast_and_record_by_record_reads_agree(tmp_path_factory, monkeyp
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(PQ_ROW, min_size=1, max_size=12), extra=st.sampled_from(sorted(PQ_COLS)), data=st.data(),
        stream=st.booleans())
-def test_arrow_file_fast_and_record_by_record_reads_agree(tmp_path_factory, monkeypatch, rows, extra, data, stream):
+def test_arrow_file_fast_and_record_by_record_reads_agree(ram_tmp, monkeypatch, rows, extra, data, stream):
     """Alpaca rows in an Arrow file (a Hugging Face save_to_disk shard: the IPC stream format,
     or the file format) read alike on Arrow's fast path and record by record."""
     import pyarrow as pa
@@ -234,7 +234,7 @@ def test_arrow_file_fast_and_record_by_record_reads_agree(tmp_path_factory, monk
     for r in rows:
         r[extra] = data.draw(st.one_of(st.none(), PQ_COLS[extra]))
     t = pa.Table.from_pylist(rows)
-    tmp = tmp_path_factory.mktemp("arrow")
+    tmp = ram_tmp.mktemp("arrow")
     with pa.OSFile(str(tmp / "d.arrow"), "wb") as f:
         w = pa.ipc.new_stream(f, t.schema) if stream else pa.ipc.new_file(f, t.schema)
         w.write_table(t, max_chunksize=4)
@@ -338,13 +338,13 @@ def _chat_line(fmt: str, turns: list[dict], extra, weird: int) -> str:
 @given(rows=st.lists(st.tuples(st.lists(TURN, max_size=4), st.one_of(st.none(), PLAIN, st.just({"k": 1})),
                                st.sampled_from([0] * 8 + [1, 2, 3, 4, 5, 6])), min_size=1, max_size=10),
        broken=st.booleans())
-def test_chat_fast_and_line_by_line_reads_agree(tmp_path_factory, monkeypatch, fmt, rows, broken):
+def test_chat_fast_and_line_by_line_reads_agree(ram_tmp, monkeypatch, fmt, rows, broken):
     """ShareGPT and OpenAI rows: roles of every case (unknown, non-ASCII), turns without text,
     LIMA's strings, no user turn or a blank one, extra columns of every kind, turns with fields
     of their own; the bytes agree."""
     lines = [_chat_line(fmt, [{"r": "human", "c": "first"}, {"r": "gpt", "c": "row"}], None, 0)]
     lines += [_chat_line(fmt, *r) for r in rows] + (["{broken"] if broken else [])
-    tmp = tmp_path_factory.mktemp("chat")
+    tmp = ram_tmp.mktemp("chat")
     data = tmp / "d.jsonl"
     data.write_text("".join(line + "\n" for line in lines))
     _both_paths_agree(monkeypatch, tmp, data, "_fast", "\n".join(lines))
@@ -389,13 +389,13 @@ def _csv_text(rows, broken, delim: str, bom: bool, header: bool = True,
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(CSV_ROW, min_size=1, max_size=12), broken=st.lists(st.tuples(st.integers(0, 11), BROKEN_CSV), max_size=2),
        tsv=st.booleans(), bom=st.booleans(), block=st.sampled_from([64, 200, 1 << 20]))
-def test_csv_fast_and_record_by_record_reads_agree(tmp_path_factory, monkeypatch, rows, broken, tsv, bom, block):
+def test_csv_fast_and_record_by_record_reads_agree(ram_tmp, monkeypatch, rows, broken, tsv, bom, block):
     """Alpaca rows in CSV or TSV (quoted separators, quotes and line breaks in fields, a BOM,
     empty instructions, rows with too few or too many fields, blank lines, an unclosed quote),
     read in small Arrow blocks and record by record: the bytes agree."""
     import recipe.io.arrow_csv as csv_mod
     monkeypatch.setattr(csv_mod, "BLOCK", block)
-    tmp = tmp_path_factory.mktemp("csv")
+    tmp = ram_tmp.mktemp("csv")
     data = tmp / ("d.tsv" if tsv else "d.csv")
     data.write_bytes(_csv_text(rows, broken, "\t" if tsv else ",", bom).encode())
     _both_paths_agree(monkeypatch, tmp, data, "_fast_csv", repr(data.read_bytes()))
@@ -404,12 +404,12 @@ def test_csv_fast_and_record_by_record_reads_agree(tmp_path_factory, monkeypatch
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(CSV_ROW, min_size=1, max_size=12), broken=st.lists(st.tuples(st.integers(0, 11), BROKEN_CSV), max_size=2),
        tsv=st.booleans(), block=st.sampled_from([64, 1 << 20]))
-def test_headerless_csv_fast_and_record_by_record_reads_agree(tmp_path_factory, monkeypatch, rows, broken, tsv, block):
+def test_headerless_csv_fast_and_record_by_record_reads_agree(ram_tmp, monkeypatch, rows, broken, tsv, block):
     """A CSV/TSV without a header row, its fields named by `columns=`: both paths read the
     first line as a row and agree byte for byte, broken rows included."""
     import recipe.io.arrow_csv as csv_mod
     monkeypatch.setattr(csv_mod, "BLOCK", block)
-    tmp = tmp_path_factory.mktemp("csvh")
+    tmp = ram_tmp.mktemp("csvh")
     data = tmp / ("d.tsv" if tsv else "d.csv")
     data.write_bytes(_csv_text(rows, broken, "\t" if tsv else ",", False, header=False).encode())
     _both_paths_agree(monkeypatch, tmp, data, "_fast_csv", repr(data.read_bytes()),

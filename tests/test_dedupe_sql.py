@@ -17,10 +17,10 @@ TEXT = st.lists(PIECES, min_size=1, max_size=3).map("".join)
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(texts=st.lists(TEXT, min_size=1, max_size=16), keep=st.sampled_from(["first", "longest", "max:n"]),
        after_filter=st.booleans())
-def test_sql_exact_dedupe_matches_the_python_reference(tmp_path_factory, texts, keep, after_filter):
+def test_sql_exact_dedupe_matches_the_python_reference(ram_tmp, texts, keep, after_filter):
     """Also after a filter: its output is a view over the read's table, and the rows it
     drops are not candidates."""
-    tmp = tmp_path_factory.mktemp("dd")
+    tmp = ram_tmp.mktemp("dd")
     rows = [{"instruction": "q " + t, "output": "a", "n": (i * 7) % 5} for i, t in enumerate(texts)]
     data = tmp / "d.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))

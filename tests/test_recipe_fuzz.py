@@ -128,9 +128,9 @@ def case(draw):
 
 @settings(max_examples=int(os.environ.get("RECIPE_FUZZ_EXAMPLES", 400)), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(case())
-def test_fuzzed_recipes_end_in_a_diagnostic_or_a_clean_run(tmp_path_factory, c):
+def test_fuzzed_recipes_end_in_a_diagnostic_or_a_clean_run(ram_tmp, c):
     (rows, other, start), ops, sink = c
-    tmp = tmp_path_factory.mktemp("fz")
+    tmp = ram_tmp.mktemp("fz")
     data = tmp / "d.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     text = f'recipe fz\nsource raw = read("{data}", format="alpaca")\n'
