@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ import pytest
 from recipe.api import load
 from recipe.runtime import ModelRuntime
 
+import forked
 from conftest import read_jsonl, write_jsonl
 
 RECIPE = '''recipe ft
@@ -101,9 +100,8 @@ def test_a_run_killed_at_training_restarts_cleanly(setup, tmp_path):
         env = dict(os.environ)
         if fault:
             env["RECIPE_FAULT_INJECT"] = fault
-        return subprocess.run([sys.executable, "-m", "recipe", "run", str(f), "--out", str(out), "--cache-dir",
-                               str(cache), "--model-cache", str(Path(cache) / "models"), "--quiet"],
-                              env=env, capture_output=True, text=True, timeout=300)
+        return forked.run(["run", str(f), "--out", str(out), "--cache-dir", str(cache), "--model-cache",
+                           str(Path(cache) / "models"), "--quiet"], env)
     ref = cli(tmp_path / "ref", tmp_path / "c-ref")
     assert ref.returncode == 0, ref.stderr
     killed = cli(tmp_path / "o", tmp_path / "c", "step:tuned/finetune:before_commit")

@@ -4,11 +4,10 @@ turns, the rows exact dedupe would set aside (checked against the op itself), fi
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 
+import forked
 from conftest import write_jsonl
 from recipe.api import load
 from recipe.inspect import inspect, render
@@ -66,16 +65,15 @@ def test_exact_duplicates_are_what_exact_dedupe_sets_aside(tmp_path):
 
 def test_the_command_prints_text_or_json_and_keeps_a_cache_when_asked(tmp_path):
     d = data(tmp_path)
-    cmd = [sys.executable, "-m", "recipe", "inspect", str(d), "--cache-dir", str(tmp_path / "c")]
-    a = subprocess.run(cmd + ["--format", "json"], capture_output=True, text=True)
+    cmd = ["inspect", str(d), "--cache-dir", str(tmp_path / "c")]
+    a = forked.run(cmd + ["--format", "json"])
     assert a.returncode == 0, a.stderr
     assert json.loads(a.stdout)["rows"] == 5 and (tmp_path / "c" / "cache.duckdb").exists()
-    b = subprocess.run(cmd, capture_output=True, text=True)  # the second reads from the cache
+    b = forked.run(cmd)  # the second reads from the cache
     assert b.returncode == 0 and "5 rows" in b.stdout and "exact duplicates" in b.stdout
-    first = subprocess.run(cmd[:5] + ["--head", "3", "--format", "json"], capture_output=True, text=True)
+    first = forked.run(cmd[:2] + ["--head", "3", "--format", "json"])
     assert first.returncode == 0 and json.loads(first.stdout)["rows"] == 3  # the first 3 records are rows
-    forced = subprocess.run([sys.executable, "-m", "recipe", "inspect", str(d), "--data-format", "sharegpt"],
-                            capture_output=True, text=True)
+    forced = forked.run(["inspect", str(d), "--data-format", "sharegpt"])
     assert forced.returncode == 0 and "0 rows (format sharegpt), 8 set aside" in forced.stdout
     assert "warning: every row" in forced.stdout  # the read's own warning
 
@@ -94,19 +92,18 @@ def test_what_check_warns_of_in_the_file_is_said(tmp_path):
 
 
 def test_a_bad_path_or_an_unknown_format_is_one_clear_error(tmp_path):
-    miss = subprocess.run([sys.executable, "-m", "recipe", "inspect", str(tmp_path / "nope.jsonl")],
-                          capture_output=True, text=True)
+    miss = forked.run(["inspect", str(tmp_path / "nope.jsonl")])
     assert miss.returncode == 1 and "input not found" in miss.stderr and "<string>" not in miss.stderr
     odd = write_jsonl(tmp_path / "odd.jsonl", [{"a": 1, "b": 2}])
-    got = subprocess.run([sys.executable, "-m", "recipe", "inspect", str(odd)], capture_output=True, text=True)
+    got = forked.run(["inspect", str(odd)])
     assert got.returncode == 1 and "cannot tell the format" in got.stderr and "--data-format" in got.stderr
     assert "Traceback" not in got.stderr and "writes nothing" not in got.stderr
 
 
 def test_a_headerless_tsv_takes_its_fields_names_and_an_empty_text_has_no_words(tmp_path):
     (tmp_path / "d.tsv").write_text("What is 2+2?\t4\tcount\nName a colour\tred\tpick\n")
-    got = subprocess.run([sys.executable, "-m", "recipe", "inspect", str(tmp_path / "d.tsv"), "--columns", "q, a, why",
-                          "--data-format", "raw", "--format", "json"], capture_output=True, text=True)
+    got = forked.run(["inspect", str(tmp_path / "d.tsv"), "--columns", "q, a, why", "--data-format", "raw",
+                      "--format", "json"])
     assert got.returncode == 0, got.stderr
     f = json.loads(got.stdout)
     assert [c["name"] for c in f["columns"]][-3:] == ["q", "a", "why"] and f["rows"] == 2
@@ -126,7 +123,7 @@ def test_near_duplicates_are_what_minhash_dedupe_sets_aside(tmp_path):
     aside = res.manifest["nodes"][1]["rows_set_aside"]
     assert f["near_duplicates"] == {"threshold": 0.8, "instruction": aside} and aside >= 10
     assert "near-duplicate instructions: " in render(f)
-    bad = subprocess.run([sys.executable, "-m", "recipe", "inspect", str(d), "--near", "1.5"], capture_output=True, text=True)
+    bad = forked.run(["inspect", str(d), "--near", "1.5"])
     assert bad.returncode == 1 and "at most 1" in bad.stderr
 
 
