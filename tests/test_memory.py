@@ -37,16 +37,21 @@ print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(
 
 
 def make_rows(path: Path, n: int) -> int:
+    """`n` rows of random words: every tenth filtered out, every tenth but one a duplicate, the
+    others distinct (random texts drawn from a pool with the row's number: drawing 180 words
+    a row took 20 s of this test's minute)."""
     rng = random.Random(n)
     words = [f"w{i}" for i in range(5000)]
+    texts = [" ".join(rng.choices(words, k=60)) for _ in range(997)]
+    outs = [" ".join(rng.choices(words, k=120)) for _ in range(1009)]
     with open(path, "w") as fh:
         for i in range(n):
-            inst = " ".join(rng.choices(words, k=60))
+            inst = f"{texts[rng.randrange(997)]} {i}"
             if i % 10 == 0:
                 inst = "short"                       # filtered out
             elif i % 10 == 1:
                 inst = "DUPLICATE " + " ".join(words[:40])  # all but one set aside by dedupe
-            fh.write(json.dumps({"instruction": inst, "input": "", "output": " ".join(rng.choices(words, k=120))}) + "\n")
+            fh.write(json.dumps({"instruction": inst, "input": "", "output": outs[rng.randrange(1009)]}) + "\n")
     return path.stat().st_size
 
 
