@@ -335,3 +335,29 @@ def test_a_gguf_header_is_parsed_once_while_dequantising_and_the_library_is_left
         assert gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 3) is not names
     assert gguf.GGUFReader is make and gguf.get_tensor_name_map is table
     assert gguf.GGUFReader(str(path)) is not gguf.GGUFReader(str(path))
+
+
+def test_scores_do_not_depend_on_torchs_thread_count(tmp_path):
+    """On a CPU each text is scored alone on one thread, the texts spread over torch's
+    threads: the same bits whatever the machine's cores (or a Ray actor's share of them).
+    Before, the tiny model's perplexities on two threads moved in the 7th digit against one."""
+    import torch
+    from conftest import alpaca_rows, tiny_chat_lm, tiny_reward
+    tiny_chat_lm(tmp_path / "lm")
+    tiny_reward(tmp_path / "rm")
+    lm = {"kind": "causal_lm", "source": str(tmp_path / "lm"), "options": {"dtype": "fp32"}, "identity": "tiny-lm"}
+    rm = {"kind": "reward", "source": str(tmp_path / "rm"), "options": {}, "identity": "tiny-rm"}
+    rows = alpaca_rows(12)
+    prompts, conts = [r["instruction"] for r in rows], [r["output"] for r in rows]
+    before = torch.get_num_threads()
+    got = {}
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            rt = ModelRuntime(tmp_path / f"cache{n}", device="cpu")
+            got[n] = (rt.loglik(lm, prompts, conts), rt.classify(rm, prompts, conts).tolist(),
+                      rt.choice_probs(lm, prompts, ["w1", "w2"]).tolist())
+            assert torch.get_num_threads() == n  # left as it was
+    finally:
+        torch.set_num_threads(before)
+    assert got[1] == got[2]
