@@ -26,27 +26,6 @@ def test_token_batches_respect_budget_and_order():
     assert uniq == [0, 1, 3] and back == [0, 1, 0, 2]
 
 
-def test_batches_of_one_length_spread_over_workers_come_back_in_order():
-    import threading
-    import time
-    from recipe.runtime.batching import run_batched_apart
-    lens = [3, 5, 3, 7, 5, 9, 3, 11]
-    seen, done = [], []
-
-    def fn(at):
-        seen.append((tuple(at), threading.current_thread().name))
-        time.sleep(0.05)  # long enough that the pool's threads overlap
-        return [f"r{i}" for i in at]
-    got = run_batched_apart(lens, lens, budget=100, fn=fn, progress=lambda d, t: done.append(d), workers=2)
-    assert got == [f"r{i}" for i in range(8)]
-    assert sorted(i for at, _ in seen for i in at) == list(range(8))  # each position once
-    assert all(len({lens[i] for i in at}) == 1 for at, _ in seen)  # one length a batch
-    names = [n for _, n in seen]
-    assert names[0] == threading.current_thread().name  # the first batch on the calling thread
-    assert len({n for n in names[1:] if n.startswith("recipe-batch")}) == 2  # the others on two workers
-    assert done[-1] == 8 and done == sorted(done)
-
-
 def test_pack_rows_fill_rows_without_splitting_items():
     lens = [5, 50, 7, 300, 20, 20, 90, 3]
     rows = pack_rows(lens, row_len=100)
@@ -359,10 +338,10 @@ def test_a_gguf_header_is_parsed_once_while_dequantising_and_the_library_is_left
 
 
 def test_scores_do_not_depend_on_torchs_thread_count(tmp_path):
-    """On a CPU each text is scored alone on one thread, the texts (and generation's batches)
-    spread over torch's threads: the same bits whatever the machine's cores (or a Ray actor's
-    share of them). Before, the tiny model's perplexities on two threads moved in the 7th digit
-    against one."""
+    """On a CPU each text is scored alone on one thread, the texts spread over torch's threads
+    (generation's batches run on one thread): the same bits whatever the machine's cores (or a
+    Ray actor's share of them). Before, the tiny model's perplexities on two threads moved in
+    the 7th digit against one."""
     import torch
     from conftest import alpaca_rows, tiny_chat_lm, tiny_reward
     tiny_chat_lm(tmp_path / "lm")
@@ -380,7 +359,7 @@ def test_scores_do_not_depend_on_torchs_thread_count(tmp_path):
             rt = ModelRuntime(tmp_path / f"cache{n}", device="cpu")
             got[n] = (rt.loglik(lm, prompts, conts), rt.classify(rm, prompts, conts).tolist(),
                       rt.choice_probs(lm, prompts, ["w1", "w2"]).tolist(),
-                      # generation: batches of one prompt length, spread over the threads too
+                      # generation: batches of one prompt length, on one thread
                       rt.generate(lm, words, max_new_tokens=5),
                       rt.generate(lm, words, n=2, max_new_tokens=5, temperature=1.0, seed=3))
             assert torch.get_num_threads() == n  # left as it was

@@ -78,42 +78,28 @@ def run_batched(items: list, lengths: list[int], budget: int, fn: Callable[[list
 
 
 def run_batched_apart(keys: Sequence[Hashable], lengths: Sequence[int], budget: int, fn: Callable[[list], list],
-                      progress: Callable[[int, int], None] | None = None, workers: int = 1) -> list:
+                      progress: Callable[[int, int], None] | None = None) -> list:
     """`run_batched` over item positions, with batches that never hold two keys: prompts of
     one token length only, so a batch needs no padding (in float32 a row then comes out as it
-    does alone). `fn` gets a list of positions; with `workers` > 1, batches after the first
-    run on that many threads (a batch's result does not depend on which thread computes it)."""
+    does alone). `fn` gets a list of positions."""
     by_key: dict = {}
     for i, k in enumerate(keys):
         by_key.setdefault(k, []).append(i)
     batches = [[g[j] for j in b] for g in by_key.values() for b in token_batches([lengths[i] for i in g], budget)]
-    return _scatter(list(keys), batches, fn, lambda b: b, progress, workers)
+    return _scatter(list(keys), batches, fn, lambda b: b, progress)
 
 
-def _scatter(items, groups, call, indices, progress, workers: int = 1) -> list:
-    """Results of `call(group)` for each group, put back at `indices(group)` (caller's order).
-    With `workers` > 1 the first group runs on the calling thread (a model that loads on first
-    use loads once), the others on that many threads."""
+def _scatter(items, groups, call, indices, progress) -> list:
+    """Results of `call(group)` for each group, put back at `indices(group)` (caller's order)."""
     out: list = [None] * len(items)
     done = 0
-
-    def put(g, res) -> None:
-        nonlocal done
+    for g in groups:
         at = indices(g)
-        for i, r in zip(at, res):
+        for i, r in zip(at, call(g)):
             out[i] = r
         done += len(at)
         if progress:
             progress(done, len(items))
-    if workers <= 1 or len(groups) <= 2:
-        for g in groups:
-            put(g, call(g))
-        return out
-    put(groups[0], call(groups[0]))
-    from concurrent.futures import ThreadPoolExecutor
-    with ThreadPoolExecutor(min(workers, len(groups) - 1), thread_name_prefix="recipe-batch") as ex:
-        for g, res in zip(groups[1:], ex.map(call, groups[1:])):
-            put(g, res)
     return out
 
 

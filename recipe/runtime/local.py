@@ -133,12 +133,9 @@ class LocalLM:
             # batch-invariant mode (a CPU): in float32, on one thread, batches of prompts of one
             # token length (no padding): 30 of 30 prompts came out as they do alone, batched in
             # any order or subset, greedy and sampled. bf16 batches changed 10 of 16 greedy
-            # completions; float32 ones on two threads differed from run to run. The batches
-            # are spread over torch's threads, one thread each (as `solo` spreads texts)
-            import torch
-            workers = torch.get_num_threads()
+            # completions; float32 ones on two threads differed from run to run
             with m.float32(), one_thread():
-                out = run_batched_apart(lens, cost, budget, run, progress, workers)
+                out = run_batched_apart(lens, cost, budget, run, progress)
         else:  # a large model held in bf16: each prompt alone
             out = []
             for i in range(len(prompts)):
