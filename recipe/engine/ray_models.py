@@ -5,8 +5,9 @@ result cache (looked up and written on the driver alone, exactly as on the DuckD
 so a re-run whose results are all cached starts no actor and loads no model), the pieces a
 killed run resumes from, the statistics. What is not cached is split into one contiguous
 shard per actor (replicas: the model's `replicas=` option, else the run's), each computed by
-the actor's backend. On a CPU scores and embeddings are computed one text at a time
-(batch-invariant, see runtime/__init__.py), so a pool gives the same numbers as one process.
+the actor's backend. On a CPU scores and embeddings are computed one text at a time, each on
+one thread (batch- and thread-invariant, see runtime/local.py `solo`), so a pool gives the
+same numbers as one process whatever each actor's share of the cores.
 The driver keeps only a tokenizer for chat templates and token counts.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import copy
 
 import numpy as np
+
 
 class _Actor:
     """One model runtime in a Ray actor (wrapped with ray.remote by `ModelPool`)."""
