@@ -33,11 +33,9 @@ def _context():
     return _ctx
 
 
-def _child(argv: list[str], env: dict, out: str, err: str, cwd: str | None) -> None:
+def _child(argv: list[str], env: dict, out: str, err: str) -> None:
     os.environ.clear()
     os.environ.update(env)
-    if cwd:
-        os.chdir(cwd)
     for fd, path in ((1, out), (2, err)):
         f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         os.dup2(f, fd)
@@ -57,14 +55,14 @@ def _child(argv: list[str], env: dict, out: str, err: str, cwd: str | None) -> N
 
 
 class Run:
-    """A started run: `pid`, `kill()`, `wait(timeout)` -> returncode (negative: the signal
+    """A started run: `pid`, `send_signal(sig)`, `wait(timeout)` -> returncode (negative: the signal
     that ended it, as subprocess says), then `stdout` and `stderr`."""
 
-    def __init__(self, argv: list[str], env: dict | None = None, cwd: str | None = None):
+    def __init__(self, argv: list[str], env: dict | None = None):
         self._dir = tempfile.mkdtemp(prefix="recipe-forked-")
         self._out, self._err = os.path.join(self._dir, "out"), os.path.join(self._dir, "err")
         self._p = _context().Process(target=_child, args=(list(argv), dict(env if env is not None else os.environ),
-                                                          self._out, self._err, cwd))
+                                                          self._out, self._err))
         self._p.start()
         self.pid = self._p.pid
         self.returncode = None
@@ -72,9 +70,6 @@ class Run:
 
     def send_signal(self, sig: int) -> None:
         os.kill(self.pid, sig)
-
-    def kill(self) -> None:
-        self._p.kill()
 
     def wait(self, timeout: float | None = None) -> int:
         self._p.join(timeout)
@@ -92,8 +87,8 @@ class Run:
         return self.returncode
 
 
-def run(argv: list[str], env: dict | None = None, timeout: float = 300, cwd: str | None = None) -> Run:
+def run(argv: list[str], env: dict | None = None, timeout: float = 300) -> Run:
     """`python -m recipe ARGV`, forked: the finished `Run` (returncode, stdout, stderr)."""
-    r = Run(argv, env, cwd)
+    r = Run(argv, env)
     r.wait(timeout)
     return r

@@ -92,7 +92,7 @@ class ModelPool:
                 if progress:
                     progress(int(bounds[i + 1]), n)
             if call in ("embed", "choice_probs", "classify"):
-                return np.concatenate([np.asarray(p) for p in parts if len(p)])
+                return np.concatenate([np.asarray(p) for p in parts])  # every shard holds items
             return [x for p in parts for x in p]
         return compute
 
