@@ -368,7 +368,8 @@ def cmd_inspect(a) -> int:
 
 def cmd_new(a) -> int:
     from .starter import write_starter
-    text = write_starter(a.file, a.source, a.head, a.force)
+    columns = [c.strip() for c in a.columns.split(",")] if a.columns else None
+    text = write_starter(a.file, a.source, a.head, a.force, a.data_format, a.id, columns)
     sys.stdout.write(text)
     print(f"wrote {a.file}: `recipe plan {a.file}` shows what it will do", file=sys.stderr)
     return 0
@@ -490,6 +491,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--head", type=_at_least(1), default=2000, metavar="N",
                    help="inspect the first N records (default 2000)")
     p.add_argument("--force", action="store_true", help="replace the file if it exists")
+    p.add_argument("--data-format", choices=FORMATS, metavar="FORMAT",
+                   help="read it as this format (default: detected), as read(..., format=)")
+    p.add_argument("--id", metavar="COLUMN", help="the column that holds each row's id (as read(..., id=))")
+    p.add_argument("--columns", metavar="A,B,...", help="a CSV/TSV file without a header row: its fields' names")
     p.set_defaults(fn=cmd_new)
     p = sub.add_parser("card", help="a dataset card (README.md for the Hugging Face Hub) of a finished run")
     p.add_argument("--out", default="out", help="the run's --out (default: out)")

@@ -27,9 +27,9 @@ def recipe_path(data: str, home: str) -> str:
     return data if shared == os.path.dirname(shared) else os.path.relpath(data, home)
 
 def starter_text(name: str, data: str, facts: dict, languages: dict | None = None, shown: str | None = None,
-                 head: int | None = None) -> str:
+                 head: int | None = None, id_column: str | None = None, columns: list[str] | None = None) -> str:
     """The recipe's text for data described by `facts` (`inspect`), reading `data` (a path as the
-    recipe file should hold it; `shown`: as the user gave it)."""
+    recipe file should hold it; `shown`: as the user gave it) with read's `id=` and `columns=` when given."""
     fmt = facts["format"].split(" (")[0]
     rows = facts["rows"]
     texts = facts.get("texts", {})
@@ -56,7 +56,10 @@ def starter_text(name: str, data: str, facts: dict, languages: dict | None = Non
         lines.append('model lid = language_id("builtin:lid176")')
     if not answered or lid:
         lines.append("")
-    lines += [f'source raw = read({_quoted(data)}, format="{fmt}")', "", "clean = raw"]
+    opts = f", id={_quoted(id_column)}" if id_column else ""
+    if columns:
+        opts += ", columns=[" + ", ".join(_quoted(c) for c in columns) + "]"
+    lines += [f'source raw = read({_quoted(data)}, format="{fmt}"{opts})', "", "clean = raw"]
     fixes = facts.get("repairs") or {}
     if fixes:
         what = {"unicode": "broken Unicode (mojibake, HTML entities, control characters)",
@@ -118,9 +121,12 @@ def _what(on: str) -> str:
     return "conversation" if on == "conversation" else "instruction"
 
 
-def write_starter(out: str, data: str, head: int | None = 2000, force: bool = False) -> str:
+def write_starter(out: str, data: str, head: int | None = 2000, force: bool = False,
+                  data_format: str | None = None, id_column: str | None = None,
+                  columns: list[str] | None = None) -> str:
     """Write the starter recipe for `data` to `out` (refusing to replace a file unless `force`),
-    after `check` passes it; returns the text written."""
+    after `check` passes it; returns the text written. `data_format`, `id_column` and `columns`
+    are read's `format=`, `id=` and `columns=`, for data whose format cannot be detected."""
     from .api import load
     from .frontend import parse_any
     from .frontend.printer import to_text
@@ -130,13 +136,13 @@ def write_starter(out: str, data: str, head: int | None = 2000, force: bool = Fa
         raise UserError(f"{out}: a recipe file ends in .recipe")
     if target.exists() and not force:
         raise UserError(f"{out} exists: pick another name, or pass --force to replace it")
-    facts = inspect(data, head=head, languages=True, pii=True, repairs=True)
+    facts = inspect(data, data_format, id_column, head=head, columns=columns, languages=True, pii=True, repairs=True)
     languages = (facts.get("languages") or {}).get("counts")
     rel = recipe_path(str(Path(data).resolve()), str(target.resolve().parent))
     name = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in target.stem) or "starter"
     if name[0].isdigit():
         name = "r_" + name
-    text = to_text(parse_any(starter_text(name, rel, facts, languages, data, head), str(target)))
+    text = to_text(parse_any(starter_text(name, rel, facts, languages, data, head, id_column, columns), str(target)))
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")

@@ -70,3 +70,17 @@ def test_the_data_path_is_relative_unless_only_the_root_is_shared():
     assert recipe_path("/home/me/data/pool.jsonl", "/home/me/recipes") == "../data/pool.jsonl"
     assert recipe_path("/home/me/pool.jsonl", "/home/me") == "pool.jsonl"
     assert recipe_path("/work/shared/pool.jsonl", "/tmp/p") == "/work/shared/pool.jsonl"
+
+
+def test_a_headerless_tsv_gets_the_read_options_inspect_takes(tmp_path, capsys):
+    # a format no key names: `new` takes inspect's --columns/--data-format/--id, and the recipe keeps them
+    data = tmp_path / "qa.tsv"
+    data.write_text("What is 2+2?\t4\tq1\nName a colour.\tRed.\tq2\nWhat is 2+2?\t4\tq3\n", encoding="utf-8")
+    out = tmp_path / "qa.recipe"
+    with pytest.raises(UserError, match="cannot tell the format"):
+        write_starter(str(out), str(data))
+    assert main(["new", str(out), "--source", str(data), "--columns", "question, answer,key",
+                 "--data-format", "question_answer", "--id", "key"]) == 0
+    assert 'read("qa.tsv", format="question_answer", id="key", columns=["question", "answer", "key"])' in out.read_text()
+    load(str(out)).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert [(r["_id"], r["response"]) for r in read_jsonl(tmp_path / "o" / "qa.jsonl")] == [("q1", "4"), ("q2", "Red.")]
