@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from recipe.algorithms.text_clean import Cleaner, tidy_whitespace
 from recipe.api import load
@@ -23,6 +24,35 @@ def test_mojibake_is_repaired_and_the_authors_characters_stay():
         assert c.clean(kept) == (kept, [])
     assert c.clean("Tom &amp; Jerry") == ("Tom & Jerry", ["unicode"])
     assert c.clean("line\r\nnext") == ("line\nnext", ["unicode"])
+
+
+# pieces that each repair acts on, or nearly: entities, controls, CR, zero-width and line
+# separators, mojibake, trailing and leading blanks
+_PIECES = st.sampled_from(["a", "Z", " ", "  ", "\t", "\n", " \n", "\t\n", "\n\n\n", "\r", "\r\n", "\x00", "\x0b", "\x0c", "\x1b[31m",
+                           "\x7f", "\x85", "&", "&amp;", "&lt;", "&#39;", ";", "<b>", "\\", "\u00e9", "\u00e2\u20ac\u2122",
+                           "\u200b", "\ufeff", "\u2028", "\u00a0", "\uff21", "\ufb01", "\u201c", "x\u0301"])
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(_PIECES, max_size=12).map("".join), st.booleans(), st.booleans(), st.booleans())
+def test_the_shortcuts_for_text_needing_no_repair_agree_with_the_repairs(text, unicode, whitespace, nfkc):
+    # Cleaner skips ftfy for ASCII text with nothing it acts on, and the whitespace regexes when no
+    # substring they match is there: the answer must be what the full repairs give
+    import re
+
+    import ftfy
+
+    from recipe.algorithms.text_clean import ftfy_config
+    want, done = text, []
+    if unicode or nfkc:
+        fixed = ftfy.fix_text(text, ftfy_config(nfkc))
+        if fixed != want:
+            want, done = fixed, ["unicode"]
+    if whitespace:
+        tidy = re.sub(r"\n{3,}", "\n\n", re.sub(r"[ \t]+$", "", re.sub("[\u200b\ufeff]", "", want), flags=re.M)).strip()
+        if tidy != want:
+            want, done = tidy, done + ["whitespace"]
+    assert Cleaner(unicode, whitespace, nfkc).clean(text) == (want, done)
 
 
 def test_nfkc_turns_compatibility_forms_into_plain_ones():
