@@ -59,6 +59,21 @@ def test_yaml_and_text_give_identical_ir():
     assert to_text(r2) == to_text(r)
 
 
+def test_text_literals_in_expressions_stay_text_in_yaml():
+    # derive's values and filter's condition are expressions: in YAML a bare `gsm` is the column
+    # `gsm`, so a text literal must keep its quotes (it became a column reference until session 36)
+    text = ('recipe t\n\nsource raw = read("d.jsonl")\n\na = raw\n  | derive(origin="gsm", note="it\'s \\"x\\"", '
+            'lines="one\\ntwo", n=3, ok=true, none=null, same=origin)\n  | filter("yes")\n\nwrite a to "o.jsonl"\n')
+    r = parse_text(text, "t.recipe")
+    derive = r.nodes[0].ops[0]
+    assert derive.arg("origin").value == Lit("gsm") and isinstance(derive.arg("same").value, Column)
+    y = to_yaml(r)
+    assert "origin: '\"gsm\"'" in y
+    back = parse_yaml(y, "t.yaml")
+    assert back.dumps() == r.dumps()
+    assert to_text(back) == to_text(r) == text
+
+
 def test_fmt_keeps_comments_and_is_idempotent():
     out = to_text(parse_text(SAMPLE, "x.recipe"))
     assert "# header comment" in out and "# a pipeline" in out and "# keep real answers" in out

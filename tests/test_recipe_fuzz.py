@@ -9,6 +9,8 @@ from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 from recipe.api import load
 from recipe.diagnostics import RecipeError, UserError
+from recipe.frontend import parse_yaml
+from recipe.frontend.printer import to_yaml
 
 TYPES = {"int": st.integers(-5, 50), "float": st.floats(-5, 5, allow_nan=False).map(lambda x: round(x, 2)),
          "str": st.text(alphabet="ab cd\u00e9", max_size=8), "bool": st.booleans(),
@@ -141,6 +143,10 @@ def test_fuzzed_recipes_end_in_a_diagnostic_or_a_clean_run(ram_tmp, c):
         text += f'source raw2 = read("{tmp / "d2.jsonl"}", format="alpaca")\n'
     text += f'x = {start}\n  | {ops}\nwrite x to {sink}\n'
     r = load(text)
+    # the YAML form of every fuzzed recipe is the same program (text literals in expressions
+    # once came back as column names)
+    twin = parse_yaml(to_yaml(r.recipe), "fz.yaml")
+    assert twin.dumps() == r.recipe.dumps(), to_yaml(r.recipe)
     diags = r.diagnose().diagnostics
     if any(d.is_error for d in diags):
         event("check found an error")

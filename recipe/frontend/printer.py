@@ -197,8 +197,25 @@ def _ymap(pairs: list[tuple[str, str]]) -> str:
     return "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"
 
 
-def _yargs(args) -> list[tuple[str, str]]:
-    return [(a.name, _yval(a.value)) for a in args]
+def _yargs(args, op_name: str | None = None) -> list[tuple[str, str]]:
+    return [(a.name, _yarg(a, op_name)) for a in args]
+
+
+def _is_expr(op_name: str | None, arg: str) -> bool:
+    """Whether the op reads this argument as a row expression (derive's columns, filter's condition)."""
+    spec = registry.get(op_name) if op_name else None
+    p = spec.param(arg) if spec else None
+    return (p.type if p else spec.variadic if spec else None) == "expr"
+
+
+def _yarg(a, op_name: str | None) -> str:
+    from ..syntax import to_text as expr_text
+    if isinstance(a.value, Lit) and isinstance(a.value.value, str) and _is_expr(op_name, a.name):
+        # YAML reads an expression argument's text as an expression: a text literal keeps its
+        # quotes inside the scalar (`origin: '"gsm"'`), or it would name the column `gsm`
+        t = expr_text(a.value)
+        return f"'{t}'" if "'" not in t and t.isprintable() else quote_str(t)
+    return _yval(a.value)
 
 
 def to_yaml(r: Recipe) -> str:
@@ -238,12 +255,14 @@ def to_yaml(r: Recipe) -> str:
                 for op in n.ops:
                     args = [a for a in op.args if not a.name.startswith("_input")]
                     out += cm.before(op, "      ")
-                    if any(_block(a.value) for a in args):  # multi-line text stays a block scalar
+                    if any(_block(a.value) and not _is_expr(op.op, a.name) for a in args):
+                        # multi-line text stays a block scalar (an expression's text literal stays quoted)
                         out.append(f"      - {op.op}:" + cm.after(op))
                         for a in args:
-                            out += _block_lines(a.name, a.value, "          ")
+                            out += ([f"          {a.name}: {_yarg(a, op.op)}"] if _is_expr(op.op, a.name)
+                                    else _block_lines(a.name, a.value, "          "))
                     else:
-                        out.append(f"      - {op.op}: {_ymap(_yargs(args))}" + cm.after(op))
+                        out.append(f"      - {op.op}: {_ymap(_yargs(args, op.op))}" + cm.after(op))
     if r.sinks:
         out.append("sinks:")
         for s in r.sinks:
