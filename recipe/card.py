@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from .diagnostics import UserError
+from .io.sinks import sink_shape
 
 # the Hub's size buckets (dataset card metadata `size_categories`)
 _SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
@@ -57,7 +58,7 @@ def card(out: Path, cache_dir: Path | None = None) -> str:
                     + (f" (`{m['recipe_file']}`)" if m.get("recipe_file") and m["recipe_file"] != "<string>" else "")
                     + f"; recipe hash `{m.get('recipe_hash', '')[:16]}`.", "", "## Files", "",
                     "| file | from node | rows | format |", "|---|---|---:|---|"]
-    lines += [f"| `{name}` | `{s['name']}` | {s['rows']:,} | {s.get('format') or 'jsonl'} |" for name, s in files]
+    lines += [f"| `{name}` | `{s['name']}` | {s['rows']:,} | {sink_shape(s['path'], s.get('format'))} |" for name, s in files]
     aside = sum(n["rows_set_aside"] for n in m["nodes"])
     lines += ["", f"Rows that left a step are in `set_aside.jsonl` ({aside:,}), each with the step and the reason; "
               "`recipe explain --row ID` tells one row's path.", "", "## Sources", "", "| source | path | SHA-256 |",

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import cache_cli
 from .diagnostics import RecipeError, UserError, render_all
+from .io.sinks import sink_shape
 
 
 def _kv(items: list[str] | None, flag: str) -> dict[str, str]:
@@ -125,7 +126,7 @@ def plan_text(plan, store, fingerprints: bool = True, weights_dir=None) -> str:
         if costs is not None and not costs[s.name].cached:
             lines.append(f"{'':<{nw}} estimate {fmt(costs[s.name])} ({costs[s.name].basis})")
     for s in plan.sinks:
-        lines.append(f"write {s['name']} -> {s['path']} ({_sink_shape(s['path'], s['format'])})")
+        lines.append(f"write {s['name']} -> {s['path']} ({sink_shape(s['path'], s['format'])})")
     if plan.models:
         lines.append("models (each loaded once, shared by every step that names it, released after its last step):")
         for name, m in plan.models.items():
@@ -134,23 +135,6 @@ def plan_text(plan, store, fingerprints: bool = True, weights_dir=None) -> str:
             src = f"{ft['base']} fine-tuned on {ft['on']}" if ft else m["source"]
             lines.append(f"  {name}: {m['kind']} {src} -> {', '.join(users) or 'unused'}")
     return "\n".join(lines) + "\n"
-
-
-CONTAINERS = {".jsonl": "JSON lines", ".json": "a JSON array", ".parquet": "Parquet", ".csv": "CSV", ".tsv": "TSV"}
-
-
-def _sink_shape(path: str, fmt: str | None) -> str:
-    """What a sink writes, as the plan shows it: the records' shape (the format) and the
-    file's container (its extension): `x.parquet` of rows is not "jsonl"."""
-    if fmt == "tag_counts":
-        return "tag counts"
-    from .io.sinks import SINK_COMPRESSIONS, sink_kind
-    shape = "rows" if fmt in (None, "", "jsonl") else f"{fmt} records"
-    kind, packed = sink_kind(str(path))
-    container = CONTAINERS.get(kind)
-    if container and packed:
-        container += f", {SINK_COMPRESSIONS[packed]}-compressed"
-    return f"{shape}, {container}" if container else shape
 
 
 def cmd_plan(a) -> int:

@@ -39,6 +39,9 @@ def test_the_card_says_what_the_run_did(tmp_path):
     assert [c["data_files"][0]["path"] for c in meta["configs"]] == ["train.jsonl", "train.parquet"]
     assert [c["config_name"] for c in meta["configs"]] == ["train_jsonl", "train_parquet"]  # names must differ
     assert meta["size_categories"] == ["n<1K"] and meta["language"] == ["en", "fr"]  # de was set aside
+    # each file's container as its extension says (the Parquet file was listed as "jsonl")
+    assert "| `train.jsonl` | `kept` | 3 | rows, JSON lines |" in body
+    assert "| `train.parquet` | `kept` | 3 | rows, Parquet |" in body
     for n in res.manifest["nodes"]:
         assert f"| `{n['name']}` | {n['op']} | {n['rows_in']:,} | {n['rows_created']:,} | {n['rows_out']:,} | " \
                f"{n['rows_set_aside']:,} |" in body

@@ -35,3 +35,19 @@ def sink_extension_problem(path: str, fmt: str) -> str | None:
         return f"cannot tell how to write `{path}`: unknown extension `{shown}`" if suffix else \
             f"`{path}` has no extension: name it .jsonl, .json, .parquet, .csv or .tsv"
     return None
+
+
+CONTAINERS = {".jsonl": "JSON lines", ".json": "a JSON array", ".parquet": "Parquet", ".csv": "CSV", ".tsv": "TSV"}
+
+
+def sink_shape(path: str, fmt: str | None) -> str:
+    """What a sink writes, as the plan, the card and the report show it: the records' shape (the
+    format) and the file's container (its extension): `x.parquet` of rows is not "jsonl"."""
+    if fmt == "tag_counts":
+        return "tag counts"
+    shape = "rows" if fmt in (None, "", "jsonl") else f"{fmt} records"
+    kind, packed = sink_kind(str(path))
+    container = CONTAINERS.get(kind)
+    if container and packed:
+        container += f", {SINK_COMPRESSIONS[packed]}-compressed"
+    return f"{shape}, {container}" if container else shape

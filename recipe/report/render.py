@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 
+from ..io.sinks import sink_shape
 from .collect import Facts
 
 SECTIONS = ("funnel", "timing", "distributions", "tags", "embedding-map", "samples", "provenance")
@@ -58,7 +59,7 @@ def _funnel(man: dict) -> str:
     fig.update_layout(barmode="group", title="rows out, set aside and created, per step")
     rows = "".join(f"<tr><td>{_e(n['name'])}</td><td>{_e(n['op'])}</td><td>{n['rows_in']:,}</td>"
                    f"<td>{n['rows_out']:,}</td><td>{n['rows_set_aside']:,}</td></tr>" for n in nodes)
-    sinks = "".join(f"<li><code>{_e(s['path'])}</code>: {s['rows']:,} rows ({_e(s['format'])})</li>"
+    sinks = "".join(f"<li><code>{_e(s['path'])}</code>: {s['rows']:,} rows ({_e(sink_shape(s['path'], s['format']).removeprefix('rows, '))})</li>"
                     for s in man.get("sinks", []))
     return (_fig(fig, "funnel-chart") + "<table><tr><th>step</th><th>op</th><th>rows in</th><th>rows out</th>"
             f"<th>set aside</th></tr>{rows}</table><p>written:</p><ul>{sinks}</ul>")
