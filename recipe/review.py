@@ -124,7 +124,11 @@ def _how(o, s, old, new) -> list[str]:
                 how.append(f"model {m}: {src(x)} -> {src(y)}" if src(x) != src(y) else
                            f"model {m}: {src(y)} resolves to other weights ({x['identity']} -> {y['identity']})")
     if a.get("parents") != b.get("parents") and not how:
-        how.append("upstream changed (" + ", ".join(s.inputs) + ")")
+        pa, pb = a.get("parents") or [], b.get("parents") or []
+        # name the inputs that changed (a union of three whose first changed names one)
+        which = [n for n, x, y in zip(s.inputs, pa, pb) if x != y] \
+            if list(o.inputs) == list(s.inputs) and len(pa) == len(pb) == len(s.inputs) else s.inputs
+        how.append("upstream changed (" + ", ".join(which or s.inputs) + ")")
     elif a.get("parents") != b.get("parents"):
         how.append("and upstream changed")
     return how
