@@ -10,6 +10,7 @@ from pathlib import Path
 from . import cache_cli
 from .diagnostics import RecipeError, UserError, render_all
 from .io.sinks import sink_shape
+from .ui import n_rows
 
 
 def _kv(items: list[str] | None, flag: str) -> dict[str, str]:
@@ -199,7 +200,7 @@ def cmd_run(a) -> int:
                 model_cache=a.model_cache, engine=a.engine, address=a.address, replicas=a.replicas, head=a.head)
     main = res.manifest["sinks"][0] if res.manifest["sinks"] else None
     if main:
-        print(f"done: {main['rows']} rows in {main['path']}; manifest.json and set_aside.jsonl in {a.out}")
+        print(f"done: {n_rows(main['rows'])} in {main['path']}; manifest.json and set_aside.jsonl in {a.out}")
         print(f"why a row left: recipe explain --out {a.out} --row ID (ids are in set_aside.jsonl)")
     if a.report:
         from .report import write_report

@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .ui import n_rows
+
 TEXTS = ("instruction", "response")
 QUANTILES = (5, 50, 95)
 BLOCK = 20_000
@@ -199,15 +201,11 @@ def _reasons(aside) -> list[dict]:
     return sorted(groups.values(), key=lambda g: -g["rows"])
 
 
-def _rows(n: int) -> str:
-    return f"{n:,} row" + ("" if n == 1 else "s")
-
-
 def render(f: dict) -> str:
     """The facts as the terminal shows them."""
     aside = sum(g["rows"] for g in f["set_aside"])
     files = f" in {f['files']} files" if (f.get("files") or 1) > 1 else ""
-    lines = [f"{f['path']}: {f['rows']:,} rows (format {f['format']}{files})"
+    lines = [f"{f['path']}: {n_rows(f['rows'])} (format {f['format']}{files})"
              + (f", {aside:,} set aside:" if aside else ", none set aside")]
     for g in f["set_aside"][:8]:
         lines.append(f"  {g['rows']:>7,}  {g['reason']}" + (f"  (first: {g['first']})" if g["first"] else ""))
@@ -243,12 +241,12 @@ def render(f: dict) -> str:
     if "personal_data" in f:
         pd = f["personal_data"]
         lines.append("personal data (`redact` with every kind): " + (", ".join(f"{k} {v:,}" for k, v in pd["found"].items())
-                                                                 + f", in {_rows(pd['rows'])}" if pd["found"] else "none"))
+                                                                 + f", in {n_rows(pd['rows'])}" if pd["found"] else "none"))
     if "repairs" in f:
-        lines.append("repairs `normalize()` makes: " + (", ".join(f"{k} in {_rows(v)}" for k, v in f["repairs"].items())
+        lines.append("repairs `normalize()` makes: " + (", ".join(f"{k} in {n_rows(v)}" for k, v in f["repairs"].items())
                                                        or "none"))
     if f["turns"]:
-        lines.append("turns: " + ", ".join(f"{k} in {v:,} rows" for k, v in f["turns"].items()))
+        lines.append("turns: " + ", ".join(f"{k} in {n_rows(v)}" for k, v in f["turns"].items()))
     if f["first_words"] and f["rows"]:
         lines.append("instructions start with: " + ", ".join(f"{w} {k:,} ({100 * k / f['rows']:.1f}%)"
                                                            for w, k in f["first_words"]))

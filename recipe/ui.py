@@ -6,6 +6,11 @@ import os
 import time
 
 
+def n_rows(n: int) -> str:
+    """`1 row`, `12,437 rows`."""
+    return f"{n:,} row" + ("" if n == 1 else "s")
+
+
 class Reporter:
     """Progress and summary output; quiet in tests, rich on a terminal."""
 

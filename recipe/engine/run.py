@@ -13,7 +13,7 @@ from .. import compiled, ops as registry
 from ..diagnostics import UserError
 from ..faults import atomic_file, atomic_write, fault  # noqa: F401  (re-exported for callers)
 from ..plan import Plan, finished, status
-from ..ui import Reporter  # noqa: F401  (re-exported: callers import it from here)
+from ..ui import Reporter, n_rows  # noqa: F401  (Reporter re-exported: callers import it from here)
 from ..io.json_lines import joined, set_aside_records
 from ..table import KernelContext
 from .writers import finite, safe_sink_path, write_sink
@@ -75,7 +75,7 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
             rows.append({"name": step.name, "op": step.op, **{k: done[k] for k in
                          ("rows_in", "rows_created", "rows_out", "rows_set_aside")},
                          "seconds": 0.0, "cached": True, "info": done["info"], "why": "cached"})
-            reporter.log(f"  {step.name}: cached ({done['rows_out']} rows)")
+            reporter.log(f"  {step.name}: cached ({n_rows(done['rows_out'])})")
             if (done["info"] or {}).get("warning"):  # said again: the manifest repeats it too
                 reporter.log(f"  warning: {step.name}: {done['info']['warning']}")
             store.used(step)
@@ -168,7 +168,7 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
             reporter.log(f"  warning: {sink_warnings[-1]}")
         aside_lines += [json.dumps({"_id": rid, "node": f"write {s['path']}", "reason": why}, ensure_ascii=False)
                         for rid, why in rejected]
-        reporter.log(f"  wrote {n} rows to {path}" + (f" ({len(rejected)} not written: {s['format']} cannot hold them; "
+        reporter.log(f"  wrote {n_rows(n)} to {path}" + (f" ({len(rejected)} not written: {s['format']} cannot hold them; "
                                                        f"each is in set_aside.jsonl)" if rejected else ""))
     with atomic_file(out_dir / "set_aside.jsonl", "wb") as fh:  # streamed, 10,000 rows at a time
         for step in plan.steps:
