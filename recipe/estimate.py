@@ -141,11 +141,13 @@ def _rows_out(step, rows_in, history) -> float | None:
 def _rates(step, history) -> tuple[dict | None, str]:
     """Per row: seconds outside the models and model requests and tokens; per computed model
     call: seconds; and a model load's seconds. From runs of the same operator with the same
-    models, else of the same operator."""
+    models, else of the same operator with models (without, when the step has none): a
+    `score` by word count says nothing of one by a model (it made an IFD step look free)."""
     models = step.parts.get("models", [])
     for pick, basis in ((lambda h: h["parts"].get("op") == step.op and h["parts"].get("models", []) == models,
                          "measured: this operator with these models" if models else "measured: this operator"),
-                        (lambda h: h["parts"].get("op") == step.op, "measured: this operator")):
+                        (lambda h: h["parts"].get("op") == step.op and bool(h["parts"].get("models")) == bool(models),
+                         "measured: this operator with other models" if models else "measured: this operator")):
         runs = [h for h in history if pick(h)]
         rows = sum((h["rows_out"] if step.op == "read" else h["rows_in"]) or 0 for h in runs)
         if runs and rows:
@@ -158,7 +160,8 @@ def _rates(step, history) -> tuple[dict | None, str]:
                      "tokens": sum(u.get("tokens", 0) for u in use) / rows,
                      "per_call": model_s / computed if computed else 0.0,
                      "load": max((u.get("load_seconds", 0) for u in use), default=0.0)}, basis)
-    return None, "no measured rate for this operator in this cache"
+    return None, ("no measured rate for this operator with a model in this cache" if models
+                  else "no measured rate for this operator in this cache")
 
 
 def fmt(e: Estimate) -> str:

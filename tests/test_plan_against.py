@@ -127,3 +127,20 @@ def test_source_rows_are_counted_from_parquet_metadata_and_csv_records(tmp_path)
              'write p to "p.jsonl"\nwrite c to "c.jsonl"\nwrite h to "h.jsonl"\nwrite j to "j.jsonl"\n')
     est = estimate(r.plan(), None)
     assert {k: est[k].rows_out for k in "pchj"} == {"p": 3, "c": 2, "h": 3, "j": 1}
+
+
+def test_a_model_steps_estimate_never_borrows_a_rate_measured_without_a_model():
+    # a `score` by word count ran before; an IFD `score` by a model must not look free
+    from types import SimpleNamespace
+    from recipe.estimate import _rates
+    words = {"parts": {"op": "score", "models": []}, "rows_in": 12_000, "seconds": 0.1, "usage": None}
+    ifd = SimpleNamespace(op="score", parts={"op": "score", "models": ["lm@1"]})
+    assert _rates(ifd, [words]) == (None, "no measured rate for this operator with a model in this cache")
+    judged = {"parts": {"op": "score", "models": ["judge@2"]}, "rows_in": 10, "seconds": 5.0,
+              "usage": {"seconds": 4.0, "computed": 20, "requests": 20, "tokens": 900, "load_seconds": 0.5}}
+    rate, basis = _rates(ifd, [words, judged])
+    assert basis == "measured: this operator with other models"
+    assert rate["per_call"] == 0.2 and rate["requests"] == 2 and rate["load"] == 0.5
+    plain = SimpleNamespace(op="score", parts={"op": "score", "models": []})
+    rate, basis = _rates(plain, [judged, words])  # and a model-less step takes the model-less run's rate
+    assert basis == "measured: this operator" and rate["requests"] == 0 and abs(rate["other"] - 0.1 / 12_000) < 1e-12
