@@ -144,7 +144,11 @@ def _rates(step, history) -> tuple[dict | None, str]:
     models, else of the same operator with models (without, when the step has none): a
     `score` by word count says nothing of one by a model (it made an IFD step look free)."""
     models = step.parts.get("models", [])
-    for pick, basis in ((lambda h: h["parts"].get("op") == step.op and h["parts"].get("models", []) == models,
+    kind = _kind(step.parts)
+    for pick, basis in ((lambda h: h["parts"].get("op") == step.op and h["parts"].get("models", []) == models
+                         and _kind(h["parts"]) == kind,
+                         "measured: this operator with these models" if models else "measured: this operator"),
+                        (lambda h: h["parts"].get("op") == step.op and h["parts"].get("models", []) == models,
                          "measured: this operator with these models" if models else "measured: this operator"),
                         (lambda h: h["parts"].get("op") == step.op and bool(h["parts"].get("models")) == bool(models),
                          "measured: this operator with other models" if models else "measured: this operator")):
@@ -162,6 +166,13 @@ def _rates(step, history) -> tuple[dict | None, str]:
                      "load": max((u.get("load_seconds", 0) for u in use), default=0.0)}, basis)
     return None, ("no measured rate for this operator with a model in this cache" if models
                   else "no measured rate for this operator in this cache")
+
+
+def _kind(parts: dict):
+    """What an operator does with its models, where one operator does several things: score's
+    `metric` (a token count costs nothing next to an IFD), select's and dedupe's `method`."""
+    args = parts.get("args") or {}
+    return args.get("metric", args.get("method"))
 
 
 def fmt(e: Estimate) -> str:

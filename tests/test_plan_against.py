@@ -144,3 +144,18 @@ def test_a_model_steps_estimate_never_borrows_a_rate_measured_without_a_model():
     plain = SimpleNamespace(op="score", parts={"op": "score", "models": []})
     rate, basis = _rates(plain, [judged, words])  # and a model-less step takes the model-less run's rate
     assert basis == "measured: this operator" and rate["requests"] == 0 and abs(rate["other"] - 0.1 / 12_000) < 1e-12
+
+
+def test_a_score_is_estimated_from_runs_of_its_own_metric_first():
+    # the same model counts tokens (no forward pass) and scores IFD (two per row): neither's rate is the other's
+    from types import SimpleNamespace
+    from recipe.estimate import _rates
+
+    def run(metric, seconds, calls):
+        return {"parts": {"op": "score", "models": ["lm@1"], "args": {"metric": metric}}, "rows_in": 10,
+                "seconds": seconds, "usage": {"seconds": seconds, "computed": calls, "requests": calls, "tokens": 0}}
+    history = [run("ifd", 20.0, 20), run("tokens", 0.1, 10)]
+    for metric, per_call, requests in (("ifd", 1.0, 2), ("tokens", 0.01, 1)):
+        step = SimpleNamespace(op="score", parts={"op": "score", "models": ["lm@1"], "args": {"metric": metric}})
+        rate, _ = _rates(step, history)
+        assert (rate["per_call"], rate["requests"]) == (per_call, requests), metric
