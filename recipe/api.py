@@ -6,11 +6,9 @@
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 from .check import CANONICAL_COLUMNS, Checked, check
@@ -247,19 +245,11 @@ def _head(head):
 
 
 def versions() -> dict:
-    return dict(_versions())
-
-
-@functools.cache  # read once a process: the modules it runs are the ones first loaded (25 ms a run)
-def _versions() -> dict:
-    out = {}
-    for pkg in ("recipe", "duckdb", "pyarrow", "lark", "numpy", "torch", "transformers",
-                "sentence-transformers", "faiss-cpu"):
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+    """The installed versions the manifest records (those not installed left out)."""
+    from .codehash import package_versions
+    found = package_versions("recipe", "duckdb", "pyarrow", "lark", "numpy", "torch", "transformers",
+                             "sentence-transformers", "faiss-cpu")
+    return {k: v for k, v in found.items() if v is not None}
 
 
 def load(path_or_text: str) -> Loaded:

@@ -219,11 +219,13 @@ def cmd_card(a) -> int:
 
 def cmd_eval(a) -> int:
     from .evaluate import evaluate, table
+    from .ui import Reporter
     r = _load(a.file)
     report = evaluate(r, _kv(a.set, "--set"), _kv(a.source, "--source"), a.eval, Path(a.out), seeds=a.seeds,
                       base=a.base, pool=a.pool, judge=a.judge, cache_dir=a.cache_dir, model_cache=a.model_cache,
                       settings={"epochs": a.epochs, "lr": a.lr, "lora": not a.full, "max_tokens": a.max_tokens},
-                      log=(lambda *_: None) if a.quiet else (lambda m: print(m, file=sys.stderr)), quiet=a.quiet)
+                      log=(lambda *_: None) if a.quiet else (lambda m: print(m, file=sys.stderr)), quiet=a.quiet,
+                      reporter=Reporter(quiet=a.quiet))
     print(table(report))
     print(f"\neval.json in {a.out}")
     return 0

@@ -99,6 +99,19 @@ RUNTIME = ("recipe.runtime", "recipe.runtime.hf", "recipe.runtime.batching", "re
 
 
 @lru_cache(maxsize=None)
+def package_versions(*names: str) -> dict[str, str | None]:
+    """Each installed distribution's version, None where it is not installed (read once a
+    process: the modules it runs are the ones first loaded)."""
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+@lru_cache(maxsize=None)
 def code_hash(*modules: str) -> str:
     """Hash of the package version and the sources `modules` depend on."""
     seen: set[str] = set()

@@ -66,9 +66,9 @@ def random_by_tokens(tokens: list[int], budget: int, seed: int) -> list[int]:
     return sorted(picked or order[:1])
 
 
-def answer_loss(rt, decl: dict, pairs: list[tuple[str, str]]) -> float:
+def answer_loss(rt, decl: dict, pairs: list[tuple[str, str]], progress=None) -> float:
     """Mean loss per token of the reference answers, under the model's chat template."""
-    ll = rt.loglik(decl, [rt.chat_prompt(decl, a) for a, _ in pairs], [b for _, b in pairs])
+    ll = rt.loglik(decl, [rt.chat_prompt(decl, a) for a, _ in pairs], [b for _, b in pairs], progress=progress)
     tokens = sum(r["tokens"] for r in ll)
     return -sum(r["logprob"] for r in ll) / max(tokens, 1)
 
@@ -77,13 +77,13 @@ JUDGE = ("Which answer to the instruction is better: more helpful, accurate and 
          "Instruction:\n{q}\n\nAnswer A:\n{a}\n\nAnswer B:\n{b}\n\nBetter answer:")
 
 
-def win_rate(rt, judge: dict, pairs, mine: list[str], theirs: list[str]) -> float:
+def win_rate(rt, judge: dict, pairs, mine: list[str], theirs: list[str], progress=None) -> float:
     """The judge's preference for `mine` over `theirs`, each pair judged in both orders (to
     cancel a preference for a position): the mean probability that `mine` is better."""
     ab = [rt.chat_prompt(judge, JUDGE.format(q=q, a=m, b=t)) for (q, _), m, t in zip(pairs, mine, theirs)]
     ba = [rt.chat_prompt(judge, JUDGE.format(q=q, a=t, b=m)) for (q, _), m, t in zip(pairs, mine, theirs)]
-    p1 = rt.choice_probs(judge, ab, ["A", "B"])
-    p2 = rt.choice_probs(judge, ba, ["A", "B"])
+    p = rt.choice_probs(judge, ab + ba, ["A", "B"], progress=progress)
+    p1, p2 = p[:len(ab)], p[len(ab):]
     first = p1[:, 0] / np.maximum(p1.sum(axis=1), 1e-12)
     second = p2[:, 1] / np.maximum(p2.sum(axis=1), 1e-12)
     return float(np.mean((first + second) / 2))
@@ -105,9 +105,13 @@ def _refuse_model(flag: str, source: str | None) -> None:
 def evaluate(recipe, params: dict, sources: dict, eval_path: str, out: Path, seeds: int = 3,
              base: str = "builtin:smollm2", pool: bool = False, judge: str | None = None,
              cache_dir: str = ".recipe", model_cache=None, settings: dict | None = None,
-             runtime=None, log=print, quiet: bool = True) -> dict:
+             runtime=None, log=print, quiet: bool = True, reporter=None) -> dict:
+    """`reporter` (ui.Reporter): progress of each phase (training, answering, scoring); without
+    one, `log` alone tells when each starts."""
     from .runtime import ModelRuntime
     from .runtime.resolve import identity
+    from .ui import Reporter
+    reporter = reporter or Reporter(quiet=True)
     out = Path(out)
     settings = {**SETTINGS, **(settings or {})}
     eval_pairs = read_pairs(eval_path)
@@ -129,7 +133,11 @@ def evaluate(recipe, params: dict, sources: dict, eval_path: str, out: Path, see
     base_decl = {"kind": "causal_lm", "source": base, "options": {}, "identity": identity("causal_lm", base, {})}
     judge_decl = ({"kind": "causal_lm", "source": judge, "options": {}, "identity": identity("causal_lm", judge, {})}
                   if judge else None)
-    base_answers = _answers(rt, base_decl, eval_pairs) if judge else None
+    n_eval = len(eval_pairs)
+    if judge:
+        log(f"the base model answers the {n_eval} eval instructions (for the judge)")
+        with reporter.progress("base answers") as prog:
+            base_answers = _answers(rt, base_decl, eval_pairs, progress=prog)
 
     def measure(pairs: list[tuple[str, str]], label: str, trained: bool = True, seed: int | None = None) -> dict:
         rec = {"rows": len(pairs)}
@@ -139,15 +147,25 @@ def evaluate(recipe, params: dict, sources: dict, eval_path: str, out: Path, see
             key = _key(base_decl["identity"], pairs, how)
             t0 = time.time()
             log(f"training on {label} ({len(pairs)} rows)")
-            info = rt.finetune(base_decl, [a for a, _ in pairs], [b for _, b in pairs], how, key)
+            with reporter.progress(f"training on {label}") as prog:
+                info = rt.finetune(base_decl, [a for a, _ in pairs], [b for _, b in pairs], how, key, progress=prog)
             rec |= {"tokens": int(sum(rt.count_tokens(base_decl, a) + rt.count_tokens(base_decl, b) for a, b in pairs)),
                     "train_seconds": round(info.get("seconds", time.time() - t0), 3), "reused": bool(info.get("reused"))}
             decl = {"kind": "causal_lm", "source": f"finetuned:{key}", "options": {}, "identity": f"causal_lm:finetuned:{key}"}
-        rec["eval_loss"] = round(answer_loss(rt, decl, eval_pairs), 6)
+        who = "the base model" if not trained else f"the model trained on {label}"
+        log(f"loss of the {n_eval} reference answers under {who}")
+        with reporter.progress(f"eval loss ({label})") as prog:
+            rec["eval_loss"] = round(answer_loss(rt, decl, eval_pairs, progress=prog), 6)
         if judge:
-            rec["win_rate_vs_base"] = (0.5 if not trained else
-                                       round(win_rate(rt, judge_decl, eval_pairs, _answers(rt, decl, eval_pairs),
-                                                      base_answers), 6))
+            if trained:
+                log(f"{who} answers the eval instructions; the judge compares them with the base's")
+                with reporter.progress(f"answers ({label})") as prog:
+                    mine = _answers(rt, decl, eval_pairs, progress=prog)
+                with reporter.progress(f"judging ({label})") as prog:
+                    rec["win_rate_vs_base"] = round(win_rate(rt, judge_decl, eval_pairs, mine, base_answers,
+                                                             progress=prog), 6)
+            else:
+                rec["win_rate_vs_base"] = 0.5
         if trained:
             rt.release(decl)
         return rec
@@ -182,8 +200,9 @@ def evaluate(recipe, params: dict, sources: dict, eval_path: str, out: Path, see
     return report
 
 
-def _answers(rt, decl, pairs, max_new_tokens: int = 128) -> list[str]:
-    return [g[0] for g in rt.generate(decl, [rt.chat_prompt(decl, a) for a, _ in pairs], max_new_tokens=max_new_tokens)]
+def _answers(rt, decl, pairs, max_new_tokens: int = 128, progress=None) -> list[str]:
+    return [g[0] for g in rt.generate(decl, [rt.chat_prompt(decl, a) for a, _ in pairs], max_new_tokens=max_new_tokens,
+                                      progress=progress)]
 
 
 def verdict(report: dict) -> dict:

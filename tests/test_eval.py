@@ -150,3 +150,34 @@ def test_a_base_or_judge_that_cannot_load_stops_eval_before_the_recipe_runs(setu
         err = capsys.readouterr().err
         assert rc != 0 and words in err and flags[-2] in err, err
         assert not (tmp_path / "e" / "run").exists()  # the recipe did not run
+
+
+def test_each_phase_of_eval_tells_its_progress(setup, tmp_path):
+    # training, answering, judging and the eval loss each run for minutes on a CPU: each reports
+    # its steps or rows to the run's progress (a bar on a terminal, lines in a log)
+    from contextlib import contextmanager
+
+    from recipe.api import load
+    from recipe.evaluate import evaluate
+    root, f, ev = setup
+    seen: dict[str, list] = {}
+
+    class Recorder:
+        @contextmanager
+        def progress(self, label):
+            yield lambda done, total: seen.setdefault(label, []).append((done, total))
+
+    logs: list[str] = []
+    evaluate(load(str(f)), {}, {}, str(ev), tmp_path / "e", seeds=1, base=str(root / "lm"), judge=str(root / "lm"),
+             cache_dir=str(tmp_path / "c"), model_cache=tmp_path / "m", log=logs.append, reporter=Recorder(),
+             settings={"epochs": 1, "lora": False, "max_tokens": 64})
+    assert set(seen) == {"base answers", "eval loss (base)", "training on the selection",
+                         "eval loss (the selection)", "answers (the selection)", "judging (the selection)",
+                         "training on random subset 0", "eval loss (random subset 0)", "answers (random subset 0)",
+                         "judging (random subset 0)"}
+    for label, calls in seen.items():
+        done, total = calls[-1]
+        assert done == total > 0, (label, calls)
+    # each eval pair judged in both orders, in one call (progress counts the distinct prompts to compute)
+    assert 12 < seen["judging (the selection)"][-1][1] <= 2 * 12
+    assert "loss of the 12 reference answers under the base model" in logs

@@ -31,7 +31,8 @@ class Finetune(Op):
         src = inputs[0]
         settings = {k: args.get(k) for k in SETTINGS}
         ctx.info.update(ctx.runtime.finetune(ctx.models[args["base"]], row_texts(ctx, src, "instruction"),
-                                             row_texts(ctx, src, "response"), settings, ctx.fingerprint))
+                                             row_texts(ctx, src, "response"), settings, ctx.fingerprint,
+                                             progress=ctx.progress))
         ctx.out.keep(src, list(range(src.count())), "not kept")
 
 

@@ -154,9 +154,11 @@ class ModelRuntime:
             return Resolved("local", path, None, None, None, decl["identity"])
         return resolve(src)
 
-    def finetune(self, model, prompts: list[str], responses: list[str], settings: dict, key: str) -> dict:
+    def finetune(self, model, prompts: list[str], responses: list[str], settings: dict, key: str,
+                 progress=None) -> dict:
         """Fine-tune the causal LM `model` on (prompt, response) rows into the weights keyed
-        `key` (recipe/runtime/train.py); weights already under that key are reused."""
+        `key` (recipe/runtime/train.py); weights already under that key are reused.
+        `progress(done, total)`: optimiser steps."""
         from .train import finetune, weights_path
         decl = as_decl(model)
         out = weights_path(self.weights_dir, key)
@@ -167,7 +169,7 @@ class ModelRuntime:
         m = self.model(decl)
         if not hasattr(m, "m") or not hasattr(m.m, "_src"):
             raise UserError(f"finetune needs a local causal_lm base model; {decl.source} is not one")
-        return finetune(m.m._src, m.tok, m.chat, prompts, responses, settings, out, self.device, self.log)
+        return finetune(m.m._src, m.tok, m.chat, prompts, responses, settings, out, self.device, self.log, progress)
 
     def release(self, model) -> None:
         """Unload a model (its last step has run); a later call would load it again."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+import warnings
 from pathlib import Path
 
 from .weights_store import describe, made_from
@@ -25,14 +26,8 @@ LIBRARIES = ("torch", "transformers", "peft", "accelerate")
 
 
 def library_versions() -> dict:
-    from importlib import metadata
-    out = {}
-    for name in LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    from ..codehash import package_versions
+    return dict(package_versions(*LIBRARIES))
 
 
 def weights_path(weights_dir: Path, key: str) -> Path:
@@ -101,9 +96,21 @@ def mean_loss(model, seqs: list[tuple[list, list]], device: str) -> float:
     return total / max(count, 1)
 
 
+def _steps_callback(progress):
+    """A Trainer callback telling `progress(done, total)` after each optimiser step (a CPU
+    training runs for minutes; the run's progress bar or log lines say how far it is)."""
+    from transformers import TrainerCallback
+
+    class Steps(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            progress(state.global_step, state.max_steps)
+    return Steps()
+
+
 def finetune(src_dir: Path, tok, chat, prompts: list[str], responses: list[str], settings: dict, out: Path,
-             device: str, log=lambda *_: None) -> dict:
-    """Train a copy of the model at `src_dir` and save it to `out`; returns what happened."""
+             device: str, log=lambda *_: None, progress=None) -> dict:
+    """Train a copy of the model at `src_dir` and save it to `out`; returns what happened.
+    `progress(done, total)`: after each optimiser step."""
     import torch
     from .hf import refuse_fresh_weights
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
@@ -122,8 +129,10 @@ def finetune(src_dir: Path, tok, chat, prompts: list[str], responses: list[str],
     before = mean_loss(model, seqs, device)
     if s["lora"]:
         from peft import LoraConfig, get_peft_model
-        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear",
-                                                 task_type="CAUSAL_LM"))
+        with warnings.catch_warnings():  # peft reads a property transformers 5 deprecates: not the user's to fix
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+            model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0,
+                                                     target_modules="all-linear", task_type="CAUSAL_LM"))
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     args = TrainingArguments(output_dir=str(tmp / "trainer"), per_device_train_batch_size=int(s["batch_rows"]),
@@ -138,6 +147,8 @@ def finetune(src_dir: Path, tok, chat, prompts: list[str], responses: list[str],
                       data_collator=_collate(tok.pad_token_id if tok.pad_token_id is not None else 0))
     from transformers.trainer_callback import PrinterCallback
     trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict to stdout; `log` reports instead
+    if progress is not None:
+        trainer.add_callback(_steps_callback(progress))
     trainer.train()
     secs = time.time() - t0
     log(f"fine-tuned in {secs:.1f} s")
