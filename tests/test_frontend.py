@@ -74,6 +74,19 @@ def test_text_literals_in_expressions_stay_text_in_yaml():
     assert to_text(back) == to_text(r) == text
 
 
+def test_the_text_of_a_param_reference_stays_text_in_yaml():
+    # in YAML a value that is exactly `${k}` refers to param k; the text `${k}` is written `$${k}`
+    text = ('recipe t\n\nparam k: str = "${k}"\n\nsource raw = read("${k}")\n\n'
+            'write raw to "${k}.jsonl"\n\nwrite raw to "${k}"\n')
+    r = parse_text(text, "t.recipe")
+    assert r.sources[0].path == Lit("${k}")
+    y = to_yaml(r)
+    assert 'read: "$${k}"' in y and 'write: "${k}.jsonl"' in y
+    assert parse_yaml(y, "t.yaml").dumps() == r.dumps()
+    ref = parse_yaml(y.replace('read: "$${k}"', 'read: "${k}"'), "t.yaml")
+    assert isinstance(ref.sources[0].path, ParamRef)
+
+
 def test_fmt_keeps_comments_and_is_idempotent():
     out = to_text(parse_text(SAMPLE, "x.recipe"))
     assert "# header comment" in out and "# a pipeline" in out and "# keep real answers" in out

@@ -13,6 +13,7 @@ from .. import ops as registry
 from ..ir import ListV, Lit, ParamRef, Recipe
 from ..syntax import quote_str
 from ..ops.base import NAME_TYPES
+from .yaml_loader import PARAM_REF
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 KEYWORDS = {"recipe", "use", "as", "param", "model", "source", "write", "to", "and", "or", "not",
@@ -170,6 +171,8 @@ def _yval(v) -> str:
             return repr(x)
         if YAML_PLAIN.match(x) and x.lower() not in YAML_RESERVED:
             return x
+        if PARAM_REF.match(x):  # the text `${name}`, not a reference to param `name`
+            return quote_str("$" + x)
         return quote_str(x)
     return quote_str(expr_text(v))
 

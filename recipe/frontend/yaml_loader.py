@@ -212,6 +212,8 @@ class _Builder:
             m = PARAM_REF.match(py)
             if m:
                 return ParamRef(m.group(1), self.sp(node))
+            if py.startswith("$$") and PARAM_REF.match(py[1:]):  # `$${name}`: the text `${name}` itself
+                return Lit(py[1:], self.sp(node))
             if ptype == "expr":
                 return self.expr(node)
         return Lit(py, self.sp(node))
