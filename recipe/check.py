@@ -193,7 +193,7 @@ def _check_functions(c: Checked, e) -> None:
                                                 did_you_mean(x.fn, FUNCTIONS) or (f"functions: {', '.join(sorted(FUNCTIONS))}",)))
             elif not (f.min_args <= len(x.args) <= f.max_args):
                 c.diagnostics.append(Diagnostic("E0403", f"`{x.fn}` takes {f.arity_text()} argument(s), got {len(x.args)}", x.span))
-            elif x.fn in ("regexp_matches", "regexp_replace"):
+            elif x.fn in ("regexp_matches", "regexp_replace", "regexp_extract"):
                 c.diagnostics += regex_call_diagnostics(x, lambda arg: _literal(c, arg))
             elif x.fn in ("char_repetition", "word_repetition"):
                 n = x.args[1]

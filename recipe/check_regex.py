@@ -8,7 +8,7 @@ from .ir import Lit, ParamRef
 
 
 def regex_call_diagnostics(x, literal) -> list[Diagnostic]:
-    """Diagnostics of one `regexp_matches`/`regexp_replace` call `x`; `literal(arg)` gives an
+    """Diagnostics of one `regexp_matches`/`regexp_replace`/`regexp_extract` call `x`; `literal(arg)` gives an
     argument's value when the recipe fixes it (a literal or a param), else None."""
     out = []
     pat = x.args[1]
@@ -22,6 +22,9 @@ def regex_call_diagnostics(x, literal) -> list[Diagnostic]:
     if problem:
         out.append(Diagnostic("E0408", f"invalid regular expression: {problem}", pat.span,
                               ("patterns are RE2 syntax: no look-behind, back-references or possessive repeats",)))
+    if x.fn == "regexp_extract" and len(x.args) > 2:
+        out += _group_diagnostics(x.args[2], literal(x.args[2]), value if isinstance(value, str) and not problem
+                                  else None)
     rewrite = literal(x.args[2]) if x.fn == "regexp_replace" else None
     if isinstance(value, str) and not problem and isinstance(rewrite, str) and "\\" in rewrite:
         bad = replacement_problem(rewrite, regex_groups(value))
@@ -30,6 +33,24 @@ def regex_call_diagnostics(x, literal) -> list[Diagnostic]:
                                   ("in a replacement, \\0 is the whole match, \\1 to \\9 the pattern's groups, "
                                    "and \\\\ a backslash",)))
     return out
+
+
+def _group_diagnostics(arg, group, pattern: str | None) -> list[Diagnostic]:
+    """regexp_extract's group: RE2 (DuckDB) needs it fixed for the whole run (a group computed
+    per row stops the run), and gives empty text for a group the pattern lacks."""
+    from .ir import Lit, ParamRef
+    if not isinstance(arg, (Lit, ParamRef)):
+        return [Diagnostic("E0408", "the group of `regexp_extract` is computed per row; the engine needs one group "
+                                    "for every row", arg.span, ("write the group number in the recipe (or as a param)",))]
+    if not isinstance(group, int) or isinstance(group, bool):
+        return []  # a type error `check` reports elsewhere
+    groups = regex_groups(pattern) if pattern is not None else None
+    if group < 0 or (groups is not None and group > groups):
+        has = "no groups" if not groups else f"{groups} group{'s' if groups != 1 else ''}"
+        return [Diagnostic("E0410", f"group {group} of a pattern with {has}" if groups is not None
+                           else f"group {group}: a group is 0 (the whole match) or more", arg.span,
+                           ("0 is the whole match, 1 to 9 the pattern's groups `(...)` in order",))]
+    return []
 
 
 def regex_problem(pattern: str) -> str | None:

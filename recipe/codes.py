@@ -64,7 +64,8 @@ CODES: dict[str, Code] = {
     "E0407": Code("column cannot be derived", "derive a new column name instead"),
     "E0408": Code("invalid regular expression", "patterns are RE2 syntax: https://github.com/google/re2/wiki/Syntax"),
     "E0409": Code("column on both sides of a join", "rename one side's column with `derive` first"),
-    "E0410": Code("invalid replacement text", "in regexp_replace's replacement, \\1 to \\9 name the pattern's groups"),
+    "E0410": Code("invalid replacement text or group", "in regexp_replace's replacement, \\1 to \\9 name the pattern's "
+                                                       "groups; regexp_extract's group is 0 (the match) to their count"),
     "E0413": Code("a new column's name differs from a column's only in case",
                   "SQL names ignore case: use the column's own spelling to replace it, or another name"),
     # 05xx: the graph

@@ -43,6 +43,8 @@ FUNCTIONS: dict[str, Fn] = {
     "ends_with": Fn("ends_with", 2, 2, "whether text ends with a suffix"),
     "regexp_matches": Fn("regexp_matches", 2, 2, "whether an RE2 pattern matches somewhere in the text"),
     "regexp_replace": Fn("regexp_replace", 3, 3, "every match of an RE2 pattern replaced (\\1 names a group)"),
+    "regexp_extract": Fn("regexp_extract", 2, 3, "the first match of an RE2 pattern, or its group n (1 to 9); "
+                                                 "empty text where it does not match"),
     "abs": Fn("abs", 1, 1, "absolute value"),
     "round": Fn("round", 1, 2, "round to n digits"),
     "least": Fn("least", 2, 8, "smallest argument"),

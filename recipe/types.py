@@ -77,7 +77,7 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "length": ((STR,), INT), "words": ((STR,), INT), "lower": ((STR,), STR), "upper": ((STR,), STR),
     "trim": ((STR,), STR), "contains": ((STR, STR), BOOL), "starts_with": ((STR, STR), BOOL),
     "ends_with": ((STR, STR), BOOL), "regexp_matches": ((STR, STR), BOOL),
-    "regexp_replace": ((STR, STR, STR), STR), "concat": ((STR, STR, "..."), STR),
+    "regexp_replace": ((STR, STR, STR), STR), "regexp_extract": ((STR, STR, INT), STR), "concat": ((STR, STR, "..."), STR),
     "abs": (("num",), "T"), "round": (("num", INT), FLOAT), "least": (("T", "T", "..."), "T"),
     "greatest": (("T", "T", "..."), "T"), "coalesce": (("T", "T", "..."), "T"), "log": (("num",), FLOAT),
     "sqrt": (("num",), FLOAT), "is_null": ((ANY,), BOOL), "turns": ((MESSAGES,), INT),

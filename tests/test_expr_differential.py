@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 import duckdb
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from recipe.engine.sql import register_functions, to_sql
@@ -25,7 +26,7 @@ from recipe.types import expr_type
 COLS = {"i": "int", "f": "float", "s": "str", "b": "bool"}
 SCHEMA = pa.schema([("i", pa.int64()), ("f", pa.float64()), ("s", pa.string()), ("b", pa.bool_())])
 TEXT = st.text(alphabet="abcXYZ é\t\n\v\xa0\u30001\u0663\U0001f600", max_size=6)
-PATTERNS = ["a", "[bc]+", " +", "X|é", "^a", "c$", "1"]  # the same in RE2 and Python's re
+PATTERNS = ["a", "[bc]+", " +", "X|é", "^a", "c$", "1", "(b)(c)?"]  # the same in RE2 and Python's re
 
 
 def ref(e, row):
@@ -101,6 +102,9 @@ def ref(e, row):
         return re.sub(args[1], args[2], a)
     if fn == "regexp_matches":
         return re.search(args[1], a) is not None
+    if fn == "regexp_extract":  # the first match's group; empty text for no match or a group that did not take part
+        m = re.search(args[1], a)
+        return "" if m is None else (m.group(args[2] if len(args) > 2 else 0) or "")
     if fn == "lines":
         return 0 if a == "" else a.count("\n") + 1 - a.endswith("\n")
     if fn == "max_line_length":
@@ -191,6 +195,7 @@ def typed(t, depth):
             st.lists(sub("str"), min_size=2, max_size=3).map(lambda xs: Call("concat", tuple(xs))),
             st.tuples(sub("str"), sub("str")).map(lambda x: Call("coalesce", x)),
             st.tuples(sub("str"), st.sampled_from(PATTERNS).map(Lit), sub("str")).map(lambda x: Call("regexp_replace", x)),
+            st.tuples(sub("str"), st.sampled_from(PATTERNS).map(Lit)).map(lambda x: Call("regexp_extract", x)),
             st.sampled_from(["int", "float", "bool"]).flatmap(sub).map(lambda a: Call("text", (a,)))]
     else:
         cmp = st.sampled_from(["==", "!=", "<", "<=", ">", ">="])
@@ -265,14 +270,17 @@ def test_checker_types_match_what_duckdb_returns():
 @settings(max_examples=200, deadline=None)
 @given(texts=st.lists(st.text(alphabet="abcXYZ é\t\n\v\xa0\u3000\U0001f600", max_size=12), min_size=1, max_size=8),
        pattern=st.sampled_from(PATTERNS), size=st.integers(0, 4),
-       fn=st.sampled_from(["regexp_replace", "regexp_matches", "words", "trim", "char_repetition", "word_repetition"]))
+       fn=st.sampled_from(["regexp_replace", "regexp_matches", "regexp_extract", "words", "trim", "char_repetition",
+                           "word_repetition"]))
 def test_text_functions_agree_with_the_reference_on_longer_texts(texts, pattern, size, fn):
     """Texts long enough to hold several matches, whitespace runs and repeated windows (the
     typed generator's short texts rarely do): regexp_replace replaces every match, words and
     trim know Python's whitespace, the repetition functions (compiled, registered on the
     connection) count windows as the reference does."""
     args = {"regexp_replace": (Column("s"), Lit(pattern), Lit("-")), "regexp_matches": (Column("s"), Lit(pattern)),
-            "char_repetition": (Column("s"), Lit(size)), "word_repetition": (Column("s"), Lit(size))}
+            "char_repetition": (Column("s"), Lit(size)), "word_repetition": (Column("s"), Lit(size)),
+            # group 2 of (b)(c)? is empty text where the c is not there
+            "regexp_extract": (Column("s"), Lit(pattern)) + ((Lit(min(size, 2)),) if pattern == "(b)(c)?" else ())}
     e = Call(fn, args.get(fn, (Column("s"),)))
     sql, binds = to_sql(e, {})
     rows = [{"i": None, "f": None, "s": t, "b": None} for t in texts]
@@ -339,3 +347,17 @@ def test_bucket_is_pinned_to_md5_of_the_text():
                                       int(hashlib.md5(b"-3").hexdigest()[:15], 16) % 1000]
     assert got["bucket(b, 1000)"][0] == int(hashlib.md5(b"true").hexdigest()[:15], 16) % 1000
     assert got["bucket(s, i)"][1] is None  # n < 1
+
+
+@pytest.mark.parametrize("pattern,group", [("a", None), ("[bc]+", None), (" +", 0), ("(b)(c)?", 1), ("(b)(c)?", 2),
+                                           ("^([a-z]+)", 1), ("X|é", None)])
+def test_regexp_extract_gives_the_first_match_or_its_group(pattern, group):
+    texts = ["abcbc", "xab", "Write a poem", "é  X", "", "bbc b", "no match here?"]
+    e = Call("regexp_extract", (Column("s"), Lit(pattern)) + (() if group is None else (Lit(group),)))
+    sql, binds = to_sql(e, {})
+    rows = [{"i": None, "f": None, "s": t, "b": None} for t in texts] + [{"i": None, "f": None, "s": None, "b": None}]
+    con = _connect()
+    con.register("t", pa.Table.from_pylist(rows, schema=SCHEMA))
+    got = [r[0] for r in con.execute(f"SELECT {sql} FROM t", binds).fetchall()]
+    assert got == [ref(e, r) for r in rows]
+    assert got[-1] is None and any(got[:-1])  # null stays null; something matched

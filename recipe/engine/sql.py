@@ -161,6 +161,9 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
                 rep = (args[2] if isinstance(x.args[2], (Lit, ParamRef))
                        else f"replace({args[2]}, {FIXED_LITERALS[-2]}, {FIXED_LITERALS[-1]})")
                 return f"regexp_replace({args[0]}, {args[1]}, {rep}, 'g')"
+            if f.sql == "regexp_extract":  # group 0, the whole match, unless one is named
+                group = f"CAST({args[2]} AS INTEGER)" if len(args) > 2 else "0"  # a literal binds as BIGINT
+                return f"regexp_extract({args[0]}, {args[1]}, {group})"
             if f.sql in _TEXT_STATS:
                 return _let(args, _TEXT_STATS[f.sql])
             if f.sql in UDFS:  # a compiled function the engine registered (`register_functions`)
