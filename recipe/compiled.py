@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib
 import os
 
-MODULES = ("recipe.algorithms.kernels", "recipe.io.newlines", "recipe.io.arrow_array")
+MODULES = ("recipe.algorithms.kernels", "recipe.io.newlines", "recipe.io.arrow_array", "recipe.io.json_text")
 
 
 def _dispatchers():

@@ -110,6 +110,8 @@ def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write,
                 n += 1
         return n, rejected
     with text_file(path, packed) as fh:  # streamed: memory holds one batch of rows, not the file
+        if suffix == ".jsonl" and fmt == "jsonl":
+            return _json_lines(table, keep, fh, nulled if nulled is not None else []), rejected
         if suffix == ".json":
             fh.write("[")
         for rec in _rows_for(fmt, table, keep, rejected, dropped=dropped):
@@ -122,6 +124,43 @@ def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write,
         if suffix == ".json":
             fh.write("\n]\n" if n else "]\n")
     return n, rejected
+
+
+def _json_lines(table, keep: list[str], fh, nulled: list, batch: int = 10_000) -> int:
+    """Canonical rows as JSON lines, a batch at a time: built by Arrow (`io/json_text.py`) where
+    the batch's columns allow, else row by row; the same bytes either way."""
+    from ..io.json_text import json_lines, text_bytes
+    cols = [c for c in ["_id", *keep] if c in table.columns()] if keep else table.columns()
+    n = 0
+    for b in table.batches(cols, batch):
+        # kept turns are refreshed from the messages row by row (`_refresh`)
+        made = None if any(c in b.column_names for c, _, _ in KEPT_TURNS) else json_lines(b)
+        if made is not None:
+            lines, bad = made
+            if bad:  # NaN or infinite numbers, written as null: the rows are named, as `_json_line` does
+                ids = b.column("_id").to_pylist() if "_id" in b.column_names else [None] * b.num_rows
+                nulled += [ids[i] for i in bad]
+            fh.flush()
+            fh.buffer.write(text_bytes(lines))
+            n += b.num_rows
+            continue
+        for rec in _rows_for("jsonl", _One(b), keep, []):
+            fh.write(_json_line(rec, nulled) + "\n")
+            n += 1
+    return n
+
+
+class _One:
+    """One batch as the table `_rows_for` reads."""
+
+    def __init__(self, b):
+        self.b = b
+
+    def columns(self) -> list[str]:
+        return self.b.column_names
+
+    def batches(self, cols, size):
+        yield self.b.select(cols)
 
 
 def _csv_value(v):
