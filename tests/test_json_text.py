@@ -71,12 +71,16 @@ def test_a_sink_writes_the_same_bytes_built_by_arrow_or_row_by_row(tmp_path, mon
              "score": [0.5, -0.0, 1e300][i % 3]} for i in range(7)]
     (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     text = (f'recipe t\nsource raw = read("{tmp_path / "d.jsonl"}")\nwrite raw to "all.jsonl"\n'
-            'write raw to "some.jsonl" (columns=["score", "instruction"])\n')
+            'write raw to "some.jsonl" (columns=["score", "instruction"])\nwrite raw to "all.json"\n'
+            'write raw to "some.json" (columns=["score", "instruction"])\nwrite raw to "some.jsonl.gz" '
+            '(columns=["score", "instruction"])\n')
     fast = load(text).run(out=tmp_path / "fast", cache_dir=tmp_path / "c")
     monkeypatch.setattr(json_text, "json_lines", lambda b: None)  # every batch row by row
     slow = load(text).run(out=tmp_path / "slow", cache_dir=tmp_path / "c")
-    for name in ("all.jsonl", "some.jsonl"):
-        assert (tmp_path / "fast" / name).read_bytes() == (tmp_path / "slow" / name).read_bytes()
+    for name in ("all.jsonl", "some.jsonl", "all.json", "some.json", "some.jsonl.gz"):
+        assert (tmp_path / "fast" / name).read_bytes() == (tmp_path / "slow" / name).read_bytes(), name
+    assert json.loads((tmp_path / "fast" / "some.json").read_text()) == \
+        [json.loads(line) for line in (tmp_path / "fast" / "some.jsonl").read_text().splitlines()]
     some = [json.loads(line) for line in (tmp_path / "fast" / "some.jsonl").read_text().splitlines()]
     assert [list(r) for r in some[:1]] == [["_id", "score", "instruction"]] and len(some) == 7
-    assert [s["rows"] for s in fast.manifest["sinks"]] == [s["rows"] for s in slow.manifest["sinks"]] == [7, 7]
+    assert [s["rows"] for s in fast.manifest["sinks"]] == [s["rows"] for s in slow.manifest["sinks"]] == [7] * 5

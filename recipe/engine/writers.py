@@ -110,8 +110,8 @@ def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write,
                 n += 1
         return n, rejected
     with text_file(path, packed) as fh:  # streamed: memory holds one batch of rows, not the file
-        if suffix == ".jsonl" and fmt == "jsonl":
-            return _json_lines(table, keep, fh, nulled if nulled is not None else []), rejected
+        if suffix in (".jsonl", ".json") and fmt == "jsonl":
+            return _json_lines(table, keep, fh, nulled if nulled is not None else [], array=suffix == ".json"), rejected
         if suffix == ".json":
             fh.write("[")
         for rec in _rows_for(fmt, table, keep, rejected, dropped=dropped):
@@ -126,12 +126,18 @@ def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write,
     return n, rejected
 
 
-def _json_lines(table, keep: list[str], fh, nulled: list, batch: int = 10_000) -> int:
-    """Canonical rows as JSON lines, a batch at a time: built by Arrow (`io/json_text.py`) where
-    the batch's columns allow, else row by row; the same bytes either way."""
+def _json_lines(table, keep: list[str], fh, nulled: list, batch: int = 10_000, array: bool = False) -> int:
+    """Canonical rows as JSON lines (with `array`, a JSON array of one row a line), a batch at a
+    time: built by Arrow (`io/json_text.py`) where the batch's columns allow, else row by row;
+    the same bytes either way. Everything goes to the text file's byte stream: a flush of the
+    text layer would reach a compressor as a sync flush, and the compressed bytes would depend
+    on which batches took which path."""
     from ..io.json_text import json_lines, text_bytes
     cols = [c for c in ["_id", *keep] if c in table.columns()] if keep else table.columns()
+    out = fh.buffer
     n = 0
+    if array:
+        out.write(b"[")
     for b in table.batches(cols, batch):
         # kept turns are refreshed from the messages row by row (`_refresh`)
         made = None if any(c in b.column_names for c, _, _ in KEPT_TURNS) else json_lines(b)
@@ -140,13 +146,18 @@ def _json_lines(table, keep: list[str], fh, nulled: list, batch: int = 10_000) -
             if bad:  # NaN or infinite numbers, written as null: the rows are named, as `_json_line` does
                 ids = b.column("_id").to_pylist() if "_id" in b.column_names else [None] * b.num_rows
                 nulled += [ids[i] for i in bad]
-            fh.flush()
-            fh.buffer.write(text_bytes(lines))
+            data = text_bytes(lines)
+            if array and len(data):  # a JSON text holds no raw newline: each one ends a row
+                data = (b"\n" if n == 0 else b",\n") + bytes(data[:-1]).replace(b"\n", b",\n")
+            out.write(data)
             n += b.num_rows
             continue
         for rec in _rows_for("jsonl", _One(b), keep, []):
-            fh.write(_json_line(rec, nulled) + "\n")
+            line = _json_line(rec, nulled)
+            out.write(((("\n" if n == 0 else ",\n") + line) if array else line + "\n").encode("utf-8"))
             n += 1
+    if array:
+        out.write(b"\n]\n" if n else b"]\n")
     return n
 
 
