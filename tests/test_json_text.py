@@ -73,14 +73,15 @@ def test_a_sink_writes_the_same_bytes_built_by_arrow_or_row_by_row(tmp_path, mon
     text = (f'recipe t\nsource raw = read("{tmp_path / "d.jsonl"}")\nwrite raw to "all.jsonl"\n'
             'write raw to "some.jsonl" (columns=["score", "instruction"])\nwrite raw to "all.json"\n'
             'write raw to "some.json" (columns=["score", "instruction"])\nwrite raw to "some.jsonl.gz" '
-            '(columns=["score", "instruction"])\n')
+            '(columns=["score", "instruction"])\nwrite raw to "named.jsonl" (columns=["_id", "score", "_id"])\n')
     fast = load(text).run(out=tmp_path / "fast", cache_dir=tmp_path / "c")
     monkeypatch.setattr(json_text, "json_lines", lambda b: None)  # every batch row by row
     slow = load(text).run(out=tmp_path / "slow", cache_dir=tmp_path / "c")
-    for name in ("all.jsonl", "some.jsonl", "all.json", "some.json", "some.jsonl.gz"):
+    for name in ("all.jsonl", "some.jsonl", "all.json", "some.json", "some.jsonl.gz", "named.jsonl"):
         assert (tmp_path / "fast" / name).read_bytes() == (tmp_path / "slow" / name).read_bytes(), name
     assert json.loads((tmp_path / "fast" / "some.json").read_text()) == \
         [json.loads(line) for line in (tmp_path / "fast" / "some.jsonl").read_text().splitlines()]
     some = [json.loads(line) for line in (tmp_path / "fast" / "some.jsonl").read_text().splitlines()]
     assert [list(r) for r in some[:1]] == [["_id", "score", "instruction"]] and len(some) == 7
-    assert [s["rows"] for s in fast.manifest["sinks"]] == [s["rows"] for s in slow.manifest["sinks"]] == [7] * 5
+    assert (tmp_path / "fast" / "named.jsonl").read_text().startswith('{"_id": "raw:0", "score": 0.5}\n')
+    assert [s["rows"] for s in fast.manifest["sinks"]] == [s["rows"] for s in slow.manifest["sinks"]] == [7] * 6

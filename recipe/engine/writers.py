@@ -133,7 +133,8 @@ def _json_lines(table, keep: list[str], fh, nulled: list, batch: int = 10_000, a
     text layer would reach a compressor as a sync flush, and the compressed bytes would depend
     on which batches took which path."""
     from ..io.json_text import json_lines, text_bytes
-    cols = [c for c in ["_id", *keep] if c in table.columns()] if keep else table.columns()
+    have = table.columns()
+    cols = [c for c in dict.fromkeys(["_id", *keep]) if c in have] if keep else have
     out = fh.buffer
     n = 0
     if array:
