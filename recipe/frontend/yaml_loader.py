@@ -1,6 +1,7 @@
 """YAML front end: the IR written out. Keeps line/column marks so errors point into the file."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from functools import lru_cache
@@ -132,6 +133,17 @@ def _locate(root, path) -> yaml.Node:
     return node
 
 
+def _syntax_hint(text: str, mark) -> str:
+    """What most likely broke the YAML where it stopped: an unquoted `${param}` (its braces
+    open a mapping) or text with `: ` or `#` in a flow mapping, else indentation and quoting."""
+    line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
+    before = line[:mark.column + 1] if mark else ""
+    ref = re.search(r"\$\{(\w+)\}?$", before) or re.search(r"(?<![\"'])\$\{(\w+)\}", line)
+    if ref:
+        return f'quote a param reference: "${{{ref.group(1)}}}" (unquoted, YAML reads its braces as a mapping)'
+    return "check indentation and quoting (a value with `: `, `#`, `{`, `[` or a leading `\"` needs quotes)"
+
+
 def parse(text: str, file: str = "<string>") -> Recipe:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
         raise RecipeError([Diagnostic("E0108", f"recipe file is larger than {MAX_BYTES} bytes",
@@ -142,7 +154,7 @@ def parse(text: str, file: str = "<string>") -> Recipe:
         m = e.problem_mark
         line, col = (m.line + 1, m.column + 1) if m else (1, 1)
         raise RecipeError([Diagnostic("E0001", f"YAML syntax error: {e.problem}",
-                                      Span(file, line, col, line, col + 1), ("check indentation and quoting",))])
+                                      Span(file, line, col, line, col + 1), (_syntax_hint(text, m),))])
     except yaml.YAMLError as e:
         raise RecipeError([Diagnostic("E0001", f"YAML syntax error: {e}", Span(file, 1, 1, 1, 2))])
     if root is None or not isinstance(root, yaml.MappingNode):
@@ -224,7 +236,12 @@ class _Builder:
         try:
             e = parse_expr(str(node.value), self.file, s.line, s.col + quoted)
         except RecipeError as err:
-            self.diags.extend(err.diagnostics)
+            cut = node.style is None and self.text[node.end_mark.index:node.end_mark.index + 1] == ","
+            for d in err.diagnostics:
+                # a plain value in `{...}` ends at its first comma: `f(a, b)` arrives as `f(a`
+                self.diags.append(dataclasses.replace(d, hints=(
+                    "YAML ended this value at the comma after it: quote the whole expression, "
+                    f"e.g. '{node.value}, ...'",) + tuple(d.hints)) if cut else d)
             return Lit(None, s)
         return resolve_expr(e, self.params)
 
