@@ -151,8 +151,8 @@ def json_lines(batch: pa.Table | pa.RecordBatch) -> tuple[pa.Array, list[int]] |
 
 def text_bytes(lines: pa.Array) -> memoryview:
     """The bytes of all of a string array's values, end to end."""
-    lines = lines.cast(pa.large_string()) if not pa.types.is_large_string(lines.type) else lines
-    offs = np.frombuffer(lines.buffers()[1], np.int64)[lines.offset:lines.offset + len(lines) + 1]
     if not len(lines):
         return memoryview(b"")
+    lines = lines.cast(pa.large_string()) if not pa.types.is_large_string(lines.type) else lines
+    offs = np.frombuffer(lines.buffers()[1], np.int64)[lines.offset:lines.offset + len(lines) + 1]
     return memoryview(lines.buffers()[2])[int(offs[0]):int(offs[-1])]
