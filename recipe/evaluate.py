@@ -134,6 +134,7 @@ def evaluate(recipe, params: dict, sources: dict, eval_path: str, out: Path, see
     judge_decl = ({"kind": "causal_lm", "source": judge, "options": {}, "identity": identity("causal_lm", judge, {})}
                   if judge else None)
     n_eval = len(eval_pairs)
+    base_answers = None
     if judge:
         log(f"the base model answers the {n_eval} eval instructions (for the judge)")
         with reporter.progress("base answers") as prog:

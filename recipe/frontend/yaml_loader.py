@@ -134,11 +134,11 @@ def _locate(root, path) -> yaml.Node:
 
 
 def _syntax_hint(text: str, mark) -> str:
-    """What most likely broke the YAML where it stopped: an unquoted `${param}` (its braces
-    open a mapping) or text with `: ` or `#` in a flow mapping, else indentation and quoting."""
-    line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
-    before = line[:mark.column + 1] if mark else ""
-    ref = re.search(r"\$\{(\w+)\}?$", before) or re.search(r"(?<![\"'])\$\{(\w+)\}", line)
+    """What most likely broke the YAML where it stopped: an unquoted `${param}` (YAML stops at
+    its `{`, which opens a mapping), else general advice on quoting."""
+    lines = text.splitlines()
+    line = lines[mark.line] if mark and mark.line < len(lines) else ""
+    ref = re.match(r"\$\{(\w+)\}", line[mark.column - 1:]) if mark and mark.column else None
     if ref:
         return f'quote a param reference: "${{{ref.group(1)}}}" (unquoted, YAML reads its braces as a mapping)'
     return "check indentation and quoting (a value with `: `, `#`, `{`, `[` or a leading `\"` needs quotes)"
