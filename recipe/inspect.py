@@ -27,6 +27,17 @@ BLOCK = 20_000
 _WHERE = re.compile(r"^(?P<where>.+?:\d+): ")
 
 
+def read_options(data_format: str | None, id_column: str | None, columns: list[str] | None) -> str:
+    """`read(...)`'s options after its path, as recipe text: `, format="...", id="...",
+    columns=[...]` (those given; columns: a CSV/TSV file without a header row)."""
+    from .ir import Lit
+    from .syntax import to_text
+    opts = "".join(f", {k}={to_text(Lit(v))}" for k, v in (("format", data_format), ("id", id_column)) if v)
+    if columns:
+        opts += ", columns=[" + ", ".join(to_text(Lit(c)) for c in columns) + "]"
+    return opts
+
+
 def inspect(path: str, data_format: str | None = None, id_column: str | None = None,
             cache_dir: str | None = None, head: int | None = None, columns: list[str] | None = None,
             near: float | None = None, languages: bool = False, pii: bool = False, repairs: bool = False) -> dict:
@@ -36,11 +47,7 @@ def inspect(path: str, data_format: str | None = None, id_column: str | None = N
     `repairs`: what `language(model=builtin:lid176)`, `redact(kinds=every kind)` and
     `normalize()` would find in every turn."""
     from .api import load
-    from .syntax import to_text
-    from .ir import Lit
-    opts = "".join(f", {k}={to_text(Lit(v))}" for k, v in (("format", data_format), ("id", id_column)) if v)
-    if columns:  # a CSV/TSV file without a header row: its fields' names
-        opts += ", columns=[" + ", ".join(to_text(Lit(c)) for c in columns) + "]"
+    opts = read_options(data_format, id_column, columns)
     from .diagnostics import RecipeError, UserError
     r = load(f'recipe inspect\nsource data = read("data.jsonl"{opts})\n')
     # what `check` warns of in the file (a Hub folder of several splits, a CSV that may lack

@@ -56,10 +56,8 @@ def starter_text(name: str, data: str, facts: dict, languages: dict | None = Non
         lines.append('model lid = language_id("builtin:lid176")')
     if not answered or lid:
         lines.append("")
-    opts = f", id={_quoted(id_column)}" if id_column else ""
-    if columns:
-        opts += ", columns=[" + ", ".join(_quoted(c) for c in columns) + "]"
-    lines += [f'source raw = read({_quoted(data)}, format="{fmt}"{opts})', "", "clean = raw"]
+    from .inspect import read_options
+    lines += [f"source raw = read({_quoted(data)}{read_options(fmt, id_column, columns)})", "", "clean = raw"]
     fixes = facts.get("repairs") or {}
     if fixes:
         what = {"unicode": "broken Unicode (mojibake, HTML entities, control characters)",
