@@ -21,6 +21,12 @@ import pyarrow.compute as pc
 from .ui import n_rows
 
 TEXTS = ("instruction", "response")
+OWN = ("_id", "_row", "messages", "instruction", "response")  # the read's own columns
+# the names a raw record's prompt and answer go by, most telling first (`instruction` is kept
+# as `instruction_in_input` beside the read's own, empty one)
+ASKS = ("instruction", "instruction_in_input", "prompt", "question", "query", "input", "inputs", "source", "text")
+ANSWERS = ("response", "response_in_input", "output", "answer", "completion", "target", "outputs", "targets",
+           "label", "solution")
 QUANTILES = (5, 50, 95)
 BLOCK = 20_000
 # a reason's own place ("file.jsonl:17: ") apart, so that reasons group
@@ -68,7 +74,8 @@ def inspect(path: str, data_format: str | None = None, id_column: str | None = N
         try:
             fp = node["fingerprint"]
             table = store.table_of(fp)
-            facts = _facts(table, store.aside_batches(fp))
+            raw = str((node.get("stats") or {}).get("format") or "").startswith("raw")
+            facts = _facts(table, store.aside_batches(fp), raw)
             if near is not None and "instruction" in table.columns():
                 labels, _ = table.minhash_labels("instruction", near, 5, "char", 256, 0)  # dedupe's defaults
                 facts["near_duplicates"] = {"threshold": near, "instruction": int(len(labels) - len(np.unique(labels)))}
@@ -86,12 +93,19 @@ def inspect(path: str, data_format: str | None = None, id_column: str | None = N
             **facts, "warnings": warnings}
 
 
-def _facts(table, aside) -> dict:
+def _facts(table, aside, raw: bool = False) -> dict:
+    """`raw`: the rows have no conversation yet (format raw), so the texts described are the
+    record's own text columns, not the empty instruction and response."""
     from .algorithms.shingles import normalised_keys, units
     cols = table.columns()
     shown = [c for c in cols if c != "_row"]
     nulls = Counter()
-    lengths = {c: [] for c in TEXTS if c in cols}
+    texts = TEXTS
+    if raw:
+        first = next(iter(table.batches(shown, 1)), None)
+        texts = [f.name for f in (first.schema if first is not None else [])
+                 if f.name not in OWN and _kind(f.type) == "text"]
+    lengths = {c: [] for c in texts if c in cols}
     words = {c: [] for c in lengths}
     empty = Counter()
     keys = {c: [] for c in lengths}
@@ -127,7 +141,7 @@ def _facts(table, aside) -> dict:
         wd = np.concatenate(words[c]) if words[c] else np.zeros(0, np.int64)
         out["texts"][c] = {"empty": empty[c], "chars": _spread(ln), "words_median": int(np.median(wd)) if len(wd) else 0,
                            "exact_duplicates": _repeats(keys[c])}
-    if len(keys) == 2:
+    if not raw and len(keys) == 2:
         both = [np.concatenate([a, b], axis=1) for a, b in zip(*keys.values())]
         out["exact_duplicates_of_both"] = _repeats(both)
     out["set_aside"] = _reasons(aside)
@@ -157,6 +171,20 @@ def _content(table, languages: bool, pii: bool, repairs: bool) -> dict:
         _, done = rewrite(table, "conversation", Cleaner().clean)
         out["repairs"] = dict(sorted(Counter(k for d in done for k in set(d)).items()))
     return out
+
+
+def conversation_columns(facts: dict) -> tuple[str | None, str | None]:
+    """For raw rows: the text columns most likely to be the instruction and its answer (by
+    name, else the first two by position), for `derive(instruction = ..., response = ...)`."""
+    names = [c for c in facts.get("texts") or {}  # those an expression can name
+             if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", c) and c not in ("and", "or", "not", "true", "false", "null")]
+    low = {c.lower(): c for c in names}
+    ask = next((low[n] for n in ASKS if n in low), None)
+    answer = next((low[n] for n in ANSWERS if n in low and low[n] != ask), None)
+    rest = [c for c in names if c not in (ask, answer)]
+    ask = ask or (rest.pop(0) if rest else None)
+    answer = answer or (rest.pop(0) if rest else None)
+    return ask, answer
 
 
 def _kind(t: pa.DataType) -> str:
@@ -225,15 +253,22 @@ def render(f: dict) -> str:
             for c in f["columns"]]
     lines.append("columns: " + ", ".join(cols))
     if f["texts"]:
-        lines.append(f"{'':<12} {'empty':>7} {'chars p5':>9} {'median':>7} {'p95':>7} {'max':>8} {'words median':>13}"
+        w = max(12, *(len(c) for c in f["texts"]))
+        lines.append(f"{'':<{w}} {'empty':>7} {'chars p5':>9} {'median':>7} {'p95':>7} {'max':>8} {'words median':>13}"
                      f" {'exact duplicates':>17}")
         for c, t in f["texts"].items():
             ch = t["chars"] or {"p5": 0, "p50": 0, "p95": 0, "max": 0}
-            lines.append(f"{c:<12} {t['empty']:>7,} {ch['p5']:>9,} {ch['p50']:>7,} {ch['p95']:>7,} {ch['max']:>8,} "
+            lines.append(f"{c:<{w}} {t['empty']:>7,} {ch['p5']:>9,} {ch['p50']:>7,} {ch['p95']:>7,} {ch['max']:>8,} "
                          f"{t['words_median']:>13,} {t['exact_duplicates']:>17,}")
         lines.append("  (exact duplicates: the rows `dedupe(method=\"exact\", on=...)` sets aside, case and spaces "
                      "normalised" + (f"; on both instruction and response: {f['exact_duplicates_of_both']:,})"
                                      if "exact_duplicates_of_both" in f else ")"))
+    if str(f.get("format") or "").startswith("raw"):
+        ask, answer = conversation_columns(f)
+        if ask:
+            lines.append(f"no conversation yet (format raw): `derive(instruction = {ask}"
+                         + (f", response = {answer}" if answer else "") + ")` makes one"
+                         + ("" if answer else ", and `respond(model=...)` its answers"))
     if "near_duplicates" in f:
         nd = f["near_duplicates"]
         lines.append(f"near-duplicate instructions: {nd['instruction']:,} rows `dedupe(method=\"minhash\", "

@@ -33,8 +33,11 @@ def starter_text(name: str, data: str, facts: dict, languages: dict | None = Non
     fmt = facts["format"].split(" (")[0]
     rows = facts["rows"]
     texts = facts.get("texts", {})
-    resp = texts.get("response", {})
-    inst = texts.get("instruction", {})
+    # raw rows have no conversation yet: a `derive` makes one from the columns that look like it
+    from .inspect import conversation_columns
+    ask, answer = conversation_columns(facts) if fmt == "raw" else ("instruction", "response")
+    resp = texts.get(answer, {}) if answer else {"empty": facts["rows"]}
+    inst = texts.get(ask, {}) if ask else {}
     turns = {int(k): v for k, v in (facts.get("turns") or {}).items()}
     multi = sum(v for k, v in turns.items() if k > 2)
     on = "conversation" if multi else "instruction"
@@ -58,6 +61,11 @@ def starter_text(name: str, data: str, facts: dict, languages: dict | None = Non
         lines.append("")
     from .inspect import read_options
     lines += [f"source raw = read({_quoted(data)}{read_options(fmt, id_column, columns)})", "", "clean = raw"]
+    if fmt == "raw" and ask:
+        others = [c for c in texts if c not in (ask, answer)]
+        lines.append(f"  | derive(instruction = {ask}" + (f", response = {answer}" if answer else "")
+                     + ")  # format raw: the conversation from its columns"
+                     + (f" (its other text: {', '.join(others)})" if others else ""))
     fixes = facts.get("repairs") or {}
     if fixes:
         what = {"unicode": "broken Unicode (mojibake, HTML entities, control characters)",

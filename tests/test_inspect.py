@@ -107,7 +107,11 @@ def test_a_headerless_tsv_takes_its_fields_names_and_an_empty_text_has_no_words(
     assert got.returncode == 0, got.stderr
     f = json.loads(got.stdout)
     assert [c["name"] for c in f["columns"]][-3:] == ["q", "a", "why"] and f["rows"] == 2
-    assert f["texts"]["instruction"]["empty"] == 2 and f["texts"]["instruction"]["words_median"] == 0  # raw: no turns
+    # raw rows have no conversation yet: their own text columns are described, not the empty turns
+    assert list(f["texts"]) == ["q", "a", "why"] and f["texts"]["q"]["words_median"] == 3
+    assert "exact_duplicates_of_both" not in f
+    shown = forked.run(["inspect", str(tmp_path / "d.tsv"), "--columns", "q, a, why", "--data-format", "raw"])
+    assert "`derive(instruction = q, response = a)` makes one" in shown.stdout
     t = inspect(str(tmp_path / "d.tsv"), "alpaca", columns=["instruction", "output", "why"])
     assert t["texts"]["instruction"]["words_median"] == 3 and t["texts"]["response"]["chars"]["max"] == 3
 

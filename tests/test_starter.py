@@ -84,3 +84,30 @@ def test_a_headerless_tsv_gets_the_read_options_inspect_takes(tmp_path, capsys):
     assert 'read("qa.tsv", format="question_answer", id="key", columns=["question", "answer", "key"])' in out.read_text()
     load(str(out)).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
     assert [(r["_id"], r["response"]) for r in read_jsonl(tmp_path / "o" / "qa.jsonl")] == [("q1", "4"), ("q2", "Red.")]
+
+
+def test_raw_rows_get_a_derive_that_makes_their_conversation(tmp_path):
+    # FLAN's CoT TSVs have no header and no format's keys: read as raw, the starter's conversation
+    # comes from the columns named like a question and its answer (it deduplicated empty
+    # instructions and answered every row with the model before)
+    data = tmp_path / "cot.tsv"
+    data.write_text("Two and two make four.\tWhat is 2+2?\t4\nRed is one.\tName a colour.\tRed\n"
+                    "Again four.\tWhat is 2+2?\t4\n", encoding="utf-8")
+    out = tmp_path / "cot.recipe"
+    assert main(["new", str(out), "--source", str(data), "--data-format", "raw",
+                 "--columns", "rationale,question,answer"]) == 0
+    text = out.read_text()
+    assert ("derive(instruction=question, response=answer)  # format raw: the conversation from its columns "
+            "(its other text: rationale)") in text
+    assert "the same instruction twice: 1 in the rows read" in text and "respond(" not in text
+    load(str(out)).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert [(r["instruction"], r["response"]) for r in read_jsonl(tmp_path / "o" / "cot.jsonl")] == \
+        [("What is 2+2?", "4"), ("Name a colour.", "Red")]
+
+
+def test_conversation_columns_prefer_names_then_positions():
+    from recipe.inspect import conversation_columns
+    assert conversation_columns({"texts": {"x": {}, "prompt": {}, "target": {}}}) == ("prompt", "target")
+    assert conversation_columns({"texts": {"a1": {}, "b1": {}}}) == ("a1", "b1")
+    assert conversation_columns({"texts": {"input": {}}}) == ("input", None)
+    assert conversation_columns({"texts": {"my col": {}, "not": {}}}) == (None, None)
