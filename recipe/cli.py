@@ -284,7 +284,19 @@ def cmd_schema(a) -> int:
 
 def cmd_ops(a) -> int:
     from . import ops
-    for name in ops.names():
+    from .syntax import FUNCTIONS
+    from .types import SIGNATURES
+    from .link import STDLIB, stdlib_names
+    stdlib = stdlib_names()
+    wanted = set(a.names or ())
+    unknown = sorted(wanted - set(ops.names()) - set(FUNCTIONS) - set(stdlib))
+    if unknown:
+        import difflib
+        near = difflib.get_close_matches(unknown[0], [*ops.names(), *FUNCTIONS, *stdlib], n=1)
+        raise UserError(f"no operator, function or library recipe is named `{unknown[0]}`"
+                        + (f"; did you mean `{near[0]}`?" if near else "; `recipe ops` lists them all"))
+    show = (lambda n: n in wanted) if wanted else (lambda n: True)
+    for name in filter(show, ops.names()):
         spec = ops.get(name)
         print(f"{name} (v{spec.version}): {spec.doc}")
         for p in spec.params:
@@ -298,15 +310,15 @@ def cmd_ops(a) -> int:
             print(f"    {p.name}: {p.type}" + (f" ({', '.join(extra)})" if extra else "") + (f"  {p.doc}" if p.doc else ""))
         if spec.variadic:
             print(f"    NAME=...: {spec.variadic}")
-    from .syntax import FUNCTIONS
-    from .types import SIGNATURES
-    from .link import STDLIB, stdlib_names
-    print("\nlibrary recipes (`recipe run stdlib:NAME --source raw=FILE`; each file's header says more):")
-    for name in stdlib_names():
+    if names := [n for n in stdlib if show(n)]:
+        print("\nlibrary recipes (`recipe run stdlib:NAME --source raw=FILE`; each file's header says more):")
+    for name in names:
         head = (STDLIB / f"{name}.recipe").read_text(encoding="utf-8").split("\n", 1)[0].lstrip("# ")
         print(f"    {name:<15} {head}")
-    print("\nrow-expression functions (in filter, derive, score(metric=\"expr\")):")
-    for name, f in FUNCTIONS.items():
+    if names := [n for n in FUNCTIONS if show(n)]:
+        print("\nrow-expression functions (in filter, derive, score(metric=\"expr\")):")
+    for name in names:
+        f = FUNCTIONS[name]
         takes, gives = SIGNATURES[name]
         gives = "the arguments' type" if gives == "T" else gives
         print(f"    {name}({', '.join('any' if t == 'T' else t for t in takes)}) -> {gives}  {f.doc}")
@@ -504,6 +516,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exit-code", action="store_true", help="exit 1 when they differ")
     p.set_defaults(fn=cmd_diff)
     p = sub.add_parser("ops", help="list operators and their parameters")
+    p.add_argument("names", nargs="*", metavar="NAME",
+                   help="only these operators, row-expression functions or library recipes")
     p.set_defaults(fn=cmd_ops)
     p = sub.add_parser("schema", help="print the JSON Schema of the YAML form (for editors)")
     p.set_defaults(fn=cmd_schema)

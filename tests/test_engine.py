@@ -174,6 +174,11 @@ def test_cli_commands(tmp_path, data_file, capsys):
     ops = capsys.readouterr().out
     assert "dedupe" in ops and "    clean           Clean: rule-based cleaning of instruction data, without models." in ops
     assert "    word_repetition(str, int) -> float  share of the text's windows of n words" in ops
+    assert main(["ops", "join", "concat"]) == 0  # only those named
+    some = capsys.readouterr().out
+    assert some.startswith("join (v1):") and "concat(str, str, ...)" in some and "dedupe" not in some and "clean " not in some
+    assert main(["ops", "jion"]) == 1
+    assert "no operator, function or library recipe is named `jion`; did you mean `join`?" in capsys.readouterr().err
 
 
 def _errors_case(name):
