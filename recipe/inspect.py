@@ -189,7 +189,7 @@ def conversation_columns(facts: dict) -> tuple[str | None, str | None]:
 
 def _kind(t: pa.DataType) -> str:
     """A column's type in the words the docs use."""
-    if isinstance(t, pa.ExtensionType):
+    if isinstance(t, pa.BaseExtensionType):
         return "mixed (JSON)"
     if pa.types.is_string(t) or pa.types.is_large_string(t):
         return "text"

@@ -150,3 +150,12 @@ def test_languages_personal_data_and_repairs_are_what_the_operators_find(tmp_pat
     text = render(f)
     assert "languages (builtin:lid176" in text and "email 1, ip 1, phone 1, in 3 rows" in text
     assert "unicode in 1 row," in text
+
+
+def test_a_column_of_mixed_values_is_named_so(tmp_path):
+    # a field that is an object in one row and text in another widens to JSON text (pyarrow's
+    # `arrow.json` type, which is not a subclass of pa.ExtensionType: inspect printed its repr)
+    d = write_jsonl(tmp_path / "d.jsonl", [{"instruction": "a", "output": "b", "extra": {"k": 1}},
+                                           {"instruction": "c", "output": "d", "extra": "text"}])
+    cols = {c["name"]: c["type"] for c in inspect(str(d))["columns"]}
+    assert cols["extra"] == "mixed (JSON)"
