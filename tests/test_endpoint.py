@@ -152,7 +152,7 @@ def test_stop_strings_go_to_the_server_and_cut_what_comes_back(server, tmp_path)
 def test_unreachable_endpoint_is_a_clear_error(tmp_path):
     rt = ModelRuntime(tmp_path)
     d = {"kind": "embedding", "source": "openai:http://127.0.0.1:9/v1#x", "options": {"retries": 0}, "identity": "dead"}
-    with pytest.raises(UserError, match=r"stayed down: ConnectError.*after 1 tries"):
+    with pytest.raises(UserError, match=r"stayed down: ConnectError.*after 1 try of"):
         rt.embed(d, ["x"])
 
 

@@ -115,7 +115,8 @@ class Client:
                 last = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
             if attempt < self.retries:
                 await asyncio.sleep(wait)
-        raise EndpointDown(f"{self.label} stayed down: {last} (after {self.retries + 1} tries of {path}); "
+        tries = "1 try" if self.retries == 0 else f"{self.retries + 1} tries"
+        raise EndpointDown(f"{self.label} stayed down: {last} (after {tries} of {path}); "
                            "restart it and run again: the results that came back are cached")
 
     async def _run(self, path: str, bodies: list[dict], progress) -> list[dict]:
