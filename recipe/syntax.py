@@ -55,6 +55,9 @@ FUNCTIONS: dict[str, Fn] = {
     "is_null": Fn("__is_null", 1, 1, "whether a value is null"),
     "turns": Fn("len", 1, 1, "number of turns in `messages`"),
     "num_tags": Fn("len", 1, 1, "number of tags in a list column"),
+    "has": Fn("__has", 2, 2, "whether a list column holds the text as one of its items (`has(tags, \"math\")`)"),
+    "item": Fn("__item", 2, 2, "a list column's n-th item (1 the first, -1 the last); null past either end "
+                               "(`item(turns, 2)`: MT-Bench's second question)"),
     "number": Fn("__number", 1, 1, "a text's number (null where the text is not one); a number as it is"),
     "text": Fn("__text", 1, 1, "a number or true/false as text (1.5 -> \"1.5\"); a text as it is"),
     "bucket": Fn("__bucket", 2, 2, "a value's stable bucket in [0, n), from the MD5 of its text: the same on "

@@ -81,7 +81,7 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "abs": (("num",), "T"), "round": (("num", INT), FLOAT), "least": (("T", "T", "..."), "T"),
     "greatest": (("T", "T", "..."), "T"), "coalesce": (("T", "T", "..."), "T"), "log": (("num",), FLOAT),
     "sqrt": (("num",), FLOAT), "is_null": ((ANY,), BOOL), "turns": ((MESSAGES,), INT),
-    "num_tags": ((LIST,), INT), "lines": ((STR,), INT), "max_line_length": ((STR,), INT),
+    "num_tags": ((LIST,), INT), "has": ((LIST, STR), BOOL), "item": ((LIST, INT), STR), "lines": ((STR,), INT), "max_line_length": ((STR,), INT),
     "alpha_ratio": ((STR,), FLOAT), "digit_ratio": ((STR,), FLOAT), "char_repetition": ((STR, INT), FLOAT),
     "word_repetition": ((STR, INT), FLOAT), "number": ((ANY,), FLOAT), "text": ((ANY,), STR),
     "bucket": ((ANY, INT), INT),
@@ -189,6 +189,9 @@ def expr_type(e, columns: dict[str, str] | None, param_types: dict[str, str]) ->
                 if not ok:
                     hint = ("use length(...) to measure text" if w in ("num", INT, FLOAT) and t == STR else
                             "`turns(messages)` counts a conversation's turns" if w == STR and t == MESSAGES else
+                            "`has(list, text)` asks whether a list holds a text" if w == STR and t == LIST
+                            and x.fn == "contains" else
+                            "`item(list, n)` is a list's n-th item" if w == STR and t == LIST else
                             "give it a text column or a quoted string" if w == STR else "")
                     issues.append(TypeIssue(a, f"argument {i + 1} of `{x.fn}` must be {'a number' if w == 'num' else w}, "
                                                f"got {t}", hint))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..ir import Binary, Call, Column, Lit, ParamRef, Unary
 from ..syntax import FUNCTIONS, WS_RE2, expr_columns, field_path
-from ..types import BOOL, SIGNATURES, STR, expr_type, numeric, of_value
+from ..types import BOOL, FLOAT, INT, SIGNATURES, STR, expr_type, numeric, of_value
 
 _ARITH = ("+", "-", "*", "/", "%")
 
@@ -168,6 +168,11 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
                 return _let(args, _TEXT_STATS[f.sql])
             if f.sql in UDFS:  # a compiled function the engine registered (`register_functions`)
                 return f"{f.sql}(CAST({args[0]} AS VARCHAR), CAST({args[1]} AS BIGINT))"
+            if f.sql in ("__has", "__item"):
+                lst = _listed(x.args[0], args[0], json_cols, types)
+                if f.sql == "__has":
+                    return f"list_contains({lst}, CAST({args[1]} AS VARCHAR))"
+                return f"list_extract({lst}, CAST({args[1]} AS BIGINT))"
             if f.sql == "__is_null":
                 return f"({args[0]} IS NULL)"
             if f.sql == "abs":
@@ -184,6 +189,17 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
         raise ExprError(f"unsupported expression {type(x).__name__}")
 
     return go(e), binds
+
+
+def _listed(x, sql: str, json_cols: set, types: dict) -> str:
+    """A list argument's SQL: a JSON column's arrays as lists of text (null where a value is
+    not one); a column that holds no lists at run time (text where `check` saw an open
+    column) is null, not a text that DuckDB would index by characters."""
+    if isinstance(x, Column) and x.name in json_cols:
+        return f"TRY_CAST({quote_ident(x.name)} AS VARCHAR[])"
+    if isinstance(x, Column) and types.get(x.name) in (STR, INT, FLOAT, BOOL):
+        return "CAST(NULL AS VARCHAR[])"
+    return sql
 
 
 def _let(values: list[str], body) -> str:
