@@ -67,7 +67,7 @@ SQL_FUNCS = {f.sql for f in FUNCTIONS.values()} | {"NULLIF", "len", "regexp_extr
                                                   "AS", "BIGINT", "DOUBLE", "INTEGER", "VARCHAR", "BOOLEAN", "CASE", "WHEN", "THEN",
                                                   "ELSE", "END", "list_transform", "list_distinct", "list_max", "range", "substr",
                                                   "array_to_string", "string_split", "replace", "chr", "ends_with", "length", "TRY", "TRY_CAST",
-                                                  "left", "md5"}
+                                                  "left", "md5", "list_contains", "list_extract"}
 LAMBDA_PARAMS = re.compile(r"__(a\d+|i|l|w)$")  # the translation's own lambda parameters
 FIXED_LITERALS = set(sql_module.FIXED_LITERALS)  # the fixed patterns of words(), trim(), the ratios
 TOKEN = re.compile(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'|\?|->|[A-Za-z_][A-Za-z0-9_]*|\S')
