@@ -312,8 +312,9 @@ ROLES = st.sampled_from(["human", "gpt", "user", "assistant"] * 3 + ["system", "
 TURN = st.fixed_dictionaries({"r": ROLES, "c": st.text(alphabet="ab \u3000", max_size=4)})
 
 
-def _chat_line(fmt: str, turns: list[dict], extra, weird: int) -> str:
-    key, rk, ck = {"sharegpt": ("conversations", "from", "value"), "openai": ("messages", "role", "content")}[fmt]
+def _chat_line(fmt: str, turns: list[dict], extra, weird: int, key: str | None = None) -> str:
+    own, rk, ck = {"sharegpt": ("conversations", "from", "value"), "openai": ("messages", "role", "content")}[fmt]
+    key = key or own
     rec = {key: [{rk: t["r"], ck: t["c"]} for t in turns]}
     if weird == 1 and turns:
         rec[key][0].pop(ck)  # a turn without text
@@ -333,17 +334,18 @@ def _chat_line(fmt: str, turns: list[dict], extra, weird: int) -> str:
     return json.dumps(rec)
 
 
-@pytest.mark.parametrize("fmt", ["sharegpt", "openai"])
+@pytest.mark.parametrize("fmt,key", [("sharegpt", None), ("openai", None), ("openai", "conversation"),
+                                     ("sharegpt", "dialog")])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.tuples(st.lists(TURN, max_size=4), st.one_of(st.none(), PLAIN, st.just({"k": 1})),
                                st.sampled_from([0] * 8 + [1, 2, 3, 4, 5, 6])), min_size=1, max_size=10),
        broken=st.booleans())
-def test_chat_fast_and_line_by_line_reads_agree(ram_tmp, monkeypatch, fmt, rows, broken):
+def test_chat_fast_and_line_by_line_reads_agree(ram_tmp, monkeypatch, fmt, key, rows, broken):
     """ShareGPT and OpenAI rows: roles of every case (unknown, non-ASCII), turns without text,
     LIMA's strings, no user turn or a blank one, extra columns of every kind, turns with fields
-    of their own; the bytes agree."""
-    lines = [_chat_line(fmt, [{"r": "human", "c": "first"}, {"r": "gpt", "c": "row"}], None, 0)]
-    lines += [_chat_line(fmt, *r) for r in rows] + (["{broken"] if broken else [])
+    of their own; the turns under another name (LMSYS-Chat's `conversation`); the bytes agree."""
+    lines = [_chat_line(fmt, [{"r": "human", "c": "first"}, {"r": "gpt", "c": "row"}], None, 0, key)]
+    lines += [_chat_line(fmt, *r, key) for r in rows] + (["{broken"] if broken else [])
     tmp = ram_tmp.mktemp("chat")
     data = tmp / "d.jsonl"
     data.write_text("".join(line + "\n" for line in lines))
@@ -564,3 +566,25 @@ def test_an_own_named_field_that_holds_nothing_else_adds_no_column_on_either_pat
     data.write_text("\n".join(lines) + "\n")
     _both_paths_agree(monkeypatch, tmp_path, data, "_fast", second, 2, fmt="alpaca")
     assert "response_in_input" not in (tmp_path / "fast" / "x.jsonl").read_text()
+
+
+@pytest.mark.parametrize("fmt,key", [("openai", "conversation"), ("sharegpt", "data")])
+def test_a_conversation_under_another_name_is_detected_and_takes_the_fast_path(tmp_path, monkeypatch, fmt, key):
+    # LMSYS-Chat-1M keeps OpenAI's turns in `conversation`, UltraChat alternating texts in `data`
+    # (both were "cannot tell the format"); role/content turns take the chat fast path
+    if fmt == "openai":
+        rows = [{"conversation_id": str(i), key: [{"role": "user", "content": f"q{i}"},
+                                                  {"role": "assistant", "content": "a"}], "turn": 1} for i in range(20)]
+    else:
+        rows = [{"id": str(i), key: [f"q{i}", "a", "more?", "yes"]} for i in range(20)]
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    taken = _fast_chunks(monkeypatch)
+    res = load(f'recipe t\nsource raw = read("{data}")\nwrite raw to "x.jsonl"\n').run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert res.manifest["nodes"][0]["stats"]["format"] == f"{fmt} (detected)"
+    assert taken == ([20] if fmt == "openai" else [])  # LIMA's strings are the record reader's
+    got = [json.loads(line) for line in (tmp_path / "o" / "x.jsonl").read_text().splitlines()]
+    assert [(r["instruction"], r["response"]) for r in got[:2]] == [("q0", "a"), ("q1", "a")]
+    assert key not in got[0] and (fmt == "openai" or [m["role"] for m in got[0]["messages"]] ==
+                                  ["user", "assistant", "user", "assistant"])

@@ -15,6 +15,7 @@ from ..faults import atomic_file, atomic_write, fault  # noqa: F401  (re-exporte
 from ..plan import Plan, finished, status
 from ..ui import Reporter, n_rows  # noqa: F401  (Reporter re-exported: callers import it from here)
 from ..io.json_lines import joined, set_aside_records
+from ..io.formats import left_out
 from ..table import KernelContext
 from .writers import finite, safe_sink_path, write_sink
 
@@ -153,10 +154,13 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
         path = safe_sink_path(out_dir, s["path"])
         nulled: list = []
         dropped: Counter = Counter()
-        n, rejected = write_sink(store.table_of(step_fp[s["step"]]), path, s["format"], s["options"], atomic_write,
-                                 nulled, dropped)
+        table = store.table_of(step_fp[s["step"]])
+        n, rejected = write_sink(table, path, s["format"], s["options"], atomic_write, nulled, dropped)
+        # a format's record has no place for other columns unless `columns=` names them: said
+        left = left_out(s["format"], table.columns(), s["options"].get("columns"))
         sinks.append({"name": s["name"], "step": s["step"], "path": str(path), "format": s["format"] or "jsonl", "rows": n,
-                      "rows_not_written": len(rejected)} | ({"rows_with_nan_as_null": len(nulled)} if nulled else {}))
+                      "rows_not_written": len(rejected)} | ({"rows_with_nan_as_null": len(nulled)} if nulled else {})
+                     | ({"columns_not_written": left} if left else {}))
         if nulled:
             sink_warnings.append(f"write {s['path']}: {len(nulled)} row(s) held NaN or infinite numbers, written as "
                                  f"null (JSON has neither; the first: {nulled[0]})")
@@ -170,6 +174,10 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
                         for rid, why in rejected]
         reporter.log(f"  wrote {n_rows(n)} to {path}" + (f" ({len(rejected)} not written: {s['format']} cannot hold them; "
                                                        f"each is in set_aside.jsonl)" if rejected else ""))
+        if left:
+            reporter.log(f"  {s['format']} leaves out the columns " + ", ".join(f"`{c}`" for c in left[:8])
+                         + (f" and {len(left) - 8} more" if len(left) > 8 else "")
+                         + f"; `columns=[...]` on the write carries them")
     with atomic_file(out_dir / "set_aside.jsonl", "wb") as fh:  # streamed, 10,000 rows at a time
         for step in plan.steps:
             for batch in store.aside_batches(step.fingerprint):

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .arrow_alpaca import BLANK, MESSAGES, ids, parse_lines, plain_extras
-from .formats import ROLE_MAP
+from .formats import CHAT_KEYS, ROLE_MAP
 
 KEYS = {"sharegpt": ("conversations", "from", "value"), "openai": ("messages", "role", "content")}
 _ROLE_KEYS = pa.array(list(ROLE_MAP))
@@ -35,8 +35,10 @@ def chat_table(t: pa.Table, fmt: str, prefix: str, start: int) -> pa.Table | Non
     """The canonical table of `fmt` records `t` (rows `start`...), or None when some record
     needs the record reader's rules."""
     key, rk, ck = KEYS[fmt]
-    if key not in t.column_names:
-        return None
+    if key not in t.column_names:  # under another name (LMSYS-Chat's `conversation`): as `chat_field` finds it
+        key = next((k for k in CHAT_KEYS if k in t.column_names and _turns_of(t.schema.field(k).type, rk, ck)), None)
+        if key is None:
+            return None
     turns = t.column(key).combine_chunks()
     typ = turns.type
     if not pa.types.is_list(typ) or not pa.types.is_struct(typ.value_type):
@@ -76,6 +78,14 @@ def chat_table(t: pa.Table, fmt: str, prefix: str, start: int) -> pa.Table | Non
     cols = [("_id", ids(prefix, start, n)), ("messages", messages.cast(MESSAGES)), ("instruction", instruction),
             ("response", response)] + extras
     return pa.table(dict(cols))
+
+
+def _turns_of(typ: pa.DataType, rk: str, ck: str) -> bool:
+    """Whether a column of type `typ` holds lists of turns with fields `rk` and `ck`."""
+    if not pa.types.is_list(typ) or not pa.types.is_struct(typ.value_type):
+        return False
+    names = {typ.value_type.field(i).name for i in range(typ.value_type.num_fields)}
+    return {rk, ck} <= names
 
 
 def _is(roles: pa.Array, role: str) -> np.ndarray:

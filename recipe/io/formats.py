@@ -42,6 +42,28 @@ class BadRow(Exception):
     """A record that cannot become a canonical row; the message is the reason."""
 
 
+# names a whole conversation goes by in other datasets (LMSYS-Chat's `conversation`,
+# UltraChat's `data` of alternating texts): read as ShareGPT's or OpenAI's turns by their shape
+CHAT_KEYS = ("conversation", "data", "dialog", "dialogue", "chat")
+
+
+def chat_field(rec: dict) -> tuple[str, str] | None:
+    """(format, field) for a record whose conversation is under another name than its format's
+    own: a list of `role`/`content` turns is OpenAI's, of `from`/`value` turns ShareGPT's, and
+    a list of two or more texts LIMA's alternating turns (ShareGPT's reader takes them)."""
+    for k in CHAT_KEYS:
+        v = rec.get(k)
+        if not isinstance(v, list) or not v:
+            continue
+        if all(isinstance(t, dict) and "role" in t and "content" in t for t in v):
+            return "openai", k
+        if all(isinstance(t, dict) and "from" in t and "value" in t for t in v):
+            return "sharegpt", k
+        if len(v) >= 2 and all(isinstance(t, str) for t in v):
+            return "sharegpt", k
+    return None
+
+
 def detect(rec: dict) -> tuple[str | None, str]:
     """(format, why) from one record's keys."""
     keys = set(rec)
@@ -66,6 +88,10 @@ def detect(rec: dict) -> tuple[str | None, str]:
     if is_oasst_message(rec):
         ids = oasst_keys(rec)
         return "oasst", f"keys `{ids[0]}`, `role`, `text` (OASST messages)"
+    if found := chat_field(rec):
+        fmt, k = found
+        return fmt, f"key `{k}` holding " + ("`role`/`content` turns" if fmt == "openai" else "`from`/`value` turns"
+                                             if isinstance(rec[k][0], dict) else "alternating user and assistant texts")
     for k in ("instruction", "Instruction", "question", "prompt", "turns", "text"):
         if k in keys:
             answer = not_a_prompt(rec)
@@ -173,6 +199,8 @@ def to_messages(fmt: str, rec: dict) -> tuple[list[dict], set[str]]:
         return [{"role": "user", "content": _text(rec, key or "instruction", allow_empty=False)}], {key}
     if fmt in ("sharegpt", "openai"):
         key, rk, ck = ("conversations", "from", "value") if fmt == "sharegpt" else ("messages", "role", "content")
+        if key not in rec and (found := chat_field(rec)) and found[0] == fmt:
+            key = found[1]
         turns = rec.get(key)
         if fmt == "sharegpt" and (isinstance(turns, str) or (
                 isinstance(turns, list) and turns and all(isinstance(t, str) for t in turns))):
@@ -413,6 +441,20 @@ def _split_input(row: dict, text: str) -> tuple[str, str]:
         if isinstance(inp, str) and inp.strip() and text.endswith("\n\n" + inp):
             return text[: -len(inp) - 2], inp
     return text, ""
+
+
+# columns whose content a format sink writes in its own shape: the conversation and what the
+# reader joined into it (Alpaca's input, Dolly's context, a system prompt, history, kept turns)
+IN_THE_TURNS = ("messages", "instruction", "response", "input", "context", "system", "history",
+                "messages_in_input", "conversations")
+
+
+def left_out(fmt: str, columns: list[str], keep) -> list[str]:
+    """The columns a sink of format `fmt` does not write (only those `keep`, its `columns=`,
+    names are carried): none for canonical rows; the engine's own (`_id`, `_row`, ...) apart."""
+    if fmt in (None, "jsonl", "tag_counts") or keep:
+        return []
+    return [c for c in columns if not c.startswith("_") and c not in IN_THE_TURNS]
 
 
 def from_row(fmt: str, row: dict, keep: list[str] = (), dropped=None) -> dict:
