@@ -146,14 +146,15 @@ def test_a_field_kept_apart_from_a_later_row_on_lands_where_both_paths_put_it(tm
 def test_a_format_sink_names_the_columns_it_leaves_out(tmp_path, capsys):
     # FastChat's ShareGPT rows carry an `id`; a sharegpt sink wrote only `conversations` without
     # a word. It still writes the format's record, and says which columns it left out.
-    rows = [{"id": "a1", "conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Yo"}]},
+    rows = [{"id": "a1", "_source": "x", "conversations": [{"from": "human", "value": "Hi"},
+                                                           {"from": "gpt", "value": "Yo"}]},
             {"id": "a2", "conversations": [{"from": "human", "value": "Q"}, {"from": "gpt", "value": "A"}]}]
     data = write_jsonl(tmp_path / "d.jsonl", rows)
     res = load(f'recipe t\nsource raw = read("{data}")\nx = raw | derive(n = length(instruction))\n'
                f'write x to "s.json" (format="sharegpt")\nwrite x to "k.json" (format="sharegpt", columns=["id"])\n'
                f'write x to "c.jsonl"\n').run(out=tmp_path / "o", cache_dir=tmp_path / "c", quiet=False)
     sinks = {s["path"].rsplit("/", 1)[-1]: s for s in res.manifest["sinks"]}
-    assert sinks["s.json"]["columns_not_written"] == ["id", "n"]
+    assert sinks["s.json"]["columns_not_written"] == ["id", "_source", "n"]
     assert "columns_not_written" not in sinks["k.json"] and "columns_not_written" not in sinks["c.jsonl"]
-    assert "sharegpt leaves out the columns `id`, `n`; `columns=[...]` on the write carries them" in capsys.readouterr().err
+    assert "sharegpt leaves out the columns `id`, `_source`, `n`; `columns=[...]` on the write carries them" in capsys.readouterr().err
     assert [r["id"] for r in json.loads((tmp_path / "o" / "k.json").read_text())] == ["a1", "a2"]

@@ -451,10 +451,11 @@ IN_THE_TURNS = ("messages", "instruction", "response", "input", "context", "syst
 
 def left_out(fmt: str, columns: list[str], keep) -> list[str]:
     """The columns a sink of format `fmt` does not write (only those `keep`, its `columns=`,
-    names are carried): none for canonical rows; the engine's own (`_id`, `_row`, ...) apart."""
+    names are carried): none for canonical rows; the engine's own (`_id`, `_row`, `__...`) apart
+    (an input's `_source` or `_meta` is the data's, and named)."""
     if fmt in (None, "jsonl", "tag_counts") or keep:
         return []
-    return [c for c in columns if not c.startswith("_") and c not in IN_THE_TURNS]
+    return [c for c in columns if c not in ("_id", "_row") and not c.startswith("__") and c not in IN_THE_TURNS]
 
 
 def from_row(fmt: str, row: dict, keep: list[str] = (), dropped=None) -> dict:
