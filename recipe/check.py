@@ -512,7 +512,8 @@ def _check_op_columns(c: Checked, node: Node, op: OpCall, spec, args: dict, cur:
         case_clashes(c, op, spec, args, cur)
     if spec.variadic != "expr":
         for col in spec.adds(args):
-            if col in types.CANONICAL_TYPES or col == "_parents" and not spec.creates_rows:
+            if (col in types.CANONICAL_TYPES or col == "_row" or col.startswith("__")
+                    or col == "_parents" and not spec.creates_rows):
                 c.diagnostics.append(Diagnostic(
                     "E0407", f"`{op.op}` would overwrite `{col}`", op.span,
                     ("name the new column something else, e.g. `column=\"" + col.strip("_") + "_score\"`",)))
@@ -548,10 +549,13 @@ def _check_template_fields(c: Checked, op: OpCall, args: dict, pname: str, temps
 def _check_assignment(c: Checked, a: Arg, t: str) -> None:
     """What `derive` may write: canonical text columns stay text, identity and the
     conversation are never written by an expression."""
-    if a.name in ("_id", "messages", "_parents"):
+    if a.name in ("_id", "_row", "messages", "_parents") or a.name.startswith("__"):
+        why = {"_id": "`_id` identifies a row (read's `id=\"column\"` takes a file's own ids)",
+               "messages": "`messages` is kept in step with `instruction` and `response`: derive those",
+               "_parents": "`_parents` is lineage, kept by the operators that make rows"}
         c.diagnostics.append(Diagnostic("E0407", f"`{a.name}` cannot be written by `derive`", a.span,
-                                        ("`_id` identifies a row, `messages` is kept in step with `instruction`"
-                                         " and `response`, `_parents` is lineage",)))
+                                        (why.get(a.name, f"`{a.name}` is the engine's own working column "
+                                                         "(row order, stored flags): name yours otherwise"),)))
     elif a.name in ("instruction", "response") and not types.is_(t, types.STR):
         c.diagnostics.append(Diagnostic("E0407", f"`{a.name}` must be text, but this expression gives {_tname(t)}",
                                         a.value.span, ("write a number to a new column instead",)))
