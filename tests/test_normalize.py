@@ -102,3 +102,44 @@ def test_a_normalize_that_repairs_nothing_is_a_check_error(tmp_path):
                  'write x to "x.jsonl"\n')
     with pytest.raises(RecipeError, match="every repair is off"):
         load(str(f)).check()
+
+
+# a ChatGPT answer as ShareGPT's scrape of the page holds it (FastChat's clean_sharegpt input)
+PAGE = ('<div class="markdown prose w-full break-words"><p>1 / 2</p><p>Use <code>snake_case</code> for my_var.</p>'
+        '<pre><div class="bg-black"><div class="flex"><span>python</span><button>Copy code</button></div>'
+        '<div><code class="hljs language-python">def f(x):\n    return x * 2\n</code></div></div></pre>'
+        '<ol><li>one</li><li>two</li></ol><p>Copy12 chars / 3 words</p></div>')
+
+
+def test_html_becomes_markdown_as_fastchat_made_it():
+    from recipe.algorithms.html_markdown import html_to_markdown
+    # FastChat's steps: <div>/<span> openings dropped, markdownify, the code's language on its
+    # fence, the regenerate counter and copy counts gone
+    assert html_to_markdown(PAGE) == ("Use `snake_case` for my\\_var.\n\n```python\ndef f(x):\n    return x * 2\n```"
+                                      "\n\n1. one\n2. two")
+    # text with no tag is left alone (markdownify would escape its `_` and `*`)
+    assert html_to_markdown("x_1 * 2 < 3 and a<b") == "x_1 * 2 < 3 and a<b"
+    assert Cleaner(unicode=False, whitespace=False, html=True).clean("<p>Tom &amp; <b>Jerry</b></p>") == \
+        ("Tom & **Jerry**", ["html"])
+
+
+def test_normalize_html_converts_the_turns_and_counts_the_rows(tmp_path, monkeypatch):
+    rows = [{"conversations": [{"from": "human", "value": "What is <b>bold</b>?"}, {"from": "gpt", "value": PAGE}]},
+            {"conversations": [{"from": "human", "value": "Plain x_1"}, {"from": "gpt", "value": "Plain *y*"}]}]
+    res, out = run(tmp_path, 'x = raw | normalize(html=true, unicode=false, whitespace=false)\n'
+                   'write x to "x.json" (format="sharegpt")\n', rows, "sharegpt")
+    got = [[t["value"] for t in r["conversations"]] for r in json.loads((out / "x.json").read_text())]
+    assert got[0][0] == "What is **bold**?" and got[0][1].startswith("Use `snake_case`") and got[1] == ["Plain x_1", "Plain *y*"]
+    assert res.manifest["nodes"][1]["stats"]["rows changed"] == {"html": 1}
+    # markup the parser refuses (FastChat dropped the conversation): the text stays, and it is said
+    import bs4
+    import markdownify
+
+    def refuse(text, **kw):
+        raise bs4.builder.ParserRejectedMarkup("bad")
+    monkeypatch.setattr(markdownify, "markdownify", refuse)
+    (tmp_path / "again").mkdir()
+    res, out = run(tmp_path / "again", 'x = raw | normalize(html=true)\nwrite x to "x.json" (format="sharegpt")\n',
+                   rows, "sharegpt")
+    assert json.loads((out / "x.json").read_text())[0]["conversations"][0]["value"] == "What is <b>bold</b>?"
+    assert any("1 row(s) hold HTML the parser rejects" in w for w in res.manifest["warnings"])

@@ -116,7 +116,7 @@ def case(draw):
                 cols = cols + ["redactions"]
         elif op == "normalize":
             on = draw(st.sampled_from(["conversation", "response", c]))
-            ops.append(f"normalize(on={on}{draw(st.sampled_from(['', ', nfkc=true', ', unicode=false']))})")
+            ops.append(f"normalize(on={on}{draw(st.sampled_from(['', ', nfkc=true', ', unicode=false', ', html=true, whitespace=false']))})")
         elif op == "split_turns":
             ops.append(f"split_turns(max_tokens={draw(st.integers(1, 12))})")
             cols = cols + [x for x in ("_parents",) if x not in cols]

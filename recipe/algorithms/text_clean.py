@@ -37,13 +37,25 @@ def tidy_whitespace(text: str) -> str:
 
 
 class Cleaner:
-    def __init__(self, unicode: bool = True, whitespace: bool = True, nfkc: bool = False):
+    def __init__(self, unicode: bool = True, whitespace: bool = True, nfkc: bool = False, html: bool = False):
         self.config = ftfy_config(nfkc) if unicode or nfkc else None
         self.whitespace = whitespace
+        self.html = html
 
     def clean(self, text: str) -> tuple[str, list[str]]:
-        """The repaired text and which repairs changed it (`unicode`, `whitespace`)."""
+        """The repaired text and which repairs changed it (`html`, `unicode`, `whitespace`;
+        `html_rejected` where the HTML parser refused the text, which stays as it was)."""
         done = []
+        if self.html:  # first, as FastChat converted its pages before anything else
+            from .html_markdown import html_to_markdown
+            try:
+                md = html_to_markdown(text)
+            except ValueError:
+                md = text
+                done.append("html_rejected")
+            if md != text:
+                done.append("html")
+                text = md
         if self.config is not None and not (text.isascii() and not _FTFY_ASCII.search(text)):
             import ftfy
             fixed = ftfy.fix_text(text, self.config)

@@ -1,6 +1,7 @@
 """normalize: repair text in place: broken Unicode (mojibake, HTML entities, control characters,
 CRLF line ends; ftfy) and untidy whitespace (trailing spaces, runs of blank lines, zero-width
-spaces), as Data-Juicer's `fix_unicode_mapper` and `whitespace_normalization_mapper` do.
+spaces), as Data-Juicer's `fix_unicode_mapper` and `whitespace_normalization_mapper` do; and,
+asked, HTML as Markdown (`algorithms/html_markdown.py`: FastChat's ShareGPT conversion).
 
 Which texts: `ops/_turns.py` (by default every turn, and the `input`/`context` columns a user
 turn was joined from). What each repair does and leaves alone: `algorithms/text_clean.py`.
@@ -26,6 +27,8 @@ class Normalize(Op):
                                                   "each text trimmed (indentation stays)"),
         P("nfkc", "bool", default=False, doc="compatibility forms too: full-width letters, ligatures and "
                                              "superscripts as their plain forms (changes CJK and math text)"),
+        P("html", "bool", default=False, doc="HTML turned into Markdown, as FastChat's clean_sharegpt did for "
+                                             "ShareGPT's scraped pages (texts with an HTML tag only; first)"),
         P("on", "column", default="conversation",
           doc="conversation (every turn, and the input/context columns), instruction, response, or a text column"),
     )
@@ -34,18 +37,22 @@ class Normalize(Op):
         return _turns.reads(args.get("on", "conversation"))
 
     def check(self, args):
-        if not (args.get("unicode", True) or args.get("whitespace", True) or args.get("nfkc")):
+        if not (args.get("unicode", True) or args.get("whitespace", True) or args.get("nfkc") or args.get("html")):
             return [("unicode", "every repair is off: the step would change nothing")]
         return []
 
     def run(self, ctx, args, inputs):
         from ..algorithms.text_clean import Cleaner
         src = inputs[0]
-        cleaner = Cleaner(args.get("unicode", True), args.get("whitespace", True), args.get("nfkc", False))
+        cleaner = Cleaner(args.get("unicode", True), args.get("whitespace", True), args.get("nfkc", False),
+                          args.get("html", False))
         new, done = _turns.rewrite(src, args.get("on", "conversation"), cleaner.clean)
         counts = Counter(k for d in done for k in set(d))
+        rejected = counts.pop("html_rejected", 0)
         if counts:
             ctx.info["rows changed"] = dict(sorted(counts.items()))
+        if rejected:  # FastChat dropped such conversations; here the text stays, and it is said
+            ctx.warn(f"{rejected} row(s) hold HTML the parser rejects: those texts are left as they were")
         ctx.out.add_columns(src, new)
 
 
