@@ -41,7 +41,8 @@ def starter_text(name: str, data: str, facts: dict, languages: dict | None = Non
     turns = {int(k): v for k, v in (facts.get("turns") or {}).items()}
     multi = sum(v for k, v in turns.items() if k > 2)
     on = "conversation" if multi else "instruction"
-    seen_rows = f"its first {rows:,} rows" if head and rows >= head else f"{rows:,} rows"
+    from .ui import n_rows
+    seen_rows = f"its first {rows:,} rows" if head and rows >= head else n_rows(rows)
     lines = [f"# A starter recipe for {shown or data}: {seen_rows} read by `recipe new` ({facts['format']}).",
              "# Each step says what it is for; remove what you do not need, then `recipe plan` it.",
              f"recipe {name}", ""]

@@ -111,3 +111,8 @@ def test_conversation_columns_prefer_names_then_positions():
     assert conversation_columns({"texts": {"a1": {}, "b1": {}}}) == ("a1", "b1")
     assert conversation_columns({"texts": {"input": {}}}) == ("input", None)
     assert conversation_columns({"texts": {"my col": {}, "not": {}}}) == (None, None)
+
+
+def test_the_header_says_one_row(tmp_path):
+    data = write_jsonl(tmp_path / "one.jsonl", [{"instruction": "Say hi.", "output": "Hi."}])
+    assert "# A starter recipe for " + str(data) + ": 1 row read by" in write_starter(str(tmp_path / "o.recipe"), str(data))
