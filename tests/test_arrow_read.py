@@ -588,3 +588,18 @@ def test_a_conversation_under_another_name_is_detected_and_takes_the_fast_path(t
     assert [(r["instruction"], r["response"]) for r in got[:2]] == [("q0", "a"), ("q1", "a")]
     assert key not in got[0] and (fmt == "openai" or [m["role"] for m in got[0]["messages"]] ==
                                   ["user", "assistant", "user", "assistant"])
+
+
+@pytest.mark.parametrize("key", ["conversation", "conversations"])
+def test_capybaras_input_output_exchanges_are_a_conversation(tmp_path, key):
+    # LDJnr's Capybara (and Pure-Dove) keep each exchange as {input, output}
+    rows = [{"source": "s", key: [{"input": "Hi?", "output": "Hello."}, {"input": "More?", "output": "Yes."}]},
+            {"source": "t", key: [{"input": "One", "output": "Two"}]}]
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = load(f'recipe t\nsource raw = read("{data}")\nwrite raw to "x.jsonl"\n').run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert res.manifest["nodes"][0]["stats"]["format"] == "sharegpt (detected)"
+    got = [json.loads(line) for line in (tmp_path / "o" / "x.jsonl").read_text().splitlines()]
+    assert [m["content"] for m in got[0]["messages"]] == ["Hi?", "Hello.", "More?", "Yes."]
+    assert [m["role"] for m in got[0]["messages"]] == ["user", "assistant"] * 2
+    assert (got[1]["instruction"], got[1]["response"], got[1]["source"]) == ("One", "Two", "t") and key not in got[1]

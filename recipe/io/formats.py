@@ -59,9 +59,16 @@ def chat_field(rec: dict) -> tuple[str, str] | None:
             return "openai", k
         if all(isinstance(t, dict) and "from" in t and "value" in t for t in v):
             return "sharegpt", k
-        if len(v) >= 2 and all(isinstance(t, str) for t in v):
+        if len(v) >= 2 and all(isinstance(t, str) for t in v) or _exchanges(v):
             return "sharegpt", k
     return None
+
+
+def _exchanges(turns) -> bool:
+    """Whether turns are Capybara's exchanges: `input` (the user's) and `output` (the answer)."""
+    return (isinstance(turns, list) and bool(turns)
+            and all(isinstance(t, dict) and isinstance(t.get("input"), str) and isinstance(t.get("output"), str)
+                    and set(t) <= {"input", "output"} for t in turns))
 
 
 def detect(rec: dict) -> tuple[str | None, str]:
@@ -90,8 +97,10 @@ def detect(rec: dict) -> tuple[str | None, str]:
         return "oasst", f"keys `{ids[0]}`, `role`, `text` (OASST messages)"
     if found := chat_field(rec):
         fmt, k = found
-        return fmt, f"key `{k}` holding " + ("`role`/`content` turns" if fmt == "openai" else "`from`/`value` turns"
-                                             if isinstance(rec[k][0], dict) else "alternating user and assistant texts")
+        return fmt, f"key `{k}` holding " + ("`role`/`content` turns" if fmt == "openai" else
+                                             "`input`/`output` exchanges" if _exchanges(rec[k]) else
+                                             "`from`/`value` turns" if isinstance(rec[k][0], dict) else
+                                             "alternating user and assistant texts")
     for k in ("instruction", "Instruction", "question", "prompt", "turns", "text"):
         if k in keys:
             answer = not_a_prompt(rec)
@@ -207,6 +216,8 @@ def to_messages(fmt: str, rec: dict) -> tuple[list[dict], set[str]]:
             # LIMA's form: plain strings, user and assistant turns alternating (one string: a prompt)
             turns = [turns] if isinstance(turns, str) else turns
             return [{"role": ("user", "assistant")[i % 2], "content": t} for i, t in enumerate(turns)], {key}
+        if fmt == "sharegpt" and _exchanges(turns):  # Capybara's: each exchange a user turn and its answer
+            return [{"role": r, "content": t[f]} for t in turns for r, f in (("user", "input"), ("assistant", "output"))], {key}
         if not isinstance(turns, list):
             raise BadRow(f"field `{key}` is missing or not a list")
         msgs = []
