@@ -214,3 +214,16 @@ def test_a_dotted_name_reads_the_field_the_reference_reads(rows, keys):
             assert g == want, (r, keys, g)
         else:
             assert json.loads(g) == want, (r, keys, g)
+
+
+def test_a_derive_that_empties_instructions_says_how_many(tmp_path):
+    # a pattern that misses most rows gives them an empty instruction (regexp_extract's empty
+    # text), which every sink would write: said with the count and the filter that sets them aside
+    data = write_jsonl(tmp_path / "a.jsonl", [{"instruction": f"Q: task {i}" if i % 3 else f"task {i}", "output": "o"}
+                                              for i in range(6)])
+    res = load(f'recipe n\nsource raw = read("{data}")\nx = raw | derive(instruction = regexp_extract(instruction, '
+               f'"^Q: (.*)", 1))\nwrite x to "o.jsonl"\n').run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert res.manifest["warnings"] == ["x: `instruction` is empty in 2 of 6 rows: "
+                                        "`filter(length(trim(instruction)) > 0)` sets them aside"]
+    assert [r["instruction"] for r in read_jsonl(tmp_path / "o" / "o.jsonl")] == ["", "task 1", "task 2", "", "task 4",
+                                                                                   "task 5"]

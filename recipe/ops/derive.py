@@ -28,6 +28,13 @@ class Derive(Op):
             n = out.count()
             if n:
                 ctx.warn(f"column `{name}` is null in all {n} rows")
+        if "instruction" in args:  # a row without one has nothing to train on; a reader sets such rows aside
+            import pyarrow.compute as pc
+            blank = sum(pc.sum(pc.match_substring_regex(b.column(0), r"^\s*$")).as_py() or 0
+                        for b in out.batches(["instruction"]))
+            if blank:
+                ctx.warn(f"`instruction` is empty in {blank} of {out.count()} rows: "
+                         "`filter(length(trim(instruction)) > 0)` sets them aside")
 
 
 OP = Derive()
