@@ -217,7 +217,8 @@ def to_messages(fmt: str, rec: dict) -> tuple[list[dict], set[str]]:
             turns = [turns] if isinstance(turns, str) else turns
             return [{"role": ("user", "assistant")[i % 2], "content": t} for i, t in enumerate(turns)], {key}
         if fmt == "sharegpt" and _exchanges(turns):  # Capybara's: each exchange a user turn and its answer
-            return [{"role": r, "content": t[f]} for t in turns for r, f in (("user", "input"), ("assistant", "output"))], {key}
+            pairs = (("user", "input"), ("assistant", "output"))
+            return [{"role": r, "content": t[f]} for t in turns for r, f in pairs], {key}
         if not isinstance(turns, list):
             raise BadRow(f"field `{key}` is missing or not a list")
         msgs = []
