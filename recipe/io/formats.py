@@ -95,18 +95,18 @@ def detect(rec: dict) -> tuple[str | None, str]:
     if is_oasst_message(rec):
         ids = oasst_keys(rec)
         return "oasst", f"keys `{ids[0]}`, `role`, `text` (OASST messages)"
-    if found := chat_field(rec):
-        fmt, k = found
-        return fmt, f"key `{k}` holding " + ("`role`/`content` turns" if fmt == "openai" else
-                                             "`input`/`output` exchanges" if _exchanges(rec[k]) else
-                                             "`from`/`value` turns" if isinstance(rec[k][0], dict) else
-                                             "alternating user and assistant texts")
     for k in ("instruction", "Instruction", "question", "prompt", "turns", "text"):
         if k in keys:
             answer = not_a_prompt(rec)
             if answer:  # a bare `text` beside these is an answer or a chat message, not a prompt
                 return None, f"key `{k}` beside {answer}, which look like answers or messages, not prompts"
             return "instruction_only", f"key `{k}` and no response field"
+    if found := chat_field(rec):  # after the keys that name a prompt outright
+        fmt, k = found
+        return fmt, f"key `{k}` holding " + ("`role`/`content` turns" if fmt == "openai" else
+                                             "`input`/`output` exchanges" if _exchanges(rec[k]) else
+                                             "`from`/`value` turns" if isinstance(rec[k][0], dict) else
+                                             "alternating user and assistant texts")
     return None, "keys " + ", ".join(f"`{k}`" for k in sorted(keys)[:8])
 
 
