@@ -458,7 +458,7 @@ def _split_input(row: dict, text: str) -> tuple[str, str]:
 # columns whose content a format sink writes in its own shape: the conversation and what the
 # reader joined into it (Alpaca's input, Dolly's context, a system prompt, history, kept turns)
 IN_THE_TURNS = ("messages", "instruction", "response", "input", "context", "system", "history",
-                "messages_in_input", "conversations")
+                *(c for c, _, _ in KEPT_TURNS))
 
 
 def left_out(fmt: str, columns: list[str], keep) -> list[str]:
