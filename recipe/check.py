@@ -13,7 +13,7 @@ from .check_regex import regex_call_diagnostics
 from .check_types import tname as _tname, want_hint as _want_hint, warn_widened as _warn_widened
 from .checked import Checked, path_of, value_of as _value
 from .diagnostics import Diagnostic, Span, column_hint, did_you_mean
-from .syntax import FUNCTIONS, expr_columns, field_path
+from .syntax import FUNCTIONS, TURN_PARTS, expr_columns, field_path
 from .ir import Arg, ListV, Lit, Node, OpCall, ParamRef, Recipe, walk
 from .ops.base import P
 from .check_models import (MODEL_KINDS, _call_text, check_model_calls, check_models, finetune_node,  # noqa: F401
@@ -386,6 +386,8 @@ def check_columns(c: Checked) -> None:
                 cur.pop(r, None)
             if spec.variadic == "expr":  # derive: each new column has its expression's type
                 for a in op.args:
+                    if _in_the_turns(spec, a, cur) and a.name not in ("input", "context"):
+                        continue  # written into `messages` (and `instruction`/`response`), which are there
                     if spec.param(a.name) is None:
                         cur[a.name] = types.expr_type(a.value, cur, ptypes)[0]
             else:
@@ -464,10 +466,13 @@ def _joined_columns(c: Checked, op: OpCall, spec, args: dict, cur: dict, cols_of
         if both:
             named = ", ".join(f"`{k}`" if lower[k.lower()] == k else f"`{k}` (`{lower[k.lower()]}` there: SQL names "
                               f"ignore case)" for k in both)
+            # a column asked for by name is wanted: it needs another name, given on `right`'s side
+            asked = [k for k in both if given and k in given]
             c.diagnostics.append(Diagnostic(
                 "E0409", f"`{ref}` and the rows it is joined to both have {named}", span,
-                ("name the columns to add with `columns=[...]`, leaving "
-                 + ", ".join(f"`{k}`" for k in both) + " out",)))
+                (f"rename it on `{ref}`'s side first: `{ref}_named = {ref} | derive({ref}_{asked[0]} = {asked[0]})`, "
+                 f"then join `{ref}_named` with `columns=[{ref}_{asked[0]}]`" if asked else
+                 "name the columns to add with `columns=[...]`, leaving " + ", ".join(f"`{k}`" for k in both) + " out",)))
         cur.update(adding)
     return cur
 
@@ -480,7 +485,7 @@ def _check_op_columns(c: Checked, node: Node, op: OpCall, spec, args: dict, cur:
     if cur is not None:
         reads = list(spec.reads(args))
         for a in exprs:
-            reads += expression_reads(c, a.value, cur, fields)
+            reads += expression_reads(c, a.value, cur, fields, a_list=_builds_conversation(spec, a, cur))
         for r in reads:
             name_, span = r if isinstance(r, tuple) else (r, _arg_span(op, r))
             if name_ not in cur:
@@ -500,7 +505,7 @@ def _check_op_columns(c: Checked, node: Node, op: OpCall, spec, args: dict, cur:
                                                      f"but this expression gives {_tname(t)}", a.value.span,
                                             (_want_hint(want),)))
         if spec.variadic == "expr" and spec.param(a.name) is None:
-            _check_assignment(c, a, t)
+            _check_assignment(c, op, a, t, _builds_conversation(spec, a, cur), _in_the_turns(spec, a, cur))
     for pname in spec.templates(args):  # placeholders name columns of this point of the pipeline
         a = op.arg(pname)
         if a is not None and isinstance(args.get(pname), str):
@@ -546,9 +551,48 @@ def _check_template_fields(c: Checked, op: OpCall, args: dict, pname: str, temps
          "dataset with format=\"raw\" to keep its own field names)",), severity="warning"))
 
 
-def _check_assignment(c: Checked, a: Arg, t: str) -> None:
-    """What `derive` may write: canonical text columns stay text, identity and the
-    conversation are never written by an expression."""
+def _builds_conversation(spec, a: Arg, cur: dict | None) -> bool:
+    """`derive(conversation = LIST)` where no column has that name: the list makes the turns."""
+    return _in_the_turns(spec, a, cur) and a.name == "conversation"
+
+
+def _in_the_turns(spec, a: Arg, cur: dict | None) -> bool:
+    """A derived name written into the conversation (engine/sql.py's TURN_PARTS): the turns
+    (`conversation`) or the system prompt where no column has the name; `input`/`context`,
+    the last user turn's part after its instruction, always (the column too)."""
+    return (spec.variadic == "expr" and a.name in TURN_PARTS and spec.param(a.name) is None
+            and (a.name in ("input", "context") or cur is None or a.name not in cur))
+
+
+def _check_assignment(c: Checked, op: OpCall, a: Arg, t: str, conversation: bool, turn: bool = False) -> None:
+    """What `derive` may write: canonical text columns stay text, identity and `messages`
+    are never written by an expression, `conversation` only from a list of texts, and a
+    part of the turns (a system prompt, an input) is text, not derived beside the turn it is in."""
+    if turn and a.name != "conversation":
+        if not types.is_(t, types.STR):
+            c.diagnostics.append(Diagnostic("E0407", f"`{a.name}` is a part of the conversation, so it must be text, "
+                                                     f"but this expression gives {_tname(t)}", a.value.span,
+                                            ("`text(...)` writes a number as text",)))
+        for other in op.args:
+            if a.name in ("input", "context") and other.name in ("instruction", "conversation"):
+                c.diagnostics.append(Diagnostic(
+                    "E0407", f"`{a.name}` is joined to the user turn that `{other.name}` also writes in this call",
+                    a.span, (f"derive `{other.name}` first and `{a.name}` in a later call",)))
+        return
+    if conversation:
+        if not types.is_(t, types.LIST):
+            c.diagnostics.append(Diagnostic(
+                "E0407", f"`conversation` is made from a list of texts (user, assistant, user, ...), but this "
+                         f"expression gives {_tname(t)}", a.value.span,
+                ("`interleave(questions, answers)` makes one list of two; a single exchange is "
+                 "`derive(instruction = ..., response = ...)`",)))
+        for other in op.args:
+            if other.name in ("instruction", "response"):
+                c.diagnostics.append(Diagnostic(
+                    "E0407", f"`{other.name}` follows the `conversation` this call makes", other.span,
+                    (f"derive `{other.name}` in a later call, or leave it to the conversation's "
+                     f"{'first' if other.name == 'instruction' else 'second'} item",)))
+        return
     if a.name in ("_id", "_row", "messages", "_parents") or a.name.startswith("__"):
         why = {"_id": "`_id` identifies a row (read's `id=\"column\"` takes a file's own ids)",
                "messages": "`messages` is kept in step with `instruction` and `response`: derive those",

@@ -7,7 +7,7 @@ from . import types
 from .check_types import tname
 from .checked import Checked
 from .diagnostics import Diagnostic
-from .ir import OpCall
+from .ir import Column, OpCall
 from .syntax import expr_columns, field_path
 
 
@@ -15,11 +15,13 @@ from .syntax import expr_columns, field_path
 CONVERSATION = "conversation"
 
 
-def expression_reads(c: Checked, e, cur: dict, fields: dict) -> list[tuple]:
+def expression_reads(c: Checked, e, cur: dict, fields: dict, a_list: bool = False) -> list[tuple]:
     """The (column, span) an expression reads that must be columns of `cur`; a dotted name
-    that reads a field of a column of nested values goes into `fields` (typed as text) instead,
+    that reads a field of a column of nested values goes into `fields` (typed as text, or open
+    where a list is read: a function's list argument, or all of `e` when `a_list`) instead,
     and one of a column that holds no objects is E0401."""
     reads = []
+    lists = types.list_arguments(e) | ({e.name} if a_list and isinstance(e, Column) else set())
     for col in expr_columns(e):
         if col.name == CONVERSATION and CONVERSATION not in cur and "messages" in cur:
             fields[col.name] = types.STR  # every turn as `role: content` lines (engine/sql.py)
@@ -28,7 +30,12 @@ def expression_reads(c: Checked, e, cur: dict, fields: dict) -> list[tuple]:
         if got is None:
             reads.append((col.name, col.span))
         elif cur[got[0]] in (types.ANY, types.NULL, types.ERR):
-            fields[col.name] = types.STR
+            fields[col.name] = types.ANY if col.name in lists else types.STR
+            if "0" in got[1]:
+                c.diagnostics.append(Diagnostic(
+                    "E0401", f"`{col.name}` reads item 0 of a list: items count from 1", col.span,
+                    (f"the first item is `{'.'.join((got[0],) + tuple('1' if k == '0' else k for k in got[1]))}`, "
+                     "as in `item(list, 1)`",)))
         else:
             c.diagnostics.append(Diagnostic(
                 "E0401", f"`{col.name}` reads a field of `{got[0]}`, which holds {tname(cur[got[0]])}, not objects",

@@ -12,6 +12,10 @@ MAX_NODES = 2000  # refuse expressions that only generated or hostile input woul
 
 # Python's `\s` (what text normalisation means everywhere) as an RE2 character class, for
 # DuckDB and Arrow, whose own `\s` is ASCII-only
+# names `derive` writes into the conversation (engine/duck.py's `derive`): the turns and the
+# system prompt where no column has the name; Alpaca's input and Dolly's context, which the
+# readers join to the last user turn after its instruction
+TURN_PARTS = ("conversation", "input", "context", "system")
 WS_RE2 = ("[\\t\\n\\x{0b}\\x{0c}\\r\\x{1c}-\\x{1f} \\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}"
           "\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}]")
 
@@ -58,6 +62,9 @@ FUNCTIONS: dict[str, Fn] = {
     "has": Fn("__has", 2, 2, "whether a list column holds the text as one of its items (`has(tags, \"math\")`)"),
     "item": Fn("__item", 2, 2, "a list column's n-th item (1 the first, -1 the last); null past either end "
                                "(`item(turns, 2)`: MT-Bench's second question)"),
+    "interleave": Fn("__interleave", 2, 2, "two lists' items in turn, a1 b1 a2 b2 ... to the longer's end (null for "
+                                           "the shorter's missing items; a null list counts as empty): "
+                                           "`derive(conversation = interleave(turns, choices.1.turns))`"),
     "number": Fn("__number", 1, 1, "a text's number (null where the text is not one); a number as it is"),
     "text": Fn("__text", 1, 1, "a number or true/false as text (1.5 -> \"1.5\"); a text as it is"),
     "bucket": Fn("__bucket", 2, 2, "a value's stable bucket in [0, n), from the MD5 of its text: the same on "

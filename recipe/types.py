@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .ir import Binary, Call, Column, ListV, Lit, ParamRef, Unary
+from .ir import Binary, Call, Column, ListV, Lit, ParamRef, Unary, walk
 
 STR, INT, FLOAT, BOOL, LIST, MESSAGES, ANY, NULL = "str", "int", "float", "bool", "list", "messages", "any", "null"
 VECTOR = "vector"  # a list of numbers: a precomputed embedding
@@ -82,11 +82,19 @@ SIGNATURES: dict[str, tuple[tuple[str, ...], str]] = {
     "greatest": (("T", "T", "..."), "T"), "coalesce": (("T", "T", "..."), "T"), "log": (("num",), FLOAT),
     "sqrt": (("num",), FLOAT), "is_null": ((ANY,), BOOL), "turns": ((MESSAGES,), INT),
     "num_tags": ((LIST,), INT), "has": ((LIST, STR), BOOL), "item": ((LIST, INT), STR),
+    "interleave": ((LIST, LIST), LIST),
     "lines": ((STR,), INT), "max_line_length": ((STR,), INT),
     "alpha_ratio": ((STR,), FLOAT), "digit_ratio": ((STR,), FLOAT), "char_repetition": ((STR, INT), FLOAT),
     "word_repetition": ((STR, INT), FLOAT), "number": ((ANY,), FLOAT), "text": ((ANY,), STR),
     "bucket": ((ANY, INT), INT),
 }
+
+def list_arguments(e) -> set[str]:
+    """The names read directly where a function takes a list (`has(meta.tags, ...)`): a
+    dotted name's field is typed by where it is read, text elsewhere, a list there."""
+    return {a.name for x in walk(e) if isinstance(x, Call) and x.fn in SIGNATURES
+            for a, w in zip(x.args, SIGNATURES[x.fn][0]) if w == LIST and isinstance(a, Column)}
+
 
 _ARITH = ("+", "-", "*", "/", "%")
 _CMP = ("==", "!=", "<", "<=", ">", ">=")

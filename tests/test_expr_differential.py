@@ -414,3 +414,66 @@ def test_list_functions_types_are_what_duckdb_returns():
         sql, binds = to_sql(e, {}, {"l": "any", "s": "str", "i": "int"})
         assert con.execute(f"SELECT typeof({sql}) FROM t", binds).fetchall()[0][0] == sqltype
         assert expr_type(e, {"l": "list", "s": "str", "i": "int"}, {})[0] == lang
+
+
+def _interleave(a, b):
+    a, b = (x if isinstance(x, list) else [] for x in (a, b))
+    return [x for i in range(max(len(a), len(b))) for x in (a[i] if i < len(a) else None, b[i] if i < len(b) else None)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=st.lists(st.fixed_dictionaries({
+    "l": st.one_of(st.none(), st.lists(ITEMS, max_size=4)), "m": st.one_of(st.none(), st.lists(ITEMS, max_size=4)),
+    "i": st.one_of(st.none(), st.integers(-5, 5))}), min_size=1, max_size=6), stored=st.sampled_from(["list", "json"]))
+def test_interleave_and_list_items_in_nested_values_agree_with_the_reference(rows, stored):
+    """interleave(l, m), and has/item/num_tags/interleave of a dotted name's field that holds a
+    list (`o.x.1.t`: item 1 of the list `x`, then its `t`), against Python."""
+    import json
+
+    from recipe.syntax import field_path
+    con = _connect()
+    objs = [json.dumps({"x": [{"t": r["m"]}, {"t": "other"}]}) for r in rows]
+    schema = pa.schema([("l", pa.list_(pa.string()) if stored == "list" else pa.string()),
+                        ("m", pa.list_(pa.string()) if stored == "list" else pa.string()),
+                        ("o", pa.string()), ("i", pa.int64())])
+    data = [{**r, "o": o} | ({} if stored == "list" else {"l": json.dumps(r["l"]), "m": json.dumps(r["m"])})
+            for r, o in zip(rows, objs)]
+    con.register("raw", pa.Table.from_pylist(data, schema=schema))
+    cast = "" if stored == "list" else " AS JSON"
+    con.execute(f"CREATE TABLE t AS SELECT CAST(l{cast or ' AS VARCHAR[]'}) AS l, CAST(m{cast or ' AS VARCHAR[]'}) AS m, "
+                "CAST(o AS JSON) AS o, i FROM raw")
+    types = {"l": "any" if stored == "list" else "json", "m": "any" if stored == "list" else "json",
+             "o": "json", "i": "int"}
+    assert field_path("o.x.1.t", types) == ("o", ("x", "1", "t"))
+    field = Column("o.x.1.t")
+
+    def item(lst, n):
+        if not isinstance(lst, list) or n is None or n == 0 or not -len(lst) <= n <= len(lst):
+            return None
+        return lst[n - 1] if n > 0 else lst[n]
+    for e, want in ((Call("interleave", (Column("l"), Column("m"))), lambda r: _interleave(r["l"], r["m"])),
+                    (Call("interleave", (Column("l"), field)), lambda r: _interleave(r["l"], r["m"])),
+                    (Call("item", (field, Column("i"))), lambda r: item(r["m"], r["i"])),
+                    (Call("has", (field, Lit("a"))), lambda r: None if r["m"] is None else "a" in r["m"]),
+                    (Call("num_tags", (field,)), lambda r: None if r["m"] is None else len(r["m"])),
+                    (Call("item", (Call("interleave", (field, Column("l"))), Column("i"))),
+                     lambda r: item(_interleave(r["m"], r["l"]), r["i"]))):
+        sql, binds = to_sql(e, {}, types)
+        got = [r[0] for r in con.execute(f"SELECT {sql} FROM t", binds).fetchall()]
+        assert got == [want(r) for r in rows], (e, sql)
+
+
+@settings(max_examples=100, deadline=None)
+@given(lists=st.lists(st.one_of(st.none(), st.lists(ITEMS, max_size=5)), min_size=1, max_size=6))
+def test_a_conversation_made_from_a_list_takes_turns_and_leaves_out_trailing_nulls(lists):
+    from recipe.engine.sql import conversation_sql
+    con = _connect()
+    con.register("t", pa.table({"l": pa.array(lists, pa.list_(pa.string()))}))
+    messages, instruction, response = conversation_sql("l")
+    got = con.execute(f"SELECT {messages}, {instruction}, {response} FROM t").fetchall()
+    for lst, (m, ins, resp) in zip(lists, got):
+        lst = list(lst or [])
+        while lst and lst[-1] is None:
+            lst.pop()
+        assert m == [{"role": "user" if i % 2 == 0 else "assistant", "content": x or ""} for i, x in enumerate(lst)]
+        assert (ins, resp) == ((lst[0] or "") if lst else "", (lst[1] or "") if len(lst) > 1 else "")

@@ -594,6 +594,47 @@ def test_conversation_reads_every_turn_where_no_column_has_the_name(tmp_path):
     assert json.loads((tmp_path / "own" / "a.jsonl").read_text())["t"] == "mine"
 
 
+def test_a_conversation_made_from_lists_is_the_same_on_both_engines(tmp_path):
+    """MT-Bench's layout: questions (`turns`) and answers in another file (`choices.1.turns`,
+    a list inside a list of objects), joined on an id and made into one conversation by
+    `interleave`; a missing answer leaves an empty turn (said), a trailing one is left out."""
+    qs = [{"question_id": 1, "turns": ["Name a colour.", "And another?"]},
+          {"question_id": 2, "turns": ["Count to two.", "Now to three.", "And four?"]},
+          {"question_id": 3, "turns": ["Hello?"]}]
+    ans = [{"question_id": 1, "choices": [{"index": 0, "turns": ["Red.", "Blue."]}]},
+           {"question_id": 2, "choices": [{"index": 0, "turns": ["1 2", None, "1 2 3 4"]}]},
+           {"question_id": 3, "choices": [{"index": 0, "turns": []}]}]
+    q, a = write_jsonl(tmp_path / "q.jsonl", qs), write_jsonl(tmp_path / "a.jsonl", ans)
+    # and a system prompt and an Alpaca input rewritten in the turns (two-turn rows: Ray's
+    # blocks store them as a flag)
+    al = write_jsonl(tmp_path / "al.jsonl", [{"instruction": f"Task {i}.", "input": f"in {i}" if i % 2 else "",
+                                              "output": "Done."} for i in range(6)])
+    res = both(load(f'recipe mt\nsource q = read("{q}", format="raw")\nsource a = read("{a}", format="raw")\n'
+                    f'source al = read("{al}")\n'
+                    'chats = q\n  | join(right=a, on=question_id, columns=[choices])\n'
+                    '  | derive(conversation = interleave(turns, choices.1.turns), n = num_tags(choices.1.turns))\n'
+                    'fixed = al | derive(input = upper(input), system = "Be brief.")\n'
+                    'write chats to "c.jsonl" (format="sharegpt")\nwrite chats to "all.jsonl"\n'
+                    'write fixed to "f.jsonl" (format="alpaca")\nwrite fixed to "f.parquet"\n'), tmp_path)
+    assert [(r["input"], r["system"]) for r in map(json.loads, (tmp_path / "o-ray" / "f.jsonl").read_text().splitlines())] \
+        == [("" if i % 2 == 0 else f"IN {i}", "Be brief.") for i in range(6)]
+    assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
+    got = [[(t["from"], t["value"]) for t in json.loads(x)["conversations"]]
+           for x in (tmp_path / "o-ray" / "c.jsonl").read_text().splitlines()]
+    assert got == [[("human", "Name a colour."), ("gpt", "Red."), ("human", "And another?"), ("gpt", "Blue.")],
+                   [("human", "Count to two."), ("gpt", "1 2"), ("human", "Now to three."), ("gpt", ""),
+                    ("human", "And four?"), ("gpt", "1 2 3 4")],
+                   [("human", "Hello?")]]
+    rows = [json.loads(x) for x in (tmp_path / "o-ray" / "all.jsonl").read_text().splitlines()]
+    assert [(r["instruction"], r["response"], r["n"]) for r in rows] == [
+        ("Name a colour.", "Red.", 2), ("Count to two.", "1 2", 3), ("Hello?", "", 0)]
+    assert "conversation" not in rows[0]  # the turns, not a column
+    for eng in ("duckdb", "ray"):
+        assert res[eng].manifest["warnings"] == [
+            "chats/derive: the conversation has an empty turn in 1 of 3 rows (a null or empty item): "
+            "`filter(num_tags(turns) == num_tags(answers))` keeps the rows whose two lists are as long"]
+
+
 def test_this_module_runs_in_the_one_worker_that_starts_ray(request):
     """Under `make test` (pytest-xdist, `--dist loadgroup`) every module that starts Ray is in
     one group, so one worker runs them one after another: a local instance on the other worker

@@ -45,7 +45,8 @@ def expr(draw, cols, depth=2):
                                   ("alpha_ratio", 1), ("digit_ratio", 1), ("char_repetition", 2),
                                   ("word_repetition", 2), ("greatest", 3), ("upper", 1), ("starts_with", 2),
                                   ("regexp_matches", 2), ("regexp_replace", 3), ("regexp_extract", 2),
-                                  ("regexp_extract", 3), ("bucket", 2), ("has", 2), ("item", 2)]))
+                                  ("regexp_extract", 3), ("bucket", 2), ("has", 2), ("item", 2),
+                                  ("interleave", 2)]))
     args = [expr(draw, cols, depth - 1) for _ in range(n)]
     if fn.startswith("regexp_") and draw(st.booleans()):  # mostly patterns check can judge
         args[1] = draw(st.sampled_from(['"a+"', '"(b)"', '"^\\\\s"', '"[é]"']))

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from ..table import (Output, Table, added_mask, concat_masks, empty_keys, first_of_keys, keyed_block, kept_mask,
                      source_column)
-from .sql import condition_sql, quote_ident as q, sync_messages_sql, text_sql, to_sql
+from .sql import TURN_PARTS, condition_sql, quote_ident as q, sync_messages_sql, text_sql, to_sql, turn_stages
 from .tables import arrow_batches, arrow_of, raw_view, rebuilt_sql, rows_table
 
 ROW = "_row"
@@ -132,14 +132,21 @@ class DuckOutput(Output):
         self.con.execute("DROP TABLE __f")
 
     def derive(self, src, columns, cast=None):
+        """Columns computed by row expressions. Names that are parts of the conversation are
+        written into it (`sql.TURN_PARTS`): `conversation` and `system` where no column has the
+        name, and `input`/`context` (the part of the last user turn after its instruction)."""
         self._make()
         cast = cast or {}
         existing = set(src.columns())
         added, replaced, binds_added, binds_replaced = [], [], [], []
         types = table_types(self.con, src.name)
+        turns = {k: v for k, v in columns.items() if k in TURN_PARTS and (k not in existing or k in ("input", "context"))}
+        if "conversation" in turns:
+            columns = {k: v for k, v in columns.items() if k not in ("instruction", "response")}
+        columns = {k: v for k, v in columns.items() if k not in turns or k in ("input", "context")}
         for name, e in columns.items():
             sql, b = to_sql(e, self.params, types)
-            if name in ("instruction", "response") or cast.get(name) == "text":  # conversation text: never null
+            if name in ("instruction", "response", "input", "context") or cast.get(name) == "text":  # never null
                 sql = f"coalesce(CAST({sql} AS VARCHAR), '')"
             elif cast.get(name) == "float":
                 sql = f"TRY_CAST({sql} AS DOUBLE)"  # a value that is no number (an open column) is null, not a stopped run
@@ -150,9 +157,21 @@ class DuckOutput(Output):
                 added.append(f", {sql} AS {q(name)}")
                 binds_added += b
         repl = f" REPLACE ({', '.join(replaced)})" if replaced else ""
-        self.con.execute(f"CREATE TABLE {q(self.out)} AS SELECT *{repl}{''.join(added)} FROM {q(src.name)}",
-                         binds_replaced + binds_added)
-        if "instruction" in columns or "response" in columns:
+        temps, binds = [], binds_replaced + binds_added
+        for name, e in turns.items():  # each computed from the input row, as every derived column is
+            if name in ("input", "context"):
+                temps.append(f"{q(name) if name in existing else 'NULL'} AS __old_{name}")
+                continue
+            sql, b = to_sql(e, self.params, types, as_list=name == "conversation")
+            temps.append(f"{sql if name == 'conversation' else f'CAST({sql} AS VARCHAR)'} AS __{name}")
+            binds += b
+        query = f"SELECT *{repl}{''.join(added)}{''.join(', ' + t for t in temps)} FROM {q(src.name)}"
+        for stage in turn_stages(turns):  # one after another: each reads the turns the last one made
+            query = f"SELECT * REPLACE ({stage}) FROM ({query})"
+        if temps:
+            query = f"SELECT * EXCLUDE ({', '.join(t.rsplit(' AS ', 1)[1] for t in temps)}) FROM ({query})"
+        self.con.execute(f"CREATE TABLE {q(self.out)} AS {query}", binds)
+        if "conversation" not in turns and ("instruction" in columns or "response" in columns):
             # the conversation is the text writers and operators read: keep it in step
             self.con.execute(f"UPDATE {q(self.out)} SET messages = "
                              f"{sync_messages_sql('instruction' in columns, 'response' in columns)}")

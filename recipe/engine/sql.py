@@ -8,7 +8,7 @@ parameter, so no user text is ever pasted into SQL.
 from __future__ import annotations
 
 from ..ir import Binary, Call, Column, Lit, ParamRef, Unary
-from ..syntax import FUNCTIONS, WS_RE2, expr_columns, field_path
+from ..syntax import FUNCTIONS, TURN_PARTS, WS_RE2, expr_columns, field_path
 from ..types import BOOL, FLOAT, INT, SIGNATURES, STR, expr_type, numeric, of_value
 
 _ARITH = ("+", "-", "*", "/", "%")
@@ -20,7 +20,7 @@ NOT_WS = "[^" + WS_RE2[1:] + "+"
 # the fixed SQL string literals the translation emits (no user text is among them)
 FIXED_LITERALS = ("'0x'", f"'{NOT_WS}'", f"'^{WS}|{WS}$'", "''", "'g'", "'\\PL+'", "'\\P{Nd}+'", "'\\'", "'\\\\'")
 
-_NULL_SQL = {"str": "VARCHAR", "int": "BIGINT", "num": "DOUBLE", "float": "DOUBLE", "bool": "BOOLEAN"}
+_NULL_SQL = {"str": "VARCHAR", "int": "BIGINT", "num": "DOUBLE", "float": "DOUBLE", "bool": "BOOLEAN", "list": "VARCHAR[]"}
 
 _BINARY_SQL = {"+": "+", "-": "-", "*": "*", "/": "/", "%": "%", "==": "=", "!=": "<>",
                "<": "<", "<=": "<=", ">": ">", ">=": ">=", "and": "AND", "or": "OR"}
@@ -33,15 +33,17 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple[str, list]:
-    """Translate an expression to (SQL text with `?` placeholders, bound values).
+def to_sql(e, params: dict, column_types: dict[str, str] | None = None, as_list: bool = False) -> tuple[str, list]:
+    """Translate an expression to (SQL text with `?` placeholders, bound values); `as_list`:
+    as a list of text, read as a function's list argument is (`derive(conversation = ...)`).
     `column_types`: the language types of the table's columns as the run found them. A
     column that `check` saw as numbers in a source's first rows holds text when a later row
     held text (the read widens it): where a number is needed it is read as its numbers,
     null where a value is not one, so such a row is set aside rather than the run stopped."""
     # `conversation` where no column has that name: every turn as `role: content` lines
     talk = "conversation" not in (column_types or {})
-    if isinstance(e, Column) and field_path(e.name, column_types or {}) is None and not (talk and e.name == "conversation"):
+    if (isinstance(e, Column) and field_path(e.name, column_types or {}) is None and not (talk and e.name == "conversation")
+            and not as_list):
         return quote_ident(e.name), []  # a column as it is (a JSON column copied stays JSON)
     binds: list = []
     # a JSON column (engine/duck.table_types: `json`) is read as text, a text value as itself and
@@ -90,6 +92,20 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
         binds.extend(binds[start:])
         return sql
 
+    def field_doc(name: str) -> str:
+        """`doc, path` of a dotted name's field; a number in it is a list's item, 1 the first."""
+        base, keys = fields[name]
+        doc = quote_ident(base) if base in json_cols else f"to_json({quote_ident(base)})"
+        # `.0` is no item (`check` says so): the key "0", not JSON's `[-1]`, the last item
+        path = "$" + "".join(f"[{int(k) - 1}]" if k.isdigit() and int(k) else "." + quote_ident(k) for k in keys)
+        return f"{doc}, {bind(path)}"
+
+    def listed(x) -> str:
+        """A list argument: a dotted name's field read as JSON (its list), else `_listed`."""
+        if isinstance(x, Column) and x.name in fields:
+            return f"TRY_CAST(json_extract({field_doc(x.name)}) AS VARCHAR[])"
+        return _listed(x, go(x), json_cols, types)
+
     def go(x) -> str:
         if isinstance(x, Lit):
             if x.value is None:
@@ -103,9 +119,7 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
             if talk and x.name == "conversation":
                 return CONVERSATION
             if x.name in fields:
-                base, keys = fields[x.name]
-                doc = quote_ident(base) if base in json_cols else f"to_json({quote_ident(base)})"
-                return f"json_extract_string({doc}, {bind('$' + ''.join('.' + quote_ident(k) for k in keys))})"
+                return f"json_extract_string({field_doc(x.name)})"
             if x.name in json_cols:  # a text value as itself (not its quoted JSON), others as their JSON text
                 c = quote_ident(x.name)
                 return f"(CASE WHEN json_type({c}) = 'VARCHAR' THEN {c} ->> '$' ELSE CAST({c} AS VARCHAR) END)"
@@ -136,7 +150,9 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
             if f.sql in ("ln", "sqrt"):  # outside the domain: NULL, as for a zero divisor
                 a = twice(x.args[0], num)  # appears twice below: once in the test, once as the argument
                 return f"(CASE WHEN {a} {'>' if f.sql == 'ln' else '>='} 0 THEN {f.sql}({a}) END)"
-            args = [num(a) if i == 0 and f.sql in ("abs", "round") else go(a) for i, a in enumerate(x.args)]
+            lists = _LIST_ARGS.get(x.fn, ())  # in argument order: the bound values follow the text
+            args = [listed(a) if i in lists else num(a) if i == 0 and f.sql in ("abs", "round") else go(a)
+                    for i, a in enumerate(x.args)]
             # a bare `null` argument has no type, and DuckDB cannot pick an overload for it
             # (contains(NULL, NULL)): it gets the type the function takes there
             want = SIGNATURES.get(x.fn, ((), ""))[0]
@@ -168,11 +184,12 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
                 return _let(args, _TEXT_STATS[f.sql])
             if f.sql in UDFS:  # a compiled function the engine registered (`register_functions`)
                 return f"{f.sql}(CAST({args[0]} AS VARCHAR), CAST({args[1]} AS BIGINT))"
-            if f.sql in ("__has", "__item"):
-                lst = _listed(x.args[0], args[0], json_cols, types)
-                if f.sql == "__has":
-                    return f"list_contains({lst}, CAST({args[1]} AS VARCHAR))"
-                return f"list_extract({lst}, CAST({args[1]} AS BIGINT))"
+            if f.sql == "__interleave":
+                return _let(args, _INTERLEAVE)
+            if f.sql == "__has":
+                return f"list_contains({args[0]}, CAST({args[1]} AS VARCHAR))"
+            if f.sql == "__item":
+                return f"list_extract({args[0]}, CAST({args[1]} AS BIGINT))"
             if f.sql == "__is_null":
                 return f"({args[0]} IS NULL)"
             if f.sql == "abs":
@@ -188,7 +205,16 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None) -> tuple
             return f"{f.sql}({', '.join(args)})"
         raise ExprError(f"unsupported expression {type(x).__name__}")
 
-    return go(e), binds
+    sql = listed(e) if as_list else go(e)
+    return (f"CAST({sql} AS VARCHAR[])" if as_list and isinstance(e, Lit) else sql), binds
+
+
+# list-taking functions: (function, its list arguments' positions)
+_LIST_ARGS = {"has": (0,), "item": (0,), "interleave": (0, 1), "num_tags": (0,)}
+# [a1, b1, a2, b2, ...] to the longer list's end, null for the shorter's missing items; a null
+# list counts as empty
+_INTERLEAVE = (lambda a, b: f"list_transform(range(1, 2 * greatest(coalesce(len({a}), 0), coalesce(len({b}), 0)) + 1), "
+                            f"__i -> CASE WHEN __i % 2 = 1 THEN {a}[(__i + 1) // 2] ELSE {b}[__i // 2] END)")
 
 
 def _listed(x, sql: str, json_cols: set, types: dict) -> str:
@@ -252,6 +278,57 @@ CONVERSATION = "coalesce(array_to_string(list_transform(messages, m -> m.role ||
 def text_sql(column: str) -> str:
     """A column as the text operators judge (conversation: every turn; null: '')."""
     return CONVERSATION if column == "conversation" else f"coalesce(CAST({quote_ident(column)} AS VARCHAR), '')"
+
+
+def conversation_sql(lst: str) -> tuple[str, str, str]:
+    """SQL for (`messages`, `instruction`, `response`) of a conversation given as the list of
+    text `lst` (a column name): its items are the turns, user first and then in turn; nulls at
+    its end are left out (`interleave` of a longer list of questions), others are empty turns."""
+    n = (f"(len({lst}) + 1 - coalesce(list_position(list_transform(list_reverse({lst}), __x -> __x IS NOT NULL), "
+         f"true), len({lst}) + 1))")
+    messages = (f"coalesce(list_transform({lst}[1:{n}], (__x, __i) -> struct_pack(role := CASE WHEN __i % 2 = 1 "
+                f"THEN 'user' ELSE 'assistant' END, content := coalesce(__x, ''))), [])")
+    return messages, f"coalesce({lst}[1], '')", f"coalesce({lst}[2], '')"
+
+
+_FIRST_USER = "coalesce(list_filter(messages, __m -> __m.role = 'user')[1].content, '')"
+
+
+def turn_stages(turns) -> list[str]:
+    """`REPLACE` lists, applied in order, that write the derived `turns` (a subset of
+    TURN_PARTS, each computed into `__NAME`, an input's old value into `__old_NAME`) into
+    `messages`, and `instruction`/`response` after it."""
+    stages = []
+    if "conversation" in turns:
+        messages, instruction, response = conversation_sql("__conversation")
+        stages.append(f"{messages} AS messages, {instruction} AS instruction, {response} AS response")
+    for name in ("input", "context"):
+        if name in turns:
+            stages += [f"{input_sql(name)} AS messages", f"{_FIRST_USER} AS instruction"]
+    if "system" in turns:
+        rest = "list_filter(messages, __m -> __m.role <> 'system')"
+        stages.append(f"(CASE WHEN {_blank('__system')} THEN {rest} ELSE list_concat([struct_pack(role := 'system', "
+                      f"content := __system)], {rest}) END) AS messages")
+    return stages
+
+
+def _blank(sql: str) -> str:
+    """Null, or nothing but whitespace (Python's, as the readers' `strip()`)."""
+    return f"coalesce(regexp_full_match({sql}, '{WS_RE2}*'), true)"
+
+
+def input_sql(name: str) -> str:
+    """`messages` with the last user turn's input part (what a reader joined after its
+    instruction with a blank line, `io.formats._join`) now the column `name`'s value: the old
+    value (`__old_NAME`) cut from the turn's end where it is there, the new one joined on."""
+    old, new = f"__old_{name}", quote_ident(name)
+    last = ("(CASE WHEN list_position(list_transform(messages, __m -> __m.role), 'user') IS NOT NULL THEN len(messages) + 1 "
+            "- list_position(list_reverse(list_transform(messages, __m -> __m.role)), 'user') END)")
+    cut = (f"(CASE WHEN NOT {_blank(old)} AND ends_with(__t.content, chr(10) || chr(10) || {old}) "
+           f"THEN left(__t.content, length(__t.content) - length({old}) - 2) ELSE __t.content END)")
+    joined = f"{cut} || (CASE WHEN {_blank(new)} THEN '' ELSE chr(10) || chr(10) || {new} END)"
+    return (f"list_transform(messages, (__t, __i) -> CASE WHEN __i = {last} THEN struct_pack(role := __t.role, "
+            f"content := {joined}) ELSE __t END)")
 
 
 def sync_messages_sql(instruction: bool, response: bool) -> str:
