@@ -386,7 +386,7 @@ def check_columns(c: Checked) -> None:
                 cur.pop(r, None)
             if spec.variadic == "expr":  # derive: each new column has its expression's type
                 for a in op.args:
-                    if _in_the_turns(spec, a, cur) and a.name not in ("input", "context"):
+                    if _in_the_turns(spec, a, cur) and a.name not in ("input", "context") and a.name not in cur:
                         continue  # written into `messages` (and `instruction`/`response`), which are there
                     if spec.param(a.name) is None:
                         cur[a.name] = types.expr_type(a.value, cur, ptypes)[0]
@@ -557,11 +557,11 @@ def _builds_conversation(spec, a: Arg, cur: dict | None) -> bool:
 
 
 def _in_the_turns(spec, a: Arg, cur: dict | None) -> bool:
-    """A derived name written into the conversation (engine/sql.py's TURN_PARTS): the turns
-    (`conversation`) or the system prompt where no column has the name; `input`/`context`,
-    the last user turn's part after its instruction, always (the column too)."""
+    """A derived name written into the conversation (syntax.TURN_PARTS): the turns
+    (`conversation`) where no column has the name; the system prompt and `input`/`context`,
+    the last user turn's part after its instruction, always (and their column)."""
     return (spec.variadic == "expr" and a.name in TURN_PARTS and spec.param(a.name) is None
-            and (a.name in ("input", "context") or cur is None or a.name not in cur))
+            and (a.name != "conversation" or cur is None or a.name not in cur))
 
 
 def _check_assignment(c: Checked, op: OpCall, a: Arg, t: str, conversation: bool, turn: bool = False) -> None:

@@ -12,9 +12,9 @@ MAX_NODES = 2000  # refuse expressions that only generated or hostile input woul
 
 # Python's `\s` (what text normalisation means everywhere) as an RE2 character class, for
 # DuckDB and Arrow, whose own `\s` is ASCII-only
-# names `derive` writes into the conversation (engine/duck.py's `derive`): the turns and the
-# system prompt where no column has the name; Alpaca's input and Dolly's context, which the
-# readers join to the last user turn after its instruction
+# names `derive` writes into the conversation (engine/duck.py's `derive`): the turns where no
+# column has the name; the system prompt; Alpaca's input and Dolly's context, which the readers
+# join to the last user turn after its instruction
 TURN_PARTS = ("conversation", "input", "context", "system")
 WS_RE2 = ("[\\t\\n\\x{0b}\\x{0c}\\r\\x{1c}-\\x{1f} \\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}"
           "\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}]")

@@ -75,12 +75,13 @@ def test_a_score_before_a_derived_system_prompt_is_said_to_be_stale(tmp_path):
     assert [d.code for d in diags] == ["W0414"] and "rewrites the conversation" in diags[0].message
 
 
-def test_a_system_column_of_raw_rows_stays_a_column(tmp_path):
-    # where a column has the name (a raw read), `derive(system = ...)` writes the column, as
-    # reading `system` reads it; the raw rows' conversation is built from lists
+def test_raw_rows_make_their_conversation_and_system_prompt_from_their_columns(tmp_path):
+    # a raw read's `system` column is read as itself and becomes the system prompt (the column
+    # follows it); the turns come from two lists, in one call with it
     rows = [{"q": ["Hi?", "And?"], "a": ["Hello.", "Bye."], "system": "You help."}]
-    res, out = run(tmp_path, rows, 'derive(system = upper(system)) | derive(conversation = interleave(q, a))',
-                   fmt="raw", sinks=("openai",))
+    res, out = run(tmp_path, rows, 'derive(conversation = interleave(q, a), system = upper(system))',
+                   fmt="raw", sinks=("openai", "sharegpt"))
     assert out["all"][0]["system"] == "YOU HELP."
-    assert [m["content"] for m in out["openai"][0]["messages"]] == ["Hi?", "Hello.", "And?", "Bye."]
-    assert json.loads(json.dumps(out["all"][0]["messages"]))[0] == {"role": "user", "content": "Hi?"}
+    assert [m["content"] for m in out["openai"][0]["messages"]] == ["YOU HELP.", "Hi?", "Hello.", "And?", "Bye."]
+    assert out["sharegpt"][0]["conversations"][0] == {"from": "system", "value": "YOU HELP."}
+    assert json.loads(json.dumps(out["all"][0]["messages"]))[1] == {"role": "user", "content": "Hi?"}

@@ -140,13 +140,15 @@ class DuckOutput(Output):
         existing = set(src.columns())
         added, replaced, binds_added, binds_replaced = [], [], [], []
         types = table_types(self.con, src.name)
-        turns = {k: v for k, v in columns.items() if k in TURN_PARTS and (k not in existing or k in ("input", "context"))}
+        turns = {k: v for k, v in columns.items() if k in TURN_PARTS and (k != "conversation" or k not in existing)}
         if "conversation" in turns:
             columns = {k: v for k, v in columns.items() if k not in ("instruction", "response")}
-        columns = {k: v for k, v in columns.items() if k not in turns or k in ("input", "context")}
+        # an input is a column too (the writers split the turn with it); a system prompt where one is
+        columns = {k: v for k, v in columns.items() if k not in turns or k in ("input", "context")
+                   or k == "system" and k in existing}
         for name, e in columns.items():
             sql, b = to_sql(e, self.params, types)
-            if name in ("instruction", "response", "input", "context") or cast.get(name) == "text":  # never null
+            if name in ("instruction", "response", "input", "context", "system") or cast.get(name) == "text":  # never null
                 sql = f"coalesce(CAST({sql} AS VARCHAR), '')"
             elif cast.get(name) == "float":
                 sql = f"TRY_CAST({sql} AS DOUBLE)"  # a value that is no number (an open column) is null, not a stopped run
