@@ -6,6 +6,7 @@ import re
 
 from .checked import Checked, value_of
 from .diagnostics import Diagnostic, column_hint, did_you_mean
+from .syntax import field_path
 
 SOURCE_OPTIONS = {"format": "the row format (detected when not given)", "id": "a column of unique row ids",
                   "columns": "a CSV/TSV file without a header row: the name of each field, in order",
@@ -157,6 +158,9 @@ def check_sinks(c: Checked) -> None:
         if "columns" in opts and known is not None and isinstance(opts["columns"][1], list):
             for col in opts["columns"][1]:
                 if col not in known and col != "_id":
+                    got = field_path(col, known)  # a field of a nested value: a column once derived
                     c.diagnostics.append(Diagnostic("E0401", f"column `{col}` does not exist in `{s.input.name}`",
                                                     opts["columns"][0].value.span,
-                                                    column_hint(col, known)))
+                                                    (f"a field of a nested value is a column once derived: "
+                                                     f"`derive({got[1][-1]} = {col})` before the write",) if got
+                                                    and not got[1][-1].isdigit() else column_hint(col, known)))
