@@ -159,3 +159,20 @@ def test_a_score_is_estimated_from_runs_of_its_own_metric_first():
         step = SimpleNamespace(op="score", parts={"op": "score", "models": ["lm@1"], "args": {"metric": metric}})
         rate, _ = _rates(step, history)
         assert (rate["per_call"], rate["requests"]) == (per_call, requests), metric
+
+
+def test_a_steps_fixed_cost_is_not_spread_over_the_rows_of_a_larger_run():
+    # a read's start (a connection, imports) is most of a small read: runs of two sizes
+    # separate it from the per-row cost, so 1M rows are not 1M times a small read's share
+    from types import SimpleNamespace
+    from recipe.estimate import _fit, _rates
+
+    def run(rows, seconds):
+        return {"parts": {"op": "read", "models": []}, "rows_out": rows, "rows_in": 0, "seconds": seconds, "usage": None}
+    step = SimpleNamespace(op="read", parts={"op": "read", "models": []})
+    rate, _ = _rates(step, [run(100, 1.0 + 100 * 2e-5), run(10_000, 1.0 + 10_000 * 2e-5), run(2_000, 1.04)])
+    assert abs(rate["fixed"] - 1.0) < 1e-9 and abs(rate["other"] - 2e-5) < 1e-12
+    # one size only: no fixed cost can be told apart, every second is per row (an upper bound)
+    rate, _ = _rates(step, [run(80, 1.2), run(80, 0.4)])
+    assert rate["fixed"] == 0 and rate["other"] == 1.6 / 160
+    assert _fit([10, 20], [3.0, 1.0]) == (0.0, 0.05)  # bigger and faster: the largest run's rate
