@@ -26,6 +26,7 @@ def estimate(plan, store, weights_dir=None) -> dict[str, Estimate]:
     weights must be in for them to count as cached."""
     from .plan import finished
     history = store.history() if store is not None else []
+    runs = store.runs() if store is not None else []  # every size a step ran at: its rates
     out: dict[str, Estimate] = {}
     loaded: set[str] = set()  # models an earlier step of this run will have loaded
     for s in plan.steps:
@@ -43,7 +44,7 @@ def estimate(plan, store, weights_dir=None) -> dict[str, Estimate]:
             rows_in = None if any(x is None for x in ins) else float(sum(ins))
             rows_out = _rows_out(s, rows_in, history)
         e = Estimate(rows_in, rows_out)
-        rate, e.basis = _rates(s, history)
+        rate, e.basis = _rates(s, runs)
         n = rows_out if s.op == "read" else rows_in
         if rate is not None and n is None:
             e.basis = "rows unknown until the source's first read"

@@ -176,3 +176,23 @@ def test_a_steps_fixed_cost_is_not_spread_over_the_rows_of_a_larger_run():
     rate, _ = _rates(step, [run(80, 1.2), run(80, 0.4)])
     assert rate["fixed"] == 0 and rate["other"] == 1.6 / 160
     assert _fit([10, 20], [3.0, 1.0]) == (0.0, 0.05)  # bigger and faster: the largest run's rate
+
+
+def test_rates_are_fitted_over_every_run_of_a_step_not_only_its_latest(tmp_path, monkeypatch):
+    # a trial on a few rows, then a larger run: both are runs of the read, so the plan of a
+    # still larger one separates the read's start from its cost per row
+    from recipe.engine.store import Store
+    monkeypatch.chdir(tmp_path)
+    rows = (CASES.parent / "data.jsonl").read_text().splitlines(keepends=True)
+    Path("a.jsonl").write_text("".join(rows[:3]))
+    Path("b.jsonl").write_text("".join(rows * 5))
+    text = 'recipe t\nsource raw = read("{f}")\nx = raw | filter(length(instruction) > 0)\nwrite x to "x.jsonl"\n'
+    for f in ("a.jsonl", "b.jsonl"):
+        load(text.format(f=f)).run(out="o", cache_dir="c")
+    store = Store("c")
+    try:
+        runs, latest = store.runs(), store.history()
+    finally:
+        store.close()
+    assert sorted(r["rows_out"] for r in runs if r["parts"]["op"] == "read") == [3, 60]
+    assert [r["rows_out"] for r in latest if r["parts"]["op"] == "read"] == [60]

@@ -150,12 +150,12 @@ class RayStore:
     def record_step(self, step, counts, seconds: float, info: dict, usage: dict | None = None) -> None:
         self._pending = (step, {"fp": step.fingerprint, "name": step.name, "op": step.op,
                                 **dict(zip(("rows_in", "rows_created", "rows_out", "rows_set_aside"), counts)),
-                                "seconds": seconds, "info": info, "usage": usage})
+                                "seconds": seconds, "info": info, "usage": usage, "parts": step.parts})
 
     def commit(self) -> None:
         step, rec = self._pending
         self._pending = None
-        atomic_write(self.dir / "steps" / f"{step.fingerprint}.json", json.dumps(rec, sort_keys=True).encode())
+        atomic_write(self.dir / "steps" / f"{step.fingerprint}.json", json.dumps(rec, sort_keys=True, default=str).encode())
         self.used(step)
 
     def used(self, step) -> None:
@@ -196,6 +196,19 @@ class RayStore:
             if s.exists():
                 r = json.loads(s.read_text())
                 out.append({"parts": last["parts"], "rows_in": r["rows_in"], "rows_out": r["rows_out"],
+                            "seconds": r["seconds"], "usage": r["usage"], "name": r["name"]})
+        return out
+
+    def runs(self) -> list[dict]:
+        """Every finished step with its parts (as the DuckDB store's `runs`): steps recorded
+        before they kept their parts count where they are some name's latest."""
+        latest = {(last := json.loads(p.read_text()))["fp"]: last["parts"] for p in (self.dir / "last").glob("*.json")}
+        out = []
+        for p in (self.dir / "steps").glob("*.json"):
+            r = json.loads(p.read_text())
+            parts = r.get("parts") or latest.get(r["fp"])
+            if parts is not None:
+                out.append({"parts": parts, "rows_in": r["rows_in"], "rows_out": r["rows_out"],
                             "seconds": r["seconds"], "usage": r["usage"], "name": r["name"]})
         return out
 
@@ -263,6 +276,9 @@ class EitherCache:
 
     def history(self) -> list[dict]:
         return [h for st in self.stores for h in st.history()]
+
+    def runs(self) -> list[dict]:
+        return [h for st in self.stores for h in st.runs()]
 
     def last_parts(self, name: str) -> dict | None:
         return next((p for st in self.stores if (p := st.last_parts(name))), None)

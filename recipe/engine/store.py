@@ -96,6 +96,8 @@ class Store:
         # what each step asked of its models (JSON), for `recipe plan`'s estimates; added to
         # caches made before it existed
         self.con.execute("ALTER TABLE _steps ADD COLUMN IF NOT EXISTS usage VARCHAR")
+        # what each step's key was made of, for rates fitted over all its runs (not only a name's latest)
+        self.con.execute("ALTER TABLE _steps ADD COLUMN IF NOT EXISTS parts VARCHAR")
         self.con.execute("CREATE TABLE IF NOT EXISTS _last (name VARCHAR PRIMARY KEY, fp VARCHAR, parts VARCHAR)")
         # step tables are written once and read once or twice: compressing them (FSST on the
         # texts) cost more than it saved (1M P3 rows: the read 5.7 s -> 4.6 s, the cache 1.0
@@ -155,9 +157,10 @@ class Store:
         """The step's accounting (rows in, created, out, set aside), its model usage and what
         its key was made of; takes effect at `commit`."""
         self.con.execute("BEGIN TRANSACTION")
-        self.con.execute("INSERT OR REPLACE INTO _steps VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self.con.execute("INSERT OR REPLACE INTO _steps (fp, name, op, rows_in, rows_created, rows_out, rows_set_aside, "
+                         "seconds, info, usage, parts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          [step.fingerprint, step.name, step.op, *counts, seconds, json.dumps(info, sort_keys=True),
-                          json.dumps(usage) if usage else None])
+                          json.dumps(usage) if usage else None, json.dumps(step.parts, sort_keys=True, default=str)])
         self.used(step)
 
     def used(self, step) -> None:
@@ -203,6 +206,16 @@ class Store:
         models), rows, seconds and model usage; what `recipe plan` estimates from."""
         rows = self.con.execute("SELECT l.parts, s.rows_in, s.rows_out, s.seconds, s.usage, s.name FROM _last l "
                                 "JOIN _steps s ON s.fp = l.fp").fetchall()
+        return [{"parts": json.loads(p), "rows_in": a, "rows_out": b, "seconds": t,
+                 "usage": json.loads(u) if u else None, "name": n} for p, a, b, t, u, n in rows]
+
+    def runs(self) -> list[dict]:
+        """Every finished step in the cache, as `history` gives a name's latest (steps recorded
+        before steps kept their parts count where they are some name's latest): the runs of
+        several sizes that a step's rates are fitted over."""
+        rows = self.con.execute("SELECT coalesce(s.parts, l.parts), s.rows_in, s.rows_out, s.seconds, s.usage, s.name "
+                                "FROM _steps s LEFT JOIN _last l ON l.fp = s.fp "
+                                "WHERE coalesce(s.parts, l.parts) IS NOT NULL").fetchall()
         return [{"parts": json.loads(p), "rows_in": a, "rows_out": b, "seconds": t,
                  "usage": json.loads(u) if u else None, "name": n} for p, a, b, t, u, n in rows]
 
