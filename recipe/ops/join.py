@@ -58,7 +58,8 @@ class Join(Op):
         repeats = len(rk) - rk.null_count - len(pc.unique(rk.drop_null()))
         if repeats:
             ctx.warn(f"{repeats} rows of `{args['right']}` repeat a key (`{on}`) of an earlier row: "
-                     f"each key joins its first row")
+                     f"each key joins its first row (a row for each of them: join the other way round, "
+                     f"`{args['right']} | join(right=..., on={on})`)")
         drop = None
         if args.get("how", "inner") == "inner" and len(missing):
             why = f"join: `{args['right']}` has no row with this `{on}`"
