@@ -187,6 +187,13 @@ def conversation_columns(facts: dict) -> tuple[str | None, str | None]:
     return ask, answer
 
 
+def input_column(facts: dict, ask: str | None, answer: str | None) -> str | None:
+    """For raw rows: an Alpaca `input` (or Dolly `context`) beside the instruction, which
+    `derive(input = input)` joins to the user turn as the Alpaca reader does."""
+    return next((c for c in ("input", "context") if c in (facts.get("texts") or {}) and ask and c not in (ask, answer)),
+                None)
+
+
 def _kind(t: pa.DataType) -> str:
     """A column's type in the words the docs use."""
     if isinstance(t, pa.BaseExtensionType):
@@ -266,8 +273,10 @@ def render(f: dict) -> str:
     if str(f.get("format") or "").startswith("raw"):
         ask, answer = conversation_columns(f)
         if ask:
+            joined = input_column(f, ask, answer)
             lines.append(f"no conversation yet (format raw): `derive(instruction = {ask}"
                          + (f", response = {answer}" if answer else "") + ")` makes one"
+                         + (f", then `derive({joined} = {joined})` joins its {joined} to the user turn" if joined else "")
                          + ("" if answer else ", and `respond(model=...)` its answers"))
     if "near_duplicates" in f:
         nd = f["near_duplicates"]

@@ -63,10 +63,15 @@ def starter_text(name: str, data: str, facts: dict, languages: dict | None = Non
     from .inspect import read_options
     lines += [f"source raw = read({_quoted(data)}{read_options(fmt, id_column, columns)})", "", "clean = raw"]
     if fmt == "raw" and ask:
-        others = [c for c in texts if c not in (ask, answer)]
+        from .inspect import input_column
+        joined = input_column(facts, ask, answer)
+        others = [c for c in texts if c not in (ask, answer, joined)]
         lines.append(f"  | derive(instruction = {ask}" + (f", response = {answer}" if answer else "")
                      + ")  # format raw: the conversation from its columns"
                      + (f" (its other text: {', '.join(others)})" if others else ""))
+        if joined:
+            lines.append(f"  | derive({joined} = {joined})  # joined to the user turn after the instruction, "
+                         f"as Alpaca's reader joins it (an alpaca sink splits it back out)")
     fixes = facts.get("repairs") or {}
     if fixes:
         what = {"unicode": "broken Unicode (mojibake, HTML entities, control characters)",

@@ -105,6 +105,25 @@ def test_raw_rows_get_a_derive_that_makes_their_conversation(tmp_path):
         [("What is 2+2?", "4"), ("Name a colour.", "Red")]
 
 
+def test_alpaca_shaped_raw_rows_join_their_input_to_the_user_turn(tmp_path):
+    # an instruction beside an Alpaca `input`: the starter joins it as the alpaca reader would
+    # (it took the instruction alone and named `input` only in a comment), and an alpaca sink
+    # splits it back out
+    data = write_jsonl(tmp_path / "r.jsonl", [
+        {"instruction_in_input": "Translate to French.", "input": "Good morning", "output": "Bonjour"},
+        {"instruction_in_input": "Add 1 and 2.", "input": "", "output": "3"}])
+    out = tmp_path / "r.recipe"
+    assert main(["new", str(out), "--source", str(data), "--data-format", "raw"]) == 0
+    text = out.read_text()
+    assert "derive(instruction=instruction_in_input, response=output)  # format raw" in text
+    assert "\n  | derive(input=input)  # joined to the user turn" in text
+    out.write_text(text.replace('write clean to "r.jsonl"', 'write clean to "r.jsonl" (format="alpaca")'))
+    load(str(out)).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert read_jsonl(tmp_path / "o" / "r.jsonl") == [
+        {"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour"},
+        {"instruction": "Add 1 and 2.", "input": "", "output": "3"}]
+
+
 def test_conversation_columns_prefer_names_then_positions():
     from recipe.inspect import conversation_columns
     assert conversation_columns({"texts": {"x": {}, "prompt": {}, "target": {}}}) == ("prompt", "target")
