@@ -304,6 +304,17 @@ def test_dedupe_ops(eng):
         "s:0", 'shares 13 words in a row with reference row s:9 (ngram): "the quick brown fox jumps over the lazy '
                'dog near the river bank"')
     accounted([t], out, aside)
+    # a multi-turn evaluation's later questions (MT-Bench's `turns`, the conversation holding
+    # the first) are reference texts too: a pool row asking the second one was kept before
+    second = "rewrite your previous answer so that every sentence starts with the letter a please"
+    ref = eng.table([row(9, "something else entirely, not alike at all, really", turns=[
+        "something else entirely, not alike at all, really", second])])
+    pool = eng.table([row(0, second), row(1, second.upper() + "!"), row(2, "an unrelated question about the weather")])
+    for method, extra, kept in (("exact", {}, ["s:1", "s:2"]), ("minhash", {"threshold": 0.7}, ["s:2"]),
+                                ("ngram", {"ngram": 8}, ["s:2"])):
+        out, aside, ctx = run_op(eng, "dedupe", {"method": method, "against": "ref", **extra}, [pool, ref])
+        assert out.ids() == kept and aside[0][0] == "s:0" and "reference row s:9" in aside[0][1], (method, aside)
+        assert ctx.info["reference_texts"] == 2
     # rows with an empty `on`: one text to exact dedupe, none to compare for MinHash; the
     # warning says which, and what happened to them
     t = eng.table([row(i, f"q{i}", response=["", "a b c d e f", " ", "", "x y z w v u"][i]) for i in range(5)])

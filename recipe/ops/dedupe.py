@@ -10,6 +10,8 @@ on one machine, none on Ray); `semantic` holds N x d float32 embeddings and, abo
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 from .base import Op, P
@@ -144,35 +146,68 @@ class Dedupe(Op):
     def _decontaminate(self, ctx, args, src, ref, texts, on) -> None:
         from ..algorithms.ngrams import ReferenceNgrams
         n = args.get("ngram") or 13
-        index = ReferenceNgrams(row_texts(ctx, ref, on), n)
+        ref_texts, owner = _reference_texts(ctx, ref, on)
+        index = ReferenceNgrams(ref_texts, n)
         if index.short:
-            ctx.warn(f"{index.short} rows of `{args['against']}` have fewer than {n} words in `{on}`: no sequence of "
+            what = "rows" if len(owner) == ref.count() else "texts (rows and their other turns)"
+            ctx.warn(f"{index.short} {what} of `{args['against']}` have fewer than {n} words in `{on}`: no sequence of "
                      f"{n} to look for (a smaller `ngram`, or `method=\"exact\"` against them, covers them)")
         ref_ids = ref.ids()
         found = index.matches(texts)
-        reasons = {i: _decontaminate_reason(n, ref_ids[m[0]], m[1]) for i, m in enumerate(found) if m is not None}
+        reasons = {i: _decontaminate_reason(n, ref_ids[owner[m[0]]], m[1]) for i, m in enumerate(found) if m is not None}
         ctx.info["removed_against"] = len(reasons)
         ctx.out.keep(src, [i for i, m in enumerate(found) if m is None], reasons)
 
     def _against(self, ctx, args, src, ref, texts, method, on) -> np.ndarray:
-        ref_texts = row_texts(ctx, ref, on)
+        """Each row's matching reference row (-1: none)."""
+        ref_texts, owner = _reference_texts(ctx, ref, on, own_embeddings=bool(args.get("embedding_column")))
         n = len(texts)
         if method == "exact":
             from ..algorithms.minhash import normalise
             idx = {}
             for j, t in enumerate(ref_texts):
                 idx.setdefault(normalise(t), j)
-            return np.asarray([idx.get(normalise(t), -1) for t in texts], dtype=np.int64)
-        if method == "minhash":
+            found = np.asarray([idx.get(normalise(t), -1) for t in texts], dtype=np.int64)
+        elif method == "minhash":
             from ..algorithms import minhash_clusters
             labels = minhash_clusters(list(ref_texts) + list(texts), _threshold(args), args.get("ngram") or 5,
                                       args.get("unit", "char"), args.get("num_perm", 256), args.get("seed", 0))
             m = len(ref_texts)
-            # labels are the smallest index in a cluster: a label < m names a reference row
-            return np.asarray([labels[m + i] if labels[m + i] < m else -1 for i in range(n)], dtype=np.int64)
-        from ..algorithms import semantic_clusters
-        return semantic_clusters(embeddings(ctx, src, args, on), _threshold(args),
-                                 reference=embeddings(ctx, ref, args, on))
+            # labels are the smallest index in a cluster: a label < m names a reference text
+            found = np.asarray([labels[m + i] if labels[m + i] < m else -1 for i in range(n)], dtype=np.int64)
+        else:
+            from ..algorithms import semantic_clusters
+            reference = (embeddings(ctx, ref, args, on) if args.get("embedding_column") else
+                         ctx.runtime.embed(ctx.models[args["embedding"]], ref_texts, progress=ctx.progress))
+            found = np.asarray(semantic_clusters(embeddings(ctx, src, args, on), _threshold(args), reference=reference),
+                               dtype=np.int64)
+        owner = np.asarray(owner, dtype=np.int64)
+        return np.where(found >= 0, owner[np.maximum(found, 0)], -1)
+
+
+def _reference_texts(ctx, ref, on: str, own_embeddings: bool = False) -> tuple[list[str], list[int]]:
+    """A reference's texts to compare with, and the row each is of: each row's `on`, and where
+    the rows keep a multi-turn evaluation's questions as a `turns` list (MT-Bench, read as
+    instruction_only: the conversation holds the first), each other turn too: a pool row that
+    asks MT-Bench's second question was not caught. Embeddings given as a column (one per row)
+    cover the rows' own texts only."""
+    texts = list(row_texts(ctx, ref, on))
+    owner = list(range(len(texts)))
+    if own_embeddings or on not in ("instruction", "conversation") or "turns" not in ref.columns():
+        return texts, owner
+    for j, turns in enumerate(ref.column("turns")):
+        if isinstance(turns, str):  # a JSON column's value as its text
+            try:
+                turns = json.loads(turns)
+            except ValueError:
+                continue
+        for t in turns if isinstance(turns, list) else ():
+            if isinstance(t, str) and t.strip() and t != texts[j]:
+                texts.append(t)
+                owner.append(j)
+    if len(owner) > ref.count():
+        ctx.info["reference_texts"] = len(texts)
+    return texts, owner
 
 
 def _decontaminate_reason(n: int, ref_id: str, shared: str) -> str:
