@@ -13,6 +13,7 @@ from .syntax import expr_columns, field_path
 
 # a name row expressions read as the conversation's text where no column has it
 CONVERSATION = "conversation"
+SYSTEM = "system"  # the system prompt, where no column has the name
 
 
 def expression_reads(c: Checked, e, cur: dict, fields: dict, a_list: bool = False) -> list[tuple]:
@@ -23,8 +24,9 @@ def expression_reads(c: Checked, e, cur: dict, fields: dict, a_list: bool = Fals
     reads = []
     lists = types.list_arguments(e) | ({e.name} if a_list and isinstance(e, Column) else set())
     for col in expr_columns(e):
-        if col.name == CONVERSATION and CONVERSATION not in cur and "messages" in cur:
-            fields[col.name] = types.STR  # every turn as `role: content` lines (engine/sql.py)
+        if col.name in (CONVERSATION, SYSTEM) and col.name not in cur and "messages" in cur:
+            # every turn as `role: content` lines; the system prompt ('' where none) (engine/sql.py)
+            fields[col.name] = types.STR
             continue
         got = field_path(col.name, cur)
         if got is None:

@@ -613,7 +613,7 @@ def test_a_conversation_made_from_lists_is_the_same_on_both_engines(tmp_path):
                     f'source al = read("{al}")\n'
                     'chats = q\n  | join(right=a, on=question_id, columns=[choices])\n'
                     '  | derive(conversation = interleave(turns, choices.1.turns), n = num_tags(choices.1.turns))\n'
-                    'fixed = al | derive(input = upper(input), system = "Be brief.")\n'
+                    'fixed = al | derive(input = upper(input), system = concat("Be brief.", system))\n'
                     'write chats to "c.jsonl" (format="sharegpt")\nwrite chats to "all.jsonl"\n'
                     'write fixed to "f.jsonl" (format="alpaca")\nwrite fixed to "f.parquet"\n'), tmp_path)
     assert [(r["input"], r["system"]) for r in map(json.loads, (tmp_path / "o-ray" / "f.jsonl").read_text().splitlines())] \

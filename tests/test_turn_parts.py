@@ -85,3 +85,16 @@ def test_raw_rows_make_their_conversation_and_system_prompt_from_their_columns(t
     assert [m["content"] for m in out["openai"][0]["messages"]] == ["YOU HELP.", "Hi?", "Hello.", "And?", "Bye."]
     assert out["sharegpt"][0]["conversations"][0] == {"from": "system", "value": "YOU HELP."}
     assert json.loads(json.dumps(out["all"][0]["messages"]))[1] == {"role": "user", "content": "Hi?"}
+
+
+def test_system_reads_the_system_prompt_where_no_column_has_the_name(tmp_path):
+    # as `conversation` reads the turns: a prompt can be extended, and rows filtered on it
+    res, out = run(tmp_path, ALPACA, 'derive(system = concat(system, " Answer in English."), had = system)',
+                   sinks=("openai",))
+    assert [r["messages"][0] for r in out["openai"]] == [
+        {"role": "system", "content": " Answer in English."},
+        {"role": "system", "content": "Old prompt. Answer in English."},
+        {"role": "system", "content": " Answer in English."}]
+    assert [r["had"] for r in out["all"]] == ["", "Old prompt.", ""]  # read from the input row
+    _, out = run(tmp_path / "f", ALPACA, 'filter(system == "")', sinks=("alpaca",))
+    assert [r["instruction"] for r in out["alpaca"]] == ["Rate the essay.", "Add."]

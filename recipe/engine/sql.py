@@ -42,8 +42,9 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None, as_list:
     null where a value is not one, so such a row is set aside rather than the run stopped."""
     # `conversation` where no column has that name: every turn as `role: content` lines
     talk = "conversation" not in (column_types or {})
+    prompt = "system" not in (column_types or {})  # `system`: the system prompt, where no column has the name
     if (isinstance(e, Column) and field_path(e.name, column_types or {}) is None and not (talk and e.name == "conversation")
-            and not as_list):
+            and not (prompt and e.name == "system") and not as_list):
         return quote_ident(e.name), []  # a column as it is (a JSON column copied stays JSON)
     binds: list = []
     # a JSON column (engine/duck.table_types: `json`) is read as text, a text value as itself and
@@ -57,6 +58,8 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None, as_list:
     types.update(dict.fromkeys(fields, STR))
     if talk:
         types["conversation"] = STR
+    if prompt:
+        types["system"] = STR
     text_cols = {n for n, t in types.items() if t == STR}
     param_types = {k: of_value(v) for k, v in params.items()}
 
@@ -118,6 +121,8 @@ def to_sql(e, params: dict, column_types: dict[str, str] | None = None, as_list:
         if isinstance(x, Column):
             if talk and x.name == "conversation":
                 return CONVERSATION
+            if prompt and x.name == "system":
+                return SYSTEM_PROMPT
             if x.name in fields:
                 return f"json_extract_string({field_doc(x.name)})"
             if x.name in json_cols:  # a text value as itself (not its quoted JSON), others as their JSON text
@@ -272,6 +277,7 @@ def register_functions(con) -> None:
                             side_effects=False)
 
 
+SYSTEM_PROMPT = "coalesce(list_filter(messages, __m -> __m.role = 'system')[1].content, '')"
 CONVERSATION = "coalesce(array_to_string(list_transform(messages, m -> m.role || ': ' || m.content), chr(10)), '')"
 
 
