@@ -42,14 +42,22 @@ def diff(a: Recipe, b: Recipe) -> list[str]:
             pa, qa = _args(p), _args(q)
             for k in sorted(set(pa) | set(qa)):
                 if pa.get(k) != qa.get(k):
-                    before = _short(pa[k]) if k in pa else "(default)"
-                    after = _short(qa[k]) if k in qa else "(default)"
+                    unset = "(none)" if _own_name(p.op, k) else "(default)"  # derive's columns have no default
+                    before = _short(pa[k]) if k in pa else unset
+                    after = _short(qa[k]) if k in qa else unset
                     out.append(f"~ step {step} {k}: {before} -> {after}")
     sa = [s.to_json() for s in a.sinks]
     sb = [s.to_json() for s in b.sinks]
     out += [f"- write {s['input']} to {_short(s['path'])}" for s in sa if s not in sb]
     out += [f"+ write {s['input']} to {_short(s['path'])}" for s in sb if s not in sa]
     return out
+
+
+def _own_name(op: str, key: str) -> bool:
+    """`key` is a name the call makes (derive's columns), not one of the operator's parameters."""
+    from . import ops as registry
+    spec = registry.get(op)
+    return bool(spec is not None and spec.variadic and spec.param(key) is None)
 
 
 def _describe(x: dict, y: dict) -> str:

@@ -232,6 +232,12 @@ def test_diff_reports_meaning_not_layout(tmp_path, capsys):
                                                     "~ step mixed weights: [1, 3] -> [1, 2]"]
     assert main(["diff", str(a), str(a.with_suffix(".yaml")), "--exit-code"]) == 0
     assert capsys.readouterr().out.strip() == "no change in meaning"
+    # a column a derive adds was not there before: no default to speak of
+    q = root / "examples" / "quickstart.recipe"
+    c = tmp_path / "c.recipe"
+    c.write_text(q.read_text().replace("derive(", 'derive(system = "Be brief.", ', 1))
+    main(["diff", str(q), str(c)])
+    assert capsys.readouterr().out.splitlines() == ["~ step clean/derive system: (none) -> 'Be brief.'"]
 
 
 def test_facility_location_mode_auto_switches_to_knn_above_the_row_limit(tmp_path, monkeypatch):
