@@ -531,8 +531,8 @@ def test_a_source_whose_every_row_is_set_aside_is_a_warning_at_check_and_in_the_
     assert [d.code for d in diags] == ["W0903"] and "is it the file's format" in diags[0].hints[0]
     res = _run(text, tmp_path)
     assert res.manifest["warnings"] == [
-        'raw: every row (3) was set aside; the first: d.jsonl:1: missing field `output` '
-        '(format="alpaca" is given: is it the file\'s format?)']
+        'raw: every row (3) was set aside; the first: d.jsonl:1: missing field `output` (the record looks like '
+        'dolly: keys `instruction`, `response`) (format="alpaca" is given: is it the file\'s format?)']
 
 
 def test_an_earlier_runs_output_left_in_out_is_named_in_the_warnings(tmp_path, data):

@@ -126,7 +126,10 @@ def not_a_prompt(rec: dict) -> str | None:
 def _text(rec: dict, key: str, required: bool = True, allow_empty: bool = True) -> str:
     if key not in rec or rec[key] is None:
         if required:
-            raise BadRow(f"missing field `{key}`")
+            # a file of several formats (datasets concatenated) is read in the one its first
+            # rows have: a record of another is said to be one
+            other, why = detect(rec) if key not in rec else (None, "")
+            raise BadRow(f"missing field `{key}`" + (f" (the record looks like {other}: {why})" if other else ""))
         return ""
     v = rec[key]
     if not isinstance(v, str):
