@@ -175,15 +175,18 @@ def _content(table, languages: bool, pii: bool, repairs: bool) -> dict:
 
 def conversation_columns(facts: dict) -> tuple[str | None, str | None]:
     """For raw rows: the text columns most likely to be the instruction and its answer (by
-    name, else the first two by position), for `derive(instruction = ..., response = ...)`."""
+    name, else the first two of prose by position), for `derive(instruction = ..., response = ...)`."""
     names = [c for c in facts.get("texts") or {}  # those an expression can name
              if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", c) and c not in ("and", "or", "not", "true", "false", "null")]
     low = {c.lower(): c for c in names}
     ask = next((low[n] for n in ASKS if n in low), None)
     answer = next((low[n] for n in ANSWERS if n in low and low[n] != ask), None)
-    rest = [c for c in names if c not in (ask, answer)]
-    ask = ask or (rest.pop(0) if rest else None)
-    answer = answer or (rest.pop(0) if rest else None)
+    # by position: no ids, and a prompt of prose (ids, model names and labels are one word;
+    # FastChat's answer files gave `derive(instruction=answer_id, response=model_id)`); an
+    # answer may be one word (a label, a number)
+    rest = [c for c in names if c not in (ask, answer) and not re.search(r"(^|_)(id|uuid)$", c, re.I)]
+    ask = ask or next((c for c in rest if (facts["texts"][c].get("words_median") or 0) >= 2), None)
+    answer = answer or next((c for c in rest if c != ask), None) if ask else answer
     return ask, answer
 
 
@@ -278,6 +281,9 @@ def render(f: dict) -> str:
                          + (f", response = {answer}" if answer else "") + ")` makes one"
                          + (f", then `derive({joined} = {joined})` joins its {joined} to the user turn" if joined else "")
                          + ("" if answer else ", and `respond(model=...)` its answers"))
+        else:
+            lines.append("no conversation yet (format raw), and no column of prose reads as a prompt: "
+                         "`derive(instruction = ..., response = ...)` or `derive(conversation = LIST)` makes one")
     if "near_duplicates" in f:
         nd = f["near_duplicates"]
         lines.append(f"near-duplicate instructions: {nd['instruction']:,} rows `dedupe(method=\"minhash\", "

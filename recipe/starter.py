@@ -54,14 +54,25 @@ def starter_text(name: str, data: str, facts: dict, languages: dict | None = Non
     if languages and len(languages) > 1 and not lid:
         lines.insert(2, "# Languages in the rows read: " + _counts(languages) + " (too few others for a "
                         "`language` step; add one to keep a single language).")
-    if not answered:
+    # raw rows with no column of prose: nothing to make a conversation of, so nothing to clean yet
+    # (it deduplicated empty instructions and answered them with the model)
+    shapeless = fmt == "raw" and not ask
+    if not answered and not shapeless:
         lines.append('model lm = causal_lm("builtin:smollm2")  # answers the rows: give a stronger model here')
     if lid:
         lines.append('model lid = language_id("builtin:lid176")')
-    if not answered or lid:
+    if (not answered and not shapeless) or lid:
         lines.append("")
     from .inspect import read_options
     lines += [f"source raw = read({_quoted(data)}{read_options(fmt, id_column, columns)})", "", "clean = raw"]
+    if shapeless:
+        own = [c["name"] for c in facts.get("columns", []) if not c["name"].startswith("_")
+               and c["name"] not in ("messages", "instruction", "response")]
+        lines[-1] += (f"  # format raw: no column reads as a prompt ({', '.join(own)}): "
+                      f"`derive(instruction = ..., response = ...)` or `derive(conversation = LIST)` makes the "
+                      f"conversation, then the steps that clean it")
+        lines += ["", f'write clean to "{name}.jsonl"', ""]
+        return "\n".join(lines)
     if fmt == "raw" and ask:
         from .inspect import input_column
         joined = input_column(facts, ask, answer)

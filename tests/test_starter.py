@@ -124,10 +124,31 @@ def test_alpaca_shaped_raw_rows_join_their_input_to_the_user_turn(tmp_path):
         {"instruction": "Add 1 and 2.", "input": "", "output": "3"}]
 
 
+def test_raw_rows_without_prose_get_no_steps_that_would_clean_empty_turns(tmp_path):
+    # FastChat's answer files: ids, a model name, a list of choices; nothing reads as a prompt,
+    # so no dedupe of empty instructions and no model answering them (as before)
+    data = write_jsonl(tmp_path / "a.jsonl", [{"question_id": i, "answer_id": f"x{i}Yz", "model_id": "gpt-4",
+                                               "choices": [{"index": 0, "turns": [f"Answer {i}."]}]} for i in range(3)])
+    out = tmp_path / "a.recipe"
+    assert main(["new", str(out), "--source", str(data), "--data-format", "raw"]) == 0
+    text = out.read_text()
+    assert "derive(instruction=answer_id" not in text and "dedupe(" not in text and "respond(" not in text
+    assert "clean = raw  # format raw: no column reads as a prompt (question_id, answer_id, model_id, choices)" in text
+    load(str(out)).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert len(read_jsonl(tmp_path / "o" / "a.jsonl")) == 3
+
+
 def test_conversation_columns_prefer_names_then_positions():
     from recipe.inspect import conversation_columns
     assert conversation_columns({"texts": {"x": {}, "prompt": {}, "target": {}}}) == ("prompt", "target")
-    assert conversation_columns({"texts": {"a1": {}, "b1": {}}}) == ("a1", "b1")
+    prose = {"words_median": 12}
+    assert conversation_columns({"texts": {"a1": prose, "b1": prose}}) == ("a1", "b1")
+    # ids, model names, labels (one word each) are no prompt: FastChat's answer files
+    assert conversation_columns({"texts": {"answer_id": {"words_median": 1}, "model_id": {"words_median": 1},
+                                           "body": prose}}) == ("body", None)
+    assert conversation_columns({"texts": {"answer_id": {"words_median": 1}, "model_id": {"words_median": 1}}}) \
+        == (None, None)
+    assert conversation_columns({"texts": {"q": prose, "a": {"words_median": 1}}}) == ("q", "a")  # a one-word answer
     assert conversation_columns({"texts": {"input": {}}}) == ("input", None)
     assert conversation_columns({"texts": {"my col": {}, "not": {}}}) == (None, None)
 
