@@ -133,8 +133,9 @@ class DuckOutput(Output):
 
     def derive(self, src, columns, cast=None):
         """Columns computed by row expressions. Names that are parts of the conversation are
-        written into it (`sql.TURN_PARTS`): `conversation` and `system` where no column has the
-        name, and `input`/`context` (the part of the last user turn after its instruction)."""
+        written into it (`syntax.TURN_PARTS`): `conversation` where no column has the name, the
+        `system` prompt, and `input`/`context` (the part of the last user turn after its
+        instruction); those two, and `system` where a column has the name, are columns too."""
         self._make()
         cast = cast or {}
         existing = set(src.columns())
