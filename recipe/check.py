@@ -13,7 +13,7 @@ from .check_regex import regex_call_diagnostics
 from .check_types import tname as _tname, want_hint as _want_hint, warn_widened as _warn_widened
 from .checked import Checked, path_of, value_of as _value
 from .diagnostics import Diagnostic, Span, column_hint, did_you_mean
-from .syntax import FUNCTIONS, TURN_PARTS, expr_columns, field_path
+from .syntax import FUNCTIONS, expr_columns, field_path, in_the_turns
 from .ir import Arg, ListV, Lit, Node, OpCall, ParamRef, Recipe, walk
 from .ops.base import P
 from .check_models import (MODEL_KINDS, _call_text, check_model_calls, check_models, finetune_node,  # noqa: F401
@@ -557,11 +557,9 @@ def _builds_conversation(spec, a: Arg, cur: dict | None) -> bool:
 
 
 def _in_the_turns(spec, a: Arg, cur: dict | None) -> bool:
-    """A derived name written into the conversation (syntax.TURN_PARTS): the turns
-    (`conversation`) where no column has the name; the system prompt and `input`/`context`,
-    the last user turn's part after its instruction, always (and their column)."""
-    return (spec.variadic == "expr" and a.name in TURN_PARTS and spec.param(a.name) is None
-            and (a.name != "conversation" or cur is None or a.name not in cur))
+    """A name `derive` writes into the conversation (`syntax.in_the_turns`): the turns, the
+    system prompt, the last user turn's part after its instruction (`input`/`context`)."""
+    return spec.variadic == "expr" and spec.param(a.name) is None and in_the_turns(a.name, cur)
 
 
 def _check_assignment(c: Checked, op: OpCall, a: Arg, t: str, conversation: bool, turn: bool = False) -> None:
@@ -573,8 +571,8 @@ def _check_assignment(c: Checked, op: OpCall, a: Arg, t: str, conversation: bool
             c.diagnostics.append(Diagnostic("E0407", f"`{a.name}` is a part of the conversation, so it must be text, "
                                                      f"but this expression gives {_tname(t)}", a.value.span,
                                             ("`text(...)` writes a number as text",)))
-        for other in op.args:
-            if a.name in ("input", "context") and other.name in ("instruction", "conversation"):
+        for other in op.args if a.name in ("input", "context") else ():
+            if other.name in ("instruction", "conversation"):
                 c.diagnostics.append(Diagnostic(
                     "E0407", f"`{a.name}` is joined to the user turn that `{other.name}` also writes in this call",
                     a.span, (f"derive `{other.name}` first and `{a.name}` in a later call",)))

@@ -16,6 +16,12 @@ MAX_NODES = 2000  # refuse expressions that only generated or hostile input woul
 # column has the name; the system prompt; Alpaca's input and Dolly's context, which the readers
 # join to the last user turn after its instruction
 TURN_PARTS = ("conversation", "input", "context", "system")
+
+
+def in_the_turns(name: str, columns) -> bool:
+    """`derive(NAME = ...)` writes into the conversation: one of TURN_PARTS, `conversation`
+    only where no column has the name (`columns`: the names there; None when not known)."""
+    return name in TURN_PARTS and (name != "conversation" or columns is None or name not in columns)
 WS_RE2 = ("[\\t\\n\\x{0b}\\x{0c}\\r\\x{1c}-\\x{1f} \\x{85}\\x{a0}\\x{1680}\\x{2000}-\\x{200a}"
           "\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}]")
 

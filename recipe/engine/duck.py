@@ -19,7 +19,8 @@ import pyarrow as pa
 
 from ..table import (Output, Table, added_mask, concat_masks, empty_keys, first_of_keys, keyed_block, kept_mask,
                      source_column)
-from .sql import TURN_PARTS, condition_sql, quote_ident as q, sync_messages_sql, text_sql, to_sql, turn_stages
+from ..syntax import in_the_turns
+from .sql import condition_sql, quote_ident as q, sync_messages_sql, text_sql, to_sql, turn_stages
 from .tables import arrow_batches, arrow_of, raw_view, rebuilt_sql, rows_table
 
 ROW = "_row"
@@ -133,7 +134,7 @@ class DuckOutput(Output):
 
     def derive(self, src, columns, cast=None):
         """Columns computed by row expressions. Names that are parts of the conversation are
-        written into it (`syntax.TURN_PARTS`): `conversation` where no column has the name, the
+        written into it (`syntax.in_the_turns`): `conversation` where no column has the name, the
         `system` prompt, and `input`/`context` (the part of the last user turn after its
         instruction); those two, and `system` where a column has the name, are columns too."""
         self._make()
@@ -141,7 +142,7 @@ class DuckOutput(Output):
         existing = set(src.columns())
         added, replaced, binds_added, binds_replaced = [], [], [], []
         types = table_types(self.con, src.name)
-        turns = {k: v for k, v in columns.items() if k in TURN_PARTS and (k != "conversation" or k not in existing)}
+        turns = {k: v for k, v in columns.items() if in_the_turns(k, existing)}
         if "conversation" in turns:
             columns = {k: v for k, v in columns.items() if k not in ("instruction", "response")}
         # an input is a column too (the writers split the turn with it); a system prompt where one is

@@ -8,7 +8,7 @@ parameter, so no user text is ever pasted into SQL.
 from __future__ import annotations
 
 from ..ir import Binary, Call, Column, Lit, ParamRef, Unary
-from ..syntax import FUNCTIONS, TURN_PARTS, WS_RE2, expr_columns, field_path
+from ..syntax import FUNCTIONS, WS_RE2, expr_columns, field_path
 from ..types import BOOL, FLOAT, INT, SIGNATURES, STR, expr_type, numeric, of_value
 
 _ARITH = ("+", "-", "*", "/", "%")
