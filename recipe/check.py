@@ -505,7 +505,7 @@ def _check_op_columns(c: Checked, node: Node, op: OpCall, spec, args: dict, cur:
                                                      f"but this expression gives {_tname(t)}", a.value.span,
                                             (_want_hint(want),)))
         if spec.variadic == "expr" and spec.param(a.name) is None:
-            _check_assignment(c, op, a, t, _builds_conversation(spec, a, cur), _in_the_turns(spec, a, cur))
+            _check_assignment(c, op, a, t, _in_the_turns(spec, a, cur))
     for pname in spec.templates(args):  # placeholders name columns of this point of the pipeline
         a = op.arg(pname)
         if a is not None and isinstance(args.get(pname), str):
@@ -562,7 +562,7 @@ def _in_the_turns(spec, a: Arg, cur: dict | None) -> bool:
     return spec.variadic == "expr" and spec.param(a.name) is None and in_the_turns(a.name, cur)
 
 
-def _check_assignment(c: Checked, op: OpCall, a: Arg, t: str, conversation: bool, turn: bool = False) -> None:
+def _check_assignment(c: Checked, op: OpCall, a: Arg, t: str, turn: bool) -> None:
     """What `derive` may write: canonical text columns stay text, identity and `messages`
     are never written by an expression, `conversation` only from a list of texts, and a
     part of the turns (a system prompt, an input) is text, not derived beside the turn it is in."""
@@ -577,7 +577,7 @@ def _check_assignment(c: Checked, op: OpCall, a: Arg, t: str, conversation: bool
                     "E0407", f"`{a.name}` is joined to the user turn that `{other.name}` also writes in this call",
                     a.span, (f"derive `{other.name}` first and `{a.name}` in a later call",)))
         return
-    if conversation:
+    if turn:  # the conversation itself
         if not types.is_(t, types.LIST):
             c.diagnostics.append(Diagnostic(
                 "E0407", f"`conversation` is made from a list of texts (user, assistant, user, ...), but this "

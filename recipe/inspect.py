@@ -186,7 +186,8 @@ def conversation_columns(facts: dict) -> tuple[str | None, str | None]:
     # answer may be one word (a label, a number)
     rest = [c for c in names if c not in (ask, answer) and not re.search(r"(^|_)(id|uuid)$", c, re.I)]
     ask = ask or next((c for c in rest if (facts["texts"][c].get("words_median") or 0) >= 2), None)
-    answer = answer or next((c for c in rest if c != ask), None) if ask else answer
+    if ask and not answer:  # an answer by position only beside a prompt
+        answer = next((c for c in rest if c != ask), None)
     return ask, answer
 
 
