@@ -76,9 +76,8 @@ def inspect(path: str, data_format: str | None = None, id_column: str | None = N
             table = store.table_of(fp)
             raw = str((node.get("stats") or {}).get("format") or "").startswith("raw")
             facts = _facts(table, store.aside_batches(fp), raw)
-            if near is not None and "instruction" in table.columns():
-                labels, _ = table.minhash_labels("instruction", near, 5, "char", 256, 0)  # dedupe's defaults
-                facts["near_duplicates"] = {"threshold": near, "instruction": int(len(labels) - len(np.unique(labels)))}
+            if near is not None:
+                facts["near_duplicates"] = _near(table, facts, near, raw)
             if (languages or pii or repairs) and "messages" in table.columns():
                 facts |= _content(table, languages, pii, repairs)
         finally:
@@ -145,6 +144,33 @@ def _facts(table, aside, raw: bool = False) -> dict:
         both = [np.concatenate([a, b], axis=1) for a, b in zip(*keys.values())]
         out["exact_duplicates_of_both"] = _repeats(both)
     out["set_aside"] = _reasons(aside)
+    return out
+
+
+def _near(table, facts: dict, threshold: float, raw: bool) -> dict:
+    """Rows MinHash dedupe (its defaults) would set aside at `threshold`: on the instruction
+    (a raw row's prompt column), and on the whole conversation when some rows have several
+    turns; and how many of the instruction's near-duplicates (exact copies apart) are answered
+    otherwise than the row each resembles (questions on one long passage look alike to MinHash)."""
+    from .algorithms.shingles import normalised_keys
+    ask, answer = conversation_columns(facts) if raw else ("instruction", "response")
+    out: dict = {"threshold": threshold}
+    if not ask or ask not in table.columns():
+        return out
+    ons = [ask] + (["conversation"] if not raw and any(int(k) > 2 for k in facts.get("turns") or {}) else [])
+
+    def keys(col):  # exact dedupe's keys, a row each
+        return np.concatenate([np.stack(normalised_keys(t), axis=1) for t in table.text_arrays(col, BLOCK)])
+    for on in ons:
+        labels, _ = table.minhash_labels(on, threshold, 5, "char", 256, 0)
+        out[on] = int(len(labels) - len(np.unique(labels)))
+        if on == "conversation":  # what the exact step on it leaves (the texts' table has the instruction's)
+            out["conversation_exact"] = _repeats([keys(on)])
+        elif answer and out[on]:
+            asked, answers = keys(ask), keys(answer)
+            dup = np.flatnonzero(labels != np.arange(len(labels)))
+            near_only = dup[(asked[dup] != asked[labels[dup]]).any(axis=1)]  # exact copies apart
+            out["answered_otherwise"] = int((answers[near_only] != answers[labels[near_only]]).any(axis=1).sum())
     return out
 
 
@@ -287,8 +313,12 @@ def render(f: dict) -> str:
                          "`derive(instruction = ..., response = ...)` or `derive(conversation = LIST)` makes one")
     if "near_duplicates" in f:
         nd = f["near_duplicates"]
-        lines.append(f"near-duplicate instructions: {nd['instruction']:,} rows `dedupe(method=\"minhash\", "
-                     f"threshold={nd['threshold']})` sets aside (character 5-grams, 256 permutations)")
+        for on in [c for c in nd if c not in ("threshold", "answered_otherwise", "conversation_exact")]:
+            other = nd.get("answered_otherwise") if on != "conversation" else None
+            lines.append(f"near-duplicate {'conversations' if on == 'conversation' else 'instructions'}: {nd[on]:,} rows "
+                         f"`dedupe(method=\"minhash\", on={on}, threshold={nd['threshold']})` sets aside (character "
+                         f"5-grams, 256 permutations)" + (f"; {other:,} of them not exact copies and answered "
+                                                          f"otherwise than the row each resembles" if other else ""))
     if "languages" in f:
         lg = f["languages"]
         total = sum(lg["counts"].values()) + lg["other"] + lg["none"]

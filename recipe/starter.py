@@ -104,11 +104,11 @@ def starter_text(name: str, data: str, facts: dict, languages: dict | None = Non
     if lid:
         top = max(languages, key=languages.get)
         lines.append(f'  | language(model=lid, keep=[{_quoted(top)}])  # languages found: {_counts(languages)}')
-    dup = (inst.get("exact_duplicates") if on == "instruction" else None)
+    dup = (inst.get("exact_duplicates") if on == "instruction"
+           else (facts.get("near_duplicates") or {}).get("conversation_exact"))
     lines.append(f"  | dedupe(method=\"exact\", on={on})  # the same {_what(on)} twice"
                  + (f": {dup:,} in the rows read" if dup else ""))
-    lines.append(f"  | dedupe(method=\"minhash\", on={on}, threshold=0.8)  # near-duplicates (Jaccard of "
-                 f"5-character shingles)")
+    lines.append(_near_step(on, facts, ask, rows, dup or 0))
     if not answered:
         cols = {c["name"]: c["type"] for c in facts.get("columns", [])}
         if cols.get("turns") == "list of text":  # MT-Bench's layout: every user turn, answered in order
@@ -118,6 +118,34 @@ def starter_text(name: str, data: str, facts: dict, languages: dict | None = Non
             lines.append("  | respond(model=lm, max_new_tokens=512)  # no row has an answer: the model writes them")
     lines += ["", f'write clean to "{name}.jsonl"', ""]
     return "\n".join(lines)
+
+
+# a near-duplicate step that would set aside more than this share of the rows read is written
+# commented out: in data that is mostly near-duplicates by design (UIT's 32 transfers of one task,
+# 6,400 rows) the rows that look alike are often different questions on one long passage (the
+# step kept 43 of them), and a starter should not lose most of the data unasked
+NEAR_SHARE = 0.5
+NEAR = 0.8
+
+
+def _near_step(on: str, facts: dict, ask: str | None, rows: int, exact: int) -> str:
+    """The MinHash dedupe line, with what it would set aside in the rows read after the exact
+    step's `exact` (inspect's count: on the conversation, or on the instruction, a raw row's
+    prompt column)."""
+    step = f'dedupe(method="minhash", on={on}, threshold={NEAR})'
+    what = "near-duplicates (Jaccard of 5-character shingles)"
+    nd = facts.get("near_duplicates") or {}
+    n = nd.get("conversation" if on == "conversation" else ask)
+    if n is None:
+        return f"  | {step}  # {what}"
+    n, left = max(0, n - exact), rows - exact  # exact copies are near-duplicates too
+    if n <= NEAR_SHARE * left:
+        return f"  | {step}  # {what}: " + (f"{n:,} more in the rows read" if n else "none in the rows read")
+    other = nd.get("answered_otherwise") if on != "conversation" else None
+    return (f"  # | {step}  # left out: it would set aside {n:,} of the {left:,} rows left ({100 * n / left:.0f}%)"
+            + (f", {other:,} of them answered otherwise than the row each resembles (questions on one long "
+               f"passage look alike)" if other else "")
+            + "; remove the first `#` if they are copies")
 
 
 _PII = {"email": "e-mail addresses", "ip": "public IP addresses", "key": "keys", "phone": "phone numbers",
@@ -159,7 +187,8 @@ def write_starter(out: str, data: str, head: int | None = 2000, force: bool = Fa
         raise UserError(f"{out}: a recipe file ends in .recipe")
     if target.exists() and not force:
         raise UserError(f"{out} exists: pick another name, or pass --force to replace it")
-    facts = inspect(data, data_format, id_column, head=head, columns=columns, languages=True, pii=True, repairs=True)
+    facts = inspect(data, data_format, id_column, head=head, columns=columns, near=NEAR, languages=True, pii=True,
+                    repairs=True)
     languages = (facts.get("languages") or {}).get("counts")
     rel = recipe_path(str(Path(data).resolve()), str(target.resolve().parent))
     name = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in target.stem) or "starter"

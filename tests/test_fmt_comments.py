@@ -91,3 +91,20 @@ def test_yaml_form_keeps_every_comment_and_block_scalars(spots):
     template = [a.value.value for n in again.nodes for o in n.ops for a in o.args if a.name == "template"]
     assert template == ["# a line of the template, not a comment\nAnswer: {response}\n"]
     assert "template: |" in once and "default: \"don't\"" in once
+
+
+def test_a_step_commented_out_at_a_pipelines_end_stays_in_the_pipeline():
+    """Commenting out the last step is an everyday edit: the line stays under the steps it
+    followed (it went before the next statement, unindented), in the text form and the YAML."""
+    src = ('recipe r\n\nsource raw = read("d.jsonl")\n\nclean = raw\n  | filter(length(response) > 0)\n'
+           '  # | dedupe(method="minhash", on=instruction)  # too many\n\nwrite clean to "o.jsonl"\n')
+    once = to_text(parse_any(src, "t.recipe"))
+    assert once == src
+    one = 'recipe r\nsource raw = read("d.jsonl")\nclean = raw\n  # | limit(n=3)\nwrite clean to "o.jsonl"\n'
+    assert to_text(parse_any(one, "t.recipe")).split("\n\n")[2] == "clean = raw\n  # | limit(n=3)"
+    y = to_yaml(parse_any(src, "t.recipe"))
+    assert '      - filter: {where: "length(response) > 0"}\n      # | dedupe' in y
+    # an unindented comment after a pipeline still goes with the statement that follows
+    free = src.replace("  # | dedupe", "# | dedupe")
+    assert to_text(parse_any(free, "t.recipe")).endswith('\n\n# | dedupe(method="minhash", on=instruction)  # too many\n'
+                                                         'write clean to "o.jsonl"\n')

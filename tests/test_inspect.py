@@ -118,15 +118,17 @@ def test_a_headerless_tsv_takes_its_fields_names_and_an_empty_text_has_no_words(
 
 def test_near_duplicates_are_what_minhash_dedupe_sets_aside(tmp_path):
     base = "Write a short poem about the sea and the wind at night, with rhymes"
-    rows = [{"instruction": base + "!" * (i % 3) + (" please" if i % 4 == 0 else ""), "output": f"p{i}"} for i in range(12)]
+    # the odd rows answer otherwise than row 0, which they resemble
+    rows = [{"instruction": base + "!" * (i % 3) + (" please" if i % 4 == 0 else ""), "output": f"p{i % 2 * i}"}
+            for i in range(12)]
     rows += [{"instruction": f"Unrelated task number {i} about {'xyz' * i}", "output": "o"} for i in range(1, 6)]
     d = write_jsonl(tmp_path / "d.jsonl", rows)
     f = inspect(str(d), near=0.8)
     res = load(f'recipe t\nsource raw = read("{d}")\na = raw | dedupe(method="minhash", on=instruction, threshold=0.8)\n'
                f'write a to "a.jsonl"\n').run(out=tmp_path / "o", cache_dir=tmp_path / "c")
     aside = res.manifest["nodes"][1]["rows_set_aside"]
-    assert f["near_duplicates"] == {"threshold": 0.8, "instruction": aside} and aside >= 10
-    assert "near-duplicate instructions: " in render(f)
+    assert f["near_duplicates"] == {"threshold": 0.8, "instruction": aside, "answered_otherwise": 6} and aside >= 10
+    assert "near-duplicate instructions: " in render(f) and "; 6 of them not exact copies and answered" in render(f)
     bad = forked.run(["inspect", str(d), "--near", "1.5"])
     assert bad.returncode == 1 and "at most 1" in bad.stderr
 

@@ -33,6 +33,40 @@ def test_a_starter_says_what_the_data_needs_and_runs(tmp_path, capsys):
     assert res.manifest["nodes"][-1]["rows_out"] == 5
 
 
+def test_a_near_duplicate_step_that_would_take_most_rows_is_left_commented_out(tmp_path):
+    """UIT's 6,400 rows of one task (a movie plot asked several questions) kept 43 under the
+    starter's MinHash step: one that would set aside most of what the exact step leaves is
+    written as a comment saying so."""
+    plot = ("The film follows a retired detective in a small coastal town who is drawn back into an old case "
+            "when a stranger arrives with a letter from his former partner, missing for twenty years. ")
+    rows = [{"instruction": plot + f"Question: who wrote the letter number {i}?", "output": f"Answer {i}"}
+            for i in range(8)]
+    rows += [{"instruction": t, "output": "ok"} for t in ("Name a prime number.", "Spell cat backwards.")]
+    text = write_starter(str(tmp_path / "u.recipe"), str(write_jsonl(tmp_path / "u.jsonl", rows)))
+    assert ('  | dedupe(method="exact", on=instruction)  # the same instruction twice\n'
+            '  # | dedupe(method="minhash", on=instruction, threshold=0.8)  # left out: it would set aside 7 of the '
+            '10 rows left (70%), 7 of them answered otherwise than the row each resembles') in text
+    assert main(["fmt", "--check", str(tmp_path / "u.recipe")]) == 0
+    res = load(str(tmp_path / "u.recipe")).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert res.manifest["nodes"][-1]["rows_out"] == 10
+    # a few near-duplicates beside exact copies: the step stays, with what it adds
+    few = [{"instruction": f"Describe animal number {i} and where it lives.", "output": "x"} for i in range(6)]
+    few += [few[0], {"instruction": "Describe animal number 0 and where it lives!", "output": "y"}]
+    text = write_starter(str(tmp_path / "f.recipe"), str(write_jsonl(tmp_path / "f.jsonl", few)))
+    assert ('  | dedupe(method="exact", on=instruction)  # the same instruction twice: 1 in the rows read\n'
+            '  | dedupe(method="minhash", on=instruction, threshold=0.8)  # near-duplicates (Jaccard of 5-character '
+            'shingles): 1 more in the rows read') in text
+    # several turns: both steps on the conversation, the exact one's copies counted on it
+    chat = [{"conversations": [{"from": "human", "value": f"Tell me about planet {p}."},
+                               {"from": "gpt", "value": f"{p} is a planet."},
+                               {"from": "human", "value": "And its moons?"}, {"from": "gpt", "value": "Several."}]}
+            for p in ("Mars", "Jupiter", "Saturn", "Mars")]
+    text = write_starter(str(tmp_path / "c.recipe"), str(write_jsonl(tmp_path / "c.jsonl", chat)))
+    assert ('dedupe(method="exact", on=conversation)  # the same conversation twice: 1 in the rows read\n'
+            '  | dedupe(method="minhash", on=conversation, threshold=0.8)  # near-duplicates (Jaccard of 5-character '
+            'shingles): none in the rows read') in text
+
+
 def test_questions_without_answers_get_a_respond_step_over_their_turns(tmp_path):
     data = write_jsonl(tmp_path / "q.jsonl", [{"question_id": i, "turns": [f"Question {i}?", "And then?"]}
                                              for i in range(4)])

@@ -29,16 +29,24 @@ class _Comments:
     def __init__(self, recipe: Recipe, items: list):
         self.lead: dict[int, list[str]] = {}
         self.trail: dict[int, str] = {}
+        self.tail: dict[int, list[str]] = {}
         self.footer: list[str] = []
         starts = sorted(((it.span.line, i) for i, it in enumerate(items) if it.span.line > 0))
-        for line, text, trailing in recipe.comments:
+        node_of = {id(op): n for n in recipe.nodes for op in n.ops} | {id(n): n for n in recipe.nodes}
+        for line, text, trailing, *indented in recipe.comments:  # YAML's comments have no `indented`
             same = [i for ln, i in starts if ln == line] if trailing else []
             if same:
                 key = id(items[same[-1]])
                 self.trail[key] = (self.trail[key] + " " + text) if key in self.trail else text
                 continue
-            # a full-line comment (or one trailing inside a multi-line item) goes before the next item
             nxt = [i for ln, i in starts if ln > line]
+            prev = [i for ln, i in starts if ln < line]
+            node = node_of.get(id(items[prev[-1]])) if prev else None
+            # an indented line after a pipeline's last step (a step commented out) stays in it
+            if indented and indented[0] and node is not None and not (nxt and node_of.get(id(items[nxt[0]])) is node):
+                self.tail.setdefault(id(node), []).append(text)
+                continue
+            # a full-line comment (or one trailing inside a multi-line item) goes before the next item
             if nxt:
                 self.lead.setdefault(id(items[nxt[0]]), []).append(text)
             else:
@@ -46,6 +54,9 @@ class _Comments:
 
     def before(self, item, indent="") -> list[str]:
         return [indent + c for c in self.lead.get(id(item), [])]
+
+    def after_steps(self, node, indent="") -> list[str]:
+        return [indent + c for c in self.tail.get(id(node), [])]
 
     def after(self, item) -> str:
         t = self.trail.get(id(item))
@@ -144,13 +155,14 @@ def _text_node(n, params: set[str], cm: _Comments) -> list[str]:
     trail = cm.after(n) + (cm.after(head_op) if head_op else "")
     one = f"{n.name} = {head}" + "".join(f" | {c}" for _, c in calls)
     one_trail = trail + "".join(cm.after(op) for op, _ in calls)
-    if len(calls) <= 1 and len(one) <= WIDTH and not any(cm.before(op) for op, _ in calls):
+    if len(calls) <= 1 and len(one) <= WIDTH and not any(cm.before(op) for op, _ in calls) \
+            and not cm.after_steps(n):
         return [one + one_trail]
     lines = [f"{n.name} = {head}" + trail]
     for op, c in calls:
         lines += cm.before(op, "  ")
         lines.append(f"  | {c}" + cm.after(op))
-    return lines
+    return lines + cm.after_steps(n, "  ")
 
 
 # ---- YAML form ------------------------------------------------------------------------
@@ -266,6 +278,7 @@ def to_yaml(r: Recipe) -> str:
                                     else _block_lines(a.name, a.value, "          "))
                     else:
                         out.append(f"      - {op.op}: {_ymap(_yargs(args, op.op))}" + cm.after(op))
+            out += cm.after_steps(n, "      ")
     if r.sinks:
         out.append("sinks:")
         for s in r.sinks:

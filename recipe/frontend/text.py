@@ -257,8 +257,8 @@ def _shift(e, line, col):
     return dataclasses.replace(e, **kw)
 
 
-def collect_comments(text: str) -> tuple[tuple[int, str, bool], ...]:
-    """(line, text, trailing) for every `#` comment outside a string literal."""
+def collect_comments(text: str) -> tuple[tuple[int, str, bool, bool], ...]:
+    """(line, text, trailing, indented) for every `#` comment outside a string literal."""
     out = []
     for n, line in enumerate(text.splitlines(), 1):
         q = None
@@ -271,7 +271,7 @@ def collect_comments(text: str) -> tuple[tuple[int, str, bool], ...]:
             elif ch in "\"'":
                 q = ch
             elif ch == "#":
-                out.append((n, line[i:].rstrip(), bool(line[:i].strip())))
+                out.append((n, line[i:].rstrip(), bool(line[:i].strip()), i > 0))
                 break
     return tuple(out)
 
