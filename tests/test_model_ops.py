@@ -219,6 +219,33 @@ write u to "u.jsonl"
 
 
 @pytest.mark.slow
+def test_unify_picks_among_the_candidates_the_data_brings(tmp_path, model_cache):
+    """UIT's published transfers: each instance once per candidate definition (as its 32
+    files of one task); the candidates come from a column, each instance is scored once."""
+    good = "Add the two numbers in the input and output their sum as a number."
+    noise = "zebra violin carpet moonlight quantum pickle orbit lantern."
+    pairs = [(2, 3), (10, 5), (7, 1), (4, 4), (20, 30), (6, 9)]
+    rows = [{"instruction": d, "input": f"{a} + {b}", "output": str(a + b), "task": f"{k}of2_add", "definition": d}
+            for k, d in enumerate((noise, good)) for a, b in pairs]
+    rows.append({"instruction": "x", "input": "1 + 1", "output": "2", "task": "2of2_add", "definition": " "})
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    res = run(f'''recipe t
+model lm = causal_lm("builtin:smollm2")
+source raw = read("{data}")
+u = raw
+  | derive(family = regexp_replace(task, "^[0-9]+of2_", ""))
+  | format_transfer(method="unify", model=lm, task_column="family", candidates_from=definition, shots=0)
+  | dedupe(method="exact", on=conversation)
+write u to "u.jsonl"
+''', tmp_path, model_cache)
+    report = res.manifest["nodes"][2]["stats"]["unify"]["add"]
+    assert [c["definition"] for c in report["candidates"]] == [noise, good]  # a blank value is no candidate
+    assert report["chosen"] == 1 and report["instances"] == 7 and "generated" not in report
+    out = read_jsonl(tmp_path / "o" / "u.jsonl")
+    assert len(out) == 7 and all(r["definition"] == good and r["instruction"].startswith(good) for r in out)
+
+
+@pytest.mark.slow
 def test_necessity_ranks_garbage_above_correct(tmp_path, model_cache):
     rows = [{"instruction": "What is the capital of France?", "input": "", "output": "The capital of France is Paris."},
             {"instruction": "What is the capital of France?", "input": "", "output": "Banana helicopter seventeen purple."}]

@@ -44,6 +44,8 @@ class FormatTransfer(Op):
         P("model", "model", doc="unify: the LM that writes and scores definitions"),
         P("task_column", "str", default="task", doc="unify: rows with the same value form a task"),
         P("candidates", "strs", doc="unify: given candidate definitions instead of generated ones"),
+        P("candidates_from", "column", doc="unify: a text column whose distinct values in a task are its candidates "
+                                           "(data that brings its own, as UIT's 32 transfers of a task)"),
         P("n", "int", default=4, min=1, max=64, doc="unify: candidates to generate per task"),
         P("shots", "int", default=2, min=0, max=8, doc="unify: examples shown to the LM and in the scoring prompt"),
         P("eval_instances", "int", default=16, min=1, doc="unify: instances whose outputs score each candidate"),
@@ -69,7 +71,9 @@ class FormatTransfer(Op):
         return {"model": ("generate", "loglik")}
 
     def reads(self, args):
-        return [args.get("task_column", "task")] if args.get("method") == "unify" else []
+        if args.get("method") != "unify":
+            return []
+        return [args.get("task_column", "task")] + ([args["candidates_from"]] if args.get("candidates_from") else [])
 
     def check(self, args):
         m = args.get("method")
@@ -79,6 +83,10 @@ class FormatTransfer(Op):
             return [("method", "format_transfer(method=template) needs `promptsource=PATH` or `flan=PATH, flan_task=NAME`")]
         if m == "unify" and not args.get("model"):
             return [("method", "format_transfer(method=unify) needs `model=<causal_lm>`")]
+        if args.get("candidates") and args.get("candidates_from"):
+            return [("candidates_from", "format_transfer takes `candidates` or `candidates_from`, not both")]
+        if args.get("candidates_from") and m != "unify":
+            return [("candidates_from", "`candidates_from` is for method=\"unify\"")]
         if m == "template":
             try:  # read now: a missing or unreadable file, or an unknown FLAN task, fails here, not mid-run
                 _templates(args)
@@ -155,22 +163,31 @@ class FormatTransfer(Op):
         tasks: OrderedDict[str, list[int]] = OrderedDict()
         for i, r in enumerate(rows):
             tasks.setdefault(str(r.get(col)) if col in r else "all", []).append(i)
+        given = args.get("candidates_from")
         report = {}
         for task, idx in tasks.items():
             inst = [_task_input(rows[i]) for i in idx]
             outs = [rows[i]["response"] for i in idx]
+            # each instance once in the examples and the scoring (a task given as its candidates'
+            # copies holds every instance once per candidate)
+            pairs = list(dict.fromkeys(zip(inst, outs)))
             shots = args.get("shots", 2)
-            examples = "\n\n".join(f"Input: {inst[j]}\nOutput: {outs[j]}" for j in range(min(shots, len(idx))))
+            examples = "\n\n".join(f"Input: {a}\nOutput: {b}" for a, b in pairs[:shots])
             cands = list(args.get("candidates") or [])
+            if given:
+                cands = list(dict.fromkeys(v.strip() for i in idx if isinstance(v := rows[i].get(given), str)
+                                           and v.strip()))
             if not cands:
                 prompt = rt.chat_prompt(model, UNIFY_PROMPT.format(examples=examples))
                 gen = rt.generate(model, [prompt], n=args.get("n", 4), max_new_tokens=args.get("max_new_tokens", 96),
                                   temperature=args.get("temperature", 0.7), seed=args.get("seed", 0))[0]
                 cands = list(dict.fromkeys(c.strip() for c in gen if c.strip())) or ["Complete the task."]
-            losses = definition_losses(rt, model, cands, inst, outs, examples, args.get("eval_instances", 16))
+                report[task] = {"generated": True}
+            losses = definition_losses(rt, model, cands, [a for a, _ in pairs], [b for _, b in pairs], examples,
+                                       args.get("eval_instances", 16))
             best = int(np.argmin(losses))
             report[task] = {"candidates": [{"definition": c, "loss": round(l, 6)} for c, l in zip(cands, losses)],
-                            "chosen": best}
+                            "chosen": best, "instances": len(pairs), **report.get(task, {})}
             for j, i in enumerate(idx):
                 rows[i] = with_turn({**rows[i], "definition": cands[best], "definition_loss": losses[best]},
                                     f"{cands[best]}\n\n{inst[j]}", outs[j])
