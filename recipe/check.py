@@ -13,7 +13,7 @@ from .check_regex import regex_call_diagnostics
 from .check_types import tname as _tname, want_hint as _want_hint, warn_widened as _warn_widened
 from .checked import Checked, path_of, value_of as _value
 from .diagnostics import Diagnostic, Span, column_hint, did_you_mean
-from .syntax import FUNCTIONS, expr_columns, field_path, in_the_turns
+from .syntax import FUNCTIONS, derive_first, expr_columns, field_path, in_the_turns, looks_like_an_expression
 from .ir import Arg, ListV, Lit, Node, OpCall, ParamRef, Recipe, walk
 from .ops.base import P
 from .check_models import (MODEL_KINDS, _call_text, check_model_calls, check_models, finetune_node,  # noqa: F401
@@ -493,7 +493,8 @@ def _check_op_columns(c: Checked, node: Node, op: OpCall, spec, args: dict, cur:
                 c.diagnostics.append(Diagnostic(
                     "E0401", f"column `{name_}` does not exist at `{op.op}` in `{node.name}`", span,
                     (f"a field of a nested value is read by row expressions: derive a column from it first, "
-                     f"`derive({got[1][-1]} = {name_})`",) if got else column_hint(name_, cur)))
+                     f"`derive({got[1][-1]} = {name_})`",) if got else
+                    (derive_first(name_.strip()),) if looks_like_an_expression(name_) else column_hint(name_, cur)))
     known = {k: t for k, t in (cur or {}).items()} | fields
     for a in exprs:
         t, issues = types.expr_type(a.value, known, ptypes)

@@ -18,6 +18,10 @@ MAX_NODES = 2000  # refuse expressions that only generated or hostile input woul
 TURN_PARTS = ("conversation", "input", "context", "system")
 
 
+KEYWORDS = {"recipe", "use", "as", "param", "model", "source", "write", "to", "and", "or", "not",
+            "true", "false", "null"}
+
+
 def in_the_turns(name: str, columns) -> bool:
     """`derive(NAME = ...)` writes into the conversation: one of TURN_PARTS, `conversation`
     only where no column has the name (`columns`: the names there; None when not known)."""
@@ -122,6 +126,23 @@ def to_text(e, parent: int = 0) -> str:
         s = f"{to_text(e.left, lp)} {e.op} {to_text(e.right, p + 1)}"
         return f"({s})" if p < parent else s
     raise TypeError(type(e).__name__)
+
+
+def derive_first(expr: str) -> str:
+    """The hint for a row expression given where a value or a column is taken (`by=length(response)`):
+    a column made from it first, named after it."""
+    import re
+    name = re.sub(r"\W+", "_", expr).strip("_").lower()
+    name = name if re.fullmatch(r"[a-z_][a-z0-9_]{0,30}", name or "") and name not in KEYWORDS else "value"
+    return (f"row expressions go in `filter`, `derive` and `score(metric=\"expr\")`: make it a column first, "
+            f"`| derive({name} = {expr})`, then give `{name}` here")
+
+
+def looks_like_an_expression(text: str) -> bool:
+    """A column name that is a row expression (`length(response)`, `a + b`), as a YAML value or a
+    quoted name gives one."""
+    import re
+    return bool(re.search(r"[()+*/<>=!]|\s", text.strip()))
 
 
 def expr_columns(e) -> list[Column]:

@@ -26,19 +26,24 @@ def resolve_expr(e, params: set[str]):
     return e
 
 
-def to_value(e, params: set[str], diags: list[Diagnostic]):
-    """Outside expressions only literals, lists and names are values."""
+def to_value(e, params: set[str], diags: list[Diagnostic], ptype: str = "any"):
+    """Outside expressions only literals, lists and names are values (`ptype`: the parameter's
+    type, where an op's argument is lowered)."""
     if isinstance(e, Column):
         return ParamRef(e.name, e.span) if e.name in params else Lit(e.name, e.span)
     if isinstance(e, (Lit, ParamRef)):
         return e
     if isinstance(e, ListV):
-        return ListV(tuple(to_value(i, params, diags) for i in e.items), e.span)
+        return ListV(tuple(to_value(i, params, diags, "column" if ptype == "columns" else "any") for i in e.items),
+                     e.span)
     if isinstance(e, Unary) and e.op == "-" and isinstance(e.operand, Lit) \
             and isinstance(e.operand.value, (int, float)) and not isinstance(e.operand.value, bool):
         return Lit(-e.operand.value, e.span)
+    from ..syntax import derive_first, to_text
     diags.append(Diagnostic("E0105", "expected a value (a literal, a list or a name), found an expression",
-                            e.span, ("only `filter` and `derive` take row expressions",)))
+                            e.span, (derive_first(to_text(e)) if ptype == "column" else
+                                     "row expressions go in `filter`, `derive` and `score(metric=\"expr\")`; "
+                                     "here write the value itself, or a `param` for one that changes",)))
     return Lit(None, e.span)
 
 
@@ -64,7 +69,7 @@ def lower_op_args(op: str, raw: list[tuple[str | None, object, Span]], params: s
         if ptype == "expr" or spec is None:
             v = resolve_expr(value, params)
         else:
-            v = to_value(value, params, diags)
+            v = to_value(value, params, diags, ptype)
         out.append(Arg(name, v, span))
     return tuple(out)
 

@@ -13,11 +13,10 @@ from .. import ops as registry
 from ..ir import ListV, Lit, ParamRef, Recipe
 from ..syntax import quote_str
 from ..ops.base import NAME_TYPES
+from ..syntax import KEYWORDS
 from .yaml_loader import PARAM_REF
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
-KEYWORDS = {"recipe", "use", "as", "param", "model", "source", "write", "to", "and", "or", "not",
-            "true", "false", "null"}
 YAML_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 YAML_RESERVED = {"true", "false", "yes", "no", "on", "off", "y", "n", "null", "none", "~"}
 WIDTH = 88

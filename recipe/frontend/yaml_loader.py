@@ -170,6 +170,7 @@ def parse(text: str, file: str = "<string>") -> Recipe:
     for err in sorted(validator.iter_errors(doc), key=lambda e: list(map(str, e.absolute_path))):
         path = list(err.absolute_path)
         hints = ("see recipe/schema/recipe.schema.json",)
+        said = _short(err)
         if err.validator == "additionalProperties":
             m = re.search(r"'([^']+)' w(?:as|ere) unexpected", err.message)
             if m:
@@ -178,11 +179,15 @@ def parse(text: str, file: str = "<string>") -> Recipe:
                 alias = _ALIASES.get(m.group(1))
                 hints = ((f"the YAML form calls it `{alias}`",) if alias in known else
                          did_you_mean(m.group(1), known) or hints)
+        if err.validator == "type" and path[-1:] == ["ops"] and isinstance(err.instance, dict) and err.instance:
+            said = "a list of ops is expected, not a mapping"
+            hints = ("`ops` is a list, in the order they run: an item per op, each line starting with `- ` ("
+                     + ", ".join(f"`- {k}: ...`" for k in list(err.instance)[:3]) + ")",)
         if path[:1] == ["sinks"] and isinstance(err.instance, dict) and "to" in err.instance:
             hints = ("a sink is `{input: NODE, write: FILE}` (the text form's `write NODE to FILE`)",)
         node = _locate(root, path)
         where = "/".join(map(str, err.absolute_path)) or "<top>"
-        diags.append(Diagnostic("E0103", f"{where}: {_short(err)}", _span(file, node), hints))
+        diags.append(Diagnostic("E0103", f"{where}: {said}", _span(file, node), hints))
     if diags:
         raise RecipeError(diags)
     return _Builder(file, text).build(root)
