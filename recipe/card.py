@@ -35,7 +35,8 @@ def card(out: Path, cache_dir: Path | None = None) -> str:
         raise UserError(f"no finished run in {out} (no manifest.json): run the recipe with --out {out} first")
     m = json.loads(mf.read_text(encoding="utf-8"))
     sinks = m.get("sinks") or []
-    files = [(Path(s["path"]).name, s) for s in sinks]
+    from .manifest import sink_shown
+    files = [(sink_shown(s, inside=True), s) for s in sinks]  # a sharded sink's files as the glob the Hub takes
     # every sink's extension is one the Hub reads (`check` allows no other); a tag vocabulary
     # (`tag_counts`) is not rows
     data = [(name, s) for name, s in files if s.get("format") != "tag_counts"]
@@ -43,7 +44,8 @@ def card(out: Path, cache_dir: Path | None = None) -> str:
     langs = _languages(m, [s for _, s in data], cache_dir)
     meta = ["---", "configs:"]
     for name, s in data:
-        meta += [f"- config_name: {_yaml(_config_name(name, [n for n, _ in data]))}", "  data_files:",
+        meta += [f"- config_name: {_yaml(_config_name(_declared(name, s), [_declared(n, t) for n, t in data]))}",
+                 "  data_files:",
                  "  - split: train", f"    path: {_yaml(name)}"]
     if not data:
         meta[-1] = "configs: []"
@@ -58,7 +60,8 @@ def card(out: Path, cache_dir: Path | None = None) -> str:
                     + (f" (`{m['recipe_file']}`)" if m.get("recipe_file") and m["recipe_file"] != "<string>" else "")
                     + f"; recipe hash `{m.get('recipe_hash', '')[:16]}`.", "", "## Files", "",
                     "| file | from node | rows | format |", "|---|---|---:|---|"]
-    lines += [f"| `{name}` | `{s['name']}` | {s['rows']:,} | {sink_shape(s['path'], s.get('format'))} |" for name, s in files]
+    lines += [f"| `{name}` | `{s['name']}` | {s['rows']:,} | {sink_shape(s['path'], s.get('format'))}"
+              + (f", {len(s['files'])} files" if s.get("files") else "") + " |" for name, s in files]
     aside = sum(n["rows_set_aside"] for n in m["nodes"])
     lines += ["", f"Rows that left a step are in `set_aside.jsonl` ({aside:,}), each with the step and the reason; "
               "`recipe explain --row ID` tells one row's path.", "", "## Sources", "", "| source | path | SHA-256 |",
@@ -82,6 +85,11 @@ def card(out: Path, cache_dir: Path | None = None) -> str:
     if m.get("recipe_text"):
         lines += ["", "## The recipe", "", "```", m["recipe_text"].rstrip("\n"), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _declared(name: str, sink: dict) -> str:
+    """The sink's file name as the recipe writes it (`train.parquet` for its shards)."""
+    return Path(sink.get("file") or name).name
 
 
 def _config_name(name: str, names: list[str]) -> str:

@@ -12,7 +12,9 @@ SOURCE_OPTIONS = {"format": "the row format (detected when not given)", "id": "a
                   "columns": "a CSV/TSV file without a header row: the name of each field, in order",
                   "head": "read only the first N records (a trial run; `recipe run --head N` sets it on every source)"}
 SINK_OPTIONS = {"format": "the row format written", "columns": "columns to write (jsonl) or to carry along (other formats)",
-                "column": "tag_counts: the list column counted"}
+                "column": "tag_counts: the list column counted",
+                "shards": "write the rows as this many files (`train-00000-of-00004.parquet`, ...), in order",
+                "shard_rows": "write the rows as files of at most this many rows each, in order"}
 
 
 def options_of(c: Checked, what: str, options, known: dict) -> dict:
@@ -24,6 +26,22 @@ def options_of(c: Checked, what: str, options, known: dict) -> dict:
             continue
         out[a.name] = (a, value_of(a.value, c.params))
     return out
+
+
+def _check_shards(c: Checked, opts: dict, fmt: str | None) -> None:
+    """`shards` and `shard_rows`: a whole number, one of the two, and rows to split."""
+    given = [k for k in ("shards", "shard_rows") if k in opts]
+    for k in given:
+        a, v = opts[k]
+        if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            c.diagnostics.append(Diagnostic("E0907", f"`{k}` must be a whole number, at least 1", a.value.span,
+                                            ("e.g. shards=4, or shard_rows=500000",)))
+    if len(given) == 2:
+        c.diagnostics.append(Diagnostic("E0907", "`shards` and `shard_rows` both size the files: give one",
+                                        opts["shard_rows"][0].span, ("shards=N makes N files; shard_rows=N files of N rows",)))
+    if given and fmt == "tag_counts":
+        c.diagnostics.append(Diagnostic("E0907", "`tag_counts` writes one JSON document: it has no shards",
+                                        opts[given[0]][0].span, ("remove the option",)))
 
 
 def check_sources(c: Checked) -> None:
@@ -133,6 +151,7 @@ def check_sinks(c: Checked) -> None:
             c.diagnostics.append(Diagnostic("E0904", f"cannot write format `{fmt}`", opts["format"][0].value.span,
                                             did_you_mean(str(fmt), WRITE_FORMATS) or (f"formats: {', '.join(WRITE_FORMATS)}",)))
             fmt = None
+        _check_shards(c, opts, fmt)
         path = value_of(s.path, c.params)
         if not isinstance(path, str):
             continue

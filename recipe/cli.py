@@ -127,7 +127,10 @@ def plan_text(plan, store, fingerprints: bool = True, weights_dir=None) -> str:
         if costs is not None and not costs[s.name].cached:
             lines.append(f"{'':<{nw}} estimate {fmt(costs[s.name])} ({costs[s.name].basis})")
     for s in plan.sinks:
-        lines.append(f"write {s['name']} -> {s['path']} ({sink_shape(s['path'], s['format'])})")
+        o = s.get("options") or {}
+        shards = (f", {o['shards']} files" if o.get("shards") else f", files of {o['shard_rows']:,} rows"
+                  if o.get("shard_rows") else "")
+        lines.append(f"write {s['name']} -> {s['path']} ({sink_shape(s['path'], s['format'])}{shards})")
     if plan.models:
         lines.append("models (each loaded once, shared by every step that names it, released after its last step):")
         for name, m in plan.models.items():
@@ -200,7 +203,8 @@ def cmd_run(a) -> int:
                 model_cache=a.model_cache, engine=a.engine, address=a.address, replicas=a.replicas, head=a.head)
     main = res.manifest["sinks"][0] if res.manifest["sinks"] else None
     if main:
-        print(f"done: {n_rows(main['rows'])} in {main['path']}; manifest.json and set_aside.jsonl in {a.out}")
+        from .manifest import sink_shown
+        print(f"done: {n_rows(main['rows'])} in {sink_shown(main)}; manifest.json and set_aside.jsonl in {a.out}")
         print(f"why a row left: recipe explain --out {a.out} --row ID (ids are in set_aside.jsonl)")
     if a.report:
         from .report import write_report
@@ -345,9 +349,11 @@ def cmd_explain(a) -> int:
             for line in fh:
                 if a.row in line and (rec := json.loads(line)).get("_id") == a.row:
                     lines.append(f"set aside at `{rec['node']}`: {rec['reason']}")
+    from .manifest import sink_files
     for s in man.get("sinks", []):  # each sink that holds it: a row set aside on one branch may be kept on another
-        if sink_holds(Path(s["path"]), a.row):
-            lines.append(f"kept: written to {s['path']} (node `{s['name']}`)")
+        for f in sink_files(s):
+            if sink_holds(Path(f), a.row):
+                lines.append(f"kept: written to {f} (node `{s['name']}`)")
     if not lines:
         print(f"{a.row}: not found in {out} (not in any sink or in set_aside.jsonl)", file=sys.stderr)
         return 1

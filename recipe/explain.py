@@ -102,7 +102,8 @@ def _walk(con, man: dict, row: str) -> list[str]:
     if not lines:
         raise UserError(f"row `{row}` is not in this run (ids look like `{_example_id(con, man)}`)")
     # every sink whose step holds the row: set aside on one branch, it may be written by another
-    lines += [f"written to {s['path']}" for s in man.get("sinks", []) if s.get("step") in state]
+    from .manifest import sink_shown
+    lines += [f"written to {sink_shown(s)}" for s in man.get("sinks", []) if s.get("step") in state]
     return lines
 
 

@@ -23,3 +23,24 @@ def read_manifest(out: Path | str) -> dict:
         raise UserError(f"{path} is not a run's manifest (it has no `nodes` and `sinks` lists); "
                         f"re-run the recipe to write it again")
     return man
+
+
+def sink_files(sink: dict) -> list[str]:
+    """The files a sink of the manifest wrote: its shards (`shards=`, `shard_rows=`), or its path."""
+    return [f["path"] for f in sink.get("files") or []] or [sink["path"]]
+
+
+def sink_shown(sink: dict, inside: bool = False) -> str:
+    """A sink's file as a person reads it: a sharded sink's files as one pattern
+    (`out/train-*-of-00004.parquet`, the glob the Hub's `data_files` takes); `inside`: the
+    path inside --out (`train-*-of-00004.parquet`), as the recipe names it."""
+    from pathlib import PurePosixPath
+    files = sink_files(sink)
+    shown = sink["path"]
+    if sink.get("files"):
+        n = len(files)
+        shown = files[0].replace(f"-00000-of-{n:05d}", f"-*-of-{n:05d}", 1)
+    if not inside:
+        return shown
+    # manifests before session 39 have no `file`: the name alone
+    return str(PurePosixPath(sink["file"]).parent / Path(shown).name) if sink.get("file") else Path(shown).name

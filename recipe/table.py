@@ -51,6 +51,21 @@ class Table(ABC):
         for s in range(0, t.num_rows, size):
             yield t.slice(s, size)
 
+    def range_batches(self, cols: Sequence[str], size: int, start: int, stop: int) -> Iterator[pa.Table]:
+        """`batches` of the rows at positions start..stop-1 (an engine that can seek overrides it)."""
+        at = 0
+        for b in self.batches(cols, size):
+            lo, hi = max(start - at, 0), min(stop - at, b.num_rows)
+            at += b.num_rows
+            if hi > lo:
+                yield b.slice(lo, hi - lo)
+            if at >= stop:
+                return
+
+    def rows_between(self, start: int, stop: int) -> Table:
+        """The rows at positions start..stop-1, as a table a writer streams (a sink's shard)."""
+        return RowRange(self, start, stop)
+
     def map_blocks(self, fn: Callable, cols: Sequence[str], *args, size: int = 8192) -> Iterator:
         """`fn(block, *args)` for each block of the given columns (an Arrow table of
         consecutive rows), results in table order: row-local work a kernel wants spread over
@@ -142,6 +157,27 @@ class Table(ABC):
                 except ValueError:
                     pass
         return out
+
+
+class RowRange(Table):
+    """Consecutive rows of a table (`Table.rows_between`), read through its `range_batches`."""
+
+    def __init__(self, table: Table, start: int, stop: int):
+        self.table, self.start, self.stop = table, start, stop
+        self.name = table.name
+
+    def columns(self) -> list[str]:
+        return self.table.columns()
+
+    def count(self) -> int:
+        return max(0, min(self.stop, self.table.count()) - self.start)
+
+    def arrow(self, cols: Sequence[str]) -> pa.Table:
+        parts = list(self.batches(cols))
+        return pa.concat_tables(parts) if parts else self.table.arrow(cols).slice(0, 0)
+
+    def batches(self, cols: Sequence[str], size: int = 20_000) -> Iterator[pa.Table]:
+        yield from self.table.range_batches(cols, size, self.start, self.stop)
 
 
 def source_column(column: str) -> str:

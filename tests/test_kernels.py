@@ -71,6 +71,17 @@ def test_map_blocks_covers_every_row_in_order(eng):
         assert [x for p in parts for x in p] == t.texts(col)
 
 
+@pytest.mark.parametrize("start, stop", [(0, 23), (3, 12), (7, 14), (20, 40), (5, 5)])
+def test_rows_between_reads_only_that_range_in_batches_of_the_size_asked(eng, start, stop):
+    """A sharded sink's rows (`Table.rows_between`): the range in order, in full batches but the
+    last, whatever the engine's blocks (the harness's Ray blocks are 7 rows)."""
+    t = eng.table([row(i, f"q{i}") for i in range(23)])
+    part = t.rows_between(start, stop)
+    got = list(part.batches(["_id", "instruction"], 4))
+    assert [i for b in got for i in b.column("_id").to_pylist()] == [f"s:{i}" for i in range(start, min(stop, 23))]
+    assert all(b.num_rows == 4 for b in got[:-1]) and part.count() == max(0, min(stop, 23) - start)
+
+
 def test_filter_keeps_true_rows_in_order(eng):
     t = eng.table([row(i, "x" * i, n=i if i != 3 else None) for i in range(6)])
     ctx = eng.context()

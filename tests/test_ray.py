@@ -484,6 +484,21 @@ def test_a_head_read_gives_the_same_first_records_on_both_engines(tmp_path, monk
     assert res["ray"].manifest["nodes"][0]["rows_out"] == 11
 
 
+def test_sharded_sinks_are_the_same_on_both_engines(tmp_path):
+    """A shard's rows are read from the blocks that hold them (7-row blocks here: shards of 10
+    and 8 rows cross their bounds); the files are the DuckDB engine's, byte for byte."""
+    data = write_jsonl(tmp_path / "d.jsonl", alpaca_rows(23))
+    res = both(load(f'recipe s\nsource raw = read("{data}")\nkept = raw | filter(length(instruction) > 0)\n'
+                    f'write kept to "p.parquet" (shard_rows=10)\nwrite kept to "a.jsonl" (shards=3)\n'
+                    f'write kept to "c.csv" (shards=2, format="alpaca")\n'), tmp_path)
+    assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
+    assert sorted(outputs(tmp_path / "o-ray")) == sorted(
+        ["set_aside.jsonl"] + [f"p-{i:05d}-of-00003.parquet" for i in range(3)]
+        + [f"a-{i:05d}-of-00003.jsonl" for i in range(3)] + [f"c-{i:05d}-of-00002.csv" for i in range(2)])
+    assert counts(res["ray"].manifest) == counts(res["duckdb"].manifest)
+    assert [[f["rows"] for f in s["files"]] for s in res["ray"].manifest["sinks"]] == [[10, 10, 3], [7, 8, 8], [11, 12]]
+
+
 def test_redacted_and_normalized_turns_are_the_same_on_both_engines(tmp_path, monkeypatch):
     """`redact` (and `normalize`, through the same rewriting, and `split_turns`) rewrites `messages` (several turns, a system prompt), `instruction`, `response`
     and an alpaca `input` column: Ray's blocks (two-turn conversations stored as a flag) must

@@ -122,6 +122,26 @@ class RayTable(Table):
         if n:
             yield pa.concat_tables(buf, promote_options="permissive")
 
+    def range_batches(self, cols: Sequence[str], size: int, start: int, stop: int) -> Iterator[pa.Table]:
+        """Only the blocks that hold rows start..stop-1 are read; batches of `size` rows across
+        block bounds, as `batches` cuts them (a Parquet sink's row groups follow them)."""
+        offs = self.offsets()
+        buf, n = [], 0
+        for f, a, b in zip(self.files(), offs[:-1], offs[1:]):
+            if b <= start or a >= stop:
+                continue
+            t = rb.read_block(f, list(cols) or None)
+            buf.append(t.slice(max(start - a, 0), min(stop, b) - max(start, a)))
+            n += buf[-1].num_rows
+            if n >= size:
+                t = pa.concat_tables(buf, promote_options="permissive")
+                whole = t.num_rows - t.num_rows % size
+                for i in range(0, whole, size):
+                    yield t.slice(i, size)
+                buf, n = ([t.slice(whole)], t.num_rows - whole) if t.num_rows > whole else ([], 0)
+        if n:
+            yield pa.concat_tables(buf, promote_options="permissive")
+
     def map_blocks(self, fn, cols, *args, size: int = 8192):
         """A task per block (reading only `cols`), results fetched in order."""
         import ray

@@ -15,6 +15,7 @@ from ..faults import atomic_file, atomic_write, fault  # noqa: F401  (re-exporte
 from ..plan import Plan, finished, status
 from ..ui import Reporter, n_rows  # noqa: F401  (Reporter re-exported: callers import it from here)
 from ..io.json_lines import joined, set_aside_records
+from ..manifest import sink_files
 from ..io.formats import left_out
 from ..table import KernelContext
 from .writers import finite, safe_sink_path, write_sink
@@ -143,23 +144,32 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
                      "rows_out": n_out, "rows_set_aside": n_aside, "seconds": round(secs, 3),
                      "cached": False, "info": ctx.info, "why": why})
     # outputs
-    stale = _stale_outputs(out_dir, [safe_sink_path(out_dir, s["path"]) for s in plan.sinks])
+    tables = [store.table_of(step_fp[s["step"]]) for s in plan.sinks]
+    files = [_sink_files(safe_sink_path(out_dir, s["path"]), t, s["options"]) for s, t in zip(plan.sinks, tables)]
+    stale = _stale_outputs(out_dir, [p for f in files for p, _ in f])
     for f in stale:
         reporter.log(f"  warning: {f} is an earlier run's output that this run does not write; its manifest "
                      f"is replaced: remove the file or use another --out")
     sinks = []
     aside_lines = []
     sink_warnings: list[str] = []
-    for s in plan.sinks:
-        path = safe_sink_path(out_dir, s["path"])
+    for s, table, parts in zip(plan.sinks, tables, files):
         nulled: list = []
         dropped: Counter = Counter()
-        table = store.table_of(step_fp[s["step"]])
-        n, rejected = write_sink(table, path, s["format"], s["options"], atomic_write, nulled, dropped)
+        n, rejected, shards = 0, [], []
+        for path, part in parts:  # one file, or a shard per range of rows
+            k, rej = write_sink(part, path, s["format"], s["options"], atomic_write, nulled, dropped)
+            n += k
+            rejected += rej
+            shards.append({"path": str(path), "rows": k})
+        path = Path(shards[0]["path"]) if len(shards) == 1 else safe_sink_path(out_dir, s["path"])
         # a format's record has no place for other columns unless `columns=` names them: said
         left = left_out(s["format"], table.columns(), s["options"].get("columns"))
-        sinks.append({"name": s["name"], "step": s["step"], "path": str(path), "format": s["format"] or "jsonl", "rows": n,
-                      "rows_not_written": len(rejected)} | ({"rows_with_nan_as_null": len(nulled)} if nulled else {})
+        sinks.append({"name": s["name"], "step": s["step"], "path": shards[0]["path"], "file": s["path"],
+                      "format": s["format"] or "jsonl",
+                      "rows": n, "rows_not_written": len(rejected)}
+                     | ({"files": shards} if _sharded(s["options"]) else {})
+                     | ({"rows_with_nan_as_null": len(nulled)} if nulled else {})
                      | ({"columns_not_written": left} if left else {}))
         if nulled:
             sink_warnings.append(f"write {s['path']}: {len(nulled)} row(s) held NaN or infinite numbers, written as "
@@ -172,8 +182,10 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
             reporter.log(f"  warning: {sink_warnings[-1]}")
         aside_lines += [json.dumps({"_id": rid, "node": f"write {s['path']}", "reason": why}, ensure_ascii=False)
                         for rid, why in rejected]
-        reporter.log(f"  wrote {n_rows(n)} to {path}" + (f" ({len(rejected)} not written: {s['format']} cannot hold them; "
-                                                       f"each is in set_aside.jsonl)" if rejected else ""))
+        reporter.log(f"  wrote {n_rows(n)} to {path}" + (f" in {len(shards)} files ({Path(shards[0]['path']).name}, ...)"
+                                                        if len(shards) > 1 else "")
+                     + (f" ({len(rejected)} not written: {s['format']} cannot hold them; "
+                        f"each is in set_aside.jsonl)" if rejected else ""))
         if left:
             reporter.log(f"  {s['format']} leaves out the columns " + ", ".join(f"`{c}`" for c in left[:8])
                          + (f" and {len(left) - 8} more" if len(left) > 8 else "")
@@ -205,13 +217,34 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
     return RunResult(out_dir, manifest, rows)
 
 
+def _sharded(options: dict) -> bool:
+    return bool(options.get("shards") or options.get("shard_rows"))
+
+
+def _sink_files(path: Path, table, options: dict) -> list[tuple[Path, object]]:
+    """The files a sink writes and the rows of each: the whole table at `path`, or with
+    `shards=`/`shard_rows=` consecutive ranges of rows, as equal as they divide, at the Hub's
+    shard names (`train-00000-of-00004.parquet`); a sharded sink's files are named so even
+    when there is one."""
+    from ..io.sinks import shard_count, shard_path
+    if not _sharded(options):
+        return [(path, table)]
+    rows = table.count()
+    n = shard_count(rows, options.get("shards"), options.get("shard_rows"))
+    if options.get("shard_rows"):
+        cuts = [min(i * options["shard_rows"], rows) for i in range(n + 1)]
+    else:
+        cuts = [i * rows // n for i in range(n + 1)]
+    return [(shard_path(path, i, n), table.rows_between(cuts[i], cuts[i + 1])) for i in range(n)]
+
+
 def _stale_outputs(out_dir: Path, writing: list[Path]) -> list[str]:
     """Sinks of the run whose manifest is in `out_dir` (and files it named as stale) that
     this run does not write and that are still there: files with no manifest once this one
     replaces it. The new manifest names them too, so each later run says so again."""
     try:
         old = json.loads((out_dir / "manifest.json").read_text())
-        paths = [Path(s["path"]) for s in old.get("sinks", [])] + [Path(p) for p in old.get("stale_outputs", [])]
+        paths = [Path(p) for s in old.get("sinks", []) for p in sink_files(s)] + [Path(p) for p in old.get("stale_outputs", [])]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return []
     mine = {p.resolve() for p in writing}

@@ -51,3 +51,21 @@ def sink_shape(path: str, fmt: str | None) -> str:
     if container and packed:
         container += f", {SINK_COMPRESSIONS[packed]}-compressed"
     return f"{shape}, {container}" if container else shape
+
+
+def shard_count(rows: int, shards: int | None, shard_rows: int | None) -> int:
+    """How many files a sink of `rows` rows is written as: `shards` (no more than there are rows),
+    or enough of `shard_rows` rows each; at least one."""
+    if shard_rows:
+        return max(1, -(-rows // shard_rows))
+    return max(1, min(shards or 1, rows))
+
+
+def shard_path(path: str | Path, i: int, n: int) -> Path:
+    """The i-th of n files of a sharded sink, named as the Hugging Face Hub names a split's
+    shards: `train.parquet` -> `train-00000-of-00004.parquet` (`a.jsonl.gz` -> `a-00000-of-00004.jsonl.gz`)."""
+    p = Path(path)
+    kind, packed = sink_kind(p)
+    ext = kind + (packed or "")
+    stem = p.name[: len(p.name) - len(ext)] if ext and p.name.lower().endswith(ext) else p.stem
+    return p.with_name(f"{stem}-{i:05d}-of-{n:05d}{p.name[len(stem):]}")

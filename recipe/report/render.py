@@ -59,7 +59,9 @@ def _funnel(man: dict) -> str:
     fig.update_layout(barmode="group", title="rows out, set aside and created, per step")
     rows = "".join(f"<tr><td>{_e(n['name'])}</td><td>{_e(n['op'])}</td><td>{n['rows_in']:,}</td>"
                    f"<td>{n['rows_out']:,}</td><td>{n['rows_set_aside']:,}</td></tr>" for n in nodes)
-    sinks = "".join(f"<li><code>{_e(s['path'])}</code>: {s['rows']:,} rows ({_e(sink_shape(s['path'], s['format']).removeprefix('rows, '))})</li>"
+    from ..manifest import sink_shown
+    sinks = "".join(f"<li><code>{_e(sink_shown(s))}</code>: {s['rows']:,} rows ({_e(sink_shape(s['path'], s['format']).removeprefix('rows, '))}"
+                    + (f", {len(s['files'])} files" if s.get("files") else "") + ")</li>"
                     for s in man.get("sinks", []))
     return (_fig(fig, "funnel-chart") + "<table><tr><th>step</th><th>op</th><th>rows in</th><th>rows out</th>"
             f"<th>set aside</th></tr>{rows}</table><p>written:</p><ul>{sinks}</ul>")
