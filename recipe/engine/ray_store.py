@@ -109,6 +109,14 @@ class RayStore:
         st.dir, st._lock_fh, st._pending = st.root / "ray", None, None
         return st
 
+    def write_files(self, parts: list, fmt: str | None, options: dict) -> list:
+        """A sharded sink's files, a task each (`run._write_one` over the rows `RayTable.rows_between`
+        reads from the blocks): the workers write them side by side, not the driver one by one.
+        On a cluster --out must be storage every node sees, as the cache is."""
+        from .ray_table import gather, remote
+        from .run import _write_one
+        return gather([remote(_write_one).remote(part, path, fmt, options) for path, part in parts])
+
     def _t(self, fp: str) -> Path:
         return self.dir / f"t_{fp[:24]}"
 

@@ -157,10 +157,15 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
         nulled: list = []
         dropped: Counter = Counter()
         n, rejected, shards = 0, [], []
-        for path, part in parts:  # one file, or a shard per range of rows
-            k, rej = write_sink(part, path, s["format"], s["options"], atomic_write, nulled, dropped)
+        # one file, or a shard per range of rows (on Ray each shard is a task's)
+        write = getattr(store, "write_files", None) if len(parts) > 1 else None
+        done = write(parts, s["format"], s["options"]) if write else \
+            [_write_one(part, path, s["format"], s["options"]) for path, part in parts]
+        for (path, _), (k, rej, nul, drop) in zip(parts, done):
             n += k
             rejected += rej
+            nulled += nul
+            dropped.update(drop)
             shards.append({"path": str(path), "rows": k})
         path = Path(shards[0]["path"]) if len(shards) == 1 else safe_sink_path(out_dir, s["path"])
         # a format's record has no place for other columns unless `columns=` names them: said
@@ -215,6 +220,15 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
     reporter.summary(rows)
     reporter.stats(rows)
     return RunResult(out_dir, manifest, rows)
+
+
+def _write_one(table, path: Path, fmt: str | None, options: dict) -> tuple[int, list, list, Counter]:
+    """One sink file: (rows written, rows the format cannot hold, rows whose NaN went null,
+    turn fields dropped); a module-level function, so an engine may run it in a worker."""
+    nulled: list = []
+    dropped: Counter = Counter()
+    n, rejected = write_sink(table, path, fmt, options, atomic_write, nulled, dropped)
+    return n, rejected, nulled, dropped
 
 
 def _sharded(options: dict) -> bool:
