@@ -2,6 +2,8 @@
 so reformatting or moving lines shows nothing and a changed threshold shows one line."""
 from __future__ import annotations
 
+import json
+
 from .ir import Recipe
 
 
@@ -46,10 +48,15 @@ def diff(a: Recipe, b: Recipe) -> list[str]:
                     before = _short(pa[k]) if k in pa else unset
                     after = _short(qa[k]) if k in qa else unset
                     out.append(f"~ step {step} {k}: {before} -> {after}")
-    sa = [s.to_json() for s in a.sinks]
-    sb = [s.to_json() for s in b.sinks]
-    out += [f"- write {s['input']} to {_short(s['path'])}" for s in sa if s not in sb]
-    out += [f"+ write {s['input']} to {_short(s['path'])}" for s in sb if s not in sa]
+    # a sink is the node and the file it writes; its options (format, columns, shards) change in place
+    sa = {(s["input"], json.dumps(s["path"])): s for s in (x.to_json() for x in a.sinks)}
+    sb = {(s["input"], json.dumps(s["path"])): s for s in (x.to_json() for x in b.sinks)}
+    out += [f"- write {s['input']} to {_short(s['path'])}" for k, s in sa.items() if k not in sb]
+    out += [f"+ write {s['input']} to {_short(s['path'])}" for k, s in sb.items() if k not in sa]
+    for k in (k for k in sa if k in sb and sa[k] != sb[k]):
+        oa, ob = dict(map(tuple, sa[k]["options"])), dict(map(tuple, sb[k]["options"]))
+        out += [f"~ write {k[0]} to {_short(sa[k]['path'])} {o}: {_short(oa[o]) if o in oa else '(default)'} -> "
+                f"{_short(ob[o]) if o in ob else '(default)'}" for o in sorted(set(oa) | set(ob)) if oa.get(o) != ob.get(o)]
     return out
 
 

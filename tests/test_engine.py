@@ -238,6 +238,11 @@ def test_diff_reports_meaning_not_layout(tmp_path, capsys):
     c.write_text(q.read_text().replace("derive(", 'derive(system = "Be brief.", ', 1))
     main(["diff", str(q), str(c)])
     assert capsys.readouterr().out.splitlines() == ["~ step clean/derive system: (none) -> 'Be brief.'"]
+    # a sink's options change in place (it was a removed and an added sink, the same line twice)
+    s = tmp_path / "s.recipe"
+    s.write_text(q.read_text().replace('"picked.jsonl"', '"picked.jsonl" (shards=2)'))
+    main(["diff", str(q), str(s)])
+    assert capsys.readouterr().out.splitlines() == ["~ write picked to 'picked.jsonl' shards: (default) -> 2"]
 
 
 def test_facility_location_mode_auto_switches_to_knn_above_the_row_limit(tmp_path, monkeypatch):
