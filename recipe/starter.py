@@ -107,7 +107,7 @@ def starter_text(name: str, data: str, facts: dict, languages: dict | None = Non
     dup = (inst.get("exact_duplicates") if on == "instruction"
            else (facts.get("near_duplicates") or {}).get("conversation_exact"))
     lines.append(f"  | dedupe(method=\"exact\", on={on})  # the same {_what(on)} twice"
-                 + (f": {dup:,} in the rows read" if dup else ""))
+                 + (f": {dup:,} in the rows read" if dup else ": none in the rows read" if dup is not None else ""))
     lines.append(_near_step(on, facts, ask, rows, dup or 0))
     if not answered:
         cols = {c["name"]: c["type"] for c in facts.get("columns", [])}

@@ -43,7 +43,7 @@ def test_a_near_duplicate_step_that_would_take_most_rows_is_left_commented_out(t
             for i in range(8)]
     rows += [{"instruction": t, "output": "ok"} for t in ("Name a prime number.", "Spell cat backwards.")]
     text = write_starter(str(tmp_path / "u.recipe"), str(write_jsonl(tmp_path / "u.jsonl", rows)))
-    assert ('  | dedupe(method="exact", on=instruction)  # the same instruction twice\n'
+    assert ('  | dedupe(method="exact", on=instruction)  # the same instruction twice: none in the rows read\n'
             '  # | dedupe(method="minhash", on=instruction, threshold=0.8)  # left out: it would set aside 7 of the '
             '10 rows left (70%), 7 of them answered otherwise than the row each resembles') in text
     assert main(["fmt", "--check", str(tmp_path / "u.recipe")]) == 0
