@@ -12,6 +12,7 @@ joins and sorts, and then only the kept rows.
 """
 from __future__ import annotations
 
+import threading
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -31,25 +32,39 @@ def mask_table(view: str) -> str:
     return "m" + view[1:]
 
 
+_CON_LOCK = threading.RLock()
+
+
 class DuckTable(Table):
     def __init__(self, con, name: str):
         self.con, self.name = con, name
         self._n: int | None = None
 
     def columns(self) -> list[str]:
-        return [r[0] for r in self.con.execute(f"DESCRIBE {q(self.name)}").fetchall() if r[0] != ROW]
+        with _CON_LOCK:
+            return [r[0] for r in self.con.execute(f"DESCRIBE {q(self.name)}").fetchall() if r[0] != ROW]
 
     def count(self) -> int:
         if self._n is None:  # a finished step's rows do not change; a view counts by scanning
-            self._n = self.con.execute(f"SELECT count(*) FROM {q(self.name)}").fetchall()[0][0]
+            with _CON_LOCK:
+                self._n = self.con.execute(f"SELECT count(*) FROM {q(self.name)}").fetchall()[0][0]
         return self._n
 
     def arrow(self, cols: Sequence[str]) -> pa.Table:
-        return arrow_of(self.con.execute(f"SELECT {_sel(cols)} FROM {q(self.name)}"))
+        with _CON_LOCK:
+            return arrow_of(self.con.execute(f"SELECT {_sel(cols)} FROM {q(self.name)}"))
+
+    def _cursor(self):
+        """A cursor of its own (the kernel may write while it reads; a sink's shards are read on
+        threads) in the connection's database; the shared connection is asked under a lock."""
+        with _CON_LOCK:
+            db = self.con.execute("SELECT current_database()").fetchone()[0]
+            cur = self.con.cursor()
+        cur.execute(f"USE {q(db)}")
+        return cur
 
     def batches(self, cols: Sequence[str], size: int = 20_000) -> Iterator[pa.Table]:
-        cur = self.con.cursor()  # its own cursor: the kernel may write while it reads
-        cur.execute(f"USE {q(self.con.execute('SELECT current_database()').fetchone()[0])}")
+        cur = self._cursor()
         res = cur.execute(f"SELECT {_sel(cols)} FROM {q(self.name)}")
         # fetched in batches of at least 65,536 rows and sliced: DuckDB's cost per batch made
         # 8,192-row batches of text take twice as long (676k P3 rows: 1.05 s against 0.59 s)
@@ -60,8 +75,7 @@ class DuckTable(Table):
     def range_batches(self, cols: Sequence[str], size: int, start: int, stop: int) -> Iterator[pa.Table]:
         # DuckDB keeps a table's and a view's order (preserve_insertion_order): OFFSET skips the
         # earlier rows without handing them to Python
-        cur = self.con.cursor()
-        cur.execute(f"USE {q(self.con.execute('SELECT current_database()').fetchone()[0])}")
+        cur = self._cursor()
         res = cur.execute(f"SELECT {_sel(cols)} FROM {q(self.name)} LIMIT ? OFFSET ?", [max(stop - start, 0), start])
         for t in arrow_batches(res, max(size, 65_536)):
             for i in range(0, t.num_rows, size):

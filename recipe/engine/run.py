@@ -159,8 +159,7 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
         n, rejected, shards = 0, [], []
         # one file, or a shard per range of rows (on Ray each shard is a task's)
         write = getattr(store, "write_files", None) if len(parts) > 1 else None
-        done = write(parts, s["format"], s["options"]) if write else \
-            [_write_one(part, path, s["format"], s["options"]) for path, part in parts]
+        done = write(parts, s["format"], s["options"]) if write else _write_side_by_side(parts, s)
         for (path, _), (k, rej, nul, drop) in zip(parts, done):
             n += k
             rejected += rej
@@ -229,6 +228,16 @@ def _write_one(table, path: Path, fmt: str | None, options: dict) -> tuple[int, 
     dropped: Counter = Counter()
     n, rejected = write_sink(table, path, fmt, options, atomic_write, nulled, dropped)
     return n, rejected, nulled, dropped
+
+
+def _write_side_by_side(parts: list, sink: dict) -> list:
+    """A sink's files on threads, a few at a time (the JSON text is built by compiled loops that
+    release the GIL, and each file reads its rows through a cursor of its own)."""
+    if len(parts) == 1:
+        return [_write_one(parts[0][1], parts[0][0], sink["format"], sink["options"])]
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(max_workers=min(len(parts), os.cpu_count() or 1)) as pool:
+        return list(pool.map(lambda pp: _write_one(pp[1], pp[0], sink["format"], sink["options"]), parts))
 
 
 def _sharded(options: dict) -> bool:
