@@ -16,6 +16,7 @@ VALUE = {"anyOf": [SCALAR, {"type": "array"}]}
 
 def build_schema() -> dict:
     from .. import ops
+    from ..check_io import SINK_OPTIONS, SOURCE_OPTIONS
     op_items = []
     for name in ops.names():
         spec = ops.get(name)
@@ -53,7 +54,8 @@ def build_schema() -> dict:
                 "additionalProperties": VALUE}},
             "sources": {"type": "object", "additionalProperties": {
                 "type": "object", "required": ["read"],
-                "properties": {"read": {"type": "string"}, "format": {"type": "string"}},
+                "properties": {"read": {"type": "string"}, "format": {"type": "string", "description": SOURCE_OPTIONS["format"]},
+                               **{k: {**VALUE, "description": v} for k, v in SOURCE_OPTIONS.items() if k != "format"}},
                 "additionalProperties": VALUE}},
             "steps": {"type": "object", "additionalProperties": {
                 "type": "object", "additionalProperties": False,
@@ -61,7 +63,9 @@ def build_schema() -> dict:
                                "ops": {"type": "array", "items": {"anyOf": op_items}}}}},
             "sinks": {"type": "array", "items": {
                 "type": "object", "required": ["input", "write"],
-                "properties": {"input": NAME, "write": {"type": "string"}},
+                # the options' descriptions, for editors (a value may be a `${param}`, so no types)
+                "properties": {"input": NAME, "write": {"type": "string"},
+                               **{k: {**VALUE, "description": v} for k, v in SINK_OPTIONS.items()}},
                 "additionalProperties": VALUE}},
         },
     }
