@@ -151,7 +151,8 @@ def _near(table, facts: dict, threshold: float, raw: bool) -> dict:
     """Rows MinHash dedupe (its defaults) would set aside at `threshold`: on the instruction
     (a raw row's prompt column), and on the whole conversation when some rows have several
     turns; and how many of the instruction's near-duplicates (exact copies apart) are answered
-    otherwise than the row each resembles (questions on one long passage look alike to MinHash)."""
+    otherwise than the row each resembles (questions on one long passage, or instances under one
+    long task definition, look alike to MinHash)."""
     from .algorithms.shingles import normalised_keys
     ask, answer = conversation_columns(facts) if raw else ("instruction", "response")
     out: dict = {"threshold": threshold}

@@ -143,8 +143,8 @@ def _near_step(on: str, facts: dict, ask: str | None, rows: int, exact: int) -> 
         return f"  | {step}  # {what}: " + (f"{n:,} more in the rows read" if n else "none in the rows read")
     other = nd.get("answered_otherwise") if on != "conversation" else None
     return (f"  # | {step}  # left out: it would set aside {n:,} of the {left:,} rows left ({100 * n / left:.0f}%)"
-            + (f", {other:,} of them answered otherwise than the row each resembles (questions on one long "
-               f"passage look alike)" if other else "")
+            + (f", {other:,} of them answered otherwise than the row each resembles (rows that share a long "
+               f"text, a passage or a task's definition, look alike)" if other else "")
             + "; remove the first `#` if they are copies")
 
 
