@@ -167,6 +167,8 @@ def _ray(r: Path, report: CacheReport, prune: bool) -> None:
     if not prune:
         return
     gone = {e.fp[:24] for e in entries if not e.keep} | orphans
+    # pieces of a one-file sink a killed driver left (the cache's lock says no run is writing)
+    shutil.rmtree(r / "sinks", ignore_errors=True)
     for fp in gone:  # the record first: a step without it is unfinished, never read
         if fp in records:
             records[fp][0].unlink(missing_ok=True)

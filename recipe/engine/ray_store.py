@@ -117,6 +117,45 @@ class RayStore:
         from .run import _write_one
         return gather([remote(_write_one).remote(part, path, fmt, options) for path, part in parts])
 
+    def write_joined(self, table, path: Path, fmt: str | None, options: dict):
+        """A one-file JSON-lines sink (uncompressed: each line stands alone, so pieces written
+        apart and joined are the file written whole), its rows cut into a piece per CPU that
+        tasks write beside the cache, joined into the file by the driver as bytes: the rows
+        never pass through the driver as values. None where the sink is not such a file or
+        too small to split (the caller writes it whole)."""
+        import ray
+        from ..faults import atomic_file
+        from .ray_table import gather, remote
+        from .run import _write_one
+        from ..io.sinks import sink_kind
+        if sink_kind(path) != (".jsonl", None) or not hasattr(table, "files"):
+            return None
+        n = table.count()
+        k = max(1, min(int(ray.available_resources().get("CPU", 1)), len(table.files())))
+        if k < 2 or n < 2 * self.block_rows:
+            return None
+        cuts = [i * n // k for i in range(k + 1)]
+        tmp = Path(self.dir / "sinks")
+        tmp.mkdir(exist_ok=True)
+        pieces = [tmp / f"{path.name}.{os.getpid()}.{i}.jsonl" for i in range(k)]
+        try:
+            done = gather([remote(_write_one).remote(table.rows_between(cuts[i], cuts[i + 1]), pieces[i], fmt, options)
+                           for i in range(k)])
+            with atomic_file(path, "wb") as fh:
+                for p in pieces:
+                    with open(p, "rb") as src:
+                        shutil.copyfileobj(src, fh, 1 << 22)
+        finally:
+            for p in pieces:
+                p.unlink(missing_ok=True)
+        n_rows, rejected, nulled, dropped = 0, [], [], None
+        for d in done:
+            n_rows += d[0]
+            rejected += d[1]
+            nulled += d[2]
+            dropped = d[3] if dropped is None else dropped + d[3]
+        return n_rows, rejected, nulled, dropped
+
     def _t(self, fp: str) -> Path:
         return self.dir / f"t_{fp[:24]}"
 

@@ -157,9 +157,12 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
         nulled: list = []
         dropped: Counter = Counter()
         n, rejected, shards = 0, [], []
-        # one file, or a shard per range of rows (on Ray each shard is a task's)
+        # one file, or a shard per range of rows (on Ray each shard is a task's, and a JSON-lines
+        # file is written in pieces by tasks and joined)
         write = getattr(store, "write_files", None) if len(parts) > 1 else None
-        done = write(parts, s["format"], s["options"]) if write else _write_side_by_side(parts, s)
+        in_pieces = getattr(store, "write_joined", None) if len(parts) == 1 else None
+        whole = in_pieces(parts[0][1], parts[0][0], s["format"], s["options"]) if in_pieces else None
+        done = write(parts, s["format"], s["options"]) if write else [whole] if whole else _write_side_by_side(parts, s)
         for (path, _), (k, rej, nul, drop) in zip(parts, done):
             n += k
             rejected += rej
