@@ -165,7 +165,7 @@ def _near(table, facts: dict, threshold: float, raw: bool) -> dict:
     for on in ons:
         labels, _ = table.minhash_labels(on, threshold, 5, "char", 256, 0)
         out[on] = int(len(labels) - len(np.unique(labels)))
-        if on == "conversation":  # what the exact step on it leaves (the texts' table has the instruction's)
+        if on == "conversation":  # the exact step on it sets these aside first (`_facts` counts the instruction's)
             out["conversation_exact"] = _repeats([keys(on)])
         elif answer and out[on]:
             asked, answers = keys(ask), keys(answer)

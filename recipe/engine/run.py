@@ -157,13 +157,7 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
         nulled: list = []
         dropped: Counter = Counter()
         n, rejected, shards = 0, [], []
-        # one file, or a shard per range of rows (on Ray each shard is a task's, and a JSON-lines
-        # file is written in pieces by tasks and joined)
-        write = getattr(store, "write_files", None) if len(parts) > 1 else None
-        in_pieces = getattr(store, "write_joined", None) if len(parts) == 1 else None
-        whole = in_pieces(parts[0][1], parts[0][0], s["format"], s["options"]) if in_pieces else None
-        done = write(parts, s["format"], s["options"]) if write else [whole] if whole else _write_side_by_side(parts, s)
-        for (path, _), (k, rej, nul, drop) in zip(parts, done):
+        for (path, _), (k, rej, nul, drop) in zip(parts, _write_files(store, parts, s)):
             n += k
             rejected += rej
             nulled += nul
@@ -231,6 +225,20 @@ def _write_one(table, path: Path, fmt: str | None, options: dict) -> tuple[int, 
     dropped: Counter = Counter()
     n, rejected = write_sink(table, path, fmt, options, atomic_write, nulled, dropped)
     return n, rejected, nulled, dropped
+
+
+def _write_files(store, parts: list, sink: dict) -> list:
+    """Each of a sink's files written (one, or a shard per range of rows), as `_write_one`
+    returns: on Ray each shard is a task's and a JSON-lines file is written in pieces by tasks
+    and joined; here, shards on threads."""
+    fmt, options = sink["format"], sink["options"]
+    if len(parts) > 1 and hasattr(store, "write_files"):
+        return store.write_files(parts, fmt, options)
+    if len(parts) == 1 and hasattr(store, "write_joined"):
+        whole = store.write_joined(parts[0][1], parts[0][0], fmt, options)
+        if whole is not None:
+            return [whole]
+    return _write_side_by_side(parts, sink)
 
 
 def _write_side_by_side(parts: list, sink: dict) -> list:
