@@ -64,22 +64,23 @@ class DuckTable(Table):
         return cur
 
     def batches(self, cols: Sequence[str], size: int = 20_000) -> Iterator[pa.Table]:
-        cur = self._cursor()
-        res = cur.execute(f"SELECT {_sel(cols)} FROM {q(self.name)}")
+        yield from self._stream(f"SELECT {_sel(cols)} FROM {q(self.name)}", [], size, at_least_one=True)
+
+    def _stream(self, sql: str, args: list, size: int, at_least_one: bool = False) -> Iterator[pa.Table]:
+        """A query's rows through a cursor of its own, `size` at a time (`at_least_one`: an
+        empty result still yields one empty table, which carries the columns)."""
+        res = self._cursor().execute(sql, args)
         # fetched in batches of at least 65,536 rows and sliced: DuckDB's cost per batch made
         # 8,192-row batches of text take twice as long (676k P3 rows: 1.05 s against 0.59 s)
         for t in arrow_batches(res, max(size, 65_536)):
-            for i in range(0, max(t.num_rows, 1), size):
+            for i in range(0, max(t.num_rows, 1 if at_least_one else 0), size):
                 yield t.slice(i, size)
 
     def range_batches(self, cols: Sequence[str], size: int, start: int, stop: int) -> Iterator[pa.Table]:
         # DuckDB keeps a table's and a view's order (preserve_insertion_order): OFFSET skips the
         # earlier rows without handing them to Python
-        cur = self._cursor()
-        res = cur.execute(f"SELECT {_sel(cols)} FROM {q(self.name)} LIMIT ? OFFSET ?", [max(stop - start, 0), start])
-        for t in arrow_batches(res, max(size, 65_536)):
-            for i in range(0, t.num_rows, size):
-                yield t.slice(i, size)
+        yield from self._stream(f"SELECT {_sel(cols)} FROM {q(self.name)} LIMIT ? OFFSET ?",
+                                [max(stop - start, 0), start], size)
 
     def row_ids(self) -> np.ndarray:
         """The `_row` value of each position."""

@@ -108,23 +108,11 @@ class RayTable(Table):
         return pa.concat_tables(parts, promote_options="permissive")
 
     def batches(self, cols: Sequence[str], size: int = 20_000) -> Iterator[pa.Table]:
-        buf, n = [], 0
-        for f in self.files():
-            for b in rb.read_block(f, list(cols) or None).to_batches(max_chunksize=size):
-                buf.append(pa.Table.from_batches([b]))
-                n += b.num_rows
-                if n >= size:
-                    t = pa.concat_tables(buf, promote_options="permissive")
-                    for s in range(0, t.num_rows - t.num_rows % size, size):
-                        yield t.slice(s, size)
-                    rest = t.slice(t.num_rows - t.num_rows % size)
-                    buf, n = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
-        if n:
-            yield pa.concat_tables(buf, promote_options="permissive")
+        yield from self.range_batches(cols, size, 0, self.count())
 
     def range_batches(self, cols: Sequence[str], size: int, start: int, stop: int) -> Iterator[pa.Table]:
         """Only the blocks that hold rows start..stop-1 are read; batches of `size` rows across
-        block bounds, as `batches` cuts them (a Parquet sink's row groups follow them)."""
+        block bounds, the last one shorter (a Parquet sink's row groups follow them)."""
         offs = self.offsets()
         buf, n = [], 0
         for f, a, b in zip(self.files(), offs[:-1], offs[1:]):
