@@ -135,7 +135,7 @@ class RayStore:
         if k < 2 or n < 2 * self.block_rows:
             return None
         cuts = [i * n // k for i in range(k + 1)]
-        tmp = Path(self.dir / "sinks")
+        tmp = self.dir / "sinks"
         tmp.mkdir(exist_ok=True)
         pieces = [tmp / f"{path.name}.{os.getpid()}.{i}.jsonl" for i in range(k)]
         try:
@@ -148,13 +148,8 @@ class RayStore:
         finally:
             for p in pieces:
                 p.unlink(missing_ok=True)
-        n_rows, rejected, nulled, dropped = 0, [], [], None
-        for d in done:
-            n_rows += d[0]
-            rejected += d[1]
-            nulled += d[2]
-            dropped = d[3] if dropped is None else dropped + d[3]
-        return n_rows, rejected, nulled, dropped
+        from .run import summed_writes
+        return summed_writes(done)
 
     def _t(self, fp: str) -> Path:
         return self.dir / f"t_{fp[:24]}"

@@ -154,15 +154,9 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
     aside_lines = []
     sink_warnings: list[str] = []
     for s, table, parts in zip(plan.sinks, tables, files):
-        nulled: list = []
-        dropped: Counter = Counter()
-        n, rejected, shards = 0, [], []
-        for (path, _), (k, rej, nul, drop) in zip(parts, _write_files(store, parts, s)):
-            n += k
-            rejected += rej
-            nulled += nul
-            dropped.update(drop)
-            shards.append({"path": str(path), "rows": k})
+        done = _write_files(store, parts, s)
+        n, rejected, nulled, dropped = summed_writes(done)
+        shards = [{"path": str(path), "rows": d[0]} for (path, _), d in zip(parts, done)]
         path = Path(shards[0]["path"]) if len(shards) == 1 else safe_sink_path(out_dir, s["path"])
         # a format's record has no place for other columns unless `columns=` names them: said
         left = left_out(s["format"], table.columns(), s["options"].get("columns"))
@@ -224,6 +218,18 @@ def _write_one(table, path: Path, fmt: str | None, options: dict) -> tuple[int, 
     nulled: list = []
     dropped: Counter = Counter()
     n, rejected = write_sink(table, path, fmt, options, atomic_write, nulled, dropped)
+    return n, rejected, nulled, dropped
+
+
+def summed_writes(done: list) -> tuple[int, list, list, Counter]:
+    """Files' `_write_one` results as one: rows written, then the rows rejected, nulled and
+    the turn fields dropped, in the files' order."""
+    n, rejected, nulled, dropped = 0, [], [], Counter()
+    for k, rej, nul, drop in done:
+        n += k
+        rejected += rej
+        nulled += nul
+        dropped.update(drop)
     return n, rejected, nulled, dropped
 
 
