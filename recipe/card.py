@@ -42,13 +42,19 @@ def card(out: Path, cache_dir: Path | None = None) -> str:
     data = [(name, s) for name, s in files if s.get("format") != "tag_counts"]
     most = max((s["rows"] for _, s in data), default=0)
     langs = _languages(m, [s for _, s in data], cache_dir)
+    configs = hub_configs(data)
     meta = ["---", "configs:"]
-    for name, s in data:
-        meta += [f"- config_name: {_yaml(_config_name(_declared(name, s), [_declared(n, t) for n, t in data]))}",
-                 "  data_files:",
-                 "  - split: train", f"    path: {_yaml(name)}"]
+    for c in configs:
+        meta += [f"- config_name: {_yaml(c['name'])}"] + (["  default: true"] if c.get("default") else []) + ["  data_files:"]
+        for split, name, _ in c["files"]:
+            meta += [f"  - split: {split}", f"    path: {_yaml(name)}"]
     if not data:
         meta[-1] = "configs: []"
+    typed = [c for c in configs if c["features"] is not None]
+    if typed:  # each column's type, so the Hub's loader does not guess it from the first rows
+        import yaml
+        info = [{"config_name": c["name"], "features": c["features"]} for c in typed]
+        meta += ["dataset_info:"] + yaml.safe_dump(info, sort_keys=False, allow_unicode=True, width=1000).splitlines()
     meta += ["size_categories:", f"- {size_category(most)}", "task_categories:", "- text-generation", "tags:",
              "- instruction-tuning", "- recipe"]
     if langs:
@@ -59,9 +65,11 @@ def card(out: Path, cache_dir: Path | None = None) -> str:
                     f"engine, from the recipe at the end of this card"
                     + (f" (`{m['recipe_file']}`)" if m.get("recipe_file") and m["recipe_file"] != "<string>" else "")
                     + f"; recipe hash `{m.get('recipe_hash', '')[:16]}`.", "", "## Files", "",
-                    "| file | from node | rows | format |", "|---|---|---:|---|"]
+                    "| file | from node | rows | format | config / split |", "|---|---|---:|---|---|"]
+    where = {name: f"`{c['name']}` / `{split}`" for c in configs for split, name, _ in c["files"]}
     lines += [f"| `{name}` | `{s['name']}` | {s['rows']:,} | {sink_shape(s['path'], s.get('format'))}"
-              + (f", {len(s['files'])} files" if s.get("files") else "") + " |" for name, s in files]
+              + (f", {len(s['files'])} files" if s.get("files") else "") + f" | {where.get(name, '')} |"
+              for name, s in files]
     aside = sum(n["rows_set_aside"] for n in m["nodes"])
     lines += ["", f"Rows that left a step are in `set_aside.jsonl` ({aside:,}), each with the step and the reason; "
               "`recipe explain --row ID` tells one row's path.", "", "## Sources", "", "| source | path | SHA-256 |",
@@ -87,17 +95,79 @@ def card(out: Path, cache_dir: Path | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _declared(name: str, sink: dict) -> str:
-    """The sink's file name as the recipe writes it (`train.parquet` for its shards)."""
-    return Path(sink.get("file") or name).name
+# the file names the Hub reads as splits (datasets' SPLIT_KEYWORDS), by the split they name
+SPLIT_NAMES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
+               "val": "validation", "dev": "validation", "test": "test", "testing": "test", "eval": "test",
+               "evaluation": "test"}
 
 
-def _config_name(name: str, names: list[str]) -> str:
+def hub_configs(data: list[tuple[str, dict]]) -> list[dict]:
+    """The card's configs: files that name splits (`data/train.jsonl`, `data/test.jsonl`) in
+    one folder, of one container and format, with the same columns, are one config's splits
+    (named by the folder, `default` at the top); any other file is a config of its own, named
+    by the file. Each: {"name", "files": [(split, path, sink)], "features"} (None where a
+    file's columns have no declared types)."""
+    groups: dict = {}
+    for name, s in data:
+        p = Path(s.get("file") or name)  # the path the recipe writes (shards: their sink's)
+        split = SPLIT_NAMES.get(p.name.split(".")[0].lower())
+        key = ("splits", str(p.parent), "".join(p.suffixes), s.get("format")) if split else ("file", name)
+        g = groups.get(key, [])
+        if g and (split in {sp for sp, _, _ in g} or not _fits(g, s)):
+            key = ("file", name)  # two files of one split, or columns that differ: configs apart
+        groups.setdefault(key, []).append((split or "train", name, s))
+    names = [s.get("file") or n for n, s in data]
+    out = []
+    for key, files in groups.items():
+        if len(files) == 1:
+            name = _config_name(files[0][2].get("file") or files[0][1], names)
+        else:
+            name = key[1].replace("/", "_") if key[1] not in ("", ".") else "default"
+        out.append({"name": name, "files": files, "features": _features(files)})
+    seen: set[str] = set()
+    for c in out:  # config names must differ: a later one that repeats an earlier gets a number
+        base, i = c["name"], 2
+        while c["name"] in seen:
+            c["name"], i = f"{base}_{i}", i + 1
+        seen.add(c["name"])
+    if len(out) > 1 and "default" not in seen:  # `load_dataset(repo)` then loads the splits
+        c = next((c for c in out if len(c["files"]) > 1), None)
+        if c is not None:
+            c["default"] = True
+    return out
+
+
+def _fits(files: list, sink: dict) -> bool:
+    """Whether a file can be another split of these files' config: the same columns, or no
+    declared columns for any of them (CSV files')."""
+    feats = [s.get("features") for _, _, s in files] + [sink.get("features")]
+    return all(f is None for f in feats) or _features([(None, None, {"features": f}) for f in feats]) is not None
+
+
+def _features(files: list) -> list | None:
+    """The features the files share (a column null in one takes another's type), or None."""
+    from .io.features import merged
+    feats = [s.get("features") for _, _, s in files]
+    got = feats[0]
+    for f in feats[1:]:
+        got = merged(got, f)
+    return got
+
+
+def _config_name(path: str, paths: list[str]) -> str:
     """A data file's config on the Hub: its name without extensions, unless another file shares
-    that (`x.jsonl` and `x.parquet`), then its whole name; config names must differ (the nodes'
-    names did not: train.jsonl and train.json written from one node were two `train` configs)."""
-    stem = name.split(".")[0]
-    return stem if sum(1 for n in names if n.split(".")[0] == stem) == 1 else name.replace(".", "_")
+    that: then its folder too (`pool/train.jsonl`, `data/train.jsonl`: `pool_train`), or its whole
+    name (`x.jsonl` and `x.parquet`); config names must differ (the nodes' names did not:
+    train.jsonl and train.json written from one node were two `train` configs)."""
+    def stem(p):
+        return Path(p).name.split(".")[0]
+    name = Path(path).name
+    if sum(1 for p in paths if stem(p) == stem(name)) == 1:
+        return stem(name)
+    folder = str(Path(path).parent)
+    if folder != "." and sum(1 for p in paths if stem(p) == stem(name) and str(Path(p).parent) == folder) == 1:
+        return f"{folder.replace('/', '_')}_{stem(name)}"
+    return name.replace(".", "_")
 
 
 def _languages(m: dict, sinks: list, cache_dir: Path | None) -> list[str]:

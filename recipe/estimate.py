@@ -42,7 +42,7 @@ def estimate(plan, store, weights_dir=None) -> dict[str, Estimate]:
             main = len(s.inputs) - len(registry.get(s.op, internal=True).extra_inputs(s.args))
             ins = [out[i].rows_out for i in s.inputs[:main]]
             rows_in = None if any(x is None for x in ins) else float(sum(ins))
-            rows_out = _rows_out(s, rows_in, history)
+            rows_out = _rows_out(s, rows_in, history, ins)
         e = Estimate(rows_in, rows_out)
         rate, e.basis = _rates(s, runs)
         n = rows_out if s.op == "read" else rows_in
@@ -127,10 +127,13 @@ def _count_records(f: Path, headerless: bool) -> int | None:
     return None
 
 
-def _rows_out(step, rows_in, history) -> float | None:
+def _rows_out(step, rows_in, history, ins=()) -> float | None:
     if rows_in is None:
         return None
     a = step.args
+    if step.op == "mix":  # what the op itself would draw from inputs of these sizes
+        from .ops.mix import mix_counts
+        return float(sum(mix_counts([int(x) for x in ins], a["weights"], a.get("k"))))
     if step.op == "limit":
         return min(rows_in, float(a.get("n", rows_in)))
     if step.op in ("sample", "select") and isinstance(a.get("n", a.get("k")), (int, float)):

@@ -73,3 +73,73 @@ def test_run_card_writes_readme(tmp_path):
                         str(tmp_path / "c"), "--card", "-q"], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert (tmp_path / "o" / "README.md").read_text().startswith("---\nconfigs:\n- config_name: \"x\"")
+
+
+def _load_with_datasets(folder, *config, tmp_path):
+    """The folder loaded as the Hub would load the repository: by `datasets`, from its card."""
+    import os
+    datasets = pytest.importorskip("datasets")
+    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "hf")}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        return datasets.load_dataset(str(folder), *config)
+    finally:
+        for k, v in old.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+def test_split_files_are_one_config_and_the_hub_loader_reads_every_column(tmp_path):
+    """`data/train.jsonl` (2 shards) and `data/test.jsonl` are the `train` and `test` splits of
+    one config; every column's type is declared, so `datasets` does not guess it from the first
+    file: a union whose first source lacks `note` leaves it null in the first shard, and the
+    loader failed on the second ("Couldn't cast array of type string to null") until session 40."""
+    a = write_jsonl(tmp_path / "a.jsonl", [{"instruction": f"Question {i} about apples?", "output": f"A{i}"}
+                                           for i in range(12)])
+    b = write_jsonl(tmp_path / "b.jsonl", [{"instruction": f"Question {i} about pears?", "output": f"P{i}",
+                                            "note": f"n{i}", "score": i / 2} for i in range(12)])
+    f = tmp_path / "s.recipe"
+    f.write_text(f'recipe split\nsource a = read("{a}", format="alpaca")\nsource b = read("{b}", format="alpaca")\n'
+                 'pool = union(a, b)\n'
+                 'train = pool | filter(bucket(instruction, 4) > 0)\nheldout = pool | filter(bucket(instruction, 4) == 0)\n'
+                 'write train to "data/train.jsonl" (shards=2)\nwrite heldout to "data/test.jsonl"\n'
+                 'write pool to "alpaca.json" (format="alpaca", columns=["note"])\n')
+    res = load(str(f)).run(out=tmp_path / "out", cache_dir=tmp_path / "cache")
+    rows = {s["file"]: s["rows"] for s in res.manifest["sinks"]}
+    body = card(tmp_path / "out")
+    (tmp_path / "out" / "README.md").write_text(body)
+    meta = yaml.safe_load(body.split("---\n")[1])
+    by_name = {c["config_name"]: c for c in meta["configs"]}
+    assert by_name["data"]["data_files"] == [{"split": "train", "path": "data/train-*-of-00002.jsonl"},
+                                             {"split": "test", "path": "data/test.jsonl"}]
+    assert by_name["data"]["default"] is True and by_name["alpaca"]["data_files"][0]["split"] == "train"
+    types = {c["config_name"]: {f["name"]: f.get("dtype", f.get("list")) for f in c["features"]}
+             for c in meta["dataset_info"]}
+    assert types["data"]["note"] == "string" and types["data"]["score"] == "float64"
+    assert types["data"]["messages"] == [{"name": "role", "dtype": "string"}, {"name": "content", "dtype": "string"}]
+    assert types["alpaca"] == {"instruction": "string", "input": "string", "output": "string", "note": "string"}
+    assert "| `data/test.jsonl` | `heldout` |" in body and "`data` / `test` |" in body
+
+    got = _load_with_datasets(tmp_path / "out", tmp_path=tmp_path)  # the default config: the splits
+    assert {k: v.num_rows for k, v in got.items()} == {"train": rows["data/train.jsonl"], "test": rows["data/test.jsonl"]}
+    assert sum(got["train"]["note"][i] is not None for i in range(got["train"].num_rows)) + \
+        sum(v is not None for v in got["test"]["note"]) == 12
+    assert _load_with_datasets(tmp_path / "out", "alpaca", tmp_path=tmp_path)["train"].num_rows == 24
+
+
+def test_features_say_what_datasets_would_make_of_the_arrow_types():
+    """Each type as `datasets` writes it in a card, and none where a column's values have no
+    one type (DuckDB's JSON)."""
+    import pyarrow as pa
+    datasets = pytest.importorskip("datasets")
+    from recipe.io.features import hub_features, merged
+    schema = pa.schema([("t", pa.string()), ("n", pa.int64()), ("x", pa.float32()), ("ok", pa.bool_()),
+                        ("tags", pa.list_(pa.string())), ("emb", pa.list_(pa.float32(), 4)), ("nil", pa.null()),
+                        ("turns", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+                        ("meta", pa.struct([("a", pa.int32()), ("b", pa.list_(pa.list_(pa.float64())))]))])
+    ours = hub_features(schema)
+    assert datasets.Features._from_yaml_list(ours) == datasets.Features.from_arrow_schema(schema.remove(5)
+                                                                                          .insert(5, pa.field("emb", pa.list_(pa.float32()))))
+    assert hub_features(pa.schema([("j", pa.json_())])) is None and hub_features(None) is None
+    assert merged([{"name": "a", "dtype": "null"}], [{"name": "a", "dtype": "string"}]) == [{"name": "a", "dtype": "string"}]
+    assert merged([{"name": "a", "dtype": "int64"}], [{"name": "a", "dtype": "string"}]) is None

@@ -111,6 +111,18 @@ def test_estimates_rows_and_seconds_from_the_last_run(tmp_path, monkeypatch):
     assert "measured" in est["x/limit"].basis and fmt(est["x/limit"]).startswith("~120 -> ~50 rows")
 
 
+def test_a_mix_is_estimated_at_the_rows_it_would_draw(tmp_path):
+    """`mix` draws k rows (fewer where an input is short), or without k as many as the
+    weights allow: not the sum of its inputs (the plan said 9,590 -> 9,590 for k=600)."""
+    from recipe.estimate import estimate
+    (tmp_path / "a.jsonl").write_text("".join(f'{{"instruction": "a{i}", "output": "x"}}\n' for i in range(30)))
+    (tmp_path / "b.jsonl").write_text("".join(f'{{"instruction": "b{i}", "output": "y"}}\n' for i in range(10)))
+    src = (f'recipe t\nsource a = read("{tmp_path / "a.jsonl"}")\nsource b = read("{tmp_path / "b.jsonl"}")\n'
+           'm = mix(a, b, weights=[0.5, 0.5]{k})\nwrite m to "m.jsonl"\n')
+    rows = {k: estimate(load(src.format(k=k)).plan(), None)["m"].rows_out for k in ("", ", k=12", ", k=30")}
+    assert rows == {"": 20, ", k=12": 12, ", k=30": 25}  # b has 10: 15 + 10 of 30 asked
+
+
 def test_source_rows_are_counted_from_parquet_metadata_and_csv_records(tmp_path):
     """Before a first read: Parquet's row count from its metadata, CSV/TSV records (a quoted
     line break is not a row; a headerless file's first line is one), a JSON array's elements."""

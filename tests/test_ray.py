@@ -44,10 +44,11 @@ def outputs(out: Path) -> dict:
 
 def counts(manifest: dict) -> list:
     """Each step's rows and statistics (a training step's say whether it trained or found its
-    weights already trained: the second engine's run finds them), then the sinks' rows."""
+    weights already trained: the second engine's run finds them), then the sinks' rows and the
+    types of their columns (the dataset card's features)."""
     return [(n["name"], n["rows_in"], n["rows_created"], n["rows_out"], n["rows_set_aside"],
              n.get("stats") if n["op"] != "finetune" else None)
-            for n in manifest["nodes"]] + [(s["name"], s["rows"]) for s in manifest["sinks"]]
+            for n in manifest["nodes"]] + [(s["name"], s["rows"], s.get("features")) for s in manifest["sinks"]]
 
 
 def both(r, tmp_path, runtimes=(None, None), **kw):

@@ -18,6 +18,7 @@ from ..io.json_lines import joined, set_aside_records
 from ..manifest import sink_files
 from ..io.formats import left_out
 from ..table import KernelContext
+from ..io.features import hub_features, unified
 from .writers import finite, safe_sink_path, write_sink
 
 
@@ -155,7 +156,8 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
     sink_warnings: list[str] = []
     for s, table, parts in zip(plan.sinks, tables, files):
         done = _write_files(store, parts, s)
-        n, rejected, nulled, dropped = summed_writes(done)
+        n, rejected, nulled, dropped, shape = summed_writes(done)
+        features = hub_features(shape)
         shards = [{"path": str(path), "rows": d[0]} for (path, _), d in zip(parts, done)]
         path = Path(shards[0]["path"]) if len(shards) == 1 else safe_sink_path(out_dir, s["path"])
         # a format's record has no place for other columns unless `columns=` names them: said
@@ -164,6 +166,7 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
                       "format": s["format"] or "jsonl",
                       "rows": n, "rows_not_written": len(rejected)}
                      | ({"files": shards} if _sharded(s["options"]) else {})
+                     | ({"features": features} if features is not None else {})
                      | ({"rows_with_nan_as_null": len(nulled)} if nulled else {})
                      | ({"columns_not_written": left} if left else {}))
         if nulled:
@@ -212,25 +215,27 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
     return RunResult(out_dir, manifest, rows)
 
 
-def _write_one(table, path: Path, fmt: str | None, options: dict) -> tuple[int, list, list, Counter]:
+def _write_one(table, path: Path, fmt: str | None, options: dict) -> tuple[int, list, list, Counter, object]:
     """One sink file: (rows written, rows the format cannot hold, rows whose NaN went null,
-    turn fields dropped); a module-level function, so an engine may run it in a worker."""
+    turn fields dropped, the Arrow schema of what it holds or None); a module-level function,
+    so an engine may run it in a worker."""
     nulled: list = []
     dropped: Counter = Counter()
-    n, rejected = write_sink(table, path, fmt, options, atomic_write, nulled, dropped)
-    return n, rejected, nulled, dropped
+    shapes: list = []
+    n, rejected = write_sink(table, path, fmt, options, atomic_write, nulled, dropped, shapes)
+    return n, rejected, nulled, dropped, unified(shapes)
 
 
-def summed_writes(done: list) -> tuple[int, list, list, Counter]:
+def summed_writes(done: list) -> tuple[int, list, list, Counter, object]:
     """Files' `_write_one` results as one: rows written, then the rows rejected, nulled and
-    the turn fields dropped, in the files' order."""
+    the turn fields dropped, in the files' order, and one schema for them all."""
     n, rejected, nulled, dropped = 0, [], [], Counter()
-    for k, rej, nul, drop in done:
+    for k, rej, nul, drop, _ in done:
         n += k
         rejected += rej
         nulled += nul
         dropped.update(drop)
-    return n, rejected, nulled, dropped
+    return n, rejected, nulled, dropped, unified(d[4] for d in done if d[0])
 
 
 def _write_files(store, parts: list, sink: dict) -> list:

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..diagnostics import UserError
+from ..io.features import records_schema
 from ..io.formats import KEPT_TURNS, BadRow, from_row, refreshed_turns
 from ..io.sinks import SINK_EXTENSIONS, WRITE_FORMATS, SINK_COMPRESSIONS, sink_extension_problem, sink_kind  # noqa: F401
 
@@ -72,10 +73,12 @@ def _refreshed_batch(b):
 
 
 def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write,
-               nulled: list | None = None, dropped=None) -> tuple[int, list]:
+               nulled: list | None = None, dropped=None, shapes: list | None = None) -> tuple[int, list]:
     """Returns (rows written, [(_id, reason)] for rows the format cannot hold); the ids of
     rows whose NaN or infinite numbers a JSON sink wrote as null go to `nulled`, the turn
-    fields the format has no place for are counted in `dropped` (a Counter: field -> rows).
+    fields the format has no place for are counted in `dropped` (a Counter: field -> rows),
+    the Arrow schemas of what a JSON or Parquet file holds to `shapes` (a batch's each, or
+    None where it has none: `io/features.py` makes the dataset card's features of them).
     The extension chooses the container (JSON lines, a JSON array, parquet, CSV/TSV), the
     format the shape of each record; `columns` picks the columns of jsonl rows, and the
     extra columns carried by the other formats."""
@@ -91,10 +94,12 @@ def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write,
     rejected: list[tuple[str, str]] = []
     if fmt == "tag_counts":
         return _tag_counts(table, path, options.get("column", "tags"), atomic_write), rejected
+    shapes = shapes if shapes is not None else []
     if suffix == ".parquet":
-        return _parquet(table, path, fmt, keep, rejected, dropped), rejected
+        return _parquet(table, path, fmt, keep, rejected, dropped, shapes), rejected
     n = 0
-    if suffix in (".csv", ".tsv"):
+    if suffix in (".csv", ".tsv"):  # CSV holds text: the Hub's loader types it apart
+        shapes.append(None)
         import csv
         fields: dict[str, None] = {}  # pass 1: the header (every field seen, first-seen order)
         for rec in _rows_for(fmt, table, keep, []):
@@ -111,9 +116,11 @@ def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write,
         return n, rejected
     with text_file(path, packed) as fh:  # streamed: memory holds one batch of rows, not the file
         if suffix in (".jsonl", ".json") and fmt == "jsonl":
-            return _json_lines(table, keep, fh, nulled if nulled is not None else [], array=suffix == ".json"), rejected
+            return _json_lines(table, keep, fh, nulled if nulled is not None else [], array=suffix == ".json",
+                               shapes=shapes), rejected
         if suffix == ".json":
             fh.write("[")
+        recs = []
         for rec in _rows_for(fmt, table, keep, rejected, dropped=dropped):
             line = _json_line(rec, nulled if nulled is not None else [])
             if suffix == ".json":
@@ -121,12 +128,19 @@ def write_sink(table, path: Path, fmt: str | None, options: dict, atomic_write,
             else:
                 fh.write(line + "\n")
             n += 1
+            recs.append(rec)
+            if len(recs) == 10_000:
+                shapes.append(records_schema(recs))
+                recs = []
+        if recs:
+            shapes.append(records_schema(recs))
         if suffix == ".json":
             fh.write("\n]\n" if n else "]\n")
     return n, rejected
 
 
-def _json_lines(table, keep: list[str], fh, nulled: list, batch: int = 10_000, array: bool = False) -> int:
+def _json_lines(table, keep: list[str], fh, nulled: list, batch: int = 10_000, array: bool = False,
+                shapes: list | None = None) -> int:
     """Canonical rows as JSON lines (with `array`, a JSON array of one row a line), a batch at a
     time: built by Arrow (`io/json_text.py`) where the batch's columns allow, else row by row;
     the same bytes either way. Everything goes to the text file's byte stream: a flush of the
@@ -147,16 +161,21 @@ def _json_lines(table, keep: list[str], fh, nulled: list, batch: int = 10_000, a
             if bad:  # NaN or infinite numbers, written as null: the rows are named, as `_json_line` does
                 ids = b.column("_id").to_pylist() if "_id" in b.column_names else [None] * b.num_rows
                 nulled += [ids[i] for i in bad]
+            if shapes is not None:
+                shapes.append(b.schema)
             data = text_bytes(lines)
             if array and len(data):  # a JSON text holds no raw newline: each one ends a row
                 data = (b"\n" if n == 0 else b",\n") + bytes(data[:-1]).replace(b"\n", b",\n")
             out.write(data)
             n += b.num_rows
             continue
-        for rec in _rows_for("jsonl", _One(b), keep, []):
+        recs = list(_rows_for("jsonl", _One(b), keep, []))
+        for rec in recs:
             line = _json_line(rec, nulled)
             out.write(((("\n" if n == 0 else ",\n") + line) if array else line + "\n").encode("utf-8"))
             n += 1
+        if shapes is not None:
+            shapes.append(records_schema(recs))
     if array:
         out.write(b"\n]\n" if n else b"]\n")
     return n
@@ -264,7 +283,7 @@ def finite(v):
     return v
 
 
-def _parquet(table, path: Path, fmt: str, keep: list[str], rejected: list, dropped=None) -> int:
+def _parquet(table, path: Path, fmt: str, keep: list[str], rejected: list, dropped=None, shapes=None) -> int:
     """Streamed a batch at a time. Rows in another format than `jsonl` are records whose
     fields vary, so a first pass finds the schema that holds them all."""
     import pyarrow as pa
@@ -309,6 +328,8 @@ def _parquet(table, path: Path, fmt: str, keep: list[str], rejected: list, dropp
         if writer is None:  # no rows: an empty file (with the table's columns, for jsonl)
             writer = pq.ParquetWriter(fh, schema or (_element_named(table.arrow(table.columns()).schema)
                                                      if fmt == "jsonl" and not keep else pa.schema([])))
+        if shapes is not None:
+            shapes.append(writer.schema)
         writer.close()
     return n
 
