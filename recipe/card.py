@@ -13,6 +13,7 @@ column, the card names none rather than guess.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from .diagnostics import UserError
@@ -95,35 +96,53 @@ def card(out: Path, cache_dir: Path | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-# the file names the Hub reads as splits (datasets' SPLIT_KEYWORDS), by the split they name
+# the words in a file name that the Hub reads as a split (datasets' SPLIT_KEYWORDS), by split
 SPLIT_NAMES = {"train": "train", "training": "train", "validation": "validation", "valid": "validation",
                "val": "validation", "dev": "validation", "test": "test", "testing": "test", "eval": "test",
                "evaluation": "test"}
+# as the Hub finds them: between separators (`train.jsonl`, `vicuna_test.json`, not `pretrained.json`)
+_SPLIT_WORD = re.compile(r"(?:^|(?<=[-._ 0-9]))(" + "|".join(sorted(SPLIT_NAMES, key=len, reverse=True))
+                         + r")(?=[-._ 0-9])", re.IGNORECASE)
+
+
+def split_of(path: str) -> tuple[str, str] | None:
+    """(the split a file's name says, the name with that word as `{}`), or None."""
+    name = Path(path).name
+    m = _SPLIT_WORD.search(name)
+    return (SPLIT_NAMES[m.group(1).lower()], name[:m.start()] + "{}" + name[m.end():]) if m else None
 
 
 def hub_configs(data: list[tuple[str, dict]]) -> list[dict]:
-    """The card's configs: files that name splits (`data/train.jsonl`, `data/test.jsonl`) in
-    one folder, of one container and format, with the same columns, are one config's splits
-    (named by the folder, `default` at the top); any other file is a config of its own, named
-    by the file. Each: {"name", "files": [(split, path, sink)], "features"} (None where a
-    file's columns have no declared types)."""
+    """The card's configs: files whose names differ only in a split's word (`data/train.jsonl`
+    and `data/test.jsonl`, `vicuna_train.json` and `vicuna_test.json`), of one format and with
+    the same columns, are one config's splits, named by the rest of the name (`vicuna`), else
+    by the folder (`data`), else `default`; any other file is a config of its own, named by
+    the file. Each: {"name", "files": [(split, path, sink)], "features"} (None where a file's
+    columns have no declared types)."""
     groups: dict = {}
     for name, s in data:
         p = Path(s.get("file") or name)  # the path the recipe writes (shards: their sink's)
-        split = SPLIT_NAMES.get(p.name.split(".")[0].lower())
-        key = ("splits", str(p.parent), "".join(p.suffixes), s.get("format")) if split else ("file", name)
+        found = split_of(str(p))
+        key = ("splits", str(p.parent), found[1], s.get("format")) if found else ("file", name)
         g = groups.get(key, [])
-        if g and (split in {sp for sp, _, _ in g} or not _fits(g, s)):
+        if g and (found[0] in {sp for sp, _, _ in g} or not _fits(g, s)):
             key = ("file", name)  # two files of one split, or columns that differ: configs apart
-        groups.setdefault(key, []).append((split or "train", name, s))
-    names = [s.get("file") or n for n, s in data]
+        groups.setdefault(key, []).append((found[0] if found else "train", name, s))
     out = []
+    for key, files in groups.items():
+        if len(files) > 1:
+            rest = key[2].split(".")[0].replace("{}", "").strip("-._ ")
+            name = rest or (key[1].replace("/", "_") if key[1] not in ("", ".") else "default")
+            out.append({"name": name, "files": files, "features": _features(files)})
+    taken = {c["name"] for c in out}
+    names = [s.get("file") or n for n, s in data]
     for key, files in groups.items():
         if len(files) == 1:
             name = _config_name(files[0][2].get("file") or files[0][1], names)
-        else:
-            name = key[1].replace("/", "_") if key[1] not in ("", ".") else "default"
-        out.append({"name": name, "files": files, "features": _features(files)})
+            if name in taken:  # a split config's name (`vicuna.jsonl` beside vicuna's splits)
+                name = Path(files[0][2].get("file") or files[0][1]).name.replace(".", "_")
+            out.append({"name": name, "files": files, "features": _features(files)})
+    out.sort(key=lambda c: next(i for i, (n, _) in enumerate(data) if n == c["files"][0][1]))  # the recipe's order
     seen: set[str] = set()
     for c in out:  # config names must differ: a later one that repeats an earlier gets a number
         base, i = c["name"], 2

@@ -143,3 +143,21 @@ def test_features_say_what_datasets_would_make_of_the_arrow_types():
     assert hub_features(pa.schema([("j", pa.json_())])) is None and hub_features(None) is None
     assert merged([{"name": "a", "dtype": "null"}], [{"name": "a", "dtype": "string"}]) == [{"name": "a", "dtype": "string"}]
     assert merged([{"name": "a", "dtype": "int64"}], [{"name": "a", "dtype": "string"}]) is None
+
+
+def test_split_words_are_found_as_the_hub_finds_them():
+    """A split's word between separators names the split; files differing only in it, of one
+    format and columns, are one config named by the rest of the name; a file beside them with
+    that name gets its whole name; other files stay configs of their own."""
+    from recipe.card import hub_configs, split_of
+    assert split_of("vicuna_train.json") == ("train", "vicuna_{}.json") and split_of("x-dev-1.parquet")[0] == "validation"
+    assert split_of("pretrained.jsonl") is None and split_of("devices.jsonl") is None
+    f = [{"name": "t", "dtype": "string"}]
+    data = [(p, {"file": p, "format": fmt, "features": feats}) for p, fmt, feats in (
+        ("vicuna.jsonl", "jsonl", f), ("vicuna_train.json", "sharegpt", f), ("vicuna_test.json", "sharegpt", f),
+        ("eval.jsonl", "jsonl", f), ("other_test.json", "sharegpt", [{"name": "u", "dtype": "string"}]))]
+    got = [(c["name"], [(sp, n) for sp, n, _ in c["files"]], c.get("default", False)) for c in hub_configs(data)]
+    assert got == [("vicuna_jsonl", [("train", "vicuna.jsonl")], False),
+                   ("vicuna", [("train", "vicuna_train.json"), ("test", "vicuna_test.json")], True),
+                   ("eval", [("test", "eval.jsonl")], False),
+                   ("other_test", [("test", "other_test.json")], False)]
