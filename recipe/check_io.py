@@ -10,7 +10,9 @@ from .syntax import field_path
 
 SOURCE_OPTIONS = {"format": "the row format (detected when not given)", "id": "a column of unique row ids",
                   "columns": "a CSV/TSV file without a header row: the name of each field, in order",
-                  "head": "read only the first N records (a trial run; `recipe run --head N` sets it on every source)"}
+                  "head": "read only the first N records (a trial run; `recipe run --head N` sets it on every source)",
+                  "branches": "OASST trees: `best` (the top-ranked reply at each turn, a row a tree; the default) or "
+                              "`all` (a row for each path from the prompt to a last reply)"}
 SINK_OPTIONS = {"format": "the row format written", "columns": "columns to write (jsonl) or to carry along (other formats)",
                 "column": "tag_counts: the list column counted",
                 "shards": "write the rows as this many files (`train-00000-of-00004.parquet`, ...), in order",
@@ -53,6 +55,15 @@ def check_sources(c: Checked) -> None:
             if v not in FORMATS:
                 c.diagnostics.append(Diagnostic("E0902", f"unknown input format `{v}`", a.value.span,
                                                 did_you_mean(str(v), FORMATS) or (f"formats: {', '.join(FORMATS)}",)))
+        if "branches" in opts:
+            a, v = opts["branches"]
+            fmt = opts.get("format", (None, None))[1]
+            if v not in ("best", "all"):
+                c.diagnostics.append(Diagnostic("E0907", "`branches` is `best` or `all`", a.value.span,
+                                                ('branches="all": every conversation of an OASST tree; "best": its top-ranked one',)))
+            elif fmt is not None and fmt != "oasst":
+                c.diagnostics.append(Diagnostic("E0907", f"`branches` chooses among an OASST tree's replies; format `{fmt}` has none",
+                                                a.span, ('remove it, or read the file with format="oasst"',)))
         if "columns" in opts:
             a, v = opts["columns"]
             if not (isinstance(v, list) and v and all(isinstance(x, str) and x.strip() for x in v)):

@@ -242,7 +242,7 @@ def _read_file(f: Path, args: dict, source: str, log, multi: bool, distinct: boo
                     take(*item_row(it, prefix, fmt))
     else:
         for rid, row, reason, raw in iter_rows(source, [f], args.get("format"), args.get("id"), log, multi=multi,
-                                               columns=args.get("columns")):
+                                               columns=args.get("columns"), branches=args.get("branches")):
             take(rid, row, reason, raw)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..diagnostics import UserError
-from .formats import FORMATS, BadRow, canonical, detect, is_oasst_message, oasst_trees, same_name
+from .formats import FORMATS, BadRow, canonical, detect, is_oasst_message, oasst_branches, oasst_trees, same_name
 from .values import Twice, lone_surrogate, odd_type, plain_value, unique_keys
 
 EXTS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".parquet": "parquet",
@@ -516,11 +516,12 @@ def _fold_oasst(items: list) -> tuple[list, dict[int, str]]:
 
 
 def iter_rows(source: str, files: list[Path], fmt: str | None, id_col: str | None = None,
-              log=print, multi: bool | None = None,
-              columns: list[str] | None = None) -> Iterator[tuple[str, dict | None, str | None, str | None]]:
+              log=print, multi: bool | None = None, columns: list[str] | None = None,
+              branches: str | None = None) -> Iterator[tuple[str, dict | None, str | None, str | None]]:
     """Yield (`_id`, canonical row or None, reason, raw) for every record of every file;
     `multi`: the files are some of a source's several (ids then name the file); `columns`:
-    the field names of CSV/TSV files without a header row."""
+    the field names of CSV/TSV files without a header row; `branches="all"`: an OASST tree is
+    a row for each path to a last reply (`<id>.0` the best path, `.1`, ...), not its best path."""
     multi = len(files) > 1 if multi is None else multi
     if fmt is not None and fmt not in FORMATS:
         raise UserError(f"unknown format `{fmt}`; formats: {', '.join(FORMATS)}")
@@ -530,6 +531,7 @@ def iter_rows(source: str, files: list[Path], fmt: str | None, id_col: str | Non
         items = iter(iter_items(f, columns))
         first = next(items, None)
         folded: dict[int, str] = {}  # item index -> root message id, for OASST replies
+        trees = others = 0  # OASST trees, and the conversations in them beside the best
         if first is not None and detected in (None, "oasst") and is_oasst_message(first.record):
             # OASST messages, one per line: replies join their conversation's root first
             items, folded = _fold_oasst([first, *items])
@@ -551,7 +553,18 @@ def iter_rows(source: str, files: list[Path], fmt: str | None, id_col: str | Non
                 yield prefix + str(it.index), None, (f"{it.where}: an OASST reply, part of the conversation that "
                                                      f"starts at message {folded[it.index]}"), None
                 continue
+            if detected == "oasst" and not it.error and isinstance(it.record, dict):
+                paths = oasst_branches(it.record)
+                if branches == "all":
+                    for k, rec in enumerate(paths):
+                        rid, row, why, raw = item_row(dataclasses.replace(it, record=rec), prefix, detected, id_col)
+                        yield f"{rid}.{k}", row, why, raw
+                    continue
+                trees, others = trees + 1, others + len(paths) - 1
             yield item_row(it, prefix, detected, id_col)
+        if others:  # said: the other conversations are not rows, and an option reads them
+            log(f"{source}: {trees:,} OASST trees read as their top-ranked conversations; they hold {others:,} more "
+                f"(`read(..., branches=\"all\")` reads every one)" + (f" in {f.name}" if multi else ""))
 
 
 def item_row(it: Item, prefix: str, fmt: str | None, id_col: str | None = None):
