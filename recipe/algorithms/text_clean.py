@@ -36,6 +36,27 @@ def tidy_whitespace(text: str) -> str:
     return _BLANK_RUNS.sub("\n\n", text).strip()
 
 
+def fix_text(text: str, config) -> str:
+    """`ftfy.fix_text(text, config)`, segment by segment as it goes (lines, or pieces of
+    `max_decode_length`), with ftfy's own fixing skipped for a segment of ASCII text with
+    nothing it acts on, which it returns as it came: a text with one accented word among many
+    lines of ASCII was fixed line by line at ~50 us a line (P3's 55k rows: 9.3 s of ftfy). A
+    `<` turns HTML unescaping off for the rest of the text, as in ftfy."""
+    from ftfy import fix_and_explain
+    out = []
+    pos = 0
+    while pos < len(text):
+        textbreak = text.find("\n", pos) + 1 or len(text)
+        if textbreak - pos > config.max_decode_length:
+            textbreak = pos + config.max_decode_length
+        segment = text[pos:textbreak]
+        if config.unescape_html == "auto" and "<" in segment:
+            config = config._replace(unescape_html=False)
+        out.append(segment if segment.isascii() and not _FTFY_ASCII.search(segment) else fix_and_explain(segment, config)[0])
+        pos = textbreak
+    return "".join(out)
+
+
 class Cleaner:
     def __init__(self, unicode: bool = True, whitespace: bool = True, nfkc: bool = False, html: bool = False):
         self.config = ftfy_config(nfkc) if unicode or nfkc else None
@@ -57,8 +78,7 @@ class Cleaner:
                 done.append("html")
                 text = md
         if self.config is not None and not (text.isascii() and not _FTFY_ASCII.search(text)):
-            import ftfy
-            fixed = ftfy.fix_text(text, self.config)
+            fixed = fix_text(text, self.config)
             if fixed != text:
                 done.append("unicode")
                 text = fixed
