@@ -190,12 +190,12 @@ def _content(table, languages: bool, pii: bool, repairs: bool) -> dict:
                             "below_0.8": sum(1 for f in found if f and f[1] < 0.8)}
     if pii:
         from .algorithms.pii import KINDS, Redactor
-        _, found = rewrite(table, "conversation", Redactor(KINDS).redact)
+        found = [f for _, part in rewrite(table, "conversation", Redactor(KINDS).redact) for f in part]
         out["personal_data"] = {"found": dict(sorted(Counter(k for f in found for k, _ in f).items())),
                                 "rows": sum(1 for f in found if f)}
     if repairs:
         from .algorithms.text_clean import Cleaner
-        _, done = rewrite(table, "conversation", Cleaner().clean)
+        done = [d for _, part in rewrite(table, "conversation", Cleaner().clean) for d in part]
         out["repairs"] = dict(sorted(Counter(k for d in done for k in set(d)).items()))
     return out
 

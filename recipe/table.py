@@ -292,9 +292,11 @@ class Output(ABC):
         those two are never null."""
 
     @abstractmethod
-    def add_columns(self, src: Table, new: pa.Table, drop: dict[int, str] | None = None) -> None:
+    def add_columns(self, src: Table, new: pa.Table | pa.RecordBatchReader, drop: dict[int, str] | None = None) -> None:
         """`src` plus (or with replaced) the columns of `new`, row for row; rows at the
-        positions in `drop` are set aside with their reasons."""
+        positions in `drop` are set aside with their reasons. `new` may be a reader of its
+        batches in row order, which is read once, as it comes (a kernel that rewrites text
+        then holds a batch of it, not the column)."""
 
     @abstractmethod
     def keep(self, src: Table, positions: Sequence[int], reasons: dict[int, str] | str) -> None:
@@ -355,6 +357,16 @@ class KernelContext:
         rather than replacing it."""
         had = self.info.get("warning")
         self.info["warning"] = f"{had}; {message}" if had else message
+
+
+def counted_batches(new: pa.RecordBatchReader, n: int) -> Iterator[pa.RecordBatch]:
+    """A reader's batches for `Output.add_columns`, checked to hold `n` rows in all."""
+    got = 0
+    for b in new:
+        got += b.num_rows
+        yield b
+    if got != n:
+        raise RuntimeError(f"add_columns: {got} values for {n} rows")
 
 
 def added_mask(src, new, drop) -> tuple[np.ndarray, list | None]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 (pa.compute)
 import pytest
 from hypothesis import given, settings, strategies as st
 
@@ -113,6 +114,26 @@ def test_add_columns_row_for_row_with_drops(eng):
     assert aside == [("s:1", "no good")]
     with pytest.raises(RuntimeError):
         eng.context().out.add_columns(t, pa.table({"v": pa.array([1])}))
+
+
+def test_add_columns_streamed_from_a_reader_of_batches(eng):
+    """`new` as a reader of batches, read once as they come; a kernel that builds them from
+    its input's own batches (normalize, redact) reads and writes at once; too few rows is an
+    error, as for a table."""
+    t = eng.table([row(i, f"q{i}", n=i) for i in range(5)])
+
+    def batches():
+        for b in t.batches(["n", "instruction"], 2):
+            yield pa.table({"n": pa.compute.multiply(b.column("n"), 10), "s": pa.compute.utf8_upper(b.column("instruction"))})
+    schema = pa.schema([("n", pa.int64()), ("s", pa.string())])
+    ctx = eng.context()
+    ctx.out.add_columns(t, pa.RecordBatchReader.from_batches(schema, (x for b in batches() for x in b.to_batches())))
+    out, aside = eng.result(ctx)
+    assert [(r["_id"], r["n"], r["s"]) for r in rows_of(out)] == [(f"s:{i}", 10 * i, f"Q{i}") for i in range(5)]
+    assert aside == []
+    short = pa.RecordBatchReader.from_batches(schema, iter([pa.record_batch([pa.array([1]), pa.array(["x"])], schema=schema)]))
+    with pytest.raises(Exception, match="1 values for 5 rows"):
+        eng.context().out.add_columns(t, short)
 
 
 def test_keep_reorders_and_gives_reasons(eng):

@@ -18,7 +18,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 
-from ..table import (Output, Table, added_mask, concat_masks, empty_keys, first_of_keys, keyed_block, kept_mask,
+from ..table import (Output, Table, added_mask, concat_masks, counted_batches, empty_keys, first_of_keys, keyed_block, kept_mask,
                      source_column)
 from ..syntax import in_the_turns
 from .sql import condition_sql, quote_ident as q, sync_messages_sql, text_sql, to_sql, turn_stages
@@ -225,12 +225,34 @@ class DuckOutput(Output):
         self._paste(src, "__m", default, target, names, new_row is not None, create, not bool(np.all(keep)))
         self.con.unregister("__m")
 
+    def _streamed_columns(self, src, new: pa.RecordBatchReader) -> None:
+        """`add_columns` of a reader's batches, every row kept: the stored mask is made a batch
+        at a time, each inserted before the next is read (the reader's kernel reads its input
+        through a cursor of its own: DuckDB scanning a reader that queries DuckDB deadlocked)."""
+        m = mask_table(self.out)
+        made = False
+        for b in counted_batches(new, src.count()):
+            t = pa.Table.from_batches([b])
+            self.con.register("__b", t.add_column(0, "__keep", pa.array(np.ones(t.num_rows, dtype=bool))))
+            try:
+                self.con.execute(f"INSERT INTO {q(m)} SELECT * FROM __b" if made else f"CREATE TABLE {q(m)} AS SELECT * FROM __b")
+            finally:
+                self.con.unregister("__b")
+            made = True
+        if not made:  # no rows: the columns alone
+            empty = pa.Table.from_batches([], new.schema)
+            self.con.register("__b", empty.add_column(0, "__keep", pa.array([], pa.bool_())))
+            self.con.execute(f"CREATE TABLE {q(m)} AS SELECT * FROM __b")
+            self.con.unregister("__b")
+        self._paste(src, m, "not kept", self.out, new.schema.names, any_dropped=False, stored=True)
+
     def _paste(self, src, mask: str, default: str, target: str, names=(), renumber=False, create=True,
-               any_dropped=True) -> None:
+               any_dropped=True, stored=False) -> None:
         """`src` pasted row for row beside the relation `mask` (`__keep`, `__why`, optionally
         `__nr` and new columns, as many rows as `src`, in its order). A new `target` is a view
         over `src` and the stored mask: a step that drops rows or adds columns stores what it
-        decided, not another copy of its input's text."""
+        decided, not another copy of its input's text. `stored`: `mask` is that stored mask
+        already (its rows all kept)."""
         drop = [ROW] + [c for c in names if c in set(src.columns())]
         sel = "".join(f", m.{q(c)}" for c in names)
         row = f"m.__nr AS {ROW}" if renumber else f"s.{ROW}"
@@ -239,7 +261,8 @@ class DuckOutput(Output):
         if create:
             kept = ["__keep"] + (["__nr"] if renumber else []) + list(names)
             m = mask_table(target)
-            self.con.execute(f"CREATE TABLE {q(m)} AS SELECT {', '.join(q(c) for c in kept)} FROM {mask}")
+            if not stored:
+                self.con.execute(f"CREATE TABLE {q(m)} AS SELECT {', '.join(q(c) for c in kept)} FROM {mask}")
             raw = self._raw_of(src.name)
             if raw and not {"messages", "instruction", "response"} & set(names):
                 # the masks applied to the read's stored rows, conversations rebuilt after them:
@@ -268,6 +291,12 @@ class DuckOutput(Output):
 
     def add_columns(self, src, new, drop=None):
         self._make()
+        if isinstance(new, pa.RecordBatchReader):
+            if drop:
+                new = new.read_all()
+            else:  # streamed into the stored mask: one scan of the reader, every row kept
+                self._streamed_columns(src, new)
+                return
         keep, why = added_mask(src, new, drop)
         self._masked(src, keep, why, "not kept", self.out, extra=new)
 

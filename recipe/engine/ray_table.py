@@ -206,6 +206,8 @@ class RayOutput(Output):
 
     def add_columns(self, src, new, drop=None):
         self._make()
+        if isinstance(new, pa.RecordBatchReader):  # the driver cuts the columns into the blocks' pieces
+            new = new.read_all()
         keep, why = added_mask(src, new, drop)
         self._paste(src, keep, why, "not kept", extra=new.combine_chunks())
 

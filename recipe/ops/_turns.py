@@ -10,7 +10,7 @@ column. `instruction` and `response` always follow the rewritten turns.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterator
 
 import pyarrow as pa
 
@@ -24,15 +24,33 @@ def reads(on: str) -> list[str]:
     return [] if on in TURN_FIELDS else [on]
 
 
-def rewrite(src, on: str, fix: Callable[[str], tuple[str, list]]) -> tuple[pa.Table, list[list]]:
+def rewrite(src, on: str, fix: Callable[[str], tuple[str, list]], size: int = 10_000
+            ) -> Iterator[tuple[pa.Table, list[list]]]:
     """The columns that hold the texts `on` names, each text replaced by `fix(text)[0]` (row for
-    row, types kept), and each row's findings: the lists `fix` returned for its texts, joined. A
-    joined `input`/`context` is fixed again alone; its findings were counted in the turn."""
+    row, types kept), a batch of `size` rows at a time, with each row's findings: the lists
+    `fix` returned for its texts, joined. A joined `input`/`context` is fixed again alone; its
+    findings were counted in the turn. Streamed: memory holds a batch's texts as Python
+    values, not the column's (a whole-column rewrite of 300k P3 rows peaked at 3.4 GB)."""
     turns = on in TURN_FIELDS
     kept = [(c, k) for c, _, k in KEPT_TURNS if c in src.columns()] if turns else []
     cols = (["messages", "instruction", "response"] + [c for c in JOINED if c in src.columns()]
             + [c for c, _ in kept]) if turns else [on]
-    tbl = src.arrow(cols)
+    for tbl in src.batches(cols, size):
+        yield _rewritten(tbl, cols, on, turns, kept, fix)
+
+
+def stream(parts: Iterator[pa.Table]) -> pa.RecordBatchReader | pa.Table:
+    """Tables of new columns, in row order, as the reader `Output.add_columns` streams from
+    (an empty table where there are none: no rows)."""
+    import itertools
+    first = next(parts, None)
+    if first is None:
+        return pa.table({})
+    return pa.RecordBatchReader.from_batches(first.schema, (b for t in itertools.chain([first], parts)
+                                                             for b in t.to_batches()))
+
+
+def _rewritten(tbl: pa.Table, cols: list[str], on: str, turns: bool, kept: list, fix) -> tuple[pa.Table, list[list]]:
     data = {c: tbl.column(c).to_pylist() for c in cols}
     found: list[list] = [[] for _ in range(tbl.num_rows)]
 

@@ -46,14 +46,18 @@ class Normalize(Op):
         src = inputs[0]
         cleaner = Cleaner(args.get("unicode", True), args.get("whitespace", True), args.get("nfkc", False),
                           args.get("html", False))
-        new, done = _turns.rewrite(src, args.get("on", "conversation"), cleaner.clean)
-        counts = Counter(k for d in done for k in set(d))
+        counts: Counter = Counter()
+
+        def batches():  # the counts grow as add_columns reads the batches
+            for new, done in _turns.rewrite(src, args.get("on", "conversation"), cleaner.clean):
+                counts.update(k for d in done for k in set(d))
+                yield new
+        ctx.out.add_columns(src, _turns.stream(batches()))
         rejected = counts.pop("html_rejected", 0)
         if counts:
             ctx.info["rows changed"] = dict(sorted(counts.items()))
         if rejected:  # FastChat dropped such conversations; here the text stays, and it is said
             ctx.warn(f"{rejected} row(s) hold HTML the parser rejects: those texts are left as they were")
-        ctx.out.add_columns(src, new)
 
 
 OP = Normalize()

@@ -60,18 +60,29 @@ class Redact(Op):
         from ..algorithms.pii import Redactor, masked
         src = inputs[0]
         red = Redactor(args.get("kinds", ["email", "ip", "key"]), args.get("replace", "tag"))
-        new, found = _turns.rewrite(src, args.get("on", "conversation"), red.redact)
-        n = len(found)
-        counts = Counter(k for f in found for k, _ in f)
+        counts: Counter = Counter()
+        reasons: dict[int, str] = {}  # drop: the rows that hold something, by position
+        changed = at = 0
+
+        def batches():  # streamed: the counts grow as add_columns reads the batches
+            nonlocal changed, at
+            for new, found in _turns.rewrite(src, args.get("on", "conversation"), red.redact):
+                counts.update(k for f in found for k, _ in f)
+                changed += sum(1 for f in found if f)
+                if args.get("drop"):
+                    reasons.update((at + i, _reason(f, masked)) for i, f in enumerate(found) if f)
+                at += len(found)
+                yield new.append_column(args.get("column", "redactions"), pa.array([len(f) for f in found], pa.int64()))
+        if args.get("drop"):
+            for _ in batches():
+                pass
+            ctx.out.keep(src, [i for i in range(at) if i not in reasons], reasons)
+        else:
+            ctx.out.add_columns(src, _turns.stream(batches()))
         if counts:
             ctx.info["found"] = dict(sorted(counts.items()))
-        if args.get("drop"):
-            reasons = {i: _reason(f, masked) for i, f in enumerate(found) if f}
-            ctx.out.keep(src, [i for i in range(n) if not found[i]], reasons)
-            return
-        ctx.info["rows changed"] = sum(1 for f in found if f)
-        new = new.append_column(args.get("column", "redactions"), pa.array([len(f) for f in found], pa.int64()))
-        ctx.out.add_columns(src, new)
+        if not args.get("drop"):
+            ctx.info["rows changed"] = changed
 
 
 def _reason(found: list, masked) -> str:
