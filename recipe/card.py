@@ -43,7 +43,11 @@ def card(out: Path, cache_dir: Path | None = None) -> str:
     data = [(name, s) for name, s in files if s.get("format") != "tag_counts"]
     most = max((s["rows"] for _, s in data), default=0)
     langs = _languages(m, [s for _, s in data], cache_dir)
-    configs = hub_configs(data)
+    every = hub_configs(data)
+    # the Hub loads all of a repository's configs with the loader its first config's files take
+    # (datasets' `infer_module_for_data_files`): a config of another container would not load
+    configs = [c for c in every if hub_loader(c) == hub_loader(every[0])] if every else []
+    apart = [c for c in every if c not in configs]
     meta = ["---", "configs:"]
     for c in configs:
         meta += [f"- config_name: {_yaml(c['name'])}"] + (["  default: true"] if c.get("default") else []) + ["  data_files:"]
@@ -68,9 +72,15 @@ def card(out: Path, cache_dir: Path | None = None) -> str:
                     + f"; recipe hash `{m.get('recipe_hash', '')[:16]}`.", "", "## Files", "",
                     "| file | from node | rows | format | config / split |", "|---|---|---:|---|---|"]
     where = {name: f"`{c['name']}` / `{split}`" for c in configs for split, name, _ in c["files"]}
+    where |= {name: "not a config (below)" for c in apart for _, name, _ in c["files"]}
     lines += [f"| `{name}` | `{s['name']}` | {s['rows']:,} | {sink_shape(s['path'], s.get('format'))}"
               + (f", {len(s['files'])} files" if s.get("files") else "") + f" | {where.get(name, '')} |"
               for name, s in files]
+    if apart:
+        lines += ["", f"The Hub reads every config of a repository with the loader of its first one ({hub_loader(configs[0])} "
+                  "files here), so " + ", ".join(f"`{name}`" for c in apart for _, name, _ in c["files"])
+                  + " would not load as a config: they are not listed; push them in a repository of their own, or write "
+                  "every sink in one container."]
     aside = sum(n["rows_set_aside"] for n in m["nodes"])
     lines += ["", f"Rows that left a step are in `set_aside.jsonl` ({aside:,}), each with the step and the reason; "
               "`recipe explain --row ID` tells one row's path.", "", "## Sources", "", "| source | path | SHA-256 |",
@@ -153,20 +163,32 @@ def hub_configs(data: list[tuple[str, dict]]) -> list[dict]:
         c = next((c for c in out if len(c["files"]) > 1), None)
         if c is not None:
             c["default"] = True
-    return out
+    # the default first: the Hub picks the loader of every config by the first one's files
+    return sorted(out, key=lambda c: not (c.get("default") or c["name"] == "default"))
+
+
+def hub_loader(config: dict) -> str:
+    """The `datasets` loader a config's files take, by their extension (compression aside):
+    `json` (JSON lines and arrays), `parquet`, `csv`, or `tsv` (the csv loader told the tab)."""
+    name = Path(config["files"][0][1]).name.lower()
+    for ext, loader in ((".parquet", "parquet"), (".csv", "csv"), (".tsv", "tsv"), (".jsonl", "json"), (".json", "json")):
+        if ext + "." in name + ".":
+            return loader
+    return "json"
 
 
 def _fits(files: list, sink: dict) -> bool:
     """Whether a file can be another split of these files' config: the same columns, or no
     declared columns for any of them (CSV files')."""
-    feats = [s.get("features") for _, _, s in files] + [sink.get("features")]
+    typed = [s for _, _, s in files] + [sink]
+    feats = [s.get("features") for s in typed if s.get("rows", 1)]  # an empty file holds nothing to type
     return all(f is None for f in feats) or _features([(None, None, {"features": f}) for f in feats]) is not None
 
 
 def _features(files: list) -> list | None:
     """The features the files share (a column null in one takes another's type), or None."""
     from .io.features import merged
-    feats = [s.get("features") for _, _, s in files]
+    feats = [s.get("features") for _, _, s in files if s.get("rows", 1)] or [None]
     got = feats[0]
     for f in feats[1:]:
         got = merged(got, f)

@@ -36,8 +36,10 @@ def test_the_card_says_what_the_run_did(tmp_path):
     res, text = run(tmp_path)
     body = card(tmp_path / "out", tmp_path / "cache")
     meta = yaml.safe_load(body.split("---\n")[1])
-    assert [c["data_files"][0]["path"] for c in meta["configs"]] == ["train.jsonl", "train.parquet"]
-    assert [c["config_name"] for c in meta["configs"]] == ["train_jsonl", "train_parquet"]  # names must differ
+    # the Parquet file is no config: the Hub would read it with the JSON files' loader
+    assert [c["data_files"][0]["path"] for c in meta["configs"]] == ["train.jsonl"]
+    assert [c["config_name"] for c in meta["configs"]] == ["train_jsonl"]  # named apart from train.parquet's
+    assert "`train.parquet` would not load as a config" in body
     assert meta["size_categories"] == ["n<1K"] and meta["language"] == ["en", "fr"]  # de was set aside
     # each file's container as its extension says (the Parquet file was listed as "jsonl")
     assert "| `train.jsonl` | `kept` | 3 | rows, JSON lines |" in body
@@ -157,7 +159,27 @@ def test_split_words_are_found_as_the_hub_finds_them():
         ("vicuna.jsonl", "jsonl", f), ("vicuna_train.json", "sharegpt", f), ("vicuna_test.json", "sharegpt", f),
         ("eval.jsonl", "jsonl", f), ("other_test.json", "sharegpt", [{"name": "u", "dtype": "string"}]))]
     got = [(c["name"], [(sp, n) for sp, n, _ in c["files"]], c.get("default", False)) for c in hub_configs(data)]
-    assert got == [("vicuna_jsonl", [("train", "vicuna.jsonl")], False),
-                   ("vicuna", [("train", "vicuna_train.json"), ("test", "vicuna_test.json")], True),
+    assert got == [("vicuna", [("train", "vicuna_train.json"), ("test", "vicuna_test.json")], True),  # the default first
+                   ("vicuna_jsonl", [("train", "vicuna.jsonl")], False),
                    ("eval", [("test", "eval.jsonl")], False),
                    ("other_test", [("test", "other_test.json")], False)]
+
+
+def test_configs_the_hub_would_read_with_another_loader_are_not_listed(tmp_path):
+    """The Hub loads every config with the loader of the first one's files: a Parquet file
+    beside JSON-lines splits failed to load as its config (`datasets` read it as JSON); it is
+    left out of the configs and the card says why, and the listed configs load."""
+    data = write_jsonl(tmp_path / "d.jsonl", ROWS)
+    f = tmp_path / "p.recipe"
+    f.write_text(f'recipe mixed\nsource raw = read("{data}", format="alpaca")\n'
+                 'train = raw | filter(bucket(instruction, 2) == 0)\ntest = raw | filter(bucket(instruction, 2) == 1)\n'
+                 'write raw to "all.parquet"\nwrite train to "train.jsonl"\nwrite test to "test.jsonl"\n')
+    res = load(str(f)).run(out=tmp_path / "out", cache_dir=tmp_path / "cache")
+    body = card(tmp_path / "out")
+    (tmp_path / "out" / "README.md").write_text(body)
+    meta = yaml.safe_load(body.split("---\n")[1])
+    assert [c["config_name"] for c in meta["configs"]] == ["default"]
+    assert "`all.parquet` would not load as a config" in body and "| `all.parquet` | `raw` | 4 |" in body
+    rows = {s["file"]: s["rows"] for s in res.manifest["sinks"]}
+    got = _load_with_datasets(tmp_path / "out", tmp_path=tmp_path)
+    assert {k: v.num_rows for k, v in got.items()} == {"train": rows["train.jsonl"], "test": rows["test.jsonl"]}

@@ -75,7 +75,7 @@ def test_fewer_rows_than_shards_and_no_rows(tmp_path):
 def test_explain_the_card_and_stale_outputs_read_every_shard(tmp_path, capsys):
     from recipe.card import card
     from recipe.cli import main
-    run(tmp_path, 'write raw to "data/train.jsonl" (shards=3)\nwrite raw to "sub/all.parquet"\n')
+    run(tmp_path, 'write raw to "data/train.jsonl" (shards=3)\nwrite raw to "sub/all.jsonl"\n')
     o = tmp_path / "o"
     assert main(["explain", "--out", str(o), "--row", "raw:20", "--cache-dir", str(tmp_path / "none")]) == 0
     assert f"kept: written to {o}/data/train-00002-of-00003.jsonl" in capsys.readouterr().out
@@ -83,11 +83,11 @@ def test_explain_the_card_and_stale_outputs_read_every_shard(tmp_path, capsys):
     assert f"written to {o}/data/train-*-of-00003.jsonl" in capsys.readouterr().out
     text = card(o)
     assert '- config_name: "train"' in text and 'path: "data/train-*-of-00003.jsonl"' in text
-    assert 'path: "sub/all.parquet"' in text  # a sink in a folder: the card named `all.parquet` until session 39
+    assert 'path: "sub/all.jsonl"' in text  # a sink in a folder: the card named `all.jsonl` until session 39
     # fewer shards the next time: the earlier run's third file is named, not deleted
     res = run(tmp_path, 'write raw to "data/train.jsonl" (shards=2)\n')
     stale = res.manifest["stale_outputs"]
-    assert sorted(stale) == [str(o / "data" / f"train-{i:05d}-of-00003.jsonl") for i in range(3)] + [str(o / "sub" / "all.parquet")]
+    assert sorted(stale) == [str(o / "data" / f"train-{i:05d}-of-00003.jsonl") for i in range(3)] + [str(o / "sub" / "all.jsonl")]
     assert all((o / "data" / f"train-{i:05d}-of-00003.jsonl").is_file() for i in range(3))
 
 
