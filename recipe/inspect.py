@@ -89,6 +89,7 @@ def inspect(path: str, data_format: str | None = None, id_column: str | None = N
     if stats.get("warning"):
         warnings.append(stats["warning"])
     return {"path": path, "format": stats.get("format"), "files": stats.get("files"), "rows": node["rows_out"],
+            "other_branches": stats.get("other branches", 0),
             **facts, "warnings": warnings}
 
 
@@ -334,6 +335,9 @@ def render(f: dict) -> str:
     if "repairs" in f:
         lines.append("repairs `normalize()` makes: " + (", ".join(f"{k} in {n_rows(v)}" for k, v in f["repairs"].items())
                                                        or "none"))
+    if f.get("other_branches"):
+        lines.append(f"OASST trees: each read as its top-ranked conversation; their other branches hold "
+                     f"{f['other_branches']:,} more (`read(..., branches=\"all\")` reads every one)")
     if f["turns"]:
         lines.append("turns: " + ", ".join(f"{k} in {n_rows(v)}" for k, v in f["turns"].items()))
     if f["first_words"] and f["rows"]:

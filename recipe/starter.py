@@ -65,6 +65,9 @@ def starter_text(name: str, data: str, facts: dict, languages: dict | None = Non
         lines.append("")
     from .inspect import read_options
     lines += [f"source raw = read({_quoted(data)}{read_options(fmt, id_column, columns)})", "", "clean = raw"]
+    if facts.get("other_branches"):  # OASST: the best path of each tree, unless every one is wanted
+        lines[-3] += (f'  # each tree\'s top-ranked conversation; `branches="all"` reads every one '
+                      f'({facts["other_branches"]:,} more in the rows read)')
     if shapeless:
         own = [c["name"] for c in facts.get("columns", []) if not c["name"].startswith("_")
                and c["name"] not in ("messages", "instruction", "response")]

@@ -190,3 +190,21 @@ def test_conversation_columns_prefer_names_then_positions():
 def test_the_header_says_one_row(tmp_path):
     data = write_jsonl(tmp_path / "one.jsonl", [{"instruction": "Say hi.", "output": "Hi."}])
     assert "# A starter recipe for " + str(data) + ": 1 row read by" in write_starter(str(tmp_path / "o.recipe"), str(data))
+
+
+def test_oasst_trees_say_how_many_conversations_their_other_branches_hold(tmp_path):
+    """A best-path read counts the conversations beside the top-ranked one (the run's
+    statistics, `inspect`, and the starter's read line, which names `branches="all"`)."""
+    from recipe.inspect import inspect, render
+    tree = {"message_tree_id": "t1", "prompt": {"text": "Hi?", "role": "prompter", "replies": [
+        {"text": "second", "role": "assistant", "rank": 1, "replies": []},
+        {"text": "best", "role": "assistant", "rank": 0, "replies": []}]}}
+    data = write_jsonl(tmp_path / "t.jsonl", [tree, tree | {"message_tree_id": "t2"}])
+    facts = inspect(str(data))
+    assert facts["rows"] == 2 and facts["other_branches"] == 2
+    assert "their other branches hold 2 more" in render(facts)
+    text = write_starter(str(tmp_path / "t.recipe"), str(data))
+    assert 'format="oasst")  # each tree\'s top-ranked conversation; `branches="all"` reads every one (2 more' in text
+    text = text.replace('format="oasst")', 'format="oasst", branches="all")')
+    res = load(text.replace('read("t.jsonl"', f'read("{data}"')).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert res.manifest["nodes"][0]["rows_out"] == 4 and "other branches" not in (res.manifest["nodes"][0]["stats"])

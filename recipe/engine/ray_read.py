@@ -293,6 +293,9 @@ def read_in_tasks(store, fp: str, ctx, source: str, args: dict, pieces: list[tup
         ctx.info["format"] = format_info(args, [m for _, _, lines in got for m in lines],
                                          [p[2] for p in pieces if p[0] == "span"])
         ctx.info["files"] = len({p[1] for p in pieces})
+        from .read import other_branches
+        if other_branches([m for _, _, lines in got for m in lines]):
+            ctx.info["other branches"] = other_branches([m for _, _, lines in got for m in lines])
         return True
     finally:
         shutil.rmtree(work, ignore_errors=True)

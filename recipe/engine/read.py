@@ -129,7 +129,18 @@ def read_source(con, out: str, aside_table: str, ctx, source: str, args: dict, l
     rejected = rows.close()
     ctx.info["format"] = format_info(args, said)
     ctx.info["files"] = len(files)
+    if other_branches(said):
+        ctx.info["other branches"] = other_branches(said)
     return rejected
+
+
+_BRANCHES = re.compile(r"OASST trees read as their top-ranked conversations; they hold ([\d,]+) more")
+
+
+def other_branches(messages: list[str]) -> int:
+    """The conversations an OASST source's trees hold beside the top-ranked ones read (the
+    readers say so per file): `read(..., branches="all")` would read them too."""
+    return sum(int(m.group(1).replace(",", "")) for msg in messages if (m := _BRANCHES.search(msg)))
 
 
 def collapse_detected(messages: list[str]) -> list[str]:
