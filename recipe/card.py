@@ -83,7 +83,9 @@ def card(out: Path, cache_dir: Path | None = None) -> str:
                   "every sink in one container."]
     aside = sum(n["rows_set_aside"] for n in m["nodes"])
     lines += ["", f"Rows that left a step are in `set_aside.jsonl` ({aside:,}), each with the step and the reason; "
-              "`recipe explain --row ID` tells one row's path.", "", "## Sources", "", "| source | path | SHA-256 |",
+              "`recipe explain --row ID` tells one row's path."]
+    lines += _use(configs)
+    lines += ["", "## Sources", "", "| source | path | SHA-256 |",
               "|---|---|---|"]
     lines += [f"| `{k}` | `{v.get('path')}` | `{str(v.get('sha256', ''))[:16]}…` |" for k, v in (m.get("inputs") or {}).items()]
     lines += ["", "## How the rows were chosen", "", "| step | op | in | created | out | set aside | reported |",
@@ -165,6 +167,20 @@ def hub_configs(data: list[tuple[str, dict]]) -> list[dict]:
             c["default"] = True
     # the default first: the Hub picks the loader of every config by the first one's files
     return sorted(out, key=lambda c: not (c.get("default") or c["name"] == "default"))
+
+
+def _use(configs: list[dict]) -> list[str]:
+    """How to load each config once this folder is a dataset repository on the Hub."""
+    if not configs:
+        return []
+    calls = []
+    default = len(configs) == 1 or configs[0].get("default") or configs[0]["name"] == "default"
+    for i, c in enumerate(configs):  # the default needs no name; without one, every config does
+        name = "" if i == 0 and default else ", " + json.dumps(c["name"])
+        calls.append(f'load_dataset("USER/NAME"{name})  # ' + ", ".join(dict.fromkeys(sp for sp, _, _ in c["files"])))
+    return ["", "## Use it", "", "Upload this folder as a dataset repository (`hf upload USER/NAME path/to/this/folder "
+            "--repo-type dataset`; `--exclude set_aside.jsonl` leaves the rows set aside behind), then:",
+            "", "```python", "from datasets import load_dataset", *calls, "```"]
 
 
 def hub_loader(config: dict) -> str:

@@ -39,6 +39,7 @@ def test_the_card_says_what_the_run_did(tmp_path):
     # the Parquet file is no config: the Hub would read it with the JSON files' loader
     assert [c["data_files"][0]["path"] for c in meta["configs"]] == ["train.jsonl"]
     assert [c["config_name"] for c in meta["configs"]] == ["train_jsonl"]  # named apart from train.parquet's
+    assert 'load_dataset("USER/NAME")  # train\n```' in body  # one config: the default
     assert "`train.parquet` would not load as a config" in body
     assert meta["size_categories"] == ["n<1K"] and meta["language"] == ["en", "fr"]  # de was set aside
     # each file's container as its extension says (the Parquet file was listed as "jsonl")
@@ -121,6 +122,7 @@ def test_split_files_are_one_config_and_the_hub_loader_reads_every_column(tmp_pa
     assert types["data"]["messages"] == [{"name": "role", "dtype": "string"}, {"name": "content", "dtype": "string"}]
     assert types["alpaca"] == {"instruction": "string", "input": "string", "output": "string", "note": "string"}
     assert "| `data/test.jsonl` | `heldout` |" in body and "`data` / `test` |" in body
+    assert 'load_dataset("USER/NAME")  # train, test\nload_dataset("USER/NAME", "alpaca")  # train' in body
 
     got = _load_with_datasets(tmp_path / "out", tmp_path=tmp_path)  # the default config: the splits
     assert {k: v.num_rows for k, v in got.items()} == {"train": rows["data/train.jsonl"], "test": rows["data/test.jsonl"]}
