@@ -92,6 +92,11 @@ def starter_text(name: str, data: str, facts: dict, languages: dict | None = Non
                 "whitespace": "untidy whitespace"}
         lines.append("  | normalize()  # rows read with " + ", ".join(
             f"{what.get(k, k)}: {v:,}" for k, v in sorted(fixes.items())))
+    cot = reasoning_column(facts, resp) if fmt != "raw" else None
+    if cot:  # FLAN's CoT sets, GSM8K with its solutions: the answer alone teaches no reasoning
+        lines.append(f'  # | derive(response = concat({cot}, " So the answer is ", response, "."))  # the answers are '
+                     f'short (half at most {resp["chars"]["p50"]:,} characters) and `{cot}` explains them: remove the '
+                     f'first `#` to answer with the reasoning first, as FLAN\'s chain-of-thought templates do')
     found = (facts.get("personal_data") or {}).get("found") or {}
     usual = {k: v for k, v in found.items() if k in ("email", "ip", "key")}
     # phone and card numbers are often a task's own data ("validate this phone number"): named, not redacted
@@ -121,6 +126,19 @@ def starter_text(name: str, data: str, facts: dict, languages: dict | None = Non
             lines.append("  | respond(model=lm, max_new_tokens=512)  # no row has an answer: the model writes them")
     lines += ["", f'write clean to "{name}.jsonl"', ""]
     return "\n".join(lines)
+
+
+# columns that hold the reasoning behind a short answer (FLAN's CoT files, math sets' solutions)
+REASONING = ("rationale", "explanation", "reasoning", "solution", "chain_of_thought", "cot", "thought", "thoughts")
+
+
+def reasoning_column(facts: dict, resp: dict) -> str | None:
+    """A text column named for reasoning beside answers that are mostly a word or a number."""
+    chars = resp.get("chars") or {}
+    if not chars or chars.get("p50", 0) > 20:
+        return None
+    cols = {c["name"].lower(): c["name"] for c in facts.get("columns", []) if c["type"] == "text"}
+    return next((cols[n] for n in REASONING if n in cols), None)
 
 
 # a near-duplicate step that would set aside more than this share of the rows read is written

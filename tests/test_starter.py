@@ -208,3 +208,22 @@ def test_oasst_trees_say_how_many_conversations_their_other_branches_hold(tmp_pa
     text = text.replace('format="oasst")', 'format="oasst", branches="all")')
     res = load(text.replace('read("t.jsonl"', f'read("{data}"')).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
     assert res.manifest["nodes"][0]["rows_out"] == 4 and "other branches" not in (res.manifest["nodes"][0]["stats"])
+
+
+def test_short_answers_beside_a_reasoning_column_get_a_commented_cot_step(tmp_path):
+    """GSM8K and FLAN's chain-of-thought files: the answer is a number or a word and the
+    `rationale` explains it; the starter offers, commented out, the reasoning before the
+    answer, and the step does that once the `#` is removed."""
+    data = tmp_path / "cot.tsv"
+    data.write_text("".join(f"How much is {i} plus {i}?\t{2 * i}\t{i} + {i} = {2 * i}.\n" for i in range(30)))
+    out = tmp_path / "cot.recipe"
+    assert main(["new", str(out), "--source", str(data), "--columns", "question,answer,rationale"]) == 0
+    text = out.read_text()
+    step = '  # | derive(response = concat(rationale, " So the answer is ", response, "."))'
+    assert step in text and "`rationale` explains them" in text
+    load(text.replace(step, step.replace("# | ", "| ")).replace('read("cot.tsv"', f'read("{data}"')).run(
+        out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert read_jsonl(tmp_path / "o" / "cot.jsonl")[3]["response"] == "3 + 3 = 6. So the answer is 6."
+    long = tmp_path / "long.tsv"  # answers of prose: nothing offered
+    long.write_text("".join(f"Explain item {i}.\tItem {i} is a thing that does many things well.\tbecause\n" for i in range(30)))
+    assert "derive(response" not in write_starter(str(tmp_path / "l.recipe"), str(long), columns=["question", "answer", "rationale"])
