@@ -111,6 +111,7 @@ def _facts(table, aside, raw: bool = False) -> dict:
     keys = {c: [] for c in lengths}
     turns: Counter = Counter()
     starts: Counter = Counter()
+    escaped: Counter = Counter()
     n = 0
     kinds: dict[str, str] = {}
     for b in table.batches(shown, BLOCK):
@@ -127,6 +128,11 @@ def _facts(table, aside, raw: bool = False) -> dict:
             keys[c].append(np.stack(normalised_keys(col), axis=1))
         if "messages" in cols:
             turns.update(pc.list_value_length(b.column("messages")).fill_null(0).to_pylist())
+        for c in shown:  # "\n" as two characters and no line break: escaped, as TSV files keep them
+            if c != "_id" and kinds.get(c) == "text":
+                col = pc.fill_null(b.column(c).combine_chunks(), "")
+                hit = pc.and_(pc.match_substring(col, "\\n"), pc.invert(pc.match_substring(col, "\n")))
+                escaped[c] += int(pc.sum(hit).as_py() or 0)
         if "instruction" in cols:
             first = pc.extract_regex(pc.fill_null(b.column("instruction").combine_chunks(), ""),
                                      r"^[^\pL\pN]*(?P<w>[\pL\pN]+)")
@@ -135,7 +141,8 @@ def _facts(table, aside, raw: bool = False) -> dict:
                            if w})
     out = {"columns": [{"name": c, "type": kinds.get(c, "?"), "non_null": n - nulls[c]} for c in shown],
            "texts": {}, "turns": dict(sorted(turns.items())),
-           "first_words": [[w, k] for w, k in starts.most_common(10)]}
+           "first_words": [[w, k] for w, k in starts.most_common(10)],
+           "escaped_line_breaks": {c: k for c, k in escaped.items() if k}}
     for c in lengths:
         ln = np.concatenate(lengths[c]) if lengths[c] else np.zeros(0, np.int64)
         wd = np.concatenate(words[c]) if words[c] else np.zeros(0, np.int64)
@@ -335,6 +342,9 @@ def render(f: dict) -> str:
     if "repairs" in f:
         lines.append("repairs `normalize()` makes: " + (", ".join(f"{k} in {n_rows(v)}" for k, v in f["repairs"].items())
                                                        or "none"))
+    if f.get("escaped_line_breaks"):
+        lines.append("line breaks written as `\\n` (two characters, in texts with no line break): "
+                     + ", ".join(f"{c} {n_rows(k)}" for c, k in f["escaped_line_breaks"].items()))
     if f.get("other_branches"):
         lines.append(f"OASST trees: each read as its top-ranked conversation; their other branches hold "
                      f"{f['other_branches']:,} more (`read(..., branches=\"all\")` reads every one)")

@@ -227,3 +227,23 @@ def test_short_answers_beside_a_reasoning_column_get_a_commented_cot_step(tmp_pa
     long = tmp_path / "long.tsv"  # answers of prose: nothing offered
     long.write_text("".join(f"Explain item {i}.\tItem {i} is a thing that does many things well.\tbecause\n" for i in range(30)))
     assert "derive(response" not in write_starter(str(tmp_path / "l.recipe"), str(long), columns=["question", "answer", "rationale"])
+
+
+def test_line_breaks_written_as_backslash_n_are_unescaped_first(tmp_path):
+    """A TSV file keeps a line break as `\\n`: inspect counts the texts that hold it and no real
+    line break, and where a column has many the starter turns them back into line breaks
+    (before normalize); a few (file contents shown in a string) are only counted."""
+    from recipe.inspect import inspect, render
+    data = tmp_path / "mc.tsv"
+    data.write_text("".join(f"Pick one {i}.\\nOptions:\\n(A) x\\n(B) y\t(A)\tbecause {i}\n" for i in range(20)))
+    facts = inspect(str(data), data_format="question_answer", columns=["question", "answer", "rationale"])
+    assert facts["escaped_line_breaks"] == {"instruction": 20}
+    assert "line breaks written as `\\n` (two characters, in texts with no line break): instruction 20 rows" in render(facts)
+    text = write_starter(str(tmp_path / "mc.recipe"), str(data), columns=["question", "answer", "rationale"])
+    assert 'derive(instruction=regexp_replace(instruction, "\\\\\\\\n", "\\n"))' in text
+    load(text.replace('read("mc.tsv"', f'read("{data}"')).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    row = read_jsonl(tmp_path / "o" / "mc.jsonl")[0]
+    assert row["instruction"] == "Pick one 0.\nOptions:\n(A) x\n(B) y" == row["messages"][0]["content"]
+    few = write_jsonl(tmp_path / "code.jsonl", [{"instruction": f"Read the file {i}.", "input": "a\\nb" if i == 0 else "",
+                                                 "output": "ok"} for i in range(10)])
+    assert "regexp_replace" not in write_starter(str(tmp_path / "code.recipe"), str(few))
