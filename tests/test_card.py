@@ -185,3 +185,20 @@ def test_configs_the_hub_would_read_with_another_loader_are_not_listed(tmp_path)
     rows = {s["file"]: s["rows"] for s in res.manifest["sinks"]}
     got = _load_with_datasets(tmp_path / "out", tmp_path=tmp_path)
     assert {k: v.num_rows for k, v in got.items()} == {"train": rows["train.jsonl"], "test": rows["test.jsonl"]}
+
+
+def test_nested_input_values_are_typed_by_their_values(tmp_path):
+    """Nested input values (kept as JSON, written as the values they are) get the type of
+    their values in the card, so a list of objects loads as one (the card declared no
+    features for such a sink at first)."""
+    data = write_jsonl(tmp_path / "d.jsonl", [{"instruction": f"Q{i}?", "output": "A.", "shots": [{"q": f"s{i}", "a": "t"}]}
+                                              for i in range(3)])
+    f = tmp_path / "n.recipe"
+    f.write_text(f'recipe nested\nsource raw = read("{data}", format="alpaca")\nwrite raw to "train.jsonl"\n')
+    load(str(f)).run(out=tmp_path / "out", cache_dir=tmp_path / "cache")
+    body = card(tmp_path / "out")
+    (tmp_path / "out" / "README.md").write_text(body)
+    feats = {x["name"]: x for x in yaml.safe_load(body.split("---\n")[1])["dataset_info"][0]["features"]}
+    assert feats["shots"] == {"name": "shots", "list": [{"name": "q", "dtype": "string"}, {"name": "a", "dtype": "string"}]}
+    got = _load_with_datasets(tmp_path / "out", tmp_path=tmp_path)["train"]
+    assert got[2]["shots"] == [{"a": "t", "q": "s2"}]

@@ -157,13 +157,19 @@ def test_nan_and_super_natural_instructions(tmp_path):
     p.write_text('{"instruction": "a", "output": "b", "score": NaN}\n{"instruction": "a", "output": "b", "score": 1.5}\n')
     good, bad = read_all(p)
     assert len(good) == 1 and "NaN" in bad[0][1]
-    task = {"Definition": ["Answer the question."], "Instances": [{"id": "t-1", "input": "2+2?", "output": ["4"]}]}
+    task = {"Definition": ["Answer the question."], "Categories": ["Arithmetic"], "Input_language": ["English"],
+            "Positive Examples": [{"input": "1+1?", "output": "2", "explanation": "One and one."}],
+            "Instances": [{"id": "t-1", "input": "2+2?", "output": ["4"]}, {"id": "t-2", "input": "3+3?", "output": ["6", "six"]}]}
     t = tmp_path / "task001_x.json"
     t.write_text(json.dumps(task))
     good, bad = read_all(t)
     row = good[0][1]
     assert row["instruction"] == "Answer the question.\n\n2+2?" and row["response"] == "4"
     assert row["task"] == "task001_x"
+    # the task's fields on every row, and every acceptable output where there are several
+    assert row["categories"] == ["Arithmetic"] and row["input_language"] == ["English"] and "outputs" not in row
+    assert row["positive_examples"] == [{"input": "1+1?", "output": "2", "explanation": "One and one."}]
+    assert good[1][1]["response"] == "6" and good[1][1]["outputs"] == ["6", "six"]
     said = []  # the format said is the file's, not its instances' (they are Alpaca records)
     list(iter_rows("src", [t], None, log=said.append))
     assert said == ["src: detected format `ni` (from keys `Definition`, `Instances`)"]

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..diagnostics import UserError
-from ..io.features import records_schema
+from ..io.features import batch_schema, records_schema
 from ..io.formats import KEPT_TURNS, BadRow, from_row, refreshed_turns
 from ..io.sinks import SINK_EXTENSIONS, WRITE_FORMATS, SINK_COMPRESSIONS, sink_extension_problem, sink_kind  # noqa: F401
 
@@ -162,7 +162,7 @@ def _json_lines(table, keep: list[str], fh, nulled: list, batch: int = 10_000, a
                 ids = b.column("_id").to_pylist() if "_id" in b.column_names else [None] * b.num_rows
                 nulled += [ids[i] for i in bad]
             if shapes is not None:
-                shapes.append(b.schema)
+                shapes.append(batch_schema(b))
             data = text_bytes(lines)
             if array and len(data):  # a JSON text holds no raw newline: each one ends a row
                 data = (b"\n" if n == 0 else b",\n") + bytes(data[:-1]).replace(b"\n", b",\n")

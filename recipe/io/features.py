@@ -41,6 +41,24 @@ def records_schema(records: list[dict]) -> pa.Schema | None:
         return None
 
 
+def batch_schema(b) -> pa.Schema | None:
+    """The schema of a batch as a JSON writer writes it: a JSON column (nested input values,
+    written as the values they are) typed by its values, as a reader would read them back;
+    None when they share no type."""
+    import json
+    fields = []
+    for f in b.schema:
+        if isinstance(f.type, pa.ExtensionType) and f.type.extension_name == "arrow.json":
+            values = [None if v is None else json.loads(v) for v in b.column(f.name).to_pylist()]
+            try:
+                fields.append(pa.field(f.name, pa.array(values).type))
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+                return None
+        else:
+            fields.append(f)
+    return pa.schema(fields)
+
+
 def hub_features(schema: pa.Schema | None) -> list[dict] | None:
     """The schema as a card's `features` list, or None (see the module's docstring)."""
     if schema is None:

@@ -279,9 +279,26 @@ def _iter_json_recover(path: Path, text: str) -> Iterator[Item]:
         idx += 1
 
 
+# a task file's fields kept on each of its rows (lists of text): what SuperNI's own splits filter
+# by (English tasks, categories), as columns
+NI_TASK_FIELDS = (("Categories", "categories"), ("Domains", "domains"), ("Reasoning", "reasoning"),
+                  ("Source", "source"), ("Input_language", "input_language"), ("Output_language", "output_language"),
+                  ("Instruction_language", "instruction_language"))
+
+
 def _ni_items(path: Path, doc: dict) -> Iterator[Item]:
+    """A Natural Instructions task file's instances as Alpaca records: the definition is the
+    instruction, the first of an instance's outputs the answer (all of them in `outputs` where
+    there are several), and the task's categories, domains, languages and positive examples
+    columns of every row (they were dropped until session 40)."""
     definition = doc.get("Definition")
     definition = " ".join(definition) if isinstance(definition, list) else str(definition or "")
+    task = {col: doc[k] for k, col in NI_TASK_FIELDS
+            if isinstance(doc.get(k), list) and all(isinstance(x, str) for x in doc[k])}
+    shots = [{k: e[k] if isinstance(e.get(k), str) else None for k in ("input", "output", "explanation")}
+             for e in doc.get("Positive Examples") or [] if isinstance(e, dict)]
+    if shots:
+        task["positive_examples"] = shots
     for i, inst in enumerate(doc.get("Instances") or []):
         if not isinstance(inst, dict):
             yield Item(i, f"{path.name}[{i}]", error="instance is not an object")
@@ -289,7 +306,9 @@ def _ni_items(path: Path, doc: dict) -> Iterator[Item]:
         outs = inst.get("output")
         out = outs[0] if isinstance(outs, list) and outs else outs
         rec = {"instruction": definition, "input": inst.get("input"), "output": out,
-               "task": path.stem, "definition": definition}
+               "task": path.stem, "definition": definition, **task}
+        if isinstance(outs, list) and len(outs) > 1:
+            rec["outputs"] = outs
         if "id" in inst:
             rec["instance_id"] = inst["id"]
         yield Item(i, f"{path.name}[{i}]", record=rec, fmt="ni")
