@@ -196,16 +196,19 @@ def hub_loader(config: dict) -> str:
 def _fits(files: list, sink: dict) -> bool:
     """Whether a file can be another split of these files' config: the same columns, or no
     declared columns for any of them (CSV files')."""
-    typed = [s for _, _, s in files] + [sink]
-    feats = [s.get("features") for s in typed if s.get("rows", 1)]  # an empty file holds nothing to type
-    return all(f is None for f in feats) or _features([(None, None, {"features": f}) for f in feats]) is not None
+    feats = [s.get("features") for s in [*(s for _, _, s in files), sink] if s.get("rows", 1)]
+    return all(f is None for f in feats) or _shared(feats) is not None
 
 
 def _features(files: list) -> list | None:
-    """The features the files share (a column null in one takes another's type), or None."""
+    """The features the files share (a column null in one takes another's type), or None; an
+    empty file holds nothing to type."""
+    return _shared([s.get("features") for _, _, s in files if s.get("rows", 1)])
+
+
+def _shared(feats: list) -> list | None:
     from .io.features import merged
-    feats = [s.get("features") for _, _, s in files if s.get("rows", 1)] or [None]
-    got = feats[0]
+    got = feats[0] if feats else None
     for f in feats[1:]:
         got = merged(got, f)
     return got
