@@ -41,8 +41,10 @@ def main():
     inst = tasks[0]["Instances"]
     inputs = [i["input"] for i in inst]
     outputs = [i["output"][0] if isinstance(i["output"], list) else i["output"] for i in inst]
-    pos = tasks[0].get("Positive Examples", [])[: a.shots]
-    examples = "\n\n".join(f"Input: {p['input']}\nOutput: {p['output']}" for p in pos)
+    # each candidate with its own file's positive examples, as UIT's main_ppl_annotation.py
+    # (until session 41 every candidate was shown the first file's)
+    examples = ["\n\n".join(f"Input: {p['input']}\nOutput: {p['output']}" for p in t.get("Positive Examples", [])[: a.shots])
+                for t in tasks]
     rt = ModelRuntime(Path("/tmp/recipe-uit-bench"))
     lm = {"kind": "causal_lm", "source": "builtin:smollm2", "options": {}, "identity": "uit-lm"}
     t = time.perf_counter()

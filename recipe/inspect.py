@@ -8,6 +8,7 @@ instructions (the verb analysis of the Self-Instruct and Alpaca papers, in one l
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
@@ -18,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from .io.features import unified
 from .ui import n_rows
 
 TEXTS = ("instruction", "response")
@@ -114,9 +116,13 @@ def _facts(table, aside, raw: bool = False) -> dict:
     escaped: Counter = Counter()
     n = 0
     kinds: dict[str, str] = {}
+    valued: dict[str, list] = {}  # JSON columns: the type of their values, batch by batch
     for b in table.batches(shown, BLOCK):
         n += b.num_rows
         kinds = kinds or {f.name: _kind(f.type) for f in b.schema}
+        for f in b.schema:
+            if isinstance(f.type, pa.BaseExtensionType):
+                valued.setdefault(f.name, []).append(_json_values_type(b.column(f.name)))
         for c in shown:
             nulls[c] += b.column(c).null_count
         for c in lengths:
@@ -139,6 +145,10 @@ def _facts(table, aside, raw: bool = False) -> dict:
             counts = pc.value_counts(pc.utf8_lower(first.field("w")))  # a word once per batch, not per row
             starts.update({w: n for w, n in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())
                            if w})
+    for c, types in valued.items():  # one shape in every row: said, as a reader would type it
+        t = unified(s and pa.schema([pa.field(c, s)]) for s in types)
+        if t is not None and not pa.types.is_null(t.field(c).type):
+            kinds[c] = _kind(t.field(c).type)
     out = {"columns": [{"name": c, "type": kinds.get(c, "?"), "non_null": n - nulls[c]} for c in shown],
            "texts": {}, "turns": dict(sorted(turns.items())),
            "first_words": [[w, k] for w, k in starts.most_common(10)],
@@ -233,6 +243,15 @@ def input_column(facts: dict, ask: str | None, answer: str | None) -> str | None
                 None)
 
 
+def _json_values_type(col) -> pa.DataType | None:
+    """The type Arrow gives a JSON column's values (nested input values are stored as JSON
+    text), None when they share none."""
+    try:
+        return pa.array([None if v is None else json.loads(v) for v in col.to_pylist()]).type
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        return None
+
+
 def _kind(t: pa.DataType) -> str:
     """A column's type in the words the docs use."""
     if isinstance(t, pa.BaseExtensionType):
@@ -251,7 +270,7 @@ def _kind(t: pa.DataType) -> str:
             return "conversation"
         return f"list of {_kind(v)}"
     if pa.types.is_struct(t):
-        return "object"
+        return f"object ({', '.join(f.name for f in t)})" if t.num_fields else "object"
     return str(t)
 
 

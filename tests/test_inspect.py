@@ -161,3 +161,17 @@ def test_a_column_of_mixed_values_is_named_so(tmp_path):
                                            {"instruction": "c", "output": "d", "extra": "text"}])
     cols = {c["name"]: c["type"] for c in inspect(str(d))["columns"]}
     assert cols["extra"] == "mixed (JSON)"
+
+
+def test_a_json_column_whose_values_share_a_shape_is_named_by_it(tmp_path):
+    # nested input values are stored as JSON text; when every row's value has one shape (NI's
+    # positive examples: a list of objects), inspect says which, as a reader would type it
+    # (until session 41 it said "mixed (JSON)" for any such column); nulls take no part
+    rows = [{"instruction": f"q{i}", "output": "a",
+             "shots": None if i < 3 else [{"input": "x", "output": "y"}, {"input": "z", "output": None}]}
+            for i in range(6)]
+    rows += [{"instruction": "q", "output": "a", "meta": {"k": 1}}]
+    d = write_jsonl(tmp_path / "d.jsonl", rows)
+    cols = {c["name"]: c for c in inspect(str(d))["columns"]}
+    assert cols["shots"]["type"] == "list of object (input, output)" and cols["shots"]["non_null"] == 3
+    assert cols["meta"]["type"] == "object (k)"

@@ -164,6 +164,7 @@ class FormatTransfer(Op):
         for i, r in enumerate(rows):
             tasks.setdefault(str(r.get(col)) if col in r else "all", []).append(i)
         given = args.get("candidates_from")
+        shots = args.get("shots", 2)
         report = {}
         for task, idx in tasks.items():
             inst = [_task_input(rows[i]) for i in idx]
@@ -171,23 +172,35 @@ class FormatTransfer(Op):
             # each instance once in the examples and the scoring (a task given as its candidates'
             # copies holds every instance once per candidate)
             pairs = list(dict.fromkeys(zip(inst, outs)))
-            shots = args.get("shots", 2)
-            examples = "\n\n".join(f"Input: {a}\nOutput: {b}" for a, b in pairs[:shots])
+            # the examples: the task's own positive examples where its rows carry them (NI and
+            # UIT task files), as UIT scores a definition; else its first instances, which are
+            # then not scored as well (their outputs are in the prompt) when others are left
+            own = _positive_examples([rows[i] for i in idx], shots)
+            scored = pairs if own or len(pairs) <= shots else pairs[shots:]
+            task_examples = _examples_text(own or pairs[:shots])
             cands = list(args.get("candidates") or [])
+            examples = {}
             if given:
-                cands = list(dict.fromkeys(v.strip() for i in idx if isinstance(v := rows[i].get(given), str)
-                                           and v.strip()))
+                by_cand: OrderedDict[str, list[dict]] = OrderedDict()
+                for i in idx:
+                    v = rows[i].get(given)
+                    if isinstance(v, str) and v.strip():
+                        by_cand.setdefault(v.strip(), []).append(rows[i])
+                cands = list(by_cand)
+                # UIT's transfers each bring their own examples, written in their own format
+                examples = {c: _examples_text(e) for c, rs in by_cand.items() if (e := _positive_examples(rs, shots))}
             if not cands:
-                prompt = rt.chat_prompt(model, UNIFY_PROMPT.format(examples=examples))
+                prompt = rt.chat_prompt(model, UNIFY_PROMPT.format(examples=task_examples))
                 gen = rt.generate(model, [prompt], n=args.get("n", 4), max_new_tokens=args.get("max_new_tokens", 96),
                                   temperature=args.get("temperature", 0.7), seed=args.get("seed", 0))[0]
                 cands = list(dict.fromkeys(c.strip() for c in gen if c.strip())) or ["Complete the task."]
                 report[task] = {"generated": True}
-            losses = definition_losses(rt, model, cands, [a for a, _ in pairs], [b for _, b in pairs], examples,
-                                       args.get("eval_instances", 16))
+            losses = definition_losses(rt, model, cands, [a for a, _ in scored], [b for _, b in scored],
+                                       [examples.get(c, task_examples) for c in cands], args.get("eval_instances", 16))
             best = int(np.argmin(losses))
             report[task] = {"candidates": [{"definition": c, "loss": round(l, 6)} for c, l in zip(cands, losses)],
-                            "chosen": best, "instances": len(pairs), **report.get(task, {})}
+                            "chosen": best, "instances": len(pairs), "scored": min(len(scored), args.get("eval_instances", 16)),
+                            "examples": "positive_examples" if own or examples else "instances", **report.get(task, {})}
             for j, i in enumerate(idx):
                 rows[i] = with_turn({**rows[i], "definition": cands[best], "definition_loss": losses[best]},
                                     f"{cands[best]}\n\n{inst[j]}", outs[j])
@@ -200,15 +213,38 @@ def _task_input(row: dict) -> str:
     return v if isinstance(v, str) and v.strip() else row["instruction"]
 
 
-def definition_losses(rt, model, cands: list[str], inputs: list[str], outputs: list[str], examples: str,
+def _positive_examples(rows: list[dict], shots: int) -> list[tuple[str, str]]:
+    """The first `shots` (input, output) pairs of the `positive_examples` of the first of
+    `rows` that has usable ones (the NI reader's column: a task file's "Positive Examples")."""
+    import json
+    for r in rows:
+        v = r.get("positive_examples")
+        if isinstance(v, str):  # stored as JSON text
+            try:
+                v = json.loads(v)
+            except ValueError:
+                continue
+        got = [(e["input"], e["output"]) for e in v or [] if isinstance(e, dict)
+               and isinstance(e.get("input"), str) and isinstance(e.get("output"), str)] if isinstance(v, list) else []
+        if got:
+            return got[:shots]
+    return []
+
+
+def _examples_text(pairs) -> str:
+    return "\n\n".join(f"Input: {a}\nOutput: {b}" for a, b in pairs)
+
+
+def definition_losses(rt, model, cands: list[str], inputs: list[str], outputs: list[str], examples: list[str],
                       eval_instances: int) -> list[float]:
     """UIT's perplexity denoising (main_ppl_annotation.py): for each candidate, the mean
-    token loss of the task's own instance outputs given `Definition + examples + input`."""
+    token loss of the task's own instance outputs given `Definition + examples + input`
+    (`examples[i]`: the text of candidate i's examples)."""
     m = min(eval_instances, len(inputs))
     prompts, conts, owner = [], [], []
     for ci, c in enumerate(cands):
         for j in range(m):
-            prompts.append(f"Definition: {c}\n\n{examples}\n\nInput: {inputs[j]}\nOutput:")
+            prompts.append(f"Definition: {c}\n\n{examples[ci]}\n\nInput: {inputs[j]}\nOutput:")
             conts.append(" " + outputs[j].strip())
             owner.append(ci)
     res = rt.loglik(model, prompts, conts)
