@@ -31,8 +31,12 @@ ANSWERS = ("response", "response_in_input", "output", "answer", "completion", "t
            "label", "solution")
 QUANTILES = (5, 50, 95)
 BLOCK = 20_000
-# a reason's own place ("file.jsonl:17: ") apart, so that reasons group
-_WHERE = re.compile(r"^(?P<where>.+?:\d+): ")
+# a reason's own place ("file.jsonl:17: ", "file.json[3]: ") apart, so that reasons group
+_WHERE = re.compile(r"^(?P<where>.+?(?::\d+|\[\d+\])): ")
+# and what names one row's particulars (a column number, a message id): reasons that differ
+# only there are one group, shown with them as "…" (an OASST message file's replies each named
+# their conversation's root, and 365 of them were 365 groups of one)
+_PARTICULAR = re.compile(r"[\w-]*\d[\w-]*|(?<=message )[\w-]+")
 
 
 def read_options(data_format: str | None, id_column: str | None, columns: list[str] | None) -> str:
@@ -289,14 +293,17 @@ def _repeats(parts: list[np.ndarray]) -> int:
 
 
 def _reasons(aside) -> list[dict]:
-    """Set-aside rows grouped by reason (its place apart), most common first, each with its
-    first place."""
+    """Set-aside rows grouped by reason (its place and particulars apart), most common first,
+    each with its first place."""
     groups: dict[str, dict] = {}
     for b in aside:
         for why in b.column("reason").to_pylist():
             m = _WHERE.match(why or "")
-            key = why[m.end():] if m else (why or "")
-            g = groups.setdefault(key, {"reason": key, "rows": 0, "first": m.group("where") if m else None})
+            text = why[m.end():] if m else (why or "")
+            g = groups.setdefault(_PARTICULAR.sub("…", text),
+                                  {"reason": text, "rows": 0, "first": m.group("where") if m else None})
+            if g["reason"] != text:  # the group's texts differ in their particulars
+                g["reason"] = _PARTICULAR.sub("…", text)
             g["rows"] += 1
     return sorted(groups.values(), key=lambda g: -g["rows"])
 

@@ -175,3 +175,23 @@ def test_a_json_column_whose_values_share_a_shape_is_named_by_it(tmp_path):
     cols = {c["name"]: c for c in inspect(str(d))["columns"]}
     assert cols["shots"]["type"] == "list of object (input, output)" and cols["shots"]["non_null"] == 3
     assert cols["meta"]["type"] == "object (k)"
+
+
+def test_set_aside_reasons_group_apart_from_their_particulars(tmp_path):
+    # an OASST message file's replies each name their conversation's root, and a malformed
+    # line's reason names its column: such reasons are one group (until session 41 a reply was
+    # a group of its own, and a JSON array's places, `file.json[3]`, stayed in the reason)
+    flat = []
+    for root in ("alpha", "beta", "gamma"):
+        flat += [{"message_id": root, "parent_id": None, "role": "prompter", "text": f"Q {root}?"},
+                 {"message_id": root + "x", "parent_id": root, "role": "assistant", "text": "A.", "rank": 0},
+                 {"message_id": root + "y", "parent_id": root + "x", "role": "prompter", "text": "More?"}]
+    d = tmp_path / "m.json"
+    d.write_text(json.dumps(flat))
+    f = inspect(str(d))
+    assert f["rows"] == 3 and f["set_aside"] == [
+        {"reason": "an OASST reply, part of the conversation that starts at message …", "rows": 6, "first": "m.json[1]"}]
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "a", "output": "b"}\n{"instruction": "a" "output": "b"}\n'
+                   '{"instruction": "abcdef" "output": "b"}\n')
+    assert [(g["rows"], g["first"]) for g in inspect(str(bad))["set_aside"]] == [(2, "bad.jsonl:2")]
