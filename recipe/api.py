@@ -17,6 +17,7 @@ from .diagnostics import UserError, raise_if_errors
 from .frontend import parse_any
 from .ir import ListV, Lit, ParamRef, Recipe
 from .link import link, load_file
+from .manifest import source_entry
 
 
 @dataclass
@@ -173,7 +174,7 @@ class Loaded:
             extra = {"recipe": self.recipe.name, "recipe_hash": self.hash(c.params),
                      "recipe_file": self.file, "recipe_text": self.text,
                      "params": c.params,
-                     "inputs": {s.name: {"path": s.args["path"], "sha256": s.parts["data"]}
+                     "inputs": {s.name: source_entry(s.args["path"], s.parts["data"], plan.source_files.get(s.name, []))
                                 for s in plan.steps if s.op == "read"},
                      "models": {k: {"kind": v["kind"], "source": v["source"], "identity": v["identity"]}
                                 for k, v in plan.models.items()},

@@ -85,9 +85,7 @@ def card(out: Path, cache_dir: Path | None = None) -> str:
     lines += ["", f"Rows that left a step are in `set_aside.jsonl` ({aside:,}), each with the step and the reason; "
               "`recipe explain --row ID` tells one row's path."]
     lines += _use(configs)
-    lines += ["", "## Sources", "", "| source | path | SHA-256 |",
-              "|---|---|---|"]
-    lines += [f"| `{k}` | `{v.get('path')}` | `{str(v.get('sha256', ''))[:16]}…` |" for k, v in (m.get("inputs") or {}).items()]
+    lines += _sources(m.get("inputs") or {})
     lines += ["", "## How the rows were chosen", "", "| step | op | in | created | out | set aside | reported |",
               "|---|---|---:|---:|---:|---:|---|"]
     for n in m["nodes"]:
@@ -167,6 +165,28 @@ def hub_configs(data: list[tuple[str, dict]]) -> list[dict]:
             c["default"] = True
     # the default first: the Hub picks the loader of every config by the first one's files
     return sorted(out, key=lambda c: not (c.get("default") or c["name"] == "default"))
+
+
+SOURCE_FILES = 10  # a source's files listed on the card; all of them are in manifest.json
+
+
+def _sources(inputs: dict) -> list[str]:
+    """Each source with its files' SHA-256 (as `sha256sum` prints it), so that a reader can
+    check they hold the same data: a folder's first files, and how many more the manifest
+    lists. A manifest written before session 41 has only the read's cache key, which is no
+    file's SHA-256: it is shown as that."""
+    lines = ["", "## Sources", "", "| source | file | bytes | SHA-256 |", "|---|---|---:|---|"]
+    for name, v in inputs.items():
+        files = v.get("files")
+        if files is None:
+            lines.append(f"| `{name}` | `{v.get('path')}` | | (cache key `{str(v.get('sha256', ''))[:16]}…`, not the file's) |")
+            continue
+        for f in files[:SOURCE_FILES]:
+            lines.append(f"| `{name}` | `{f['file']}` | {f['bytes']:,} | `{f['sha256']}` |")
+        if len(files) > SOURCE_FILES:
+            lines.append(f"| `{name}` | and {len(files) - SOURCE_FILES:,} more files ({len(files):,} in all; each with its "
+                         f"SHA-256 in `manifest.json`) | {sum(f['bytes'] for f in files):,} in all | |")
+    return lines
 
 
 def _use(configs: list[dict]) -> list[str]:

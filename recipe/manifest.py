@@ -44,3 +44,13 @@ def sink_shown(sink: dict, inside: bool = False) -> str:
         return shown
     # manifests before session 39 have no `file`: the name alone
     return str(PurePosixPath(sink["file"]).parent / Path(shown).name) if sink.get("file") else Path(shown).name
+
+
+def source_entry(path: str, fingerprint: str, files: list[dict]) -> dict:
+    """A source's entry in the manifest's `inputs`: its path, the key its read is cached
+    under, and each file with its bytes and SHA-256 (as `sha256sum` prints it); `sha256` too
+    when the source is one file."""
+    entry = {"path": path, "fingerprint": fingerprint, "files": files}
+    if len(files) == 1:
+        entry["sha256"] = files[0]["sha256"]
+    return entry

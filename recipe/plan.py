@@ -41,6 +41,8 @@ class Plan:
     sinks: list[dict]                 # {name, input step, path, format, options}
     models: dict[str, dict]           # model name -> {kind, source, options, identity}
     params: dict
+    # source name -> its files: {file, bytes, sha256} (the manifest's `inputs`, the card's sources)
+    source_files: dict[str, list[dict]] = field(default_factory=dict)
 
     def step(self, name: str) -> Step:
         return next(s for s in self.steps if s.name == name)
@@ -67,33 +69,34 @@ def _option(v, params: dict):
     return v.value if isinstance(v, Lit) else params.get(getattr(v, "name", ""))
 
 
-SEGMENT = 1 << 26  # bytes of a file hashed by one thread
-
-
-def file_fingerprint(paths: list[Path]) -> str:
-    """SHA-256 over each file's name and the SHA-256 of each of its 64 MB segments, hashed
-    on one thread per CPU (hashlib releases the GIL; one thread took 0.8 s a 1.1 GB file)."""
+def file_digests(paths: list[Path]) -> list[str]:
+    """Each file's SHA-256, as `sha256sum` prints it (what a dataset card says its sources
+    were), the files hashed on one thread per CPU (hashlib releases the GIL)."""
     import os
     from concurrent.futures import ThreadPoolExecutor
+    if len(paths) < 2:
+        return [_digest(p) for p in paths]
+    with ThreadPoolExecutor(min(len(paths), os.cpu_count() or 1)) as pool:
+        return list(pool.map(_digest, paths))
+
+
+def _digest(path: Path) -> str:
     h = hashlib.sha256()
-    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        for p in paths:
-            h.update(str(p.name).encode())
-            starts = range(0, max(p.stat().st_size, 1), SEGMENT)
-            for digest in pool.map(lambda at, p=p: _segment_digest(p, at), starts):
-                h.update(digest)
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 22):
+            h.update(block)
     return h.hexdigest()
 
 
-def _segment_digest(path: Path, at: int) -> bytes:
+def file_fingerprint(paths: list[Path], digests: list[str] | None = None) -> str:
+    """The key of files' contents: SHA-256 over each file's name and SHA-256 (`digests`,
+    when the caller has them). Until session 41 it hashed 64 MB segments in parallel, and
+    the manifest called that key the source's SHA-256, which no `sha256sum` printed."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        fh.seek(at)
-        left = SEGMENT
-        while left > 0 and (block := fh.read(min(1 << 20, left))):
-            h.update(block)
-            left -= len(block)
-    return h.digest()
+    for p, d in zip(paths, digests if digests is not None else file_digests(paths)):
+        h.update(str(p.name).encode())
+        h.update(bytes.fromhex(d))
+    return h.hexdigest()
 
 
 def build_plan(c: Checked, source_paths: dict[str, str], model_identity, keep: tuple[str, ...] = (),
@@ -132,6 +135,7 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity, keep: t
     for n in keep:
         visit(n)
     steps: list[Step] = []
+    source_files: dict[str, list[dict]] = {}
     node_step: dict[str, str] = {}
     fps: dict[str, str] = {}
     by_node = {n.name: n for n in r.nodes}
@@ -171,9 +175,11 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity, keep: t
             # the source name is in the rows (`_id` = `<source>:<index>`), so it is in the key;
             # the path as spelled is not (the file names and contents are, in `data`), so a
             # recipe run from another folder, or with the same file given another way, hits
+            digests = file_digests(files)
+            source_files[name] = [{"file": str(f), "bytes": f.stat().st_size, "sha256": d} for f, d in zip(files, digests)]
             parts = {"op": "read", "version": READ_VERSION, "code": code_hash(*ENGINE), "source": name,
                      "args": opts,
-                     "data": file_fingerprint(files), "parents": [], "models": []}
+                     "data": file_fingerprint(files, digests), "parents": [], "models": []}
             fp = _h(parts)
             steps.append(Step(name, name, "read", READ_VERSION, {"path": str(path), **opts}, (), (), parts, fp))
             node_step[name] = name
@@ -216,7 +222,7 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity, keep: t
         path = s.path.value if isinstance(s.path, Lit) else c.params.get(s.path.name)
         sinks.append({"name": s.input.name, "step": node_step[s.input.name], "path": path,
                       "format": opts.pop("format", None), "options": opts, "span": s.span})
-    return Plan(group_by_model(steps), node_step, sinks, models, dict(c.params))
+    return Plan(group_by_model(steps), node_step, sinks, models, dict(c.params), source_files)
 
 
 def group_by_model(steps: list[Step]) -> list[Step]:

@@ -2,6 +2,7 @@
 rows' languages from the step cache)."""
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 
@@ -48,7 +49,12 @@ def test_the_card_says_what_the_run_did(tmp_path):
     for n in res.manifest["nodes"]:
         assert f"| `{n['name']}` | {n['op']} | {n['rows_in']:,} | {n['rows_created']:,} | {n['rows_out']:,} | " \
                f"{n['rows_set_aside']:,} |" in body
-    assert "found: email 1" in body and res.manifest["inputs"]["raw"]["sha256"][:16] in body
+    # the source's SHA-256 is the file's, as `sha256sum` prints it (until session 41 it was the
+    # read's cache key, a hash of the file's hashed segments, under the same name)
+    real = hashlib.sha256((tmp_path / "d.jsonl").read_bytes()).hexdigest()
+    assert res.manifest["inputs"]["raw"]["sha256"] == real
+    assert f"| `raw` | `{tmp_path / 'd.jsonl'}` | {(tmp_path / 'd.jsonl').stat().st_size:,} | `{real}` |" in body
+    assert "found: email 1" in body
     assert body.rstrip().endswith("```") and text.rstrip() in body  # the recipe as written, comments and all
 
 
@@ -202,3 +208,21 @@ def test_nested_input_values_are_typed_by_their_values(tmp_path):
     assert feats["shots"] == {"name": "shots", "list": [{"name": "q", "dtype": "string"}, {"name": "a", "dtype": "string"}]}
     got = _load_with_datasets(tmp_path / "out", tmp_path=tmp_path)["train"]
     assert got[2]["shots"] == [{"a": "t", "q": "s2"}]
+
+
+def test_a_folder_source_lists_each_file_with_its_sha256(tmp_path):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for i in range(12):
+        write_jsonl(folder / f"p{i:02d}.jsonl", [{"instruction": f"q{i}", "output": "a"}])
+    f = tmp_path / "c.recipe"
+    f.write_text(f'recipe parts\nsource raw = read("{folder}")\nwrite raw to "all.jsonl"\n')
+    res = load(str(f)).run(out=tmp_path / "out", cache_dir=tmp_path / "cache")
+    entry = res.manifest["inputs"]["raw"]
+    assert "sha256" not in entry  # several files: no one SHA-256 for them
+    files = sorted(folder.iterdir())
+    assert entry["files"] == [{"file": str(p), "bytes": p.stat().st_size,
+                               "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for p in files]
+    body = card(tmp_path / "out", tmp_path / "cache")
+    assert f"| `raw` | `{files[9]}` |" in body and f"`{files[10]}`" not in body
+    assert "| `raw` | and 2 more files (12 in all; each with its SHA-256 in `manifest.json`) |" in body
