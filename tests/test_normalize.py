@@ -88,6 +88,34 @@ def test_every_turn_and_the_joined_input_are_repaired(tmp_path):
     assert res.manifest["nodes"][1]["stats"]["rows changed"] == {"unicode": 1, "whitespace": 1}
 
 
+def test_an_input_that_only_says_there_is_none_leaves_the_row_and_its_prompt(tmp_path):
+    # Alpaca's `<noinput>` and its variants (about 1.5% of the published rows), and Dolly's
+    # `context`; a real input stays, and so does a placeholder whose turn was edited since
+    rows = [{"instruction": "Name a planet.", "input": "<No input>.", "output": "Mars."},
+            {"instruction": "Translate to French.", "input": "N/A", "output": "?"},
+            {"instruction": "Summarise.", "input": "No inputs were harmed.", "output": "Fine."}]
+    res, out = run(tmp_path, 'x = raw | normalize(unicode=false, whitespace=false, placeholder_input=true)\n'
+                             'write x to "x.json" (format="alpaca")\nwrite x to "c.jsonl"\n', rows, "alpaca")
+    rec = json.loads((out / "x.json").read_text())
+    assert [(r["instruction"], r["input"]) for r in rec] == [("Name a planet.", ""), ("Translate to French.", ""),
+                                                             ("Summarise.", "No inputs were harmed.")]
+    canon = [json.loads(line) for line in (out / "c.jsonl").read_text().splitlines()]
+    assert [c["messages"][0]["content"] for c in canon] == ["Name a planet.", "Translate to French.",
+                                                            "Summarise.\n\nNo inputs were harmed."]
+    assert [c["instruction"] for c in canon] == [c["messages"][0]["content"] for c in canon]
+    assert res.manifest["nodes"][1]["stats"]["rows changed"] == {"placeholder_input": 2}
+    dolly = [{"instruction": "Who wrote it?", "context": "none", "response": "Nobody."}]
+    (tmp_path / "d").mkdir()
+    (tmp_path / "e").mkdir()
+    _, out = run(tmp_path / "d", 'x = raw | normalize(placeholder_input=true)\nwrite x to "x.jsonl" (format="dolly")\n',
+                 dolly, "dolly")
+    assert json.loads((out / "x.jsonl").read_text())["context"] == ""
+    edited = 'x = raw | derive(instruction = "Name a moon.") | normalize(placeholder_input=true)\nwrite x to "x.jsonl"\n'
+    _, out = run(tmp_path / "e", edited, rows[:1], "alpaca")
+    row = json.loads((out / "x.jsonl").read_text())
+    assert row["messages"][0]["content"] == "Name a moon." and row["input"] == "<No input>."
+
+
 def test_on_a_column_repairs_that_column_alone(tmp_path):
     rows = [{"instruction": "Tom &amp; Jerry", "output": "ok", "note": "caf\u00c3\u00a9  "}]
     _, out = run(tmp_path, 'x = raw | normalize(on=note)\nwrite x to "x.jsonl"\n', rows, "alpaca")

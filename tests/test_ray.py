@@ -506,19 +506,23 @@ def test_redacted_and_normalized_turns_are_the_same_on_both_engines(tmp_path, mo
     come out as the DuckDB engine's."""
     rows = []
     for i in range(20):
-        rows.append({"instruction": f"Forward note {i}." if i % 3 else "Hi", "input": f"From: user{i}@gmail.com" if i % 2 else "",
+        rows.append({"instruction": f"Forward note {i}." if i % 3 else "Hi",
+                     "input": f"From: user{i}@gmail.com" if i % 2 else "No input." if i % 4 == 2 else "",
                      "output": f"Sent from 81.2.69.{i + 10}.  \n\n\n" if i % 4 else "Ok \u00e2\u20ac\u201c fine", "history": [["Who?", "me@corp.io"]] if i % 5 == 0 else [],
                      "system": "Mail ops@acme-corp.com" if i % 7 == 0 else ""})
     data = write_jsonl(tmp_path / "d.jsonl", rows)
     f = tmp_path / "r.recipe"
     f.write_text(f'recipe r\nsource raw = read("{data}", format="alpaca")\nx = raw | redact()\n'
                  'd = raw | redact(drop=true, kinds=["ip"])\nn = x | normalize()\np = raw | split_turns(max_tokens=9)\n'
+                 'q = raw | normalize(unicode=false, whitespace=false, placeholder_input=true)\n'
                  'write x to "x.jsonl"\nwrite x to "x.json" (format="alpaca")\nwrite d to "d.jsonl"\nwrite n to "n.jsonl"\n'
-                 'write p to "p.jsonl"\n')
+                 'write p to "p.jsonl"\nwrite q to "q.json" (format="alpaca")\n')
     res = both(load(str(f)), tmp_path)
     assert outputs(tmp_path / "o-ray") == outputs(tmp_path / "o-duckdb")
     assert counts(res["ray"].manifest) == counts(res["duckdb"].manifest)
     assert b"@gmail.com" not in (tmp_path / "o-ray" / "x.json").read_bytes()
+    q = json.loads((tmp_path / "o-ray" / "q.json").read_text())
+    assert sum(r["input"] == "No input." for r in rows) == 5 and not any(r["input"] == "No input." for r in q)
 
 
 def test_results_in_the_cache_start_no_actor(tmp_path, monkeypatch):

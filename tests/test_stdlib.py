@@ -57,19 +57,31 @@ def test_clean_sets_aside_each_rules_rows_naming_the_rule(tmp_path):
             "zeros": ("An array of 24 zeros.", "arr = [" + ", ".join(["0"] * 24) + "]"),
             "quoted": ("Summarise the article below. " + "x" * 160 + " She sent this picture later.", story),
             "dup": (task.upper().replace(" ", "  "), "Short."),
-            "near": (task.replace("in algae", "algae"), "Plants make sugar.")}
-    data = write_jsonl(tmp_path / "d.jsonl", [{"id": k, "instruction": i, "output": o} for k, (i, o) in rows.items()])
+            "near": (task.replace("in algae", "algae"), "Plants make sugar."),
+            # an input that only says there is none leaves the prompt (AlpacaDataCleaned), and the
+            # row it hid is then a duplicate of it
+            "noinput": ("Name the largest planet.", "Jupiter, a gas giant."),
+            "noinput_dup": ("Name the  largest planet.", "Jupiter."),
+            "input": ("Translate the text to French.", "Bonjour.")}
+    inputs = {"noinput": "<No input>.", "input": "Good morning."}
+    data = write_jsonl(tmp_path / "d.jsonl", [{"id": k, "instruction": i, "input": inputs.get(k, ""), "output": o}
+                                              for k, (i, o) in rows.items()])
     f = tmp_path / "c.recipe"
     f.write_text((ROOT / "stdlib_recipes" / "clean.recipe").read_text().replace('read("data.jsonl")',
                                                                                f'read("{data}", id="id")'))
-    load(str(f)).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
-    kept = [r["_id"] for r in read_jsonl(tmp_path / "o" / "clean.jsonl")]
+    res = load(str(f)).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    out = read_jsonl(tmp_path / "o" / "clean.jsonl")
+    kept = [r["_id"] for r in out]
     aside = {a["_id"]: (a["node"], a["reason"]) for a in read_jsonl(tmp_path / "o" / "set_aside.jsonl")}
-    assert kept == ["good", "zeros", "quoted"]
+    assert kept == ["good", "zeros", "quoted", "noinput", "input"]
     step = {k: v[0] for k, v in aside.items()}
     assert step == {"empty": "clean/filter", "placeholder": "clean/filter#2", "refusal": "clean/filter#3",
                     "unseen": "clean/filter#4", "loop": "clean/filter#5", "dup": "clean/dedupe",
-                    "near": "clean/dedupe#2"}
+                    "near": "clean/dedupe#2", "noinput_dup": "clean/dedupe"}
+    assert out[3]["messages"][0]["content"] == "Name the largest planet." and out[3]["input"] == ""
+    assert out[4]["messages"][0]["content"] == "Translate the text to French.\n\nGood morning."  # a real input stays
+    fixed = next(n for n in res.manifest["nodes"] if n["name"] == "clean/normalize")
+    assert fixed["stats"]["rows changed"] == {"placeholder_input": 1}
     assert aside["dup"][1] == "duplicate of good (exact on instruction)"
     assert "word_repetition(response, 10)" in aside["loop"][1]
 

@@ -88,3 +88,15 @@ class Cleaner:
                 done.append("whitespace")
                 text = tidy
         return text, done
+
+
+# an input that only says there is none, as Alpaca-style data holds them (Stanford Alpaca's
+# generator wrote `<noinput>`; the published 52k rows keep `No input`, `Noinput`, `<No Input>`,
+# `N/A`, ...: about 1.5% of Cherry-LLM's Alpaca subset), quotes, brackets and escapes around it
+_PLACEHOLDER = re.compile(r"""^[\s"'\\<(\[]*(?:no[\s_-]*inpute?(?:\s+(?:required|needed|provided|given))?|none|n/?a|null|nil"""
+                          r"""|empty|not applicable|-+|\.+)[\s"'\\>)\].!]*$""", re.I)
+
+
+def placeholder(text: str) -> bool:
+    """Whether an input text only says there is no input (`<noinput>`, `No input.`, `N/A`)."""
+    return len(text) < 40 and _PLACEHOLDER.match(text) is not None

@@ -24,19 +24,21 @@ def reads(on: str) -> list[str]:
     return [] if on in TURN_FIELDS else [on]
 
 
-def rewrite(src, on: str, fix: Callable[[str], tuple[str, list]], size: int = 10_000
-            ) -> Iterator[tuple[pa.Table, list[list]]]:
+def rewrite(src, on: str, fix: Callable[[str], tuple[str, list]], size: int = 10_000,
+            unjoin: Callable[[str], bool] | None = None) -> Iterator[tuple[pa.Table, list[list]]]:
     """The columns that hold the texts `on` names, each text replaced by `fix(text)[0]` (row for
     row, types kept), a batch of `size` rows at a time, with each row's findings: the lists
     `fix` returned for its texts, joined. A joined `input`/`context` is fixed again alone; its
-    findings were counted in the turn. Streamed: memory holds a batch's texts as Python
-    values, not the column's (a whole-column rewrite of 300k P3 rows peaked at 3.4 GB)."""
+    findings were counted in the turn. With `unjoin`, a joined input for which it is true is
+    first taken out of its column and its user turn (finding "placeholder_input"), when `on`
+    holds the user turn. Streamed: memory holds a batch's texts as Python values, not the
+    column's (a whole-column rewrite of 300k P3 rows peaked at 3.4 GB)."""
     turns = on in TURN_FIELDS
     kept = [(c, k) for c, _, k in KEPT_TURNS if c in src.columns()] if turns else []
     cols = (["messages", "instruction", "response"] + [c for c in JOINED if c in src.columns()]
             + [c for c, _ in kept]) if turns else [on]
     for tbl in src.batches(cols, size):
-        yield _rewritten(tbl, cols, on, turns, kept, fix)
+        yield _rewritten(tbl, cols, on, turns, kept, fix, unjoin if on in ("conversation", "instruction") else None)
 
 
 def stream(parts: Iterator[pa.Table]) -> pa.RecordBatchReader | pa.Table:
@@ -50,9 +52,16 @@ def stream(parts: Iterator[pa.Table]) -> pa.RecordBatchReader | pa.Table:
                                                              for b in t.to_batches()))
 
 
-def _rewritten(tbl: pa.Table, cols: list[str], on: str, turns: bool, kept: list, fix) -> tuple[pa.Table, list[list]]:
+def _rewritten(tbl: pa.Table, cols: list[str], on: str, turns: bool, kept: list, fix,
+               unjoin=None) -> tuple[pa.Table, list[list]]:
     data = {c: tbl.column(c).to_pylist() for c in cols}
     found: list[list] = [[] for _ in range(tbl.num_rows)]
+    if unjoin is not None:
+        for c in JOINED:
+            for i, v in enumerate(data.get(c) or []):
+                if isinstance(v, str) and v.strip() and unjoin(v) and _unjoined(data["messages"][i] or [], v):
+                    data[c][i] = ""
+                    found[i].append("placeholder_input")
 
     def one(i: int, text):
         if not isinstance(text, str):
@@ -76,6 +85,17 @@ def _rewritten(tbl: pa.Table, cols: list[str], on: str, turns: bool, kept: list,
     else:
         data[on] = [one(i, t) for i, t in enumerate(data[on])]
     return pa.table({c: pa.array(data[c], tbl.schema.field(c).type) for c in cols}), found
+
+
+def _unjoined(msgs: list, joined: str) -> bool:
+    """Take `joined` (an input a reader joined to the last user turn, `io/formats._join`)
+    out of that turn, in place; False when the turn does not end with it (edited since)."""
+    user = [j for j, m in enumerate(msgs) if m.get("role") == "user"]
+    tail = "\n\n" + joined
+    if not user or not (msgs[user[-1]].get("content") or "").endswith(tail):
+        return False
+    msgs[user[-1]] = {**msgs[user[-1]], "content": msgs[user[-1]]["content"][:-len(tail)]}
+    return True
 
 
 def _kept_turns(value, key: str, n: int, at: list[int], fix):
