@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from . import ops as registry
 from . import types
+from .check_expect import check_expects
 from .check_io import check_sinks, check_sources
 from .check_names import case_clashes, expression_reads
 from .check_regex import regex_call_diagnostics
@@ -618,7 +619,7 @@ def check_reachability(c: Checked) -> None:
         c.diagnostics.append(Diagnostic("W0602", "the recipe writes nothing, so a run does nothing", c.recipe.span,
                                         ('add `write NODE to "file.jsonl"`',), severity="warning"))
     graph = {n.name: deps(c, n) for n in c.recipe.nodes}
-    needed, stack = set(), [s.input.name for s in c.recipe.sinks]
+    needed, stack = set(), [s.input.name for s in c.recipe.sinks] + [e.node.name for e in c.recipe.expects]
     while stack:
         n = stack.pop()
         if n in needed:
@@ -633,7 +634,7 @@ def check_reachability(c: Checked) -> None:
 
 
 PASSES = (check_names, check_models, check_sources, check_ops, check_cycles, check_columns, check_sinks,
-          check_reachability)
+          check_expects, check_reachability)
 
 
 def check(recipe: Recipe, overrides: dict[str, str] | None = None,

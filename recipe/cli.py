@@ -212,7 +212,21 @@ def cmd_run(a) -> int:
     if a.card:
         from .card import write_card
         print(f"dataset card: {write_card(Path(a.out), cache_dir=Path(a.cache_dir))}")
-    return 0
+    return _expectations_met(res.manifest)
+
+
+def _expectations_met(manifest: dict) -> int:
+    """0, or 3 when an `expect` of the recipe is not met (the outputs are written): said on
+    stderr with each one's place, so a CI job fails on data that breaks its expectations."""
+    failed = [e for e in manifest.get("expectations", []) if not e["ok"]]
+    for e in failed:
+        shown = ", ".join(f"{k} = {v}" for k, v in e["values"].items())
+        print(f"{e['file']}:{e['line']}: expectation not met: expect {e['node']}: {e['expect']} ({shown})",
+              file=sys.stderr)
+    if failed:
+        print(f"error: {len(failed)} of {len(manifest['expectations'])} expectation(s) not met; the outputs are "
+              f"written (exit code 3)", file=sys.stderr)
+    return 3 if failed else 0
 
 
 def cmd_card(a) -> int:
@@ -293,7 +307,8 @@ def cmd_ops(a) -> int:
     from .link import STDLIB, stdlib_names
     stdlib = stdlib_names()
     wanted = set(a.names or ())
-    unknown = sorted(wanted - set(ops.names()) - set(FUNCTIONS) - set(stdlib))
+    from .check_expect import AGGREGATE_DOCS
+    unknown = sorted(wanted - set(ops.names()) - set(FUNCTIONS) - set(stdlib) - set(AGGREGATE_DOCS))
     if unknown:
         import difflib
         near = difflib.get_close_matches(unknown[0], [*ops.names(), *FUNCTIONS, *stdlib], n=1)
@@ -326,6 +341,12 @@ def cmd_ops(a) -> int:
         takes, gives = SIGNATURES[name]
         gives = "the arguments' type" if gives == "T" else gives
         print(f"    {name}({', '.join('any' if t == 'T' else t for t in takes)}) -> {gives}  {f.doc}")
+    from .check_expect import AGGREGATE_DOCS
+    if names := [n for n in AGGREGATE_DOCS if show(n)]:
+        print("\naggregates (in `expect NODE: CONDITION`, over the node's rows once the run is done; "
+              "a run whose expectation is not met exits with code 3):")
+    for name in names:
+        print(f"    {AGGREGATE_DOCS[name]}")
     return 0
 
 

@@ -68,6 +68,9 @@ CODES: dict[str, Code] = {
                                                        "groups; regexp_extract's group is 0 (the match) to their count"),
     "E0413": Code("a new column's name differs from a column's only in case",
                   "SQL names ignore case: use the column's own spelling to replace it, or another name"),
+    "E0415": Code("a row value outside an aggregate in an expectation",
+                  "read the rows through rows(), count(...), share(...), mean(...), min(...), max(...) or sum(...)"),
+    "E0416": Code("an expectation that is not a condition", "compare the aggregate: `expect NODE: rows() >= 1000`"),
     # 05xx: the graph
     "E0501": Code("cycle between nodes", "a node cannot read, directly or not, its own output"),
     # 06xx: warnings about the graph

@@ -196,6 +196,18 @@ class Sink:
 
 
 @dataclass(frozen=True)
+class Expect:
+    """`expect NODE: CONDITION`: what the node's rows must be once the run is done; the
+    condition is over aggregates of its rows (`checks` and `engine/expect.py`)."""
+    node: NameRef
+    expr: Expr
+    span: Span = field(default=NO_SPAN, compare=False)
+
+    def to_json(self):
+        return {"node": self.node.to_json(), "expr": self.expr.to_json()}
+
+
+@dataclass(frozen=True)
 class Use:
     alias: str
     target: str  # a path or stdlib:NAME
@@ -220,6 +232,7 @@ class Recipe:
     span: Span = field(default=NO_SPAN, compare=False)
     # (line, text, trailing) of every comment, for `recipe fmt`; not part of the IR's meaning
     comments: tuple = field(default=(), compare=False)
+    expects: tuple[Expect, ...] = ()
 
     def to_json(self) -> dict:
         return {"recipe": self.name,
@@ -228,7 +241,8 @@ class Recipe:
                 "models": [m.to_json() for m in self.models],
                 "sources": [s.to_json() for s in self.sources],
                 "nodes": [n.to_json() for n in self.nodes],
-                "sinks": [s.to_json() for s in self.sinks]}
+                "sinks": [s.to_json() for s in self.sinks]} | (
+                    {"expects": [e.to_json() for e in self.expects]} if self.expects else {})
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"

@@ -43,6 +43,8 @@ class Plan:
     params: dict
     # source name -> its files: {file, bytes, sha256} (the manifest's `inputs`, the card's sources)
     source_files: dict[str, list[dict]] = field(default_factory=dict)
+    # `expect` statements: {node, step (its last), expr, text, span}, evaluated after the run
+    expects: list[dict] = field(default_factory=list)
 
     def step(self, name: str) -> Step:
         return next(s for s in self.steps if s.name == name)
@@ -132,6 +134,8 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity, keep: t
 
     for s in r.sinks:
         visit(s.input.name)
+    for e in r.expects:  # a node only an expectation reads runs too
+        visit(e.node.name)
     for n in keep:
         visit(n)
     steps: list[Step] = []
@@ -222,7 +226,10 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity, keep: t
         path = s.path.value if isinstance(s.path, Lit) else c.params.get(s.path.name)
         sinks.append({"name": s.input.name, "step": node_step[s.input.name], "path": path,
                       "format": opts.pop("format", None), "options": opts, "span": s.span})
-    return Plan(group_by_model(steps), node_step, sinks, models, dict(c.params), source_files)
+    from .syntax import to_text
+    expects = [{"node": e.node.name, "step": node_step[e.node.name], "expr": e.expr, "text": to_text(e.expr),
+                "span": e.span} for e in r.expects]
+    return Plan(group_by_model(steps), node_step, sinks, models, dict(c.params), source_files, expects)
 
 
 def group_by_model(steps: list[Step]) -> list[Step]:

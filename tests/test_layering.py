@@ -13,7 +13,7 @@ STAGES = [
          "recipe.paths"]),
     (1, ["recipe.table", "recipe.models", "recipe.model_files"]),
     (1, ["recipe.algorithms", "recipe.io", "recipe.templates", "recipe.compiled"]),
-    (2, ["recipe.frontend", "recipe.link", "recipe.ops", "recipe.check", "recipe.checked", "recipe.check_io", "recipe.check_models", "recipe.check_regex", "recipe.check_types", "recipe.check_names",
+    (2, ["recipe.frontend", "recipe.link", "recipe.ops", "recipe.check", "recipe.checked", "recipe.check_io", "recipe.check_models", "recipe.check_regex", "recipe.check_types", "recipe.check_names", "recipe.check_expect",
          "recipe.schema"]),
     (3, ["recipe.plan", "recipe.runtime"]),
     (4, ["recipe.engine", "recipe.explain", "recipe.report", "recipe.manifest"]),

@@ -195,6 +195,13 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
                     fh.write(joined(set_aside_records(batch, step.name), "\n") + b"\n")
         for line in aside_lines:
             fh.write(line.encode("utf-8") + b"\n")
+    expectations = []
+    if plan.expects:  # after the sinks: the outputs are there to look at when one is not met
+        from .expect import evaluate
+        expectations = evaluate(plan.expects, lambda step: store.table_of(step_fp[step]), plan.params)
+        for e in expectations:
+            shown = ", ".join(f"{k} = {_shown(v)}" for k, v in e["values"].items())
+            reporter.log(f"  expect {e['node']}: {e['expect']}: {'met' if e['ok'] else 'NOT MET'} ({shown})")
     manifest = {**manifest_extra,
                 "nodes": [{k: r[k] for k in ("name", "op", "rows_in", "rows_created", "rows_out",
                                              "rows_set_aside", "seconds", "cached")}
@@ -205,7 +212,7 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
                 "warnings": [f"{r['name']}: {r['info']['warning']}" for r in rows if (r["info"] or {}).get("warning")]
                 + sink_warnings
                 + [f"{f}: an earlier run's output that this run does not write" for f in stale],
-                "stale_outputs": stale}
+                "stale_outputs": stale} | ({"expectations": expectations} if plan.expects else {})
     finish(manifest)
     # a statistic that came out NaN is null: the manifest stays JSON that any reader takes
     atomic_write(out_dir / "manifest.json", (json.dumps(finite(manifest), indent=2, ensure_ascii=False,
@@ -213,6 +220,12 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
     reporter.summary(rows)
     reporter.stats(rows)
     return RunResult(out_dir, manifest, rows)
+
+
+def _shown(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
 
 
 def _write_one(table, path: Path, fmt: str | None, options: dict) -> tuple[int, list, list, Counter, object]:

@@ -67,7 +67,7 @@ def _items(r: Recipe) -> list:
     for n in r.nodes:
         items.append(n)
         items.extend(n.ops)
-    return items + list(r.sinks)
+    return items + list(r.sinks) + list(r.expects)
 
 
 # ---- text form ------------------------------------------------------------------------
@@ -109,6 +109,7 @@ def _model_args(m, params: set[str]) -> str:
 
 
 def to_text(r: Recipe) -> str:
+    from ..syntax import to_text as expr_text
     params = {p.name for p in r.params}
     cm = _Comments(r, _items(r))
     out: list[str] = []
@@ -137,6 +138,8 @@ def to_text(r: Recipe) -> str:
     section([ln for s in r.sinks for ln in cm.before(s) + [
         f"write {s.input.name} to {quote_str(s.path.value) if isinstance(s.path, Lit) else s.path.name}"
         + (" " + _targs(None, list(s.options), params) if s.options else "") + cm.after(s)]])
+    section([ln for e in r.expects for ln in cm.before(e) + [
+        f"expect {e.node.name}: {expr_text(e.expr)}" + cm.after(e)]])
     if cm.footer:
         section(cm.footer)
     return "\n".join(out) + "\n"
@@ -283,5 +286,9 @@ def to_yaml(r: Recipe) -> str:
         for s in r.sinks:
             pairs = [("input", s.input.name), ("write", _yval(s.path))] + _yargs(s.options)
             out += cm.before(s, "  ") + [f"  - {_ymap(pairs)}" + cm.after(s)]
+    if r.expects:
+        out.append("expect:")
+        for e in r.expects:
+            out += cm.before(e, "  ") + [f"  - {_ymap([('node', e.node.name), ('that', _yval(e.expr))])}" + cm.after(e)]
     out += cm.footer
     return "\n".join(out) + "\n"

@@ -9,9 +9,9 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from ..diagnostics import Diagnostic, RecipeError, Span
-from ..ir import (Binary, Call, Column, ListV, Lit, Model, NameRef, Node, OpCall, Param, Recipe,
+from ..ir import (Binary, Call, Column, Expect, ListV, Lit, Model, NameRef, Node, OpCall, Param, Recipe,
                   Sink, Source, Unary, Use)
-from .lower import lower_kv, lower_op_args, to_value
+from .lower import lower_kv, lower_op_args, resolve_expr, to_value
 
 # package data (a link to the top-level grammars/ in a checkout), so an installed wheel parses
 GRAMMAR = resources.files("recipe").joinpath("grammars", "recipe.lark")
@@ -140,6 +140,9 @@ class _ToIR(Transformer):
 
     def sink_stmt(self, meta, c):
         return ("sink", c, self._s(meta))
+
+    def expect_stmt(self, meta, c):
+        return ("expect", c, self._s(meta))
 
     def start(self, meta, c):
         return list(c)
@@ -306,7 +309,7 @@ def build(stmts, file: str, text: str) -> Recipe:
     diags: list[Diagnostic] = []
     name, rspan = Path(file).stem if file != "<string>" else "recipe", Span(file, 1, 1, 1, 1)
     params = {str(c[1][0]) for c in stmts if c[0] == "param"}
-    out = {"use": [], "param": [], "model": [], "source": [], "node": [], "sink": []}
+    out = {"use": [], "param": [], "model": [], "source": [], "node": [], "sink": [], "expect": []}
     for kind, c, span in stmts:
         if kind == "recipe":
             name, rspan = c, span
@@ -345,11 +348,13 @@ def build(stmts, file: str, text: str) -> Recipe:
             opts = lower_kv(c[2] if len(c) > 2 else [], params, diags, "write")
             out["sink"].append(Sink(NameRef(str(c[0]), _span(file, c[0])),
                                     Lit(unquote(str(c[1])), _span(file, c[1])), opts, span))
+        elif kind == "expect":
+            out["expect"].append(Expect(NameRef(str(c[0]), _span(file, c[0])), resolve_expr(c[1], params), span))
     if any(d.is_error for d in diags):
         raise RecipeError(diags)
     return Recipe(name, tuple(out["use"]), tuple(out["param"]), tuple(out["model"]),
                   tuple(out["source"]), tuple(out["node"]), tuple(out["sink"]), file, rspan,
-                  comments=collect_comments(text))
+                  comments=collect_comments(text), expects=tuple(out["expect"]))
 
 
 def _spec(op: str):

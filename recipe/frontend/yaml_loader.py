@@ -11,7 +11,7 @@ import jsonschema
 import yaml
 
 from ..diagnostics import Diagnostic, RecipeError, Span, did_you_mean
-from ..ir import Arg, ListV, Lit, Model, NameRef, Node, OpCall, Param, ParamRef, Recipe, Sink, Source, Use
+from ..ir import Arg, Expect, ListV, Lit, Model, NameRef, Node, OpCall, Param, ParamRef, Recipe, Sink, Source, Use
 from .. import ops as registry
 from .lower import resolve_expr
 from .text import MAX_BYTES, parse_expr
@@ -283,11 +283,16 @@ class _Builder:
             inp = self.get(v, "input")
             sinks.append(Sink(NameRef(str(inp.value), self.sp(inp)), self.value(self.get(v, "write")),
                               self.kv(v, skip=("input", "write")), self.sp(v)))
+        expects = []
+        en = top.get("expect", (None, None))[1]
+        for v in (en.value if isinstance(en, yaml.SequenceNode) else []):
+            node, that = self.get(v, "node"), self.get(v, "that")
+            expects.append(Expect(NameRef(str(node.value), self.sp(node)), self.expr(that), self.sp(v)))
         if self.diags:
             raise RecipeError(self.diags)
         span = self.sp(top["recipe"][0]) if "recipe" in top else Span(self.file, 1, 1, 1, 1)
         return Recipe(str(name), uses, tuple(params), tuple(models), sources, nodes, tuple(sinks),
-                      self.file, span, comments=yaml_comments(self.text))
+                      self.file, span, comments=yaml_comments(self.text), expects=tuple(expects))
 
     def node(self, key, v) -> Node:
         one, many = self.get(v, "input"), self.get(v, "inputs")

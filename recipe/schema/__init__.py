@@ -67,6 +67,11 @@ def build_schema() -> dict:
                 "properties": {"input": NAME, "write": {"type": "string"},
                                **{k: {**VALUE, "description": v} for k, v in SINK_OPTIONS.items()}},
                 "additionalProperties": VALUE}},
+            "expect": {"type": "array", "items": {
+                "type": "object", "required": ["node", "that"], "additionalProperties": False,
+                "properties": {"node": NAME, "that": {
+                    "type": "string", "description": "a condition over aggregates of the node's rows: rows(), "
+                                                     "count(cond), share(cond), mean(x), min(x), max(x)"}}}},
         },
     }
 

@@ -1,0 +1,140 @@
+"""Expectations (`expect NODE: CONDITION`) evaluated on the node's rows once the run is done,
+the same on every engine: the aggregates a condition names are computed by DuckDB over the
+finished table's Arrow batches (row expressions translated as `filter`'s are, with the same
+functions registered), combined batch by batch, then the condition in Python with SQL's
+nulls (a share of no rows is null, and a condition that comes out null does not hold).
+Memory: one batch of the columns the aggregates read."""
+from __future__ import annotations
+
+import operator
+from typing import Callable
+
+from ..ir import Binary, Call, Column, Lit, ParamRef, Unary, walk
+from ..syntax import base_column, to_text
+
+BATCH = 65_536
+_CMP = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+_ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "%": operator.mod}
+
+
+def evaluate(expects: list[dict], table_of: Callable[[str], object], params: dict) -> list[dict]:
+    """Each expectation's result: {node, expect (its text), ok, values (each aggregate's),
+    file, line}, in the recipe's order; the aggregates of one node computed in one pass."""
+    values: dict[str, dict[str, object]] = {}
+    for step in dict.fromkeys(e["step"] for e in expects):
+        calls = {to_text(x): x for e in expects if e["step"] == step for x in aggregates(e["expr"])}
+        values[step] = _aggregates(table_of(step), list(calls.values()), params)
+    out = []
+    for e in expects:
+        got = values[e["step"]]
+        v = _value(e["expr"], got, params)
+        out.append({"node": e["node"], "expect": e["text"], "ok": v is True,
+                    "values": {t: got[t] for t in dict.fromkeys(to_text(x) for x in aggregates(e["expr"]))},
+                    "file": e["span"].file, "line": e["span"].line})
+    return out
+
+
+def aggregates(expr) -> list[Call]:
+    """The aggregate calls of a condition (those outside any other call)."""
+    from ..check_expect import AGGREGATES
+    found, stack = [], [expr]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Call) and x.fn in AGGREGATES:
+            found.append(x)
+        elif isinstance(x, Binary):
+            stack += [x.right, x.left]
+        elif isinstance(x, Unary):
+            stack.append(x.operand)
+    return found
+
+
+def _aggregates(table, calls: list[Call], params: dict) -> dict[str, object]:
+    """Each aggregate's value over the table's rows, by its text."""
+    n = table.count()
+    if all(c.fn == "rows" for c in calls):
+        return {to_text(c): n for c in calls}
+    import duckdb
+    from .duck import table_types
+    from .sql import condition_sql, register_functions, to_sql
+    cols = table.columns()
+    need = set()
+    for c in calls:
+        for x in walk(c):
+            if isinstance(x, Column):
+                base = base_column(x.name, cols)
+                need.add(base if base in cols else "messages")  # `conversation`, `system`: from the turns
+    need = [c for c in cols if c in need] or ["_id"]
+    sums: dict[str, list] = {}
+    con = duckdb.connect()
+    try:
+        register_functions(con)
+        for batch in table.batches(need, BATCH):
+            con.register("b", batch)
+            types = table_types(con, "b")
+            parts, binds = [], []
+            for c in calls:
+                if c.fn == "rows":
+                    continue
+                if c.fn in ("count", "share"):
+                    sql, b = condition_sql(c.args[0], params, types)
+                    parts.append(f"count(*) FILTER (WHERE coalesce({sql}, false))")
+                else:
+                    sql, b = to_sql(c.args[0], params, types)
+                    x = f"TRY_CAST({sql} AS DOUBLE)"
+                    parts.append({"mean": f"sum({x}), count({x})", "min": f"min({x})", "max": f"max({x})",
+                                  "sum": f"sum({x})"}[c.fn])
+                binds += b
+            row = list(con.execute(f"SELECT {', '.join(parts)} FROM b", binds).fetchone())
+            con.unregister("b")
+            for c in calls:
+                if c.fn == "rows":
+                    continue
+                take = 2 if c.fn == "mean" else 1
+                got, row = row[:take], row[take:]
+                sums.setdefault(to_text(c), []).append(got)
+    finally:
+        con.close()
+    out: dict[str, object] = {}
+    for c in calls:
+        t = to_text(c)
+        parts = sums.get(t, [])
+        if c.fn == "rows":
+            out[t] = n
+        elif c.fn == "count":
+            out[t] = sum(p[0] for p in parts)
+        elif c.fn == "share":
+            out[t] = sum(p[0] for p in parts) / n if n else None
+        elif c.fn == "mean":
+            k = sum(p[1] for p in parts)
+            out[t] = sum(p[0] for p in parts if p[0] is not None) / k if k else None
+        else:
+            vals = [p[0] for p in parts if p[0] is not None]
+            out[t] = (min if c.fn == "min" else max if c.fn == "max" else sum)(vals) if vals else None
+    return out
+
+
+def _value(x, values: dict, params: dict):
+    """The condition's value, SQL's three-valued logic: null where a part is null."""
+    if isinstance(x, Lit):
+        return x.value
+    if isinstance(x, ParamRef):
+        return params.get(x.name)
+    if isinstance(x, Call):
+        return values.get(to_text(x))
+    if isinstance(x, Unary):
+        v = _value(x.operand, values, params)
+        return None if v is None else (not v) if x.op == "not" else -v
+    left, right = _value(x.left, values, params), _value(x.right, values, params)
+    if x.op == "and":
+        return False if left is False or right is False else None if left is None or right is None else True
+    if x.op == "or":
+        return True if left is True or right is True else None if left is None or right is None else False
+    if left is None or right is None:
+        return None
+    if x.op in _CMP:
+        return _CMP[x.op](left, right)
+    try:
+        return _ARITH[x.op](left, right)
+    except ZeroDivisionError:
+        return None

@@ -1,0 +1,118 @@
+"""`expect NODE: CONDITION`: what a node's rows must be once the run is done, over aggregates
+of its rows; checked before the run, evaluated after it on either engine, kept in the
+manifest, and a run whose expectation is not met exits with code 3 (its outputs written)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recipe.api import load
+from recipe.cli import main
+from recipe.diagnostics import RecipeError
+from recipe.frontend import parse_any
+from recipe.frontend.printer import to_text, to_yaml
+
+from conftest import write_jsonl
+
+ROWS = [{"instruction": f"Question {i}?", "output": "yes" if i % 4 else "", "score": i} for i in range(8)]
+
+RECIPE = '''recipe expects
+
+param least: int = 5
+
+source raw = read("{data}")
+
+kept = raw | filter(length(response) > 0)
+
+other = raw | filter(score > 5)
+
+write kept to "kept.jsonl"
+
+# enough rows, and answers that say something
+expect kept: rows() >= least and share(length(response) > 0) == 1
+expect kept: mean(score) > 3.5 and min(score) >= 1 and max(score) == 7 and sum(score) == 24
+expect raw: count(length(response) == 0) == 2 and share(contains(conversation, "Question 1?")) == 0.125
+expect other: rows() == 2  # read only by its expectation: it runs
+'''
+
+
+def recipe(tmp_path, text=RECIPE, rows=ROWS):
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    f = tmp_path / "e.recipe"
+    f.write_text(text.format(data=data))
+    return f
+
+
+def test_the_text_and_yaml_forms_say_the_same_and_format_canonically(tmp_path):
+    f = recipe(tmp_path)
+    r = parse_any(f.read_text(), str(f))
+    assert len(r.expects) == 4 and r.expects[1].node.name == "kept"
+    assert to_text(r) == f.read_text()  # canonical already, comments kept
+    y = tmp_path / "e.yaml"
+    y.write_text(to_yaml(r))
+    ry = parse_any(y.read_text(), str(y))
+    assert ry.to_json() == r.to_json() and to_text(ry) == f.read_text()
+    assert "  - {node: other, that: \"rows() == 2\"}  # read only by its expectation: it runs" in y.read_text()
+
+
+def test_expectations_are_evaluated_after_the_run_and_kept_in_the_manifest(tmp_path):
+    res = load(str(recipe(tmp_path))).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    got = res.manifest["expectations"]
+    assert [(e["node"], e["ok"], e["line"]) for e in got] == [("kept", True, 14), ("kept", True, 15),
+                                                              ("raw", True, 16), ("other", True, 17)]
+    assert got[0]["values"] == {"rows()": 6, "share(length(response) > 0)": 1.0}
+    assert got[1]["values"] == {"mean(score)": 4.0, "min(score)": 1.0, "max(score)": 7.0, "sum(score)": 24.0}
+    assert got[2]["values"]['share(contains(conversation, "Question 1?"))'] == 0.125
+    assert "other" in [n["name"] for n in res.manifest["nodes"]]  # no sink, but an expectation reads it
+
+
+def test_a_failed_expectation_names_its_place_and_exits_3_with_the_outputs_written(tmp_path, capsys):
+    text = RECIPE.replace("rows() >= least", "rows() >= least * 2").replace("== 0.125", "== 0.5")
+    f = recipe(tmp_path, text)
+    assert main(["run", str(f), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "-q"]) == 3
+    err = capsys.readouterr().err
+    assert f"{f}:14: expectation not met: expect kept: rows() >= least * 2 and " in err
+    assert f"{f}:16: expectation not met" in err and "2 of 4 expectation(s) not met" in err
+    assert len((tmp_path / "o" / "kept.jsonl").read_text().splitlines()) == 6
+    man = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert [e["ok"] for e in man["expectations"]] == [False, True, False, True]
+    # met again, from the cache: exit 0
+    assert main(["run", str(recipe(tmp_path)), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"),
+                 "-q"]) == 0
+
+
+def test_nulls_do_not_meet_an_expectation(tmp_path):
+    # no rows: a share or a mean of nothing is null, and so is the condition; a count is 0
+    text = ('recipe n\nsource raw = read("{data}")\nnone = raw | filter(score > 100)\nwrite none to "n.jsonl"\n'
+            'expect none: share(score > 0) > 0.5\nexpect none: not (mean(score) > 1)\nexpect none: count(score > 0) == 0\n'
+            'expect none: mean(score) > 1 or rows() == 0\n')
+    res = load(str(recipe(tmp_path, text))).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert [(e["ok"], list(e["values"].values())) for e in res.manifest["expectations"]] == [
+        (False, [None]), (False, [None]), (True, [0]), (True, [None, 0])]
+
+
+@pytest.mark.parametrize("line, message", [
+    ("expect kept: rows()", "E0416"),
+    ("expect kept: length(response) > 1", "E0415"),
+    ("expect kept: share(length(respons) > 1) > 0.5", "E0401"),
+    ("expect kept: mean(response) > 1", "E0405"),
+    ("expect kept: share(score) > 1", "E0405"),
+    ("expect kep: rows() > 1", "E0301"),
+    ("expect kept: count() > 1", "E0403"),
+    ("expect kept: max(min(score)) > 1", "E0415"),
+    ("expect kept: rows() > \"many\"", "E0405"),
+])
+def test_a_wrong_expectation_is_a_check_error(tmp_path, line, message):
+    f = recipe(tmp_path, 'recipe t\nsource raw = read("{data}")\nkept = raw | filter(score > 1)\n'
+                         f'write kept to "k.jsonl"\n{line}\n')
+    with pytest.raises(RecipeError) as e:
+        load(str(f)).check()
+    assert [d.code for d in e.value.diagnostics if d.is_error] == [message]
+
+
+def test_the_same_results_on_ray(tmp_path):
+    f = recipe(tmp_path)
+    duck = load(str(f)).run(out=tmp_path / "o-duckdb", cache_dir=tmp_path / "c-duckdb")
+    ray = load(str(f)).run(out=tmp_path / "o-ray", cache_dir=tmp_path / "c-ray", engine="ray")
+    assert ray.manifest["expectations"] == duck.manifest["expectations"]
