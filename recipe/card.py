@@ -97,6 +97,11 @@ def card(out: Path, cache_dir: Path | None = None) -> str:
     if m.get("params"):
         lines += ["", "## Parameters", "", "| param | value |", "|---|---|"]
         lines += [f"| `{k}` | `{json.dumps(v)}` |" for k, v in m["params"].items()]
+    if m.get("expectations"):  # what the recipe promised of its rows, as the run found them
+        lines += ["", "## Expectations", "", "| node | expectation | values | met |", "|---|---|---|---|"]
+        lines += [f"| `{e['node']}` | `{_cell(e['expect'], 200)}` | "
+                  f"{_cell(', '.join(f'{k} = {v}' for k, v in e['values'].items()), 300)} | "
+                  f"{'yes' if e['ok'] else '**no**'} |" for e in m["expectations"]]
     if m.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {_cell(w, 400)}" for w in m["warnings"]]
     vers = m.get("versions") or {}

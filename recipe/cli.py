@@ -131,6 +131,8 @@ def plan_text(plan, store, fingerprints: bool = True, weights_dir=None) -> str:
         shards = (f", {o['shards']} files" if o.get("shards") else f", files of {o['shard_rows']:,} rows"
                   if o.get("shard_rows") else "")
         lines.append(f"write {s['name']} -> {s['path']} ({sink_shape(s['path'], s['format'])}{shards})")
+    for e in plan.expects:
+        lines.append(f"expect {e['node']}: {e['text']} (checked on {e['step']}'s rows after the run)")
     if plan.models:
         lines.append("models (each loaded once, shared by every step that names it, released after its last step):")
         for name, m in plan.models.items():

@@ -57,7 +57,16 @@ def diff(a: Recipe, b: Recipe) -> list[str]:
         oa, ob = dict(map(tuple, sa[k]["options"])), dict(map(tuple, sb[k]["options"]))
         out += [f"~ write {k[0]} to {_short(sa[k]['path'])} {o}: {_short(oa[o]) if o in oa else '(default)'} -> "
                 f"{_short(ob[o]) if o in ob else '(default)'}" for o in sorted(set(oa) | set(ob)) if oa.get(o) != ob.get(o)]
+    out += expect_changes(a.expects, b.expects)
     return out
+
+
+def expect_changes(a, b) -> list[str]:
+    """Expectations dropped and added (a changed one is both), as `- expect NODE: CONDITION`."""
+    from .syntax import to_text
+    ea = [f"expect {e.node.name}: {to_text(e.expr)}" for e in a]
+    eb = [f"expect {e.node.name}: {to_text(e.expr)}" for e in b]
+    return [f"- {e}" for e in ea if e not in eb] + [f"+ {e}" for e in eb if e not in ea]
 
 
 def _own_name(op: str, key: str) -> bool:

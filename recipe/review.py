@@ -76,7 +76,8 @@ def compare(old, new, store=None, weights_dir=None) -> list[StepChange]:
 
 def sink_changes(old, new) -> list[str]:
     """What the outputs gain, lose or write differently: `+ write NODE to PATH`, `- write ...`,
-    `~ PATH: ...` (a sink is matched by its path)."""
+    `~ PATH: ...` (a sink is matched by its path); and the expectations added and dropped
+    (`+ expect NODE: ...`, `- expect ...`: a changed one is both)."""
     def key(s):
         return s["path"]
 
@@ -92,6 +93,10 @@ def sink_changes(old, new) -> list[str]:
                 for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
         if diff:
             out.append(f"~ {p}: {'; '.join(diff)}")
+    # what the outputs must be: a dropped or loosened expectation is a change a reviewer must see
+    ea = [f"expect {e['node']}: {e['text']}" for e in (old.expects if old else [])]
+    eb = [f"expect {e['node']}: {e['text']}" for e in new.expects]
+    out += [f"- {e}" for e in ea if e not in eb] + [f"+ {e}" for e in eb if e not in ea]
     return out
 
 

@@ -116,3 +116,27 @@ def test_the_same_results_on_ray(tmp_path):
     duck = load(str(f)).run(out=tmp_path / "o-duckdb", cache_dir=tmp_path / "c-duckdb")
     ray = load(str(f)).run(out=tmp_path / "o-ray", cache_dir=tmp_path / "c-ray", engine="ray")
     assert ray.manifest["expectations"] == duck.manifest["expectations"]
+
+
+def test_plan_review_diff_card_and_report_show_them(tmp_path, capsys):
+    from recipe.card import card
+    from recipe.diff import diff
+    from recipe.report import write_report
+    f = recipe(tmp_path)
+    assert main(["plan", str(f), "--cache-dir", str(tmp_path / "c")]) == 0
+    assert "expect other: rows() == 2 (checked on other's rows after the run)" in capsys.readouterr().out
+    loose = tmp_path / "loose.recipe"
+    loose.write_text(f.read_text().replace("rows() == 2", "rows() >= 1"))
+    assert main(["plan", str(loose), "--against", str(f), "--cache-dir", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert "- expect other: rows() == 2" in out and "+ expect other: rows() >= 1" in out
+    assert diff(parse_any(f.read_text(), str(f)), parse_any(loose.read_text(), str(loose))) == [
+        "- expect other: rows() == 2", "+ expect other: rows() >= 1"]
+    text = f.read_text().replace("rows() == 2", "rows() == 3")
+    f.write_text(text)
+    load(str(f)).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    body = card(tmp_path / "o", tmp_path / "c")
+    assert "| `other` | `rows() == 3` | rows() = 2 | **no** |" in body
+    assert "| `kept` | `rows() >= least and share(length(response) > 0) == 1` | rows() = 6, " in body
+    html = write_report(tmp_path / "o", tmp_path / "c").read_text()
+    assert "<b>NOT MET</b></td><td>other</td><td><code>rows() == 3</code>" in html

@@ -22,6 +22,8 @@ def render(f: Facts) -> str:
     man = f.manifest
     parts = [f"<h1>recipe report: {_e(man.get('recipe', ''))}</h1>",
              f"<p class='note'>{_e(f.note)}</p>" if f.note else ""]
+    if man.get("expectations"):  # first: what the recipe promised of its rows, met or not
+        parts.append(_section("expectations", "Expectations", _expectations(man["expectations"])))
     parts += [_section("funnel", "Rows through each step", _funnel(man)),
               _section("timing", "Time, model calls and cache per step", _timing(man, f.usage)),
               _section("distributions", "Scores before and after each step that removed rows", _distributions(f)),
@@ -148,6 +150,13 @@ def _samples(f: Facts) -> str:
 def _short(v, n: int = 160) -> str:
     s = v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
     return s if len(s) <= n else s[:n - 3] + "..."
+
+
+def _expectations(found: list[dict]) -> str:
+    rows = "".join(f"<tr><td>{'met' if e['ok'] else '<b>NOT MET</b>'}</td><td>{_e(e['node'])}</td>"
+                   f"<td><code>{_e(e['expect'])}</code></td><td>{_e(', '.join(f'{k} = {v}' for k, v in e['values'].items()))}"
+                   f"</td><td>{_e(e['file'])}:{e['line']}</td></tr>" for e in found)
+    return f"<table><tr><th></th><th>node</th><th>expectation</th><th>values</th><th>where</th></tr>{rows}</table>"
 
 
 def _provenance(man: dict) -> str:
