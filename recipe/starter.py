@@ -131,7 +131,9 @@ def starter_text(name: str, data: str, facts: dict, languages: dict | None = Non
                          "answers each of `turns`")
         else:
             lines.append("  | respond(model=lm, max_new_tokens=512)  # no row has an answer: the model writes them")
-    lines += ["", f'write clean to "{name}.jsonl"', ""]
+    lines += ["", f'write clean to "{name}.jsonl"', "",
+              "# what the output must be, checked after each run (one not met: exit code 3, the outputs written):",
+              f"# expect clean: rows() >= {max(1, rows // 2)} and share(length(response) > 0) == 1", ""]
     return "\n".join(lines)
 
 

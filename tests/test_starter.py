@@ -31,6 +31,11 @@ def test_a_starter_says_what_the_data_needs_and_runs(tmp_path, capsys):
     with pytest.raises(UserError, match="exists: pick another name, or pass --force"):
         write_starter(str(out), str(data))
     assert res.manifest["nodes"][-1]["rows_out"] == 5
+    # a commented-out expectation shows the feature; uncommented, it checks and is met (12 rows read)
+    assert "# expect clean: rows() >= 6 and share(length(response) > 0) == 1\n" in text
+    out.write_text(text.replace("# expect clean", "expect clean"))
+    got = load(str(out)).run(out=tmp_path / "o", cache_dir=tmp_path / "c").manifest["expectations"]
+    assert [e["ok"] for e in got] == [False] and got[0]["values"]["rows()"] == 5  # 5 of 12: below half
 
 
 def test_a_near_duplicate_step_that_would_take_most_rows_is_left_commented_out(tmp_path):
