@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .diagnostics import UserError
 from .io.sinks import sink_shape
+from .ui import shown_value
 
 # the Hub's size buckets (dataset card metadata `size_categories`)
 _SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
@@ -100,7 +101,7 @@ def card(out: Path, cache_dir: Path | None = None) -> str:
     if m.get("expectations"):  # what the recipe promised of its rows, as the run found them
         lines += ["", "## Expectations", "", "| node | expectation | values | met |", "|---|---|---|---|"]
         lines += [f"| `{e['node']}` | `{_cell(e['expect'], 200)}` | "
-                  f"{_cell(', '.join(f'{k} = {v}' for k, v in e['values'].items()), 300)} | "
+                  f"{_cell(', '.join(f'{k} = {shown_value(v)}' for k, v in e['values'].items()), 300)} | "
                   f"{'yes' if e['ok'] else '**no**'} |" for e in m["expectations"]]
     if m.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {_cell(w, 400)}" for w in m["warnings"]]

@@ -220,9 +220,10 @@ def cmd_run(a) -> int:
 def _expectations_met(manifest: dict) -> int:
     """0, or 3 when an `expect` of the recipe is not met (the outputs are written): said on
     stderr with each one's place, so a CI job fails on data that breaks its expectations."""
+    from .ui import shown_value
     failed = [e for e in manifest.get("expectations", []) if not e["ok"]]
     for e in failed:
-        shown = ", ".join(f"{k} = {v}" for k, v in e["values"].items())
+        shown = ", ".join(f"{k} = {shown_value(v)}" for k, v in e["values"].items())
         print(f"{e['file']}:{e['line']}: expectation not met: expect {e['node']}: {e['expect']} ({shown})",
               file=sys.stderr)
     if failed:

@@ -6,6 +6,13 @@ import os
 import time
 
 
+def shown_value(v) -> str:
+    """A measured value in a line of text: floats to 4 significant digits, ints grouped."""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
+
+
 def n_rows(n: int) -> str:
     """`1 row`, `12,437 rows`."""
     return f"{n:,} row" + ("" if n == 1 else "s")

@@ -13,7 +13,7 @@ from .. import compiled, ops as registry
 from ..diagnostics import UserError
 from ..faults import atomic_file, atomic_write, fault  # noqa: F401  (re-exported for callers)
 from ..plan import Plan, finished, status
-from ..ui import Reporter, n_rows  # noqa: F401  (Reporter re-exported: callers import it from here)
+from ..ui import Reporter, n_rows, shown_value  # noqa: F401  (Reporter re-exported: callers import it from here)
 from ..io.json_lines import joined, set_aside_records
 from ..manifest import sink_files
 from ..io.formats import left_out
@@ -200,7 +200,7 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
         from .expect import evaluate
         expectations = evaluate(plan.expects, lambda step: store.table_of(step_fp[step]), plan.params)
         for e in expectations:
-            shown = ", ".join(f"{k} = {_shown(v)}" for k, v in e["values"].items())
+            shown = ", ".join(f"{k} = {shown_value(v)}" for k, v in e["values"].items())
             reporter.log(f"  expect {e['node']}: {e['expect']}: {'met' if e['ok'] else 'NOT MET'} ({shown})")
     manifest = {**manifest_extra,
                 "nodes": [{k: r[k] for k in ("name", "op", "rows_in", "rows_created", "rows_out",
@@ -220,12 +220,6 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
     reporter.summary(rows)
     reporter.stats(rows)
     return RunResult(out_dir, manifest, rows)
-
-
-def _shown(v) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
 
 
 def _write_one(table, path: Path, fmt: str | None, options: dict) -> tuple[int, list, list, Counter, object]:
