@@ -77,6 +77,10 @@ def test_a_failed_expectation_names_its_place_and_exits_3_with_the_outputs_writt
     assert len((tmp_path / "o" / "kept.jsonl").read_text().splitlines()) == 6
     man = json.loads((tmp_path / "o" / "manifest.json").read_text())
     assert [e["ok"] for e in man["expectations"]] == [False, True, False, True]
+    # a --head trial reads part of each source: said, not enforced
+    assert main(["run", str(f), "--out", str(tmp_path / "t"), "--cache-dir", str(tmp_path / "c"), "-q",
+                 "--head", "3"]) == 0
+    assert "expectation(s) not met on this --head trial (not enforced" in capsys.readouterr().err
     # met again, from the cache: exit 0
     assert main(["run", str(recipe(tmp_path)), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"),
                  "-q"]) == 0
