@@ -204,6 +204,11 @@ class Result:
         self.out_dir, self.manifest, self.steps = res.out_dir, res.manifest, res.steps
         self.plan, self.cache_dir = plan, cache_dir
 
+    @property
+    def unmet(self) -> list[dict]:
+        """The recipe's expectations that the run's rows do not meet (`expect NODE: ...`)."""
+        return [e for e in self.manifest.get("expectations", []) if not e["ok"]]
+
     def table(self, node: str):
         """The rows of a node (or source) as an Arrow table, in the node's order."""
         import duckdb

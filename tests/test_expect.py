@@ -65,6 +65,7 @@ def test_expectations_are_evaluated_after_the_run_and_kept_in_the_manifest(tmp_p
     assert got[1]["values"] == {"mean(score)": 4.0, "min(score)": 1.0, "max(score)": 7.0, "sum(score)": 24.0}
     assert got[2]["values"]['share(contains(conversation, "Question 1?"))'] == 0.125
     assert "other" in [n["name"] for n in res.manifest["nodes"]]  # no sink, but an expectation reads it
+    assert res.unmet == []
 
 
 def test_a_failed_expectation_names_its_place_and_exits_3_with_the_outputs_written(tmp_path, capsys):
@@ -92,6 +93,7 @@ def test_nulls_do_not_meet_an_expectation(tmp_path):
             'expect none: share(score > 0) > 0.5\nexpect none: not (mean(score) > 1)\nexpect none: count(score > 0) == 0\n'
             'expect none: mean(score) > 1 or rows() == 0\n')
     res = load(str(recipe(tmp_path, text))).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert [e["expect"] for e in res.unmet] == ["share(score > 0) > 0.5", "not mean(score) > 1"]
     assert [(e["ok"], list(e["values"].values())) for e in res.manifest["expectations"]] == [
         (False, [None]), (False, [None]), (True, [0]), (True, [None, 0])]
 
