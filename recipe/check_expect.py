@@ -16,7 +16,8 @@ AGGREGATES = {"rows": (0, None, types.INT), "count": (1, types.BOOL, types.INT),
               "mean": (1, types.FLOAT, types.FLOAT), "min": (1, types.FLOAT, types.FLOAT),
               "max": (1, types.FLOAT, types.FLOAT), "sum": (1, types.FLOAT, types.FLOAT)}
 AGGREGATE_DOCS = {
-    "rows": "rows() -> int  how many rows the node has at the end of the run",
+    "rows": "rows() -> int  how many rows the node has at the end of the run; rows(other) another node's "
+            "(`expect kept: rows() >= 0.5 * rows(raw)`: a step that removes more is a bug)",
     "count": "count(cond) -> int  rows where a row condition is true (null counts as false)",
     "share": "share(cond) -> float  the share of rows where it is true (0 to 1; null where there are no rows)",
     "mean": "mean(x) -> float  the mean of a row number over the rows where it is not null",
@@ -49,6 +50,17 @@ def check_expects(c: Checked) -> None:
 def _typed(c: Checked, x, cur: dict | None, ptypes: dict, node: str):
     """The condition with each aggregate checked and replaced by a literal of its value's
     type (for `types.expr_type`); None when a part was wrong (said)."""
+    if isinstance(x, Call) and x.fn == "rows" and len(x.args) == 1:  # another node's rows
+        other = x.args[0]
+        known = {n.name for n in c.recipe.nodes} | {s.name for s in c.recipe.sources}
+        if not isinstance(other, Column) or other.name not in known:
+            from .syntax import to_text
+            what = other.name if isinstance(other, Column) else to_text(other)
+            c.diagnostics.append(Diagnostic("E0301", f"`rows({what})`: no node or source is named so", other.span,
+                                            did_you_mean(what, known) if isinstance(other, Column)
+                                            else ("`rows(NODE)` counts another node's rows",)))
+            return None
+        return Lit(0, x.span)
     if isinstance(x, Call) and x.fn in AGGREGATES:
         n, want, gives = AGGREGATES[x.fn]
         if len(x.args) != n:

@@ -134,8 +134,9 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity, keep: t
 
     for s in r.sinks:
         visit(s.input.name)
-    for e in r.expects:  # a node only an expectation reads runs too
-        visit(e.node.name)
+    for e in r.expects:  # a node only an expectation reads runs too (and those it counts: `rows(raw)`)
+        for name in (e.node.name, *expect_nodes(e.expr)):
+            visit(name)
     for n in keep:
         visit(n)
     steps: list[Step] = []
@@ -228,8 +229,15 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity, keep: t
                       "format": opts.pop("format", None), "options": opts, "span": s.span})
     from .syntax import to_text
     expects = [{"node": e.node.name, "step": node_step[e.node.name], "expr": e.expr, "text": to_text(e.expr),
-                "span": e.span} for e in r.expects]
+                "span": e.span, "counted": {n: node_step[n] for n in expect_nodes(e.expr)}} for e in r.expects]
     return Plan(group_by_model(steps), node_step, sinks, models, dict(c.params), source_files, expects)
+
+
+def expect_nodes(expr) -> list[str]:
+    """The nodes an expectation counts besides its own: `rows(raw)`."""
+    from .ir import Call, Column, walk
+    return [x.args[0].name for x in walk(expr) if isinstance(x, Call) and x.fn == "rows" and len(x.args) == 1
+            and isinstance(x.args[0], Column)]
 
 
 def group_by_model(steps: list[Step]) -> list[Step]:

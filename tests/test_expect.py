@@ -146,3 +146,17 @@ def test_plan_review_diff_card_and_report_show_them(tmp_path, capsys):
     assert "| `kept` | `rows() >= least and share(length(response) > 0) == 1` | rows() = 6, " in body
     html = write_report(tmp_path / "o", tmp_path / "c").read_text()
     assert "<b>NOT MET</b></td><td>other</td><td><code>rows() == 3</code>" in html
+
+
+def test_rows_of_another_node_guards_a_step_that_removes_too_much(tmp_path, capsys):
+    # a recipe of expectations alone is a test of the data: no warning that it writes nothing
+    text = ('recipe guard\nsource raw = read("{data}")\nkept = raw | filter(length(response) > 0 and score != 7)\n'
+            'expect kept: rows() >= 0.75 * rows(raw)\nexpect kept: rows(raw) - rows() == 3\n')
+    f = recipe(tmp_path, text)
+    assert not [d for d in load(str(f)).diagnose().diagnostics if d.code == "W0602"]
+    res = load(str(f)).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert [(e["ok"], e["values"]) for e in res.manifest["expectations"]] == [
+        (False, {"rows()": 5, "rows(raw)": 8}), (True, {"rows(raw)": 8, "rows()": 5})]
+    bad = recipe(tmp_path, text.replace("rows(raw) - rows()", "rows(rw) - rows()"))
+    with pytest.raises(RecipeError, match=r"`rows\(rw\)`: no node or source is named so"):
+        load(str(bad)).check()

@@ -22,8 +22,12 @@ def evaluate(expects: list[dict], table_of: Callable[[str], object], params: dic
     file, line}, in the recipe's order; the aggregates of one node computed in one pass."""
     values: dict[str, dict[str, object]] = {}
     for step in dict.fromkeys(e["step"] for e in expects):
-        calls = {to_text(x): x for e in expects if e["step"] == step for x in aggregates(e["expr"])}
+        calls = {to_text(x): x for e in expects if e["step"] == step for x in aggregates(e["expr"]) if not x.args
+                 or x.fn != "rows"}
         values[step] = _aggregates(table_of(step), list(calls.values()), params)
+        for e in expects:  # `rows(other)`: another node's rows
+            if e["step"] == step:
+                values[step] |= {f"rows({n})": table_of(s).count() for n, s in e.get("counted", {}).items()}
     out = []
     for e in expects:
         got = values[e["step"]]
