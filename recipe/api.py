@@ -84,7 +84,7 @@ class Loaded:
                     notes[name] = note
                 if not err and (mixed := source_splits(path)):
                     splits[name] = mixed
-                if not err and not names and (doubt := header_doubt(path)):
+                if (not err or "cannot tell the format" in err) and not names and (doubt := header_doubt(path)):
                     headers[name] = doubt
         return check(r, {k: str(v) for k, v in (params or {}).items()}, cols, errors, notes, splits, given, headers)
 

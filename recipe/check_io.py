@@ -79,7 +79,16 @@ def check_sources(c: Checked) -> None:
                 c.diagnostics.append(Diagnostic("E0907", "`head` must be a whole number of records, at least 1",
                                                 a.value.span, ("e.g. head=500: the first 500 records of the source",)))
         err = c.source_errors.get(s.name)
-        if err:
+        doubt = c.source_headers.get(s.name)
+        if err and doubt and "cannot tell the format" in err and "columns" not in opts:
+            # the header row is the first record (FLAN's CoT TSVs): its "keys" were sentences
+            why, fields = doubt
+            c.diagnostics.append(Diagnostic("E0903", f"{why}: the file seems to have no header row", s.path.span,
+                                            (f"name its {fields} fields by what they hold, and the first line is a record: "
+                                             f"a format's names read as that format (`columns=[\"question\", \"answer\", "
+                                             f"...]`: question_answer; `instruction`, `input`, `output`: alpaca), other "
+                                             f"names need format=\"raw\" and a derive(instruction = ..., response = ...)",)))
+        elif err:
             c.diagnostics.append(Diagnostic("E0903", err, s.path.span,
                                             (_read_hint(err, "format" in opts, s.name in c.sources_given),)))
         splits = c.source_splits.get(s.name)
@@ -90,8 +99,7 @@ def check_sources(c: Checked) -> None:
                 (f"read one split's files: a glob of its shards (`.../{'train' if 'train' in splits else splits[0]}-*`, "
                  f"with the files' extension) or its folder",),
                 severity="warning"))
-        doubt = c.source_headers.get(s.name)
-        if doubt and "columns" not in opts:
+        if doubt and not err and "columns" not in opts:
             why, fields = doubt
             names = ", ".join(json.dumps(f"f{i}") for i in range(1, fields + 1))
             c.diagnostics.append(Diagnostic(

@@ -116,7 +116,10 @@ def test_a_headerless_tsv_gets_the_read_options_inspect_takes(tmp_path, capsys):
     data = tmp_path / "qa.tsv"
     data.write_text("What is 2+2?\t4\tq1\nName a colour.\tRed.\tq2\nWhat is 2+2?\t4\tq3\n", encoding="utf-8")
     out = tmp_path / "qa.recipe"
-    with pytest.raises(UserError, match="cannot tell the format"):
+    # its first line looks like a record: said so, with the columns to name (until session 41 only
+    # "cannot tell the format from keys `What is 2+2?`, `4`, `q1`")
+    with pytest.raises(UserError, match="qa.tsv's first line is read as its header, but it looks like a record "
+                                        r"\(a column would be named `What is 2\+2\?`\): the file seems to have no header row"):
         write_starter(str(out), str(data))
     assert main(["new", str(out), "--source", str(data), "--columns", "question, answer,key",
                  "--data-format", "question_answer", "--id", "key"]) == 0
