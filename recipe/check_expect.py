@@ -12,12 +12,14 @@ from .diagnostics import Diagnostic, column_hint, did_you_mean
 from .ir import Binary, Call, Column, Lit, Unary, walk
 
 # aggregate -> (arguments, what its argument must be, the type of its value)
-AGGREGATES = {"rows": (0, None, types.INT), "count": (1, types.BOOL, types.INT), "share": (1, types.BOOL, types.FLOAT),
+AGGREGATES = {"rows": (0, None, types.INT), "set_aside": (0, None, types.INT), "count": (1, types.BOOL, types.INT), "share": (1, types.BOOL, types.FLOAT),
               "mean": (1, types.FLOAT, types.FLOAT), "min": (1, types.FLOAT, types.FLOAT),
               "max": (1, types.FLOAT, types.FLOAT), "sum": (1, types.FLOAT, types.FLOAT)}
 AGGREGATE_DOCS = {
     "rows": "rows() -> int  how many rows the node has at the end of the run; rows(other) another node's "
             "(`expect kept: rows() >= 0.5 * rows(raw)`: a step that removes more is a bug)",
+    "set_aside": "set_aside() -> int  rows the node's own steps set aside, each with its reason "
+                 "(`expect raw: set_aside() <= 0.01 * rows()`: a source that reads badly fails the run)",
     "count": "count(cond) -> int  rows where a row condition is true (null counts as false)",
     "share": "share(cond) -> float  the share of rows where it is true (0 to 1; null where there are no rows)",
     "mean": "mean(x) -> float  the mean of a row number over the rows where it is not null",

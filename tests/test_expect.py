@@ -32,7 +32,7 @@ write kept to "kept.jsonl"
 # enough rows, and answers that say something
 expect kept: rows() >= least and share(length(response) > 0) == 1
 expect kept: mean(score) > 3.5 and min(score) >= 1 and max(score) == 7 and sum(score) == 24
-expect raw: count(length(response) == 0) == 2 and share(contains(conversation, "Question 1?")) == 0.125
+expect raw: count(length(response) == 0) == 2 and share(contains(conversation, "Question 1?")) == 0.125 and set_aside() == 0
 expect other: rows() == 2  # read only by its expectation: it runs
 '''
 
@@ -157,6 +157,11 @@ def test_rows_of_another_node_guards_a_step_that_removes_too_much(tmp_path, caps
     res = load(str(f)).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
     assert [(e["ok"], e["values"]) for e in res.manifest["expectations"]] == [
         (False, {"rows()": 5, "rows(raw)": 8}), (True, {"rows(raw)": 8, "rows()": 5})]
+    # the rows a node's own steps set aside: 3 by `kept`'s filter
+    res = load(str(recipe(tmp_path, text.replace("rows(raw) - rows() == 3", "set_aside() == 3 and set_aside() < 0.5 * rows(raw)")))
+               ).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    assert res.manifest["expectations"][1]["values"] == {"set_aside()": 3, "rows(raw)": 8}
+    assert res.manifest["expectations"][1]["ok"]
     bad = recipe(tmp_path, text.replace("rows(raw) - rows()", "rows(rw) - rows()"))
     with pytest.raises(RecipeError, match=r"`rows\(rw\)`: no node or source is named so"):
         load(str(bad)).check()

@@ -17,14 +17,17 @@ _CMP = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.l
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "%": operator.mod}
 
 
-def evaluate(expects: list[dict], table_of: Callable[[str], object], params: dict) -> list[dict]:
+def evaluate(expects: list[dict], table_of: Callable[[str], object], params: dict,
+             aside_of: Callable[[str], int] = lambda node: 0) -> list[dict]:
     """Each expectation's result: {node, expect (its text), ok, values (each aggregate's),
-    file, line}, in the recipe's order; the aggregates of one node computed in one pass."""
+    file, line}, in the recipe's order; the aggregates of one node computed in one pass.
+    `aside_of(node)`: the rows the node's own steps set aside (`set_aside()`)."""
     values: dict[str, dict[str, object]] = {}
     for step in dict.fromkeys(e["step"] for e in expects):
-        calls = {to_text(x): x for e in expects if e["step"] == step for x in aggregates(e["expr"]) if not x.args
-                 or x.fn != "rows"}
+        calls = {to_text(x): x for e in expects if e["step"] == step for x in aggregates(e["expr"])
+                 if x.fn != "set_aside" and not (x.fn == "rows" and x.args)}
         values[step] = _aggregates(table_of(step), list(calls.values()), params)
+        values[step] |= {"set_aside()": aside_of(e["node"]) for e in expects if e["step"] == step}
         for e in expects:  # `rows(other)`: another node's rows
             if e["step"] == step:
                 values[step] |= {f"rows({n})": table_of(s).count() for n, s in e.get("counted", {}).items()}

@@ -198,7 +198,9 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
     expectations = []
     if plan.expects:  # after the sinks: the outputs are there to look at when one is not met
         from .expect import evaluate
-        expectations = evaluate(plan.expects, lambda step: store.table_of(step_fp[step]), plan.params)
+        node_of = {s.name: s.node for s in plan.steps}
+        expectations = evaluate(plan.expects, lambda step: store.table_of(step_fp[step]), plan.params,
+                                lambda node: sum(r["rows_set_aside"] for r in rows if node_of[r["name"]] == node))
         for e in expectations:
             shown = ", ".join(f"{k} = {shown_value(v)}" for k, v in e["values"].items())
             reporter.log(f"  expect {e['node']}: {e['expect']}: {'met' if e['ok'] else 'NOT MET'} ({shown})")
