@@ -14,7 +14,7 @@ from pathlib import Path
 from . import ops as registry
 from .diagnostics import Diagnostic, RecipeError, UserError, did_you_mean
 from .frontend import parse_any
-from .ir import Arg, ListV, Lit, NameRef, Node, Param, ParamRef, Recipe, Unary, Binary, Call
+from .ir import Arg, Binary, Call, Column, Expect, ListV, Lit, NameRef, Node, Param, ParamRef, Recipe, Unary
 
 # package data (a link to the top-level stdlib_recipes/ in a checkout); wheels unpack to files
 STDLIB = Path(str(resources.files("recipe").joinpath("stdlib_recipes")))
@@ -64,6 +64,7 @@ def link(recipe: Recipe, depth: int = 0, seen: tuple[str, ...] = ()) -> Recipe:
         return recipe
     base = Path(recipe.file).parent if recipe.file not in ("<string>",) else Path.cwd()
     params, models, sources, nodes = list(recipe.params), list(recipe.models), list(recipe.sources), list(recipe.nodes)
+    expects = list(recipe.expects)
     diags = []
     for u in recipe.uses:
         if depth >= MAX_USE_DEPTH or u.target in seen:
@@ -79,15 +80,15 @@ def link(recipe: Recipe, depth: int = 0, seen: tuple[str, ...] = ()) -> Recipe:
                                     tuple(f"{d.span.file}:{d.span.line}:{d.span.col}: {d.message}" for d in e.diagnostics if d.span)))
             continue
         sub = link(sub, depth + 1, seen + (u.target,))
-        p_, m_, s_, n_ = _prefixed(sub, u, diags)
-        params += p_; models += m_; sources += s_; nodes += n_
+        p_, m_, s_, n_, e_ = _prefixed(sub, u, diags)
+        params += p_; models += m_; sources += s_; nodes += n_; expects += e_
     if diags:
         raise RecipeError(diags)
     return dataclasses.replace(recipe, uses=(), params=tuple(params), models=tuple(models),
-                               sources=tuple(sources), nodes=tuple(nodes))
+                               sources=tuple(sources), nodes=tuple(nodes), expects=tuple(expects))
 
 
-def _prefixed(sub: Recipe, u, diags) -> tuple[list, list, list, list]:
+def _prefixed(sub: Recipe, u, diags) -> tuple[list, list, list, list, list]:
     pre = u.alias + "."
     over = {a.name: a for a in u.overrides}
     src_names = {s.name for s in sub.sources}
@@ -146,4 +147,16 @@ def _prefixed(sub: Recipe, u, diags) -> tuple[list, list, list, list]:
             ops.append(dataclasses.replace(op, args=tuple(args)))
         nodes.append(Node(pre + n.name, tuple(NameRef(rename.get(i.name, i.name), i.span) for i in n.inputs),
                           tuple(ops), n.span))
-    return params, models, sources, nodes
+    # the used recipe's expectations are part of what it promises: checked on its nodes here
+    # (`rows(other)` names one of them too)
+    def renamed(v):
+        if isinstance(v, Call) and v.fn == "rows" and len(v.args) == 1 and isinstance(v.args[0], Column):
+            return Call(v.fn, (Column(rename.get(v.args[0].name, v.args[0].name), v.args[0].span),), v.span)
+        if isinstance(v, Unary):
+            return Unary(v.op, renamed(v.operand), v.span)
+        if isinstance(v, Binary):
+            return Binary(v.op, renamed(v.left), renamed(v.right), v.span)
+        return rv(v)
+    expects = [Expect(NameRef(rename.get(e.node.name, e.node.name), e.node.span), renamed(e.expr), e.span)
+               for e in sub.expects]
+    return params, models, sources, nodes, expects

@@ -165,3 +165,16 @@ def test_rows_of_another_node_guards_a_step_that_removes_too_much(tmp_path, caps
     bad = recipe(tmp_path, text.replace("rows(raw) - rows()", "rows(rw) - rows()"))
     with pytest.raises(RecipeError, match=r"`rows\(rw\)`: no node or source is named so"):
         load(str(bad)).check()
+
+
+def test_a_used_recipes_expectations_are_checked_on_its_nodes(tmp_path):
+    sub = tmp_path / "sub.recipe"
+    sub.write_text('recipe sub\nparam most: int = 100\nsource pool = read("none.jsonl")\n'
+                   'kept = pool | filter(length(response) > 0)\nwrite kept to "k.jsonl"\n'
+                   'expect kept: rows() <= most and rows() >= 0.5 * rows(pool)\n')
+    text = ('recipe main\nsource raw = read("{data}")\nuse "sub.recipe" as q (pool=raw, most=5)\n'
+            'write q.kept to "out.jsonl"\n')
+    res = load(str(recipe(tmp_path, text))).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+    (e,) = res.manifest["expectations"]
+    assert e["node"] == "q.kept" and e["expect"] == "rows() <= q.most and rows() >= 0.5 * rows(raw)"
+    assert e["values"] == {"rows()": 6, "rows(raw)": 8} and not e["ok"]  # 6 rows, at most 5
