@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .diagnostics import UserError
 from .io.sinks import sink_shape
-from .ui import shown_value
+from .ui import expectation_values
 
 # the Hub's size buckets (dataset card metadata `size_categories`)
 _SIZES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
@@ -100,9 +100,7 @@ def card(out: Path, cache_dir: Path | None = None) -> str:
         lines += [f"| `{k}` | `{json.dumps(v)}` |" for k, v in m["params"].items()]
     if m.get("expectations"):  # what the recipe promised of its rows, as the run found them
         lines += ["", "## Expectations", "", "| node | expectation | values | met |", "|---|---|---|---|"]
-        lines += [f"| `{e['node']}` | `{_cell(e['expect'], 200)}` | "
-                  f"{_cell(', '.join(f'{k} = {shown_value(v)}' for k, v in e['values'].items()), 300)} | "
-                  f"{'yes' if e['ok'] else '**no**'} |" for e in m["expectations"]]
+        lines += [_expectation_row(e) for e in m["expectations"]]
     if m.get("warnings"):
         lines += ["", "## Warnings", ""] + [f"- {_cell(w, 400)}" for w in m["warnings"]]
     vers = m.get("versions") or {}
@@ -290,6 +288,12 @@ def _stats(st: dict) -> str:
 
 def _num(v):
     return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else (f"{v:.4g}" if isinstance(v, float) else v)
+
+
+def _expectation_row(e: dict) -> str:
+    cond = (f"by {e['by']}: " if e.get("by") else "") + e["expect"]
+    return (f"| `{e['node']}` | `{_cell(cond, 200)}` | {_cell(expectation_values(e), 300)} | "
+            f"{'yes' if e['ok'] else '**no**'} |")
 
 
 def _cell(text, limit: int) -> str:

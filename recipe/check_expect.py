@@ -37,7 +37,18 @@ def check_expects(c: Checked) -> None:
             c.diagnostics.append(Diagnostic("E0301", f"unknown node `{e.node.name}` in an expectation", e.node.span,
                                             did_you_mean(e.node.name, known)))
             continue
-        typed = _typed(c, e.expr, c.types.get(e.node.name), ptypes, e.node.name)
+        cur = c.types.get(e.node.name)
+        if e.by is not None and cur is not None and e.by.name not in cur:
+            c.diagnostics.append(Diagnostic("E0401", f"column `{e.by.name}` does not exist at the end of `{e.node.name}`",
+                                            e.by.span, column_hint(e.by.name, cur)))
+            continue
+        whole = [x for x in walk(e.expr) if isinstance(x, Call) and (x.fn == "set_aside" or x.fn == "rows" and x.args)]
+        if e.by is not None and whole:
+            from .syntax import to_text
+            c.diagnostics.append(Diagnostic("E0415", f"`{to_text(whole[0])}` counts the whole node, not a group of it",
+                                            whole[0].span, (f"write it as an expectation of its own, without `by {e.by.name}`",)))
+            continue
+        typed = _typed(c, e.expr, cur, ptypes, e.node.name)
         if typed is None:
             continue
         t, issues = types.expr_type(typed, {}, ptypes)

@@ -221,15 +221,14 @@ def _expectations_met(manifest: dict, trial: bool = False) -> int:
     """0, or 3 when an `expect` of the recipe is not met (the outputs are written): said on
     stderr with each one's place, so a CI job fails on data that breaks its expectations. A
     `--head` trial reads part of each source: its unmet expectations are said, not enforced."""
-    from .ui import shown_value
+    from .ui import expectation_text, expectation_values
     failed = [e for e in manifest.get("expectations", []) if not e["ok"]]
     if failed and trial:
         print(f"note: {len(failed)} of {len(manifest['expectations'])} expectation(s) not met on this --head trial "
               f"(not enforced: it reads part of each source)", file=sys.stderr)
         return 0
     for e in failed:
-        shown = ", ".join(f"{k} = {shown_value(v)}" for k, v in e["values"].items())
-        print(f"{e['file']}:{e['line']}: expectation not met: expect {e['node']}: {e['expect']} ({shown})",
+        print(f"{e['file']}:{e['line']}: expectation not met: {expectation_text(e)} ({expectation_values(e)})",
               file=sys.stderr)
     if failed:
         print(f"error: {len(failed)} of {len(manifest['expectations'])} expectation(s) not met; the outputs are "

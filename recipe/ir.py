@@ -202,9 +202,11 @@ class Expect:
     node: NameRef
     expr: Expr
     span: Span = field(default=NO_SPAN, compare=False)
+    by: NameRef | None = None  # of each group of rows with one value of this column
 
     def to_json(self):
-        return {"node": self.node.to_json(), "expr": self.expr.to_json()}
+        return {"node": self.node.to_json(), "expr": self.expr.to_json()} | (
+            {"by": self.by.to_json()} if self.by else {})
 
 
 @dataclass(frozen=True)

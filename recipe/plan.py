@@ -229,7 +229,8 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity, keep: t
                       "format": opts.pop("format", None), "options": opts, "span": s.span})
     from .syntax import to_text
     expects = [{"node": e.node.name, "step": node_step[e.node.name], "expr": e.expr, "text": to_text(e.expr),
-                "span": e.span, "counted": {n: node_step[n] for n in expect_nodes(e.expr)}} for e in r.expects]
+                "span": e.span, "counted": {n: node_step[n] for n in expect_nodes(e.expr)},
+                "by": e.by.name if e.by else None} for e in r.expects]
     return Plan(group_by_model(steps), node_step, sinks, models, dict(c.params), source_files, expects)
 
 

@@ -13,6 +13,25 @@ def shown_value(v) -> str:
     return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
 
 
+def expectation_values(e: dict) -> str:
+    """An expectation result's values as a line says them: `rows() = 5, ...`; of a grouped one,
+    how many groups missed it and the first of those with theirs."""
+    def vals(d):
+        return ", ".join(f"{k} = {shown_value(v)}" for k, v in d.items())
+    if not e.get("by"):
+        return vals(e["values"])
+    if e["ok"]:
+        return f"every one of {e['groups']:,} groups"
+    miss = "; ".join(f"{shown_value(g['group'])}: {vals(g['values'])}" for g in e["not_met"][:3])
+    more = e["groups_not_met"] - min(3, len(e["not_met"]))
+    return f"not met in {e['groups_not_met']:,} of {e['groups']:,} groups: {miss}" + (f"; {more:,} more" if more else "")
+
+
+def expectation_text(e: dict) -> str:
+    """`expect NODE [by COLUMN]: CONDITION`."""
+    return f"expect {e['node']}" + (f" by {e['by']}" if e.get("by") else "") + f": {e['expect']}"
+
+
 def n_rows(n: int) -> str:
     """`1 row`, `12,437 rows`."""
     return f"{n:,} row" + ("" if n == 1 else "s")

@@ -108,9 +108,11 @@ def test_nulls_do_not_meet_an_expectation(tmp_path):
     ("expect kept: count() > 1", "E0403"),
     ("expect kept: max(min(score)) > 1", "E0415"),
     ("expect kept: rows() > \"many\"", "E0405"),
+    ("expect kept by parity: set_aside() == 0", "E0415"),  # the whole node's count is no group's
+    ("expect kept by parit: rows() > 1", "E0401"),
 ])
 def test_a_wrong_expectation_is_a_check_error(tmp_path, line, message):
-    f = recipe(tmp_path, 'recipe t\nsource raw = read("{data}")\nkept = raw | filter(score > 1)\n'
+    f = recipe(tmp_path, 'recipe t\nsource raw = read("{data}")\nkept = raw | filter(score > 1) | derive(parity = score % 2)\n'
                          f'write kept to "k.jsonl"\n{line}\n')
     with pytest.raises(RecipeError) as e:
         load(str(f)).check()
@@ -178,3 +180,37 @@ def test_a_used_recipes_expectations_are_checked_on_its_nodes(tmp_path):
     (e,) = res.manifest["expectations"]
     assert e["node"] == "q.kept" and e["expect"] == "rows() <= q.most and rows() >= 0.5 * rows(raw)"
     assert e["values"] == {"rows()": 6, "rows(raw)": 8} and not e["ok"]  # 6 rows, at most 5
+
+
+def test_by_a_column_each_group_must_meet_it(tmp_path, capsys):
+    # `score % 2` as a group: odd and even rows; the empty answers are rows 0 and 4 (both even)
+    text = ('recipe groups\nsource raw = read("{data}")\nkept = raw | derive(parity = score % 2)\n'
+            'write kept to "k.jsonl"\n'
+            'expect kept by parity: share(length(response) > 0) == 1  # every group answered in full\n'
+            'expect kept by parity: rows() == 4\n')
+    f = recipe(tmp_path, text)
+    r = parse_any(f.read_text(), str(f))
+    assert r.expects[0].by.name == "parity" and r.expects[1].by.name == "parity"
+    assert "expect kept by parity: share(length(response) > 0) == 1  # every group answered in full\n" in to_text(r)
+    y = tmp_path / "g.yaml"
+    y.write_text(to_yaml(r))
+    assert "  - {node: kept, by: parity, that: \"share(length(response) > 0) == 1\"}" in y.read_text()
+    assert parse_any(y.read_text(), str(y)).to_json() == r.to_json()
+    assert main(["run", str(f), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "-q"]) == 3
+    err = capsys.readouterr().err
+    assert ("expect kept by parity: share(length(response) > 0) == 1 (not met in 1 of 2 groups: 0: "
+            "share(length(response) > 0) = 0.5)") in err
+    first, second = json.loads((tmp_path / "o" / "manifest.json").read_text())["expectations"]
+    assert (first["ok"], first["groups"], first["groups_not_met"]) == (False, 2, 1)
+    assert first["not_met"] == [{"group": 0, "values": {"share(length(response) > 0)": 0.5}}]
+    assert second["ok"] and second["groups"] == 2
+
+
+def test_grouped_results_are_the_same_on_ray(tmp_path):
+    text = ('recipe groups\nsource raw = read("{data}")\nkept = raw | derive(parity = score % 2)\n'
+            'write kept to "k.jsonl"\nexpect kept by parity: share(length(response) > 0) == 1 and mean(score) > 3\n')
+    f = recipe(tmp_path, text)
+    duck = load(str(f)).run(out=tmp_path / "o-duckdb", cache_dir=tmp_path / "c-duckdb")
+    ray = load(str(f)).run(out=tmp_path / "o-ray", cache_dir=tmp_path / "c-ray", engine="ray")
+    assert ray.manifest["expectations"] == duck.manifest["expectations"]
+    assert duck.manifest["expectations"][0]["groups_not_met"] == 1

@@ -13,6 +13,7 @@ from ..ir import Binary, Call, Column, Lit, ParamRef, Unary, walk
 from ..syntax import base_column, to_text
 
 BATCH = 65_536
+GROUPS_SHOWN = 10  # the groups not met that a result lists (all are counted)
 _CMP = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv, "%": operator.mod}
 
@@ -23,20 +24,31 @@ def evaluate(expects: list[dict], table_of: Callable[[str], object], params: dic
     file, line}, in the recipe's order; the aggregates of one node computed in one pass.
     `aside_of(node)`: the rows the node's own steps set aside (`set_aside()`)."""
     values: dict[str, dict[str, object]] = {}
-    for step in dict.fromkeys(e["step"] for e in expects):
-        calls = {to_text(x): x for e in expects if e["step"] == step for x in aggregates(e["expr"])
+    whole = [e for e in expects if not e.get("by")]
+    for step in dict.fromkeys(e["step"] for e in whole):
+        calls = {to_text(x): x for e in whole if e["step"] == step for x in aggregates(e["expr"])
                  if x.fn != "set_aside" and not (x.fn == "rows" and x.args)}
         values[step] = _aggregates(table_of(step), list(calls.values()), params)
-        values[step] |= {"set_aside()": aside_of(e["node"]) for e in expects if e["step"] == step}
+        values[step] |= {"set_aside()": aside_of(e["node"]) for e in whole if e["step"] == step}
         for e in expects:  # `rows(other)`: another node's rows
             if e["step"] == step:
                 values[step] |= {f"rows({n})": table_of(s).count() for n, s in e.get("counted", {}).items()}
     out = []
     for e in expects:
+        shown = list(dict.fromkeys(to_text(x) for x in aggregates(e["expr"])))
+        if e.get("by"):  # each group of rows with one value of the column
+            calls = list({to_text(x): x for x in aggregates(e["expr"])}.values())
+            groups = _grouped(table_of(e["step"]), calls, params, e["by"]).values()
+            failed = [(g, got) for g, got in groups if _value(e["expr"], got, params) is not True]
+            out.append({"node": e["node"], "by": e["by"], "expect": e["text"], "ok": not failed,
+                        "groups": len(groups), "groups_not_met": len(failed),
+                        "values": {t: failed[0][1][t] for t in shown} if failed else {},
+                        "not_met": [{"group": g, "values": {t: got[t] for t in shown}} for g, got in failed[:GROUPS_SHOWN]],
+                        "file": e["span"].file, "line": e["span"].line})
+            continue
         got = values[e["step"]]
         v = _value(e["expr"], got, params)
-        out.append({"node": e["node"], "expect": e["text"], "ok": v is True,
-                    "values": {t: got[t] for t in dict.fromkeys(to_text(x) for x in aggregates(e["expr"]))},
+        out.append({"node": e["node"], "expect": e["text"], "ok": v is True, "values": {t: got[t] for t in shown},
                     "file": e["span"].file, "line": e["span"].line})
     return out
 
@@ -58,28 +70,45 @@ def aggregates(expr) -> list[Call]:
 
 def _aggregates(table, calls: list[Call], params: dict) -> dict[str, object]:
     """Each aggregate's value over the table's rows, by its text."""
-    n = table.count()
     if all(c.fn == "rows" for c in calls):
+        n = table.count()
         return {to_text(c): n for c in calls}
+    whole = next(iter(_grouped(table, calls, params, None).values()), None)  # none: the table has no rows
+    return whole[1] if whole is not None else {to_text(c): _empty(c) for c in calls}
+
+
+def _empty(c: Call):
+    return 0 if c.fn in ("rows", "count") else None
+
+
+def _grouped(table, calls: list[Call], params: dict, by: str | None) -> dict[str, tuple[object, dict]]:
+    """The aggregates of each group of rows with one value of column `by` (one group of all
+    rows when None): {key: (the value, {aggregate text: value})}, in the order groups appear."""
+    import json
+
     import duckdb
     from .duck import table_types
     from .sql import condition_sql, register_functions, to_sql
     cols = table.columns()
-    need = set()
+    need = {by} if by else set()
     for c in calls:
         for x in walk(c):
             if isinstance(x, Column):
                 base = base_column(x.name, cols)
                 need.add(base if base in cols else "messages")  # `conversation`, `system`: from the turns
     need = [c for c in cols if c in need] or ["_id"]
-    sums: dict[str, list] = {}
+    sums: dict[str, tuple[object, dict[str, list]]] = {}
     con = duckdb.connect()
     try:
         register_functions(con)
         for batch in table.batches(need, BATCH):
             con.register("b", batch)
             types = table_types(con, "b")
-            parts, binds = [], []
+            parts, binds = ["count(*)"], []
+            key_sql = "NULL"
+            if by:
+                key_sql, kb = to_sql(Column(by), params, types)
+                binds += kb
             for c in calls:
                 if c.fn == "rows":
                     continue
@@ -92,20 +121,30 @@ def _aggregates(table, calls: list[Call], params: dict) -> dict[str, object]:
                     parts.append({"mean": f"sum({x}), count({x})", "min": f"min({x})", "max": f"max({x})",
                                   "sum": f"sum({x})"}[c.fn])
                 binds += b
-            row = list(con.execute(f"SELECT {', '.join(parts)} FROM b", binds).fetchone())
+            rows = con.execute(f"SELECT {key_sql} AS __g, {', '.join(parts)} FROM b GROUP BY ALL", binds).fetchall()
             con.unregister("b")
-            for c in calls:
-                if c.fn == "rows":
-                    continue
-                take = 2 if c.fn == "mean" else 1
-                got, row = row[:take], row[take:]
-                sums.setdefault(to_text(c), []).append(got)
+            for g, n, *row in rows:
+                key = json.dumps(g, sort_keys=True, default=str)
+                acc = sums.setdefault(key, (g, {}))[1]
+                acc.setdefault("rows()", []).append((n,))
+                for c in calls:
+                    if c.fn == "rows":
+                        continue
+                    take = 2 if c.fn == "mean" else 1
+                    got, row = row[:take], row[take:]
+                    acc.setdefault(to_text(c), []).append(tuple(got))
     finally:
         con.close()
+    return {k: (g, _combined(calls, acc)) for k, (g, acc) in sums.items()}
+
+
+def _combined(calls: list[Call], acc: dict[str, list]) -> dict[str, object]:
+    """Per-batch partial aggregates as one value each."""
+    n = sum(p[0] for p in acc["rows()"])
     out: dict[str, object] = {}
     for c in calls:
         t = to_text(c)
-        parts = sums.get(t, [])
+        parts = acc.get(t, [])
         if c.fn == "rows":
             out[t] = n
         elif c.fn == "count":

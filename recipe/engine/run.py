@@ -13,7 +13,7 @@ from .. import compiled, ops as registry
 from ..diagnostics import UserError
 from ..faults import atomic_file, atomic_write, fault  # noqa: F401  (re-exported for callers)
 from ..plan import Plan, finished, status
-from ..ui import Reporter, n_rows, shown_value  # noqa: F401  (Reporter re-exported: callers import it from here)
+from ..ui import Reporter, expectation_text, expectation_values, n_rows  # noqa: F401  (Reporter re-exported: callers import it from here)
 from ..io.json_lines import joined, set_aside_records
 from ..manifest import sink_files
 from ..io.formats import left_out
@@ -202,8 +202,7 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
         expectations = evaluate(plan.expects, lambda step: store.table_of(step_fp[step]), plan.params,
                                 lambda node: sum(r["rows_set_aside"] for r in rows if node_of[r["name"]] == node))
         for e in expectations:
-            shown = ", ".join(f"{k} = {shown_value(v)}" for k, v in e["values"].items())
-            reporter.log(f"  expect {e['node']}: {e['expect']}: {'met' if e['ok'] else 'NOT MET'} ({shown})")
+            reporter.log(f"  {expectation_text(e)}: {'met' if e['ok'] else 'NOT MET'} ({expectation_values(e)})")
     manifest = {**manifest_extra,
                 "nodes": [{k: r[k] for k in ("name", "op", "rows_in", "rows_created", "rows_out",
                                              "rows_set_aside", "seconds", "cached")}

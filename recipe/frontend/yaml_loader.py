@@ -286,8 +286,9 @@ class _Builder:
         expects = []
         en = top.get("expect", (None, None))[1]
         for v in (en.value if isinstance(en, yaml.SequenceNode) else []):
-            node, that = self.get(v, "node"), self.get(v, "that")
-            expects.append(Expect(NameRef(str(node.value), self.sp(node)), self.expr(that), self.sp(v)))
+            node, that, by = self.get(v, "node"), self.get(v, "that"), self.get(v, "by")
+            expects.append(Expect(NameRef(str(node.value), self.sp(node)), self.expr(that), self.sp(v),
+                                  NameRef(str(by.value), self.sp(by)) if by is not None else None))
         if self.diags:
             raise RecipeError(self.diags)
         span = self.sp(top["recipe"][0]) if "recipe" in top else Span(self.file, 1, 1, 1, 1)

@@ -7,7 +7,7 @@ import html
 import json
 
 from ..io.sinks import sink_shape
-from ..ui import shown_value
+from ..ui import expectation_values
 from .collect import Facts
 
 SECTIONS = ("funnel", "timing", "distributions", "tags", "embedding-map", "samples", "provenance")
@@ -155,8 +155,8 @@ def _short(v, n: int = 160) -> str:
 
 def _expectations(found: list[dict]) -> str:
     rows = "".join(f"<tr><td>{'met' if e['ok'] else '<b>NOT MET</b>'}</td><td>{_e(e['node'])}</td>"
-                   f"<td><code>{_e(e['expect'])}</code></td><td>{_e(', '.join(f'{k} = {shown_value(v)}' for k, v in e['values'].items()))}"
-                   f"</td><td>{_e(e['file'])}:{e['line']}</td></tr>" for e in found)
+                   f"<td><code>{_e(('by ' + e['by'] + ': ') if e.get('by') else '')}{_e(e['expect'])}</code></td>"
+                   f"<td>{_e(expectation_values(e))}</td><td>{_e(e['file'])}:{e['line']}</td></tr>" for e in found)
     return f"<table><tr><th></th><th>node</th><th>expectation</th><th>values</th><th>where</th></tr>{rows}</table>"
 
 

@@ -69,7 +69,8 @@ def build_schema() -> dict:
                 "additionalProperties": VALUE}},
             "expect": {"type": "array", "items": {
                 "type": "object", "required": ["node", "that"], "additionalProperties": False,
-                "properties": {"node": NAME, "that": {
+                "properties": {"node": NAME, "by": {**NAME, "description": "a column: the condition holds for "
+                                                                   "each group of rows with one value of it"}, "that": {
                     "type": "string", "description": "a condition over aggregates of the node's rows: rows(), "
                                                      "count(cond), share(cond), mean(x), min(x), max(x)"}}}},
         },
