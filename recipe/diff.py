@@ -64,8 +64,9 @@ def diff(a: Recipe, b: Recipe) -> list[str]:
 def expect_changes(a, b) -> list[str]:
     """Expectations dropped and added (a changed one is both), as `- expect NODE: CONDITION`."""
     from .syntax import to_text
-    ea = [f"expect {e.node.name}: {to_text(e.expr)}" for e in a]
-    eb = [f"expect {e.node.name}: {to_text(e.expr)}" for e in b]
+    def line(e):
+        return f"expect {e.node.name}" + (f" by {e.by.name}" if e.by else "") + f": {to_text(e.expr)}"
+    ea, eb = [line(e) for e in a], [line(e) for e in b]
     return [f"- {e}" for e in ea if e not in eb] + [f"+ {e}" for e in eb if e not in ea]
 
 

@@ -94,8 +94,9 @@ def sink_changes(old, new) -> list[str]:
         if diff:
             out.append(f"~ {p}: {'; '.join(diff)}")
     # what the outputs must be: a dropped or loosened expectation is a change a reviewer must see
-    ea = [f"expect {e['node']}: {e['text']}" for e in (old.expects if old else [])]
-    eb = [f"expect {e['node']}: {e['text']}" for e in new.expects]
+    from .ui import expectation_text
+    ea = [expectation_text({**e, "expect": e["text"]}) for e in (old.expects if old else [])]
+    eb = [expectation_text({**e, "expect": e["text"]}) for e in new.expects]
     out += [f"- {e}" for e in ea if e not in eb] + [f"+ {e}" for e in eb if e not in ea]
     return out
 

@@ -214,3 +214,11 @@ def test_grouped_results_are_the_same_on_ray(tmp_path):
     ray = load(str(f)).run(out=tmp_path / "o-ray", cache_dir=tmp_path / "c-ray", engine="ray")
     assert ray.manifest["expectations"] == duck.manifest["expectations"]
     assert duck.manifest["expectations"][0]["groups_not_met"] == 1
+
+
+def test_a_changed_group_expectation_is_shown_with_its_column(tmp_path):
+    from recipe.diff import diff
+    base = 'recipe g\nsource raw = read("{data}")\nkept = raw | derive(parity = score % 2)\nwrite kept to "k.jsonl"\n'
+    a = parse_any(base + "expect kept by parity: rows() == 4\n", "a.recipe")
+    b = parse_any(base + "expect kept: rows() == 4\n", "b.recipe")
+    assert diff(a, b) == ["- expect kept by parity: rows() == 4", "+ expect kept: rows() == 4"]
