@@ -10,10 +10,11 @@ from .check_types import tname, want_hint
 from .checked import Checked
 from .diagnostics import Diagnostic, column_hint, did_you_mean
 from .ir import Binary, Call, Column, Lit, Unary, walk
+from .syntax import to_text
 
 # aggregate -> (arguments, what its argument must be, the type of its value)
-AGGREGATES = {"rows": (0, None, types.INT), "set_aside": (0, None, types.INT), "count": (1, types.BOOL, types.INT), "share": (1, types.BOOL, types.FLOAT),
-              "mean": (1, types.FLOAT, types.FLOAT), "min": (1, types.FLOAT, types.FLOAT),
+AGGREGATES = {"rows": (0, None, types.INT), "set_aside": (0, None, types.INT), "count": (1, types.BOOL, types.INT),
+              "share": (1, types.BOOL, types.FLOAT), "mean": (1, types.FLOAT, types.FLOAT), "min": (1, types.FLOAT, types.FLOAT),
               "max": (1, types.FLOAT, types.FLOAT), "sum": (1, types.FLOAT, types.FLOAT)}
 AGGREGATE_DOCS = {
     "rows": "rows() -> int  how many rows the node has at the end of the run; rows(other) another node's "
@@ -29,8 +30,12 @@ AGGREGATE_DOCS = {
 }
 
 
+def _known(c: Checked) -> set[str]:
+    return {n.name for n in c.recipe.nodes} | {s.name for s in c.recipe.sources}
+
+
 def check_expects(c: Checked) -> None:
-    known = {n.name for n in c.recipe.nodes} | {s.name for s in c.recipe.sources}
+    known = _known(c)
     ptypes = {p.name: p.type for p in c.recipe.params}
     for e in c.recipe.expects:
         if e.node.name not in known:
@@ -44,7 +49,6 @@ def check_expects(c: Checked) -> None:
             continue
         whole = [x for x in walk(e.expr) if isinstance(x, Call) and (x.fn == "set_aside" or x.fn == "rows" and x.args)]
         if e.by is not None and whole:
-            from .syntax import to_text
             c.diagnostics.append(Diagnostic("E0415", f"`{to_text(whole[0])}` counts the whole node, not a group of it",
                                             whole[0].span, (f"write it as an expectation of its own, without `by {e.by.name}`",)))
             continue
@@ -65,9 +69,8 @@ def _typed(c: Checked, x, cur: dict | None, ptypes: dict, node: str):
     type (for `types.expr_type`); None when a part was wrong (said)."""
     if isinstance(x, Call) and x.fn == "rows" and len(x.args) == 1:  # another node's rows
         other = x.args[0]
-        known = {n.name for n in c.recipe.nodes} | {s.name for s in c.recipe.sources}
+        known = _known(c)
         if not isinstance(other, Column) or other.name not in known:
-            from .syntax import to_text
             what = other.name if isinstance(other, Column) else to_text(other)
             c.diagnostics.append(Diagnostic("E0301", f"`rows({what})`: no node or source is named so", other.span,
                                             did_you_mean(what, known) if isinstance(other, Column)
@@ -85,8 +88,7 @@ def _typed(c: Checked, x, cur: dict | None, ptypes: dict, node: str):
         return Lit(0 if gives == types.INT else 0.0, x.span)
     if isinstance(x, Binary) and x.op in ("==", "!=", "<", "<=", ">", ">=") and not aggregates_in(x) \
             and any(isinstance(y, Column) for y in walk(x)):
-        from .syntax import to_text  # a row condition: meant of every row, or of most
-        c.diagnostics.append(Diagnostic(
+        c.diagnostics.append(Diagnostic(  # a row condition: meant of every row, or of most
             "E0415", "a condition on one row's values: an expectation reads the rows through an aggregate", x.span,
             (f"every row: `share({to_text(x)}) == 1`; most rows: `share({to_text(x)}) >= 0.95`",)))
         return None
@@ -106,7 +108,6 @@ def _typed(c: Checked, x, cur: dict | None, ptypes: dict, node: str):
 
 
 def _example(x) -> str:
-    from .syntax import to_text
     text = to_text(x)
     return f"{text} > 0" if isinstance(x, (Column, Call)) else text
 
