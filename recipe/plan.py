@@ -43,7 +43,8 @@ class Plan:
     params: dict
     # source name -> its files: {file, bytes, sha256} (the manifest's `inputs`, the card's sources)
     source_files: dict[str, list[dict]] = field(default_factory=dict)
-    # `expect` statements: {node, step (its last), expr, text, span}, evaluated after the run
+    # `expect` statements: {node, step (its last), expr, text, span, counted (nodes `rows(X)` counts:
+    # their last steps), by (a column or None)}, evaluated after the run (engine/expect.py)
     expects: list[dict] = field(default_factory=list)
 
     def step(self, name: str) -> Step:
