@@ -31,7 +31,7 @@ def main():
     ap.add_argument("--instances", type=int, default=4)
     ap.add_argument("--shots", type=int, default=1)
     a = ap.parse_args()
-    from recipe.ops.format_transfer import definition_losses
+    from recipe.ops.format_transfer import definition_losses, examples_text
     from recipe.runtime import ModelRuntime
     root = DATASETS / "uit_unified_format"
     res = json.loads((root / "ppl_annotation_examples" / "res.jsonl").read_text().splitlines()[0])
@@ -43,7 +43,7 @@ def main():
     outputs = [i["output"][0] if isinstance(i["output"], list) else i["output"] for i in inst]
     # each candidate with its own file's positive examples, as UIT's main_ppl_annotation.py
     # (until session 41 every candidate was shown the first file's)
-    examples = ["\n\n".join(f"Input: {p['input']}\nOutput: {p['output']}" for p in t.get("Positive Examples", [])[: a.shots])
+    examples = [examples_text([(p["input"], p["output"]) for p in t.get("Positive Examples", [])[: a.shots]])
                 for t in tasks]
     rt = ModelRuntime(Path("/tmp/recipe-uit-bench"))
     lm = {"kind": "causal_lm", "source": "builtin:smollm2", "options": {}, "identity": "uit-lm"}

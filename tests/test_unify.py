@@ -61,7 +61,8 @@ def test_a_tasks_positive_examples_are_its_examples_and_every_instance_is_scored
     task = report["task1_add"]
     assert task["examples"] == "positive_examples" and task["scored"] == 6 and task["instances"] == 6
     assert len(scored) == 2 * 6  # two candidates, each over every instance
-    shown = "Input: w40 w41\nOutput: w42\n\nInput: w43 w44\nOutput: w45\n\n"
+    shown = ("Positive Examples 1\nInput: w40 w41\nOutput: w42\n\nPositive Examples 2\nInput: w43 w44\nOutput: w45\n\n"
+             "Now complete the following example -\nInput: ")
     assert all(shown in p and "w46" not in p for p, _ in scored)  # the first `shots` of them
     assert sorted({c.strip() for _, c in scored}) == sorted(b for _, b in INSTANCES)
 
@@ -73,7 +74,7 @@ def test_without_positive_examples_the_instances_shown_are_not_scored(lm, tmp_pa
     assert report["t"]["examples"] == "instances" and report["t"]["scored"] == 4
     assert len(scored) == 2 * 4
     for p, c in scored:
-        assert "Input: w1 w2\nOutput: w3\n\nInput: w2 w3\nOutput: w4\n\n" in p
+        assert "Positive Examples 1\nInput: w1 w2\nOutput: w3\n\nPositive Examples 2\nInput: w2 w3\nOutput: w4\n\n" in p
         assert c.strip() not in ("w3", "w4")  # the shown instances' outputs are not the ones scored
 
 
@@ -90,6 +91,7 @@ def test_each_transfer_is_scored_with_its_own_examples(lm, tmp_path):
     assert add["examples"] == "positive_examples" and add["scored"] == 6
     assert len(scored) == 2 * 6
     for p, _ in scored:
-        own = "Input: w40\nOutput: w41" if p.startswith("Definition: w11 w12") else "Input: w50\nOutput: w51"
+        own = ("Positive Examples 1\nInput: w40\nOutput: w41" if p.startswith("Definition: w11 w12")
+               else "Positive Examples 1\nInput: w50\nOutput: w51")
         other = "Input: w50" if own.endswith("w41") else "Input: w40"
         assert own in p and other not in p
