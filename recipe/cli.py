@@ -313,9 +313,9 @@ def cmd_ops(a) -> int:
     from .syntax import FUNCTIONS
     from .types import SIGNATURES
     from .link import STDLIB, stdlib_names
+    from .check_expect import AGGREGATE_DOCS
     stdlib = stdlib_names()
     wanted = set(a.names or ())
-    from .check_expect import AGGREGATE_DOCS
     unknown = sorted(wanted - set(ops.names()) - set(FUNCTIONS) - set(stdlib) - set(AGGREGATE_DOCS))
     if unknown:
         import difflib
@@ -349,7 +349,6 @@ def cmd_ops(a) -> int:
         takes, gives = SIGNATURES[name]
         gives = "the arguments' type" if gives == "T" else gives
         print(f"    {name}({', '.join('any' if t == 'T' else t for t in takes)}) -> {gives}  {f.doc}")
-    from .check_expect import AGGREGATE_DOCS
     if names := [n for n in AGGREGATE_DOCS if show(n)]:
         print("\naggregates (in `expect NODE: CONDITION`, over the node's rows once the run is done; "
               "a run whose expectation is not met exits with code 3):")

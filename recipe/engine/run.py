@@ -13,7 +13,8 @@ from .. import compiled, ops as registry
 from ..diagnostics import UserError
 from ..faults import atomic_file, atomic_write, fault  # noqa: F401  (re-exported for callers)
 from ..plan import Plan, finished, status
-from ..ui import Reporter, expectation_text, expectation_values, n_rows  # noqa: F401  (Reporter re-exported: callers import it from here)
+# Reporter re-exported: callers import it from here
+from ..ui import Reporter, expectation_text, expectation_values, n_rows  # noqa: F401
 from ..io.json_lines import joined, set_aside_records
 from ..manifest import sink_files
 from ..io.formats import left_out
