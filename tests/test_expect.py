@@ -146,6 +146,13 @@ def test_plan_review_diff_card_and_report_show_them(tmp_path, capsys):
     body = card(tmp_path / "o", tmp_path / "c")
     assert "| `other` | `rows() == 3` | rows() = 2 | **no** |" in body
     assert "| `kept` | `rows() >= least and share(length(response) > 0) == 1` | rows() = 6, " in body
+    # the Mermaid graph for a pull request draws them beside their node (Mermaid's entities for
+    # quotes and angle brackets)
+    assert main(["graph", str(f)]) == 0
+    graph = capsys.readouterr().out
+    assert 'expect3{{"expect: rows() == 3"}}\n  n_other -.- expect3' in graph
+    assert 'expect2{{"expect: count(length(response) == 0) == 2 and share(contains(conversation, #quot;Question 1?' in graph
+    assert 'expect0{{"expect: rows() #gt;= least and ' in graph
     html = write_report(tmp_path / "o", tmp_path / "c").read_text()
     assert "<b>NOT MET</b></td><td>other</td><td><code>rows() == 3</code>" in html
 
