@@ -88,7 +88,7 @@ def _grouped(table, calls: list[Call], params: dict, by: str | None) -> dict[str
 
     import duckdb
     from .duck import table_types
-    from .sql import condition_sql, register_functions, to_sql
+    from .sql import register_functions
     cols = table.columns()
     need = {by} if by else set()
     for c in calls:
@@ -98,30 +98,15 @@ def _grouped(table, calls: list[Call], params: dict, by: str | None) -> dict[str
                 need.add(base if base in cols else "messages")  # `conversation`, `system`: from the turns
     need = [c for c in cols if c in need] or ["_id"]
     sums: dict[str, tuple[object, dict[str, list]]] = {}
+    query = None  # built from the first batch's column types: every batch has the table's
     con = duckdb.connect()
     try:
         register_functions(con)
         for batch in table.batches(need, BATCH):
             con.register("b", batch)
-            types = table_types(con, "b")
-            parts, binds = ["count(*)"], []
-            key_sql = "NULL"
-            if by:
-                key_sql, kb = to_sql(Column(by), params, types)
-                binds += kb
-            for c in calls:
-                if c.fn == "rows":
-                    continue
-                if c.fn in ("count", "share"):
-                    sql, b = condition_sql(c.args[0], params, types)
-                    parts.append(f"count(*) FILTER (WHERE coalesce({sql}, false))")
-                else:
-                    sql, b = to_sql(c.args[0], params, types)
-                    x = f"TRY_CAST({sql} AS DOUBLE)"
-                    parts.append({"mean": f"sum({x}), count({x})", "min": f"min({x})", "max": f"max({x})",
-                                  "sum": f"sum({x})"}[c.fn])
-                binds += b
-            rows = con.execute(f"SELECT {key_sql} AS __g, {', '.join(parts)} FROM b GROUP BY ALL", binds).fetchall()
+            if query is None:
+                query = _query(calls, params, by, table_types(con, "b"))
+            rows = con.execute(*query).fetchall()
             con.unregister("b")
             for g, n, *row in rows:
                 key = json.dumps(g, sort_keys=True, default=str)
@@ -136,6 +121,29 @@ def _grouped(table, calls: list[Call], params: dict, by: str | None) -> dict[str
     finally:
         con.close()
     return {k: (g, _combined(calls, acc)) for k, (g, acc) in sums.items()}
+
+
+def _query(calls: list[Call], params: dict, by: str | None, types: dict) -> tuple[str, list]:
+    """One batch's partial aggregates per group, as SQL over the registered batch `b`."""
+    from .sql import condition_sql, to_sql
+    parts, binds = ["count(*)"], []
+    key_sql = "NULL"
+    if by:
+        key_sql, kb = to_sql(Column(by), params, types)
+        binds += kb
+    for c in calls:
+        if c.fn == "rows":
+            continue
+        if c.fn in ("count", "share"):
+            sql, b = condition_sql(c.args[0], params, types)
+            parts.append(f"count(*) FILTER (WHERE coalesce({sql}, false))")
+        else:
+            sql, b = to_sql(c.args[0], params, types)
+            x = f"TRY_CAST({sql} AS DOUBLE)"
+            parts.append({"mean": f"sum({x}), count({x})", "min": f"min({x})", "max": f"max({x})",
+                          "sum": f"sum({x})"}[c.fn])
+        binds += b
+    return f"SELECT {key_sql} AS __g, {', '.join(parts)} FROM b GROUP BY ALL", binds
 
 
 def _combined(calls: list[Call], acc: dict[str, list]) -> dict[str, object]:
