@@ -14,7 +14,7 @@ from pathlib import Path
 from . import ops as registry
 from .diagnostics import Diagnostic, RecipeError, UserError, did_you_mean
 from .frontend import parse_any
-from .ir import Arg, Binary, Call, Column, Expect, ListV, Lit, NameRef, Node, Param, ParamRef, Recipe, Unary
+from .ir import Arg, Binary, Call, Column, ListV, Lit, NameRef, Node, Param, ParamRef, Recipe, Unary
 
 # package data (a link to the top-level stdlib_recipes/ in a checkout); wheels unpack to files
 STDLIB = Path(str(resources.files("recipe").joinpath("stdlib_recipes")))
@@ -157,6 +157,6 @@ def _prefixed(sub: Recipe, u, diags) -> tuple[list, list, list, list, list]:
         if isinstance(v, Binary):
             return Binary(v.op, renamed(v.left), renamed(v.right), v.span)
         return rv(v)
-    expects = [Expect(NameRef(rename.get(e.node.name, e.node.name), e.node.span), renamed(e.expr), e.span)
-               for e in sub.expects]
+    expects = [dataclasses.replace(e, node=NameRef(rename.get(e.node.name, e.node.name), e.node.span),
+                                   expr=renamed(e.expr)) for e in sub.expects]
     return params, models, sources, nodes, expects

@@ -180,11 +180,13 @@ def test_a_used_recipes_expectations_are_checked_on_its_nodes(tmp_path):
     sub = tmp_path / "sub.recipe"
     sub.write_text('recipe sub\nparam most: int = 100\nsource pool = read("none.jsonl")\n'
                    'kept = pool | filter(length(response) > 0)\nwrite kept to "k.jsonl"\n'
-                   'expect kept: rows() <= most and rows() >= 0.5 * rows(pool)\n')
+                   'expect kept: rows() <= most and rows() >= 0.5 * rows(pool)\n'
+                   'expect kept by score: rows() == 1\n')
     text = ('recipe main\nsource raw = read("{data}")\nuse "sub.recipe" as q (pool=raw, most=5)\n'
             'write q.kept to "out.jsonl"\n')
     res = load(str(recipe(tmp_path, text))).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
-    (e,) = res.manifest["expectations"]
+    e, grouped = res.manifest["expectations"]
+    assert (grouped["node"], grouped["by"], grouped["groups"], grouped["ok"]) == ("q.kept", "score", 6, True)
     assert e["node"] == "q.kept" and e["expect"] == "rows() <= q.most and rows() >= 0.5 * rows(raw)"
     assert e["values"] == {"rows()": 6, "rows(raw)": 8} and not e["ok"]  # 6 rows, at most 5
 
