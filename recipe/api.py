@@ -129,13 +129,15 @@ class Loaded:
         raise_if_errors(found)
 
     def run(self, params=None, sources=None, out="out", cache_dir=".recipe", quiet=True, runtime=None,
-            model_cache=None, engine="duckdb", address=None, replicas=1, keep=(), head=None):
+            model_cache=None, engine="duckdb", address=None, replicas=1, keep=(), head=None, fail_fast=False):
         """Run the recipe. `cache_dir`: this project's step cache; `model_cache`: converted
         weights and model results (default: the per-user cache, see runtime.user_cache_dir).
         `engine`: "duckdb" (one machine) or "ray" (a local Ray instance, or the cluster at
         `address`: "auto" or ray://HOST:10001; `replicas`: actors per model by default);
         `keep`: nodes to run even where no sink needs them; `head`: each source reads only its
-        first `head` records (a trial run; a source's own `head=` wins)."""
+        first `head` records (a trial run; a source's own `head=` wins); `fail_fast`: the first
+        unmet expectation stops the run as soon as its node is finished, before later steps
+        and the outputs (raises `UnmetExpectations`; not on a `head` trial, which says them)."""
         if engine not in ("duckdb", "ray"):
             raise UserError(f"unknown engine `{engine}`; engines: duckdb, ray")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 1:
@@ -186,7 +188,8 @@ class Loaded:
             def finish(manifest):
                 if holder["rt"] is not None:
                     manifest["model_runtime"] = holder["rt"].stats()
-            res = execute(plan, store, out_dir, reporter, runtime_factory, extra, release, finish)
+            res = execute(plan, store, out_dir, reporter, runtime_factory, extra, release, finish,
+                          fail_fast=fail_fast and head is None)
             if "model_runtime" in res.manifest:
                 reporter.models(res.manifest["model_runtime"])
             return Result(res, plan, Path(cache_dir))

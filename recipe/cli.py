@@ -203,7 +203,8 @@ def _plan_against(a, r, plan, params, sources, store) -> str:
 def cmd_run(a) -> int:
     r = _load(a.file)
     res = r.run(_kv(a.set, "--set"), _kv(a.source, "--source"), a.out, a.cache_dir, quiet=a.quiet,
-                model_cache=a.model_cache, engine=a.engine, address=a.address, replicas=a.replicas, head=a.head)
+                model_cache=a.model_cache, engine=a.engine, address=a.address, replicas=a.replicas, head=a.head,
+                fail_fast=a.fail_fast)
     main = res.manifest["sinks"][0] if res.manifest["sinks"] else None
     if main:
         from .manifest import sink_shown
@@ -356,7 +357,7 @@ def cmd_ops(a) -> int:
         gives = "the arguments' type" if gives == "T" else gives
         print(f"    {name}({', '.join('any' if t == 'T' else t for t in takes)}) -> {gives}  {f.doc}")
     if names := [n for n in AGGREGATE_DOCS if show(n)]:
-        print("\naggregates (in `expect NODE: CONDITION`, over the node's rows once the run is done; "
+        print("\naggregates (in `expect NODE: CONDITION`, over the node's rows once it is finished; "
               "a run whose expectation is not met exits with code 3):")
     for name in names:
         print(f"    {AGGREGATE_DOCS[name]}")
@@ -489,6 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --engine ray: actors per model unless the model says replicas= (default 1)")
     p.add_argument("--head", type=_at_least(1), metavar="N",
                    help="every source reads only its first N records: a trial run (a source's own head= wins)")
+    p.add_argument("--fail-fast", action="store_true",
+                   help="stop at the first unmet `expect`, as soon as its node is finished: later steps and the "
+                        "outputs do not run (exit code 3; not on a --head trial)")
     common(p)
     p.set_defaults(fn=cmd_run)
     p = sub.add_parser("eval", help="fine-tune on the recipe's output and on random rows; compare on an eval set")
@@ -591,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 1
+        return getattr(e, "exit_code", 1)
     except BrokenPipeError:  # `recipe ops | head`
         sys.stderr.close()
         return 0

@@ -197,7 +197,7 @@ class Sink:
 
 @dataclass(frozen=True)
 class Expect:
-    """`expect NODE: CONDITION`: what the node's rows must be once the run is done; the
+    """`expect NODE: CONDITION`: what the node's rows must be once it is finished; the
     condition is over aggregates of its rows (`checks` and `engine/expect.py`)."""
     node: NameRef
     expr: Expr

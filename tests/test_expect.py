@@ -1,6 +1,7 @@
 """`expect NODE: CONDITION`: what a node's rows must be once the run is done, over aggregates
-of its rows; checked before the run, evaluated after it on either engine, kept in the
-manifest, and a run whose expectation is not met exits with code 3 (its outputs written)."""
+of its rows; checked before the run, evaluated as soon as the node is finished on either
+engine, kept in the manifest, and a run whose expectation is not met exits with code 3 (its
+outputs written; with --fail-fast it stops there)."""
 from __future__ import annotations
 
 import json
@@ -85,6 +86,39 @@ def test_a_failed_expectation_names_its_place_and_exits_3_with_the_outputs_writt
     # met again, from the cache: exit 0
     assert main(["run", str(recipe(tmp_path)), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"),
                  "-q"]) == 0
+
+
+FAST = ('recipe ff\nsource raw = read("{data}")\nkept = raw | filter(length(response) > 0)\n'
+        'later = kept | derive(n=length(response))\nwrite later to "later.jsonl"\n'
+        'expect kept: rows() == 99\nexpect later: rows() == 6\n')
+
+
+def test_an_expectation_is_evaluated_once_its_node_is_finished_and_fail_fast_stops_there(tmp_path, capsys):
+    from recipe.engine.expect import UnmetExpectations
+    f = recipe(tmp_path, FAST)
+    # said as soon as `kept` is finished, before the next step runs; the run goes on and exits 3
+    assert main(["run", str(f), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")]) == 3
+    err = capsys.readouterr().err
+    assert err.index("expect kept: rows() == 99: NOT MET (rows() = 6)") < err.index("later: running derive")
+    assert (tmp_path / "o" / "later.jsonl").exists()
+    # --fail-fast: the run stops there: no later step, no output, no manifest
+    o2, c2 = tmp_path / "o2", tmp_path / "c2"
+    assert main(["run", str(f), "--out", str(o2), "--cache-dir", str(c2), "-q", "--fail-fast"]) == 3
+    err = capsys.readouterr().err
+    assert "error: 1 expectation(s) not met; --fail-fast stopped the run there" in err
+    assert f"  {f}:6: expect kept: rows() == 99 (rows() = 6)" in err
+    assert not (o2 / "later.jsonl").exists() and not (o2 / "manifest.json").exists()
+    with pytest.raises(UnmetExpectations) as got:
+        load(str(f)).run(out=o2, cache_dir=c2, fail_fast=True)
+    assert [(e["node"], e["line"]) for e in got.value.failed] == [("kept", 6)]
+    # the finished steps were cached: a run without it resumes from them
+    res = load(str(f)).run(out=o2, cache_dir=c2)
+    assert [(n["name"], n["cached"]) for n in res.manifest["nodes"]] == [("raw", True), ("kept", True), ("later", False)]
+    assert [e["ok"] for e in res.manifest["expectations"]] == [False, True]
+    # a --head trial says them and does not stop
+    assert main(["run", str(f), "--out", str(tmp_path / "t"), "--cache-dir", str(c2), "-q", "--head", "3",
+                 "--fail-fast"]) == 0
+    assert (tmp_path / "t" / "later.jsonl").exists()
 
 
 def test_nulls_do_not_meet_an_expectation(tmp_path):

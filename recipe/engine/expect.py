@@ -1,5 +1,5 @@
-"""Expectations (`expect NODE: CONDITION`) evaluated on the node's rows once the run is done,
-the same on every engine: the aggregates a condition names are computed by DuckDB over the
+"""Expectations (`expect NODE: CONDITION`) evaluated on the node's rows as soon as the node
+(and every node the condition counts) is finished, the same on every engine: the aggregates a condition names are computed by DuckDB over the
 finished table's Arrow batches (row expressions translated as `filter`'s are, with the same
 functions registered), combined batch by batch, then the condition in Python with SQL's
 nulls (a share of no rows is null, and a condition that comes out null does not hold).
@@ -9,8 +9,10 @@ from __future__ import annotations
 import operator
 from typing import Callable
 
+from ..diagnostics import UserError
 from ..ir import Binary, Call, Column, Lit, ParamRef, Unary, walk
 from ..syntax import base_column, to_text
+from ..ui import expectation_text, expectation_values
 
 BATCH = 65_536
 GROUPS_SHOWN = 10  # the groups not met that a result lists (all are counted)
@@ -51,6 +53,47 @@ def evaluate(expects: list[dict], table_of: Callable[[str], object], params: dic
         out.append({"node": e["node"], "expect": e["text"], "ok": v is True, "values": {t: got[t] for t in shown},
                     "file": e["span"].file, "line": e["span"].line})
     return out
+
+
+class UnmetExpectations(UserError):
+    """A run stopped at its first unmet expectations (`fail_fast`): `recipe run` exits 3."""
+    exit_code = 3
+
+    def __init__(self, failed: list[dict]):
+        self.failed = failed
+        super().__init__(f"{len(failed)} expectation(s) not met; --fail-fast stopped the run there (the later "
+                         "steps and the outputs did not run; finished steps are cached):\n"
+                         + "\n".join(f"  {e['file']}:{e['line']}: {expectation_text(e)} ({expectation_values(e)})"
+                                     for e in failed))
+
+
+class Watch:
+    """The recipe's expectations, each evaluated once every step it reads is finished (its
+    node's last step and those `rows(other)` counts), so an unmet one is known, and with
+    `fail_fast` stops the run, before later steps cost anything."""
+
+    def __init__(self, expects: list[dict], params: dict, fail_fast: bool = False):
+        self.expects, self.params, self.fail_fast = expects, params, fail_fast
+        self.results: dict[int, dict] = {}
+
+    def settle(self, done: set[str], table_of: Callable[[str], object], aside_of: Callable[[str], int],
+               log: Callable[[str], None]) -> None:
+        """Evaluate the expectations that `done` (finished steps) makes ready; log each."""
+        ready = [i for i, e in enumerate(self.expects) if i not in self.results
+                 and e["step"] in done and set(e.get("counted", {}).values()) <= done]
+        if not ready:
+            return
+        got = evaluate([self.expects[i] for i in ready], table_of, self.params, aside_of)
+        for i, e in zip(ready, got):
+            self.results[i] = e
+            log(f"  {expectation_text(e)}: {'met' if e['ok'] else 'NOT MET'} ({expectation_values(e)})")
+        failed = [e for e in got if not e["ok"]]
+        if failed and self.fail_fast:
+            raise UnmetExpectations(failed)
+
+    def all(self) -> list[dict]:
+        """Every result, in the recipe's order (once the run is done, all are ready)."""
+        return [self.results[i] for i in range(len(self.expects))]
 
 
 def aggregates(expr) -> list[Call]:

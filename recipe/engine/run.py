@@ -14,7 +14,7 @@ from ..diagnostics import UserError
 from ..faults import atomic_file, atomic_write, fault  # noqa: F401  (re-exported for callers)
 from ..plan import Plan, finished, status
 # Reporter re-exported: callers import it from here
-from ..ui import Reporter, expectation_text, expectation_values, n_rows  # noqa: F401
+from ..ui import Reporter, n_rows  # noqa: F401
 from ..io.json_lines import joined, set_aside_records
 from ..manifest import sink_files
 from ..io.formats import left_out
@@ -48,12 +48,15 @@ def check_out_dir(out: Path) -> None:
 
 
 def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factory,
-            manifest_extra: dict, release=lambda model: None, finish=lambda manifest: None) -> RunResult:
+            manifest_extra: dict, release=lambda model: None, finish=lambda manifest: None,
+            fail_fast: bool = False) -> RunResult:
     """Run the steps, write the sinks, `set_aside.jsonl` and (once, last) `manifest.json`;
     `finish(manifest)` adds what only the caller knows (the model runtime's counters).
     `store` is an engine's step cache (engine/store.py for DuckDB, engine/ray_store.py for
     Ray): it makes each step's `Output`, hands out finished steps as `Table`s, reads sources
-    and records finished steps; this loop does not know which engine it drives."""
+    and records finished steps; this loop does not know which engine it drives. Each
+    expectation is evaluated once the steps it reads are finished; with `fail_fast` the first
+    unmet one stops the run there (`expect.UnmetExpectations`)."""
     from ..plan import last_use
     # two declarations of the same model share one loaded copy: release after the last of both
     ident = {m: d["identity"] for m, d in plan.models.items()}
@@ -69,6 +72,13 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
     rows: list[dict] = []
     step_fp: dict[str, str] = {}  # step name -> the fingerprint its table is stored under
     noted = False
+    from .expect import Watch
+    watch = Watch(plan.expects, plan.params, fail_fast)
+    node_of = {s.name: s.node for s in plan.steps}
+
+    def settle() -> None:
+        watch.settle(set(step_fp), lambda step: store.table_of(step_fp[step]),
+                     lambda node: sum(r["rows_set_aside"] for r in rows if node_of[r["name"]] == node), reporter.log)
     for step in plan.steps:
         t0 = time.time()
         # a training step's record counts only while its weights are in the model cache
@@ -85,6 +95,7 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
             store.used(step)
             for m in finished_with.get(step.name, []):
                 release(m)
+            settle()
             continue
         why = status(store, step, weights)
         if not noted and not reporter.quiet:  # once, before the first step that runs
@@ -145,6 +156,7 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
         rows.append({"name": step.name, "op": step.op, "rows_in": n_in, "rows_created": created,
                      "rows_out": n_out, "rows_set_aside": n_aside, "seconds": round(secs, 3),
                      "cached": False, "info": ctx.info, "why": why})
+        settle()
     # outputs
     tables = [store.table_of(step_fp[s["step"]]) for s in plan.sinks]
     files = [_sink_files(safe_sink_path(out_dir, s["path"]), t, s["options"]) for s, t in zip(plan.sinks, tables)]
@@ -196,14 +208,7 @@ def execute(plan: Plan, store, out_dir: Path, reporter: Reporter, runtime_factor
                     fh.write(joined(set_aside_records(batch, step.name), "\n") + b"\n")
         for line in aside_lines:
             fh.write(line.encode("utf-8") + b"\n")
-    expectations = []
-    if plan.expects:  # after the sinks: the outputs are there to look at when one is not met
-        from .expect import evaluate
-        node_of = {s.name: s.node for s in plan.steps}
-        expectations = evaluate(plan.expects, lambda step: store.table_of(step_fp[step]), plan.params,
-                                lambda node: sum(r["rows_set_aside"] for r in rows if node_of[r["name"]] == node))
-        for e in expectations:
-            reporter.log(f"  {expectation_text(e)}: {'met' if e['ok'] else 'NOT MET'} ({expectation_values(e)})")
+    expectations = watch.all()
     manifest = {**manifest_extra,
                 "nodes": [{k: r[k] for k in ("name", "op", "rows_in", "rows_created", "rows_out",
                                              "rows_set_aside", "seconds", "cached")}
