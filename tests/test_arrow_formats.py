@@ -93,6 +93,60 @@ def test_raw_fast_and_line_by_line_reads_agree(ram_tmp, monkeypatch, lines):
     _both_paths_agree(monkeypatch, tmp, data, "_fast", "\n".join(lines), chunk=1, fmt="raw")
 
 
+PROMPT = st.fixed_dictionaries({}, optional={
+    "instruction": ASK, "Instruction": ASK, "question": ASK, "prompt": ASK, "text": ASK,
+    "turns": st.sampled_from([["t1", "t2"], [], "t"]), "Skill": PLAIN, "c1": VALUES,
+    "response": st.sampled_from(["", "x"]), "role": st.sampled_from(["user", "assistant", "prompter"]),
+    "model_id": st.just("m"), "_id": PLAIN})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(PROMPT, min_size=1, max_size=10), broken=st.booleans(), given_fmt=st.booleans(),
+       kind=st.sampled_from(["jsonl", "json", "parquet"]))
+def test_prompts_without_answers_read_alike_on_both_paths(ram_tmp, monkeypatch, rows, broken, given_fmt, kind):
+    """instruction_only rows (WizardLM's test set, prompt lists for `respond`): the first prompt
+    key a record has (a chunk where rows differ goes to the record reader), missing, null, blank
+    and non-text prompts, answers' and chat messages' fields, extra columns of every kind, in
+    JSON lines, JSON arrays and Parquet; both paths write the same bytes (record by record
+    until session 42)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    recs = [{"instruction": "first"}] + rows
+    tmp = ram_tmp.mktemp("prompts")
+    if kind == "parquet":
+        try:
+            table = pa.Table.from_pylist(recs)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return  # mixed types in one field: no Parquet file to read
+        pq.write_table(table, tmp / "d.parquet", row_group_size=3)
+        data, slow = tmp / "d.parquet", "_fast_parquet"
+    elif kind == "json":
+        data, slow = tmp / "d.json", "_fast_array"
+        data.write_text(json.dumps(recs))
+    else:
+        data, slow = tmp / "d.jsonl", "_fast"
+        data.write_text("".join(json.dumps(r) + "\n" for r in recs) + ("{broken\n" if broken else ""))
+    _both_paths_agree(monkeypatch, tmp, data, slow, str(recs), fmt="instruction_only" if given_fmt else "")
+
+
+def test_prompts_without_answers_take_the_fast_path(tmp_path, monkeypatch):
+    """Clean prompt lists take Arrow's path whole, in CSV too (record by record until session
+    42: 5.9 s against 1.6 s for 200,000 P3 prompts)."""
+    rows = [{"idx": i, "Skill": "Math", "Instruction": f"q{i}"} for i in range(9)]
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    text = f'recipe t\nsource raw = read("{data}")\nwrite raw to "x.jsonl"\n'
+    assert _fast_then_slow(monkeypatch, tmp_path, text, "_fast") == [3, 3, 3]
+    assert _outputs(tmp_path / "fast") == _outputs(tmp_path / "slow")
+    out = [json.loads(line) for line in (tmp_path / "fast" / "x.jsonl").read_text().splitlines()]
+    assert out[1]["messages"] == [{"role": "user", "content": "q1"}] and out[1]["Skill"] == "Math"
+    csv = tmp_path / "p.csv"
+    csv.write_text("prompt,topic\n" + "".join(f"say {i},t{i % 2}\n" for i in range(9)))
+    text = f'recipe t\nsource raw = read("{csv}", format="instruction_only")\nwrite raw to "x.jsonl"\n'
+    assert _fast_then_slow(monkeypatch, tmp_path / "csv", text, "_fast_csv") == [9]
+    assert _outputs(tmp_path / "csv" / "fast") == _outputs(tmp_path / "csv" / "slow")
+
+
 def test_one_turn_formats_take_the_fast_path(tmp_path, monkeypatch):
     """Clean Dolly rows take Arrow's path whole (they went line by line until session 28)."""
     rows = [{"instruction": f"q{i}", "context": "c" if i % 2 else "", "response": f"a{i}", "category": "qa"}

@@ -3,8 +3,8 @@ files), and the canonicaliser of each: of a chunk of lines (`canon_for`, `arrow_
 `canon`; None: Alpaca's own) and of a table of records (`table_for`, Parquet's batches)."""
 from __future__ import annotations
 
-FAST = ("alpaca", "sharegpt", "openai", "dolly", "prompt_completion", "question_answer", "raw")
-CSV_FAST = ("alpaca", "dolly", "prompt_completion", "question_answer", "raw")  # a CSV field is text: no turns
+FAST = ("alpaca", "sharegpt", "openai", "dolly", "prompt_completion", "question_answer", "instruction_only", "raw")
+CSV_FAST = ("alpaca", "dolly", "prompt_completion", "question_answer", "instruction_only", "raw")  # a CSV field is text: no turns
 
 
 def canon_for(fmt: str):
@@ -27,6 +27,8 @@ def table_for(fmt: str):
         from .arrow_chat import chat_table as table
     elif fmt == "raw":
         from .arrow_pairs import raw_table as table
+    elif fmt == "instruction_only":
+        from .arrow_pairs import prompt_table as table
     else:
         from .arrow_pairs import pair_table as table
     return lambda t, prefix, start: table(small_types(t), fmt, prefix, start)

@@ -1,5 +1,6 @@
 """The Arrow fast path for the other one-turn formats: Dolly (`instruction`, `context` or
-`input`, `response`), `prompt_completion` and `question_answer` (GSM8K), and for `raw` records
+`input`, `response`), `prompt_completion` and `question_answer` (GSM8K), prompts without an
+answer (`instruction_only`: eval sets, prompt lists for `respond`), and for `raw` records
 (every field a column, no conversation yet). As `arrow_alpaca` does for Alpaca rows, Arrow's
 parser and Arrow compute build the canonical columns a chunk at a time; a chunk with anything
 the record reader treats its own way (a missing or blank prompt, a field that is not text, both
@@ -15,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .arrow_alpaca import MESSAGES, blank, ids, parse_lines, plain_extras, two_turns
+from .formats import ANSWER_KEYS, PROMPT_KEYS
 
 # format -> (prompt field, answer field), as formats.to_messages reads them
 FIELDS = {"dolly": ("instruction", "response"), "prompt_completion": ("prompt", "completion"),
@@ -28,7 +30,9 @@ def canon_for(fmt: str):
 
 def _canonical(fmt: str, lines, prefix: str, start: int) -> pa.Table | None:
     t = parse_lines(lines)
-    return None if t is None else (raw_table if fmt == "raw" else pair_table)(t, fmt, prefix, start)
+    if t is None:
+        return None
+    return (raw_table if fmt == "raw" else prompt_table if fmt == "instruction_only" else pair_table)(t, fmt, prefix, start)
 
 
 def _texts(t: pa.Table, name: str, required: bool) -> pa.Array | None:
@@ -76,3 +80,25 @@ def pair_table(t: pa.Table, fmt: str, prefix: str, start: int) -> pa.Table | Non
             user = pc.if_else(has, pc.binary_join_element_wise(prompt, ctx, "\n\n"), prompt)
     extras = plain_extras(t, consumed, {"instruction": user, "response": answer})
     return two_turns(prefix, start, user, answer, extras) if extras is not None else None
+
+
+def prompt_table(t: pa.Table, fmt: str, prefix: str, start: int) -> pa.Table | None:
+    """The canonical table of prompts without an answer: one user turn each, from the first of
+    `formats.PROMPT_KEYS` the chunk has (a row without it, or with its text null or blank,
+    goes to the record reader, which picks a key per record); a chunk with a field that says
+    its rows are answers (`formats.not_a_prompt`) or a `turns` list does too."""
+    key = next((k for k in PROMPT_KEYS if k in t.column_names), None)
+    if key in (None, "turns") or any(k in t.column_names for k in (*ANSWER_KEYS, "role")):
+        return None
+    prompt = _texts(t, key, True)
+    if prompt is None or pc.any(blank(prompt)).as_py():
+        return None
+    n = t.num_rows
+    empty = pa.array([""] * n, pa.string())
+    extras = plain_extras(t, {key}, {"instruction": prompt, "response": empty})
+    if extras is None:
+        return None
+    turns = pa.StructArray.from_arrays([pa.array(["user"] * n, pa.string()), prompt], ["role", "content"])
+    messages = pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32)), turns).cast(MESSAGES)
+    return pa.table(dict([("_id", ids(prefix, start, n)), ("messages", messages), ("instruction", prompt),
+                          ("response", empty)] + extras))

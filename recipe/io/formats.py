@@ -110,13 +110,15 @@ def detect(rec: dict) -> tuple[str | None, str]:
     return None, "keys " + ", ".join(f"`{k}`" for k in sorted(keys)[:8])
 
 
-_ANSWER_KEYS = ("answer_id", "model_id", "choices", "completion_id")
+ANSWER_KEYS = ("answer_id", "model_id", "choices", "completion_id")
+# an instruction-only record's prompt: the first of these it has
+PROMPT_KEYS = ("instruction", "Instruction", "question", "prompt", "turns", "text")
 
 
 def not_a_prompt(rec: dict) -> str | None:
     """Why a record with no response field is not an instruction-only prompt (it is a model's
     answer, or one chat message by someone other than the user), or None."""
-    found = [f"`{k}`" for k in _ANSWER_KEYS if k in rec]
+    found = [f"`{k}`" for k in ANSWER_KEYS if k in rec]
     role = rec.get("role")
     if isinstance(role, str) and ROLE_MAP.get(role.lower(), "user") != "user" and role.lower() != "prompter":
         found.append(f"`role` = {role!r}")
@@ -199,7 +201,7 @@ def to_messages(fmt: str, rec: dict) -> tuple[list[dict], set[str]]:
         return ([{"role": "user", "content": _join(inst, inp)},
                  {"role": "assistant", "content": _text(first, "output")}], used)
     if fmt == "instruction_only":  # eval sets and prompt lists: no answer yet
-        key = next((k for k in ("instruction", "Instruction", "question", "prompt", "turns", "text") if k in rec), None)
+        key = next((k for k in PROMPT_KEYS if k in rec), None)
         if key == "turns":
             turns = rec["turns"]
             if not isinstance(turns, list) or not turns or not all(isinstance(t, str) for t in turns):
