@@ -4,6 +4,7 @@ given from outside (the command line, Python) to the working directory."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 # locations that are not paths
 NOT_PATHS = ("builtin:", "openai:", "finetuned:", "stdlib:")
@@ -18,3 +19,13 @@ def anchor(path, written_in: str | None):
     if os.path.isabs(os.path.expanduser(path)):
         return path
     return os.path.join(os.path.dirname(written_in), path)
+
+
+def user_cache_dir() -> Path:
+    """Where converted weights, model results and remembered file digests live, shared by
+    every project of a user: $RECIPE_CACHE_HOME, else $XDG_CACHE_HOME/recipe, else
+    ~/.cache/recipe. (The step cache stays per project, under --cache-dir.)"""
+    if os.environ.get("RECIPE_CACHE_HOME"):
+        return Path(os.environ["RECIPE_CACHE_HOME"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "recipe"

@@ -15,6 +15,7 @@ from . import ops as registry
 from .check import Checked, deps
 from .checked import model_option, model_source
 from .codehash import ENGINE, RUNTIME, code_hash
+from .digests import file_digests
 from .ir import Lit, ListV, ParamRef, walk
 
 READ_VERSION = 1
@@ -70,25 +71,6 @@ def _option(v, params: dict):
     if isinstance(v, ListV):
         return [_option(i, params) for i in v.items]
     return v.value if isinstance(v, Lit) else params.get(getattr(v, "name", ""))
-
-
-def file_digests(paths: list[Path]) -> list[str]:
-    """Each file's SHA-256, as `sha256sum` prints it (what a dataset card says its sources
-    were), the files hashed on one thread per CPU (hashlib releases the GIL)."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-    if len(paths) < 2:
-        return [_digest(p) for p in paths]
-    with ThreadPoolExecutor(min(len(paths), os.cpu_count() or 1)) as pool:
-        return list(pool.map(_digest, paths))
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
 
 
 def file_fingerprint(paths: list[Path], digests: list[str] | None = None) -> str:

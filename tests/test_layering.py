@@ -10,7 +10,7 @@ PKG = Path(__file__).resolve().parents[1] / "recipe"
 # stage of each module (by longest matching prefix): a module may import its own stage or lower
 STAGES = [
     (0, ["recipe.codes", "recipe.diagnostics", "recipe.ir", "recipe.syntax", "recipe.types", "recipe.faults", "recipe.codehash", "recipe.ui",
-         "recipe.paths"]),
+         "recipe.paths", "recipe.digests"]),
     (1, ["recipe.table", "recipe.models", "recipe.model_files"]),
     (1, ["recipe.algorithms", "recipe.io", "recipe.templates", "recipe.compiled"]),
     (2, ["recipe.frontend", "recipe.link", "recipe.ops", "recipe.check", "recipe.checked", "recipe.check_io", "recipe.check_models", "recipe.check_regex", "recipe.check_types", "recipe.check_names", "recipe.check_expect",

@@ -19,6 +19,7 @@ import numpy as np
 
 from ..diagnostics import UserError
 from ..models import ModelDecl
+from ..paths import user_cache_dir  # noqa: F401  (re-exported: callers import it from here)
 from . import backends
 from .backends import Backend, cache_item
 from .batching import unique_order
@@ -77,17 +78,6 @@ def _guess_kind(source: str) -> str:
     if res.kind == "fasttext":
         return "language_id"
     return "embedding" if res.path is not None and (res.path / "modules.json").exists() else "causal_lm"
-
-
-def user_cache_dir() -> Path:
-    """Where converted weights and model results live, shared by every project of a user:
-    $RECIPE_CACHE_HOME, else $XDG_CACHE_HOME/recipe, else ~/.cache/recipe. (The step cache
-    stays per project, under --cache-dir.)"""
-    import os
-    if os.environ.get("RECIPE_CACHE_HOME"):
-        return Path(os.environ["RECIPE_CACHE_HOME"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "recipe"
 
 
 class ModelRuntime:
