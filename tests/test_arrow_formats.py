@@ -206,3 +206,59 @@ def test_other_formats_in_parquet_take_the_fast_path(tmp_path, monkeypatch, fmt)
     assert _fast_then_slow(monkeypatch, tmp_path, text, "_fast_parquet") == [3, 3, 3]
     assert _outputs(tmp_path / "fast") == _outputs(tmp_path / "slow")
     assert [json.loads(x)["instruction"] for x in (tmp_path / "fast" / "x.jsonl").read_text().splitlines()][8] == "q8"
+
+
+# Super-NaturalInstructions task files (io/arrow_ni.py)
+NI_TEXT = st.one_of(*[st.text(alphabet="ab \u00e9", min_size=1, max_size=4)] * 6, st.sampled_from(["", " "]), st.none(),
+                    st.just(3))
+NI_INSTANCE = st.one_of(
+    st.fixed_dictionaries({}, optional={"id": st.one_of(st.sampled_from(["i1", "i2"]), st.just(7)), "input": NI_TEXT,
+                                        "output": st.one_of(st.lists(NI_TEXT, max_size=3), NI_TEXT)}),
+    st.just("not an object"))
+NI_TASK = st.fixed_dictionaries({"Instances": st.lists(NI_INSTANCE, max_size=7)}, optional={
+    "Definition": st.one_of(NI_TEXT, st.lists(st.sampled_from(["Say it.", "Twice."]), max_size=2)),
+    "Categories": st.one_of(st.lists(st.sampled_from(["QA", "Math"]), max_size=2), st.just(["QA", 1]), st.just("QA")),
+    "Input_language": st.just(["English"]),
+    "Positive Examples": st.lists(st.one_of(st.fixed_dictionaries({"input": NI_TEXT, "output": NI_TEXT},
+                                                                  optional={"explanation": NI_TEXT}), st.just(5)),
+                                  max_size=2)})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tasks=st.lists(NI_TASK, min_size=1, max_size=3), given_fmt=st.booleans())
+def test_natural_instructions_tasks_read_alike_on_both_paths(ram_tmp, monkeypatch, tasks, given_fmt):
+    """Task files (a folder of one to three) whose definitions, instances, outputs (several,
+    none, not a list), ids, categories and positive examples take every shape the record
+    reader handles: Arrow's path writes the same bytes (record by record until session 42); a
+    later file with a column the first lacks (`outputs`) goes through the row path, JSON
+    columns included."""
+    tmp = ram_tmp.mktemp("ni")
+    folder = tmp / "tasks"
+    folder.mkdir()
+    first = {"Definition": ["Answer."], "Instances": [{"id": "a", "input": "q", "output": ["x"]}]}
+    for i, task in enumerate([first, *tasks]):
+        (folder / f"task{i:03d}_t.json").write_text(json.dumps(task))
+    _both_paths_agree(monkeypatch, tmp, folder, "_fast_ni", json.dumps(tasks), fmt="ni" if given_fmt else "")
+
+
+def test_natural_instructions_tasks_take_the_fast_path(tmp_path, monkeypatch):
+    """A clean task file takes Arrow's path in whole chunks, its positive examples stored as
+    the record reader stores them (JSON), its task fields as lists of text."""
+    import recipe.engine.read as read_mod
+    import recipe.io.arrow_ni as ni_mod
+    shots = [{"input": "2+2", "output": "4", "explanation": "sum"}]
+    task = {"Definition": ["Add the numbers."], "Categories": ["Math"], "Positive Examples": shots,
+            "Instances": [{"id": f"t-{i}", "input": f"{i}+1", "output": [str(i + 1)] + (["x"] if i == 4 else [])}
+                          for i in range(9)]}
+    data = tmp_path / "task1_add.json"
+    data.write_text(json.dumps(task))
+    kinds = []
+    real = ni_mod.ni_chunks
+    monkeypatch.setattr(ni_mod, "ni_chunks", lambda *a: (kinds.append(k) or (k, p) for k, p in real(*a)))
+    text = f'recipe t\nsource raw = read("{data}")\nwrite raw to "x.jsonl"\n'
+    _fast_then_slow(monkeypatch, tmp_path, text, "_fast_ni")
+    assert kinds == ["arrow"] * 3 and _outputs(tmp_path / "fast") == _outputs(tmp_path / "slow")
+    assert read_mod  # the slow run switched `_fast_ni` off
+    out = [json.loads(line) for line in (tmp_path / "fast" / "x.jsonl").read_text().splitlines()]
+    assert out[4]["instruction"] == "Add the numbers.\n\n4+1" and out[4]["outputs"] == ["5", "x"]
+    assert out[0]["positive_examples"] == shots and out[0]["categories"] == ["Math"] and out[0]["instance_id"] == "t-0"

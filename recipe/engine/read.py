@@ -242,6 +242,14 @@ def _read_file(f: Path, args: dict, source: str, log, multi: bool, distinct: boo
             else:
                 for it in payload:
                     take(*item_row(it, prefix, fmt))
+    elif distinct and (doc := _fast_ni(f, args, source, log, multi)) is not None:
+        from ..io.arrow_ni import ni_chunks
+        for kind, payload in ni_chunks(f, doc, prefix):
+            if kind == "arrow":
+                take_arrow(payload)
+            else:
+                for it in payload:
+                    take(*item_row(it, prefix, "ni"))
     elif distinct and (fmt := _fast(f, args, source, log, multi)):
         from ..io.arrow_alpaca import chunks
         from ..io.arrow_formats import canon_for
@@ -299,6 +307,22 @@ def _fast_array(f: Path, args: dict, source: str, log, multi: bool = False) -> s
         return args["format"]
     first = next(iter(array_items(f)), None)  # detected from the first element, as the record reader does
     return _detected(first.record if first is not None else None, FAST, f, source, log, multi)
+
+
+def _fast_ni(f: Path, args: dict, source: str, log, multi: bool = False) -> dict | None:
+    """The parsed task, when `f` is a Super-NaturalInstructions task file (a JSON object with
+    `Instances`) read with default ids; None where the record reader reads it (anything it
+    would refuse or repair: invalid UTF-8, NaN, a key given twice, malformed JSON)."""
+    from ..io.arrow_array import is_array
+    from ..io.readers import strict_doc
+    if kind_suffix(f) != ".json" or args.get("id") or args.get("format") not in (None, "ni", "alpaca") or is_array(f):
+        return None
+    doc = strict_doc(f)
+    if not isinstance(doc, dict) or not isinstance(doc.get("Instances"), list):
+        return None
+    if args.get("format") is None:
+        log(f"{source}: detected format `ni` (from keys `Definition`, `Instances`)" + (f" in {f.name}" if multi else ""))
+    return doc
 
 
 def _fast_parquet(f: Path, args: dict, source: str, log, multi: bool = False):

@@ -269,7 +269,10 @@ class RowWriter:
             self.schema = pa.schema(CORE + [(f.name, f.type) for f in extras])
         elif not (self.schema is not None and all(f.name in self.schema.names and self.schema.field(f.name).type == f.type
                                                   and f.name not in self.unknown for f in extras)):
+            texts = [f.name for f in extras if f.type == JSON]  # nested values as JSON text: as values again
             for r, d in zip(tbl.to_pylist(), two.to_pylist() if two is not None else [False] * tbl.num_rows):
+                for k in texts:
+                    r[k] = None if r[k] is None else json.loads(r[k])
                 if d:
                     r["messages"] = [{"role": "user", "content": r["instruction"]},
                                      {"role": "assistant", "content": r["response"]}]

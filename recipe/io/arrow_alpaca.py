@@ -176,9 +176,10 @@ def _canonical(lines: Lines, prefix: str, start: int) -> pa.Table | None:
     return canonical_table(t, prefix, start) if t is not None else None
 
 
-def canonical_table(t: pa.Table, prefix: str, start: int) -> pa.Table | None:
+def canonical_table(t: pa.Table, prefix: str, start: int, json_ok: bool = False) -> pa.Table | None:
     """The canonical table of Alpaca records `t` (rows `start`...), or None when some record
-    needs the record reader's rules."""
+    needs the record reader's rules. `json_ok`: JSON-typed columns hold the record reader's
+    JSON text of nested values already (`arrow_ni`), kept as they are."""
     if "history" in t.column_names or "system" in t.column_names:
         return None
     t = small_types(t)
@@ -198,7 +199,7 @@ def canonical_table(t: pa.Table, prefix: str, start: int) -> pa.Table | None:
         if pc.any(has_input).as_py():  # most files' inputs are all empty: no join, no copy
             user = pc.if_else(has_input, pc.binary_join_element_wise(inst, inp, "\n\n"), inst)
     user, answer = _one_chunk(user), _one_chunk(out)
-    extras = plain_extras(t, CONSUMED, {"response": answer})
+    extras = plain_extras(t, CONSUMED, {"response": answer}, json_ok)
     return two_turns(prefix, start, user, answer, extras) if extras is not None else None
 
 
@@ -211,7 +212,8 @@ def two_turns(prefix: str, start: int, user, answer, extras: list) -> pa.Table:
     return pa.table(dict(cols))
 
 
-def plain_extras(t: pa.Table, consumed: set[str], own: dict | None = None) -> list[tuple[str, object]] | None:
+def plain_extras(t: pa.Table, consumed: set[str], own: dict | None = None,
+                 json_ok: bool = False) -> list[tuple[str, object]] | None:
     """The columns besides the conversation (not in `consumed`), named as the record reader
     names them (`formats.column_name`), or None when one holds what it treats otherwise.
     `own`: the row's own text columns (`instruction`, `response`); a field of that name is
@@ -244,6 +246,8 @@ def plain_extras(t: pa.Table, consumed: set[str], own: dict | None = None) -> li
             col = col.cast(pa.string())
         elif f.type == pa.list_(pa.null()):
             col = col.cast(pa.list_(pa.string()))
+        elif json_ok and f.type == pa.json_():
+            pass  # the record reader's JSON text already
         elif f.type not in PLAIN:
             return None  # nested values become JSON text on the slow path
         elif f.type == pa.float64() and pc.any(pc.is_nan(col)).as_py():

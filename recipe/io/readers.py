@@ -210,6 +210,16 @@ def array_items(path: Path, resume: tuple[int, int, int] | None = None) -> Itera
             raise UserError(f"{path}: invalid UTF-8 at byte {e.offset}")
 
 
+def strict_doc(path: Path):
+    """A whole JSON file's document, or None where `_iter_json_whole` would refuse, repair or
+    recover it (it says why then)."""
+    try:
+        with open_bytes(path) as fh:
+            return _loads(fh.read().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, Twice):
+        return None
+
+
 def _iter_json_whole(path: Path) -> Iterator[Item]:
     with open_bytes(path) as fh:
         data = fh.read()
