@@ -43,14 +43,16 @@ def check_expects(c: Checked) -> None:
                                             did_you_mean(e.node.name, known)))
             continue
         cur = c.types.get(e.node.name)
-        if e.by is not None and cur is not None and e.by.name not in cur:
-            c.diagnostics.append(Diagnostic("E0401", f"column `{e.by.name}` does not exist at the end of `{e.node.name}`",
-                                            e.by.span, column_hint(e.by.name, cur)))
+        missing = [b for b in e.by if cur is not None and b.name not in cur]
+        for b in missing:
+            c.diagnostics.append(Diagnostic("E0401", f"column `{b.name}` does not exist at the end of `{e.node.name}`",
+                                            b.span, column_hint(b.name, cur)))
+        if missing:
             continue
         whole = [x for x in walk(e.expr) if isinstance(x, Call) and (x.fn == "set_aside" or x.fn == "rows" and x.args)]
-        if e.by is not None and whole:
+        if e.by and whole:
             c.diagnostics.append(Diagnostic("E0415", f"`{to_text(whole[0])}` counts the whole node, not a group of it",
-                                            whole[0].span, (f"write it as an expectation of its own, without `by {e.by.name}`",)))
+                                            whole[0].span, (f"write it as an expectation of its own, without `by {e.by_text}`",)))
             continue
         typed = _typed(c, e.expr, cur, ptypes, e.node.name)
         if typed is None:

@@ -288,7 +288,7 @@ def mermaid(checked) -> str:
         lines.append(f"  {nid(s.input.name)} --> sink{i}")
     from .syntax import to_text
     for i, e in enumerate(r.expects):  # what a reviewer is promised of a node's rows
-        text = (f"expect{' by ' + e.by.name if e.by else ''}: {to_text(e.expr)}"
+        text = (f"expect{' by ' + e.by_text if e.by else ''}: {to_text(e.expr)}"
                 .replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;"))
         lines.append(f'  expect{i}{{{{"{text}"}}}}')
         lines.append(f"  {nid(e.node.name)} -.- expect{i}")

@@ -65,7 +65,7 @@ def expect_changes(a, b) -> list[str]:
     """Expectations dropped and added (a changed one is both), as `- expect NODE: CONDITION`."""
     from .syntax import to_text
     def line(e):
-        return f"expect {e.node.name}" + (f" by {e.by.name}" if e.by else "") + f": {to_text(e.expr)}"
+        return f"expect {e.node.name}" + (f" by {e.by_text}" if e.by else "") + f": {to_text(e.expr)}"
     ea, eb = [line(e) for e in a], [line(e) for e in b]
     return [f"- {e}" for e in ea if e not in eb] + [f"+ {e}" for e in eb if e not in ea]
 

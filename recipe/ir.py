@@ -202,11 +202,16 @@ class Expect:
     node: NameRef
     expr: Expr
     span: Span = field(default=NO_SPAN, compare=False)
-    by: NameRef | None = None  # of each group of rows with one value of this column
+    by: tuple[NameRef, ...] = ()  # of each group of rows with one value of these columns
+
+    @property
+    def by_text(self) -> str:
+        """The group's columns as written: `model, category`."""
+        return ", ".join(n.name for n in self.by)
 
     def to_json(self):
         return {"node": self.node.to_json(), "expr": self.expr.to_json()} | (
-            {"by": self.by.to_json()} if self.by else {})
+            {"by": [n.to_json() for n in self.by]} if self.by else {})
 
 
 @dataclass(frozen=True)

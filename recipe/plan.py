@@ -45,7 +45,7 @@ class Plan:
     # source name -> its files: {file, bytes, sha256} (the manifest's `inputs`, the card's sources)
     source_files: dict[str, list[dict]] = field(default_factory=dict)
     # `expect` statements: {node, step (its last), expr, text, span, counted (nodes `rows(X)` counts:
-    # their last steps), by (a column or None)}, evaluated after the run (engine/expect.py)
+    # their last steps), by (columns or None)}, evaluated after the run (engine/expect.py)
     expects: list[dict] = field(default_factory=list)
 
     def step(self, name: str) -> Step:
@@ -213,7 +213,7 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity, keep: t
     from .syntax import to_text
     expects = [{"node": e.node.name, "step": node_step[e.node.name], "expr": e.expr, "text": to_text(e.expr),
                 "span": e.span, "counted": {n: node_step[n] for n in expect_nodes(e.expr)},
-                "by": e.by.name if e.by else None} for e in r.expects]
+                "by": [b.name for b in e.by] or None} for e in r.expects]
     return Plan(group_by_model(steps), node_step, sinks, models, dict(c.params), source_files, expects)
 
 

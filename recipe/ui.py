@@ -7,7 +7,10 @@ import time
 
 
 def shown_value(v) -> str:
-    """A measured value in a line of text: floats to 4 significant digits, ints grouped."""
+    """A measured value in a line of text: floats to 4 significant digits, ints grouped,
+    true/false and null as a recipe writes them."""
+    if isinstance(v, bool) or v is None:
+        return "null" if v is None else str(v).lower()
     if isinstance(v, float):
         return f"{v:.4g}"
     return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
@@ -22,13 +25,18 @@ def expectation_values(e: dict) -> str:
         return vals(e["values"])
     if e["ok"]:
         return f"every one of {e['groups']:,} groups"
-    miss = "; ".join(f"{shown_value(g['group'])}: {vals(g['values'])}" for g in e["not_met"][:3])
+    miss = "; ".join(f"{group_text(g['group'])}: {vals(g['values'])}" for g in e["not_met"][:3])
     more = e["groups_not_met"] - min(3, len(e["not_met"]))
     return f"not met in {e['groups_not_met']:,} of {e['groups']:,} groups: {miss}" + (f"; {more:,} more" if more else "")
 
 
+def group_text(g) -> str:
+    """A group's value as a line says it; of several columns, `(davinci, math)`."""
+    return f"({', '.join(shown_value(v) for v in g)})" if isinstance(g, list) else shown_value(g)
+
+
 def expectation_text(e: dict) -> str:
-    """`expect NODE [by COLUMN]: CONDITION`."""
+    """`expect NODE [by COLUMN, ...]: CONDITION`."""
     return f"expect {e['node']}" + (f" by {e['by']}" if e.get("by") else "") + f": {e['expect']}"
 
 

@@ -233,7 +233,7 @@ def test_by_a_column_each_group_must_meet_it(tmp_path, capsys):
             'expect kept by parity: rows() == 4\n')
     f = recipe(tmp_path, text)
     r = parse_any(f.read_text(), str(f))
-    assert r.expects[0].by.name == "parity" and r.expects[1].by.name == "parity"
+    assert r.expects[0].by_text == "parity" and r.expects[1].by_text == "parity"
     assert "expect kept by parity: share(length(response) > 0) == 1  # every group answered in full\n" in to_text(r)
     y = tmp_path / "g.yaml"
     y.write_text(to_yaml(r))
@@ -249,9 +249,35 @@ def test_by_a_column_each_group_must_meet_it(tmp_path, capsys):
     assert second["ok"] and second["groups"] == 2
 
 
+def test_by_several_columns_each_combination_is_a_group(tmp_path, capsys):
+    # parity x "has an answer": (0, false) holds rows 0 and 4, the only group of 2 rows
+    text = ('recipe groups\nsource raw = read("{data}")\n'
+            'kept = raw | derive(parity = score % 2, answered = length(response) > 0)\nwrite kept to "k.jsonl"\n'
+            'expect kept by parity, answered: rows() >= 3\n')
+    f = recipe(tmp_path, text)
+    r = parse_any(f.read_text(), str(f))
+    assert [b.name for b in r.expects[0].by] == ["parity", "answered"]
+    assert "\nexpect kept by parity, answered: rows() >= 3\n" in to_text(r)
+    y = tmp_path / "g.yaml"
+    y.write_text(to_yaml(r))
+    assert '  - {node: kept, by: [parity, answered], that: "rows() >= 3"}' in y.read_text()
+    assert parse_any(y.read_text(), str(y)).to_json() == r.to_json()
+    assert main(["run", str(f), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "-q"]) == 3
+    assert ("expect kept by parity, answered: rows() >= 3 (not met in 2 of 3 groups: (0, false): rows() = 2; "
+            "(0, true): rows() = 2)") in capsys.readouterr().err
+    e = json.loads((tmp_path / "o" / "manifest.json").read_text())["expectations"][0]
+    assert e["by"] == "parity, answered" and e["not_met"] == [{"group": [0, False], "values": {"rows()": 2}},
+                                                              {"group": [0, True], "values": {"rows()": 2}}]
+    # each column is checked
+    bad = recipe(tmp_path, text.replace("by parity, answered", "by parity, answerd"))
+    with pytest.raises(RecipeError, match="column `answerd` does not exist at the end of `kept`"):
+        load(str(bad)).check()
+
+
 def test_grouped_results_are_the_same_on_ray(tmp_path):
     text = ('recipe groups\nsource raw = read("{data}")\nkept = raw | derive(parity = score % 2)\n'
-            'write kept to "k.jsonl"\nexpect kept by parity: share(length(response) > 0) == 1 and mean(score) > 3\n')
+            'write kept to "k.jsonl"\nexpect kept by parity: share(length(response) > 0) == 1 and mean(score) > 3\n'
+            'expect kept by parity, instruction: rows() == 1\n')
     f = recipe(tmp_path, text)
     duck = load(str(f)).run(out=tmp_path / "o-duckdb", cache_dir=tmp_path / "c-duckdb")
     ray = load(str(f)).run(out=tmp_path / "o-ray", cache_dir=tmp_path / "c-ray", engine="ray")

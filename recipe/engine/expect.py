@@ -38,11 +38,11 @@ def evaluate(expects: list[dict], table_of: Callable[[str], object], params: dic
     out = []
     for e in expects:
         shown = list(dict.fromkeys(to_text(x) for x in aggregates(e["expr"])))
-        if e.get("by"):  # each group of rows with one value of the column
+        if e.get("by"):  # each group of rows with one value of the columns
             calls = list({to_text(x): x for x in aggregates(e["expr"])}.values())
             groups = _grouped(table_of(e["step"]), calls, params, e["by"]).values()
             failed = [(g, got) for g, got in groups if _value(e["expr"], got, params) is not True]
-            out.append({"node": e["node"], "by": e["by"], "expect": e["text"], "ok": not failed,
+            out.append({"node": e["node"], "by": ", ".join(e["by"]), "expect": e["text"], "ok": not failed,
                         "groups": len(groups), "groups_not_met": len(failed),
                         "values": {t: failed[0][1][t] for t in shown} if failed else {},
                         "not_met": [{"group": g, "values": {t: got[t] for t in shown}} for g, got in failed[:GROUPS_SHOWN]],
@@ -124,16 +124,17 @@ def _empty(c: Call):
     return 0 if c.fn in ("rows", "count") else None
 
 
-def _grouped(table, calls: list[Call], params: dict, by: str | None) -> dict[str, tuple[object, dict]]:
-    """The aggregates of each group of rows with one value of column `by` (one group of all
-    rows when None): {key: (the value, {aggregate text: value})}, in the order groups appear."""
+def _grouped(table, calls: list[Call], params: dict, by: list[str] | None) -> dict[str, tuple[object, dict]]:
+    """The aggregates of each group of rows with one value of the columns `by` (one group of
+    all rows when None): {key: (the value, or the list of values of several columns,
+    {aggregate text: value})}, in the order groups appear."""
     import json
 
     import duckdb
     from .duck import table_types
     from .sql import register_functions
     cols = table.columns()
-    need = {by} if by else set()
+    need = set(by or ())
     for c in calls:
         for x in walk(c):
             if isinstance(x, Column):
@@ -151,7 +152,10 @@ def _grouped(table, calls: list[Call], params: dict, by: str | None) -> dict[str
                 query = _query(calls, params, by, table_types(con, "b"))
             rows = con.execute(*query).fetchall()
             con.unregister("b")
-            for g, n, *row in rows:
+            k = len(by or ()) or 1
+            for got in rows:
+                g = got[0] if k == 1 else list(got[:k])
+                n, *row = got[k:]
                 key = json.dumps(g, sort_keys=True, default=str)
                 acc = sums.setdefault(key, (g, {}))[1]
                 acc.setdefault("rows()", []).append((n,))
@@ -166,13 +170,14 @@ def _grouped(table, calls: list[Call], params: dict, by: str | None) -> dict[str
     return {k: (g, _combined(calls, acc)) for k, (g, acc) in sums.items()}
 
 
-def _query(calls: list[Call], params: dict, by: str | None, types: dict) -> tuple[str, list]:
-    """One batch's partial aggregates per group, as SQL over the registered batch `b`."""
+def _query(calls: list[Call], params: dict, by: list[str] | None, types: dict) -> tuple[str, list]:
+    """One batch's partial aggregates per group, as SQL over the registered batch `b`: the
+    group's columns first (`__g0`, ...), then the row count and the aggregates' parts."""
     from .sql import condition_sql, to_sql
-    parts, binds = ["count(*)"], []
-    key_sql = "NULL"
-    if by:
-        key_sql, kb = to_sql(Column(by), params, types)
+    parts, binds, keys = ["count(*)"], [], []
+    for i, col in enumerate(by or [None]):
+        sql, kb = to_sql(Column(col), params, types) if col else ("NULL", [])
+        keys.append(f"{sql} AS __g{i}")
         binds += kb
     for c in calls:
         if c.fn == "rows":
@@ -186,7 +191,7 @@ def _query(calls: list[Call], params: dict, by: str | None, types: dict) -> tupl
             parts.append({"mean": f"sum({x}), count({x})", "min": f"min({x})", "max": f"max({x})",
                           "sum": f"sum({x})"}[c.fn])
         binds += b
-    return f"SELECT {key_sql} AS __g, {', '.join(parts)} FROM b GROUP BY ALL", binds
+    return f"SELECT {', '.join(keys)}, {', '.join(parts)} FROM b GROUP BY ALL", binds
 
 
 def _combined(calls: list[Call], acc: dict[str, list]) -> dict[str, object]:

@@ -139,7 +139,7 @@ def to_text(r: Recipe) -> str:
         f"write {s.input.name} to {quote_str(s.path.value) if isinstance(s.path, Lit) else s.path.name}"
         + (" " + _targs(None, list(s.options), params) if s.options else "") + cm.after(s)]])
     section([ln for e in r.expects for ln in cm.before(e) + [
-        f"expect {e.node.name}{f' by {e.by.name}' if e.by else ''}: {expr_text(e.expr)}" + cm.after(e)]])
+        f"expect {e.node.name}{f' by {e.by_text}' if e.by else ''}: {expr_text(e.expr)}" + cm.after(e)]])
     if cm.footer:
         section(cm.footer)
     return "\n".join(out) + "\n"
@@ -289,7 +289,8 @@ def to_yaml(r: Recipe) -> str:
     if r.expects:
         out.append("expect:")
         for e in r.expects:
-            pairs = [("node", e.node.name)] + ([("by", _yval(Lit(e.by.name)))] if e.by else []) + [("that", _yval(e.expr))]
+            by = [("by", _yval(Lit(e.by[0].name)) if len(e.by) == 1 else f"[{e.by_text}]")] if e.by else []
+            pairs = [("node", e.node.name)] + by + [("that", _yval(e.expr))]
             out += cm.before(e, "  ") + [f"  - {_ymap(pairs)}" + cm.after(e)]
     out += cm.footer
     return "\n".join(out) + "\n"

@@ -349,7 +349,7 @@ def build(stmts, file: str, text: str) -> Recipe:
             out["sink"].append(Sink(NameRef(str(c[0]), _span(file, c[0])),
                                     Lit(unquote(str(c[1])), _span(file, c[1])), opts, span))
         elif kind == "expect":
-            by = NameRef(str(c[1]), _span(file, c[1])) if len(c) == 3 else None
+            by = tuple(NameRef(str(x), _span(file, x)) for x in c[1:-1])
             out["expect"].append(Expect(NameRef(str(c[0]), _span(file, c[0])), resolve_expr(c[-1], params), span, by))
     if any(d.is_error for d in diags):
         raise RecipeError(diags)

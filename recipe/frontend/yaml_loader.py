@@ -287,8 +287,9 @@ class _Builder:
         en = top.get("expect", (None, None))[1]
         for v in (en.value if isinstance(en, yaml.SequenceNode) else []):
             node, that, by = self.get(v, "node"), self.get(v, "that"), self.get(v, "by")
+            cols = by.value if isinstance(by, yaml.SequenceNode) else [by] if by is not None else []
             expects.append(Expect(NameRef(str(node.value), self.sp(node)), self.expr(that), self.sp(v),
-                                  NameRef(str(by.value), self.sp(by)) if by is not None else None))
+                                  tuple(NameRef(str(x.value), self.sp(x)) for x in cols)))
         if self.diags:
             raise RecipeError(self.diags)
         span = self.sp(top["recipe"][0]) if "recipe" in top else Span(self.file, 1, 1, 1, 1)

@@ -93,8 +93,12 @@ class Select(Op):
             errs.append(("method", f"select(method={m}) needs `embedding=<model>` or `embedding_column`"))
         if m in ("topk", "threshold", "quota") and not args.get("by"):
             errs.append(("method", f"select(method={m}) needs `by=<column>`"))
-        if m == "deita" and not args.get("quality"):
-            errs.append(("method", "select(method=deita) needs `quality=<column>`"))
+        if m in ("deita", "qdit") and not args.get("quality"):
+            # without it qdit would quietly be facility location alone: diversity, no quality
+            errs.append(("method", f"select(method={m}) needs `quality=<column>`"
+                         + (" (for diversity alone: method=\"facility_location\")" if m == "qdit" else "")))
+        if args.get("alpha") is not None and not args.get("quality"):
+            errs.append(("alpha", "`alpha` weighs the `quality=<column>` against diversity: give the column"))
         if m == "quota" and not args.get("per"):
             errs.append(("method", "select(method=quota) needs `per=<rows per value>`"))
         if m == "quota" and not args.get("order"):

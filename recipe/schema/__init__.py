@@ -69,8 +69,9 @@ def build_schema() -> dict:
                 "additionalProperties": VALUE}},
             "expect": {"type": "array", "items": {
                 "type": "object", "required": ["node", "that"], "additionalProperties": False,
-                "properties": {"node": NAME, "by": {**NAME, "description": "a column: the condition holds for "
-                                                                   "each group of rows with one value of it"}, "that": {
+                "properties": {"node": NAME, "by": {"oneOf": [NAME, {"type": "array", "items": NAME, "minItems": 1}],
+                                                    "description": "a column, or a list of columns: the condition holds "
+                                                                   "for each group of rows with one value of them"}, "that": {
                     "type": "string", "description": "a condition over aggregates of the node's rows: rows(), "
                                                      "count(cond), share(cond), mean(x), min(x), max(x)"}}}},
         },
