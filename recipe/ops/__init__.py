@@ -15,6 +15,7 @@ _MODULES = {
     "format_transfer": "format_transfer", "join": "join", "language": "language",
     "redact": "redact", "normalize": "normalize", "split_turns": "split_turns",
     "respond": "respond", "self_instruct": "self_instruct", "instances": "instances",
+    "shuffle": "shuffle",
 }
 # steps the planner makes from declarations, never written in a pipeline
 _INTERNAL = {"finetune": "finetune"}
