@@ -27,7 +27,10 @@ def file_digests(paths: list[Path]) -> list[str]:
     """Each file's SHA-256, the large ones remembered; files hashed on one thread per CPU
     (hashlib releases the GIL)."""
     memo = _Memo() if any(_size(p) >= REMEMBER_BYTES for p in paths) else None
-    found = [memo.get(p) if memo is not None else None for p in paths]
+    # each file's digest is remembered under its stat from before it was read: a file that
+    # changes while it is hashed no longer matches that stat, so it is hashed again next time
+    before = {p: memo.stat(p) for p in paths} if memo is not None else {}
+    found = [memo.get(before[p]) if memo is not None else None for p in paths]
     todo = [p for p, d in zip(paths, found) if d is None]
     if len(todo) < 2:
         fresh = [digest(p) for p in todo]
@@ -37,7 +40,8 @@ def file_digests(paths: list[Path]) -> list[str]:
     got = dict(zip(todo, fresh))
     if memo is not None:
         for p in todo:
-            memo.put(p, got[p])
+            if before[p] is not None:
+                memo.put(before[p], got[p])
         memo.save()
     return [d if d is not None else got[p] for p, d in zip(paths, found)]
 
@@ -72,16 +76,18 @@ class _Memo:
         self.changed = False
 
     @staticmethod
-    def _stat(p: Path) -> tuple[str, list] | None:
+    def stat(p: Path) -> tuple[str, list] | None:
+        """(resolved path, [size, mtime_ns, ctime_ns, inode, device]), or None (gone, small)."""
         try:
             st = os.stat(p)
-            return str(Path(p).resolve()), [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
         except OSError:
             return None
+        if st.st_size < REMEMBER_BYTES:
+            return None
+        return str(Path(p).resolve()), [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
 
-    def get(self, p: Path) -> str | None:
-        found = self._stat(p)
-        if found is None or found[1][0] < REMEMBER_BYTES:
+    def get(self, found: tuple[str, list] | None) -> str | None:
+        if found is None:
             return None
         e = self.entries.get(found[0])
         if not isinstance(e, list) or len(e) != 7 or e[:5] != found[1]:
@@ -89,10 +95,7 @@ class _Memo:
         e[6], self.changed = time.time(), True
         return e[5]
 
-    def put(self, p: Path, sha: str) -> None:
-        found = self._stat(p)
-        if found is None or found[1][0] < REMEMBER_BYTES:
-            return
+    def put(self, found: tuple[str, list], sha: str) -> None:
         now = time.time()
         if now - max(found[1][1], found[1][2]) / 1e9 < SETTLED_SECONDS:
             return  # just written: a write in the same timestamp tick could follow unseen

@@ -55,6 +55,26 @@ def test_a_file_written_moments_ago_is_not_remembered(tmp_path, monkeypatch):
     assert read == [f, f]
 
 
+def test_a_file_that_changes_while_it_is_hashed_is_not_remembered(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECIPE_CACHE_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(digests, "REMEMBER_BYTES", 1000)
+    monkeypatch.setattr(digests, "SETTLED_SECONDS", 0.0)
+    f = tmp_path / "grows.jsonl"
+    f.write_bytes(b"e" * 5000)
+    real = digests.digest
+
+    def hashed_then_appended(p):
+        got = real(p)
+        with open(p, "ab") as fh:  # a writer appends while the run reads
+            fh.write(b"more")
+        return got
+    monkeypatch.setattr(digests, "digest", hashed_then_appended)
+    digests.file_digests([f])
+    monkeypatch.setattr(digests, "digest", real)
+    read = _counted(monkeypatch)
+    assert digests.file_digests([f]) == [hashlib.sha256(f.read_bytes()).hexdigest()] and read == [f]
+
+
 def test_a_corrupt_or_unwritable_memo_only_costs_a_read(tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("RECIPE_CACHE_HOME", str(home))
