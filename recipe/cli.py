@@ -309,6 +309,18 @@ def cmd_diff(a) -> int:
     return 1 if lines and a.exit_code else 0
 
 
+def cmd_compare(a) -> int:
+    from .compare import as_text, compare
+    changes, steps, notes = compare(Path(a.old), Path(a.new), a.show)
+    if a.format == "json":
+        print(json.dumps({"sinks": [c.as_json(a.show) for c in changes], "steps": steps, "notes": notes},
+                         indent=2, ensure_ascii=False))
+    else:
+        print(as_text(changes, steps, notes, a.show, markdown=a.format == "markdown"), end="")
+    differ = any(c.removed or c.added or c.changed for c in changes) or bool(notes)
+    return 1 if differ and a.exit_code else 0
+
+
 def cmd_schema(a) -> int:
     from .schema import build_schema
     print(json.dumps(build_schema(), indent=2, ensure_ascii=False))
@@ -559,6 +571,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("b")
     p.add_argument("--exit-code", action="store_true", help="exit 1 when they differ")
     p.set_defaults(fn=cmd_diff)
+    p = sub.add_parser("compare", help="what a change did to the rows: two runs' outputs, row by row, "
+                                       "with the step that set each removed row aside")
+    p.add_argument("old", help="the --out folder of the run before the change")
+    p.add_argument("new", help="the --out folder of the run after it")
+    p.add_argument("--show", type=_at_least(0), default=5, metavar="N", help="rows shown of each kind (default 5)")
+    p.add_argument("--format", choices=("text", "markdown", "json"), default="text",
+                   help="markdown: for a pull-request comment")
+    p.add_argument("--exit-code", action="store_true", help="exit 1 when the outputs differ")
+    p.set_defaults(fn=cmd_compare)
     p = sub.add_parser("ops", help="list operators and their parameters")
     p.add_argument("names", nargs="*", metavar="NAME",
                    help="only these operators, row-expression functions or library recipes")
