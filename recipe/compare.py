@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from .io.readers import kind_suffix, open_bytes
 from .ui import n_rows
 
 SHOWN = 5  # rows shown of each kind, unless asked for more
+DUPLICATE_OF = re.compile(r"duplicate of (\S+?)[ ,;)]")  # dedupe's reasons name the row kept
 
 
 @dataclass
@@ -37,6 +39,7 @@ class SinkChange:
     removed_why: Counter = field(default_factory=Counter)  # the new run's step that set them aside
     added_why: Counter = field(default_factory=Counter)    # the old run's step that had set them aside
     reasons: dict = field(default_factory=dict)  # a shown row's key -> "step: reason"
+    kept: dict = field(default_factory=dict)  # a shown removed duplicate's key -> (the row kept, where they part)
 
     def as_json(self, show: int) -> dict:
         return {"file": self.file, "old_rows": self.old_rows, "new_rows": self.new_rows,
@@ -44,6 +47,7 @@ class SinkChange:
                 "removed": len(self.removed), "added": len(self.added), "changed": len(self.changed),
                 "removed_by": dict(self.removed_why.most_common()), "added_back_from": dict(self.added_why.most_common()),
                 "examples": {"removed": [{"key": k, "text": t} | ({"why": self.reasons[k]} if k in self.reasons else {})
+                                         | ({"kept": {"key": self.kept[k][0], "differs": self.kept[k][1]}} if k in self.kept else {})
                                          for k, t in self.removed[:show]],
                              "added": [{"key": k, "text": t} | ({"why_not_before": self.reasons[k]} if k in self.reasons else {})
                                        for k, t in self.added[:show]],
@@ -58,10 +62,20 @@ def compare(old: Path, new: Path, show: int = SHOWN) -> tuple[list[SinkChange], 
     notes = [f"{f}: written by the old run only" for f in so if f not in sn]
     notes += [f"{f}: written by the new run only" for f in sn if f not in so]
     changes = []
+    texts, olds = [], []  # each sink's rows by id: a removed duplicate and the row it copied
     for f in [f for f in sn if f in so]:
-        changes.append(_sink(f, list(_rows(old, so[f])), list(_rows(new, sn[f]))))
+        rows, before = list(_rows(new, sn[f])), list(_rows(old, so[f]))
+        changes.append(_sink(f, before, rows))
+        by_id = changes[-1].by_id
+        texts.append({r["_id"]: r for r in rows} if by_id else {})
+        olds.append({r["_id"]: r for r in before} if by_id else {})
     _reasons(new, [c.removed for c in changes], [c.removed_why for c in changes], [c.reasons for c in changes], show)
     _reasons(old, [c.added for c in changes], [c.added_why for c in changes], [c.reasons for c in changes], show)
+    for c, by_id, old_rows in zip(changes, texts, olds):
+        for k, _ in c.removed[:show]:
+            twin = DUPLICATE_OF.search(c.reasons.get(k, ""))
+            if twin and twin.group(1) in by_id and k in old_rows:
+                c.kept[k] = (twin.group(1), _where_they_differ(_full_text(old_rows[k]), _full_text(by_id[twin.group(1)])))
     steps = _steps(mo, mn)
     return changes, steps, notes
 
@@ -125,7 +139,12 @@ def _short(t: str, n: int = 160) -> str:
 
 
 def _text(row: dict) -> str:
-    """A row's first user turn (or instruction, or first text field), on one line."""
+    """A row's first user turn (or instruction, or first text field), on one line, cut."""
+    t = " ".join(_full_text(row).split())
+    return t if len(t) <= 90 else t[:87] + "..."
+
+
+def _full_text(row: dict) -> str:
     t = row.get("instruction")
     if not isinstance(t, str):
         turns = row.get("messages") or row.get("conversations") or []
@@ -133,8 +152,18 @@ def _text(row: dict) -> str:
                   and (x.get("role") or x.get("from")) in ("user", "human")), None) if isinstance(turns, list) else None
     if not isinstance(t, str):
         t = next((v for v in row.values() if isinstance(v, str)), "")
-    t = " ".join(t.split())
-    return t if len(t) <= 90 else t[:87] + "..."
+    return t
+
+
+def _where_they_differ(a: str, b: str) -> str:
+    """Where two near-duplicate texts first part, with a little of each from there."""
+    a, b = " ".join(a.split()), " ".join(b.split())
+    if a == b:
+        return "the same text"
+    i = next((j for j, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    lo = max(0, i - 15)
+    cut = (lambda t: ("..." if lo else "") + t[lo:i + 45] + ("..." if len(t) > i + 45 else ""))
+    return f"they part at character {i + 1:,}: {cut(a)!r} / kept {cut(b)!r}"
 
 
 def _sink(file: str, old: list[dict], new: list[dict]) -> SinkChange:
@@ -237,6 +266,8 @@ def as_text(changes: list[SinkChange], steps: list[dict], notes: list[str], show
                 rows.append(f"{sign} {k + ': ' if k else ''}{t}")
                 if k in c.reasons:
                     rows.append(f"    {'why: ' if sign == '-' else 'before: '}{_short(c.reasons[k])}")
+                if k in c.kept:
+                    rows.append(f"    against {c.kept[k][0]}: {c.kept[k][1]}")
             if len(got) > show:
                 rows.append(f"  ... {len(got) - show:,} more {label}")
         rows += [f"~ {k}: {t} ({', '.join(fields)} changed)" for k, t, fields in c.changed[:show]]

@@ -81,3 +81,25 @@ def test_a_folder_that_is_no_run_is_said_plainly(tmp_path, capsys):
     old = _run(tmp_path, "old")
     assert main(["compare", str(old), str(tmp_path / "nothing")]) == 1
     assert "holds no manifest.json: give the --out folder of a finished run" in capsys.readouterr().err
+
+
+def test_a_removed_near_duplicate_is_shown_against_the_row_kept(tmp_path, capsys):
+    base = "Summarise the following report on the river's water quality over the last ten years in plain words"
+    rows = [{"instruction": base + " for a school newsletter.", "output": "a"},
+            {"instruction": base + " for a city council meeting.", "output": "b"},
+            {"instruction": "Write a haiku about autumn leaves.", "output": "c"}]
+    data = write_jsonl(tmp_path / "d.jsonl", rows)
+    f = tmp_path / "n.recipe"
+    f.write_text(f'recipe n\nparam t: float = 0.95\nsource raw = read("{data}")\n'
+                 f'kept = raw | dedupe(method="minhash", on=instruction, threshold=t)\nwrite kept to "k.jsonl"\n')
+    for name, t in (("old", "0.95"), ("new", "0.6")):
+        assert main(["run", str(f), "--out", str(tmp_path / name), "--cache-dir", str(tmp_path / "c"), "-q",
+                     "--set", f"t={t}"]) == 0
+    capsys.readouterr()
+    assert main(["compare", str(tmp_path / "old"), str(tmp_path / "new")]) == 0
+    out = capsys.readouterr().out
+    assert "  - raw:1: Summarise the following report" in out
+    assert "      why: kept: duplicate of raw:0 (minhash on instruction)" in out
+    part = len(base) + len(" for a ") + 1
+    assert f"      against raw:0: they part at character {part}: '...in words for a city council meeting.' / " \
+           f"kept '...in words for a school newsletter.'" in out
