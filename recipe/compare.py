@@ -33,6 +33,7 @@ class SinkChange:
     new_rows: int
     by_id: bool  # matched by `_id` (else by content)
     same: int = 0
+    reordered: bool = False  # the rows both hold come in another order
     removed: list = field(default_factory=list)   # (key, text), every one
     added: list = field(default_factory=list)
     changed: list = field(default_factory=list)   # (key, text, fields that differ)
@@ -43,7 +44,7 @@ class SinkChange:
 
     def as_json(self, show: int) -> dict:
         return {"file": self.file, "old_rows": self.old_rows, "new_rows": self.new_rows,
-                "matched_by": "_id" if self.by_id else "content", "same": self.same,
+                "matched_by": "_id" if self.by_id else "content", "same": self.same, "reordered": self.reordered,
                 "removed": len(self.removed), "added": len(self.added), "changed": len(self.changed),
                 "removed_by": dict(self.removed_why.most_common()), "added_back_from": dict(self.added_why.most_common()),
                 "examples": {"removed": [{"key": k, "text": t} | ({"why": self.reasons[k]} if k in self.reasons else {})
@@ -183,6 +184,7 @@ def _sink(file: str, old: list[dict], new: list[dict]) -> SinkChange:
             else:
                 fields = sorted(k for k in set(o) | set(r) if o.get(k) != r.get(k))
                 c.changed.append((r["_id"], _text(r), fields))
+        c.reordered = [r["_id"] for r in old if r["_id"] in after] != [r["_id"] for r in new if r["_id"] in before]
         return c
     # no ids: rows matched by content, a row written twice counting twice
     left = Counter(_content(r) for r in old)
@@ -254,7 +256,8 @@ def as_text(changes: list[SinkChange], steps: list[dict], notes: list[str], show
     for c in changes:
         head = (f"{c.file}: {n_rows(c.old_rows)} -> {n_rows(c.new_rows)}: {len(c.removed):,} removed, "
                 f"{len(c.added):,} added, {len(c.changed):,} changed, {c.same:,} the same"
-                + ("" if c.by_id else " (matched by content: the file holds no `_id`)"))
+                + ("" if c.by_id else " (matched by content: the file holds no `_id`)")
+                + ("; the rows both hold come in another order" if c.reordered else ""))
         why = []
         if c.removed_why:
             why.append("removed, set aside by: " + ", ".join(f"{k} {v:,}" for k, v in c.removed_why.most_common()))

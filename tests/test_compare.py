@@ -57,6 +57,19 @@ def test_changed_rows_name_their_fields_and_the_same_runs_compare_equal(tmp_path
     assert "16 rows -> 16 rows: 0 removed, 0 added, 0 changed, 16 the same" in capsys.readouterr().out
 
 
+def test_the_same_rows_in_another_order_are_said_to_be(tmp_path):
+    data = write_jsonl(tmp_path / "d.jsonl", ROWS[:20])
+    f = tmp_path / "s.recipe"
+    f.write_text(f'recipe s\nparam seed: int = 0\nsource raw = read("{data}")\n'
+                 f'mixed = raw | shuffle(seed=seed)\nwrite mixed to "m.jsonl"\n')
+    for name, seed in (("old", "1"), ("new", "2"), ("again", "1")):
+        assert main(["run", str(f), "--out", str(tmp_path / name), "--cache-dir", str(tmp_path / "c"), "-q",
+                     "--set", f"seed={seed}"]) == 0
+    m = compare(tmp_path / "old", tmp_path / "new")[0][0]
+    assert (m.same, m.reordered, len(m.removed) + len(m.added) + len(m.changed)) == (20, True, 0)
+    assert not compare(tmp_path / "old", tmp_path / "again")[0][0].reordered
+
+
 def test_a_file_without_ids_is_matched_by_content(tmp_path):
     old, new = _run(tmp_path, "old"), _run(tmp_path, "new", least=4)
     a = next(c for c in compare(old, new)[0] if c.file == "k_alpaca.json")
