@@ -181,6 +181,10 @@ class Loaded:
                      "models": {k: {"kind": v["kind"], "source": v["source"], "identity": v["identity"]}
                                 for k, v in plan.models.items()},
                      "versions": versions(), "engine": engine}
+            from .ops import plugin_of
+            used = {s.op: plugin_of(s.op) for s in plan.steps}
+            if any(used.values()):  # operators from plugin packages: which, and at what version
+                extra["plugins"] = {op: v for op, v in sorted(used.items()) if v}
             reporter.log(f"running {self.recipe.name} ({len(plan.steps)} steps) into {out_dir}")
             def release(name):
                 if holder["rt"] is not None:

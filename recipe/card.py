@@ -105,6 +105,8 @@ def card(out: Path, cache_dir: Path | None = None) -> str:
         lines += ["", "## Warnings", ""] + [f"- {_cell(w, 400)}" for w in m["warnings"]]
     vers = m.get("versions") or {}
     lines += ["", "## Versions", "", ", ".join(f"{k} {v}" for k, v in vers.items())]
+    if m.get("plugins"):  # operators from plugin packages: the card says whose code made the rows
+        lines += ["", "Plugin operators: " + ", ".join(f"`{op}` ({v})" for op, v in m["plugins"].items())]
     if m.get("recipe_text"):
         lines += ["", "## The recipe", "", "```", m["recipe_text"].rstrip("\n"), "```"]
     return "\n".join(lines) + "\n"

@@ -323,7 +323,7 @@ def cmd_compare(a) -> int:
 
 def cmd_schema(a) -> int:
     from .schema import build_schema
-    print(json.dumps(build_schema(), indent=2, ensure_ascii=False))
+    print(json.dumps(build_schema(plugins_too=True), indent=2, ensure_ascii=False))
     return 0
 
 
@@ -344,7 +344,8 @@ def cmd_ops(a) -> int:
     show = (lambda n: n in wanted) if wanted else (lambda n: True)
     for name in filter(show, ops.names()):
         spec = ops.get(name)
-        print(f"{name} (v{spec.version}): {spec.doc}")
+        origin = ops.plugin_of(name)
+        print(f"{name} (v{spec.version}{', plugin: ' + origin if origin else ''}): {spec.doc}")
         for p in spec.params:
             extra = []
             if p.choices:

@@ -99,6 +99,29 @@ RUNTIME = ("recipe.runtime", "recipe.runtime.hf", "recipe.runtime.batching", "re
 
 
 @lru_cache(maxsize=None)
+def plugin_hash(module: str) -> str:
+    """Hash of a plugin operator's code (a module outside this package): every Python file of
+    its top-level package (or the module's own file), and the version of the distribution that
+    installed it, so an upgraded or edited plugin re-runs the steps it cached."""
+    import importlib.util
+    top = module.split(".")[0]
+    spec = importlib.util.find_spec(top)
+    h = hashlib.sha256(module.encode())
+    files: list[Path] = []
+    if spec is not None and spec.submodule_search_locations:
+        for loc in spec.submodule_search_locations:
+            files += sorted(Path(loc).rglob("*.py"))
+    elif spec is not None and spec.origin and spec.origin.endswith(".py"):
+        files.append(Path(spec.origin))
+    for f in files:
+        h.update(str(f.name).encode() + b"\0" + f.read_bytes() + b"\0")
+    dists = metadata.packages_distributions().get(top, [])
+    for d in sorted(dists):
+        h.update(f"{d}=={package_versions(d).get(d)}".encode())
+    return h.hexdigest()[:16]
+
+
+@lru_cache(maxsize=None)
 def package_versions(*names: str) -> dict[str, str | None]:
     """Each installed distribution's version, None where it is not installed (read once a
     process: the modules it runs are the ones first loaded)."""

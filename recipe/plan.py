@@ -14,7 +14,7 @@ from pathlib import Path
 from . import ops as registry
 from .check import Checked, deps
 from .checked import model_option, model_source
-from .codehash import ENGINE, RUNTIME, code_hash
+from .codehash import ENGINE, RUNTIME, code_hash, plugin_hash
 from .digests import file_digests
 from .ir import Lit, ListV, ParamRef, walk
 
@@ -192,6 +192,8 @@ def build_plan(c: Checked, source_paths: dict[str, str], model_identity, keep: t
             # the step's code: its operator's, the engines' its kernels run through and, for
             # model-backed steps, the runtime's that computes their model calls
             code = code_hash(type(spec).__module__, *ENGINE, *(RUNTIME if used else ()))
+            if not type(spec).__module__.startswith("recipe."):  # a plugin's operator: its own code too
+                code += plugin_hash(type(spec).__module__)
             parts = {"op": op.op, "version": spec.version, "code": code, "args": cargs,
                      "parents": [fps[x] for x in inputs],
                      "models": [models[m]["identity"] for m in used]}

@@ -161,5 +161,6 @@ def _expectations(found: list[dict]) -> str:
 
 
 def _provenance(man: dict) -> str:
-    shown = {k: man.get(k) for k in ("recipe", "recipe_hash", "params", "inputs", "models", "versions", "warnings")}
+    shown = {k: man.get(k) for k in ("recipe", "recipe_hash", "params", "inputs", "models", "versions", "plugins", "warnings")
+             if k != "plugins" or man.get(k)}
     return f"<pre>{_e(json.dumps(shown, indent=2, ensure_ascii=False))}</pre>"

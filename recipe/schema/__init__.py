@@ -14,11 +14,13 @@ SCALAR = {"type": ["string", "number", "boolean", "null"]}
 VALUE = {"anyOf": [SCALAR, {"type": "array"}]}
 
 
-def build_schema() -> dict:
+def build_schema(plugins_too: bool = False) -> dict:
+    """The schema of the YAML form; of the built-in operators (the committed file), or with
+    `plugins_too` of the installed plugins' too (`recipe schema`, for an editor)."""
     from .. import ops
     from ..check_io import SINK_OPTIONS, SOURCE_OPTIONS
     op_items = []
-    for name in ops.names():
+    for name in ops.names(plugins_too):
         spec = ops.get(name)
         body = spec.json_schema()
         alt = [body]
