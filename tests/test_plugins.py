@@ -144,3 +144,32 @@ def test_the_shipped_schema_holds_built_in_operators_only(plugin, capsys):
     assert "long_words" not in names and "filter" in names
     assert main(["schema"]) == 0
     assert '"long_words"' in capsys.readouterr().out
+
+
+def test_the_example_plugin_installs_and_runs(tmp_path, capsys):
+    """examples/plugin, installed by pip as a user would (from a copy: the build writes beside
+    its sources), gives `long_words` to recipes."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+    src = tmp_path / "plugin"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "examples" / "plugin", src)
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+                    "--target", str(site), str(src)], check=True, capture_output=True)
+    sys.path.insert(0, str(site))
+    ops.plugins.cache_clear()
+    try:
+        data = write_jsonl(tmp_path / "d.jsonl", ROWS)
+        f = tmp_path / "p.recipe"
+        f.write_text(f'recipe p\nsource raw = read("{data}")\nx = raw | long_words(length=4, least=3)\n'
+                     f'write x to "x.jsonl"\n')
+        res = load(str(f)).run(out=tmp_path / "o", cache_dir=tmp_path / "c")
+        assert [json.loads(x)["long_words"] for x in (tmp_path / "o" / "x.jsonl").read_text().splitlines()] == [3, 3]
+        assert res.manifest["plugins"] == {"long_words": "recipe-long-words 0.1.0"}
+    finally:
+        sys.path.remove(str(site))
+        ops.plugins.cache_clear()
+        ops._CACHE.pop("long_words", None)
+        for m in [m for m in sys.modules if m.startswith("recipe_long_words")]:
+            del sys.modules[m]
