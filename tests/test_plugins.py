@@ -1,9 +1,10 @@
-"""Operators from installed plugin packages (entry points in the group `recipe.operators`):
-found, checked, run and fingerprinted like built-in ones; an edited plugin re-runs its steps
+"""Operators from installed plugin packages (entry points in the group `recipe.operators`),
+examples/plugin's: found, checked, run and fingerprinted like built-in ones; an edited plugin re-runs its steps
 ("code changed"); a broken one is said with its package; a built-in name cannot be taken."""
 import json
+import shutil
 import sys
-import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -16,46 +17,15 @@ from recipe.schema import build_schema
 
 from conftest import write_jsonl
 
-PLUGIN = '''
-import pyarrow as pa
-from recipe.ops import Op, P
-
-
-class LongWords(Op):
-    name = "long_words"
-    kind = "map"
-    version = 1
-    doc = "Count words longer than `length` characters; set aside rows with fewer than `least`."
-    params = (P("on", "column", default="response"), P("length", "int", default=4, min=1),
-              P("least", "int", default=0, min=0))
-
-    def reads(self, args):
-        return [args.get("on", "response")]
-
-    def adds(self, args):
-        return ["long_words"]
-
-    def types(self, args):
-        return {"long_words": "int"}
-
-    def run(self, ctx, args, inputs):
-        src = inputs[0]
-        length, least = args.get("length", 4), args.get("least", 0)
-        counts = [sum(len(w) > length for w in (t or "").split()) for t in src.texts(args.get("on", "response"))]
-        drop = {i: f"long_words: {c} long words, fewer than {least}" for i, c in enumerate(counts) if c < least}
-        ctx.out.add_columns(src, pa.table({"long_words": pa.array(counts, pa.int64())}), drop)
-
-
-OP = LongWords()
-'''
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "plugin"
 
 
 @pytest.fixture
 def plugin(tmp_path):
-    """A plugin distribution `longwords 0.1` on sys.path: its package and its entry points."""
+    """examples/plugin's package as a distribution `longwords 0.1` on sys.path (a copy: the
+    tests edit it), with its entry points."""
     site = tmp_path / "site"
-    (site / "longwords").mkdir(parents=True)
-    (site / "longwords" / "__init__.py").write_text(PLUGIN)
+    shutil.copytree(EXAMPLE / "recipe_long_words", site / "longwords")
     info = site / "longwords-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: longwords\nVersion: 0.1\n")
@@ -67,7 +37,7 @@ def plugin(tmp_path):
         codehash.plugin_hash.cache_clear()
         for name in [n for n in ops._CACHE if n not in ops._MODULES and n not in ops._INTERNAL]:
             del ops._CACHE[name]
-        for m in [m for m in sys.modules if m.split(".")[0] in ("longwords", "brokenops")]:
+        for m in [m for m in sys.modules if m.split(".")[0] in ("longwords", "brokenops", "recipe_long_words")]:
             del sys.modules[m]
     forget()
     yield site
@@ -81,7 +51,7 @@ ROWS = [{"instruction": f"q{i}", "output": " ".join(["tiny"] * 3 + ["enormous"] 
 def _recipe(tmp_path, least=2):
     data = write_jsonl(tmp_path / "d.jsonl", ROWS)
     f = tmp_path / "p.recipe"
-    f.write_text(f'recipe p\nsource raw = read("{data}")\nx = raw | long_words(least={least}) | filter(long_words < 3)\n'
+    f.write_text(f'recipe p\nsource raw = read("{data}")\nx = raw | long_words(length=4, least={least}) | filter(long_words < 3)\n'
                  f'write x to "x.jsonl"\n')
     return f
 
@@ -94,7 +64,7 @@ def test_a_plugin_operator_is_checked_run_and_listed(plugin, tmp_path, capsys):
     node = res.manifest["nodes"][1]
     assert (node["op"], node["rows_in"], node["rows_out"], node["rows_set_aside"]) == ("long_words", 8, 4, 4)
     aside = (tmp_path / "o" / "set_aside.jsonl").read_text()
-    assert "long_words: 0 long words, fewer than 2" in aside and res.manifest["plugins"] == {"long_words": "longwords 0.1"}
+    assert "long_words: 0 words longer than 4, fewer than 2" in aside and res.manifest["plugins"] == {"long_words": "longwords 0.1"}
     from recipe.card import write_card
     assert "Plugin operators: `long_words` (longwords 0.1)" in write_card(tmp_path / "o", cache_dir=tmp_path / "c").read_text()
     # its parameters are checked like a built-in's; its column's type flows on
@@ -115,6 +85,7 @@ def test_an_edited_plugin_re_runs_its_steps(plugin, tmp_path, capsys):
     assert "code changed" not in capsys.readouterr().out
     src = plugin / "longwords" / "__init__.py"
     src.write_text(src.read_text().replace('fewer than {least}"', 'below {least}"'))
+    assert "below {least}" in src.read_text()
     codehash.plugin_hash.cache_clear()  # as a new process would read it
     assert main(["plan", str(f), "--cache-dir", str(tmp_path / "c")]) == 0
     assert "long_words <- raw  [code changed]" in capsys.readouterr().out
@@ -149,11 +120,9 @@ def test_the_shipped_schema_holds_built_in_operators_only(plugin, capsys):
 def test_the_example_plugin_installs_and_runs(tmp_path, capsys):
     """examples/plugin, installed by pip as a user would (from a copy: the build writes beside
     its sources), gives `long_words` to recipes."""
-    import shutil
     import subprocess
-    from pathlib import Path
     src = tmp_path / "plugin"
-    shutil.copytree(Path(__file__).resolve().parents[1] / "examples" / "plugin", src)
+    shutil.copytree(EXAMPLE, src)
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
                     "--target", str(site), str(src)], check=True, capture_output=True)
