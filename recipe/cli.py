@@ -317,7 +317,7 @@ def cmd_compare(a) -> int:
                          indent=2, ensure_ascii=False))
     else:
         print(as_text(changes, steps, notes, a.show, markdown=a.format == "markdown"), end="")
-    differ = any(c.removed or c.added or c.changed for c in changes) or bool(notes)
+    differ = any(c.removed_keys or c.added_keys or c.changed_keys for c in changes) or bool(notes)
     return 1 if differ and a.exit_code else 0
 
 

@@ -6,7 +6,8 @@ added one was not there before; and each step's rows out, side by side. `recipe 
 
 Rows are matched by `_id` where both files carry it (canonical JSON lines, the default sink),
 else by their whole content (formats such as Alpaca's leave the ids out), counted as a
-multiset. Memory: each side's row keys and content hashes, and the shown rows' texts."""
+multiset. Memory: each side's row keys and content hashes (a 1M-row sink: about 200 MB a
+side), and the shown rows; each file is read twice."""
 from __future__ import annotations
 
 import csv
@@ -34,9 +35,14 @@ class SinkChange:
     by_id: bool  # matched by `_id` (else by content)
     same: int = 0
     reordered: bool = False  # the rows both hold come in another order
-    removed: list = field(default_factory=list)   # (key, text), every one
+    # every removed, added and changed row's key (`_id`; None when matched by content), in file order
+    removed_keys: list = field(default_factory=list)
+    added_keys: list = field(default_factory=list)
+    changed_keys: list = field(default_factory=list)
+    # the shown ones (the first `show` of each): (key, text), and (key, text, fields that differ)
+    removed: list = field(default_factory=list)
     added: list = field(default_factory=list)
-    changed: list = field(default_factory=list)   # (key, text, fields that differ)
+    changed: list = field(default_factory=list)
     removed_why: Counter = field(default_factory=Counter)  # the new run's step that set them aside
     added_why: Counter = field(default_factory=Counter)    # the old run's step that had set them aside
     reasons: dict = field(default_factory=dict)  # a shown row's key -> "step: reason"
@@ -45,7 +51,7 @@ class SinkChange:
     def as_json(self, show: int) -> dict:
         return {"file": self.file, "old_rows": self.old_rows, "new_rows": self.new_rows,
                 "matched_by": "_id" if self.by_id else "content", "same": self.same, "reordered": self.reordered,
-                "removed": len(self.removed), "added": len(self.added), "changed": len(self.changed),
+                "removed": len(self.removed_keys), "added": len(self.added_keys), "changed": len(self.changed_keys),
                 "removed_by": dict(self.removed_why.most_common()), "added_back_from": dict(self.added_why.most_common()),
                 "examples": {"removed": [{"key": k, "text": t} | ({"why": self.reasons[k]} if k in self.reasons else {})
                                          | ({"kept": {"key": self.kept[k][0], "differs": self.kept[k][1]}} if k in self.kept else {})
@@ -57,28 +63,19 @@ class SinkChange:
 
 def compare(old: Path, new: Path, show: int = SHOWN) -> tuple[list[SinkChange], list[dict], list[str]]:
     """(each sink both runs wrote, compared; each step's rows out in both; the sinks only one
-    run wrote, said). The first `show` rows of each kind get their reasons."""
+    run wrote, said). Two passes over each file: keys and content hashes, then the shown
+    rows (the first `show` of each kind, with their reasons, and the rows kept in their place)."""
     mo, mn = _manifest(old), _manifest(new)
     so, sn = {s["file"]: s for s in mo["sinks"]}, {s["file"]: s for s in mn["sinks"]}
     notes = [f"{f}: written by the old run only" for f in so if f not in sn]
     notes += [f"{f}: written by the new run only" for f in sn if f not in so]
-    changes = []
-    texts, olds = [], []  # each sink's rows by id: a removed duplicate and the row it copied
-    for f in [f for f in sn if f in so]:
-        rows, before = list(_rows(new, sn[f])), list(_rows(old, so[f]))
-        changes.append(_sink(f, before, rows))
-        by_id = changes[-1].by_id
-        texts.append({r["_id"]: r for r in rows} if by_id else {})
-        olds.append({r["_id"]: r for r in before} if by_id else {})
-    _reasons(new, [c.removed for c in changes], [c.removed_why for c in changes], [c.reasons for c in changes], show)
-    _reasons(old, [c.added for c in changes], [c.added_why for c in changes], [c.reasons for c in changes], show)
-    for c, by_id, old_rows in zip(changes, texts, olds):
-        for k, _ in c.removed[:show]:
-            twin = DUPLICATE_OF.search(c.reasons.get(k, ""))
-            if twin and twin.group(1) in by_id and k in old_rows:
-                c.kept[k] = (twin.group(1), _where_they_differ(_full_text(old_rows[k]), _full_text(by_id[twin.group(1)])))
-    steps = _steps(mo, mn)
-    return changes, steps, notes
+    files = [f for f in sn if f in so]
+    changes = [_sink(f, _index(old, so[f]), _index(new, sn[f]), show) for f in files]
+    _reasons(new, [c.removed_keys for c in changes], [c.removed_why for c in changes], [c.reasons for c in changes], show)
+    _reasons(old, [c.added_keys for c in changes], [c.added_why for c in changes], [c.reasons for c in changes], show)
+    for f, c in zip(files, changes):
+        _shown(c, old, so[f], new, sn[f], show)
+    return changes, _steps(mo, mn), notes
 
 
 def _manifest(out: Path) -> dict:
@@ -129,9 +126,9 @@ def _rows(out: Path, sink: dict) -> Iterator[dict]:
             raise UserError(f"cannot read {p}: {e}") from None
 
 
-def _content(row: dict) -> str:
-    return hashlib.sha256(json.dumps({k: v for k, v in row.items() if k != "_id"}, sort_keys=True,
-                                     ensure_ascii=False, default=str).encode()).hexdigest()
+def _content(row: dict) -> bytes:
+    return hashlib.blake2b(json.dumps({k: v for k, v in row.items() if k != "_id"}, sort_keys=True,
+                                      ensure_ascii=False, default=str).encode(), digest_size=16).digest()
 
 
 def _short(t: str, n: int = 160) -> str:
@@ -167,50 +164,83 @@ def _where_they_differ(a: str, b: str) -> str:
     return f"they part at character {i + 1:,}: {cut(a)!r} / kept {cut(b)!r}"
 
 
-def _sink(file: str, old: list[dict], new: list[dict]) -> SinkChange:
-    c = SinkChange(file, len(old), len(new), bool(old or new) and all("_id" in r for r in old + new))
+def _index(out: Path, sink: dict) -> list[tuple]:
+    """(`_id` or None, content hash) of each row of a sink's files, in order."""
+    return [(r.get("_id"), _content(r)) for r in _rows(out, sink)]
+
+
+def _sink(file: str, old: list[tuple], new: list[tuple], show: int) -> SinkChange:
+    c = SinkChange(file, len(old), len(new), bool(old or new) and all(k is not None for k, _ in old + new))
     if c.by_id:
-        before = {r["_id"]: r for r in old}
-        after = {r["_id"]: r for r in new}
-        for r in old:
-            if r["_id"] not in after:
-                c.removed.append((r["_id"], _text(r)))
-        for r in new:
-            o = before.get(r["_id"])
-            if o is None:
-                c.added.append((r["_id"], _text(r)))
-            elif _content(o) == _content(r):
+        before, after = dict(old), dict(new)
+        c.removed_keys = [k for k, _ in old if k not in after]
+        for k, h in new:
+            if k not in before:
+                c.added_keys.append(k)
+            elif before[k] == h:
                 c.same += 1
             else:
-                fields = sorted(k for k in set(o) | set(r) if o.get(k) != r.get(k))
-                c.changed.append((r["_id"], _text(r), fields))
-        c.reordered = [r["_id"] for r in old if r["_id"] in after] != [r["_id"] for r in new if r["_id"] in before]
+                c.changed_keys.append(k)
+        c.reordered = [k for k, _ in old if k in after] != [k for k, _ in new if k in before]
         return c
     # no ids: rows matched by content, a row written twice counting twice
-    left = Counter(_content(r) for r in old)
-    for r in new:
-        h = _content(r)
+    left = Counter(h for _, h in old)
+    for _, h in new:
         if left[h] > 0:
             left[h] -= 1
             c.same += 1
         else:
-            c.added.append((None, _text(r)))
-    for r in old:
-        h = _content(r)
+            c.added_keys.append(None)
+            c.added.append(h) if len(c.added) < show else None
+    for _, h in old:
         if left[h] > 0:
             left[h] -= 1
-            c.removed.append((None, _text(r)))
+            c.removed_keys.append(None)
+            c.removed.append(h) if len(c.removed) < show else None
     return c
 
 
+def _shown(c: SinkChange, old: Path, old_sink: dict, new: Path, new_sink: dict, show: int) -> None:
+    """The shown rows' texts (a second pass over each side's files, holding only those rows),
+    the fields of the shown changed rows, and a shown removed duplicate against the row kept."""
+    if c.by_id:
+        twins = {m.group(1) for k in c.removed_keys[:show] if (m := DUPLICATE_OF.search(c.reasons.get(k, "")))}
+        want_old = set(c.removed_keys[:show]) | set(c.changed_keys[:show])
+        want_new = set(c.added_keys[:show]) | set(c.changed_keys[:show]) | twins
+        got_old = {r["_id"]: r for r in _rows(old, old_sink) if r.get("_id") in want_old}
+        got_new = {r["_id"]: r for r in _rows(new, new_sink) if r.get("_id") in want_new}
+        c.removed = [(k, _text(got_old[k])) for k in c.removed_keys[:show]]
+        c.added = [(k, _text(got_new[k])) for k in c.added_keys[:show]]
+        c.changed = [(k, _text(got_new[k]), sorted(f for f in set(got_old[k]) | set(got_new[k])
+                                                  if got_old[k].get(f) != got_new[k].get(f)))
+                     for k in c.changed_keys[:show]]
+        for k in c.removed_keys[:show]:
+            twin = DUPLICATE_OF.search(c.reasons.get(k, ""))
+            if twin and twin.group(1) in got_new:
+                c.kept[k] = (twin.group(1), _where_they_differ(_full_text(got_old[k]), _full_text(got_new[twin.group(1)])))
+        return
+    # by content: the first rows with each shown hash (as many as were shown of it)
+    for attr, out, sink in (("removed", old, old_sink), ("added", new, new_sink)):
+        wanted = Counter(getattr(c, attr))
+        texts = []
+        for r in _rows(out, sink):
+            h = _content(r)
+            if wanted[h] > 0:
+                wanted[h] -= 1
+                texts.append((None, _text(r)))
+                if len(texts) == len(getattr(c, attr)):
+                    break
+        setattr(c, attr, texts)
+
+
 def _reasons(out: Path, keyed: list[list], counts: list[Counter], reasons: list[dict], show: int) -> None:
-    """Count, for rows of `keyed` (key, ...) with an `_id`, the step of the run in `out` that
+    """Count, for the keys of `keyed` (`_id`s; None for rows matched by content), the step of the run in `out` that
     set each aside (from its set_aside.jsonl, streamed); those it did not: "not in its
     input". The first `show` rows of each list get the reason itself in `reasons`."""
     wanted: dict[str, list[int]] = {}
     shown: set[str] = set()
-    for i, rows in enumerate(keyed):
-        for j, (k, *_) in enumerate(rows):
+    for i, keys in enumerate(keyed):
+        for j, k in enumerate(keys):
             if k is not None:
                 wanted.setdefault(k, []).append(i)
                 if j < show:
@@ -254,8 +284,8 @@ def as_text(changes: list[SinkChange], steps: list[dict], notes: list[str], show
     rows in a `diff` block: removed red, added green)."""
     out = []
     for c in changes:
-        head = (f"{c.file}: {n_rows(c.old_rows)} -> {n_rows(c.new_rows)}: {len(c.removed):,} removed, "
-                f"{len(c.added):,} added, {len(c.changed):,} changed, {c.same:,} the same"
+        head = (f"{c.file}: {n_rows(c.old_rows)} -> {n_rows(c.new_rows)}: {len(c.removed_keys):,} removed, "
+                f"{len(c.added_keys):,} added, {len(c.changed_keys):,} changed, {c.same:,} the same"
                 + ("" if c.by_id else " (matched by content: the file holds no `_id`)")
                 + ("; the rows both hold come in another order" if c.reordered else ""))
         why = []
@@ -264,18 +294,18 @@ def as_text(changes: list[SinkChange], steps: list[dict], notes: list[str], show
         if c.added_why:
             why.append("added, set aside before by: " + ", ".join(f"{k} {v:,}" for k, v in c.added_why.most_common()))
         rows = []
-        for sign, label, got in (("-", "removed", c.removed), ("+", "added", c.added)):
+        for sign, label, got, total in (("-", "removed", c.removed, c.removed_keys), ("+", "added", c.added, c.added_keys)):
             for k, t in got[:show]:
                 rows.append(f"{sign} {k + ': ' if k else ''}{t}")
                 if k in c.reasons:
                     rows.append(f"    {'why: ' if sign == '-' else 'before: '}{_short(c.reasons[k])}")
                 if k in c.kept:
                     rows.append(f"    against {c.kept[k][0]}: {c.kept[k][1]}")
-            if len(got) > show:
-                rows.append(f"  ... {len(got) - show:,} more {label}")
+            if len(total) > show:
+                rows.append(f"  ... {len(total) - show:,} more {label}")
         rows += [f"~ {k}: {t} ({', '.join(fields)} changed)" for k, t, fields in c.changed[:show]]
-        if len(c.changed) > show:
-            rows.append(f"  ... {len(c.changed) - show:,} more changed")
+        if len(c.changed_keys) > show:
+            rows.append(f"  ... {len(c.changed_keys) - show:,} more changed")
         if markdown:
             out += [f"### `{c.file}`", "", head.split(": ", 1)[1], ""] + [f"- {w}" for w in why] + (
                 [""] if why else []) + (["```diff", *rows, "```", ""] if rows else [])

@@ -33,11 +33,12 @@ def test_removed_rows_are_counted_and_each_says_which_step_set_it_aside(tmp_path
     changes, steps, notes = compare(old, new)
     k = next(c for c in changes if c.file == "k.jsonl")
     # least 1 keeps n % 5 in 1..4 (16 rows, the copy of row 3 deduplicated), least 3 keeps 3..4 (8)
-    assert (k.old_rows, k.new_rows, len(k.removed), len(k.added), len(k.changed), k.same) == (16, 8, 8, 0, 0, 8)
+    assert (k.old_rows, k.new_rows, len(k.removed_keys), len(k.added_keys), len(k.changed_keys), k.same) == (16, 8, 8, 0, 0, 8)
+    assert len(k.removed) == 5  # the shown ones
     assert k.by_id and dict(k.removed_why) == {"kept/filter": 8}
     assert k.reasons["raw:1"].startswith("kept/filter: ")
     shards = next(c for c in changes if c.file == "parts.jsonl")  # both files of the sharded sink
-    assert (shards.old_rows, shards.new_rows, len(shards.removed)) == (16, 8, 8)
+    assert (shards.old_rows, shards.new_rows, len(shards.removed_keys)) == (16, 8, 8)
     assert {"step": "kept/filter", "old": 17, "new": 9} in steps and notes == []
     assert main(["compare", str(old), str(new), "--exit-code", "--show", "2"]) == 1
     out = capsys.readouterr().out
@@ -52,7 +53,7 @@ def test_removed_rows_are_counted_and_each_says_which_step_set_it_aside(tmp_path
 def test_changed_rows_name_their_fields_and_the_same_runs_compare_equal(tmp_path, capsys):
     old, new = _run(tmp_path, "old"), _run(tmp_path, "new", tag="b")
     k = next(c for c in compare(old, new)[0] if c.file == "k.jsonl")
-    assert (len(k.changed), k.same) == (16, 0) and k.changed[0][2] == ["tag"]
+    assert (len(k.changed_keys), k.same) == (16, 0) and k.changed[0][2] == ["tag"]
     assert main(["compare", str(old), str(_run(tmp_path, "again")), "--exit-code"]) == 0
     assert "16 rows -> 16 rows: 0 removed, 0 added, 0 changed, 16 the same" in capsys.readouterr().out
 
@@ -66,15 +67,16 @@ def test_the_same_rows_in_another_order_are_said_to_be(tmp_path):
         assert main(["run", str(f), "--out", str(tmp_path / name), "--cache-dir", str(tmp_path / "c"), "-q",
                      "--set", f"seed={seed}"]) == 0
     m = compare(tmp_path / "old", tmp_path / "new")[0][0]
-    assert (m.same, m.reordered, len(m.removed) + len(m.added) + len(m.changed)) == (20, True, 0)
+    assert (m.same, m.reordered, len(m.removed_keys) + len(m.added_keys) + len(m.changed_keys)) == (20, True, 0)
     assert not compare(tmp_path / "old", tmp_path / "again")[0][0].reordered
 
 
 def test_a_file_without_ids_is_matched_by_content(tmp_path):
     old, new = _run(tmp_path, "old"), _run(tmp_path, "new", least=4)
     a = next(c for c in compare(old, new)[0] if c.file == "k_alpaca.json")
-    assert not a.by_id and (len(a.removed), len(a.added), a.same) == (12, 0, 4)
+    assert not a.by_id and (len(a.removed_keys), len(a.added_keys), a.same) == (12, 0, 4)
     assert all(k is None for k, _ in a.removed) and not a.removed_why  # no ids: no reasons to look up
+    assert [t for _, t in a.removed] == ["Question 1?", "Question 2?", "Question 3?", "Question 6?", "Question 7?"]
 
 
 def test_markdown_and_json_for_a_pull_request(tmp_path, capsys):
