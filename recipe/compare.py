@@ -75,7 +75,24 @@ def compare(old: Path, new: Path, show: int = SHOWN) -> tuple[list[SinkChange], 
     _reasons(old, [c.added_keys for c in changes], [c.added_why for c in changes], [c.reasons for c in changes], show)
     for f, c in zip(files, changes):
         _shown(c, old, so[f], new, sn[f], show)
-    return changes, _steps(mo, mn), notes
+    return changes, _steps(mo, mn), notes + _expectations(mo, mn)
+
+
+def _expectations(mo: dict, mn: dict) -> list[str]:
+    """The recipe's expectations whose verdict moved between the runs (met -> not met, or
+    back), and those only one run had, as lines."""
+    from .ui import expectation_text, expectation_values
+    old = {expectation_text(e): e for e in mo.get("expectations", [])}
+    new = {expectation_text(e): e for e in mn.get("expectations", [])}
+    out = []
+    for t, e in new.items():
+        verdict = "met" if e["ok"] else "NOT MET"
+        if t not in old:
+            out.append(f"{t}: {verdict} (new: {expectation_values(e)})")
+        elif old[t]["ok"] != e["ok"]:
+            out.append(f"{t}: {'met' if old[t]['ok'] else 'NOT MET'} -> {verdict} ({expectation_values(e)})")
+    out += [f"{t}: dropped (was {'met' if e['ok'] else 'NOT MET'})" for t, e in old.items() if t not in new]
+    return out
 
 
 def _manifest(out: Path) -> dict:
