@@ -21,7 +21,7 @@ from typing import Iterator
 
 from .diagnostics import UserError
 from .io.readers import kind_suffix, open_bytes
-from .ui import n_rows
+from .ui import expectation_text, expectation_values, n_rows
 
 SHOWN = 5  # rows shown of each kind, unless asked for more
 DUPLICATE_OF = re.compile(r"duplicate of (\S+?)[ ,;)]")  # dedupe's reasons name the row kept
@@ -81,7 +81,6 @@ def compare(old: Path, new: Path, show: int = SHOWN) -> tuple[list[SinkChange], 
 def _expectations(mo: dict, mn: dict) -> list[str]:
     """The recipe's expectations whose verdict moved between the runs (met -> not met, or
     back), and those only one run had, as lines."""
-    from .ui import expectation_text, expectation_values
     old = {expectation_text(e): e for e in mo.get("expectations", [])}
     new = {expectation_text(e): e for e in mn.get("expectations", [])}
     out = []
