@@ -133,7 +133,8 @@ def plan_text(plan, store, fingerprints: bool = True, weights_dir=None) -> str:
                   if o.get("shard_rows") else "")
         lines.append(f"write {s['name']} -> {s['path']} ({sink_shape(s['path'], s['format'])}{shards})")
     for e in plan.expects:
-        lines.append(f"{expectation_text({**e, 'expect': e['text']})} (checked on {e['step']}'s rows after the run)")
+        lines.append(f"{expectation_text({**e, 'expect': e['text']})} (checked on {e['step']}'s rows as soon as "
+                     f"that step is finished)")
     if plan.models:
         lines.append("models (each loaded once, shared by every step that names it, released after its last step):")
         for name, m in plan.models.items():

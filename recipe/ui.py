@@ -36,8 +36,11 @@ def group_text(g) -> str:
 
 
 def expectation_text(e: dict) -> str:
-    """`expect NODE [by COLUMN, ...]: CONDITION`."""
-    return f"expect {e['node']}" + (f" by {e['by']}" if e.get("by") else "") + f": {e['expect']}"
+    """`expect NODE [by COLUMN, ...]: CONDITION` (of a result, or of a plan's expectation,
+    whose `by` is a list of columns)."""
+    by = e.get("by")
+    by = ", ".join(by) if isinstance(by, list) else by
+    return f"expect {e['node']}" + (f" by {by}" if by else "") + f": {e['expect']}"
 
 
 def n_rows(n: int) -> str:

@@ -166,7 +166,7 @@ def test_plan_review_diff_card_and_report_show_them(tmp_path, capsys):
     from recipe.report import write_report
     f = recipe(tmp_path)
     assert main(["plan", str(f), "--cache-dir", str(tmp_path / "c")]) == 0
-    assert "expect other: rows() == 2 (checked on other's rows after the run)" in capsys.readouterr().out
+    assert "expect other: rows() == 2 (checked on other's rows as soon as that step is finished)" in capsys.readouterr().out
     loose = tmp_path / "loose.recipe"
     loose.write_text(f.read_text().replace("rows() == 2", "rows() >= 1"))
     assert main(["plan", str(loose), "--against", str(f), "--cache-dir", str(tmp_path / "c")]) == 0
@@ -265,6 +265,8 @@ def test_by_several_columns_each_combination_is_a_group(tmp_path, capsys):
     assert main(["run", str(f), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"), "-q"]) == 3
     assert ("expect kept by parity, answered: rows() >= 3 (not met in 2 of 3 groups: (0, false): rows() = 2; "
             "(0, true): rows() = 2)") in capsys.readouterr().err
+    assert main(["plan", str(f), "--cache-dir", str(tmp_path / "c")]) == 0  # the plan's `by` is a list
+    assert "expect kept by parity, answered: rows() >= 3 (checked on kept's rows" in capsys.readouterr().out
     e = json.loads((tmp_path / "o" / "manifest.json").read_text())["expectations"][0]
     assert e["by"] == "parity, answered" and e["not_met"] == [{"group": [0, False], "values": {"rows()": 2}},
                                                               {"group": [0, True], "values": {"rows()": 2}}]
